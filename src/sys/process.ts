@@ -1,0 +1,72 @@
+// Process-level syscalls the tool makes on its own behalf.
+import { addressOf, syscall, syscallRaw } from './libc.js';
+import { SyscallError } from './syscall-error.js';
+
+export const KCMP_FILE = 0;
+
+export function pidfdOpen(pid: number): number {
+  return Number(syscall('pidfd_open', pid, 0));
+}
+/** Duplicates fd `targetFd` of the task behind `pidfd` into this process (with O_CLOEXEC). */
+export function pidfdGetfd(pidfd: number, targetFd: number): number {
+  return Number(syscall('pidfd_getfd', pidfd, targetFd, 0));
+}
+/** kcmp(KCMP_FILE): 0 same file object, 1 / 2 ordering, 3 not equal (no ordering). */
+export function kcmpFile(pid1: number, pid2: number, fd1: number, fd2: number): number {
+  return Number(syscall('kcmp', pid1, pid2, KCMP_FILE, fd1, fd2));
+}
+export function kill(pid: number, sig: number): void {
+  syscall('kill', pid, sig);
+}
+export function tgkill(tgid: number, tid: number, sig: number): void {
+  syscall('tgkill', tgid, tid, sig);
+}
+/** Whether a pid names a live (or zombie) task. */
+export function pidExists(pid: number): boolean {
+  const r = syscallRaw('kill', pid, 0);
+  return r === 0n || r === -1n; // EPERM still means it exists
+}
+
+export interface Rlimit {
+  cur: bigint;
+  max: bigint;
+}
+export function getRlimit(pid: number, resource: number): Rlimit {
+  const old = Buffer.alloc(16);
+  syscall('prlimit64', pid, resource, 0, addressOf(old));
+  return { cur: old.readBigUInt64LE(0), max: old.readBigUInt64LE(8) };
+}
+export function setRlimit(pid: number, resource: number, lim: Rlimit): void {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(lim.cur, 0);
+  b.writeBigUInt64LE(lim.max, 8);
+  syscall('prlimit64', pid, resource, addressOf(b), 0);
+}
+
+export function closeFd(fd: number): void {
+  syscallRaw('close', fd);
+}
+export function dupFd(fd: number): number {
+  return Number(syscall('dup', fd));
+}
+export function lseek(fd: number, off: bigint, whence: number): bigint {
+  return syscall('lseek', fd, off, whence);
+}
+export function fcntl(fd: number, cmd: number, arg: number | bigint = 0): number {
+  return Number(syscall('fcntl', fd, cmd, arg));
+}
+export function openat(dirfd: number, path: string, flags: number, mode = 0): number {
+  const p = Buffer.from(path + '\0');
+  const r = syscallRaw('openat', dirfd, addressOf(p), flags, mode);
+  if (r < 0n) throw new SyscallError('openat', Number(-r), path);
+  return Number(r);
+}
+export function ioctl(fd: number, req: bigint | number, arg: bigint | number): bigint {
+  return syscall('ioctl', fd, req, arg);
+}
+export function mmapSelf(len: number, prot: number, flags: number): bigint {
+  return syscall('mmap', 0, len, prot, flags, -1, 0);
+}
+export function munmapSelf(addr: bigint, len: number): void {
+  syscall('munmap', addr, len);
+}
