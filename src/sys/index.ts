@@ -7,3 +7,5 @@ export * from './inject.js';
 export * from './task-mem.js';
 export * from './process.js';
 export * from './spawn.js';
+export * from './kerndat.js';
+export * from './fpu-layout.js';

@@ -53,3 +53,19 @@ export class ProcMem {
     fs.closeSync(this.fd);
   }
 }
+
+/**
+ * Gathers `count` remote segments (an iovec array in `remote`) into buf[0..]; returns the
+ * bytes read, which is short when a segment faults (then read the rest through ProcMem).
+ */
+export function vmReadv(pid: number, buf: Buffer, len: number, remote: Buffer, count: number): number {
+  const local = Buffer.alloc(16);
+  local.writeBigUInt64LE(addressOf(buf), 0);
+  local.writeBigUInt64LE(BigInt(len), 8);
+  const r = syscallRaw('process_vm_readv', pid, addressOf(local), 1, addressOf(remote), count, 0);
+  if (r < 0n) {
+    if (r === -14n) return 0;
+    throw new SyscallError('process_vm_readv', Number(-r), `pid ${pid}`);
+  }
+  return Number(r);
+}
