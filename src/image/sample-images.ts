@@ -1,0 +1,242 @@
+// Realistic contents for every image kind, as a dump of a small two-task tree would write
+// them. Used by the image tests (crit compatibility, round trips, truncation, fuzzing).
+import { create } from '@bufbuild/protobuf';
+import { InventoryEntrySchema, Lsmtype } from './gen/stasis/inventory_pb.js';
+import { PstreeEntrySchema } from './gen/stasis/pstree_pb.js';
+import {
+  CoreEntrySchema, CoreEntry_March, SeccompMode, TaskCoreEntrySchema, TaskKobjIdsEntrySchema, ThreadCoreEntrySchema,
+} from './gen/stasis/core_pb.js';
+import { ThreadInfoX86Schema, UserDescTSchema, UserX86RegsMode } from './gen/stasis/core-x86_pb.js';
+import { RlimitEntrySchema } from './gen/stasis/rlimit_pb.js';
+import { ItimerEntrySchema, PosixTimerEntrySchema } from './gen/stasis/timer_pb.js';
+import { CredsEntrySchema } from './gen/stasis/creds_pb.js';
+import { SaEntrySchema } from './gen/stasis/sa_pb.js';
+import { SiginfoEntrySchema } from './gen/stasis/siginfo_pb.js';
+import { MmEntrySchema } from './gen/stasis/mm_pb.js';
+import { VmaEntrySchema } from './gen/stasis/vma_pb.js';
+import { PagemapEntrySchema, PagemapHeadSchema } from './gen/stasis/pagemap_pb.js';
+import { FdTypes, FdinfoEntrySchema, FileEntrySchema } from './gen/stasis/fdinfo_pb.js';
+import { RegFileEntrySchema } from './gen/stasis/regfile_pb.js';
+import { FownEntrySchema } from './gen/stasis/fown_pb.js';
+import { PipeEntrySchema } from './gen/stasis/pipe_pb.js';
+import { PipeDataEntrySchema } from './gen/stasis/pipe-data_pb.js';
+import { FifoEntrySchema } from './gen/stasis/fifo_pb.js';
+import { FsEntrySchema } from './gen/stasis/fs_pb.js';
+import { GhostChunkEntrySchema, GhostFileEntrySchema } from './gen/stasis/ghost-file_pb.js';
+import { FileLockEntrySchema } from './gen/stasis/file-lock_pb.js';
+import { StatsEntrySchema } from './gen/stasis/stats_pb.js';
+import { TtyDataEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType } from './gen/stasis/tty_pb.js';
+import { MemfdFileEntrySchema, MemfdInodeEntrySchema } from './gen/stasis/memfd_pb.js';
+import { EventfdFileEntrySchema } from './gen/stasis/eventfd_pb.js';
+import type { FramedKindName, GhostFileImage, ImageContent, NameArg } from './image-kinds.js';
+import { PE } from './pagemap-flags.js';
+
+const RLIM_INFINITY = 0xffffffffffffffffn;
+
+const fown = () => create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
+const itimer = (sec: bigint) => create(ItimerEntrySchema, { isec: 0n, iusec: 0n, vsec: sec, vusec: 250000n });
+const text = (s: string) => new TextEncoder().encode(s);
+
+/** A siginfo_t for SIGUSR1 sent by pid 812 (si_signo, si_errno, si_code, si_pid, si_uid). */
+function siginfo(): Uint8Array {
+  const b = new Uint8Array(128);
+  const v = new DataView(b.buffer);
+  v.setInt32(0, 10, true);
+  v.setInt32(8, 0, true);
+  v.setInt32(16, 812, true);
+  v.setInt32(20, 1000, true);
+  return b;
+}
+
+function creds() {
+  const caps = [0xffffffff, 0x1ff];
+  return create(CredsEntrySchema, {
+    uid: 1000, gid: 1000, euid: 1000, egid: 1000, suid: 1000, sgid: 1000, fsuid: 1000, fsgid: 1000,
+    capInh: [0, 0], capPrm: [0, 0], capEff: [0, 0], capBnd: caps, secbits: 0, groups: [24, 27, 1000],
+  });
+}
+
+function core() {
+  const regs = {
+    r15: 0n, r14: 0x7ffd5e1c2a30n, r13: 0x55ce284ae1a9n, r12: 0n, bp: 0x7ffd5e1c2970n, bx: 0n, r11: 0x246n,
+    r10: 0n, r9: 0n, r8: 0n, ax: 0xfffffffffffffdfcn, cx: 0x7f18e08b1a7an, dx: 0n, si: 0x7ffd5e1c2950n,
+    di: 0x7ffd5e1c2950n, origAx: 35n, ip: 0x7f18e08b1a7an, cs: 0x33n, flags: 0x246n, sp: 0x7ffd5e1c2948n,
+    ss: 0x2bn, fsBase: 0x7f18e07bc740n, gsBase: 0n, ds: 0n, es: 0n, fs: 0n, gs: 0n, mode: UserX86RegsMode.NATIVE,
+  };
+  const tls = [12, 13, 14].map((n) => create(UserDescTSchema, {
+    entryNumber: n, baseAddr: 0, limit: 0, seg32bit: false, contentsH: false, contentsL: false,
+    readExecOnly: true, limitInPages: false, segNotPresent: true, usable: false,
+  }));
+  const threadInfo = create(ThreadInfoX86Schema, {
+    clearTidAddr: 0x7f18e07bca10n,
+    gpregs: regs,
+    fpregs: {
+      cwd: 0x37f, swd: 0, twd: 0, fop: 0, rip: 0n, rdp: 0n, mxcsr: 0x1f80, mxcsrMask: 0xffff,
+      stSpace: Array.from({ length: 32 }, (_, i) => i * 3),
+      xmmSpace: Array.from({ length: 64 }, (_, i) => (i * 0x01010101) >>> 0),
+      padding: [],
+      xsave: { xstateBv: 7n, ymmhSpace: Array.from({ length: 64 }, (_, i) => i) },
+    },
+    tls,
+  });
+  const rlimits = Array.from({ length: 16 }, (_, i) =>
+    create(RlimitEntrySchema, i === 7 ? { cur: 1024n, max: 524288n } : { cur: RLIM_INFINITY, max: RLIM_INFINITY }));
+  const sigactions = Array.from({ length: 64 }, (_, i) => create(SaEntrySchema, {
+    sigaction: i === 9 ? 0x55ce284ad2a0n : 0n, flags: i === 9 ? 0x4000000n : 0n,
+    restorer: i === 9 ? 0x7f18e0812050n : 0n, mask: 0n, compatSigaction: false,
+  }));
+  return create(CoreEntrySchema, {
+    mtype: CoreEntry_March.X86_64,
+    threadInfo,
+    tc: create(TaskCoreEntrySchema, {
+      taskState: 1, exitCode: 0, personality: 0, flags: 0x400100, blkSigset: 0n, comm: 'counter',
+      timers: { real: itimer(1n), virt: itimer(0n), prof: itimer(0n), posix: [] },
+      rlimits: { rlimits }, cgSet: 1, signalsS: { signals: [] }, loginuid: 1000, oomScoreAdj: 0, sigactions,
+      childSubreaper: false,
+    }),
+    ids: create(TaskKobjIdsEntrySchema, {
+      vmId: 1, filesId: 2, fsId: 3, sighandId: 4, pidNsId: 5, netNsId: 6, ipcNsId: 7, utsNsId: 8, mntNsId: 9,
+      userNsId: 10, cgroupNsId: 11, timeNsId: 12,
+    }),
+    threadCore: create(ThreadCoreEntrySchema, {
+      futexRla: 0x7f18e07bca20n, futexRlaLen: 24, schedNice: -5, schedPolicy: 0, schedPrio: 0, blkSigset: 0n,
+      sas: { ssSp: 0n, ssSize: 0n, ssFlags: 2 }, pdeathSig: 0, signalsP: { signals: [{ siginfo: siginfo() }] },
+      creds: creds(), seccompMode: SeccompMode.disabled, comm: 'counter',
+    }),
+  });
+}
+
+function vma(start: bigint, end: bigint, status: number, prot: number, flags: number, shmid = 0n, fd = -1n) {
+  return create(VmaEntrySchema, { start, end, pgoff: 0n, shmid, prot, flags, status, fd, madv: 0n, fdflags: 0 });
+}
+
+const vmas = () => [
+  vma(0x55ce284ad000n, 0x55ce284ae000n, 0x41, 1, 2, 17n, 3n),
+  vma(0x55ce2b6f4000n, 0x55ce2b715000n, 0x221, 3, 0x22),
+  vma(0x7fffa9479000n, 0x7fffa949a000n, 0x203, 3, 0x122),
+];
+
+const regFile = (id: number, name: string) => create(RegFileEntrySchema, {
+  id, flags: 0o100002, pos: 42n, fown: fown(), name, mntId: 21, size: 8192n, mode: 0o100644,
+});
+
+const termios = () => ({
+  cIflag: 0x500, cOflag: 5, cCflag: 0xbf, cLflag: 0x8a3b, cLine: 0, cIspeed: 15, cOspeed: 15,
+  cCc: [3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0, 0, 0],
+});
+
+const pagemap = (pagesId: number) => ({
+  head: create(PagemapHeadSchema, { pagesId }),
+  entries: [
+    create(PagemapEntrySchema, { vaddr: 0x55ce284ad000n, nrPages: 1, flags: PE.PRESENT }),
+    create(PagemapEntrySchema, { vaddr: 0x55ce2b6f4000n, nrPages: 33, flags: PE.PRESENT }),
+    create(PagemapEntrySchema, { vaddr: 0x7fffa9479000n, nrPages: 4, flags: PE.PARENT, inParent: true }),
+  ],
+});
+
+const pipeData = (pipeId: number, data: string) => {
+  const payload = text(data);
+  return { entry: create(PipeDataEntrySchema, { pipeId, bytes: payload.length, size: 65536 }), payload };
+};
+
+function ghostFile(): GhostFileImage {
+  const first = new Uint8Array(4096).fill(0x61);
+  const second = text('tail of an unlinked file\n');
+  return {
+    head: create(GhostFileEntrySchema, {
+      uid: 1000, gid: 1000, mode: 0o100644, dev: 0xfe00000, ino: 2146474n, rdev: 0,
+      atim: { tvSec: 1700000000n, tvUsec: 5n }, mtim: { tvSec: 1700000100n, tvUsec: 6n }, chunks: true,
+      size: 16384n + BigInt(second.length),
+    }),
+    chunks: [
+      { entry: create(GhostChunkEntrySchema, { len: BigInt(first.length), off: 0n }), payload: first },
+      { entry: create(GhostChunkEntrySchema, { len: BigInt(second.length), off: 16384n }), payload: second },
+    ],
+  };
+}
+
+/** A ghost file stored the old way: the whole contents after the head entry. */
+export function sampleFlatGhostFile(): GhostFileImage {
+  return {
+    head: create(GhostFileEntrySchema, { uid: 0, gid: 0, mode: 0o100600, dev: 0xfe00000, ino: 77n, size: 11n }),
+    chunks: [],
+    contents: text('hello ghost'),
+  };
+}
+
+type Samples = { [K in FramedKindName]: { arg: NameArg<K>; content: ImageContent<K> } };
+
+/** Fresh sample contents and a name argument for every framed image kind. */
+export function sampleImages(): Samples {
+  return {
+    inventory: { arg: undefined, content: [create(InventoryEntrySchema, {
+      imgVersion: 2, fdinfoPerId: true, nsPerId: true, rootCgSet: 1, lsmtype: Lsmtype.NO_LSM,
+      dumpUptime: 987654321n, rootIds: { vmId: 1, filesId: 2, fsId: 3, sighandId: 4, pidNsId: 5, mntNsId: 9 },
+    })] },
+    pstree: { arg: undefined, content: [
+      create(PstreeEntrySchema, { pid: 812, ppid: 0, pgid: 812, sid: 800, threads: [812, 813] }),
+      create(PstreeEntrySchema, { pid: 815, ppid: 812, pgid: 812, sid: 800, threads: [815] }),
+    ] },
+    core: { arg: 812, content: [core()] },
+    ids: { arg: 812, content: [create(TaskKobjIdsEntrySchema, { vmId: 1, filesId: 2, fsId: 3, sighandId: 4 })] },
+    mm: { arg: 812, content: [create(MmEntrySchema, {
+      mmStartCode: 0x55ce284ad000n, mmEndCode: 0x55ce284ae1a9n, mmStartData: 0x55ce284b0db8n,
+      mmEndData: 0x55ce284b1010n, mmStartStack: 0x7fffa9498b70n, mmStartBrk: 0x55ce2b6f4000n, mmBrk: 0x55ce2b715000n,
+      mmArgStart: 0x7fffa9499e1bn, mmArgEnd: 0x7fffa9499e2bn, mmEnvStart: 0x7fffa9499e2bn,
+      mmEnvEnd: 0x7fffa9499fe4n, exeFileId: 17, mmSavedAuxv: [33n, 0x7fffa94f9000n, 16n, 0x178bfbffn, 0n, 0n],
+      vmas: vmas(), dumpable: 1, aios: [{ id: 0x7f18e0900000n, nrReq: 128, ringLen: 4096 }], thpDisabled: false,
+    })] },
+    vmas: { arg: 812, content: vmas() },
+    pagemap: { arg: 812, content: pagemap(1) },
+    'shmem-pagemap': { arg: 3, content: pagemap(2) },
+    files: { arg: undefined, content: [
+      create(FileEntrySchema, { type: FdTypes.REG, id: 17, reg: regFile(17, '/srv/demo/sample') }),
+      create(FileEntrySchema, { type: FdTypes.PIPE, id: 18, pipe: { id: 18, pipeId: 41234, flags: 0, fown: fown() } }),
+      create(FileEntrySchema, { type: FdTypes.TTY, id: 19, tty: { id: 19, ttyInfoId: 1, flags: 0o2, fown: fown() } }),
+      create(FileEntrySchema, { type: FdTypes.MEMFD, id: 20, memfd: create(MemfdFileEntrySchema, {
+        id: 20, flags: 0o2, pos: 0n, fown: fown(), inodeId: 3,
+      }) }),
+      create(FileEntrySchema, { type: FdTypes.EVENTFD, id: 21, efd: create(EventfdFileEntrySchema, {
+        id: 21, flags: 0o4000, fown: fown(), counter: 5n,
+      }) }),
+      create(FileEntrySchema, { type: FdTypes.FIFO, id: 22, fifo: { id: 22, pipeId: 41240, regfId: 23 } }),
+    ] },
+    fdinfo: { arg: 2, content: [0, 1, 2, 3].map((fd) =>
+      create(FdinfoEntrySchema, { id: 17 + fd, flags: fd === 3 ? 1 : 0, type: FdTypes.REG, fd })) },
+    'reg-files': { arg: undefined, content: [regFile(17, '/srv/demo/sample'), regFile(23, '/tmp/fifo')] },
+    pipes: { arg: undefined, content: [create(PipeEntrySchema, { id: 18, pipeId: 41234, flags: 0o4000, fown: fown() })] },
+    'pipes-data': { arg: undefined, content: [pipeData(41234, 'hello, pipe'), pipeData(41236, '')] },
+    fifo: { arg: undefined, content: [create(FifoEntrySchema, { id: 22, pipeId: 41240, regfId: 23 })] },
+    'fifo-data': { arg: undefined, content: [pipeData(41240, 'queued in a fifo\n')] },
+    fs: { arg: 812, content: [create(FsEntrySchema, { cwdId: 24, rootId: 25, umask: 0o22 })] },
+    'ghost-file': { arg: 0x2a, content: ghostFile() },
+    'file-locks': { arg: undefined, content: [
+      create(FileLockEntrySchema, { flag: 1, type: 1, pid: 812, fd: 3, start: 0n, len: 100n }),
+      create(FileLockEntrySchema, { flag: 2, type: 0, pid: 815, fd: -1, start: -1n, len: 0n }),
+    ] },
+    stats: { arg: 'dump', content: [create(StatsEntrySchema, { dump: {
+      freezingTime: 1200, frozenTime: 35000, memdumpTime: 21000, memwriteTime: 9000, pagesScanned: 12345n,
+      pagesSkippedParent: 0n, pagesWritten: 1045n, pagesLazy: 0n, pagePipes: 1n, pagePipeBufs: 3n,
+    } })] },
+    'tty-files': { arg: undefined, content: [create(TtyFileEntrySchema, { id: 19, ttyInfoId: 1, flags: 0o2, fown: fown() })] },
+    'tty-info': { arg: undefined, content: [create(TtyInfoEntrySchema, {
+      id: 1, type: TtyType.PTY, locked: false, exclusive: false, packetMode: false, sid: 800, pgrp: 812,
+      rdev: (136 << 20) | 3, termios: termios(), termiosLocked: termios(),
+      winsize: { wsRow: 24, wsCol: 80, wsXpixel: 0, wsYpixel: 0 }, pty: { index: 3 }, uid: 1000, gid: 5,
+    })] },
+    'tty-data': { arg: undefined, content: [create(TtyDataEntrySchema, { ttyId: 1, data: text('typed ahead\n') })] },
+    'memfd-inode': { arg: undefined, content: [create(MemfdInodeEntrySchema, {
+      name: 'memfd:foo bar', uid: 1000, gid: 1000, size: 8192n, shmid: 3, seals: 0x1, inodeId: 3n,
+    })] },
+    sigacts: { arg: 812, content: core().tc?.sigactions.slice(0, 12) ?? [] },
+    creds: { arg: 812, content: [creds()] },
+    rlimit: { arg: 812, content: core().tc?.rlimits?.rlimits ?? [] },
+    itimers: { arg: 812, content: [itimer(1n), itimer(0n), itimer(0n)] },
+    'posix-timers': { arg: 812, content: [create(PosixTimerEntrySchema, {
+      itId: 0, clockId: 1, siSigno: 14, itSigevNotify: 0, sivalPtr: 0x55ce2b6f42a0n, overrun: 0,
+      isec: 1n, insec: 0n, vsec: 0n, vnsec: 999999n, notifyThreadId: 0,
+    })] },
+    'signal-shared': { arg: 812, content: [create(SiginfoEntrySchema, { siginfo: siginfo() })] },
+    'signal-private': { arg: 813, content: [create(SiginfoEntrySchema, { siginfo: siginfo() })] },
+  };
+}
