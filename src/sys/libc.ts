@@ -31,6 +31,7 @@ export const posixSpawnFns = {
     fd: number,
     newfd: number,
   ) => number,
+  addClosefrom: libc.func('int posix_spawn_file_actions_addclosefrom_np(void *a, int from)') as (a: Buffer, from: number) => number,
   addChdir: libc.func('int posix_spawn_file_actions_addchdir_np(void *a, const char *path)') as (
     a: Buffer,
     path: string,

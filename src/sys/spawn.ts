@@ -54,6 +54,8 @@ export function spawnTask(argv: string[], opts: SpawnOptions = {}): number {
       if ('fd' in s) ps.addDup2(actions, s.fd, fd);
       else ps.addOpen(actions, fd, s.path, s.flags ?? flags, s.mode ?? 0o644);
     }
+    // Node keeps fds without close-on-exec (libuv's pipes): the task gets stdio only.
+    ps.addClosefrom(actions, 3);
     if (opts.cwd) ps.addChdir(actions, opts.cwd);
     // Node ignores SIGPIPE, and ignored dispositions survive exec: give the task defaults.
     const all = Buffer.alloc(128, 0xff);

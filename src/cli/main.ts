@@ -1,0 +1,97 @@
+// The stasis command: CRIU's verbs and options, over the library API.
+import { dump, restore, inspect, check, preDump } from '../api/index.js';
+import { StasisError } from '../errors.js';
+import { parseArgs, requirePid, requireString, type ParsedArgs } from './args.js';
+import { progressReporter } from './progress.js';
+import { runDemo } from './demo.js';
+
+const USAGE = `Usage: stasis COMMAND [OPTIONS]
+
+Commands:
+  dump -t PID -D DIR [--leave-running] [--shell-job]
+                       checkpoint the process tree rooted at PID into DIR
+  pre-dump -t PID -D DIR
+                       write memory while the tree keeps running (incremental dumps)
+  restore -D DIR [-d] [--shell-job]
+                       restore the tree; wait for it to exit unless -d (detach)
+  show -D DIR | show FILE...
+                       decode images to JSON
+  check                probe the kernel features stasis uses
+  demo                 checkpoint and restore a bundled counting program
+`;
+
+function out(s: string): void {
+  process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+}
+
+async function run(a: ParsedArgs): Promise<number> {
+  switch (a.command) {
+    case 'dump': {
+      const r = await dump({
+        pid: requirePid(a),
+        imagesDir: requireString(a, '--images-dir'),
+        leaveRunning: a.flags.has('--leave-running'),
+        shellJob: a.flags.has('--shell-job'),
+        onProgress: progressReporter(),
+      });
+      out(`Dumped ${r.pids.length} task(s) (${r.pids.join(', ')}): ${r.pagesWritten} pages written of ${r.pagesScanned} scanned, ` +
+        `${r.kcmpCalls} kcmp calls, frozen for ${r.frozenMs.toFixed(1)} ms, ${r.totalMs.toFixed(1)} ms in all`);
+      return 0;
+    }
+    case 'pre-dump': {
+      await preDump({ pid: requirePid(a), imagesDir: requireString(a, '--images-dir') });
+      return 0;
+    }
+    case 'restore': {
+      const r = await restore({
+        imagesDir: requireString(a, '--images-dir'),
+        detach: a.flags.has('--restore-detached'),
+        shellJob: a.flags.has('--shell-job'),
+        onProgress: progressReporter(),
+      });
+      if (!r.exit) {
+        out(`Restored pid ${r.pid} in ${r.totalMs.toFixed(1)} ms`);
+        return 0;
+      }
+      return r.exit.kind === 'exited' ? r.exit.code : 128 + r.exit.signal;
+    }
+    case 'show': {
+      const dir = a.flags.get('--images-dir');
+      out(JSON.stringify(inspect(typeof dir === 'string' ? { imagesDir: dir } : { files: a.rest }), jsonBigint, 2));
+      return 0;
+    }
+    case 'check': {
+      const f = check();
+      for (const [k, v] of Object.entries(f)) out(`${k.padEnd(14)} ${typeof v === 'bigint' ? `0x${v.toString(16)}` : String(v)}`);
+      return f.ready ? 0 : 1;
+    }
+    case 'demo':
+      return runDemo(out);
+    case 'help':
+    case '--help':
+      out(USAGE);
+      return 0;
+    default:
+      throw new StasisError('E_BAD_ARGS', `Unknown command ${JSON.stringify(a.command)}; see stasis --help`);
+  }
+}
+
+function jsonBigint(_k: string, v: unknown): unknown {
+  if (typeof v === 'bigint') return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : `0x${v.toString(16)}`;
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
+  return v;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    return await run(parseArgs(argv));
+  } catch (e) {
+    if (e instanceof StasisError) {
+      process.stderr.write(`stasis: ${e.message} [${e.code}]\n`);
+      return e.code === 'E_BAD_ARGS' ? 2 : 1;
+    }
+    const err = e as Error;
+    process.stderr.write(`stasis: ${err.message}\n${process.env.STASIS_DEBUG ? err.stack ?? '' : ''}`);
+    return 1;
+  }
+}

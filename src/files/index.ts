@@ -1,0 +1,16 @@
+// The fd kinds stasis knows, in the order they are tried: terminals before regular files,
+// because a terminal is also a character device with a path.
+import type { FdTypes } from '../image/gen/stasis/fdinfo_pb.js';
+import type { FileKind } from './kind.js';
+import { tty } from './tty.js';
+import { reg } from './reg.js';
+
+export const FILE_KINDS: readonly FileKind[] = [tty, reg];
+
+export function kindOfType(type: FdTypes): FileKind | undefined {
+  return FILE_KINDS.find((k) => k.type === type);
+}
+
+export * from './kind.js';
+export { FileIds } from './file-ids.js';
+export { ttyInfo, isTtyRdev } from './tty.js';

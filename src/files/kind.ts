@@ -1,0 +1,42 @@
+// The contract every fd kind fulfils (one file per kind, registered in index.ts).
+import type fs from 'node:fs';
+import type { FileEntry, FdTypes } from '../image/gen/stasis/fdinfo_pb.js';
+import type { Fdinfo } from '../proc/fdinfo.js';
+import type { FileIds } from './file-ids.js';
+
+/** What /proc says about one fd of a frozen task. */
+export interface FdProbe {
+  pid: number;
+  fd: number;
+  /** readlink of /proc/PID/fd/N: a path, `pipe:[ino]`, `anon_inode:[eventfd]`, ... */
+  link: string;
+  /** stat of the file behind the fd (through /proc/PID/fd/N). */
+  stat: fs.BigIntStats;
+  info: Fdinfo;
+}
+
+export interface DumpFileCtx {
+  pid: number;
+  imagesDir: string;
+  shellJob: boolean;
+  ids: FileIds;
+}
+
+export interface RestoreFileCtx {
+  imagesDir: string;
+  shellJob: boolean;
+  /** Every file entry of the image, by id (for kinds that need another object first). */
+  files: Map<number, FileEntry>;
+}
+
+export type OpenResult = { status: 'done'; fd: number } | { status: 'retry' };
+
+export interface FileKind {
+  name: string;
+  type: FdTypes;
+  detect(p: FdProbe, ctx: DumpFileCtx): boolean;
+  /** The file entry for a newly seen object (its id is set by the caller). */
+  dump(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry;
+  /** Opens the object in stasis; the caller installs it at every fd that shares it. */
+  open(e: FileEntry, ctx: RestoreFileCtx): OpenResult;
+}

@@ -1,0 +1,40 @@
+// VMA descriptions as the image keeps them (CRIU's VmaEntry: status bits, MAP_* flags,
+// PROT_* bits and a bitmap of MADV_* advice). Changing these values changes the format.
+
+export const VMA = {
+  REGULAR: 1 << 0, STACK: 1 << 1, VSYSCALL: 1 << 2, VDSO: 1 << 3, HEAP: 1 << 5,
+  FILE_PRIVATE: 1 << 6, FILE_SHARED: 1 << 7, ANON_SHARED: 1 << 8, ANON_PRIVATE: 1 << 9,
+  SYSVIPC: 1 << 10, SOCKET: 1 << 11, VVAR: 1 << 12, AIORING: 1 << 13, MEMFD: 1 << 14,
+  UNSUPP: 1 << 31,
+} as const;
+
+export const MAP = {
+  SHARED: 0x01, PRIVATE: 0x02, ANONYMOUS: 0x20, GROWSDOWN: 0x100, LOCKED: 0x2000, NORESERVE: 0x4000,
+} as const;
+export const PROT = { READ: 1, WRITE: 2, EXEC: 4 } as const;
+export const MADV = { DONTFORK: 10, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16, WIPEONFORK: 18 } as const;
+
+export interface VmaSpec {
+  start: bigint;
+  end: bigint;
+  pgoff: bigint;
+  /** File id for file mappings, shmem object id for shared anonymous memory. */
+  shmid: bigint;
+  prot: number;
+  flags: number;
+  status: number;
+  madv: bigint;
+  /** Access mode the mapped file is opened with (O_RDWR where the mapping may become writable). */
+  fdflags: number;
+}
+
+/** Areas restore maps itself; the kernel provides the vDSO, vvar and vsyscall pages. */
+export function isMappedByRestore(v: VmaSpec): boolean {
+  return (v.status & (VMA.VDSO | VMA.VVAR | VMA.VSYSCALL)) === 0;
+}
+
+/** Areas whose pages go to the image: private memory; shared file pages live in their file. */
+export function hasDumpablePages(v: VmaSpec): boolean {
+  if (!isMappedByRestore(v)) return false;
+  return (v.status & (VMA.ANON_PRIVATE | VMA.FILE_PRIVATE)) !== 0;
+}

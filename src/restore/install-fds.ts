@@ -1,0 +1,48 @@
+// Installing file descriptors that stasis opened into a task: the task pulls each one in
+// with pidfd_getfd through a pidfd of stasis, then moves it to its number. The pidfd sits on
+// a spare "trampoline" number that no wanted fd uses, so no install clobbers another.
+import type { Injector } from '../sys/index.js';
+import { StasisError } from '../errors.js';
+
+const F_SETFD = 2, O_CLOEXEC = 0o2000000;
+
+export interface FdInstall {
+  /** The number the fd must have in the task. */
+  fd: number;
+  /** The fd in stasis holding the same open file. */
+  toolFd: number;
+  cloexec: boolean;
+}
+
+function check(inj: Injector, what: string, r: bigint): number {
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot ${what} in pid ${inj.pid}: errno ${-r}`);
+  return Number(r);
+}
+
+/** Closes every fd the task has, then installs `fds`. */
+export function installFds(inj: Injector, fds: FdInstall[]): void {
+  check(inj, 'close inherited fds', inj.call('close_range', 0, 0xffffffff, 0));
+  if (fds.length === 0) return;
+  const wanted = new Set(fds.map((f) => f.fd));
+  let trampoline = 0;
+  while (wanted.has(trampoline)) trampoline++;
+  const first = check(inj, 'open a pidfd of stasis', inj.call('pidfd_open', process.pid, 0));
+  if (first !== trampoline) {
+    check(inj, 'move the pidfd', inj.call('dup3', first, trampoline, O_CLOEXEC));
+    inj.call('close', first);
+  }
+  try {
+    for (const f of fds) {
+      const got = check(inj, `take fd ${f.toolFd} of stasis`, inj.call('pidfd_getfd', trampoline, f.toolFd, 0));
+      if (got === f.fd) {
+        // pidfd_getfd always sets close-on-exec.
+        if (!f.cloexec) check(inj, `clear FD_CLOEXEC on fd ${f.fd}`, inj.call('fcntl', f.fd, F_SETFD, 0));
+      } else {
+        check(inj, `move fd ${got} to ${f.fd}`, inj.call('dup3', got, f.fd, f.cloexec ? O_CLOEXEC : 0));
+        inj.call('close', got);
+      }
+    }
+  } finally {
+    inj.call('close', trampoline);
+  }
+}

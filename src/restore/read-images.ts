@@ -1,0 +1,102 @@
+// Reading and checking an image set before anything is created: every image a task needs
+// is decoded, its cross references resolved and the pages image measured, so a missing,
+// corrupt or truncated image fails the restore while no process exists yet.
+import fs from 'node:fs';
+import { readImage, imageExists, imagePath, PE } from '../image/index.js';
+import type { CoreEntry, TaskKobjIdsEntry } from '../image/gen/stasis/core_pb.js';
+import type { MmEntry } from '../image/gen/stasis/mm_pb.js';
+import type { FdinfoEntry, FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
+import type { FsEntry } from '../image/gen/stasis/fs_pb.js';
+import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
+import { formatVersionOf, FORMAT_VERSION } from '../dump/format.js';
+import type { PageRun } from '../mem/page-runs.js';
+import { StasisError } from '../errors.js';
+
+export interface TaskImages {
+  pstree: PstreeEntry;
+  core: CoreEntry;
+  ids: TaskKobjIdsEntry;
+  mm: MmEntry;
+  fs: FsEntry;
+  fdinfos: FdinfoEntry[];
+  runs: PageRun[];
+  pagesPath: string;
+}
+
+export interface ImageSet {
+  dir: string;
+  files: Map<number, FileEntry>;
+  tasks: TaskImages[];
+}
+
+function one<T>(list: T[], what: string): T {
+  if (list.length !== 1 || list[0] === undefined) throw new StasisError('E_CORRUPT', `${what} holds ${list.length} entries, expected 1`);
+  return list[0];
+}
+
+export function readImageSet(dir: string): ImageSet {
+  if (!fs.existsSync(dir)) throw new StasisError('E_NO_IMAGE', `No images directory ${dir}`);
+  if (!imageExists(dir, 'inventory', undefined)) {
+    throw new StasisError('E_NO_IMAGE', `No inventory.img in ${dir}: not an image set, or an incomplete dump`);
+  }
+  const inv = one(readImage(dir, 'inventory', undefined), 'inventory.img');
+  const version = formatVersionOf(inv.dumpCriuRunId);
+  if (version !== null && version > FORMAT_VERSION) {
+    throw new StasisError('E_UNSUPPORTED', `Images in ${dir} use format ${version}; this stasis reads up to ${FORMAT_VERSION}`);
+  }
+  const files = new Map<number, FileEntry>();
+  for (const f of readImage(dir, 'files', undefined)) {
+    if (files.has(f.id)) throw new StasisError('E_CORRUPT', `files.img names file ${f.id} twice`);
+    files.set(f.id, f);
+  }
+  const tree = readImage(dir, 'pstree', undefined);
+  if (tree.length === 0) throw new StasisError('E_CORRUPT', 'pstree.img is empty');
+  const tasks = tree.map((pstree) => readTask(dir, pstree, files));
+  return { dir, files, tasks };
+}
+
+function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry>): TaskImages {
+  const pid = pstree.pid;
+  if (pstree.threads.length > 1) throw new StasisError('E_UNSUPPORTED', `Pid ${pid} has ${pstree.threads.length} threads; not supported yet`);
+  const core = one(readImage(dir, 'core', pid), `core-${pid}.img`);
+  if (!core.threadInfo || !core.tc || !core.threadCore) throw new StasisError('E_CORRUPT', `core-${pid}.img lacks thread_info, tc or thread_core`);
+  const ids = one(readImage(dir, 'ids', pid), `ids-${pid}.img`);
+  const mm = one(readImage(dir, 'mm', pid), `mm-${pid}.img`);
+  const fsEntry = one(readImage(dir, 'fs', pid), `fs-${pid}.img`);
+  const fdinfos = readImage(dir, 'fdinfo', ids.filesId);
+  const pagemap = readImage(dir, 'pagemap', pid);
+  const pagesPath = imagePath(dir, 'pages', pagemap.head.pagesId);
+
+  const runs: PageRun[] = [];
+  let bytes = 0;
+  for (const e of pagemap.entries) {
+    if (e.flags & PE.PARENT) throw new StasisError('E_UNSUPPORTED', `pagemap-${pid}.img refers to a parent image set; incremental restore is not supported yet`);
+    if (!(e.flags & PE.PRESENT)) continue;
+    runs.push({ vaddr: e.vaddr, nrPages: e.nrPages });
+    bytes += e.nrPages * 4096;
+  }
+  const size = fs.existsSync(pagesPath) ? fs.statSync(pagesPath).size : -1;
+  if (size < 0 && bytes > 0) throw new StasisError('E_NO_IMAGE', `No ${pagesPath}, which pagemap-${pid}.img needs`);
+  if (size >= 0 && size !== bytes) {
+    throw new StasisError('E_TRUNCATED', `${pagesPath} holds ${size} bytes; pagemap-${pid}.img lists ${bytes}`);
+  }
+
+  const need = (id: number, what: string) => {
+    const f = files.get(id);
+    if (!f) throw new StasisError('E_CORRUPT', `${what} of pid ${pid} names file ${id}, which files.img lacks`);
+    return f;
+  };
+  need(mm.exeFileId, 'The exe');
+  need(fsEntry.cwdId, 'The cwd');
+  need(fsEntry.rootId, 'The root');
+  for (const d of fdinfos) need(d.id, `Fd ${d.fd}`);
+  for (const v of mm.vmas) if (v.status & (64 | 128)) need(Number(v.shmid), `The mapping at 0x${v.start.toString(16)}`);
+  return { pstree, core, ids, mm, fs: fsEntry, fdinfos, runs, pagesPath };
+}
+
+/** Path of a regular-file entry (exe, cwd, mapped file). */
+export function regPath(set: ImageSet, id: number): string {
+  const r = set.files.get(id)?.reg;
+  if (!r) throw new StasisError('E_CORRUPT', `File ${id} is not a regular file`);
+  return r.name;
+}

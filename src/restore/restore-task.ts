@@ -1,0 +1,116 @@
+// Turning a fresh task (a clone of the stub, stopped, with its pid) into the dumped task,
+// in stages whose order matters:
+//   1. rseq off: the stub's registration would fault once its memory is gone;
+//   2. address space: unmap, map, fill, protect, vDSO, mm fields (address-space.ts);
+//   3. identity: name, umask, cwd/root, session and group;
+//   4. fds, signal handlers and other per-task state, rlimits, queued signals;
+//   5. rseq and the robust list at the image's addresses;
+//   6. the last syscall unmaps the scratch area, then registers, FPU state and the blocked
+//      mask go in, all from outside.
+import { getRseqConfig, getFpu, setFpu, setSigmask, setRlimit, joinFpu, type Regs, Injector } from '../sys/index.js';
+import type { UserX86RegsEntry } from '../image/gen/stasis/core-x86_pb.js';
+import { rebuildAddressSpace, setComm } from './address-space.js';
+import { installFds } from './install-fds.js';
+import { restoreTaskInternals, requeueSignals } from './task-internals.js';
+import type { TaskInternals } from '../dump/task-internals.js';
+import { regPath, type ImageSet, type TaskImages } from './read-images.js';
+import type { OpenFiles } from './open-files.js';
+import type { VmaSpec } from '../mem/vma.js';
+import { StasisError } from '../errors.js';
+import type { FpuFields } from '../sys/fpu-layout.js';
+
+const RSEQ_FLAG_UNREGISTER = 1;
+const SIGKILL = 9, SIGSTOP = 19;
+
+function check(inj: Injector, what: string, r: bigint): void {
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot ${what} in pid ${inj.pid}: errno ${-r}`);
+}
+
+function regsFrom(g: UserX86RegsEntry): Regs {
+  return {
+    r15: g.r15, r14: g.r14, r13: g.r13, r12: g.r12, rbp: g.bp, rbx: g.bx, r11: g.r11, r10: g.r10, r9: g.r9, r8: g.r8,
+    rax: g.ax, rcx: g.cx, rdx: g.dx, rsi: g.si, rdi: g.di, orig_rax: g.origAx, rip: g.ip, cs: g.cs, eflags: g.flags,
+    rsp: g.sp, ss: g.ss, fs_base: g.fsBase, gs_base: g.gsBase, ds: g.ds, es: g.es, fs: g.fs, gs: g.gs,
+  };
+}
+
+function internalsFrom(t: TaskImages): TaskInternals {
+  const tc = t.core.tc!, th = t.core.threadCore!;
+  const sigs: number[] = [];
+  for (let s = 1; s <= 64; s++) if (s !== SIGKILL && s !== SIGSTOP) sigs.push(s);
+  const it = (e: { isec: bigint; iusec: bigint; vsec: bigint; vusec: bigint } | undefined) =>
+    e ? { isec: e.isec, iusec: e.iusec, vsec: e.vsec, vusec: e.vusec } : { isec: 0n, iusec: 0n, vsec: 0n, vusec: 0n };
+  return {
+    sigactions: tc.sigactions.map((a, i) => ({ sig: sigs[i] ?? 0, handler: a.sigaction, flags: a.flags, restorer: a.restorer, mask: a.mask })),
+    clearTidAddr: t.core.threadInfo!.clearTidAddr,
+    altStack: th.sas ? { sp: th.sas.ssSp, size: th.sas.ssSize, flags: th.sas.ssFlags } : { sp: 0n, size: 0n, flags: 2 },
+    itimers: [it(tc.timers?.real), it(tc.timers?.virt), it(tc.timers?.prof)],
+    dumpable: t.mm.dumpable ?? -1,
+    pdeathSig: th.pdeathSig ?? 0,
+    childSubreaper: tc.childSubreaper ?? false,
+  };
+}
+
+export interface RestoreTaskCtx {
+  set: ImageSet;
+  files: OpenFiles;
+}
+
+export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: number; code: bigint }): void {
+  const pid = child.pid;
+  const inj = new Injector(pid, { code: child.code, codeInPlace: true });
+  const stubRseq = getRseqConfig(pid);
+  if (stubRseq.rseqAbiPointer) {
+    check(inj, 'unregister the stub\'s rseq', inj.call('rseq', stubRseq.rseqAbiPointer, stubRseq.rseqAbiSize, RSEQ_FLAG_UNREGISTER, stubRseq.signature));
+  }
+
+  const vmas: VmaSpec[] = t.mm.vmas.map((v) => ({
+    start: v.start, end: v.end, pgoff: v.pgoff, shmid: v.shmid, prot: v.prot, flags: v.flags, status: v.status,
+    madv: v.madv ?? 0n, fdflags: v.fdflags ?? 0,
+  }));
+  const filePaths = new Map<number, string>();
+  for (const v of vmas) if (v.status & (64 | 128)) filePaths.set(Number(v.shmid), regPath(ctx.set, Number(v.shmid)));
+  const m = t.mm;
+  const { scratch, scratchSize } = rebuildAddressSpace(inj, {
+    vmas, filePaths, pagesPath: t.pagesPath, runs: t.runs,
+    mm: {
+      startCode: m.mmStartCode, endCode: m.mmEndCode, startData: m.mmStartData, endData: m.mmEndData,
+      startStack: m.mmStartStack, startBrk: m.mmStartBrk, brk: m.mmBrk, argStart: m.mmArgStart, argEnd: m.mmArgEnd,
+      envStart: m.mmEnvStart, envEnd: m.mmEnvEnd, auxv: m.mmSavedAuxv, exePath: regPath(ctx.set, m.exeFileId),
+    },
+  });
+
+  const tc = t.core.tc!, th = t.core.threadCore!;
+  setComm(inj, th.comm ?? tc.comm);
+  inj.call('umask', t.fs.umask ?? 0o022);
+  inj.resetScratch();
+  check(inj, 'chdir', inj.call('chdir', inj.putString(regPath(ctx.set, t.fs.cwdId))));
+  const root = regPath(ctx.set, t.fs.rootId);
+  if (root !== '/') {
+    inj.resetScratch();
+    check(inj, 'chroot', inj.call('chroot', inj.putString(root)));
+  }
+  const { pid: p, pgid, sid } = t.pstree;
+  if (sid === p) check(inj, 'setsid', inj.call('setsid'));
+  else if (pgid === p) check(inj, 'setpgid', inj.call('setpgid', 0, 0));
+
+  installFds(inj, t.fdinfos.map((d) => ({ fd: d.fd, toolFd: ctx.files.get(d.id), cloexec: (d.flags & 1) !== 0 })));
+  restoreTaskInternals(inj, internalsFrom(t));
+  tc.rlimits?.rlimits.forEach((l, r) => setRlimit(pid, r, { cur: l.cur, max: l.max }));
+  requeueSignals(inj, pid, pid,
+    (tc.signalsS?.signals ?? []).map((s) => Buffer.from(s.siginfo)),
+    (th.signalsP?.signals ?? []).map((s) => Buffer.from(s.siginfo)));
+  if (th.rseqEntry) {
+    const r = th.rseqEntry;
+    check(inj, 'register rseq', inj.call('rseq', r.rseqAbiPointer, r.rseqAbiSize, 0, r.signature));
+  }
+  if (th.futexRla) check(inj, 'set the robust futex list', inj.call('set_robust_list', th.futexRla, th.futexRlaLen));
+
+  const regs = regsFrom(t.core.threadInfo!.gpregs!);
+  const r = inj.finishWith(regs, 'munmap', scratch, scratchSize);
+  if (r !== 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot unmap the restore scratch area of pid ${pid}: errno ${-r}`);
+  const fresh = getFpu(pid);
+  const fp = t.core.threadInfo!.fpregs!;
+  setFpu(pid, { xsave: fresh.xsave, data: joinFpu(fresh.data, fp as unknown as FpuFields) });
+  setSigmask(pid, th.blkSigset ?? tc.blkSigset);
+}

@@ -1,0 +1,58 @@
+// Putting back what readTaskInternals() took, through injected syscalls.
+import type { Injector } from '../sys/index.js';
+import type { TaskInternals } from '../dump/task-internals.js';
+import { StasisError } from '../errors.js';
+
+const PR_SET_PDEATHSIG = 1, PR_SET_DUMPABLE = 4, PR_SET_CHILD_SUBREAPER = 36;
+const SS_DISABLE = 2;
+
+function check(inj: Injector, what: string, r: bigint): void {
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore ${what} of pid ${inj.pid}: errno ${-r}`);
+}
+
+export function restoreTaskInternals(inj: Injector, t: TaskInternals): void {
+  inj.resetScratch();
+  for (const a of t.sigactions) {
+    const b = Buffer.alloc(32);
+    b.writeBigUInt64LE(a.handler, 0);
+    b.writeBigUInt64LE(a.flags, 8);
+    b.writeBigUInt64LE(a.restorer, 16);
+    b.writeBigUInt64LE(a.mask, 24);
+    check(inj, `sigaction ${a.sig}`, inj.call('rt_sigaction', a.sig, inj.put(b), 0, 8));
+  }
+  inj.resetScratch();
+  check(inj, 'clear_child_tid', inj.call('set_tid_address', t.clearTidAddr));
+  if (!(t.altStack.flags & SS_DISABLE)) {
+    const ss = Buffer.alloc(24);
+    ss.writeBigUInt64LE(t.altStack.sp, 0);
+    ss.writeInt32LE(t.altStack.flags & ~1, 8); // SS_ONSTACK is a state, not a setting
+    ss.writeBigUInt64LE(t.altStack.size, 16);
+    check(inj, 'sigaltstack', inj.call('sigaltstack', inj.put(ss), 0));
+  }
+  t.itimers.forEach((it, which) => {
+    if (!it.vsec && !it.vusec) return;
+    const b = Buffer.alloc(32);
+    b.writeBigInt64LE(it.isec, 0);
+    b.writeBigInt64LE(it.iusec, 8);
+    b.writeBigInt64LE(it.vsec, 16);
+    b.writeBigInt64LE(it.vusec, 24);
+    check(inj, 'itimer', inj.call('setitimer', which, inj.put(b), 0));
+  });
+  if (t.pdeathSig) check(inj, 'pdeath signal', inj.call('prctl', PR_SET_PDEATHSIG, t.pdeathSig, 0, 0, 0));
+  if (t.childSubreaper) check(inj, 'child subreaper', inj.call('prctl', PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0));
+  if (t.dumpable === 0 || t.dumpable === 1) check(inj, 'dumpable', inj.call('prctl', PR_SET_DUMPABLE, t.dumpable, 0, 0, 0));
+}
+
+/** Queues the signals that were pending, each with its full siginfo (queued to itself). */
+export function requeueSignals(inj: Injector, tgid: number, tid: number, shared: Buffer[], own: Buffer[]): void {
+  for (const [list, isShared] of [[shared, true], [own, false]] as const) {
+    for (const si of list) {
+      inj.resetScratch();
+      const sig = si.readInt32LE(0);
+      const r = isShared
+        ? inj.call('rt_sigqueueinfo', tgid, sig, inj.put(si))
+        : inj.call('rt_tgsigqueueinfo', tgid, tid, sig, inj.put(si));
+      check(inj, `pending signal ${sig}`, r);
+    }
+  }
+}
