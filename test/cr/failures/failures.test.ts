@@ -1,0 +1,107 @@
+// Bad input and failures: a clear error, a non-zero exit, and nothing lost.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Workload, compileWorkload, assertPassed, tmpDir, REPO, verifyImages } from '../harness.js';
+import { dump, restore, StasisError } from '../../../src/api/index.js';
+
+const CLI = path.join(REPO, 'bin/stasis.js');
+const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+
+function freePid(): number {
+  const max = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+  for (let p = max - 1000; ; p--) if (!fs.existsSync(`/proc/${p}`)) return p;
+}
+
+test('dumping a pid that does not exist fails with E_NO_PROCESS and exit 1', () => {
+  const r = cli('dump', '-t', String(freePid()), '-D', tmpDir('nopid'));
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /no such process \[E_NO_PROCESS\]/);
+});
+
+test('bad arguments exit 2 with a usage hint', () => {
+  const r = cli('dump', '-D', tmpDir('noargs'));
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /E_BAD_ARGS/);
+});
+
+test('an unsupported fd kind fails the dump, names pid, fd and kind, and leaves the task running', async () => {
+  const w = new Workload('eventfd', compileWorkload('eventfd')).start();
+  const images = tmpDir('eventfd-img');
+  await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => {
+    assert.ok(e instanceof StasisError);
+    assert.equal(e.code, 'E_UNSUPPORTED_FD');
+    assert.match(e.message, new RegExp(`fd \\d+ of pid ${w.pid}: anon_inode:\\[eventfd\\]`));
+    return true;
+  });
+  assert.deepEqual(fs.readdirSync(images), [], 'the failed dump left images behind');
+  assert.match(fs.readFileSync(`/proc/${w.pid}/status`, 'utf8'), /TracerPid:\s+0\n/);
+  w.go();
+  assertPassed(w.finish());
+});
+
+test('restoring while the pid is taken fails with E_PID_TAKEN and creates nothing', async () => {
+  const w = new Workload('counter', compileWorkload('counter')).start();
+  const images = tmpDir('taken-img');
+  await dump({ pid: w.pid, imagesDir: images, leaveRunning: true });
+  verifyImages(images);
+  const children = () => fs.readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  const before = children();
+  await assert.rejects(restore({ imagesDir: images }), (e: unknown) => e instanceof StasisError && e.code === 'E_PID_TAKEN');
+  assert.deepEqual(children(), before);
+  const r = cli('restore', '-D', images);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /another process has it \[E_PID_TAKEN\]/);
+  w.go();
+  assertPassed(w.finish());
+});
+
+test('truncated or corrupt images fail the restore cleanly and leave no process', async () => {
+  const w = new Workload('bigheap', compileWorkload('bigheap'), ['4']).start();
+  const images = tmpDir('trunc-img');
+  await dump({ pid: w.pid, imagesDir: images });
+  const copy = (name: string) => {
+    const d = tmpDir(name);
+    for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(d, f));
+    return d;
+  };
+  const cases: [string, (d: string) => void, RegExp][] = [
+    ['pages cut short', (d) => fs.truncateSync(path.join(d, 'pages-1.img'), 4096 * 3), /E_TRUNCATED/],
+    ['core cut short', (d) => {
+      const f = path.join(d, `core-${w.pid}.img`);
+      fs.truncateSync(f, fs.statSync(f).size - 7);
+    }, /E_TRUNCATED|E_CORRUPT/],
+    ['mm magic overwritten', (d) => {
+      const f = path.join(d, `mm-${w.pid}.img`);
+      const b = fs.readFileSync(f);
+      b.writeUInt32LE(0xdeadbeef, 4);
+      fs.writeFileSync(f, b);
+    }, /E_BAD_MAGIC/],
+    ['no inventory', (d) => fs.rmSync(path.join(d, 'inventory.img')), /E_NO_IMAGE/],
+    ['a mapped file gone', (d) => {
+      // The exe of the image renamed away: the task is created, then the restore fails.
+      const files = path.join(d, 'files.img');
+      const b = fs.readFileSync(files);
+      const exe = Buffer.from(w.binary);
+      const at = b.indexOf(exe);
+      assert.ok(at > 0);
+      Buffer.from(w.binary.replace(/.$/, 'X')).copy(b, at);
+      fs.writeFileSync(files, b);
+    }, /E_RESTORE_FAILED/],
+  ];
+  for (const [what, damage, code] of cases) {
+    const d = copy('damaged');
+    damage(d);
+    const r = cli('restore', '-D', d);
+    assert.notEqual(r.status, 0, what);
+    assert.match(r.stderr, code, `${what}: ${r.stderr}`);
+    assert.equal(fs.existsSync(`/proc/${w.pid}`), false, `${what}: a process was left behind`);
+  }
+  // The undamaged images still restore.
+  const r = await restore({ imagesDir: images, detach: true });
+  assert.equal(r.pid, w.pid);
+  w.go();
+  assertPassed(w.finish());
+});

@@ -1,0 +1,136 @@
+// zdtm-style harness: a workload builds its state, writes `ready`, and waits for `go`; the
+// test dumps and restores it in between; the workload then checks itself and writes `result`.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { spawnTask, waitPid, kill, type WaitResult } from '../../src/sys/index.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const BUILD = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-wl-'));
+
+/** Compiles test/workloads/NAME.c with gcc (once per run). gcc itself is run through child_process: it is never traced. */
+export function compileWorkload(name: string, extra: string[] = []): string {
+  const out = path.join(BUILD, name);
+  if (!fs.existsSync(out)) {
+    execFileSync('gcc', ['-O2', '-Wall', '-o', out, path.join(REPO, 'test/workloads', `${name}.c`), ...extra], { stdio: 'inherit' });
+  }
+  return out;
+}
+
+export function tmpDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `stasis-${prefix}-`));
+}
+
+export function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export function waitFor<T>(what: string, fn: () => T | undefined | null | false, timeoutMs = 20000): T {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`Timed out waiting for ${what}`);
+    sleepMs(5);
+  }
+}
+
+export class Workload {
+  readonly dir: string;
+  pid = 0;
+  /** argv is [binary, ...pre, dir, ...args]: `pre` carries an interpreter's script. */
+  constructor(readonly name: string, readonly binary: string, readonly args: string[] = [], readonly pre: string[] = []) {
+    this.dir = tmpDir(name);
+  }
+  start(): this {
+    this.pid = spawnTask([this.binary, ...this.pre, this.dir, ...this.args], {
+      cwd: this.dir,
+      stdin: { path: '/dev/null' },
+      stdout: { path: path.join(this.dir, 'stdout.log') },
+      stderr: { path: path.join(this.dir, 'stderr.log') },
+    });
+    waitFor(`${this.name} ready`, () => fs.existsSync(path.join(this.dir, 'ready')));
+    return this;
+  }
+  file(name: string): string {
+    return path.join(this.dir, name);
+  }
+  go(): void {
+    fs.writeFileSync(this.file('go'), '');
+  }
+  /** Waits for the workload (a child of this process) to exit; returns its result line. */
+  finish(timeoutMs = 30000): { result: string; exit: WaitResult } {
+    const until = Date.now() + timeoutMs;
+    let w: WaitResult | null = null;
+    while (!(w = waitPid(this.pid, true))) {
+      if (Date.now() > until) {
+        kill(this.pid, 9);
+        w = waitPid(this.pid);
+        break;
+      }
+      sleepMs(5);
+    }
+    const res = fs.existsSync(this.file('result')) ? fs.readFileSync(this.file('result'), 'utf8').trim() : '(no result)';
+    const err = fs.existsSync(this.file('stderr.log')) ? fs.readFileSync(this.file('stderr.log'), 'utf8') : '';
+    return { result: err ? `${res}\n${err}` : res, exit: w as WaitResult };
+  }
+  kill(): void {
+    try {
+      kill(this.pid, 9);
+      waitPid(this.pid, true);
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/** Exit 0 with PASS in the result file, or a readable failure. */
+export function assertPassed(r: { result: string; exit: WaitResult }): void {
+  if (!(r.exit.kind === 'exited' && r.exit.code === 0 && r.result.startsWith('PASS'))) {
+    throw new Error(`Workload failed: ${JSON.stringify(r.exit)}: ${r.result}`);
+  }
+}
+
+import assert from 'node:assert/strict';
+import { critAvailable, critDecode } from '../../src/image/crit.js';
+import { readImageFile, encodeImage } from '../../src/image/index.js';
+import { dump, restore } from '../../src/api/index.js';
+import type { DumpResult, RestoreResult } from '../../src/api/index.js';
+
+const HAVE_CRIT = critAvailable();
+let critNoted = false;
+
+/**
+ * Every image of a dump decodes with crit (CRIU's own reader), and our decoder re-encodes
+ * each one to the same bytes. Without crit (a machine without Debian's criu) the crit half
+ * is skipped with a note; .ci/run installs it, so CI always checks.
+ */
+export function verifyImages(dir: string): void {
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.img') && !/^pages-\d+\.img$/.test(f));
+  assert.ok(files.includes('inventory.img'), `no inventory.img in ${dir}`);
+  for (const f of files) {
+    const file = path.join(dir, f);
+    const bytes = fs.readFileSync(file);
+    const img = readImageFile(file, { compat: false });
+    assert.deepEqual(Buffer.from(encodeImage(img.kind, img.content as never)), bytes, `${f} does not re-encode to the same bytes`);
+    if (HAVE_CRIT) critDecode(file);
+  }
+  if (!HAVE_CRIT && !critNoted) {
+    critNoted = true;
+    process.stderr.write('note: crit is not installed (apt-get install criu): images were not checked against it\n');
+  }
+}
+
+/** Dumps a workload (killing it), checks the images, restores it detached. */
+export async function checkpointRestore(w: Workload, opts: { shellJob?: boolean } = {}): Promise<{ images: string; d: DumpResult; r: RestoreResult }> {
+  const images = tmpDir(`${w.name}-img`);
+  const d = await dump({ pid: w.pid, imagesDir: images, shellJob: opts.shellJob ?? false });
+  // dump() killed the task and, as its tracer and parent, reaped it: the pid is free.
+  assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'the dumped task is still there');
+  verifyImages(images);
+  const r = await restore({ imagesDir: images, detach: true });
+  assert.equal(r.pid, w.pid);
+  return { images, d, r };
+}
