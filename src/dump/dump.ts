@@ -13,6 +13,7 @@ import { PE } from '../image/pagemap-flags.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
 import { FileIds } from '../files/index.js';
 import { PageDumper } from '../mem/dump-pages.js';
+import { hasDumpablePages } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
 import { freeze, thaw, killFrozen, type Frozen } from './freeze.js';
 import { collectTask } from './collect-task.js';
@@ -49,7 +50,8 @@ export function dump(opts: DumpOptions): DumpResult {
     const pagesId = 1;
     const pagesFile = note(imagePath(imagesDir, 'pages', pagesId));
     const out = fs.openSync(pagesFile, 'w', 0o600);
-    const pages = new PageDumper(pid, out, kernel.zeroPfn);
+    const toScan = task.vmas.filter(hasDumpablePages).reduce((n, v) => n + Number((v.end - v.start) / 4096n), 0);
+    const pages = new PageDumper(pid, out, kernel.zeroPfn, (n) => progress('memory', n, toScan));
     try {
       pages.dumpVmas(task.vmas);
     } finally {

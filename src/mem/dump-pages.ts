@@ -28,7 +28,13 @@ export class PageDumper {
   readonly runs: PageRun[] = [];
   readonly stats: PageDumpStats = { pagesScanned: 0, pagesWritten: 0 };
 
-  constructor(private readonly pid: number, private readonly outFd: number, private readonly zeroPfn: bigint | null) {
+  constructor(
+    private readonly pid: number,
+    private readonly outFd: number,
+    private readonly zeroPfn: bigint | null,
+    /** Called after each scanned chunk with the pages scanned so far. */
+    private readonly onScanned?: (pages: number) => void,
+  ) {
     this.pagemapFd = fs.openSync(`/proc/${pid}/pagemap`, 'r');
   }
 
@@ -46,6 +52,7 @@ export class PageDumper {
           this.addRun(run.vaddr, run.nrPages);
         }
         addr += BigInt(pages * PAGE);
+        this.onScanned?.(this.stats.pagesScanned);
       }
     }
     this.flush();

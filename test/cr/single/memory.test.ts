@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
-import { Workload, compileWorkload, checkpointRestore, assertPassed, sleepMs } from '../harness.js';
+import { Workload, compileWorkload, checkpointRestore, assertPassed, sleepMs, tmpDir } from '../harness.js';
+import { dump, restore } from '../../../src/api/index.js';
 
 function counts(file: string): number[] {
   return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number);
@@ -69,4 +70,32 @@ test('untouched and zero pages are not written', async () => {
   assert.ok(d.pagesWritten >= 2048 && d.pagesWritten < 2048 + 512, `${d.pagesWritten} pages written`);
   w.go();
   assertPassed(w.finish());
+});
+
+const mapsOf = (pid: number) => fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+
+test('guard pages, read-only data, shared file mappings and advice keep their layout and contents', async () => {
+  const w = new Workload('maps', compileWorkload('maps')).start();
+  const before = mapsOf(w.pid);
+  // All VmFlags but `ac` (VM_ACCOUNT, commit accounting): it follows how an area was first
+  // mapped (writable or not), which restore cannot always repeat and no program can see.
+  const smapsFlags = (pid: number) => fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')
+    .filter((l) => l.startsWith('VmFlags')).map((l) => l.replace(' ac ', ' '));
+  const flagsBefore = smapsFlags(w.pid);
+  await checkpointRestore(w);
+  // The whole layout, vDSO and vvar included, is where it was.
+  assert.equal(mapsOf(w.pid), before);
+  assert.deepEqual(smapsFlags(w.pid), flagsBefore);
+  w.go();
+  assertPassed(w.finish());
+});
+
+test('restore without -d waits for the task and returns its exit status', async () => {
+  const w = new Workload('bigheap', compileWorkload('bigheap'), ['1']).start();
+  const images = tmpDir('wait-img');
+  await dump({ pid: w.pid, imagesDir: images });
+  w.go();
+  const r = await restore({ imagesDir: images });
+  assert.deepEqual(r.exit, { kind: 'exited', code: 0 });
+  assert.match(fs.readFileSync(w.file('result'), 'utf8'), /^PASS/);
 });
