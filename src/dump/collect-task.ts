@@ -8,8 +8,8 @@ import {
   getRegs, getFpu, getSigmask, peekSiginfo, getRseqConfig, getRlimit, restartedRegs, splitFpu, Injector, type Regs,
 } from '../sys/index.js';
 import { parseSmaps, parseStat, parseStatus, parseAuxv, type ProcStat } from '../proc/index.js';
-import { CoreEntrySchema, CoreEntry_March, type CoreEntry } from '../image/gen/stasis/core_pb.js';
-import { UserX86RegsMode, type UserX86FpregsEntrySchema } from '../image/gen/stasis/core-x86_pb.js';
+import { CoreEntrySchema, CoreEntry_March, ThreadCoreEntrySchema, type CoreEntry } from '../image/gen/stasis/core_pb.js';
+import { UserX86RegsMode, ThreadInfoX86Schema, type UserX86FpregsEntrySchema } from '../image/gen/stasis/core-x86_pb.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { MmEntrySchema, type MmEntry } from '../image/gen/stasis/mm_pb.js';
 import { VmaEntrySchema } from '../image/gen/stasis/vma_pb.js';
@@ -27,7 +27,8 @@ const O_RDONLY = 0, O_DIRECTORY = 0o200000;
 export interface CollectedTask {
   pid: number;
   stat: ProcStat;
-  core: CoreEntry;
+  /** One core per thread, the leader's first. */
+  cores: { tid: number; core: CoreEntry }[];
   mm: MmEntry;
   vmas: VmaSpec[];
   /** Reg-file entries for the exe, mapped files, cwd and root (fds are collected apart). */
@@ -79,12 +80,45 @@ function linkOf(pid: number, what: string): string {
   return l;
 }
 
-export function collectTask(pid: number, ids: FileIds): CollectedTask {
+const PR_GET_PDEATHSIG = 2, PR_GET_TID_ADDRESS = 40;
+
+/** What each thread has of its own: registers, FPU, mask, signals, rseq, TLS-related addresses. */
+function collectThread(pid: number, tid: number): { threadInfo: CoreEntry['threadInfo']; threadCore: CoreEntry['threadCore'] } {
+  const regs = getRegs(tid);
+  const fpregs = fpuEntry(tid);
+  const sigmask = getSigmask(tid);
+  const own = peekSiginfo(tid, false);
+  const rseq = getRseqConfig(tid);
+  const inj = new Injector(tid);
+  let m: Buffer;
+  try {
+    inj.resetScratch();
+    const a = inj.put(Buffer.alloc(96));
+    inj.must('prctl', PR_GET_TID_ADDRESS, a, 0, 0, 0);
+    inj.must('sigaltstack', 0, a + 8n);
+    inj.must('get_robust_list', 0, a + 40n, a + 48n);
+    inj.must('prctl', PR_GET_PDEATHSIG, a + 56n, 0, 0, 0);
+    m = inj.mem.readExact(a, 64);
+  } finally {
+    inj.end();
+  }
+  const comm = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, '');
+  return {
+    threadInfo: create(ThreadInfoX86Schema, { clearTidAddr: m.readBigUInt64LE(0), gpregs: regsEntry(restartedRegs(regs)), fpregs, tls: [] }),
+    threadCore: create(ThreadCoreEntrySchema, {
+      futexRla: m.readBigUInt64LE(40), futexRlaLen: Number(m.readBigUInt64LE(48)), blkSigset: sigmask,
+      sas: { ssSp: m.readBigUInt64LE(8), ssFlags: m.readInt32LE(16), ssSize: m.readBigUInt64LE(24) },
+      pdeathSig: m.readInt32LE(56),
+      signalsP: { signals: own.map((s) => ({ siginfo: s })) },
+      comm,
+      ...(rseq.rseqAbiPointer ? { rseqEntry: { rseqAbiPointer: rseq.rseqAbiPointer, rseqAbiSize: rseq.rseqAbiSize, signature: rseq.signature } } : {}),
+    }),
+  };
+}
+
+export function collectTask(pid: number, tids: number[], ids: FileIds): CollectedTask {
   const stat = parseStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
   const status = parseStatus(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (status.threads > 1) {
-    throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${pid}: it has ${status.threads} threads; multithreaded tasks are not supported yet`);
-  }
   const files: FileEntry[] = [];
 
   // Memory layout first: an unsupported mapping fails the dump before anything is touched.
@@ -103,23 +137,13 @@ export function collectTask(pid: number, ids: FileIds): CollectedTask {
   }
   const vmas = collected.map((c) => c.vma);
 
-  const regs = getRegs(pid);
-  const fpregs = fpuEntry(pid);
-  const sigmask = getSigmask(pid);
   const shared = peekSiginfo(pid, true);
-  const own = peekSiginfo(pid, false);
-  const rseq = getRseqConfig(pid);
-
+  const threads = tids.map((tid) => ({ tid, ...collectThread(pid, tid) }));
   const inj = new Injector(pid);
-  let internals, brk, robust;
+  let internals, brk;
   try {
     internals = readTaskInternals(inj);
     brk = BigInt.asUintN(64, inj.must('brk', 0));
-    inj.resetScratch();
-    const rl = inj.put(Buffer.alloc(16));
-    inj.must('get_robust_list', 0, rl, rl + 8n);
-    const b = inj.mem.readExact(rl, 16);
-    robust = { head: b.readBigUInt64LE(0), len: Number(b.readBigUInt64LE(8)) };
   } finally {
     inj.end();
   }
@@ -134,29 +158,28 @@ export function collectTask(pid: number, ids: FileIds): CollectedTask {
   const personality = parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8'), 16);
   const oomScoreAdj = Number(fs.readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8'));
   const [real, virt, prof] = internals.itimers.map((t) => ({ isec: t.isec, iusec: t.iusec, vsec: t.vsec, vusec: t.vusec }));
-  const gpregs = regsEntry(restartedRegs(regs));
+  const leader = threads[0]!;
 
-  const core = create(CoreEntrySchema, {
-    mtype: CoreEntry_March.X86_64,
-    threadInfo: { clearTidAddr: internals.clearTidAddr, gpregs, fpregs, tls: [] },
-    tc: {
-      taskState: 1, exitCode: 0, personality, flags: stat.flags, blkSigset: sigmask, comm: stat.comm,
-      timers: { real, virt, prof, posix: [] },
-      rlimits: { rlimits: rlimits.map((l) => ({ cur: l.cur, max: l.max })) },
-      signalsS: { signals: shared.map((s) => ({ siginfo: s })) },
-      oomScoreAdj,
-      sigactions: internals.sigactions.map((a) => ({ sigaction: a.handler, flags: a.flags, restorer: a.restorer, mask: a.mask })),
-      childSubreaper: internals.childSubreaper,
-    },
-    threadCore: {
-      futexRla: robust.head, futexRlaLen: robust.len, blkSigset: sigmask,
-      sas: { ssSp: internals.altStack.sp, ssSize: internals.altStack.size, ssFlags: internals.altStack.flags },
-      pdeathSig: internals.pdeathSig,
-      signalsP: { signals: own.map((s) => ({ siginfo: s })) },
-      comm: stat.comm,
-      ...(rseq.rseqAbiPointer ? { rseqEntry: { rseqAbiPointer: rseq.rseqAbiPointer, rseqAbiSize: rseq.rseqAbiSize, signature: rseq.signature } } : {}),
-    },
-  });
+  const cores = threads.map((t) => ({
+    tid: t.tid,
+    core: create(CoreEntrySchema, {
+      mtype: CoreEntry_March.X86_64,
+      threadInfo: t.threadInfo,
+      threadCore: t.threadCore,
+      // Process-wide state lives in the leader's core.
+      ...(t === leader ? {
+        tc: {
+          taskState: 1, exitCode: 0, personality, flags: stat.flags, blkSigset: t.threadCore!.blkSigset ?? 0n, comm: stat.comm,
+          timers: { real, virt, prof, posix: [] },
+          rlimits: { rlimits: rlimits.map((l) => ({ cur: l.cur, max: l.max })) },
+          signalsS: { signals: shared.map((s) => ({ siginfo: s })) },
+          oomScoreAdj,
+          sigactions: internals.sigactions.map((a) => ({ sigaction: a.handler, flags: a.flags, restorer: a.restorer, mask: a.mask })),
+          childSubreaper: internals.childSubreaper,
+        },
+      } : {}),
+    }),
+  }));
 
   const mm = create(MmEntrySchema, {
     mmStartCode: stat.startCode, mmEndCode: stat.endCode, mmStartData: stat.startData, mmEndData: stat.endData,
@@ -170,5 +193,5 @@ export function collectTask(pid: number, ids: FileIds): CollectedTask {
     dumpable: internals.dumpable,
   });
 
-  return { pid, stat, core, mm, vmas, files, cwdId: cwd.id, rootId: root.id, umask: status.umask ?? 0o022 };
+  return { pid, stat, cores, mm, vmas, files, cwdId: cwd.id, rootId: root.id, umask: status.umask ?? 0o022 };
 }

@@ -41,7 +41,7 @@ export function dump(opts: DumpOptions): DumpResult {
   try {
     progress('collecting');
     const ids = new FileIds();
-    const task = collectTask(pid, ids);
+    const task = collectTask(pid, frozen.tids, ids);
     const fds = dumpFds({ pid, imagesDir, shellJob: opts.shellJob ?? false, ids }, task.stat.session, task.stat.pgrp);
     const kobj = create(TaskKobjIdsEntrySchema, { vmId: 1, filesId: 1, fsId: 1, sighandId: 1 });
 
@@ -71,10 +71,10 @@ export function dump(opts: DumpOptions): DumpResult {
     note(writeImage(imagesDir, 'fdinfo', kobj.filesId, fds.fdinfos));
     note(writeImage(imagesDir, 'fs', pid, [{ $typeName: 'stasis.image.FsEntry', cwdId: task.cwdId, rootId: task.rootId, umask: task.umask }]));
     note(writeImage(imagesDir, 'mm', pid, [task.mm]));
-    note(writeImage(imagesDir, 'core', pid, [task.core]));
+    for (const c of task.cores) note(writeImage(imagesDir, 'core', c.tid, [c.core]));
     note(writeImage(imagesDir, 'ids', pid, [kobj]));
     note(writeImage(imagesDir, 'pstree', undefined, [
-      create(PstreeEntrySchema, { pid, ppid: task.stat.ppid, pgid: task.stat.pgrp, sid: task.stat.session, threads: [pid] }),
+      create(PstreeEntrySchema, { pid, ppid: task.stat.ppid, pgid: task.stat.pgrp, sid: task.stat.session, threads: frozen.tids }),
     ]));
     const frozenMs = performance.now() - tFrozen;
     note(writeImage(imagesDir, 'stats', 'dump', [create(StatsEntrySchema, {

@@ -64,7 +64,8 @@ export function rebuildAddressSpace(inj: Injector, plan: AddressSpacePlan): { sc
   const scratch = findScratch([...readMaps(pid), ...plan.vmas], BigInt(SCRATCH_SIZE));
   inj.must('mmap', scratch, SCRATCH_SIZE, PROT.READ | PROT.WRITE | PROT.EXEC, MAP.PRIVATE | MAP.ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
   inj.relocateCode(scratch);
-  inj.useScratch(scratch + PAGE, SCRATCH_SIZE - Number(PAGE));
+  // The upper half is left to the threads restore creates (restore-task.ts).
+  inj.useScratch(scratch + PAGE, SCRATCH_SIZE / 2 - Number(PAGE));
 
   // Everything of the stub goes, the vDSO and vvar included.
   inj.must('munmap', 0, scratch);

@@ -14,7 +14,10 @@ import { StasisError } from '../errors.js';
 
 export interface TaskImages {
   pstree: PstreeEntry;
+  /** The leader's core (process-wide state and the leader thread). */
   core: CoreEntry;
+  /** The other threads, by tid. */
+  threads: { tid: number; core: CoreEntry }[];
   ids: TaskKobjIdsEntry;
   mm: MmEntry;
   fs: FsEntry;
@@ -57,9 +60,13 @@ export function readImageSet(dir: string): ImageSet {
 
 function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry>): TaskImages {
   const pid = pstree.pid;
-  if (pstree.threads.length > 1) throw new StasisError('E_UNSUPPORTED', `Pid ${pid} has ${pstree.threads.length} threads; not supported yet`);
   const core = one(readImage(dir, 'core', pid), `core-${pid}.img`);
-  if (!core.threadInfo || !core.tc || !core.threadCore) throw new StasisError('E_CORRUPT', `core-${pid}.img lacks thread_info, tc or thread_core`);
+  if (!core.threadInfo?.gpregs || !core.tc || !core.threadCore) throw new StasisError('E_CORRUPT', `core-${pid}.img lacks thread_info, tc or thread_core`);
+  const threads = pstree.threads.filter((t) => t !== pid).map((tid) => {
+    const c = one(readImage(dir, 'core', tid), `core-${tid}.img`);
+    if (!c.threadInfo?.gpregs || !c.threadCore) throw new StasisError('E_CORRUPT', `core-${tid}.img lacks thread_info or thread_core`);
+    return { tid, core: c };
+  });
   const ids = one(readImage(dir, 'ids', pid), `ids-${pid}.img`);
   const mm = one(readImage(dir, 'mm', pid), `mm-${pid}.img`);
   const fsEntry = one(readImage(dir, 'fs', pid), `fs-${pid}.img`);
@@ -91,7 +98,7 @@ function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry
   need(fsEntry.rootId, 'The root');
   for (const d of fdinfos) need(d.id, `Fd ${d.fd}`);
   for (const v of mm.vmas) if (v.status & (64 | 128)) need(Number(v.shmid), `The mapping at 0x${v.start.toString(16)}`);
-  return { pstree, core, ids, mm, fs: fsEntry, fdinfos, runs, pagesPath };
+  return { pstree, core, threads, ids, mm, fs: fsEntry, fdinfos, runs, pagesPath };
 }
 
 /** Path of a regular-file entry (exe, cwd, mapped file). */

@@ -9,6 +9,8 @@
 //      mask go in, all from outside.
 import { getRseqConfig, getFpu, setFpu, setSigmask, setRlimit, joinFpu, type Regs, Injector } from '../sys/index.js';
 import type { UserX86RegsEntry } from '../image/gen/stasis/core-x86_pb.js';
+import type { CoreEntry } from '../image/gen/stasis/core_pb.js';
+import { cloneWithPid } from './create-task.js';
 import { rebuildAddressSpace, setComm } from './address-space.js';
 import { installFds } from './install-fds.js';
 import { restoreTaskInternals, requeueSignals } from './task-internals.js';
@@ -56,8 +58,9 @@ export interface RestoreTaskCtx {
   files: OpenFiles;
 }
 
-export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: number; code: bigint }): void {
+export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: number; code: bigint }): number[] {
   const pid = child.pid;
+  const tids = [pid];
   const inj = new Injector(pid, { code: child.code, codeInPlace: true });
   const stubRseq = getRseqConfig(pid);
   if (stubRseq.rseqAbiPointer) {
@@ -106,11 +109,53 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: nu
   }
   if (th.futexRla) check(inj, 'set the robust futex list', inj.call('set_robust_list', th.futexRla, th.futexRlaLen));
 
-  const regs = regsFrom(t.core.threadInfo!.gpregs!);
-  const r = inj.finishWith(regs, 'munmap', scratch, scratchSize);
+  // The other threads: cloned by the leader (its mask, all blocked, is inherited), then
+  // each sets up what only a thread can set for itself. Their queued signals are sent by the
+  // leader: only the thread group's leader may queue a signal with a positive si_code.
+  for (const { tid, core } of t.threads) {
+    const made = cloneWithPid(inj, tid, CLONE_THREAD_FLAGS);
+    tids.push(made.pid);
+    const ti = new Injector(made.pid, { code: inj.code, codeInPlace: true });
+    ti.useScratch(scratch + THREAD_SCRATCH, 65536);
+    restoreThread(ti, core);
+    requeueSignals(inj, pid, tid, [], (core.threadCore!.signalsP?.signals ?? []).map((s) => Buffer.from(s.siginfo)));
+    ti.finishWith(regsFrom(core.threadInfo!.gpregs!), 'getpid');
+    finishThread(tid, core);
+  }
+
+  const r = inj.finishWith(regsFrom(t.core.threadInfo!.gpregs!), 'munmap', scratch, scratchSize);
   if (r !== 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot unmap the restore scratch area of pid ${pid}: errno ${-r}`);
-  const fresh = getFpu(pid);
-  const fp = t.core.threadInfo!.fpregs!;
-  setFpu(pid, { xsave: fresh.xsave, data: joinFpu(fresh.data, fp as unknown as FpuFields) });
-  setSigmask(pid, th.blkSigset ?? tc.blkSigset);
+  finishThread(pid, t.core);
+  return tids;
+}
+
+const CLONE_THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // VM FS FILES SIGHAND THREAD SYSVSEM
+const THREAD_SCRATCH = 768n * 1024n;
+
+/** What a thread sets for itself: clear_child_tid, alternate stack, rseq, robust list. */
+function restoreThread(ti: Injector, core: CoreEntry): void {
+  const th = core.threadCore!;
+  check(ti, 'set clear_child_tid', ti.call('set_tid_address', core.threadInfo!.clearTidAddr));
+  if (th.sas && !(th.sas.ssFlags & 2)) {
+    const ss = Buffer.alloc(24);
+    ss.writeBigUInt64LE(th.sas.ssSp, 0);
+    ss.writeInt32LE(th.sas.ssFlags & ~1, 8);
+    ss.writeBigUInt64LE(th.sas.ssSize, 16);
+    ti.resetScratch();
+    check(ti, 'set the alternate signal stack', ti.call('sigaltstack', ti.put(ss), 0));
+  }
+  if (th.rseqEntry) {
+    const r = th.rseqEntry;
+    check(ti, 'register rseq', ti.call('rseq', r.rseqAbiPointer, r.rseqAbiSize, 0, r.signature));
+  }
+  if (th.futexRla) check(ti, 'set the robust futex list', ti.call('set_robust_list', th.futexRla, th.futexRlaLen));
+  // By the thread itself: writing another thread's /proc comm is refused (and can block).
+  if (th.comm) setComm(ti, th.comm);
+}
+
+/** From outside, once the thread runs no more injected code: FPU state and blocked mask. */
+function finishThread(tid: number, core: CoreEntry): void {
+  const fresh = getFpu(tid);
+  setFpu(tid, { xsave: fresh.xsave, data: joinFpu(fresh.data, core.threadInfo!.fpregs! as unknown as FpuFields) });
+  setSigmask(tid, core.threadCore!.blkSigset ?? core.tc?.blkSigset ?? 0n);
 }

@@ -34,8 +34,8 @@ export function restore(opts: RestoreOptions): RestoreResult {
     const child = createRootTask(task.pstree.pid);
     pid = child.pid;
     progress('restoring memory');
-    restoreTask({ set, files }, task, child);
-    detach(pid);
+    const tids = restoreTask({ set, files }, task, child);
+    for (const tid of tids) detach(tid);
   } catch (err) {
     if (pid) {
       kill(pid, 9);

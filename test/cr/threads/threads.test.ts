@@ -1,0 +1,42 @@
+// Threads: every thread comes back with its tid, registers, TLS, name and the syscall it
+// was sleeping in, and finishes its work.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { Workload, compileWorkload, checkpointRestore, assertPassed, REPO } from '../harness.js';
+
+const tidsOf = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
+const namesOf = (pid: number) => tidsOf(pid).map((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8'));
+
+test('four threads sleeping in futex, nanosleep, clock_nanosleep and poll finish with the right results', async () => {
+  const w = new Workload('threads', compileWorkload('threads', ['-pthread'])).start();
+  const tids = tidsOf(w.pid);
+  const names = namesOf(w.pid);
+  assert.equal(tids.length, 5);
+  await checkpointRestore(w);
+  assert.deepEqual(tidsOf(w.pid), tids);
+  assert.deepEqual(namesOf(w.pid), names);
+  w.go();
+  assertPassed(w.finish());
+});
+
+function python(): string | null {
+  try {
+    return execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+const py = python();
+
+test('python3 with three threads, dumped mid-run, finishes with the right total', { skip: py ? false : 'python3 is not installed' }, async () => {
+  const w = new Workload('pythreads', py!, [], [path.join(REPO, 'test/workloads/pythreads.py')]).start();
+  assert.ok(tidsOf(w.pid).length >= 4);
+  const tids = tidsOf(w.pid);
+  await checkpointRestore(w);
+  assert.deepEqual(tidsOf(w.pid), tids);
+  w.go();
+  assertPassed(w.finish(60000));
+});

@@ -1,0 +1,80 @@
+/* Four threads, each computing its own deterministic sequence and sleeping between steps
+ * in a different syscall (futex wait, nanosleep, clock_nanosleep, poll). Each has a TLS
+ * value and a name. They wait (still sleeping in their syscall) until `go`; after restore
+ * every thread finishes its sequence, keeps its TLS and name, and pthread_join works. */
+#include "wl.h"
+#include <pthread.h>
+#include <stdint.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+
+#define N 4
+#define STEPS 400
+static __thread uint64_t tls;
+static atomic_int at_pause;
+static uint64_t out[N];
+static char names_ok[N];
+static int never = 0;
+
+static uint64_t step(uint64_t x, uint64_t k) { x ^= k + 0x9e3779b97f4a7c15ull + (x << 6) + (x >> 2); return x * 0xff51afd7ed558ccdull; }
+
+static void nap(int how)
+{
+	struct timespec ts = { 0, 1000000 };
+	switch (how) {
+	case 0: syscall(SYS_futex, &never, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0); break;
+	case 1: nanosleep(&ts, NULL); break;
+	case 2: clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL); break;
+	default: poll(NULL, 0, 1); break;
+	}
+}
+
+static void *worker(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	char name[16];
+	snprintf(name, sizeof(name), "worker-%d", i);
+	pthread_setname_np(pthread_self(), name);
+	tls = 0x1000 + i;
+	uint64_t x = i;
+	for (uint64_t k = 0; k < STEPS; k++) {
+		x = step(x, k);
+		nap(i);
+		if (k == 100) {
+			atomic_fetch_add(&at_pause, 1);
+			while (!wl_go_seen())
+				nap(i);
+		}
+	}
+	char now[16] = { 0 };
+	prctl(PR_GET_NAME, now);
+	names_ok[i] = strcmp(now, name) == 0;
+	out[i] = tls == (uint64_t)(0x1000 + i) ? x : 0;
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	wl_enter(argc, argv);
+	pthread_t t[N];
+	for (int i = 0; i < N; i++)
+		pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i);
+	while (atomic_load(&at_pause) < N)
+		wl_sleep_ms(1);
+	wl_ready();
+	for (int i = 0; i < N; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < N; i++) {
+		uint64_t x = i;
+		for (uint64_t k = 0; k < STEPS; k++)
+			x = step(x, k);
+		if (out[i] != x)
+			wl_fail("thread %d: result %llx, want %llx (0 means its TLS changed)", i, (unsigned long long)out[i], (unsigned long long)x);
+		if (!names_ok[i])
+			wl_fail("thread %d lost its name", i);
+	}
+	return wl_finish(NULL);
+}
