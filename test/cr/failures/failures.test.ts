@@ -42,6 +42,15 @@ test('an unsupported fd kind fails the dump, names pid, fd and kind, and leaves 
   assertPassed(w.finish());
 });
 
+test('a process with children is refused (trees are not supported yet), and both keep running', async () => {
+  const w = new Workload('forker', compileWorkload('forker')).start();
+  const images = tmpDir('forker-img');
+  await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && /has children/.test(e.message));
+  assert.deepEqual(fs.readdirSync(images), []);
+  w.go();
+  assertPassed(w.finish());
+});
+
 test('restoring while the pid is taken fails with E_PID_TAKEN and creates nothing', async () => {
   const w = new Workload('counter', compileWorkload('counter')).start();
   const images = tmpDir('taken-img');
