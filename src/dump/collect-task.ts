@@ -119,10 +119,6 @@ function collectThread(pid: number, tid: number): { threadInfo: CoreEntry['threa
 export function collectTask(pid: number, tids: number[], ids: FileIds): CollectedTask {
   const stat = parseStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
   const status = parseStatus(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  const children = tids.flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean));
-  if (children.length) {
-    throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${pid}: it has children (${children.join(', ')}); process trees are not supported yet`);
-  }
   const files: FileEntry[] = [];
 
   // Memory layout first: an unsupported mapping fails the dump before anything is touched.

@@ -15,7 +15,9 @@ import { FileIds } from '../files/index.js';
 import { PageDumper } from '../mem/dump-pages.js';
 import { hasDumpablePages } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
-import { freeze, thaw, killFrozen, type Frozen } from './freeze.js';
+import { freezeTree, thawTree, killTree } from './freeze-tree.js';
+import { parseStat } from '../proc/index.js';
+import { CoreEntrySchema, CoreEntry_March } from '../image/gen/stasis/core_pb.js';
 import { collectTask } from './collect-task.js';
 import { dumpFds } from './dump-fds.js';
 import { FORMAT_TAG } from './format.js';
@@ -31,7 +33,7 @@ export function dump(opts: DumpOptions): DumpResult {
   const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
 
   progress('freezing');
-  const frozen: Frozen = freeze(pid);
+  const tree = freezeTree(pid);
   const tFrozen = performance.now();
   const written: string[] = [];
   const note = (f: string) => {
@@ -41,67 +43,96 @@ export function dump(opts: DumpOptions): DumpResult {
   try {
     progress('collecting');
     const ids = new FileIds();
-    const task = collectTask(pid, frozen.tids, ids);
-    const fds = dumpFds({ pid, imagesDir, shellJob: opts.shellJob ?? false, ids }, task.stat.session, task.stat.pgrp);
-    const kobj = create(TaskKobjIdsEntrySchema, { vmId: 1, filesId: 1, fsId: 1, sighandId: 1 });
+    const shellJob = opts.shellJob ?? false;
+    const live = tree.filter((t) => t.frozen).map((t, i) => {
+      const task = collectTask(t.pid, t.frozen!.tids, ids);
+      const fds = dumpFds({ pid: t.pid, imagesDir, shellJob, ids }, task.stat.session, task.stat.pgrp);
+      // One set of kernel objects per task: threads share them, processes do not (yet).
+      const n = i + 1;
+      return { t, task, fds, n, kobj: create(TaskKobjIdsEntrySchema, { vmId: n, filesId: n, fsId: n, sighandId: n }) };
+    });
 
     progress('memory');
     const tMem = performance.now();
-    const pagesId = 1;
-    const pagesFile = note(imagePath(imagesDir, 'pages', pagesId));
-    const out = fs.openSync(pagesFile, 'w', 0o600);
-    const toScan = task.vmas.filter(hasDumpablePages).reduce((n, v) => n + Number((v.end - v.start) / 4096n), 0);
-    const pages = new PageDumper(pid, out, kernel.zeroPfn, (n) => progress('memory', n, toScan));
-    try {
-      pages.dumpVmas(task.vmas);
-    } finally {
-      pages.close();
-      fs.closeSync(out);
+    const toScan = live.reduce((n, l) => n + l.task.vmas.filter(hasDumpablePages).reduce((m, v) => m + Number((v.end - v.start) / 4096n), 0), 0);
+    const stats = { pagesScanned: 0, pagesWritten: 0 };
+    for (const l of live) {
+      const out = fs.openSync(note(imagePath(imagesDir, 'pages', l.n)), 'w', 0o600);
+      const before = stats.pagesScanned;
+      const pages = new PageDumper(l.t.pid, out, kernel.zeroPfn, (n) => progress('memory', before + n, toScan));
+      try {
+        pages.dumpVmas(l.task.vmas);
+      } finally {
+        pages.close();
+        fs.closeSync(out);
+      }
+      stats.pagesScanned += pages.stats.pagesScanned;
+      stats.pagesWritten += pages.stats.pagesWritten;
+      note(writeImage(imagesDir, 'pagemap', l.t.pid, {
+        head: create(PagemapHeadSchema, { pagesId: l.n }),
+        entries: pages.runs.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, nrPages: r.nrPages, flags: PE.PRESENT })),
+      }));
     }
     const memMs = performance.now() - tMem;
 
     progress('writing images');
-    note(writeImage(imagesDir, 'pagemap', pid, {
-      head: create(PagemapHeadSchema, { pagesId }),
-      entries: pages.runs.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, nrPages: r.nrPages, flags: PE.PRESENT })),
-    }));
     // Objects before the fds that name them.
-    note(writeImage(imagesDir, 'files', undefined, [...task.files, ...fds.files]));
-    if (fds.ttyInfos.length) note(writeImage(imagesDir, 'tty-info', undefined, fds.ttyInfos));
-    note(writeImage(imagesDir, 'fdinfo', kobj.filesId, fds.fdinfos));
-    note(writeImage(imagesDir, 'fs', pid, [{ $typeName: 'stasis.image.FsEntry', cwdId: task.cwdId, rootId: task.rootId, umask: task.umask }]));
-    note(writeImage(imagesDir, 'mm', pid, [task.mm]));
-    for (const c of task.cores) note(writeImage(imagesDir, 'core', c.tid, [c.core]));
-    note(writeImage(imagesDir, 'ids', pid, [kobj]));
-    note(writeImage(imagesDir, 'pstree', undefined, [
-      create(PstreeEntrySchema, { pid, ppid: task.stat.ppid, pgid: task.stat.pgrp, sid: task.stat.session, threads: frozen.tids }),
-    ]));
+    note(writeImage(imagesDir, 'files', undefined, live.flatMap((l) => [...l.task.files, ...l.fds.files])));
+    const ttys = live.flatMap((l) => l.fds.ttyInfos);
+    if (ttys.length) note(writeImage(imagesDir, 'tty-info', undefined, ttys));
+    for (const l of live) {
+      const p = l.t.pid;
+      note(writeImage(imagesDir, 'fdinfo', l.kobj.filesId, l.fds.fdinfos));
+      note(writeImage(imagesDir, 'fs', p, [{ $typeName: 'stasis.image.FsEntry', cwdId: l.task.cwdId, rootId: l.task.rootId, umask: l.task.umask }]));
+      note(writeImage(imagesDir, 'mm', p, [l.task.mm]));
+      for (const c of l.task.cores) note(writeImage(imagesDir, 'core', c.tid, [c.core]));
+      note(writeImage(imagesDir, 'ids', p, [l.kobj]));
+    }
+    const pstree = tree.map((t) => {
+      const l = live.find((x) => x.t === t);
+      if (l) return create(PstreeEntrySchema, { pid: t.pid, ppid: t.ppid, pgid: l.task.stat.pgrp, sid: l.task.stat.session, threads: t.frozen!.tids });
+      // A zombie: its group and session from /proc (still readable), its status in its core.
+      const st = parseStat(fs.readFileSync(`/proc/${t.pid}/stat`, 'utf8'));
+      note(writeImage(imagesDir, 'core', t.pid, [zombieCore(t.zombieStatus ?? 0)]));
+      return create(PstreeEntrySchema, { pid: t.pid, ppid: t.ppid, pgid: st.pgrp, sid: st.session, threads: [] });
+    });
+    note(writeImage(imagesDir, 'pstree', undefined, pstree));
     const frozenMs = performance.now() - tFrozen;
     note(writeImage(imagesDir, 'stats', 'dump', [create(StatsEntrySchema, {
       dump: {
         freezingTime: Math.round((tFrozen - t0) * 1000), frozenTime: Math.round(frozenMs * 1000),
         memdumpTime: Math.round(memMs * 1000), memwriteTime: Math.round(memMs * 1000),
-        pagesScanned: BigInt(pages.stats.pagesScanned), pagesSkippedParent: 0n,
-        pagesWritten: BigInt(pages.stats.pagesWritten), pagesLazy: 0n,
+        pagesScanned: BigInt(stats.pagesScanned), pagesSkippedParent: 0n,
+        pagesWritten: BigInt(stats.pagesWritten), pagesLazy: 0n,
       },
     })]));
     note(writeImage(imagesDir, 'inventory', undefined, [create(InventoryEntrySchema, {
-      imgVersion: 2, fdinfoPerId: true, rootIds: kobj, lsmtype: Lsmtype.NO_LSM,
+      imgVersion: 2, fdinfoPerId: true, rootIds: live[0]!.kobj, lsmtype: Lsmtype.NO_LSM,
       dumpUptime: BigInt(Math.round(parseFloat(fs.readFileSync('/proc/uptime', 'utf8')) * 1e6)),
       dumpCriuRunId: FORMAT_TAG,
     })]));
 
-    if (opts.leaveRunning) thaw(frozen);
-    else killFrozen(frozen);
+    if (opts.leaveRunning) thawTree(tree);
+    else killTree(tree);
     const imageBytes = written.reduce((n, f) => n + fs.statSync(f).size, 0);
     return {
-      pids: [pid], pagesScanned: pages.stats.pagesScanned, pagesWritten: pages.stats.pagesWritten, imageBytes,
+      pids: tree.map((t) => t.pid), pagesScanned: stats.pagesScanned, pagesWritten: stats.pagesWritten, imageBytes,
       kcmpCalls: ids.kcmpCalls, freezeMs: tFrozen - t0, frozenMs, totalMs: performance.now() - t0,
     };
   } catch (err) {
-    thaw(frozen);
+    thawTree(tree);
     for (const f of written) fs.rmSync(f, { force: true });
     if (err instanceof StasisError) throw err;
     throw new StasisError('E_DUMP_FAILED', `Cannot dump pid ${pid}: ${(err as Error).message}; it was left running`, { cause: err });
   }
+}
+
+const TASK_DEAD = 2;
+
+/** A zombie's core: only its state and the wait status its parent will collect. */
+function zombieCore(status: number) {
+  return create(CoreEntrySchema, {
+    mtype: CoreEntry_March.X86_64,
+    tc: { taskState: TASK_DEAD, exitCode: status, personality: 0, flags: 0, blkSigset: 0n, comm: 'zombie' },
+  });
 }

@@ -8,9 +8,10 @@ import {
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
-const CLONE_PARENT = 0x8000;
+const CLONE_PARENT = 0x8000, CLONE_THREAD = 0x10000, SIGCHLD = 17;
 const CLONE_ARGS_SIZE = 88;
-export const TRACE_OPTIONS = PTRACE_O.EXITKILL | PTRACE_O.TRACECLONE | PTRACE_O.TRACESYSGOOD;
+// TRACEFORK too: a clone3 whose exit signal is SIGCHLD counts as a fork for ptrace.
+export const TRACE_OPTIONS = PTRACE_O.EXITKILL | PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACESYSGOOD;
 
 export interface NewTask {
   pid: number;
@@ -22,6 +23,25 @@ function stubArgv(): string[] {
   return [resolveExecutable('sleep'), '3600'];
 }
 
+/**
+ * Waits (up to 3 s) while `pid` belongs to a dead task that its parent has not reaped yet:
+ * right after a dump killed a tree, init may still be collecting its zombies.
+ */
+export function pidIsFree(pid: number): boolean {
+  const until = Date.now() + 3000;
+  for (;;) {
+    let state: string;
+    try {
+      state = /\) (\S)/.exec(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1] ?? '';
+    } catch {
+      return true;
+    }
+    if (state !== 'Z' && state !== 'X') return false;
+    if (Date.now() > until) return false;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+}
+
 /** Injects clone3(set_tid = [pid]) into a stopped task that stasis traces; returns the child. */
 export function cloneWithPid(inj: Injector, pid: number, flags: number): NewTask {
   const tid = Buffer.alloc(4);
@@ -29,9 +49,19 @@ export function cloneWithPid(inj: Injector, pid: number, flags: number): NewTask
   const tidAddr = inj.put(tid);
   const args = Buffer.alloc(CLONE_ARGS_SIZE);
   args.writeBigUInt64LE(BigInt(flags), 0);
+  // A process tells its parent of its death with SIGCHLD (else wait() without __WALL
+  // would not see it); a thread tells nobody; with CLONE_PARENT the caller's is inherited.
+  if (!(flags & (CLONE_THREAD | CLONE_PARENT))) args.writeBigUInt64LE(BigInt(SIGCHLD), 32);
   args.writeBigUInt64LE(tidAddr, 64); // set_tid
   args.writeBigUInt64LE(1n, 72); // set_tid_size
-  const r = inj.call('clone3', inj.put(args), CLONE_ARGS_SIZE);
+  // EEXIST also while a dead group or session still holds the number (its members not yet
+  // reaped after a dump killed the tree): retry for a while unless a live task has it.
+  const until = Date.now() + 3000;
+  let r = inj.call('clone3', inj.put(args), CLONE_ARGS_SIZE);
+  while (r === -17n && Date.now() < until && pidIsFree(pid)) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    r = inj.call('clone3', inj.put(args), CLONE_ARGS_SIZE);
+  }
   if (r === -17n) throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);
   if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot create pid ${pid}: clone3 failed with errno ${-r}`);
   const child = Number(r);
@@ -44,7 +74,7 @@ export function cloneWithPid(inj: Injector, pid: number, flags: number): NewTask
 
 /** Creates a child of stasis with the given pid, stopped and traced. */
 export function createRootTask(pid: number): NewTask {
-  if (fs.existsSync(`/proc/${pid}`)) {
+  if (!pidIsFree(pid)) {
     throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);
   }
   const devnull = { path: '/dev/null', flags: 2 };

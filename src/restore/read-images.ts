@@ -26,11 +26,22 @@ export interface TaskImages {
   pagesPath: string;
 }
 
+export interface ZombieImages {
+  pstree: PstreeEntry;
+  /** The wait status the parent will collect. */
+  status: number;
+}
+
 export interface ImageSet {
   dir: string;
   files: Map<number, FileEntry>;
+  /** Every task in pstree order (parents before children). */
+  order: PstreeEntry[];
   tasks: TaskImages[];
+  zombies: ZombieImages[];
 }
+
+const TASK_DEAD = 2;
 
 function one<T>(list: T[], what: string): T {
   if (list.length !== 1 || list[0] === undefined) throw new StasisError('E_CORRUPT', `${what} holds ${list.length} entries, expected 1`);
@@ -54,8 +65,23 @@ export function readImageSet(dir: string): ImageSet {
   }
   const tree = readImage(dir, 'pstree', undefined);
   if (tree.length === 0) throw new StasisError('E_CORRUPT', 'pstree.img is empty');
-  const tasks = tree.map((pstree) => readTask(dir, pstree, files));
-  return { dir, files, tasks };
+  const tasks: TaskImages[] = [];
+  const zombies: ZombieImages[] = [];
+  const pids = new Set<number>();
+  for (const e of tree) {
+    if (pids.has(e.pid)) throw new StasisError('E_CORRUPT', `pstree.img lists pid ${e.pid} twice`);
+    if (e !== tree[0] && !pids.has(e.ppid)) throw new StasisError('E_CORRUPT', `pstree.img lists pid ${e.pid} before its parent ${e.ppid}`);
+    pids.add(e.pid);
+    if (e.threads.length) {
+      tasks.push(readTask(dir, e, files));
+      continue;
+    }
+    const tc = one(readImage(dir, 'core', e.pid), `core-${e.pid}.img`).tc;
+    if (tc?.taskState !== TASK_DEAD) throw new StasisError('E_CORRUPT', `Pid ${e.pid} has no threads and is not a zombie`);
+    zombies.push({ pstree: e, status: tc.exitCode });
+  }
+  if (!tree[0]?.threads.length) throw new StasisError('E_CORRUPT', 'The root task of the image is a zombie');
+  return { dir, files, order: tree, tasks, zombies };
 }
 
 function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry>): TaskImages {

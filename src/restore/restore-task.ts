@@ -93,9 +93,6 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: nu
     inj.resetScratch();
     check(inj, 'chroot', inj.call('chroot', inj.putString(root)));
   }
-  const { pid: p, pgid, sid } = t.pstree;
-  if (sid === p) check(inj, 'setsid', inj.call('setsid'));
-  else if (pgid === p) check(inj, 'setpgid', inj.call('setpgid', 0, 0));
 
   installFds(inj, t.fdinfos.map((d) => ({ fd: d.fd, toolFd: ctx.files.get(d.id), cloexec: (d.flags & 1) !== 0 })));
   restoreTaskInternals(inj, internalsFrom(t));

@@ -1,11 +1,12 @@
-// `stasis restore`: read and check every image, open the file objects, create the task with
-// its pid, rebuild it, let it go. A failure at any point kills what was created, so a failed
-// restore leaves no process behind.
+// `stasis restore`: read and check every image, open the file objects once, build the tree
+// of stub tasks with their pids, turn each into its task, let them all go. A failure at any
+// point kills what was created, so a failed restore leaves no process behind.
 import { detach, kill, waitPid } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { readImageSet } from './read-images.js';
 import { OpenFiles } from './open-files.js';
-import { createRootTask } from './create-task.js';
+import { createTree } from './create-tree.js';
+import type { NewTask } from './create-task.js';
 import { restoreTask } from './restore-task.js';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../api/types.js';
 
@@ -20,33 +21,43 @@ export function waitExit(pid: number): ExitStatus {
 
 export function restore(opts: RestoreOptions): RestoreResult {
   const t0 = performance.now();
-  const progress = (phase: string) => opts.onProgress?.({ phase, done: 0, total: 0 });
+  const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
   progress('reading images');
   const set = readImageSet(opts.imagesDir);
-  if (set.tasks.length !== 1) throw new StasisError('E_UNSUPPORTED', `The image holds ${set.tasks.length} tasks; only single tasks are supported yet`);
-  const task = set.tasks[0]!;
-  const wanted = [...new Set(task.fdinfos.map((d) => d.id))].map((id) => set.files.get(id)!);
+  const root = set.order[0]!.pid;
+  const ids = new Set(set.tasks.flatMap((t) => t.fdinfos.map((d) => d.id)));
   progress('opening files');
-  const files = OpenFiles.open(wanted, { imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files });
-  let pid = 0;
+  const files = OpenFiles.open([...ids].map((id) => set.files.get(id)!), {
+    imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files,
+  });
+  const created = new Map<number, NewTask>();
   try {
     progress('creating tasks');
-    const child = createRootTask(task.pstree.pid);
-    pid = child.pid;
-    progress('restoring memory');
-    const tids = restoreTask({ set, files }, task, child);
+    createTree(set, created);
+    const tids: number[] = [];
+    set.tasks.forEach((t, i) => {
+      progress('restoring tasks', i, set.tasks.length);
+      tids.push(...restoreTask({ set, files }, t, created.get(t.pstree.pid)!));
+    });
     for (const tid of tids) detach(tid);
   } catch (err) {
-    if (pid) {
-      kill(pid, 9);
-      waitExit(pid);
+    // Children first: a parent killed first would hand them to init before we reap them.
+    // Only what this restore created: the root's pid may belong to someone else's task.
+    for (const pid of [...created.keys()].reverse()) {
+      try {
+        kill(pid, 9);
+        waitExit(pid);
+      } catch {
+        /* gone, or reaped already */
+      }
     }
     if (err instanceof StasisError) throw err;
-    throw new StasisError('E_RESTORE_FAILED', `Cannot restore pid ${task.pstree.pid}: ${(err as Error).message}`, { cause: err });
+    throw new StasisError('E_RESTORE_FAILED', `Cannot restore pid ${root}: ${(err as Error).message}`, { cause: err });
   } finally {
     files.close();
   }
   const restoredMs = performance.now() - t0;
-  if (opts.detach) return { pid, pids: [pid], totalMs: restoredMs };
-  return { pid, pids: [pid], exit: waitExit(pid), totalMs: restoredMs };
+  const pids = set.order.map((e) => e.pid);
+  if (opts.detach) return { pid: root, pids, totalMs: restoredMs };
+  return { pid: root, pids, exit: waitExit(root), totalMs: restoredMs };
 }

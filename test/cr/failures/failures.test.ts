@@ -42,11 +42,14 @@ test('an unsupported fd kind fails the dump, names pid, fd and kind, and leaves 
   assertPassed(w.finish());
 });
 
-test('a process with children is refused (trees are not supported yet), and both keep running', async () => {
+test('a tree with one task that cannot be dumped fails as a whole, and every task keeps running untraced', async () => {
   const w = new Workload('forker', compileWorkload('forker')).start();
+  const child = Number(fs.readFileSync(w.file('child'), 'utf8'));
   const images = tmpDir('forker-img');
-  await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && /has children/.test(e.message));
+  await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) =>
+    e instanceof StasisError && e.code === 'E_UNSUPPORTED_FD' && e.message.includes(`of pid ${child}`));
   assert.deepEqual(fs.readdirSync(images), []);
+  for (const p of [w.pid, child]) assert.match(fs.readFileSync(`/proc/${p}/status`, 'utf8'), /TracerPid:\s+0\n/);
   w.go();
   assertPassed(w.finish());
 });

@@ -1,0 +1,30 @@
+// Process trees: pids, parents, groups, sessions and zombies come back; the tree works on.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { Workload, compileWorkload, checkpointRestore, assertPassed } from '../harness.js';
+
+function ids(pid: number): string {
+  const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return `${pid}${f[0] === 'Z' ? ' zombie' : ''} ppid=${f[1]} pgid=${f[2]} sid=${f[3]}`;
+}
+
+test('a three-level tree with two groups, its own session and a zombie comes back whole', async () => {
+  const w = new Workload('tree', compileWorkload('tree')).start();
+  const [zombie, a, b] = fs.readFileSync(w.file('pids'), 'utf8').trim().split(' ').map(Number) as [number, number, number];
+  const grandchild = Number(fs.readFileSync(`/proc/${a}/task/${a}/children`, 'utf8').trim());
+  const all = [w.pid, zombie, a, b, grandchild];
+  const before = all.map(ids);
+  assert.match(before[1]!, /zombie/);
+  const { d } = await checkpointRestore(w);
+  assert.deepEqual([...d.pids].sort(), [...all].sort());
+  assert.deepEqual(all.map(ids), before);
+  w.go();
+  assertPassed(w.finish());
+  // Each task reported its pid, parent, group and session after the restore.
+  const report = (n: number) => fs.readFileSync(w.file(`report-${n}`), 'utf8').trim().split(' ').slice(0, 4).map(Number);
+  assert.deepEqual(report(1), [a, w.pid, w.pid, w.pid]);
+  assert.deepEqual(report(2), [b, w.pid, b, w.pid]);
+  assert.deepEqual(report(3), [grandchild, a, w.pid, w.pid]);
+});
