@@ -4,17 +4,46 @@
 // come back exact. Sessions and groups are set while tasks are still stubs, in an order
 // that makes them possible: a session leader calls setsid before it clones its children
 // (they inherit the session), group leaders make their group before the members join it.
-// Zombies are cloned like the others, then made to exit with their status.
+// A group or session whose leader has exited gets a helper task with the leader's pid,
+// which makes the group (or session), lets the members in, then exits and is reaped by its
+// parent (CRIU's "helper" tasks). Zombies are cloned like the others, then made to exit
+// with their status.
+import fs from 'node:fs';
 import { Injector, setRegs, getRegs, setSigmask, detach } from '../sys/index.js';
 import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
 import { StasisError } from '../errors.js';
 import { createRootTask, cloneWithPid, type NewTask } from './create-task.js';
 import type { ImageSet } from './read-images.js';
+import { drainSignals } from './task-internals.js';
 
 const SYS_EXIT_GROUP = 231n, SYS_KILL = 62n;
+const CLONE_PARENT = 0x8000;
 
 function check(inj: Injector, what: string, r: bigint): void {
   if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot ${what} in pid ${inj.pid}: errno ${-r}`);
+}
+
+interface Helper {
+  pid: number;
+  /** The task that cloned it and reaps it. */
+  parent: number;
+  kind: 'group' | 'session';
+}
+
+/**
+ * The leaders a child of `e` needs that are not in the tree: a session (its members must be
+ * forked inside it) or a group (its members join it). The root's own group and session are
+ * inherited from stasis and need none.
+ */
+function missingLeaders(e: PstreeEntry, order: PstreeEntry[], root: PstreeEntry): Map<number, Helper['kind']> {
+  const inTree = new Set(order.map((x) => x.pid));
+  const out = new Map<number, Helper['kind']>();
+  for (const c of order) {
+    if (c.ppid !== e.pid || c === root) continue;
+    if (c.sid !== e.sid && c.sid !== c.pid && !inTree.has(c.sid) && c.sid !== root.sid) out.set(c.sid, 'session');
+    else if (c.pgid !== c.pid && !inTree.has(c.pgid) && c.pgid !== root.pgid && !out.has(c.pgid)) out.set(c.pgid, 'group');
+  }
+  return out;
 }
 
 /** Creates every task of the set; `created` is filled as it goes, for cleanup on failure. */
@@ -24,35 +53,62 @@ export function createTree(set: ImageSet, created: Map<number, NewTask>): void {
   const root = order[0]!;
   created.set(root.pid, createRootTask(root.pid));
   const pgidOf = new Map<number, number>();
+  const helpers: Helper[] = [];
 
   for (const e of order) {
-    if (zombies.has(e.pid)) continue;
     const me = created.get(e.pid)!;
     const inj = new Injector(me.pid, { code: me.code, codeInPlace: true });
+    if (zombies.has(e.pid)) {
+      // A dead leader still holds its group and session: its members join them.
+      try {
+        if (e.sid === e.pid) check(inj, 'setsid', inj.call('setsid'));
+        else if (e.pgid === e.pid) check(inj, 'setpgid', inj.call('setpgid', 0, 0));
+      } finally {
+        inj.end();
+      }
+      continue;
+    }
+    const sessions = new Map<number, Injector>();
     try {
       if (e.sid === e.pid) check(inj, 'setsid', inj.call('setsid'));
       else if (e.pgid === e.pid) check(inj, 'setpgid', inj.call('setpgid', 0, 0));
       pgidOf.set(e.pid, Number(inj.call('getpgid', 0)));
-      for (const c of order.filter((x) => x.ppid === e.pid && x !== root)) {
-        const parentSid = e.sid;
-        if (c.sid !== parentSid && c.sid !== c.pid) {
-          throw new StasisError('E_UNSUPPORTED', `Pid ${c.pid} is in session ${c.sid}, whose leader is gone; not supported yet`);
+      for (const [pid, kind] of missingLeaders(e, order, root)) {
+        const h = cloneWithPid(inj, pid, 0);
+        created.set(pid, h);
+        helpers.push({ pid, parent: e.pid, kind });
+        const hi = new Injector(pid, { code: h.code, codeInPlace: true });
+        if (kind === 'session') {
+          check(hi, 'setsid for a session whose leader has exited', hi.call('setsid'));
+          sessions.set(pid, hi);
+        } else {
+          check(hi, 'make a group whose leader has exited', hi.call('setpgid', 0, 0));
+          hi.end();
         }
-        created.set(c.pid, cloneWithPid(inj, c.pid, 0));
+      }
+      for (const c of order.filter((x) => x.ppid === e.pid && x !== root)) {
+        if (c.sid !== e.sid && c.sid !== c.pid && !sessions.has(c.sid)) {
+          throw new StasisError('E_UNSUPPORTED', `Pid ${c.pid} is in session ${c.sid}, which its parent ${e.pid} cannot give it`);
+        }
+        // A member of a session whose leader is gone is forked inside it, by the helper,
+        // and handed to its real parent with CLONE_PARENT.
+        const via = sessions.get(c.sid);
+        created.set(c.pid, via && c.sid !== e.sid ? cloneWithPid(via, c.pid, CLONE_PARENT) : cloneWithPid(inj, c.pid, 0));
       }
     } finally {
+      for (const hi of sessions.values()) hi.end();
       inj.end();
     }
   }
   joinGroups(order, created, zombies, pgidOf);
+  for (const h of helpers) endHelper(h, created);
   for (const [pid, status] of zombies) makeZombie(created.get(pid)!, status);
 }
 
-/** Members join groups led by another task of the tree (inherited groups need nothing). */
+/** Members join groups led by another task (inherited groups need nothing). */
 function joinGroups(order: PstreeEntry[], created: Map<number, NewTask>, zombies: Map<number, number>, pgidOf: Map<number, number>): void {
-  const inTree = new Set(order.map((e) => e.pid));
   for (const e of order) {
-    if (zombies.has(e.pid) || e.pgid === e.pid || !inTree.has(e.pgid)) continue;
+    if (zombies.has(e.pid) || e.pgid === e.pid || !created.has(e.pgid)) continue;
     if (pgidOf.get(e.pid) === e.pgid) continue;
     const me = created.get(e.pid)!;
     const inj = new Injector(me.pid, { code: me.code, codeInPlace: true });
@@ -62,6 +118,25 @@ function joinGroups(order: PstreeEntry[], created: Map<number, NewTask>, zombies
       inj.end();
     }
   }
+}
+
+/** A helper has done its work: it exits and its parent reaps it, as the real leader was. */
+function endHelper(h: Helper, created: Map<number, NewTask>): void {
+  const t = created.get(h.pid)!;
+  const r = getRegs(t.pid);
+  Object.assign(r, { rip: t.code, rax: SYS_EXIT_GROUP, rdi: 0n, orig_rax: BigInt.asUintN(64, -1n) });
+  setRegs(t.pid, r);
+  detach(t.pid);
+  const parent = created.get(h.parent)!;
+  const inj = new Injector(parent.pid, { code: parent.code, codeInPlace: true });
+  try {
+    const got = inj.call('wait4', h.pid, 0, 0, 0);
+    if (got !== BigInt(h.pid)) throw new StasisError('E_RESTORE_FAILED', `Pid ${h.parent} could not reap the ${h.kind} helper ${h.pid}: ${got}`);
+    drainSignals(inj);
+  } finally {
+    inj.end();
+  }
+  created.delete(h.pid);
 }
 
 /** Lets a fresh task end as the zombie did: exit_group(code), or killed by its signal. */
@@ -74,4 +149,22 @@ function makeZombie(t: NewTask, status: number): void {
   setRegs(t.pid, r);
   setSigmask(t.pid, 0n);
   detach(t.pid);
+  waitZombie(t.pid);
+}
+
+/** Until the task is dead: its parent's SIGCHLD must be sent before the parent is rebuilt. */
+function waitZombie(pid: number): void {
+  const until = Date.now() + 5000;
+  while (!/\) Z /.test(readStat(pid))) {
+    if (Date.now() > until) throw new StasisError('E_RESTORE_FAILED', `Zombie ${pid} did not exit`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
+}
+
+function readStat(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return ') Z ';
+  }
 }

@@ -13,7 +13,7 @@ import type { CoreEntry } from '../image/gen/stasis/core_pb.js';
 import { cloneWithPid } from './create-task.js';
 import { rebuildAddressSpace, setComm } from './address-space.js';
 import { installFds } from './install-fds.js';
-import { restoreTaskInternals, requeueSignals } from './task-internals.js';
+import { restoreTaskInternals, requeueSignals, drainSignals } from './task-internals.js';
 import type { TaskInternals } from '../dump/task-internals.js';
 import { regPath, type ImageSet, type TaskImages } from './read-images.js';
 import type { OpenFiles } from './open-files.js';
@@ -97,6 +97,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: nu
   installFds(inj, t.fdinfos.map((d) => ({ fd: d.fd, toolFd: ctx.files.get(d.id), cloexec: (d.flags & 1) !== 0 })));
   restoreTaskInternals(inj, internalsFrom(t));
   tc.rlimits?.rlimits.forEach((l, r) => setRlimit(pid, r, { cur: l.cur, max: l.max }));
+  drainSignals(inj);
   requeueSignals(inj, pid, pid,
     (tc.signalsS?.signals ?? []).map((s) => Buffer.from(s.siginfo)),
     (th.signalsP?.signals ?? []).map((s) => Buffer.from(s.siginfo)));

@@ -56,3 +56,19 @@ export function requeueSignals(inj: Injector, tgid: number, tid: number, shared:
     }
   }
 }
+
+/**
+ * Dequeues every signal pending on a task still under construction: the SIGCHLDs of the
+ * helpers and zombies it made were never sent to the dumped task (its own pending signals
+ * are queued again from the image afterwards).
+ */
+export function drainSignals(inj: Injector): void {
+  inj.resetScratch();
+  const all = inj.put(Buffer.alloc(8, 0xff));
+  const zero = inj.put(Buffer.alloc(16));
+  for (let i = 0; i < 128; i++) {
+    const r = inj.call('rt_sigtimedwait', all, 0, zero, 8);
+    if (r === -11n) return; // EAGAIN: nothing left
+    check(inj, 'drain pending signals', r);
+  }
+}

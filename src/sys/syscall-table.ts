@@ -5,7 +5,7 @@ export const SYS = {
   mremap: 25, msync: 26, mincore: 27, madvise: 28, dup: 32, dup2: 33, nanosleep: 35, getitimer: 36,
   setitimer: 38, getpid: 39, wait4: 61, kill: 62, fcntl: 72, flock: 73, ftruncate: 77, getcwd: 79,
   chdir: 80, fchdir: 81, umask: 95, ptrace: 101, setpgid: 109, getppid: 110, setsid: 112,
-  getpgid: 121, getsid: 124, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135, prctl: 157,
+  getpgid: 121, getsid: 124, rt_sigtimedwait: 128, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135, prctl: 157,
   arch_prctl: 158, chroot: 161, gettid: 186, futex: 202, set_tid_address: 218, exit_group: 231,
   tgkill: 234, openat: 257, set_robust_list: 273, get_robust_list: 274, dup3: 292, pipe2: 293,
   preadv: 295, pwritev: 296, rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310,

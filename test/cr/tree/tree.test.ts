@@ -28,3 +28,21 @@ test('a three-level tree with two groups, its own session and a zombie comes bac
   assert.deepEqual(report(2), [b, w.pid, b, w.pid]);
   assert.deepEqual(report(3), [grandchild, a, w.pid, w.pid]);
 });
+
+test('groups and sessions whose leaders have exited come back, and the helpers leave no trace', async () => {
+  const w = new Workload('orphans', compileWorkload('orphans')).start();
+  const [a, b, s] = fs.readFileSync(w.file('pids'), 'utf8').trim().split(' ').map(Number) as [number, number, number];
+  const t = Number(fs.readFileSync(w.file('t-pid'), 'utf8'));
+  const before = [w.pid, b, t].map(ids);
+  assert.match(before[1]!, new RegExp(`pgid=${a} `));
+  assert.match(before[2]!, new RegExp(`ppid=${w.pid} pgid=${s} sid=${s}$`));
+  const { d } = await checkpointRestore(w);
+  assert.deepEqual([...d.pids].sort(), [w.pid, b, t].sort());
+  assert.deepEqual([w.pid, b, t].map(ids), before);
+  for (const gone of [a, s]) assert.equal(fs.existsSync(`/proc/${gone}`), false, `helper ${gone} is still there`);
+  w.go();
+  assertPassed(w.finish());
+  const report = (n: string) => fs.readFileSync(w.file(`report-${n}`), 'utf8').trim().split(' ').map(Number);
+  assert.deepEqual(report('b'), [b, w.pid, a, w.pid]);
+  assert.deepEqual(report('t'), [t, w.pid, s, s]);
+});
