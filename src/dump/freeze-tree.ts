@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import { parseStat } from '../proc/index.js';
 import { freeze, thaw, killFrozen, type Frozen } from './freeze.js';
+import { StasisError } from '../errors.js';
 
 export interface TreeTask {
   pid: number;
@@ -35,14 +36,33 @@ export function freezeTree(root: number): TreeTask[] {
       if (!t.frozen) continue;
       for (const c of childrenOf(t.frozen)) {
         const st = parseStat(fs.readFileSync(`/proc/${c}/stat`, 'utf8'));
-        if (st.state === 'Z') tasks.push({ pid: c, ppid: t.pid, zombieStatus: st.exitCode });
-        else tasks.push({ pid: c, ppid: t.pid, frozen: freeze(c) });
+        if (st.state === 'Z') {
+          tasks.push({ pid: c, ppid: t.pid, zombieStatus: st.exitCode });
+          continue;
+        }
+        try {
+          tasks.push({ pid: c, ppid: t.pid, frozen: freeze(c) });
+        } catch (e) {
+          // It exited while we seized it: its parent is frozen, so it stays a zombie.
+          const now = e instanceof StasisError && e.code === 'E_NO_PROCESS' ? zombieStatus(c) : null;
+          if (now === null) throw e;
+          tasks.push({ pid: c, ppid: t.pid, zombieStatus: now });
+        }
       }
     }
     return tasks;
   } catch (e) {
     thawTree(tasks);
     throw e;
+  }
+}
+
+function zombieStatus(pid: number): number | null {
+  try {
+    const st = parseStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    return st.state === 'Z' ? st.exitCode : null;
+  } catch {
+    return null;
   }
 }
 

@@ -4,8 +4,11 @@ import type { FdTypes } from '../image/gen/stasis/fdinfo_pb.js';
 import type { FileKind } from './kind.js';
 import { tty } from './tty.js';
 import { reg } from './reg.js';
+import { eventfd } from './eventfd.js';
+import { eventpoll } from './eventpoll.js';
+import { signalfd } from './signalfd.js';
 
-export const FILE_KINDS: readonly FileKind[] = [tty, reg];
+export const FILE_KINDS: readonly FileKind[] = [tty, reg, eventfd, eventpoll, signalfd];
 
 export function kindOfType(type: FdTypes): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);
@@ -14,3 +17,4 @@ export function kindOfType(type: FdTypes): FileKind | undefined {
 export * from './kind.js';
 export { FileIds } from './file-ids.js';
 export { ttyInfo, isTtyRdev } from './tty.js';
+export { addEpollTargets } from './eventpoll.js';

@@ -13,6 +13,7 @@ import type { CoreEntry } from '../image/gen/stasis/core_pb.js';
 import { cloneWithPid } from './create-task.js';
 import { rebuildAddressSpace, setComm } from './address-space.js';
 import { installFds } from './install-fds.js';
+import { addEpollTargets } from '../files/index.js';
 import { restoreTaskInternals, requeueSignals, drainSignals } from './task-internals.js';
 import type { TaskInternals } from '../dump/task-internals.js';
 import { regPath, type ImageSet, type TaskImages } from './read-images.js';
@@ -56,6 +57,8 @@ function internalsFrom(t: TaskImages): TaskInternals {
 export interface RestoreTaskCtx {
   set: ImageSet;
   files: OpenFiles;
+  /** Epoll instances whose targets a task has added already (a shared one is filled once). */
+  epollsFilled: Set<number>;
 }
 
 export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: number; code: bigint }): number[] {
@@ -95,6 +98,14 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: nu
   }
 
   installFds(inj, t.fdinfos.map((d) => ({ fd: d.fd, toolFd: ctx.files.get(d.id), cloexec: (d.flags & 1) !== 0 })));
+  // Once every fd is in place: epoll targets are fds of the task that added them.
+  for (const d of t.fdinfos) {
+    const f = ctx.set.files.get(d.id);
+    if (f?.epfd && !ctx.epollsFilled.has(d.id)) {
+      addEpollTargets(inj, d.fd, f);
+      ctx.epollsFilled.add(d.id);
+    }
+  }
   restoreTaskInternals(inj, internalsFrom(t));
   tc.rlimits?.rlimits.forEach((l, r) => setRlimit(pid, r, { cur: l.cur, max: l.max }));
   drainSignals(inj);

@@ -35,9 +35,10 @@ export function restore(opts: RestoreOptions): RestoreResult {
     progress('creating tasks');
     createTree(set, created);
     const tids: number[] = [];
+    const ctx = { set, files, epollsFilled: new Set<number>() };
     set.tasks.forEach((t, i) => {
       progress('restoring tasks', i, set.tasks.length);
-      tids.push(...restoreTask({ set, files }, t, created.get(t.pstree.pid)!));
+      tids.push(...restoreTask(ctx, t, created.get(t.pstree.pid)!));
     });
     for (const tid of tids) detach(tid);
   } catch (err) {

@@ -70,3 +70,27 @@ export function mmapSelf(len: number, prot: number, flags: number): bigint {
 export function munmapSelf(addr: bigint, len: number): void {
   syscall('munmap', addr, len);
 }
+
+/** An eventfd holding `counter` (written after creation: eventfd2's initial value is 32-bit). */
+export function eventfd(counter: bigint, flags: number): number {
+  const fd = Number(syscall('eventfd2', 0, flags));
+  if (counter > 0n) {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(counter, 0);
+    const r = syscallRaw('write', fd, addressOf(b), 8);
+    if (r !== 8n) {
+      syscallRaw('close', fd);
+      throw new SyscallError('write', Number(-r), 'eventfd counter');
+    }
+  }
+  return fd;
+}
+export function epollCreate(flags: number): number {
+  return Number(syscall('epoll_create1', flags));
+}
+/** A signalfd for the signals in `mask` (bit N-1 for signal N). */
+export function signalfd(mask: bigint, flags: number): number {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt.asUintN(64, mask), 0);
+  return Number(syscall('signalfd4', -1, addressOf(b), 8, flags));
+}

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/eventfd.proto.
  */
 export const file_stasis_eventfd: GenFile = /*@__PURE__*/
-  fileDesc("ChRzdGFzaXMvZXZlbnRmZC5wcm90bxIMc3Rhc2lzLmltYWdlImUKEEV2ZW50ZmRGaWxlRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SJQoEZm93bhgDIAIoCzIXLnN0YXNpcy5pbWFnZS5Gb3duRW50cnkSDwoHY291bnRlchgEIAIoBA", [file_stasis_fown]);
+  fileDesc("ChRzdGFzaXMvZXZlbnRmZC5wcm90bxIMc3Rhc2lzLmltYWdlIngKEEV2ZW50ZmRGaWxlRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SJQoEZm93bhgDIAIoCzIXLnN0YXNpcy5pbWFnZS5Gb3duRW50cnkSDwoHY291bnRlchgEIAIoBBIRCglzZW1hcGhvcmUYZCABKAg", [file_stasis_fown]);
 
 /**
  * @generated from message stasis.image.EventfdFileEntry
@@ -39,6 +39,14 @@ export type EventfdFileEntry = Message<"stasis.image.EventfdFileEntry"> & {
    * @generated from field: required uint64 counter = 4;
    */
   counter: bigint;
+
+  /**
+   * stasis's own: EFD_SEMAPHORE, which the file's flags do not show. CRIU has no such
+   * field; the number is far from CRIU's so a future CRIU field cannot clash.
+   *
+   * @generated from field: optional bool semaphore = 100;
+   */
+  semaphore: boolean;
 };
 
 /**
