@@ -28,7 +28,7 @@ export const fifo = {
     }
     const pipeId = pipeIdOf(p.stat.ino);
     takePipeEnd({ pid: p.pid, fd: p.fd, flags: p.info.flags, what: `FIFO ${p.link}` }, pipeId, `${p.stat.dev}:${p.stat.ino}`,
-      ctx.pipeData, ctx.pipeData.fifos);
+      ctx.pipeData, 'fifos');
     const regfId = ctx.ids.fresh();
     return [
       create(FileEntrySchema, {

@@ -26,8 +26,8 @@ type Item = PayloadItem<PipeDataEntry>;
 export interface PipeDataSink {
   pipes: Map<number, Item>;
   fifos: Map<number, Item>;
-  /** pipe_id -> the dev:ino it stands for, to refuse two FIFOs whose inode numbers collide in 32 bits. */
-  inodes: Map<number, string>;
+  /** `pipes:ID` / `fifos:ID` -> the dev:ino the pipe_id stands for, to refuse two inodes alike in their low 32 bits. */
+  inodes: Map<string, string>;
 }
 
 export function newPipeDataSink(): PipeDataSink {
@@ -108,14 +108,15 @@ function checkSupported(e: TakenEnd, taken: number): void {
 
 /**
  * Checks one end of a frozen task's pipe or FIFO and, the first time its pipe is seen,
- * records the pipe's capacity and contents into `into`, without consuming them.
+ * records the pipe's capacity and contents into the sink, without consuming them.
  */
-export function takePipeEnd(e: TakenEnd, pipeId: number, inode: string, sink: PipeDataSink, into: Map<number, Item>): void {
-  const known = sink.inodes.get(pipeId);
+export function takePipeEnd(e: TakenEnd, pipeId: number, inode: string, sink: PipeDataSink, kind: 'pipes' | 'fifos'): void {
+  const into = sink[kind];
+  const known = sink.inodes.get(`${kind}:${pipeId}`);
   if (known !== undefined && known !== inode) {
     throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${e.fd} of pid ${e.pid}: ${e.what} (inode ${inode}) has the same 32-bit pipe id as inode ${known}`);
   }
-  sink.inodes.set(pipeId, inode);
+  sink.inodes.set(`${kind}:${pipeId}`, inode);
   const pidfd = pidfdOpen(e.pid);
   let taken = -1, reader = -1;
   try {

@@ -51,7 +51,7 @@ export const pipe = {
   dump: (p, ctx, id) => {
     const pipeId = pipeIdOf(p.stat.ino);
     takePipeEnd({ pid: p.pid, fd: p.fd, flags: p.info.flags, what: p.link }, pipeId, `${p.stat.dev}:${p.stat.ino}`,
-      ctx.pipeData, ctx.pipeData.pipes);
+      ctx.pipeData, 'pipes');
     return create(FileEntrySchema, {
       type: FdTypes.PIPE, id, pipe: { id, pipeId, flags: p.info.flags, fown: emptyFown() },
     });
