@@ -40,9 +40,9 @@ export function dumpFds(ctx: DumpFileCtx, sid: number, pgrp: number): DumpedFds 
     const { id, isNew } = ctx.ids.lookup(FileIds.genid(p.stat.dev, p.stat.ino, p.info.pos), ctx.pid, fd);
     if (isNew) {
       const probe = { ...p, info: { ...p.info, flags: p.info.flags & ~O_CLOEXEC } };
-      const entry = kind.dump(probe, ctx, id);
-      out.files.push(entry);
-      if (entry.tty) out.ttyInfos.push(ttyInfo(id, p.stat.rdev, sid, pgrp));
+      const entries = [kind.dump(probe, ctx, id)].flat();
+      out.files.push(...entries);
+      if (entries.some((e) => e.tty)) out.ttyInfos.push(ttyInfo(id, p.stat.rdev, sid, pgrp));
     }
     out.fdinfos.push(create(FdinfoEntrySchema, { id, flags: p.info.flags & O_CLOEXEC ? 1 : 0, type: kind.type, fd }));
   }

@@ -11,7 +11,7 @@ import { TaskKobjIdsEntrySchema } from '../image/gen/stasis/core_pb.js';
 import { PagemapEntrySchema, PagemapHeadSchema } from '../image/gen/stasis/pagemap_pb.js';
 import { PE } from '../image/pagemap-flags.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
-import { FileIds } from '../files/index.js';
+import { FileIds, newPipeDataSink, writePipeData } from '../files/index.js';
 import { PageDumper } from '../mem/dump-pages.js';
 import { hasDumpablePages } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
@@ -44,9 +44,10 @@ export function dump(opts: DumpOptions): DumpResult {
     progress('collecting');
     const ids = new FileIds();
     const shellJob = opts.shellJob ?? false;
+    const pipeData = newPipeDataSink();
     const live = tree.filter((t) => t.frozen).map((t, i) => {
       const task = collectTask(t.pid, t.frozen!.tids, ids);
-      const fds = dumpFds({ pid: t.pid, imagesDir, shellJob, ids }, task.stat.session, task.stat.pgrp);
+      const fds = dumpFds({ pid: t.pid, imagesDir, shellJob, ids, pipeData }, task.stat.session, task.stat.pgrp);
       // One set of kernel objects per task: threads share them, processes do not (yet).
       const n = i + 1;
       return { t, task, fds, n, kobj: create(TaskKobjIdsEntrySchema, { vmId: n, filesId: n, fsId: n, sighandId: n }) };
@@ -80,6 +81,7 @@ export function dump(opts: DumpOptions): DumpResult {
     note(writeImage(imagesDir, 'files', undefined, live.flatMap((l) => [...l.task.files, ...l.fds.files])));
     const ttys = live.flatMap((l) => l.fds.ttyInfos);
     if (ttys.length) note(writeImage(imagesDir, 'tty-info', undefined, ttys));
+    for (const f of writePipeData(imagesDir, pipeData)) note(f);
     for (const l of live) {
       const p = l.t.pid;
       note(writeImage(imagesDir, 'fdinfo', l.kobj.filesId, l.fds.fdinfos));

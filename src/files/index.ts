@@ -1,14 +1,17 @@
 // The fd kinds stasis knows, in the order they are tried: terminals before regular files,
-// because a terminal is also a character device with a path.
+// because a terminal is also a character device with a path; pipes and FIFOs are told apart
+// by their link (`pipe:[ino]` or a path), and regular files take no FIFO.
 import type { FdTypes } from '../image/gen/stasis/fdinfo_pb.js';
 import type { FileKind } from './kind.js';
 import { tty } from './tty.js';
 import { reg } from './reg.js';
+import { pipe } from './pipe.js';
+import { fifo } from './fifo.js';
 import { eventfd } from './eventfd.js';
 import { eventpoll } from './eventpoll.js';
 import { signalfd } from './signalfd.js';
 
-export const FILE_KINDS: readonly FileKind[] = [tty, reg, eventfd, eventpoll, signalfd];
+export const FILE_KINDS: readonly FileKind[] = [tty, reg, pipe, fifo, eventfd, eventpoll, signalfd];
 
 export function kindOfType(type: FdTypes): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);
@@ -18,3 +21,4 @@ export * from './kind.js';
 export { FileIds } from './file-ids.js';
 export { ttyInfo, isTtyRdev } from './tty.js';
 export { addEpollTargets } from './eventpoll.js';
+export { newPipeDataSink, writePipeData, readPipeData } from './pipe-data.js';

@@ -3,6 +3,7 @@ import type fs from 'node:fs';
 import type { FileEntry, FdTypes } from '../image/gen/stasis/fdinfo_pb.js';
 import type { Fdinfo } from '../proc/fdinfo.js';
 import type { FileIds } from './file-ids.js';
+import type { PipeDataSink, PipeRestoreState } from './pipe-data.js';
 
 /** What /proc says about one fd of a frozen task. */
 export interface FdProbe {
@@ -20,6 +21,8 @@ export interface DumpFileCtx {
   imagesDir: string;
   shellJob: boolean;
   ids: FileIds;
+  /** Contents of pipes and FIFOs, once per pipe; one for the whole dump, shared by its tasks. */
+  pipeData: PipeDataSink;
 }
 
 export interface RestoreFileCtx {
@@ -27,6 +30,8 @@ export interface RestoreFileCtx {
   shellJob: boolean;
   /** Every file entry of the image, by id (for kinds that need another object first). */
   files: Map<number, FileEntry>;
+  /** Per-restore state of pipes and FIFOs: their contents, and the pipes made for them. */
+  pipes: PipeRestoreState;
 }
 
 export type OpenResult = { status: 'done'; fd: number } | { status: 'retry' };
@@ -35,8 +40,13 @@ export interface FileKind {
   name: string;
   type: FdTypes;
   detect(p: FdProbe, ctx: DumpFileCtx): boolean;
-  /** The file entry for a newly seen object (its id is set by the caller). */
-  dump(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry;
+  /**
+   * The file entry for a newly seen object (its id is set by the caller). A list holds the
+   * entries the object's own entry names first (a FIFO's REG entry), and its own entry last.
+   */
+  dump(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry | FileEntry[];
   /** Opens the object in stasis; the caller installs it at every fd that shares it. */
   open(e: FileEntry, ctx: RestoreFileCtx): OpenResult;
+  /** Once every object is open (or the opening failed): releases what open() kept for later entries. */
+  finish?(ctx: RestoreFileCtx): void;
 }

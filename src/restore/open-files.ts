@@ -2,7 +2,7 @@
 // pidfd_getfd. A kind may need another object first (`retry`); a pass that opens nothing
 // new while objects remain is a loop in the image and fails loudly.
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
-import { kindOfType, type RestoreFileCtx } from '../files/index.js';
+import { FILE_KINDS, kindOfType, type RestoreFileCtx } from '../files/index.js';
 import { closeFd } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
@@ -29,6 +29,8 @@ export class OpenFiles {
     } catch (err) {
       o.close();
       throw err;
+    } finally {
+      for (const k of FILE_KINDS) k.finish?.(ctx);
     }
   }
 
