@@ -1,5 +1,6 @@
-/* Four threads, each computing its own deterministic sequence and sleeping between steps
- * in a different syscall (futex wait, nanosleep, clock_nanosleep, poll). Each has a TLS
+/* Five threads, each computing its own deterministic sequence and sleeping between steps
+ * in a different syscall (futex wait, nanosleep, clock_nanosleep, poll, and read on a pipe
+ * that a feeder thread writes a byte to every millisecond). Each has a TLS
  * value and a name. They wait (still sleeping in their syscall) until `go`; after restore
  * every thread finishes its sequence, keeps its TLS and name, and pthread_join works. */
 #include "wl.h"
@@ -11,13 +12,15 @@
 #include <linux/futex.h>
 #include <stdatomic.h>
 
-#define N 4
+#define N 5
 #define STEPS 400
 static __thread uint64_t tls;
 static atomic_int at_pause;
 static uint64_t out[N];
 static char names_ok[N];
 static int never = 0;
+static int feed[2];
+static atomic_int feeding = 1;
 
 static uint64_t step(uint64_t x, uint64_t k) { x ^= k + 0x9e3779b97f4a7c15ull + (x << 6) + (x >> 2); return x * 0xff51afd7ed558ccdull; }
 
@@ -28,7 +31,12 @@ static void nap(int how)
 	case 0: syscall(SYS_futex, &never, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0); break;
 	case 1: nanosleep(&ts, NULL); break;
 	case 2: clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL); break;
-	default: poll(NULL, 0, 1); break;
+	case 3: poll(NULL, 0, 1); break;
+	default: {
+		char c;
+		if (read(feed[0], &c, 1) != 1)
+			wl_fail("read from the feeder pipe failed");
+	}
 	}
 }
 
@@ -56,10 +64,25 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static void *feeder(void *arg)
+{
+	(void)arg;
+	pthread_setname_np(pthread_self(), "feeder");
+	while (atomic_load(&feeding)) {
+		if (write(feed[1], "x", 1) != 1)
+			break;
+		wl_sleep_ms(1);
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	wl_enter(argc, argv);
-	pthread_t t[N];
+	pthread_t t[N], f;
+	if (pipe(feed) != 0)
+		return 3;
+	pthread_create(&f, NULL, feeder, NULL);
 	for (int i = 0; i < N; i++)
 		pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i);
 	while (atomic_load(&at_pause) < N)
@@ -67,6 +90,8 @@ int main(int argc, char **argv)
 	wl_ready();
 	for (int i = 0; i < N; i++)
 		pthread_join(t[i], NULL);
+	atomic_store(&feeding, 0);
+	pthread_join(f, NULL);
 	for (int i = 0; i < N; i++) {
 		uint64_t x = i;
 		for (uint64_t k = 0; k < STEPS; k++)

@@ -1,7 +1,7 @@
 /* A three-level tree: the parent (its own session and group), two children (the second
  * in a group of its own), a grandchild under the first child, and a zombie child that
  * exited with 42. After restore pids, parents, groups and sessions are the same; the
- * children report over a pipe... (pipes are not supported yet) through files; the parent
+ * children report through files (test/cr/pipes covers pipes across a tree); the parent
  * reaps everyone and checks each exit status. */
 #include "wl.h"
 #include <sys/wait.h>

@@ -10,11 +10,11 @@ import { Workload, compileWorkload, checkpointRestore, assertPassed, REPO } from
 const tidsOf = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
 const namesOf = (pid: number) => tidsOf(pid).map((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8'));
 
-test('four threads sleeping in futex, nanosleep, clock_nanosleep and poll finish with the right results', async () => {
+test('five threads sleeping in futex, nanosleep, clock_nanosleep, poll and read on a pipe finish with the right results', async () => {
   const w = new Workload('threads', compileWorkload('threads', ['-pthread'])).start();
   const tids = tidsOf(w.pid);
   const names = namesOf(w.pid);
-  assert.equal(tids.length, 5);
+  assert.equal(tids.length, 7);
   await checkpointRestore(w);
   assert.deepEqual(tidsOf(w.pid), tids);
   assert.deepEqual(namesOf(w.pid), names);
@@ -39,4 +39,16 @@ test('python3 with three threads, dumped mid-run, finishes with the right total'
   assert.deepEqual(tidsOf(w.pid), tids);
   w.go();
   assertPassed(w.finish(60000));
+});
+
+test('node with two worker_threads, dumped mid-run with its epoll, eventfds and pipes, finishes with the right total', async () => {
+  const w = new Workload('nodeworkers', process.execPath, [], [path.join(REPO, 'test/workloads/nodeworkers.mjs')]).start();
+  const tids = tidsOf(w.pid);
+  assert.ok(tids.length >= 3, `${tids.length} threads`);
+  await checkpointRestore(w);
+  assert.deepEqual(tidsOf(w.pid), tids);
+  w.go();
+  const r = w.finish(60000);
+  assertPassed(r);
+  assert.match(fs.readFileSync(w.file('stdout.log'), 'utf8'), /^299916187742$/m);
 });
