@@ -6,7 +6,8 @@
  *   sparse:   a 64 MiB shared mapping of which 1 MiB was touched, shared with a child;
  *   unmapped: a shared object whose middle and tail were written then unmapped by the only
  *             process that mapped them: read back through /proc/self/map_files;
- *   cow:      private memory written before fork, then diverged in parent and child.
+ *   cow:      private memory written before fork, then diverged in parent and child;
+ *   memfd-open: a memfd mapped shared whose fd is still open.
  * Writes `pids` (parent child), then `ready`; after `go` checks, writes `result`. */
 #include "wl.h"
 #include <sched.h>
@@ -259,6 +260,25 @@ static int unmapped(void)
 	return wl_finish(NULL);
 }
 
+/* ---- memfd-open: a memfd mapped shared with its fd still open (a file kind not handled yet) ---- */
+
+static int memfd_open(void)
+{
+	int mfd = memfd_create("still-open", 0);
+	if (mfd < 0 || ftruncate(mfd, 4 * PAGE) != 0)
+		return 6;
+	char *m = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	if (m == MAP_FAILED)
+		return 7;
+	fill(m, 4, 9, 0);
+	write_pids(getpid(), 0);
+	wl_ready();
+	wl_wait_go();
+	if (check(m, 4, 9, 0) >= 0)
+		wl_fail("memfd pages changed");
+	return wl_finish(NULL);
+}
+
 /* ---- cow ---- */
 
 #define C_PAGES 64
@@ -313,6 +333,8 @@ int main(int argc, char **argv)
 		return unmapped();
 	if (!strcmp(mode, "cow"))
 		return cow();
+	if (!strcmp(mode, "memfd-open"))
+		return memfd_open();
 	fprintf(stderr, "unknown mode %s\n", mode);
 	return 2;
 }

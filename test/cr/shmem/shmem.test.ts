@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Workload, compileWorkload, checkpointRestore, assertPassed } from '../harness.js';
+import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir } from '../harness.js';
+import { dump, StasisError } from '../../../src/api/index.js';
 import { readImage } from '../../../src/image/index.js';
 import { FdTypes } from '../../../src/image/gen/stasis/fdinfo_pb.js';
 import { VMA } from '../../../src/mem/vma.js';
@@ -109,6 +110,20 @@ test('private pages shared copy-on-write after fork come back diverged in each p
   const w = new Workload('shmem-cow', bin(), ['cow']).start();
   const { d } = await checkpointRestore(w);
   assert.equal(d.shmemObjects, 0);
+  w.go();
+  assertPassed(w.finish());
+});
+
+test('a memfd mapping whose fd is still open fails the dump on the fd and leaves the task running', async () => {
+  const w = new Workload('shmem-memfd-open', bin(), ['memfd-open']).start();
+  const images = tmpDir('shmem-memfd-open-img');
+  await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => {
+    assert.ok(e instanceof StasisError);
+    assert.equal(e.code, 'E_UNSUPPORTED_FD');
+    assert.match(e.message, /\/memfd:still-open/);
+    return true;
+  });
+  assert.deepEqual(fs.readdirSync(images), []);
   w.go();
   assertPassed(w.finish());
 });
