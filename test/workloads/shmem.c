@@ -73,6 +73,16 @@ static int wait_child(pid_t child)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* `go`, or an exit after two minutes: a test that failed before `go` leaves nothing running. */
+static void wait_go(void)
+{
+	for (int t = 0; !wl_go_seen(); t++) {
+		if (t > 120000)
+			_exit(9);
+		wl_sleep_ms(1);
+	}
+}
+
 /* ---- share ---- */
 
 struct pingpong {
@@ -89,12 +99,16 @@ struct pingpong {
 
 static long pingpong(struct pingpong *pp, int side, long *mine, int parent)
 {
+	struct timespec begin;
+	clock_gettime(CLOCK_MONOTONIC, &begin);
 	for (;;) {
 		struct timespec t0, t;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		while (pp->turn != side && !(pp->stop && pp->count >= pp->stop)) {
 			if (parent && !pp->stop && wl_go_seen())
 				pp->stop = pp->count + 2000;
+			if (parent && !pp->stop && t.tv_sec - begin.tv_sec > 120)
+				pp->stop = pp->count; /* no `go`: end the pair (the count check fails) */
 			sched_yield();
 			clock_gettime(CLOCK_MONOTONIC, &t);
 			if (t.tv_sec - t0.tv_sec > 25)
@@ -205,7 +219,7 @@ static int sparse(void)
 		fill(s + pg * PAGE, 1, 4, pg);
 	pid_t child = fork();
 	if (child == 0) {
-		wl_wait_go();
+		wait_go();
 		for (size_t pg = 0; pg < S_PAGES; pg += S_STRIDE)
 			if (check(s + pg * PAGE, 1, 4, pg) >= 0)
 				_exit(1);
@@ -217,7 +231,7 @@ static int sparse(void)
 	}
 	write_pids(getpid(), child);
 	wl_ready();
-	wl_wait_go();
+	wait_go();
 	int st = wait_child(child);
 	if (st != 0)
 		wl_fail("child exited with %d (1: touched page wrong, 2: untouched page not zero)", st);
@@ -242,7 +256,7 @@ static int unmapped(void)
 	munmap(u + 12 * PAGE, 4 * PAGE);
 	write_pids(getpid(), 0);
 	wl_ready();
-	wl_wait_go();
+	wait_go();
 	char path[128], buf[U_PAGES * PAGE];
 	snprintf(path, sizeof(path), "/proc/self/map_files/%lx-%lx", (unsigned long)u, (unsigned long)u + 4 * PAGE);
 	int fd = open(path, O_RDONLY);
@@ -273,7 +287,7 @@ static int memfd_open(void)
 	fill(m, 4, 9, 0);
 	write_pids(getpid(), 0);
 	wl_ready();
-	wl_wait_go();
+	wait_go();
 	if (check(m, 4, 9, 0) >= 0)
 		wl_fail("memfd pages changed");
 	return wl_finish(NULL);
@@ -297,7 +311,7 @@ static int cow(void)
 		if (write(p[1], "x", 1) != 1)
 			_exit(3);
 		close(p[1]); /* no fds but the workload's own when dumped */
-		wl_wait_go();
+		wait_go();
 		int bad = check(c, 8, 6, 0) >= 0 || check(c + 8 * PAGE, 16, 8, 8) >= 0 ||
 			  check(c + 24 * PAGE, C_PAGES - 24, 6, 24) >= 0;
 		_exit(bad ? 1 : 0);
@@ -310,7 +324,7 @@ static int cow(void)
 	close(p[1]);
 	write_pids(getpid(), child);
 	wl_ready();
-	wl_wait_go();
+	wait_go();
 	int st = wait_child(child);
 	if (st != 0)
 		wl_fail("the child's private pages are wrong after the restore (exit %d)", st);
