@@ -77,7 +77,7 @@ export function dump(opts: DumpOptions): DumpResult {
     // Shared memory once per object, after every task's private pages; its pages ids follow theirs.
     const shmem = new ShmemDumper(kernel.zeroPfn, () => ids.fresh());
     for (const l of live) shmem.add(l.t.pid, l.task.vmas, l.task.mm.vmas);
-    for (const f of shmem.dump(imagesDir, live.length + 1)) note(f);
+    shmem.dump(imagesDir, live.length + 1, note);
     const memMs = performance.now() - tMem;
 
     progress('writing images');

@@ -78,9 +78,8 @@ export class ShmemDumper {
     });
   }
 
-  /** Writes every object's pages; pages ids from `firstPagesId` on. Returns the files written. */
-  dump(imagesDir: string, firstPagesId: number): string[] {
-    const written: string[] = [];
+  /** Writes every object's pages; pages ids from `firstPagesId` on. `note` hears of each file before it is written. */
+  dump(imagesDir: string, firstPagesId: number, note: (file: string) => void): void {
     let pagesId = firstPagesId;
     let inodeId = 1;
     for (const o of this.objects.values()) {
@@ -103,23 +102,23 @@ export class ShmemDumper {
         const used = this.usedPages(o, fd, Number((extent + BigInt(PAGE - 1)) / BigInt(PAGE)));
         o.used = used;
         const pagesPath = imagePath(imagesDir, 'pages', pagesId);
-        written.push(pagesPath);
+        note(pagesPath);
         const runs = used.runs();
         this.copyPages(fd, runs, pagesPath);
         this.stats.objects++;
         this.stats.pagesScanned += used.nrPages;
         this.stats.pagesWritten += runs.reduce((n, r) => n + r.nrPages, 0);
-        written.push(writeImage(imagesDir, 'shmem-pagemap', Number(o.ino), {
+        note(imagePath(imagesDir, 'shmem-pagemap', Number(o.ino)));
+        writeImage(imagesDir, 'shmem-pagemap', Number(o.ino), {
           head: create(PagemapHeadSchema, { pagesId }),
           entries: runs.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, nrPages: r.nrPages, flags: PE.PRESENT })),
-        }));
+        });
         pagesId++;
         if (o.memfd) this.describeMemfd(o, fd, mapFile, st, inodeId++);
       } finally {
         fs.closeSync(fd);
       }
     }
-    return written;
   }
 
   /** The used bitmap: every mapper's pagemap, then the object's own data ranges. */

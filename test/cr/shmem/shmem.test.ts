@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir } from '../harness.js';
-import { dump, StasisError } from '../../../src/api/index.js';
+import { dump, restore, StasisError } from '../../../src/api/index.js';
 import { readImage } from '../../../src/image/index.js';
 import { FdTypes } from '../../../src/image/gen/stasis/fdinfo_pb.js';
 import { VMA } from '../../../src/mem/vma.js';
@@ -151,6 +151,22 @@ test('a memfd mapping whose fd is still open fails the dump on the fd and leaves
       return true;
     });
     assert.deepEqual(fs.readdirSync(images), []);
+    w.go();
+    assertPassed(w.finish());
+  });
+});
+
+test('a cut shared memory pages image or a missing pagemap-shmem fails the restore before any process exists', async () => {
+  const w = new Workload('shmem-cut', bin(), ['unmapped']).start();
+  await guarded(w, async () => {
+    const images = tmpDir('shmem-cut-img');
+    await dump({ pid: w.pid, imagesDir: images, leaveRunning: true });
+    const [pm] = shmemPagemaps(images);
+    const pages = path.join(images, `pages-${readImage(images, 'shmem-pagemap', pm!.shmid).head.pagesId}.img`);
+    fs.truncateSync(pages, pm!.pagesBytes - 4096);
+    await assert.rejects(restore({ imagesDir: images, detach: true }), (e: unknown) => e instanceof StasisError && e.code === 'E_TRUNCATED' && e.message.includes(pages));
+    fs.rmSync(path.join(images, `pagemap-shmem-${pm!.shmid}.img`));
+    await assert.rejects(restore({ imagesDir: images, detach: true }), (e: unknown) => e instanceof StasisError && e.code === 'E_NO_IMAGE');
     w.go();
     assertPassed(w.finish());
   });
