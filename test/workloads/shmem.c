@@ -105,12 +105,12 @@ static long pingpong(struct pingpong *pp, int side, long *mine, int parent)
 		struct timespec t0, t;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		while (pp->turn != side && !(pp->stop && pp->count >= pp->stop)) {
+			sched_yield();
+			clock_gettime(CLOCK_MONOTONIC, &t);
 			if (parent && !pp->stop && wl_go_seen())
 				pp->stop = pp->count + 2000;
 			if (parent && !pp->stop && t.tv_sec - begin.tv_sec > 120)
 				pp->stop = pp->count; /* no `go`: end the pair (the count check fails) */
-			sched_yield();
-			clock_gettime(CLOCK_MONOTONIC, &t);
 			if (t.tv_sec - t0.tv_sec > 25)
 				return -1; /* the other side's writes are not seen */
 		}
