@@ -1,6 +1,7 @@
 // `npm run bench`: dump and restore of a process with 1 GiB of dirty anonymous memory,
 // against a baseline measured in the same run: dd copying the same memory from
 // /proc/PID/mem to a file. Reports MB/s, the ratio to the baseline, and stasis's peak RSS.
+// Then bench/tree-shmem.ts: a tree of processes sharing memory.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,3 +76,12 @@ say(`  stasis restore (whole command)      ${rate(r.ms).toFixed(0).padStart(6)} 
 say(`  images ${(imageBytes / 1e6).toFixed(0)} MB; restored task checked its memory: ${result}`);
 fs.rmSync(work, { recursive: true, force: true });
 process.exitCode = result === 'PASS' ? 0 : 1;
+
+// The tree benchmark, in its own process (bench/tree-shmem.ts); STASIS_BENCH_TREE=0 skips it.
+if (process.env.STASIS_BENCH_TREE !== '0') {
+  try {
+    execFileSync(process.execPath, [path.join(REPO, 'dist/bench/tree-shmem.js')], { stdio: 'inherit' });
+  } catch {
+    process.exitCode = 1;
+  }
+}

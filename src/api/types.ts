@@ -20,6 +20,10 @@ export interface DumpResult {
   pids: number[];
   pagesScanned: number;
   pagesWritten: number;
+  /** Shared memory objects (shmem inodes) dumped once each, and their pages. */
+  shmemObjects: number;
+  shmemPagesScanned: number;
+  shmemPagesWritten: number;
   imageBytes: number;
   kcmpCalls: number;
   freezeMs: number;

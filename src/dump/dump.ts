@@ -13,6 +13,7 @@ import { PE } from '../image/pagemap-flags.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
 import { FileIds, newPipeDataSink, writePipeData } from '../files/index.js';
 import { PageDumper } from '../mem/dump-pages.js';
+import { ShmemDumper } from '../mem/shmem-dump.js';
 import { hasDumpablePages } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
 import { freezeTree, thawTree, killTree } from './freeze-tree.js';
@@ -74,11 +75,16 @@ export function dump(opts: DumpOptions): DumpResult {
         entries: pages.runs.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, nrPages: r.nrPages, flags: PE.PRESENT })),
       }));
     }
+    // Shared memory once per object, after every task's private pages; its pages ids follow theirs.
+    const shmem = new ShmemDumper(kernel.zeroPfn, () => ids.fresh());
+    for (const l of live) shmem.add(l.t.pid, l.task.vmas, l.task.mm.vmas);
+    shmem.dump(imagesDir, live.length + 1, note);
     const memMs = performance.now() - tMem;
 
     progress('writing images');
     // Objects before the fds that name them.
-    note(writeImage(imagesDir, 'files', undefined, live.flatMap((l) => [...l.task.files, ...l.fds.files])));
+    note(writeImage(imagesDir, 'files', undefined, [...live.flatMap((l) => [...l.task.files, ...l.fds.files]), ...shmem.files]));
+    if (shmem.memfdInodes.length) note(writeImage(imagesDir, 'memfd-inode', undefined, shmem.memfdInodes));
     const ttys = live.flatMap((l) => l.fds.ttyInfos);
     if (ttys.length) note(writeImage(imagesDir, 'tty-info', undefined, ttys));
     for (const f of writePipeData(imagesDir, pipeData)) note(f);
@@ -106,6 +112,7 @@ export function dump(opts: DumpOptions): DumpResult {
         memdumpTime: Math.round(memMs * 1000), memwriteTime: Math.round(memMs * 1000),
         pagesScanned: BigInt(stats.pagesScanned), pagesSkippedParent: 0n,
         pagesWritten: BigInt(stats.pagesWritten), pagesLazy: 0n,
+        ...(shmem.stats.objects ? { shpagesScanned: BigInt(shmem.stats.pagesScanned), shpagesSkippedParent: 0n, shpagesWritten: BigInt(shmem.stats.pagesWritten) } : {}),
       },
     })]));
     note(writeImage(imagesDir, 'inventory', undefined, [create(InventoryEntrySchema, {
@@ -119,6 +126,7 @@ export function dump(opts: DumpOptions): DumpResult {
     const imageBytes = written.reduce((n, f) => n + fs.statSync(f).size, 0);
     return {
       pids: tree.map((t) => t.pid), pagesScanned: stats.pagesScanned, pagesWritten: stats.pagesWritten, imageBytes,
+      shmemObjects: shmem.stats.objects, shmemPagesScanned: shmem.stats.pagesScanned, shmemPagesWritten: shmem.stats.pagesWritten,
       kcmpCalls: ids.kcmpCalls, freezeMs: tFrozen - t0, frozenMs, totalMs: performance.now() - t0,
     };
   } catch (err) {

@@ -50,6 +50,19 @@ export function collectVmas(pid: number, smaps: SmapsEntry[]): CollectedVma[] {
     if (f.io || f.pfnMap) throw new StasisError('E_UNSUPPORTED', `Cannot dump device memory at ${where}`);
     if (f.hugetlb) throw new StasisError('E_UNSUPPORTED', `Cannot dump hugetlbfs memory at ${where} yet`);
     if (f.shadowStack) throw new StasisError('E_UNSUPPORTED', `Cannot dump the shadow stack at ${where} yet`);
+    // Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, or a shared mapping of /dev/zero) is
+    // a shmem object the kernel names "/dev/zero (deleted)"; shmid is its inode until
+    // shmem-dump.ts names the objects of the whole tree. A memfd mapped shared is the same
+    // kind of object under its own name (CRIU: a FILE_SHARED | MEMFD area).
+    if (e.perms.shared && ((e.path === '/dev/zero' && e.deleted) || e.path.startsWith('[anon_shmem:'))) {
+      return { vma: { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.ANON_SHARED, flags: MAP.SHARED | MAP.ANONYMOUS | noReserve, fdflags: O_RDWR } };
+    }
+    if (e.perms.shared && e.path.startsWith('/memfd:')) {
+      const mayWrite = e.vmFlags.has('mw');
+      return {
+        vma: { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.FILE_SHARED | VMA.MEMFD, flags: MAP.SHARED | noReserve, fdflags: mayWrite ? O_RDWR : O_RDONLY },
+      };
+    }
     const isFile = e.path.startsWith('/') && e.inode !== 0n;
     if (!isFile) {
       if (e.perms.shared) throw new StasisError('E_UNSUPPORTED', `Cannot dump shared anonymous memory at ${where} yet`);

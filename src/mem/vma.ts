@@ -38,3 +38,8 @@ export function hasDumpablePages(v: VmaSpec): boolean {
   if (!isMappedByRestore(v)) return false;
   return (v.status & (VMA.ANON_PRIVATE | VMA.FILE_PRIVATE)) !== 0;
 }
+
+/** Areas that map a shmem object (shared anonymous memory, /dev/zero, a memfd): pages dumped once per object. */
+export function isShmemVma(v: { status: number }): boolean {
+  return (v.status & (VMA.ANON_SHARED | VMA.MEMFD)) !== 0;
+}

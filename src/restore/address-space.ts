@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import type { Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import { VMA, MAP, PROT, isMappedByRestore, type VmaSpec } from '../mem/vma.js';
+import { VMA, MAP, PROT, isMappedByRestore, isShmemVma, type VmaSpec } from '../mem/vma.js';
 import type { PageRun } from '../mem/page-runs.js';
 
 const TASK_SIZE = 0x7ffffffff000n;
@@ -33,6 +33,8 @@ export interface AddressSpacePlan {
   pagesPath: string;
   runs: PageRun[];
   mm: MmFields;
+  /** The fd in stasis of the shared memory object a shared anonymous or memfd VMA maps. */
+  shmemFd?: (v: VmaSpec) => number;
 }
 
 /** A free range of `size` bytes in both layouts, between 4 GiB and the top of user space. */
@@ -102,7 +104,9 @@ function mapVmas(inj: Injector, plan: AddressSpacePlan, filled: Set<VmaSpec>): v
       const prot = filled.has(v) ? v.prot | PROT.WRITE : v.prot;
       const keep = v.flags & (MAP.SHARED | MAP.PRIVATE | MAP.ANONYMOUS | MAP.GROWSDOWN | MAP.NORESERVE);
       let fd = -1;
-      if (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED)) {
+      if (isShmemVma(v)) {
+        fd = pullShmem(inj, plan, v, fds);
+      } else if (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED)) {
         const path = plan.filePaths.get(Number(v.shmid));
         if (path === undefined) throw new StasisError('E_CORRUPT', `VMA at 0x${v.start.toString(16)} names file ${v.shmid}, which the image lacks`);
         const mode = (v.fdflags & 3) === O_RDWR ? O_RDWR : O_RDONLY;
@@ -110,7 +114,7 @@ function mapVmas(inj: Injector, plan: AddressSpacePlan, filled: Set<VmaSpec>): v
         fd = fds.get(key) ?? openInTask(inj, path, mode);
         fds.set(key, fd);
       }
-      const r = inj.call('mmap', v.start, v.end - v.start, prot, keep | MAP_FIXED, fd, v.pgoff);
+      const r = inj.call('mmap', v.start, v.end - v.start, prot, (fd >= 0 ? keep & ~MAP.ANONYMOUS : keep) | MAP_FIXED, fd, v.pgoff);
       if (r !== BigInt.asIntN(64, v.start)) {
         throw new StasisError('E_RESTORE_FAILED', `Cannot map 0x${v.start.toString(16)}-0x${v.end.toString(16)} in pid ${inj.pid}: mmap returned ${r}`);
       }
@@ -118,6 +122,26 @@ function mapVmas(inj: Injector, plan: AddressSpacePlan, filled: Set<VmaSpec>): v
   } finally {
     for (const fd of fds.values()) inj.call('close', fd);
   }
+}
+
+/** The task's fd for a shared memory object of stasis: pidfd_getfd through a pidfd of stasis, both kept in `fds`. */
+function pullShmem(inj: Injector, plan: AddressSpacePlan, v: VmaSpec, fds: Map<string, number>): number {
+  if (!plan.shmemFd) throw new StasisError('E_CORRUPT', `Shared mapping at 0x${v.start.toString(16)} of pid ${inj.pid} has no object`);
+  const toolFd = plan.shmemFd(v);
+  const key = `shmem:${toolFd}`;
+  const have = fds.get(key);
+  if (have !== undefined) return have;
+  let pidfd = fds.get('pidfd');
+  if (pidfd === undefined) {
+    const r = inj.call('pidfd_open', process.pid, 0);
+    if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open a pidfd of stasis in pid ${inj.pid}: errno ${-r}`);
+    pidfd = Number(r);
+    fds.set('pidfd', pidfd);
+  }
+  const r = inj.call('pidfd_getfd', pidfd, toolFd, 0);
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot take shared memory fd ${toolFd} of stasis into pid ${inj.pid}: errno ${-r}`);
+  fds.set(key, Number(r));
+  return Number(r);
 }
 
 function fillPages(inj: Injector, plan: AddressSpacePlan): void {

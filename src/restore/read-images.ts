@@ -11,6 +11,7 @@ import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
 import { formatVersionOf, FORMAT_VERSION } from '../dump/format.js';
 import type { PageRun } from '../mem/page-runs.js';
 import { StasisError } from '../errors.js';
+import { readShmem, type ShmemImages } from './read-shmem.js';
 
 export interface TaskImages {
   pstree: PstreeEntry;
@@ -39,6 +40,8 @@ export interface ImageSet {
   order: PstreeEntry[];
   tasks: TaskImages[];
   zombies: ZombieImages[];
+  /** Shared memory objects, once each, and which VMA maps which. */
+  shmem: ShmemImages;
 }
 
 const TASK_DEAD = 2;
@@ -81,7 +84,8 @@ export function readImageSet(dir: string): ImageSet {
     zombies.push({ pstree: e, status: tc.exitCode });
   }
   if (!tree[0]?.threads.length) throw new StasisError('E_CORRUPT', 'The root task of the image is a zombie');
-  return { dir, files, order: tree, tasks, zombies };
+  const shmem = readShmem(dir, tasks.map((t) => t.mm), files);
+  return { dir, files, order: tree, tasks, zombies, shmem };
 }
 
 function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry>): TaskImages {

@@ -18,7 +18,8 @@ import { restoreTaskInternals, requeueSignals, drainSignals } from './task-inter
 import type { TaskInternals } from '../dump/task-internals.js';
 import { regPath, type ImageSet, type TaskImages } from './read-images.js';
 import type { OpenFiles } from './open-files.js';
-import type { VmaSpec } from '../mem/vma.js';
+import type { ShmemObjects } from './shmem-objects.js';
+import { isShmemVma, type VmaSpec } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
 import type { FpuFields } from '../sys/fpu-layout.js';
 
@@ -59,6 +60,8 @@ export interface RestoreTaskCtx {
   files: OpenFiles;
   /** Epoll instances whose targets a task has added already (a shared one is filled once). */
   epollsFilled: Set<number>;
+  /** Shared memory objects made in stasis, for the shared VMAs. */
+  shmem?: ShmemObjects;
 }
 
 export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: number; code: bigint }): number[] {
@@ -75,10 +78,11 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: nu
     madv: v.madv ?? 0n, fdflags: v.fdflags ?? 0,
   }));
   const filePaths = new Map<number, string>();
-  for (const v of vmas) if (v.status & (64 | 128)) filePaths.set(Number(v.shmid), regPath(ctx.set, Number(v.shmid)));
+  for (const v of vmas) if (v.status & (64 | 128) && !isShmemVma(v)) filePaths.set(Number(v.shmid), regPath(ctx.set, Number(v.shmid)));
   const m = t.mm;
   const { scratch, scratchSize } = rebuildAddressSpace(inj, {
     vmas, filePaths, pagesPath: t.pagesPath, runs: t.runs,
+    ...(ctx.shmem ? { shmemFd: (v: VmaSpec) => ctx.shmem!.fdFor(v) } : {}),
     mm: {
       startCode: m.mmStartCode, endCode: m.mmEndCode, startData: m.mmStartData, endData: m.mmEndData,
       startStack: m.mmStartStack, startBrk: m.mmStartBrk, brk: m.mmBrk, argStart: m.mmArgStart, argEnd: m.mmArgEnd,

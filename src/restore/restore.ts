@@ -9,6 +9,7 @@ import { readPipeData } from '../files/index.js';
 import { createTree } from './create-tree.js';
 import type { NewTask } from './create-task.js';
 import { restoreTask } from './restore-task.js';
+import { ShmemObjects } from './shmem-objects.js';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../api/types.js';
 
 export function waitExit(pid: number): ExitStatus {
@@ -32,15 +33,19 @@ export function restore(opts: RestoreOptions): RestoreResult {
     imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir),
   });
   const created = new Map<number, NewTask>();
+  let shmem: ShmemObjects | undefined;
   try {
+    progress('shared memory');
+    shmem = ShmemObjects.create(set.shmem);
     progress('creating tasks');
     createTree(set, created);
     const tids: number[] = [];
-    const ctx = { set, files, epollsFilled: new Set<number>() };
+    const ctx = { set, files, shmem, epollsFilled: new Set<number>() };
     set.tasks.forEach((t, i) => {
       progress('restoring tasks', i, set.tasks.length);
       tids.push(...restoreTask(ctx, t, created.get(t.pstree.pid)!));
     });
+    shmem.seal();
     for (const tid of tids) detach(tid);
   } catch (err) {
     // Children first: a parent killed first would hand them to init before we reap them.
@@ -56,6 +61,7 @@ export function restore(opts: RestoreOptions): RestoreResult {
     if (err instanceof StasisError) throw err;
     throw new StasisError('E_RESTORE_FAILED', `Cannot restore pid ${root}: ${(err as Error).message}`, { cause: err });
   } finally {
+    shmem?.close();
     files.close();
   }
   const restoredMs = performance.now() - t0;

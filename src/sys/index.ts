@@ -10,3 +10,4 @@ export * from './spawn.js';
 export * from './kerndat.js';
 export * from './fpu-layout.js';
 export * from './pipes.js';
+export * from './shmem-fd.js';

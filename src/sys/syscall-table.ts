@@ -3,7 +3,7 @@ export const SYS = {
   read: 0, write: 1, close: 3, fstat: 5, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19, writev: 20,
   mremap: 25, msync: 26, mincore: 27, madvise: 28, dup: 32, dup2: 33, nanosleep: 35, getitimer: 36,
-  setitimer: 38, getpid: 39, wait4: 61, kill: 62, fcntl: 72, flock: 73, ftruncate: 77, getcwd: 79,
+  setitimer: 38, getpid: 39, wait4: 61, kill: 62, fcntl: 72, flock: 73, ftruncate: 77, fchown: 93, getcwd: 79,
   chdir: 80, fchdir: 81, umask: 95, ptrace: 101, setpgid: 109, getppid: 110, setsid: 112,
   getpgid: 121, getsid: 124, rt_sigtimedwait: 128, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135,
   prctl: 157, arch_prctl: 158, chroot: 161, gettid: 186, futex: 202, set_tid_address: 218, exit_group: 231,

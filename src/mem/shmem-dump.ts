@@ -1,0 +1,198 @@
+// Shared memory of a whole tree, dumped once per object whatever the number of processes
+// and VMAs mapping it (CRIU's shmem.c). An object is a shmem inode: MAP_SHARED|MAP_ANONYMOUS
+// memory (inherited over fork), a shared mapping of /dev/zero, a memfd mapped shared. Its
+// pages go to pagemap-shmem-<inode>.img (vaddr = byte offset in the object) and their own
+// pages-N.img. A page is written when it is used: present or swapped in some mapper (each
+// mapper's pagemap at the page's address, offset by its VMA's pgoff) and not the zero page,
+// or holding data in the object itself (SEEK_DATA through /proc/PID/map_files), which sees
+// pages no process maps right now.
+import fs from 'node:fs';
+import { create } from '@bufbuild/protobuf';
+import { dataRanges, fcntl, F_GET_SEALS } from '../sys/index.js';
+import { scanPagemap } from '../proc/pagemap.js';
+import { writeImage, imagePath, PE } from '../image/index.js';
+import { PagemapEntrySchema, PagemapHeadSchema } from '../image/gen/stasis/pagemap_pb.js';
+import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
+import { MemfdInodeEntrySchema, type MemfdInodeEntry } from '../image/gen/stasis/memfd_pb.js';
+import { FownEntrySchema } from '../image/gen/stasis/fown_pb.js';
+import type { VmaEntry } from '../image/gen/stasis/vma_pb.js';
+import { StasisError } from '../errors.js';
+import { VMA, isShmemVma, type VmaSpec } from './vma.js';
+import { PageBitmap } from './page-bitmap.js';
+
+const PAGE = 4096;
+const BUF_SIZE = 4 << 20;
+const PAGEMAP_CHUNK = 65536;
+
+interface Mapping {
+  pid: number;
+  vma: VmaSpec;
+}
+
+export interface ShmemObject {
+  /** The shmem inode number: the object's shmid in the images. */
+  ino: bigint;
+  memfd: boolean;
+  /** For memfds: the id of its MemfdFileEntry in files.img, which the VMAs name. */
+  fileId: number;
+  mappings: Mapping[];
+  /** Pages used by some mapper or held by the object; a `dirty` bitmap would sit beside it. */
+  used?: PageBitmap;
+}
+
+export interface ShmemDumpStats {
+  objects: number;
+  pagesScanned: number;
+  pagesWritten: number;
+}
+
+export class ShmemDumper {
+  readonly objects = new Map<bigint, ShmemObject>();
+  /** MemfdFileEntry items for files.img, and MemfdInodeEntry items for memfd.img. */
+  readonly files: FileEntry[] = [];
+  readonly memfdInodes: MemfdInodeEntry[] = [];
+  readonly stats: ShmemDumpStats = { objects: 0, pagesScanned: 0, pagesWritten: 0 };
+  private readonly buf = Buffer.allocUnsafe(BUF_SIZE);
+
+  constructor(private readonly zeroPfn: bigint | null, private readonly freshId: () => number) {}
+
+  /**
+   * Notes the shared VMAs of a task. collect-vmas.ts leaves each one's inode in shmid; a
+   * memfd's VMAs get its file id instead, in `vmas` and in the mm image's `entries` alike.
+   */
+  add(pid: number, vmas: VmaSpec[], entries: VmaEntry[]): void {
+    vmas.forEach((v, i) => {
+      if (!isShmemVma(v)) return;
+      const memfd = (v.status & VMA.MEMFD) !== 0;
+      let o = this.objects.get(v.shmid);
+      if (!o) {
+        o = { ino: v.shmid, memfd, fileId: memfd ? this.freshId() : 0, mappings: [] };
+        this.objects.set(v.shmid, o);
+      }
+      o.mappings.push({ pid, vma: v });
+      if (memfd) {
+        v.shmid = BigInt(o.fileId);
+        const e = entries[i];
+        if (e) e.shmid = v.shmid;
+      }
+    });
+  }
+
+  /** Writes every object's pages; pages ids from `firstPagesId` on. `note` hears of each file before it is written. */
+  dump(imagesDir: string, firstPagesId: number, note: (file: string) => void): void {
+    let pagesId = firstPagesId;
+    let inodeId = 1;
+    for (const o of this.objects.values()) {
+      const first = o.mappings[0]!;
+      const where = `shared memory ${o.ino} (0x${first.vma.start.toString(16)}-0x${first.vma.end.toString(16)} of pid ${first.pid})`;
+      const mapFile = `/proc/${first.pid}/map_files/${first.vma.start.toString(16)}-${first.vma.end.toString(16)}`;
+      let fd: number;
+      try {
+        fd = fs.openSync(mapFile, 'r');
+      } catch (err) {
+        throw new StasisError('E_DUMP_FAILED', `Cannot open ${mapFile} for ${where}: ${(err as Error).message}`, { cause: err });
+      }
+      try {
+        const st = fs.fstatSync(fd, { bigint: true });
+        if (st.ino !== o.ino) throw new StasisError('E_DUMP_FAILED', `${mapFile} has inode ${st.ino}, not ${o.ino}`);
+        const extent = o.mappings.reduce((m, x) => {
+          const end = x.vma.pgoff + x.vma.end - x.vma.start;
+          return end > m ? end : m;
+        }, st.size);
+        const used = this.usedPages(o, fd, Number((extent + BigInt(PAGE - 1)) / BigInt(PAGE)));
+        o.used = used;
+        const pagesPath = imagePath(imagesDir, 'pages', pagesId);
+        note(pagesPath);
+        const runs = used.runs();
+        this.copyPages(fd, runs, pagesPath);
+        this.stats.objects++;
+        this.stats.pagesScanned += used.nrPages;
+        this.stats.pagesWritten += runs.reduce((n, r) => n + r.nrPages, 0);
+        note(imagePath(imagesDir, 'shmem-pagemap', Number(o.ino)));
+        writeImage(imagesDir, 'shmem-pagemap', Number(o.ino), {
+          head: create(PagemapHeadSchema, { pagesId }),
+          entries: runs.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, nrPages: r.nrPages, flags: PE.PRESENT })),
+        });
+        pagesId++;
+        if (o.memfd) this.describeMemfd(o, fd, mapFile, st, inodeId++);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  }
+
+  /** The used bitmap: every mapper's pagemap, then the object's own data ranges. */
+  private usedPages(o: ShmemObject, fd: number, nrPages: number): PageBitmap {
+    const used = new PageBitmap(nrPages);
+    const pm = Buffer.allocUnsafe(PAGEMAP_CHUNK * 8);
+    for (const { pid, vma } of o.mappings) {
+      const pmFd = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+      try {
+        const firstPage = Number(vma.pgoff / BigInt(PAGE));
+        for (let addr = vma.start; addr < vma.end; ) {
+          const pages = Math.min(PAGEMAP_CHUNK, Number((vma.end - addr) / BigInt(PAGE)));
+          const n = fs.readSync(pmFd, pm, 0, pages * 8, Number(addr / BigInt(PAGE)) * 8);
+          if (n !== pages * 8) throw new Error(`Short read of /proc/${pid}/pagemap at 0x${addr.toString(16)}`);
+          for (const r of scanPagemap(pm.subarray(0, n), addr, PAGE, this.zeroPfn)) {
+            used.setRange(firstPage + Number((r.vaddr - vma.start) / BigInt(PAGE)), r.nrPages);
+          }
+          addr += BigInt(pages * PAGE);
+        }
+      } finally {
+        fs.closeSync(pmFd);
+      }
+    }
+    for (const [start, end] of dataRanges(fd, 0n, BigInt(nrPages) * BigInt(PAGE))) {
+      const p = Number(start / BigInt(PAGE));
+      used.setRange(p, Number((end + BigInt(PAGE - 1)) / BigInt(PAGE)) - p);
+    }
+    return used;
+  }
+
+  /** Reads the runs from the object (pread: no mapping needed) into one buffer, streamed out. */
+  private copyPages(fd: number, runs: { vaddr: bigint; nrPages: number }[], pagesPath: string): void {
+    const out = fs.openSync(pagesPath, 'w', 0o600);
+    try {
+      let used = 0;
+      const flush = () => {
+        let off = 0;
+        while (off < used) off += fs.writeSync(out, this.buf, off, used - off);
+        used = 0;
+      };
+      for (const r of runs) {
+        let pos = Number(r.vaddr);
+        let left = r.nrPages * PAGE;
+        while (left > 0) {
+          if (used === BUF_SIZE) flush();
+          const len = Math.min(left, BUF_SIZE - used);
+          const n = fs.readSync(fd, this.buf, used, len, pos);
+          // Past the end of the object (a mapping beyond its size) reads as nothing: zeros.
+          if (n < len) this.buf.fill(0, used + n, used + len);
+          used += len;
+          pos += len;
+          left -= len;
+        }
+      }
+      flush();
+    } finally {
+      fs.closeSync(out);
+    }
+  }
+
+  private describeMemfd(o: ShmemObject, fd: number, mapFile: string, st: fs.BigIntStats, inodeId: number): void {
+    const link = fs.readlinkSync(mapFile).replace(/ \(deleted\)$/, '');
+    const name = link.startsWith('/memfd:') ? link.slice('/memfd:'.length) : link;
+    const writable = o.mappings.some((m) => (m.vma.fdflags & 3) === 2);
+    this.memfdInodes.push(create(MemfdInodeEntrySchema, {
+      name, uid: Number(st.uid), gid: Number(st.gid), size: st.size, shmid: Number(o.ino),
+      seals: fcntl(fd, F_GET_SEALS), inodeId: BigInt(inodeId),
+    }));
+    this.files.push(create(FileEntrySchema, {
+      type: FdTypes.MEMFD, id: o.fileId,
+      memfd: {
+        id: o.fileId, flags: writable ? 2 : 0, pos: 0n, inodeId,
+        fown: create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 }),
+      },
+    }));
+  }
+}

@@ -1,0 +1,103 @@
+// The shared memory objects of an image set: one per shmid, however many VMAs of however
+// many tasks map it. Shared anonymous memory is named by the VMA's shmid itself; a memfd's
+// VMAs name a MemfdFileEntry in files.img, whose inode (memfd.img) carries the shmid. Each
+// object's pages are in pagemap-shmem-<shmid>.img (vaddr = offset in the object).
+import fs from 'node:fs';
+import { readImage, imageExists, imagePath, PE } from '../image/index.js';
+import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
+import type { MmEntry } from '../image/gen/stasis/mm_pb.js';
+import { VMA, isShmemVma } from '../mem/vma.js';
+import type { PageRun } from '../mem/page-runs.js';
+import { StasisError } from '../errors.js';
+
+const PAGE = 4096n;
+
+export interface ShmemImage {
+  shmid: bigint;
+  /** Bytes: the memfd's size, or the furthest any VMA (or page) reaches into the object. */
+  size: bigint;
+  /** Offsets in the object, stored one after another in pagesPath. */
+  runs: PageRun[];
+  pagesPath: string;
+  memfd?: { name: string; uid: number; gid: number; seals: number };
+}
+
+export interface ShmemImages {
+  objects: Map<bigint, ShmemImage>;
+  /** A memfd VMA's shmid (a file id) to the object's shmid. */
+  memfdFiles: Map<number, bigint>;
+}
+
+/** The object a VMA maps, by the rules above. */
+export function shmidOfVma(set: ShmemImages, v: { status: number; shmid: bigint; start: bigint }): bigint {
+  const id = v.status & VMA.MEMFD ? set.memfdFiles.get(Number(v.shmid)) : v.shmid;
+  if (id === undefined || !set.objects.has(id)) {
+    throw new StasisError('E_CORRUPT', `The shared mapping at 0x${v.start.toString(16)} names object ${v.shmid}, which the images lack`);
+  }
+  return id;
+}
+
+export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEntry>): ShmemImages {
+  const inodes = imageExists(dir, 'memfd-inode', undefined) ? readImage(dir, 'memfd-inode', undefined) : [];
+  const objects = new Map<bigint, ShmemImage>();
+  const memfdFiles = new Map<number, bigint>();
+  const object = (shmid: bigint): ShmemImage => {
+    let o = objects.get(shmid);
+    if (!o) {
+      o = { shmid, size: 0n, ...readPages(dir, shmid) };
+      objects.set(shmid, o);
+    }
+    return o;
+  };
+  for (const mm of mms) {
+    for (const v of mm.vmas) {
+      if (!isShmemVma(v)) continue;
+      let o: ShmemImage;
+      if (v.status & VMA.MEMFD) {
+        const f = files.get(Number(v.shmid))?.memfd;
+        const ino = f && inodes.find((i) => i.inodeId === BigInt(f.inodeId));
+        if (!ino) throw new StasisError('E_CORRUPT', `The memfd mapping at 0x${v.start.toString(16)} names file ${v.shmid}, which files.img or memfd.img lacks`);
+        o = object(BigInt(ino.shmid));
+        o.memfd = { name: ino.name, uid: ino.uid, gid: ino.gid, seals: ino.seals };
+        if (ino.size > o.size) o.size = ino.size;
+        memfdFiles.set(Number(v.shmid), o.shmid);
+      } else {
+        o = object(v.shmid);
+      }
+      const end = v.pgoff + v.end - v.start;
+      if (!o.memfd && end > o.size) o.size = end;
+    }
+  }
+  for (const o of objects.values()) {
+    const last = o.runs.at(-1);
+    const end = last ? last.vaddr + BigInt(last.nrPages) * PAGE : 0n;
+    // Pages of anonymous memory past every VMA (its tail was unmapped) are kept with it.
+    if (end > o.size) {
+      if (o.memfd) throw new StasisError('E_CORRUPT', `pagemap-shmem-${o.shmid}.img reaches offset ${end}, past the memfd's size ${o.size}`);
+      o.size = end;
+    }
+  }
+  return { objects, memfdFiles };
+}
+
+function readPages(dir: string, shmid: bigint): { runs: PageRun[]; pagesPath: string } {
+  const name = `pagemap-shmem-${shmid}.img`;
+  if (!imageExists(dir, 'shmem-pagemap', Number(shmid))) throw new StasisError('E_NO_IMAGE', `No ${name} in ${dir}`);
+  const pm = readImage(dir, 'shmem-pagemap', Number(shmid));
+  const pagesPath = imagePath(dir, 'pages', pm.head.pagesId);
+  const runs: PageRun[] = [];
+  let bytes = 0;
+  let prevEnd = 0n;
+  for (const e of pm.entries) {
+    if (e.flags & PE.PARENT) throw new StasisError('E_UNSUPPORTED', `${name} refers to a parent image set; incremental restore is not supported yet`);
+    if (!(e.flags & PE.PRESENT)) continue;
+    if (e.vaddr % PAGE !== 0n || e.vaddr < prevEnd) throw new StasisError('E_CORRUPT', `${name} has an entry at offset ${e.vaddr} out of order or unaligned`);
+    runs.push({ vaddr: e.vaddr, nrPages: e.nrPages });
+    prevEnd = e.vaddr + BigInt(e.nrPages) * PAGE;
+    bytes += e.nrPages * 4096;
+  }
+  const size = fs.existsSync(pagesPath) ? fs.statSync(pagesPath).size : -1;
+  if (size < 0 && bytes > 0) throw new StasisError('E_NO_IMAGE', `No ${pagesPath}, which ${name} needs`);
+  if (size >= 0 && size !== bytes) throw new StasisError('E_TRUNCATED', `${pagesPath} holds ${size} bytes; ${name} lists ${bytes}`);
+  return { runs, pagesPath };
+}

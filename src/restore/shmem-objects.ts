@@ -1,0 +1,103 @@
+// The shared memory objects, made once each in stasis before any task is rebuilt: sized,
+// filled from their pages image with large pwrites, then mapped by every task that mapped
+// them (address-space.ts pulls the fd in with pidfd_getfd). Shared anonymous memory is made
+// the way the kernel makes it (an anonymous MAP_SHARED area of stasis, reopened through
+// /proc/self/map_files and unmapped), so that the tasks' maps show "/dev/zero (deleted)" as
+// before; where map_files cannot be opened, a memfd stands in. A memfd is a memfd of its name.
+import fs from 'node:fs';
+import {
+  memfdCreate, ftruncateFd, fchownFd, fcntl, closeFd, mmapSelf, munmapSelf,
+  MFD_CLOEXEC, MFD_ALLOW_SEALING, F_ADD_SEALS,
+} from '../sys/index.js';
+import { StasisError } from '../errors.js';
+import { shmidOfVma, type ShmemImage, type ShmemImages } from './read-shmem.js';
+
+const BUF_SIZE = 4 << 20;
+const PROT_RW = 3, MAP_SHARED_ANON = 0x21;
+const F_SEAL_SEAL = 1;
+
+export class ShmemObjects {
+  private readonly fds = new Map<bigint, number>();
+
+  private constructor(private readonly images: ShmemImages) {}
+
+  static create(images: ShmemImages): ShmemObjects {
+    const s = new ShmemObjects(images);
+    if (images.objects.size === 0) return s;
+    const buf = Buffer.allocUnsafe(BUF_SIZE);
+    try {
+      for (const o of images.objects.values()) {
+        const fd = makeObject(o);
+        s.fds.set(o.shmid, fd);
+        fill(fd, o, buf);
+        if (o.memfd) fchownFd(fd, o.memfd.uid, o.memfd.gid);
+      }
+      return s;
+    } catch (err) {
+      s.close();
+      if (err instanceof StasisError) throw err;
+      throw new StasisError('E_RESTORE_FAILED', `Cannot rebuild shared memory: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The fd in stasis of the object a shared VMA maps. */
+  fdFor(v: { status: number; shmid: bigint; start: bigint }): number {
+    return this.fds.get(shmidOfVma(this.images, v))!;
+  }
+
+  /** A memfd's seals, once every task has mapped it (F_SEAL_FUTURE_WRITE would refuse the mappings). */
+  seal(): void {
+    for (const o of this.images.objects.values()) {
+      const seals = o.memfd?.seals ?? F_SEAL_SEAL;
+      if (seals !== F_SEAL_SEAL) fcntl(this.fds.get(o.shmid)!, F_ADD_SEALS, seals);
+    }
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) closeFd(fd);
+    this.fds.clear();
+  }
+}
+
+function makeObject(o: ShmemImage): number {
+  if (o.memfd) {
+    const sealing = o.memfd.seals !== F_SEAL_SEAL ? MFD_ALLOW_SEALING : 0;
+    const fd = memfdCreate(o.memfd.name, MFD_CLOEXEC | sealing);
+    ftruncateFd(fd, o.size);
+    return fd;
+  }
+  const addr = mmapSelf(Number(o.size), PROT_RW, MAP_SHARED_ANON);
+  try {
+    return fs.openSync(`/proc/self/map_files/${addr.toString(16)}-${(addr + o.size).toString(16)}`, fs.constants.O_RDWR);
+  } catch {
+    const fd = memfdCreate('', MFD_CLOEXEC);
+    ftruncateFd(fd, o.size);
+    return fd;
+  } finally {
+    munmapSelf(addr, Number(o.size));
+  }
+}
+
+/** Copies the object's pages from its pages image, BUF_SIZE bytes per read. */
+function fill(fd: number, o: ShmemImage, buf: Buffer): void {
+  if (o.runs.length === 0) return;
+  const src = fs.openSync(o.pagesPath, 'r');
+  try {
+    let from = 0;
+    for (const r of o.runs) {
+      let to = Number(r.vaddr);
+      let left = r.nrPages * 4096;
+      while (left > 0) {
+        const len = Math.min(left, BUF_SIZE);
+        const n = fs.readSync(src, buf, 0, len, from);
+        if (n !== len) throw new StasisError('E_TRUNCATED', `${o.pagesPath} is short: read ${n} of ${len} bytes at offset ${from}`);
+        for (let off = 0; off < len; ) off += fs.writeSync(fd, buf, off, len - off, to + off);
+        from += len;
+        to += len;
+        left -= len;
+      }
+    }
+  } finally {
+    fs.closeSync(src);
+  }
+}
