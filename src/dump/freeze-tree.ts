@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { parseStat } from '../proc/index.js';
 import { freeze, thaw, killFrozen, type Frozen } from './freeze.js';
 import { StasisError } from '../errors.js';
+import { Injector } from '../sys/index.js';
 
 export interface TreeTask {
   pid: number;
@@ -70,7 +71,35 @@ export function thawTree(tasks: TreeTask[]): void {
   for (const t of tasks) if (t.frozen) thaw(t.frozen);
 }
 
-/** Kills the tree, children first, each reported dead to us before the next. */
+/**
+ * Kills the tree, children first, each reported dead to us before the next. Every parent is
+ * first made to ignore SIGCHLD and to reap its zombies, so the tasks we kill are released
+ * at once: otherwise they end as zombies of init, which here reaps them only seconds later,
+ * and their pids stay taken for a restore that follows.
+ */
 export function killTree(tasks: TreeTask[]): void {
+  for (const t of tasks) {
+    if (t.frozen && tasks.some((c) => c.ppid === t.pid)) {
+      try {
+        releaseChildrenOnExit(t.pid);
+      } catch {
+        /* the kill goes on: the pids are only freed later */
+      }
+    }
+  }
   for (const t of [...tasks].reverse()) if (t.frozen) killFrozen(t.frozen);
+}
+
+const SIGCHLD = 17, SIG_IGN = 1n, WNOHANG = 1, WALL = 0x40000000;
+
+function releaseChildrenOnExit(pid: number): void {
+  const inj = new Injector(pid);
+  try {
+    const sa = Buffer.alloc(32);
+    sa.writeBigUInt64LE(SIG_IGN, 0);
+    inj.must('rt_sigaction', SIGCHLD, inj.put(sa), 0, 8);
+    while (inj.call('wait4', -1, 0, WNOHANG | WALL, 0) > 0n) { /* a zombie reaped */ }
+  } finally {
+    inj.end();
+  }
 }
