@@ -3,6 +3,9 @@ import type fs from 'node:fs';
 import type { FileEntry, FdTypes } from '../image/gen/stasis/fdinfo_pb.js';
 import type { Fdinfo } from '../proc/fdinfo.js';
 import type { FileIds } from './file-ids.js';
+import type { GhostDumper } from './ghost.js';
+import type { GhostRestorer } from './ghost-restore.js';
+import type { LockCollector } from './file-locks.js';
 
 /** What /proc says about one fd of a frozen task. */
 export interface FdProbe {
@@ -20,6 +23,10 @@ export interface DumpFileCtx {
   imagesDir: string;
   shellJob: boolean;
   ids: FileIds;
+  /** Where the contents of deleted or replaced files go; without it such files fail the dump. */
+  ghosts?: GhostDumper;
+  /** Where the locks held through the fds go; without it locks are not dumped. */
+  locks?: LockCollector;
 }
 
 export interface RestoreFileCtx {
@@ -27,6 +34,8 @@ export interface RestoreFileCtx {
   shellJob: boolean;
   /** Every file entry of the image, by id (for kinds that need another object first). */
   files: Map<number, FileEntry>;
+  /** Recreates ghost files (set by OpenFiles.open). */
+  ghosts?: GhostRestorer;
 }
 
 export type OpenResult = { status: 'done'; fd: number } | { status: 'retry' };

@@ -13,6 +13,8 @@ import type { CoreEntry } from '../image/gen/stasis/core_pb.js';
 import { cloneWithPid } from './create-task.js';
 import { rebuildAddressSpace, setComm } from './address-space.js';
 import { installFds } from './install-fds.js';
+import { takePosixLocks } from './restore-locks.js';
+import type { FileLockEntry } from '../image/gen/stasis/file-lock_pb.js';
 import { restoreTaskInternals, requeueSignals } from './task-internals.js';
 import type { TaskInternals } from '../dump/task-internals.js';
 import { regPath, type ImageSet, type TaskImages } from './read-images.js';
@@ -56,6 +58,8 @@ function internalsFrom(t: TaskImages): TaskInternals {
 export interface RestoreTaskCtx {
   set: ImageSet;
   files: OpenFiles;
+  /** filelocks.img: the task takes its POSIX locks once its fds are in. */
+  locks?: FileLockEntry[];
 }
 
 export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: number; code: bigint }): number[] {
@@ -95,6 +99,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: nu
   }
 
   installFds(inj, t.fdinfos.map((d) => ({ fd: d.fd, toolFd: ctx.files.get(d.id), cloexec: (d.flags & 1) !== 0 })));
+  takePosixLocks(inj, ctx.locks ?? []);
   restoreTaskInternals(inj, internalsFrom(t));
   tc.rlimits?.rlimits.forEach((l, r) => setRlimit(pid, r, { cur: l.cur, max: l.max }));
   requeueSignals(inj, pid, pid,

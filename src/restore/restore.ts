@@ -8,6 +8,7 @@ import { OpenFiles } from './open-files.js';
 import { createTree } from './create-tree.js';
 import type { NewTask } from './create-task.js';
 import { restoreTask } from './restore-task.js';
+import { readLocks, takeFileLocks } from './restore-locks.js';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../api/types.js';
 
 export function waitExit(pid: number): ExitStatus {
@@ -24,6 +25,7 @@ export function restore(opts: RestoreOptions): RestoreResult {
   const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
   progress('reading images');
   const set = readImageSet(opts.imagesDir);
+  const locks = readLocks(set.dir);
   const root = set.order[0]!.pid;
   const ids = new Set(set.tasks.flatMap((t) => t.fdinfos.map((d) => d.id)));
   progress('opening files');
@@ -32,12 +34,13 @@ export function restore(opts: RestoreOptions): RestoreResult {
   });
   const created = new Map<number, NewTask>();
   try {
+    takeFileLocks(locks, set, files);
     progress('creating tasks');
     createTree(set, created);
     const tids: number[] = [];
     set.tasks.forEach((t, i) => {
       progress('restoring tasks', i, set.tasks.length);
-      tids.push(...restoreTask({ set, files }, t, created.get(t.pstree.pid)!));
+      tids.push(...restoreTask({ set, files, locks }, t, created.get(t.pstree.pid)!));
     });
     for (const tid of tids) detach(tid);
   } catch (err) {
