@@ -1,7 +1,7 @@
 // Advisory locks taken by stasis itself on the files it opened for a restore (flock and OFD
 // locks belong to the open file, which the task then shares), and the struct flock an
 // injected fcntl(F_SETLK) reads in the task.
-import { addressOf, syscallRaw } from './libc.js';
+import { addressOf, keepAlive, syscallRaw } from './libc.js';
 
 export const LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
 export const F_SETLK = 6, F_OFD_SETLK = 37;
@@ -25,5 +25,7 @@ export function flockStruct(type: number, start: bigint, len: bigint): Buffer {
 /** fcntl(fd, cmd, &struct flock) in this process; returns 0 or -errno. */
 export function setLockFd(fd: number, cmd: number, type: number, start: bigint, len: bigint): number {
   const b = flockStruct(type, start, len);
-  return Number(syscallRaw('fcntl', fd, cmd, addressOf(b)));
+  const r = Number(syscallRaw('fcntl', fd, cmd, addressOf(b)));
+  keepAlive(b);
+  return r;
 }
