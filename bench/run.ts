@@ -1,6 +1,7 @@
 // `npm run bench`: dump and restore of a process with 1 GiB of dirty anonymous memory,
 // against a baseline measured in the same run: dd copying the same memory from
 // /proc/PID/mem to a file. Reports MB/s, the ratio to the baseline, and stasis's peak RSS.
+// Then the file-table benchmark (bench/files.ts), in a process of its own.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,3 +76,6 @@ say(`  stasis restore (whole command)      ${rate(r.ms).toFixed(0).padStart(6)} 
 say(`  images ${(imageBytes / 1e6).toFixed(0)} MB; restored task checked its memory: ${result}`);
 fs.rmSync(work, { recursive: true, force: true });
 process.exitCode = result === 'PASS' ? 0 : 1;
+
+// The file-table benchmark (bench/files.ts), in a process of its own.
+execFileSync(process.execPath, [path.join(REPO, 'dist/bench/files.js')], { stdio: 'inherit' });

@@ -22,7 +22,7 @@ export class LockCollector {
       if (l.blocked) continue;
       const flag = l.kind === 'POSIX' ? FL_POSIX : l.kind === 'FLOCK' ? FL_FLOCK : l.kind === 'OFDLCK' ? FL_OFD : 0;
       if (!flag || l.mode !== 'ADVISORY' || l.type === 'UNLCK') {
-        throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: it holds a ${l.mode.toLowerCase()} ${l.kind} lock, which stasis cannot restore`);
+        throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: it holds a ${l.kind} lock (${l.mode} ${l.type}), which stasis cannot restore`);
       }
       const len = l.end === null ? 0n : l.end + 1n - l.start;
       // POSIX locks belong to the process; flock and OFD locks to the open file.
