@@ -1,7 +1,7 @@
 // The file-table benchmark: 10,000 fds over 10 processes (1,000 open files, inherited and
 // dup'd: test/workloads/files-many.c). Measures stasis's dump of the tree (time, kcmp calls)
 // and, on the same fds in the same run, the naming of open files alone by stasis's FileIds
-// against two naive ways: comparing each fd with every open file found so far (kcmp until
+// (with its whole generic id, then with CRIU's XOR-folded one) against two naive ways: comparing each fd with every open file found so far (kcmp until
 // one is equal), and comparing every pair of fds (measured on a capped number of pairs and
 // extrapolated, as the whole would take about a minute). `node dist/bench/files.js`.
 import fs from 'node:fs';
@@ -35,21 +35,27 @@ const pids = [root, ...fs.readFileSync(`/proc/${root}/task/${root}/children`, 'u
 
 try {
   // The fds as the dump sees them: (pid, fd, generic id). The tasks sit idle waiting for go.
-  const fds: { pid: number; fd: number; genid: bigint }[] = [];
+  const fds: { pid: number; fd: number; genid: bigint; xor: bigint }[] = [];
   for (const pid of pids) {
     for (const fd of fs.readdirSync(`/proc/${pid}/fd`).map(Number)) {
       const st = fs.statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
       const pos = parseFdinfo(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8')).pos;
-      fds.push({ pid, fd, genid: FileIds.genid(st.dev, st.ino, pos) });
+      fds.push({ pid, fd, genid: FileIds.genid(st.dev, st.ino, pos), xor: st.dev ^ st.ino ^ pos });
     }
   }
   const n = fds.length;
 
   let t = performance.now();
   const ids = new FileIds();
-  for (const f of fds) ids.lookup(f.genid, f.pid, f.fd);
+  const named = fds.map((f) => ids.lookup(f.genid, f.pid, f.fd).id);
   const oursMs = performance.now() - t;
-  const objects = new Set(fds.map((f) => ids.lookup(f.genid, f.pid, f.fd).id)).size;
+  const objects = new Set(named).size;
+
+  // The same with CRIU's generic id, dev ^ ino ^ pos folded into one word.
+  t = performance.now();
+  const xorIds = new FileIds();
+  for (const f of fds) xorIds.lookup(f.xor, f.pid, f.fd);
+  const xorMs = performance.now() - t;
 
   // Naive 1: every fd against every open file found so far, until kcmp says equal.
   t = performance.now();
@@ -90,6 +96,7 @@ try {
   say(`stasis files bench: ${n} fds over ${pids.length} processes, ${objects} open files, ${os.cpus().length} CPUs, kernel ${os.release()}`);
   say(`  stasis dump of the tree (leave running)     ${dumpMs.toFixed(0).padStart(7)} ms   ${String(d.kcmpCalls).padStart(11)} kcmp calls  (frozen ${d.frozenMs.toFixed(0)} ms)`);
   say(`  naming open files: stasis FileIds           ${oursMs.toFixed(1).padStart(7)} ms   ${String(ids.kcmpCalls).padStart(11)} kcmp calls`);
+  say(`  the same, generic id dev ^ ino ^ pos       ${xorMs.toFixed(1).padStart(7)} ms   ${String(xorIds.kcmpCalls).padStart(11)} kcmp calls`);
   say(`  naive: each fd vs every file found so far   ${linearMs.toFixed(0).padStart(7)} ms   ${String(linearCalls).padStart(11)} kcmp calls  (${(linearMs / oursMs).toFixed(0)}x)`);
   say(`  naive: every pair of fds (extrapolated)     ${pairMs.toFixed(0).padStart(7)} ms   ${String(allPairs).padStart(11)} kcmp calls  (${(pairMs / oursMs).toFixed(0)}x; ${pairs} pairs measured)`);
 } finally {
