@@ -49,7 +49,7 @@ export class GhostDumper {
     const st = p.stat;
     const tv = (ns: bigint) => ({ tvSec: ns / 1_000_000_000n, tvUsec: (ns % 1_000_000_000n) / 1000n });
     const head = create(GhostFileEntrySchema, {
-      uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode), dev: Number(BigInt.asUintN(32, st.dev)), ino: st.ino,
+      uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode), dev: kernelDev(st.dev), ino: st.ino,
       atim: tv(st.atimeNs), mtim: tv(st.mtimeNs), chunks: true, size: st.size,
     });
     // Through the task's own fd (the path is gone): a fresh open file of the same inode.
@@ -79,6 +79,13 @@ export class GhostDumper {
     }
     return { head, chunks };
   }
+}
+
+/** CRIU keeps devices in the kernel's encoding (major << 20 | minor), as crit prints them. */
+function kernelDev(dev: bigint): number {
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return Number(BigInt.asUintN(32, (major << 20n) | minor));
 }
 
 /** lseek(SEEK_DATA / SEEK_HOLE); null past the last data (ENXIO). */

@@ -22,6 +22,10 @@ test('an unlinked file open twice and a replaced path come back deleted, with th
   assert.equal(new Set(remaps.map((r) => r.remapId)).size, 2);
   const ghosts = fs.readdirSync(images).filter((f) => f.startsWith('ghost-file-'));
   assert.equal(ghosts.length, 2);
+  // ghost.bin's 64 KiB hole is not in its image: chunks cover the data only.
+  const big = ghosts.map((f) => readImage(images, 'ghost-file', parseInt(f.slice(11, -4), 16))).find((g) => g.head.size === 102400n)!;
+  assert.ok(big.head.chunks);
+  assert.equal(big.chunks.reduce((n, c) => n + Number(c.entry.len), 0), 102400 - 65536);
   // Nothing of the ghosts is left in the workload's directory.
   assert.deepEqual(fs.readdirSync(w.dir).filter((f) => f.includes('ghost')), []);
   w.go();
