@@ -71,3 +71,24 @@ test('a task whose working directory was deleted fails the dump with a clear err
     waitPid(pid);
   }
 });
+
+test('a task whose executable was deleted fails the dump with a clear error and keeps running', async () => {
+  const dir = tmpDir('gone-exe');
+  const exe = path.join(dir, 'sleeper');
+  fs.copyFileSync(fs.realpathSync('/bin/sleep'), exe);
+  fs.chmodSync(exe, 0o755);
+  const pid = spawnTask([exe, '60'], { cwd: '/', stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: '/dev/null' } });
+  try {
+    fs.rmSync(exe);
+    await assert.rejects(async () => dump({ pid, imagesDir: tmpDir('gone-exe-img') }), (e: unknown) => {
+      assert.ok(e instanceof StasisError && e.code === 'E_UNSUPPORTED', String(e));
+      assert.match(e.message, /deleted/);
+      return true;
+    });
+    assert.equal(tracer(pid), '0');
+    assert.equal(fs.readlinkSync(`/proc/${pid}/exe`), `${exe} (deleted)`);
+  } finally {
+    kill(pid, 9);
+    waitPid(pid);
+  }
+});
