@@ -30,7 +30,7 @@ export const reg = {
     const { path, gone } = whereIs(p);
     if (gone) {
       if (!isReg) {
-        throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} was deleted and is not a regular file`);
+        throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${path} was deleted or replaced, and only a regular file's contents can be kept`);
       }
       if (!ctx.ghosts) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is an unlinked file`);
       ctx.ghosts.add(p, id, path);
