@@ -1,7 +1,8 @@
 // `npm run bench`: dump and restore of a process with 1 GiB of dirty anonymous memory,
 // against a baseline measured in the same run: dd copying the same memory from
 // /proc/PID/mem to a file. Reports MB/s, the ratio to the baseline, and stasis's peak RSS.
-// Then bench/tree-shmem.ts: a tree of processes sharing memory.
+// Then bench/tree-shmem.ts: a tree of processes sharing memory, and the file-table
+// benchmark (bench/files.ts), each in a process of its own.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,3 +86,5 @@ if (process.env.STASIS_BENCH_TREE !== '0') {
     process.exitCode = 1;
   }
 }
+// The file-table benchmark (bench/files.ts), in a process of its own.
+execFileSync(process.execPath, [path.join(REPO, 'dist/bench/files.js')], { stdio: 'inherit' });

@@ -12,7 +12,8 @@ export type StasisErrorCode =
   | 'E_BAD_ARGS'
   | 'E_DUMP_FAILED'
   | 'E_RESTORE_FAILED'
-  | 'E_INJECT';
+  | 'E_INJECT'
+  | 'E_GHOST_LIMIT';
 
 export class StasisError extends Error {
   readonly code: StasisErrorCode;

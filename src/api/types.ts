@@ -13,6 +13,8 @@ export interface DumpOptions {
   leaveRunning?: boolean;
   /** The task's controlling terminal is re-attached to the restoring terminal. */
   shellJob?: boolean;
+  /** Largest deleted or replaced file whose contents the image keeps, in bytes (default 1 MiB, CRIU's). */
+  ghostLimit?: number;
   onProgress?: ((p: Progress) => void) | undefined;
 }
 

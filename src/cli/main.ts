@@ -8,8 +8,9 @@ import { runDemo } from './demo.js';
 const USAGE = `Usage: stasis COMMAND [OPTIONS]
 
 Commands:
-  dump -t PID -D DIR [--leave-running] [--shell-job]
-                       checkpoint the process tree rooted at PID into DIR
+  dump -t PID -D DIR [--leave-running] [--shell-job] [--ghost-limit SIZE]
+                       checkpoint the process tree rooted at PID into DIR; deleted
+                       files still open are kept up to SIZE bytes each (default 1M)
   pre-dump -t PID -D DIR
                        write memory while the tree keeps running (incremental dumps)
   restore -D DIR [-d] [--shell-job]
@@ -32,6 +33,7 @@ async function run(a: ParsedArgs): Promise<number> {
         imagesDir: requireString(a, '--images-dir'),
         leaveRunning: a.flags.has('--leave-running'),
         shellJob: a.flags.has('--shell-job'),
+        ...ghostLimit(a),
         onProgress: progressReporter(),
       });
       out(`Dumped ${r.pids.length} task(s) (${r.pids.join(', ')}): ${r.pagesWritten} pages written of ${r.pagesScanned} scanned, ` +
@@ -74,6 +76,16 @@ async function run(a: ParsedArgs): Promise<number> {
     default:
       throw new StasisError('E_BAD_ARGS', `Unknown command ${JSON.stringify(a.command)}; see stasis --help`);
   }
+}
+
+/** --ghost-limit SIZE: bytes, or with a K, M or G suffix (CRIU's form). */
+function ghostLimit(a: ParsedArgs): { ghostLimit?: number } {
+  const v = a.flags.get('--ghost-limit');
+  if (v === undefined) return {};
+  const m = typeof v === 'string' ? /^(\d+)([KMG]?)$/i.exec(v) : null;
+  if (!m) throw new StasisError('E_BAD_ARGS', `Invalid --ghost-limit ${JSON.stringify(v)}: expected a size such as 1048576, 512K or 16M`);
+  const mult = { '': 1, K: 1 << 10, M: 1 << 20, G: 1 << 30 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return { ghostLimit: Number(m[1]) * mult };
 }
 
 function jsonBigint(_k: string, v: unknown): unknown {

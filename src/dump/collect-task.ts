@@ -75,7 +75,9 @@ function regFile(ids: FileIds, path: string, flags: number): FileEntry {
 function linkOf(pid: number, what: string): string {
   const l = fs.readlinkSync(`/proc/${pid}/${what}`);
   if (l.endsWith(' (deleted)')) {
-    throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${pid}: its ${what} ${l} was deleted`);
+    const name = what === 'exe' ? 'executable' : what === 'cwd' ? 'working directory' : 'root directory';
+    throw new StasisError('E_UNSUPPORTED',
+      `Cannot dump pid ${pid}: its ${name} ${l.slice(0, -' (deleted)'.length)} was deleted; stasis cannot restore a deleted ${name} yet`);
   }
   return l;
 }

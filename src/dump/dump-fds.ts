@@ -44,6 +44,7 @@ export function dumpFds(ctx: DumpFileCtx, sid: number, pgrp: number): DumpedFds 
       out.files.push(...entries);
       if (entries.some((e) => e.tty)) out.ttyInfos.push(ttyInfo(id, p.stat.rdev, sid, pgrp));
     }
+    ctx.locks?.add(p, id);
     out.fdinfos.push(create(FdinfoEntrySchema, { id, flags: p.info.flags & O_CLOEXEC ? 1 : 0, type: kind.type, fd }));
   }
   return out;

@@ -11,7 +11,7 @@ import { TaskKobjIdsEntrySchema } from '../image/gen/stasis/core_pb.js';
 import { PagemapEntrySchema, PagemapHeadSchema } from '../image/gen/stasis/pagemap_pb.js';
 import { PE } from '../image/pagemap-flags.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
-import { FileIds, newPipeDataSink, writePipeData } from '../files/index.js';
+import { FileIds, newPipeDataSink, writePipeData, GhostDumper, LockCollector, DEFAULT_GHOST_LIMIT } from '../files/index.js';
 import { PageDumper } from '../mem/dump-pages.js';
 import { ShmemDumper } from '../mem/shmem-dump.js';
 import { hasDumpablePages } from '../mem/vma.js';
@@ -46,9 +46,11 @@ export function dump(opts: DumpOptions): DumpResult {
     const ids = new FileIds();
     const shellJob = opts.shellJob ?? false;
     const pipeData = newPipeDataSink();
+    const ghosts = new GhostDumper(opts.ghostLimit ?? DEFAULT_GHOST_LIMIT);
+    const locks = new LockCollector();
     const live = tree.filter((t) => t.frozen).map((t, i) => {
       const task = collectTask(t.pid, t.frozen!.tids, ids);
-      const fds = dumpFds({ pid: t.pid, imagesDir, shellJob, ids, pipeData }, task.stat.session, task.stat.pgrp);
+      const fds = dumpFds({ pid: t.pid, imagesDir, shellJob, ids, pipeData, ghosts, locks }, task.stat.session, task.stat.pgrp);
       // One set of kernel objects per task: threads share them, processes do not (yet).
       const n = i + 1;
       return { t, task, fds, n, kobj: create(TaskKobjIdsEntrySchema, { vmId: n, filesId: n, fsId: n, sighandId: n }) };
@@ -85,6 +87,9 @@ export function dump(opts: DumpOptions): DumpResult {
     // Objects before the fds that name them.
     note(writeImage(imagesDir, 'files', undefined, [...live.flatMap((l) => [...l.task.files, ...l.fds.files]), ...shmem.files]));
     if (shmem.memfdInodes.length) note(writeImage(imagesDir, 'memfd-inode', undefined, shmem.memfdInodes));
+    for (const g of ghosts.ghosts) note(writeImage(imagesDir, 'ghost-file', g.id, g.image));
+    if (ghosts.remaps.length) note(writeImage(imagesDir, 'remap-fpath', undefined, ghosts.remaps));
+    if (locks.entries.length) note(writeImage(imagesDir, 'file-locks', undefined, locks.entries));
     const ttys = live.flatMap((l) => l.fds.ttyInfos);
     if (ttys.length) note(writeImage(imagesDir, 'tty-info', undefined, ttys));
     for (const f of writePipeData(imagesDir, pipeData)) note(f);
@@ -111,7 +116,7 @@ export function dump(opts: DumpOptions): DumpResult {
         freezingTime: Math.round((tFrozen - t0) * 1000), frozenTime: Math.round(frozenMs * 1000),
         memdumpTime: Math.round(memMs * 1000), memwriteTime: Math.round(memMs * 1000),
         pagesScanned: BigInt(stats.pagesScanned), pagesSkippedParent: 0n,
-        pagesWritten: BigInt(stats.pagesWritten), pagesLazy: 0n,
+        pagesWritten: BigInt(stats.pagesWritten), pagesLazy: 0n, kcmpCalls: BigInt(ids.kcmpCalls),
         ...(shmem.stats.objects ? { shpagesScanned: BigInt(shmem.stats.pagesScanned), shpagesSkippedParent: 0n, shpagesWritten: BigInt(shmem.stats.pagesWritten) } : {}),
       },
     })]));

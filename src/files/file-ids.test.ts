@@ -26,3 +26,22 @@ test('FileIds gives dup\'d fds one id and colliding distinct files their own, in
   assert.equal(new Set(got.values()).size, 256);
   assert.ok(ids.kcmpCalls <= 1024 * Math.ceil(Math.log2(256) + 1), `${ids.kcmpCalls} kcmp calls`);
 });
+
+test('FileIds.genid() keeps dev, ino and pos apart where XOR would fold them together', () => {
+  // 5 ^ 3 === 6 ^ 0: two different files that XOR would send to one kcmp list.
+  assert.notEqual(FileIds.genid(1n, 5n, 3n), FileIds.genid(1n, 6n, 0n));
+  assert.equal(FileIds.genid(1n, 5n, 3n), FileIds.genid(1n, 5n, 3n));
+});
+
+test('FileIds tells apart objects of several tasks through one kcmp-ordered list', () => {
+  // Objects by (pid, fd): two tasks share object 30 (fork); each has one of its own.
+  const obj = new Map([['1:3', 30], ['2:3', 30], ['1:4', 10], ['2:4', 50]]);
+  const ids = new FileIds((p1, p2, f1, f2) => {
+    const a = obj.get(`${p1}:${f1}`)!, b = obj.get(`${p2}:${f2}`)!;
+    return a === b ? 0 : a < b ? 1 : 2;
+  });
+  const got = [[1, 3], [1, 4], [2, 4], [2, 3]].map(([p, f]) => ids.lookup(7n, p!, f!));
+  assert.deepEqual(got.map((r) => r.isNew), [true, true, true, false]);
+  assert.equal(got[3]!.id, got[0]!.id);
+  assert.equal(new Set(got.map((r) => r.id)).size, 3);
+});

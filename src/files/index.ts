@@ -19,6 +19,9 @@ export function kindOfType(type: FdTypes): FileKind | undefined {
 
 export * from './kind.js';
 export { FileIds } from './file-ids.js';
+export { GhostDumper, DEFAULT_GHOST_LIMIT } from './ghost.js';
+export { GhostRestorer } from './ghost-restore.js';
+export { LockCollector } from './file-locks.js';
 export { ttyInfo, isTtyRdev } from './tty.js';
 export { addEpollTargets } from './eventpoll.js';
 export { newPipeDataSink, writePipeData, readPipeData } from './pipe-data.js';

@@ -4,6 +4,9 @@ import type { FileEntry, FdTypes } from '../image/gen/stasis/fdinfo_pb.js';
 import type { Fdinfo } from '../proc/fdinfo.js';
 import type { FileIds } from './file-ids.js';
 import type { PipeDataSink, PipeRestoreState } from './pipe-data.js';
+import type { GhostDumper } from './ghost.js';
+import type { GhostRestorer } from './ghost-restore.js';
+import type { LockCollector } from './file-locks.js';
 
 /** What /proc says about one fd of a frozen task. */
 export interface FdProbe {
@@ -23,6 +26,10 @@ export interface DumpFileCtx {
   ids: FileIds;
   /** Contents of pipes and FIFOs, once per pipe; one for the whole dump, shared by its tasks. */
   pipeData: PipeDataSink;
+  /** Where the contents of deleted or replaced files go; without it such files fail the dump. */
+  ghosts?: GhostDumper;
+  /** Where the locks held through the fds go; without it locks are not dumped. */
+  locks?: LockCollector;
 }
 
 export interface RestoreFileCtx {
@@ -32,6 +39,8 @@ export interface RestoreFileCtx {
   files: Map<number, FileEntry>;
   /** Per-restore state of pipes and FIFOs: their contents, and the pipes made for them. */
   pipes: PipeRestoreState;
+  /** Recreates ghost files (set by OpenFiles.open). */
+  ghosts?: GhostRestorer;
 }
 
 export type OpenResult = { status: 'done'; fd: number } | { status: 'retry' };

@@ -1,12 +1,12 @@
 // Regular files, directories and character devices (/dev/null, /dev/zero, ...): reopened by
 // path with the flags they had, at the offset they had.
+import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema } from '../image/gen/stasis/fdinfo_pb.js';
-import { RegFileEntrySchema } from '../image/gen/stasis/regfile_pb.js';
 import { FownEntrySchema } from '../image/gen/stasis/fown_pb.js';
 import { openat, lseek, SyscallError } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import type { FileKind } from './kind.js';
+import type { FdProbe, FileKind } from './kind.js';
 import { isTtyRdev } from './tty.js';
 
 const AT_FDCWD = -100;
@@ -20,32 +20,40 @@ export const reg = {
   name: 'regular file',
   type: FdTypes.REG,
   detect: (p) => {
-    if (!p.link.startsWith('/')) return false;
+    // A memfd's link looks like a deleted file's, but it is shmem: not a ghost to copy.
+    if (!p.link.startsWith('/') || p.link.startsWith('/memfd:')) return false;
     const fmt = p.stat.mode & S_IFMT;
     if (fmt === S_IFCHR) return !isTtyRdev(p.stat.rdev);
     return fmt === S_IFREG || fmt === S_IFDIR || fmt === S_IFBLK;
   },
-  dump: (p, _ctx, id) => {
-    if (p.stat.nlink === 0n && (p.stat.mode & S_IFMT) === S_IFREG) {
-      throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is an unlinked file, not supported yet`);
-    }
+  dump: (p, ctx, id) => {
     const isReg = (p.stat.mode & S_IFMT) === S_IFREG;
+    const { path, gone } = whereIs(p);
+    if (gone) {
+      if (!isReg) {
+        throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${path} was deleted or replaced, and only a regular file's contents can be kept`);
+      }
+      if (!ctx.ghosts) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is an unlinked file`);
+      ctx.ghosts.add(p, id, path);
+    }
     return create(FileEntrySchema, {
       type: FdTypes.REG,
       id,
       reg: {
-        id, flags: p.info.flags, pos: p.info.pos, fown: emptyFown(), name: p.link, mntId: p.info.mntId,
+        id, flags: p.info.flags, pos: p.info.pos, fown: emptyFown(), name: path, mntId: p.info.mntId,
         ...(isReg ? { size: p.stat.size } : {}), mode: Number(p.stat.mode),
       },
     });
   },
-  open: (e) => {
+  open: (e, ctx) => {
     const r = e.reg;
     if (!r) throw new StasisError('E_CORRUPT', `File ${e.id} is a regular file without its entry`);
     const flags = (r.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_CLOEXEC;
+    const ghost = ctx.ghosts?.ghostOf(e.id);
+    const name = ghost === undefined ? r.name : ctx.ghosts!.pathFor(ghost, e.id, r.name);
     let fd: number;
     try {
-      fd = openat(AT_FDCWD, r.name, flags);
+      fd = openat(AT_FDCWD, name, flags);
     } catch (err) {
       const why = err instanceof SyscallError ? err.code : String(err);
       throw new StasisError('E_RESTORE_FAILED', `Cannot reopen ${r.name} (file ${e.id}): ${why}`, { cause: err });
@@ -61,3 +69,27 @@ export const reg = {
     return { status: 'done', fd };
   },
 } satisfies FileKind;
+
+const DELETED = ' (deleted)';
+
+/**
+ * The path of the file behind an fd, and whether that path still leads to it: not when the
+ * file was unlinked (the link ends in ` (deleted)`) or another file now has its name.
+ */
+function whereIs(p: FdProbe): { path: string; gone: boolean } {
+  if (p.link.endsWith(DELETED)) {
+    // A file really named `x (deleted)`, still there, looks the same: stat tells.
+    if (sameInode(p.link, p)) return { path: p.link, gone: false };
+    return { path: p.link.slice(0, -DELETED.length), gone: true };
+  }
+  return { path: p.link, gone: p.stat.nlink === 0n || !sameInode(p.link, p) };
+}
+
+function sameInode(path: string, p: FdProbe): boolean {
+  try {
+    const st = fs.statSync(path, { bigint: true });
+    return st.dev === p.stat.dev && st.ino === p.stat.ino;
+  } catch {
+    return false;
+  }
+}

@@ -13,6 +13,7 @@ import {
 import { magicName } from './magic.js';
 import { sampleFlatGhostFile, sampleImages } from './sample-images.js';
 import { InventoryEntrySchema } from './gen/stasis/inventory_pb.js';
+import { StatsEntrySchema } from './gen/stasis/stats_pb.js';
 
 const HAVE_CRIT = critAvailable();
 const skip = HAVE_CRIT ? false : 'crit is not installed (Debian package criu)';
@@ -112,6 +113,26 @@ test('crit skips the inventory fields newer than crit 3.17 and still decodes the
     const file = writeImage(dir, 'inventory', undefined, [inv]);
     const [entry] = critDecode(file, { pretty: false }).entries;
     assert.equal(entry?.['img_version'], 2);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('crit decodes a stats-dump.img with stasis\'s kcmp_calls field, skipping it as unknown', { skip }, () => {
+  const dir = tempDir();
+  try {
+    const dump = {
+      freezingTime: 1, frozenTime: 2, memdumpTime: 3, memwriteTime: 4, pagesScanned: 5n, pagesSkippedParent: 0n,
+      pagesWritten: 6n, pagesLazy: 0n,
+    };
+    const file = writeImage(dir, 'stats', 'dump', [create(StatsEntrySchema, { dump: { ...dump, kcmpCalls: 12345n } })]);
+    const [entry] = critDecode(file, { pretty: false }).entries;
+    const got = entry?.['dump'] as Record<string, unknown>;
+    assert.equal(got['pages_written'], 6);
+    assert.equal(got['kcmp_calls'], undefined);
+    // crit drops what it does not know: its re-encoding is the same stats without the field.
+    const without = writeImage(tempDir(), 'stats', 'dump', [create(StatsEntrySchema, { dump })]);
+    assert.deepEqual(critRecode(file), fs.readFileSync(without));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

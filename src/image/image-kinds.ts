@@ -22,6 +22,7 @@ import {
   type GhostChunkEntry,
 } from './gen/stasis/ghost-file_pb.js';
 import { FileLockEntrySchema } from './gen/stasis/file-lock_pb.js';
+import { RemapFilePathEntrySchema } from './gen/stasis/remap-file-path_pb.js';
 import { StatsEntrySchema } from './gen/stasis/stats_pb.js';
 import { TtyFileEntrySchema, TtyInfoEntrySchema, TtyDataEntrySchema } from './gen/stasis/tty_pb.js';
 import { MemfdInodeEntrySchema } from './gen/stasis/memfd_pb.js';
@@ -169,6 +170,10 @@ export const IMAGE_KINDS = {
     ...common,
     // The id is printed in hex (CRIU's "ghost-file-%x").
     pattern: 'ghost-file-<hex id>.img', match: /^ghost-file-[0-9a-f]+\.img$/, fileName: numbered('ghost-file', 16),
+  },
+  'remap-fpath': {
+    layout: 'entries', schema: RemapFilePathEntrySchema, magic: MAGIC.REMAP_FPATH, ...common,
+    pattern: 'remap-fpath.img', match: /^remap-fpath\.img$/, fileName: () => 'remap-fpath.img',
   },
   'file-locks': {
     layout: 'entries', schema: FileLockEntrySchema, magic: MAGIC.FILE_LOCKS, ...common,

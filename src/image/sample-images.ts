@@ -25,6 +25,7 @@ import { FsEntrySchema } from './gen/stasis/fs_pb.js';
 import { GhostChunkEntrySchema, GhostFileEntrySchema } from './gen/stasis/ghost-file_pb.js';
 import { FileLockEntrySchema } from './gen/stasis/file-lock_pb.js';
 import { StatsEntrySchema } from './gen/stasis/stats_pb.js';
+import { RemapFilePathEntrySchema, RemapType } from './gen/stasis/remap-file-path_pb.js';
 import { TtyDataEntrySchema, TtyFileEntrySchema, TtyInfoEntrySchema, TtyType } from './gen/stasis/tty_pb.js';
 import { MemfdFileEntrySchema, MemfdInodeEntrySchema } from './gen/stasis/memfd_pb.js';
 import { EventfdFileEntrySchema } from './gen/stasis/eventfd_pb.js';
@@ -210,6 +211,9 @@ export function sampleImages(): Samples {
     'fifo-data': { arg: undefined, content: [pipeData(41240, 'queued in a fifo\n')] },
     fs: { arg: 812, content: [create(FsEntrySchema, { cwdId: 24, rootId: 25, umask: 0o22 })] },
     'ghost-file': { arg: 0x2a, content: ghostFile() },
+    'remap-fpath': { arg: undefined, content: [
+      create(RemapFilePathEntrySchema, { origId: 17, remapId: 0x2a, remapType: RemapType.GHOST }),
+    ] },
     'file-locks': { arg: undefined, content: [
       create(FileLockEntrySchema, { flag: 1, type: 1, pid: 812, fd: 3, start: 0n, len: 100n }),
       create(FileLockEntrySchema, { flag: 2, type: 0, pid: 815, fd: -1, start: -1n, len: 0n }),

@@ -2,15 +2,17 @@
 // pidfd_getfd. A kind may need another object first (`retry`); a pass that opens nothing
 // new while objects remain is a loop in the image and fails loudly.
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
-import { FILE_KINDS, kindOfType, type RestoreFileCtx } from '../files/index.js';
+import { FILE_KINDS, kindOfType, GhostRestorer, type RestoreFileCtx } from '../files/index.js';
 import { closeFd } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
 export class OpenFiles {
   readonly fds = new Map<number, number>();
 
-  static open(wanted: FileEntry[], ctx: RestoreFileCtx): OpenFiles {
+  static open(wanted: FileEntry[], fileCtx: RestoreFileCtx): OpenFiles {
     const o = new OpenFiles();
+    // Ghosts are unlinked once every file that uses one is open (or the opening failed).
+    const ctx = { ...fileCtx, ghosts: fileCtx.ghosts ?? new GhostRestorer(fileCtx.imagesDir) };
     try {
       let left = wanted;
       while (left.length) {
@@ -31,6 +33,7 @@ export class OpenFiles {
       throw err;
     } finally {
       for (const k of FILE_KINDS) k.finish?.(ctx);
+      ctx.ghosts.unlinkAll();
     }
   }
 

@@ -14,6 +14,8 @@ import { cloneWithPid } from './create-task.js';
 import { rebuildAddressSpace, setComm } from './address-space.js';
 import { installFds } from './install-fds.js';
 import { addEpollTargets } from '../files/index.js';
+import { takePosixLocks } from './restore-locks.js';
+import type { FileLockEntry } from '../image/gen/stasis/file-lock_pb.js';
 import { restoreTaskInternals, requeueSignals, drainSignals } from './task-internals.js';
 import type { TaskInternals } from '../dump/task-internals.js';
 import { regPath, type ImageSet, type TaskImages } from './read-images.js';
@@ -62,6 +64,8 @@ export interface RestoreTaskCtx {
   epollsFilled: Set<number>;
   /** Shared memory objects made in stasis, for the shared VMAs. */
   shmem?: ShmemObjects;
+  /** filelocks.img: the task takes its POSIX locks once its fds are in. */
+  locks?: FileLockEntry[];
 }
 
 export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: number; code: bigint }): number[] {
@@ -102,6 +106,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: nu
   }
 
   installFds(inj, t.fdinfos.map((d) => ({ fd: d.fd, toolFd: ctx.files.get(d.id), cloexec: (d.flags & 1) !== 0 })));
+  takePosixLocks(inj, ctx.locks ?? []);
   // Once every fd is in place: epoll targets are fds of the task that added them.
   for (const d of t.fdinfos) {
     const f = ctx.set.files.get(d.id);

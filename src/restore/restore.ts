@@ -10,6 +10,7 @@ import { createTree } from './create-tree.js';
 import type { NewTask } from './create-task.js';
 import { restoreTask } from './restore-task.js';
 import { ShmemObjects } from './shmem-objects.js';
+import { readLocks, takeFileLocks } from './restore-locks.js';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../api/types.js';
 
 export function waitExit(pid: number): ExitStatus {
@@ -26,6 +27,7 @@ export function restore(opts: RestoreOptions): RestoreResult {
   const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
   progress('reading images');
   const set = readImageSet(opts.imagesDir);
+  const locks = readLocks(set.dir);
   const root = set.order[0]!.pid;
   const ids = new Set(set.tasks.flatMap((t) => t.fdinfos.map((d) => d.id)));
   progress('opening files');
@@ -37,10 +39,11 @@ export function restore(opts: RestoreOptions): RestoreResult {
   try {
     progress('shared memory');
     shmem = ShmemObjects.create(set.shmem);
+    takeFileLocks(locks, set, files);
     progress('creating tasks');
     createTree(set, created);
     const tids: number[] = [];
-    const ctx = { set, files, shmem, epollsFilled: new Set<number>() };
+    const ctx = { set, files, shmem, locks, epollsFilled: new Set<number>() };
     set.tasks.forEach((t, i) => {
       progress('restoring tasks', i, set.tasks.length);
       tids.push(...restoreTask(ctx, t, created.get(t.pstree.pid)!));

@@ -1,6 +1,6 @@
 export * from './syscall-table.js';
 export * from './syscall-error.js';
-export { addressOf, syscall, syscallRaw } from './libc.js';
+export { addressOf, keepAlive, syscall, syscallRaw } from './libc.js';
 export * from './ptrace.js';
 export * from './regs.js';
 export * from './inject.js';
@@ -11,3 +11,4 @@ export * from './kerndat.js';
 export * from './fpu-layout.js';
 export * from './pipes.js';
 export * from './shmem-fd.js';
+export * from './file-lock.js';

@@ -51,6 +51,17 @@ export function addressOf(buf: Buffer | ArrayBufferView): bigint {
   return BigInt(memmoveAddr(buf, buf, 0));
 }
 
+/**
+ * Keeps buffers reachable up to this point. A buffer handed to the kernel only by address
+ * (in a register or inside an iovec) is garbage to V8 once its last JS use is past, and a
+ * collection during the syscall frees its memory while the kernel reads it: seen as
+ * SETREGSET failing with EIO (zeroed registers, cs = 0) after thousands of injected calls.
+ * Call it after the syscall with every buffer the syscall reads or writes by address.
+ */
+export function keepAlive(...bufs: (Buffer | ArrayBufferView)[]): void {
+  for (const b of bufs) memmoveAddr(b, b, 0);
+}
+
 export function errno(): number {
   return koffi.errno();
 }

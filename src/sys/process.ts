@@ -1,5 +1,5 @@
 // Process-level syscalls the tool makes on its own behalf.
-import { addressOf, syscall, syscallRaw } from './libc.js';
+import { addressOf, keepAlive, syscall, syscallRaw } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
 export const KCMP_FILE = 0;
@@ -41,6 +41,7 @@ export function setRlimit(pid: number, resource: number, lim: Rlimit): void {
   b.writeBigUInt64LE(lim.cur, 0);
   b.writeBigUInt64LE(lim.max, 8);
   syscall('prlimit64', pid, resource, addressOf(b), 0);
+  keepAlive(b);
 }
 
 export function closeFd(fd: number): void {
@@ -58,6 +59,7 @@ export function fcntl(fd: number, cmd: number, arg: number | bigint = 0): number
 export function openat(dirfd: number, path: string, flags: number, mode = 0): number {
   const p = Buffer.from(path + '\0');
   const r = syscallRaw('openat', dirfd, addressOf(p), flags, mode);
+  keepAlive(p);
   if (r < 0n) throw new SyscallError('openat', Number(-r), path);
   return Number(r);
 }

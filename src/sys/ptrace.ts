@@ -1,5 +1,5 @@
 // ptrace and wait4, always from the main thread, with __WALL and an explicit pid.
-import { addressOf, syscall, syscallRaw } from './libc.js';
+import { addressOf, keepAlive, syscall, syscallRaw } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
 export const PTRACE = {
@@ -66,6 +66,7 @@ export function getRegset(pid: number, type: number, maxSize: number): Buffer {
   iov.writeBigUInt64LE(addressOf(data), 0);
   iov.writeBigUInt64LE(BigInt(maxSize), 8);
   ptrace(PTRACE.GETREGSET, pid, type, addressOf(iov));
+  keepAlive(data, iov);
   const len = Number(iov.readBigUInt64LE(8));
   return data.subarray(0, len);
 }
@@ -75,6 +76,7 @@ export function setRegset(pid: number, type: number, data: Buffer): void {
   iov.writeBigUInt64LE(addressOf(data), 0);
   iov.writeBigUInt64LE(BigInt(data.length), 8);
   ptrace(PTRACE.SETREGSET, pid, type, addressOf(iov));
+  keepAlive(data, iov);
 }
 
 export function getSigmask(pid: number): bigint {
@@ -86,6 +88,7 @@ export function setSigmask(pid: number, mask: bigint): void {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(BigInt.asUintN(64, mask), 0);
   ptrace(PTRACE.SETSIGMASK, pid, 8, addressOf(b));
+  keepAlive(b);
 }
 
 /** Pending signals without dequeuing them: each a 128-byte siginfo. */
@@ -99,6 +102,7 @@ export function peekSiginfo(pid: number, shared: boolean): Buffer[] {
     args.writeUInt32LE(shared ? 1 : 0, 8);
     args.writeInt32LE(batch, 12);
     const n = Number(ptrace(PTRACE.PEEKSIGINFO, pid, addressOf(args), addressOf(buf)));
+    keepAlive(args, buf);
     for (let i = 0; i < n; i++) out.push(Buffer.from(buf.subarray(i * 128, (i + 1) * 128)));
     if (n < batch) return out;
   }

@@ -2,7 +2,7 @@
 // page-table walk through /proc); /proc/PID/mem reaches pages the task cannot read itself
 // (PROT_NONE, write-only) and writes through read-only mappings (FOLL_FORCE).
 import fs from 'node:fs';
-import { addressOf, syscallRaw } from './libc.js';
+import { addressOf, keepAlive, syscallRaw } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
 /** Reads len bytes at addr into buf[off..]; returns the bytes read (short on a fault). */
@@ -13,6 +13,7 @@ export function vmRead(pid: number, addr: bigint, buf: Buffer, off: number, len:
   iov.writeBigUInt64LE(addr, 16);
   iov.writeBigUInt64LE(BigInt(len), 24);
   const r = syscallRaw('process_vm_readv', pid, addressOf(iov), 1, addressOf(iov) + 16n, 1, 0);
+  keepAlive(iov, buf);
   if (r < 0n) {
     if (r === -14n) return 0; // EFAULT: nothing readable at addr
     throw new SyscallError('process_vm_readv', Number(-r), `pid ${pid}`);
@@ -63,6 +64,7 @@ export function vmReadv(pid: number, buf: Buffer, len: number, remote: Buffer, c
   local.writeBigUInt64LE(addressOf(buf), 0);
   local.writeBigUInt64LE(BigInt(len), 8);
   const r = syscallRaw('process_vm_readv', pid, addressOf(local), 1, addressOf(remote), count, 0);
+  keepAlive(local, remote, buf);
   if (r < 0n) {
     if (r === -14n) return 0;
     throw new SyscallError('process_vm_readv', Number(-r), `pid ${pid}`);

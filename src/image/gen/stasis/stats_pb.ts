@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/stats.proto.
  */
 export const file_stasis_stats: GenFile = /*@__PURE__*/
-  fileDesc("ChJzdGFzaXMvc3RhdHMucHJvdG8SDHN0YXNpcy5pbWFnZSLeAgoORHVtcFN0YXRzRW50cnkSFQoNZnJlZXppbmdfdGltZRgBIAIoDRITCgtmcm96ZW5fdGltZRgCIAIoDRIUCgxtZW1kdW1wX3RpbWUYAyACKA0SFQoNbWVtd3JpdGVfdGltZRgEIAIoDRIVCg1wYWdlc19zY2FubmVkGAUgAigEEhwKFHBhZ2VzX3NraXBwZWRfcGFyZW50GAYgAigEEhUKDXBhZ2VzX3dyaXR0ZW4YByACKAQSFQoNaXJtYXBfcmVzb2x2ZRgIIAEoDRISCgpwYWdlc19sYXp5GAkgAigEEhIKCnBhZ2VfcGlwZXMYCiABKAQSFgoOcGFnZV9waXBlX2J1ZnMYCyABKAQSFwoPc2hwYWdlc19zY2FubmVkGAwgASgEEh4KFnNocGFnZXNfc2tpcHBlZF9wYXJlbnQYDSABKAQSFwoPc2hwYWdlc193cml0dGVuGA4gASgEIooBChFSZXN0b3JlU3RhdHNFbnRyeRIWCg5wYWdlc19jb21wYXJlZBgBIAIoBBIZChFwYWdlc19za2lwcGVkX2NvdxgCIAIoBBIUCgxmb3JraW5nX3RpbWUYAyACKA0SFAoMcmVzdG9yZV90aW1lGAQgAigNEhYKDnBhZ2VzX3Jlc3RvcmVkGAUgASgEImoKClN0YXRzRW50cnkSKgoEZHVtcBgBIAEoCzIcLnN0YXNpcy5pbWFnZS5EdW1wU3RhdHNFbnRyeRIwCgdyZXN0b3JlGAIgASgLMh8uc3Rhc2lzLmltYWdlLlJlc3RvcmVTdGF0c0VudHJ5");
+  fileDesc("ChJzdGFzaXMvc3RhdHMucHJvdG8SDHN0YXNpcy5pbWFnZSLzAgoORHVtcFN0YXRzRW50cnkSFQoNZnJlZXppbmdfdGltZRgBIAIoDRITCgtmcm96ZW5fdGltZRgCIAIoDRIUCgxtZW1kdW1wX3RpbWUYAyACKA0SFQoNbWVtd3JpdGVfdGltZRgEIAIoDRIVCg1wYWdlc19zY2FubmVkGAUgAigEEhwKFHBhZ2VzX3NraXBwZWRfcGFyZW50GAYgAigEEhUKDXBhZ2VzX3dyaXR0ZW4YByACKAQSFQoNaXJtYXBfcmVzb2x2ZRgIIAEoDRISCgpwYWdlc19sYXp5GAkgAigEEhIKCnBhZ2VfcGlwZXMYCiABKAQSFgoOcGFnZV9waXBlX2J1ZnMYCyABKAQSFwoPc2hwYWdlc19zY2FubmVkGAwgASgEEh4KFnNocGFnZXNfc2tpcHBlZF9wYXJlbnQYDSABKAQSFwoPc2hwYWdlc193cml0dGVuGA4gASgEEhMKCmtjbXBfY2FsbHMY6AcgASgEIooBChFSZXN0b3JlU3RhdHNFbnRyeRIWCg5wYWdlc19jb21wYXJlZBgBIAIoBBIZChFwYWdlc19za2lwcGVkX2NvdxgCIAIoBBIUCgxmb3JraW5nX3RpbWUYAyACKA0SFAoMcmVzdG9yZV90aW1lGAQgAigNEhYKDnBhZ2VzX3Jlc3RvcmVkGAUgASgEImoKClN0YXRzRW50cnkSKgoEZHVtcBgBIAEoCzIcLnN0YXNpcy5pbWFnZS5EdW1wU3RhdHNFbnRyeRIwCgdyZXN0b3JlGAIgASgLMh8uc3Rhc2lzLmltYWdlLlJlc3RvcmVTdGF0c0VudHJ5");
 
 /**
  * Times are in microseconds.
@@ -89,6 +89,15 @@ export type DumpStatsEntry = Message<"stasis.image.DumpStatsEntry"> & {
    * @generated from field: optional uint64 shpages_written = 14;
    */
   shpagesWritten: bigint;
+
+  /**
+   * stasis's own: kcmp(KCMP_FILE) calls made to tell shared file objects apart. CRIU's
+   * DumpStatsEntry uses 1-14; numbers from 1000 up are stasis's, which CRIU does not use,
+   * so crit (and CRIU) skip the field as unknown.
+   *
+   * @generated from field: optional uint64 kcmp_calls = 1000;
+   */
+  kcmpCalls: bigint;
 };
 
 /**
