@@ -10,8 +10,9 @@ import { fifo } from './fifo.js';
 import { eventfd } from './eventfd.js';
 import { eventpoll } from './eventpoll.js';
 import { signalfd } from './signalfd.js';
+import { timerfd } from './timerfd.js';
 
-export const FILE_KINDS: readonly FileKind[] = [tty, reg, pipe, fifo, eventfd, eventpoll, signalfd];
+export const FILE_KINDS: readonly FileKind[] = [tty, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd];
 
 export function kindOfType(type: FdTypes): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);

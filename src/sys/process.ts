@@ -80,6 +80,7 @@ export function eventfd(counter: bigint, flags: number): number {
     const b = Buffer.alloc(8);
     b.writeBigUInt64LE(counter, 0);
     const r = syscallRaw('write', fd, addressOf(b), 8);
+    keepAlive(b);
     if (r !== 8n) {
       syscallRaw('close', fd);
       throw new SyscallError('write', Number(-r), 'eventfd counter');
@@ -94,5 +95,66 @@ export function epollCreate(flags: number): number {
 export function signalfd(mask: bigint, flags: number): number {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(BigInt.asUintN(64, mask), 0);
-  return Number(syscall('signalfd4', -1, addressOf(b), 8, flags));
+  const fd = Number(syscall('signalfd4', -1, addressOf(b), 8, flags));
+  keepAlive(b);
+  return fd;
+}
+
+export interface TimerSpec {
+  interval: { sec: bigint; nsec: number };
+  value: { sec: bigint; nsec: number };
+}
+
+function timespecs(t: TimerSpec): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeBigInt64LE(t.interval.sec, 0);
+  b.writeBigInt64LE(BigInt(t.interval.nsec), 8);
+  b.writeBigInt64LE(t.value.sec, 16);
+  b.writeBigInt64LE(BigInt(t.value.nsec), 24);
+  return b;
+}
+
+export function clockGettime(clockid: number): { sec: bigint; nsec: number } {
+  const b = Buffer.alloc(16);
+  syscall('clock_gettime', clockid, addressOf(b));
+  keepAlive(b);
+  return { sec: b.readBigInt64LE(0), nsec: Number(b.readBigInt64LE(8)) };
+}
+
+const TFD_IOC_SET_TICKS = 0x40085400n;
+
+/** A timerfd armed as `spec` (relative unless `settimeFlags` says absolute), with `ticks` expirations unread. */
+export function timerfd(clockid: number, flags: number, settimeFlags: number, spec: TimerSpec, ticks: bigint): number {
+  const fd = Number(syscall('timerfd_create', clockid, flags));
+  try {
+    if (spec.value.sec || spec.value.nsec) {
+      const its = timespecs(spec);
+      syscall('timerfd_settime', fd, settimeFlags, addressOf(its), 0);
+      keepAlive(its);
+    }
+    if (ticks > 0n) {
+      const t = Buffer.alloc(8);
+      t.writeBigUInt64LE(ticks, 0);
+      syscall('ioctl', fd, TFD_IOC_SET_TICKS, addressOf(t));
+      keepAlive(t);
+    }
+    return fd;
+  } catch (e) {
+    syscallRaw('close', fd);
+    throw e;
+  }
+}
+
+/**
+ * timerfd_gettime on a timerfd: besides reading the timer it brings an overdue periodic timer
+ * up to date (its expirations counted, the next one armed), which fdinfo alone does not.
+ */
+export function timerfdGettime(fd: number): TimerSpec {
+  const b = Buffer.alloc(32);
+  syscall('timerfd_gettime', fd, addressOf(b));
+  keepAlive(b);
+  return {
+    interval: { sec: b.readBigInt64LE(0), nsec: Number(b.readBigInt64LE(8)) },
+    value: { sec: b.readBigInt64LE(16), nsec: Number(b.readBigInt64LE(24)) },
+  };
 }

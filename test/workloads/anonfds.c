@@ -3,7 +3,9 @@
  * queued) at fd 9, and an epoll at fd 30 watching fd 5 (level, data 0x1234) and fd 9 (edge,
  * data 0x99). After restore it checks every value, that the epoll reports the same targets
  * with the same data, that EPOLL_CTL_MOD and DEL find them by their fd numbers, and that
- * the eventfd still wakes the epoll when written. */
+ * the eventfd still wakes the epoll when written. Two timerfds too: a periodic one (every
+ * 10 s, first due after 20 ms) at fd 12 with its first expiration unread, and a one-shot at fd 13 due in 100 s, which must still be
+ * armed with its time left and its interval kept. */
 #include "wl.h"
 #include <stdint.h>
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 
 static void move_to(int fd, int want)
 {
@@ -35,8 +38,27 @@ int main(int argc, char **argv)
 	epoll_ctl(30, EPOLL_CTL_ADD, 5, &ev);
 	ev = (struct epoll_event){ .events = EPOLLIN | EPOLLET, .data.u64 = 0x99 };
 	epoll_ctl(30, EPOLL_CTL_ADD, 9, &ev);
+	move_to(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), 12);
+	struct itimerspec periodic = { { 10, 0 }, { 0, 20000000 } }, oneshot = { { 0, 0 }, { 100, 0 } };
+	timerfd_settime(12, 0, &periodic, NULL);
+	move_to(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK), 13);
+	timerfd_settime(13, 0, &oneshot, NULL);
+	wl_sleep_ms(40);
 	wl_ready();
 	wl_wait_go();
+
+	uint64_t ticks = 0;
+	if (read(12, &ticks, 8) != 8 || ticks != 1)
+		wl_fail("the periodic timerfd gave %llu expirations (%s), want the 1 unread before the dump", (unsigned long long)ticks, strerror(errno));
+	struct itimerspec now;
+	timerfd_gettime(12, &now);
+	if (now.it_interval.tv_sec != 10 || now.it_interval.tv_nsec != 0 || now.it_value.tv_sec > 10)
+		wl_fail("the periodic timerfd's interval is %ld.%09ld, %ld s left", (long)now.it_interval.tv_sec, now.it_interval.tv_nsec, (long)now.it_value.tv_sec);
+	timerfd_gettime(13, &now);
+	if (now.it_value.tv_sec < 80 || now.it_value.tv_sec > 100)
+		wl_fail("the one-shot timerfd has %ld s left, want 80-100", (long)now.it_value.tv_sec);
+	if (!(fcntl(13, F_GETFL) & O_NONBLOCK) || read(13, &ticks, 8) != -1 || errno != EAGAIN)
+		wl_fail("the one-shot timerfd is not non-blocking and unexpired");
 
 	struct epoll_event got[4];
 	int n = epoll_wait(30, got, 4, 1000);
