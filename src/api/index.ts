@@ -5,8 +5,9 @@ import { probeKernel, type KernelFeatures } from '../sys/index.js';
 import { readImageFile, type AnyImage } from '../image/index.js';
 import { dump as dumpTree } from '../dump/dump.js';
 import { restore as restoreTree } from '../restore/restore.js';
+import { preDump as preDumpTree } from '../dump/pre-dump.js';
 import { StasisError } from '../errors.js';
-import type { DumpOptions, DumpResult, RestoreOptions, RestoreResult } from './types.js';
+import type { DumpOptions, DumpResult, PreDumpOptions, PreDumpResult, RestoreOptions, RestoreResult } from './types.js';
 
 export * from './types.js';
 export { startTask, waitTask, killTask, type StartOptions } from './tasks.js';
@@ -22,9 +23,13 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   return restoreTree(opts);
 }
 
-/** Incremental pre-dump: memory only, the tree keeps running. */
-export async function preDump(opts: { pid: number; imagesDir: string }): Promise<void> {
-  throw new StasisError('E_UNSUPPORTED', `pre-dump of pid ${opts.pid} is not implemented yet`);
+/**
+ * Incremental pre-dump: memory only, the tree frozen only while it is looked at, then left
+ * running with its memory tracked; a later dump (or pre-dump) with `prevImagesDir` pointing
+ * here writes only what changed.
+ */
+export async function preDump(opts: PreDumpOptions): Promise<PreDumpResult> {
+  return preDumpTree(opts);
 }
 
 /** Decodes image files: every file of a directory, or the files named. */

@@ -9,7 +9,6 @@ import { InventoryEntrySchema, Lsmtype } from '../image/gen/stasis/inventory_pb.
 import { PstreeEntrySchema } from '../image/gen/stasis/pstree_pb.js';
 import { TaskKobjIdsEntrySchema } from '../image/gen/stasis/core_pb.js';
 import { PagemapEntrySchema, PagemapHeadSchema } from '../image/gen/stasis/pagemap_pb.js';
-import { PE } from '../image/pagemap-flags.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
 import { FileIds } from '../files/index.js';
 import { PageDumper } from '../mem/dump-pages.js';
@@ -21,6 +20,7 @@ import { CoreEntrySchema, CoreEntry_March } from '../image/gen/stasis/core_pb.js
 import { collectTask } from './collect-task.js';
 import { dumpFds } from './dump-fds.js';
 import { FORMAT_TAG } from './format.js';
+import { Incremental } from './incremental.js';
 import type { DumpOptions, DumpResult } from '../api/types.js';
 
 export function dump(opts: DumpOptions): DumpResult {
@@ -31,8 +31,12 @@ export function dump(opts: DumpOptions): DumpResult {
   fs.mkdirSync(imagesDir, { recursive: true });
   const kernel = probeKernel();
   const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
+  const inc = Incremental.open({
+    imagesDir, prevImagesDir: opts.prevImagesDir, track: opts.trackMem ?? false, backend: opts.trackBackend ?? 'auto', kernel, preDump: false,
+  });
 
   progress('freezing');
+  const tFreeze = performance.now();
   const tree = freezeTree(pid);
   const tFrozen = performance.now();
   const written: string[] = [];
@@ -55,11 +59,13 @@ export function dump(opts: DumpOptions): DumpResult {
     progress('memory');
     const tMem = performance.now();
     const toScan = live.reduce((n, l) => n + l.task.vmas.filter(hasDumpablePages).reduce((m, v) => m + Number((v.end - v.start) / 4096n), 0), 0);
-    const stats = { pagesScanned: 0, pagesWritten: 0 };
+    const stats = { pagesScanned: 0, pagesWritten: 0, pagesSkippedParent: 0 };
     for (const l of live) {
       const out = fs.openSync(note(imagePath(imagesDir, 'pages', l.n)), 'w', 0o600);
       const before = stats.pagesScanned;
-      const pages = new PageDumper(l.t.pid, out, kernel.zeroPfn, (n) => progress('memory', before + n, toScan));
+      const pages = new PageDumper(l.t.pid, out, kernel.zeroPfn, {
+        ...inc.forTask(l.t.pid, l.task.vmas), onScanned: (n) => progress('memory', before + n, toScan),
+      });
       try {
         pages.dumpVmas(l.task.vmas);
       } finally {
@@ -68,9 +74,10 @@ export function dump(opts: DumpOptions): DumpResult {
       }
       stats.pagesScanned += pages.stats.pagesScanned;
       stats.pagesWritten += pages.stats.pagesWritten;
+      stats.pagesSkippedParent += pages.stats.pagesSkippedParent;
       note(writeImage(imagesDir, 'pagemap', l.t.pid, {
         head: create(PagemapHeadSchema, { pagesId: l.n }),
-        entries: pages.runs.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, nrPages: r.nrPages, flags: PE.PRESENT })),
+        entries: pages.entries.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, nrPages: r.nrPages, flags: r.flags })),
       }));
     }
     const memMs = performance.now() - tMem;
@@ -102,7 +109,7 @@ export function dump(opts: DumpOptions): DumpResult {
       dump: {
         freezingTime: Math.round((tFrozen - t0) * 1000), frozenTime: Math.round(frozenMs * 1000),
         memdumpTime: Math.round(memMs * 1000), memwriteTime: Math.round(memMs * 1000),
-        pagesScanned: BigInt(stats.pagesScanned), pagesSkippedParent: 0n,
+        pagesScanned: BigInt(stats.pagesScanned), pagesSkippedParent: BigInt(stats.pagesSkippedParent),
         pagesWritten: BigInt(stats.pagesWritten), pagesLazy: 0n,
       },
     })]));
@@ -112,14 +119,19 @@ export function dump(opts: DumpOptions): DumpResult {
       dumpCriuRunId: FORMAT_TAG,
     })]));
 
+    // Tracking goes on only for a tree left running that asked for it (CRIU's --track-mem).
+    inc.commit((opts.leaveRunning ?? false) && (opts.trackMem ?? false));
     if (opts.leaveRunning) thawTree(tree);
     else killTree(tree);
+    const downtimeMs = performance.now() - tFreeze;
     const imageBytes = written.reduce((n, f) => n + fs.statSync(f).size, 0);
     return {
       pids: tree.map((t) => t.pid), pagesScanned: stats.pagesScanned, pagesWritten: stats.pagesWritten, imageBytes,
       kcmpCalls: ids.kcmpCalls, freezeMs: tFrozen - t0, frozenMs, totalMs: performance.now() - t0,
+      pagesSkippedParent: stats.pagesSkippedParent, downtimeMs, trackBackend: inc.backend,
     };
   } catch (err) {
+    inc.abort();
     thawTree(tree);
     for (const f of written) fs.rmSync(f, { force: true });
     if (err instanceof StasisError) throw err;

@@ -9,3 +9,4 @@ export * from './process.js';
 export * from './spawn.js';
 export * from './kerndat.js';
 export * from './fpu-layout.js';
+export * from './uffd.js';
