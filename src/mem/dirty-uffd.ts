@@ -22,7 +22,11 @@
 // (smaps "uw") and lies inside the ranges registered last time. New mappings, brk growth,
 // mremap'd areas (a move drops the registration without UFFD_FEATURE_EVENT_REMAP, which we
 // do not ask for: it would block the task until someone read the event) and areas mapped
-// over old ones are not registered, so they count as written in full.
+// over old ones are not registered, so they count as written in full. One kernel quirk
+// makes this coarse: an area moved by mremap next to another registered area with the same
+// flags is merged into it, and the kernel then drops the registration of the merged whole
+// (mremap_userfaultfd_prep resets the new VMA's context); that area is dumped in full.
+// Pages are never trusted wrongly, some are just written again.
 import fs from 'node:fs';
 import {
   Injector, pidfdOpen, pidfdGetfd, closeFd, kill, waitPid, spawnTask, resolveExecutable, SyscallError,
