@@ -7,12 +7,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Workload, compileWorkload, tmpDir, verifyImages, assertPassed, sleepMs } from '../harness.js';
+import { Workload, compileWorkload, tmpDir, verifyImages, assertPassed, sleepMs, waitFor } from '../harness.js';
 import { preDump, dump, restore } from '../../../src/api/index.js';
 import { probeKernel } from '../../../src/sys/index.js';
 import { backendProblems } from '../../../src/mem/dirty-open.js';
 import type { DirtyBackendName } from '../../../src/mem/dirty.js';
-import { hashRegions, assertSameMemory, fdTable, step, trackersOf, pagemapKinds } from './incr-helpers.js';
+import { hashRegions, assertSameMemory, fdTable, step, trackersOf, pagemapKinds, uffdWpAreas } from './incr-helpers.js';
 
 const problems = backendProblems(probeKernel());
 const MIB = 32; // region A: 8192 pages
@@ -77,6 +77,75 @@ test('a dump without a previous dump refuses nothing and restores from itself', 
     verifyImages(path.join(root, 'b'));
     await restore({ imagesDir: path.join(root, 'b'), detach: true });
     assertSameMemory(before, hashRegions(w));
+    fs.writeFileSync(w.file('exit'), '');
+    assertPassed(w.finish());
+  } finally {
+    w.kill();
+  }
+});
+
+test('a final dump that leaves the tree running ends tracking: no tracker, no registration, no fd, the task carries on', { skip: problems.uffd ? `uffd backend unavailable: ${problems.uffd}` : false }, async () => {
+  const w = new Workload('incr', compileWorkload('incr'), ['11', '8']).start();
+  const root = tmpDir('incr-leave');
+  try {
+    const fds = fdTable(w.pid);
+    await preDump({ pid: w.pid, imagesDir: path.join(root, 'pre'), trackBackend: 'uffd' });
+    assert.equal(trackersOf(w.pid).length, 1, 'no tracker holds the userfaultfd after the pre-dump');
+    assert.ok(uffdWpAreas(w.pid) > 0, 'no area is registered for write-protection');
+    step(w, 1);
+    const d = await dump({ pid: w.pid, imagesDir: path.join(root, 'dump'), prevImagesDir: '../pre', leaveRunning: true });
+    assert.ok(d.pagesSkippedParent > 0);
+    assert.equal(fs.existsSync(path.join(root, 'pre', 'stasis-track.json')), false, 'the used-up record is still in the pre-dump');
+    waitFor('the tracker to go', () => trackersOf(w.pid).length === 0, 3000);
+    waitFor('the registrations to go', () => uffdWpAreas(w.pid) === 0, 3000);
+    assert.deepEqual(fdTable(w.pid), fds);
+    step(w, 2); // it still works
+    fs.writeFileSync(w.file('exit'), '');
+    assertPassed(w.finish());
+  } finally {
+    w.kill();
+  }
+});
+
+test('a tracker ends by itself when its task is killed without a final dump', { skip: problems.uffd ? `uffd backend unavailable: ${problems.uffd}` : false }, async () => {
+  const w = new Workload('incr', compileWorkload('incr'), ['12', '1']).start();
+  try {
+    await preDump({ pid: w.pid, imagesDir: tmpDir('incr-orphan'), trackBackend: 'uffd' });
+    const [tracker] = trackersOf(w.pid);
+    assert.ok(tracker);
+    // Killed and reaped (a zombie still answers kill(pid, 0), so tail --pid waits for the reap).
+    process.kill(w.pid, 'SIGKILL');
+    w.finish();
+    waitFor('the tracker to exit', () => trackersOf(w.pid).length === 0, 5000);
+  } finally {
+    w.kill();
+  }
+});
+
+test('restore refuses a pre-dump, and a dump whose parent is gone', async () => {
+  const w = new Workload('incr', compileWorkload('incr'), ['13', '1']).start();
+  const root = tmpDir('incr-bad');
+  try {
+    await preDump({ pid: w.pid, imagesDir: path.join(root, 'pre'), trackBackend: 'hash' });
+    await assert.rejects(restore({ imagesDir: path.join(root, 'pre'), detach: true }), (e: { code?: string }) => e.code === 'E_NO_IMAGE');
+    await dump({ pid: w.pid, imagesDir: path.join(root, 'dump'), prevImagesDir: '../pre' });
+    fs.rmSync(path.join(root, 'pre'), { recursive: true });
+    await assert.rejects(restore({ imagesDir: path.join(root, 'dump'), detach: true }), (e: { code?: string }) => e.code === 'E_NO_IMAGE');
+    assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a failed restore left a process');
+  } finally {
+    w.kill();
+  }
+});
+
+test('a pre-dump with a previous dir that is not an image set fails and leaves the task running untouched', async () => {
+  const w = new Workload('incr', compileWorkload('incr'), ['14', '1']).start();
+  const root = tmpDir('incr-noparent');
+  try {
+    const fds = fdTable(w.pid);
+    fs.mkdirSync(path.join(root, 'empty'));
+    await assert.rejects(preDump({ pid: w.pid, imagesDir: path.join(root, 'pre'), prevImagesDir: '../empty' }), (e: { code?: string }) => e.code === 'E_NO_IMAGE');
+    assert.deepEqual(fdTable(w.pid), fds);
+    step(w, 1);
     fs.writeFileSync(w.file('exit'), '');
     assertPassed(w.finish());
   } finally {
