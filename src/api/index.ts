@@ -6,6 +6,7 @@ import { readImageFile, type AnyImage } from '../image/index.js';
 import { dump as dumpTree } from '../dump/dump.js';
 import { restore as restoreTree } from '../restore/restore.js';
 import { preDump as preDumpTree } from '../dump/pre-dump.js';
+import { trackingReport } from '../dump/incremental.js';
 import { StasisError } from '../errors.js';
 import type { DumpOptions, DumpResult, PreDumpOptions, PreDumpResult, RestoreOptions, RestoreResult } from './types.js';
 
@@ -47,10 +48,15 @@ export function inspect(what: { imagesDir: string } | { files: string[] }): Reco
 export interface CheckResult extends KernelFeatures {
   /** Everything a dump and restore need is there. */
   ready: boolean;
+  /** The dirty-tracking backend pre-dumps use here (uffd, soft-dirty or hash). */
+  dirtyTracking: string;
+  /** Backends that cannot run here, and why. */
+  trackingUnavailable: Record<string, string>;
 }
 
 /** Probes the kernel features stasis uses. */
 export function check(): CheckResult {
   const k = probeKernel();
-  return { ...k, ready: k.kcmp && k.pidfdGetfd && k.clone3SetTid };
+  const t = trackingReport(k);
+  return { ...k, ready: k.kcmp && k.pidfdGetfd && k.clone3SetTid, dirtyTracking: t.backend, trackingUnavailable: t.unavailable };
 }

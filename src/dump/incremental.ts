@@ -18,7 +18,7 @@ import { PageRanges } from '../mem/page-ranges.js';
 import { hasDumpablePages, type VmaSpec } from '../mem/vma.js';
 import type { PageDumperOptions } from '../mem/dump-pages.js';
 import { readTrackFile, writeTrackFile, taskStart, type DirtyBackendChoice, type DirtyTracker, type TaskTrack, type TrackFile } from '../mem/dirty.js';
-import { chooseBackend, openTracker } from '../mem/dirty-open.js';
+import { backendProblems, chooseBackend, openTracker } from '../mem/dirty-open.js';
 import { StasisError } from '../errors.js';
 
 const PARENT_LINK = 'parent';
@@ -155,4 +155,12 @@ export class Incremental {
 /** Pages a task may hold data in: what a full dump would scan. */
 export function scannablePages(vmas: VmaSpec[]): number {
   return vmas.filter(hasDumpablePages).reduce((m, v) => m + Number((v.end - v.start) / 4096n), 0);
+}
+
+/** The backend a pre-dump would track memory with here, and why the others cannot. */
+export function trackingReport(k: KernelFeatures): { backend: string; unavailable: Record<string, string> } {
+  const problems = backendProblems(k);
+  const unavailable: Record<string, string> = {};
+  for (const [name, p] of Object.entries(problems)) if (p) unavailable[name] = p;
+  return { backend: chooseBackend(k, 'auto', null), unavailable };
 }
