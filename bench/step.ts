@@ -1,9 +1,13 @@
 // One measured step of the benchmark, in its own process so that its peak RSS is its own:
-// `node step.js dump PID DIR` or `node step.js restore DIR`. Prints one JSON line.
-import { dump, restore } from '../src/api/index.js';
+// `node step.js dump PID DIR [OPTIONS_JSON]`, `node step.js pre-dump PID DIR [OPTIONS_JSON]`
+// or `node step.js restore DIR`. Prints one JSON line (with the dump's result, if any).
+import { dump, restore, preDump } from '../src/api/index.js';
 
-const [what, a, b] = process.argv.slice(2);
+const [what, a, b, extra] = process.argv.slice(2);
+const more = extra ? JSON.parse(extra) as Record<string, unknown> : {};
 const t0 = performance.now();
-if (what === 'dump') await dump({ pid: Number(a), imagesDir: b ?? '' });
+let result: unknown = null;
+if (what === 'dump') result = await dump({ pid: Number(a), imagesDir: b ?? '', ...more });
+else if (what === 'pre-dump') result = await preDump({ pid: Number(a), imagesDir: b ?? '', ...more });
 else await restore({ imagesDir: a ?? '', detach: true });
-process.stdout.write(`${JSON.stringify({ ms: performance.now() - t0, maxRssKiB: process.resourceUsage().maxRSS })}\n`);
+process.stdout.write(`${JSON.stringify({ ms: performance.now() - t0, maxRssKiB: process.resourceUsage().maxRSS, result })}\n`);

@@ -108,6 +108,11 @@ export function pagemapScan(pagemapFd: number, start: bigint, end: bigint, q: Sc
     for (let i = 0; i < n; i++) {
       onRegion({ start: vec.readBigUInt64LE(i * 24), end: vec.readBigUInt64LE(i * 24 + 8), categories: Number(vec.readBigUInt64LE(i * 24 + 16)) });
     }
+    // A vector not filled means the walk reached `end`. Only then is walk_end the place to go
+    // on from: after an inner walk stopped on a full kernel buffer and a later one finished,
+    // the kernel (6.18) leaves walk_end at the inner stop, and going on from there would
+    // report regions twice.
+    if (n < VEC_LEN) break;
     const walkEnd = arg.readBigUInt64LE(32);
     if (walkEnd <= from) break; // no progress: should not happen, but never loop forever
     from = walkEnd;
