@@ -75,3 +75,10 @@ say(`  stasis restore (whole command)      ${rate(r.ms).toFixed(0).padStart(6)} 
 say(`  images ${(imageBytes / 1e6).toFixed(0)} MB; restored task checked its memory: ${result}`);
 fs.rmSync(work, { recursive: true, force: true });
 process.exitCode = result === 'PASS' ? 0 : 1;
+
+// Incremental dumps (bench/incremental.ts), in a process of their own.
+try {
+  execFileSync(process.execPath, [path.join(REPO, 'dist/bench/incremental.js')], { stdio: 'inherit' });
+} catch {
+  process.exitCode = 1;
+}
