@@ -19,6 +19,7 @@ import { hasDumpablePages, type VmaSpec } from '../mem/vma.js';
 import type { PageDumperOptions } from '../mem/dump-pages.js';
 import { readTrackFile, writeTrackFile, taskStart, type DirtyBackendChoice, type DirtyTracker, type TaskTrack, type TrackFile } from '../mem/dirty.js';
 import { backendProblems, chooseBackend, openTracker } from '../mem/dirty-open.js';
+import { hashFileName } from '../mem/dirty-hash.js';
 import { StasisError } from '../errors.js';
 
 const PARENT_LINK = 'parent';
@@ -46,6 +47,7 @@ interface TaskState {
 export class Incremental {
   private readonly tasks: TaskState[] = [];
   private backendUsed: string | null = null;
+  private committed = false;
 
   private constructor(
     private readonly o: IncrementalOptions,
@@ -91,8 +93,10 @@ export class Incremental {
     if (start === null) throw new StasisError('E_NO_PROCESS', `Pid ${pid} vanished while being dumped`);
     const parent = this.parentPages(pid, start);
     const rec = (parent && this.parentTrack?.tasks.find((t) => t.pid === pid)) || null;
-    if (!this.o.track && !rec) return parent ? { incremental: { parent, written: null } } : {};
-    const backend = chooseBackend(this.o.kernel, this.o.track ? this.o.backend : rec?.backend ?? 'auto', rec?.backend ?? null);
+    // Not tracking on: only the parent's tracking is read, when this kernel can read it.
+    const backend = this.o.track ? chooseBackend(this.o.kernel, this.o.backend, rec?.backend ?? null)
+      : rec && !backendProblems(this.o.kernel)[rec.backend] ? rec.backend : null;
+    if (!backend) return parent ? { incremental: { parent, written: null } } : {};
     this.backendUsed = backend;
     const tracker = openTracker(backend, pid, start, rec, this.parentDir);
     const st: TaskState = { pid, tracker, armed: false, rearmed: false, consumed: rec, vmas };
@@ -129,6 +133,7 @@ export class Incremental {
       }
     }
     writeTrackFile(this.o.imagesDir, records);
+    this.committed = true;
     this.forgetConsumed();
   }
 
@@ -136,8 +141,13 @@ export class Incremental {
   abort(): void {
     for (const t of this.tasks) {
       if (!t.tracker) continue;
-      if (t.rearmed && t.tracker.backend !== 'hash') t.tracker.stop();
+      // Committed: the record is in a set about to be removed; re-armed: the parent's is stale.
+      if ((this.committed || t.rearmed) && t.tracker.backend !== 'hash') t.tracker.stop();
       else t.tracker.release();
+    }
+    if (this.committed) {
+      writeTrackFile(this.o.imagesDir, []);
+      for (const t of this.tasks) fs.rmSync(path.join(this.o.imagesDir, hashFileName(t.pid)), { force: true });
     }
     if (this.tasks.some((t) => t.rearmed)) this.forgetConsumed((t) => t.rearmed);
     fs.rmSync(path.join(this.o.imagesDir, PARENT_LINK), { force: true });

@@ -15,6 +15,11 @@ import { StasisError } from '../errors.js';
 import type { DirtyInfo, DirtyTracker, TaskTrack, TrackedTask } from './dirty.js';
 
 const MAGIC = 0x48534154; // "TASH"
+
+/** The hash file of task `pid` in an image dir. */
+export function hashFileName(pid: number): string {
+  return `stasis-hashes-${pid}.bin`;
+}
 const PAGE_WORDS = 1024;
 
 /** The 64-bit hash of the page at buf[off..off+4096], as two 32-bit halves. */
@@ -116,7 +121,7 @@ export class HashTracker implements DirtyTracker {
 
   commit(dir: string): TaskTrack {
     if (!this.recorder) throw new StasisError('E_DUMP_FAILED', `Hash tracking of pid ${this.pid} was not armed`);
-    const name = `stasis-hashes-${this.pid}.bin`;
+    const name = hashFileName(this.pid);
     this.recorder.write(path.join(dir, name));
     return { pid: this.pid, start: this.start, backend: 'hash', hashes: name };
   }

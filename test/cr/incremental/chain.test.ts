@@ -122,13 +122,15 @@ test('a tracker ends by itself when its task is killed without a final dump', { 
   }
 });
 
-test('restore refuses a pre-dump, and a dump whose parent is gone', async () => {
+test('restore refuses a pre-dump, and a dump whose parent is cut short or gone', async () => {
   const w = new Workload('incr', compileWorkload('incr'), ['13', '1']).start();
   const root = tmpDir('incr-bad');
   try {
     await preDump({ pid: w.pid, imagesDir: path.join(root, 'pre'), trackBackend: 'hash' });
     await assert.rejects(restore({ imagesDir: path.join(root, 'pre'), detach: true }), (e: { code?: string }) => e.code === 'E_NO_IMAGE');
     await dump({ pid: w.pid, imagesDir: path.join(root, 'dump'), prevImagesDir: '../pre' });
+    fs.truncateSync(path.join(root, 'pre', 'pages-1.img'), 4096);
+    await assert.rejects(restore({ imagesDir: path.join(root, 'dump'), detach: true }), (e: { code?: string }) => e.code === 'E_TRUNCATED');
     fs.rmSync(path.join(root, 'pre'), { recursive: true });
     await assert.rejects(restore({ imagesDir: path.join(root, 'dump'), detach: true }), (e: { code?: string }) => e.code === 'E_NO_IMAGE');
     assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a failed restore left a process');
