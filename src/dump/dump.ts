@@ -37,7 +37,13 @@ export function dump(opts: DumpOptions): DumpResult {
 
   progress('freezing');
   const tFreeze = performance.now();
-  const tree = freezeTree(pid);
+  let tree;
+  try {
+    tree = freezeTree(pid);
+  } catch (e) {
+    inc.abort();
+    throw e;
+  }
   const tFrozen = performance.now();
   const written: string[] = [];
   const note = (f: string) => {

@@ -49,7 +49,13 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
 
   progress('freezing');
   const tFreeze = performance.now();
-  const tree = freezeTree(pid);
+  let tree;
+  try {
+    tree = freezeTree(pid);
+  } catch (e) {
+    inc.abort();
+    throw e;
+  }
   let downtimeMs = 0;
   try {
     try {
