@@ -3,7 +3,8 @@
  * argv: DIR SEED MIB. Each step writes ~1% of the pages of region A (its own stores), reads
  * a file into pages of A and of B with read(2) (the kernel writes), moves B with mremap,
  * maps a new area, maps over the previous step's area, drops pages with MADV_DONTNEED and
- * writes into a private file mapping. `regions` lists every data area (addr len, hex) for
+ * writes into a private file mapping (a command file saying `read` does only a pread(2)
+ * into page 5 of A instead). `regions` lists every data area (addr len, hex) for
  * the test, which hashes them from outside. */
 #include "wl.h"
 #include <stdint.h>
@@ -108,7 +109,19 @@ int main(int argc, char **argv)
 			wl_sleep_ms(1);
 			continue;
 		}
-		step(k);
+		/* `read` in the command file: the kernel's write only, read(2) into page 5 of A. */
+		char what[8] = "";
+		FILE *f = fopen(name, "r");
+		if (f) {
+			if (fscanf(f, "%7s", what) != 1)
+				what[0] = 0;
+			fclose(f);
+		}
+		if (!strcmp(what, "read")) {
+			if (pread(srcfd, A + 5 * PG, PG, 7 * PG) != (ssize_t)PG)
+				wl_fail("pread into A failed");
+		} else
+			step(k);
 		snprintf(name, sizeof(name), "ack-%d", k);
 		wl_write(name, "ok\n");
 		k++;

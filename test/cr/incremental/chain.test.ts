@@ -12,6 +12,8 @@ import { preDump, dump, restore } from '../../../src/api/index.js';
 import { probeKernel } from '../../../src/sys/index.js';
 import { backendProblems } from '../../../src/mem/dirty-open.js';
 import type { DirtyBackendName } from '../../../src/mem/dirty.js';
+import { readImage } from '../../../src/image/index.js';
+import { PE } from '../../../src/image/pagemap-flags.js';
 import { hashRegions, assertSameMemory, fdTable, step, trackersOf, pagemapKinds, uffdWpAreas } from './incr-helpers.js';
 
 const problems = backendProblems(probeKernel());
@@ -154,3 +156,32 @@ test('a pre-dump with a previous dir that is not an image set fails and leaves t
     w.kill();
   }
 });
+
+for (const backend of ['uffd', 'hash'] as DirtyBackendName[]) {
+  const skip = problems[backend] ? `${backend} backend unavailable: ${problems[backend]}` : false;
+  test(`a page the kernel wrote with read(2) is dumped again (${backend})`, { skip }, async () => {
+    const w = new Workload('incr', compileWorkload('incr'), ['15', '1']).start();
+    const root = tmpDir('incr-read');
+    try {
+      await preDump({ pid: w.pid, imagesDir: path.join(root, 'pre'), trackBackend: backend });
+      fs.writeFileSync(w.file('cmd-1'), 'read');
+      waitFor('the read', () => fs.existsSync(w.file('ack-1')));
+      const before = hashRegions(w);
+      const a = parseInt(fs.readFileSync(w.file('regions'), 'utf8').split(' ')[0]!, 16);
+      const page5 = BigInt(a + 5 * 4096);
+      await dump({ pid: w.pid, imagesDir: path.join(root, 'dump'), prevImagesDir: '../pre' });
+      const present = readImage(path.join(root, 'dump'), 'pagemap', w.pid).entries
+        .filter((e) => e.flags & PE.PRESENT).some((e) => e.vaddr <= page5 && page5 < e.vaddr + BigInt(e.nrPages) * 4096n);
+      assert.ok(present, 'the page read(2) wrote is not in the final dump');
+      // ...and not because everything was: the rest of A (256 pages) stayed in the parent.
+      const k = pagemapKinds(path.join(root, 'dump'), w.pid);
+      assert.ok(k.parent >= 250 && k.present < 20, `${k.present} pages written, ${k.parent} in_parent`);
+      await restore({ imagesDir: path.join(root, 'dump'), detach: true });
+      assertSameMemory(before, hashRegions(w));
+      fs.writeFileSync(w.file('exit'), '');
+      assertPassed(w.finish());
+    } finally {
+      w.kill();
+    }
+  });
+}
