@@ -46,7 +46,8 @@ function run(backend: string): boolean {
   let k = 0;
   const cmd = (what: string): number => {
     k++;
-    fs.writeFileSync(path.join(dir, `cmd-${k}`), what);
+    fs.writeFileSync(path.join(dir, `cmd-${k}.tmp`), what); // renamed: the workload never sees it half written
+    fs.renameSync(path.join(dir, `cmd-${k}.tmp`), path.join(dir, `cmd-${k}`));
     waitFile(path.join(dir, `ack-${k}`));
     return Number(fs.readFileSync(path.join(dir, `ack-${k}`), 'utf8').split(' ')[0]);
   };

@@ -164,7 +164,9 @@ for (const backend of ['uffd', 'hash'] as DirtyBackendName[]) {
     const root = tmpDir('incr-read');
     try {
       await preDump({ pid: w.pid, imagesDir: path.join(root, 'pre'), trackBackend: backend });
-      fs.writeFileSync(w.file('cmd-1'), 'read');
+      // Whole or not at all: the workload may look between a create and a write.
+      fs.writeFileSync(w.file('cmd-1.tmp'), 'read');
+      fs.renameSync(w.file('cmd-1.tmp'), w.file('cmd-1'));
       waitFor('the read', () => fs.existsSync(w.file('ack-1')));
       const before = hashRegions(w);
       const a = parseInt(fs.readFileSync(w.file('regions'), 'utf8').split(' ')[0]!, 16);
