@@ -18,8 +18,8 @@
 // run takes the fd from it with pidfd_getfd. The final dump kills it, which releases the uffd;
 // the kernel then unregisters every VMA and drops the write-protection (userfaultfd_release).
 //
-// Trust: a VMA's pages are judged by the scan only if the VMA still carries VM_UFFD_WP
-// (smaps "uw") and lies inside the ranges registered last time. New mappings, brk growth,
+// Trust: a VMA's pages are judged by the scan only if the VMA is still registered for async
+// write-protection (the scan fails otherwise) and lies inside the ranges registered last time. New mappings, brk growth,
 // mremap'd areas (a move drops the registration without UFFD_FEATURE_EVENT_REMAP, which we
 // do not ask for: it would block the task until someone read the event) and areas mapped
 // over old ones are not registered, so they count as written in full. One kernel quirk
@@ -33,7 +33,6 @@ import {
   uffdApi, uffdRegisterWp, uffdWriteProtect, pagemapScan, PAGE_IS, PM_SCAN_WP_MATCHING, PM_SCAN_CHECK_WPASYNC,
   UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED, UFFD_USER_MODE_ONLY,
 } from '../sys/index.js';
-import { parseSmaps } from '../proc/index.js';
 import { StasisError } from '../errors.js';
 import { PageRanges } from './page-ranges.js';
 import { hasDumpablePages } from './vma.js';
@@ -58,7 +57,8 @@ export class UffdTracker implements DirtyTracker {
   private uffd = -1;
   private tracker: { pid: number; start: string } | null = null;
   private registered = new PageRanges();
-  private trusted = new Set<bigint>();
+  /** Trusted VMAs by start, with the ranges written in them since the last arm. */
+  private trusted = new Map<bigint, [bigint, bigint][]>();
   private rearmed = false;
 
   private constructor(private readonly pid: number, private readonly start: string) {}
@@ -89,8 +89,6 @@ export class UffdTracker implements DirtyTracker {
 
   changes(task: TrackedTask, rearm: boolean): DirtyInfo {
     if (this.uffd < 0) return { written: null };
-    const flagsNow = new Map<bigint, Set<string>>();
-    for (const e of parseSmaps(fs.readFileSync(`/proc/${task.pid}/smaps`, 'utf8'))) flagsNow.set(e.start, e.vmFlags);
     const written = new PageRanges();
     const inRecord = this.registered.cursor();
     const pagemap = fs.openSync(`/proc/${task.pid}/pagemap`, 'r');
@@ -98,22 +96,27 @@ export class UffdTracker implements DirtyTracker {
       for (const v of task.vmas) {
         if (!hasDumpablePages(v)) continue;
         const first = Number(v.start / PAGE), last = Number(v.end / PAGE);
-        let ok = (flagsNow.get(v.start)?.has('uw') ?? false) && inRecord.covers(first, last);
-        if (ok) {
-          const found: [bigint, bigint][] = [];
+        // PM_SCAN_CHECK_WPASYNC fails with EPERM where the VMA is not registered for async
+        // write-protection any more (smaps would say "uw"; the scan says it for free).
+        let found: [bigint, bigint][] | null = null;
+        if (inRecord.covers(first, last)) {
+          found = [];
           try {
             pagemapScan(pagemap, v.start, v.end, {
               flags: PM_SCAN_CHECK_WPASYNC | (rearm ? PM_SCAN_WP_MATCHING : 0),
               categoryMask: PAGE_IS.WRITTEN, returnMask: PAGE_IS.WRITTEN,
-            }, (r) => found.push([r.start, r.end]));
+            }, (r) => found!.push([r.start, r.end]));
           } catch (e) {
             if (!(e instanceof SyscallError)) throw e;
-            ok = false; // EPERM: not registered for async write-protection after all
+            found = null;
           }
-          if (ok) for (const [s, e] of found) written.addBytes(s, e);
         }
-        if (ok) this.trusted.add(v.start);
-        else written.add(first, last);
+        if (found) {
+          for (const [s, e] of found) written.addBytes(s, e);
+          this.trusted.set(v.start, found);
+        } else {
+          written.add(first, last);
+        }
       }
     } finally {
       fs.closeSync(pagemap);
@@ -125,26 +128,20 @@ export class UffdTracker implements DirtyTracker {
   arm(task: TrackedTask): void {
     if (this.uffd < 0) this.create(task.pid);
     const registered = new PageRanges();
-    const pagemap = fs.openSync(`/proc/${task.pid}/pagemap`, 'r');
-    try {
-      for (const v of task.vmas) {
-        if (!hasDumpablePages(v)) continue;
-        const len = v.end - v.start;
-        if (this.trusted.has(v.start)) {
-          // Written pages since the last arm, protected again (the scan in changes() did it already when rearming).
-          if (!this.rearmed) {
-            pagemapScan(pagemap, v.start, v.end, { flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC, categoryMask: PAGE_IS.WRITTEN, returnMask: PAGE_IS.WRITTEN }, () => {});
-          }
-        } else {
-          // EBUSY (the task's own userfaultfd), EINVAL (VM_DROPPABLE and the like): untracked,
-          // so the area counts as written in full at every dump.
-          if (uffdRegisterWp(this.uffd, v.start, len) !== 0) continue;
-          uffdWriteProtect(this.uffd, v.start, len);
-        }
-        registered.addBytes(v.start, v.end);
+    for (const v of task.vmas) {
+      if (!hasDumpablePages(v)) continue;
+      const len = v.end - v.start;
+      const writtenHere = this.trusted.get(v.start);
+      if (writtenHere) {
+        // Protect again what was written since the last arm (done by the scan when rearming).
+        if (!this.rearmed) for (const [s, e] of writtenHere) uffdWriteProtect(this.uffd, s, e - s);
+      } else {
+        // EBUSY (the task's own userfaultfd), EINVAL (VM_DROPPABLE and the like): untracked,
+        // so the area counts as written in full at every dump.
+        if (uffdRegisterWp(this.uffd, v.start, len) !== 0) continue;
+        uffdWriteProtect(this.uffd, v.start, len);
       }
-    } finally {
-      fs.closeSync(pagemap);
+      registered.addBytes(v.start, v.end);
     }
     this.registered = registered;
   }

@@ -92,7 +92,7 @@ test('a final dump that leaves the tree running ends tracking: no tracker, no re
   try {
     const fds = fdTable(w.pid);
     await preDump({ pid: w.pid, imagesDir: path.join(root, 'pre'), trackBackend: 'uffd' });
-    assert.equal(trackersOf(w.pid).length, 1, 'no tracker holds the userfaultfd after the pre-dump');
+    waitFor('the tracker holding the userfaultfd', () => trackersOf(w.pid).length === 1, 3000);
     assert.ok(uffdWpAreas(w.pid) > 0, 'no area is registered for write-protection');
     step(w, 1);
     const d = await dump({ pid: w.pid, imagesDir: path.join(root, 'dump'), prevImagesDir: '../pre', leaveRunning: true });
@@ -113,8 +113,7 @@ test('a tracker ends by itself when its task is killed without a final dump', { 
   const w = new Workload('incr', compileWorkload('incr'), ['12', '1']).start();
   try {
     await preDump({ pid: w.pid, imagesDir: tmpDir('incr-orphan'), trackBackend: 'uffd' });
-    const [tracker] = trackersOf(w.pid);
-    assert.ok(tracker);
+    const tracker = waitFor('the tracker', () => trackersOf(w.pid)[0], 3000);
     // Killed and reaped (a zombie still answers kill(pid, 0), so tail --pid waits for the reap).
     process.kill(w.pid, 'SIGKILL');
     w.finish();

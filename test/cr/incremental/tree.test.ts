@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Workload, compileWorkload, tmpDir, verifyImages, assertPassed } from '../harness.js';
+import { Workload, compileWorkload, tmpDir, verifyImages, assertPassed, waitFor } from '../harness.js';
 import { preDump, dump, restore } from '../../../src/api/index.js';
 import { pagemapKinds, trackersOf, fdTable } from './incr-helpers.js';
 
@@ -15,7 +15,7 @@ test('a tree pre-dumped and dumped incrementally comes back and runs on', async 
     const p = await preDump({ pid: w.pid, imagesDir: path.join(root, 'pre') });
     assert.equal(p.pids.length, 4, `pre-dumped ${p.pids.join(', ')}`); // the zombie has no memory
     const fds = p.pids.map(fdTable);
-    if (p.trackBackend === 'uffd') for (const pid of p.pids) assert.equal(trackersOf(pid).length, 1, `pid ${pid} has no tracker`);
+    if (p.trackBackend === 'uffd') for (const pid of p.pids) waitFor(`the tracker of pid ${pid}`, () => trackersOf(pid).length === 1, 3000);
     const d = await dump({ pid: w.pid, imagesDir: path.join(root, 'dump'), prevImagesDir: '../pre' });
     for (const pid of p.pids) {
       const k = pagemapKinds(path.join(root, 'dump'), pid);
