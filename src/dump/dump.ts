@@ -8,7 +8,7 @@ import { writeImage, imagePath } from '../image/index.js';
 import { InventoryEntrySchema, Lsmtype } from '../image/gen/stasis/inventory_pb.js';
 import { PstreeEntrySchema } from '../image/gen/stasis/pstree_pb.js';
 import { TaskKobjIdsEntrySchema } from '../image/gen/stasis/core_pb.js';
-import { PagemapEntrySchema, PagemapHeadSchema } from '../image/gen/stasis/pagemap_pb.js';
+import { writePagemapImage } from '../image/pagemap-writer.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
 import { FileIds } from '../files/index.js';
 import { PageDumper } from '../mem/dump-pages.js';
@@ -70,7 +70,7 @@ export function dump(opts: DumpOptions): DumpResult {
       const out = fs.openSync(note(imagePath(imagesDir, 'pages', l.n)), 'w', 0o600);
       const before = stats.pagesScanned;
       const pages = new PageDumper(l.t.pid, out, kernel.zeroPfn, {
-        ...inc.forTask(l.t.pid, l.task.vmas), onScanned: (n) => progress('memory', before + n, toScan),
+        ...inc.forTask(l.t.pid, l.task.vmas), pagemapScan: kernel.pagemapScan, onScanned: (n) => progress('memory', before + n, toScan),
       });
       try {
         pages.dumpVmas(l.task.vmas);
@@ -81,10 +81,7 @@ export function dump(opts: DumpOptions): DumpResult {
       stats.pagesScanned += pages.stats.pagesScanned;
       stats.pagesWritten += pages.stats.pagesWritten;
       stats.pagesSkippedParent += pages.stats.pagesSkippedParent;
-      note(writeImage(imagesDir, 'pagemap', l.t.pid, {
-        head: create(PagemapHeadSchema, { pagesId: l.n }),
-        entries: pages.entries.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, nrPages: r.nrPages, flags: r.flags })),
-      }));
+      note(writePagemapImage(imagesDir, l.t.pid, l.n, pages.entries));
     }
     const memMs = performance.now() - tMem;
 

@@ -8,7 +8,7 @@ import { probeKernel } from '../sys/index.js';
 import { writeImage, imagePath } from '../image/index.js';
 import { InventoryEntrySchema, Lsmtype } from '../image/gen/stasis/inventory_pb.js';
 import { PstreeEntrySchema, type PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
-import { PagemapEntrySchema, PagemapHeadSchema } from '../image/gen/stasis/pagemap_pb.js';
+import { writePagemapImage } from '../image/pagemap-writer.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
 import { parseSmaps, parseStat } from '../proc/index.js';
 import { collectVmas } from '../mem/collect-vmas.js';
@@ -66,7 +66,7 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
         pstree.push(create(PstreeEntrySchema, { pid: t.pid, ppid: t.ppid, pgid: st.pgrp, sid: st.session, threads: t.frozen!.tids }));
         const n = i + 1;
         const out = fs.openSync(note(imagePath(imagesDir, 'pages', n)), 'w', 0o600);
-        const pages = new PageDumper(t.pid, out, kernel.zeroPfn, { ...inc.forTask(t.pid, vmas), running: true });
+        const pages = new PageDumper(t.pid, out, kernel.zeroPfn, { ...inc.forTask(t.pid, vmas), running: true, pagemapScan: kernel.pagemapScan });
         tasks.push({ pid: t.pid, n, out, pages });
         pages.plan(vmas);
       });
@@ -82,10 +82,7 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
       stats.pagesScanned += t.pages.stats.pagesScanned;
       stats.pagesWritten += t.pages.stats.pagesWritten;
       stats.pagesSkippedParent += t.pages.stats.pagesSkippedParent;
-      note(writeImage(imagesDir, 'pagemap', t.pid, {
-        head: create(PagemapHeadSchema, { pagesId: t.n }),
-        entries: t.pages.entries.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, nrPages: r.nrPages, flags: r.flags })),
-      }));
+      note(writePagemapImage(imagesDir, t.pid, t.n, t.pages.entries));
     }
     closeAll();
     tasks.length = 0;

@@ -134,7 +134,9 @@ export class UffdTracker implements DirtyTracker {
       const writtenHere = this.trusted.get(v.start);
       if (writtenHere) {
         // Protect again what was written since the last arm (done by the scan when rearming).
-        if (!this.rearmed) for (const [s, e] of writtenHere) uffdWriteProtect(this.uffd, s, e - s);
+        // Ranges close together go in one call: protecting a protected page again costs a pte
+        // visit, a call about as much as a thousand of them.
+        if (!this.rearmed) for (const [s, e] of coalesce(writtenHere, COALESCE_GAP)) uffdWriteProtect(this.uffd, s, e - s);
       } else {
         // EBUSY (the task's own userfaultfd), EINVAL (VM_DROPPABLE and the like): untracked,
         // so the area counts as written in full at every dump.
@@ -204,6 +206,18 @@ export class UffdTracker implements DirtyTracker {
     if (this.uffd >= 0) closeFd(this.uffd);
     this.uffd = -1;
   }
+}
+
+const COALESCE_GAP = 512n * PAGE;
+
+function coalesce(ranges: [bigint, bigint][], gap: bigint): [bigint, bigint][] {
+  const out: [bigint, bigint][] = [];
+  for (const [s, e] of ranges) {
+    const last = out[out.length - 1];
+    if (last && s - last[1] <= gap) last[1] = e > last[1] ? e : last[1];
+    else out.push([s, e]);
+  }
+  return out;
 }
 
 function isChildOfUs(pid: number): boolean {

@@ -9,7 +9,7 @@
 // with data now is listed (present here or in the parent), so pages the task dropped since
 // (munmap, MADV_DONTNEED) never come back from the parent.
 import fs from 'node:fs';
-import { vmReadv, ProcMem } from '../sys/index.js';
+import { vmReadv, ProcMem, pagemapScan, PAGE_IS } from '../sys/index.js';
 import { scanPagemap } from '../proc/pagemap.js';
 import { PE } from '../image/pagemap-flags.js';
 import { VMA, hasDumpablePages, type VmaSpec } from './vma.js';
@@ -52,6 +52,12 @@ export interface PageDumperOptions {
   running?: boolean;
   /** Called after each scanned chunk with the pages scanned so far. */
   onScanned?: ((pages: number) => void) | undefined;
+  /**
+   * Find the pages with data with the PAGEMAP_SCAN ioctl (the kernel filters; ~2.5 ms per
+   * GiB, against ~5 ms of pagemap reading plus decoding in a cold JIT, which dominates a
+   * small incremental dump).
+   */
+  pagemapScan?: boolean;
 }
 
 export class PageDumper {
@@ -84,6 +90,10 @@ export class PageDumper {
 
   /** Reads the pagemap (the task must be frozen): which pages to read, which are the parent's. */
   plan(vmas: VmaSpec[]): void {
+    if (this.opts.pagemapScan) {
+      this.planByScan(vmas);
+      return;
+    }
     const pm = Buffer.allocUnsafe(PAGEMAP_CHUNK * 8);
     for (const v of vmas) {
       if (!hasDumpablePages(v)) continue;
@@ -97,6 +107,19 @@ export class PageDumper {
         addr += BigInt(pages * PAGE);
         this.opts.onScanned?.(this.stats.pagesScanned);
       }
+    }
+  }
+
+  /** The same selection as scanPagemap(), made by the kernel: present or swapped, not the zero page, not a file's page. */
+  private planByScan(vmas: VmaSpec[]): void {
+    for (const v of vmas) {
+      if (!hasDumpablePages(v)) continue;
+      const exclude = PAGE_IS.PFNZERO | ((v.status & VMA.FILE_PRIVATE) !== 0 ? PAGE_IS.FILE : 0);
+      pagemapScan(this.pagemapFd, v.start, v.end, {
+        flags: 0, categoryInverted: exclude, categoryMask: exclude, categoryAnyofMask: PAGE_IS.PRESENT | PAGE_IS.SWAPPED, returnMask: 0,
+      }, (r) => this.planRun(r.start, Number((r.end - r.start) / BigInt(PAGE))));
+      this.stats.pagesScanned += Number((v.end - v.start) / BigInt(PAGE));
+      this.opts.onScanned?.(this.stats.pagesScanned);
     }
   }
 
