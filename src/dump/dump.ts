@@ -11,7 +11,7 @@ import { TaskKobjIdsEntrySchema } from '../image/gen/stasis/core_pb.js';
 import { writePagemapImage } from '../image/pagemap-writer.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
 import { FileIds } from '../files/index.js';
-import { PageDumper } from '../mem/dump-pages.js';
+import { PageDumper, PAGE_BUF_SIZE } from '../mem/dump-pages.js';
 import { hasDumpablePages } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
 import { freezeTree, thawTree, killTree } from './freeze-tree.js';
@@ -35,6 +35,7 @@ export function dump(opts: DumpOptions): DumpResult {
     imagesDir, prevImagesDir: opts.prevImagesDir, track: opts.trackMem ?? false, backend: opts.trackBackend ?? 'auto', kernel, preDump: false,
   });
 
+  const ioBuf = Buffer.alloc(PAGE_BUF_SIZE); // zero-filled: faulted in now, not while the tree is frozen
   progress('freezing');
   const tFreeze = performance.now();
   let tree;
@@ -70,7 +71,7 @@ export function dump(opts: DumpOptions): DumpResult {
       const out = fs.openSync(note(imagePath(imagesDir, 'pages', l.n)), 'w', 0o600);
       const before = stats.pagesScanned;
       const pages = new PageDumper(l.t.pid, out, kernel.zeroPfn, {
-        ...inc.forTask(l.t.pid, l.task.vmas), pagemapScan: kernel.pagemapScan, onScanned: (n) => progress('memory', before + n, toScan),
+        ...inc.forTask(l.t.pid, l.task.vmas), pagemapScan: kernel.pagemapScan, buffer: ioBuf, onScanned: (n) => progress('memory', before + n, toScan),
       });
       try {
         pages.dumpVmas(l.task.vmas);
