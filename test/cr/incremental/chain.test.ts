@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Workload, compileWorkload, tmpDir, verifyImages, assertPassed, sleepMs, waitFor } from '../harness.js';
+import { execFileSync } from 'node:child_process';
+import { Workload, compileWorkload, tmpDir, verifyImages, assertPassed, sleepMs, waitFor, REPO } from '../harness.js';
 import { preDump, dump, restore } from '../../../src/api/index.js';
 import { probeKernel } from '../../../src/sys/index.js';
 import { backendProblems } from '../../../src/mem/dirty-open.js';
@@ -186,3 +187,27 @@ for (const backend of ['uffd', 'hash'] as DirtyBackendName[]) {
     }
   });
 }
+
+test('tracking carries over from a pre-dump run by the stasis command to a dump by another process', { skip: problems.uffd ? `uffd backend unavailable: ${problems.uffd}` : false }, async () => {
+  const w = new Workload('incr', compileWorkload('incr'), ['16', '4']).start();
+  const root = tmpDir('incr-cli');
+  try {
+    const fds = fdTable(w.pid);
+    // The stasis command in a process of its own, which exits: only the tracker keeps the uffd.
+    const out = execFileSync(process.execPath, [path.join(REPO, 'bin/stasis.js'), 'pre-dump', '-t', String(w.pid), '-D', path.join(root, 'pre')], { encoding: 'utf8' });
+    assert.match(out, /memory tracked by uffd/);
+    assert.deepEqual(fdTable(w.pid), fds);
+    step(w, 1);
+    const before = hashRegions(w);
+    const d = await dump({ pid: w.pid, imagesDir: path.join(root, 'dump'), prevImagesDir: '../pre' });
+    assert.equal(d.trackBackend, 'uffd');
+    assert.ok(d.pagesSkippedParent > 4 * 256 * 0.8, `only ${d.pagesSkippedParent} pages left to the pre-dump`);
+    await restore({ imagesDir: path.join(root, 'dump'), detach: true });
+    assertSameMemory(before, hashRegions(w));
+    assert.deepEqual(fdTable(w.pid), fds);
+    fs.writeFileSync(w.file('exit'), '');
+    assertPassed(w.finish());
+  } finally {
+    w.kill();
+  }
+});
