@@ -128,6 +128,7 @@ export class UffdTracker implements DirtyTracker {
   arm(task: TrackedTask): void {
     if (this.uffd < 0) this.create(task.pid);
     const registered = new PageRanges();
+    let staleStopped = false;
     const pagemap = fs.openSync(`/proc/${task.pid}/pagemap`, 'r');
     try {
       for (const v of task.vmas) {
@@ -145,7 +146,14 @@ export class UffdTracker implements DirtyTracker {
         } else {
           // EBUSY (the task's own userfaultfd), EINVAL (VM_DROPPABLE and the like): untracked,
           // so the area counts as written in full at every dump.
-          if (uffdRegisterWp(this.uffd, v.start, len) !== 0) continue;
+          let r = uffdRegisterWp(this.uffd, v.start, len);
+          if (r === -EBUSY && !staleStopped) {
+            // Most likely an older chain's tracker of this task (a fresh pre-dump over one
+            // never finished): it goes, this chain takes over.
+            staleStopped = true;
+            if (stopStaleTrackers(task.pid, this.tracker?.pid ?? null)) r = uffdRegisterWp(this.uffd, v.start, len);
+          }
+          if (r !== 0) continue;
           uffdWriteProtect(this.uffd, v.start, len);
         }
         registered.addBytes(v.start, v.end);
@@ -213,6 +221,43 @@ export class UffdTracker implements DirtyTracker {
   release(): void {
     if (this.uffd >= 0) closeFd(this.uffd);
     this.uffd = -1;
+  }
+}
+
+const EBUSY = 16;
+
+/** Stops the trackers of `pid` other than `keep`, and waits until they are gone; true if there were any. */
+function stopStaleTrackers(pid: number, keep: number | null): boolean {
+  const stale: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(d) || Number(d) === keep) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (argv[0] === TRACKER_NAME && argv.includes(`--pid=${pid}`)) stale.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  for (const t of stale) {
+    try {
+      kill(t, 9);
+      if (isChildOfUs(t)) waitPid(t);
+    } catch {
+      /* gone */
+    }
+  }
+  // Its files (the uffd) are closed once it is dead, a zombie or reaped.
+  const until = Date.now() + 2000;
+  while (stale.some((t) => isAlive(t)) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+  return stale.length > 0;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(s.slice(s.lastIndexOf(')') + 2));
+  } catch {
+    return false;
   }
 }
 

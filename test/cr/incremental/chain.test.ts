@@ -211,3 +211,24 @@ test('tracking carries over from a pre-dump run by the stasis command to a dump 
     w.kill();
   }
 });
+
+test('a fresh pre-dump of a task an older chain still tracks takes the tracking over', { skip: problems.uffd ? `uffd backend unavailable: ${problems.uffd}` : false }, async () => {
+  const w = new Workload('incr', compileWorkload('incr'), ['17', '4']).start();
+  const root = tmpDir('incr-again');
+  try {
+    await preDump({ pid: w.pid, imagesDir: path.join(root, 'old'), trackBackend: 'uffd' });
+    const old = waitFor('the first tracker', () => trackersOf(w.pid)[0], 3000);
+    await preDump({ pid: w.pid, imagesDir: path.join(root, 'new'), trackBackend: 'uffd' });
+    waitFor('one tracker, the new one', () => { const t = trackersOf(w.pid); return t.length === 1 && t[0] !== old; }, 3000);
+    step(w, 1);
+    const before = hashRegions(w);
+    const d = await dump({ pid: w.pid, imagesDir: path.join(root, 'dump'), prevImagesDir: '../new' });
+    assert.ok(d.pagesSkippedParent > 4 * 256 * 0.8, `only ${d.pagesSkippedParent} pages left to the new pre-dump`);
+    await restore({ imagesDir: path.join(root, 'dump'), detach: true });
+    assertSameMemory(before, hashRegions(w));
+    fs.writeFileSync(w.file('exit'), '');
+    assertPassed(w.finish());
+  } finally {
+    w.kill();
+  }
+});
