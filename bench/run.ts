@@ -2,7 +2,8 @@
 // against a baseline measured in the same run: dd copying the same memory from
 // /proc/PID/mem to a file. Reports MB/s, the ratio to the baseline, and stasis's peak RSS.
 // Then bench/tree-shmem.ts: a tree of processes sharing memory, and the file-table
-// benchmark (bench/files.ts), each in a process of its own.
+// benchmark (bench/files.ts), and incremental dumps (bench/incremental.ts), each in a process
+// of its own.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -88,3 +89,9 @@ if (process.env.STASIS_BENCH_TREE !== '0') {
 }
 // The file-table benchmark (bench/files.ts), in a process of its own.
 execFileSync(process.execPath, [path.join(REPO, 'dist/bench/files.js')], { stdio: 'inherit' });
+// Incremental dumps (bench/incremental.ts), in a process of their own.
+try {
+  execFileSync(process.execPath, [path.join(REPO, 'dist/bench/incremental.js')], { stdio: 'inherit' });
+} catch {
+  process.exitCode = 1;
+}

@@ -5,8 +5,10 @@ import { probeKernel, type KernelFeatures } from '../sys/index.js';
 import { readImageFile, type AnyImage } from '../image/index.js';
 import { dump as dumpTree } from '../dump/dump.js';
 import { restore as restoreTree } from '../restore/restore.js';
+import { preDump as preDumpTree } from '../dump/pre-dump.js';
+import { trackingReport } from '../dump/incremental.js';
 import { StasisError } from '../errors.js';
-import type { DumpOptions, DumpResult, RestoreOptions, RestoreResult } from './types.js';
+import type { DumpOptions, DumpResult, PreDumpOptions, PreDumpResult, RestoreOptions, RestoreResult } from './types.js';
 
 export * from './types.js';
 export { startTask, waitTask, killTask, type StartOptions } from './tasks.js';
@@ -22,9 +24,13 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   return restoreTree(opts);
 }
 
-/** Incremental pre-dump: memory only, the tree keeps running. */
-export async function preDump(opts: { pid: number; imagesDir: string }): Promise<void> {
-  throw new StasisError('E_UNSUPPORTED', `pre-dump of pid ${opts.pid} is not implemented yet`);
+/**
+ * Incremental pre-dump: memory only, the tree frozen only while it is looked at, then left
+ * running with its memory tracked; a later dump (or pre-dump) with `prevImagesDir` pointing
+ * here writes only what changed.
+ */
+export async function preDump(opts: PreDumpOptions): Promise<PreDumpResult> {
+  return preDumpTree(opts);
 }
 
 /** Decodes image files: every file of a directory, or the files named. */
@@ -42,10 +48,15 @@ export function inspect(what: { imagesDir: string } | { files: string[] }): Reco
 export interface CheckResult extends KernelFeatures {
   /** Everything a dump and restore need is there. */
   ready: boolean;
+  /** The dirty-tracking backend pre-dumps use here (uffd, soft-dirty or hash). */
+  dirtyTracking: string;
+  /** Backends that cannot run here, and why. */
+  trackingUnavailable: Record<string, string>;
 }
 
 /** Probes the kernel features stasis uses. */
 export function check(): CheckResult {
   const k = probeKernel();
-  return { ...k, ready: k.kcmp && k.pidfdGetfd && k.clone3SetTid };
+  const t = trackingReport(k);
+  return { ...k, ready: k.kcmp && k.pidfdGetfd && k.clone3SetTid, dirtyTracking: t.backend, trackingUnavailable: t.unavailable };
 }

@@ -7,7 +7,7 @@ export interface ParsedArgs {
   rest: string[];
 }
 
-const WITH_VALUE = new Set(['-t', '--tree', '-D', '--images-dir', '--prev-images-dir', '-o', '--log-file', '-i', '--ghost-limit']);
+const WITH_VALUE = new Set(['-t', '--tree', '-D', '--images-dir', '--prev-images-dir', '--track-backend', '-o', '--log-file', '-i', '--ghost-limit']);
 const ALIASES: Record<string, string> = { '-t': '--tree', '-D': '--images-dir', '-d': '--restore-detached', '-h': '--help', '-i': '--input' };
 
 export function parseArgs(argv: string[]): ParsedArgs {

@@ -1,5 +1,5 @@
 // The stasis command: CRIU's verbs and options, over the library API.
-import { dump, restore, inspect, check, preDump } from '../api/index.js';
+import { dump, restore, inspect, check, preDump, type TrackBackend } from '../api/index.js';
 import { StasisError } from '../errors.js';
 import { parseArgs, requirePid, requireString, type ParsedArgs } from './args.js';
 import { progressReporter } from './progress.js';
@@ -8,11 +8,13 @@ import { runDemo } from './demo.js';
 const USAGE = `Usage: stasis COMMAND [OPTIONS]
 
 Commands:
-  dump -t PID -D DIR [--leave-running] [--shell-job] [--ghost-limit SIZE]
-                       checkpoint the process tree rooted at PID into DIR; deleted
+  dump -t PID -D DIR [--leave-running] [--shell-job] [--prev-images-dir PREV] [--track-mem] [--ghost-limit SIZE]
+                       checkpoint the process tree rooted at PID into DIR; with PREV (relative
+                       to DIR), pages unchanged since PREV stay there (in_parent); deleted
                        files still open are kept up to SIZE bytes each (default 1M)
-  pre-dump -t PID -D DIR
-                       write memory while the tree keeps running (incremental dumps)
+  pre-dump -t PID -D DIR [--prev-images-dir PREV]
+                       write memory while the tree keeps running and track its changes
+    --track-backend uffd|soft-dirty|hash   how changes are tracked (default: the best available)
   restore -D DIR [-d] [--shell-job]
                        restore the tree; wait for it to exit unless -d (detach)
   show -D DIR | show FILE...
@@ -34,14 +36,23 @@ async function run(a: ParsedArgs): Promise<number> {
         leaveRunning: a.flags.has('--leave-running'),
         shellJob: a.flags.has('--shell-job'),
         ...ghostLimit(a),
+        prevImagesDir: optString(a, '--prev-images-dir'),
+        trackMem: a.flags.has('--track-mem'),
+        trackBackend: trackBackend(a),
         onProgress: progressReporter(),
       });
+      if (r.pagesSkippedParent) out(`${r.pagesSkippedParent} unchanged pages left to the parent images (tracked by ${r.trackBackend ?? 'nothing'})`);
       out(`Dumped ${r.pids.length} task(s) (${r.pids.join(', ')}): ${r.pagesWritten} pages written of ${r.pagesScanned} scanned, ` +
         `${r.kcmpCalls} kcmp calls, frozen for ${r.frozenMs.toFixed(1)} ms, ${r.totalMs.toFixed(1)} ms in all`);
       return 0;
     }
     case 'pre-dump': {
-      await preDump({ pid: requirePid(a), imagesDir: requireString(a, '--images-dir') });
+      const r = await preDump({
+        pid: requirePid(a), imagesDir: requireString(a, '--images-dir'), prevImagesDir: optString(a, '--prev-images-dir'),
+        trackBackend: trackBackend(a), onProgress: progressReporter(),
+      });
+      out(`Pre-dumped ${r.pids.length} task(s) (${r.pids.join(', ')}): ${r.pagesWritten} pages written, ${r.pagesSkippedParent} left to the parent, ` +
+        `frozen for ${r.downtimeMs.toFixed(1)} ms; memory tracked by ${r.trackBackend}`);
       return 0;
     }
     case 'restore': {
@@ -64,7 +75,11 @@ async function run(a: ParsedArgs): Promise<number> {
     }
     case 'check': {
       const f = check();
-      for (const [k, v] of Object.entries(f)) out(`${k.padEnd(14)} ${typeof v === 'bigint' ? `0x${v.toString(16)}` : String(v)}`);
+      for (const [k, v] of Object.entries(f)) {
+        if (k === 'trackingUnavailable') continue;
+        out(`${k.padEnd(14)} ${typeof v === 'bigint' ? `0x${v.toString(16)}` : String(v)}`);
+      }
+      for (const [b, why] of Object.entries(f.trackingUnavailable)) out(`  no ${b}: ${why}`);
       return f.ready ? 0 : 1;
     }
     case 'demo':
@@ -86,6 +101,21 @@ function ghostLimit(a: ParsedArgs): { ghostLimit?: number } {
   if (!m) throw new StasisError('E_BAD_ARGS', `Invalid --ghost-limit ${JSON.stringify(v)}: expected a size such as 1048576, 512K or 16M`);
   const mult = { '': 1, K: 1 << 10, M: 1 << 20, G: 1 << 30 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'];
   return { ghostLimit: Number(m[1]) * mult };
+}
+
+function optString(a: ParsedArgs, name: string): string | undefined {
+  const v = a.flags.get(name);
+  if (v === true) throw new StasisError('E_BAD_ARGS', `Option ${name} needs a value`);
+  return v;
+}
+
+function trackBackend(a: ParsedArgs): TrackBackend | undefined {
+  const v = optString(a, '--track-backend');
+  if (v === undefined) return undefined;
+  if (v !== 'auto' && v !== 'uffd' && v !== 'soft-dirty' && v !== 'hash') {
+    throw new StasisError('E_BAD_ARGS', `Unknown --track-backend ${JSON.stringify(v)}: expected auto, uffd, soft-dirty or hash`);
+  }
+  return v;
 }
 
 function jsonBigint(_k: string, v: unknown): unknown {

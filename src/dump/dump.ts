@@ -8,11 +8,10 @@ import { writeImage, imagePath } from '../image/index.js';
 import { InventoryEntrySchema, Lsmtype } from '../image/gen/stasis/inventory_pb.js';
 import { PstreeEntrySchema } from '../image/gen/stasis/pstree_pb.js';
 import { TaskKobjIdsEntrySchema } from '../image/gen/stasis/core_pb.js';
-import { PagemapEntrySchema, PagemapHeadSchema } from '../image/gen/stasis/pagemap_pb.js';
-import { PE } from '../image/pagemap-flags.js';
+import { writePagemapImage } from '../image/pagemap-writer.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
 import { FileIds, newPipeDataSink, writePipeData, GhostDumper, LockCollector, DEFAULT_GHOST_LIMIT } from '../files/index.js';
-import { PageDumper } from '../mem/dump-pages.js';
+import { PageDumper, PAGE_BUF_SIZE } from '../mem/dump-pages.js';
 import { ShmemDumper } from '../mem/shmem-dump.js';
 import { hasDumpablePages } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
@@ -22,6 +21,7 @@ import { CoreEntrySchema, CoreEntry_March } from '../image/gen/stasis/core_pb.js
 import { collectTask } from './collect-task.js';
 import { dumpFds } from './dump-fds.js';
 import { FORMAT_TAG } from './format.js';
+import { Incremental } from './incremental.js';
 import type { DumpOptions, DumpResult } from '../api/types.js';
 
 export function dump(opts: DumpOptions): DumpResult {
@@ -32,9 +32,20 @@ export function dump(opts: DumpOptions): DumpResult {
   fs.mkdirSync(imagesDir, { recursive: true });
   const kernel = probeKernel();
   const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
+  const inc = Incremental.open({
+    imagesDir, prevImagesDir: opts.prevImagesDir, track: opts.trackMem ?? false, backend: opts.trackBackend ?? 'auto', kernel, preDump: false,
+  });
 
+  const ioBuf = Buffer.alloc(PAGE_BUF_SIZE); // zero-filled: faulted in now, not while the tree is frozen
   progress('freezing');
-  const tree = freezeTree(pid);
+  const tFreeze = performance.now();
+  let tree;
+  try {
+    tree = freezeTree(pid);
+  } catch (e) {
+    inc.abort();
+    throw e;
+  }
   const tFrozen = performance.now();
   const written: string[] = [];
   const note = (f: string) => {
@@ -59,11 +70,13 @@ export function dump(opts: DumpOptions): DumpResult {
     progress('memory');
     const tMem = performance.now();
     const toScan = live.reduce((n, l) => n + l.task.vmas.filter(hasDumpablePages).reduce((m, v) => m + Number((v.end - v.start) / 4096n), 0), 0);
-    const stats = { pagesScanned: 0, pagesWritten: 0 };
+    const stats = { pagesScanned: 0, pagesWritten: 0, pagesSkippedParent: 0 };
     for (const l of live) {
       const out = fs.openSync(note(imagePath(imagesDir, 'pages', l.n)), 'w', 0o600);
       const before = stats.pagesScanned;
-      const pages = new PageDumper(l.t.pid, out, kernel.zeroPfn, (n) => progress('memory', before + n, toScan));
+      const pages = new PageDumper(l.t.pid, out, kernel.zeroPfn, {
+        ...inc.forTask(l.t.pid, l.task.vmas), pagemapScan: kernel.pagemapScan, buffer: ioBuf, onScanned: (n) => progress('memory', before + n, toScan),
+      });
       try {
         pages.dumpVmas(l.task.vmas);
       } finally {
@@ -72,10 +85,8 @@ export function dump(opts: DumpOptions): DumpResult {
       }
       stats.pagesScanned += pages.stats.pagesScanned;
       stats.pagesWritten += pages.stats.pagesWritten;
-      note(writeImage(imagesDir, 'pagemap', l.t.pid, {
-        head: create(PagemapHeadSchema, { pagesId: l.n }),
-        entries: pages.runs.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, nrPages: r.nrPages, flags: PE.PRESENT })),
-      }));
+      stats.pagesSkippedParent += pages.stats.pagesSkippedParent;
+      note(writePagemapImage(imagesDir, l.t.pid, l.n, pages.entries));
     }
     // Shared memory once per object, after every task's private pages; its pages ids follow theirs.
     const shmem = new ShmemDumper(kernel.zeroPfn, () => ids.fresh());
@@ -115,7 +126,7 @@ export function dump(opts: DumpOptions): DumpResult {
       dump: {
         freezingTime: Math.round((tFrozen - t0) * 1000), frozenTime: Math.round(frozenMs * 1000),
         memdumpTime: Math.round(memMs * 1000), memwriteTime: Math.round(memMs * 1000),
-        pagesScanned: BigInt(stats.pagesScanned), pagesSkippedParent: 0n,
+        pagesScanned: BigInt(stats.pagesScanned), pagesSkippedParent: BigInt(stats.pagesSkippedParent),
         pagesWritten: BigInt(stats.pagesWritten), pagesLazy: 0n, kcmpCalls: BigInt(ids.kcmpCalls),
         ...(shmem.stats.objects ? { shpagesScanned: BigInt(shmem.stats.pagesScanned), shpagesSkippedParent: 0n, shpagesWritten: BigInt(shmem.stats.pagesWritten) } : {}),
       },
@@ -126,15 +137,20 @@ export function dump(opts: DumpOptions): DumpResult {
       dumpCriuRunId: FORMAT_TAG,
     })]));
 
+    // Tracking goes on only for a tree left running that asked for it (CRIU's --track-mem).
+    inc.commit((opts.leaveRunning ?? false) && (opts.trackMem ?? false));
     if (opts.leaveRunning) thawTree(tree);
     else killTree(tree);
+    const downtimeMs = performance.now() - tFreeze;
     const imageBytes = written.reduce((n, f) => n + fs.statSync(f).size, 0);
     return {
       pids: tree.map((t) => t.pid), pagesScanned: stats.pagesScanned, pagesWritten: stats.pagesWritten, imageBytes,
       shmemObjects: shmem.stats.objects, shmemPagesScanned: shmem.stats.pagesScanned, shmemPagesWritten: shmem.stats.pagesWritten,
       kcmpCalls: ids.kcmpCalls, freezeMs: tFrozen - t0, frozenMs, totalMs: performance.now() - t0,
+      pagesSkippedParent: stats.pagesSkippedParent, downtimeMs, trackBackend: inc.backend,
     };
   } catch (err) {
+    inc.abort();
     thawTree(tree);
     for (const f of written) fs.rmSync(f, { force: true });
     if (err instanceof StasisError) throw err;

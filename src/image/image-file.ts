@@ -54,7 +54,7 @@ export function tempName(file: string): string {
   return `${file}.${process.pid}.tmp`;
 }
 
-function writeFileAtomic(file: string, bytes: Uint8Array): void {
+export function writeFileAtomic(file: string, bytes: Uint8Array): void {
   const tmp = tempName(file);
   try {
     fs.writeFileSync(tmp, bytes, { mode: 0o600 });

@@ -22,3 +22,4 @@ export {
 export { encodeImage, decodeImage, decodeAnyImage, type AnyImage, type DecodeOptions, type EncodeOptions } from './codec.js';
 export { writeImage, readImage, readImageFile, imageExists, imagePath } from './image-file.js';
 export { ImageWriter, type HeadArgs } from './image-writer.js';
+export { writePagemapImage, type PagemapItem } from './pagemap-writer.js';

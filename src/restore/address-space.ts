@@ -8,6 +8,7 @@ import type { Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { VMA, MAP, PROT, isMappedByRestore, isShmemVma, type VmaSpec } from '../mem/vma.js';
 import type { PageRun } from '../mem/page-runs.js';
+import type { PageSource } from '../mem/page-chain.js';
 
 const TASK_SIZE = 0x7ffffffff000n;
 const SCRATCH_SIZE = 1 << 20;
@@ -30,8 +31,10 @@ export interface AddressSpacePlan {
   vmas: VmaSpec[];
   /** Path of each file a VMA maps, by the VMA's shmid (file id). */
   filePaths: Map<number, string>;
-  pagesPath: string;
+  /** Every page with data (to know which VMAs get pages). */
   runs: PageRun[];
+  /** Where the pages are: this image set's pages image and, for incremental dumps, its parents'. */
+  pageSources: PageSource[];
   mm: MmFields;
   /** The fd in stasis of the shared memory object a shared anonymous or memfd VMA maps. */
   shmemFd?: (v: VmaSpec) => number;
@@ -74,9 +77,10 @@ export function rebuildAddressSpace(inj: Injector, plan: AddressSpacePlan): { sc
   inj.must('munmap', scratch + BigInt(SCRATCH_SIZE), TASK_SIZE - scratch - BigInt(SCRATCH_SIZE));
 
   const filled = new Set<VmaSpec>();
+  // A run may cross from one VMA into the next (adjacent areas with other protections).
   for (const r of plan.runs) {
-    const v = plan.vmas.find((x) => r.vaddr >= x.start && r.vaddr < x.end);
-    if (v) filled.add(v);
+    const end = r.vaddr + BigInt(r.nrPages) * PAGE;
+    for (const v of plan.vmas) if (v.start < end && r.vaddr < v.end) filled.add(v);
   }
   mapVmas(inj, plan, filled);
   fillPages(inj, plan);
@@ -145,26 +149,32 @@ function pullShmem(inj: Injector, plan: AddressSpacePlan, v: VmaSpec, fds: Map<s
 }
 
 function fillPages(inj: Injector, plan: AddressSpacePlan): void {
-  if (plan.runs.length === 0) return;
-  const fd = openInTask(inj, plan.pagesPath, O_RDONLY);
+  for (const src of plan.pageSources) fillFrom(inj, src);
+}
+
+/** One preadv per stretch of the file read without a gap (up to 1024 runs each). */
+function fillFrom(inj: Injector, src: PageSource): void {
+  if (src.reads.length === 0) return;
+  const fd = openInTask(inj, src.path, O_RDONLY);
   try {
-    let fileOff = 0n;
-    for (let i = 0; i < plan.runs.length; i += IOV_MAX) {
-      const batch = plan.runs.slice(i, i + IOV_MAX);
+    for (let i = 0; i < src.reads.length; ) {
+      const fileOff = src.reads[i]!.off;
+      let end = fileOff;
+      let j = i;
+      while (j < src.reads.length && j - i < IOV_MAX && src.reads[j]!.off === end) end += src.reads[j++]!.nrPages * Number(PAGE);
+      const batch = src.reads.slice(i, j);
       const iov = Buffer.alloc(batch.length * 16);
-      let total = 0n;
       batch.forEach((r, k) => {
-        const len = BigInt(r.nrPages) * PAGE;
         iov.writeBigUInt64LE(r.vaddr, k * 16);
-        iov.writeBigUInt64LE(len, k * 16 + 8);
-        total += len;
+        iov.writeBigUInt64LE(BigInt(r.nrPages) * PAGE, k * 16 + 8);
       });
       inj.resetScratch();
+      const total = BigInt(end - fileOff);
       const n = inj.call('preadv', fd, inj.put(iov), batch.length, fileOff);
       if (n !== total) {
-        throw new StasisError('E_TRUNCATED', `Pages image ${plan.pagesPath} is short: read ${n} of ${total} bytes at offset ${fileOff}`);
+        throw new StasisError('E_TRUNCATED', `Pages image ${src.path} is short: read ${n} of ${total} bytes at offset ${fileOff}`);
       }
-      fileOff += total;
+      i = j;
     }
   } finally {
     inj.call('close', fd);

@@ -2,7 +2,8 @@
 // is decoded, its cross references resolved and the pages image measured, so a missing,
 // corrupt or truncated image fails the restore while no process exists yet.
 import fs from 'node:fs';
-import { readImage, imageExists, imagePath, PE } from '../image/index.js';
+import { readImage, imageExists } from '../image/index.js';
+import { resolveTaskPages, type PageSource } from '../mem/page-chain.js';
 import type { CoreEntry, TaskKobjIdsEntry } from '../image/gen/stasis/core_pb.js';
 import type { MmEntry } from '../image/gen/stasis/mm_pb.js';
 import type { FdinfoEntry, FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
@@ -23,8 +24,10 @@ export interface TaskImages {
   mm: MmEntry;
   fs: FsEntry;
   fdinfos: FdinfoEntry[];
+  /** Every page with data, in address order. */
   runs: PageRun[];
-  pagesPath: string;
+  /** Where those pages are: this set's pages image and its parents'. */
+  pageSources: PageSource[];
 }
 
 export interface ZombieImages {
@@ -60,6 +63,9 @@ export function readImageSet(dir: string): ImageSet {
   const version = formatVersionOf(inv.dumpCriuRunId);
   if (version !== null && version > FORMAT_VERSION) {
     throw new StasisError('E_UNSUPPORTED', `Images in ${dir} use format ${version}; this stasis reads up to ${FORMAT_VERSION}`);
+  }
+  if (inv.preDumpMode) {
+    throw new StasisError('E_NO_IMAGE', `Images in ${dir} are a pre-dump (memory only): restore from the dump made after it`);
   }
   const files = new Map<number, FileEntry>();
   for (const f of readImage(dir, 'files', undefined)) {
@@ -101,22 +107,8 @@ function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry
   const mm = one(readImage(dir, 'mm', pid), `mm-${pid}.img`);
   const fsEntry = one(readImage(dir, 'fs', pid), `fs-${pid}.img`);
   const fdinfos = readImage(dir, 'fdinfo', ids.filesId);
-  const pagemap = readImage(dir, 'pagemap', pid);
-  const pagesPath = imagePath(dir, 'pages', pagemap.head.pagesId);
-
-  const runs: PageRun[] = [];
-  let bytes = 0;
-  for (const e of pagemap.entries) {
-    if (e.flags & PE.PARENT) throw new StasisError('E_UNSUPPORTED', `pagemap-${pid}.img refers to a parent image set; incremental restore is not supported yet`);
-    if (!(e.flags & PE.PRESENT)) continue;
-    runs.push({ vaddr: e.vaddr, nrPages: e.nrPages });
-    bytes += e.nrPages * 4096;
-  }
-  const size = fs.existsSync(pagesPath) ? fs.statSync(pagesPath).size : -1;
-  if (size < 0 && bytes > 0) throw new StasisError('E_NO_IMAGE', `No ${pagesPath}, which pagemap-${pid}.img needs`);
-  if (size >= 0 && size !== bytes) {
-    throw new StasisError('E_TRUNCATED', `${pagesPath} holds ${size} bytes; pagemap-${pid}.img lists ${bytes}`);
-  }
+  // In the chain of parent image sets too (incremental dumps); every level checked now.
+  const pages = resolveTaskPages(dir, pid);
 
   const need = (id: number, what: string) => {
     const f = files.get(id);
@@ -128,7 +120,7 @@ function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry
   need(fsEntry.rootId, 'The root');
   for (const d of fdinfos) need(d.id, `Fd ${d.fd}`);
   for (const v of mm.vmas) if (v.status & (64 | 128)) need(Number(v.shmid), `The mapping at 0x${v.start.toString(16)}`);
-  return { pstree, core, threads, ids, mm, fs: fsEntry, fdinfos, runs, pagesPath };
+  return { pstree, core, threads, ids, mm, fs: fsEntry, fdinfos, runs: pages.runs, pageSources: pages.sources };
 }
 
 /** Path of a regular-file entry (exe, cwd, mapped file). */

@@ -85,7 +85,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: nu
   for (const v of vmas) if (v.status & (64 | 128) && !isShmemVma(v)) filePaths.set(Number(v.shmid), regPath(ctx.set, Number(v.shmid)));
   const m = t.mm;
   const { scratch, scratchSize } = rebuildAddressSpace(inj, {
-    vmas, filePaths, pagesPath: t.pagesPath, runs: t.runs,
+    vmas, filePaths, pageSources: t.pageSources, runs: t.runs,
     ...(ctx.shmem ? { shmemFd: (v: VmaSpec) => ctx.shmem!.fdFor(v) } : {}),
     mm: {
       startCode: m.mmStartCode, endCode: m.mmEndCode, startData: m.mmStartData, endData: m.mmEndData,

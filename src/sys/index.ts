@@ -12,3 +12,4 @@ export * from './fpu-layout.js';
 export * from './pipes.js';
 export * from './shmem-fd.js';
 export * from './file-lock.js';
+export * from './uffd.js';

@@ -16,6 +16,10 @@ export interface SpawnOptions {
   stderr?: Stdio;
   /** Start the task in a new session (and so a new process group). */
   setsid?: boolean;
+  /** Fds of this process handed to the task as its fds 3, 4, ... (everything else above 2 is closed). */
+  passFds?: number[];
+  /** The program to run, when argv[0] is only its name for the task. */
+  exe?: string;
 }
 
 const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_TRUNC = 0o1000;
@@ -38,7 +42,7 @@ export function resolveExecutable(file: string, env: Record<string, string | und
 /** Starts argv[0] (looked up in PATH) and returns its pid; the caller must reap it. */
 export function spawnTask(argv: string[], opts: SpawnOptions = {}): number {
   const env = opts.env ?? process.env;
-  const exe = resolveExecutable(argv[0] ?? '', env);
+  const exe = opts.exe ?? resolveExecutable(argv[0] ?? '', env);
   const actions = Buffer.alloc(256);
   const attr = Buffer.alloc(512);
   ps.actionsInit(actions);
@@ -55,7 +59,9 @@ export function spawnTask(argv: string[], opts: SpawnOptions = {}): number {
       else ps.addOpen(actions, fd, s.path, s.flags ?? flags, s.mode ?? 0o644);
     }
     // Node keeps fds without close-on-exec (libuv's pipes): the task gets stdio only.
-    ps.addClosefrom(actions, 3);
+    const pass = opts.passFds ?? [];
+    pass.forEach((fd, i) => ps.addDup2(actions, fd, 3 + i));
+    ps.addClosefrom(actions, 3 + pass.length);
     if (opts.cwd) ps.addChdir(actions, opts.cwd);
     // Node ignores SIGPIPE, and ignored dispositions survive exec: give the task defaults.
     const all = Buffer.alloc(128, 0xff);

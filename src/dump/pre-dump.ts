@@ -1,0 +1,114 @@
+// `stasis pre-dump`: memory only, while the tree keeps running (CRIU's pre-dump). The tree
+// is frozen while its layout is read, tracking is (re-)armed and the pagemap is scanned;
+// then it runs again and the pages are read and written. Writes inventory (with
+// pre_dump_mode), pstree, pagemap and pages images, stats, and the tracking record.
+import fs from 'node:fs';
+import { create } from '@bufbuild/protobuf';
+import { probeKernel } from '../sys/index.js';
+import { writeImage, imagePath } from '../image/index.js';
+import { InventoryEntrySchema, Lsmtype } from '../image/gen/stasis/inventory_pb.js';
+import { PstreeEntrySchema, type PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
+import { writePagemapImage } from '../image/pagemap-writer.js';
+import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
+import { parseSmaps, parseStat } from '../proc/index.js';
+import { collectVmas } from '../mem/collect-vmas.js';
+import { PageDumper } from '../mem/dump-pages.js';
+import { StasisError } from '../errors.js';
+import { freezeTree, thawTree } from './freeze-tree.js';
+import { Incremental } from './incremental.js';
+import { FORMAT_TAG } from './format.js';
+import type { PreDumpOptions, PreDumpResult } from '../api/types.js';
+
+/** CRIU's PRE_DUMP_READ: pages read with process_vm_readv, not spliced. */
+const PRE_DUMP_READ = 2;
+
+export function preDump(opts: PreDumpOptions): PreDumpResult {
+  const t0 = performance.now();
+  const { pid, imagesDir } = opts;
+  if (!Number.isInteger(pid) || pid <= 0) throw new StasisError('E_BAD_ARGS', `Invalid pid ${pid}`);
+  if (!fs.existsSync(`/proc/${pid}`)) throw new StasisError('E_NO_PROCESS', `Cannot pre-dump pid ${pid}: no such process`);
+  fs.mkdirSync(imagesDir, { recursive: true });
+  const kernel = probeKernel();
+  const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
+  const inc = Incremental.open({
+    imagesDir, prevImagesDir: opts.prevImagesDir, track: true, backend: opts.trackBackend ?? 'auto', kernel, preDump: true,
+  });
+  const written: string[] = [];
+  const note = (f: string) => {
+    written.push(f);
+    return f;
+  };
+  const tasks: { pid: number; n: number; out: number; pages: PageDumper }[] = [];
+  const pstree: PstreeEntry[] = [];
+  const closeAll = () => {
+    for (const t of tasks) {
+      t.pages.close();
+      fs.closeSync(t.out);
+    }
+  };
+
+  progress('freezing');
+  const tFreeze = performance.now();
+  let tree;
+  try {
+    tree = freezeTree(pid);
+  } catch (e) {
+    inc.abort();
+    throw e;
+  }
+  let downtimeMs = 0;
+  try {
+    try {
+      progress('collecting');
+      tree.filter((t) => t.frozen).forEach((t, i) => {
+        const vmas = collectVmas(t.pid, parseSmaps(fs.readFileSync(`/proc/${t.pid}/smaps`, 'utf8'))).map((c) => c.vma);
+        const st = parseStat(fs.readFileSync(`/proc/${t.pid}/stat`, 'utf8'));
+        pstree.push(create(PstreeEntrySchema, { pid: t.pid, ppid: t.ppid, pgid: st.pgrp, sid: st.session, threads: t.frozen!.tids }));
+        const n = i + 1;
+        const out = fs.openSync(note(imagePath(imagesDir, 'pages', n)), 'w', 0o600);
+        const pages = new PageDumper(t.pid, out, kernel.zeroPfn, { ...inc.forTask(t.pid, vmas), running: true, pagemapScan: kernel.pagemapScan });
+        tasks.push({ pid: t.pid, n, out, pages });
+        pages.plan(vmas);
+      });
+    } finally {
+      thawTree(tree);
+      downtimeMs = performance.now() - tFreeze;
+    }
+
+    progress('memory');
+    const stats = { pagesScanned: 0, pagesWritten: 0, pagesSkippedParent: 0 };
+    for (const t of tasks) {
+      t.pages.write();
+      stats.pagesScanned += t.pages.stats.pagesScanned;
+      stats.pagesWritten += t.pages.stats.pagesWritten;
+      stats.pagesSkippedParent += t.pages.stats.pagesSkippedParent;
+      note(writePagemapImage(imagesDir, t.pid, t.n, t.pages.entries));
+    }
+    closeAll();
+    tasks.length = 0;
+    note(writeImage(imagesDir, 'pstree', undefined, pstree));
+    note(writeImage(imagesDir, 'stats', 'dump', [create(StatsEntrySchema, {
+      dump: {
+        freezingTime: 0, frozenTime: Math.round(downtimeMs * 1000), memdumpTime: 0, memwriteTime: 0,
+        pagesScanned: BigInt(stats.pagesScanned), pagesSkippedParent: BigInt(stats.pagesSkippedParent),
+        pagesWritten: BigInt(stats.pagesWritten), pagesLazy: 0n,
+      },
+    })]));
+    inc.commit(true);
+    note(writeImage(imagesDir, 'inventory', undefined, [create(InventoryEntrySchema, {
+      imgVersion: 2, fdinfoPerId: true, lsmtype: Lsmtype.NO_LSM, preDumpMode: PRE_DUMP_READ,
+      dumpUptime: BigInt(Math.round(parseFloat(fs.readFileSync('/proc/uptime', 'utf8')) * 1e6)),
+      dumpCriuRunId: FORMAT_TAG,
+    })]));
+    const imageBytes = written.reduce((n, f) => n + fs.statSync(f).size, 0);
+    return {
+      pids: pstree.map((p) => p.pid), ...stats, imageBytes, trackBackend: inc.backend, downtimeMs, totalMs: performance.now() - t0,
+    };
+  } catch (err) {
+    closeAll();
+    inc.abort();
+    for (const f of written) fs.rmSync(f, { force: true });
+    if (err instanceof StasisError) throw err;
+    throw new StasisError('E_DUMP_FAILED', `Cannot pre-dump pid ${pid}: ${(err as Error).message}; it was left running`, { cause: err });
+  }
+}

@@ -1,0 +1,127 @@
+// Where a restored task's pages come from: its pagemap, read through the chain of parent
+// image sets (each set's `parent` symlink, as CRIU links them). A PE_PRESENT entry's pages
+// are in that set's pages image, one after another in pagemap order; a PE_PARENT entry's are
+// wherever the parent set has them, present there or in its own parent. Every image of the
+// chain is read and checked before anything is created.
+import fs from 'node:fs';
+import path from 'node:path';
+import { readImage, imageExists, imagePath, PE } from '../image/index.js';
+import { StasisError } from '../errors.js';
+import type { PageRun } from './page-runs.js';
+
+const PAGE = 4096;
+const MAX_DEPTH = 256;
+
+/** Pages to read at `off` (bytes) of a pages image into [vaddr, vaddr + nrPages pages). */
+export interface PageRead {
+  vaddr: bigint;
+  nrPages: number;
+  off: number;
+}
+
+export interface PageSource {
+  path: string;
+  /** Sorted by file offset. */
+  reads: PageRead[];
+}
+
+export interface TaskPages {
+  /** Every page with data, in address order. */
+  runs: PageRun[];
+  sources: PageSource[];
+}
+
+interface Level {
+  dir: string;
+  pagesPath: string;
+  /** Entries sorted by address: [first page, end page), flags, file offset of PRESENT ones. */
+  starts: number[];
+  ends: number[];
+  flags: number[];
+  offs: number[];
+  parent: Level | null | undefined; // undefined: not opened yet
+  depth: number;
+  reads: PageRead[];
+}
+
+function openLevel(dir: string, pid: number, depth: number, seen: Set<string>): Level {
+  const real = fs.realpathSync(dir);
+  if (seen.has(real)) throw new StasisError('E_CORRUPT', `The parent links of ${dir} form a loop`);
+  if (depth > MAX_DEPTH) throw new StasisError('E_CORRUPT', `${dir} is more than ${MAX_DEPTH} parent links deep`);
+  seen.add(real);
+  if (!imageExists(dir, 'pagemap', pid)) throw new StasisError('E_NO_IMAGE', `No pagemap-${pid}.img in ${dir}, which a child image set refers to`);
+  const pagemap = readImage(dir, 'pagemap', pid);
+  const pagesPath = imagePath(dir, 'pages', pagemap.head.pagesId);
+  const items: { s: number; e: number; f: number; o: number }[] = [];
+  let bytes = 0;
+  for (const e of pagemap.entries) {
+    if (e.vaddr % BigInt(PAGE) !== 0n) throw new StasisError('E_CORRUPT', `pagemap-${pid}.img in ${dir} has an entry at unaligned 0x${e.vaddr.toString(16)}`);
+    const s = Number(e.vaddr / BigInt(PAGE));
+    if (e.flags & PE.PRESENT) {
+      items.push({ s, e: s + e.nrPages, f: PE.PRESENT, o: bytes });
+      bytes += e.nrPages * PAGE;
+    } else if (e.flags & PE.PARENT) {
+      items.push({ s, e: s + e.nrPages, f: PE.PARENT, o: -1 });
+    } else if (e.flags & PE.LAZY) {
+      throw new StasisError('E_UNSUPPORTED', `pagemap-${pid}.img in ${dir} has lazy pages, which stasis does not restore`);
+    }
+  }
+  const size = fs.existsSync(pagesPath) ? fs.statSync(pagesPath).size : -1;
+  if (size < 0 && bytes > 0) throw new StasisError('E_NO_IMAGE', `No ${pagesPath}, which pagemap-${pid}.img needs`);
+  if (size >= 0 && size !== bytes) throw new StasisError('E_TRUNCATED', `${pagesPath} holds ${size} bytes; pagemap-${pid}.img lists ${bytes}`);
+  items.sort((a, b) => a.s - b.s);
+  for (let i = 1; i < items.length; i++) {
+    if (items[i]!.s < items[i - 1]!.e) throw new StasisError('E_CORRUPT', `pagemap-${pid}.img in ${dir} lists page 0x${(items[i]!.s * PAGE).toString(16)} twice`);
+  }
+  return {
+    dir, pagesPath, depth, reads: [], parent: undefined,
+    starts: items.map((x) => x.s), ends: items.map((x) => x.e), flags: items.map((x) => x.f), offs: items.map((x) => x.o),
+  };
+}
+
+/** Resolves [s, e) in `lv` into reads; `seen` guards against link loops. */
+function resolve(lv: Level, pid: number, s: number, e: number, seen: Set<string>): void {
+  // First entry that ends after s.
+  let lo = 0, hi = lv.ends.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (lv.ends[mid]! <= s) lo = mid + 1;
+    else hi = mid;
+  }
+  let at = s;
+  for (let i = lo; at < e; i++) {
+    if (i >= lv.starts.length || lv.starts[i]! > at) {
+      throw new StasisError('E_CORRUPT', `Page 0x${(at * PAGE).toString(16)} of pid ${pid} is in_parent, but ${lv.dir} does not have it`);
+    }
+    const stop = Math.min(e, lv.ends[i]!);
+    if (lv.flags[i] === PE.PRESENT) {
+      lv.reads.push({ vaddr: BigInt(at) * BigInt(PAGE), nrPages: stop - at, off: lv.offs[i]! + (at - lv.starts[i]!) * PAGE });
+    } else {
+      if (lv.parent === undefined) {
+        const link = path.join(lv.dir, 'parent');
+        if (!fs.existsSync(link)) throw new StasisError('E_NO_IMAGE', `pagemap-${pid}.img in ${lv.dir} has in_parent pages, but ${lv.dir} has no parent link`);
+        lv.parent = openLevel(link, pid, lv.depth + 1, seen);
+      }
+      resolve(lv.parent!, pid, at, stop, seen);
+    }
+    at = stop;
+  }
+}
+
+export function resolveTaskPages(dir: string, pid: number): TaskPages {
+  const seen = new Set<string>();
+  const top = openLevel(dir, pid, 0, seen);
+  const runs: PageRun[] = [];
+  for (let i = 0; i < top.starts.length; i++) {
+    const s = top.starts[i]!, e = top.ends[i]!;
+    const last = runs[runs.length - 1];
+    if (last && last.vaddr + BigInt(last.nrPages * PAGE) === BigInt(s) * BigInt(PAGE)) last.nrPages += e - s;
+    else runs.push({ vaddr: BigInt(s) * BigInt(PAGE), nrPages: e - s });
+    resolve(top, pid, s, e, seen);
+  }
+  const sources: PageSource[] = [];
+  for (let lv: Level | null | undefined = top; lv; lv = lv.parent) {
+    if (lv.reads.length) sources.push({ path: lv.pagesPath, reads: lv.reads.sort((a, b) => a.off - b.off) });
+  }
+  return { runs, sources };
+}
