@@ -91,7 +91,7 @@ export function dump(opts: DumpOptions): DumpResult {
     // Shared memory once per object, after every task's private pages; its pages ids follow theirs.
     const shmem = new ShmemDumper(kernel.zeroPfn, () => ids.fresh());
     for (const l of live) shmem.add(l.t.pid, l.task.vmas, l.task.mm.vmas);
-    shmem.dump(imagesDir, live.length + 1, note);
+    shmem.dump(imagesDir, live.length + 1, note, inc.parentDir);
     const memMs = performance.now() - tMem;
 
     progress('writing images');
@@ -128,7 +128,7 @@ export function dump(opts: DumpOptions): DumpResult {
         memdumpTime: Math.round(memMs * 1000), memwriteTime: Math.round(memMs * 1000),
         pagesScanned: BigInt(stats.pagesScanned), pagesSkippedParent: BigInt(stats.pagesSkippedParent),
         pagesWritten: BigInt(stats.pagesWritten), pagesLazy: 0n, kcmpCalls: BigInt(ids.kcmpCalls),
-        ...(shmem.stats.objects ? { shpagesScanned: BigInt(shmem.stats.pagesScanned), shpagesSkippedParent: 0n, shpagesWritten: BigInt(shmem.stats.pagesWritten) } : {}),
+        ...(shmem.stats.objects ? { shpagesScanned: BigInt(shmem.stats.pagesScanned), shpagesSkippedParent: BigInt(shmem.stats.pagesSkippedParent), shpagesWritten: BigInt(shmem.stats.pagesWritten) } : {}),
       },
     })]));
     note(writeImage(imagesDir, 'inventory', undefined, [create(InventoryEntrySchema, {

@@ -13,6 +13,8 @@ import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
 import { parseSmaps, parseStat } from '../proc/index.js';
 import { collectVmas } from '../mem/collect-vmas.js';
 import { PageDumper } from '../mem/dump-pages.js';
+import { ShmemDumper } from '../mem/shmem-dump.js';
+import type { VmaSpec } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
 import { freezeTree, thawTree } from './freeze-tree.js';
 import { Incremental } from './incremental.js';
@@ -38,7 +40,7 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
     written.push(f);
     return f;
   };
-  const tasks: { pid: number; n: number; out: number; pages: PageDumper }[] = [];
+  const tasks: { pid: number; n: number; out: number; pages: PageDumper; vmas: VmaSpec[] }[] = [];
   const pstree: PstreeEntry[] = [];
   const closeAll = () => {
     for (const t of tasks) {
@@ -67,7 +69,7 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
         const n = i + 1;
         const out = fs.openSync(note(imagePath(imagesDir, 'pages', n)), 'w', 0o600);
         const pages = new PageDumper(t.pid, out, kernel.zeroPfn, { ...inc.forTask(t.pid, vmas), running: true, pagemapScan: kernel.pagemapScan });
-        tasks.push({ pid: t.pid, n, out, pages });
+        tasks.push({ pid: t.pid, n, out, pages, vmas });
         pages.plan(vmas);
       });
     } finally {
@@ -84,6 +86,11 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
       stats.pagesSkippedParent += t.pages.stats.pagesSkippedParent;
       note(writePagemapImage(imagesDir, t.pid, t.n, t.pages.entries));
     }
+    // Shared memory, read while the tree runs: the next dump compares every used page with
+    // this copy (shmem-pages.ts), so a page torn by a concurrent write is written again there.
+    const shmem = new ShmemDumper(kernel.zeroPfn, () => 0);
+    for (const t of tasks) shmem.add(t.pid, t.vmas, []);
+    shmem.dump(imagesDir, tasks.length + 1, note, inc.parentDir);
     closeAll();
     tasks.length = 0;
     note(writeImage(imagesDir, 'pstree', undefined, pstree));
@@ -92,6 +99,7 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
         freezingTime: 0, frozenTime: Math.round(downtimeMs * 1000), memdumpTime: 0, memwriteTime: 0,
         pagesScanned: BigInt(stats.pagesScanned), pagesSkippedParent: BigInt(stats.pagesSkippedParent),
         pagesWritten: BigInt(stats.pagesWritten), pagesLazy: 0n,
+        ...(shmem.stats.objects ? { shpagesScanned: BigInt(shmem.stats.pagesScanned), shpagesSkippedParent: BigInt(shmem.stats.pagesSkippedParent), shpagesWritten: BigInt(shmem.stats.pagesWritten) } : {}),
       },
     })]));
     inc.commit(true);

@@ -1,5 +1,6 @@
 // Where a restored task's pages come from: its pagemap, read through the chain of parent
-// image sets (each set's `parent` symlink, as CRIU links them). A PE_PRESENT entry's pages
+// image sets (each set's `parent` symlink, as CRIU links them). A shared memory object's
+// pagemap (pagemap-shmem-<shmid>.img, offsets for addresses) is read the same way. A PE_PRESENT entry's pages
 // are in that set's pages image, one after another in pagemap order; a PE_PARENT entry's are
 // wherever the parent set has them, present there or in its own parent. Every image of the
 // chain is read and checked before anything is created.
@@ -31,6 +32,11 @@ export interface TaskPages {
   sources: PageSource[];
 }
 
+/** The pagemap an image set keeps for a task, or for a shared memory object. */
+export type PagemapName = { kind: 'pagemap'; id: number } | { kind: 'shmem-pagemap'; id: number };
+
+const fileName = (m: PagemapName) => (m.kind === 'pagemap' ? `pagemap-${m.id}.img` : `pagemap-shmem-${m.id}.img`);
+
 interface Level {
   dir: string;
   pagesPath: string;
@@ -44,18 +50,21 @@ interface Level {
   reads: PageRead[];
 }
 
-function openLevel(dir: string, pid: number, depth: number, seen: Set<string>): Level {
+function openLevel(dir: string, m: PagemapName, depth: number, seen: Set<string>): Level {
+  const name = fileName(m);
   const real = fs.realpathSync(dir);
   if (seen.has(real)) throw new StasisError('E_CORRUPT', `The parent links of ${dir} form a loop`);
   if (depth > MAX_DEPTH) throw new StasisError('E_CORRUPT', `${dir} is more than ${MAX_DEPTH} parent links deep`);
   seen.add(real);
-  if (!imageExists(dir, 'pagemap', pid)) throw new StasisError('E_NO_IMAGE', `No pagemap-${pid}.img in ${dir}, which a child image set refers to`);
-  const pagemap = readImage(dir, 'pagemap', pid);
+  if (!imageExists(dir, m.kind, m.id)) {
+    throw new StasisError('E_NO_IMAGE', depth ? `No ${name} in ${dir}, which a child image set refers to` : `No ${name} in ${dir}`);
+  }
+  const pagemap = readImage(dir, m.kind, m.id);
   const pagesPath = imagePath(dir, 'pages', pagemap.head.pagesId);
   const items: { s: number; e: number; f: number; o: number }[] = [];
   let bytes = 0;
   for (const e of pagemap.entries) {
-    if (e.vaddr % BigInt(PAGE) !== 0n) throw new StasisError('E_CORRUPT', `pagemap-${pid}.img in ${dir} has an entry at unaligned 0x${e.vaddr.toString(16)}`);
+    if (e.vaddr % BigInt(PAGE) !== 0n) throw new StasisError('E_CORRUPT', `${name} in ${dir} has an entry at unaligned 0x${e.vaddr.toString(16)}`);
     const s = Number(e.vaddr / BigInt(PAGE));
     if (e.flags & PE.PRESENT) {
       items.push({ s, e: s + e.nrPages, f: PE.PRESENT, o: bytes });
@@ -63,15 +72,15 @@ function openLevel(dir: string, pid: number, depth: number, seen: Set<string>): 
     } else if (e.flags & PE.PARENT) {
       items.push({ s, e: s + e.nrPages, f: PE.PARENT, o: -1 });
     } else if (e.flags & PE.LAZY) {
-      throw new StasisError('E_UNSUPPORTED', `pagemap-${pid}.img in ${dir} has lazy pages, which stasis does not restore`);
+      throw new StasisError('E_UNSUPPORTED', `${name} in ${dir} has lazy pages, which stasis does not restore`);
     }
   }
   const size = fs.existsSync(pagesPath) ? fs.statSync(pagesPath).size : -1;
-  if (size < 0 && bytes > 0) throw new StasisError('E_NO_IMAGE', `No ${pagesPath}, which pagemap-${pid}.img needs`);
-  if (size >= 0 && size !== bytes) throw new StasisError('E_TRUNCATED', `${pagesPath} holds ${size} bytes; pagemap-${pid}.img lists ${bytes}`);
+  if (size < 0 && bytes > 0) throw new StasisError('E_NO_IMAGE', `No ${pagesPath}, which ${name} needs`);
+  if (size >= 0 && size !== bytes) throw new StasisError('E_TRUNCATED', `${pagesPath} holds ${size} bytes; ${name} lists ${bytes}`);
   items.sort((a, b) => a.s - b.s);
   for (let i = 1; i < items.length; i++) {
-    if (items[i]!.s < items[i - 1]!.e) throw new StasisError('E_CORRUPT', `pagemap-${pid}.img in ${dir} lists page 0x${(items[i]!.s * PAGE).toString(16)} twice`);
+    if (items[i]!.s < items[i - 1]!.e) throw new StasisError('E_CORRUPT', `${name} in ${dir} lists page 0x${(items[i]!.s * PAGE).toString(16)} twice`);
   }
   return {
     dir, pagesPath, depth, reads: [], parent: undefined,
@@ -80,7 +89,7 @@ function openLevel(dir: string, pid: number, depth: number, seen: Set<string>): 
 }
 
 /** Resolves [s, e) in `lv` into reads; `seen` guards against link loops. */
-function resolve(lv: Level, pid: number, s: number, e: number, seen: Set<string>): void {
+function resolve(lv: Level, m: PagemapName, s: number, e: number, seen: Set<string>): void {
   // First entry that ends after s.
   let lo = 0, hi = lv.ends.length;
   while (lo < hi) {
@@ -91,7 +100,7 @@ function resolve(lv: Level, pid: number, s: number, e: number, seen: Set<string>
   let at = s;
   for (let i = lo; at < e; i++) {
     if (i >= lv.starts.length || lv.starts[i]! > at) {
-      throw new StasisError('E_CORRUPT', `Page 0x${(at * PAGE).toString(16)} of pid ${pid} is in_parent, but ${lv.dir} does not have it`);
+      throw new StasisError('E_CORRUPT', `Page 0x${(at * PAGE).toString(16)} of ${fileName(m)} is in_parent, but ${lv.dir} does not have it`);
     }
     const stop = Math.min(e, lv.ends[i]!);
     if (lv.flags[i] === PE.PRESENT) {
@@ -99,25 +108,30 @@ function resolve(lv: Level, pid: number, s: number, e: number, seen: Set<string>
     } else {
       if (lv.parent === undefined) {
         const link = path.join(lv.dir, 'parent');
-        if (!fs.existsSync(link)) throw new StasisError('E_NO_IMAGE', `pagemap-${pid}.img in ${lv.dir} has in_parent pages, but ${lv.dir} has no parent link`);
-        lv.parent = openLevel(link, pid, lv.depth + 1, seen);
+        if (!fs.existsSync(link)) throw new StasisError('E_NO_IMAGE', `${fileName(m)} in ${lv.dir} has in_parent pages, but ${lv.dir} has no parent link`);
+        lv.parent = openLevel(link, m, lv.depth + 1, seen);
       }
-      resolve(lv.parent!, pid, at, stop, seen);
+      resolve(lv.parent!, m, at, stop, seen);
     }
     at = stop;
   }
 }
 
 export function resolveTaskPages(dir: string, pid: number): TaskPages {
+  return resolvePages(dir, { kind: 'pagemap', id: pid });
+}
+
+/** Every page with data in `m` of the set in `dir`, and where each is stored along the chain. */
+export function resolvePages(dir: string, m: PagemapName): TaskPages {
   const seen = new Set<string>();
-  const top = openLevel(dir, pid, 0, seen);
+  const top = openLevel(dir, m, 0, seen);
   const runs: PageRun[] = [];
   for (let i = 0; i < top.starts.length; i++) {
     const s = top.starts[i]!, e = top.ends[i]!;
     const last = runs[runs.length - 1];
     if (last && last.vaddr + BigInt(last.nrPages * PAGE) === BigInt(s) * BigInt(PAGE)) last.nrPages += e - s;
     else runs.push({ vaddr: BigInt(s) * BigInt(PAGE), nrPages: e - s });
-    resolve(top, pid, s, e, seen);
+    resolve(top, m, s, e, seen);
   }
   const sources: PageSource[] = [];
   for (let lv: Level | null | undefined = top; lv; lv = lv.parent) {

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { dataRanges, fcntl, F_GET_SEALS } from '../sys/index.js';
 import { scanPagemap } from '../proc/pagemap.js';
-import { writeImage, imagePath, PE } from '../image/index.js';
+import { writeImage, imagePath } from '../image/index.js';
 import { PagemapEntrySchema, PagemapHeadSchema } from '../image/gen/stasis/pagemap_pb.js';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { MemfdInodeEntrySchema, type MemfdInodeEntry } from '../image/gen/stasis/memfd_pb.js';
@@ -19,6 +19,7 @@ import type { VmaEntry } from '../image/gen/stasis/vma_pb.js';
 import { StasisError } from '../errors.js';
 import { VMA, isShmemVma, type VmaSpec } from './vma.js';
 import { PageBitmap } from './page-bitmap.js';
+import { ParentPages, copyShmemPages } from './shmem-pages.js';
 
 const PAGE = 4096;
 const BUF_SIZE = 4 << 20;
@@ -44,6 +45,8 @@ export interface ShmemDumpStats {
   objects: number;
   pagesScanned: number;
   pagesWritten: number;
+  /** Used pages equal to the parent's copy: in_parent entries. */
+  pagesSkippedParent: number;
 }
 
 export class ShmemDumper {
@@ -51,8 +54,10 @@ export class ShmemDumper {
   /** MemfdFileEntry items for files.img, and MemfdInodeEntry items for memfd.img. */
   readonly files: FileEntry[] = [];
   readonly memfdInodes: MemfdInodeEntry[] = [];
-  readonly stats: ShmemDumpStats = { objects: 0, pagesScanned: 0, pagesWritten: 0 };
+  readonly stats: ShmemDumpStats = { objects: 0, pagesScanned: 0, pagesWritten: 0, pagesSkippedParent: 0 };
   private readonly buf = Buffer.allocUnsafe(BUF_SIZE);
+  /** The parent's copy of the pages being compared (incremental dumps only). */
+  private pbuf: Buffer | null = null;
 
   constructor(private readonly zeroPfn: bigint | null, private readonly freshId: () => number) {}
 
@@ -79,7 +84,7 @@ export class ShmemDumper {
   }
 
   /** Writes every object's pages; pages ids from `firstPagesId` on. `note` hears of each file before it is written. */
-  dump(imagesDir: string, firstPagesId: number, note: (file: string) => void): void {
+  dump(imagesDir: string, firstPagesId: number, note: (file: string) => void, parentDir: string | null = null): void {
     let pagesId = firstPagesId;
     let inodeId = 1;
     for (const o of this.objects.values()) {
@@ -104,14 +109,24 @@ export class ShmemDumper {
         const pagesPath = imagePath(imagesDir, 'pages', pagesId);
         note(pagesPath);
         const runs = used.runs();
-        this.copyPages(fd, runs, pagesPath);
+        const parent = ParentPages.open(parentDir, o.ino);
+        const out = fs.openSync(pagesPath, 'w', 0o600);
+        let copied;
+        try {
+          this.pbuf ??= parent ? Buffer.allocUnsafe(BUF_SIZE) : null;
+          copied = copyShmemPages(fd, runs, out, parent, this.buf, this.pbuf ?? this.buf);
+        } finally {
+          fs.closeSync(out);
+          parent?.close();
+        }
         this.stats.objects++;
         this.stats.pagesScanned += used.nrPages;
-        this.stats.pagesWritten += runs.reduce((n, r) => n + r.nrPages, 0);
+        this.stats.pagesWritten += copied.written;
+        this.stats.pagesSkippedParent += runs.reduce((n, r) => n + r.nrPages, 0) - copied.written;
         note(imagePath(imagesDir, 'shmem-pagemap', Number(o.ino)));
         writeImage(imagesDir, 'shmem-pagemap', Number(o.ino), {
           head: create(PagemapHeadSchema, { pagesId }),
-          entries: runs.map((r) => create(PagemapEntrySchema, { vaddr: r.vaddr, nrPages: r.nrPages, flags: PE.PRESENT })),
+          entries: copied.entries.map((e) => create(PagemapEntrySchema, { vaddr: e.vaddr, nrPages: e.nrPages, flags: e.flags })),
         });
         pagesId++;
         if (o.memfd) this.describeMemfd(o, fd, mapFile, st, inodeId++);
@@ -147,36 +162,6 @@ export class ShmemDumper {
       used.setRange(p, Number((end + BigInt(PAGE - 1)) / BigInt(PAGE)) - p);
     }
     return used;
-  }
-
-  /** Reads the runs from the object (pread: no mapping needed) into one buffer, streamed out. */
-  private copyPages(fd: number, runs: { vaddr: bigint; nrPages: number }[], pagesPath: string): void {
-    const out = fs.openSync(pagesPath, 'w', 0o600);
-    try {
-      let used = 0;
-      const flush = () => {
-        let off = 0;
-        while (off < used) off += fs.writeSync(out, this.buf, off, used - off);
-        used = 0;
-      };
-      for (const r of runs) {
-        let pos = Number(r.vaddr);
-        let left = r.nrPages * PAGE;
-        while (left > 0) {
-          if (used === BUF_SIZE) flush();
-          const len = Math.min(left, BUF_SIZE - used);
-          const n = fs.readSync(fd, this.buf, used, len, pos);
-          // Past the end of the object (a mapping beyond its size) reads as nothing: zeros.
-          if (n < len) this.buf.fill(0, used + n, used + len);
-          used += len;
-          pos += len;
-          left -= len;
-        }
-      }
-      flush();
-    } finally {
-      fs.closeSync(out);
-    }
   }
 
   private describeMemfd(o: ShmemObject, fd: number, mapFile: string, st: fs.BigIntStats, inodeId: number): void {

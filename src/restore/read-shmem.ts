@@ -1,9 +1,10 @@
 // The shared memory objects of an image set: one per shmid, however many VMAs of however
 // many tasks map it. Shared anonymous memory is named by the VMA's shmid itself; a memfd's
 // VMAs name a MemfdFileEntry in files.img, whose inode (memfd.img) carries the shmid. Each
-// object's pages are in pagemap-shmem-<shmid>.img (vaddr = offset in the object).
-import fs from 'node:fs';
-import { readImage, imageExists, imagePath, PE } from '../image/index.js';
+// object's pages are in pagemap-shmem-<shmid>.img (vaddr = offset in the object), through the
+// parent chain of an incremental dump.
+import { readImage, imageExists } from '../image/index.js';
+import { resolvePages, type PageSource } from '../mem/page-chain.js';
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import type { MmEntry } from '../image/gen/stasis/mm_pb.js';
 import { VMA, isShmemVma } from '../mem/vma.js';
@@ -16,9 +17,10 @@ export interface ShmemImage {
   shmid: bigint;
   /** Bytes: the memfd's size, or the furthest any VMA (or page) reaches into the object. */
   size: bigint;
-  /** Offsets in the object, stored one after another in pagesPath. */
+  /** Offsets in the object that hold data. */
   runs: PageRun[];
-  pagesPath: string;
+  /** Where those pages are stored: this set's pages image, or its parents' (incremental dumps). */
+  sources: PageSource[];
   memfd?: { name: string; uid: number; gid: number; seals: number };
 }
 
@@ -80,24 +82,6 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
   return { objects, memfdFiles };
 }
 
-function readPages(dir: string, shmid: bigint): { runs: PageRun[]; pagesPath: string } {
-  const name = `pagemap-shmem-${shmid}.img`;
-  if (!imageExists(dir, 'shmem-pagemap', Number(shmid))) throw new StasisError('E_NO_IMAGE', `No ${name} in ${dir}`);
-  const pm = readImage(dir, 'shmem-pagemap', Number(shmid));
-  const pagesPath = imagePath(dir, 'pages', pm.head.pagesId);
-  const runs: PageRun[] = [];
-  let bytes = 0;
-  let prevEnd = 0n;
-  for (const e of pm.entries) {
-    if (e.flags & PE.PARENT) throw new StasisError('E_UNSUPPORTED', `${name} refers to a parent image set; incremental restore is not supported yet`);
-    if (!(e.flags & PE.PRESENT)) continue;
-    if (e.vaddr % PAGE !== 0n || e.vaddr < prevEnd) throw new StasisError('E_CORRUPT', `${name} has an entry at offset ${e.vaddr} out of order or unaligned`);
-    runs.push({ vaddr: e.vaddr, nrPages: e.nrPages });
-    prevEnd = e.vaddr + BigInt(e.nrPages) * PAGE;
-    bytes += e.nrPages * 4096;
-  }
-  const size = fs.existsSync(pagesPath) ? fs.statSync(pagesPath).size : -1;
-  if (size < 0 && bytes > 0) throw new StasisError('E_NO_IMAGE', `No ${pagesPath}, which ${name} needs`);
-  if (size >= 0 && size !== bytes) throw new StasisError('E_TRUNCATED', `${pagesPath} holds ${size} bytes; ${name} lists ${bytes}`);
-  return { runs, pagesPath };
+function readPages(dir: string, shmid: bigint): { runs: PageRun[]; sources: PageSource[] } {
+  return resolvePages(dir, { kind: 'shmem-pagemap', id: Number(shmid) });
 }

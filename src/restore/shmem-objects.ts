@@ -78,26 +78,27 @@ function makeObject(o: ShmemImage): number {
   }
 }
 
-/** Copies the object's pages from its pages image, BUF_SIZE bytes per read. */
+/** Copies the object's pages from the pages images that hold them, BUF_SIZE bytes per read. */
 function fill(fd: number, o: ShmemImage, buf: Buffer): void {
-  if (o.runs.length === 0) return;
-  const src = fs.openSync(o.pagesPath, 'r');
-  try {
-    let from = 0;
-    for (const r of o.runs) {
-      let to = Number(r.vaddr);
-      let left = r.nrPages * 4096;
-      while (left > 0) {
-        const len = Math.min(left, BUF_SIZE);
-        const n = fs.readSync(src, buf, 0, len, from);
-        if (n !== len) throw new StasisError('E_TRUNCATED', `${o.pagesPath} is short: read ${n} of ${len} bytes at offset ${from}`);
-        for (let off = 0; off < len; ) off += fs.writeSync(fd, buf, off, len - off, to + off);
-        from += len;
-        to += len;
-        left -= len;
+  for (const src of o.sources) {
+    const from = fs.openSync(src.path, 'r');
+    try {
+      for (const r of src.reads) {
+        let off = r.off;
+        let to = Number(r.vaddr);
+        let left = r.nrPages * 4096;
+        while (left > 0) {
+          const len = Math.min(left, BUF_SIZE);
+          const n = fs.readSync(from, buf, 0, len, off);
+          if (n !== len) throw new StasisError('E_TRUNCATED', `${src.path} is short: read ${n} of ${len} bytes at offset ${off}`);
+          for (let k = 0; k < len; ) k += fs.writeSync(fd, buf, k, len - k, to + k);
+          off += len;
+          to += len;
+          left -= len;
+        }
       }
+    } finally {
+      fs.closeSync(from);
     }
-  } finally {
-    fs.closeSync(src);
   }
 }
