@@ -57,11 +57,13 @@ export function dump(opts: DumpOptions): DumpResult {
     const ids = new FileIds();
     const shellJob = opts.shellJob ?? false;
     const pipeData = newPipeDataSink();
+    // Shared memory objects are named as fds and VMAs are seen (a memfd has both).
+    const shmem = new ShmemDumper(kernel.zeroPfn, () => ids.fresh());
     const ghosts = new GhostDumper(opts.ghostLimit ?? DEFAULT_GHOST_LIMIT);
     const locks = new LockCollector();
     const live = tree.filter((t) => t.frozen).map((t, i) => {
       const task = collectTask(t.pid, t.frozen!.tids, ids);
-      const fds = dumpFds({ pid: t.pid, imagesDir, shellJob, ids, pipeData, ghosts, locks }, task.stat.session, task.stat.pgrp);
+      const fds = dumpFds({ pid: t.pid, imagesDir, shellJob, ids, pipeData, ghosts, locks, memfds: shmem }, task.stat.session, task.stat.pgrp);
       // One set of kernel objects per task: threads share them, processes do not (yet).
       const n = i + 1;
       return { t, task, fds, n, kobj: create(TaskKobjIdsEntrySchema, { vmId: n, filesId: n, fsId: n, sighandId: n }) };
@@ -89,7 +91,6 @@ export function dump(opts: DumpOptions): DumpResult {
       note(writePagemapImage(imagesDir, l.t.pid, l.n, pages.entries));
     }
     // Shared memory once per object, after every task's private pages; its pages ids follow theirs.
-    const shmem = new ShmemDumper(kernel.zeroPfn, () => ids.fresh());
     for (const l of live) shmem.add(l.t.pid, l.task.vmas, l.task.mm.vmas);
     shmem.dump(imagesDir, live.length + 1, note, inc.parentDir);
     const memMs = performance.now() - tMem;

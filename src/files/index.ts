@@ -11,8 +11,10 @@ import { eventfd } from './eventfd.js';
 import { eventpoll } from './eventpoll.js';
 import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
+import { memfd } from './memfd.js';
 
-export const FILE_KINDS: readonly FileKind[] = [tty, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd];
+// memfds before regular files: a memfd's link looks like a deleted file's.
+export const FILE_KINDS: readonly FileKind[] = [tty, memfd, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd];
 
 export function kindOfType(type: FdTypes): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);

@@ -30,6 +30,8 @@ export interface DumpFileCtx {
   ghosts?: GhostDumper;
   /** Where the locks held through the fds go; without it locks are not dumped. */
   locks?: LockCollector;
+  /** The tree's shared memory objects (mem/shmem-dump.ts): a memfd's fds and mappings share one. */
+  memfds?: { addMemfdFd(pid: number, fd: number, ino: bigint): number };
 }
 
 export interface RestoreFileCtx {
@@ -41,6 +43,8 @@ export interface RestoreFileCtx {
   pipes: PipeRestoreState;
   /** Recreates ghost files (set by OpenFiles.open). */
   ghosts?: GhostRestorer;
+  /** The shared memory objects made for the restore (restore/shmem-objects.ts), by memfd inode id. */
+  memfds?: { fdOfInode(inodeId: number): number | undefined };
 }
 
 export type OpenResult = { status: 'done'; fd: number } | { status: 'retry' };

@@ -37,6 +37,10 @@ export interface ShmemObject {
   /** For memfds: the id of its MemfdFileEntry in files.img, which the VMAs name. */
   fileId: number;
   mappings: Mapping[];
+  /** Where to open the object when no VMA maps it: an fd of a task (/proc/PID/fd/N). */
+  fdPath?: string;
+  /** For memfds: the id of its MemfdInodeEntry, which open fds name too. */
+  inodeId: number;
   /** Pages used by some mapper or held by the object; a `dirty` bitmap would sit beside it. */
   used?: PageBitmap;
 }
@@ -59,7 +63,20 @@ export class ShmemDumper {
   /** The parent's copy of the pages being compared (incremental dumps only). */
   private pbuf: Buffer | null = null;
 
+  private nextInodeId = 1;
+
   constructor(private readonly zeroPfn: bigint | null, private readonly freshId: () => number) {}
+
+  /** Notes a memfd open at fd `fd` of `pid`; returns the id of its inode entry, which the fd's entry names. */
+  addMemfdFd(pid: number, fd: number, ino: bigint): number {
+    let o = this.objects.get(ino);
+    if (!o) {
+      o = { ino, memfd: true, fileId: this.freshId(), mappings: [], inodeId: this.nextInodeId++ };
+      this.objects.set(ino, o);
+    }
+    o.fdPath ??= `/proc/${pid}/fd/${fd}`;
+    return o.inodeId;
+  }
 
   /**
    * Notes the shared VMAs of a task. collect-vmas.ts leaves each one's inode in shmid; a
@@ -71,7 +88,7 @@ export class ShmemDumper {
       const memfd = (v.status & VMA.MEMFD) !== 0;
       let o = this.objects.get(v.shmid);
       if (!o) {
-        o = { ino: v.shmid, memfd, fileId: memfd ? this.freshId() : 0, mappings: [] };
+        o = { ino: v.shmid, memfd, fileId: memfd ? this.freshId() : 0, mappings: [], inodeId: memfd ? this.nextInodeId++ : 0 };
         this.objects.set(v.shmid, o);
       }
       o.mappings.push({ pid, vma: v });
@@ -86,11 +103,10 @@ export class ShmemDumper {
   /** Writes every object's pages; pages ids from `firstPagesId` on. `note` hears of each file before it is written. */
   dump(imagesDir: string, firstPagesId: number, note: (file: string) => void, parentDir: string | null = null): void {
     let pagesId = firstPagesId;
-    let inodeId = 1;
     for (const o of this.objects.values()) {
-      const first = o.mappings[0]!;
-      const where = `shared memory ${o.ino} (0x${first.vma.start.toString(16)}-0x${first.vma.end.toString(16)} of pid ${first.pid})`;
-      const mapFile = `/proc/${first.pid}/map_files/${first.vma.start.toString(16)}-${first.vma.end.toString(16)}`;
+      const first = o.mappings[0];
+      const where = first ? `shared memory ${o.ino} (0x${first.vma.start.toString(16)}-0x${first.vma.end.toString(16)} of pid ${first.pid})` : `memfd ${o.ino} (${o.fdPath})`;
+      const mapFile = first ? `/proc/${first.pid}/map_files/${first.vma.start.toString(16)}-${first.vma.end.toString(16)}` : o.fdPath!;
       let fd: number;
       try {
         fd = fs.openSync(mapFile, 'r');
@@ -129,7 +145,7 @@ export class ShmemDumper {
           entries: copied.entries.map((e) => create(PagemapEntrySchema, { vaddr: e.vaddr, nrPages: e.nrPages, flags: e.flags })),
         });
         pagesId++;
-        if (o.memfd) this.describeMemfd(o, fd, mapFile, st, inodeId++);
+        if (o.memfd) this.describeMemfd(o, fd, mapFile, st);
       } finally {
         fs.closeSync(fd);
       }
@@ -164,7 +180,8 @@ export class ShmemDumper {
     return used;
   }
 
-  private describeMemfd(o: ShmemObject, fd: number, mapFile: string, st: fs.BigIntStats, inodeId: number): void {
+  private describeMemfd(o: ShmemObject, fd: number, mapFile: string, st: fs.BigIntStats): void {
+    const inodeId = o.inodeId;
     const link = fs.readlinkSync(mapFile).replace(/ \(deleted\)$/, '');
     const name = link.startsWith('/memfd:') ? link.slice('/memfd:'.length) : link;
     const writable = o.mappings.some((m) => (m.vma.fdflags & 3) === 2);

@@ -28,6 +28,8 @@ export interface ShmemImages {
   objects: Map<bigint, ShmemImage>;
   /** A memfd VMA's shmid (a file id) to the object's shmid. */
   memfdFiles: Map<number, bigint>;
+  /** A memfd inode entry's id (what open memfd fds name) to the object's shmid. */
+  memfdInodes: Map<number, bigint>;
 }
 
 /** The object a VMA maps, by the rules above. */
@@ -43,6 +45,7 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
   const inodes = imageExists(dir, 'memfd-inode', undefined) ? readImage(dir, 'memfd-inode', undefined) : [];
   const objects = new Map<bigint, ShmemImage>();
   const memfdFiles = new Map<number, bigint>();
+  const memfdInodes = new Map<number, bigint>();
   const object = (shmid: bigint): ShmemImage => {
     let o = objects.get(shmid);
     if (!o) {
@@ -51,6 +54,13 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
     }
     return o;
   };
+  // Every memfd is an object, whether tasks map it, hold it open, or both.
+  for (const ino of inodes) {
+    const o = object(BigInt(ino.shmid));
+    o.memfd = { name: ino.name, uid: ino.uid, gid: ino.gid, seals: ino.seals };
+    if (ino.size > o.size) o.size = ino.size;
+    memfdInodes.set(Number(ino.inodeId), o.shmid);
+  }
   for (const mm of mms) {
     for (const v of mm.vmas) {
       if (!isShmemVma(v)) continue;
@@ -79,7 +89,7 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
       o.size = end;
     }
   }
-  return { objects, memfdFiles };
+  return { objects, memfdFiles, memfdInodes };
 }
 
 function readPages(dir: string, shmid: bigint): { runs: PageRun[]; sources: PageSource[] } {

@@ -30,15 +30,21 @@ export function restore(opts: RestoreOptions): RestoreResult {
   const locks = readLocks(set.dir);
   const root = set.order[0]!.pid;
   const ids = new Set(set.tasks.flatMap((t) => t.fdinfos.map((d) => d.id)));
+  // Shared memory before the files: an open memfd is a file of a shared memory object.
+  progress('shared memory');
+  const shmem = ShmemObjects.create(set.shmem);
   progress('opening files');
-  const files = OpenFiles.open([...ids].map((id) => set.files.get(id)!), {
-    imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir),
-  });
-  const created = new Map<number, NewTask>();
-  let shmem: ShmemObjects | undefined;
+  let files: OpenFiles;
   try {
-    progress('shared memory');
-    shmem = ShmemObjects.create(set.shmem);
+    files = OpenFiles.open([...ids].map((id) => set.files.get(id)!), {
+      imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
+    });
+  } catch (err) {
+    shmem.close();
+    throw err;
+  }
+  const created = new Map<number, NewTask>();
+  try {
     takeFileLocks(locks, set, files);
     progress('creating tasks');
     createTree(set, created);
@@ -64,7 +70,7 @@ export function restore(opts: RestoreOptions): RestoreResult {
     if (err instanceof StasisError) throw err;
     throw new StasisError('E_RESTORE_FAILED', `Cannot restore pid ${root}: ${(err as Error).message}`, { cause: err });
   } finally {
-    shmem?.close();
+    shmem.close();
     files.close();
   }
   const restoredMs = performance.now() - t0;

@@ -45,6 +45,12 @@ export class ShmemObjects {
     return this.fds.get(shmidOfVma(this.images, v))!;
   }
 
+  /** The fd in stasis of the memfd whose inode entry is `inodeId` (for open memfd fds). */
+  fdOfInode(inodeId: number): number | undefined {
+    const shmid = this.images.memfdInodes.get(inodeId);
+    return shmid === undefined ? undefined : this.fds.get(shmid);
+  }
+
   /** A memfd's seals, once every task has mapped it (F_SEAL_FUTURE_WRITE would refuse the mappings). */
   seal(): void {
     for (const o of this.images.objects.values()) {

@@ -7,7 +7,7 @@
  *   unmapped: a shared object whose middle and tail were written then unmapped by the only
  *             process that mapped them: read back through /proc/self/map_files;
  *   cow:      private memory written before fork, then diverged in parent and child;
- *   memfd-open: a memfd mapped shared whose fd is still open.
+ *   memfd-open: memfds held open, one of them mapped too.
  * Writes `pids` (parent child), then `ready`; after `go` checks, writes `result`. */
 #include "wl.h"
 #include <sched.h>
@@ -274,22 +274,59 @@ static int unmapped(void)
 	return wl_finish(NULL);
 }
 
-/* ---- memfd-open: a memfd mapped shared with its fd still open (a file kind not handled yet) ---- */
+/* ---- memfd-open: memfds held open: one mapped shared and open at two fds (its own
+ * offsets and modes, a seal), one only open, never mapped ---- */
 
 static int memfd_open(void)
 {
-	int mfd = memfd_create("still-open", 0);
-	if (mfd < 0 || ftruncate(mfd, 4 * PAGE) != 0)
+	int mfd = memfd_create("still-open", MFD_ALLOW_SEALING);
+	if (mfd < 0 || dup2(mfd, 7) != 7 || ftruncate(7, 4 * PAGE) != 0)
 		return 6;
-	char *m = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	close(mfd);
+	char *m = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, 7, 0);
 	if (m == MAP_FAILED)
 		return 7;
 	fill(m, 4, 9, 0);
+	lseek(7, 5000, SEEK_SET);
+	int ro = open("/proc/self/fd/7", O_RDONLY);
+	if (ro < 0 || dup2(ro, 8) != 8)
+		return 8;
+	close(ro);
+	lseek(8, 100, SEEK_SET);
+	fcntl(7, F_ADD_SEALS, F_SEAL_SHRINK);
+	int only = memfd_create("only-fd", 0);
+	if (only < 0 || dup2(only, 9) != 9)
+		return 9;
+	close(only);
+	static char two[2 * PAGE];
+	fill(two, 2, 11, 0);
+	if (pwrite(9, two, sizeof(two), 0) != (ssize_t)sizeof(two))
+		return 10;
+	lseek(9, 123, SEEK_SET);
 	write_pids(getpid(), 0);
 	wl_ready();
 	wait_go();
 	if (check(m, 4, 9, 0) >= 0)
 		wl_fail("memfd pages changed");
+	if (lseek(7, 0, SEEK_CUR) != 5000 || lseek(8, 0, SEEK_CUR) != 100 || lseek(9, 0, SEEK_CUR) != 123)
+		wl_fail("memfd offsets are %ld %ld %ld, want 5000 100 123", (long)lseek(7, 0, SEEK_CUR), (long)lseek(8, 0, SEEK_CUR), (long)lseek(9, 0, SEEK_CUR));
+	if ((fcntl(8, F_GETFL) & O_ACCMODE) != O_RDONLY || (fcntl(7, F_GETFL) & O_ACCMODE) != O_RDWR)
+		wl_fail("memfd access modes changed");
+	if (!(fcntl(7, F_GET_SEALS) & F_SEAL_SHRINK))
+		wl_fail("the memfd lost its seal");
+	char link[64] = { 0 };
+	if (readlink("/proc/self/fd/7", link, sizeof(link) - 1) < 0 || strcmp(link, "/memfd:still-open (deleted)") != 0)
+		wl_fail("fd 7 is %s", link);
+	m[0] = 'q';
+	char c = 0;
+	if (pread(7, &c, 1, 0) != 1 || c != 'q' || pread(8, &c, 1, 0) != 1 || c != 'q')
+		wl_fail("a write to the mapping is not seen through the memfd's fds");
+	if (pwrite(7, "r", 1, PAGE) != 1 || m[PAGE] != 'r')
+		wl_fail("a write through the fd is not seen in the mapping");
+	static char back[2 * PAGE];
+	struct stat st;
+	if (fstat(9, &st) != 0 || st.st_size != (off_t)sizeof(back) || pread(9, back, sizeof(back), 0) != (ssize_t)sizeof(back) || check(back, 2, 11, 0) >= 0)
+		wl_fail("the memfd that is only open lost its contents or size");
 	return wl_finish(NULL);
 }
 
