@@ -11,7 +11,7 @@ import { TaskKobjIdsEntrySchema } from '../image/gen/stasis/core_pb.js';
 import { PagemapEntrySchema, PagemapHeadSchema } from '../image/gen/stasis/pagemap_pb.js';
 import { PE } from '../image/pagemap-flags.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
-import { FileIds, newPipeDataSink, writePipeData } from '../files/index.js';
+import { FileIds, newPipeDataSink, writePipeData, newUnixSkSink, checkUnixPeers, writeSkQueues } from '../files/index.js';
 import { PageDumper } from '../mem/dump-pages.js';
 import { hasDumpablePages } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
@@ -45,13 +45,16 @@ export function dump(opts: DumpOptions): DumpResult {
     const ids = new FileIds();
     const shellJob = opts.shellJob ?? false;
     const pipeData = newPipeDataSink();
+    const unix = newUnixSkSink();
     const live = tree.filter((t) => t.frozen).map((t, i) => {
       const task = collectTask(t.pid, t.frozen!.tids, ids);
-      const fds = dumpFds({ pid: t.pid, imagesDir, shellJob, ids, pipeData }, task.stat.session, task.stat.pgrp);
+      const fds = dumpFds({ pid: t.pid, imagesDir, shellJob, ids, pipeData, unix }, task.stat.session, task.stat.pgrp);
       // One set of kernel objects per task: threads share them, processes do not (yet).
       const n = i + 1;
       return { t, task, fds, n, kobj: create(TaskKobjIdsEntrySchema, { vmId: n, filesId: n, fsId: n, sighandId: n }) };
     });
+    // Only once every task is collected: a socket's peer may be in a later task.
+    checkUnixPeers(unix);
 
     progress('memory');
     const tMem = performance.now();
@@ -82,6 +85,7 @@ export function dump(opts: DumpOptions): DumpResult {
     const ttys = live.flatMap((l) => l.fds.ttyInfos);
     if (ttys.length) note(writeImage(imagesDir, 'tty-info', undefined, ttys));
     for (const f of writePipeData(imagesDir, pipeData)) note(f);
+    for (const f of writeSkQueues(imagesDir, unix)) note(f);
     for (const l of live) {
       const p = l.t.pid;
       note(writeImage(imagesDir, 'fdinfo', l.kobj.filesId, l.fds.fdinfos));

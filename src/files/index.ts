@@ -10,8 +10,9 @@ import { fifo } from './fifo.js';
 import { eventfd } from './eventfd.js';
 import { eventpoll } from './eventpoll.js';
 import { signalfd } from './signalfd.js';
+import { unixSocket } from './unix-socket.js';
 
-export const FILE_KINDS: readonly FileKind[] = [tty, reg, pipe, fifo, eventfd, eventpoll, signalfd];
+export const FILE_KINDS: readonly FileKind[] = [tty, reg, pipe, fifo, eventfd, eventpoll, signalfd, unixSocket];
 
 export function kindOfType(type: FdTypes): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);
@@ -22,3 +23,4 @@ export { FileIds } from './file-ids.js';
 export { ttyInfo, isTtyRdev } from './tty.js';
 export { addEpollTargets } from './eventpoll.js';
 export { newPipeDataSink, writePipeData, readPipeData } from './pipe-data.js';
+export { newUnixSkSink, checkUnixPeers, writeSkQueues, readUnixSkState } from './unix-socket-data.js';

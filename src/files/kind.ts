@@ -4,6 +4,7 @@ import type { FileEntry, FdTypes } from '../image/gen/stasis/fdinfo_pb.js';
 import type { Fdinfo } from '../proc/fdinfo.js';
 import type { FileIds } from './file-ids.js';
 import type { PipeDataSink, PipeRestoreState } from './pipe-data.js';
+import type { UnixRestoreState, UnixSkSink } from './unix-socket-data.js';
 
 /** What /proc says about one fd of a frozen task. */
 export interface FdProbe {
@@ -23,6 +24,8 @@ export interface DumpFileCtx {
   ids: FileIds;
   /** Contents of pipes and FIFOs, once per pipe; one for the whole dump, shared by its tasks. */
   pipeData: PipeDataSink;
+  /** Unix sockets: sock_diag's view, the sockets dumped (their peers are checked once every task is done), their queues. */
+  unix: UnixSkSink;
 }
 
 export interface RestoreFileCtx {
@@ -32,6 +35,8 @@ export interface RestoreFileCtx {
   files: Map<number, FileEntry>;
   /** Per-restore state of pipes and FIFOs: their contents, and the pipes made for them. */
   pipes: PipeRestoreState;
+  /** Per-restore state of Unix sockets: their queues, and ends made for entries still to open. */
+  unix: UnixRestoreState;
 }
 
 export type OpenResult = { status: 'done'; fd: number } | { status: 'retry' };

@@ -5,7 +5,7 @@ import { detach, kill, waitPid } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { readImageSet } from './read-images.js';
 import { OpenFiles } from './open-files.js';
-import { readPipeData } from '../files/index.js';
+import { readPipeData, readUnixSkState } from '../files/index.js';
 import { createTree } from './create-tree.js';
 import type { NewTask } from './create-task.js';
 import { restoreTask } from './restore-task.js';
@@ -29,7 +29,7 @@ export function restore(opts: RestoreOptions): RestoreResult {
   const ids = new Set(set.tasks.flatMap((t) => t.fdinfos.map((d) => d.id)));
   progress('opening files');
   const files = OpenFiles.open([...ids].map((id) => set.files.get(id)!), {
-    imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir),
+    imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), unix: readUnixSkState(set.dir),
   });
   const created = new Map<number, NewTask>();
   try {

@@ -10,3 +10,5 @@ export * from './spawn.js';
 export * from './kerndat.js';
 export * from './fpu-layout.js';
 export * from './pipes.js';
+export * from './sockets.js';
+export * from './sock-diag.js';

@@ -1,0 +1,238 @@
+// Unix domain sockets (CRIU's UnixSkEntry inside files.img; queues in sk-queues.img).
+//
+// Dump: sock_diag gives each socket's type, state, name, peer inode and shutdown state; the
+// socket is taken into stasis with pidfd_getfd to read its options and peek its queue.
+// Supported: the two ends of a connection held by the tree (socketpair, or a connection
+// accepted from a listener of the tree), a listener bound to a path, an end whose peer was
+// closed, an unconnected unbound socket. Refused, naming pid, fd and why: peers outside the
+// tree, abstract or relative names, connections not accepted yet, fds or credentials in flight,
+// signal-driven I/O and owners.
+//
+// Restore: each connection is made once, when its first entry opens, by socketpair() in
+// stasis, or, for an accepted one, by connecting to the restored listener and accepting (so
+// the accepted end is bound to the listener's path, as before); both queues are refilled by
+// sending from the other end, then options, flags and shutdown are set on both. The end for
+// the peer's entry waits in the restore state until that entry opens.
+import fs from 'node:fs';
+import { create } from '@bufbuild/protobuf';
+import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
+import { UnixSkEntrySchema, type UnixSkEntry } from '../image/gen/stasis/sk-unix_pb.js';
+import {
+  accept4, bindUnix, closeFd, connectUnix, fcntl, getsockoptInt, getsockoptTimeval, listen, pidfdGetfd, pidfdOpen,
+  setsockoptInt, setsockoptTimeval, shutdown, socket, socketpair, SyscallError,
+  AF_UNIX, SHUT_RD, SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET,
+  SO_PASSCRED, SO_PASSSEC, SO_RCVBUF, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUF, SO_SNDBUFFORCE, SO_SNDTIMEO,
+} from '../sys/index.js';
+import { StasisError } from '../errors.js';
+import type { FdProbe, FileKind, RestoreFileCtx } from './kind.js';
+import { emptyFown } from './reg.js';
+import { setStatusFlags } from './pipe-data.js';
+import { checkUnixPeers, diagOf, fillQueue, peekQueue, queueItems } from './unix-socket-data.js';
+
+const TCP_ESTABLISHED = 1, TCP_LISTEN = 10;
+const O_ASYNC = 0o20000, F_GETOWN = 9;
+const TYPES = new Set([SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET]);
+const inoOf = (p: FdProbe) => Number(p.stat.ino);
+
+/** What restore cannot give back, found in sock_diag's view of the socket. */
+function refusal(d: NonNullable<ReturnType<typeof diagOf>>): string | undefined {
+  if (!TYPES.has(d.type)) return `is of socket type ${d.type}, not supported`;
+  if (d.name.length && d.name[0] === 0) return 'is bound to an abstract name, not supported yet';
+  if (d.name.length && d.name[0] !== 0x2f) return `is bound to the relative path ${d.name.toString()}, not supported yet`;
+  if (d.state === TCP_LISTEN) {
+    if (d.type === SOCK_DGRAM) return 'is a listening datagram socket';
+    if (d.icons.length || d.rqueue) return `is listening with ${Math.max(d.icons.length, d.rqueue)} connections not accepted yet, not supported yet`;
+    return undefined;
+  }
+  if (d.name.length && d.peer === undefined) return `is bound to ${d.name.toString()} without listening, not supported yet`;
+  if (d.peer === 0 && d.type !== SOCK_DGRAM && d.shutdown !== 3) return 'is connected to a listener that has not accepted it yet, not supported yet';
+  return undefined;
+}
+
+function dumpOpts(fd: number) {
+  const [sndSec, sndUsec] = getsockoptTimeval(fd, SO_SNDTIMEO);
+  const [rcvSec, rcvUsec] = getsockoptTimeval(fd, SO_RCVTIMEO);
+  return {
+    soSndbuf: getsockoptInt(fd, SOL_SOCKET, SO_SNDBUF), soRcvbuf: getsockoptInt(fd, SOL_SOCKET, SO_RCVBUF),
+    soSndTmoSec: sndSec, soSndTmoUsec: sndUsec, soRcvTmoSec: rcvSec, soRcvTmoUsec: rcvUsec,
+    soPasscred: getsockoptInt(fd, SOL_SOCKET, SO_PASSCRED) !== 0, soPasssec: getsockoptInt(fd, SOL_SOCKET, SO_PASSSEC) !== 0,
+  };
+}
+
+function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number): FileEntry {
+  const ino = inoOf(p);
+  const what = () => `fd ${p.fd} of pid ${p.pid}: ${p.link}`;
+  const d = diagOf(ctx.unix, ino);
+  if (!d) throw new StasisError('E_DUMP_FAILED', `Cannot dump ${what()}: sock_diag does not know the socket`);
+  const refused = refusal(d);
+  if (refused) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} ${refused}`);
+  if (p.info.flags & O_ASYNC) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} has O_ASYNC set (signal-driven I/O), not supported yet`);
+  const pidfd = pidfdOpen(p.pid);
+  let taken = -1;
+  try {
+    taken = pidfdGetfd(pidfd, p.fd);
+    const owner = fcntl(taken, F_GETOWN);
+    if (owner !== 0) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
+    let filePerms;
+    if (d.state === TCP_LISTEN) {
+      const path = d.name.toString();
+      const st = fs.lstatSync(path, { throwIfNoEntry: false });
+      if (!st || !st.isSocket() || st.ino !== d.vfs?.ino) {
+        throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} is listening on ${path}, whose socket file was removed or replaced, not supported yet`);
+      }
+      filePerms = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+    } else {
+      ctx.unix.queues.push(...queueItems(id, peekQueue(taken, d.type, () => `${what()}`)));
+    }
+    const usk = create(UnixSkEntrySchema, {
+      id, ino, type: d.type, state: d.state, flags: p.info.flags, uflags: 0,
+      backlog: d.state === TCP_LISTEN ? d.wqueue : 0, peer: d.peer ?? 0, fown: emptyFown(), opts: dumpOpts(taken),
+      name: d.name, shutdown: d.shutdown & 3, ...(filePerms ? { filePerms } : {}),
+    });
+    ctx.unix.seen.set(ino, { pid: p.pid, fd: p.fd, entry: usk });
+    return create(FileEntrySchema, { type: FdTypes.UNIXSK, id, usk });
+  } catch (err) {
+    if (err instanceof StasisError) throw err;
+    const why = err instanceof SyscallError ? err.message : String(err);
+    throw new StasisError('E_DUMP_FAILED', `Cannot read ${what()}: ${why}`, { cause: err });
+  } finally {
+    if (taken >= 0) closeFd(taken);
+    closeFd(pidfd);
+  }
+}
+
+/** Flags, options and shutdown state of the image, on a socket whose queue is in place. */
+function setUp(fd: number, u: UnixSkEntry): void {
+  setStatusFlags(fd, u.flags);
+  const o = u.opts!;
+  // setsockopt doubles what it is given; the image holds getsockopt's (doubled) values.
+  setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, o.soSndbuf >> 1);
+  setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, o.soRcvbuf >> 1);
+  if (o.soSndTmoSec || o.soSndTmoUsec) setsockoptTimeval(fd, SO_SNDTIMEO, o.soSndTmoSec, o.soSndTmoUsec);
+  if (o.soRcvTmoSec || o.soRcvTmoUsec) setsockoptTimeval(fd, SO_RCVTIMEO, o.soRcvTmoSec, o.soRcvTmoUsec);
+  if (o.soPasscred) setsockoptInt(fd, SOL_SOCKET, SO_PASSCRED, 1);
+  const sh = u.shutdown ?? 0;
+  if (sh & 1) shutdown(fd, SHUT_RD);
+  if (sh & 2) shutdown(fd, SHUT_WR);
+}
+
+function makeListener(u: UnixSkEntry, ctx: RestoreFileCtx): number {
+  const path = u.name.toString();
+  const st = fs.lstatSync(path, { throwIfNoEntry: false });
+  if (st && !st.isSocket()) throw new StasisError('E_RESTORE_FAILED', `Cannot bind socket ${u.id} to ${path}: it exists and is not a socket`);
+  // A socket file left by the dumped listener (or an earlier restore) holds the name: only a socket file is removed.
+  if (st) fs.unlinkSync(path);
+  const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+  try {
+    bindUnix(fd, Buffer.from(u.name));
+    listen(fd, u.backlog);
+    if (u.filePerms) {
+      fs.chmodSync(path, u.filePerms.mode);
+      fs.chownSync(path, u.filePerms.uid, u.filePerms.gid);
+    }
+    setUp(fd, u);
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+  ctx.unix.listeners.set(Buffer.from(u.name).toString('hex'), fd);
+  return fd;
+}
+
+/** The two ends of `u`'s connection: [u's, its peer's]; undefined while the listener it came from is not open yet. */
+function makeConnection(u: UnixSkEntry, peer: UnixSkEntry, ctx: RestoreFileCtx): [number, number] | undefined {
+  const accepted = u.name.length ? u : peer.name.length ? peer : undefined;
+  if (accepted) {
+    const key = Buffer.from(accepted.name).toString('hex');
+    const hasListener = [...ctx.files.values()].some((f) => f.usk?.state === TCP_LISTEN && Buffer.from(f.usk.name).toString('hex') === key);
+    if (hasListener) {
+      const lfd = ctx.unix.listeners.get(key);
+      if (lfd === undefined) return undefined;
+      const client = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+      let acc = -1;
+      try {
+        connectUnix(client, Buffer.from(accepted.name));
+        acc = accept4(lfd, SOCK_CLOEXEC);
+      } catch (err) {
+        closeFd(client);
+        throw err;
+      }
+      return accepted === u ? [acc, client] : [client, acc];
+    }
+    // The listener is gone: a plain pair, whose accepted end is no longer bound to its name.
+  }
+  return socketpair(u.type | SOCK_CLOEXEC);
+}
+
+function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['open']> {
+  const u = e.usk!;
+  const st = ctx.unix;
+  if (u.state === TCP_LISTEN) return { status: 'done', fd: makeListener(u, ctx) };
+  const made = st.made.get(u.ino);
+  if (made !== undefined) {
+    st.made.delete(u.ino);
+    return { status: 'done', fd: made };
+  }
+  const what = `socket ${u.id} (socket:[${u.ino}])`;
+  if (u.peer === 0) {
+    if (u.state !== TCP_ESTABLISHED) {
+      const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+      setUp(fd, u);
+      return { status: 'done', fd };
+    }
+    // Its peer was closed: a pair whose other end sends the queue and is closed.
+    const [a, b] = socketpair(u.type | SOCK_CLOEXEC);
+    try {
+      fillQueue(b, st.queues.get(u.id), u.type, what);
+    } finally {
+      closeFd(b);
+    }
+    setUp(a, u);
+    return { status: 'done', fd: a };
+  }
+  if (!st.byIno) {
+    st.byIno = new Map();
+    for (const f of ctx.files.values()) if (f.usk) st.byIno.set(f.usk.ino, f.usk);
+  }
+  const peer = st.byIno.get(u.peer);
+  if (!peer) throw new StasisError('E_CORRUPT', `${what} is connected to socket:[${u.peer}], which files.img does not hold`);
+  const ends = makeConnection(u, peer, ctx);
+  if (!ends) return { status: 'retry' };
+  const [a, b] = ends;
+  try {
+    fillQueue(b, st.queues.get(u.id), u.type, what);
+    fillQueue(a, st.queues.get(peer.id), u.type, `socket ${peer.id} (socket:[${peer.ino}])`);
+    setUp(a, u);
+    setUp(b, peer);
+  } catch (err) {
+    closeFd(a);
+    closeFd(b);
+    throw err;
+  }
+  st.made.set(peer.ino, b);
+  return { status: 'done', fd: a };
+}
+
+export const unixSocket = {
+  name: 'Unix socket',
+  type: FdTypes.UNIXSK,
+  detect: (p, ctx) => /^socket:\[\d+\]$/.test(p.link) && diagOf(ctx.unix, inoOf(p)) !== undefined,
+  dump: dumpSocket,
+  open: (e, ctx) => {
+    if (!e.usk?.opts) throw new StasisError('E_CORRUPT', `File ${e.id} is a Unix socket without its entry`);
+    try {
+      return openSocket(e, ctx);
+    } catch (err) {
+      if (err instanceof StasisError) throw err;
+      const why = err instanceof SyscallError ? err.message : String(err);
+      throw new StasisError('E_RESTORE_FAILED', `Cannot make socket ${e.id} (socket:[${e.usk.ino}]): ${why}`, { cause: err });
+    }
+  },
+  finish: (ctx) => {
+    for (const fd of ctx.unix.made.values()) closeFd(fd);
+    ctx.unix.made.clear();
+    ctx.unix.listeners.clear();
+  },
+} satisfies FileKind;
+
+export { checkUnixPeers };

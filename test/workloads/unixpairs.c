@@ -1,0 +1,102 @@
+/* Unix socket pairs of one process, with data in flight both ways. A stream pair on 10/11
+ * (11 non-blocking, 10 dup'd at 30, SO_SNDBUF set on 10); a datagram pair on 12/7 (messages
+ * of 1, 0, 300, 4096 and 17 bytes one way, 60000 and 5 the other; SO_RCVBUF set on 7); a
+ * seqpacket pair on 3/14; a stream pair on 15/16 whose 15 was shut for writing after 300
+ * bytes (16 still wrote 50 back); a stream end on 17 whose peer wrote 200 bytes and closed;
+ * an unconnected datagram socket on 19. After `go` it checks flags, types and buffer sizes,
+ * every byte and message queued, end of file where a side was shut, that each pair is still
+ * connected both ways, then writes PASS. The same checks hold after a --leave-running dump. */
+#include "sock-wl.h"
+
+static const int D1[] = { 1, 0, 300, 4096, 17 }, D2[] = { 60000, 5 }, Q1[] = { 10, 2000, 33 }, Q2[] = { 7 };
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+int main(int argc, char **argv)
+{
+	wl_enter(argc, argv);
+	pair_at(SOCK_STREAM, 10, 11);
+	fcntl(11, F_SETFL, O_NONBLOCK);
+	int sz = 65536;
+	setsockopt(10, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	dup2(10, 30);
+	put(10, 1, 0, 5000);
+	put(11, 2, 0, 70000);
+
+	pair_at(SOCK_DGRAM, 12, 7);
+	sz = 50000;
+	setsockopt(7, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	for (int i = 0; i < N(D1); i++)
+		send_dgram(12, 1, i, D1[i]);
+	for (int i = 0; i < N(D2); i++)
+		send_dgram(7, 2, i, D2[i]);
+
+	pair_at(SOCK_SEQPACKET, 3, 14);
+	for (int i = 0; i < N(Q1); i++)
+		send_dgram(3, 3, i, Q1[i]);
+	for (int i = 0; i < N(Q2); i++)
+		send_dgram(14, 4, i, Q2[i]);
+
+	pair_at(SOCK_STREAM, 15, 16);
+	put(15, 5, 0, 300);
+	shutdown(15, SHUT_WR);
+	put(16, 6, 0, 50);
+
+	pair_at(SOCK_STREAM, 17, 18);
+	put(18, 7, 0, 200);
+	close(18);
+
+	move_to(socket(AF_UNIX, SOCK_DGRAM, 0), 19);
+	int fds[] = { 3, 7, 10, 11, 12, 14, 15, 16, 17, 19, 30 };
+	for (int i = 0; i < N(fds); i++)
+		srecord(fds[i]);
+	if (wl_failed)
+		return wl_finish(NULL);
+	wl_ready();
+	wl_wait_go();
+
+	check_srecords();
+	if (!same_file(10, 30))
+		wl_fail("fds 10 and 30 are no longer one open file");
+	expect(11, 1, 0, 5000, "stream 10->11");
+	expect_empty(11, "stream 10->11");
+	expect(30, 2, 0, 70000, "stream 11->10 (read on the dup 30)");
+	expect_empty(10, "stream 11->10");
+	check_connected(30, 11, 0, "stream pair 30/11");
+
+	for (int i = 0; i < N(D1); i++)
+		expect_dgram(7, 1, i, D1[i], "datagrams 12->7");
+	expect_empty(7, "datagrams 12->7");
+	for (int i = 0; i < N(D2); i++)
+		expect_dgram(12, 2, i, D2[i], "datagrams 7->12");
+	expect_empty(12, "datagrams 7->12");
+	check_connected(7, 12, 1, "datagram pair 7/12");
+
+	for (int i = 0; i < N(Q1); i++)
+		expect_dgram(14, 3, i, Q1[i], "seqpackets 3->14");
+	expect_empty(14, "seqpackets 3->14");
+	for (int i = 0; i < N(Q2); i++)
+		expect_dgram(3, 4, i, Q2[i], "seqpackets 14->3");
+	expect_empty(3, "seqpackets 14->3");
+	check_connected(3, 14, 1, "seqpacket pair 3/14");
+
+	expect(16, 5, 0, 300, "stream 15->16 before its shutdown");
+	expect_eof(16, "stream 15->16 after SHUT_WR");
+	if (send(15, "z", 1, MSG_NOSIGNAL) != -1 || errno != EPIPE)
+		wl_fail("fd 15 can still send after SHUT_WR");
+	expect(15, 6, 0, 50, "stream 16->15");
+	expect_empty(15, "stream 16->15");
+	char w = 0;
+	if (send(16, "w", 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1 || recv(15, &w, 1, MSG_DONTWAIT) != 1 || w != 'w')
+		wl_fail("a byte sent on fd 16 does not arrive on fd 15: %s", strerror(errno));
+
+	expect(17, 7, 0, 200, "stream from a closed peer");
+	expect_eof(17, "stream from a closed peer");
+
+	if (sockopt(19, SO_TYPE) != SOCK_DGRAM)
+		wl_fail("fd 19 is no datagram socket");
+	struct sockaddr_un peer;
+	socklen_t pl = sizeof(peer);
+	if (getpeername(19, (struct sockaddr *)&peer, &pl) != -1 || errno != ENOTCONN)
+		wl_fail("fd 19 is connected");
+	return wl_finish(NULL);
+}
