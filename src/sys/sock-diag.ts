@@ -16,7 +16,7 @@ export interface UnixDiag {
   ino: number;
   type: number;
   state: number;
-  /** The bound address: a path, or an abstract name starting with a NUL; empty when unbound. */
+  /** The bound address: a path (without a NUL), or an abstract name starting with a NUL; empty when unbound. */
   name: Buffer;
   /** The inode and device of the file a path-bound socket was bound to. */
   vfs?: { ino: number; dev: number };
@@ -80,7 +80,11 @@ function parseMsg(m: Buffer): UnixDiag {
     const len = m.readUInt16LE(at), type = m.readUInt16LE(at + 2);
     if (len < 4) break;
     const v = m.subarray(at + 4, at + len);
-    if (type === UNIX_DIAG_NAME) d.name = Buffer.from(v);
+    if (type === UNIX_DIAG_NAME) {
+      // A path keeps the NUL that bind() was given with it: the name is the path alone.
+      const end = v.length && v[0] !== 0 && v.includes(0) ? v.indexOf(0) : v.length;
+      d.name = Buffer.from(v.subarray(0, end));
+    }
     else if (type === UNIX_DIAG_VFS && v.length >= 8) d.vfs = { ino: v.readUInt32LE(0), dev: v.readUInt32LE(4) };
     else if (type === UNIX_DIAG_PEER && v.length >= 4) d.peer = v.readUInt32LE(0);
     else if (type === UNIX_DIAG_ICONS) for (let i = 0; i + 4 <= v.length; i += 4) d.icons.push(v.readUInt32LE(i));

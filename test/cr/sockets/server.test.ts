@@ -1,0 +1,39 @@
+// A listening Unix socket bound to a path, with a connection it accepted already (server end
+// in the parent, client end in a child): after restore the listener is bound to the same
+// path with the same backlog and accepts a new client, the accepted connection keeps its
+// queues, and both ends give the names they gave before (getsockname, getpeername).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { Workload, compileWorkload, checkpointRestore, assertPassed } from '../harness.js';
+import { readImage } from '../../../src/image/index.js';
+import { unixSockets } from '../../../src/sys/index.js';
+
+const inoAt = (pid: number, fd: number) => Number(/^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))![1]);
+
+test('a listener on a path and a connection it accepted come back: same name, backlog and queues, and it accepts a new client', async () => {
+  const w = new Workload('unixserver', compileWorkload('unixserver')).start();
+  const client = Number(fs.readFileSync(w.file('pids'), 'utf8').trim());
+  const path = w.file('srv.sock');
+  const { images } = await checkpointRestore(w);
+  const usks = readImage(images, 'files', undefined).filter((f) => f.usk).map((f) => f.usk!);
+  const listener = usks.find((u) => u.state === 10)!;
+  assert.equal(Buffer.from(listener.name).toString(), path);
+  assert.equal(listener.backlog, 7);
+  assert.equal(listener.filePerms?.mode, 0o640);
+  // The stale socket file the dumped listener left was replaced by the restored listener's.
+  const diag = unixSockets();
+  const l = diag.get(inoAt(w.pid, 7))!;
+  assert.equal(l.state, 10);
+  assert.equal(l.wqueue, 7, 'the listener\'s backlog');
+  assert.equal(l.name.toString(), path);
+  assert.equal(diag.get(inoAt(w.pid, 11))?.peer, inoAt(client, 10), 'the accepted end\'s peer is the client\'s fd 10');
+  w.go();
+  assertPassed(w.finish());
+  // getsockname / getpeername: the listener and the accepted end are bound to the path, the client is not.
+  const [before, after] = fs.readFileSync(w.file('names'), 'utf8').trim().split('\n');
+  assert.equal(before, `${path}|${path}|`);
+  assert.equal(after, before);
+  assert.equal(fs.readFileSync(w.file('client-names-after'), 'utf8'), fs.readFileSync(w.file('client-names'), 'utf8'));
+  assert.equal(fs.readFileSync(w.file('client-names'), 'utf8'), `|${path}`);
+});
