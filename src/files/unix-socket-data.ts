@@ -69,8 +69,8 @@ export function peekQueue(fd: number, type: number, what: () => string): Buffer[
     for (;;) {
       const r = recvmsgInto(fd, buf, 0, buf.length, MSG_PEEK | MSG_DONTWAIT | (stream ? 0 : MSG_TRUNC));
       if (r.n === -EAGAIN) break;
-      if (r.rights) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()}: it has file descriptors in flight (SCM_RIGHTS), not supported yet`);
-      if (r.creds) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()}: it has messages with credentials in flight (SO_PASSCRED, SCM_CREDENTIALS), not supported yet`);
+      if (r.rights) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} has file descriptors in flight (SCM_RIGHTS), not supported yet`);
+      if (r.creds) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} has messages with credentials in flight (SO_PASSCRED, SCM_CREDENTIALS), not supported yet`);
       if (stream) {
         if (r.n === 0) break; // end of file: the peer shut its side, everything is taken
         out.push(Buffer.from(buf.subarray(0, r.n)));
