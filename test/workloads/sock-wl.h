@@ -1,6 +1,6 @@
 /* Helpers of the Unix socket workloads: socket pairs at fds of our choosing, a byte pattern
  * per stream, exact reads, datagrams of known sizes and contents, and records of each fd's
- * flags, type and buffer sizes, checked after restore. */
+ * flags, type, buffer sizes and peek offset, checked after restore. */
 #include "pipe-wl.h"
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -85,26 +85,28 @@ static inline int sockopt(int fd, int opt)
 }
 
 struct srec {
-	int fd, flags, type, sndbuf, rcvbuf;
+	int fd, flags, type, sndbuf, rcvbuf, peekoff;
 };
 static struct srec srecs[64];
 static int nsrecs;
 
 static inline void srecord(int fd)
 {
-	srecs[nsrecs++] = (struct srec){ fd, fcntl(fd, F_GETFL), sockopt(fd, SO_TYPE), sockopt(fd, SO_SNDBUF), sockopt(fd, SO_RCVBUF) };
+	srecs[nsrecs++] = (struct srec){ fd, fcntl(fd, F_GETFL), sockopt(fd, SO_TYPE), sockopt(fd, SO_SNDBUF), sockopt(fd, SO_RCVBUF), sockopt(fd, SO_PEEK_OFF) };
 }
 
 static inline void check_srecords(void)
 {
 	for (int i = 0; i < nsrecs; i++) {
-		struct srec *r = &srecs[i], now = { r->fd, fcntl(r->fd, F_GETFL), sockopt(r->fd, SO_TYPE), sockopt(r->fd, SO_SNDBUF), sockopt(r->fd, SO_RCVBUF) };
+		struct srec *r = &srecs[i], now = { r->fd, fcntl(r->fd, F_GETFL), sockopt(r->fd, SO_TYPE), sockopt(r->fd, SO_SNDBUF), sockopt(r->fd, SO_RCVBUF), sockopt(r->fd, SO_PEEK_OFF) };
 		if (now.flags != r->flags)
 			wl_fail("fd %d has flags 0%o, not 0%o", r->fd, now.flags, r->flags);
 		if (now.type != r->type)
 			wl_fail("fd %d is of socket type %d, not %d", r->fd, now.type, r->type);
 		if (now.sndbuf != r->sndbuf || now.rcvbuf != r->rcvbuf)
 			wl_fail("fd %d has SO_SNDBUF %d / SO_RCVBUF %d, not %d / %d", r->fd, now.sndbuf, now.rcvbuf, r->sndbuf, r->rcvbuf);
+		if (now.peekoff != r->peekoff)
+			wl_fail("fd %d has SO_PEEK_OFF %d, not %d", r->fd, now.peekoff, r->peekoff);
 	}
 }
 
