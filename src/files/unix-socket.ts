@@ -10,7 +10,8 @@
 //
 // Restore: each connection is made once, when its first entry opens, by socketpair() in
 // stasis, or, for an accepted one, by connecting to the restored listener and accepting (so
-// the accepted end is bound to the listener's path, as before); both queues are refilled by
+// the accepted end is bound to the listener's path, as before; a listener of stasis's own
+// stands in for one that was closed); both queues are refilled by
 // sending from the other end, then options, flags and shutdown are set on both. The end for
 // the peer's entry waits in the restore state until that entry opens.
 import fs from 'node:fs';
@@ -19,7 +20,7 @@ import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fd
 import { UnixSkEntrySchema, type UnixSkEntry } from '../image/gen/stasis/sk-unix_pb.js';
 import {
   accept4, bindUnix, closeFd, connectUnix, fcntl, getsockoptInt, getsockoptTimeval, listen, pidfdGetfd, pidfdOpen,
-  setsockoptInt, setsockoptTimeval, shutdown, socket, socketpair, SyscallError,
+  setsockoptInt, setsockoptTimeval, shutdown, socket, socketpair, unixSockets, SyscallError,
   AF_UNIX, SHUT_RD, SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET,
   SO_PASSCRED, SO_PASSSEC, SO_RCVBUF, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUF, SO_SNDBUFFORCE, SO_SNDTIMEO,
 } from '../sys/index.js';
@@ -159,9 +160,39 @@ function makeConnection(u: UnixSkEntry, peer: UnixSkEntry, ctx: RestoreFileCtx):
       }
       return accepted === u ? [acc, client] : [client, acc];
     }
-    // The listener is gone: a plain pair, whose accepted end is no longer bound to its name.
+    const viaTemp = acceptThroughTemporaryListener(u, accepted);
+    if (viaTemp) return viaTemp;
   }
   return socketpair(u.type | SOCK_CLOEXEC);
+}
+
+/**
+ * An accepted end whose listener was closed: a listener of stasis's own, bound to the path
+ * for a moment, gives it its name back. Only where no live listener holds the path (a stale
+ * socket file is replaced by an equally stale one; a path that did not exist is removed
+ * again); otherwise undefined, and the connection is a plain pair whose accepted end is unbound.
+ */
+function acceptThroughTemporaryListener(u: UnixSkEntry, accepted: UnixSkEntry): [number, number] | undefined {
+  const path = Buffer.from(accepted.name).toString();
+  const st = fs.lstatSync(path, { throwIfNoEntry: false });
+  if (st && !st.isSocket()) return undefined;
+  if (st && [...unixSockets().values()].some((d) => d.state === TCP_LISTEN && d.vfs?.ino === st.ino)) return undefined;
+  if (st) fs.unlinkSync(path);
+  const l = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+  const client = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+  try {
+    bindUnix(l, Buffer.from(accepted.name));
+    listen(l, 1);
+    connectUnix(client, Buffer.from(accepted.name));
+    const acc = accept4(l, SOCK_CLOEXEC);
+    return accepted === u ? [acc, client] : [client, acc];
+  } catch (err) {
+    closeFd(client);
+    throw err;
+  } finally {
+    closeFd(l);
+    if (!st) fs.rmSync(path, { force: true });
+  }
 }
 
 function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['open']> {

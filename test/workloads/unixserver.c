@@ -1,4 +1,7 @@
-/* A listening Unix socket bound to DIR/srv.sock (fd 7, backlog 7) with one connection
+/* With argv[2] `closed`, the server closes its listener once it has accepted, leaving the
+ * socket file: after `go` it only checks the accepted connection and the names.
+ *
+ * A listening Unix socket bound to DIR/srv.sock (fd 7, backlog 7) with one connection
  * accepted already: the server's end on 11, the client's (a child) on 10, 3000 bytes queued
  * for the server, 1000 for the client. It records the names each end gives (getsockname,
  * getpeername). After `go` the server reads its 3000 bytes, writes 700 more, forks a new
@@ -121,10 +124,14 @@ int main(int argc, char **argv)
 	if (c1 == 0)
 		client1();
 	move_to(accept(7, NULL, NULL), 11);
+	int closed = argc > 2 && !strcmp(argv[2], "closed");
+	if (closed)
+		close(7);
 	put(11, 2, 0, 1000);
 	while (access("client-names", F_OK) != 0)
 		wl_sleep_ms(1);
-	srecord(7);
+	if (!closed)
+		srecord(7);
 	srecord(11);
 	char before[400], after[400], text[900];
 	names(7, 11, before, sizeof(before));
@@ -138,6 +145,12 @@ int main(int argc, char **argv)
 	expect(11, 1, 0, 3000, "queued for the server");
 	expect_empty(11, "queued for the server");
 	put(11, 2, 1000, 700);
+	if (closed) {
+		check_child(c1, 21, "client1");
+		snprintf(text, sizeof(text), "%s\n%s\n", before, after);
+		wl_write("names", text);
+		return wl_finish(NULL);
+	}
 	pid_t c2 = fork();
 	if (c2 == 0)
 		client2();

@@ -37,3 +37,18 @@ test('a listener on a path and a connection it accepted come back: same name, ba
   assert.equal(fs.readFileSync(w.file('client-names-after'), 'utf8'), fs.readFileSync(w.file('client-names'), 'utf8'));
   assert.equal(fs.readFileSync(w.file('client-names'), 'utf8'), `|${path}`);
 });
+
+test('a connection accepted from a listener that has since closed comes back with its accepted end still bound to the path', async () => {
+  const w = new Workload('unixserver-closed', compileWorkload('unixserver'), ['closed']).start();
+  const path = w.file('srv.sock');
+  const { images } = await checkpointRestore(w);
+  const usks = readImage(images, 'files', undefined).filter((f) => f.usk).map((f) => f.usk!);
+  assert.equal(usks.filter((u) => u.state === 10).length, 0, 'no listener in the image');
+  assert.ok(fs.lstatSync(path).isSocket(), 'the stale socket file is still there');
+  w.go();
+  assertPassed(w.finish());
+  const [before, after] = fs.readFileSync(w.file('names'), 'utf8').trim().split('\n');
+  assert.equal(before, `(Bad file descriptor)|${path}|`);
+  assert.equal(after, before);
+  assert.equal(fs.readFileSync(w.file('client-names-after'), 'utf8'), `|${path}`);
+});
