@@ -32,7 +32,12 @@ export function newUnixSkSink(): UnixSkSink {
 }
 
 export function diagOf(sink: UnixSkSink, ino: number): UnixDiag | undefined {
-  sink.diag ??= unixSockets();
+  try {
+    sink.diag ??= unixSockets();
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new StasisError('E_UNSUPPORTED', `Cannot read the Unix sockets of the tree through sock_diag (a kernel without CONFIG_UNIX_DIAG?): ${why}`, { cause: err });
+  }
   return sink.diag.get(ino);
 }
 

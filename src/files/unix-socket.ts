@@ -205,20 +205,26 @@ function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['ope
     return { status: 'done', fd: made };
   }
   const what = `socket ${u.id} (socket:[${u.ino}])`;
+  const queue = st.queues.get(u.id);
+  // Unconnected and unbound: nothing can have reached its queue (a datagram socket that
+  // noticed its peer's close had its queue purged by the kernel).
+  if (u.peer === 0 && u.state !== TCP_ESTABLISHED) {
+    const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+    setUp(fd, u);
+    return { status: 'done', fd };
+  }
   if (u.peer === 0) {
-    if (u.state !== TCP_ESTABLISHED) {
-      const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
-      setUp(fd, u);
-      return { status: 'done', fd };
-    }
     // Its peer was closed: a pair whose other end sends the queue and is closed.
     const [a, b] = socketpair(u.type | SOCK_CLOEXEC);
     try {
-      fillQueue(b, st.queues.get(u.id), u.type, what);
+      fillQueue(b, queue, u.type, what);
+      setUp(a, u);
+    } catch (err) {
+      closeFd(a);
+      throw err;
     } finally {
       closeFd(b);
     }
-    setUp(a, u);
     return { status: 'done', fd: a };
   }
   if (!st.byIno) {
@@ -231,7 +237,7 @@ function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['ope
   if (!ends) return { status: 'retry' };
   const [a, b] = ends;
   try {
-    fillQueue(b, st.queues.get(u.id), u.type, what);
+    fillQueue(b, queue, u.type, what);
     fillQueue(a, st.queues.get(peer.id), u.type, `socket ${peer.id} (socket:[${peer.ino}])`);
     setUp(a, u);
     setUp(b, peer);

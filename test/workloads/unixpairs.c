@@ -3,7 +3,9 @@
  * of 1, 0, 300, 4096 and 17 bytes one way, 60000 and 5 the other; SO_RCVBUF set on 7); a
  * seqpacket pair on 3/14; a stream pair on 15/16 whose 15 was shut for writing after 300
  * bytes (16 still wrote 50 back); a stream end on 17 whose peer wrote 200 bytes and closed;
- * an unconnected datagram socket on 19. After `go` it checks flags, types and buffer sizes,
+ * an unconnected datagram socket on 19; datagram ends on 20 and 22 whose peers sent two
+ * messages and closed, 20 having noticed (a send failed: the kernel purged its queue and
+ * it is unconnected now). After `go` it checks flags, types and buffer sizes,
  * every byte and message queued, end of file where a side was shut, that each pair is still
  * connected both ways, then writes PASS. The same checks hold after a --leave-running dump. */
 #include "sock-wl.h"
@@ -46,7 +48,18 @@ int main(int argc, char **argv)
 	close(18);
 
 	move_to(socket(AF_UNIX, SOCK_DGRAM, 0), 19);
-	int fds[] = { 3, 7, 10, 11, 12, 14, 15, 16, 17, 19, 30 };
+
+	pair_at(SOCK_DGRAM, 20, 21);
+	pair_at(SOCK_DGRAM, 22, 23);
+	for (int i = 0; i < 2; i++) {
+		send_dgram(21, 8, i, 40 + i);
+		send_dgram(23, 9, i, 50 + i);
+	}
+	close(21);
+	close(23);
+	if (send(20, "x", 1, MSG_DONTWAIT) != -1 || errno != ECONNREFUSED)
+		wl_fail("a send to a closed datagram peer did not fail with ECONNREFUSED");
+	int fds[] = { 3, 7, 10, 11, 12, 14, 15, 16, 17, 19, 20, 22, 30 };
 	for (int i = 0; i < N(fds); i++)
 		srecord(fds[i]);
 	if (wl_failed)
@@ -98,5 +111,17 @@ int main(int argc, char **argv)
 	socklen_t pl = sizeof(peer);
 	if (getpeername(19, (struct sockaddr *)&peer, &pl) != -1 || errno != ENOTCONN)
 		wl_fail("fd 19 is connected");
+
+	for (int i = 0; i < 2; i++)
+		expect_dgram(22, 9, i, 50 + i, "datagrams from a closed peer");
+	expect_empty(20, "datagrams from a closed peer, noticed");
+	expect_empty(22, "datagrams from a closed peer");
+	pl = sizeof(peer);
+	if (getpeername(20, (struct sockaddr *)&peer, &pl) != -1 || errno != ENOTCONN)
+		wl_fail("fd 20 is still connected");
+	if (send(20, "x", 1, MSG_DONTWAIT) != -1 || errno != ENOTCONN)
+		wl_fail("a send on fd 20 did not fail with ENOTCONN: %s", strerror(errno));
+	if (send(22, "x", 1, MSG_DONTWAIT) != -1 || errno != ECONNREFUSED)
+		wl_fail("a send on fd 22 did not fail with ECONNREFUSED: %s", strerror(errno));
 	return wl_finish(NULL);
 }
