@@ -63,3 +63,12 @@ test('fillQueue() puts back more than the default send buffer holds, keeping mes
     assert.deepEqual(drain(a), msgs);
   });
 });
+
+test('peekQueue() stops at the end of a shut seqpacket socket\'s queue, which reads as an empty message would', () => {
+  withPair(SOCK_SEQPACKET, (a, b) => {
+    const sent = [bytes(10, 1), bytes(0, 2), bytes(20, 3)];
+    for (const m of sent) assert.equal(sendRaw(b, m, 0, m.length, MSG_DONTWAIT), m.length);
+    shutdown(b, SHUT_WR);
+    assert.deepEqual(peekQueue(a, SOCK_SEQPACKET, () => 'a test socket', 30, true), sent);
+  });
+});

@@ -12,7 +12,7 @@ import type { UnixSkEntry } from '../image/gen/stasis/sk-unix_pb.js';
 import { imageExists, readImage, writeImage, type PayloadItem } from '../image/index.js';
 import {
   getsockoptInt, recvmsgInto, sendRaw, setsockoptInt, unixSockets, type UnixDiag,
-  MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, SOCK_STREAM, SOL_SOCKET, SO_PEEK_OFF, SO_SNDBUF, SO_SNDBUFFORCE,
+  MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, SO_PEEK_OFF, SO_SNDBUF, SO_SNDBUFFORCE,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
@@ -62,9 +62,15 @@ export function checkUnixPeers(sink: UnixSkSink): void {
   }
 }
 
-/** Takes one socket's receive queue without consuming it: one buffer for a stream socket, one per message otherwise. */
-export function peekQueue(fd: number, type: number, what: () => string): Buffer[] {
+/**
+ * Takes one socket's receive queue without consuming it: one buffer for a stream socket, one
+ * per message otherwise. `queued` is sock_diag's count of queued bytes and `shutRd` whether
+ * the socket can receive no more: a seqpacket socket then reads 0 at the end of its queue,
+ * as it does for an empty message, so 0 past the last queued byte is taken as the end.
+ */
+export function peekQueue(fd: number, type: number, what: () => string, queued = 0, shutRd = false): Buffer[] {
   const stream = type === SOCK_STREAM;
+  const eofAtEnd = type === SOCK_SEQPACKET && shutRd;
   const old = getsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF);
   const out: Buffer[] = [];
   let buf = Buffer.alloc(1 << 16);
@@ -82,6 +88,7 @@ export function peekQueue(fd: number, type: number, what: () => string): Buffer[
         off += r.n;
         continue;
       }
+      if (r.n === 0 && eofAtEnd && off >= queued) break;
       if (r.n > buf.length) {
         // Cut short: look at the same message again with room for all of it.
         buf = Buffer.alloc(r.n);

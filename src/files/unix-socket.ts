@@ -83,7 +83,7 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
       }
       filePerms = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
     } else {
-      ctx.unix.queues.push(...queueItems(id, peekQueue(taken, d.type, () => `${what()}`)));
+      ctx.unix.queues.push(...queueItems(id, peekQueue(taken, d.type, what, d.rqueue, (d.shutdown & 1) !== 0)));
     }
     const usk = create(UnixSkEntrySchema, {
       id, ino, type: d.type, state: d.state, flags: p.info.flags, uflags: 0,

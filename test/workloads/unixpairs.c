@@ -5,7 +5,8 @@
  * bytes (16 still wrote 50 back); a stream end on 17 whose peer wrote 200 bytes and closed;
  * an unconnected datagram socket on 19; datagram ends on 20 and 22 whose peers sent two
  * messages and closed, 20 having noticed (a send failed: the kernel purged its queue and
- * it is unconnected now). After `go` it checks flags, types and buffer sizes,
+ * it is unconnected now); a seqpacket pair 24/25 whose 25 sent two messages and shut its
+ * sending side. After `go` it checks flags, types and buffer sizes,
  * every byte and message queued, end of file where a side was shut, that each pair is still
  * connected both ways, then writes PASS. The same checks hold after a --leave-running dump. */
 #include "sock-wl.h"
@@ -57,9 +58,13 @@ int main(int argc, char **argv)
 	}
 	close(21);
 	close(23);
+	pair_at(SOCK_SEQPACKET, 24, 25);
+	send_dgram(25, 10, 0, 5);
+	send_dgram(25, 10, 1, 6);
+	shutdown(25, SHUT_WR);
 	if (send(20, "x", 1, MSG_DONTWAIT) != -1 || errno != ECONNREFUSED)
 		wl_fail("a send to a closed datagram peer did not fail with ECONNREFUSED");
-	int fds[] = { 3, 7, 10, 11, 12, 14, 15, 16, 17, 19, 20, 22, 30 };
+	int fds[] = { 3, 7, 10, 11, 12, 14, 15, 16, 17, 19, 20, 22, 24, 25, 30 };
 	for (int i = 0; i < N(fds); i++)
 		srecord(fds[i]);
 	if (wl_failed)
@@ -123,5 +128,13 @@ int main(int argc, char **argv)
 		wl_fail("a send on fd 20 did not fail with ENOTCONN: %s", strerror(errno));
 	if (send(22, "x", 1, MSG_DONTWAIT) != -1 || errno != ECONNREFUSED)
 		wl_fail("a send on fd 22 did not fail with ECONNREFUSED: %s", strerror(errno));
+
+	expect_dgram(24, 10, 0, 5, "seqpackets before a shutdown");
+	expect_dgram(24, 10, 1, 6, "seqpackets before a shutdown");
+	expect_eof(24, "seqpackets after a shutdown");
+	if (send(25, "x", 1, MSG_NOSIGNAL) != -1 || errno != EPIPE)
+		wl_fail("fd 25 can still send after SHUT_WR");
+	if (send(24, "y", 1, MSG_DONTWAIT) != 1 || recv(25, &w, 1, MSG_DONTWAIT) != 1 || w != 'y')
+		wl_fail("a message sent on fd 24 does not arrive on fd 25: %s", strerror(errno));
 	return wl_finish(NULL);
 }
