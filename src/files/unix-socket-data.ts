@@ -12,7 +12,8 @@ import type { UnixSkEntry } from '../image/gen/stasis/sk-unix_pb.js';
 import { imageExists, readImage, writeImage, type PayloadItem } from '../image/index.js';
 import {
   getsockoptInt, recvmsgInto, sendRaw, setsockoptInt, unixSockets, type UnixDiag,
-  MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, SO_PEEK_OFF, SO_SNDBUF, SO_SNDBUFFORCE,
+  MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, SO_PEEK_OFF,
+  SO_RCVBUF, SO_RCVBUFFORCE, SO_SNDBUF, SO_SNDBUFFORCE, SyscallError,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
@@ -132,13 +133,27 @@ export function queueItems(id: number, packets: Buffer[]): PayloadItem<SkPacketE
   return packets.map((p) => ({ entry: create(SkPacketEntrySchema, { idFor: id, length: p.length }), payload: p }));
 }
 
+/**
+ * Sets a buffer size (SO_SNDBUF or SO_RCVBUF, `value` as setsockopt takes it: half what
+ * getsockopt reports). The FORCE variant passes net.core.wmem_max / rmem_max; without
+ * CAP_NET_ADMIN the plain option is used, capped by the kernel at that maximum.
+ */
+export function setBufSize(fd: number, opt: typeof SO_SNDBUF | typeof SO_RCVBUF, value: number): void {
+  try {
+    setsockoptInt(fd, SOL_SOCKET, opt === SO_SNDBUF ? SO_SNDBUFFORCE : SO_RCVBUFFORCE, value);
+  } catch (err) {
+    if (!(err instanceof SyscallError && err.code === 'EPERM')) throw err;
+    setsockoptInt(fd, SOL_SOCKET, opt, value);
+  }
+}
+
 /** Sends `packets` through `sender` (whose peer is the socket they were queued on), never blocking. */
 export function fillQueue(sender: number, packets: Buffer[] | undefined, type: number, what: string): void {
   if (!packets?.length) return;
   // The queue is charged to the sender's buffer: make room for all of it (and the per-packet
   // overhead); the image's own size is set afterwards.
   const need = packets.reduce((n, p) => n + p.length + 1024, 65536);
-  if (getsockoptInt(sender, SOL_SOCKET, SO_SNDBUF) < need * 2) setsockoptInt(sender, SOL_SOCKET, SO_SNDBUFFORCE, need);
+  if (getsockoptInt(sender, SOL_SOCKET, SO_SNDBUF) < need * 2) setBufSize(sender, SO_SNDBUF, need);
   for (const [i, p] of packets.entries()) {
     for (let off = 0; ;) {
       const n = sendRaw(sender, p, off, p.length - off, MSG_DONTWAIT | MSG_NOSIGNAL);

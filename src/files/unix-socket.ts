@@ -22,13 +22,13 @@ import {
   accept4, bindUnix, closeFd, connectUnix, fcntl, getsockoptInt, getsockoptTimeval, listen, pidfdGetfd, pidfdOpen,
   setsockoptInt, setsockoptTimeval, shutdown, socket, socketpair, unixSockets, SyscallError,
   AF_UNIX, SHUT_RD, SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET,
-  SO_PASSCRED, SO_PASSSEC, SO_RCVBUF, SO_RCVBUFFORCE, SO_RCVTIMEO, SO_SNDBUF, SO_SNDBUFFORCE, SO_SNDTIMEO,
+  SO_PASSCRED, SO_PASSSEC, SO_RCVBUF, SO_RCVTIMEO, SO_SNDBUF, SO_SNDTIMEO,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FdProbe, FileKind, RestoreFileCtx } from './kind.js';
 import { emptyFown } from './reg.js';
 import { setStatusFlags } from './pipe-data.js';
-import { checkUnixPeers, diagOf, fillQueue, peekQueue, queueItems } from './unix-socket-data.js';
+import { checkUnixPeers, diagOf, fillQueue, peekQueue, queueItems, setBufSize } from './unix-socket-data.js';
 
 const TCP_ESTABLISHED = 1, TCP_LISTEN = 10;
 const O_ASYNC = 0o20000, F_GETOWN = 9;
@@ -107,8 +107,8 @@ function setUp(fd: number, u: UnixSkEntry): void {
   setStatusFlags(fd, u.flags);
   const o = u.opts!;
   // setsockopt doubles what it is given; the image holds getsockopt's (doubled) values.
-  setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, o.soSndbuf >> 1);
-  setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, o.soRcvbuf >> 1);
+  setBufSize(fd, SO_SNDBUF, o.soSndbuf >> 1);
+  setBufSize(fd, SO_RCVBUF, o.soRcvbuf >> 1);
   if (o.soSndTmoSec || o.soSndTmoUsec) setsockoptTimeval(fd, SO_SNDTIMEO, o.soSndTmoSec, o.soSndTmoUsec);
   if (o.soRcvTmoSec || o.soRcvTmoUsec) setsockoptTimeval(fd, SO_RCVTIMEO, o.soRcvTmoSec, o.soRcvTmoUsec);
   if (o.soPasscred) setsockoptInt(fd, SOL_SOCKET, SO_PASSCRED, 1);
