@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { Workload, compileWorkload, checkpointRestore, assertPassed } from '../harness.js';
+import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir } from '../harness.js';
+import { dump, restore, StasisError } from '../../../src/api/index.js';
 import { readImage } from '../../../src/image/index.js';
 import { unixSockets } from '../../../src/sys/index.js';
 
@@ -51,4 +52,21 @@ test('a connection accepted from a listener that has since closed comes back wit
   assert.equal(before, `(Bad file descriptor)|${path}|`);
   assert.equal(after, before);
   assert.equal(fs.readFileSync(w.file('client-names-after'), 'utf8'), `|${path}`);
+});
+
+test('a restore whose listener path is taken by a file that is not a socket fails naming it, and leaves the file and no process', async () => {
+  const w = new Workload('unixserver-taken', compileWorkload('unixserver')).start();
+  const path = w.file('srv.sock');
+  const images = tmpDir('unixserver-taken-img');
+  await dump({ pid: w.pid, imagesDir: images });
+  fs.rmSync(path);
+  fs.writeFileSync(path, 'not a socket');
+  await assert.rejects(restore({ imagesDir: images, detach: true }), (e: unknown) => {
+    assert.ok(e instanceof StasisError, String(e));
+    assert.equal(e.code, 'E_RESTORE_FAILED');
+    assert.match(e.message, new RegExp(`^Cannot bind socket \\d+ to ${path}: it exists and is not a socket$`));
+    return true;
+  });
+  assert.equal(fs.readFileSync(path, 'utf8'), 'not a socket');
+  assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'the failed restore left a process');
 });
