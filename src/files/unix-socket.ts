@@ -118,7 +118,7 @@ function setUp(fd: number, u: UnixSkEntry): void {
 }
 
 function makeListener(u: UnixSkEntry, ctx: RestoreFileCtx): number {
-  const path = u.name.toString();
+  const path = Buffer.from(u.name).toString();
   const st = fs.lstatSync(path, { throwIfNoEntry: false });
   if (st && !st.isSocket()) throw new StasisError('E_RESTORE_FAILED', `Cannot bind socket ${u.id} to ${path}: it exists and is not a socket`);
   // A socket file left by the dumped listener (or an earlier restore) holds the name: only a socket file is removed.
