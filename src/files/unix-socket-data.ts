@@ -12,7 +12,7 @@ import type { UnixSkEntry } from '../image/gen/stasis/sk-unix_pb.js';
 import { imageExists, readImage, writeImage, type PayloadItem } from '../image/index.js';
 import {
   getsockoptInt, recvmsgInto, sendRaw, setsockoptInt, unixSockets, type UnixDiag,
-  MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, SO_PEEK_OFF,
+  MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, SO_PEEK_OFF,
   SO_RCVBUF, SO_RCVBUFFORCE, SO_SNDBUF, SO_SNDBUFFORCE, SyscallError,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
@@ -58,7 +58,12 @@ export function checkUnixPeers(sink: UnixSkSink): void {
     const why = (m: string) => new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${s.fd} of pid ${s.pid}: socket:[${ino}] ${m}`);
     const p = sink.seen.get(u.peer);
     if (!p) throw why(`is connected to socket:[${u.peer}], which no task of the dumped tree holds (a peer outside the tree)`);
-    if (p.entry.peer !== ino) throw why(`is connected one way to socket:[${u.peer}] (a datagram connect), not supported yet`);
+    // One way: a datagram socket connected to a bound one, which sends back through sendto() only.
+    const oneWay = p.entry.peer !== ino;
+    if (oneWay && !(u.type === SOCK_DGRAM && p.entry.name.length && !u.name.length)) {
+      throw why(`is connected one way to socket:[${u.peer}], not supported yet`);
+    }
+    if (oneWay) continue;
     if (u.name.length && p.entry.name.length) throw why(`and its peer socket:[${u.peer}] are both bound, not supported yet`);
   }
 }
@@ -83,6 +88,12 @@ export function peekQueue(fd: number, type: number, what: () => string, queued =
       if (r.n === -EAGAIN) break;
       if (r.rights) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} has file descriptors in flight (SCM_RIGHTS), not supported yet`);
       if (r.creds) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} has messages with credentials in flight (SO_PASSCRED, SCM_CREDENTIALS), not supported yet`);
+      // Restore sends the queue from unbound sockets: a sender's own address would be lost.
+      // (A stream socket reports its peer's name here, which restore does keep.)
+      if (type === SOCK_DGRAM && r.from.length) {
+        const from = r.from[0] === 0 ? `@${r.from.subarray(1).toString()}` : r.from.subarray(0, r.from.includes(0) ? r.from.indexOf(0) : r.from.length).toString();
+        throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} has a datagram queued from the bound socket ${from}, not supported yet`);
+      }
       if (stream) {
         if (r.n === 0) break; // end of file: the peer shut its side, everything is taken
         out.push(Buffer.from(buf.subarray(0, r.n)));
@@ -113,7 +124,7 @@ export interface UnixRestoreState {
   byIno: Map<number, UnixSkEntry> | undefined;
   /** Ends made for an entry whose own open() has not come yet, by inode. */
   made: Map<number, number>;
-  /** Listening sockets made, by their name in hex (the fds belong to the opened files). */
+  /** Listening and bound datagram sockets made, by their name in hex (the fds belong to the opened files). */
   listeners: Map<string, number>;
 }
 

@@ -3,8 +3,9 @@
 // Dump: sock_diag gives each socket's type, state, name, peer inode and shutdown state; the
 // socket is taken into stasis with pidfd_getfd to read its options and peek its queue.
 // Supported: the two ends of a connection held by the tree (socketpair, or a connection
-// accepted from a listener of the tree), a listener bound to a path, an end whose peer was
-// closed, an unconnected unbound socket. Refused, naming pid, fd and why: peers outside the
+// accepted from a listener of the tree), a listener bound to a path, a datagram socket bound
+// to a path and the sockets connected to it, an end whose peer was closed, an unconnected
+// unbound socket. Refused, naming pid, fd and why: peers outside the
 // tree, abstract or relative names, connections not accepted yet, fds or credentials in flight,
 // signal-driven I/O and owners.
 //
@@ -45,7 +46,7 @@ function refusal(d: NonNullable<ReturnType<typeof diagOf>>): string | undefined 
     if (d.icons.length || d.rqueue) return `is listening with ${Math.max(d.icons.length, d.rqueue)} connections not accepted yet, not supported yet`;
     return undefined;
   }
-  if (d.name.length && d.peer === undefined) return `is bound to ${d.name.toString()} without listening, not supported yet`;
+  if (d.name.length && d.peer === undefined && d.type !== SOCK_DGRAM) return `is bound to ${d.name.toString()} without listening, not supported yet`;
   if (d.peer === 0 && d.type !== SOCK_DGRAM && d.shutdown !== 3) return 'is connected to a listener that has not accepted it yet, not supported yet';
   return undefined;
 }
@@ -75,14 +76,16 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
     const owner = fcntl(taken, F_GETOWN);
     if (owner !== 0) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
     let filePerms;
-    if (d.state === TCP_LISTEN) {
+    // A listener, or a datagram socket bound to receive: restore binds the path again.
+    if (d.name.length && d.peer === undefined) {
       const path = d.name.toString();
       const st = fs.lstatSync(path, { throwIfNoEntry: false });
       if (!st || !st.isSocket() || st.ino !== d.vfs?.ino) {
-        throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} is listening on ${path}, whose socket file was removed or replaced, not supported yet`);
+        throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} is bound to ${path}, whose socket file was removed or replaced, not supported yet`);
       }
       filePerms = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
-    } else {
+    }
+    if (d.state !== TCP_LISTEN) {
       ctx.unix.queues.push(...queueItems(id, peekQueue(taken, d.type, what, d.rqueue, (d.shutdown & 1) !== 0)));
     }
     const usk = create(UnixSkEntrySchema, {
@@ -112,12 +115,14 @@ function setUp(fd: number, u: UnixSkEntry): void {
   if (o.soSndTmoSec || o.soSndTmoUsec) setsockoptTimeval(fd, SO_SNDTIMEO, o.soSndTmoSec, o.soSndTmoUsec);
   if (o.soRcvTmoSec || o.soRcvTmoUsec) setsockoptTimeval(fd, SO_RCVTIMEO, o.soRcvTmoSec, o.soRcvTmoUsec);
   if (o.soPasscred) setsockoptInt(fd, SOL_SOCKET, SO_PASSCRED, 1);
+  if (o.soPasssec) setsockoptInt(fd, SOL_SOCKET, SO_PASSSEC, 1);
   const sh = u.shutdown ?? 0;
   if (sh & 1) shutdown(fd, SHUT_RD);
   if (sh & 2) shutdown(fd, SHUT_WR);
 }
 
-function makeListener(u: UnixSkEntry, ctx: RestoreFileCtx): number {
+/** A listener, or a datagram socket bound to receive (its queue put back through a socket connected to it). */
+function makeBound(u: UnixSkEntry, ctx: RestoreFileCtx): number {
   const path = Buffer.from(u.name).toString();
   const st = fs.lstatSync(path, { throwIfNoEntry: false });
   if (st && !st.isSocket()) throw new StasisError('E_RESTORE_FAILED', `Cannot bind socket ${u.id} to ${path}: it exists and is not a socket`);
@@ -126,10 +131,20 @@ function makeListener(u: UnixSkEntry, ctx: RestoreFileCtx): number {
   const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
   try {
     bindUnix(fd, Buffer.from(u.name));
-    listen(fd, u.backlog);
+    if (u.state === TCP_LISTEN) listen(fd, u.backlog);
     if (u.filePerms) {
       fs.chmodSync(path, u.filePerms.mode);
       fs.chownSync(path, u.filePerms.uid, u.filePerms.gid);
+    }
+    const queue = ctx.unix.queues.get(u.id);
+    if (queue?.length) {
+      const sender = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+      try {
+        connectUnix(sender, Buffer.from(u.name));
+        fillQueue(sender, queue, u.type, `socket ${u.id} bound to ${path}`);
+      } finally {
+        closeFd(sender);
+      }
     }
     setUp(fd, u);
   } catch (err) {
@@ -198,7 +213,7 @@ function acceptThroughTemporaryListener(u: UnixSkEntry, accepted: UnixSkEntry): 
 function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['open']> {
   const u = e.usk!;
   const st = ctx.unix;
-  if (u.state === TCP_LISTEN) return { status: 'done', fd: makeListener(u, ctx) };
+  if (u.name.length && u.peer === 0 && (u.state === TCP_LISTEN || u.type === SOCK_DGRAM)) return { status: 'done', fd: makeBound(u, ctx) };
   const made = st.made.get(u.ino);
   if (made !== undefined) {
     st.made.delete(u.ino);
@@ -233,6 +248,20 @@ function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['ope
   }
   const peer = st.byIno.get(u.peer);
   if (!peer) throw new StasisError('E_CORRUPT', `${what} is connected to socket:[${u.peer}], which files.img does not hold`);
+  if (peer.peer !== u.ino) {
+    // Connected one way, to a bound datagram socket: connected again once that one is bound.
+    const rfd = st.listeners.get(Buffer.from(peer.name).toString('hex'));
+    if (rfd === undefined) return { status: 'retry' };
+    const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+    try {
+      connectUnix(fd, Buffer.from(peer.name));
+      setUp(fd, u);
+    } catch (err) {
+      closeFd(fd);
+      throw err;
+    }
+    return { status: 'done', fd };
+  }
   const ends = makeConnection(u, peer, ctx);
   if (!ends) return { status: 'retry' };
   const [a, b] = ends;

@@ -112,13 +112,18 @@ export interface Received {
   /** Control messages that came with it: SCM_RIGHTS (the fds it carried were closed) or SCM_CREDENTIALS. */
   rights: boolean;
   creds: boolean;
+  /** The sender's address (a datagram from a bound socket), empty when it has none. */
+  from: Buffer;
 }
 
 /** recvmsg(2) into buf[off..off+len); control messages are reported, fds they carry closed. */
 export function recvmsgInto(fd: number, buf: Buffer, off: number, len: number, flags: number): Received {
   const iov = new BigUint64Array([addressOf(buf) + BigInt(off), BigInt(len)]);
   const control = Buffer.alloc(512);
+  const name = Buffer.alloc(2 + SUN_PATH_MAX);
   const msg = Buffer.alloc(56);
+  msg.writeBigUInt64LE(addressOf(name), 0);
+  msg.writeUInt32LE(name.length, 8);
   msg.writeBigUInt64LE(addressOf(iov), 16);
   msg.writeBigUInt64LE(1n, 24);
   msg.writeBigUInt64LE(addressOf(control), 32);
@@ -126,9 +131,10 @@ export function recvmsgInto(fd: number, buf: Buffer, off: number, len: number, f
   let r: bigint;
   do r = syscallRaw('recvmsg', fd, addressOf(msg), flags);
   while (r === -BigInt(EINTR));
-  if (r === -BigInt(EAGAIN)) return { n: -EAGAIN, msgFlags: 0, rights: false, creds: false };
+  if (r === -BigInt(EAGAIN)) return { n: -EAGAIN, msgFlags: 0, rights: false, creds: false, from: Buffer.alloc(0) };
   const n = check('recvmsg', r, `fd ${fd}`);
-  const out: Received = { n, msgFlags: msg.readInt32LE(48), rights: false, creds: false };
+  const from = Buffer.from(name.subarray(2, Math.max(2, Math.min(name.length, msg.readUInt32LE(8)))));
+  const out: Received = { n, msgFlags: msg.readInt32LE(48), rights: false, creds: false, from };
   const clen = Number(msg.readBigUInt64LE(40));
   for (let at = 0; at + 16 <= clen;) {
     const cl = Number(control.readBigUInt64LE(at));

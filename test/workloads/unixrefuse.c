@@ -2,7 +2,8 @@
  * peer, fd 6, is held by a grandchild that left the tree), `abstract` (a listener on an
  * abstract name), `rights` (an fd in flight, SCM_RIGHTS), `creds` (SO_PASSCRED with data
  * queued), `async` (O_ASYNC), `owner` (F_SETOWN), `pending` (a listener with a connection
- * not accepted yet). After `go` it checks that the socket still works as it did: the
+ * not accepted yet), `boundsender` (a bound datagram socket with a datagram queued from
+ * another bound socket, whose address restore could not give back). After `go` it checks that the socket still works as it did: the
  * queued data or fd is there, the listener accepts. */
 #include "sock-wl.h"
 #include <sys/wait.h>
@@ -47,6 +48,19 @@ int main(int argc, char **argv)
 			move_to(c, 6);
 			put(6, 1, 0, 100);
 		}
+	} else if (!strcmp(mode, "boundsender")) {
+		struct sockaddr_un b = { .sun_family = AF_UNIX };
+		if (!getcwd(path, 80))
+			exit(6);
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s/r.sock", path);
+		snprintf(b.sun_path, sizeof(b.sun_path), "%s/s.sock", path);
+		int r = socket(AF_UNIX, SOCK_DGRAM, 0), s = socket(AF_UNIX, SOCK_DGRAM, 0);
+		if (bind(r, (struct sockaddr *)&a, sizeof(a)) < 0 || bind(s, (struct sockaddr *)&b, sizeof(b)) < 0)
+			exit(7);
+		move_to(r, 5);
+		move_to(s, 6);
+		if (sendto(6, "b", 1, 0, (struct sockaddr *)&a, sizeof(a)) != 1)
+			exit(9);
 	} else {
 		pair_at(SOCK_STREAM, 5, 6);
 	}
@@ -109,6 +123,12 @@ int main(int argc, char **argv)
 		if (recvmsg(5, &m, MSG_DONTWAIT) != 1 || b != 'r' || !(c = CMSG_FIRSTHDR(&m)) || c->cmsg_type != SCM_RIGHTS)
 			wl_fail("the fd in flight is gone: %s", strerror(errno));
 		expect_empty(5, "after the fd in flight");
+	} else if (!strcmp(mode, "boundsender")) {
+		char b = 0;
+		struct sockaddr_un from;
+		socklen_t fl = sizeof(from);
+		if (recvfrom(5, &b, 1, MSG_DONTWAIT, (struct sockaddr *)&from, &fl) != 1 || b != 'b' || !strstr(from.sun_path, "/s.sock"))
+			wl_fail("the datagram from the bound sender is gone: %s", strerror(errno));
 	} else if (!strcmp(mode, "creds")) {
 		expect(5, 1, 0, 100, "the data with credentials");
 		expect_empty(5, "after the data with credentials");

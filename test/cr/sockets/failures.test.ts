@@ -14,6 +14,7 @@ const CASES = [
   ['async', 'it has O_ASYNC', /has O_ASYNC set \(signal-driven I\/O\), not supported yet$/],
   ['owner', 'it has an F_SETOWN owner', /has an owner for signals \(F_SETOWN \d+\), not supported yet$/],
   ['pending', 'it listens with a connection not accepted yet', /is listening with 1 connections not accepted yet, not supported yet$/],
+  ['boundsender', 'a datagram from a bound sender is queued on it', /has a datagram queued from the bound socket \/.*\/s\.sock, not supported yet$/],
 ] as const;
 
 for (const [mode, what, why] of CASES) {
