@@ -127,6 +127,8 @@ int main(int argc, char **argv)
 	int closed = argc > 2 && !strcmp(argv[2], "closed");
 	if (closed)
 		close(7);
+	else
+		fcntl(7, F_SETFL, O_NONBLOCK);
 	put(11, 2, 0, 1000);
 	while (access("client-names", F_OK) != 0)
 		wl_sleep_ms(1);
