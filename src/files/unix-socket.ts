@@ -16,6 +16,7 @@
 // sending from the other end, then options, flags and shutdown are set on both. The end for
 // the peer's entry waits in the restore state until that entry opens.
 import fs from 'node:fs';
+import { join as pathJoin } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { UnixSkEntrySchema, type UnixSkEntry } from '../image/gen/stasis/sk-unix_pb.js';
@@ -40,7 +41,6 @@ const inoOf = (p: FdProbe) => Number(p.stat.ino);
 function refusal(d: NonNullable<ReturnType<typeof diagOf>>): string | undefined {
   if (!TYPES.has(d.type)) return `is of socket type ${d.type}, not supported`;
   if (d.name.length && d.name[0] === 0) return 'is bound to an abstract name, not supported yet';
-  if (d.name.length && d.name[0] !== 0x2f) return `is bound to the relative path ${d.name.toString()}, not supported yet`;
   if (d.state === TCP_LISTEN) {
     if (d.type === SOCK_DGRAM) return 'is a listening datagram socket';
     if (d.icons.length || d.rqueue) return `is listening with ${Math.max(d.icons.length, d.rqueue)} connections not accepted yet, not supported yet`;
@@ -76,9 +76,10 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
     const owner = fcntl(taken, F_GETOWN);
     if (owner !== 0) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
     let filePerms;
+    const nameDir = d.name.length && d.name[0] !== 0x2f ? dirOfRelativeName(p, d) : undefined;
     // A listener, or a datagram socket bound to receive: restore binds the path again.
     if (d.name.length && d.peer === undefined) {
-      const path = d.name.toString();
+      const path = nameDir ? pathJoin(nameDir, d.name.toString()) : d.name.toString();
       const st = fs.lstatSync(path, { throwIfNoEntry: false });
       if (!st || !st.isSocket() || st.ino !== d.vfs?.ino) {
         throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} is bound to ${path}, whose socket file was removed or replaced, not supported yet`);
@@ -91,7 +92,7 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
     const usk = create(UnixSkEntrySchema, {
       id, ino, type: d.type, state: d.state, flags: p.info.flags, uflags: 0,
       backlog: d.state === TCP_LISTEN ? d.wqueue : 0, peer: d.peer ?? 0, fown: emptyFown(), opts: dumpOpts(taken),
-      name: d.name, shutdown: d.shutdown & 3, ...(filePerms ? { filePerms } : {}),
+      name: d.name, shutdown: d.shutdown & 3, ...(filePerms ? { filePerms } : {}), ...(nameDir ? { nameDir } : {}),
     });
     ctx.unix.seen.set(ino, { pid: p.pid, fd: p.fd, entry: usk });
     return create(FileEntrySchema, { type: FdTypes.UNIXSK, id, usk });
@@ -102,6 +103,39 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
   } finally {
     if (taken >= 0) closeFd(taken);
     closeFd(pidfd);
+  }
+}
+
+/**
+ * The directory a relative name was bound in: the task's cwd, if the name resolves there to
+ * the socket's own file (bind-time cwd is not kept by the kernel; CRIU's name_dir).
+ */
+function dirOfRelativeName(p: FdProbe, d: NonNullable<ReturnType<typeof diagOf>>): string {
+  const cwd = fs.readlinkSync(`/proc/${p.pid}/cwd`);
+  const st = fs.lstatSync(pathJoin(cwd, d.name.toString()), { throwIfNoEntry: false });
+  if (!st?.isSocket() || st.ino !== d.vfs?.ino) {
+    throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is bound to the relative path ${d.name.toString()}, which does not lead to it from the task's cwd ${cwd}, not supported yet`);
+  }
+  return cwd;
+}
+
+/** Where a path-bound socket's file is. */
+const fsPath = (u: UnixSkEntry) => {
+  const name = Buffer.from(u.name).toString();
+  return u.nameDir ? pathJoin(u.nameDir, name) : name;
+};
+
+/** Binds or connects to `u`'s name as the task did: a relative name from its directory. */
+function byName(u: UnixSkEntry, op: (name: Buffer) => void): void {
+  const name = Buffer.from(u.name);
+  if (!u.nameDir) return op(name);
+  // Only a bind() made from that directory gives the socket its relative name back.
+  const back = process.cwd();
+  process.chdir(u.nameDir);
+  try {
+    op(name);
+  } finally {
+    process.chdir(back);
   }
 }
 
@@ -123,14 +157,14 @@ function setUp(fd: number, u: UnixSkEntry): void {
 
 /** A listener, or a datagram socket bound to receive (its queue put back through a socket connected to it). */
 function makeBound(u: UnixSkEntry, ctx: RestoreFileCtx): number {
-  const path = Buffer.from(u.name).toString();
+  const path = fsPath(u);
   const st = fs.lstatSync(path, { throwIfNoEntry: false });
   if (st && !st.isSocket()) throw new StasisError('E_RESTORE_FAILED', `Cannot bind socket ${u.id} to ${path}: it exists and is not a socket`);
   // A socket file left by the dumped listener (or an earlier restore) holds the name: only a socket file is removed.
   if (st) fs.unlinkSync(path);
   const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
   try {
-    bindUnix(fd, Buffer.from(u.name));
+    byName(u, (n) => bindUnix(fd, n));
     if (u.state === TCP_LISTEN) listen(fd, u.backlog);
     if (u.filePerms) {
       fs.chmodSync(path, u.filePerms.mode);
@@ -140,7 +174,7 @@ function makeBound(u: UnixSkEntry, ctx: RestoreFileCtx): number {
     if (queue?.length) {
       const sender = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
       try {
-        connectUnix(sender, Buffer.from(u.name));
+        byName(u, (n) => connectUnix(sender, n));
         fillQueue(sender, queue, u.type, `socket ${u.id} bound to ${path}`);
       } finally {
         closeFd(sender);
@@ -167,7 +201,7 @@ function makeConnection(u: UnixSkEntry, peer: UnixSkEntry, ctx: RestoreFileCtx):
       const client = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
       let acc = -1;
       try {
-        connectUnix(client, Buffer.from(accepted.name));
+        byName(accepted, (n) => connectUnix(client, n));
         acc = accept4(lfd, SOCK_CLOEXEC);
       } catch (err) {
         closeFd(client);
@@ -188,7 +222,7 @@ function makeConnection(u: UnixSkEntry, peer: UnixSkEntry, ctx: RestoreFileCtx):
  * again); otherwise undefined, and the connection is a plain pair whose accepted end is unbound.
  */
 function acceptThroughTemporaryListener(u: UnixSkEntry, accepted: UnixSkEntry): [number, number] | undefined {
-  const path = Buffer.from(accepted.name).toString();
+  const path = fsPath(accepted);
   const st = fs.lstatSync(path, { throwIfNoEntry: false });
   if (st && !st.isSocket()) return undefined;
   if (st && [...unixSockets().values()].some((d) => d.state === TCP_LISTEN && d.vfs?.ino === st.ino)) return undefined;
@@ -196,9 +230,9 @@ function acceptThroughTemporaryListener(u: UnixSkEntry, accepted: UnixSkEntry): 
   const l = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
   const client = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
   try {
-    bindUnix(l, Buffer.from(accepted.name));
+    byName(accepted, (n) => bindUnix(l, n));
     listen(l, 1);
-    connectUnix(client, Buffer.from(accepted.name));
+    byName(accepted, (n) => connectUnix(client, n));
     const acc = accept4(l, SOCK_CLOEXEC);
     return accepted === u ? [acc, client] : [client, acc];
   } catch (err) {
@@ -254,7 +288,7 @@ function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['ope
     if (rfd === undefined) return { status: 'retry' };
     const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
     try {
-      connectUnix(fd, Buffer.from(peer.name));
+      byName(peer, (n) => connectUnix(fd, n));
       setUp(fd, u);
     } catch (err) {
       closeFd(fd);

@@ -1,5 +1,6 @@
 /* With argv[2] `closed`, the server closes its listener once it has accepted, leaving the
- * socket file: after `go` it only checks the accepted connection and the names.
+ * socket file: after `go` it only checks the accepted connection and the names. With
+ * `relative`, the listener is bound to the relative name srv.sock (from DIR, its cwd).
  *
  * A listening Unix socket bound to DIR/srv.sock (fd 7, backlog 7) with one connection
  * accepted already: the server's end on 11, the client's (a child) on 10, 3000 bytes queued
@@ -114,7 +115,7 @@ int main(int argc, char **argv)
 		exit(6);
 	strcat(path, "/srv.sock");
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	strcpy(a.sun_path, path);
+	strcpy(a.sun_path, argc > 2 && !strcmp(argv[2], "relative") ? "srv.sock" : path);
 	int l = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 7) < 0)
 		exit(7);

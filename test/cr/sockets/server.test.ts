@@ -70,3 +70,17 @@ test('a restore whose listener path is taken by a file that is not a socket fail
   assert.equal(fs.readFileSync(path, 'utf8'), 'not a socket');
   assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'the failed restore left a process');
 });
+
+test('a listener bound to a relative name comes back bound to it from the same directory, with its accepted connection', async () => {
+  const w = new Workload('unixserver-rel', compileWorkload('unixserver'), ['relative']).start();
+  const { images } = await checkpointRestore(w);
+  const listener = readImage(images, 'files', undefined).map((f) => f.usk).find((u) => u?.state === 10)!;
+  assert.equal(Buffer.from(listener.name).toString(), 'srv.sock');
+  assert.equal(listener.nameDir, w.dir);
+  w.go();
+  assertPassed(w.finish());
+  const [before, after] = fs.readFileSync(w.file('names'), 'utf8').trim().split('\n');
+  assert.equal(before, 'srv.sock|srv.sock|');
+  assert.equal(after, before);
+  assert.equal(fs.readFileSync(w.file('client-names-after'), 'utf8'), '|srv.sock');
+});
