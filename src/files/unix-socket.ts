@@ -3,18 +3,19 @@
 // Dump: sock_diag gives each socket's type, state, name, peer inode and shutdown state; the
 // socket is taken into stasis with pidfd_getfd to read its options and peek its queue.
 // Supported: the two ends of a connection held by the tree (socketpair, or a connection
-// accepted from a listener of the tree), a listener bound to a path, a datagram socket bound
-// to a path and the sockets connected to it, an end whose peer was closed, an unconnected
-// unbound socket. Refused, naming pid, fd and why: peers outside the
-// tree, abstract or relative names, connections not accepted yet, fds or credentials in flight,
-// signal-driven I/O and owners.
+// accepted from a listener of the tree), a listener bound to a path (absolute, or relative
+// to the task's cwd), a datagram socket bound to a path and the sockets connected to it, an
+// end whose peer was closed, an unconnected unbound socket. Refused, naming pid, fd and why:
+// peers outside the tree, abstract names, connections not accepted yet, fds, credentials or
+// datagrams from bound senders in flight, signal-driven I/O and owners.
 //
 // Restore: each connection is made once, when its first entry opens, by socketpair() in
 // stasis, or, for an accepted one, by connecting to the restored listener and accepting (so
 // the accepted end is bound to the listener's path, as before; a listener of stasis's own
-// stands in for one that was closed); both queues are refilled by
-// sending from the other end, then options, flags and shutdown are set on both. The end for
-// the peer's entry waits in the restore state until that entry opens.
+// stands in for one that was closed); both queues are refilled by sending from the other
+// end, then options, flags and shutdown are set on both. The end for the peer's entry waits
+// in the restore state until that entry opens. Not kept: the peer credentials (SO_PEERCRED
+// names stasis) and an SO_PEEK_OFF the task had set (CRIU's image has no field for it).
 import fs from 'node:fs';
 import { join as pathJoin } from 'node:path';
 import { create } from '@bufbuild/protobuf';
