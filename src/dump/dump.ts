@@ -10,7 +10,7 @@ import { PstreeEntrySchema } from '../image/gen/stasis/pstree_pb.js';
 import { TaskKobjIdsEntrySchema } from '../image/gen/stasis/core_pb.js';
 import { writePagemapImage } from '../image/pagemap-writer.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
-import { FileIds, newPipeDataSink, writePipeData, GhostDumper, LockCollector, DEFAULT_GHOST_LIMIT } from '../files/index.js';
+import { FileIds, newPipeDataSink, writePipeData, GhostDumper, LockCollector, DEFAULT_GHOST_LIMIT, newUnixSkSink, checkUnixPeers, writeSkQueues } from '../files/index.js';
 import { PageDumper, PAGE_BUF_SIZE } from '../mem/dump-pages.js';
 import { ShmemDumper } from '../mem/shmem-dump.js';
 import { hasDumpablePages } from '../mem/vma.js';
@@ -57,17 +57,20 @@ export function dump(opts: DumpOptions): DumpResult {
     const ids = new FileIds();
     const shellJob = opts.shellJob ?? false;
     const pipeData = newPipeDataSink();
+    const unix = newUnixSkSink();
     // Shared memory objects are named as fds and VMAs are seen (a memfd has both).
     const shmem = new ShmemDumper(kernel.zeroPfn, () => ids.fresh());
     const ghosts = new GhostDumper(opts.ghostLimit ?? DEFAULT_GHOST_LIMIT);
     const locks = new LockCollector();
     const live = tree.filter((t) => t.frozen).map((t, i) => {
       const task = collectTask(t.pid, t.frozen!.tids, ids);
-      const fds = dumpFds({ pid: t.pid, imagesDir, shellJob, ids, pipeData, ghosts, locks, memfds: shmem }, task.stat.session, task.stat.pgrp);
+      const fds = dumpFds({ pid: t.pid, imagesDir, shellJob, ids, pipeData, ghosts, locks, memfds: shmem, unix }, task.stat.session, task.stat.pgrp);
       // One set of kernel objects per task: threads share them, processes do not (yet).
       const n = i + 1;
       return { t, task, fds, n, kobj: create(TaskKobjIdsEntrySchema, { vmId: n, filesId: n, fsId: n, sighandId: n }) };
     });
+    // Only once every task is collected: a socket's peer may be in a later task.
+    checkUnixPeers(unix);
 
     progress('memory');
     const tMem = performance.now();
@@ -105,6 +108,7 @@ export function dump(opts: DumpOptions): DumpResult {
     const ttys = live.flatMap((l) => l.fds.ttyInfos);
     if (ttys.length) note(writeImage(imagesDir, 'tty-info', undefined, ttys));
     for (const f of writePipeData(imagesDir, pipeData)) note(f);
+    for (const f of writeSkQueues(imagesDir, unix)) note(f);
     for (const l of live) {
       const p = l.t.pid;
       note(writeImage(imagesDir, 'fdinfo', l.kobj.filesId, l.fds.fdinfos));

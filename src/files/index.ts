@@ -12,9 +12,10 @@ import { eventpoll } from './eventpoll.js';
 import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
 import { memfd } from './memfd.js';
+import { unixSocket } from './unix-socket.js';
 
 // memfds before regular files: a memfd's link looks like a deleted file's.
-export const FILE_KINDS: readonly FileKind[] = [tty, memfd, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd];
+export const FILE_KINDS: readonly FileKind[] = [tty, memfd, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd, unixSocket];
 
 export function kindOfType(type: FdTypes): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);
@@ -28,3 +29,4 @@ export { LockCollector } from './file-locks.js';
 export { ttyInfo, isTtyRdev } from './tty.js';
 export { addEpollTargets } from './eventpoll.js';
 export { newPipeDataSink, writePipeData, readPipeData } from './pipe-data.js';
+export { newUnixSkSink, checkUnixPeers, writeSkQueues, readUnixSkState } from './unix-socket-data.js';

@@ -7,6 +7,7 @@ import type { PipeDataSink, PipeRestoreState } from './pipe-data.js';
 import type { GhostDumper } from './ghost.js';
 import type { GhostRestorer } from './ghost-restore.js';
 import type { LockCollector } from './file-locks.js';
+import type { UnixRestoreState, UnixSkSink } from './unix-socket-data.js';
 
 /** What /proc says about one fd of a frozen task. */
 export interface FdProbe {
@@ -32,6 +33,8 @@ export interface DumpFileCtx {
   locks?: LockCollector;
   /** The tree's shared memory objects (mem/shmem-dump.ts): a memfd's fds and mappings share one. */
   memfds?: { addMemfdFd(pid: number, fd: number, ino: bigint): number };
+  /** Unix sockets: sock_diag's view, the sockets dumped (their peers are checked once every task is done), their queues. */
+  unix: UnixSkSink;
 }
 
 export interface RestoreFileCtx {
@@ -45,6 +48,8 @@ export interface RestoreFileCtx {
   ghosts?: GhostRestorer;
   /** The shared memory objects made for the restore (restore/shmem-objects.ts), by memfd inode id. */
   memfds?: { fdOfInode(inodeId: number): number | undefined };
+  /** Per-restore state of Unix sockets: their queues, and ends made for entries still to open. */
+  unix: UnixRestoreState;
 }
 
 export type OpenResult = { status: 'done'; fd: number } | { status: 'retry' };

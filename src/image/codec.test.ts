@@ -85,10 +85,10 @@ test('decodeImage() reads a ghost file kept whole after its head entry', () => {
 });
 
 test('decodeImage() keeps fields it does not know and re-encodes them unchanged', () => {
-  // A unix socket file entry: its usk field (16) is not declared by stasis yet.
-  const known = toBinary(FileEntrySchema, create(FileEntrySchema, { type: FdTypes.UNIXSK, id: 7 }));
-  const usk = Uint8Array.of(0x82, 0x01, 4, 0x08, 7, 0x10, 1); // tag 16, length 4, {1: 7, 2: 1}
-  const body = join(known, usk);
+  // A packet socket file entry: its psk field (6) is not declared by stasis yet.
+  const known = toBinary(FileEntrySchema, create(FileEntrySchema, { type: FdTypes.PACKETSK, id: 7 }));
+  const psk = Uint8Array.of(0x32, 4, 0x08, 7, 0x10, 1); // tag 6, length 4, {1: 7, 2: 1}
+  const body = join(known, psk);
   const bytes = join(u32le(IMG_COMMON_MAGIC), u32le(MAGIC.FILES), u32le(body.length), body);
   const [entry] = decodeImage('files', bytes);
   assert.equal(entry?.id, 7);

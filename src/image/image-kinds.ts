@@ -14,6 +14,7 @@ import { RegFileEntrySchema } from './gen/stasis/regfile_pb.js';
 import { PipeEntrySchema } from './gen/stasis/pipe_pb.js';
 import { PipeDataEntrySchema, type PipeDataEntry } from './gen/stasis/pipe-data_pb.js';
 import { FifoEntrySchema } from './gen/stasis/fifo_pb.js';
+import { SkPacketEntrySchema, type SkPacketEntry } from './gen/stasis/sk-packet_pb.js';
 import { FsEntrySchema } from './gen/stasis/fs_pb.js';
 import {
   GhostFileEntrySchema,
@@ -160,6 +161,11 @@ export const IMAGE_KINDS = {
     layout: 'payload', schema: PipeDataEntrySchema, magic: MAGIC.FIFO_DATA, ...common,
     payloadSize: (e: PipeDataEntry) => e.bytes,
     pattern: 'fifo-data.img', match: /^fifo-data\.img$/, fileName: () => 'fifo-data.img',
+  },
+  'sk-queues': {
+    layout: 'payload', schema: SkPacketEntrySchema, magic: MAGIC.SK_QUEUES, ...common,
+    payloadSize: (e: SkPacketEntry) => e.length,
+    pattern: 'sk-queues.img', match: /^sk-queues\.img$/, fileName: () => 'sk-queues.img',
   },
   fs: {
     layout: 'entries', schema: FsEntrySchema, magic: MAGIC.FS, ...common,

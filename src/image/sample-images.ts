@@ -21,6 +21,9 @@ import { FownEntrySchema } from './gen/stasis/fown_pb.js';
 import { PipeEntrySchema } from './gen/stasis/pipe_pb.js';
 import { PipeDataEntrySchema } from './gen/stasis/pipe-data_pb.js';
 import { FifoEntrySchema } from './gen/stasis/fifo_pb.js';
+import { SkPacketEntrySchema } from './gen/stasis/sk-packet_pb.js';
+import { UnixSkEntrySchema } from './gen/stasis/sk-unix_pb.js';
+import { SkShutdown } from './gen/stasis/sk-opts_pb.js';
 import { FsEntrySchema } from './gen/stasis/fs_pb.js';
 import { GhostChunkEntrySchema, GhostFileEntrySchema } from './gen/stasis/ghost-file_pb.js';
 import { FileLockEntrySchema } from './gen/stasis/file-lock_pb.js';
@@ -135,6 +138,10 @@ const pagemap = (pagesId: number) => ({
   ],
 });
 
+const skPacket = (idFor: number, data: string) => {
+  const payload = text(data);
+  return { entry: create(SkPacketEntrySchema, { idFor, length: payload.length }), payload };
+};
 const pipeData = (pipeId: number, data: string) => {
   const payload = text(data);
   return { entry: create(PipeDataEntrySchema, { pipeId, bytes: payload.length, size: 65536 }), payload };
@@ -201,6 +208,11 @@ export function sampleImages(): Samples {
         id: 21, flags: 0o4000, fown: fown(), counter: 5n,
       }) }),
       create(FileEntrySchema, { type: FdTypes.FIFO, id: 22, fifo: { id: 22, pipeId: 41240, regfId: 23 } }),
+      create(FileEntrySchema, { type: FdTypes.UNIXSK, id: 26, usk: create(UnixSkEntrySchema, {
+        id: 26, ino: 2064798, type: 1, state: 1, flags: 0o4000, uflags: 0, backlog: 0, peer: 2064797, fown: fown(),
+        opts: { soSndbuf: 212992, soRcvbuf: 212992, soSndTmoSec: 0n, soSndTmoUsec: 0n, soRcvTmoSec: 0n, soRcvTmoUsec: 0n },
+        name: text(''), shutdown: SkShutdown.WRITE,
+      }) }),
     ] },
     fdinfo: { arg: 2, content: [0, 1, 2, 3].map((fd) =>
       create(FdinfoEntrySchema, { id: 17 + fd, flags: fd === 3 ? 1 : 0, type: FdTypes.REG, fd })) },
@@ -209,6 +221,7 @@ export function sampleImages(): Samples {
     'pipes-data': { arg: undefined, content: [pipeData(41234, 'hello, pipe'), pipeData(41236, '')] },
     fifo: { arg: undefined, content: [create(FifoEntrySchema, { id: 22, pipeId: 41240, regfId: 23 })] },
     'fifo-data': { arg: undefined, content: [pipeData(41240, 'queued in a fifo\n')] },
+    'sk-queues': { arg: undefined, content: [skPacket(26, 'a stream of bytes'), skPacket(27, ''), skPacket(27, 'one datagram')] },
     fs: { arg: 812, content: [create(FsEntrySchema, { cwdId: 24, rootId: 25, umask: 0o22 })] },
     'ghost-file': { arg: 0x2a, content: ghostFile() },
     'remap-fpath': { arg: undefined, content: [

@@ -5,7 +5,7 @@ import { detach, kill, waitPid } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { readImageSet } from './read-images.js';
 import { OpenFiles } from './open-files.js';
-import { readPipeData } from '../files/index.js';
+import { readPipeData, readUnixSkState } from '../files/index.js';
 import { createTree } from './create-tree.js';
 import type { NewTask } from './create-task.js';
 import { restoreTask } from './restore-task.js';
@@ -38,6 +38,7 @@ export function restore(opts: RestoreOptions): RestoreResult {
   try {
     files = OpenFiles.open([...ids].map((id) => set.files.get(id)!), {
       imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
+      unix: readUnixSkState(set.dir),
     });
   } catch (err) {
     shmem.close();

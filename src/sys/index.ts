@@ -13,3 +13,5 @@ export * from './pipes.js';
 export * from './shmem-fd.js';
 export * from './file-lock.js';
 export * from './uffd.js';
+export * from './sockets.js';
+export * from './sock-diag.js';

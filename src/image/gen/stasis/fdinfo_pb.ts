@@ -24,13 +24,15 @@ import type { TtyFileEntry } from "./tty_pb.js";
 import { file_stasis_tty } from "./tty_pb.js";
 import type { MemfdFileEntry } from "./memfd_pb.js";
 import { file_stasis_memfd } from "./memfd_pb.js";
+import type { UnixSkEntry } from "./sk-unix_pb.js";
+import { file_stasis_sk_unix } from "./sk-unix_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file stasis/fdinfo.proto.
  */
 export const file_stasis_fdinfo: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdGFzaXMvZmRpbmZvLnByb3RvEgxzdGFzaXMuaW1hZ2UieQoLRmRpbmZvRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SIwoEdHlwZRgDIAIoDjIVLnN0YXNpcy5pbWFnZS5GZFR5cGVzEgoKAmZkGAQgAigNEh4KFnhhdHRyX3NlY3VyaXR5X3NlbGludXgYBSABKAkiugMKCUZpbGVFbnRyeRIjCgR0eXBlGAEgAigOMhUuc3Rhc2lzLmltYWdlLkZkVHlwZXMSCgoCaWQYAiACKA0SJwoDcmVnGAMgASgLMhouc3Rhc2lzLmltYWdlLlJlZ0ZpbGVFbnRyeRIrCgNlZmQYCCABKAsyHi5zdGFzaXMuaW1hZ2UuRXZlbnRmZEZpbGVFbnRyeRIuCgRlcGZkGAkgASgLMiAuc3Rhc2lzLmltYWdlLkV2ZW50cG9sbEZpbGVFbnRyeRIpCgRzZ2ZkGAogASgLMhsuc3Rhc2lzLmltYWdlLlNpZ25hbGZkRW50cnkSJwoDdGZkGAwgASgLMhouc3Rhc2lzLmltYWdlLlRpbWVyZmRFbnRyeRIlCgRmaWZvGBEgASgLMhcuc3Rhc2lzLmltYWdlLkZpZm9FbnRyeRIlCgRwaXBlGBIgASgLMhcuc3Rhc2lzLmltYWdlLlBpcGVFbnRyeRInCgN0dHkYEyABKAsyGi5zdGFzaXMuaW1hZ2UuVHR5RmlsZUVudHJ5EisKBW1lbWZkGBQgASgLMhwuc3Rhc2lzLmltYWdlLk1lbWZkRmlsZUVudHJ5Kp4CCgdGZFR5cGVzEgcKA1VORBAAEgcKA1JFRxABEggKBFBJUEUQAhIICgRGSUZPEAMSCgoGSU5FVFNLEAQSCgoGVU5JWFNLEAUSCwoHRVZFTlRGRBAGEg0KCUVWRU5UUE9MTBAHEgsKB0lOT1RJRlkQCBIMCghTSUdOQUxGRBAJEgwKCFBBQ0tFVFNLEAoSBwoDVFRZEAsSDAoIRkFOT1RJRlkQDBINCglORVRMSU5LU0sQDRIGCgJOUxAOEggKBFRVTkYQDxIHCgNFWFQQEBILCgdUSU1FUkZEEBESCQoFTUVNRkQQEhIKCgZCUEZNQVAQExIJCgVQSURGRBAUEg0KB0NUTF9UVFkQ/v8DEhEKC0FVVE9GU19QSVBFEP//Aw", [file_stasis_regfile, file_stasis_eventfd, file_stasis_eventpoll, file_stasis_signalfd, file_stasis_timerfd, file_stasis_fifo, file_stasis_pipe, file_stasis_tty, file_stasis_memfd]);
+  fileDesc("ChNzdGFzaXMvZmRpbmZvLnByb3RvEgxzdGFzaXMuaW1hZ2UieQoLRmRpbmZvRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SIwoEdHlwZRgDIAIoDjIVLnN0YXNpcy5pbWFnZS5GZFR5cGVzEgoKAmZkGAQgAigNEh4KFnhhdHRyX3NlY3VyaXR5X3NlbGludXgYBSABKAki4gMKCUZpbGVFbnRyeRIjCgR0eXBlGAEgAigOMhUuc3Rhc2lzLmltYWdlLkZkVHlwZXMSCgoCaWQYAiACKA0SJwoDcmVnGAMgASgLMhouc3Rhc2lzLmltYWdlLlJlZ0ZpbGVFbnRyeRIrCgNlZmQYCCABKAsyHi5zdGFzaXMuaW1hZ2UuRXZlbnRmZEZpbGVFbnRyeRIuCgRlcGZkGAkgASgLMiAuc3Rhc2lzLmltYWdlLkV2ZW50cG9sbEZpbGVFbnRyeRIpCgRzZ2ZkGAogASgLMhsuc3Rhc2lzLmltYWdlLlNpZ25hbGZkRW50cnkSJwoDdGZkGAwgASgLMhouc3Rhc2lzLmltYWdlLlRpbWVyZmRFbnRyeRImCgN1c2sYECABKAsyGS5zdGFzaXMuaW1hZ2UuVW5peFNrRW50cnkSJQoEZmlmbxgRIAEoCzIXLnN0YXNpcy5pbWFnZS5GaWZvRW50cnkSJQoEcGlwZRgSIAEoCzIXLnN0YXNpcy5pbWFnZS5QaXBlRW50cnkSJwoDdHR5GBMgASgLMhouc3Rhc2lzLmltYWdlLlR0eUZpbGVFbnRyeRIrCgVtZW1mZBgUIAEoCzIcLnN0YXNpcy5pbWFnZS5NZW1mZEZpbGVFbnRyeSqeAgoHRmRUeXBlcxIHCgNVTkQQABIHCgNSRUcQARIICgRQSVBFEAISCAoERklGTxADEgoKBklORVRTSxAEEgoKBlVOSVhTSxAFEgsKB0VWRU5URkQQBhINCglFVkVOVFBPTEwQBxILCgdJTk9USUZZEAgSDAoIU0lHTkFMRkQQCRIMCghQQUNLRVRTSxAKEgcKA1RUWRALEgwKCEZBTk9USUZZEAwSDQoJTkVUTElOS1NLEA0SBgoCTlMQDhIICgRUVU5GEA8SBwoDRVhUEBASCwoHVElNRVJGRBAREgkKBU1FTUZEEBISCgoGQlBGTUFQEBMSCQoFUElERkQQFBINCgdDVExfVFRZEP7/AxIRCgtBVVRPRlNfUElQRRD//wM", [file_stasis_regfile, file_stasis_eventfd, file_stasis_eventpoll, file_stasis_signalfd, file_stasis_timerfd, file_stasis_fifo, file_stasis_pipe, file_stasis_tty, file_stasis_memfd, file_stasis_sk_unix]);
 
 /**
  * One fd of a task (fdinfo-ID.img): fd number, FD_CLOEXEC, and the id of its file.
@@ -73,7 +75,7 @@ export const FdinfoEntrySchema: GenMessage<FdinfoEntry> = /*@__PURE__*/
 
 /**
  * One open file object (files.img); exactly one of the kind fields is set.
- * Kinds stasis does not handle yet (sockets, ns, tun, inotify, fanotify, ext,
+ * Kinds stasis does not handle yet (inet/packet/netlink sockets, ns, tun, inotify, fanotify, ext,
  * bpf maps, pidfds) are left undeclared and kept as unknown fields.
  *
  * @generated from message stasis.image.FileEntry
@@ -113,6 +115,11 @@ export type FileEntry = Message<"stasis.image.FileEntry"> & {
    * @generated from field: optional stasis.image.TimerfdEntry tfd = 12;
    */
   tfd?: TimerfdEntry | undefined;
+
+  /**
+   * @generated from field: optional stasis.image.UnixSkEntry usk = 16;
+   */
+  usk?: UnixSkEntry | undefined;
 
   /**
    * @generated from field: optional stasis.image.FifoEntry fifo = 17;

@@ -1,0 +1,161 @@
+// Sockets in stasis itself: making Unix sockets (pairs, bound, listening, connected), their
+// options, and moving messages without consuming them (MSG_PEEK) or without blocking.
+import { addressOf, syscall, syscallRaw } from './libc.js';
+import { SyscallError } from './syscall-error.js';
+
+export const AF_UNIX = 1, AF_NETLINK = 16;
+export const SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_SEQPACKET = 5, SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_SNDBUF = 7, SO_RCVBUF = 8, SO_PASSCRED = 16, SO_RCVTIMEO = 20, SO_SNDTIMEO = 21, SO_PASSSEC = 34;
+export const SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33, SO_PEEK_OFF = 42;
+export const MSG_PEEK = 2, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_CTRUNC = 8, MSG_NOSIGNAL = 0x4000;
+export const SHUT_RD = 0, SHUT_WR = 1;
+const SCM_RIGHTS = 1, SCM_CREDENTIALS = 2;
+const EAGAIN = 11, EINTR = 4;
+const SUN_PATH_MAX = 108;
+
+function check(name: Parameters<typeof syscallRaw>[0], r: bigint, what: string): number {
+  if (r < 0n) throw new SyscallError(name, Number(-r), what);
+  return Number(r);
+}
+
+export function socket(domain: number, type: number, protocol = 0): number {
+  return check('socket', syscallRaw('socket', domain, type, protocol), `domain ${domain}, type ${type}`);
+}
+
+/** socketpair(AF_UNIX, type): two connected ends. */
+export function socketpair(type: number): [number, number] {
+  const fds = new Int32Array(2);
+  check('socketpair', syscallRaw('socketpair', AF_UNIX, type, 0, addressOf(fds)), `type ${type}`);
+  return [fds[0] ?? -1, fds[1] ?? -1];
+}
+
+/** A struct sockaddr_un for `name` (raw bytes: an abstract name starts with a NUL), and its length. */
+function sockaddrUn(name: Buffer): [Buffer, number] {
+  if (name.length > SUN_PATH_MAX) throw new SyscallError('bind', 36, 'name too long');
+  const sa = Buffer.alloc(2 + SUN_PATH_MAX);
+  sa.writeUInt16LE(AF_UNIX, 0);
+  name.copy(sa, 2);
+  return [sa, 2 + name.length];
+}
+
+export function bindUnix(fd: number, name: Buffer): void {
+  const [sa, len] = sockaddrUn(name);
+  check('bind', syscallRaw('bind', fd, addressOf(sa), len), name.toString());
+}
+
+export function connectUnix(fd: number, name: Buffer): void {
+  const [sa, len] = sockaddrUn(name);
+  for (;;) {
+    const r = syscallRaw('connect', fd, addressOf(sa), len);
+    if (r === -BigInt(EINTR)) continue;
+    check('connect', r, name.toString());
+    return;
+  }
+}
+
+export function listen(fd: number, backlog: number): void {
+  check('listen', syscallRaw('listen', fd, backlog), `fd ${fd}`);
+}
+
+export function accept4(fd: number, flags: number): number {
+  for (;;) {
+    const r = syscallRaw('accept4', fd, 0, 0, flags);
+    if (r === -BigInt(EINTR)) continue;
+    return check('accept4', r, `fd ${fd}`);
+  }
+}
+
+export function shutdown(fd: number, how: number): void {
+  check('shutdown', syscallRaw('shutdown', fd, how), `fd ${fd}`);
+}
+
+/** The bound name of a Unix socket (raw bytes, without the trailing NUL of a path). */
+export function getsocknameUnix(fd: number, peer = false): Buffer {
+  const sa = Buffer.alloc(2 + SUN_PATH_MAX);
+  const len = new Int32Array([sa.length]);
+  check(peer ? 'getpeername' : 'getsockname', syscallRaw(peer ? 'getpeername' : 'getsockname', fd, addressOf(sa), addressOf(len)), `fd ${fd}`);
+  let name = sa.subarray(2, Math.max(2, len[0] ?? 2));
+  if (name.length && name[0] !== 0 && name[name.length - 1] === 0) name = name.subarray(0, name.indexOf(0));
+  return Buffer.from(name);
+}
+
+export function getsockoptInt(fd: number, level: number, opt: number): number {
+  const v = new Int32Array(1);
+  const len = new Int32Array([4]);
+  check('getsockopt', syscallRaw('getsockopt', fd, level, opt, addressOf(v), addressOf(len)), `fd ${fd}, option ${opt}`);
+  return v[0] ?? 0;
+}
+
+export function setsockoptInt(fd: number, level: number, opt: number, value: number): void {
+  const v = new Int32Array([value]);
+  check('setsockopt', syscallRaw('setsockopt', fd, level, opt, addressOf(v), 4), `fd ${fd}, option ${opt} = ${value}`);
+}
+
+/** SO_SNDTIMEO / SO_RCVTIMEO as [seconds, microseconds]. */
+export function getsockoptTimeval(fd: number, opt: number): [bigint, bigint] {
+  const v = new BigInt64Array(2);
+  const len = new Int32Array([16]);
+  check('getsockopt', syscallRaw('getsockopt', fd, SOL_SOCKET, opt, addressOf(v), addressOf(len)), `fd ${fd}, option ${opt}`);
+  return [v[0] ?? 0n, v[1] ?? 0n];
+}
+
+export function setsockoptTimeval(fd: number, opt: number, sec: bigint, usec: bigint): void {
+  const v = new BigInt64Array([sec, usec]);
+  check('setsockopt', syscallRaw('setsockopt', fd, SOL_SOCKET, opt, addressOf(v), 16), `fd ${fd}, option ${opt}`);
+}
+
+export interface Received {
+  /** Bytes copied, or (with MSG_TRUNC on a datagram socket) the message's whole length; -11 for EAGAIN. */
+  n: number;
+  msgFlags: number;
+  /** Control messages that came with it: SCM_RIGHTS (the fds it carried were closed) or SCM_CREDENTIALS. */
+  rights: boolean;
+  creds: boolean;
+  /** The sender's address (a datagram from a bound socket), empty when it has none. */
+  from: Buffer;
+}
+
+/** recvmsg(2) into buf[off..off+len); control messages are reported, fds they carry closed. */
+export function recvmsgInto(fd: number, buf: Buffer, off: number, len: number, flags: number): Received {
+  const iov = new BigUint64Array([addressOf(buf) + BigInt(off), BigInt(len)]);
+  const control = Buffer.alloc(512);
+  const name = Buffer.alloc(2 + SUN_PATH_MAX);
+  const msg = Buffer.alloc(56);
+  msg.writeBigUInt64LE(addressOf(name), 0);
+  msg.writeUInt32LE(name.length, 8);
+  msg.writeBigUInt64LE(addressOf(iov), 16);
+  msg.writeBigUInt64LE(1n, 24);
+  msg.writeBigUInt64LE(addressOf(control), 32);
+  msg.writeBigUInt64LE(BigInt(control.length), 40);
+  let r: bigint;
+  do r = syscallRaw('recvmsg', fd, addressOf(msg), flags);
+  while (r === -BigInt(EINTR));
+  if (r === -BigInt(EAGAIN)) return { n: -EAGAIN, msgFlags: 0, rights: false, creds: false, from: Buffer.alloc(0) };
+  const n = check('recvmsg', r, `fd ${fd}`);
+  const from = Buffer.from(name.subarray(2, Math.max(2, Math.min(name.length, msg.readUInt32LE(8)))));
+  const out: Received = { n, msgFlags: msg.readInt32LE(48), rights: false, creds: false, from };
+  const clen = Number(msg.readBigUInt64LE(40));
+  for (let at = 0; at + 16 <= clen;) {
+    const cl = Number(control.readBigUInt64LE(at));
+    if (cl < 16) break;
+    const level = control.readInt32LE(at + 8), type = control.readInt32LE(at + 12);
+    if (level === SOL_SOCKET && type === SCM_RIGHTS) {
+      out.rights = true;
+      for (let p = at + 16; p + 4 <= at + cl; p += 4) syscallRaw('close', control.readInt32LE(p));
+    }
+    if (level === SOL_SOCKET && type === SCM_CREDENTIALS) out.creds = true;
+    at += (cl + 7) & ~7;
+  }
+  return out;
+}
+
+/** send(2) of buf[off..off+len) with `flags`; -11 for EAGAIN. */
+export function sendRaw(fd: number, buf: Buffer, off: number, len: number, flags: number): number {
+  for (;;) {
+    const r = syscallRaw('sendto', fd, addressOf(buf) + BigInt(off), len, flags, 0, 0);
+    if (r === -BigInt(EINTR)) continue;
+    if (r === -BigInt(EAGAIN)) return -EAGAIN;
+    return check('sendto', r, `fd ${fd}, ${len} bytes`);
+  }
+}

@@ -1,0 +1,36 @@
+// Unix sockets stasis cannot restore yet fail the dump with E_UNSUPPORTED_FD naming pid, fd
+// and why; no image is left behind and the tree runs on untraced, its sockets as they were.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { Workload, compileWorkload, assertPassed, tmpDir } from '../harness.js';
+import { dump, StasisError } from '../../../src/api/index.js';
+
+const CASES = [
+  ['outside', 'its peer is held outside the tree', /is connected to socket:\[\d+\], which no task of the dumped tree holds \(a peer outside the tree\)$/],
+  ['abstract', 'it is bound to an abstract name', /is bound to an abstract name, not supported yet$/],
+  ['rights', 'an fd is in flight on it', /has file descriptors in flight \(SCM_RIGHTS\), not supported yet$/],
+  ['creds', 'credentials are in flight on it', /has messages with credentials in flight \(SO_PASSCRED, SCM_CREDENTIALS\), not supported yet$/],
+  ['async', 'it has O_ASYNC', /has O_ASYNC set \(signal-driven I\/O\), not supported yet$/],
+  ['owner', 'it has an F_SETOWN owner', /has an owner for signals \(F_SETOWN \d+\), not supported yet$/],
+  ['pending', 'it listens with a connection not accepted yet', /is listening with 1 connections not accepted yet, not supported yet$/],
+  ['boundsender', 'a datagram from a bound sender is queued on it', /has a datagram queued from the bound socket \/.*\/s\.sock, not supported yet$/],
+] as const;
+
+for (const [mode, what, why] of CASES) {
+  test(`a Unix socket fails the dump when ${what}, naming pid, fd and why; the tree keeps its socket`, async () => {
+    const w = new Workload(`unix-${mode}`, compileWorkload('unixrefuse'), [mode]).start();
+    const images = tmpDir(`unix-${mode}-img`);
+    await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => {
+      assert.ok(e instanceof StasisError, String(e));
+      assert.equal(e.code, 'E_UNSUPPORTED_FD', e.message);
+      assert.match(e.message, new RegExp(`^Cannot dump fd 5 of pid ${w.pid}: socket:\\[\\d+\\] `));
+      assert.match(e.message, why);
+      return true;
+    });
+    assert.deepEqual(fs.readdirSync(images), [], 'the failed dump left images behind');
+    assert.match(fs.readFileSync(`/proc/${w.pid}/status`, 'utf8'), /TracerPid:\s+0\n/);
+    w.go();
+    assertPassed(w.finish());
+  });
+}
