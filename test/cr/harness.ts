@@ -134,3 +134,22 @@ export async function checkpointRestore(w: Workload, opts: { shellJob?: boolean 
   assert.equal(r.pid, w.pid);
   return { images, d, r };
 }
+
+/**
+ * Dumps with --leave-running and lets the workload, never restored, check its own state
+ * (the dump must have left it exactly as it was); then, once it has exited, restores the same
+ * images and lets the restored workload check itself again.
+ */
+export async function leaveRunningThenRestore(w: Workload, checkImages: (dir: string) => void = () => {}): Promise<void> {
+  const images = tmpDir(`${w.name}-img`);
+  await dump({ pid: w.pid, imagesDir: images, leaveRunning: true });
+  verifyImages(images);
+  checkImages(images);
+  w.go();
+  assertPassed(w.finish());
+  fs.rmSync(w.file('result'));
+  // It has exited (and been reaped): its pid is free for the image to come back at.
+  const r = await restore({ imagesDir: images, detach: true });
+  assert.equal(r.pid, w.pid);
+  assertPassed(w.finish());
+}

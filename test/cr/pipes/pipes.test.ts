@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, verifyImages } from '../harness.js';
+import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, verifyImages, leaveRunningThenRestore } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/image/index.js';
 
@@ -37,16 +37,5 @@ test('pipes in every fd layout come back with their data, flags, capacity and sh
 
 test('a dump with --leave-running leaves every pipe as it was; the images restore the same pipes', async () => {
   const w = new Workload('pipes-live', compileWorkload('pipes')).start();
-  const images = tmpDir('pipes-live-img');
-  await dump({ pid: w.pid, imagesDir: images, leaveRunning: true });
-  verifyImages(images);
-  checkPipeData(images);
-  // The workload checks every byte of every pipe in the running task, never restored.
-  w.go();
-  assertPassed(w.finish());
-  fs.rmSync(w.file('result'));
-  // It has exited (and been reaped): its pid is free for the image to come back at.
-  const r = await restore({ imagesDir: images, detach: true });
-  assert.equal(r.pid, w.pid);
-  assertPassed(w.finish());
+  await leaveRunningThenRestore(w, checkPipeData);
 });

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, verifyImages } from '../harness.js';
+import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, verifyImages, leaveRunningThenRestore } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/image/index.js';
 
@@ -32,15 +32,5 @@ test('socket pairs of every type come back with their queues, flags, buffer size
 
 test('a dump with --leave-running leaves every socket queue as it was; the images restore the same sockets', async () => {
   const w = new Workload('unixpairs-live', compileWorkload('unixpairs')).start();
-  const images = tmpDir('unixpairs-live-img');
-  await dump({ pid: w.pid, imagesDir: images, leaveRunning: true });
-  verifyImages(images);
-  checkQueues(images);
-  // The workload checks every byte and message in the running task, never restored.
-  w.go();
-  assertPassed(w.finish());
-  fs.rmSync(w.file('result'));
-  const r = await restore({ imagesDir: images, detach: true });
-  assert.equal(r.pid, w.pid);
-  assertPassed(w.finish());
+  await leaveRunningThenRestore(w, checkQueues);
 });
