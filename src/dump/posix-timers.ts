@@ -11,8 +11,18 @@ import { StasisError } from '../errors.js';
 
 const ITIMERSPEC = 32;
 
+/** The file exists wherever POSIX timers do (it needs CONFIG_CHECKPOINT_RESTORE, as stasis does). */
+function timersText(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/timers`, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return ''; // CONFIG_POSIX_TIMERS off: there are none
+    throw e;
+  }
+}
+
 export function readPosixTimers(inj: Injector, pid: number): PosixTimerEntry[] {
-  const timers = parsePosixTimers(fs.readFileSync(`/proc/${pid}/timers`, 'utf8')).sort((a, b) => a.id - b.id);
+  const timers = parsePosixTimers(timersText(pid)).sort((a, b) => a.id - b.id);
   if (!timers.length) return [];
   inj.resetScratch();
   const buf = inj.put(Buffer.alloc(ITIMERSPEC * timers.length));
