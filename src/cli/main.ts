@@ -77,7 +77,7 @@ async function run(a: ParsedArgs): Promise<number> {
       const f = check();
       for (const [k, v] of Object.entries(f)) {
         if (k === 'trackingUnavailable') continue;
-        out(`${k.padEnd(14)} ${typeof v === 'bigint' ? `0x${v.toString(16)}` : String(v)}`);
+        out(`${k.padEnd(15)} ${typeof v === 'bigint' ? `0x${v.toString(16)}` : String(v)}`);
       }
       for (const [b, why] of Object.entries(f.trackingUnavailable)) out(`  no ${b}: ${why}`);
       return f.ready ? 0 : 1;

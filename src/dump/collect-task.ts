@@ -17,6 +17,7 @@ import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fd
 import { collectVmas } from '../mem/collect-vmas.js';
 import type { VmaSpec } from '../mem/vma.js';
 import { readTaskInternals } from './task-internals.js';
+import { readPosixTimers } from './posix-timers.js';
 import { emptyFown } from '../files/reg.js';
 import type { FileIds } from '../files/index.js';
 import { StasisError } from '../errors.js';
@@ -142,9 +143,10 @@ export function collectTask(pid: number, tids: number[], ids: FileIds): Collecte
   const shared = peekSiginfo(pid, true);
   const threads = tids.map((tid) => ({ tid, ...collectThread(pid, tid) }));
   const inj = new Injector(pid);
-  let internals, brk;
+  let internals, brk, posixTimers;
   try {
     internals = readTaskInternals(inj);
+    posixTimers = readPosixTimers(inj, pid);
     brk = BigInt.asUintN(64, inj.must('brk', 0));
   } finally {
     inj.end();
@@ -172,7 +174,7 @@ export function collectTask(pid: number, tids: number[], ids: FileIds): Collecte
       ...(t === leader ? {
         tc: {
           taskState: 1, exitCode: 0, personality, flags: stat.flags, blkSigset: t.threadCore!.blkSigset ?? 0n, comm: stat.comm,
-          timers: { real, virt, prof, posix: [] },
+          timers: { real, virt, prof, posix: posixTimers },
           rlimits: { rlimits: rlimits.map((l) => ({ cur: l.cur, max: l.max })) },
           signalsS: { signals: shared.map((s) => ({ siginfo: s })) },
           oomScoreAdj,

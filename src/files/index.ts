@@ -13,9 +13,10 @@ import { signalfd } from './signalfd.js';
 import { timerfd } from './timerfd.js';
 import { memfd } from './memfd.js';
 import { unixSocket } from './unix-socket.js';
+import { inotify } from './inotify.js';
 
 // memfds before regular files: a memfd's link looks like a deleted file's.
-export const FILE_KINDS: readonly FileKind[] = [tty, memfd, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd, unixSocket];
+export const FILE_KINDS: readonly FileKind[] = [tty, memfd, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd, unixSocket, inotify];
 
 export function kindOfType(type: FdTypes): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);

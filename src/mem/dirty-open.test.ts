@@ -5,6 +5,7 @@ import type { KernelFeatures } from '../sys/index.js';
 
 const base: KernelFeatures = {
   release: 'test', zeroPfn: null, kcmp: true, pidfdGetfd: true, clone3SetTid: true, pagemapScan: true, uffdWpAsync: true, softDirty: false,
+  timerRestoreIds: true,
 };
 
 test('chooseBackend() prefers userfaultfd, then soft-dirty, then hashes', () => {

@@ -38,4 +38,5 @@ export {
 } from './pagemap.js';
 export { parseAuxv, AT_NULL } from './auxv.js';
 export { parseMountinfo, type MountInfo } from './mountinfo.js';
+export { parsePosixTimers, SIGEV_THREAD_ID, type PosixTimerInfo } from './timers.js';
 export { readProcText, readProcTextOrNull, readProcBuffer, readPagemap, procPath, type ProcPid } from './read.js';

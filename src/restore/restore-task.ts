@@ -17,6 +17,7 @@ import { addEpollTargets } from '../files/index.js';
 import { takePosixLocks } from './restore-locks.js';
 import type { FileLockEntry } from '../image/gen/stasis/file-lock_pb.js';
 import { restoreTaskInternals, requeueSignals, drainSignals } from './task-internals.js';
+import { restorePosixTimers } from './posix-timers.js';
 import type { TaskInternals } from '../dump/task-internals.js';
 import { regPath, type ImageSet, type TaskImages } from './read-images.js';
 import type { OpenFiles } from './open-files.js';
@@ -66,6 +67,8 @@ export interface RestoreTaskCtx {
   shmem?: ShmemObjects;
   /** filelocks.img: the task takes its POSIX locks once its fds are in. */
   locks?: FileLockEntry[];
+  /** The kernel has PR_TIMER_CREATE_RESTORE_IDS: POSIX timers are made at their ids directly. */
+  timerRestoreIds?: boolean;
 }
 
 export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: number; code: bigint }): number[] {
@@ -140,6 +143,9 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: nu
     ti.finishWith(regsFrom(core.threadInfo!.gpregs!), 'getpid');
     finishThread(tid, core);
   }
+  // Once every thread is there (a SIGEV_THREAD_ID timer names one), and after the pending
+  // signals were queued: a timer firing from now on adds its own.
+  restorePosixTimers(inj, tc.timers?.posix ?? [], ctx.timerRestoreIds ?? false);
 
   const r = inj.finishWith(regsFrom(t.core.threadInfo!.gpregs!), 'munmap', scratch, scratchSize);
   if (r !== 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot unmap the restore scratch area of pid ${pid}: errno ${-r}`);

@@ -1,7 +1,7 @@
 // `stasis restore`: read and check every image, open the file objects once, build the tree
 // of stub tasks with their pids, turn each into its task, let them all go. A failure at any
 // point kills what was created, so a failed restore leaves no process behind.
-import { detach, kill, waitPid } from '../sys/index.js';
+import { detach, kill, waitPid, probeTimerRestoreIds } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { readImageSet } from './read-images.js';
 import { OpenFiles } from './open-files.js';
@@ -50,7 +50,8 @@ export function restore(opts: RestoreOptions): RestoreResult {
     progress('creating tasks');
     createTree(set, created);
     const tids: number[] = [];
-    const ctx = { set, files, shmem, locks, epollsFilled: new Set<number>() };
+    const timerRestoreIds = set.tasks.some((t) => t.core.tc?.timers?.posix.length) && probeTimerRestoreIds();
+    const ctx = { set, files, shmem, locks, epollsFilled: new Set<number>(), timerRestoreIds };
     set.tasks.forEach((t, i) => {
       progress('restoring tasks', i, set.tasks.length);
       tids.push(...restoreTask(ctx, t, created.get(t.pstree.pid)!));

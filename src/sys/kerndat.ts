@@ -16,6 +16,8 @@ export interface KernelFeatures {
   uffdWpAsync: boolean;
   /** Soft-dirty that really tracks writes (probed by writing a page and reading bit 55). */
   softDirty: boolean;
+  /** prctl(PR_TIMER_CREATE_RESTORE_IDS) (Linux 6.14): timer_create() at a given id. */
+  timerRestoreIds: boolean;
 }
 
 const PAGEMAP_SCAN = 0xc0606610n;
@@ -84,6 +86,13 @@ function probeUffdWpAsync(): boolean {
   }
 }
 
+const PR_TIMER_CREATE_RESTORE_IDS = 77, PR_TIMER_CREATE_RESTORE_IDS_GET = 2;
+
+/** Asks for the mode (no change to it): older kernels answer EINVAL. */
+export function probeTimerRestoreIds(): boolean {
+  return syscallRaw('prctl', PR_TIMER_CREATE_RESTORE_IDS, PR_TIMER_CREATE_RESTORE_IDS_GET, 0, 0, 0) >= 0n;
+}
+
 export function probeKernel(): KernelFeatures {
   const fdSelf = syscallRaw('pidfd_open', process.pid, 0);
   let pidfdGetfd = false;
@@ -102,5 +111,6 @@ export function probeKernel(): KernelFeatures {
     pagemapScan: probePagemapScan(),
     uffdWpAsync: probeUffdWpAsync(),
     softDirty: probeSoftDirty(),
+    timerRestoreIds: probeTimerRestoreIds(),
   };
 }

@@ -26,13 +26,15 @@ import type { MemfdFileEntry } from "./memfd_pb.js";
 import { file_stasis_memfd } from "./memfd_pb.js";
 import type { UnixSkEntry } from "./sk-unix_pb.js";
 import { file_stasis_sk_unix } from "./sk-unix_pb.js";
+import type { InotifyFileEntry } from "./fsnotify_pb.js";
+import { file_stasis_fsnotify } from "./fsnotify_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file stasis/fdinfo.proto.
  */
 export const file_stasis_fdinfo: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdGFzaXMvZmRpbmZvLnByb3RvEgxzdGFzaXMuaW1hZ2UieQoLRmRpbmZvRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SIwoEdHlwZRgDIAIoDjIVLnN0YXNpcy5pbWFnZS5GZFR5cGVzEgoKAmZkGAQgAigNEh4KFnhhdHRyX3NlY3VyaXR5X3NlbGludXgYBSABKAki4gMKCUZpbGVFbnRyeRIjCgR0eXBlGAEgAigOMhUuc3Rhc2lzLmltYWdlLkZkVHlwZXMSCgoCaWQYAiACKA0SJwoDcmVnGAMgASgLMhouc3Rhc2lzLmltYWdlLlJlZ0ZpbGVFbnRyeRIrCgNlZmQYCCABKAsyHi5zdGFzaXMuaW1hZ2UuRXZlbnRmZEZpbGVFbnRyeRIuCgRlcGZkGAkgASgLMiAuc3Rhc2lzLmltYWdlLkV2ZW50cG9sbEZpbGVFbnRyeRIpCgRzZ2ZkGAogASgLMhsuc3Rhc2lzLmltYWdlLlNpZ25hbGZkRW50cnkSJwoDdGZkGAwgASgLMhouc3Rhc2lzLmltYWdlLlRpbWVyZmRFbnRyeRImCgN1c2sYECABKAsyGS5zdGFzaXMuaW1hZ2UuVW5peFNrRW50cnkSJQoEZmlmbxgRIAEoCzIXLnN0YXNpcy5pbWFnZS5GaWZvRW50cnkSJQoEcGlwZRgSIAEoCzIXLnN0YXNpcy5pbWFnZS5QaXBlRW50cnkSJwoDdHR5GBMgASgLMhouc3Rhc2lzLmltYWdlLlR0eUZpbGVFbnRyeRIrCgVtZW1mZBgUIAEoCzIcLnN0YXNpcy5pbWFnZS5NZW1mZEZpbGVFbnRyeSqeAgoHRmRUeXBlcxIHCgNVTkQQABIHCgNSRUcQARIICgRQSVBFEAISCAoERklGTxADEgoKBklORVRTSxAEEgoKBlVOSVhTSxAFEgsKB0VWRU5URkQQBhINCglFVkVOVFBPTEwQBxILCgdJTk9USUZZEAgSDAoIU0lHTkFMRkQQCRIMCghQQUNLRVRTSxAKEgcKA1RUWRALEgwKCEZBTk9USUZZEAwSDQoJTkVUTElOS1NLEA0SBgoCTlMQDhIICgRUVU5GEA8SBwoDRVhUEBASCwoHVElNRVJGRBAREgkKBU1FTUZEEBISCgoGQlBGTUFQEBMSCQoFUElERkQQFBINCgdDVExfVFRZEP7/AxIRCgtBVVRPRlNfUElQRRD//wM", [file_stasis_regfile, file_stasis_eventfd, file_stasis_eventpoll, file_stasis_signalfd, file_stasis_timerfd, file_stasis_fifo, file_stasis_pipe, file_stasis_tty, file_stasis_memfd, file_stasis_sk_unix]);
+  fileDesc("ChNzdGFzaXMvZmRpbmZvLnByb3RvEgxzdGFzaXMuaW1hZ2UieQoLRmRpbmZvRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SIwoEdHlwZRgDIAIoDjIVLnN0YXNpcy5pbWFnZS5GZFR5cGVzEgoKAmZkGAQgAigNEh4KFnhhdHRyX3NlY3VyaXR5X3NlbGludXgYBSABKAkijwQKCUZpbGVFbnRyeRIjCgR0eXBlGAEgAigOMhUuc3Rhc2lzLmltYWdlLkZkVHlwZXMSCgoCaWQYAiACKA0SJwoDcmVnGAMgASgLMhouc3Rhc2lzLmltYWdlLlJlZ0ZpbGVFbnRyeRIrCgNlZmQYCCABKAsyHi5zdGFzaXMuaW1hZ2UuRXZlbnRmZEZpbGVFbnRyeRIuCgRlcGZkGAkgASgLMiAuc3Rhc2lzLmltYWdlLkV2ZW50cG9sbEZpbGVFbnRyeRIpCgRzZ2ZkGAogASgLMhsuc3Rhc2lzLmltYWdlLlNpZ25hbGZkRW50cnkSJwoDdGZkGAwgASgLMhouc3Rhc2lzLmltYWdlLlRpbWVyZmRFbnRyeRIrCgNpZnkYDSABKAsyHi5zdGFzaXMuaW1hZ2UuSW5vdGlmeUZpbGVFbnRyeRImCgN1c2sYECABKAsyGS5zdGFzaXMuaW1hZ2UuVW5peFNrRW50cnkSJQoEZmlmbxgRIAEoCzIXLnN0YXNpcy5pbWFnZS5GaWZvRW50cnkSJQoEcGlwZRgSIAEoCzIXLnN0YXNpcy5pbWFnZS5QaXBlRW50cnkSJwoDdHR5GBMgASgLMhouc3Rhc2lzLmltYWdlLlR0eUZpbGVFbnRyeRIrCgVtZW1mZBgUIAEoCzIcLnN0YXNpcy5pbWFnZS5NZW1mZEZpbGVFbnRyeSqeAgoHRmRUeXBlcxIHCgNVTkQQABIHCgNSRUcQARIICgRQSVBFEAISCAoERklGTxADEgoKBklORVRTSxAEEgoKBlVOSVhTSxAFEgsKB0VWRU5URkQQBhINCglFVkVOVFBPTEwQBxILCgdJTk9USUZZEAgSDAoIU0lHTkFMRkQQCRIMCghQQUNLRVRTSxAKEgcKA1RUWRALEgwKCEZBTk9USUZZEAwSDQoJTkVUTElOS1NLEA0SBgoCTlMQDhIICgRUVU5GEA8SBwoDRVhUEBASCwoHVElNRVJGRBAREgkKBU1FTUZEEBISCgoGQlBGTUFQEBMSCQoFUElERkQQFBINCgdDVExfVFRZEP7/AxIRCgtBVVRPRlNfUElQRRD//wM", [file_stasis_regfile, file_stasis_eventfd, file_stasis_eventpoll, file_stasis_signalfd, file_stasis_timerfd, file_stasis_fifo, file_stasis_pipe, file_stasis_tty, file_stasis_memfd, file_stasis_sk_unix, file_stasis_fsnotify]);
 
 /**
  * One fd of a task (fdinfo-ID.img): fd number, FD_CLOEXEC, and the id of its file.
@@ -75,7 +77,7 @@ export const FdinfoEntrySchema: GenMessage<FdinfoEntry> = /*@__PURE__*/
 
 /**
  * One open file object (files.img); exactly one of the kind fields is set.
- * Kinds stasis does not handle yet (inet/packet/netlink sockets, ns, tun, inotify, fanotify, ext,
+ * Kinds stasis does not handle yet (inet/packet/netlink sockets, ns, tun, fanotify, ext,
  * bpf maps, pidfds) are left undeclared and kept as unknown fields.
  *
  * @generated from message stasis.image.FileEntry
@@ -115,6 +117,11 @@ export type FileEntry = Message<"stasis.image.FileEntry"> & {
    * @generated from field: optional stasis.image.TimerfdEntry tfd = 12;
    */
   tfd?: TimerfdEntry | undefined;
+
+  /**
+   * @generated from field: optional stasis.image.InotifyFileEntry ify = 13;
+   */
+  ify?: InotifyFileEntry | undefined;
 
   /**
    * @generated from field: optional stasis.image.UnixSkEntry usk = 16;
