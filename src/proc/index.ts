@@ -39,3 +39,4 @@ export {
 export { parseAuxv, AT_NULL } from './auxv.js';
 export { parseMountinfo, type MountInfo } from './mountinfo.js';
 export { readProcText, readProcTextOrNull, readProcBuffer, readPagemap, procPath, type ProcPid } from './read.js';
+export { parseNetSockets, type NetSocket } from './net-sockets.js';

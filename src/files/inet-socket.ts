@@ -1,0 +1,172 @@
+// TCP listeners, IPv4 and IPv6 (CRIU's InetSkEntry inside files.img).
+//
+// Dump: the task's /proc/PID/net/tcp or tcp6 gives the socket's state, bound address and port,
+// backlog and accept queue; the socket is taken into stasis with pidfd_getfd to read its
+// options. Supported: a TCP socket in LISTEN with an empty accept queue, in stasis's network
+// namespace. Refused, naming pid, fd and why: connections (established or on their way in or
+// out), a listener with connections not accepted yet, UDP and raw sockets, sockets of another
+// network namespace, link-local IPv6 addresses, signal-driven I/O and owners.
+//
+// Restore: socket(), IPV6_V6ONLY, SO_REUSEPORT and IP_FREEBIND as they were, SO_REUSEADDR on
+// while binding (the killed tree's connections may have left the port in TIME_WAIT) and put
+// back as it was after listen(backlog), then the other options and the status flags. Not kept:
+// SO_LINGER, SO_BINDTODEVICE, SO_PRIORITY, SO_MARK, socket filters, and half-open connections
+// (SYN_RECV: their clients retry).
+import fs from 'node:fs';
+import { create } from '@bufbuild/protobuf';
+import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
+import { InetSkEntrySchema, type InetSkEntry } from '../image/gen/stasis/sk-inet_pb.js';
+import {
+  bindInet, closeFd, fcntl, getsockoptInt, getsockoptTimeval, listen, pidfdGetfd, pidfdOpen, setsockoptInt,
+  setsockoptTimeval, socket, SyscallError,
+  AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IP_FREEBIND, IPV6_V6ONLY, SOCK_CLOEXEC, SOCK_STREAM, SOL_SOCKET,
+  SO_BUF_LOCK, SO_KEEPALIVE, SO_RCVBUF, SO_RCVTIMEO, SO_REUSEADDR, SO_REUSEPORT, SO_SNDBUF, SO_SNDTIMEO,
+  TCP_DEFER_ACCEPT, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_NODELAY,
+} from '../sys/index.js';
+import { StasisError } from '../errors.js';
+import type { FdProbe, FileKind } from './kind.js';
+import { emptyFown } from './reg.js';
+import { setStatusFlags } from './pipe-data.js';
+import { setBufSize } from './unix-socket-data.js';
+import { findInetSocket, formatInet, TCP_STATES, type InetProbe } from './inet-socket-probe.js';
+
+const TCP_ESTABLISHED = 1, TCP_LISTEN = 10;
+const O_ASYNC = 0o20000, F_GETOWN = 9;
+const SNDBUF_LOCK = 1, RCVBUF_LOCK = 2;
+const inoOf = (p: FdProbe) => Number(p.stat.ino);
+
+/** Why the socket cannot be restored, or undefined. */
+function refusal(pid: number, found: InetProbe): string | undefined {
+  const netns = fs.readlinkSync(`/proc/${pid}/ns/net`), ours = fs.readlinkSync('/proc/self/ns/net');
+  if (netns !== ours) return `is in network namespace ${netns}, not stasis's (${ours}), not supported yet`;
+  const s = found.sock;
+  const local = formatInet(found.family, s.localAddr, s.localPort);
+  if (found.proto !== 'tcp') return `is a${found.proto === 'raw' ? ' raw' : 'n ' + found.proto.toUpperCase()} socket bound to ${local}, not supported yet`;
+  if (s.state === TCP_ESTABLISHED) {
+    return `is a TCP connection from ${local} to ${formatInet(found.family, s.remoteAddr, s.remotePort)}: established TCP connections are not supported yet`;
+  }
+  if (s.state !== TCP_LISTEN) return `is a TCP socket on ${local} in state ${TCP_STATES[s.state] ?? s.state}: only listening TCP sockets are supported yet`;
+  if (s.rxQueue > 0) return `is a TCP listener on ${local} with ${s.rxQueue} connections queued but not accepted yet, not supported yet`;
+  // fe80::/10 needs the interface it was bound on (CRIU's ifname).
+  if (found.family === AF_INET6 && ((s.localAddr[0] ?? 0) & 0xc0ff) === 0x80fe) return `is a TCP listener on the link-local address ${local}, not supported yet`;
+  return undefined;
+}
+
+/** SO_BUF_LOCK (Linux 5.14): which buffer sizes the task set itself; without it, both. */
+function bufLock(fd: number): number {
+  try {
+    return getsockoptInt(fd, SOL_SOCKET, SO_BUF_LOCK);
+  } catch (err) {
+    if (err instanceof SyscallError && err.code === 'ENOPROTOOPT') return SNDBUF_LOCK | RCVBUF_LOCK;
+    throw err;
+  }
+}
+
+function dumpOpts(fd: number) {
+  const [sndSec, sndUsec] = getsockoptTimeval(fd, SO_SNDTIMEO);
+  const [rcvSec, rcvUsec] = getsockoptTimeval(fd, SO_RCVTIMEO);
+  return {
+    soSndbuf: getsockoptInt(fd, SOL_SOCKET, SO_SNDBUF), soRcvbuf: getsockoptInt(fd, SOL_SOCKET, SO_RCVBUF),
+    soSndTmoSec: sndSec, soSndTmoUsec: sndUsec, soRcvTmoSec: rcvSec, soRcvTmoUsec: rcvUsec,
+    reuseaddr: getsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR) !== 0, soReuseport: getsockoptInt(fd, SOL_SOCKET, SO_REUSEPORT) !== 0,
+    soKeepalive: getsockoptInt(fd, SOL_SOCKET, SO_KEEPALIVE) !== 0,
+    tcpKeepcnt: getsockoptInt(fd, IPPROTO_TCP, TCP_KEEPCNT), tcpKeepidle: getsockoptInt(fd, IPPROTO_TCP, TCP_KEEPIDLE),
+    tcpKeepintvl: getsockoptInt(fd, IPPROTO_TCP, TCP_KEEPINTVL), soBufLock: bufLock(fd),
+  };
+}
+
+function dumpSocket(p: FdProbe, _ctx: unknown, id: number): FileEntry {
+  const ino = inoOf(p);
+  const what = `fd ${p.fd} of pid ${p.pid}: ${p.link}`;
+  const found = findInetSocket(p.pid, ino);
+  if (!found) throw new StasisError('E_DUMP_FAILED', `Cannot dump ${what}: the task's /proc/${p.pid}/net tables no longer list it`);
+  const refused = refusal(p.pid, found);
+  if (refused) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what} ${refused}`);
+  if (p.info.flags & O_ASYNC) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what} has O_ASYNC set (signal-driven I/O), not supported yet`);
+  const pidfd = pidfdOpen(p.pid);
+  let taken = -1;
+  try {
+    taken = pidfdGetfd(pidfd, p.fd);
+    const owner = fcntl(taken, F_GETOWN);
+    if (owner !== 0) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
+    const s = found.sock;
+    const isk = create(InetSkEntrySchema, {
+      id, ino, family: found.family, type: SOCK_STREAM, proto: IPPROTO_TCP, state: s.state,
+      srcPort: s.localPort, dstPort: 0, flags: p.info.flags, backlog: s.txQueue, srcAddr: s.localAddr, dstAddr: s.remoteAddr,
+      fown: emptyFown(), opts: dumpOpts(taken),
+      ...(found.family === AF_INET6 ? { v6only: getsockoptInt(taken, IPPROTO_IPV6, IPV6_V6ONLY) !== 0 } : {}),
+      ipOpts: { freebind: getsockoptInt(taken, IPPROTO_IP, IP_FREEBIND) !== 0 },
+      tcpNodelay: getsockoptInt(taken, IPPROTO_TCP, TCP_NODELAY) !== 0,
+      tcpDeferAccept: getsockoptInt(taken, IPPROTO_TCP, TCP_DEFER_ACCEPT),
+    });
+    return create(FileEntrySchema, { type: FdTypes.INETSK, id, isk });
+  } catch (err) {
+    if (err instanceof StasisError) throw err;
+    const why = err instanceof SyscallError ? err.message : String(err);
+    throw new StasisError('E_DUMP_FAILED', `Cannot read ${what}: ${why}`, { cause: err });
+  } finally {
+    if (taken >= 0) closeFd(taken);
+    closeFd(pidfd);
+  }
+}
+
+/** Sets `opt` to `want` where a fresh socket has another value (a value set equal to the default is not told apart). */
+function setIfOther(fd: number, level: number, opt: number, want: number | undefined): void {
+  if (want === undefined || getsockoptInt(fd, level, opt) === want) return;
+  setsockoptInt(fd, level, opt, want);
+}
+
+function makeListener(k: InetSkEntry): number {
+  const o = k.opts!;
+  const fd = socket(k.family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+  try {
+    // What decides which address and port the socket can take: before bind().
+    if (k.family === AF_INET6) setsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, k.v6only ? 1 : 0);
+    if (k.ipOpts?.freebind) setsockoptInt(fd, IPPROTO_IP, IP_FREEBIND, 1);
+    if (o.soReuseport) setsockoptInt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+    // The dumped tree's connections, killed with it, may hold the port in TIME_WAIT.
+    setsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    bindInet(fd, k.family, k.srcAddr, k.srcPort);
+    listen(fd, k.backlog);
+    setsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR, o.reuseaddr ? 1 : 0);
+    setIfOther(fd, SOL_SOCKET, SO_KEEPALIVE, o.soKeepalive === undefined ? undefined : Number(o.soKeepalive));
+    setIfOther(fd, IPPROTO_TCP, TCP_KEEPCNT, o.tcpKeepcnt);
+    setIfOther(fd, IPPROTO_TCP, TCP_KEEPIDLE, o.tcpKeepidle);
+    setIfOther(fd, IPPROTO_TCP, TCP_KEEPINTVL, o.tcpKeepintvl);
+    setIfOther(fd, IPPROTO_TCP, TCP_NODELAY, k.tcpNodelay === undefined ? undefined : Number(k.tcpNodelay));
+    if (k.tcpDeferAccept) setsockoptInt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, k.tcpDeferAccept);
+    // Only sizes the task set: setting one locks it, and an accepted connection would inherit
+    // the lock instead of the kernel's autotuning. setsockopt doubles what it is given.
+    const lock = o.soBufLock ?? SNDBUF_LOCK | RCVBUF_LOCK;
+    if (lock & SNDBUF_LOCK) setBufSize(fd, SO_SNDBUF, o.soSndbuf >> 1);
+    if (lock & RCVBUF_LOCK) setBufSize(fd, SO_RCVBUF, o.soRcvbuf >> 1);
+    if (o.soSndTmoSec || o.soSndTmoUsec) setsockoptTimeval(fd, SO_SNDTIMEO, o.soSndTmoSec, o.soSndTmoUsec);
+    if (o.soRcvTmoSec || o.soRcvTmoUsec) setsockoptTimeval(fd, SO_RCVTIMEO, o.soRcvTmoSec, o.soRcvTmoUsec);
+    setStatusFlags(fd, k.flags);
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+  return fd;
+}
+
+export const inetSocket = {
+  name: 'TCP socket',
+  type: FdTypes.INETSK,
+  detect: (p) => /^socket:\[\d+\]$/.test(p.link) && findInetSocket(p.pid, inoOf(p)) !== undefined,
+  dump: dumpSocket,
+  open: (e) => {
+    const k = e.isk;
+    if (!k?.opts) throw new StasisError('E_CORRUPT', `File ${e.id} is an inet socket without its entry`);
+    const at = formatInet(k.family, k.srcAddr, k.srcPort);
+    if (k.state !== TCP_LISTEN || k.proto !== IPPROTO_TCP || k.type !== SOCK_STREAM) {
+      throw new StasisError('E_UNSUPPORTED', `Cannot restore socket ${e.id} on ${at}: only TCP listeners are supported, not state ${k.state}, type ${k.type}, protocol ${k.proto}`);
+    }
+    try {
+      return { status: 'done', fd: makeListener(k) };
+    } catch (err) {
+      const why = err instanceof SyscallError ? err.message : String(err);
+      throw new StasisError('E_RESTORE_FAILED', `Cannot restore TCP listener ${e.id} on ${at}: ${why}`, { cause: err });
+    }
+  },
+} satisfies FileKind;
