@@ -1,7 +1,7 @@
 // TCP listeners, IPv4 and IPv6 (CRIU's InetSkEntry inside files.img).
 //
-// Dump: the task's /proc/PID/net/tcp or tcp6 gives the socket's state, bound address and port,
-// backlog and accept queue; the socket is taken into stasis with pidfd_getfd to read its
+// Dump: the task's /proc/PID/net/tcp or tcp6 gives the socket's state, bound address and port
+// and accept queue, inet_diag its backlog (which /proc does not show); the socket is taken into stasis with pidfd_getfd to read its
 // options. Supported: a TCP socket in LISTEN with an empty accept queue, in stasis's network
 // namespace. Refused, naming pid, fd and why: connections (established or on their way in or
 // out), a listener with connections not accepted yet, UDP and raw sockets, sockets of another
@@ -17,7 +17,7 @@ import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { InetSkEntrySchema, type InetSkEntry } from '../image/gen/stasis/sk-inet_pb.js';
 import {
-  bindInet, closeFd, fcntl, getsockoptInt, getsockoptTimeval, listen, pidfdGetfd, pidfdOpen, setsockoptInt,
+  bindInet, closeFd, tcpSockets, fcntl, getsockoptInt, getsockoptTimeval, listen, pidfdGetfd, pidfdOpen, setsockoptInt,
   setsockoptTimeval, socket, SyscallError,
   AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IP_FREEBIND, IPV6_V6ONLY, SOCK_CLOEXEC, SOCK_STREAM, SOL_SOCKET,
   SO_BUF_LOCK, SO_KEEPALIVE, SO_RCVBUF, SO_RCVTIMEO, SO_REUSEADDR, SO_REUSEPORT, SO_SNDBUF, SO_SNDTIMEO,
@@ -41,7 +41,7 @@ function refusal(pid: number, found: InetProbe): string | undefined {
   if (netns !== ours) return `is in network namespace ${netns}, not stasis's (${ours}), not supported yet`;
   const s = found.sock;
   const local = formatInet(found.family, s.localAddr, s.localPort);
-  if (found.proto !== 'tcp') return `is a${found.proto === 'raw' ? ' raw' : 'n ' + found.proto.toUpperCase()} socket bound to ${local}, not supported yet`;
+  if (found.proto !== 'tcp') return `is a ${{ udp: 'UDP', udplite: 'UDP-Lite', raw: 'raw' }[found.proto]} socket bound to ${local}, not supported yet`;
   if (s.state === TCP_ESTABLISHED) {
     return `is a TCP connection from ${local} to ${formatInet(found.family, s.remoteAddr, s.remotePort)}: established TCP connections are not supported yet`;
   }
@@ -90,9 +90,13 @@ function dumpSocket(p: FdProbe, _ctx: unknown, id: number): FileEntry {
     const owner = fcntl(taken, F_GETOWN);
     if (owner !== 0) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
     const s = found.sock;
+    const diag = tcpSockets(found.family, 1 << TCP_LISTEN).get(ino);
+    if (!diag) throw new StasisError('E_DUMP_FAILED', `Cannot dump ${what}: inet_diag does not know the listener`);
+    // Checked again: a connection may have come in since /proc was read (the tree is frozen, the kernel is not).
+    if (diag.rqueue > 0) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what} is a TCP listener on ${formatInet(found.family, s.localAddr, s.localPort)} with ${diag.rqueue} connections queued but not accepted yet, not supported yet`);
     const isk = create(InetSkEntrySchema, {
       id, ino, family: found.family, type: SOCK_STREAM, proto: IPPROTO_TCP, state: s.state,
-      srcPort: s.localPort, dstPort: 0, flags: p.info.flags, backlog: s.txQueue, srcAddr: s.localAddr, dstAddr: s.remoteAddr,
+      srcPort: s.localPort, dstPort: 0, flags: p.info.flags, backlog: diag.wqueue, srcAddr: s.localAddr, dstAddr: s.remoteAddr,
       fown: emptyFown(), opts: dumpOpts(taken),
       ...(found.family === AF_INET6 ? { v6only: getsockoptInt(taken, IPPROTO_IPV6, IPV6_V6ONLY) !== 0 } : {}),
       ipOpts: { freebind: getsockoptInt(taken, IPPROTO_IP, IP_FREEBIND) !== 0 },

@@ -13,7 +13,7 @@ const TCP6 = `  sl  local_address                         remote_address        
    0: 00000000000000000000000001000000:1F91 00000000000000000000000000000000:0000 0A 00000080:00000000 00:00000000 00000000     0        0 41250 1 0000000000000000 100 0 0 10 0
 `;
 
-test('parseNetSockets() reads a listener\'s address, port, backlog and accept queue', () => {
+test('parseNetSockets() reads a listener\'s address, port and accept queue', () => {
   assert.deepEqual(parseNetSockets(TCP, 'net/tcp')[0], {
     ino: 41234, state: 10, localAddr: [0x0100007f], localPort: 8080, remoteAddr: [0], remotePort: 0, txQueue: 16, rxQueue: 2,
   });

@@ -1,8 +1,8 @@
 // /proc/PID/net/{tcp,tcp6,udp,udp6,raw,raw6}: one line per hashed socket of the task's network
 // namespace (net/ipv4/tcp_ipv4.c get_tcp4_sock and friends). Addresses are the kernel's 32-bit
 // words printed with %08X (the same words CRIU keeps in InetSkEntry.src_addr), ports in host
-// order. For a TCP listener tx_queue is its backlog (sk_max_ack_backlog) and rx_queue the
-// connections waiting in its accept queue.
+// order. For a TCP listener rx_queue is the connections waiting in its accept queue (tx_queue is
+// write_seq - snd_una, not the backlog: inet_diag has that).
 import { ProcFormatError } from './proc-format-error.js';
 
 export interface NetSocket {

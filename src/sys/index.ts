@@ -15,3 +15,4 @@ export * from './file-lock.js';
 export * from './uffd.js';
 export * from './sockets.js';
 export * from './sock-diag.js';
+export * from './inet-diag.js';
