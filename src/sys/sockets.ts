@@ -74,7 +74,7 @@ function sockaddrInet(family: number, addr: readonly number[], port: number): Bu
 
 export function bindInet(fd: number, family: number, addr: readonly number[], port: number): void {
   const sa = sockaddrInet(family, addr, port);
-  check('bind', syscallRaw('bind', fd, addressOf(sa), sa.length), `fd ${fd}, port ${port}`);
+  check('bind', syscallRaw('bind', fd, addressOf(sa), sa.length), `port ${port}`);
 }
 
 /** getsockname of an IPv4 or IPv6 socket: its address words and port. */

@@ -9,7 +9,7 @@ import net from 'node:net';
 import http from 'node:http';
 import path from 'node:path';
 import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, waitFor, REPO } from '../harness.js';
-import { dump, StasisError } from '../../../src/api/index.js';
+import { dump, restore, StasisError } from '../../../src/api/index.js';
 import { readImage } from '../../../src/image/index.js';
 import { parseNetSockets } from '../../../src/proc/index.js';
 import { tcpSockets } from '../../../src/sys/index.js';
@@ -146,4 +146,24 @@ test('a listener with a connection queued but not accepted fails the dump, and a
   await ended;
   assert.equal(got, 'late:ping');
   assertPassed(w.finish());
+});
+
+test('a restore whose port another listener took fails naming the address, and leaves no process', async () => {
+  const w = new Workload('tcp-taken', compileWorkload('tcpserver'), ['queued']).start();
+  const port = Number(fs.readFileSync(w.file('ports'), 'utf8'));
+  const images = tmpDir('tcp-taken-img');
+  await dump({ pid: w.pid, imagesDir: images });
+  const other = net.createServer();
+  await new Promise<void>((resolve, reject) => other.listen(port, '127.0.0.1', resolve).once('error', reject));
+  try {
+    await assert.rejects(restore({ imagesDir: images, detach: true }), (e: unknown) => {
+      assert.ok(e instanceof StasisError, String(e));
+      assert.equal(e.code, 'E_RESTORE_FAILED');
+      assert.match(e.message, new RegExp(`^Cannot restore TCP listener \\d+ on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+      return true;
+    });
+    assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'the failed restore left a process');
+  } finally {
+    other.close();
+  }
 });
