@@ -1,4 +1,5 @@
-// A real server: node's http on 127.0.0.1, on an ephemeral port it writes to `port`, serving
+// A real server: node's http on 127.0.0.1 (or argv[3]: `::` listens on IPv6 and IPv4 both), on
+// an ephemeral port it writes to `port`, serving
 // a counter it keeps in memory only (each request adds one). It writes `ready` once it has
 // answered its first request (from itself), and goes on serving until GET /quit, which
 // writes `result`.
@@ -25,7 +26,7 @@ const server = http.createServer((req, res) => {
   res.setHeader('connection', 'close');
   res.end(`count ${count} pid ${started}\n`);
 });
-server.listen(0, '127.0.0.1', () => {
+server.listen(0, process.argv[3] ?? '127.0.0.1', () => {
   const { port } = server.address();
   write('port', `${port}\n`);
   http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {

@@ -81,18 +81,35 @@ test('a listener shared by a parent and its forked child comes back shared, and 
   assertPassed(w.finish());
 });
 
+/** Idle: the connections of earlier requests are gone from the server's fds (they may linger in TIME_WAIT). */
+function waitIdle(pid: number): void {
+  const sockets = () => fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:'));
+  waitFor('the server to be idle', () => sockets().length === 1);
+}
+
 test('node\'s http server, dumped while idle, answers after restore with the counter it kept in memory', async () => {
   const w = new Workload('httpcounter', process.execPath, [], [path.join(REPO, 'test/workloads/httpcounter.mjs')]).start();
   const port = Number(fs.readFileSync(w.file('port'), 'utf8'));
   assert.equal(await httpGet(port, '/'), `count 2 pid ${w.pid}\n`);
-  // Idle: the connection of that request is gone from the server's fds (it may linger in TIME_WAIT).
-  const sockets = () => fs.readdirSync(`/proc/${w.pid}/fd`).filter((fd) => fs.readlinkSync(`/proc/${w.pid}/fd/${fd}`).startsWith('socket:'));
-  waitFor('the server to be idle', () => sockets().length === 1);
+  waitIdle(w.pid);
   const { images } = await checkpointRestore(w);
   const isk = readImage(images, 'files', undefined).find((f) => f.isk)!.isk!;
   assert.deepEqual([isk.srcPort, isk.state, isk.opts?.reuseaddr], [port, 10, true]);
   assert.equal(await httpGet(port, '/'), `count 3 pid ${w.pid}\n`);
   assert.equal(await httpGet(port, '/'), `count 4 pid ${w.pid}\n`);
+  assert.equal(await httpGet(port, '/quit'), 'bye\n');
+  assertPassed(w.finish());
+});
+
+test('node\'s http server on [::] comes back listening on IPv6 and IPv4 both (IPV6_V6ONLY off)', async () => {
+  const w = new Workload('httpcounter6', process.execPath, ['::'], [path.join(REPO, 'test/workloads/httpcounter.mjs')]).start();
+  const port = Number(fs.readFileSync(w.file('port'), 'utf8'));
+  waitIdle(w.pid);
+  const { images } = await checkpointRestore(w);
+  const isk = readImage(images, 'files', undefined).find((f) => f.isk)!.isk!;
+  assert.deepEqual([isk.family, isk.srcAddr, isk.v6only], [10, [0, 0, 0, 0], false]);
+  assert.equal(await httpGet(port, '/'), `count 2 pid ${w.pid}\n`, 'over IPv4');
+  assert.equal(await ask('::1', port, 'GET / HTTP/1.0\r\n\r\n').then((r) => r.split('\r\n\r\n')[1]), `count 3 pid ${w.pid}\n`, 'over IPv6');
   assert.equal(await httpGet(port, '/quit'), 'bye\n');
   assertPassed(w.finish());
 });
