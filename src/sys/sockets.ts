@@ -4,7 +4,7 @@ import { addressOf, syscall, syscallRaw } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
 export const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10, AF_NETLINK = 16;
-export const IPPROTO_IP = 0, IPPROTO_TCP = 6, IPPROTO_IPV6 = 41;
+export const IPPROTO_IP = 0, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;
 export const SO_REUSEADDR = 2, SO_BROADCAST = 6, SO_KEEPALIVE = 9, SO_OOBINLINE = 10, SO_LINGER = 13, SO_REUSEPORT = 15;
 export const SO_BINDTODEVICE = 25, SO_DOMAIN = 39, SO_PROTOCOL = 38, SO_TYPE = 3, SO_BUF_LOCK = 72;
 export const TCP_NODELAY = 1, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5, TCP_KEEPCNT = 6, TCP_DEFER_ACCEPT = 9;
@@ -75,6 +75,16 @@ function sockaddrInet(family: number, addr: readonly number[], port: number): Bu
 export function bindInet(fd: number, family: number, addr: readonly number[], port: number): void {
   const sa = sockaddrInet(family, addr, port);
   check('bind', syscallRaw('bind', fd, addressOf(sa), sa.length), `port ${port}`);
+}
+
+export function connectInet(fd: number, family: number, addr: readonly number[], port: number): void {
+  const sa = sockaddrInet(family, addr, port);
+  for (;;) {
+    const r = syscallRaw('connect', fd, addressOf(sa), sa.length);
+    if (r === -BigInt(EINTR)) continue;
+    check('connect', r, `port ${port}`);
+    return;
+  }
 }
 
 /** getsockname of an IPv4 or IPv6 socket: its address words and port. */

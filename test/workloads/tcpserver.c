@@ -10,7 +10,7 @@
  *   at 9; after `go` they trade bytes.
  * - queued: the listener at fd 7 only; the test connects before the dump, and after `go` the
  *   server accepts it and answers.
- * - udp: a UDP socket bound to 127.0.0.1 at fd 7; after `go` it sends itself a datagram.
+ * - udp, udpqueued, raw: UDP and raw sockets (see udp()).
  * - netns: in a network namespace of its own, a listener on 0.0.0.0 at fd 7. */
 #include "sock-wl.h"
 #include <sched.h>
@@ -208,20 +208,75 @@ static int queued_mode(void)
 	return wl_finish(NULL);
 }
 
-static int udp(void)
+/* udp: fd 7 bound to 127.0.0.1 (SO_BROADCAST on), fd 8 connected to it (bound by the kernel,
+ * O_NONBLOCK). After `go` fd 7 reads the datagram the test sent it, then 8 and 7 trade one
+ * each way. udpqueued: fd 7 has a datagram to itself queued. raw: fd 7 is a raw ICMP socket. */
+static int udp(const char *mode)
 {
+	int one = 1;
+	if (!strcmp(mode, "raw")) {
+		int r = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+		if (r < 0)
+			exit(8);
+		move_to(r, 7);
+		wl_ready();
+		wl_wait_go();
+		if (opt(7, SOL_SOCKET, SO_TYPE) != SOCK_RAW)
+			wl_fail("fd 7 is no longer a raw socket");
+		return wl_finish(NULL);
+	}
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct sockaddr_in a = { .sin_family = AF_INET }, b, from;
 	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
 		exit(8);
 	move_to(fd, 7);
+	setsockopt(7, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one));
 	socklen_t l = sizeof(a);
 	getsockname(7, (struct sockaddr *)&a, &l);
+	char text[1200], d7[512], d8[512], buf[64];
+	if (!strcmp(mode, "udpqueued")) {
+		if (sendto(7, "q", 1, 0, (struct sockaddr *)&a, sizeof(a)) != 1)
+			exit(9);
+		wl_ready();
+		wl_wait_go();
+		if (recv(7, buf, sizeof(buf), MSG_DONTWAIT) != 1 || buf[0] != 'q')
+			wl_fail("the queued datagram is gone");
+		return wl_finish(NULL);
+	}
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		exit(9);
+	move_to(fd, 8);
+	fcntl(8, F_SETFL, O_NONBLOCK);
+	l = sizeof(b);
+	getsockname(8, (struct sockaddr *)&b, &l);
+	describe(7, d7, sizeof(d7));
+	describe(8, d8, sizeof(d8));
+	snprintf(text, sizeof(text), "%s broadcast %d\n%s broadcast %d\n", d7, opt(7, SOL_SOCKET, SO_BROADCAST), d8, opt(8, SOL_SOCKET, SO_BROADCAST));
+	wl_write("before", text);
+	snprintf(text, sizeof(text), "%d %d\n", ntohs(a.sin_port), ntohs(b.sin_port));
+	wl_write("ports", text);
 	wl_ready();
 	wl_wait_go();
-	if (sendto(7, "x", 1, 0, (struct sockaddr *)&a, sizeof(a)) != 1 || recv(7, secret, 1, 0) != 1)
-		wl_fail("the UDP socket cannot send to itself: %s", strerror(errno));
+	describe(7, d7, sizeof(d7));
+	describe(8, d8, sizeof(d8));
+	snprintf(text, sizeof(text), "%s broadcast %d\n%s broadcast %d\n", d7, opt(7, SOL_SOCKET, SO_BROADCAST), d8, opt(8, SOL_SOCKET, SO_BROADCAST));
+	wl_write("after", text);
+	ssize_t n = recv(7, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	if (n != 7 || memcmp(buf, "outside", 7))
+		wl_fail("fd 7 did not get the test's datagram: %ld %s", (long)n, n < 0 ? strerror(errno) : "");
+	if (send(8, "x", 1, 0) != 1)
+		wl_fail("send on the connected fd 8: %s", strerror(errno));
+	l = sizeof(from);
+	wait_readable(7);
+	if (recvfrom(7, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from, &l) != 1 || buf[0] != 'x' || from.sin_port != b.sin_port)
+		wl_fail("fd 7 did not get fd 8's datagram from fd 8's port");
+	if (sendto(7, "y", 1, 0, (struct sockaddr *)&b, sizeof(b)) != 1)
+		wl_fail("sendto fd 8's address: %s", strerror(errno));
+	wait_readable(8);
+	if (recv(8, buf, sizeof(buf), MSG_DONTWAIT) != 1 || buf[0] != 'y')
+		wl_fail("fd 8 did not get fd 7's answer");
 	return wl_finish(NULL);
 }
 
@@ -255,8 +310,8 @@ int main(int argc, char **argv)
 		return established();
 	if (!strcmp(mode, "queued"))
 		return queued_mode();
-	if (!strcmp(mode, "udp"))
-		return udp();
+	if (!strcmp(mode, "udp") || !strcmp(mode, "udpqueued") || !strcmp(mode, "raw"))
+		return udp(mode);
 	if (!strcmp(mode, "netns"))
 		return netns();
 	return serve();

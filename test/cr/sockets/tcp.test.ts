@@ -1,12 +1,14 @@
 // TCP listeners, IPv4 and IPv6: after restore the same ports, backlog, options, O_NONBLOCK and
 // fd numbers, and clients (this test, through node:net and node:http: it is not traced)
-// connect and are answered by the restored server. Connections, a full accept queue, UDP
-// sockets and another network namespace fail the dump cleanly and the tree keeps working.
+// connect and are answered by the restored server; bound and connected UDP sockets come back
+// and trade datagrams. Connections, a full accept queue, queued datagrams, raw sockets and
+// another network namespace fail the dump cleanly and the tree keeps working.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import http from 'node:http';
+import dgram from 'node:dgram';
 import path from 'node:path';
 import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, waitFor, REPO } from '../harness.js';
 import { dump, restore, StasisError } from '../../../src/api/index.js';
@@ -114,9 +116,27 @@ test('node\'s http server on [::] comes back listening on IPv6 and IPv4 both (IP
   assertPassed(w.finish());
 });
 
+test('a bound UDP socket and one connected to it come back on the same ports, and trade datagrams', async () => {
+  const w = new Workload('udp', compileWorkload('tcpserver'), ['udp']).start();
+  const [p7, p8] = fs.readFileSync(w.file('ports'), 'utf8').trim().split(' ').map(Number) as [number, number];
+  const { images } = await checkpointRestore(w);
+  const isks = readImage(images, 'files', undefined).filter((f) => f.isk).map((f) => f.isk!);
+  const bound = isks.find((k) => k.srcPort === p7)!, conn = isks.find((k) => k.srcPort === p8)!;
+  assert.deepEqual([bound.proto, bound.type, bound.state, bound.dstPort, bound.opts?.soBroadcast], [17, 2, 7, 0, true]);
+  assert.deepEqual([conn.proto, conn.state, conn.dstAddr, conn.dstPort], [17, 1, [0x0100007f], p7]);
+  const out = dgram.createSocket('udp4');
+  await new Promise<void>((resolve, reject) => out.send('outside', p7, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+  out.close();
+  w.go();
+  assertPassed(w.finish());
+  assert.equal(fs.readFileSync(w.file('after'), 'utf8'), fs.readFileSync(w.file('before'), 'utf8'));
+  assert.match(fs.readFileSync(w.file('before'), 'utf8'), /^fd 7: .* broadcast 1\nfd 8: port \d+ fl 4002 .* broadcast 0\n$/);
+});
+
 const REFUSALS = [
   ['established', 'an established connection of the tree', /is a TCP connection from 127\.0\.0\.1:\d+ to 127\.0\.0\.1:\d+: established TCP connections are not supported yet$/],
-  ['udp', 'a UDP socket', /is a UDP socket bound to 127\.0\.0\.1:\d+, not supported yet$/],
+  ['udpqueued', 'a UDP socket with a datagram queued', /is a UDP socket on 127\.0\.0\.1:\d+ with datagrams queued \(\d+ bytes to receive, 0 to send\), not supported yet$/],
+  ['raw', 'a raw socket', /is a raw socket bound to 0\.0\.0\.0:1, not supported yet$/],
   ['netns', 'a listener of another network namespace', /is in network namespace net:\[\d+\], not stasis's \(net:\[\d+\]\), not supported yet$/],
 ] as const;
 
