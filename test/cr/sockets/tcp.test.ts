@@ -89,7 +89,7 @@ function waitIdle(pid: number): void {
   waitFor('the server to be idle', () => sockets().length === 1);
 }
 
-test('node\'s http server, dumped while idle, answers after restore with the counter it kept in memory', async () => {
+test('node\'s http server, dumped while idle, answers after restore (and after a second dump and restore) with the counter it kept in memory', async () => {
   const w = new Workload('httpcounter', process.execPath, [], [path.join(REPO, 'test/workloads/httpcounter.mjs')]).start();
   const port = Number(fs.readFileSync(w.file('port'), 'utf8'));
   assert.equal(await httpGet(port, '/'), `count 2 pid ${w.pid}\n`);
@@ -99,6 +99,10 @@ test('node\'s http server, dumped while idle, answers after restore with the cou
   assert.deepEqual([isk.srcPort, isk.state, isk.opts?.reuseaddr], [port, 10, true]);
   assert.equal(await httpGet(port, '/'), `count 3 pid ${w.pid}\n`);
   assert.equal(await httpGet(port, '/'), `count 4 pid ${w.pid}\n`);
+  // The restored listener is dumped and restored again, as a warmed-up service would be.
+  waitIdle(w.pid);
+  await checkpointRestore(w);
+  assert.equal(await httpGet(port, '/'), `count 5 pid ${w.pid}\n`);
   assert.equal(await httpGet(port, '/quit'), 'bye\n');
   assertPassed(w.finish());
 });
