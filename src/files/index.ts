@@ -14,9 +14,13 @@ import { timerfd } from './timerfd.js';
 import { memfd } from './memfd.js';
 import { unixSocket } from './unix-socket.js';
 import { inotify } from './inotify.js';
+import { inetSocket } from './inet-socket.js';
 
-// memfds before regular files: a memfd's link looks like a deleted file's.
-export const FILE_KINDS: readonly FileKind[] = [tty, memfd, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd, unixSocket, inotify];
+// memfds before regular files: a memfd's link looks like a deleted file's. Unix sockets before
+// inet ones: sock_diag tells a Unix socket at once, inet ones are looked up in /proc/PID/net.
+export const FILE_KINDS: readonly FileKind[] = [
+  tty, memfd, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd, inotify, unixSocket, inetSocket,
+];
 
 export function kindOfType(type: FdTypes): FileKind | undefined {
   return FILE_KINDS.find((k) => k.type === type);

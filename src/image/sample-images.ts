@@ -23,6 +23,7 @@ import { PipeDataEntrySchema } from './gen/stasis/pipe-data_pb.js';
 import { FifoEntrySchema } from './gen/stasis/fifo_pb.js';
 import { SkPacketEntrySchema } from './gen/stasis/sk-packet_pb.js';
 import { UnixSkEntrySchema } from './gen/stasis/sk-unix_pb.js';
+import { InetSkEntrySchema } from './gen/stasis/sk-inet_pb.js';
 import { SkShutdown } from './gen/stasis/sk-opts_pb.js';
 import { FsEntrySchema } from './gen/stasis/fs_pb.js';
 import { GhostChunkEntrySchema, GhostFileEntrySchema } from './gen/stasis/ghost-file_pb.js';
@@ -212,6 +213,20 @@ export function sampleImages(): Samples {
         id: 26, ino: 2064798, type: 1, state: 1, flags: 0o4000, uflags: 0, backlog: 0, peer: 2064797, fown: fown(),
         opts: { soSndbuf: 212992, soRcvbuf: 212992, soSndTmoSec: 0n, soSndTmoUsec: 0n, soRcvTmoSec: 0n, soRcvTmoUsec: 0n },
         name: text(''), shutdown: SkShutdown.WRITE,
+      }) }),
+      // A listener on 127.0.0.1:8080 and one on [::1]:8081 (v6only); the words are the kernel's, as /proc/net/tcp6 prints them.
+      create(FileEntrySchema, { type: FdTypes.INETSK, id: 28, isk: create(InetSkEntrySchema, {
+        id: 28, ino: 2064801, family: 2, type: 1, proto: 6, state: 10, srcPort: 8080, dstPort: 0, flags: 0o4002, backlog: 16,
+        srcAddr: [0x0100007f], dstAddr: [0], fown: fown(),
+        opts: { soSndbuf: 16384, soRcvbuf: 131072, soSndTmoSec: 0n, soSndTmoUsec: 0n, soRcvTmoSec: 0n, soRcvTmoUsec: 0n,
+          reuseaddr: true, soReuseport: false, soKeepalive: true, tcpKeepcnt: 9, tcpKeepidle: 7200, tcpKeepintvl: 75, soBufLock: 0 },
+        ipOpts: { freebind: false },
+      }) }),
+      create(FileEntrySchema, { type: FdTypes.INETSK, id: 29, isk: create(InetSkEntrySchema, {
+        id: 29, ino: 2064802, family: 10, type: 1, proto: 6, state: 10, srcPort: 8081, dstPort: 0, flags: 0o2, backlog: 128,
+        srcAddr: [0, 0, 0, 0x01000000], dstAddr: [0, 0, 0, 0], fown: fown(),
+        opts: { soSndbuf: 65536, soRcvbuf: 65536, soSndTmoSec: 0n, soSndTmoUsec: 0n, soRcvTmoSec: 0n, soRcvTmoUsec: 0n, soBufLock: 3 },
+        v6only: true,
       }) }),
     ] },
     fdinfo: { arg: 2, content: [0, 1, 2, 3].map((fd) =>

@@ -40,3 +40,4 @@ export { parseAuxv, AT_NULL } from './auxv.js';
 export { parseMountinfo, type MountInfo } from './mountinfo.js';
 export { parsePosixTimers, SIGEV_THREAD_ID, type PosixTimerInfo } from './timers.js';
 export { readProcText, readProcTextOrNull, readProcBuffer, readPagemap, procPath, type ProcPid } from './read.js';
+export { parseNetSockets, type NetSocket } from './net-sockets.js';

@@ -16,3 +16,4 @@ export * from './uffd.js';
 export * from './sockets.js';
 export * from './sock-diag.js';
 export * from './inotify.js';
+export * from './inet-diag.js';

@@ -33,21 +33,35 @@ export interface UnixDiag {
 
 /** Every Unix socket of the caller's network namespace, by inode. */
 export function unixSockets(): Map<number, UnixDiag> {
+  const req = Buffer.alloc(24);
+  req.writeUInt8(AF_UNIX, 0);
+  req.writeUInt32LE(0xffffffff, 4); // every state
+  req.writeUInt32LE(UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN, 12);
+  req.writeUInt32LE(0xffffffff, 16);
+  req.writeUInt32LE(0xffffffff, 20);
+  const out = new Map<number, UnixDiag>();
+  sockDiagDump(req, 'unix socket dump', (m) => {
+    const d = parseMsg(m);
+    out.set(d.ino, d);
+  });
+  return out;
+}
+
+/**
+ * A SOCK_DIAG_BY_FAMILY dump of the caller's network namespace: sends `body` (the family's
+ * request after the netlink header) and gives each reply's message to `onMsg`.
+ */
+export function sockDiagDump(body: Buffer, what: string, onMsg: (m: Buffer) => void): void {
   const fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   try {
-    const req = Buffer.alloc(40);
-    req.writeUInt32LE(40, 0);
+    const req = Buffer.alloc(16 + body.length);
+    req.writeUInt32LE(req.length, 0);
     req.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
     req.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
     req.writeUInt32LE(1, 8);
-    req.writeUInt8(AF_UNIX, 16);
-    req.writeUInt32LE(0xffffffff, 20); // every state
-    req.writeUInt32LE(UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN, 28);
-    req.writeUInt32LE(0xffffffff, 32);
-    req.writeUInt32LE(0xffffffff, 36);
+    body.copy(req, 16);
     const w = syscallRaw('write', fd, addressOf(req), req.length);
     if (w < 0n) throw new SyscallError('write', Number(-w), 'sock_diag request');
-    const out = new Map<number, UnixDiag>();
     const buf = Buffer.alloc(1 << 16);
     for (;;) {
       const r = syscallRaw('read', fd, addressOf(buf), buf.length);
@@ -56,12 +70,9 @@ export function unixSockets(): Map<number, UnixDiag> {
       for (let at = 0; at + 16 <= n;) {
         const len = buf.readUInt32LE(at), type = buf.readUInt16LE(at + 4);
         if (len < 16 || at + len > n) throw new SyscallError('read', 5, `a sock_diag message of ${len} bytes`);
-        if (type === NLMSG_DONE) return out;
-        if (type === NLMSG_ERROR) throw new SyscallError('sock_diag', -buf.readInt32LE(at + 16), 'unix socket dump');
-        if (type === SOCK_DIAG_BY_FAMILY) {
-          const d = parseMsg(buf.subarray(at + 16, at + len));
-          out.set(d.ino, d);
-        }
+        if (type === NLMSG_DONE) return;
+        if (type === NLMSG_ERROR) throw new SyscallError('sock_diag', -buf.readInt32LE(at + 16), what);
+        if (type === SOCK_DIAG_BY_FAMILY) onMsg(buf.subarray(at + 16, at + len));
         at += (len + 3) & ~3;
       }
     }

@@ -3,7 +3,12 @@
 import { addressOf, syscall, syscallRaw } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
-export const AF_UNIX = 1, AF_NETLINK = 16;
+export const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10, AF_NETLINK = 16;
+export const IPPROTO_IP = 0, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_IPV6 = 41;
+export const SO_REUSEADDR = 2, SO_BROADCAST = 6, SO_KEEPALIVE = 9, SO_OOBINLINE = 10, SO_LINGER = 13, SO_REUSEPORT = 15;
+export const SO_BINDTODEVICE = 25, SO_DOMAIN = 39, SO_PROTOCOL = 38, SO_TYPE = 3, SO_BUF_LOCK = 72;
+export const TCP_NODELAY = 1, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5, TCP_KEEPCNT = 6, TCP_DEFER_ACCEPT = 9;
+export const IP_FREEBIND = 15, IPV6_V6ONLY = 26;
 export const SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_SEQPACKET = 5, SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
 export const SO_SNDBUF = 7, SO_RCVBUF = 8, SO_PASSCRED = 16, SO_RCVTIMEO = 20, SO_SNDTIMEO = 21, SO_PASSSEC = 34;
@@ -52,6 +57,44 @@ export function connectUnix(fd: number, name: Buffer): void {
     check('connect', r, name.toString());
     return;
   }
+}
+
+/**
+ * A struct sockaddr_in / sockaddr_in6 for an address given as the kernel's 32-bit words (one for
+ * IPv4, four for IPv6, as /proc/net/tcp prints them) and a port in host order.
+ */
+function sockaddrInet(family: number, addr: readonly number[], port: number): Buffer {
+  const sa = Buffer.alloc(family === AF_INET ? 16 : 28);
+  sa.writeUInt16LE(family, 0);
+  sa.writeUInt16BE(port, 2);
+  const at = family === AF_INET ? 4 : 8;
+  addr.forEach((w, i) => sa.writeUInt32LE(w >>> 0, at + 4 * i));
+  return sa;
+}
+
+export function bindInet(fd: number, family: number, addr: readonly number[], port: number): void {
+  const sa = sockaddrInet(family, addr, port);
+  check('bind', syscallRaw('bind', fd, addressOf(sa), sa.length), `port ${port}`);
+}
+
+export function connectInet(fd: number, family: number, addr: readonly number[], port: number): void {
+  const sa = sockaddrInet(family, addr, port);
+  for (;;) {
+    const r = syscallRaw('connect', fd, addressOf(sa), sa.length);
+    if (r === -BigInt(EINTR)) continue;
+    check('connect', r, `port ${port}`);
+    return;
+  }
+}
+
+/** getsockname of an IPv4 or IPv6 socket: its address words and port. */
+export function getsocknameInet(fd: number): { family: number; addr: number[]; port: number } {
+  const sa = Buffer.alloc(28);
+  const len = new Int32Array([sa.length]);
+  check('getsockname', syscallRaw('getsockname', fd, addressOf(sa), addressOf(len)), `fd ${fd}`);
+  const family = sa.readUInt16LE(0);
+  const at = family === AF_INET ? 4 : 8, n = family === AF_INET ? 1 : 4;
+  return { family, addr: Array.from({ length: n }, (_, i) => sa.readUInt32LE(at + 4 * i)), port: sa.readUInt16BE(2) };
 }
 
 export function listen(fd: number, backlog: number): void {

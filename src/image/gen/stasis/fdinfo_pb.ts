@@ -28,13 +28,15 @@ import type { UnixSkEntry } from "./sk-unix_pb.js";
 import { file_stasis_sk_unix } from "./sk-unix_pb.js";
 import type { InotifyFileEntry } from "./fsnotify_pb.js";
 import { file_stasis_fsnotify } from "./fsnotify_pb.js";
+import type { InetSkEntry } from "./sk-inet_pb.js";
+import { file_stasis_sk_inet } from "./sk-inet_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file stasis/fdinfo.proto.
  */
 export const file_stasis_fdinfo: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdGFzaXMvZmRpbmZvLnByb3RvEgxzdGFzaXMuaW1hZ2UieQoLRmRpbmZvRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SIwoEdHlwZRgDIAIoDjIVLnN0YXNpcy5pbWFnZS5GZFR5cGVzEgoKAmZkGAQgAigNEh4KFnhhdHRyX3NlY3VyaXR5X3NlbGludXgYBSABKAkijwQKCUZpbGVFbnRyeRIjCgR0eXBlGAEgAigOMhUuc3Rhc2lzLmltYWdlLkZkVHlwZXMSCgoCaWQYAiACKA0SJwoDcmVnGAMgASgLMhouc3Rhc2lzLmltYWdlLlJlZ0ZpbGVFbnRyeRIrCgNlZmQYCCABKAsyHi5zdGFzaXMuaW1hZ2UuRXZlbnRmZEZpbGVFbnRyeRIuCgRlcGZkGAkgASgLMiAuc3Rhc2lzLmltYWdlLkV2ZW50cG9sbEZpbGVFbnRyeRIpCgRzZ2ZkGAogASgLMhsuc3Rhc2lzLmltYWdlLlNpZ25hbGZkRW50cnkSJwoDdGZkGAwgASgLMhouc3Rhc2lzLmltYWdlLlRpbWVyZmRFbnRyeRIrCgNpZnkYDSABKAsyHi5zdGFzaXMuaW1hZ2UuSW5vdGlmeUZpbGVFbnRyeRImCgN1c2sYECABKAsyGS5zdGFzaXMuaW1hZ2UuVW5peFNrRW50cnkSJQoEZmlmbxgRIAEoCzIXLnN0YXNpcy5pbWFnZS5GaWZvRW50cnkSJQoEcGlwZRgSIAEoCzIXLnN0YXNpcy5pbWFnZS5QaXBlRW50cnkSJwoDdHR5GBMgASgLMhouc3Rhc2lzLmltYWdlLlR0eUZpbGVFbnRyeRIrCgVtZW1mZBgUIAEoCzIcLnN0YXNpcy5pbWFnZS5NZW1mZEZpbGVFbnRyeSqeAgoHRmRUeXBlcxIHCgNVTkQQABIHCgNSRUcQARIICgRQSVBFEAISCAoERklGTxADEgoKBklORVRTSxAEEgoKBlVOSVhTSxAFEgsKB0VWRU5URkQQBhINCglFVkVOVFBPTEwQBxILCgdJTk9USUZZEAgSDAoIU0lHTkFMRkQQCRIMCghQQUNLRVRTSxAKEgcKA1RUWRALEgwKCEZBTk9USUZZEAwSDQoJTkVUTElOS1NLEA0SBgoCTlMQDhIICgRUVU5GEA8SBwoDRVhUEBASCwoHVElNRVJGRBAREgkKBU1FTUZEEBISCgoGQlBGTUFQEBMSCQoFUElERkQQFBINCgdDVExfVFRZEP7/AxIRCgtBVVRPRlNfUElQRRD//wM", [file_stasis_regfile, file_stasis_eventfd, file_stasis_eventpoll, file_stasis_signalfd, file_stasis_timerfd, file_stasis_fifo, file_stasis_pipe, file_stasis_tty, file_stasis_memfd, file_stasis_sk_unix, file_stasis_fsnotify]);
+  fileDesc("ChNzdGFzaXMvZmRpbmZvLnByb3RvEgxzdGFzaXMuaW1hZ2UieQoLRmRpbmZvRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SIwoEdHlwZRgDIAIoDjIVLnN0YXNpcy5pbWFnZS5GZFR5cGVzEgoKAmZkGAQgAigNEh4KFnhhdHRyX3NlY3VyaXR5X3NlbGludXgYBSABKAkitwQKCUZpbGVFbnRyeRIjCgR0eXBlGAEgAigOMhUuc3Rhc2lzLmltYWdlLkZkVHlwZXMSCgoCaWQYAiACKA0SJwoDcmVnGAMgASgLMhouc3Rhc2lzLmltYWdlLlJlZ0ZpbGVFbnRyeRImCgNpc2sYBCABKAsyGS5zdGFzaXMuaW1hZ2UuSW5ldFNrRW50cnkSKwoDZWZkGAggASgLMh4uc3Rhc2lzLmltYWdlLkV2ZW50ZmRGaWxlRW50cnkSLgoEZXBmZBgJIAEoCzIgLnN0YXNpcy5pbWFnZS5FdmVudHBvbGxGaWxlRW50cnkSKQoEc2dmZBgKIAEoCzIbLnN0YXNpcy5pbWFnZS5TaWduYWxmZEVudHJ5EicKA3RmZBgMIAEoCzIaLnN0YXNpcy5pbWFnZS5UaW1lcmZkRW50cnkSKwoDaWZ5GA0gASgLMh4uc3Rhc2lzLmltYWdlLklub3RpZnlGaWxlRW50cnkSJgoDdXNrGBAgASgLMhkuc3Rhc2lzLmltYWdlLlVuaXhTa0VudHJ5EiUKBGZpZm8YESABKAsyFy5zdGFzaXMuaW1hZ2UuRmlmb0VudHJ5EiUKBHBpcGUYEiABKAsyFy5zdGFzaXMuaW1hZ2UuUGlwZUVudHJ5EicKA3R0eRgTIAEoCzIaLnN0YXNpcy5pbWFnZS5UdHlGaWxlRW50cnkSKwoFbWVtZmQYFCABKAsyHC5zdGFzaXMuaW1hZ2UuTWVtZmRGaWxlRW50cnkqngIKB0ZkVHlwZXMSBwoDVU5EEAASBwoDUkVHEAESCAoEUElQRRACEggKBEZJRk8QAxIKCgZJTkVUU0sQBBIKCgZVTklYU0sQBRILCgdFVkVOVEZEEAYSDQoJRVZFTlRQT0xMEAcSCwoHSU5PVElGWRAIEgwKCFNJR05BTEZEEAkSDAoIUEFDS0VUU0sQChIHCgNUVFkQCxIMCghGQU5PVElGWRAMEg0KCU5FVExJTktTSxANEgYKAk5TEA4SCAoEVFVORhAPEgcKA0VYVBAQEgsKB1RJTUVSRkQQERIJCgVNRU1GRBASEgoKBkJQRk1BUBATEgkKBVBJREZEEBQSDQoHQ1RMX1RUWRD+/wMSEQoLQVVUT0ZTX1BJUEUQ//8D", [file_stasis_regfile, file_stasis_eventfd, file_stasis_eventpoll, file_stasis_signalfd, file_stasis_timerfd, file_stasis_fifo, file_stasis_pipe, file_stasis_tty, file_stasis_memfd, file_stasis_sk_unix, file_stasis_fsnotify, file_stasis_sk_inet]);
 
 /**
  * One fd of a task (fdinfo-ID.img): fd number, FD_CLOEXEC, and the id of its file.
@@ -77,7 +79,7 @@ export const FdinfoEntrySchema: GenMessage<FdinfoEntry> = /*@__PURE__*/
 
 /**
  * One open file object (files.img); exactly one of the kind fields is set.
- * Kinds stasis does not handle yet (inet/packet/netlink sockets, ns, tun, fanotify, ext,
+ * Kinds stasis does not handle yet (packet/netlink sockets, ns, tun, fanotify, ext,
  * bpf maps, pidfds) are left undeclared and kept as unknown fields.
  *
  * @generated from message stasis.image.FileEntry
@@ -97,6 +99,11 @@ export type FileEntry = Message<"stasis.image.FileEntry"> & {
    * @generated from field: optional stasis.image.RegFileEntry reg = 3;
    */
   reg?: RegFileEntry | undefined;
+
+  /**
+   * @generated from field: optional stasis.image.InetSkEntry isk = 4;
+   */
+  isk?: InetSkEntry | undefined;
 
   /**
    * @generated from field: optional stasis.image.EventfdFileEntry efd = 8;

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/sk-opts.proto.
  */
 export const file_stasis_sk_opts: GenFile = /*@__PURE__*/
-  fileDesc("ChRzdGFzaXMvc2stb3B0cy5wcm90bxIMc3Rhc2lzLmltYWdlIvYCCgtTa09wdHNFbnRyeRIRCglzb19zbmRidWYYASACKA0SEQoJc29fcmN2YnVmGAIgAigNEhYKDnNvX3NuZF90bW9fc2VjGAMgAigEEhcKD3NvX3NuZF90bW9fdXNlYxgEIAIoBBIWCg5zb19yY3ZfdG1vX3NlYxgFIAIoBBIXCg9zb19yY3ZfdG1vX3VzZWMYBiACKAQSEQoJcmV1c2VhZGRyGAcgASgIEhMKC3NvX3ByaW9yaXR5GAggASgNEhMKC3NvX3Jjdmxvd2F0GAkgASgNEg8KB3NvX21hcmsYCiABKA0SEwoLc29fcGFzc2NyZWQYCyABKAgSEgoKc29fcGFzc3NlYxgMIAEoCBIUCgxzb19kb250cm91dGUYDSABKAgSEwoLc29fbm9fY2hlY2sYDiABKAgSFAoMc29fYm91bmRfZGV2GA8gASgJEhEKCXNvX2ZpbHRlchgQIAMoBhIUCgxzb19yZXVzZXBvcnQYESABKAgqNQoKU2tTaHV0ZG93bhIICgROT05FEAASCAoEUkVBRBABEgkKBVdSSVRFEAISCAoEQk9USBAD");
+  fileDesc("ChRzdGFzaXMvc2stb3B0cy5wcm90bxIMc3Rhc2lzLmltYWdlIqIECgtTa09wdHNFbnRyeRIRCglzb19zbmRidWYYASACKA0SEQoJc29fcmN2YnVmGAIgAigNEhYKDnNvX3NuZF90bW9fc2VjGAMgAigEEhcKD3NvX3NuZF90bW9fdXNlYxgEIAIoBBIWCg5zb19yY3ZfdG1vX3NlYxgFIAIoBBIXCg9zb19yY3ZfdG1vX3VzZWMYBiACKAQSEQoJcmV1c2VhZGRyGAcgASgIEhMKC3NvX3ByaW9yaXR5GAggASgNEhMKC3NvX3Jjdmxvd2F0GAkgASgNEg8KB3NvX21hcmsYCiABKA0SEwoLc29fcGFzc2NyZWQYCyABKAgSEgoKc29fcGFzc3NlYxgMIAEoCBIUCgxzb19kb250cm91dGUYDSABKAgSEwoLc29fbm9fY2hlY2sYDiABKAgSFAoMc29fYm91bmRfZGV2GA8gASgJEhEKCXNvX2ZpbHRlchgQIAMoBhIUCgxzb19yZXVzZXBvcnQYESABKAgSFAoMc29fYnJvYWRjYXN0GBIgASgIEhQKDHNvX2tlZXBhbGl2ZRgTIAEoCBITCgt0Y3Bfa2VlcGNudBgUIAEoDRIUCgx0Y3Bfa2VlcGlkbGUYFSABKA0SFQoNdGNwX2tlZXBpbnR2bBgWIAEoDRIUCgxzb19vb2JpbmxpbmUYFyABKA0SEQoJc29fbGluZ2VyGBggASgNEhMKC3NvX2J1Zl9sb2NrGBkgASgNKjUKClNrU2h1dGRvd24SCAoETk9ORRAAEggKBFJFQUQQARIJCgVXUklURRACEggKBEJPVEgQAw");
 
 /**
  * Socket options (CRIU's sk-opts.proto). so_sndbuf / so_rcvbuf are getsockopt's values
@@ -105,6 +105,48 @@ export type SkOptsEntry = Message<"stasis.image.SkOptsEntry"> & {
    * @generated from field: optional bool so_reuseport = 17;
    */
   soReuseport: boolean;
+
+  /**
+   * @generated from field: optional bool so_broadcast = 18;
+   */
+  soBroadcast: boolean;
+
+  /**
+   * @generated from field: optional bool so_keepalive = 19;
+   */
+  soKeepalive: boolean;
+
+  /**
+   * @generated from field: optional uint32 tcp_keepcnt = 20;
+   */
+  tcpKeepcnt: number;
+
+  /**
+   * @generated from field: optional uint32 tcp_keepidle = 21;
+   */
+  tcpKeepidle: number;
+
+  /**
+   * @generated from field: optional uint32 tcp_keepintvl = 22;
+   */
+  tcpKeepintvl: number;
+
+  /**
+   * @generated from field: optional uint32 so_oobinline = 23;
+   */
+  soOobinline: number;
+
+  /**
+   * @generated from field: optional uint32 so_linger = 24;
+   */
+  soLinger: number;
+
+  /**
+   * SO_BUF_LOCK: 1 SO_SNDBUF was set by the task, 2 SO_RCVBUF was (the kernel stops autotuning them).
+   *
+   * @generated from field: optional uint32 so_buf_lock = 25;
+   */
+  soBufLock: number;
 };
 
 /**
