@@ -28,7 +28,9 @@ function waitFile(f: string, ms = 120000): void {
   }
 }
 
+/** Each step starts with no dirty page cache, so no step pays for another's writeback. */
 function step(...args: string[]): StepOut {
+  execFileSync('sync');
   const out = execFileSync(process.execPath, [path.join(REPO, 'dist/bench/step.js'), ...args], { encoding: 'utf8' });
   return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as StepOut;
 }

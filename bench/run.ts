@@ -52,6 +52,10 @@ const bytes = Number(mem.len);
 const mb = bytes / 1e6;
 
 // Baseline: dd from /proc/PID/mem, 4 MiB blocks, written to a file on the same disk.
+// Each measured step starts with no dirty page cache: writeback of what an earlier step (or
+// an earlier program) left dirty would otherwise throttle whichever step comes next.
+const settle = () => execFileSync('sync');
+settle();
 fs.writeFileSync('/proc/sys/vm/drop_caches', '1');
 const ddOut = path.join(work, 'dd.out');
 let t = performance.now();
@@ -61,9 +65,11 @@ const ddMs = performance.now() - t;
 fs.rmSync(ddOut);
 
 const images = path.join(work, 'images');
+settle();
 const d = step('dump', String(pid), images);
 waitTask(pid); // the bench started it: reap it so that its pid is free
 const imageBytes = fs.readdirSync(images).reduce((n, f) => n + fs.statSync(path.join(images, f)).size, 0);
+settle();
 const r = step('restore', images);
 t = performance.now();
 fs.writeFileSync(path.join(dir, 'go'), '');

@@ -32,7 +32,9 @@ function waitFile(f: string, ms = 300000): void {
 
 interface Step { ms: number; maxRssKiB: number; pagesWritten?: number; shmemObjects?: number; shmemPagesScanned?: number; shmemPagesWritten?: number; imageBytes?: number; frozenMs?: number; pids?: number }
 
+/** Each step starts with no dirty page cache, so no step pays for another's writeback. */
 function step(...args: string[]): Step {
+  execFileSync('sync');
   const out = execFileSync(process.execPath, [path.join(REPO, 'dist/bench/step.js'), ...args], { encoding: 'utf8' });
   return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Step;
 }
