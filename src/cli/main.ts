@@ -125,6 +125,11 @@ function jsonBigint(_k: string, v: unknown): unknown {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // A reader that goes away (`stasis show | head`) ends the output, not the tool with a trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(process.exitCode ?? 0);
+  });
   try {
     return await run(parseArgs(argv));
   } catch (e) {

@@ -117,3 +117,14 @@ test('truncated or corrupt images fail the restore cleanly and leave no process'
   w.go();
   assertPassed(w.finish());
 });
+
+test('stasis show into a reader that goes away (| head) ends quietly with exit 0', async () => {
+  const w = new Workload('counter', compileWorkload('counter')).start();
+  const images = tmpDir('show-img');
+  await dump({ pid: w.pid, imagesDir: images, leaveRunning: true });
+  w.go();
+  assertPassed(w.finish());
+  const r = spawnSync('bash', ['-o', 'pipefail', '-c', `"${process.execPath}" "${CLI}" show -D "${images}" | head -c 10 >/dev/null`], { encoding: 'utf8' });
+  assert.equal(r.stderr, '');
+  assert.equal(r.status, 0);
+});
