@@ -96,7 +96,7 @@ export function assertPassed(r: { result: string; exit: WaitResult }): void {
 import assert from 'node:assert/strict';
 import { critAvailable, critDecode } from '../../src/image/crit.js';
 import { readImageFile, encodeImage } from '../../src/image/index.js';
-import { dump, restore } from '../../src/api/index.js';
+import { dump, restore, StasisError } from '../../src/api/index.js';
 import type { DumpResult, RestoreResult } from '../../src/api/index.js';
 
 const HAVE_CRIT = critAvailable();
@@ -152,4 +152,24 @@ export async function leaveRunningThenRestore(w: Workload, checkImages: (dir: st
   const r = await restore({ imagesDir: images, detach: true });
   assert.equal(r.pid, w.pid);
   assertPassed(w.finish());
+}
+
+/**
+ * A dump of `w` that must be refused: it rejects with a StasisError of `code` whose message
+ * matches every pattern, leaves no image behind, and leaves each of `pids` (default: the
+ * workload) untraced.
+ */
+export async function assertDumpRefused(w: Workload, code: string, patterns: RegExp[], pids: number[] = [w.pid]): Promise<StasisError> {
+  const images = tmpDir(`${w.name}-img`);
+  let caught: StasisError | undefined;
+  await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => {
+    assert.ok(e instanceof StasisError, String(e));
+    assert.equal(e.code, code, e.message);
+    for (const p of patterns) assert.match(e.message, p);
+    caught = e;
+    return true;
+  });
+  assert.deepEqual(fs.readdirSync(images), [], 'the failed dump left images behind');
+  for (const p of pids) assert.match(fs.readFileSync(`/proc/${p}/status`, 'utf8'), /TracerPid:\s+0\n/);
+  return caught!;
 }

@@ -10,7 +10,7 @@ import net from 'node:net';
 import http from 'node:http';
 import dgram from 'node:dgram';
 import path from 'node:path';
-import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, waitFor, REPO } from '../harness.js';
+import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, waitFor, REPO, assertDumpRefused } from '../harness.js';
 import { dump, restore, StasisError } from '../../../src/api/index.js';
 import { readImage } from '../../../src/image/index.js';
 import { parseNetSockets } from '../../../src/proc/index.js';
@@ -145,16 +145,7 @@ const REFUSALS = [
 ] as const;
 
 async function refused(w: Workload, why: RegExp): Promise<void> {
-  const images = tmpDir(`${w.name}-img`);
-  await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => {
-    assert.ok(e instanceof StasisError, String(e));
-    assert.equal(e.code, 'E_UNSUPPORTED_FD', e.message);
-    assert.match(e.message, /^Cannot dump fd \d+ of pid \d+: socket:\[\d+\] /);
-    assert.match(e.message, why);
-    return true;
-  });
-  assert.deepEqual(fs.readdirSync(images), [], 'the failed dump left images behind');
-  assert.match(fs.readFileSync(`/proc/${w.pid}/status`, 'utf8'), /TracerPid:\s+0\n/);
+  await assertDumpRefused(w, 'E_UNSUPPORTED_FD', [/^Cannot dump fd \d+ of pid \d+: socket:\[\d+\] /, why]);
 }
 
 for (const [mode, what, why] of REFUSALS) {
