@@ -20,18 +20,18 @@ import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fd
 import { InetSkEntrySchema, type InetSkEntry } from '../image/gen/stasis/sk-inet_pb.js';
 import { SkOptsEntrySchema, type SkOptsEntry } from '../image/gen/stasis/sk-opts_pb.js';
 import {
-  bindInet, closeFd, connectInet, tcpSockets, fcntl, getsockoptInt, getsockoptTimeval, listen, pidfdGetfd, pidfdOpen, setsockoptInt,
-  setsockoptTimeval, socket, SyscallError,
+  bindInet, closeFd, connectInet, tcpSockets, fcntl, getsockoptInt, listen, pidfdGetfd, pidfdOpen, setsockoptInt,
+  socket, SyscallError,
   AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP, IP_FREEBIND, IPV6_V6ONLY, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET,
   SO_BROADCAST,
-  SO_BUF_LOCK, SO_KEEPALIVE, SO_RCVBUF, SO_RCVTIMEO, SO_REUSEADDR, SO_REUSEPORT, SO_SNDBUF, SO_SNDTIMEO,
+  SO_BUF_LOCK, SO_KEEPALIVE, SO_RCVBUF, SO_REUSEADDR, SO_REUSEPORT, SO_SNDBUF,
   TCP_DEFER_ACCEPT, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_NODELAY,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FdProbe, FileKind } from './kind.js';
 import { emptyFown } from './reg.js';
 import { setStatusFlags } from './pipe-data.js';
-import { setBufSize } from './unix-socket-data.js';
+import { bufsAndTimeouts, setBufSize, setTimeouts } from './sk-opts.js';
 import { findInetSocket, formatInet, TCP_STATES, type InetProbe } from './inet-socket-probe.js';
 
 const TCP_ESTABLISHED = 1, TCP_CLOSE = 7, TCP_LISTEN = 10;
@@ -77,11 +77,8 @@ function bufLock(fd: number): number {
 }
 
 function dumpOpts(fd: number, tcp: boolean) {
-  const [sndSec, sndUsec] = getsockoptTimeval(fd, SO_SNDTIMEO);
-  const [rcvSec, rcvUsec] = getsockoptTimeval(fd, SO_RCVTIMEO);
   return {
-    soSndbuf: getsockoptInt(fd, SOL_SOCKET, SO_SNDBUF), soRcvbuf: getsockoptInt(fd, SOL_SOCKET, SO_RCVBUF),
-    soSndTmoSec: sndSec, soSndTmoUsec: sndUsec, soRcvTmoSec: rcvSec, soRcvTmoUsec: rcvUsec,
+    ...bufsAndTimeouts(fd),
     reuseaddr: getsockoptInt(fd, SOL_SOCKET, SO_REUSEADDR) !== 0, soReuseport: getsockoptInt(fd, SOL_SOCKET, SO_REUSEPORT) !== 0,
     soKeepalive: getsockoptInt(fd, SOL_SOCKET, SO_KEEPALIVE) !== 0, soBufLock: bufLock(fd),
     ...(tcp ? {
@@ -176,8 +173,7 @@ function makeSocket(k: InetSkEntry): number {
     const lock = optOf(o, 'soBufLock') ?? SNDBUF_LOCK | RCVBUF_LOCK;
     if (lock & SNDBUF_LOCK) setBufSize(fd, SO_SNDBUF, o.soSndbuf >> 1);
     if (lock & RCVBUF_LOCK) setBufSize(fd, SO_RCVBUF, o.soRcvbuf >> 1);
-    if (o.soSndTmoSec || o.soSndTmoUsec) setsockoptTimeval(fd, SO_SNDTIMEO, o.soSndTmoSec, o.soSndTmoUsec);
-    if (o.soRcvTmoSec || o.soRcvTmoUsec) setsockoptTimeval(fd, SO_RCVTIMEO, o.soRcvTmoSec, o.soRcvTmoUsec);
+    setTimeouts(fd, o);
     setStatusFlags(fd, k.flags);
   } catch (err) {
     closeFd(fd);

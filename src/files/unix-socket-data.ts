@@ -13,9 +13,10 @@ import { imageExists, readImage, writeImage, type PayloadItem } from '../image/i
 import {
   getsockoptInt, recvmsgInto, sendRaw, setsockoptInt, unixSockets, type UnixDiag,
   MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, SO_PEEK_OFF,
-  SO_RCVBUF, SO_RCVBUFFORCE, SO_SNDBUF, SO_SNDBUFFORCE, SyscallError,
+  SO_SNDBUF, SyscallError,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
+import { setBufSize } from './sk-opts.js';
 
 const EAGAIN = 11;
 
@@ -142,20 +143,6 @@ export function readUnixSkState(dir: string): UnixRestoreState {
 
 export function queueItems(id: number, packets: Buffer[]): PayloadItem<SkPacketEntry>[] {
   return packets.map((p) => ({ entry: create(SkPacketEntrySchema, { idFor: id, length: p.length }), payload: p }));
-}
-
-/**
- * Sets a buffer size (SO_SNDBUF or SO_RCVBUF, `value` as setsockopt takes it: half what
- * getsockopt reports). The FORCE variant passes net.core.wmem_max / rmem_max; without
- * CAP_NET_ADMIN the plain option is used, capped by the kernel at that maximum.
- */
-export function setBufSize(fd: number, opt: typeof SO_SNDBUF | typeof SO_RCVBUF, value: number): void {
-  try {
-    setsockoptInt(fd, SOL_SOCKET, opt === SO_SNDBUF ? SO_SNDBUFFORCE : SO_RCVBUFFORCE, value);
-  } catch (err) {
-    if (!(err instanceof SyscallError && err.code === 'EPERM')) throw err;
-    setsockoptInt(fd, SOL_SOCKET, opt, value);
-  }
 }
 
 /** Sends `packets` through `sender` (whose peer is the socket they were queued on), never blocking. */

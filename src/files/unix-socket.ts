@@ -22,16 +22,17 @@ import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { UnixSkEntrySchema, type UnixSkEntry } from '../image/gen/stasis/sk-unix_pb.js';
 import {
-  accept4, bindUnix, closeFd, connectUnix, fcntl, getsockoptInt, getsockoptTimeval, listen, pidfdGetfd, pidfdOpen,
-  setsockoptInt, setsockoptTimeval, shutdown, socket, socketpair, unixSockets, SyscallError,
+  accept4, bindUnix, closeFd, connectUnix, fcntl, getsockoptInt, listen, pidfdGetfd, pidfdOpen,
+  setsockoptInt, shutdown, socket, socketpair, unixSockets, SyscallError,
   AF_UNIX, SHUT_RD, SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET,
-  SO_PASSCRED, SO_PASSSEC, SO_RCVBUF, SO_RCVTIMEO, SO_SNDBUF, SO_SNDTIMEO,
+  SO_PASSCRED, SO_PASSSEC, SO_RCVBUF, SO_SNDBUF,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FdProbe, FileKind, RestoreFileCtx } from './kind.js';
 import { emptyFown } from './reg.js';
 import { setStatusFlags } from './pipe-data.js';
-import { checkUnixPeers, diagOf, fillQueue, peekQueue, queueItems, setBufSize } from './unix-socket-data.js';
+import { checkUnixPeers, diagOf, fillQueue, peekQueue, queueItems } from './unix-socket-data.js';
+import { bufsAndTimeouts, setBufSize, setTimeouts } from './sk-opts.js';
 
 const TCP_ESTABLISHED = 1, TCP_LISTEN = 10;
 const O_ASYNC = 0o20000, F_GETOWN = 9;
@@ -53,11 +54,8 @@ function refusal(d: NonNullable<ReturnType<typeof diagOf>>): string | undefined 
 }
 
 function dumpOpts(fd: number) {
-  const [sndSec, sndUsec] = getsockoptTimeval(fd, SO_SNDTIMEO);
-  const [rcvSec, rcvUsec] = getsockoptTimeval(fd, SO_RCVTIMEO);
   return {
-    soSndbuf: getsockoptInt(fd, SOL_SOCKET, SO_SNDBUF), soRcvbuf: getsockoptInt(fd, SOL_SOCKET, SO_RCVBUF),
-    soSndTmoSec: sndSec, soSndTmoUsec: sndUsec, soRcvTmoSec: rcvSec, soRcvTmoUsec: rcvUsec,
+    ...bufsAndTimeouts(fd),
     soPasscred: getsockoptInt(fd, SOL_SOCKET, SO_PASSCRED) !== 0, soPasssec: getsockoptInt(fd, SOL_SOCKET, SO_PASSSEC) !== 0,
   };
 }
@@ -147,8 +145,7 @@ function setUp(fd: number, u: UnixSkEntry): void {
   // setsockopt doubles what it is given; the image holds getsockopt's (doubled) values.
   setBufSize(fd, SO_SNDBUF, o.soSndbuf >> 1);
   setBufSize(fd, SO_RCVBUF, o.soRcvbuf >> 1);
-  if (o.soSndTmoSec || o.soSndTmoUsec) setsockoptTimeval(fd, SO_SNDTIMEO, o.soSndTmoSec, o.soSndTmoUsec);
-  if (o.soRcvTmoSec || o.soRcvTmoUsec) setsockoptTimeval(fd, SO_RCVTIMEO, o.soRcvTmoSec, o.soRcvTmoUsec);
+  setTimeouts(fd, o);
   if (o.soPasscred) setsockoptInt(fd, SOL_SOCKET, SO_PASSCRED, 1);
   if (o.soPasssec) setsockoptInt(fd, SOL_SOCKET, SO_PASSSEC, 1);
   const sh = u.shutdown ?? 0;
