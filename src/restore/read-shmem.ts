@@ -66,13 +66,12 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
       if (!isShmemVma(v)) continue;
       let o: ShmemImage;
       if (v.status & VMA.MEMFD) {
+        // The object was made from its inode entry above.
         const f = files.get(Number(v.shmid))?.memfd;
-        const ino = f && inodes.find((i) => i.inodeId === BigInt(f.inodeId));
-        if (!ino) throw new StasisError('E_CORRUPT', `The memfd mapping at 0x${v.start.toString(16)} names file ${v.shmid}, which files.img or memfd.img lacks`);
-        o = object(BigInt(ino.shmid));
-        o.memfd = { name: ino.name, uid: ino.uid, gid: ino.gid, seals: ino.seals };
-        if (ino.size > o.size) o.size = ino.size;
-        memfdFiles.set(Number(v.shmid), o.shmid);
+        const shmid = f && memfdInodes.get(f.inodeId);
+        if (shmid === undefined) throw new StasisError('E_CORRUPT', `The memfd mapping at 0x${v.start.toString(16)} names file ${v.shmid}, which files.img or memfd.img lacks`);
+        o = objects.get(shmid)!;
+        memfdFiles.set(Number(v.shmid), shmid);
       } else {
         o = object(v.shmid);
       }
