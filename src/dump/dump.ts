@@ -9,10 +9,10 @@ import { InventoryEntrySchema, Lsmtype } from '../image/gen/stasis/inventory_pb.
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
 import { PAGE_BUF_SIZE } from '../mem/dump-pages.js';
 import { StasisError } from '../errors.js';
-import { freezeTree, thawTree, killTree } from './freeze-tree.js';
+import { thawTree, killTree } from './freeze-tree.js';
 import { newRun, collectTasks, dumpMemory, writeFileImages, writeTaskImages, writePstree } from './dump-steps.js';
 import { FORMAT_TAG } from './format.js';
-import { Incremental } from './incremental.js';
+import { Incremental, freezeTracked } from './incremental.js';
 import type { DumpOptions, DumpResult } from '../api/types.js';
 
 export function dump(opts: DumpOptions): DumpResult {
@@ -31,13 +31,7 @@ export function dump(opts: DumpOptions): DumpResult {
   const run = newRun(imagesDir, kernel, opts.ghostLimit, progress);
   progress('freezing');
   const tFreeze = performance.now();
-  let tree;
-  try {
-    tree = freezeTree(pid);
-  } catch (e) {
-    inc.abort();
-    throw e;
-  }
+  const tree = freezeTracked(pid, inc);
   const tFrozen = performance.now();
   try {
     progress('collecting');

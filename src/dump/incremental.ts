@@ -21,6 +21,7 @@ import { readTrackFile, writeTrackFile, taskStart, type DirtyBackendChoice, type
 import { backendProblems, chooseBackend, openTracker } from '../mem/dirty-open.js';
 import { hashFileName } from '../mem/dirty-hash.js';
 import { StasisError } from '../errors.js';
+import { freezeTree, type TreeTask } from './freeze-tree.js';
 
 const PARENT_LINK = 'parent';
 const CLK_TCK = 100; // USER_HZ: /proc/PID/stat starttime unit on every Linux ABI
@@ -173,4 +174,14 @@ export function trackingReport(k: KernelFeatures): { backend: string; unavailabl
   const unavailable: Record<string, string> = {};
   for (const [name, p] of Object.entries(problems)) if (p) unavailable[name] = p;
   return { backend: chooseBackend(k, 'auto', null), unavailable };
+}
+
+/** Freezes the tree; a freeze that fails gives back what `inc` prepared (the parent link). */
+export function freezeTracked(pid: number, inc: Incremental): TreeTask[] {
+  try {
+    return freezeTree(pid);
+  } catch (e) {
+    inc.abort();
+    throw e;
+  }
 }

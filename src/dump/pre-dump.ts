@@ -16,8 +16,8 @@ import { PageDumper } from '../mem/dump-pages.js';
 import { ShmemDumper } from '../mem/shmem-dump.js';
 import type { VmaSpec } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
-import { freezeTree, thawTree } from './freeze-tree.js';
-import { Incremental } from './incremental.js';
+import { thawTree } from './freeze-tree.js';
+import { Incremental, freezeTracked } from './incremental.js';
 import { FORMAT_TAG } from './format.js';
 import type { PreDumpOptions, PreDumpResult } from '../api/types.js';
 
@@ -51,13 +51,7 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
 
   progress('freezing');
   const tFreeze = performance.now();
-  let tree;
-  try {
-    tree = freezeTree(pid);
-  } catch (e) {
-    inc.abort();
-    throw e;
-  }
+  const tree = freezeTracked(pid, inc);
   let downtimeMs = 0;
   try {
     try {
