@@ -15,7 +15,7 @@ import { backendProblems } from '../../../src/mem/dirty-open.js';
 import type { DirtyBackendName } from '../../../src/mem/dirty.js';
 import { readImage } from '../../../src/image/index.js';
 import { PE } from '../../../src/image/pagemap-flags.js';
-import { hashRegions, assertSameMemory, fdTable, step, trackersOf, pagemapKinds, uffdWpAreas } from './incr-helpers.js';
+import { hashRegions, restoreSameMemory, fdTable, step, trackersOf, pagemapKinds, uffdWpAreas } from './incr-helpers.js';
 
 const problems = backendProblems(probeKernel());
 const MIB = 32; // region A: 8192 pages
@@ -53,12 +53,7 @@ for (const backend of ['uffd', 'soft-dirty', 'hash'] as DirtyBackendName[]) {
       for (const n of ['pre1', 'pre2', 'pre3', 'dump']) verifyImages(dir(n));
       sleepMs(50);
       assert.deepEqual(trackersOf(w.pid), [], 'a tracker outlived the final dump');
-      const r = await restore({ imagesDir: dir('dump'), detach: true });
-      assert.equal(r.pid, w.pid);
-      assertSameMemory(before, hashRegions(w));
-      assert.deepEqual(fdTable(w.pid), fds, 'the restored task has other fds');
-      fs.writeFileSync(w.file('exit'), '');
-      assertPassed(w.finish());
+      await restoreSameMemory(w, dir('dump'), before, fds);
     } finally {
       w.kill();
     }
@@ -78,10 +73,7 @@ test('a dump without a previous dump refuses nothing and restores from itself', 
     const b = await dump({ pid: w.pid, imagesDir: path.join(root, 'b'), prevImagesDir: '../a' });
     assert.ok(b.pagesSkippedParent > 0, 'the second dump left nothing to the first');
     verifyImages(path.join(root, 'b'));
-    await restore({ imagesDir: path.join(root, 'b'), detach: true });
-    assertSameMemory(before, hashRegions(w));
-    fs.writeFileSync(w.file('exit'), '');
-    assertPassed(w.finish());
+    await restoreSameMemory(w, path.join(root, 'b'), before);
   } finally {
     w.kill();
   }
@@ -178,10 +170,7 @@ for (const backend of ['uffd', 'hash'] as DirtyBackendName[]) {
       // ...and not because everything was: the rest of A (256 pages) stayed in the parent.
       const k = pagemapKinds(path.join(root, 'dump'), w.pid);
       assert.ok(k.parent >= 250 && k.present < 20, `${k.present} pages written, ${k.parent} in_parent`);
-      await restore({ imagesDir: path.join(root, 'dump'), detach: true });
-      assertSameMemory(before, hashRegions(w));
-      fs.writeFileSync(w.file('exit'), '');
-      assertPassed(w.finish());
+      await restoreSameMemory(w, path.join(root, 'dump'), before);
     } finally {
       w.kill();
     }
@@ -202,11 +191,7 @@ test('tracking carries over from a pre-dump run by the stasis command to a dump 
     const d = await dump({ pid: w.pid, imagesDir: path.join(root, 'dump'), prevImagesDir: '../pre' });
     assert.equal(d.trackBackend, 'uffd');
     assert.ok(d.pagesSkippedParent > 4 * 256 * 0.8, `only ${d.pagesSkippedParent} pages left to the pre-dump`);
-    await restore({ imagesDir: path.join(root, 'dump'), detach: true });
-    assertSameMemory(before, hashRegions(w));
-    assert.deepEqual(fdTable(w.pid), fds);
-    fs.writeFileSync(w.file('exit'), '');
-    assertPassed(w.finish());
+    await restoreSameMemory(w, path.join(root, 'dump'), before, fds);
   } finally {
     w.kill();
   }
@@ -224,10 +209,7 @@ test('a fresh pre-dump of a task an older chain still tracks takes the tracking 
     const before = hashRegions(w);
     const d = await dump({ pid: w.pid, imagesDir: path.join(root, 'dump'), prevImagesDir: '../new' });
     assert.ok(d.pagesSkippedParent > 4 * 256 * 0.8, `only ${d.pagesSkippedParent} pages left to the new pre-dump`);
-    await restore({ imagesDir: path.join(root, 'dump'), detach: true });
-    assertSameMemory(before, hashRegions(w));
-    fs.writeFileSync(w.file('exit'), '');
-    assertPassed(w.finish());
+    await restoreSameMemory(w, path.join(root, 'dump'), before);
   } finally {
     w.kill();
   }

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import assert from 'node:assert/strict';
-import { waitFor, type Workload } from '../harness.js';
+import { waitFor, assertPassed, type Workload } from '../harness.js';
+import { restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/image/index.js';
 import { PE } from '../../../src/image/pagemap-flags.js';
 
@@ -87,4 +88,17 @@ export function uffdWpAreas(pid: number): number {
 
 export function images(root: string, name: string): string {
   return path.join(root, name);
+}
+
+/**
+ * Restores `dir` at the workload's pid, requires every data page to hash as in `before` (and
+ * the fd table to be `fds`, when given), then lets the workload exit and check itself.
+ */
+export async function restoreSameMemory(w: Workload, dir: string, before: Map<string, string>, fds?: string[]): Promise<void> {
+  const r = await restore({ imagesDir: dir, detach: true });
+  assert.equal(r.pid, w.pid);
+  assertSameMemory(before, hashRegions(w));
+  if (fds) assert.deepEqual(fdTable(w.pid), fds, 'the restored task has other fds');
+  fs.writeFileSync(w.file('exit'), '');
+  assertPassed(w.finish());
 }
