@@ -20,8 +20,7 @@ export const reg = {
   name: 'regular file',
   type: FdTypes.REG,
   detect: (p) => {
-    // A memfd's link looks like a deleted file's, but it is shmem: not a ghost to copy.
-    if (!p.link.startsWith('/') || p.link.startsWith('/memfd:')) return false;
+    if (!p.link.startsWith('/')) return false;
     const fmt = p.stat.mode & S_IFMT;
     if (fmt === S_IFCHR) return !isTtyRdev(p.stat.rdev);
     return fmt === S_IFREG || fmt === S_IFDIR || fmt === S_IFBLK;
