@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/creds.proto.
  */
 export const file_stasis_creds: GenFile = /*@__PURE__*/
-  fileDesc("ChJzdGFzaXMvY3JlZHMucHJvdG8SDHN0YXNpcy5pbWFnZSKlAgoKQ3JlZHNFbnRyeRILCgN1aWQYASACKA0SCwoDZ2lkGAIgAigNEgwKBGV1aWQYAyACKA0SDAoEZWdpZBgEIAIoDRIMCgRzdWlkGAUgAigNEgwKBHNnaWQYBiACKA0SDQoFZnN1aWQYByACKA0SDQoFZnNnaWQYCCACKA0SDwoHY2FwX2luaBgJIAMoDRIPCgdjYXBfcHJtGAogAygNEg8KB2NhcF9lZmYYCyADKA0SDwoHY2FwX2JuZBgMIAMoDRIPCgdzZWNiaXRzGA0gAigNEg4KBmdyb3VwcxgOIAMoDRITCgtsc21fcHJvZmlsZRgPIAEoCRIWCg5sc21fc29ja2NyZWF0ZRgQIAEoCRIVCg1hcHBhcm1vcl9kYXRhGBEgASgM");
+  fileDesc("ChJzdGFzaXMvY3JlZHMucHJvdG8SDHN0YXNpcy5pbWFnZSLMAgoKQ3JlZHNFbnRyeRILCgN1aWQYASACKA0SCwoDZ2lkGAIgAigNEgwKBGV1aWQYAyACKA0SDAoEZWdpZBgEIAIoDRIMCgRzdWlkGAUgAigNEgwKBHNnaWQYBiACKA0SDQoFZnN1aWQYByACKA0SDQoFZnNnaWQYCCACKA0SDwoHY2FwX2luaBgJIAMoDRIPCgdjYXBfcHJtGAogAygNEg8KB2NhcF9lZmYYCyADKA0SDwoHY2FwX2JuZBgMIAMoDRIPCgdzZWNiaXRzGA0gAigNEg4KBmdyb3VwcxgOIAMoDRITCgtsc21fcHJvZmlsZRgPIAEoCRIWCg5sc21fc29ja2NyZWF0ZRgQIAEoCRIVCg1hcHBhcm1vcl9kYXRhGBEgASgMEhQKDG5vX25ld19wcml2cxgSIAEoDRIPCgdjYXBfYW1iGBMgAygN");
 
 /**
  * Credentials of one thread; capability sets are arrays of 32-bit words.
@@ -104,6 +104,16 @@ export type CredsEntry = Message<"stasis.image.CredsEntry"> & {
    * @generated from field: optional bytes apparmor_data = 17;
    */
   apparmorData: Uint8Array;
+
+  /**
+   * @generated from field: optional uint32 no_new_privs = 18;
+   */
+  noNewPrivs: number;
+
+  /**
+   * @generated from field: repeated uint32 cap_amb = 19;
+   */
+  capAmb: number[];
 };
 
 /**

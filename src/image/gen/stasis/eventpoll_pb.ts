@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/eventpoll.proto.
  */
 export const file_stasis_eventpoll: GenFile = /*@__PURE__*/
-  fileDesc("ChZzdGFzaXMvZXZlbnRwb2xsLnByb3RvEgxzdGFzaXMuaW1hZ2UicwoRRXZlbnRwb2xsVGZkRW50cnkSCgoCaWQYASACKA0SCwoDdGZkGAIgAigNEg4KBmV2ZW50cxgDIAIoDRIMCgRkYXRhGAQgAigEEgsKA2RldhgFIAEoDRINCgVpbm9kZRgGIAEoBBILCgNwb3MYByABKAQihAEKEkV2ZW50cG9sbEZpbGVFbnRyeRIKCgJpZBgBIAIoDRINCgVmbGFncxgCIAIoDRIlCgRmb3duGAMgAigLMhcuc3Rhc2lzLmltYWdlLkZvd25FbnRyeRIsCgN0ZmQYBCADKAsyHy5zdGFzaXMuaW1hZ2UuRXZlbnRwb2xsVGZkRW50cnk", [file_stasis_fown]);
+  fileDesc("ChZzdGFzaXMvZXZlbnRwb2xsLnByb3RvEgxzdGFzaXMuaW1hZ2UihgEKEUV2ZW50cG9sbFRmZEVudHJ5EgoKAmlkGAEgAigNEgsKA3RmZBgCIAIoDRIOCgZldmVudHMYAyACKA0SDAoEZGF0YRgEIAIoBBILCgNkZXYYBSABKA0SDQoFaW5vZGUYBiABKAQSCwoDcG9zGAcgASgEEhEKCGFkZGVkX2FzGOgHIAEoDSKEAQoSRXZlbnRwb2xsRmlsZUVudHJ5EgoKAmlkGAEgAigNEg0KBWZsYWdzGAIgAigNEiUKBGZvd24YAyACKAsyFy5zdGFzaXMuaW1hZ2UuRm93bkVudHJ5EiwKA3RmZBgEIAMoCzIfLnN0YXNpcy5pbWFnZS5FdmVudHBvbGxUZmRFbnRyeQ", [file_stasis_fown]);
 
 /**
  * One watched target: tfd is its fd number in the dumped task; dev/inode/pos
@@ -57,6 +57,16 @@ export type EventpollTfdEntry = Message<"stasis.image.EventpollTfdEntry"> & {
    * @generated from field: optional uint64 pos = 7;
    */
   pos: bigint;
+
+  /**
+   * stasis's own: the fd number the target was added by, where that fd was closed (or now
+   * holds another file) since; tfd is then another fd of the same task holding the target
+   * file, as CRIU writes it. stasis adds the target under this number again (CRIU, which
+   * does not know the field, under tfd). Far from CRIU's numbers so a future field cannot clash.
+   *
+   * @generated from field: optional uint32 added_as = 1000;
+   */
+  addedAs: number;
 };
 
 /**

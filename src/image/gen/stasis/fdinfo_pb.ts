@@ -26,17 +26,25 @@ import type { MemfdFileEntry } from "./memfd_pb.js";
 import { file_stasis_memfd } from "./memfd_pb.js";
 import type { UnixSkEntry } from "./sk-unix_pb.js";
 import { file_stasis_sk_unix } from "./sk-unix_pb.js";
-import type { InotifyFileEntry } from "./fsnotify_pb.js";
+import type { FanotifyFileEntry, InotifyFileEntry } from "./fsnotify_pb.js";
 import { file_stasis_fsnotify } from "./fsnotify_pb.js";
 import type { InetSkEntry } from "./sk-inet_pb.js";
 import { file_stasis_sk_inet } from "./sk-inet_pb.js";
+import type { NsFileEntry } from "./ns_pb.js";
+import { file_stasis_ns } from "./ns_pb.js";
+import type { PacketSockEntry } from "./packet-sock_pb.js";
+import { file_stasis_packet_sock } from "./packet-sock_pb.js";
+import type { NetlinkSkEntry } from "./sk-netlink_pb.js";
+import { file_stasis_sk_netlink } from "./sk-netlink_pb.js";
+import type { PidfdEntry } from "./pidfd_pb.js";
+import { file_stasis_pidfd } from "./pidfd_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file stasis/fdinfo.proto.
  */
 export const file_stasis_fdinfo: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdGFzaXMvZmRpbmZvLnByb3RvEgxzdGFzaXMuaW1hZ2UieQoLRmRpbmZvRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SIwoEdHlwZRgDIAIoDjIVLnN0YXNpcy5pbWFnZS5GZFR5cGVzEgoKAmZkGAQgAigNEh4KFnhhdHRyX3NlY3VyaXR5X3NlbGludXgYBSABKAkitwQKCUZpbGVFbnRyeRIjCgR0eXBlGAEgAigOMhUuc3Rhc2lzLmltYWdlLkZkVHlwZXMSCgoCaWQYAiACKA0SJwoDcmVnGAMgASgLMhouc3Rhc2lzLmltYWdlLlJlZ0ZpbGVFbnRyeRImCgNpc2sYBCABKAsyGS5zdGFzaXMuaW1hZ2UuSW5ldFNrRW50cnkSKwoDZWZkGAggASgLMh4uc3Rhc2lzLmltYWdlLkV2ZW50ZmRGaWxlRW50cnkSLgoEZXBmZBgJIAEoCzIgLnN0YXNpcy5pbWFnZS5FdmVudHBvbGxGaWxlRW50cnkSKQoEc2dmZBgKIAEoCzIbLnN0YXNpcy5pbWFnZS5TaWduYWxmZEVudHJ5EicKA3RmZBgMIAEoCzIaLnN0YXNpcy5pbWFnZS5UaW1lcmZkRW50cnkSKwoDaWZ5GA0gASgLMh4uc3Rhc2lzLmltYWdlLklub3RpZnlGaWxlRW50cnkSJgoDdXNrGBAgASgLMhkuc3Rhc2lzLmltYWdlLlVuaXhTa0VudHJ5EiUKBGZpZm8YESABKAsyFy5zdGFzaXMuaW1hZ2UuRmlmb0VudHJ5EiUKBHBpcGUYEiABKAsyFy5zdGFzaXMuaW1hZ2UuUGlwZUVudHJ5EicKA3R0eRgTIAEoCzIaLnN0YXNpcy5pbWFnZS5UdHlGaWxlRW50cnkSKwoFbWVtZmQYFCABKAsyHC5zdGFzaXMuaW1hZ2UuTWVtZmRGaWxlRW50cnkqngIKB0ZkVHlwZXMSBwoDVU5EEAASBwoDUkVHEAESCAoEUElQRRACEggKBEZJRk8QAxIKCgZJTkVUU0sQBBIKCgZVTklYU0sQBRILCgdFVkVOVEZEEAYSDQoJRVZFTlRQT0xMEAcSCwoHSU5PVElGWRAIEgwKCFNJR05BTEZEEAkSDAoIUEFDS0VUU0sQChIHCgNUVFkQCxIMCghGQU5PVElGWRAMEg0KCU5FVExJTktTSxANEgYKAk5TEA4SCAoEVFVORhAPEgcKA0VYVBAQEgsKB1RJTUVSRkQQERIJCgVNRU1GRBASEgoKBkJQRk1BUBATEgkKBVBJREZEEBQSDQoHQ1RMX1RUWRD+/wMSEQoLQVVUT0ZTX1BJUEUQ//8D", [file_stasis_regfile, file_stasis_eventfd, file_stasis_eventpoll, file_stasis_signalfd, file_stasis_timerfd, file_stasis_fifo, file_stasis_pipe, file_stasis_tty, file_stasis_memfd, file_stasis_sk_unix, file_stasis_fsnotify, file_stasis_sk_inet]);
+  fileDesc("ChNzdGFzaXMvZmRpbmZvLnByb3RvEgxzdGFzaXMuaW1hZ2UieQoLRmRpbmZvRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SIwoEdHlwZRgDIAIoDjIVLnN0YXNpcy5pbWFnZS5GZFR5cGVzEgoKAmZkGAQgAigNEh4KFnhhdHRyX3NlY3VyaXR5X3NlbGludXgYBSABKAkijgYKCUZpbGVFbnRyeRIjCgR0eXBlGAEgAigOMhUuc3Rhc2lzLmltYWdlLkZkVHlwZXMSCgoCaWQYAiACKA0SJwoDcmVnGAMgASgLMhouc3Rhc2lzLmltYWdlLlJlZ0ZpbGVFbnRyeRImCgNpc2sYBCABKAsyGS5zdGFzaXMuaW1hZ2UuSW5ldFNrRW50cnkSJgoDbnNmGAUgASgLMhkuc3Rhc2lzLmltYWdlLk5zRmlsZUVudHJ5EioKA3BzaxgGIAEoCzIdLnN0YXNpcy5pbWFnZS5QYWNrZXRTb2NrRW50cnkSKgoEbmxzaxgHIAEoCzIcLnN0YXNpcy5pbWFnZS5OZXRsaW5rU2tFbnRyeRIrCgNlZmQYCCABKAsyHi5zdGFzaXMuaW1hZ2UuRXZlbnRmZEZpbGVFbnRyeRIuCgRlcGZkGAkgASgLMiAuc3Rhc2lzLmltYWdlLkV2ZW50cG9sbEZpbGVFbnRyeRIpCgRzZ2ZkGAogASgLMhsuc3Rhc2lzLmltYWdlLlNpZ25hbGZkRW50cnkSJwoDdGZkGAwgASgLMhouc3Rhc2lzLmltYWdlLlRpbWVyZmRFbnRyeRIrCgNpZnkYDSABKAsyHi5zdGFzaXMuaW1hZ2UuSW5vdGlmeUZpbGVFbnRyeRIsCgNmZnkYDiABKAsyHy5zdGFzaXMuaW1hZ2UuRmFub3RpZnlGaWxlRW50cnkSJgoDdXNrGBAgASgLMhkuc3Rhc2lzLmltYWdlLlVuaXhTa0VudHJ5EiUKBGZpZm8YESABKAsyFy5zdGFzaXMuaW1hZ2UuRmlmb0VudHJ5EiUKBHBpcGUYEiABKAsyFy5zdGFzaXMuaW1hZ2UuUGlwZUVudHJ5EicKA3R0eRgTIAEoCzIaLnN0YXNpcy5pbWFnZS5UdHlGaWxlRW50cnkSKwoFbWVtZmQYFCABKAsyHC5zdGFzaXMuaW1hZ2UuTWVtZmRGaWxlRW50cnkSJwoFcGlkZmQYFiABKAsyGC5zdGFzaXMuaW1hZ2UuUGlkZmRFbnRyeSqeAgoHRmRUeXBlcxIHCgNVTkQQABIHCgNSRUcQARIICgRQSVBFEAISCAoERklGTxADEgoKBklORVRTSxAEEgoKBlVOSVhTSxAFEgsKB0VWRU5URkQQBhINCglFVkVOVFBPTEwQBxILCgdJTk9USUZZEAgSDAoIU0lHTkFMRkQQCRIMCghQQUNLRVRTSxAKEgcKA1RUWRALEgwKCEZBTk9USUZZEAwSDQoJTkVUTElOS1NLEA0SBgoCTlMQDhIICgRUVU5GEA8SBwoDRVhUEBASCwoHVElNRVJGRBAREgkKBU1FTUZEEBISCgoGQlBGTUFQEBMSCQoFUElERkQQFBINCgdDVExfVFRZEP7/AxIRCgtBVVRPRlNfUElQRRD//wM", [file_stasis_regfile, file_stasis_eventfd, file_stasis_eventpoll, file_stasis_signalfd, file_stasis_timerfd, file_stasis_fifo, file_stasis_pipe, file_stasis_tty, file_stasis_memfd, file_stasis_sk_unix, file_stasis_fsnotify, file_stasis_sk_inet, file_stasis_ns, file_stasis_packet_sock, file_stasis_sk_netlink, file_stasis_pidfd]);
 
 /**
  * One fd of a task (fdinfo-ID.img): fd number, FD_CLOEXEC, and the id of its file.
@@ -79,8 +87,8 @@ export const FdinfoEntrySchema: GenMessage<FdinfoEntry> = /*@__PURE__*/
 
 /**
  * One open file object (files.img); exactly one of the kind fields is set.
- * Kinds stasis does not handle yet (packet/netlink sockets, ns, tun, fanotify, ext,
- * bpf maps, pidfds) are left undeclared and kept as unknown fields.
+ * Kinds stasis does not handle yet (tun, ext,
+ * bpf maps) are left undeclared and kept as unknown fields.
  *
  * @generated from message stasis.image.FileEntry
  */
@@ -104,6 +112,21 @@ export type FileEntry = Message<"stasis.image.FileEntry"> & {
    * @generated from field: optional stasis.image.InetSkEntry isk = 4;
    */
   isk?: InetSkEntry | undefined;
+
+  /**
+   * @generated from field: optional stasis.image.NsFileEntry nsf = 5;
+   */
+  nsf?: NsFileEntry | undefined;
+
+  /**
+   * @generated from field: optional stasis.image.PacketSockEntry psk = 6;
+   */
+  psk?: PacketSockEntry | undefined;
+
+  /**
+   * @generated from field: optional stasis.image.NetlinkSkEntry nlsk = 7;
+   */
+  nlsk?: NetlinkSkEntry | undefined;
 
   /**
    * @generated from field: optional stasis.image.EventfdFileEntry efd = 8;
@@ -131,6 +154,11 @@ export type FileEntry = Message<"stasis.image.FileEntry"> & {
   ify?: InotifyFileEntry | undefined;
 
   /**
+   * @generated from field: optional stasis.image.FanotifyFileEntry ffy = 14;
+   */
+  ffy?: FanotifyFileEntry | undefined;
+
+  /**
    * @generated from field: optional stasis.image.UnixSkEntry usk = 16;
    */
   usk?: UnixSkEntry | undefined;
@@ -154,6 +182,11 @@ export type FileEntry = Message<"stasis.image.FileEntry"> & {
    * @generated from field: optional stasis.image.MemfdFileEntry memfd = 20;
    */
   memfd?: MemfdFileEntry | undefined;
+
+  /**
+   * @generated from field: optional stasis.image.PidfdEntry pidfd = 22;
+   */
+  pidfd?: PidfdEntry | undefined;
 };
 
 /**

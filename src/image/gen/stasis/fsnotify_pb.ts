@@ -4,8 +4,8 @@
 // @generated from file stasis/fsnotify.proto (package stasis.image, syntax proto2)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FhEntry } from "./fh_pb.js";
 import { file_stasis_fh } from "./fh_pb.js";
 import type { FownEntry } from "./fown_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/fsnotify.proto.
  */
 export const file_stasis_fsnotify: GenFile = /*@__PURE__*/
-  fileDesc("ChVzdGFzaXMvZnNub3RpZnkucHJvdG8SDHN0YXNpcy5pbWFnZSKTAQoOSW5vdGlmeVdkRW50cnkSCgoCaWQYASACKA0SDQoFaV9pbm8YAiACKAQSDAoEbWFzaxgDIAIoDRIUCgxpZ25vcmVkX21hc2sYBCACKA0SDQoFc19kZXYYBSACKA0SCgoCd2QYBiACKA0SJwoIZl9oYW5kbGUYByACKAsyFS5zdGFzaXMuaW1hZ2UuRmhFbnRyeSJ+ChBJbm90aWZ5RmlsZUVudHJ5EgoKAmlkGAEgAigNEg0KBWZsYWdzGAIgAigNEiUKBGZvd24YBCACKAsyFy5zdGFzaXMuaW1hZ2UuRm93bkVudHJ5EigKAndkGAUgAygLMhwuc3Rhc2lzLmltYWdlLklub3RpZnlXZEVudHJ5", [file_stasis_fh, file_stasis_fown]);
+  fileDesc("ChVzdGFzaXMvZnNub3RpZnkucHJvdG8SDHN0YXNpcy5pbWFnZSKTAQoOSW5vdGlmeVdkRW50cnkSCgoCaWQYASACKA0SDQoFaV9pbm8YAiACKAQSDAoEbWFzaxgDIAIoDRIUCgxpZ25vcmVkX21hc2sYBCACKA0SDQoFc19kZXYYBSACKA0SCgoCd2QYBiACKA0SJwoIZl9oYW5kbGUYByACKAsyFS5zdGFzaXMuaW1hZ2UuRmhFbnRyeSJ+ChBJbm90aWZ5RmlsZUVudHJ5EgoKAmlkGAEgAigNEg0KBWZsYWdzGAIgAigNEiUKBGZvd24YBCACKAsyFy5zdGFzaXMuaW1hZ2UuRm93bkVudHJ5EigKAndkGAUgAygLMhwuc3Rhc2lzLmltYWdlLklub3RpZnlXZEVudHJ5IlAKFkZhbm90aWZ5SW5vZGVNYXJrRW50cnkSDQoFaV9pbm8YASACKAQSJwoIZl9oYW5kbGUYAiACKAsyFS5zdGFzaXMuaW1hZ2UuRmhFbnRyeSIoChZGYW5vdGlmeU1vdW50TWFya0VudHJ5Eg4KBm1udF9pZBgBIAIoDSLsAQoRRmFub3RpZnlNYXJrRW50cnkSCgoCaWQYASACKA0SJAoEdHlwZRgCIAIoDjIWLnN0YXNpcy5pbWFnZS5NYXJrVHlwZRIOCgZtZmxhZ3MYAyACKA0SDAoEbWFzaxgEIAIoDRIUCgxpZ25vcmVkX21hc2sYBSACKA0SDQoFc19kZXYYBiACKA0SMAoCaWUYByABKAsyJC5zdGFzaXMuaW1hZ2UuRmFub3RpZnlJbm9kZU1hcmtFbnRyeRIwCgJtZRgIIAEoCzIkLnN0YXNpcy5pbWFnZS5GYW5vdGlmeU1vdW50TWFya0VudHJ5IqYBChFGYW5vdGlmeUZpbGVFbnRyeRIKCgJpZBgBIAIoDRINCgVmbGFncxgCIAIoDRIlCgRmb3duGAMgAigLMhcuc3Rhc2lzLmltYWdlLkZvd25FbnRyeRIPCgdmYWZsYWdzGAQgAigNEg8KB2V2ZmxhZ3MYBSACKA0SLQoEbWFyaxgGIAMoCzIfLnN0YXNpcy5pbWFnZS5GYW5vdGlmeU1hcmtFbnRyeSogCghNYXJrVHlwZRIJCgVJTk9ERRABEgkKBU1PVU5UEAI", [file_stasis_fh, file_stasis_fown]);
 
 /**
  * One watch of an inotify instance: the inode watched (by number, device and file handle),
@@ -101,4 +101,163 @@ export type InotifyFileEntry = Message<"stasis.image.InotifyFileEntry"> & {
  */
 export const InotifyFileEntrySchema: GenMessage<InotifyFileEntry> = /*@__PURE__*/
   messageDesc(file_stasis_fsnotify, 1);
+
+/**
+ * @generated from message stasis.image.FanotifyInodeMarkEntry
+ */
+export type FanotifyInodeMarkEntry = Message<"stasis.image.FanotifyInodeMarkEntry"> & {
+  /**
+   * @generated from field: required uint64 i_ino = 1;
+   */
+  iIno: bigint;
+
+  /**
+   * @generated from field: required stasis.image.FhEntry f_handle = 2;
+   */
+  fHandle?: FhEntry | undefined;
+};
+
+/**
+ * Describes the message stasis.image.FanotifyInodeMarkEntry.
+ * Use `create(FanotifyInodeMarkEntrySchema)` to create a new message.
+ */
+export const FanotifyInodeMarkEntrySchema: GenMessage<FanotifyInodeMarkEntry> = /*@__PURE__*/
+  messageDesc(file_stasis_fsnotify, 2);
+
+/**
+ * @generated from message stasis.image.FanotifyMountMarkEntry
+ */
+export type FanotifyMountMarkEntry = Message<"stasis.image.FanotifyMountMarkEntry"> & {
+  /**
+   * @generated from field: required uint32 mnt_id = 1;
+   */
+  mntId: number;
+};
+
+/**
+ * Describes the message stasis.image.FanotifyMountMarkEntry.
+ * Use `create(FanotifyMountMarkEntrySchema)` to create a new message.
+ */
+export const FanotifyMountMarkEntrySchema: GenMessage<FanotifyMountMarkEntry> = /*@__PURE__*/
+  messageDesc(file_stasis_fsnotify, 3);
+
+/**
+ * One mark of a fanotify group: on an inode (by its file handle) or a mount (by its id),
+ * its FAN_MARK_* flags, its event mask and ignored mask.
+ *
+ * @generated from message stasis.image.FanotifyMarkEntry
+ */
+export type FanotifyMarkEntry = Message<"stasis.image.FanotifyMarkEntry"> & {
+  /**
+   * @generated from field: required uint32 id = 1;
+   */
+  id: number;
+
+  /**
+   * @generated from field: required stasis.image.MarkType type = 2;
+   */
+  type: MarkType;
+
+  /**
+   * @generated from field: required uint32 mflags = 3;
+   */
+  mflags: number;
+
+  /**
+   * @generated from field: required uint32 mask = 4;
+   */
+  mask: number;
+
+  /**
+   * @generated from field: required uint32 ignored_mask = 5;
+   */
+  ignoredMask: number;
+
+  /**
+   * @generated from field: required uint32 s_dev = 6;
+   */
+  sDev: number;
+
+  /**
+   * @generated from field: optional stasis.image.FanotifyInodeMarkEntry ie = 7;
+   */
+  ie?: FanotifyInodeMarkEntry | undefined;
+
+  /**
+   * @generated from field: optional stasis.image.FanotifyMountMarkEntry me = 8;
+   */
+  me?: FanotifyMountMarkEntry | undefined;
+};
+
+/**
+ * Describes the message stasis.image.FanotifyMarkEntry.
+ * Use `create(FanotifyMarkEntrySchema)` to create a new message.
+ */
+export const FanotifyMarkEntrySchema: GenMessage<FanotifyMarkEntry> = /*@__PURE__*/
+  messageDesc(file_stasis_fsnotify, 4);
+
+/**
+ * A fanotify group (fanotify_init's flags and event flags) and its marks. Queued events are not kept.
+ *
+ * @generated from message stasis.image.FanotifyFileEntry
+ */
+export type FanotifyFileEntry = Message<"stasis.image.FanotifyFileEntry"> & {
+  /**
+   * @generated from field: required uint32 id = 1;
+   */
+  id: number;
+
+  /**
+   * @generated from field: required uint32 flags = 2;
+   */
+  flags: number;
+
+  /**
+   * @generated from field: required stasis.image.FownEntry fown = 3;
+   */
+  fown?: FownEntry | undefined;
+
+  /**
+   * @generated from field: required uint32 faflags = 4;
+   */
+  faflags: number;
+
+  /**
+   * @generated from field: required uint32 evflags = 5;
+   */
+  evflags: number;
+
+  /**
+   * @generated from field: repeated stasis.image.FanotifyMarkEntry mark = 6;
+   */
+  mark: FanotifyMarkEntry[];
+};
+
+/**
+ * Describes the message stasis.image.FanotifyFileEntry.
+ * Use `create(FanotifyFileEntrySchema)` to create a new message.
+ */
+export const FanotifyFileEntrySchema: GenMessage<FanotifyFileEntry> = /*@__PURE__*/
+  messageDesc(file_stasis_fsnotify, 5);
+
+/**
+ * @generated from enum stasis.image.MarkType
+ */
+export enum MarkType {
+  /**
+   * @generated from enum value: INODE = 1;
+   */
+  INODE = 1,
+
+  /**
+   * @generated from enum value: MOUNT = 2;
+   */
+  MOUNT = 2,
+}
+
+/**
+ * Describes the enum stasis.image.MarkType.
+ */
+export const MarkTypeSchema: GenEnum<MarkType> = /*@__PURE__*/
+  enumDesc(file_stasis_fsnotify, 0);
 

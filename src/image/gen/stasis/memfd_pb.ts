@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/memfd.proto.
  */
 export const file_stasis_memfd: GenFile = /*@__PURE__*/
-  fileDesc("ChJzdGFzaXMvbWVtZmQucHJvdG8SDHN0YXNpcy5pbWFnZSJxCg5NZW1mZEZpbGVFbnRyeRIKCgJpZBgBIAIoDRINCgVmbGFncxgCIAIoDRILCgNwb3MYAyACKAQSJQoEZm93bhgEIAIoCzIXLnN0YXNpcy5pbWFnZS5Gb3duRW50cnkSEAoIaW5vZGVfaWQYBSACKA0ijQEKD01lbWZkSW5vZGVFbnRyeRIMCgRuYW1lGAEgAigJEgsKA3VpZBgCIAIoDRILCgNnaWQYAyACKA0SDAoEc2l6ZRgEIAIoBBINCgVzaG1pZBgFIAIoDRINCgVzZWFscxgGIAIoDRIQCghpbm9kZV9pZBgHIAIoBBIUCgxodWdldGxiX2ZsYWcYCCABKA0", [file_stasis_fown]);
+  fileDesc("ChJzdGFzaXMvbWVtZmQucHJvdG8SDHN0YXNpcy5pbWFnZSJxCg5NZW1mZEZpbGVFbnRyeRIKCgJpZBgBIAIoDRINCgVmbGFncxgCIAIoDRILCgNwb3MYAyACKAQSJQoEZm93bhgEIAIoCzIXLnN0YXNpcy5pbWFnZS5Gb3duRW50cnkSEAoIaW5vZGVfaWQYBSACKA0imwEKD01lbWZkSW5vZGVFbnRyeRIMCgRuYW1lGAEgAigJEgsKA3VpZBgCIAIoDRILCgNnaWQYAyACKA0SDAoEc2l6ZRgEIAIoBBINCgVzaG1pZBgFIAIoDRINCgVzZWFscxgGIAIoDRIQCghpbm9kZV9pZBgHIAIoBBIUCgxodWdldGxiX2ZsYWcYCCABKA0SDAoEbW9kZRgJIAEoDQ", [file_stasis_fown]);
 
 /**
  * An open memfd; its inode (name, seals, contents) is a MemfdInodeEntry.
@@ -100,6 +100,13 @@ export type MemfdInodeEntry = Message<"stasis.image.MemfdInodeEntry"> & {
    * @generated from field: optional uint32 hugetlb_flag = 8;
    */
   hugetlbFlag: number;
+
+  /**
+   * st_mode of the inode (CRIU 4.2 writes it; S_IFREG | permissions).
+   *
+   * @generated from field: optional uint32 mode = 9;
+   */
+  mode: number;
 };
 
 /**

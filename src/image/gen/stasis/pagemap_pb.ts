@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/pagemap.proto.
  */
 export const file_stasis_pagemap: GenFile = /*@__PURE__*/
-  fileDesc("ChRzdGFzaXMvcGFnZW1hcC5wcm90bxIMc3Rhc2lzLmltYWdlIh8KC1BhZ2VtYXBIZWFkEhAKCHBhZ2VzX2lkGAEgAigNIlEKDFBhZ2VtYXBFbnRyeRINCgV2YWRkchgBIAIoBBIQCghucl9wYWdlcxgCIAIoDRIRCglpbl9wYXJlbnQYAyABKAgSDQoFZmxhZ3MYBCABKA0");
+  fileDesc("ChRzdGFzaXMvcGFnZW1hcC5wcm90bxIMc3Rhc2lzLmltYWdlIh8KC1BhZ2VtYXBIZWFkEhAKCHBhZ2VzX2lkGAEgAigNImoKDFBhZ2VtYXBFbnRyeRINCgV2YWRkchgBIAIoBBIXCg9jb21wYXRfbnJfcGFnZXMYAiACKA0SEQoJaW5fcGFyZW50GAMgASgIEg0KBWZsYWdzGAQgASgNEhAKCG5yX3BhZ2VzGAUgASgE");
 
 /**
  * First entry of a pagemap image: which pages-N.img holds the page contents.
@@ -35,7 +35,10 @@ export const PagemapHeadSchema: GenMessage<PagemapHead> = /*@__PURE__*/
 
 /**
  * A run of nr_pages pages at vaddr; flags are PE_* bits (see pagemap-flags.ts).
- * Old images have in_parent instead of flags.
+ * Old images have in_parent instead of flags. CRIU 4.2 counts pages in nr_pages (field 5,
+ * 64 bits) and writes 0 in compat_nr_pages (field 2, what older CRIU and crit read as
+ * nr_pages); stasis writes the count in both (see pagemap-writer.ts), and reads field 2
+ * where field 5 is absent (compat.ts).
  *
  * @generated from message stasis.image.PagemapEntry
  */
@@ -46,9 +49,9 @@ export type PagemapEntry = Message<"stasis.image.PagemapEntry"> & {
   vaddr: bigint;
 
   /**
-   * @generated from field: required uint32 nr_pages = 2;
+   * @generated from field: required uint32 compat_nr_pages = 2;
    */
-  nrPages: number;
+  compatNrPages: number;
 
   /**
    * @generated from field: optional bool in_parent = 3;
@@ -59,6 +62,11 @@ export type PagemapEntry = Message<"stasis.image.PagemapEntry"> & {
    * @generated from field: optional uint32 flags = 4;
    */
   flags: number;
+
+  /**
+   * @generated from field: optional uint64 nr_pages = 5;
+   */
+  nrPages: bigint;
 };
 
 /**

@@ -10,15 +10,55 @@ import type { FownEntry } from "./fown_pb.js";
 import { file_stasis_fown } from "./fown_pb.js";
 import type { SkOptsEntry, SkShutdown } from "./sk-opts_pb.js";
 import { file_stasis_sk_opts } from "./sk-opts_pb.js";
+import type { TcpOptsEntry } from "./tcp-stream_pb.js";
+import { file_stasis_tcp_stream } from "./tcp-stream_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file stasis/sk-inet.proto.
  */
 export const file_stasis_sk_inet: GenFile = /*@__PURE__*/
-  fileDesc("ChRzdGFzaXMvc2staW5ldC5wcm90bxIMc3Rhc2lzLmltYWdlIh8KC0lwT3B0c0VudHJ5EhAKCGZyZWViaW5kGAEgASgIItIDCgtJbmV0U2tFbnRyeRIKCgJpZBgBIAIoDRILCgNpbm8YAiACKA0SDgoGZmFtaWx5GAMgAigNEgwKBHR5cGUYBCACKA0SDQoFcHJvdG8YBSACKA0SDQoFc3RhdGUYBiACKA0SEAoIc3JjX3BvcnQYByACKA0SEAoIZHN0X3BvcnQYCCACKA0SDQoFZmxhZ3MYCSACKA0SDwoHYmFja2xvZxgKIAIoDRIQCghzcmNfYWRkchgLIAMoDRIQCghkc3RfYWRkchgMIAMoDRIlCgRmb3duGA0gAigLMhcuc3Rhc2lzLmltYWdlLkZvd25FbnRyeRInCgRvcHRzGA4gAigLMhkuc3Rhc2lzLmltYWdlLlNrT3B0c0VudHJ5Eg4KBnY2b25seRgPIAEoCBIqCgdpcF9vcHRzGBAgASgLMhkuc3Rhc2lzLmltYWdlLklwT3B0c0VudHJ5Eg4KBmlmbmFtZRgRIAEoCRINCgVuc19pZBgSIAEoDRIqCghzaHV0ZG93bhgTIAEoDjIYLnN0YXNpcy5pbWFnZS5Ta1NodXRkb3duEhQKC3RjcF9ub2RlbGF5GOkHIAEoCBIZChB0Y3BfZGVmZXJfYWNjZXB0GOoHIAEoDQ", [file_stasis_fown, file_stasis_sk_opts]);
+  fileDesc("ChRzdGFzaXMvc2staW5ldC5wcm90bxIMc3Rhc2lzLmltYWdlIlsKDklwT3B0c1Jhd0VudHJ5Eg8KB2hkcmluY2wYASABKAgSEAoIbm9kZWZyYWcYAiABKAgSEAoIY2hlY2tzdW0YAyABKAgSFAoMaWNtcHZfZmlsdGVyGAQgAygNInUKC0lwT3B0c0VudHJ5EhAKCGZyZWViaW5kGAEgASgIEikKA3JhdxgEIAEoCzIcLnN0YXNpcy5pbWFnZS5JcE9wdHNSYXdFbnRyeRIPCgdwa3RpbmZvGAUgASgIEgsKA3RvcxgGIAEoDRILCgN0dGwYByABKA0ipwUKC0luZXRTa0VudHJ5EgoKAmlkGAEgAigNEgsKA2lubxgCIAIoDRIOCgZmYW1pbHkYAyACKA0SDAoEdHlwZRgEIAIoDRINCgVwcm90bxgFIAIoDRINCgVzdGF0ZRgGIAIoDRIQCghzcmNfcG9ydBgHIAIoDRIQCghkc3RfcG9ydBgIIAIoDRINCgVmbGFncxgJIAIoDRIPCgdiYWNrbG9nGAogAigNEhAKCHNyY19hZGRyGAsgAygNEhAKCGRzdF9hZGRyGAwgAygNEiUKBGZvd24YDSACKAsyFy5zdGFzaXMuaW1hZ2UuRm93bkVudHJ5EicKBG9wdHMYDiACKAsyGS5zdGFzaXMuaW1hZ2UuU2tPcHRzRW50cnkSDgoGdjZvbmx5GA8gASgIEioKB2lwX29wdHMYECABKAsyGS5zdGFzaXMuaW1hZ2UuSXBPcHRzRW50cnkSDgoGaWZuYW1lGBEgASgJEg0KBW5zX2lkGBIgASgNEioKCHNodXRkb3duGBMgASgOMhguc3Rhc2lzLmltYWdlLlNrU2h1dGRvd24SLAoIdGNwX29wdHMYFCABKAsyGi5zdGFzaXMuaW1hZ2UuVGNwT3B0c0VudHJ5EhQKC3RjcF9ub2RlbGF5GOkHIAEoCBIZChB0Y3BfZGVmZXJfYWNjZXB0GOoHIAEoDRIZChB0Y3BfdXNlcl90aW1lb3V0GPIHIAEoDRIXCg50Y3BfY29uZ2VzdGlvbhjzByABKAkSFAoLdGNwX2xpbmdlcjIY9AcgASgFEhMKCnRjcF9zeW5jbnQY9QcgASgNEhoKEXRjcF9ub3RzZW50X2xvd2F0GPYHIAEoDRITCgp0Y3BfbWF4c2VnGPcHIAEoDRIVCgx0Y3BfZmFzdG9wZW4Y+AcgASgN", [file_stasis_fown, file_stasis_sk_opts, file_stasis_tcp_stream]);
 
 /**
+ * A raw socket's own options (CRIU's ip_opts_raw_entry): IP_HDRINCL, IP_NODEFRAG, and the
+ * ICMP_FILTER / ICMPV6_FILTER bitmap of an ICMP one as 32-bit words.
+ *
+ * @generated from message stasis.image.IpOptsRawEntry
+ */
+export type IpOptsRawEntry = Message<"stasis.image.IpOptsRawEntry"> & {
+  /**
+   * @generated from field: optional bool hdrincl = 1;
+   */
+  hdrincl: boolean;
+
+  /**
+   * @generated from field: optional bool nodefrag = 2;
+   */
+  nodefrag: boolean;
+
+  /**
+   * @generated from field: optional bool checksum = 3;
+   */
+  checksum: boolean;
+
+  /**
+   * @generated from field: repeated uint32 icmpv_filter = 4;
+   */
+  icmpvFilter: number[];
+};
+
+/**
+ * Describes the message stasis.image.IpOptsRawEntry.
+ * Use `create(IpOptsRawEntrySchema)` to create a new message.
+ */
+export const IpOptsRawEntrySchema: GenMessage<IpOptsRawEntry> = /*@__PURE__*/
+  messageDesc(file_stasis_sk_inet, 0);
+
+/**
+ * IP-level options (CRIU's ip_opts_entry): IP_FREEBIND, IP_PKTINFO (IPV6_RECVPKTINFO of an
+ * IPv6 socket), IP_TOS and IP_TTL.
+ *
  * @generated from message stasis.image.IpOptsEntry
  */
 export type IpOptsEntry = Message<"stasis.image.IpOptsEntry"> & {
@@ -26,6 +66,28 @@ export type IpOptsEntry = Message<"stasis.image.IpOptsEntry"> & {
    * @generated from field: optional bool freebind = 1;
    */
   freebind: boolean;
+
+  /**
+   * Fields 2 and 3 are CRIU's, reserved.
+   *
+   * @generated from field: optional stasis.image.IpOptsRawEntry raw = 4;
+   */
+  raw?: IpOptsRawEntry | undefined;
+
+  /**
+   * @generated from field: optional bool pktinfo = 5;
+   */
+  pktinfo: boolean;
+
+  /**
+   * @generated from field: optional uint32 tos = 6;
+   */
+  tos: number;
+
+  /**
+   * @generated from field: optional uint32 ttl = 7;
+   */
+  ttl: number;
 };
 
 /**
@@ -33,7 +95,7 @@ export type IpOptsEntry = Message<"stasis.image.IpOptsEntry"> & {
  * Use `create(IpOptsEntrySchema)` to create a new message.
  */
 export const IpOptsEntrySchema: GenMessage<IpOptsEntry> = /*@__PURE__*/
-  messageDesc(file_stasis_sk_inet, 0);
+  messageDesc(file_stasis_sk_inet, 1);
 
 /**
  * One IPv4 or IPv6 socket (CRIU's sk-inet.proto). id names it for fdinfo, ino is its socket
@@ -140,6 +202,13 @@ export type InetSkEntry = Message<"stasis.image.InetSkEntry"> & {
   shutdown: SkShutdown;
 
   /**
+   * A TCP socket's options (CRIU 4.2 writes them for every TCP socket).
+   *
+   * @generated from field: optional stasis.image.TcpOptsEntry tcp_opts = 20;
+   */
+  tcpOpts?: TcpOptsEntry | undefined;
+
+  /**
    * stasis's own: CRIU keeps a listener's TCP options nowhere (accepted connections inherit
    * them); numbers far above CRIU's, which its decoders skip as unknown fields.
    *
@@ -151,6 +220,46 @@ export type InetSkEntry = Message<"stasis.image.InetSkEntry"> & {
    * @generated from field: optional uint32 tcp_defer_accept = 1002;
    */
   tcpDeferAccept: number;
+
+  /**
+   * More of a TCP socket's options (stasis's own), each set at restore where a fresh socket's
+   * value differs: TCP_USER_TIMEOUT, TCP_CONGESTION, TCP_LINGER2, TCP_SYNCNT, TCP_NOTSENT_LOWAT,
+   * TCP_MAXSEG (the mss a task asked for: not of a connection, whose mss is in its tcp-stream
+   * image), TCP_FASTOPEN (a listener's queue).
+   *
+   * @generated from field: optional uint32 tcp_user_timeout = 1010;
+   */
+  tcpUserTimeout: number;
+
+  /**
+   * @generated from field: optional string tcp_congestion = 1011;
+   */
+  tcpCongestion: string;
+
+  /**
+   * @generated from field: optional int32 tcp_linger2 = 1012;
+   */
+  tcpLinger2: number;
+
+  /**
+   * @generated from field: optional uint32 tcp_syncnt = 1013;
+   */
+  tcpSyncnt: number;
+
+  /**
+   * @generated from field: optional uint32 tcp_notsent_lowat = 1014;
+   */
+  tcpNotsentLowat: number;
+
+  /**
+   * @generated from field: optional uint32 tcp_maxseg = 1015;
+   */
+  tcpMaxseg: number;
+
+  /**
+   * @generated from field: optional uint32 tcp_fastopen = 1016;
+   */
+  tcpFastopen: number;
 };
 
 /**
@@ -158,5 +267,5 @@ export type InetSkEntry = Message<"stasis.image.InetSkEntry"> & {
  * Use `create(InetSkEntrySchema)` to create a new message.
  */
 export const InetSkEntrySchema: GenMessage<InetSkEntry> = /*@__PURE__*/
-  messageDesc(file_stasis_sk_inet, 1);
+  messageDesc(file_stasis_sk_inet, 2);
 

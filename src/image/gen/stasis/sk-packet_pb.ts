@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/sk-packet.proto.
  */
 export const file_stasis_sk_packet: GenFile = /*@__PURE__*/
-  fileDesc("ChZzdGFzaXMvc2stcGFja2V0LnByb3RvEgxzdGFzaXMuaW1hZ2UiLwoNU2tQYWNrZXRFbnRyeRIOCgZpZF9mb3IYASACKA0SDgoGbGVuZ3RoGAIgAigN");
+  fileDesc("ChZzdGFzaXMvc2stcGFja2V0LnByb3RvEgxzdGFzaXMuaW1hZ2UiVAoNU2tQYWNrZXRFbnRyeRIOCgZpZF9mb3IYASACKA0SDgoGbGVuZ3RoGAIgAigNEiMKA3NjbRgEIAMoCzIWLnN0YXNpcy5pbWFnZS5TY21FbnRyeSIoCghTY21FbnRyeRIMCgR0eXBlGAEgAigNEg4KBnJpZ2h0cxgCIAMoDQ");
 
 /**
  * One packet queued on a socket (sk-queues.img), followed in the image by `length` raw
@@ -31,6 +31,13 @@ export type SkPacketEntry = Message<"stasis.image.SkPacketEntry"> & {
    * @generated from field: required uint32 length = 2;
    */
   length: number;
+
+  /**
+   * Field 3 is CRIU's (a sender's address), reserved.
+   *
+   * @generated from field: repeated stasis.image.ScmEntry scm = 4;
+   */
+  scm: ScmEntry[];
 };
 
 /**
@@ -39,4 +46,29 @@ export type SkPacketEntry = Message<"stasis.image.SkPacketEntry"> & {
  */
 export const SkPacketEntrySchema: GenMessage<SkPacketEntry> = /*@__PURE__*/
   messageDesc(file_stasis_sk_packet, 0);
+
+/**
+ * A control message that came with a packet (CRIU's scm_entry): type 1 (SCM_RIGHTS) with the
+ * ids of the files it passes, each a file object of files.img of its own.
+ *
+ * @generated from message stasis.image.ScmEntry
+ */
+export type ScmEntry = Message<"stasis.image.ScmEntry"> & {
+  /**
+   * @generated from field: required uint32 type = 1;
+   */
+  type: number;
+
+  /**
+   * @generated from field: repeated uint32 rights = 2;
+   */
+  rights: number[];
+};
+
+/**
+ * Describes the message stasis.image.ScmEntry.
+ * Use `create(ScmEntrySchema)` to create a new message.
+ */
+export const ScmEntrySchema: GenMessage<ScmEntry> = /*@__PURE__*/
+  messageDesc(file_stasis_sk_packet, 1);
 

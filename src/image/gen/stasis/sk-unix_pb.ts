@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/sk-unix.proto.
  */
 export const file_stasis_sk_unix: GenFile = /*@__PURE__*/
-  fileDesc("ChRzdGFzaXMvc2stdW5peC5wcm90bxIMc3Rhc2lzLmltYWdlIjgKDkZpbGVQZXJtc0VudHJ5EgwKBG1vZGUYASACKA0SCwoDdWlkGAIgAigNEgsKA2dpZBgDIAIoDSLgAgoLVW5peFNrRW50cnkSCgoCaWQYASACKA0SCwoDaW5vGAIgAigNEgwKBHR5cGUYAyACKA0SDQoFc3RhdGUYBCACKA0SDQoFZmxhZ3MYBSACKA0SDgoGdWZsYWdzGAYgAigNEg8KB2JhY2tsb2cYByACKA0SDAoEcGVlchgIIAIoDRIlCgRmb3duGAkgAigLMhcuc3Rhc2lzLmltYWdlLkZvd25FbnRyeRInCgRvcHRzGAogAigLMhkuc3Rhc2lzLmltYWdlLlNrT3B0c0VudHJ5EgwKBG5hbWUYCyACKAwSKgoIc2h1dGRvd24YDCABKA4yGC5zdGFzaXMuaW1hZ2UuU2tTaHV0ZG93bhIwCgpmaWxlX3Blcm1zGA0gASgLMhwuc3Rhc2lzLmltYWdlLkZpbGVQZXJtc0VudHJ5EhAKCG5hbWVfZGlyGA4gASgJEg8KB2RlbGV0ZWQYDyABKAg", [file_stasis_fown, file_stasis_sk_opts]);
+  fileDesc("ChRzdGFzaXMvc2stdW5peC5wcm90bxIMc3Rhc2lzLmltYWdlIjgKDkZpbGVQZXJtc0VudHJ5EgwKBG1vZGUYASACKA0SCwoDdWlkGAIgAigNEgsKA2dpZBgDIAIoDSKfAwoLVW5peFNrRW50cnkSCgoCaWQYASACKA0SCwoDaW5vGAIgAigNEgwKBHR5cGUYAyACKA0SDQoFc3RhdGUYBCACKA0SDQoFZmxhZ3MYBSACKA0SDgoGdWZsYWdzGAYgAigNEg8KB2JhY2tsb2cYByACKA0SDAoEcGVlchgIIAIoDRIlCgRmb3duGAkgAigLMhcuc3Rhc2lzLmltYWdlLkZvd25FbnRyeRInCgRvcHRzGAogAigLMhkuc3Rhc2lzLmltYWdlLlNrT3B0c0VudHJ5EgwKBG5hbWUYCyACKAwSKgoIc2h1dGRvd24YDCABKA4yGC5zdGFzaXMuaW1hZ2UuU2tTaHV0ZG93bhIwCgpmaWxlX3Blcm1zGA0gASgLMhwuc3Rhc2lzLmltYWdlLkZpbGVQZXJtc0VudHJ5EhAKCG5hbWVfZGlyGA4gASgJEg8KB2RlbGV0ZWQYDyABKAgSDQoFbnNfaWQYECABKA0SLgoJcGVlcl9jcmVkGOkHIAEoCzIaLnN0YXNpcy5pbWFnZS5Vbml4UGVlckNyZWQiNQoMVW5peFBlZXJDcmVkEgsKA3BpZBgBIAIoDRILCgN1aWQYAiACKA0SCwoDZ2lkGAMgAigN", [file_stasis_fown, file_stasis_sk_opts]);
 
 /**
  * @generated from message stasis.image.FilePermsEntry
@@ -130,6 +130,22 @@ export type UnixSkEntry = Message<"stasis.image.UnixSkEntry"> & {
    * @generated from field: optional bool deleted = 15;
    */
   deleted: boolean;
+
+  /**
+   * The network namespace (CRIU's ns_id, an id of its netns images): read, not used; stasis writes none.
+   *
+   * @generated from field: optional uint32 ns_id = 16;
+   */
+  nsId: number;
+
+  /**
+   * stasis's own (numbers far above CRIU's, which its decoders skip): SO_PEERCRED of a
+   * connected socket, who made the connection (socketpair's caller, or the other end's task at
+   * connect or listen): its pid, euid and egid.
+   *
+   * @generated from field: optional stasis.image.UnixPeerCred peer_cred = 1001;
+   */
+  peerCred?: UnixPeerCred | undefined;
 };
 
 /**
@@ -138,4 +154,31 @@ export type UnixSkEntry = Message<"stasis.image.UnixSkEntry"> & {
  */
 export const UnixSkEntrySchema: GenMessage<UnixSkEntry> = /*@__PURE__*/
   messageDesc(file_stasis_sk_unix, 1);
+
+/**
+ * @generated from message stasis.image.UnixPeerCred
+ */
+export type UnixPeerCred = Message<"stasis.image.UnixPeerCred"> & {
+  /**
+   * @generated from field: required uint32 pid = 1;
+   */
+  pid: number;
+
+  /**
+   * @generated from field: required uint32 uid = 2;
+   */
+  uid: number;
+
+  /**
+   * @generated from field: required uint32 gid = 3;
+   */
+  gid: number;
+};
+
+/**
+ * Describes the message stasis.image.UnixPeerCred.
+ * Use `create(UnixPeerCredSchema)` to create a new message.
+ */
+export const UnixPeerCredSchema: GenMessage<UnixPeerCred> = /*@__PURE__*/
+  messageDesc(file_stasis_sk_unix, 2);
 
