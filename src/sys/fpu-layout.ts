@@ -1,5 +1,6 @@
 // The XSAVE area as ptrace's NT_X86_XSTATE returns it (standard, non-compacted format),
 // split into the fields CRIU's images keep, and put back together over a fresh task's area.
+import { xstateComponent } from './cpuid.js';
 
 export interface FpuFields {
   cwd: number; swd: number; twd: number; fop: number; rip: bigint; rdp: bigint; mxcsr: number; mxcsrMask: number;
@@ -10,14 +11,18 @@ export interface FpuFields {
   };
 }
 
-// Standard-format offsets of the components CRIU records (Intel SDM vol. 1, 13.4).
-const YMMH = { off: 576, len: 256 }, BNDREGS = { off: 960, len: 64 }, BNDCSR = { off: 1024, len: 64 };
-const OPMASK = { off: 1088, len: 64 }, ZMM_HI256 = { off: 1152, len: 512 }, HI16_ZMM = { off: 1664, len: 1024 };
-const PKRU = { off: 2688, len: 8 };
+// Standard-format offsets of the components CRIU records, as this CPU places them (CPUID
+// leaf 0xD; Intel SDM vol. 1, 13.4): they differ between vendors.
+function layout() {
+  return {
+    YMMH: xstateComponent(2), BNDREGS: xstateComponent(3), BNDCSR: xstateComponent(4), OPMASK: xstateComponent(5),
+    ZMM_HI256: xstateComponent(6), HI16_ZMM: xstateComponent(7), PKRU: xstateComponent(9),
+  };
+}
 
 const u32s = (b: Buffer, off: number, n: number) => Array.from({ length: n }, (_, i) => b.readUInt32LE(off + i * 4));
 const u64s = (b: Buffer, off: number, n: number) => Array.from({ length: n }, (_, i) => b.readBigUInt64LE(off + i * 8));
-const has = (b: Buffer, c: { off: number; len: number }) => b.length >= c.off + c.len;
+const has = (b: Buffer, c: { off: number; len: number }) => c.len > 0 && b.length >= c.off + c.len;
 
 export function splitFpu(b: Buffer, xsave: boolean): FpuFields {
   const f: FpuFields = {
@@ -26,6 +31,7 @@ export function splitFpu(b: Buffer, xsave: boolean): FpuFields {
     stSpace: u32s(b, 32, 32), xmmSpace: u32s(b, 160, 64), padding: u32s(b, 416, 24),
   };
   if (xsave && b.length >= 576) {
+    const { YMMH, BNDREGS, BNDCSR, OPMASK, ZMM_HI256, HI16_ZMM, PKRU } = layout();
     f.xsave = {
       xstateBv: b.readBigUInt64LE(512),
       ymmhSpace: has(b, YMMH) ? u32s(b, YMMH.off, 64) : [],
@@ -52,6 +58,7 @@ export function joinFpu(base: Buffer, f: FpuFields): Buffer {
   put32(32, f.stSpace.slice(0, 32)); put32(160, f.xmmSpace.slice(0, 64));
   const x = f.xsave;
   if (x && b.length >= 576) {
+    const { YMMH, BNDREGS, BNDCSR, OPMASK, ZMM_HI256, HI16_ZMM, PKRU } = layout();
     b.writeBigUInt64LE(x.xstateBv, 512);
     const put = (c: { off: number; len: number }, fn: () => void) => { if (has(b, c)) fn(); };
     put(YMMH, () => put32(YMMH.off, x.ymmhSpace.slice(0, 64)));

@@ -1,29 +1,65 @@
-// Running system calls inside a stopped task, without a parasite: `syscall; int3` is written
-// at a code address, the registers are set, the task runs to the int3 and rax is read back.
-// All signals are blocked meanwhile so no handler runs and no signal stop interleaves.
+// Running system calls inside a stopped task, without a parasite. Three ways:
+//
+// - frame (a task of someone else, a dump's): safe against stasis's death at every instant.
+//   The task's code is never written. A signal frame of its own registers, mask and FPU state
+//   is put on its stack below the red zone, and each call runs at a `syscall; ret` of its
+//   own code with rsp at that frame: let go at any point (stasis killed), the task finishes
+//   the syscall, returns into its own `__restore_rt` and rt_sigreturn puts it back where it
+//   was. Each call stops at its syscall's exit (PTRACE_SYSCALL), before that way back runs.
+// - page: the same where no frame can go on the stack (or the code has no such gadget):
+//   a page of stasis's own with `syscall` then rt_sigreturn, and the frame inside it, mapped
+//   by a first call and unmapped by a last one at a syscall instruction of the task (the only
+//   two moments that stasis dying would leave it broken, and said so through `warn`).
+// - int3 (`code` given: a restore's stubs, which die with stasis through PTRACE_O_EXITKILL):
+//   `syscall; int3` at that address, one stop per call.
+//
+// All signals are blocked meanwhile, so no handler runs and no signal stop interleaves. A
+// syscall the task was in when it was stopped must restart: the kernel restarts it only on
+// its way out of the signal code, so at the end the task is stopped there once more (an
+// interrupt stop) before its registers are given back.
 import { SYS, type SyscallName } from './syscall-table.js';
-import { cont, getSigmask, setSigmask, syscallStep, waitPid, SIG } from './ptrace.js';
-import { getRegs, setRegs, type Regs } from './regs.js';
+import { cont, getSigmask, interrupt, setSigmask, syscallStep, waitPid, SIG, PTRACE_EVENT, RegsIo } from './ptrace.js';
+import { encodeRegs, getFpu, getRegs, restartedRegs, setRegs, REGS_SIZE, REG_NAMES, type Regs, type RegName } from './regs.js';
 import { ProcMem } from './task-mem.js';
-import { SyscallError } from './syscall-error.js';
+import { SyscallError, errnoName } from './syscall-error.js';
+import { StasisError } from '../errors.js';
+import { SigFrame, GadgetCache, findGadgets, readMaps, stackSlot, TRAMPOLINE, TRAMPOLINE_SIZE } from './inject-frame.js';
 
+export { GadgetCache } from './inject-frame.js';
 export const SYSCALL_INT3 = Buffer.from([0x0f, 0x05, 0xcc]);
 const ALL_SIGNALS = BigInt.asUintN(64, -1n);
+const NO_SYSCALL = BigInt.asUintN(64, -1n);
+const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
+const ERESTART = new Set([-512n, -513n, -514n, -516n]);
+const OFF = Object.fromEntries(REG_NAMES.map((n, i) => [n, i * 8])) as Record<RegName, number>;
+const ARG_REGS: RegName[] = ['rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9'];
 
-export class InjectError extends Error {
+/** An injected syscall went wrong (the task died, or stopped somewhere else): code E_INJECT. */
+export class InjectError extends StasisError {
   constructor(readonly pid: number, message: string) {
-    super(message);
-    this.name = 'InjectError';
+    super('E_INJECT', message);
   }
 }
 
 type Arg = bigint | number;
 
 export interface InjectorOptions {
-  /** Where the code lives; default: the task's current rip, whose bytes are put back by end(). */
+  /**
+   * The code of a task stasis made (and that dies with it): `syscall; int3` is written there
+   * (unless `codeInPlace`) and each call traps on the int3. Without it, the tracer-death-safe
+   * way is taken.
+   */
   code?: bigint;
   /** The code is already there (a clone of a task we injected into): write nothing. */
   codeInPlace?: boolean;
+  /** Where the gadgets were found in earlier tasks of the run (a search costs ~0.3 ms). */
+  gadgets?: GadgetCache | undefined;
+  /** Told each injected syscall and its result (the run's log at debug level). */
+  log?: ((msg: string) => void) | undefined;
+  /** Told when the task cannot be made safe against stasis's death (no gadget, odd stack). */
+  warn?: ((msg: string) => void) | undefined;
+  /** Tests: called at each point where the task may be let go; throwing there stops the injection as it is. */
+  onStep?: ((step: string) => void) | undefined;
 }
 
 export class Injector {
@@ -31,26 +67,142 @@ export class Injector {
   readonly saved: Regs;
   readonly savedMask: bigint;
   readonly mem: ProcMem;
+  /** Where the injected `syscall` is. */
   code: bigint;
-  private readonly savedCode: Buffer | null;
+  calls = 0;
+  private readonly way: 'int3' | 'frame' | 'page';
+  private readonly savedCode: Buffer | null = null;
+  /** The registers of a call (rip, rsp and the rest set once; rax and arguments per call), and the result's. */
+  private readonly callRegs: RegsIo;
+  private readonly outRegs: RegsIo;
+  private page: { addr: bigint; size: number; edge: bigint } | null = null;
+  /** The task sits at a syscall-exit stop (not in the signal code, where it was stopped). */
+  private atExit = false;
+  private readonly log: ((msg: string) => void) | undefined;
+  private readonly step: (step: string) => void;
   private scratchAddr = 0n;
   private scratchSize = 0;
   private scratchUsed = 0;
-  calls = 0;
 
   constructor(pid: number, opts: InjectorOptions = {}) {
     this.pid = pid;
+    this.log = opts.log;
+    this.step = opts.onStep ?? (() => {});
     this.saved = getRegs(pid);
     this.savedMask = getSigmask(pid);
     this.mem = new ProcMem(pid, true);
-    this.code = opts.code ?? this.saved.rip;
-    if (opts.codeInPlace) {
-      this.savedCode = null;
-    } else {
-      this.savedCode = this.mem.readExact(this.code, SYSCALL_INT3.length);
-      this.mem.write(this.code, SYSCALL_INT3);
+    this.callRegs = new RegsIo(pid, REGS_SIZE);
+    this.outRegs = new RegsIo(pid, REGS_SIZE);
+    if (opts.code !== undefined) {
+      this.way = 'int3';
+      this.code = opts.code;
+      if (!opts.codeInPlace) {
+        this.savedCode = this.mem.readExact(this.code, SYSCALL_INT3.length);
+        this.mem.write(this.code, SYSCALL_INT3);
+      }
+      this.template(this.saved.rsp);
+      setSigmask(pid, ALL_SIGNALS);
+      return;
     }
-    setSigmask(pid, ALL_SIGNALS);
+    try {
+      const frame = new SigFrame(restartedRegs(this.saved), this.savedMask, getFpu(pid));
+      const maps = readMaps(pid);
+      const g = opts.gadgets ? opts.gadgets.find(this.mem, maps) : findGadgets(this.mem, maps);
+      const slot = g.syscallRet !== null && g.restorer !== null ? stackSlot(pid, this.saved.rsp, frame.size, maps) : null;
+      if (slot !== null && g.syscallRet !== null && g.restorer !== null) {
+        this.way = 'frame';
+        this.code = g.syscallRet;
+        // The frame before the registers point at it, the mask blocked only once they do.
+        this.mem.write(slot, frame.bytesAt(slot, g.restorer));
+        this.step('frame');
+        this.template(slot);
+        this.setCall('getpid', []); // parked: let go now, it runs getpid and returns to itself
+        this.step('parked');
+        setSigmask(pid, ALL_SIGNALS);
+        this.step('mask');
+        return;
+      }
+      const edge = g.syscall ?? g.syscallRet;
+      if (edge === null) throw new InjectError(pid, `Cannot inject into pid ${pid}: no syscall instruction in its code`);
+      opts.warn?.(`pid ${pid}: ${slot === null && g.syscallRet !== null && g.restorer !== null ? 'its stack pointer is not in a thread stack' : 'no syscall;ret and __restore_rt in its code'}: ` +
+        'stasis dying during its first or last injected syscall would leave it broken');
+      this.way = 'page';
+      this.code = this.enterPage(edge, frame, g.restorer ?? 0n);
+    } catch (e) {
+      this.mem.close();
+      throw e;
+    }
+  }
+
+  /** Sets the parts of the call registers that stay: the saved ones, rip, rsp, no syscall to restart. */
+  private template(rsp: bigint): void {
+    encodeRegs({ ...this.saved, rip: this.code, rsp, orig_rax: NO_SYSCALL }).copy(this.callRegs.buf);
+  }
+
+  /** Writes a call's number and arguments (and rip, which the last call moved) and sets them. */
+  private setCall(name: SyscallName, args: Arg[]): void {
+    const b = this.callRegs.buf;
+    b.writeBigUInt64LE(BigInt(SYS[name]), OFF.rax);
+    for (let i = 0; i < 6; i++) b.writeBigUInt64LE(BigInt.asUintN(64, BigInt(args[i] ?? 0)), OFF[ARG_REGS[i]!]);
+    b.writeBigUInt64LE(this.code, OFF.rip);
+    this.callRegs.set();
+  }
+
+  /** The page way: the page mapped from the task's own `syscall` at `edge`, its code and frame written. */
+  private enterPage(edge: bigint, frame: SigFrame, restorer: bigint): bigint {
+    const size = (TRAMPOLINE_SIZE + frame.size + 4095) & ~4095;
+    this.code = edge;
+    this.template(this.saved.rsp);
+    const r = this.runAt(edge, 'mmap', [0, size, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0], true);
+    if (r < 0n && r > -4096n) {
+      setRegs(this.pid, this.saved);
+      setSigmask(this.pid, this.savedMask);
+      throw new SyscallError('mmap', Number(-r), `injected in pid ${this.pid}`);
+    }
+    const addr = BigInt.asUintN(64, r);
+    const frameAt = addr + BigInt(TRAMPOLINE_SIZE);
+    this.mem.write(addr, TRAMPOLINE);
+    this.mem.write(frameAt, frame.bytesAt(frameAt, restorer));
+    this.page = { addr, size, edge };
+    this.code = addr;
+    this.template(frameAt + 8n); // rt_sigreturn finds its frame at rsp - 8
+    this.setCall('getpid', []); // parked in the page at once: the window ends here
+    this.step('page');
+    return addr;
+  }
+
+  /** A call at `at` (the page way's first and last), stopped at its exit. */
+  private runAt(at: bigint, name: SyscallName, args: Arg[], first: boolean): bigint {
+    const code = this.code;
+    this.code = at;
+    this.setCall(name, args);
+    this.code = code;
+    this.step(`${name}-regs`);
+    if (first) {
+      setSigmask(this.pid, ALL_SIGNALS);
+      this.step('mask');
+    }
+    return this.runToExit(name, at);
+  }
+
+  /** Resumes into the syscall at `at` and stops at its exit; returns rax. */
+  private runToExit(name: SyscallName, at: bigint): bigint {
+    for (let stop = 0; stop < 2; stop++) {
+      syscallStep(this.pid);
+      this.waitStop(name, 'syscall');
+      this.step(`${name}-${stop ? 'exit' : 'entry'}`);
+    }
+    this.atExit = true;
+    return this.result(name, at + 2n);
+  }
+
+  private result(name: SyscallName, rip: bigint): bigint {
+    const r = this.outRegs.get();
+    const at = r.readBigUInt64LE(OFF.rip);
+    if (at !== rip) {
+      throw new InjectError(this.pid, `Injected ${name} in pid ${this.pid} stopped at 0x${at.toString(16)}, not after the injected code`);
+    }
+    return r.readBigInt64LE(OFF.rax);
   }
 
   /** Moves the code to a new address (which must hold `syscall; int3` or be writable). */
@@ -59,28 +211,21 @@ export class Injector {
     this.code = addr;
   }
 
-  private regsFor(name: SyscallName, args: Arg[]): Regs {
-    const a = args.map((x) => BigInt.asUintN(64, BigInt(x)));
-    return {
-      ...this.saved,
-      rax: BigInt(SYS[name]),
-      rdi: a[0] ?? 0n, rsi: a[1] ?? 0n, rdx: a[2] ?? 0n, r10: a[3] ?? 0n, r8: a[4] ?? 0n, r9: a[5] ?? 0n,
-      rip: this.code,
-      orig_rax: BigInt.asUintN(64, -1n), // no syscall-restart processing on our registers
-    };
-  }
-
   /** Runs one syscall; returns rax as a signed value (negative errno on failure). */
   call(name: SyscallName, ...args: Arg[]): bigint {
-    setRegs(this.pid, this.regsFor(name, args));
-    cont(this.pid);
-    this.waitTrap(name);
-    this.calls++;
-    const r = getRegs(this.pid);
-    if (r.rip !== this.code + 3n) {
-      throw new InjectError(this.pid, `Injected ${name} in pid ${this.pid} stopped at 0x${r.rip.toString(16)}, not after the injected code`);
+    this.setCall(name, args);
+    this.step(`${name}-regs`);
+    let r: bigint;
+    if (this.way === 'int3') {
+      cont(this.pid);
+      this.waitStop(name, 'int3');
+      r = this.result(name, this.code + 3n);
+    } else {
+      r = this.runToExit(name, this.code);
     }
-    return BigInt.asIntN(64, r.rax);
+    this.calls++;
+    if (this.log) this.log(`pid ${this.pid}: ${name}(${args.map((x) => `0x${BigInt.asUintN(64, BigInt(x)).toString(16)}`).join(', ')}) = ${r < 0n && r > -4096n ? `-${errnoName(Number(-r))}` : `0x${BigInt.asUintN(64, r).toString(16)}`}`);
+    return r;
   }
 
   /** Runs one syscall and throws SyscallError when it fails. */
@@ -90,17 +235,19 @@ export class Injector {
     return r;
   }
 
-  private waitTrap(what: string): void {
+  /** Waits for the stop a resumed call ends in: a syscall stop, the int3's SIGTRAP, or an interrupt. */
+  private waitStop(what: string, kind: 'syscall' | 'int3' | 'interrupt'): void {
     for (;;) {
       const w = waitPid(this.pid);
       if (!w) continue;
       if (w.kind !== 'stopped') {
         throw new InjectError(this.pid, `Task ${this.pid} ended during injected ${what} (${w.kind})`);
       }
-      if (w.signal === SIG.SIGTRAP && w.event === 0) return;
+      if (kind === 'interrupt' ? w.event === PTRACE_EVENT.STOP : (w.signal & 0x7f) === SIG.SIGTRAP && w.event === 0) return;
       if (w.event !== 0) {
         // An event stop (a group stop from a SIGSTOP sent by someone): keep going.
-        cont(this.pid);
+        if (kind === 'syscall') syscallStep(this.pid);
+        else cont(this.pid);
         continue;
       }
       throw new InjectError(this.pid, `Task ${this.pid} got signal ${w.signal} during injected ${what}`);
@@ -116,7 +263,9 @@ export class Injector {
     this.scratchUsed += size;
     return addr;
   }
+  /** Puts a C string; a NUL inside (out of a damaged image) would name another file: refused. */
   putString(s: string): bigint {
+    if (s.includes('\0')) throw new StasisError('E_CORRUPT', `Cannot pass ${JSON.stringify(s)} to pid ${this.pid}: it holds a NUL byte`);
     return this.put(Buffer.from(s + '\0'));
   }
   /** Forgets what put() wrote (the mapping stays). */
@@ -133,7 +282,7 @@ export class Injector {
   private growScratch(need: number): void {
     if (this.scratchSize) this.must('munmap', this.scratchAddr, this.scratchSize);
     const size = Math.max(1 << 16, (need + 4095) & ~4095);
-    this.scratchAddr = this.must('mmap', 0, size, 3, 0x22, -1, 0); // RW, PRIVATE|ANONYMOUS
+    this.scratchAddr = this.must('mmap', 0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     this.scratchSize = size;
     this.scratchUsed = 0;
   }
@@ -142,9 +291,25 @@ export class Injector {
   end(regs: Regs = this.saved): void {
     if (this.scratchSize) this.must('munmap', this.scratchAddr, this.scratchSize);
     this.scratchSize = 0;
-    if (this.savedCode) this.mem.write(this.code, this.savedCode);
-    setRegs(this.pid, regs);
-    setSigmask(this.pid, this.savedMask);
+    if (this.way === 'int3') {
+      if (this.savedCode) this.mem.write(this.code, this.savedCode);
+      setRegs(this.pid, regs);
+      setSigmask(this.pid, this.savedMask);
+    } else {
+      if (this.page) {
+        const r = this.runAt(this.page.edge, 'munmap', [this.page.addr, this.page.size], false);
+        if (r !== 0n) throw new SyscallError('munmap', Number(-r), `injected in pid ${this.pid}`);
+      }
+      if (this.atExit && BigInt.asIntN(64, regs.orig_rax) >= 0n && ERESTART.has(BigInt.asIntN(64, regs.rax))) {
+        interrupt(this.pid);
+        cont(this.pid);
+        this.waitStop('the end of injection', 'interrupt');
+        this.step('interrupted');
+      }
+      setSigmask(this.pid, this.savedMask);
+      this.step('mask-back');
+      setRegs(this.pid, regs);
+    }
     this.mem.close();
   }
 
@@ -153,7 +318,7 @@ export class Injector {
    * its exit through PTRACE_SYSCALL, so nothing runs after it; then sets `regs`.
    */
   finishWith(regs: Regs, name: SyscallName, ...args: Arg[]): bigint {
-    setRegs(this.pid, this.regsFor(name, args));
+    this.setCall(name, args);
     for (let stop = 0; stop < 2; stop++) {
       syscallStep(this.pid);
       const w = waitPid(this.pid);
@@ -161,7 +326,7 @@ export class Injector {
         throw new InjectError(this.pid, `Task ${this.pid} did not stop at the syscall of its final ${name}`);
       }
     }
-    const r = BigInt.asIntN(64, getRegs(this.pid).rax);
+    const r = this.outRegs.get().readBigInt64LE(OFF.rax);
     setRegs(this.pid, regs);
     this.mem.close();
     return r;

@@ -1,4 +1,4 @@
-// inotify instances and opening an inode by its file handle, for restoring inotify watches.
+// inotify and fanotify instances and opening an inode by its file handle, for restoring their watches and marks.
 import { addressOf, keepAlive, syscall, syscallRaw } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
@@ -33,10 +33,22 @@ export function openByHandleAt(mountFd: number, type: number, handle: Buffer, fl
 
 const FIONREAD = 0x541b;
 
-/** Bytes of events queued on an inotify instance. */
+/** Bytes of events queued on an inotify or fanotify instance. */
 export function inotifyQueued(fd: number): number {
   const n = new Int32Array(1);
   syscall('ioctl', fd, FIONREAD, addressOf(n));
   keepAlive(n);
   return n[0] ?? 0;
+}
+
+export function fanotifyInit(flags: number, eventFlags: number): number {
+  return Number(syscall('fanotify_init', flags >>> 0, eventFlags >>> 0));
+}
+
+/** fanotify_mark(2) on a path (AT_FDCWD-relative). */
+export function fanotifyMark(fd: number, flags: number, mask: number, path: string): void {
+  const p = Buffer.from(path + '\0');
+  const r = syscallRaw('fanotify_mark', fd, flags >>> 0, BigInt(mask >>> 0), -100, addressOf(p));
+  keepAlive(p);
+  if (r < 0n) throw new SyscallError('fanotify_mark', Number(-r), path);
 }

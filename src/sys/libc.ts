@@ -46,8 +46,21 @@ export const posixSpawnFns = {
   ) => number,
 };
 
-/** The address of a Buffer's bytes in this process (stable: backing stores do not move). */
+/**
+ * The buffers whose address was taken last, kept reachable: a buffer known to the kernel
+ * only by its address (a syscall argument, an iovec's base) may have no JS use left, and a
+ * collection that ran while the call was being set up frees its memory, which the kernel
+ * then writes (getsockopt's length, recvmsg's name: heap corruption, `malloc(): unaligned
+ * fastbin chunk detected`). A call uses a few buffers taken just before it: 64 leave room, and hold little memory.
+ */
+const RECENT = 64;
+const recent: (Buffer | ArrayBufferView | undefined)[] = new Array<Buffer | ArrayBufferView | undefined>(RECENT);
+let recentAt = 0;
+
+/** The address of a Buffer's bytes in this process (stable: backing stores do not move); the buffer stays reachable for the next 64 calls. */
 export function addressOf(buf: Buffer | ArrayBufferView): bigint {
+  recent[recentAt] = buf;
+  recentAt = (recentAt + 1) % RECENT;
   return BigInt(memmoveAddr(buf, buf, 0));
 }
 

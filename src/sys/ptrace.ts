@@ -1,4 +1,5 @@
-// ptrace and wait4, always from the main thread, with __WALL and an explicit pid.
+// ptrace and wait4, always from the one thread that traces (ptrace is per thread), with
+// __WALL and an explicit pid.
 import { addressOf, keepAlive, syscall, syscallRaw } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
@@ -6,12 +7,12 @@ export const PTRACE = {
   CONT: 7, KILL: 8, DETACH: 17, SYSCALL: 24, SETOPTIONS: 0x4200, GETEVENTMSG: 0x4201,
   GETSIGINFO: 0x4202, GETREGSET: 0x4204, SETREGSET: 0x4205, SEIZE: 0x4206, INTERRUPT: 0x4207,
   LISTEN: 0x4208, PEEKSIGINFO: 0x4209, GETSIGMASK: 0x420a, SETSIGMASK: 0x420b,
-  GET_RSEQ_CONFIGURATION: 0x420f,
+  SECCOMP_GET_FILTER: 0x420c, SECCOMP_GET_METADATA: 0x420d, GET_RSEQ_CONFIGURATION: 0x420f,
 } as const;
 
 export const PTRACE_O = {
   TRACESYSGOOD: 1, TRACEFORK: 2, TRACEVFORK: 4, TRACECLONE: 8, TRACEEXEC: 0x10, TRACEEXIT: 0x40,
-  EXITKILL: 0x100000,
+  EXITKILL: 0x100000, SUSPEND_SECCOMP: 0x200000,
 } as const;
 
 export const PTRACE_EVENT = { FORK: 1, VFORK: 2, CLONE: 3, EXEC: 4, EXIT: 6, STOP: 128 } as const;
@@ -108,6 +109,27 @@ export function peekSiginfo(pid: number, shared: boolean): Buffer[] {
   }
 }
 
+/**
+ * A thread's seccomp filter `index` (0 is the newest) as its sock_filter instructions (8
+ * bytes each) and flags (SECCOMP_FILTER_FLAG_LOG); null past the oldest. Needs CAP_SYS_ADMIN.
+ */
+export function getSeccompFilter(tid: number, index: number): { filter: Buffer; flags: number } | null {
+  const buf = Buffer.alloc(4096 * 8); // BPF_MAXINSNS
+  let n: bigint;
+  try {
+    n = ptrace(PTRACE.SECCOMP_GET_FILTER, tid, index, addressOf(buf));
+  } catch (e) {
+    if (e instanceof SyscallError && e.code === 'ENOENT') return null;
+    throw e;
+  }
+  keepAlive(buf);
+  const meta = Buffer.alloc(16);
+  meta.writeBigUInt64LE(BigInt(index), 0);
+  ptrace(PTRACE.SECCOMP_GET_METADATA, tid, meta.length, addressOf(meta));
+  keepAlive(meta);
+  return { filter: Buffer.from(buf.subarray(0, Number(n) * 8)), flags: Number(meta.readBigUInt64LE(8)) };
+}
+
 export interface RseqConfig {
   rseqAbiPointer: bigint;
   rseqAbiSize: number;
@@ -148,5 +170,36 @@ export function waitPid(pid: number, noHang = false): WaitResult | null {
     if (r < 0n) throw new SyscallError('wait4', Number(-r), `pid ${pid}`);
     if (r === 0n) return null;
     return decodeStatus(Number(r), st[0] ?? 0);
+  }
+}
+
+/**
+ * One thread's general registers through buffers made once (the injector's hot path: a
+ * GETREGSET or SETREGSET per call, without allocating or asking koffi for addresses).
+ */
+export class RegsIo {
+  readonly buf: Buffer;
+  private readonly iov = Buffer.alloc(16);
+  private readonly iovAddr: bigint;
+  constructor(readonly pid: number, size: number) {
+    this.buf = Buffer.alloc(size);
+    this.iov.writeBigUInt64LE(addressOf(this.buf), 0);
+    this.iovAddr = addressOf(this.iov);
+  }
+  /** Reads the registers into buf. */
+  get(): Buffer {
+    this.iov.writeBigUInt64LE(BigInt(this.buf.length), 8);
+    this.req(PTRACE.GETREGSET);
+    return this.buf;
+  }
+  /** Writes buf as the registers. */
+  set(): void {
+    this.iov.writeBigUInt64LE(BigInt(this.buf.length), 8);
+    this.req(PTRACE.SETREGSET);
+  }
+  private req(r: number): void {
+    const res = syscallRaw('ptrace', r, this.pid, NT.PRSTATUS, this.iovAddr);
+    keepAlive(this.buf, this.iov);
+    if (res < 0n) throw new SyscallError(`ptrace(${ptraceName(r)})`, Number(-res), `pid ${this.pid}`);
   }
 }

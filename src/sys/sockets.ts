@@ -1,6 +1,6 @@
 // Sockets in stasis itself: making Unix sockets (pairs, bound, listening, connected), their
 // options, and moving messages without consuming them (MSG_PEEK) or without blocking.
-import { addressOf, syscall, syscallRaw } from './libc.js';
+import { addressOf, keepAlive, syscall, syscallRaw } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
 export const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10, AF_NETLINK = 16;
@@ -13,8 +13,12 @@ export const SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_SEQPACKET = 5, SOCK_CLOEXEC =
 export const SOL_SOCKET = 1;
 export const SO_SNDBUF = 7, SO_RCVBUF = 8, SO_PASSCRED = 16, SO_RCVTIMEO = 20, SO_SNDTIMEO = 21, SO_PASSSEC = 34;
 export const SO_SNDBUFFORCE = 32, SO_RCVBUFFORCE = 33, SO_PEEK_OFF = 42;
+export const SO_DONTROUTE = 5, SO_NO_CHECK = 11, SO_PRIORITY = 12, SO_RCVLOWAT = 18, SO_MARK = 36;
 export const MSG_PEEK = 2, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_CTRUNC = 8, MSG_NOSIGNAL = 0x4000;
 export const SHUT_RD = 0, SHUT_WR = 1;
+export const SOCK_RAW = 3, IPPROTO_UDPLITE = 136, SOL_RAW = 255, SOL_ICMPV6 = 58;
+export const IP_TOS = 1, IP_TTL = 2, IP_HDRINCL = 3, IP_PKTINFO = 8, IP_NODEFRAG = 22, IPV6_RECVPKTINFO = 49;
+export const ICMP_FILTER = 1, ICMPV6_FILTER = 1, SO_ATTACH_FILTER = 26, SO_GET_FILTER = 26, UDP_CORK = 1;
 const SCM_RIGHTS = 1, SCM_CREDENTIALS = 2;
 const EAGAIN = 11, EINTR = 4;
 const SUN_PATH_MAX = 108;
@@ -47,6 +51,15 @@ function sockaddrUn(name: Buffer): [Buffer, number] {
 export function bindUnix(fd: number, name: Buffer): void {
   const [sa, len] = sockaddrUn(name);
   check('bind', syscallRaw('bind', fd, addressOf(sa), len), name.toString());
+}
+
+/**
+ * The file a path-bound Unix socket is bound to, opened O_PATH (SIOCUNIXFILE, Linux 4.10):
+ * found by its inode, so also once it was unlinked or moved. ENOENT for a socket not bound to a path.
+ */
+export function unixSocketFile(fd: number): number {
+  const SIOCUNIXFILE = 0x89e0; // SIOCPROTOPRIVATE + 0
+  return check('ioctl', syscallRaw('ioctl', fd, SIOCUNIXFILE, 0), 'SIOCUNIXFILE');
 }
 
 export function connectUnix(fd: number, name: Buffer): void {
@@ -135,6 +148,41 @@ export function setsockoptInt(fd: number, level: number, opt: number, value: num
   check('setsockopt', syscallRaw('setsockopt', fd, level, opt, addressOf(v), 4), `fd ${fd}, option ${opt} = ${value}`);
 }
 
+/** An option of any size: its bytes (at most `max`). */
+export function getsockoptBytes(fd: number, level: number, opt: number, max: number): Buffer {
+  const b = Buffer.alloc(max);
+  const len = new Int32Array([max]);
+  check('getsockopt', syscallRaw('getsockopt', fd, level, opt, addressOf(b), addressOf(len)), `fd ${fd}, option ${opt}`);
+  return b.subarray(0, Math.min(max, len[0] ?? 0));
+}
+
+export function setsockoptBytes(fd: number, level: number, opt: number, value: Buffer): void {
+  check('setsockopt', syscallRaw('setsockopt', fd, level, opt, addressOf(value), value.length), `fd ${fd}, option ${opt}`);
+}
+
+/** The classic BPF program attached (SO_GET_FILTER): each struct sock_filter as 8 bytes; empty without one. */
+export function getSocketFilter(fd: number): Buffer[] {
+  const len = new Int32Array([0]);
+  // With a zero length the kernel answers with the number of instructions.
+  check('getsockopt', syscallRaw('getsockopt', fd, SOL_SOCKET, SO_GET_FILTER, 0, addressOf(len)), `fd ${fd}, SO_GET_FILTER`);
+  const n = len[0] ?? 0;
+  if (n <= 0) return [];
+  const b = Buffer.alloc(8 * n);
+  const blen = new Int32Array([n]);
+  check('getsockopt', syscallRaw('getsockopt', fd, SOL_SOCKET, SO_GET_FILTER, addressOf(b), addressOf(blen)), `fd ${fd}, SO_GET_FILTER`);
+  return Array.from({ length: Math.min(n, blen[0] ?? 0) }, (_, i) => b.subarray(8 * i, 8 * i + 8));
+}
+
+/** SO_ATTACH_FILTER of a classic BPF program given as 8-byte instructions. */
+export function attachSocketFilter(fd: number, insns: Buffer[]): void {
+  const prog = Buffer.concat(insns);
+  const fprog = Buffer.alloc(16);
+  fprog.writeUInt16LE(insns.length, 0);
+  fprog.writeBigUInt64LE(addressOf(prog), 8);
+  check('setsockopt', syscallRaw('setsockopt', fd, SOL_SOCKET, SO_ATTACH_FILTER, addressOf(fprog), 16), `fd ${fd}, SO_ATTACH_FILTER`);
+  keepAlive(prog);
+}
+
 /** SO_SNDTIMEO / SO_RCVTIMEO as [seconds, microseconds]. */
 export function getsockoptTimeval(fd: number, opt: number): [bigint, bigint] {
   const v = new BigInt64Array(2);
@@ -152,15 +200,16 @@ export interface Received {
   /** Bytes copied, or (with MSG_TRUNC on a datagram socket) the message's whole length; -11 for EAGAIN. */
   n: number;
   msgFlags: number;
-  /** Control messages that came with it: SCM_RIGHTS (the fds it carried were closed) or SCM_CREDENTIALS. */
+  /** Control messages that came with it: SCM_RIGHTS (the fds it carried were closed, or kept in `fds`) or SCM_CREDENTIALS. */
   rights: boolean;
+  fds: number[];
   creds: boolean;
   /** The sender's address (a datagram from a bound socket), empty when it has none. */
   from: Buffer;
 }
 
-/** recvmsg(2) into buf[off..off+len); control messages are reported, fds they carry closed. */
-export function recvmsgInto(fd: number, buf: Buffer, off: number, len: number, flags: number): Received {
+/** recvmsg(2) into buf[off..off+len); control messages are reported, fds they carry closed (or kept, with `keepFds`). */
+export function recvmsgInto(fd: number, buf: Buffer, off: number, len: number, flags: number, keepFds = false): Received {
   const iov = new BigUint64Array([addressOf(buf) + BigInt(off), BigInt(len)]);
   const control = Buffer.alloc(512);
   const name = Buffer.alloc(2 + SUN_PATH_MAX);
@@ -174,10 +223,10 @@ export function recvmsgInto(fd: number, buf: Buffer, off: number, len: number, f
   let r: bigint;
   do r = syscallRaw('recvmsg', fd, addressOf(msg), flags);
   while (r === -BigInt(EINTR));
-  if (r === -BigInt(EAGAIN)) return { n: -EAGAIN, msgFlags: 0, rights: false, creds: false, from: Buffer.alloc(0) };
+  if (r === -BigInt(EAGAIN)) return { n: -EAGAIN, msgFlags: 0, rights: false, creds: false, fds: [], from: Buffer.alloc(0) };
   const n = check('recvmsg', r, `fd ${fd}`);
   const from = Buffer.from(name.subarray(2, Math.max(2, Math.min(name.length, msg.readUInt32LE(8)))));
-  const out: Received = { n, msgFlags: msg.readInt32LE(48), rights: false, creds: false, from };
+  const out: Received = { n, msgFlags: msg.readInt32LE(48), rights: false, creds: false, fds: [], from };
   const clen = Number(msg.readBigUInt64LE(40));
   for (let at = 0; at + 16 <= clen;) {
     const cl = Number(control.readBigUInt64LE(at));
@@ -185,7 +234,10 @@ export function recvmsgInto(fd: number, buf: Buffer, off: number, len: number, f
     const level = control.readInt32LE(at + 8), type = control.readInt32LE(at + 12);
     if (level === SOL_SOCKET && type === SCM_RIGHTS) {
       out.rights = true;
-      for (let p = at + 16; p + 4 <= at + cl; p += 4) syscallRaw('close', control.readInt32LE(p));
+      for (let p = at + 16; p + 4 <= at + cl; p += 4) {
+        if (keepFds) out.fds.push(control.readInt32LE(p));
+        else syscallRaw('close', control.readInt32LE(p));
+      }
     }
     if (level === SOL_SOCKET && type === SCM_CREDENTIALS) out.creds = true;
     at += (cl + 7) & ~7;

@@ -1,19 +1,28 @@
 // Syscall failures carry code, errno and syscall, as Node's own system errors do.
+import os from 'node:os';
+import util from 'node:util';
 
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 7: 'E2BIG', 8: 'ENOEXEC',
-  9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 14: 'EFAULT', 16: 'EBUSY',
-  17: 'EEXIST', 18: 'EXDEV', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE',
-  24: 'EMFILE', 25: 'ENOTTY', 26: 'ETXTBSY', 27: 'EFBIG', 28: 'ENOSPC', 29: 'ESPIPE', 30: 'EROFS',
-  32: 'EPIPE', 34: 'ERANGE', 35: 'EDEADLK', 36: 'ENAMETOOLONG', 37: 'ENOLCK', 38: 'ENOSYS',
-  39: 'ENOTEMPTY', 40: 'ELOOP', 61: 'ENODATA', 75: 'EOVERFLOW', 88: 'ENOTSOCK', 92: 'ENOPROTOOPT',
-  93: 'EPROTONOSUPPORT', 95: 'EOPNOTSUPP', 97: 'EAFNOSUPPORT', 98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL',
-  107: 'ENOTCONN', 110: 'ETIMEDOUT', 111: 'ECONNREFUSED',
+/** The kernel's restart codes, which libuv does not name (they never reach user space). */
+const RESTART_NAMES: Record<number, string> = {
   512: 'ERESTARTSYS', 513: 'ERESTARTNOINTR', 514: 'ERESTARTNOHAND', 516: 'ERESTART_RESTARTBLOCK',
 };
 
+/** Names libuv does not have (ECHILD, ENOLCK, EDEADLK, ...), first name of each number. */
+const OS_NAMES = new Map<number, string>();
+for (const [name, n] of Object.entries(os.constants.errno)) if (!OS_NAMES.has(n)) OS_NAMES.set(n, name);
+
+/** The name of an errno (`ENOENT`), as util.getSystemErrorName gives it, or os.constants.errno where libuv has none. */
 export function errnoName(errno: number): string {
-  return ERRNO_NAMES[errno] ?? `E${errno}`;
+  const restart = RESTART_NAMES[errno];
+  if (restart) return restart;
+  if (!Number.isInteger(errno) || errno <= 0 || errno >= 4096) return `E${errno}`;
+  const name = util.getSystemErrorName(-errno);
+  return name.startsWith('Unknown') ? OS_NAMES.get(errno) ?? `E${errno}` : name;
+}
+
+/** The errno name of a raw syscall result (a negative errno): `failed(-2n)` is `ENOENT`. */
+export function failedWith(r: bigint | number): string {
+  return errnoName(-Number(r));
 }
 
 export class SyscallError extends Error {

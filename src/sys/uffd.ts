@@ -20,7 +20,7 @@ const UFFDIO_WRITEPROTECT_MODE_WP = 1n;
 const PAGEMAP_SCAN = 0xc0606610n; // _IOWR('f', 16, struct pm_scan_arg): 96 bytes
 export const PAGE_IS = {
   WPALLOWED: 1 << 0, WRITTEN: 1 << 1, FILE: 1 << 2, PRESENT: 1 << 3, SWAPPED: 1 << 4, PFNZERO: 1 << 5, HUGE: 1 << 6,
-  SOFT_DIRTY: 1 << 7,
+  SOFT_DIRTY: 1 << 7, GUARD: 1 << 8,
 } as const;
 export const PM_SCAN_WP_MATCHING = 1;
 export const PM_SCAN_CHECK_WPASYNC = 2;

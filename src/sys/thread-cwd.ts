@@ -1,0 +1,39 @@
+// Work from a directory (a bind() of a relative unix socket name must be made from it). On
+// the main thread that is process.chdir(); a worker cannot call it, and a chdir there would
+// move every thread of the host, so the thread first takes a cwd of its own
+// (unshare(CLONE_FS): cwd, root and umask become the thread's) and moves only that.
+import fs from 'node:fs';
+import { syscall } from './libc.js';
+
+const CLONE_FS = 0x200;
+let ownFs = false;
+
+export function inDirectory<T>(dir: string, fn: () => T): T {
+  // Node's main thread is the process's first (its tid is the pid); asked without loading worker_threads.
+  if (Number(syscall('gettid')) === process.pid) {
+    const back = process.cwd();
+    process.chdir(dir);
+    try {
+      return fn();
+    } finally {
+      process.chdir(back);
+    }
+  }
+  if (!ownFs) {
+    syscall('unshare', CLONE_FS);
+    ownFs = true;
+  }
+  const back = fs.openSync('.', fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  const to = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    syscall('fchdir', to);
+    try {
+      return fn();
+    } finally {
+      syscall('fchdir', back);
+    }
+  } finally {
+    fs.closeSync(to);
+    fs.closeSync(back);
+  }
+}
