@@ -85,10 +85,10 @@ test('decodeImage() reads a ghost file kept whole after its head entry', () => {
 });
 
 test('decodeImage() keeps fields it does not know and re-encodes them unchanged', () => {
-  // A packet socket file entry: its psk field (6) is not declared by stasis yet.
-  const known = toBinary(FileEntrySchema, create(FileEntrySchema, { type: FdTypes.PACKETSK, id: 7 }));
-  const psk = Uint8Array.of(0x32, 4, 0x08, 7, 0x10, 1); // tag 6, length 4, {1: 7, 2: 1}
-  const body = join(known, psk);
+  // A tun file entry: its tunf field (11) is not declared by stasis yet.
+  const known = toBinary(FileEntrySchema, create(FileEntrySchema, { type: FdTypes.TUNF, id: 7 }));
+  const tunf = Uint8Array.of(0x5a, 4, 0x08, 7, 0x10, 1); // tag 11, length 4, {1: 7, 2: 1}
+  const body = join(known, tunf);
   const bytes = join(u32le(IMG_COMMON_MAGIC), u32le(MAGIC.FILES), u32le(body.length), body);
   const [entry] = decodeImage('files', bytes);
   assert.equal(entry?.id, 7);
@@ -202,9 +202,9 @@ test('encodeImage() and decodeImage() refuse raw pages images', () => {
 test('decodeImage() gives old pagemap entries PE_PRESENT, or PE_PARENT when in_parent is set', () => {
   const head = create(PagemapHeadSchema, { pagesId: 1 });
   const old = [
-    create(PagemapEntrySchema, { vaddr: 0x1000n, nrPages: 1 }),
-    create(PagemapEntrySchema, { vaddr: 0x2000n, nrPages: 2, inParent: true }),
-    create(PagemapEntrySchema, { vaddr: 0x4000n, nrPages: 1, flags: PE.LAZY }),
+    create(PagemapEntrySchema, { vaddr: 0x1000n, compatNrPages: 1 }),
+    create(PagemapEntrySchema, { vaddr: 0x2000n, compatNrPages: 2, inParent: true }),
+    create(PagemapEntrySchema, { vaddr: 0x4000n, compatNrPages: 1, flags: PE.LAZY }),
   ];
   const bytes = encodeImage('pagemap', { head, entries: old });
   assert.deepEqual(decodeImage('pagemap', bytes).entries.map((e) => e.flags), [PE.PRESENT, PE.PARENT, PE.LAZY]);

@@ -40,7 +40,7 @@ export interface LooseKind {
   schema?: DescMessage;
   headSchema?: DescMessage;
   compat?: (entry: Msg) => void;
-  payloadSize?: (entry: Msg) => number;
+  payloadSize?: (entry: Msg, following?: Uint8Array) => number;
 }
 
 function framed(kind: ImageKindName, label: string): LooseKind & { magic: number; head: 'common' | 'service' | 'none' } {
@@ -52,7 +52,7 @@ function framed(kind: ImageKindName, label: string): LooseKind & { magic: number
 }
 
 function need<T>(value: T | undefined): T {
-  if (value === undefined) throw new Error('image kind registry entry is incomplete');
+  if (value === undefined) throw new StasisError('E_INTERNAL', 'An entry of the image kind registry is incomplete');
   return value;
 }
 
@@ -87,7 +87,7 @@ export function encodeImage<K extends ImageKindName>(kind: K, content: ImageCont
 /** Frames an entry and the raw data after it, checking that the entry announces the data's length. */
 export function framePayloadItem(def: LooseKind, item: PayloadItem<Msg>, label: string, where: string, max: number): Uint8Array {
   const schema = need(def.schema);
-  const size = need(def.payloadSize)(item.entry);
+  const size = need(def.payloadSize)(item.entry, item.payload);
   if (size !== item.payload.length) {
     throw new StasisError('E_CORRUPT',
       `Cannot write ${label}: ${where} (${schema.name}) announces ${size} bytes of data but carries ${item.payload.length}`);
@@ -142,7 +142,7 @@ export function decodeImage<K extends ImageKindName>(kind: K, bytes: Uint8Array,
       while (remaining(c) > 0) {
         const at = c.off;
         const entry = readMessage(c, schema);
-        items.push({ entry, payload: readPayload(c, need(def.payloadSize)(entry), at) });
+        items.push({ entry, payload: readPayload(c, need(def.payloadSize)(entry, c.bytes.subarray(c.off)), at) });
       }
       return items as ImageContent<K>;
     }

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { create, toJson, type DescMessage, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
-import { critAvailable, critDecode, critRecode, quoteBigIntegers } from './crit.js';
+import { clearField, clone, create, toJson, type DescMessage, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
+import { critAvailable, critDecode, critDecodeAll, critRecode, quoteBigIntegers } from './crit.js';
 import { writeImage } from './image-file.js';
 import {
   IMAGE_KINDS, type FramedKindName, type GhostFileImage, type HeadImage, type ImageContent, type NameArg,
@@ -14,6 +14,9 @@ import { magicName } from './magic.js';
 import { sampleFlatGhostFile, sampleImages } from './sample-images.js';
 import { InventoryEntrySchema } from './gen/stasis/inventory_pb.js';
 import { StatsEntrySchema } from './gen/stasis/stats_pb.js';
+import { IpcMsgSchema } from './gen/stasis/ipc-sysv_pb.js';
+import { ipcMsgAt } from './ipc-msg-payload.js';
+import { PagemapEntrySchema, type PagemapEntry, type PagemapHead } from './gen/stasis/pagemap_pb.js';
 
 const HAVE_CRIT = critAvailable();
 const skip = HAVE_CRIT ? false : 'crit is not installed (Debian package criu)';
@@ -39,7 +42,27 @@ function critShape(kind: FramedKindName, content: unknown): Record<string, JsonV
       return [json(def.headSchema, img.head), ...img.entries.map((m) => json(def.schema, m))];
     }
     case 'payload':
-      return (content as PayloadItem<Msg>[]).map((i) => ({ ...json(def.schema, i.entry), extra: base64(i.payload) }));
+      return (content as PayloadItem<Msg>[]).map((i) => {
+        const e = json(def.schema, i.entry);
+        const b = Buffer.from(i.payload);
+        // crit shows a segment's bytes without their padding, a set's values as numbers, a
+        // queue's messages as IpcMsg and text, one after the other.
+        if (kind === 'ipcns-shm') return { ...e, extra: base64(b.subarray(0, Number((i.entry as unknown as { size: bigint }).size))) };
+        if (kind === 'ipcns-sem') return { ...e, extra: Array.from({ length: (i.entry as unknown as { nsems: number }).nsems }, (_, k) => b.readUInt16LE(k * 2)) };
+        if (kind === 'ipcns-msg') {
+          const extra: JsonValue[] = [];
+          for (let at = 0; at < b.length; ) {
+            const { msg, next } = ipcMsgAt(b, at);
+            extra.push(json(IpcMsgSchema, msg), base64(b.subarray(next, next + msg.msize)));
+            at = next + Math.ceil(msg.msize / 8) * 8;
+          }
+          return { ...e, extra };
+        }
+        // crit splits a TCP stream's data into its two queues.
+        if (kind !== 'tcp-stream') return { ...e, extra: base64(i.payload) };
+        const n = (i.entry as unknown as { inqLen: number }).inqLen;
+        return { ...json(def.schema, i.entry), extra: { inq: base64(i.payload.subarray(0, n)), outq: base64(i.payload.subarray(n)) } };
+      });
     case 'ghost': {
       const img = content as GhostFileImage;
       const head = json(def.headSchema, img.head);
@@ -67,6 +90,40 @@ function assertSameAsCrit(crit: unknown, ours: JsonValue, where: string): void {
   }
 }
 
+/**
+ * crit 3.17 (Debian 12's) knows pagemap field 2 as nr_pages and not field 5 (CRIU 4.2's
+ * 64-bit nr_pages, with field 2 renamed compat_nr_pages).
+ */
+function critLacksNrPages(kind: FramedKindName, entries: Record<string, unknown>[]): boolean {
+  return (kind === 'pagemap' || kind === 'shmem-pagemap') && entries.slice(1).some((e) => !('compat_nr_pages' in e));
+}
+
+function withoutNrPages(e: PagemapEntry): PagemapEntry {
+  const c = clone(PagemapEntrySchema, e);
+  clearField(c, PagemapEntrySchema.field.nrPages);
+  return c;
+}
+
+function asOldPagemap(shape: Record<string, JsonValue>[]): Record<string, JsonValue>[] {
+  return shape.map((e, i) => {
+    if (i === 0) return e;
+    const { compat_nr_pages: count, nr_pages: _, ...rest } = e;
+    return { ...rest, nr_pages: count ?? 0 };
+  });
+}
+
+/**
+ * crit 3.17 knows neither fd type PIDFD (20) nor FileEntry.pidfd (22, CRIU 4.2's): it shows a
+ * pidfd's entry with its id alone, and cannot encode it again (its type is required).
+ */
+function critLacksPidfd(kind: FramedKindName, entries: Record<string, unknown>[]): boolean {
+  return kind === 'files' && entries.some((e) => !('type' in e));
+}
+
+function asOldFiles(shape: Record<string, JsonValue>[]): Record<string, JsonValue>[] {
+  return shape.map((e) => (e['type'] === 'PIDFD' ? { id: e['id'] ?? 0 } : e));
+}
+
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-crit-'));
 }
@@ -84,8 +141,20 @@ for (const kind of Object.keys(samples) as FramedKindName[]) {
       const pretty = critDecode(file);
       assert.equal(pretty.magic, magicName(def.magic));
       const plain = critDecode(file, { pretty: false, exactIntegers: true });
-      assertSameAsCrit(plain.entries, critShape(kind, content), kind);
-      assert.deepEqual(critRecode(file), fs.readFileSync(file), 'crit encodes the same bytes');
+      const old = critLacksNrPages(kind, plain.entries);
+      const noPidfd = critLacksPidfd(kind, plain.entries);
+      assertSameAsCrit(plain.entries, old ? asOldPagemap(critShape(kind, content)) : noPidfd ? asOldFiles(critShape(kind, content)) : critShape(kind, content), kind);
+      if (noPidfd) {
+        // (What crit 3.17 writes back lacks the pidfds' types and entries: nothing to compare.)
+      } else if (old) {
+        // crit drops the field it does not know: its re-encoding is the same pagemap without it.
+        const { head, entries } = content as HeadImage<PagemapHead, PagemapEntry>;
+        const without = writeImage(tempDir(), kind, arg, { head, entries: entries.map(withoutNrPages) } as never);
+        assert.deepEqual(critRecode(file), fs.readFileSync(without), 'crit encodes the same bytes');
+      } else if (kind !== 'ipcns-shm') {
+        // (crit 3.17's encoder of ipcns-shm fails on Python 3: base64.decodebytes() of a str.)
+        assert.deepEqual(critRecode(file), fs.readFileSync(file), 'crit encodes the same bytes');
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -150,6 +219,27 @@ test('critDecode() throws with crit\'s complaint when crit cannot decode a file'
     const file = path.join(dir, 'pages-1.img');
     fs.writeFileSync(file, Buffer.alloc(16, 0x90));
     assert.throws(() => critDecode(file), /crit cannot decode .*pages-1\.img: Unknown magic/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('critDecodeAll() decodes a whole image set in one go and names each file it cannot decode', { skip }, () => {
+  const dir = tempDir();
+  try {
+    const good = (Object.keys(samples) as FramedKindName[]).filter((k) => IMAGE_KINDS[k].critDecodes).map((kind) => {
+      const { arg, content } = samples[kind] as { arg: NameArg<typeof kind>; content: ImageContent<typeof kind> };
+      return writeImage(fs.mkdtempSync(path.join(dir, 'k-')), kind, arg, content);
+    });
+    assert.ok(good.length > 10);
+    critDecodeAll(good);
+    const bad = path.join(dir, 'pages-1.img');
+    fs.writeFileSync(bad, Buffer.alloc(16, 0x90));
+    // A valid magic, then an entry of 5 bytes that are no protobuf message.
+    const cut = path.join(dir, 'cut.img');
+    const head = fs.readFileSync(good[0]!).subarray(0, 8);
+    fs.writeFileSync(cut, Buffer.concat([head, Buffer.from([5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff])]));
+    assert.throws(() => critDecodeAll([...good, bad, cut]), (e: Error) => e.message.includes('pages-1.img') && e.message.includes('cut.img') && !e.message.includes(good[0]!));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

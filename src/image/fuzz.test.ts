@@ -5,6 +5,7 @@ import { StasisError } from '../errors.js';
 import { decodeAnyImage, decodeImage, encodeImage } from './codec.js';
 import { IMAGE_KINDS, type FramedKindName, type ImageContent } from './image-kinds.js';
 import { sampleFlatGhostFile, sampleImages } from './sample-images.js';
+import { mutation, mutate } from './mutations.js';
 
 const FRAMED = (Object.keys(IMAGE_KINDS) as (keyof typeof IMAGE_KINDS)[])
   .filter((k): k is FramedKindName => IMAGE_KINDS[k].layout !== 'raw');
@@ -31,29 +32,6 @@ function decodeOnlyFailsCleanly(kind: FramedKindName, bytes: Uint8Array): void {
 
 const kind = fc.constantFrom(...FRAMED);
 const valid = fc.constantFrom(...VALID);
-
-/** An edit of a valid image: flipped, overwritten, inserted or deleted bytes. */
-const mutation = fc.oneof(
-  fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
-  fc.record({ op: fc.constant('set' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
-  fc.record({ op: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
-  fc.record({ op: fc.constant('delete' as const), at: fc.nat(), count: fc.integer({ min: 1, max: 8 }) }),
-);
-
-type Mutation = typeof mutation extends fc.Arbitrary<infer M> ? M : never;
-
-function mutate(bytes: Uint8Array, edits: Mutation[]): Uint8Array {
-  let b = Uint8Array.from(bytes);
-  for (const e of edits) {
-    if (b.length === 0) break;
-    const at = e.at % b.length;
-    if (e.op === 'flip') b[at] = (b[at] as number) ^ (1 << e.bit);
-    else if (e.op === 'set') b[at] = e.value;
-    else if (e.op === 'insert') b = Uint8Array.from([...b.subarray(0, at), ...e.bytes, ...b.subarray(at)]);
-    else b = Uint8Array.from([...b.subarray(0, at), ...b.subarray(at + e.count)]);
-  }
-  return b;
-}
 
 test('decodeImage() only ever throws StasisError on random bytes', () => {
   fc.assert(fc.property(kind, fc.uint8Array({ maxLength: 256 }), (k, bytes) => decodeOnlyFailsCleanly(k, bytes)),

@@ -9,6 +9,7 @@ import { encodeImage } from './codec.js';
 import { imageExists, imagePath, readImage, readImageFile, writeImage } from './image-file.js';
 import { ImageWriter } from './image-writer.js';
 import { PE } from './pagemap-flags.js';
+import { pagemapEntry } from './compat.js';
 import { sampleFlatGhostFile, sampleImages } from './sample-images.js';
 import { PagemapEntrySchema, PagemapHeadSchema } from './gen/stasis/pagemap_pb.js';
 import { PipeDataEntrySchema } from './gen/stasis/pipe-data_pb.js';
@@ -87,7 +88,7 @@ test('ImageWriter writes the same bytes as writeImage(), in blocks', () => {
   withDir((dir) => {
     const head = create(PagemapHeadSchema, { pagesId: 4 });
     const entries = Array.from({ length: 20000 }, (_, i) =>
-      create(PagemapEntrySchema, { vaddr: 0x400000n + BigInt(i) * 0x2000n, nrPages: 1, flags: PE.PRESENT }));
+      pagemapEntry(0x400000n + BigInt(i) * 0x2000n, 1, PE.PRESENT));
     const w = ImageWriter.open(dir, 'pagemap', 77, head);
     for (const e of entries) w.append(e);
     assert.ok(!imageExists(dir, 'pagemap', 77), 'the image appears only when closed');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { StasisError } from '../errors.js';
 import { decodeAnyImage, decodeImage, encodeImage, type AnyImage, type DecodeOptions } from './codec.js';
 import { imageFileName, type ImageContent, type ImageKindName, type NameArg } from './image-kinds.js';
+import { writePrivateFile } from './image-modes.js';
 
 export function imagePath<K extends ImageKindName>(dir: string, kind: K, nameArg: NameArg<K>): string {
   return path.join(dir, imageFileName(kind, nameArg));
@@ -57,7 +58,7 @@ export function tempName(file: string): string {
 export function writeFileAtomic(file: string, bytes: Uint8Array): void {
   const tmp = tempName(file);
   try {
-    fs.writeFileSync(tmp, bytes, { mode: 0o600 });
+    writePrivateFile(tmp, bytes);
     fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });

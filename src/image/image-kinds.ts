@@ -2,7 +2,7 @@
 // Names and magics follow criu/image-desc.c and crit; changing them changes the format.
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import { MAGIC, type HeadMagic } from './magic.js';
-import { normalisePagemapEntry } from './compat.js';
+import { normalisePagemapEntry, normaliseFileEntry, normaliseTtyInfoEntry } from './compat.js';
 import { InventoryEntrySchema } from './gen/stasis/inventory_pb.js';
 import { PstreeEntrySchema } from './gen/stasis/pstree_pb.js';
 import { CoreEntrySchema, TaskKobjIdsEntrySchema } from './gen/stasis/core_pb.js';
@@ -23,6 +23,8 @@ import {
   type GhostChunkEntry,
 } from './gen/stasis/ghost-file_pb.js';
 import { FileLockEntrySchema } from './gen/stasis/file-lock_pb.js';
+import { CgroupEntrySchema } from './gen/stasis/cgroup_pb.js';
+import { SeccompEntrySchema } from './gen/stasis/seccomp_pb.js';
 import { RemapFilePathEntrySchema } from './gen/stasis/remap-file-path_pb.js';
 import { StatsEntrySchema } from './gen/stasis/stats_pb.js';
 import { TtyFileEntrySchema, TtyInfoEntrySchema, TtyDataEntrySchema } from './gen/stasis/tty_pb.js';
@@ -32,6 +34,13 @@ import { CredsEntrySchema } from './gen/stasis/creds_pb.js';
 import { RlimitEntrySchema } from './gen/stasis/rlimit_pb.js';
 import { ItimerEntrySchema, PosixTimerEntrySchema } from './gen/stasis/timer_pb.js';
 import { SiginfoEntrySchema } from './gen/stasis/siginfo_pb.js';
+import { IpcShmEntrySchema, IpcSemEntrySchema, IpcMsgEntrySchema, type IpcShmEntry, type IpcSemEntry } from './gen/stasis/ipc-sysv_pb.js';
+import { ipcMsgPayloadSize } from './ipc-msg-payload.js';
+import { TcpStreamEntrySchema, type TcpStreamEntry } from './gen/stasis/tcp-stream_pb.js';
+import { UtsnsEntrySchema } from './gen/stasis/utsns_pb.js';
+import { TimensEntrySchema } from './gen/stasis/timens_pb.js';
+import { IpcVarEntrySchema } from './gen/stasis/ipc-var_pb.js';
+import { NetDeviceEntrySchema, NetnsEntrySchema } from './gen/stasis/netdev_pb.js';
 
 /**
  * How the entries of an image are laid out after its magic:
@@ -74,8 +83,8 @@ export interface HeadKind<H extends DescMessage = DescMessage, D extends DescMes
 export interface PayloadKind<D extends DescMessage = DescMessage> extends FramedBase {
   layout: 'payload';
   schema: D;
-  /** Length of the raw bytes that follow an entry. */
-  payloadSize: (entry: MessageShape<D>) => number;
+  /** Length of the raw bytes that follow an entry (for a SysV queue, found by reading them: `following`). */
+  payloadSize: (entry: MessageShape<D>, following?: Uint8Array) => number;
 }
 
 export interface GhostKind extends FramedBase {
@@ -134,6 +143,7 @@ export const IMAGE_KINDS = {
   },
   files: {
     layout: 'entries', schema: FileEntrySchema, magic: MAGIC.FILES, ...common,
+    compat: normaliseFileEntry,
     pattern: 'files.img', match: /^files\.img$/, fileName: () => 'files.img',
   },
   fdinfo: {
@@ -167,6 +177,13 @@ export const IMAGE_KINDS = {
     payloadSize: (e: SkPacketEntry) => e.length,
     pattern: 'sk-queues.img', match: /^sk-queues\.img$/, fileName: () => 'sk-queues.img',
   },
+  // One TCP connection, named by its socket's inode in hex (CRIU's "tcp-stream-%x"): the
+  // entry, then its receive queue and its send queue.
+  'tcp-stream': {
+    layout: 'payload', schema: TcpStreamEntrySchema, magic: MAGIC.TCP_STREAM, ...common,
+    payloadSize: (e: TcpStreamEntry) => e.inqLen + e.outqLen,
+    pattern: 'tcp-stream-<hex inode>.img', match: /^tcp-stream-[0-9a-f]+\.img$/, fileName: numbered('tcp-stream', 16),
+  },
   fs: {
     layout: 'entries', schema: FsEntrySchema, magic: MAGIC.FS, ...common,
     pattern: 'fs-<pid>.img', match: /^fs-\d+\.img$/, fileName: numbered('fs'),
@@ -181,9 +198,17 @@ export const IMAGE_KINDS = {
     layout: 'entries', schema: RemapFilePathEntrySchema, magic: MAGIC.REMAP_FPATH, ...common,
     pattern: 'remap-fpath.img', match: /^remap-fpath\.img$/, fileName: () => 'remap-fpath.img',
   },
+  cgroup: {
+    layout: 'entries', schema: CgroupEntrySchema, magic: MAGIC.CGROUP, ...common,
+    pattern: 'cgroup.img', match: /^cgroup\.img$/, fileName: () => 'cgroup.img',
+  },
   'file-locks': {
     layout: 'entries', schema: FileLockEntrySchema, magic: MAGIC.FILE_LOCKS, ...common,
     pattern: 'filelocks.img', match: /^filelocks\.img$/, fileName: () => 'filelocks.img',
+  },
+  seccomp: {
+    layout: 'entries', schema: SeccompEntrySchema, magic: MAGIC.SECCOMP, ...common,
+    pattern: 'seccomp.img', match: /^seccomp\.img$/, fileName: () => 'seccomp.img',
   },
   stats: {
     layout: 'entries', schema: StatsEntrySchema, magic: MAGIC.STATS, head: 'service', critDecodes: true,
@@ -196,6 +221,7 @@ export const IMAGE_KINDS = {
   },
   'tty-info': {
     layout: 'entries', schema: TtyInfoEntrySchema, magic: MAGIC.TTY_INFO, ...common,
+    compat: normaliseTtyInfoEntry,
     pattern: 'tty-info.img', match: /^tty-info\.img$/, fileName: () => 'tty-info.img',
   },
   'tty-data': {
@@ -205,6 +231,44 @@ export const IMAGE_KINDS = {
   'memfd-inode': {
     layout: 'entries', schema: MemfdInodeEntrySchema, magic: MAGIC.MEMFD_INODE, ...common,
     pattern: 'memfd.img', match: /^memfd\.img$/, fileName: () => 'memfd.img',
+  },
+  // Namespaces, named by their ns id (the ids of ids-<pid>.img).
+  utsns: {
+    layout: 'entries', schema: UtsnsEntrySchema, magic: MAGIC.UTSNS, ...common,
+    pattern: 'utsns-<ns id>.img', match: /^utsns-\d+\.img$/, fileName: numbered('utsns'),
+  },
+  'ipcns-var': {
+    layout: 'entries', schema: IpcVarEntrySchema, magic: MAGIC.IPC_VAR, ...common,
+    pattern: 'ipcns-var-<ns id>.img', match: /^ipcns-var-\d+\.img$/, fileName: numbered('ipcns-var'),
+  },
+  // SysV objects of an IPC namespace: each entry, then a segment's contents (rounded up to 4
+  // bytes), a set's u16 values (rounded up to 8), a queue's messages (ipc-msg-payload.ts).
+  'ipcns-shm': {
+    layout: 'payload', schema: IpcShmEntrySchema, magic: MAGIC.IPCNS_SHM, ...common,
+    payloadSize: (e: IpcShmEntry) => (e.inPagemaps ? 0 : Math.ceil(Number(e.size) / 4) * 4),
+    pattern: 'ipcns-shm-<ns id>.img', match: /^ipcns-shm-\d+\.img$/, fileName: numbered('ipcns-shm'),
+  },
+  'ipcns-sem': {
+    layout: 'payload', schema: IpcSemEntrySchema, magic: MAGIC.IPCNS_SEM, ...common,
+    payloadSize: (e: IpcSemEntry) => Math.ceil((e.nsems * 2) / 8) * 8,
+    pattern: 'ipcns-sem-<ns id>.img', match: /^ipcns-sem-\d+\.img$/, fileName: numbered('ipcns-sem'),
+  },
+  'ipcns-msg': {
+    layout: 'payload', schema: IpcMsgEntrySchema, magic: MAGIC.IPCNS_MSG, ...common,
+    payloadSize: ipcMsgPayloadSize,
+    pattern: 'ipcns-msg-<ns id>.img', match: /^ipcns-msg-\d+\.img$/, fileName: numbered('ipcns-msg'),
+  },
+  netdev: {
+    layout: 'entries', schema: NetDeviceEntrySchema, magic: MAGIC.NETDEV, ...common,
+    pattern: 'netdev-<ns id>.img', match: /^netdev-\d+\.img$/, fileName: numbered('netdev'),
+  },
+  timens: {
+    layout: 'entries', schema: TimensEntrySchema, magic: MAGIC.TIMENS, ...common,
+    pattern: 'timens-<ns id>.img', match: /^timens-\d+\.img$/, fileName: numbered('timens'),
+  },
+  netns: {
+    layout: 'entries', schema: NetnsEntrySchema, magic: MAGIC.NETNS, ...common,
+    pattern: 'netns-<ns id>.img', match: /^netns-\d+\.img$/, fileName: numbered('netns'),
   },
   // Per-task images of older CRIU versions, whose contents now live in core-<tid>.img.
   // Registered so that old image sets can be read.
@@ -241,7 +305,7 @@ export const IMAGE_KINDS = {
 
 // The registry's constraint: callbacks take `never` so that each kind's may take its own message type.
 type Loosen<T> = T extends unknown
-  ? Omit<T, 'compat' | 'payloadSize'> & { compat?: (entry: never) => void; payloadSize?: (entry: never) => number }
+  ? Omit<T, 'compat' | 'payloadSize'> & { compat?: (entry: never) => void; payloadSize?: (entry: never, following?: Uint8Array) => number }
   : never;
 type AnyKindDef = Loosen<EntriesKind | HeadKind | PayloadKind | GhostKind | RawKind> & {
   fileName: (arg: never) => string;

@@ -11,6 +11,7 @@ import {
 } from './image-kinds.js';
 import { tempName } from './image-file.js';
 import type { GhostChunkEntry, GhostFileEntry } from './gen/stasis/ghost-file_pb.js';
+import { createImageFile } from './image-modes.js';
 
 type Msg = MessageShape<DescMessage>;
 
@@ -38,7 +39,7 @@ export class ImageWriter<K extends ImageKindName> {
   ) {
     this.file = file;
     this.label = path.basename(file);
-    this.fd = fs.openSync(tempName(file), 'w', 0o600);
+    this.fd = createImageFile(tempName(file));
   }
 
   static open<K extends ImageKindName>(dir: string, kind: K, nameArg: NameArg<K>, ...head: HeadArgs<K>): ImageWriter<K> {

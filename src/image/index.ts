@@ -1,7 +1,7 @@
 // The image format: CRIU-compatible framing, magics, messages, and image files.
 export * from './magic.js';
 export { PE } from './pagemap-flags.js';
-export { normalisePagemapEntry } from './compat.js';
+export { normalisePagemapEntry, pagemapEntry, pagemapCount, packTermiosCc } from './compat.js';
 export { MAX_ENTRY_SIZE } from './framing.js';
 export {
   IMAGE_KINDS,

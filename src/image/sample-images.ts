@@ -1,6 +1,11 @@
 // Realistic contents for every image kind, as a dump of a small two-task tree would write
 // them. Used by the image tests (crit compatibility, round trips, truncation, fuzzing).
-import { create } from '@bufbuild/protobuf';
+import { TcpStreamEntrySchema } from './gen/stasis/tcp-stream_pb.js';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { UtsnsEntrySchema } from './gen/stasis/utsns_pb.js';
+import { TimensEntrySchema } from './gen/stasis/timens_pb.js';
+import { IpcVarEntrySchema } from './gen/stasis/ipc-var_pb.js';
+import { NdType, NetDeviceEntrySchema, NetnsEntrySchema } from './gen/stasis/netdev_pb.js';
 import { InventoryEntrySchema, Lsmtype } from './gen/stasis/inventory_pb.js';
 import { PstreeEntrySchema } from './gen/stasis/pstree_pb.js';
 import {
@@ -27,6 +32,8 @@ import { InetSkEntrySchema } from './gen/stasis/sk-inet_pb.js';
 import { SkShutdown } from './gen/stasis/sk-opts_pb.js';
 import { FsEntrySchema } from './gen/stasis/fs_pb.js';
 import { GhostChunkEntrySchema, GhostFileEntrySchema } from './gen/stasis/ghost-file_pb.js';
+import { SeccompEntrySchema } from './gen/stasis/seccomp_pb.js';
+import { CgroupEntrySchema } from './gen/stasis/cgroup_pb.js';
 import { FileLockEntrySchema } from './gen/stasis/file-lock_pb.js';
 import { StatsEntrySchema } from './gen/stasis/stats_pb.js';
 import { RemapFilePathEntrySchema, RemapType } from './gen/stasis/remap-file-path_pb.js';
@@ -35,6 +42,32 @@ import { MemfdFileEntrySchema, MemfdInodeEntrySchema } from './gen/stasis/memfd_
 import { EventfdFileEntrySchema } from './gen/stasis/eventfd_pb.js';
 import type { FramedKindName, GhostFileImage, ImageContent, NameArg } from './image-kinds.js';
 import { PE } from './pagemap-flags.js';
+import { IpcDescEntrySchema, IpcShmEntrySchema, IpcSemEntrySchema, IpcMsgEntrySchema, IpcMsgSchema } from './gen/stasis/ipc-sysv_pb.js';
+
+function ipcDesc(key: number, mode: number, id: number) {
+  return create(IpcDescEntrySchema, { key, uid: 0, gid: 0, cuid: 0, cgid: 0, mode, id });
+}
+
+/** A queue's messages as ipcns-msg keeps them: size, IpcMsg, text rounded up to 8 bytes. */
+function ipcMsgs(list: [bigint, string][]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const [mtype, t] of list) {
+    const head = toBinary(IpcMsgSchema, create(IpcMsgSchema, { mtype, msize: t.length }));
+    const size = new Uint8Array(4);
+    new DataView(size.buffer).setUint32(0, head.length, true);
+    const body = new Uint8Array(Math.ceil(t.length / 8) * 8);
+    body.set(new TextEncoder().encode(t));
+    parts.push(size, head, body);
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+import { pagemapEntry } from './compat.js';
 
 const RLIM_INFINITY = 0xffffffffffffffffn;
 
@@ -133,9 +166,9 @@ const termios = () => ({
 const pagemap = (pagesId: number) => ({
   head: create(PagemapHeadSchema, { pagesId }),
   entries: [
-    create(PagemapEntrySchema, { vaddr: 0x55ce284ad000n, nrPages: 1, flags: PE.PRESENT }),
-    create(PagemapEntrySchema, { vaddr: 0x55ce2b6f4000n, nrPages: 33, flags: PE.PRESENT }),
-    create(PagemapEntrySchema, { vaddr: 0x7fffa9479000n, nrPages: 4, flags: PE.PARENT, inParent: true }),
+    pagemapEntry(0x55ce284ad000n, 1, PE.PRESENT),
+    pagemapEntry(0x55ce2b6f4000n, 33, PE.PRESENT),
+    Object.assign(pagemapEntry(0x7fffa9479000n, 4, PE.PARENT), { inParent: true }),
   ],
 });
 
@@ -228,11 +261,22 @@ export function sampleImages(): Samples {
         opts: { soSndbuf: 65536, soRcvbuf: 65536, soSndTmoSec: 0n, soSndTmoUsec: 0n, soRcvTmoSec: 0n, soRcvTmoUsec: 0n, soBufLock: 3 },
         v6only: true,
       }) }),
+      // A pidfd of pid 813 (non-blocking), and one of a process reaped with exit code 7.
+      create(FileEntrySchema, { type: FdTypes.PIDFD, id: 30, pidfd: { id: 30, ino: 16727n, flags: 0o4000, nspid: 813, fown: fown() } }),
+      create(FileEntrySchema, { type: FdTypes.PIDFD, id: 31, pidfd: { id: 31, ino: 16728n, flags: 0, nspid: -1, fown: fown(), attr: { exitCode: 7 << 8 } } }),
     ] },
     fdinfo: { arg: 2, content: [0, 1, 2, 3].map((fd) =>
       create(FdinfoEntrySchema, { id: 17 + fd, flags: fd === 3 ? 1 : 0, type: FdTypes.REG, fd })) },
     'reg-files': { arg: undefined, content: [regFile(17, '/srv/demo/sample'), regFile(23, '/tmp/fifo')] },
     pipes: { arg: undefined, content: [create(PipeEntrySchema, { id: 18, pipeId: 41234, flags: 0o4000, fown: fown() })] },
+    'tcp-stream': { arg: 0x7c1ab, content: [{
+      entry: create(TcpStreamEntrySchema, {
+        inqLen: 5, inqSeq: 0xfffffff0, outqLen: 6, outqSeq: 1853174915, optMask: 7, sndWscale: 10, mssClamp: 65483,
+        rcvWscale: 7, timestamp: 1287590206, unsqLen: 2, sndWl1: 1063190063, sndWnd: 65536, maxWindow: 65536,
+        rcvWnd: 65483, rcvWup: 1063190063, nodelay: true,
+      }),
+      payload: text('hellosent!!'),
+    }] },
     'pipes-data': { arg: undefined, content: [pipeData(41234, 'hello, pipe'), pipeData(41236, '')] },
     fifo: { arg: undefined, content: [create(FifoEntrySchema, { id: 22, pipeId: 41240, regfId: 23 })] },
     'fifo-data': { arg: undefined, content: [pipeData(41240, 'queued in a fifo\n')] },
@@ -242,10 +286,29 @@ export function sampleImages(): Samples {
     'remap-fpath': { arg: undefined, content: [
       create(RemapFilePathEntrySchema, { origId: 17, remapId: 0x2a, remapType: RemapType.GHOST }),
     ] },
+    cgroup: { arg: undefined, content: [create(CgroupEntrySchema, {
+      sets: [
+        { id: 1, ctls: [{ name: '', path: '/user.slice' }, { name: 'name=zdtmtst', path: '/' }] },
+        { id: 2, ctls: [{ name: '', path: '/stasis/a' }, { name: 'name=zdtmtst', path: '/subcg00' }] },
+      ],
+      controllers: [
+        { cnames: [''], dirs: [{ dirName: 'stasis/a', dirPerms: { mode: 0o40755, uid: 0, gid: 0 }, properties: [
+          { name: 'pids.max', value: '42', perms: { mode: 0o100644, uid: 0, gid: 0 } },
+          { name: 'cgroup.procs', value: '', perms: { mode: 0o100644, uid: 0, gid: 0 } },
+        ] }] },
+        { cnames: ['name=zdtmtst'], dirs: [{ dirName: 'subcg00', dirPerms: { mode: 0o40755, uid: 0, gid: 0 },
+          children: [{ dirName: 'subsubcg', properties: [{ name: 'notify_on_release', value: '0' }] }] }] },
+      ],
+    })] },
     'file-locks': { arg: undefined, content: [
       create(FileLockEntrySchema, { flag: 1, type: 1, pid: 812, fd: 3, start: 0n, len: 100n }),
       create(FileLockEntrySchema, { flag: 2, type: 0, pid: 815, fd: -1, start: -1n, len: 0n }),
     ] },
+    seccomp: { arg: undefined, content: [create(SeccompEntrySchema, { seccompFilters: [
+      // ld [0] (nr); ret ALLOW / ld [0]; jeq 39 (getpid) ? ret ERRNO(1) : ret ALLOW
+      { filter: Uint8Array.from(Buffer.from('2000000000000000060000000000ff7f', 'hex')), flags: 0 },
+      { filter: Uint8Array.from(Buffer.from('200000000000000015000001270000000600000001000500060000000000ff7f', 'hex')), prev: 0, flags: 1 },
+    ] })] },
     stats: { arg: 'dump', content: [create(StatsEntrySchema, { dump: {
       freezingTime: 1200, frozenTime: 35000, memdumpTime: 21000, memwriteTime: 9000, pagesScanned: 12345n,
       pagesSkippedParent: 0n, pagesWritten: 1045n, pagesLazy: 0n, pagePipes: 1n, pagePipeBufs: 3n,
@@ -260,6 +323,20 @@ export function sampleImages(): Samples {
     'memfd-inode': { arg: undefined, content: [create(MemfdInodeEntrySchema, {
       name: 'memfd:foo bar', uid: 1000, gid: 1000, size: 8192n, shmid: 3, seals: 0x1, inodeId: 3n,
     })] },
+    utsns: { arg: 3, content: [create(UtsnsEntrySchema, { nodename: 'box-812', domainname: '(none)' })] },
+    'ipcns-var': { arg: 4, content: [create(IpcVarEntrySchema, {
+      semCtls: [32000, 1024000000, 500, 32000], msgCtlmax: 8192, msgCtlmnb: 16384, msgCtlmni: 32000, autoMsgmni: 0,
+      shmCtlmax: 18446744073692774399n, shmCtlall: 18446744073692774399n, shmCtlmni: 4096, shmRmidForced: 0,
+      mqQueuesMax: 256, mqMsgMax: 10, mqMsgsizeMax: 8192, mqMsgDefault: 10, mqMsgsizeDefault: 8192,
+    })] },
+    'ipcns-shm': { arg: 4, content: [{
+      entry: create(IpcShmEntrySchema, { desc: ipcDesc(0x5432001, 0o600, 0), size: 6n, inPagemaps: false }), payload: text('shm!\0\0\0\0'),
+    }] },
+    'ipcns-sem': { arg: 4, content: [{ entry: create(IpcSemEntrySchema, { desc: ipcDesc(0, 0o640, 1), nsems: 3 }), payload: new Uint8Array([1, 0, 2, 0, 3, 0, 0, 0]) }] },
+    'ipcns-msg': { arg: 4, content: [{ entry: create(IpcMsgEntrySchema, { desc: ipcDesc(0x77, 0o666, 2), qbytes: 16384, qnum: 2 }), payload: ipcMsgs([[1n, 'first'], [7n, 'second message']]) }] },
+    netdev: { arg: 5, content: [create(NetDeviceEntrySchema, { type: NdType.LOOPBACK, ifindex: 1, mtu: 65536, flags: 0x10049, name: 'lo' })] },
+    timens: { arg: 6, content: [create(TimensEntrySchema, { monotonic: { tvSec: 1000123n, tvNsec: 500n }, boottime: { tvSec: 1000456n, tvNsec: 0n } })] },
+    netns: { arg: 5, content: [create(NetnsEntrySchema, {})] },
     sigacts: { arg: 812, content: core().tc?.sigactions.slice(0, 12) ?? [] },
     creds: { arg: 812, content: [creds()] },
     rlimit: { arg: 812, content: core().tc?.rlimits?.rlimits ?? [] },
