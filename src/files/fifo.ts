@@ -7,12 +7,13 @@
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema } from '../image/gen/stasis/fdinfo_pb.js';
-import { closeFd, openat, SyscallError } from '../sys/index.js';
+import { closeFd, openat } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FileKind } from './kind.js';
-import { emptyFown } from './reg.js';
+import { emptyFown, keepIfGone } from './reg.js';
 import { fillPipe, releasePipes, setStatusFlags, takePipeEnd } from './pipe-data.js';
 import { pipeIdOf } from './pipe.js';
+import { failure } from './fail.js';
 
 const AT_FDCWD = -100, O_RDWR = 2, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000;
@@ -23,17 +24,17 @@ export const fifo = {
   type: FdTypes.FIFO,
   detect: (p) => p.link.startsWith('/') && (p.stat.mode & S_IFMT) === S_IFIFO,
   dump: (p, ctx, id) => {
-    if (p.stat.nlink === 0n) {
-      throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is an unlinked FIFO, not supported yet`);
-    }
     const pipeId = pipeIdOf(p.stat.ino);
     takePipeEnd({ pid: p.pid, fd: p.fd, flags: p.info.flags, what: `FIFO ${p.link}` }, pipeId, `${p.stat.dev}:${p.stat.ino}`,
       ctx.pipeData, 'fifos');
     const regfId = ctx.ids.fresh();
+    // An unlinked FIFO is made again as a ghost: its REG entry is remapped.
+    const { path, linked } = keepIfGone(p, ctx, regfId);
     return [
+      ...linked,
       create(FileEntrySchema, {
         type: FdTypes.REG, id: regfId,
-        reg: { id: regfId, flags: p.info.flags, pos: 0n, fown: emptyFown(), name: p.link, mntId: p.info.mntId, mode: Number(p.stat.mode) },
+        reg: { id: regfId, flags: p.info.flags, pos: 0n, fown: emptyFown(), name: path, mode: Number(p.stat.mode) },
       }),
       create(FileEntrySchema, { type: FdTypes.FIFO, id, fifo: { id, pipeId, regfId } }),
     ];
@@ -41,13 +42,15 @@ export const fifo = {
   open: (e, ctx) => {
     const fe = e.fifo;
     if (!fe) throw new StasisError('E_CORRUPT', `File ${e.id} is a FIFO without its entry`);
-    const r = ctx.files.get(fe.regfId ?? fe.id)?.reg;
-    if (!r) throw new StasisError('E_CORRUPT', `FIFO ${e.id} names file ${fe.regfId ?? fe.id}, which is not a REG entry of files.img`);
+    const regf = ctx.files.get(fe.regfId ?? fe.id);
+    const r = regf?.reg;
+    if (!regf || !r) throw new StasisError('E_CORRUPT', `FIFO ${e.id} names file ${fe.regfId ?? fe.id}, which is not a REG entry of files.img`);
+    const name = ctx.ghosts?.pathOf(regf, ctx.files) ?? r.name;
     let both = ctx.pipes.fifos.get(fe.pipeId);
     let fd = -1;
     try {
       if (both === undefined) {
-        both = openat(AT_FDCWD, r.name, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        both = openat(AT_FDCWD, name, O_RDWR | O_NONBLOCK | O_CLOEXEC);
         ctx.pipes.fifos.set(fe.pipeId, both);
         if (!fs.fstatSync(both).isFIFO()) throw new StasisError('E_RESTORE_FAILED', `Cannot restore FIFO ${r.name} (file ${e.id}): it is no longer a FIFO`);
         fillPipe(both, ctx.pipes.fifoData.get(fe.pipeId), `FIFO ${r.name}`);
@@ -57,9 +60,7 @@ export const fifo = {
       setStatusFlags(fd, r.flags);
     } catch (err) {
       if (fd >= 0) closeFd(fd);
-      if (err instanceof StasisError) throw err;
-      const why = err instanceof SyscallError ? err.message : String(err);
-      throw new StasisError('E_RESTORE_FAILED', `Cannot reopen FIFO ${r.name} (file ${e.id}): ${why}`, { cause: err });
+      throw failure('E_RESTORE_FAILED', `Cannot reopen FIFO ${r.name} (file ${e.id})`, err);
     }
     return { status: 'done', fd };
   },

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { parseFdinfo } from '../proc/index.js';
-import { LockCollector, FL_FLOCK, FL_OFD, FL_POSIX, F_RDLCK, F_WRLCK } from './file-locks.js';
+import { LockCollector, FL_FLOCK, FL_LEASE, FL_OFD, FL_POSIX, F_RDLCK, F_UNLCK, F_WRLCK, LEASE_BREAKING } from './file-locks.js';
 import type { FdProbe } from './kind.js';
 
 const probe = (pid: number, fd: number, locks: string[]): FdProbe => ({
@@ -25,7 +25,20 @@ test('LockCollector keeps each lock once, POSIX locks per process and flock per 
   ]);
 });
 
-test('LockCollector refuses a lease, which it could not take back', () => {
+test('LockCollector names a flock by the task that took it, when that task holds it too', () => {
   const c = new LockCollector();
-  assert.throws(() => c.add(probe(812, 3, ['1: LEASE  ACTIVE    READ  812 fe:01:77 0 EOF']), 5), /fd 3 of pid 812: it holds a LEASE lock \(ACTIVE READ\), which stasis cannot restore/);
+  const flock = '1: FLOCK  ADVISORY  READ 813 fe:01:77 0 EOF';
+  c.add(probe(812, 3, [flock]), 5);
+  c.add(probe(813, 7, [flock]), 5);
+  c.add(probe(814, 3, [flock]), 5);
+  assert.deepEqual(c.entries.map((e) => [e.flag, e.type, e.pid, e.fd]), [[FL_FLOCK, F_RDLCK, 813, 7]]);
+});
+
+test('LockCollector keeps leases, a breaking one with the type it is broken to, and refuses a lease breaker', () => {
+  const c = new LockCollector();
+  c.add(probe(812, 3, ['1: LEASE  ACTIVE    READ  812 fe:01:77 0 EOF']), 5);
+  c.add(probe(812, 4, ['2: LEASE  BREAKING  READ  812 fe:01:78 0 EOF']), 6, () => F_UNLCK);
+  assert.deepEqual(c.entries.map((e) => [e.flag, e.type, e.fd]), [[FL_LEASE, F_RDLCK, 3], [FL_LEASE, F_UNLCK | LEASE_BREAKING, 4]]);
+  assert.throws(() => c.add(probe(812, 5, ['3: LEASE  BREAKER   READ  812 fe:01:79 0 EOF']), 7),
+    /fd 5 of pid 812: it holds a LEASE lock \(BREAKER READ\), which stasis cannot restore/);
 });

@@ -4,38 +4,111 @@
 // files with the contents, size, mode and times they had. Where the original name is free
 // the ghost is opened under it (the fd's link reads `/dir/name (deleted)` as before);
 // where another file took the name (a replaced path) under a temporary one beside it.
+// Directories, devices, FIFOs and symlinks are made again by mkdir, mknod and symlink; a
+// directory the file was in that is gone too is made for the time of the opening.
+// A LINKED remap names the regular file entry of the link the dump made (`link_remap.<id>`):
+// the file is opened through it, under its old name where that is free, and once the opening
+// succeeded both names are removed (a failed restore keeps the link for another attempt).
+// A PROCFS remap names a dead pid: a helper process is made with it while the files under
+// /proc/PID are opened and the tasks entered them (fchdir needs the process), and killed
+// after, so the tasks hold files of a process gone again.
 import fs from 'node:fs';
 import path from 'node:path';
-import { readImage, imageExists } from '../image/index.js';
+import { readImage, imageExists, type GhostFileImage } from '../image/index.js';
+import { isFieldSet } from '@bufbuild/protobuf';
+import { GhostFileEntrySchema, type GhostFileEntry } from '../image/gen/stasis/ghost-file_pb.js';
+import { mknodAt } from '../sys/index.js';
 import { StasisError } from '../errors.js';
+import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
+import { RemapType } from '../image/gen/stasis/remap-file-path_pb.js';
 
 interface Made {
   /** The name the files are opened by. */
   path: string;
   dev: bigint;
   ino: bigint;
+  /** Removed with rmdir. */
+  dir: boolean;
 }
 
+const S_IFMT = 0o170000n, S_IFREG = 0o100000n, S_IFDIR = 0o040000n, S_IFLNK = 0o120000n, S_IFIFO = 0o010000n, S_IFCHR = 0o020000n, S_IFBLK = 0o060000n;
+
 export class GhostRestorer {
-  private remaps: Map<number, number> | null = null;
+  private remaps: Map<number, { id: number; type: RemapType }> | null = null;
   private readonly made = new Map<number, Made>();
+  /** Names of linked remaps in use: removed once every file is open. */
+  private readonly links = new Map<number, Made[]>();
+  /** Directories made for ghosts whose directory was removed too: removed after them. */
+  private readonly parents: Made[] = [];
 
-  constructor(readonly imagesDir: string) {}
+  /** Helpers holding dead pids for PROCFS remaps, by pid: their release. */
+  private readonly held = new Map<number, () => void>();
 
-  /** The ghost a regular file is remapped to, if any. */
-  ghostOf(fileId: number): number | undefined {
+  /** `holdPid` makes a process with a pid (for a file of /proc/PID), returning what ends it. */
+  constructor(readonly imagesDir: string, private readonly holdPid?: (pid: number) => () => void) {}
+
+  /** The remap of a regular file, if any. */
+  remapOf(fileId: number): { id: number; type: RemapType } | undefined {
     if (!this.remaps) {
       this.remaps = new Map();
       if (imageExists(this.imagesDir, 'remap-fpath', undefined)) {
         for (const r of readImage(this.imagesDir, 'remap-fpath', undefined)) {
-          if (r.remapType !== undefined && r.remapType !== 1) {
-            throw new StasisError('E_UNSUPPORTED', `remap-fpath.img remaps file ${r.origId} with type ${r.remapType}; only ghost files are supported`);
+          const type = r.remapType ?? RemapType.LINKED;
+          if (type !== RemapType.GHOST && type !== RemapType.LINKED && type !== RemapType.PROCFS) {
+            throw new StasisError('E_UNSUPPORTED', `remap-fpath.img remaps file ${r.origId} with type ${type}, which stasis does not know`);
           }
-          this.remaps.set(r.origId, r.remapId);
+          this.remaps.set(r.origId, { id: r.remapId, type });
         }
       }
     }
     return this.remaps.get(fileId);
+  }
+
+  /** The ghost a regular file is remapped to, if any. */
+  ghostOf(fileId: number): number | undefined {
+    const r = this.remapOf(fileId);
+    return r?.type === RemapType.GHOST ? r.id : undefined;
+  }
+
+  /** The path to open regular file `e` by, when it is remapped (undefined: its own name). */
+  pathOf(e: FileEntry, files: Map<number, FileEntry>): string | undefined {
+    const r = this.remapOf(e.id);
+    const orig = e.reg?.name ?? '';
+    if (!r) return undefined;
+    if (r.type === RemapType.GHOST) return this.pathFor(r.id, e.id, orig);
+    if (r.type === RemapType.PROCFS) {
+      // /proc/PID of a process gone: opened while a helper has the pid, which then ends.
+      if (!this.held.has(r.id)) {
+        if (!this.holdPid) throw new StasisError('E_UNSUPPORTED', `Cannot reopen ${orig} (file ${e.id}): it is a file of pid ${r.id}, which is gone`);
+        this.held.set(r.id, this.holdPid(r.id));
+      }
+      return orig;
+    }
+    const link = files.get(r.id)?.reg?.name;
+    if (link === undefined) throw new StasisError('E_CORRUPT', `File ${e.id} is remapped to file ${r.id}, which is not a regular file of the image`);
+    let st: fs.BigIntStats;
+    try {
+      st = fs.statSync(link, { bigint: true });
+    } catch (err) {
+      throw new StasisError('E_RESTORE_FAILED', `Cannot reopen ${orig} (file ${e.id}): its temporary link ${link} is gone (${(err as NodeJS.ErrnoException).code})`, { cause: err });
+    }
+    const names = this.links.get(r.id) ?? [{ path: link, dev: st.dev, ino: st.ino, dir: false }];
+    this.links.set(r.id, names);
+    const under = names.find((n) => n.path === orig);
+    if (under) return orig;
+    try {
+      fs.linkSync(link, orig);
+      names.push({ path: orig, dev: st.dev, ino: st.ino, dir: false });
+      return orig;
+    } catch {
+      return link; // the old name is taken: the file is opened by its temporary one
+    }
+  }
+
+  /** Once every file is open: removes the names linked remaps were opened by. */
+  unlinkLinks(): void {
+    for (const names of this.links.values()) unlinkOurs(names);
+    this.links.clear();
   }
 
   /** The path to open file `fileId` (named `orig` in the image) by: its ghost, created on first use. */
@@ -43,56 +116,131 @@ export class GhostRestorer {
     const got = this.made.get(ghostId);
     if (got) return got.path;
     const img = readImage(this.imagesDir, 'ghost-file', ghostId);
-    const dir = path.dirname(orig);
-    if (!fs.existsSync(dir)) {
-      throw new StasisError('E_RESTORE_FAILED', `Cannot recreate the deleted file ${orig} (file ${fileId}): its directory ${dir} is gone`);
-    }
-    const tmp = path.join(dir, `.${path.basename(orig)}.stasis-ghost-${ghostId.toString(16)}-${process.pid}`);
-    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    const fail = (err: unknown) =>
+      new StasisError('E_RESTORE_FAILED', `Cannot recreate the deleted file ${orig} (file ${fileId}): ${(err as Error).message}`, { cause: err });
     let made: Made;
     try {
-      const h = img.head;
-      if (h.chunks) {
-        for (const c of img.chunks) writeAll(fd, c.payload, Number(c.entry.off));
-      } else if (img.contents) {
-        writeAll(fd, img.contents, 0);
-      }
-      fs.ftruncateSync(fd, Number(h.size ?? BigInt(img.contents?.length ?? 0)));
-      fs.fchownSync(fd, h.uid, h.gid);
-      fs.fchmodSync(fd, h.mode & 0o7777);
-      const secs = (t: { tvSec: bigint; tvUsec: bigint } | undefined) => (t ? Number(t.tvSec) + Number(t.tvUsec) / 1e6 : Date.now() / 1000);
-      fs.futimesSync(fd, secs(h.atim), secs(h.mtim));
-      const st = fs.fstatSync(fd, { bigint: true });
-      made = { path: tmp, dev: st.dev, ino: st.ino };
+      // A directory removed with the file is made for the time of the restore too.
+      this.makeParents(path.dirname(orig));
+      const tmp = path.join(path.dirname(orig), `.${path.basename(orig)}.stasis-ghost-${ghostId.toString(16)}-${process.pid}`);
+      made = (BigInt(img.head.mode) & S_IFMT) === S_IFREG ? makeRegular(img, orig, tmp) : makeNode(img.head, orig, tmp);
     } catch (err) {
-      fs.rmSync(tmp, { force: true });
-      throw new StasisError('E_RESTORE_FAILED', `Cannot recreate the deleted file ${orig} (file ${fileId}): ${(err as Error).message}`, { cause: err });
-    } finally {
-      fs.closeSync(fd);
-    }
-    // link() never replaces: it fails where the name is taken (the path was replaced).
-    try {
-      fs.linkSync(tmp, orig);
-      fs.rmSync(tmp);
-      made.path = orig;
-    } catch {
-      /* keep the temporary name */
+      throw fail(err);
     }
     this.made.set(ghostId, made);
     return made.path;
   }
 
+  /** Makes the missing directories down to `dir`, remembering them for unlinkAll. */
+  private makeParents(dir: string): void {
+    const missing: string[] = [];
+    for (let d = dir; !fs.existsSync(d); d = path.dirname(d)) missing.unshift(d);
+    for (const d of missing) {
+      fs.mkdirSync(d, 0o755);
+      const st = fs.statSync(d, { bigint: true });
+      this.parents.push({ path: d, dev: st.dev, ino: st.ino, dir: true });
+    }
+  }
+
   /** Unlinks every ghost (their files are open by now); only names still leading to our inode. */
   unlinkAll(): void {
-    for (const m of this.made.values()) {
-      try {
-        const st = fs.statSync(m.path, { bigint: true });
-        if (st.dev === m.dev && st.ino === m.ino) fs.unlinkSync(m.path);
-      } catch {
-        /* gone already */
-      }
-    }
+    unlinkOurs([...this.made.values()]);
     this.made.clear();
+    // The old names linked remaps took for the opening; their own links stay (the restore failed, or they go in unlinkLinks).
+    for (const names of this.links.values()) unlinkOurs(names.slice(1));
+    for (const names of this.links.values()) names.splice(1);
+    unlinkOurs(this.parents.splice(0).reverse());
+  }
+
+  /** The helpers holding dead pids, handed over: they must live until the tasks entered their directories. */
+  takeHelpers(): (() => void)[] {
+    const out = [...this.held.values()];
+    this.held.clear();
+    return out;
+  }
+}
+
+/** A regular file with its contents, made under a temporary name, then linked to its own where that is free. */
+function makeRegular(img: GhostFileImage, orig: string, tmp: string): Made {
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+  let made: Made;
+  try {
+    const h = img.head;
+    if (h.chunks) {
+      for (const c of img.chunks) writeAll(fd, c.payload, Number(c.entry.off));
+    } else if (img.contents) {
+      writeAll(fd, img.contents, 0);
+    }
+    // CRIU writes a small ghost's contents raw, with no size (an unset field decodes as 0n).
+    const size = isFieldSet(h, GhostFileEntrySchema.field.size) ? h.size : BigInt(img.contents?.length ?? 0);
+    fs.ftruncateSync(fd, Number(size));
+    fs.fchownSync(fd, h.uid, h.gid);
+    fs.fchmodSync(fd, h.mode & 0o7777);
+    fs.futimesSync(fd, secs(h.atim), secs(h.mtim));
+    const st = fs.fstatSync(fd, { bigint: true });
+    made = { path: tmp, dev: st.dev, ino: st.ino, dir: false };
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+  // link() never replaces: it fails where the name is taken (the path was replaced).
+  try {
+    fs.linkSync(tmp, orig);
+    fs.rmSync(tmp);
+    made.path = orig;
+  } catch {
+    /* keep the temporary name */
+  }
+  return made;
+}
+
+/** A directory, device, FIFO or symlink, under its own name where that is free, else a temporary one. */
+function makeNode(h: GhostFileEntry, orig: string, tmp: string): Made {
+  const fmt = BigInt(h.mode) & S_IFMT;
+  const make = (at: string) => {
+    if (fmt === S_IFDIR) fs.mkdirSync(at, 0o700);
+    else if (fmt === S_IFLNK) fs.symlinkSync(h.symlnkTarget ?? '', at);
+    else if (fmt === S_IFIFO || fmt === S_IFCHR || fmt === S_IFBLK) mknodAt(at, (h.mode & ~0o7777) | 0o600, h.rdev ?? 0);
+    else throw new StasisError('E_CORRUPT', `its kind (mode 0${h.mode.toString(8)}) cannot be made again`);
+  };
+  let at = orig;
+  try {
+    make(at);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EEXIST') throw err;
+    at = tmp;
+    make(at);
+  }
+  try {
+    fs.lchownSync(at, h.uid, h.gid);
+    if (fmt !== S_IFLNK) fs.chmodSync(at, h.mode & 0o7777);
+    fs.lutimesSync(at, secs(h.atim), secs(h.mtim));
+  } catch (err) {
+    unlinkOurs([{ path: at, ...ids(at), dir: fmt === S_IFDIR }]);
+    throw err;
+  }
+  return { path: at, ...ids(at), dir: fmt === S_IFDIR };
+}
+
+function ids(at: string): { dev: bigint; ino: bigint } {
+  const st = fs.lstatSync(at, { bigint: true });
+  return { dev: st.dev, ino: st.ino };
+}
+
+const secs = (t: { tvSec: bigint; tvUsec: bigint } | undefined) => (t ? Number(t.tvSec) + Number(t.tvUsec) / 1e6 : Date.now() / 1000);
+
+function unlinkOurs(names: Made[]): void {
+  for (const m of names) {
+    try {
+      const st = fs.lstatSync(m.path, { bigint: true });
+      if (st.dev !== m.dev || st.ino !== m.ino) continue;
+      if (m.dir) fs.rmdirSync(m.path);
+      else fs.unlinkSync(m.path);
+    } catch {
+      /* gone already, or not empty */
+    }
   }
 }
 

@@ -1,84 +1,185 @@
-// Ghost files at dump: a regular file open in a task whose path no longer leads to it (it
-// was unlinked, or another file was put in its place) cannot be reopened by path, so its
-// contents go into the image, as CRIU's ghost files do: ghost-file-<hex id>.img holds a
-// GhostFileEntry and the data as chunks (holes skipped), and remap-fpath.img maps the
-// regular file's id to the ghost's. One ghost per inode: every open of it shares the ghost.
+// Ghost files at dump: a file open in a task (or its cwd or root) whose path no longer leads
+// to it (it was unlinked, or another file was put in its place) cannot be reopened by path,
+// so what restore needs to make it again goes into the image, as CRIU's ghost files do:
+// ghost-file-<hex id>.img holds a GhostFileEntry (mode, owner, times; a device's rdev, a
+// symlink's target) and, for a regular file, the data as chunks (holes skipped);
+// remap-fpath.img maps the regular file's id to the ghost's. One ghost per inode: every open
+// of it shares the ghost.
+// A file under /proc/PID of a process gone since is remapped to its pid (CRIU's PROCFS remap).
+// A file with links left elsewhere (st_nlink > 0) is not copied: a copy would be another
+// inode, no longer shared with its other names. With --link-remap it is linked under a
+// temporary name beside its old one (CRIU's `link_remap.<id>`, a LINKED remap to a regular
+// file entry of that name), which restore opens and removes; without, the dump is refused.
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { GhostFileEntrySchema, GhostChunkEntrySchema } from '../image/gen/stasis/ghost-file_pb.js';
 import { RemapFilePathEntrySchema, RemapType, type RemapFilePathEntry } from '../image/gen/stasis/remap-file-path_pb.js';
+import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import type { GhostFileImage } from '../image/index.js';
-import { lseek, SyscallError } from '../sys/index.js';
+import { linkAt, lseek, readlinkFd, withTaskFd, SyscallError } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import type { FdProbe } from './kind.js';
+import { emptyFown } from './reg.js';
 
 /** CRIU's default --ghost-limit: 1 MiB. */
 export const DEFAULT_GHOST_LIMIT = 1 << 20;
 const SEEK_DATA = 3, SEEK_HOLE = 4;
-const ENXIO = 6;
+const ENXIO = 6, ENOENT = 2, AT_SYMLINK_FOLLOW = 0x400;
+const S_IFMT = 0o170000n, S_IFREG = 0o100000n, S_IFLNK = 0o120000n, S_IFCHR = 0o020000n, S_IFBLK = 0o060000n;
 const CHUNK = 1 << 20;
+
+/** What a ghost is made of: the file as a /proc link leads to it (`/proc/PID/fd/N`, `/proc/PID/cwd`). */
+export interface GhostSource {
+  pid: number;
+  /** Names it in messages: `fd 4`, `working directory`. */
+  what: string;
+  proc: string;
+  /** The task's fd, where it is one. */
+  fd?: number;
+  stat: fs.BigIntStats;
+  mntId: number;
+}
 
 export class GhostDumper {
   private readonly byInode = new Map<string, number>();
   private nextId = 1;
   readonly remaps: RemapFilePathEntry[] = [];
   readonly ghosts: { id: number; image: GhostFileImage }[] = [];
+  /** The temporary links made (a failed dump removes them; restore removes them otherwise). */
+  readonly links: string[] = [];
+  private readonly linkByInode = new Map<string, number>();
 
-  constructor(readonly limit: number = DEFAULT_GHOST_LIMIT) {}
+  constructor(readonly limit: number = DEFAULT_GHOST_LIMIT, readonly linkRemap = false) {}
 
-  /** Keeps the contents of the file behind fd `p` (once per inode) and remaps file `fileId` to it. */
-  add(p: FdProbe, fileId: number, path: string): void {
-    const key = `${p.stat.dev}:${p.stat.ino}`;
+  /** Keeps the file behind `s` (once per inode) and remaps file `fileId` to it. */
+  add(s: GhostSource, fileId: number, path: string): void {
+    const key = `${s.stat.dev}:${s.stat.ino}`;
     let id = this.byInode.get(key);
     if (id === undefined) {
       // What the file occupies on disk, as CRIU measures it (st_blocks): holes cost nothing.
-      const used = p.stat.blocks * 512n;
-      if (used > BigInt(this.limit)) {
+      const used = s.stat.blocks * 512n;
+      if ((s.stat.mode & S_IFMT) === S_IFREG && used > BigInt(this.limit)) {
         throw new StasisError('E_GHOST_LIMIT',
-          `Cannot dump fd ${p.fd} of pid ${p.pid}: ${path} was deleted or replaced and its contents (${used} bytes) ` +
+          `Cannot dump ${s.what} of pid ${s.pid}: ${path} was deleted or replaced and its contents (${used} bytes) ` +
           `exceed the ghost file limit of ${this.limit} bytes; raise it with --ghost-limit (ghostLimit)`);
       }
       id = this.nextId++;
-      this.ghosts.push({ id, image: this.read(p) });
+      this.ghosts.push({ id, image: this.read(s) });
       this.byInode.set(key, id);
     }
     this.remaps.push(create(RemapFilePathEntrySchema, { origId: fileId, remapId: id, remapType: RemapType.GHOST }));
   }
 
-  private read(p: FdProbe): GhostFileImage {
-    const st = p.stat;
+  /**
+   * Keeps a file that lost its name but has links elsewhere by a new link beside the old
+   * name, and remaps file `fileId` to it; returns the regular file entry of the new link
+   * (once per inode, null after).
+   */
+  addLinked(s: GhostSource, fileId: number, path: string, freshId: () => number): FileEntry | null {
+    if (!this.linkRemap) {
+      throw new StasisError('E_UNSUPPORTED',
+        `Cannot dump ${s.what} of pid ${s.pid}: ${path} was unlinked or replaced, but its inode has ${s.stat.nlink} other link(s), ` +
+        'which a copy would not share; dump with --link-remap (linkRemap) to keep it by a temporary link beside its old name');
+    }
+    const key = `${s.stat.dev}:${s.stat.ino}`;
+    let id = this.linkByInode.get(key);
+    let entry: FileEntry | null = null;
+    if (id === undefined) {
+      id = freshId();
+      const name = this.makeLink(s, path, id);
+      entry = create(FileEntrySchema, {
+        type: FdTypes.REG, id, reg: { id, flags: 0, pos: 0n, fown: emptyFown(), name, mode: Number(s.stat.mode) },
+      });
+      this.linkByInode.set(key, id);
+    }
+    this.remaps.push(create(RemapFilePathEntrySchema, { origId: fileId, remapId: id, remapType: RemapType.LINKED }));
+    return entry;
+  }
+
+  /** `link_remap.<id>` in the file's old directory, or the nearest one of its parents that is left. */
+  private makeLink(s: GhostSource, path: string, id: number): string {
+    for (let dir = path.slice(0, path.lastIndexOf('/')); ; dir = dir.slice(0, dir.lastIndexOf('/'))) {
+      const name = `${dir}/link_remap.${id}`;
+      try {
+        linkAt(s.proc, name, AT_SYMLINK_FOLLOW);
+        this.links.push(name);
+        return name;
+      } catch (err) {
+        if (!(err instanceof SyscallError && err.errno === ENOENT) || dir === '') {
+          throw new StasisError('E_DUMP_FAILED', `Cannot dump ${s.what} of pid ${s.pid}: cannot link ${path} back as ${name}: ${(err as Error).message}`, { cause: err });
+        }
+      }
+    }
+  }
+
+  /**
+   * A file under /proc/PID of a process that is gone: restore opens it while a short-lived
+   * helper has that pid, then lets the helper die, as CRIU's PROCFS remap does.
+   */
+  addDeadPid(fileId: number, pid: number): void {
+    this.remaps.push(create(RemapFilePathEntrySchema, { origId: fileId, remapId: pid, remapType: RemapType.PROCFS }));
+  }
+
+  /** Whether a ghost keeps inode `ino` of device `dev` (a copy of it: no longer that inode at restore). */
+  holds(dev: bigint, ino: bigint): boolean {
+    return this.byInode.has(`${dev}:${ino}`);
+  }
+
+  /** Removes the temporary links (the dump failed). */
+  removeLinks(): void {
+    for (const l of this.links.splice(0)) fs.rmSync(l, { force: true });
+  }
+
+  private read(s: GhostSource): GhostFileImage {
+    const st = s.stat;
     const tv = (ns: bigint) => ({ tvSec: ns / 1_000_000_000n, tvUsec: (ns % 1_000_000_000n) / 1000n });
+    const fmt = st.mode & S_IFMT;
+    const isReg = fmt === S_IFREG;
     const head = create(GhostFileEntrySchema, {
       uid: Number(st.uid), gid: Number(st.gid), mode: Number(st.mode), dev: kernelDev(st.dev), ino: st.ino,
-      atim: tv(st.atimeNs), mtim: tv(st.mtimeNs), chunks: true, size: st.size,
+      atim: tv(st.atimeNs), mtim: tv(st.mtimeNs),
+      ...(isReg ? { chunks: true, size: st.size } : {}),
+      ...(fmt === S_IFCHR || fmt === S_IFBLK ? { rdev: Number(st.rdev & 0xffffffffn) } : {}),
+      ...(fmt === S_IFLNK ? { symlnkTarget: symlinkTarget(s) } : {}),
     });
-    // Through the task's own fd (the path is gone): a fresh open file of the same inode.
-    const fd = fs.openSync(`/proc/${p.pid}/fd/${p.fd}`, 'r');
-    const chunks: GhostFileImage['chunks'] = [];
-    try {
-      let off = 0n;
-      for (;;) {
-        const start = seekOrEnd(fd, off, SEEK_DATA);
-        if (start === null || start >= st.size) break;
-        const end = seekOrEnd(fd, start, SEEK_HOLE) ?? st.size;
-        for (let at = start; at < end; at += BigInt(CHUNK)) {
-          const len = Number(end - at < BigInt(CHUNK) ? end - at : BigInt(CHUNK));
-          const buf = Buffer.alloc(len);
-          let got = 0;
-          while (got < len) {
-            const n = fs.readSync(fd, buf, got, len - got, Number(at) + got);
-            if (n === 0) break;
-            got += n;
-          }
-          chunks.push({ entry: create(GhostChunkEntrySchema, { len: BigInt(got), off: at }), payload: buf.subarray(0, got) });
-        }
-        off = end;
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
-    return { head, chunks };
+    return { head, chunks: isReg ? readChunks(s) : [] };
   }
+}
+
+/** The target of a symlink open by O_PATH, read through the task's own fd (its /proc link names the symlink). */
+function symlinkTarget(s: GhostSource): string {
+  if (s.fd === undefined) throw new StasisError('E_UNSUPPORTED', `Cannot dump the ${s.what} of pid ${s.pid}: it is a deleted symlink`);
+  return withTaskFd(s.pid, s.fd, readlinkFd);
+}
+
+/** The data of a regular file, as chunks between its holes. */
+function readChunks(s: GhostSource): GhostFileImage['chunks'] {
+  const size = s.stat.size;
+  // Through the task's own link (the path is gone): a fresh open file of the same inode.
+  const fd = fs.openSync(s.proc, 'r');
+  const chunks: GhostFileImage['chunks'] = [];
+  try {
+    let off = 0n;
+    for (;;) {
+      const start = seekOrEnd(fd, off, SEEK_DATA);
+      if (start === null || start >= size) break;
+      const end = seekOrEnd(fd, start, SEEK_HOLE) ?? size;
+      for (let at = start; at < end; at += BigInt(CHUNK)) {
+        const len = Number(end - at < BigInt(CHUNK) ? end - at : BigInt(CHUNK));
+        const buf = Buffer.alloc(len);
+        let got = 0;
+        while (got < len) {
+          const n = fs.readSync(fd, buf, got, len - got, Number(at) + got);
+          if (n === 0) break;
+          got += n;
+        }
+        chunks.push({ entry: create(GhostChunkEntrySchema, { len: BigInt(got), off: at }), payload: buf.subarray(0, got) });
+      }
+      off = end;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return chunks;
 }
 
 /** CRIU keeps devices in the kernel's encoding (major << 20 | minor), as crit prints them. */

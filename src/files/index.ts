@@ -15,11 +15,17 @@ import { memfd } from './memfd.js';
 import { unixSocket } from './unix-socket.js';
 import { inotify } from './inotify.js';
 import { inetSocket } from './inet-socket.js';
+import { nsFile } from './ns-file.js';
+import { fanotify } from './fanotify.js';
+import { ioUring } from './io-uring.js';
+import { netlinkSocket } from './netlink-socket.js';
+import { pidfd } from './pidfd.js';
+import { packetSocket } from './packet-socket.js';
 
 // memfds before regular files: a memfd's link looks like a deleted file's. Unix sockets before
 // inet ones: sock_diag tells a Unix socket at once, inet ones are looked up in /proc/PID/net.
 export const FILE_KINDS: readonly FileKind[] = [
-  tty, memfd, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd, inotify, unixSocket, inetSocket,
+  tty, memfd, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd, inotify, unixSocket, inetSocket, netlinkSocket, packetSocket, nsFile, fanotify, pidfd, ioUring,
 ];
 
 export function kindOfType(type: FdTypes): FileKind | undefined {
@@ -30,8 +36,13 @@ export * from './kind.js';
 export { FileIds } from './file-ids.js';
 export { GhostDumper, DEFAULT_GHOST_LIMIT } from './ghost.js';
 export { GhostRestorer } from './ghost-restore.js';
+export { DeadPids } from './dead-pids.js';
+export { threadPidfdTrouble, type PidfdHolder } from './pidfd.js';
 export { LockCollector } from './file-locks.js';
-export { ttyInfo, isTtyRdev } from './tty.js';
-export { addEpollTargets } from './eventpoll.js';
+export { isTtyRdev } from './tty.js';
+export { TtySink, type TtyTask } from './tty-state.js';
+export { TtyRestoreState, restoreCtty } from './tty-restore.js';
+export { addEpollTargets, dumpEpoll } from './eventpoll.js';
 export { newPipeDataSink, writePipeData, readPipeData } from './pipe-data.js';
-export { newUnixSkSink, checkUnixPeers, writeSkQueues, readUnixSkState } from './unix-socket-data.js';
+export { newUnixSkSink, checkUnixPeers, closeInFlight, externEntries, iconOf, refuseUnorderedPending, writeSkQueues, readUnixSkState } from './unix-socket-data.js';
+export { criuFileOrder } from './unix-socket.js';

@@ -2,12 +2,17 @@
 // (tcp, tcp6, udp, udp6, udplite, udplite6, raw, raw6), and how its address reads.
 import fs from 'node:fs';
 import { parseNetSockets, type NetSocket } from '../proc/index.js';
-import { AF_INET, AF_INET6 } from '../sys/index.js';
+import {
+  AF_INET, AF_INET6, closeFd, getsockoptInt, getsocknameInet, peerNameInet, pidfdGetfd, pidfdOpen, tcpInfo,
+  IPPROTO_TCP, IPPROTO_UDP, SOL_SOCKET, SO_DOMAIN, SO_PROTOCOL, SO_TYPE,
+} from '../sys/index.js';
 
 export interface InetProbe {
   proto: 'tcp' | 'udp' | 'udplite' | 'raw';
   family: number;
   sock: NetSocket;
+  /** No table lists it (never bound, bound but not listening, or closed): read from the socket itself. */
+  unlisted?: boolean;
 }
 
 const TABLES = ['tcp', 'tcp6', 'udp', 'udp6', 'udplite', 'udplite6', 'raw', 'raw6'] as const;
@@ -49,3 +54,39 @@ export function formatInet(family: number, addr: readonly number[], port: number
 }
 
 export const TCP_STATES = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE', 'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING', 'NEW_SYN_RECV'];
+
+const SOCK_RAW = 3, IPPROTO_UDPLITE = 136, TCP_CLOSE = 7;
+
+/**
+ * An IPv4/IPv6 socket that no table lists (CRIU's gen_uncon_sk): its family, protocol and
+ * addresses from the socket itself, taken with pidfd_getfd. Undefined for other sockets.
+ */
+export function probeUnlisted(pid: number, fd: number, ino: number): InetProbe | undefined {
+  let pidfd = -1, taken = -1;
+  try {
+    pidfd = pidfdOpen(pid);
+    taken = pidfdGetfd(pidfd, fd);
+    const family = getsockoptInt(taken, SOL_SOCKET, SO_DOMAIN);
+    if (family !== AF_INET && family !== AF_INET6) return undefined;
+    const type = getsockoptInt(taken, SOL_SOCKET, SO_TYPE), protocol = getsockoptInt(taken, SOL_SOCKET, SO_PROTOCOL);
+    const proto = type === SOCK_RAW ? 'raw' : protocol === IPPROTO_TCP ? 'tcp' : protocol === IPPROTO_UDP ? 'udp' : protocol === IPPROTO_UDPLITE ? 'udplite' : undefined;
+    if (!proto) return undefined;
+    const name = getsocknameInet(taken), peer = peerNameInet(taken, family);
+    const zero = family === AF_INET ? [0] : [0, 0, 0, 0];
+    const sock: NetSocket = {
+      ino, state: proto === 'tcp' ? tcpInfo(taken).state : TCP_CLOSE, localAddr: name.addr, localPort: name.port,
+      remoteAddr: peer?.addr ?? zero, remotePort: peer?.port ?? 0, txQueue: 0, rxQueue: 0,
+    };
+    return { proto, family, sock, unlisted: true };
+  } catch {
+    return undefined; // gone, or not a socket stasis can look into
+  } finally {
+    if (taken >= 0) closeFd(taken);
+    if (pidfd >= 0) closeFd(pidfd);
+  }
+}
+
+/** Where socket fd `fd` of `pid` (inode `ino`) is: its table entry, or what the socket says. */
+export function probeInetSocket(pid: number, fd: number, ino: number): InetProbe | undefined {
+  return findInetSocket(pid, ino) ?? probeUnlisted(pid, fd, ino);
+}

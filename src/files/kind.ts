@@ -8,6 +8,11 @@ import type { GhostDumper } from './ghost.js';
 import type { GhostRestorer } from './ghost-restore.js';
 import type { LockCollector } from './file-locks.js';
 import type { UnixRestoreState, UnixSkSink } from './unix-socket-data.js';
+import type { TtySink } from './tty-state.js';
+import type { TtyRestoreState } from './tty-restore.js';
+import type { Log } from '../log.js';
+import type { TcpDump, TcpRestore } from '../net/tcp-state.js';
+import type { DeadPids } from './dead-pids.js';
 
 /** What /proc says about one fd of a frozen task. */
 export interface FdProbe {
@@ -22,6 +27,8 @@ export interface FdProbe {
 
 export interface DumpFileCtx {
   pid: number;
+  /** The run's log: each fd is logged at debug level. */
+  log?: Log;
   imagesDir: string;
   shellJob: boolean;
   ids: FileIds;
@@ -32,12 +39,24 @@ export interface DumpFileCtx {
   /** Where the locks held through the fds go; without it locks are not dumped. */
   locks?: LockCollector;
   /** The tree's shared memory objects (mem/shmem-dump.ts): a memfd's fds and mappings share one. */
-  memfds?: { addMemfdFd(pid: number, fd: number, ino: bigint): number };
+  memfds?: { addMemfdFd(pid: number, fd: number, ino: bigint, anon?: boolean): number };
   /** Unix sockets: sock_diag's view, the sockets dumped (their peers are checked once every task is done), their queues. */
   unix: UnixSkSink;
+  /** The terminals of the dump: their infos are filled once every task is seen. */
+  ttys?: TtySink;
+  /** The id of a namespace by its link (`net:[4026531833]`), numbered as the tasks' kernel object ids. */
+  nsIdOf?: (link: string) => number;
+  /** TCP: the options, the network lock, the connections in repair mode and their streams. */
+  tcp: TcpDump;
+  /** The pid in the images (the tree's pid namespace) of the task or thread of the tree `hostPid` (stasis's view) is. */
+  treePid?: (hostPid: number) => number | undefined;
+  /** Dumps a file stasis holds at `fd` (one in flight, taken from a socket's queue) as a file object; returns its id. */
+  dumpInFlight?: (fd: number) => number;
 }
 
 export interface RestoreFileCtx {
+  /** The run's log: each file object opened is logged at debug level. */
+  log?: Log;
   imagesDir: string;
   shellJob: boolean;
   /** Every file entry of the image, by id (for kinds that need another object first). */
@@ -46,10 +65,26 @@ export interface RestoreFileCtx {
   pipes: PipeRestoreState;
   /** Recreates ghost files (set by OpenFiles.open). */
   ghosts?: GhostRestorer;
+  /** Makes a process with a dead pid while a file of its /proc/PID is opened; returns what ends it. */
+  holdPid?: (pid: number) => () => void;
+  /** Makes a Unix socket pair whose SO_PEERCRED is `cred` (undefined: its pid is taken, make it yourself). */
+  socketPairAs?: (type: number, cred: { pid: number; uid: number; gid: number }) => [number, number] | undefined;
   /** The shared memory objects made for the restore (restore/shmem-objects.ts), by memfd inode id. */
-  memfds?: { fdOfInode(inodeId: number): number | undefined };
+  memfds?: { fdOfInode(inodeId: number): number | undefined; takeCreated?(inodeId: number): boolean };
   /** Per-restore state of Unix sockets: their queues, and ends made for entries still to open. */
   unix: UnixRestoreState;
+  /** The terminals of the image, and the pty pairs made for it. */
+  ttys: TtyRestoreState;
+  /** TCP: the options, and the connections in repair mode until the tree runs. */
+  tcp: TcpRestore;
+  /** The pid (in the images) of the process whose thread, not its leader, is `tid`. */
+  threadLeader?: (tid: number) => number | undefined;
+  /** Stasis's pid of the task the images call `pid`, once the tree is made (files opened late). */
+  taskPid?: (pid: number) => number | undefined;
+  /** Processes standing in for those reaped before the dump, for their pidfds. */
+  deadPids?: DeadPids;
+  /** The fd in stasis of a file object opened already (for files passed in a socket's queue). */
+  fdOf?: (fileId: number) => number | undefined;
 }
 
 export type OpenResult = { status: 'done'; fd: number } | { status: 'retry' };

@@ -42,7 +42,7 @@ test('takePipeEnd() refuses two inodes that share the low 32 bits of their numbe
     const sink = newPipeDataSink();
     takePipeEnd({ pid: process.pid, fd: r, flags: 0, what: 'a' }, 9, '1:9', sink, 'fifos');
     assert.throws(() => takePipeEnd({ pid: process.pid, fd: r, flags: 0, what: 'FIFO /b' }, 9, '2:9', sink, 'fifos'),
-      { code: 'E_UNSUPPORTED_FD', message: /FIFO \/b \(inode 2:9\) has the same 32-bit pipe id as inode 1:9/ });
+      { code: 'E_UNSUPPORTED', message: /FIFO \/b \(inode 2:9\) has the same 32-bit pipe id as inode 1:9/ });
   });
 });
 

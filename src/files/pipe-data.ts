@@ -14,6 +14,7 @@ import {
   F_GETPIPE_SZ, F_SETPIPE_SZ, SPLICE_F_NONBLOCK,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
+import { failure } from './fail.js';
 
 const AT_FDCWD = -100, O_RDONLY = 0, O_WRONLY = 1, O_ACCMODE = 3, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const O_ASYNC = 0o20000, O_DIRECT = 0o40000;
@@ -99,7 +100,7 @@ export interface TakenEnd {
 
 /** Refuses what restore could not give back: signal-driven I/O and an owner, packet mode. */
 function checkSupported(e: TakenEnd, taken: number): void {
-  const why = (s: string) => new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${e.fd} of pid ${e.pid}: ${e.what} ${s}, not supported yet`);
+  const why = (s: string) => new StasisError('E_UNSUPPORTED', `Cannot dump fd ${e.fd} of pid ${e.pid}: ${e.what} ${s}, not supported yet`);
   if (e.flags & O_ASYNC) throw why('has O_ASYNC set (signal-driven I/O)');
   const owner = fcntl(taken, F_GETOWN);
   if (owner !== 0) throw why(`has an owner for signals (F_SETOWN ${owner})`);
@@ -114,7 +115,7 @@ export function takePipeEnd(e: TakenEnd, pipeId: number, inode: string, sink: Pi
   const into = sink[kind];
   const known = sink.inodes.get(`${kind}:${pipeId}`);
   if (known !== undefined && known !== inode) {
-    throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${e.fd} of pid ${e.pid}: ${e.what} (inode ${inode}) has the same 32-bit pipe id as inode ${known}`);
+    throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${e.fd} of pid ${e.pid}: ${e.what} (inode ${inode}) has the same 32-bit pipe id as inode ${known}`);
   }
   sink.inodes.set(`${kind}:${pipeId}`, inode);
   const pidfd = pidfdOpen(e.pid);
@@ -130,9 +131,7 @@ export function takePipeEnd(e: TakenEnd, pipeId: number, inode: string, sink: Pi
     const data = peek(reader, size, e);
     into.set(pipeId, { entry: create(PipeDataEntrySchema, { pipeId, bytes: data.length, size }), payload: data });
   } catch (err) {
-    if (err instanceof StasisError) throw err;
-    const why = err instanceof SyscallError ? err.message : String(err);
-    throw new StasisError('E_DUMP_FAILED', `Cannot read the contents of ${e.what} at fd ${e.fd} of pid ${e.pid}: ${why}`, { cause: err });
+    throw failure('E_DUMP_FAILED', `Cannot read the contents of ${e.what} at fd ${e.fd} of pid ${e.pid}`, err);
   } finally {
     if (reader >= 0 && reader !== taken) closeFd(reader);
     if (taken >= 0) closeFd(taken);

@@ -7,11 +7,12 @@
 // an end whose peer no task holds still gets its contents.
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
-import { closeFd, fcntl, openat, pipe2, SyscallError } from '../sys/index.js';
+import { closeFd, fcntl, openat, pipe2 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FileKind, RestoreFileCtx } from './kind.js';
 import { emptyFown } from './reg.js';
 import { fillPipe, releasePipes, setStatusFlags, takePipeEnd } from './pipe-data.js';
+import { failure } from './fail.js';
 
 const AT_FDCWD = -100, O_RDONLY = 0, O_WRONLY = 1, O_ACCMODE = 3, O_NONBLOCK = 0o4000;
 const O_LARGEFILE = 0o100000, O_CLOEXEC = 0o2000000;
@@ -64,9 +65,7 @@ export const pipe = {
       setStatusFlags(fd, e.pipe.flags);
     } catch (err) {
       if (fd >= 0) closeFd(fd);
-      if (err instanceof StasisError) throw err;
-      const why = err instanceof SyscallError ? err.message : String(err);
-      throw new StasisError('E_RESTORE_FAILED', `Cannot make pipe ${e.pipe.pipeId} (file ${e.id}): ${why}`, { cause: err });
+      throw failure('E_RESTORE_FAILED', `Cannot make pipe ${e.pipe.pipeId} (file ${e.id})`, err);
     }
     return { status: 'done', fd };
   },

@@ -2,16 +2,17 @@
 // path with the flags they had, at the offset they had.
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
-import { FdTypes, FileEntrySchema } from '../image/gen/stasis/fdinfo_pb.js';
+import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { FownEntrySchema } from '../image/gen/stasis/fown_pb.js';
 import { openat, lseek, SyscallError } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import type { FdProbe, FileKind } from './kind.js';
+import type { DumpFileCtx, FdProbe, FileKind } from './kind.js';
+import type { GhostDumper, GhostSource } from './ghost.js';
 import { isTtyRdev } from './tty.js';
 
 const AT_FDCWD = -100;
-const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000;
-const S_IFMT = 0o170000n, S_IFREG = 0o100000n, S_IFDIR = 0o040000n, S_IFCHR = 0o020000n, S_IFBLK = 0o060000n;
+const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000, O_TMPFILE = 0o20200000;
+const S_IFMT = 0o170000n, S_IFREG = 0o100000n, S_IFDIR = 0o040000n, S_IFCHR = 0o020000n, S_IFBLK = 0o060000n, S_IFLNK = 0o120000n;
 const SEEK_SET = 0;
 
 export const emptyFown = () => create(FownEntrySchema, { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 });
@@ -23,33 +24,31 @@ export const reg = {
     if (!p.link.startsWith('/')) return false;
     const fmt = p.stat.mode & S_IFMT;
     if (fmt === S_IFCHR) return !isTtyRdev(p.stat.rdev);
-    return fmt === S_IFREG || fmt === S_IFDIR || fmt === S_IFBLK;
+    // A symlink itself: open with O_PATH | O_NOFOLLOW.
+    return fmt === S_IFREG || fmt === S_IFDIR || fmt === S_IFBLK || fmt === S_IFLNK;
   },
+  // No mnt_id, as CRIU writes none without the mount images (mountpoints-N.img) that give it
+  // a meaning: CRIU 4.2 looks up a remapped file's mount by it and fails to link its ghost back.
   dump: (p, ctx, id) => {
     const isReg = (p.stat.mode & S_IFMT) === S_IFREG;
-    const { path, gone } = whereIs(p);
-    if (gone) {
-      if (!isReg) {
-        throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${path} was deleted or replaced, and only a regular file's contents can be kept`);
-      }
-      if (!ctx.ghosts) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is an unlinked file`);
-      ctx.ghosts.add(p, id, path);
-    }
-    return create(FileEntrySchema, {
+    const { path, linked } = keepIfGone(p, ctx, id);
+    const own = create(FileEntrySchema, {
       type: FdTypes.REG,
       id,
       reg: {
-        id, flags: p.info.flags, pos: p.info.pos, fown: emptyFown(), name: path, mntId: p.info.mntId,
+        id, flags: p.info.flags, pos: p.info.pos, fown: emptyFown(), name: path,
         ...(isReg ? { size: p.stat.size } : {}), mode: Number(p.stat.mode),
       },
     });
+    return [...linked, own];
   },
   open: (e, ctx) => {
     const r = e.reg;
     if (!r) throw new StasisError('E_CORRUPT', `File ${e.id} is a regular file without its entry`);
-    const flags = (r.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_CLOEXEC;
-    const ghost = ctx.ghosts?.ghostOf(e.id);
-    const name = ghost === undefined ? r.name : ctx.ghosts!.pathFor(ghost, e.id, r.name);
+    // An O_TMPFILE file keeps __O_TMPFILE | O_DIRECTORY in its flags: reopened, it is a plain file.
+    const tmpfile = (r.flags & O_TMPFILE) === O_TMPFILE ? O_TMPFILE : 0;
+    const flags = (r.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | tmpfile)) | O_CLOEXEC;
+    const name = ctx.ghosts?.pathOf(e, ctx.files) ?? r.name;
     let fd: number;
     try {
       fd = openat(AT_FDCWD, name, flags);
@@ -72,22 +71,71 @@ export const reg = {
 const DELETED = ' (deleted)';
 
 /**
+ * Where a file's path no longer leads to it, what restore needs to make it again: a ghost
+ * (its kind and, for a regular file, its contents), or, where it keeps links elsewhere, a
+ * temporary link (whose regular file entry is returned, to go before the file's own).
+ */
+export function keepIfGone(p: FdProbe, ctx: DumpFileCtx, id: number): { path: string; linked: FileEntry[] } {
+  const dead = deadProcPid(p.link, p.stat.dev);
+  if (dead) {
+    if (!ctx.ghosts) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is a file of a process that is gone`);
+    ctx.ghosts.addDeadPid(id, dead.pid);
+    return { path: dead.path, linked: [] };
+  }
+  const src = { pid: p.pid, what: `fd ${p.fd}`, proc: `/proc/${p.pid}/fd/${p.fd}`, fd: p.fd, stat: p.stat, mntId: p.info.mntId };
+  return keepGoneFile(src, p.link, ctx.ghosts, () => ctx.ids.fresh(), id);
+}
+
+/**
+ * keepIfGone() for any file a task holds (an fd, a mapped file): `link` is what its /proc
+ * link reads. Without a ghost dumper a file that is gone fails the dump.
+ */
+export function keepGoneFile(src: GhostSource, link: string, ghosts: GhostDumper | undefined, freshId: () => number, id: number): { path: string; linked: FileEntry[] } {
+  const { path, gone } = whereIs(link, src.stat);
+  if (!gone) return { path, linked: [] };
+  if (!ghosts) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${src.what} of pid ${src.pid}: ${link} is an unlinked file`);
+  // Still linked elsewhere: kept by a new link (a copy would be another inode).
+  if (src.stat.nlink > 0n) {
+    const e = ghosts.addLinked(src, id, path, freshId);
+    return { path, linked: e ? [e] : [] };
+  }
+  ghosts.add(src, id, path);
+  return { path, linked: [] };
+}
+
+const PROC_PID = /^\/proc\/(\d+)(\/|$)/;
+
+/** For a file under /proc/PID (on procfs) of a process that is gone: its pid and path. */
+export function deadProcPid(link: string, dev: bigint): { pid: number; path: string } | null {
+  const path = link.endsWith(DELETED) ? link.slice(0, -DELETED.length) : link;
+  const m = PROC_PID.exec(path);
+  if (!m || fs.existsSync(`/proc/${m[1]}`)) return null;
+  try {
+    if (fs.statSync('/proc', { bigint: true }).dev !== dev) return null;
+  } catch {
+    return null;
+  }
+  return { pid: Number(m[1]), path };
+}
+
+/**
  * The path of the file behind an fd, and whether that path still leads to it: not when the
  * file was unlinked (the link ends in ` (deleted)`) or another file now has its name.
  */
-function whereIs(p: FdProbe): { path: string; gone: boolean } {
-  if (p.link.endsWith(DELETED)) {
+function whereIs(link: string, stat: fs.BigIntStats): { path: string; gone: boolean } {
+  if (link.endsWith(DELETED)) {
     // A file really named `x (deleted)`, still there, looks the same: stat tells.
-    if (sameInode(p.link, p)) return { path: p.link, gone: false };
-    return { path: p.link.slice(0, -DELETED.length), gone: true };
+    if (sameInode(link, stat)) return { path: link, gone: false };
+    return { path: link.slice(0, -DELETED.length), gone: true };
   }
-  return { path: p.link, gone: p.stat.nlink === 0n || !sameInode(p.link, p) };
+  return { path: link, gone: stat.nlink === 0n || !sameInode(link, stat) };
 }
 
-function sameInode(path: string, p: FdProbe): boolean {
+function sameInode(path: string, stat: fs.BigIntStats): boolean {
   try {
-    const st = fs.statSync(path, { bigint: true });
-    return st.dev === p.stat.dev && st.ino === p.stat.ino;
+    // An fd on a symlink itself (O_PATH | O_NOFOLLOW) is compared with the symlink, not its target.
+    const st = (stat.mode & S_IFMT) === S_IFLNK ? fs.lstatSync(path, { bigint: true }) : fs.statSync(path, { bigint: true });
+    return st.dev === stat.dev && st.ino === stat.ino;
   } catch {
     return false;
   }

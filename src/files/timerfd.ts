@@ -3,7 +3,8 @@
 // an overdue periodic timer as disarmed with one expiration: stasis first calls
 // timerfd_gettime on the file (taken with pidfd_getfd), which counts the missed expirations
 // and arms the next one, as the task's own next read or gettime would. An absolute
-// timer is re-armed at now + time left on its clock, as CRIU does.
+// timer is re-armed at now + time left on its clock, as CRIU does. CRIU's images keep an
+// overdue periodic timer disarmed: it is armed one interval ahead.
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema } from '../image/gen/stasis/fdinfo_pb.js';
 import fs from 'node:fs';
@@ -37,6 +38,10 @@ export const timerfd = {
     const t = e.tfd;
     if (!t) throw new StasisError('E_CORRUPT', `File ${e.id} is a timerfd without its entry`);
     let value = { sec: t.vsec, nsec: Number(t.vnsec) };
+    // CRIU dumps an overdue periodic timer as fdinfo shows it: disarmed, with expirations
+    // to read. It still runs: its next expiration is due within one interval.
+    const periodic = t.isec !== 0n || t.insec !== 0n;
+    if (value.sec === 0n && value.nsec === 0 && periodic && t.ticks > 0n) value = { sec: t.isec, nsec: Number(t.insec) };
     const armed = value.sec !== 0n || value.nsec !== 0;
     if (armed && t.settimeFlags & TFD_TIMER_ABSTIME) {
       const now = clockGettime(t.clockid);

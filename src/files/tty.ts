@@ -1,34 +1,49 @@
-// Terminals. A shell job's terminal belongs to the shell that ran it, not to the job: with
-// --shell-job the fds on it are dumped as a TTY entry, and restore points them at the
-// terminal stasis itself runs on (CRIU's --shell-job does the same).
+// Terminals, as CRIU keeps them: a TtyFileEntry per open file naming a TtyInfoEntry per tty
+// (tty-info.img: kind, termios, window size, pty index, lock and packet mode, the session
+// and foreground group it controls) and the bytes queued in pty pairs (tty-data.img).
+// - A pty pair whose master is in the tree comes back whole: the master at its index, the
+//   slaves opened on it, with their state and queued bytes (tty-state.ts, tty-restore.ts).
+// - /dev/tty comes back as a file of the terminal it led to (the session's controlling one).
+// - A pty slave whose master is not in the tree is the terminal of the shell that runs the
+//   tree: with --shell-job it is re-attached to the terminal stasis itself runs on (CRIU's
+//   --shell-job does the same); without, the dump is refused.
+// - The console and virtual terminals are devices: reopened by path.
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema } from '../image/gen/stasis/fdinfo_pb.js';
-import { TtyInfoEntrySchema, TtyType, type TtyInfoEntry } from '../image/gen/stasis/tty_pb.js';
-import { openat } from '../sys/index.js';
+import { TtyType, type TtyInfoEntry } from '../image/gen/stasis/tty_pb.js';
+import { openat, ttyGetInt, withTaskFd, TIOC, SyscallError } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import type { FileKind } from './kind.js';
-import { emptyFown } from './reg.js';
+import type { FdProbe, FileKind } from './kind.js';
+import { emptyFown, keepIfGone } from './reg.js';
+import { ptyPair, ctty } from './tty-restore.js';
 
 const S_IFMT = 0o170000n, S_IFCHR = 0o020000n;
-const O_NOCTTY = 0o400, O_CLOEXEC = 0o2000000, O_ACCMODE = 3;
+const O_NOCTTY = 0o400, O_CLOEXEC = 0o2000000, O_ACCMODE = 3, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000;
 
-const major = (rdev: bigint) => Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-const minor = (rdev: bigint) => Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+export const major = (rdev: bigint) => Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+export const minor = (rdev: bigint) => Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
 
-/** Terminals: the console and virtual terminals (4, 5), pty slaves (136-143), serial (204). */
+/** Terminals: the console, /dev/tty and ptmx (5), virtual terminals (4), pty slaves (136-143), serial (204). */
 export function isTtyRdev(rdev: bigint): boolean {
   const m = major(rdev);
   return m === 4 || m === 5 || (m >= 136 && m <= 143) || m === 204;
 }
 
-function ttyType(rdev: bigint): TtyType {
-  const m = major(rdev);
-  if (m >= 136 && m <= 143) return TtyType.PTY;
-  if (m === 5) return minor(rdev) === 0 ? TtyType.CTTY : TtyType.CONSOLE;
-  if (m === 4) return TtyType.VT;
-  return TtyType.SERIAL;
+/** `hungup`: a pty slave whose master was closed. */
+export type TtyRole = 'master' | 'slave' | 'hungup' | 'ctty' | 'console' | 'vt' | 'serial';
+
+export function ttyRole(rdev: bigint): TtyRole {
+  const m = major(rdev), n = minor(rdev);
+  if (m >= 136 && m <= 143) return 'slave';
+  if (m === 5) return n === 0 ? 'ctty' : n === 2 ? 'master' : 'console';
+  if (m === 4) return n < 64 ? 'vt' : 'serial';
+  return 'serial';
 }
+
+export const ROLE_TYPE: Record<TtyRole, TtyType> = {
+  master: TtyType.PTY, slave: TtyType.PTY, hungup: TtyType.PTY, ctty: TtyType.CTTY, console: TtyType.CONSOLE, vt: TtyType.VT, serial: TtyType.SERIAL,
+};
 
 /** The terminal stasis runs on: the first of its standard fds that is one. */
 export function ourTerminal(): string | null {
@@ -48,32 +63,76 @@ export const tty = {
   type: FdTypes.TTY,
   detect: (p) => p.link.startsWith('/') && (p.stat.mode & S_IFMT) === S_IFCHR && isTtyRdev(p.stat.rdev),
   dump: (p, ctx, id) => {
-    if (!ctx.shellJob) {
-      throw new StasisError('E_UNSUPPORTED_FD',
-        `Cannot dump fd ${p.fd} of pid ${p.pid}: it is the terminal ${p.link}; dump with --shell-job to re-attach it at restore`);
-    }
-    return create(FileEntrySchema, {
-      type: FdTypes.TTY,
-      id,
-      tty: { id, ttyInfoId: id, flags: p.info.flags, fown: emptyFown() },
-    });
+    const role = ttyRole(p.stat.rdev);
+    if (!ctx.ttys) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: it is the terminal ${p.link}`);
+    const index = role === 'master' ? ptyIndex(p) : role === 'slave' ? minor(p.stat.rdev) + (major(p.stat.rdev) - 136) * 256 : -1;
+    const ttyInfoId = ctx.ttys.file(p, id, role, index, () => ctx.ids.fresh());
+    // Every terminal names a REG entry of its device, as CRIU's regf_id (CRIU 4.2 refuses a TTY
+    // without one as deprecated); a device reopened by its path (the console, a VT) is opened by it.
+    const regfId = ctx.ids.fresh();
+    const byPath = role === 'console' || role === 'vt' || role === 'serial';
+    const { path, linked } = byPath ? keepIfGone(p, ctx, regfId) : { path: p.link, linked: [] };
+    return [
+      ...linked,
+      create(FileEntrySchema, {
+        type: FdTypes.REG, id: regfId,
+        reg: { id: regfId, flags: p.info.flags, pos: 0n, fown: emptyFown(), name: path, mode: Number(p.stat.mode) },
+      }),
+      create(FileEntrySchema, { type: FdTypes.TTY, id, tty: { id, ttyInfoId, flags: p.info.flags, fown: emptyFown(), regfId } }),
+    ];
   },
   open: (e, ctx) => {
-    if (!e.tty) throw new StasisError('E_CORRUPT', `File ${e.id} is a terminal without its entry`);
-    if (!ctx.shellJob) {
-      throw new StasisError('E_BAD_ARGS', 'The image holds a shell job (a task on a terminal): restore it with --shell-job');
+    const t = e.tty;
+    if (!t) throw new StasisError('E_CORRUPT', `File ${e.id} is a terminal without its entry`);
+    const info = ctx.ttys.infos.get(t.ttyInfoId);
+    if (!info) throw new StasisError('E_CORRUPT', `Terminal file ${e.id} names tty ${t.ttyInfoId}, which tty-info.img lacks`);
+    const flags = (t.flags & ~(O_CREAT | O_EXCL | O_TRUNC)) | O_NOCTTY | O_CLOEXEC;
+    const role = ttyRole(BigInt(info.rdev));
+    if (info.type === TtyType.CONSOLE || info.type === TtyType.VT || info.type === TtyType.SERIAL) {
+      const r = t.regfId !== undefined ? ctx.files.get(t.regfId) : undefined;
+      if (!r?.reg) throw new StasisError('E_CORRUPT', `Terminal file ${e.id} names no REG entry of its device`);
+      const name = ctx.ghosts?.pathOf(r, ctx.files) ?? r.reg.name;
+      return { status: 'done', fd: reopen(name, flags, e.id) };
     }
-    const own = ourTerminal();
-    if (!own) throw new StasisError('E_RESTORE_FAILED', 'Cannot restore a shell job: stasis is not running on a terminal');
-    return { status: 'done', fd: openat(-100, own, (e.tty.flags & O_ACCMODE) | O_NOCTTY | O_CLOEXEC) };
+    if (info.hungUp) return { status: 'done', fd: ctx.ttys.hungUpSlave(info, flags) };
+    // The shell's terminal: not in the tree, re-attached to stasis's own.
+    const index = info.pty?.index ?? (role === 'ctty' ? cttyIndex(info, ctx.ttys.infos.values()) : undefined);
+    const inTree = index !== undefined && ctx.ttys.hasMaster(index);
+    if (!inTree) {
+      if (!ctx.shellJob) throw new StasisError('E_BAD_ARGS', 'The image holds a shell job (a task on a terminal): restore it with --shell-job');
+      const own = ourTerminal();
+      if (!own) throw new StasisError('E_RESTORE_FAILED', 'Cannot restore a shell job: stasis is not running on a terminal');
+      return { status: 'done', fd: openat(-100, own, (t.flags & O_ACCMODE) | O_NOCTTY | O_CLOEXEC) };
+    }
+    const pair = ptyPair(ctx.ttys, index!);
+    if (role === 'master') return { status: 'done', fd: pair.takeMaster() };
+    if (role === 'slave') return { status: 'done', fd: reopen(`/dev/pts/${index}`, flags, e.id) };
+    return { status: 'done', fd: ctty(pair, flags) };
   },
+  finish: (ctx) => ctx.ttys.finish(),
 } satisfies FileKind;
 
-/** The tty-info entry CRIU writes beside each terminal file. */
-export function ttyInfo(id: number, rdev: bigint, sid: number, pgrp: number): TtyInfoEntry {
-  const type = ttyType(rdev);
-  return create(TtyInfoEntrySchema, {
-    id, type, locked: false, exclusive: false, packetMode: false, sid, pgrp, rdev: Number(rdev & 0xffffffffn),
-    ...(type === TtyType.PTY ? { pty: { index: minor(rdev) + (major(rdev) - 136) * 256 } } : {}),
-  });
+/**
+ * The pty a /dev/tty of a CRIU image leads to: CRIU gives its CTTY entry no index, only the
+ * session, whose controlling terminal is the pty slave of that session.
+ */
+function cttyIndex(info: TtyInfoEntry, infos: Iterable<TtyInfoEntry>): number | undefined {
+  if (!info.sid) return undefined;
+  for (const i of infos) if (i.type === TtyType.PTY && i.sid === info.sid && i.pty && ttyRole(BigInt(i.rdev)) === 'slave') return i.pty.index;
+  return undefined;
+}
+
+function ptyIndex(p: FdProbe): number {
+  const r = withTaskFd(p.pid, p.fd, (fd) => ttyGetInt(fd, TIOC.TIOCGPTN));
+  if ('errno' in r) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} gives no pty index (errno ${r.errno})`);
+  return r.value;
+}
+
+function reopen(name: string, flags: number, id: number): number {
+  try {
+    return openat(-100, name, flags);
+  } catch (err) {
+    const why = err instanceof SyscallError ? err.code : String(err);
+    throw new StasisError('E_RESTORE_FAILED', `Cannot reopen the terminal ${name} (file ${id}): ${why}`, { cause: err });
+  }
 }

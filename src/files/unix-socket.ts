@@ -3,60 +3,80 @@
 // Dump: sock_diag gives each socket's type, state, name, peer inode and shutdown state; the
 // socket is taken into stasis with pidfd_getfd to read its options and peek its queue.
 // Supported: the two ends of a connection held by the tree (socketpair, or a connection
-// accepted from a listener of the tree), a listener bound to a path (absolute, or relative
-// to the task's cwd), a datagram socket bound to a path and the sockets connected to it, an
-// end whose peer was closed, an unconnected unbound socket. Refused, naming pid, fd and why:
-// peers outside the tree, abstract names, connections not accepted yet, fds, credentials or
-// datagrams from bound senders in flight, signal-driven I/O and owners.
+// accepted from a listener of the tree), a listener bound to an abstract name or a path (absolute, or relative
+// to the task's cwd) and the connections it has not accepted yet (the client ends, which
+// sock_diag's UNIX_DIAG_ICONS names; as CRIU does, each is dumped with the listener as its
+// peer, in the listener's queue order), a socket bound and never connected, a datagram socket
+// bound to a path and the sockets connected to it, an end whose peer was closed, an
+// unconnected unbound socket. Refused, naming pid, fd and why:
+// peers outside the tree, connections not accepted yet whose client was closed or sent data
+// (it waits in the end not accepted, which nothing reads without accepting), credentials or
+// datagrams from bound senders in flight, fds in flight in a stream socket, signal-driven I/O
+// and owners. Files in flight in a datagram or seqpacket queue (SCM_RIGHTS) are dumped as
+// file objects of their own (dump-fds.ts) and named by their packet's scm entry.
 //
 // Restore: each connection is made once, when its first entry opens, by socketpair() in
 // stasis, or, for an accepted one, by connecting to the restored listener and accepting (so
 // the accepted end is bound to the listener's path, as before; a listener of stasis's own
-// stands in for one that was closed); both queues are refilled by sending from the other
+// stands in for one that was closed); a connection not accepted yet by connecting its client
+// end to the restored listener again, once the accepted ones are made; both queues are refilled by sending from the other
 // end, then options, flags and shutdown are set on both. The end for the peer's entry waits
-// in the restore state until that entry opens. Not kept: the peer credentials (SO_PEERCRED
-// names stasis) and an SO_PEEK_OFF the task had set (CRIU's image has no field for it).
+// in the restore state until that entry opens. A pair is made by a task holding the pid, uid
+// and gid its SO_PEERCRED names (restore/socket-pairs.ts), where that pid is free. Not kept:
+// the peer credentials of an accepted connection, or one not accepted yet (SO_PEERCRED names
+// stasis) and an SO_PEEK_OFF the task had set (CRIU's image has no field for it).
 import fs from 'node:fs';
 import { join as pathJoin } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { UnixSkEntrySchema, type UnixSkEntry } from '../image/gen/stasis/sk-unix_pb.js';
 import {
-  accept4, bindUnix, closeFd, connectUnix, fcntl, getsockoptInt, listen, pidfdGetfd, pidfdOpen,
-  setsockoptInt, shutdown, socket, socketpair, unixSockets, SyscallError,
+  accept4, bindUnix, closeFd, peerCred, connectUnix, fcntl, getsockoptInt, listen, pidfdGetfd, pidfdOpen,
+  setsockoptInt, shutdown, socket, socketpair, SyscallError,
   AF_UNIX, SHUT_RD, SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET,
-  SO_PASSCRED, SO_PASSSEC, SO_RCVBUF, SO_SNDBUF,
+  SO_RCVBUF, SO_SNDBUF,
+  inDirectory,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FdProbe, FileKind, RestoreFileCtx } from './kind.js';
 import { emptyFown } from './reg.js';
 import { setStatusFlags } from './pipe-data.js';
-import { checkUnixPeers, diagOf, fillQueue, peekQueue, queueItems } from './unix-socket-data.js';
-import { bufsAndTimeouts, setBufSize, setTimeouts } from './sk-opts.js';
+import { checkUnixPeers, diagOf, fillQueue, iconOf, imageName, peekQueue, queueItems, USK_EXTERN, type UnixSkSink } from './unix-socket-data.js';
+import { boundFile, bindRemoved } from './unix-socket-path.js';
+import { bufsAndTimeouts, generalOpts, setBufSize, setGeneralOpts, setTimeouts } from './sk-opts.js';
+import { failure } from './fail.js';
 
-const TCP_ESTABLISHED = 1, TCP_LISTEN = 10;
-const O_ASYNC = 0o20000, F_GETOWN = 9;
+const TCP_ESTABLISHED = 1, TCP_CLOSE = 7, TCP_LISTEN = 10;
+const O_ASYNC = 0o20000, F_GETOWN = 9, SOCK_NONBLOCK = 0o4000;
 const TYPES = new Set([SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET]);
 const inoOf = (p: FdProbe) => Number(p.stat.ino);
 
 /** What restore cannot give back, found in sock_diag's view of the socket. */
-function refusal(d: NonNullable<ReturnType<typeof diagOf>>): string | undefined {
+function refusal(d: NonNullable<ReturnType<typeof diagOf>>, sink: UnixSkSink): string | undefined {
   if (!TYPES.has(d.type)) return `is of socket type ${d.type}, not supported`;
-  if (d.name.length && d.name[0] === 0) return 'is bound to an abstract name, not supported yet';
   if (d.state === TCP_LISTEN) {
     if (d.type === SOCK_DGRAM) return 'is a listening datagram socket';
-    if (d.icons.length || d.rqueue) return `is listening with ${Math.max(d.icons.length, d.rqueue)} connections not accepted yet, not supported yet`;
+    // A connection not accepted yet comes back by connecting its client end again.
+    if (d.icons.includes(0)) return 'is listening with a connection not accepted yet whose client end was closed, not supported yet';
+    for (const c of d.icons) {
+      const cd = sink.diag?.get(c);
+      // What the client sent waits in the end the listener has not accepted: no syscall reads it without accepting.
+      if (cd?.wqueue) return `is listening with a connection not accepted yet from socket:[${c}], whose client sent it data (${cd.wqueue} bytes of its send buffer in use), which cannot be read without accepting it, not supported yet`;
+    }
+    if (d.icons.length !== d.rqueue) return `is listening with ${d.rqueue} connections not accepted yet, of which sock_diag names ${d.icons.length}`;
     return undefined;
   }
-  if (d.name.length && d.peer === undefined && d.type !== SOCK_DGRAM) return `is bound to ${d.name.toString()} without listening, not supported yet`;
+  const pending = iconOf(sink, d.ino);
+  if (pending && d.name.length) return `is bound to ${d.name.toString()} and connected to a listener that has not accepted it yet, not supported yet`;
+  if (pending) return undefined;
+  if (d.name.length && d.peer === undefined && d.type !== SOCK_DGRAM && d.state !== TCP_CLOSE) return `is bound to ${d.name.toString()} in state ${d.state}, not supported yet`;
   if (d.peer === 0 && d.type !== SOCK_DGRAM && d.shutdown !== 3) return 'is connected to a listener that has not accepted it yet, not supported yet';
   return undefined;
 }
 
 function dumpOpts(fd: number) {
   return {
-    ...bufsAndTimeouts(fd),
-    soPasscred: getsockoptInt(fd, SOL_SOCKET, SO_PASSCRED) !== 0, soPasssec: getsockoptInt(fd, SOL_SOCKET, SO_PASSSEC) !== 0,
+    ...bufsAndTimeouts(fd), ...generalOpts(fd),
   };
 }
 
@@ -65,57 +85,46 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
   const what = () => `fd ${p.fd} of pid ${p.pid}: ${p.link}`;
   const d = diagOf(ctx.unix, ino);
   if (!d) throw new StasisError('E_DUMP_FAILED', `Cannot dump ${what()}: sock_diag does not know the socket`);
-  const refused = refusal(d);
-  if (refused) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} ${refused}`);
-  if (p.info.flags & O_ASYNC) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} has O_ASYNC set (signal-driven I/O), not supported yet`);
+  const refused = refusal(d, ctx.unix);
+  if (refused) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} ${refused}`);
+  if (p.info.flags & O_ASYNC) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} has O_ASYNC set (signal-driven I/O), not supported yet`);
   const pidfd = pidfdOpen(p.pid);
   let taken = -1;
   try {
     taken = pidfdGetfd(pidfd, p.fd);
     const owner = fcntl(taken, F_GETOWN);
-    if (owner !== 0) throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
-    let filePerms;
-    const nameDir = d.name.length && d.name[0] !== 0x2f ? dirOfRelativeName(p, d) : undefined;
-    // A listener, or a datagram socket bound to receive: restore binds the path again.
-    if (d.name.length && d.peer === undefined) {
-      const path = nameDir ? pathJoin(nameDir, d.name.toString()) : d.name.toString();
-      const st = fs.lstatSync(path, { throwIfNoEntry: false });
-      if (!st || !st.isSocket() || st.ino !== d.vfs?.ino) {
-        throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump ${what()} is bound to ${path}, whose socket file was removed or replaced, not supported yet`);
-      }
-      filePerms = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+    if (owner !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
+    const abstract = d.name.length > 0 && d.name[0] === 0;
+    const file = d.name.length && !abstract ? boundFile(taken, d.name.toString(), what) : undefined;
+    const nameDir = file?.nameDir;
+    // A listener, a socket bound and never connected, or a datagram socket bound to receive:
+    // restore binds the path again (an abstract name has no file), and removes it again if
+    // the socket's file was removed.
+    // (A datagram socket's name is its own: none takes one from its peer.)
+    const binds = file && (d.peer === undefined || d.type === SOCK_DGRAM);
+    // A stream or seqpacket socket never connected has no queue (recvmsg refuses it: EINVAL, ENOTCONN).
+    const neverConnected = d.type !== SOCK_DGRAM && d.state !== TCP_ESTABLISHED;
+    if (d.state !== TCP_LISTEN && !neverConnected) {
+      const rights = new Map<number, number[]>();
+      const onRights = ctx.dumpInFlight && ((i: number, fds: number[]) => rights.set(i, fds.map((f) => ctx.dumpInFlight!(f))));
+      ctx.unix.queues.push(...queueItems(id, peekQueue(taken, d.type, what, d.rqueue, (d.shutdown & 1) !== 0, onRights), rights));
     }
-    if (d.state !== TCP_LISTEN) {
-      ctx.unix.queues.push(...queueItems(id, peekQueue(taken, d.type, what, d.rqueue, (d.shutdown & 1) !== 0)));
-    }
+    const cred = d.state === TCP_ESTABLISHED && !iconOf(ctx.unix, ino) ? peerCred(taken) : undefined;
     const usk = create(UnixSkEntrySchema, {
       id, ino, type: d.type, state: d.state, flags: p.info.flags, uflags: 0,
-      backlog: d.state === TCP_LISTEN ? d.wqueue : 0, peer: d.peer ?? 0, fown: emptyFown(), opts: dumpOpts(taken),
-      name: d.name, shutdown: d.shutdown & 3, ...(filePerms ? { filePerms } : {}), ...(nameDir ? { nameDir } : {}),
+      backlog: d.state === TCP_LISTEN ? d.wqueue : 0, peer: iconOf(ctx.unix, ino)?.listener ?? d.peer ?? 0, fown: emptyFown(), opts: dumpOpts(taken),
+      name: imageName(d.name), shutdown: d.shutdown & 3, ...(binds ? { filePerms: file.perms } : {}), ...(nameDir ? { nameDir } : {}),
+      ...(binds && file.deleted ? { deleted: true } : {}),
+      ...(cred && cred.pid > 0 ? { peerCred: { pid: cred.pid, uid: cred.uid >>> 0, gid: cred.gid >>> 0 } } : {}),
     });
     ctx.unix.seen.set(ino, { pid: p.pid, fd: p.fd, entry: usk });
     return create(FileEntrySchema, { type: FdTypes.UNIXSK, id, usk });
   } catch (err) {
-    if (err instanceof StasisError) throw err;
-    const why = err instanceof SyscallError ? err.message : String(err);
-    throw new StasisError('E_DUMP_FAILED', `Cannot read ${what()}: ${why}`, { cause: err });
+    throw failure('E_DUMP_FAILED', `Cannot read ${what()}`, err);
   } finally {
     if (taken >= 0) closeFd(taken);
     closeFd(pidfd);
   }
-}
-
-/**
- * The directory a relative name was bound in: the task's cwd, if the name resolves there to
- * the socket's own file (bind-time cwd is not kept by the kernel; CRIU's name_dir).
- */
-function dirOfRelativeName(p: FdProbe, d: NonNullable<ReturnType<typeof diagOf>>): string {
-  const cwd = fs.readlinkSync(`/proc/${p.pid}/cwd`);
-  const st = fs.lstatSync(pathJoin(cwd, d.name.toString()), { throwIfNoEntry: false });
-  if (!st?.isSocket() || st.ino !== d.vfs?.ino) {
-    throw new StasisError('E_UNSUPPORTED_FD', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is bound to the relative path ${d.name.toString()}, which does not lead to it from the task's cwd ${cwd}, not supported yet`);
-  }
-  return cwd;
 }
 
 /** Where a path-bound socket's file is. */
@@ -124,18 +133,15 @@ const fsPath = (u: UnixSkEntry) => {
   return u.nameDir ? pathJoin(u.nameDir, name) : name;
 };
 
+/** A name in the abstract namespace (its first byte NUL): no file stands for it. */
+const isAbstract = (u: UnixSkEntry) => u.name.length > 0 && u.name[0] === 0;
+
 /** Binds or connects to `u`'s name as the task did: a relative name from its directory. */
 function byName(u: UnixSkEntry, op: (name: Buffer) => void): void {
   const name = Buffer.from(u.name);
   if (!u.nameDir) return op(name);
   // Only a bind() made from that directory gives the socket its relative name back.
-  const back = process.cwd();
-  process.chdir(u.nameDir);
-  try {
-    op(name);
-  } finally {
-    process.chdir(back);
-  }
+  inDirectory(u.nameDir, () => op(name));
 }
 
 /** Flags, options and shutdown state of the image, on a socket whose queue is in place. */
@@ -146,106 +152,243 @@ function setUp(fd: number, u: UnixSkEntry): void {
   setBufSize(fd, SO_SNDBUF, o.soSndbuf >> 1);
   setBufSize(fd, SO_RCVBUF, o.soRcvbuf >> 1);
   setTimeouts(fd, o);
-  if (o.soPasscred) setsockoptInt(fd, SOL_SOCKET, SO_PASSCRED, 1);
-  if (o.soPasssec) setsockoptInt(fd, SOL_SOCKET, SO_PASSSEC, 1);
+  setGeneralOpts(fd, o);
   const sh = u.shutdown ?? 0;
   if (sh & 1) shutdown(fd, SHUT_RD);
   if (sh & 2) shutdown(fd, SHUT_WR);
 }
 
-/** A listener, or a datagram socket bound to receive (its queue put back through a socket connected to it). */
-function makeBound(u: UnixSkEntry, ctx: RestoreFileCtx): number {
+/**
+ * Binds `fd` to `u`'s name, its file with `u`'s mode and owner; a file that was removed is
+ * removed again, and kept open for those that connect to it (connectTo()).
+ */
+function bindName(fd: number, u: UnixSkEntry, ctx: RestoreFileCtx): void {
   const path = fsPath(u);
-  const st = fs.lstatSync(path, { throwIfNoEntry: false });
-  if (st && !st.isSocket()) throw new StasisError('E_RESTORE_FAILED', `Cannot bind socket ${u.id} to ${path}: it exists and is not a socket`);
-  // A socket file left by the dumped listener (or an earlier restore) holds the name: only a socket file is removed.
-  if (st) fs.unlinkSync(path);
-  const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
-  try {
+  const bind = () => {
     byName(u, (n) => bindUnix(fd, n));
-    if (u.state === TCP_LISTEN) listen(fd, u.backlog);
-    if (u.filePerms) {
+    if (u.filePerms && !isAbstract(u)) {
       fs.chmodSync(path, u.filePerms.mode);
       fs.chownSync(path, u.filePerms.uid, u.filePerms.gid);
     }
+  };
+  if (u.deleted && !isAbstract(u)) {
+    ctx.unix.ghosts.set(u.ino, bindRemoved(path, bind));
+  } else {
+    const st = isAbstract(u) ? undefined : fs.lstatSync(path, { throwIfNoEntry: false });
+    if (st && !st.isSocket()) throw new StasisError('E_RESTORE_FAILED', `Cannot bind socket ${u.id} to ${path}: it exists and is not a socket`);
+    // A socket file left by the dumped socket (or an earlier restore) holds the name: only a socket file is removed.
+    if (st) fs.unlinkSync(path);
+    bind();
+  }
+  ctx.unix.bound.set(u.ino, fd);
+}
+
+/**
+ * A listener, a bound socket never connected, or a datagram socket bound to receive (its
+ * queue put back through a socket connected to it), or connected to itself (once its queue is).
+ */
+function makeBound(u: UnixSkEntry, ctx: RestoreFileCtx): number {
+  const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+  try {
+    bindName(fd, u, ctx);
+    if (u.state === TCP_LISTEN) listen(fd, u.backlog);
     const queue = ctx.unix.queues.get(u.id);
     if (queue?.length) {
       const sender = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
       try {
-        byName(u, (n) => connectUnix(sender, n));
-        fillQueue(sender, queue, u.type, `socket ${u.id} bound to ${path}`);
+        connectTo(sender, u, ctx);
+        fillQueue(sender, queue, u.type, `socket ${u.id} bound to ${fsPath(u)}`, passed(u.id, ctx));
       } finally {
         closeFd(sender);
       }
     }
+    if (u.peer === u.ino) connectTo(fd, u, ctx);
     setUp(fd, u);
   } catch (err) {
     closeFd(fd);
     throw err;
   }
-  ctx.unix.listeners.set(Buffer.from(u.name).toString('hex'), fd);
   return fd;
+}
+
+/** Connects `fd` to the bound socket `to`: by its name, or through its file kept open if that was removed. */
+function connectTo(fd: number, to: UnixSkEntry, ctx: RestoreFileCtx): void {
+  const file = ctx.unix.ghosts.get(to.ino);
+  if (file !== undefined) return connectUnix(fd, Buffer.from(`/proc/self/fd/${file}`));
+  byName(to, (n) => connectUnix(fd, n));
 }
 
 /** The two ends of `u`'s connection: [u's, its peer's]; undefined while the listener it came from is not open yet. */
 function makeConnection(u: UnixSkEntry, peer: UnixSkEntry, ctx: RestoreFileCtx): [number, number] | undefined {
+  // A datagram pair: either end may have been bound (by itself: no datagram socket takes a name from a peer).
+  if (u.type === SOCK_DGRAM) {
+    const ends = pairOf(u, ctx);
+    try {
+      if (u.name.length) bindName(ends[0], u, ctx);
+      if (peer.name.length) bindName(ends[1], peer, ctx);
+    } catch (err) {
+      ends.forEach(closeFd);
+      throw err;
+    }
+    return ends;
+  }
   const accepted = u.name.length ? u : peer.name.length ? peer : undefined;
   if (accepted) {
     const key = Buffer.from(accepted.name).toString('hex');
-    const hasListener = [...ctx.files.values()].some((f) => f.usk?.state === TCP_LISTEN && Buffer.from(f.usk.name).toString('hex') === key);
-    if (hasListener) {
-      const lfd = ctx.unix.listeners.get(key);
+    // The dump refuses an accepted end whose name more than one listener of the tree has.
+    const listener = [...ctx.files.values()].find((f) => f.usk?.state === TCP_LISTEN && Buffer.from(f.usk.name).toString('hex') === key)?.usk;
+    if (listener) {
+      const lfd = ctx.unix.bound.get(listener.ino);
       if (lfd === undefined) return undefined;
       const client = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
       let acc = -1;
       try {
-        byName(accepted, (n) => connectUnix(client, n));
+        connectTo(client, listener, ctx);
         acc = accept4(lfd, SOCK_CLOEXEC);
       } catch (err) {
         closeFd(client);
         throw err;
       }
+      ctx.unix.acceptedMade.add(accepted.ino);
       return accepted === u ? [acc, client] : [client, acc];
     }
     const viaTemp = acceptThroughTemporaryListener(u, accepted);
     if (viaTemp) return viaTemp;
   }
-  return socketpair(u.type | SOCK_CLOEXEC);
+  return pairOf(u, ctx);
+}
+
+/**
+ * A connection its listener had not accepted yet: the client end connects to the restored
+ * listener again. Only once every connection accepted from that listener is made (each is
+ * made by connecting and accepting, which would take this one instead) and the connections
+ * queued before it are (files.img holds them in the listener's queue order, which accept() keeps).
+ */
+function connectPending(u: UnixSkEntry, listener: UnixSkEntry, ctx: RestoreFileCtx): ReturnType<FileKind['open']> {
+  const st = ctx.unix;
+  const key = Buffer.from(listener.name).toString('hex');
+  if (st.queues.get(u.id)?.length) throw new StasisError('E_CORRUPT', `Socket ${u.id} (socket:[${u.ino}]) has packets queued, but its listener never accepted the connection that could have sent them`);
+  if (st.bound.get(listener.ino) === undefined) return { status: 'retry' };
+  let before = true;
+  for (const f of ctx.files.values()) {
+    const o = f.usk;
+    if (!o || o.type === SOCK_DGRAM) continue;
+    if (o === u) before = false;
+    else if (before && o.peer === listener.ino && !st.pendingMade.has(o.ino)) return { status: 'retry' };
+    const acceptedHere = o.state === TCP_ESTABLISHED && o.peer !== 0 && st.byIno?.get(o.peer)?.peer === o.ino && Buffer.from(o.name).toString('hex') === key;
+    if (acceptedHere && !st.acceptedMade.has(o.ino)) return { status: 'retry' };
+  }
+  // Not blocking: a listener whose backlog is full would hold stasis in connect().
+  const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC | SOCK_NONBLOCK);
+  try {
+    connectTo(fd, listener, ctx);
+    setUp(fd, u);
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+  st.pendingMade.add(u.ino);
+  return { status: 'done', fd };
+}
+
+/** A datagram socket connected to a socket outside the tree: connected to its name again, whatever holds it now (CRIU's --ext-unix-sk). */
+function connectOutside(u: UnixSkEntry, outside: UnixSkEntry, ctx: RestoreFileCtx): ReturnType<FileKind['open']> {
+  const name = Buffer.from(outside.name);
+  const shown = name[0] === 0 ? `@${name.subarray(1).toString()}` : name.toString();
+  if (!ctx.unix.extUnixSk) {
+    throw new StasisError('E_UNSUPPORTED', `Cannot restore socket ${u.id} (socket:[${u.ino}]): it was connected to ${shown} outside the tree, which needs --ext-unix-sk`);
+  }
+  const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+  try {
+    connectUnix(fd, name);
+    setUp(fd, u);
+  } catch (err) {
+    closeFd(fd);
+    throw err;
+  }
+  return { status: 'done', fd };
+}
+
+/** A socket pair, made by the pid and credentials that made `u`'s where the image has them. */
+function pairOf(u: UnixSkEntry, ctx: RestoreFileCtx): [number, number] {
+  const c = u.peerCred;
+  return (c && ctx.socketPairAs?.(u.type | SOCK_CLOEXEC, c)) || socketpair(u.type | SOCK_CLOEXEC);
 }
 
 /**
  * An accepted end whose listener was closed: a listener of stasis's own, bound to the path
- * for a moment, gives it its name back. Only where no live listener holds the path (a stale
- * socket file is replaced by an equally stale one; a path that did not exist is removed
- * again); otherwise undefined, and the connection is a plain pair whose accepted end is unbound.
+ * for a moment, gives it its name back. The path is left as it was (a stale socket file,
+ * another file, a live socket's, nothing): it is moved aside for that moment and back, as
+ * for a removed socket (bindRemoved()). An abstract name: see acceptThroughAbstract().
  */
 function acceptThroughTemporaryListener(u: UnixSkEntry, accepted: UnixSkEntry): [number, number] | undefined {
-  const path = fsPath(accepted);
-  const st = fs.lstatSync(path, { throwIfNoEntry: false });
-  if (st && !st.isSocket()) return undefined;
-  if (st && [...unixSockets().values()].some((d) => d.state === TCP_LISTEN && d.vfs?.ino === st.ino)) return undefined;
-  if (st) fs.unlinkSync(path);
+  if (isAbstract(accepted)) return acceptThroughAbstract(u, accepted);
   const l = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
   const client = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+  let acc = -1;
   try {
-    byName(accepted, (n) => bindUnix(l, n));
-    listen(l, 1);
-    byName(accepted, (n) => connectUnix(client, n));
-    const acc = accept4(l, SOCK_CLOEXEC);
+    closeFd(bindRemoved(fsPath(accepted), () => {
+      byName(accepted, (n) => bindUnix(l, n));
+      listen(l, 1);
+      byName(accepted, (n) => connectUnix(client, n));
+      acc = accept4(l, SOCK_CLOEXEC);
+    }));
     return accepted === u ? [acc, client] : [client, acc];
   } catch (err) {
     closeFd(client);
+    if (acc >= 0) closeFd(acc);
     throw err;
   } finally {
     closeFd(l);
-    if (!st) fs.rmSync(path, { force: true });
   }
+}
+
+/** As acceptThroughTemporaryListener(), for an abstract name: undefined where a live socket holds it. */
+function acceptThroughAbstract(u: UnixSkEntry, accepted: UnixSkEntry): [number, number] | undefined {
+  const l = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+  try {
+    try {
+      bindUnix(l, Buffer.from(accepted.name));
+    } catch (err) {
+      if (err instanceof SyscallError && err.code === 'EADDRINUSE') return undefined;
+      throw err;
+    }
+    listen(l, 1);
+    const client = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
+    try {
+      connectUnix(client, Buffer.from(accepted.name));
+      const acc = accept4(l, SOCK_CLOEXEC);
+      return accepted === u ? [acc, client] : [client, acc];
+    } catch (err) {
+      closeFd(client);
+      throw err;
+    }
+  } finally {
+    closeFd(l);
+  }
+}
+
+/** The fds in stasis of the files socket `id`'s queued packets pass (by packet index). */
+function passed(id: number, ctx: RestoreFileCtx): Map<number, number[]> | undefined {
+  const byPacket = ctx.unix.rights.get(id);
+  if (!byPacket) return undefined;
+  return new Map([...byPacket].map(([i, ids]) => [i, ids.map((f) => ctx.fdOf?.(f) ?? -1)]));
+}
+
+/** Whether every file passed in the queues of these sockets is open already (else: retry once they are). */
+function passedOpen(ctx: RestoreFileCtx, ...ids: number[]): boolean {
+  return ids.every((id) => [...(ctx.unix.rights.get(id)?.values() ?? [])].flat().every((f) => ctx.fdOf?.(f) !== undefined));
 }
 
 function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['open']> {
   const u = e.usk!;
   const st = ctx.unix;
-  if (u.name.length && u.peer === 0 && (u.state === TCP_LISTEN || u.type === SOCK_DGRAM)) return { status: 'done', fd: makeBound(u, ctx) };
+  if (u.uflags & USK_EXTERN) throw new StasisError('E_CORRUPT', `Socket ${u.id} (socket:[${u.ino}]) is outside the tree: no task can hold it`);
+  // The files a queue passes are sent again with it: open first (a pair's two queues are filled together).
+  const peerId = u.peer && st.rights.size ? [...ctx.files.values()].find((f) => f.usk?.ino === u.peer)?.id : undefined;
+  if (!st.made.has(u.ino) && !passedOpen(ctx, u.id, ...(peerId !== undefined ? [peerId] : []))) return { status: 'retry' };
+  const selfConnected = u.type === SOCK_DGRAM && u.peer === u.ino;
+  if (u.name.length && (u.peer === 0 || selfConnected) && (u.state === TCP_LISTEN || u.state === TCP_CLOSE || u.type === SOCK_DGRAM)) return { status: 'done', fd: makeBound(u, ctx) };
   const made = st.made.get(u.ino);
   if (made !== undefined) {
     st.made.delete(u.ino);
@@ -262,9 +405,9 @@ function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['ope
   }
   if (u.peer === 0) {
     // Its peer was closed: a pair whose other end sends the queue and is closed.
-    const [a, b] = socketpair(u.type | SOCK_CLOEXEC);
+    const [a, b] = pairOf(u, ctx);
     try {
-      fillQueue(b, queue, u.type, what);
+      fillQueue(b, queue, u.type, what, passed(u.id, ctx));
       setUp(a, u);
     } catch (err) {
       closeFd(a);
@@ -280,13 +423,14 @@ function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['ope
   }
   const peer = st.byIno.get(u.peer);
   if (!peer) throw new StasisError('E_CORRUPT', `${what} is connected to socket:[${u.peer}], which files.img does not hold`);
+  if (peer.uflags & USK_EXTERN) return connectOutside(u, peer, ctx);
+  if (peer.state === TCP_LISTEN && u.type !== SOCK_DGRAM) return connectPending(u, peer, ctx);
   if (peer.peer !== u.ino) {
     // Connected one way, to a bound datagram socket: connected again once that one is bound.
-    const rfd = st.listeners.get(Buffer.from(peer.name).toString('hex'));
-    if (rfd === undefined) return { status: 'retry' };
+    if (st.bound.get(peer.ino) === undefined) return { status: 'retry' };
     const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
     try {
-      byName(peer, (n) => connectUnix(fd, n));
+      connectTo(fd, peer, ctx);
       setUp(fd, u);
     } catch (err) {
       closeFd(fd);
@@ -298,8 +442,8 @@ function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['ope
   if (!ends) return { status: 'retry' };
   const [a, b] = ends;
   try {
-    fillQueue(b, queue, u.type, what);
-    fillQueue(a, st.queues.get(peer.id), u.type, `socket ${peer.id} (socket:[${peer.ino}])`);
+    fillQueue(b, queue, u.type, what, passed(u.id, ctx));
+    fillQueue(a, st.queues.get(peer.id), u.type, `socket ${peer.id} (socket:[${peer.ino}])`, passed(peer.id, ctx));
     setUp(a, u);
     setUp(b, peer);
   } catch (err) {
@@ -321,16 +465,61 @@ export const unixSocket = {
     try {
       return openSocket(e, ctx);
     } catch (err) {
-      if (err instanceof StasisError) throw err;
-      const why = err instanceof SyscallError ? err.message : String(err);
-      throw new StasisError('E_RESTORE_FAILED', `Cannot make socket ${e.id} (socket:[${e.usk.ino}]): ${why}`, { cause: err });
+      throw failure('E_RESTORE_FAILED', `Cannot make socket ${e.id} (socket:[${e.usk.ino}])`, err);
     }
   },
   finish: (ctx) => {
     for (const fd of ctx.unix.made.values()) closeFd(fd);
     ctx.unix.made.clear();
-    ctx.unix.listeners.clear();
+    ctx.unix.bound.clear();
+    for (const fd of ctx.unix.ghosts.values()) closeFd(fd);
+    ctx.unix.ghosts.clear();
   },
 } satisfies FileKind;
+
+/**
+ * files.img in CRIU's order for Unix sockets. CRIU links each socket to its peer while it
+ * reads the entries, so a socket connected one way (a datagram sender to a bound socket)
+ * comes after its peer; of the two ends of a connection, the one whose lowest-pid holder is
+ * lower comes later: CRIU makes the first end it meets resolving pairs (from the last entry
+ * back) the pair's master, to be opened by a task that opens (or can be given) the other end
+ * too, and a master held first by a child that shares the peer with its parent hits CRIU's
+ * BUG_ON at sk-unix.c:1713 (unixtree's fds 20 and 21). `holder` is the lowest pid holding
+ * each file id. The client ends of connections not accepted yet come in the order of their
+ * listener's queue (`pending`: a client's place there), which restore connects them in.
+ * Other entries keep their places.
+ */
+export function criuFileOrder(files: FileEntry[], holder: Map<number, number>, pending?: (ino: number) => number | undefined): FileEntry[] {
+  const slots = files.flatMap((f, i) => (f.usk ? [i] : []));
+  const byIno = new Map(slots.map((i) => [files[i]!.usk!.ino, files[i]!] as const));
+  const mutual = (f: FileEntry): FileEntry | undefined => {
+    const p = byIno.get(f.usk!.peer);
+    return p && p !== f && p.usk!.peer === f.usk!.ino ? p : undefined;
+  };
+  const order: FileEntry[] = [];
+  const seen = new Set<FileEntry>();
+  const visit = (f: FileEntry): void => {
+    if (seen.has(f)) return;
+    seen.add(f);
+    const pair = mutual(f);
+    if (pair) seen.add(pair);
+    const ends = !pair ? [f] : (holder.get(f.id) ?? 0) < (holder.get(pair.id) ?? 0) ? [pair, f] : [f, pair];
+    for (const e of ends) {
+      const p = byIno.get(e.usk!.peer);
+      if (p && p !== e && !ends.includes(p)) visit(p);
+    }
+    order.push(...ends);
+  };
+  for (const i of slots) visit(files[i]!);
+  // Each listener's clients among their own places (after the listener: CRIU resolves a peer it has read).
+  for (const listener of new Set(order.flatMap((f) => (pending?.(f.usk!.ino) !== undefined ? [f.usk!.peer] : [])))) {
+    const at = order.flatMap((f, j) => (f.usk!.peer === listener && pending!(f.usk!.ino) !== undefined ? [j] : []));
+    const queued = at.map((j) => order[j]!).sort((a, b) => pending!(a.usk!.ino)! - pending!(b.usk!.ino)!);
+    at.forEach((j, k) => (order[j] = queued[k]!));
+  }
+  const out = [...files];
+  slots.forEach((slot, j) => (out[slot] = order[j]!));
+  return out;
+}
 
 export { checkUnixPeers };

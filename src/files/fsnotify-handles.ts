@@ -1,0 +1,91 @@
+// What inotify watches and fanotify marks share: the watched inode named by its file handle
+// (CRIU's FhEntry, at least MAX_HANDLE_SZ bytes as 64-bit words), opened again at restore
+// with open_by_handle_at on a mount of its device.
+import fs from 'node:fs';
+import { closeFd, openat, openByHandleAt, SyscallError } from '../sys/index.js';
+import { kernelDev, parseMountinfo, type FileHandle } from '../proc/index.js';
+import type { FhEntry } from '../image/gen/stasis/fh_pb.js';
+import { StasisError } from '../errors.js';
+
+const O_CLOEXEC = 0o2000000, O_PATH = 0o10000000, O_DIRECTORY = 0o200000;
+const MIN_HANDLE_WORDS = 16; // CRIU's fh_entry holds at least MAX_HANDLE_SZ bytes
+
+/**
+ * The FhEntry of inode `ino` on device `sdev`: its handle, and its path where the handle
+ * opens to a path that leads back to the same inode. CRIU's restore watches the path when
+ * there is one and only falls back to the handle on a mount it knows (its mountinfo image),
+ * which stasis does not write: without the path CRIU 4.2 fails ("Unable to open (null)").
+ */
+export function handleEntry(fh: FileHandle, sdev: number, ino: bigint): { bytes: number; type: number; handle: bigint[]; path?: string } {
+  const words = Math.max(MIN_HANDLE_WORDS, Math.ceil(fh.handle.length / 8));
+  const padded = Buffer.alloc(words * 8);
+  fh.handle.copy(padded);
+  const path = pathOfHandle(fh, sdev, ino);
+  return { bytes: fh.handle.length, type: fh.type, handle: Array.from({ length: words }, (_, i) => padded.readBigUInt64LE(i * 8)), ...(path ? { path } : {}) };
+}
+
+/** The path of a handle's inode as this process sees it (CRIU's alloc_openable), or undefined. */
+function pathOfHandle(fh: FileHandle, sdev: number, ino: bigint): string | undefined {
+  const mounts = new MountFds();
+  try {
+    const fd = openByHandleAt(mounts.of(sdev), fh.type, fh.handle, O_PATH | O_CLOEXEC);
+    try {
+      const link = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      const st = link.startsWith('/') ? fs.statSync(link, { bigint: true, throwIfNoEntry: false }) : undefined;
+      return st?.ino === ino ? link : undefined;
+    } finally {
+      closeFd(fd);
+    }
+  } catch {
+    return undefined; // unreachable by a path: CRIU's image then has the handle only, as it writes itself
+  } finally {
+    mounts.close();
+  }
+}
+
+/** Opens (O_PATH) the inode of a handle on device `sdev`; `what` names it in errors. */
+export function openHandle(mounts: MountFds, sdev: number, fh: FhEntry | undefined, what: string): number {
+  if (!fh) throw new StasisError('E_CORRUPT', `${what} has no file handle`);
+  const bytes = Buffer.alloc(fh.handle.length * 8);
+  fh.handle.forEach((v, i) => bytes.writeBigUInt64LE(v, i * 8));
+  if (fh.bytes > bytes.length) throw new StasisError('E_CORRUPT', `${what} has a file handle of ${fh.bytes} bytes in ${bytes.length}`);
+  try {
+    return openByHandleAt(mounts.of(sdev), fh.type, bytes.subarray(0, fh.bytes), O_PATH | O_CLOEXEC);
+  } catch (err) {
+    const why = err instanceof SyscallError ? err.code : String(err);
+    throw new StasisError('E_RESTORE_FAILED', `Cannot restore ${what}: its inode cannot be opened by its handle (${why})`, { cause: err });
+  }
+}
+
+/** One fd per device, on a mount of it (the whole filesystem's, where there is one). */
+export class MountFds {
+  private readonly fds = new Map<number, number>();
+  private mounts: ReturnType<typeof parseMountinfo> | undefined;
+
+  of(sdev: number): number {
+    const have = this.fds.get(sdev);
+    if (have !== undefined) return have;
+    const { major, minor } = kernelDev(sdev);
+    const on = this.list().filter((m) => m.dev.major === major && m.dev.minor === minor);
+    const m = on.find((x) => x.root === '/') ?? on[0];
+    if (!m) throw new StasisError('E_RESTORE_FAILED', `Cannot restore a watch on device ${major}:${minor}: it is not mounted here`);
+    // Not O_PATH: open_by_handle_at() takes its mount from a real open file (EBADF otherwise).
+    const fd = openat(-100, m.mountPoint, O_DIRECTORY | O_CLOEXEC);
+    this.fds.set(sdev, fd);
+    return fd;
+  }
+
+  /** The mount point of mount `mntId`, as this process sees it. */
+  pathOf(mntId: number): string | undefined {
+    return this.list().find((m) => m.mountId === mntId)?.mountPoint;
+  }
+
+  private list(): ReturnType<typeof parseMountinfo> {
+    this.mounts ??= parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+    return this.mounts;
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) closeFd(fd);
+  }
+}
