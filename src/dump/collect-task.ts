@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import {
-  getRegs, getFpu, getSigmask, peekSiginfo, getRseqConfig, getRlimit, restartedRegs, splitFpu, Injector, type Regs,
+  getRegs, getFpu, getSigmask, peekSiginfo, getRseqConfig, restartedRegs, splitFpu, Injector, type Regs,
+  type InjectorOptions, getSched, getAffinity, SCHED_DEADLINE, SCHED_RESET_ON_FORK,
 } from '../sys/index.js';
 import { parseSmaps, parseStat, parseStatus, parseAuxv, type ProcStat } from '../proc/index.js';
 import { CoreEntrySchema, CoreEntry_March, ThreadCoreEntrySchema, type CoreEntry } from '../image/gen/stasis/core_pb.js';
@@ -14,22 +15,29 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { MmEntrySchema, type MmEntry } from '../image/gen/stasis/mm_pb.js';
 import { VmaEntrySchema } from '../image/gen/stasis/vma_pb.js';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
-import { collectVmas } from '../mem/collect-vmas.js';
-import type { VmaSpec } from '../mem/vma.js';
+import { collectVmas, type CollectedVma } from '../mem/collect-vmas.js';
+import { VMA, isMappedByRestore, type VmaSpec } from '../mem/vma.js';
+import { guardRegions, type GuardRegion } from '../mem/guard-regions.js';
 import { readTaskInternals } from './task-internals.js';
 import { readPosixTimers } from './posix-timers.js';
-import { emptyFown } from '../files/reg.js';
-import type { FileIds } from '../files/index.js';
+import { credsOf, checkLsm, readLoginuid } from './creds.js';
+import { fixupRseq, type RseqCsAtFreeze } from './rseq-cs.js';
+import { readSeccomp, type ThreadSeccomp } from './seccomp.js';
+import type { Frozen } from './freeze.js';
+import { emptyFown, keepGoneFile } from '../files/reg.js';
+import type { FileIds, GhostDumper } from '../files/index.js';
+import { dumpTaskDir } from '../files/task-dirs.js';
 import { StasisError } from '../errors.js';
 
 const RLIM_NLIMITS = 16;
-const O_RDONLY = 0, O_DIRECTORY = 0o200000;
+const O_RDONLY = 0;
+const S_IFMT = 0o170000n, S_IFREG = 0o100000n;
 
 export interface CollectedTask {
   pid: number;
   stat: ProcStat;
-  /** One core per thread, the leader's first. */
-  cores: { tid: number; core: CoreEntry }[];
+  /** One core per thread, the leader's first, with the thread's seccomp (seccomp.ts writes it). */
+  cores: { tid: number; core: CoreEntry; seccomp: ThreadSeccomp }[];
   mm: MmEntry;
   vmas: VmaSpec[];
   /** Reg-file entries for the exe, mapped files, cwd and root (fds are collected apart). */
@@ -73,27 +81,70 @@ function regFile(ids: FileIds, path: string, flags: number): FileEntry {
   });
 }
 
+/**
+ * The regular file entry of the file a VMA maps (one per inode in a task), known by its
+ * map_files link: a file unlinked, or replaced under its path, is kept as a ghost (or by a
+ * temporary link), as an fd of it would be, and every mapping of it shares that one inode.
+ */
+function mappedFile(pid: number, c: CollectedVma, byInode: Map<string, number>, files: FileEntry[], ids: FileIds, ghosts?: GhostDumper): number {
+  const v = c.vma;
+  const proc = `/proc/${pid}/map_files/${v.start.toString(16)}-${v.end.toString(16)}`;
+  const stat = fs.statSync(proc, { bigint: true });
+  const key = `${stat.dev}:${stat.ino}`;
+  const known = byInode.get(key);
+  if (known !== undefined) return known;
+  const id = ids.fresh();
+  const what = `the mapping at 0x${v.start.toString(16)}-0x${v.end.toString(16)}`;
+  const link = fs.readlinkSync(proc);
+  if ((stat.mode & S_IFMT) !== S_IFREG && link.endsWith(' (deleted)')) {
+    throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} of pid ${pid}: it maps ${link}, which is not a regular file`);
+  }
+  const { path, linked } = (stat.mode & S_IFMT) === S_IFREG
+    ? keepGoneFile({ pid, what, proc, stat, mntId: 0 }, link, ghosts, () => ids.fresh(), id)
+    : { path: link, linked: [] };
+  files.push(...linked, create(FileEntrySchema, {
+    type: FdTypes.REG, id, reg: { id, flags: O_RDONLY, pos: 0n, fown: emptyFown(), name: path, mode: Number(stat.mode) },
+  }));
+  byInode.set(key, id);
+  return id;
+}
+
+/** The guard regions of the task's own areas (the kernel's vDSO and vsyscall areas have none). */
+function readGuards(pid: number, vmas: VmaSpec[]): GuardRegion[] {
+  const fd = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+  try {
+    return guardRegions(fd, vmas.filter(isMappedByRestore), `/proc/${pid}/pagemap`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function linkOf(pid: number, what: string): string {
   const l = fs.readlinkSync(`/proc/${pid}/${what}`);
   if (l.endsWith(' (deleted)')) {
-    const name = what === 'exe' ? 'executable' : what === 'cwd' ? 'working directory' : 'root directory';
-    throw new StasisError('E_UNSUPPORTED',
-      `Cannot dump pid ${pid}: its ${name} ${l.slice(0, -' (deleted)'.length)} was deleted; stasis cannot restore a deleted ${name} yet`);
+    throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${pid}: its executable ${l.slice(0, -' (deleted)'.length)} was deleted; stasis cannot restore a deleted executable yet`);
   }
   return l;
 }
 
-const PR_GET_PDEATHSIG = 2, PR_GET_TID_ADDRESS = 40;
+const PR_GET_PDEATHSIG = 2, PR_GET_SECUREBITS = 27, PR_GET_TID_ADDRESS = 40;
 
 /** What each thread has of its own: registers, FPU, mask, signals, rseq, TLS-related addresses. */
-function collectThread(pid: number, tid: number): { threadInfo: CoreEntry['threadInfo']; threadCore: CoreEntry['threadCore'] } {
-  const regs = getRegs(tid);
+function collectThread(pid: number, tid: number, inject: InjectorOptions, rseqCs?: RseqCsAtFreeze): { threadInfo: CoreEntry['threadInfo']; threadCore: CoreEntry['threadCore']; seccomp: ThreadSeccomp } {
+  const { regs, rseqCsPointer } = fixupRseq(tid, getRegs(tid), rseqCs);
   const fpregs = fpuEntry(tid);
   const sigmask = getSigmask(tid);
   const own = peekSiginfo(tid, false);
   const rseq = getRseqConfig(tid);
-  const inj = new Injector(tid);
-  let m: Buffer;
+  const sched = getSched(tid);
+  if ((sched.policy & ~SCHED_RESET_ON_FORK) === SCHED_DEADLINE) {
+    throw new StasisError('E_UNSUPPORTED', `Cannot dump thread ${tid} of pid ${pid}: it runs under SCHED_DEADLINE, whose runtime, deadline and period stasis does not restore`);
+  }
+  const affinity = getAffinity(tid);
+  const lsm = checkLsm(pid, tid);
+  const seccomp = readSeccomp(pid, tid);
+  const inj = new Injector(tid, inject);
+  let m: Buffer, secbits: number;
   try {
     inj.resetScratch();
     const a = inj.put(Buffer.alloc(96));
@@ -101,51 +152,73 @@ function collectThread(pid: number, tid: number): { threadInfo: CoreEntry['threa
     inj.must('sigaltstack', 0, a + 8n);
     inj.must('get_robust_list', 0, a + 40n, a + 48n);
     inj.must('prctl', PR_GET_PDEATHSIG, a + 56n, 0, 0, 0);
+    secbits = Number(inj.must('prctl', PR_GET_SECUREBITS, 0, 0, 0, 0));
     m = inj.mem.readExact(a, 64);
   } finally {
     inj.end();
   }
   const comm = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, '');
   return {
+    seccomp,
     threadInfo: create(ThreadInfoX86Schema, { clearTidAddr: m.readBigUInt64LE(0), gpregs: regsEntry(restartedRegs(regs)), fpregs, tls: [] }),
     threadCore: create(ThreadCoreEntrySchema, {
       futexRla: m.readBigUInt64LE(40), futexRlaLen: Number(m.readBigUInt64LE(48)), blkSigset: sigmask,
+      schedPolicy: sched.policy, schedPrio: sched.prio, schedNice: sched.nice, cpuAffinity: affinity,
       sas: { ssSp: m.readBigUInt64LE(8), ssFlags: m.readInt32LE(16), ssSize: m.readBigUInt64LE(24) },
       pdeathSig: m.readInt32LE(56),
       signalsP: { signals: own.map((s) => ({ siginfo: s })) },
       comm,
-      ...(rseq.rseqAbiPointer ? { rseqEntry: { rseqAbiPointer: rseq.rseqAbiPointer, rseqAbiSize: rseq.rseqAbiSize, signature: rseq.signature } } : {}),
+      creds: credsOf(parseStatus(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')), secbits, lsm),
+      ...(rseq.rseqAbiPointer ? {
+        rseqEntry: {
+          rseqAbiPointer: rseq.rseqAbiPointer, rseqAbiSize: rseq.rseqAbiSize, signature: rseq.signature,
+          ...(rseqCsPointer ? { rseqCsPointer } : {}),
+        },
+      } : {}),
     }),
   };
 }
 
-export function collectTask(pid: number, tids: number[], ids: FileIds): CollectedTask {
+/**
+ * Asked of the task itself: prlimit64 on another process needs its uids to match ours or
+ * CAP_SYS_RESOURCE, which a task that dropped to another uid and this machine lack.
+ */
+function readRlimits(inj: Injector): { cur: bigint; max: bigint }[] {
+  inj.resetScratch();
+  const buf = inj.put(Buffer.alloc(RLIM_NLIMITS * 16));
+  for (let r = 0; r < RLIM_NLIMITS; r++) inj.must('prlimit64', 0, r, 0, buf + BigInt(r * 16));
+  const b = inj.mem.readExact(buf, RLIM_NLIMITS * 16);
+  return Array.from({ length: RLIM_NLIMITS }, (_, r) => ({ cur: b.readBigUInt64LE(r * 16), max: b.readBigUInt64LE(r * 16 + 8) }));
+}
+
+const TASK_ALIVE = 1, TASK_STOPPED = 3;
+
+/** What the freeze found: a job-control stop (by `stopSigno`), threads in rseq critical sections. */
+export type FrozenState = Partial<Pick<Frozen, 'stopSigno' | 'rseqCs'>>;
+
+export function collectTask(pid: number, tids: number[], ids: FileIds, ghosts?: GhostDumper, inject: InjectorOptions = {}, frozen: FrozenState = {}): CollectedTask {
+  const stopSigno = frozen.stopSigno ?? 0;
   const stat = parseStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
   const status = parseStatus(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   const files: FileEntry[] = [];
 
   // Memory layout first: an unsupported mapping fails the dump before anything is touched.
   const collected = collectVmas(pid, parseSmaps(fs.readFileSync(`/proc/${pid}/smaps`, 'utf8')));
-  const byPath = new Map<string, number>();
+  const byInode = new Map<string, number>();
   for (const c of collected) {
     if (c.path === undefined) continue;
-    let id = byPath.get(c.path);
-    if (id === undefined) {
-      const e = regFile(ids, c.path, O_RDONLY);
-      files.push(e);
-      id = e.id;
-      byPath.set(c.path, id);
-    }
-    c.vma.shmid = BigInt(id);
+    c.vma.shmid = BigInt(mappedFile(pid, c, byInode, files, ids, ghosts));
   }
   const vmas = collected.map((c) => c.vma);
+  const guards = readGuards(pid, vmas);
 
   const shared = peekSiginfo(pid, true);
-  const threads = tids.map((tid) => ({ tid, ...collectThread(pid, tid) }));
-  const inj = new Injector(pid);
-  let internals, brk, posixTimers;
+  const threads = tids.map((tid) => ({ tid, ...collectThread(pid, tid, inject, frozen.rseqCs?.get(tid)) }));
+  const inj = new Injector(pid, inject);
+  let internals, brk, posixTimers, rlimits;
   try {
     internals = readTaskInternals(inj);
+    rlimits = readRlimits(inj);
     posixTimers = readPosixTimers(inj, pid);
     brk = BigInt.asUintN(64, inj.must('brk', 0));
   } finally {
@@ -153,19 +226,25 @@ export function collectTask(pid: number, tids: number[], ids: FileIds): Collecte
   }
 
   const exe = regFile(ids, linkOf(pid, 'exe'), O_RDONLY);
-  const cwd = regFile(ids, linkOf(pid, 'cwd'), O_RDONLY | O_DIRECTORY);
-  const root = regFile(ids, linkOf(pid, 'root'), O_RDONLY | O_DIRECTORY);
+  const cwd = dumpTaskDir(pid, 'cwd', ids, ghosts);
+  const root = dumpTaskDir(pid, 'root', ids, ghosts);
   files.push(exe, cwd, root);
 
-  const auxv = parseAuxv(fs.readFileSync(`/proc/${pid}/auxv`));
-  const rlimits = Array.from({ length: RLIM_NLIMITS }, (_, r) => getRlimit(pid, r));
+  // Without its AT_NULL pair, as CRIU keeps it: CRIU's restore refuses more than
+  // AT_VECTOR_SIZE (44) words, and the kernel ends the vector itself.
+  const auxv = parseAuxv(fs.readFileSync(`/proc/${pid}/auxv`)).slice(0, -2);
   const personality = parseInt(fs.readFileSync(`/proc/${pid}/personality`, 'utf8'), 16);
   const oomScoreAdj = Number(fs.readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8'));
+  const loginuid = readLoginuid(pid, tids);
+  if (internals.thpDisable & ~1) {
+    throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${pid}: its THP-disable setting ${internals.thpDisable} (PR_THP_DISABLE_EXCEPT_ADVISED) has no place in the image`);
+  }
   const [real, virt, prof] = internals.itimers.map((t) => ({ isec: t.isec, iusec: t.iusec, vsec: t.vsec, vusec: t.vusec }));
   const leader = threads[0]!;
 
   const cores = threads.map((t) => ({
     tid: t.tid,
+    seccomp: t.seccomp,
     core: create(CoreEntrySchema, {
       mtype: CoreEntry_March.X86_64,
       threadInfo: t.threadInfo,
@@ -173,13 +252,15 @@ export function collectTask(pid: number, tids: number[], ids: FileIds): Collecte
       // Process-wide state lives in the leader's core.
       ...(t === leader ? {
         tc: {
-          taskState: 1, exitCode: 0, personality, flags: stat.flags, blkSigset: t.threadCore!.blkSigset ?? 0n, comm: stat.comm,
+          taskState: stopSigno ? TASK_STOPPED : TASK_ALIVE, ...(stopSigno ? { stopSigno } : {}), exitCode: 0, personality, flags: stat.flags, blkSigset: t.threadCore!.blkSigset ?? 0n, comm: stat.comm,
           timers: { real, virt, prof, posix: posixTimers },
           rlimits: { rlimits: rlimits.map((l) => ({ cur: l.cur, max: l.max })) },
           signalsS: { signals: shared.map((s) => ({ siginfo: s })) },
           oomScoreAdj,
+          ...(loginuid !== undefined ? { loginuid } : {}),
           sigactions: internals.sigactions.map((a) => ({ sigaction: a.handler, flags: a.flags, restorer: a.restorer, mask: a.mask })),
           childSubreaper: internals.childSubreaper,
+          ...(internals.membarrierMask ? { membarrierRegistrationMask: internals.membarrierMask } : {}),
         },
       } : {}),
     }),
@@ -190,11 +271,15 @@ export function collectTask(pid: number, tids: number[], ids: FileIds): Collecte
     mmStartStack: stat.startStack, mmStartBrk: stat.startBrk, mmBrk: brk, mmArgStart: stat.argStart,
     mmArgEnd: stat.argEnd, mmEnvStart: stat.envStart, mmEnvEnd: stat.envEnd, exeFileId: exe.id,
     mmSavedAuxv: auxv,
-    vmas: vmas.map((v) => create(VmaEntrySchema, {
-      start: v.start, end: v.end, pgoff: v.pgoff, shmid: v.shmid, prot: v.prot, flags: v.flags, status: v.status,
-      fd: -1n, madv: v.madv, fdflags: v.fdflags,
-    })),
+    vmas: [
+      ...vmas.map((v) => create(VmaEntrySchema, {
+        start: v.start, end: v.end, pgoff: v.pgoff, shmid: v.shmid, prot: v.prot, flags: v.flags, status: v.status,
+        fd: -1n, madv: v.madv, fdflags: v.fdflags,
+      })),
+      ...guards.map((g) => create(VmaEntrySchema, { start: g.start, end: g.end, pgoff: 0n, shmid: 0n, prot: 0, flags: 0, status: VMA.GUARD, fd: -1n })),
+    ],
     dumpable: internals.dumpable,
+    thpDisabled: internals.thpDisable !== 0,
   });
 
   return { pid, stat, cores, mm, vmas, files, cwdId: cwd.id, rootId: root.id, umask: status.umask ?? 0o022 };

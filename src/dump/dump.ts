@@ -1,6 +1,6 @@
 // `stasis dump`: the phases, top to bottom. Nothing is written until the task is frozen and
-// everything about it has been read; the inventory goes last, so an image set without one
-// is known to be incomplete. Any failure thaws the task and removes what was written.
+// everything about it has been read; the inventory and then the checksums go last, so an
+// image set without them is known to be incomplete. Any failure thaws the task and removes what was written.
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { probeKernel } from '../sys/index.js';
@@ -9,43 +9,78 @@ import { InventoryEntrySchema, Lsmtype } from '../image/gen/stasis/inventory_pb.
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
 import { PAGE_BUF_SIZE } from '../mem/dump-pages.js';
 import { StasisError } from '../errors.js';
+import { NO_LOG } from '../log.js';
 import { thawTree, killTree } from './freeze-tree.js';
-import { newRun, collectTasks, dumpMemory, writeFileImages, writeTaskImages, writePstree } from './dump-steps.js';
+import { newRun, injectOptions, collectTasks, dumpMemory, writeFileImages, writeTaskImages, writePstree } from './dump-steps.js';
 import { FORMAT_TAG } from './format.js';
+import { LOCK_METHOD_CODES } from '../net/network-lock.js';
 import { Incremental, freezeTracked } from './incremental.js';
 import type { DumpOptions, DumpResult } from '../api/types.js';
+import { makeImagesDir } from '../image/image-modes.js';
+import { writeSums } from '../image/image-sums.js';
+import { closeInFlight } from '../files/index.js';
+import { checkTreeNamespaces, dumpNamespaces } from '../ns/index.js';
+import { collectCgroups, refuseFrozenCgroups, OWN_CG_SET } from '../cgroup/dump-cgroups.js';
 
 export function dump(opts: DumpOptions): DumpResult {
   const t0 = performance.now();
   const { pid, imagesDir } = opts;
   if (!Number.isInteger(pid) || pid <= 0) throw new StasisError('E_BAD_ARGS', `Invalid pid ${pid}`);
   if (!fs.existsSync(`/proc/${pid}`)) throw new StasisError('E_NO_PROCESS', `Cannot dump pid ${pid}: no such process`);
-  fs.mkdirSync(imagesDir, { recursive: true });
+  // A task of a frozen cgroup would never stop for ptrace: refused before anything is touched.
+  refuseFrozenCgroups(pid);
+  makeImagesDir(imagesDir);
   const kernel = probeKernel();
   const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
+  const log = opts.log ?? NO_LOG;
+  const inject = injectOptions(log);
+  // Before the parent link is made: a run cancelled here leaves nothing.
+  progress('freezing');
   const inc = Incremental.open({
-    imagesDir, prevImagesDir: opts.prevImagesDir, track: opts.trackMem ?? false, backend: opts.trackBackend ?? 'auto', kernel, preDump: false,
+    imagesDir, prevImagesDir: opts.prevImagesDir, track: opts.trackMem ?? false, backend: opts.trackBackend ?? 'auto', kernel, preDump: false, inject,
   });
 
   const ioBuf = Buffer.alloc(PAGE_BUF_SIZE); // zero-filled: faulted in now, not while the tree is frozen
-  const run = newRun(imagesDir, kernel, opts.ghostLimit, progress);
-  progress('freezing');
+  log.info(`dumping the tree of pid ${pid} into ${imagesDir}`);
+  const lockMethod = opts.networkLock ?? 'iptables';
+  const run = newRun(imagesDir, kernel, { ghostLimit: opts.ghostLimit, linkRemap: opts.linkRemap }, progress, log, {
+    established: opts.tcpEstablished ?? false, close: opts.tcpClose ?? false, skipInFlight: opts.skipInFlight ?? false,
+    lock: lockMethod, rootPid: pid,
+  }, inject);
+  run.unix.extUnixSk = opts.extUnixSk ?? false;
+  const notify = opts.notify ?? (() => {});
+  notify('pre-dump');
   const tFreeze = performance.now();
   const tree = freezeTracked(pid, inc);
+  let locked = false;
   const tFrozen = performance.now();
+  log.info(`froze ${tree.length} task(s) in ${(tFrozen - tFreeze).toFixed(1)} ms: ${tree.map((t) => t.frozen ? t.pid : `${t.pid} (zombie)`).join(', ')}`);
   try {
+    // Before anything is written or locked: a namespace stasis cannot give back refuses the tree.
+    const ns = checkTreeNamespaces(tree.map((t) => t.pid), opts.emptyNs ?? 0);
+    run.pids = ns.pids;
+    const cgroups = collectCgroups(tree.flatMap((t) => (t.frozen ? [{ pid: t.pid, tids: t.frozen.tids }] : [])), opts.manageCgroups ?? 'soft', ns.own.some((k) => k.name === 'cgroup'), log, opts.cgroupRoots);
+    locked = true; // a lock that failed half-way is undone as well
+    notify('network-lock');
     progress('collecting');
     const live = collectTasks(run, tree, opts.shellJob ?? false);
+    for (const l of live) {
+      const tc = l.task.cores[0]?.core.tc;
+      if (tc) tc.cgSet = cgroups.setOf.get(l.t.pid) ?? OWN_CG_SET;
+    }
 
     progress('memory');
     const tMem = performance.now();
     const stats = dumpMemory(run, live, kernel, inc, ioBuf);
     const memMs = performance.now() - tMem;
+    log.info(`memory: ${stats.pagesWritten} pages written of ${stats.pagesScanned} scanned in ${memMs.toFixed(1)} ms`);
 
     progress('writing images');
     writeFileImages(run, live);
     writeTaskImages(run, live);
     writePstree(run, tree, live);
+    dumpNamespaces({ imagesDir, log, note: run.note }, ns, pid, (l) => run.kobj.nsIdOf(l));
+    if (cgroups.image) run.note(writeImage(imagesDir, 'cgroup', undefined, [cgroups.image]));
     const frozenMs = performance.now() - tFrozen;
     const { shmem, ids, note } = run;
     note(writeImage(imagesDir, 'stats', 'dump', [create(StatsEntrySchema, {
@@ -59,16 +94,38 @@ export function dump(opts: DumpOptions): DumpResult {
     })]));
     // Last: an image set without an inventory is known to be incomplete.
     note(writeImage(imagesDir, 'inventory', undefined, [create(InventoryEntrySchema, {
-      imgVersion: 2, fdinfoPerId: true, rootIds: live[0]!.kobj, lsmtype: Lsmtype.NO_LSM,
+      imgVersion: 2, fdinfoPerId: true, rootIds: run.kobj.root, nsPerId: true, rootCgSet: OWN_CG_SET, lsmtype: Lsmtype.NO_LSM,
       dumpUptime: BigInt(Math.round(parseFloat(fs.readFileSync('/proc/uptime', 'utf8')) * 1e6)),
-      dumpCriuRunId: FORMAT_TAG,
+      dumpCriuRunId: FORMAT_TAG, networkLockMethod: LOCK_METHOD_CODES[lockMethod], ...(opts.tcpClose ? { tcpClose: true } : {}),
     })]));
 
+    notify('post-dump');
     // Tracking goes on only for a tree left running that asked for it (CRIU's --track-mem).
     inc.commit((opts.leaveRunning ?? false) && (opts.trackMem ?? false));
-    if (opts.leaveRunning) thawTree(tree);
-    else killTree(tree);
-    const downtimeMs = performance.now() - tFreeze;
+    // The checksums last, once every image is complete: a tree left running runs meanwhile,
+    // a tree to be killed is killed only once its images are whole.
+    let downtimeMs = 0;
+    if (opts.leaveRunning) {
+      // The bytes taken from pty pairs go back before anything of the tree runs.
+      run.ttys.putBack();
+      // Connections leave repair mode, unlocked, before the tree runs again.
+      run.tcp.release();
+      thawTree(tree);
+      downtimeMs = performance.now() - tFreeze;
+      locked = false;
+      unlockQuietly(notify, log);
+    }
+    run.note(writeSums(imagesDir, run.written, run.sums));
+    closeInFlight(run.unix); // the files in flight stasis took: their queues still hold them
+    if (!opts.leaveRunning) {
+      killTree(tree, run.inject);
+      run.ttys.close();
+      // Its connections die silently with it (closed in repair mode), and stay locked.
+      run.tcp.killed();
+      downtimeMs = performance.now() - tFreeze;
+    }
+    if (run.tcp.lock.count) log.info(`${run.tcp.lock.count} TCP connection(s) ${opts.leaveRunning ? 'unlocked again' : `stay locked (${lockMethod}) until they are restored`}`);
+    log.info(`dump done: tree ${opts.leaveRunning ? 'left running' : 'killed'}, ${downtimeMs.toFixed(1)} ms frozen`);
     const imageBytes = run.written.reduce((n, f) => n + fs.statSync(f).size, 0);
     return {
       pids: tree.map((t) => t.pid), pagesScanned: stats.pagesScanned, pagesWritten: stats.pagesWritten, imageBytes,
@@ -77,10 +134,29 @@ export function dump(opts: DumpOptions): DumpResult {
       pagesSkippedParent: stats.pagesSkippedParent, downtimeMs, trackBackend: inc.backend,
     };
   } catch (err) {
+    log.error(`dump failed, the tree is thawed: ${(err as Error).message}`);
     inc.abort();
+    try {
+      run.ttys.putBack();
+    } catch (e) {
+      log.error(`the bytes queued in a pty could not all be put back: ${(e as Error).message}`);
+    }
+    run.tcp.release();
+    closeInFlight(run.unix);
     thawTree(tree);
+    if (locked) unlockQuietly(notify, log);
     for (const f of run.written) fs.rmSync(f, { force: true });
+    run.ghosts.removeLinks();
     if (err instanceof StasisError) throw err;
     throw new StasisError('E_DUMP_FAILED', `Cannot dump pid ${pid}: ${(err as Error).message}; it was left running`, { cause: err });
+  }
+}
+
+/** After a failed dump the network goes back as it was; a client that fails that too is only logged. */
+function unlockQuietly(notify: NonNullable<DumpOptions['notify']>, log: { warn(m: string): void }): void {
+  try {
+    notify('network-unlock');
+  } catch (e) {
+    log.warn(`network-unlock after the failed dump failed: ${(e as Error).message}`);
   }
 }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { parseStat } from '../proc/index.js';
 import { freeze, thaw, killFrozen, type Frozen } from './freeze.js';
 import { StasisError } from '../errors.js';
-import { Injector } from '../sys/index.js';
+import { Injector, kcmpTasks, type InjectorOptions } from '../sys/index.js';
 
 export interface TreeTask {
   pid: number;
@@ -26,12 +26,40 @@ function childrenOf(f: Frozen): number[] {
   });
 }
 
+const KCMP_VM = 1;
+
+/**
+ * A parent inside vfork() cannot be stopped until its child execs or exits (it waits in the
+ * kernel, and PTRACE_INTERRUPT would wait for ever): told by a child that shares its mm.
+ */
+function refuseVforkParent(pid: number): void {
+  let kids: number[] = [];
+  try {
+    kids = fs.readdirSync(`/proc/${pid}/task`).flatMap((t) => fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+  } catch {
+    return; // gone: freeze() says so
+  }
+  for (const c of kids) {
+    let same = false;
+    try {
+      same = kcmpTasks(pid, c, KCMP_VM) === 0;
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (same) {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${pid}: it shares its address space with its child ${c} (a vfork() not yet ended by exec or exit, or CLONE_VM); stasis does not restore that`);
+    }
+  }
+}
+
 /** The tree in breadth-first order (parents before their children). */
 export function freezeTree(root: number): TreeTask[] {
   const tasks: TreeTask[] = [];
   try {
+    refuseVforkParent(root);
     const rootFrozen = freeze(root);
-    tasks.push({ pid: root, ppid: parseStat(fs.readFileSync(`/proc/${root}/stat`, 'utf8')).ppid, frozen: rootFrozen });
+    // The root has no parent in the tree: pstree.img gives it ppid 0, as CRIU does (its restore looks every other ppid up in the tree).
+    tasks.push({ pid: root, ppid: 0, frozen: rootFrozen });
     for (let i = 0; i < tasks.length; i++) {
       const t = tasks[i]!;
       if (!t.frozen) continue;
@@ -41,6 +69,7 @@ export function freezeTree(root: number): TreeTask[] {
           tasks.push({ pid: c, ppid: t.pid, zombieStatus: st.exitCode });
           continue;
         }
+        refuseVforkParent(c);
         try {
           tasks.push({ pid: c, ppid: t.pid, frozen: freeze(c) });
         } catch (e) {
@@ -72,33 +101,35 @@ export function thawTree(tasks: TreeTask[]): void {
 }
 
 /**
- * Kills the tree, children first, each reported dead to us before the next. Every parent is
- * first made to ignore SIGCHLD and to reap its zombies, so the tasks we kill are released
- * at once: otherwise they end as zombies of init, which here reaps them only seconds later,
- * and their pids stay taken for a restore that follows.
+ * Kills the tree, children first, each reported dead to us before the next; a parent, still
+ * frozen, reaps its dead children (and its zombies) from inside before it is killed in turn,
+ * so they are released at once: otherwise they end as zombies of init, which here reaps them
+ * only seconds later, and their pids stay taken for a restore that follows. Nothing of a
+ * task that lives on is changed (no SIGCHLD disposition): stasis dying half-way through
+ * leaves the rest of the tree as it was.
  */
-export function killTree(tasks: TreeTask[]): void {
-  for (const t of tasks) {
-    if (t.frozen && tasks.some((c) => c.ppid === t.pid)) {
+export function killTree(tasks: TreeTask[], inject: InjectorOptions = {}): void {
+  // Breadth-first order reversed: every child comes before its parent.
+  for (const t of [...tasks].reverse()) {
+    if (!t.frozen) continue;
+    const dead = tasks.filter((c) => c.ppid === t.pid).map((c) => c.pid);
+    if (dead.length) {
       try {
-        releaseChildrenOnExit(t.pid);
+        reapInside(t.pid, dead, inject);
       } catch {
         /* the kill goes on: the pids are only freed later */
       }
     }
+    killFrozen(t.frozen);
   }
-  for (const t of [...tasks].reverse()) if (t.frozen) killFrozen(t.frozen);
 }
 
-const SIGCHLD = 17, SIG_IGN = 1n, WNOHANG = 1, WALL = 0x40000000;
+const WNOHANG = 1, WALL = 0x40000000;
 
-function releaseChildrenOnExit(pid: number): void {
-  const inj = new Injector(pid);
+function reapInside(pid: number, children: number[], inject: InjectorOptions): void {
+  const inj = new Injector(pid, inject);
   try {
-    const sa = Buffer.alloc(32);
-    sa.writeBigUInt64LE(SIG_IGN, 0);
-    inj.must('rt_sigaction', SIGCHLD, inj.put(sa), 0, 8);
-    while (inj.call('wait4', -1, 0, WNOHANG | WALL, 0) > 0n) { /* a zombie reaped */ }
+    for (const c of children) inj.call('wait4', c, 0, WNOHANG | WALL, 0);
   } finally {
     inj.end();
   }

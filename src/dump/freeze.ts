@@ -2,14 +2,107 @@
 // no SIGSTOP is sent, so the process cannot tell it was stopped, and a failed dump leaves
 // it exactly as it was. A thread can start another while we seize the first ones, so the
 // thread list is read again until a pass finds no new thread (CRIU's freeze loop).
+// A process stopped by job control (or about to be: a SIGSTOP pending) is frozen as well,
+// and said to be stopped, with the signal that stopped it.
 import fs from 'node:fs';
-import { seize, interrupt, waitPid, detach, kill, cont, SyscallError, PTRACE_EVENT } from '../sys/index.js';
+import {
+  seize, interrupt, waitPid, detach, kill, cont, getSigmask, setSigmask, setOptions, SyscallError, PTRACE_EVENT, PTRACE_O, type WaitResult,
+} from '../sys/index.js';
+import { parseStatus } from '../proc/index.js';
 import { StasisError } from '../errors.js';
+import { readRseqCs, writeBackRseqCs, type RseqCsAtFreeze } from './rseq-cs.js';
 
 export interface Frozen {
   pid: number;
   /** Every thread, the leader first. */
   tids: number[];
+  /**
+   * The process is stopped by job control: the signal that stopped it (SIGSTOP, SIGTSTP,
+   * SIGTTIN, SIGTTOU), which a restore sends it again.
+   */
+  stopSigno?: number;
+  /**
+   * It was stopped only by a SIGSTOP pending (dequeued by the freeze, which the kernel
+   * does not give back): thawing it sends it again.
+   */
+  stopPending?: boolean;
+  /** Threads frozen with an rseq critical section named: rseq_cs as it was (rseq-cs.ts). */
+  rseqCs: Map<number, RseqCsAtFreeze>;
+}
+
+const SIGSTOP = 19;
+const STOP_SIGNALS = new Set([SIGSTOP, 20, 21, 22]); // SIGSTOP SIGTSTP SIGTTIN SIGTTOU
+const ALL_SIGNALS = BigInt.asUintN(64, -1n);
+
+/**
+ * The next stop of a thread we resumed; if none comes (it ran on), it is interrupted. The
+ * wait is long: on a loaded machine a resumed thread may wait seconds for a CPU, and an
+ * interrupt sent meanwhile is one more trap to take.
+ */
+function nextStop(tid: number): WaitResult {
+  const until = Date.now() + 10000;
+  for (;;) {
+    const w = waitPid(tid, true);
+    if (w) return w;
+    if (Date.now() > until) {
+      interrupt(tid);
+      return waitPid(tid)!;
+    }
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
+}
+
+function readProc(pid: number, tid: number, what: string): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${tid}/${what}`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function tracerOf(pid: number, tid: number): number {
+  return Number(/TracerPid:\s+(\d+)/.exec(readProc(pid, tid, 'status'))?.[1] ?? 0);
+}
+
+function sigstopPending(tid: number): boolean {
+  const st = parseStatus(fs.readFileSync(`/proc/${tid}/status`, 'utf8'));
+  return ((st.sigPnd | st.shdPnd) & (1n << BigInt(SIGSTOP - 1))) !== 0n;
+}
+
+/**
+ * After the seize, a thread in a group stop traps twice (the seize's trap, then our
+ * interrupt's): the second is taken here. A SIGSTOP still queued (sent again to a stopped
+ * task, or just sent) cannot be blocked, and would stop an injected syscall: it is dequeued
+ * here at a signal-delivery stop and dropped (as CRIU's compel does), with every other
+ * signal blocked meanwhile so that none is dequeued with it. Returns the stop signal.
+ */
+function settleStop(tid: number, first: WaitResult & { kind: 'stopped' }): { stopSigno: number; pending: boolean } {
+  let stopSigno = STOP_SIGNALS.has(first.signal) ? first.signal : 0;
+  if (stopSigno) {
+    cont(tid);
+    const w = nextStop(tid);
+    if (w.kind !== 'stopped') throw new StasisError('E_NO_PROCESS', `Thread ${tid} exited while being frozen`);
+  }
+  let pending = false;
+  if (sigstopPending(tid)) {
+    const mask = getSigmask(tid);
+    setSigmask(tid, ALL_SIGNALS);
+    try {
+      // One stop per resume: a trap still pending, or the SIGSTOP's signal-delivery stop.
+      for (let i = 0; i < 8 && sigstopPending(tid); i++) {
+        cont(tid);
+        const w = nextStop(tid);
+        if (w.kind !== 'stopped') throw new StasisError('E_NO_PROCESS', `Thread ${tid} exited while being frozen`);
+      }
+    } finally {
+      setSigmask(tid, mask);
+    }
+    if (!stopSigno) {
+      stopSigno = SIGSTOP;
+      pending = true;
+    }
+  }
+  return { stopSigno, pending };
 }
 
 function threadsOf(pid: number): number[] {
@@ -20,14 +113,21 @@ function threadsOf(pid: number): number[] {
   }
 }
 
-/** Seizes and stops one thread; false if it exited meanwhile. */
-function freezeThread(pid: number, tid: number): boolean {
+/** Seizes and stops one thread; null if it exited meanwhile, else its job-control stop. */
+function freezeThread(pid: number, tid: number): { stopSigno: number; pending: boolean } | null {
   try {
-    seize(tid, 0);
+    // TRACESYSGOOD: a task at a syscall stop whose tracer dies is sent the stop's signal
+    // (ptrace_report_syscall): SIGTRAP, which kills it, without the option; with it, the
+    // stop's signal is SIGTRAP|0x80, no signal at all, and the task goes on.
+    seize(tid, PTRACE_O.TRACESYSGOOD);
   } catch (e) {
     if (e instanceof SyscallError && e.code === 'ESRCH') {
       if (tid === pid) throw new StasisError('E_NO_PROCESS', `Cannot dump pid ${pid}: no such process`);
-      return false;
+      return null;
+    }
+    const tracer = e instanceof SyscallError && e.code === 'EPERM' ? tracerOf(pid, tid) : 0;
+    if (tracer) {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${pid}${tid !== pid ? ` (thread ${tid})` : ''}: it is traced by pid ${tracer}; stasis cannot checkpoint a ptrace relation`, { cause: e });
     }
     if (e instanceof SyscallError && e.code === 'EPERM') {
       throw new StasisError('E_DUMP_FAILED', `Cannot freeze pid ${pid} (thread ${tid}): ptrace is not allowed (already traced, a zombie, or not permitted)`, { cause: e });
@@ -40,9 +140,14 @@ function freezeThread(pid: number, tid: number): boolean {
     if (!w) continue;
     if (w.kind !== 'stopped') {
       if (tid === pid) throw new StasisError('E_NO_PROCESS', `Pid ${pid} exited while being frozen`);
-      return false;
+      return null;
     }
-    if (w.event === PTRACE_EVENT.STOP) return true;
+    if (w.event === PTRACE_EVENT.STOP) {
+      // A thread under seccomp would run stasis's injected syscalls through its filters (or,
+      // in strict mode, be killed by them): they are suspended while stasis traces it.
+      if (parseStatus(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')).seccomp) setOptions(tid, PTRACE_O.TRACESYSGOOD | PTRACE_O.SUSPEND_SECCOMP);
+      return settleStop(tid, w);
+    }
     // A signal-delivery stop came before our interrupt stop: deliver the signal as the
     // kernel would have (PTRACE_CONT with it) and wait on; the interrupt stays pending.
     cont(tid, w.event === 0 ? w.signal : 0);
@@ -50,12 +155,26 @@ function freezeThread(pid: number, tid: number): boolean {
 }
 
 export function freeze(pid: number): Frozen {
-  const f: Frozen = { pid, tids: [] };
+  const f: Frozen = { pid, tids: [], rseqCs: new Map() };
   try {
     for (;;) {
       const fresh = threadsOf(pid).filter((t) => !f.tids.includes(t));
       if (fresh.length === 0) break;
-      for (const tid of fresh) if (freezeThread(pid, tid)) f.tids.push(tid);
+      for (const tid of fresh) {
+        const t = freezeThread(pid, tid);
+        if (!t) continue;
+        f.tids.push(tid);
+        // Before anything is injected: an injected syscall's return to user space may clear it.
+        const cs = readRseqCs(tid);
+        if (cs) f.rseqCs.set(tid, cs);
+        // The group stop's signal is the same in every thread; a thread's own pending SIGSTOP stops them all.
+        if (t.stopSigno && !f.stopSigno) {
+          f.stopSigno = t.stopSigno;
+          f.stopPending = t.pending;
+        } else if (t.stopSigno && !t.pending) {
+          f.stopPending = false;
+        }
+      }
     }
     if (!f.tids.includes(pid)) throw new StasisError('E_NO_PROCESS', `Cannot dump pid ${pid}: no such process`);
     f.tids.sort((a, b) => (a === pid ? -1 : b === pid ? 1 : a - b));
@@ -66,7 +185,26 @@ export function freeze(pid: number): Frozen {
   }
 }
 
+/**
+ * Lets every thread go, rseq_cs put back as it was. A process in a group stop goes back to
+ * it by itself on detach; one whose pending SIGSTOP the freeze dropped gets it again first
+ * (it stops before it runs).
+ */
 export function thaw(f: Frozen): void {
+  for (const [tid, cs] of f.rseqCs) {
+    try {
+      writeBackRseqCs(tid, cs);
+    } catch {
+      /* gone */
+    }
+  }
+  if (f.stopPending) {
+    try {
+      kill(f.pid, SIGSTOP);
+    } catch {
+      /* gone */
+    }
+  }
   for (const tid of f.tids) {
     try {
       detach(tid);

@@ -11,9 +11,9 @@
 // dump from that parent is a full one.
 import fs from 'node:fs';
 import path from 'node:path';
-import { readImage, imageExists } from '../image/index.js';
+import { readImage, imageExists, pagemapCount } from '../image/index.js';
 import type { InventoryEntry } from '../image/gen/stasis/inventory_pb.js';
-import type { KernelFeatures } from '../sys/index.js';
+import type { KernelFeatures, InjectorOptions } from '../sys/index.js';
 import { PageRanges } from '../mem/page-ranges.js';
 import { hasDumpablePages, type VmaSpec } from '../mem/vma.js';
 import type { PageDumperOptions } from '../mem/dump-pages.js';
@@ -34,6 +34,8 @@ export interface IncrementalOptions {
   backend: DirtyBackendChoice;
   kernel: KernelFeatures;
   preDump: boolean;
+  /** How syscalls are injected (userfaultfd() for the uffd backend). */
+  inject?: InjectorOptions | undefined;
 }
 
 interface TaskState {
@@ -84,22 +86,25 @@ export class Incremental {
     if (up !== undefined && up > 0n && (BigInt(start) * 1000000n) / BigInt(CLK_TCK) > up) return null;
     const r = new PageRanges();
     const entries = [...readImage(dir, 'pagemap', pid).entries].sort((a, b) => (a.vaddr < b.vaddr ? -1 : a.vaddr > b.vaddr ? 1 : 0));
-    for (const e of entries) r.addBytes(e.vaddr, e.vaddr + BigInt(e.nrPages) * 4096n);
+    for (const e of entries) r.addBytes(e.vaddr, e.vaddr + BigInt(pagemapCount(e)) * 4096n);
     return r;
   }
 
-  /** While `pid` is frozen: how to dump its pages. */
-  forTask(pid: number, vmas: VmaSpec[]): Pick<PageDumperOptions, 'incremental' | 'onPage'> {
+  /**
+   * While `pid` is frozen: how to dump its pages. `imagePid` names its images (the pid it has
+   * in its own pid namespace, the parent set's pagemap among them).
+   */
+  forTask(pid: number, vmas: VmaSpec[], imagePid = pid): Pick<PageDumperOptions, 'incremental' | 'onPage'> {
     const start = taskStart(pid);
     if (start === null) throw new StasisError('E_NO_PROCESS', `Pid ${pid} vanished while being dumped`);
-    const parent = this.parentPages(pid, start);
+    const parent = this.parentPages(imagePid, start);
     const rec = (parent && this.parentTrack?.tasks.find((t) => t.pid === pid)) || null;
     // Not tracking on: only the parent's tracking is read, when this kernel can read it.
     const backend = this.o.track ? chooseBackend(this.o.kernel, this.o.backend, rec?.backend ?? null)
       : rec && !backendProblems(this.o.kernel)[rec.backend] ? rec.backend : null;
     if (!backend) return parent ? { incremental: { parent, written: null } } : {};
     this.backendUsed = backend;
-    const tracker = openTracker(backend, pid, start, rec, this.parentDir);
+    const tracker = openTracker(backend, pid, start, rec, this.parentDir, this.o.inject);
     const st: TaskState = { pid, tracker, armed: false, rearmed: false, consumed: rec, vmas };
     this.tasks.push(st);
     const task = { pid, start, vmas };

@@ -4,7 +4,7 @@
 // its parasite the same). A timer's value is relative, even for one set with TIMER_ABSTIME.
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
-import type { Injector } from '../sys/index.js';
+import { failedWith, type Injector } from '../sys/index.js';
 import { parsePosixTimers, SIGEV_THREAD_ID } from '../proc/index.js';
 import { PosixTimerEntrySchema, type PosixTimerEntry } from '../image/gen/stasis/timer_pb.js';
 import { StasisError } from '../errors.js';
@@ -28,7 +28,7 @@ export function readPosixTimers(inj: Injector, pid: number): PosixTimerEntry[] {
   const buf = inj.put(Buffer.alloc(ITIMERSPEC * timers.length));
   const overruns = timers.map((t, i) => {
     const fail = (what: string, r: bigint) => {
-      if (r < 0n) throw new StasisError('E_DUMP_FAILED', `Cannot read ${what} of POSIX timer ${t.id} of pid ${pid}: errno ${-r}`);
+      if (r < 0n) throw new StasisError('E_DUMP_FAILED', `Cannot read ${what} of POSIX timer ${t.id} of pid ${pid}: ${failedWith(r)}`);
       return r;
     };
     fail('the time left', inj.call('timer_gettime', t.id, buf + BigInt(i * ITIMERSPEC)));

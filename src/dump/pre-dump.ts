@@ -18,8 +18,14 @@ import type { VmaSpec } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
 import { thawTree } from './freeze-tree.js';
 import { Incremental, freezeTracked } from './incremental.js';
+import { refuseFrozenCgroups } from '../cgroup/dump-cgroups.js';
 import { FORMAT_TAG } from './format.js';
 import type { PreDumpOptions, PreDumpResult } from '../api/types.js';
+import { makeImagesDir, createImageFile } from '../image/image-modes.js';
+import { writeSums, type FileSum } from '../image/image-sums.js';
+import { NO_LOG } from '../log.js';
+import { injectOptions } from './dump-steps.js';
+import { treePids } from '../ns/index.js';
 
 /** CRIU's PRE_DUMP_READ: pages read with process_vm_readv, not spliced. */
 const PRE_DUMP_READ = 2;
@@ -29,19 +35,27 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
   const { pid, imagesDir } = opts;
   if (!Number.isInteger(pid) || pid <= 0) throw new StasisError('E_BAD_ARGS', `Invalid pid ${pid}`);
   if (!fs.existsSync(`/proc/${pid}`)) throw new StasisError('E_NO_PROCESS', `Cannot pre-dump pid ${pid}: no such process`);
-  fs.mkdirSync(imagesDir, { recursive: true });
+  refuseFrozenCgroups(pid); // it would never stop for ptrace
+  makeImagesDir(imagesDir);
   const kernel = probeKernel();
   const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
+  const log = opts.log ?? NO_LOG;
+  log.info(`pre-dumping the tree of pid ${pid} into ${imagesDir}`);
+  // Before the parent link is made: a run cancelled here leaves nothing.
+  progress('freezing');
   const inc = Incremental.open({
-    imagesDir, prevImagesDir: opts.prevImagesDir, track: true, backend: opts.trackBackend ?? 'auto', kernel, preDump: true,
+    imagesDir, prevImagesDir: opts.prevImagesDir, track: true, backend: opts.trackBackend ?? 'auto', kernel, preDump: true, inject: injectOptions(log),
   });
   const written: string[] = [];
   const note = (f: string) => {
     written.push(f);
+    log.debug(`wrote ${f}`);
     return f;
   };
-  const tasks: { pid: number; n: number; out: number; pages: PageDumper; vmas: VmaSpec[] }[] = [];
+  const tasks: { pid: number; vpid: number; n: number; out: number; pages: PageDumper; vmas: VmaSpec[]; file: string }[] = [];
+  const sums = new Map<string, FileSum>();
   const pstree: PstreeEntry[] = [];
+  let bytes = 0;
   const closeAll = () => {
     for (const t of tasks) {
       t.pages.close();
@@ -49,36 +63,49 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
     }
   };
 
-  progress('freezing');
+  opts.notify?.('pre-dump');
   const tFreeze = performance.now();
   const tree = freezeTracked(pid, inc);
+  log.info(`froze ${tree.length} task(s): ${tree.map((t) => t.frozen ? t.pid : `${t.pid} (zombie)`).join(', ')}`);
   let downtimeMs = 0;
   try {
     try {
       progress('collecting');
+      // Named as the final dump names them: by the pids of the tree's pid namespace.
+      const v = treePids(pid);
       tree.filter((t) => t.frozen).forEach((t, i) => {
         const vmas = collectVmas(t.pid, parseSmaps(fs.readFileSync(`/proc/${t.pid}/smaps`, 'utf8'))).map((c) => c.vma);
         const st = parseStat(fs.readFileSync(`/proc/${t.pid}/stat`, 'utf8'));
-        pstree.push(create(PstreeEntrySchema, { pid: t.pid, ppid: t.ppid, pgid: st.pgrp, sid: st.session, threads: t.frozen!.tids }));
+        pstree.push(create(PstreeEntrySchema, {
+          pid: v.pid(t.pid), ppid: t.ppid ? v.pid(t.ppid) : 0, ...(v.pgidSid(t.pid) ?? { pgid: st.pgrp, sid: st.session }), threads: t.frozen!.tids.map((x) => v.pid(x)),
+        }));
         const n = i + 1;
-        const out = fs.openSync(note(imagePath(imagesDir, 'pages', n)), 'w', 0o600);
-        const pages = new PageDumper(t.pid, out, kernel.zeroPfn, { ...inc.forTask(t.pid, vmas), running: true, pagemapScan: kernel.pagemapScan });
-        tasks.push({ pid: t.pid, n, out, pages, vmas });
+        const file = note(imagePath(imagesDir, 'pages', n));
+        const out = createImageFile(file);
+        const pages = new PageDumper(t.pid, out, kernel.zeroPfn, {
+          ...inc.forTask(t.pid, vmas, v.pid(t.pid)), running: true, pagemapScan: kernel.pagemapScan,
+          onFlushed: (b) => progress('writing memory', (bytes += b) >> 12, 0),
+        });
+        tasks.push({ pid: t.pid, vpid: v.pid(t.pid), n, out, pages, vmas, file });
         pages.plan(vmas);
+        log.info(`pid ${t.pid}: ${vmas.length} memory areas, ${pages.stats.pagesScanned} pages scanned`);
       });
     } finally {
       thawTree(tree);
       downtimeMs = performance.now() - tFreeze;
+      log.info(`tree thawed after ${downtimeMs.toFixed(1)} ms, tracked by ${inc.backend ?? 'nothing'}`);
     }
 
     progress('memory');
     const stats = { pagesScanned: 0, pagesWritten: 0, pagesSkippedParent: 0 };
     for (const t of tasks) {
       t.pages.write();
+      sums.set(t.file, t.pages.sum);
       stats.pagesScanned += t.pages.stats.pagesScanned;
       stats.pagesWritten += t.pages.stats.pagesWritten;
       stats.pagesSkippedParent += t.pages.stats.pagesSkippedParent;
-      note(writePagemapImage(imagesDir, t.pid, t.n, t.pages.entries));
+      note(writePagemapImage(imagesDir, t.vpid, t.n, t.pages.entries));
+      log.info(`pid ${t.pid}: ${t.pages.stats.pagesWritten} pages written, ${t.pages.stats.pagesSkippedParent} left to the parent`);
     }
     // Shared memory, read while the tree runs: the next dump compares every used page with
     // this copy (shmem-pages.ts), so a page torn by a concurrent write is written again there.
@@ -96,17 +123,20 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
         ...(shmem.stats.objects ? { shpagesScanned: BigInt(shmem.stats.pagesScanned), shpagesSkippedParent: BigInt(shmem.stats.pagesSkippedParent), shpagesWritten: BigInt(shmem.stats.pagesWritten) } : {}),
       },
     })]));
+    opts.notify?.('post-dump');
     inc.commit(true);
     note(writeImage(imagesDir, 'inventory', undefined, [create(InventoryEntrySchema, {
       imgVersion: 2, fdinfoPerId: true, lsmtype: Lsmtype.NO_LSM, preDumpMode: PRE_DUMP_READ,
       dumpUptime: BigInt(Math.round(parseFloat(fs.readFileSync('/proc/uptime', 'utf8')) * 1e6)),
       dumpCriuRunId: FORMAT_TAG,
     })]));
+    note(writeSums(imagesDir, written, sums));
     const imageBytes = written.reduce((n, f) => n + fs.statSync(f).size, 0);
     return {
       pids: pstree.map((p) => p.pid), ...stats, imageBytes, trackBackend: inc.backend, downtimeMs, totalMs: performance.now() - t0,
     };
   } catch (err) {
+    log.error(`pre-dump failed, the tree runs on: ${(err as Error).message}`);
     closeAll();
     inc.abort();
     for (const f of written) fs.rmSync(f, { force: true });

@@ -1,12 +1,12 @@
 // What only the task itself can tell: its signal handlers, clear_child_tid, alternate
 // signal stack, interval timers and a few prctl values, asked through injected syscalls
 // (one scratch buffer, read back at once).
-import type { Injector } from '../sys/index.js';
+import { failedWith, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
 export const NSIG = 64;
 const SIGKILL = 9, SIGSTOP = 19;
-const PR_GET_PDEATHSIG = 2, PR_GET_DUMPABLE = 3, PR_GET_TID_ADDRESS = 40, PR_GET_CHILD_SUBREAPER = 37;
+const PR_GET_PDEATHSIG = 2, PR_GET_DUMPABLE = 3, PR_GET_TID_ADDRESS = 40, PR_GET_CHILD_SUBREAPER = 37, PR_GET_THP_DISABLE = 42;
 
 export interface SigAction {
   sig: number;
@@ -25,14 +25,35 @@ export interface TaskInternals {
   dumpable: number;
   pdeathSig: number;
   childSubreaper: boolean;
+  /** The MEMBARRIER_CMD_REGISTER_* commands the mm was registered with (they are per mm, not kept by fork or exec). */
+  membarrierMask: number;
+  /** PR_GET_THP_DISABLE: 0, 1 (disabled), 3 (disabled except where advised, Linux 6.18). */
+  thpDisable: number;
+}
+
+const MEMBARRIER_CMD_GET_REGISTRATIONS = 1 << 9;
+// Each barrier command that needs a registration, as a bit; its REGISTER command is the next bit.
+const MEMBARRIER_EXPEDITED_CMDS = [1 << 1, 1 << 3, 1 << 5, 1 << 7];
+
+/**
+ * The mm's membarrier registrations: MEMBARRIER_CMD_GET_REGISTRATIONS (Linux 6.3), or else
+ * each expedited barrier issued once (it fails with EPERM where the mm is not registered).
+ */
+function readMembarrierMask(inj: Injector): number {
+  const r = inj.call('membarrier', MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0);
+  if (r >= 0n) return Number(r);
+  let mask = 0;
+  for (const cmd of MEMBARRIER_EXPEDITED_CMDS) if (inj.call('membarrier', cmd, 0, 0) === 0n) mask |= cmd << 1;
+  return mask;
 }
 
 export function readTaskInternals(inj: Injector): TaskInternals {
   inj.resetScratch();
   const sa = inj.put(Buffer.alloc(NSIG * 32));
-  const misc = inj.put(Buffer.alloc(128));
+  // 0: clear_child_tid, 8: stack_t, 32: three itimervals (96 bytes), 128: pdeath, 136: subreaper.
+  const misc = inj.put(Buffer.alloc(144));
   const fail = (what: string, r: bigint) => {
-    if (r < 0n) throw new StasisError('E_DUMP_FAILED', `Cannot read ${what} of pid ${inj.pid}: errno ${-r}`);
+    if (r < 0n) throw new StasisError('E_DUMP_FAILED', `Cannot read ${what} of pid ${inj.pid}: ${failedWith(r)}`);
   };
   for (let sig = 1; sig <= NSIG; sig++) {
     if (sig === SIGKILL || sig === SIGSTOP) continue;
@@ -41,13 +62,15 @@ export function readTaskInternals(inj: Injector): TaskInternals {
   fail('clear_child_tid', inj.call('prctl', PR_GET_TID_ADDRESS, misc, 0, 0, 0));
   fail('sigaltstack', inj.call('sigaltstack', 0, misc + 8n));
   for (let w = 0; w < 3; w++) fail('itimer', inj.call('getitimer', w, misc + 32n + BigInt(w * 32)));
-  fail('pdeath signal', inj.call('prctl', PR_GET_PDEATHSIG, misc + 0x70n, 0, 0, 0));
-  fail('child subreaper', inj.call('prctl', PR_GET_CHILD_SUBREAPER, misc + 0x78n, 0, 0, 0));
+  fail('pdeath signal', inj.call('prctl', PR_GET_PDEATHSIG, misc + 128n, 0, 0, 0));
+  fail('child subreaper', inj.call('prctl', PR_GET_CHILD_SUBREAPER, misc + 136n, 0, 0, 0));
   const dumpable = inj.call('prctl', PR_GET_DUMPABLE, 0, 0, 0, 0);
   fail('dumpable', dumpable);
+  const thp = inj.call('prctl', PR_GET_THP_DISABLE, 0, 0, 0, 0);
+  fail('THP-disable flag', thp);
 
   const sab = inj.mem.readExact(sa, NSIG * 32);
-  const m = inj.mem.readExact(misc, 128);
+  const m = inj.mem.readExact(misc, 144);
   const sigactions: SigAction[] = [];
   for (let sig = 1; sig <= NSIG; sig++) {
     if (sig === SIGKILL || sig === SIGSTOP) continue;
@@ -70,7 +93,9 @@ export function readTaskInternals(inj: Injector): TaskInternals {
     altStack: { sp: m.readBigUInt64LE(8), flags: m.readInt32LE(16), size: m.readBigUInt64LE(24) },
     itimers,
     dumpable: Number(dumpable),
-    pdeathSig: m.readInt32LE(0x70),
-    childSubreaper: m.readInt32LE(0x78) !== 0,
+    pdeathSig: m.readInt32LE(128),
+    childSubreaper: m.readInt32LE(136) !== 0,
+    membarrierMask: readMembarrierMask(inj),
+    thpDisable: Number(thp),
   };
 }
