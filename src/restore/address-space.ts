@@ -4,20 +4,25 @@
 // 1024 runs: the kernel copies straight from the page cache), protections and advice put
 // back, the vDSO mapped where it was, and the mm fields set with PR_SET_MM_MAP.
 import fs from 'node:fs';
-import type { Injector } from '../sys/index.js';
+import { failedWith, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
+import { pidfdOfStasis } from './install-fds.js';
 import { VMA, MAP, PROT, isMappedByRestore, isShmemVma, type VmaSpec } from '../mem/vma.js';
 import type { PageRun } from '../mem/page-runs.js';
 import type { PageSource } from '../mem/page-chain.js';
+import { readsOutside, type Premap } from './cow-premap.js';
+import type { MappedFiles } from './mapped-files.js';
 
 const TASK_SIZE = 0x7ffffffff000n;
 const SCRATCH_SIZE = 1 << 20;
 const PAGE = 4096n;
 const IOV_MAX = 1024;
-const O_RDONLY = 0, O_RDWR = 2, O_CLOEXEC = 0o2000000;
+const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
 const MAP_FIXED = 0x10, MAP_FIXED_NOREPLACE = 0x100000;
+const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 const ARCH_MAP_VDSO_64 = 0x2003;
+const MADV_GUARD_INSTALL = 102;
 const PR_SET_MM = 35, PR_SET_MM_MAP = 14, PR_SET_NAME = 15;
 
 export interface MmFields {
@@ -29,8 +34,10 @@ export interface MmFields {
 
 export interface AddressSpacePlan {
   vmas: VmaSpec[];
-  /** Path of each file a VMA maps, by the VMA's shmid (file id). */
-  filePaths: Map<number, string>;
+  /** The task's inherited pidfd of stasis, in a pid namespace of its own (NewTask.stasisPidfd). */
+  stasisPidfd?: number | undefined;
+  /** Opens the file a VMA maps in the task. */
+  mapped: MappedFiles;
   /** Every page with data (to know which VMAs get pages). */
   runs: PageRun[];
   /** Where the pages are: this image set's pages image and, for incremental dumps, its parents'. */
@@ -38,6 +45,10 @@ export interface AddressSpacePlan {
   mm: MmFields;
   /** The fd in stasis of the shared memory object a shared anonymous or memfd VMA maps. */
   shmemFd?: (v: VmaSpec) => number;
+  /** Areas premapped with their pages while the tree was made (shared copy-on-write with a parent or child): moved into place. */
+  premapped?: Premap[];
+  /** Guard regions (MADV_GUARD_INSTALL) inside the VMAs. */
+  guards?: { start: bigint; end: bigint }[];
 }
 
 /** A free range of `size` bytes in both layouts, between 4 GiB and the top of user space. */
@@ -72,60 +83,106 @@ export function rebuildAddressSpace(inj: Injector, plan: AddressSpacePlan): { sc
   // The upper half is left to the threads restore creates (restore-task.ts).
   inj.useScratch(scratch + PAGE, SCRATCH_SIZE / 2 - Number(PAGE));
 
-  // Everything of the stub goes, the vDSO and vvar included.
-  inj.must('munmap', 0, scratch);
-  inj.must('munmap', scratch + BigInt(SCRATCH_SIZE), TASK_SIZE - scratch - BigInt(SCRATCH_SIZE));
+  // Premapped areas move into place (mremap keeps their pages, shared with other tasks).
+  const premapped = plan.premapped ?? [];
+  const moved = new Set(premapped.map((p) => p.vma));
+  for (const p of premapped) {
+    const len = p.vma.end - p.vma.start;
+    const r = inj.call('mremap', p.at, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, p.vma.start);
+    if (r !== p.vma.start) throw new StasisError('E_RESTORE_FAILED', `Cannot move the premapped 0x${p.vma.start.toString(16)}-0x${p.vma.end.toString(16)} into place in pid ${pid}: ${failedWith(r)}`);
+  }
+  // Everything else of the stub goes, the vDSO and vvar included.
+  const keep = [{ start: scratch, end: scratch + BigInt(SCRATCH_SIZE) }, ...premapped.map((p) => p.vma)].sort((a, b) => (a.start < b.start ? -1 : 1));
+  let at = 0n;
+  for (const k of [...keep, { start: TASK_SIZE, end: TASK_SIZE }]) {
+    if (k.start > at) inj.must('munmap', at, k.start - at);
+    if (k.end > at) at = k.end;
+  }
 
   const filled = new Set<VmaSpec>();
   // A run may cross from one VMA into the next (adjacent areas with other protections).
   for (const r of plan.runs) {
     const end = r.vaddr + BigInt(r.nrPages) * PAGE;
-    for (const v of plan.vmas) if (v.start < end && r.vaddr < v.end) filled.add(v);
+    for (const v of plan.vmas) if (v.start < end && r.vaddr < v.end && !moved.has(v)) filled.add(v);
   }
-  mapVmas(inj, plan, filled);
-  fillPages(inj, plan);
+  mapVmas(inj, plan, filled, moved);
+  fillPages(inj, plan, [...moved]);
   for (const v of filled) {
     if (!(v.prot & PROT.WRITE)) inj.must('mprotect', v.start, v.end - v.start, v.prot);
   }
+  for (const v of moved) {
+    if (v.prot !== (PROT.READ | PROT.WRITE)) inj.must('mprotect', v.start, v.end - v.start, v.prot);
+  }
   for (const v of plan.vmas) applyAdvice(inj, v);
+  // Once the pages are in: installing a guard drops what its pages held (they held nothing).
+  for (const g of plan.guards ?? []) {
+    const r = inj.call('madvise', g.start, g.end - g.start, MADV_GUARD_INSTALL);
+    if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot install the guard region 0x${g.start.toString(16)}-0x${g.end.toString(16)} in pid ${pid}: ${failedWith(r)}`);
+  }
+  // Areas moved into place were mapped without MAP_LOCKED: locked now (while still root).
+  for (const v of moved) if (v.flags & MAP.LOCKED) inj.must('mlock', v.start, v.end - v.start);
   mapVdso(inj, plan.vmas);
   setMmFields(inj, plan.mm);
   return { scratch, scratchSize: SCRATCH_SIZE };
 }
 
-function openInTask(inj: Injector, path: string, flags: number): number {
+export function openInTask(inj: Injector, path: string, flags: number): number {
   inj.resetScratch();
   const r = inj.call('openat', AT_FDCWD, inj.putString(path), flags | O_CLOEXEC, 0);
-  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open ${path} in pid ${inj.pid}: errno ${-r}`);
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open ${path} in pid ${inj.pid}: ${failedWith(r)}`);
   return Number(r);
 }
 
-function mapVmas(inj: Injector, plan: AddressSpacePlan, filled: Set<VmaSpec>): void {
+function mapVmas(inj: Injector, plan: AddressSpacePlan, filled: Set<VmaSpec>, moved: Set<VmaSpec>): void {
   const fds = new Map<string, number>();
   try {
     for (const v of plan.vmas) {
-      if (!isMappedByRestore(v)) continue;
+      if (!isMappedByRestore(v) || moved.has(v)) continue;
       const prot = filled.has(v) ? v.prot | PROT.WRITE : v.prot;
-      const keep = v.flags & (MAP.SHARED | MAP.PRIVATE | MAP.ANONYMOUS | MAP.GROWSDOWN | MAP.NORESERVE);
+      const keep = v.flags & (MAP.SHARED | MAP.PRIVATE | MAP.DROPPABLE | MAP.ANONYMOUS | MAP.GROWSDOWN | MAP.NORESERVE | MAP.LOCKED);
+      if (v.status & VMA.SYSVIPC) {
+        attachSysv(inj, v);
+        continue;
+      }
       let fd = -1;
       if (isShmemVma(v)) {
         fd = pullShmem(inj, plan, v, fds);
-      } else if (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED)) {
-        const path = plan.filePaths.get(Number(v.shmid));
-        if (path === undefined) throw new StasisError('E_CORRUPT', `VMA at 0x${v.start.toString(16)} names file ${v.shmid}, which the image lacks`);
-        const mode = (v.fdflags & 3) === O_RDWR ? O_RDWR : O_RDONLY;
-        const key = `${mode}:${path}`;
-        fd = fds.get(key) ?? openInTask(inj, path, mode);
+      } else if (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED | VMA.SOCKET)) {
+        const key = plan.mapped.key(v);
+        fd = fds.get(key) ?? plan.mapped.open(inj, v, plan.stasisPidfd);
         fds.set(key, fd);
       }
       const r = inj.call('mmap', v.start, v.end - v.start, prot, (fd >= 0 ? keep & ~MAP.ANONYMOUS : keep) | MAP_FIXED, fd, v.pgoff);
       if (r !== BigInt.asIntN(64, v.start)) {
-        throw new StasisError('E_RESTORE_FAILED', `Cannot map 0x${v.start.toString(16)}-0x${v.end.toString(16)} in pid ${inj.pid}: mmap returned ${r}`);
+        throw new StasisError('E_RESTORE_FAILED', `Cannot map 0x${v.start.toString(16)}-0x${v.end.toString(16)} in pid ${inj.pid}: ${r < 0n && r > -4096n ? `mmap failed with ${failedWith(r)}` : `mmap returned 0x${BigInt.asUintN(64, r).toString(16)}`}`);
       }
     }
   } finally {
     for (const fd of fds.values()) inj.call('close', fd);
   }
+}
+
+const SHM_RDONLY = 0o10000, SHM_EXEC = 0o100000;
+
+/**
+ * A SysV segment attached again at its place (the segment was made in the tree's IPC
+ * namespace before the tasks; ns/ipc-sysv.ts). shmat maps the whole segment: a VMA that is
+ * only part of one (partly unmapped, or split by mprotect) gets it at its start less its
+ * offset, the rest unmapped again.
+ */
+function attachSysv(inj: Injector, v: VmaSpec): void {
+  const at = v.start - v.pgoff * PAGE;
+  const flags = (v.prot & PROT.WRITE ? 0 : SHM_RDONLY) | (v.prot & PROT.EXEC ? SHM_EXEC : 0);
+  const r = inj.call('shmat', v.shmid, at, flags);
+  if (r !== at) {
+    throw new StasisError('E_RESTORE_FAILED', `Cannot attach SysV shared memory segment ${v.shmid} at 0x${at.toString(16)} in pid ${inj.pid}: ${r < 0n && r > -4096n ? failedWith(r) : `shmat returned 0x${BigInt.asUintN(64, r).toString(16)}`}`);
+  }
+  const maps = fs.readFileSync(`/proc/${inj.pid}/maps`, 'utf8');
+  const m = new RegExp(`^${at.toString(16)}-([0-9a-f]+) `, 'm').exec(maps);
+  const end = m ? BigInt(`0x${m[1]}`) : v.end;
+  if (at < v.start) inj.must('munmap', at, v.start - at);
+  if (end > v.end) inj.must('munmap', v.end, end - v.end);
+  if (v.prot !== (PROT.READ | (v.prot & (PROT.WRITE | PROT.EXEC)))) inj.must('mprotect', v.start, v.end - v.start, v.prot);
 }
 
 /** The task's fd for a shared memory object of stasis: pidfd_getfd through a pidfd of stasis, both kept in `fds`. */
@@ -137,23 +194,23 @@ function pullShmem(inj: Injector, plan: AddressSpacePlan, v: VmaSpec, fds: Map<s
   if (have !== undefined) return have;
   let pidfd = fds.get('pidfd');
   if (pidfd === undefined) {
-    const r = inj.call('pidfd_open', process.pid, 0);
-    if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open a pidfd of stasis in pid ${inj.pid}: errno ${-r}`);
+    const r = pidfdOfStasis(inj, plan.stasisPidfd);
+    if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open a pidfd of stasis in pid ${inj.pid}: ${failedWith(r)}`);
     pidfd = Number(r);
     fds.set('pidfd', pidfd);
   }
   const r = inj.call('pidfd_getfd', pidfd, toolFd, 0);
-  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot take shared memory fd ${toolFd} of stasis into pid ${inj.pid}: errno ${-r}`);
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot take shared memory fd ${toolFd} of stasis into pid ${inj.pid}: ${failedWith(r)}`);
   fds.set(key, Number(r));
   return Number(r);
 }
 
-function fillPages(inj: Injector, plan: AddressSpacePlan): void {
-  for (const src of plan.pageSources) fillFrom(inj, src);
+function fillPages(inj: Injector, plan: AddressSpacePlan, moved: VmaSpec[]): void {
+  for (const src of readsOutside(plan.pageSources, moved)) fillFrom(inj, src);
 }
 
 /** One preadv per stretch of the file read without a gap (up to 1024 runs each). */
-function fillFrom(inj: Injector, src: PageSource): void {
+export function fillFrom(inj: Injector, src: PageSource): void {
   if (src.reads.length === 0) return;
   const fd = openInTask(inj, src.path, O_RDONLY);
   try {
@@ -193,12 +250,25 @@ function mapVdso(inj: Injector, vmas: VmaSpec[]): void {
   if (special.length === 0) return;
   const start = special.reduce((m, v) => (v.start < m ? v.start : m), special[0]!.start);
   const r = inj.call('arch_prctl', ARCH_MAP_VDSO_64, start);
-  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot map the vDSO at 0x${start.toString(16)} in pid ${inj.pid}: errno ${-r}`);
-  const now = fs.readFileSync(`/proc/${inj.pid}/maps`, 'utf8');
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot map the vDSO at 0x${start.toString(16)} in pid ${inj.pid}: ${failedWith(r)}`);
+  // The kernel's areas must tile the image's: CRIU writes [vvar] and [vvar_vclock] as one
+  // VVAR area, stasis before format 3 wrote them apart.
+  const now = fs.readFileSync(`/proc/${inj.pid}/maps`, 'utf8').split('\n').flatMap((l) => {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) .*\s(\[vdso\]|\[vvar\]|\[vvar_vclock\])$/.exec(l);
+    return m ? [{ start: BigInt(`0x${m[1]}`), end: BigInt(`0x${m[2]}`), vdso: m[3] === '[vdso]' }] : [];
+  }).sort((a, b) => (a.start < b.start ? -1 : 1));
+  const differs = (what: string) => new StasisError('E_UNSUPPORTED', `This kernel's vDSO layout differs from the image's (${what})`);
   for (const v of special) {
-    if (!now.includes(`${v.start.toString(16)}-${v.end.toString(16)} `)) {
-      throw new StasisError('E_UNSUPPORTED', `This kernel's vDSO layout differs from the image's (0x${v.start.toString(16)}-0x${v.end.toString(16)})`);
+    let at = v.start;
+    for (const k of now) {
+      if (k.start !== at || k.end > v.end) continue;
+      if (k.vdso !== ((v.status & VMA.VDSO) !== 0)) break;
+      at = k.end;
     }
+    if (at !== v.end) throw differs(`0x${v.start.toString(16)}-0x${v.end.toString(16)}`);
+  }
+  for (const k of now) {
+    if (!special.some((v) => v.start <= k.start && k.end <= v.end)) throw differs(`0x${k.start.toString(16)}-0x${k.end.toString(16)} is not in the image`);
   }
 }
 
@@ -215,7 +285,7 @@ function setMmFields(inj: Injector, mm: MmFields): void {
     map.writeUInt32LE(auxv.length, 96);
     map.writeUInt32LE(exeFd, 100);
     const r = inj.call('prctl', PR_SET_MM, PR_SET_MM_MAP, inj.put(map), 104, 0);
-    if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `PR_SET_MM_MAP failed in pid ${inj.pid} with errno ${-r}`);
+    if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `PR_SET_MM_MAP failed in pid ${inj.pid} with ${failedWith(r)}`);
   } finally {
     inj.call('close', exeFd);
   }

@@ -4,23 +4,47 @@
 // stopped by ptrace, ready to be turned into the restored task.
 import fs from 'node:fs';
 import {
-  Injector, seize, interrupt, waitPid, kill, spawnTask, resolveExecutable, PTRACE_O, PTRACE_EVENT,
+  Injector, failedWith, getRegs, seize, interrupt, waitPid, kill, spawnTask, resolveExecutable, memfdCreate, MFD_CLOEXEC, closeFd,
+  PTRACE_O, PTRACE_EVENT,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
-const CLONE_PARENT = 0x8000, CLONE_THREAD = 0x10000, SIGCHLD = 17;
+const CLONE_PARENT = 0x8000, CLONE_THREAD = 0x10000, SIGCHLD = 17, CLONE_NEWPID = 0x20000000, CLONE_NEWTIME = 0x80;
+const O_RDONLY = 0, O_CLOEXEC = 0o2000000, AT_FDCWD = -100;
 const CLONE_ARGS_SIZE = 88;
 // TRACEFORK too: a clone3 whose exit signal is SIGCHLD counts as a fork for ptrace.
 export const TRACE_OPTIONS = PTRACE_O.EXITKILL | PTRACE_O.TRACEFORK | PTRACE_O.TRACECLONE | PTRACE_O.TRACESYSGOOD;
 
 export interface NewTask {
+  /** Its pid in stasis's pid namespace. */
   pid: number;
   /** Address of the `syscall; int3` bytes the task inherited from its stub. */
   code: bigint;
+  /**
+   * In a pid namespace below stasis's: the task cannot name stasis by pid (pidfd_open), so it
+   * holds a pidfd of stasis at this fd, inherited from the stub, closed when its fds are installed.
+   */
+  stasisPidfd?: number;
 }
 
-function stubArgv(): string[] {
-  return [resolveExecutable('sleep'), '3600'];
+/** Where a task in a pid namespace of its own keeps its pidfd of stasis until its fds are in. */
+const STASIS_PIDFD = 1000;
+
+/**
+ * Starts the stub from a memfd copy of `sleep`: PR_SET_MM_MAP refuses (EBUSY) to replace an
+ * executable that the new layout still maps, so a restored `sleep` (or any program mapping
+ * the stub's file) could not get its exe back if the stub ran the file itself.
+ */
+function spawnStub(): number {
+  const devnull = { path: '/dev/null', flags: 2 };
+  const fd = memfdCreate('stasis-stub', MFD_CLOEXEC);
+  try {
+    fs.writeSync(fd, fs.readFileSync(resolveExecutable('sleep')));
+    // Its fd 3 in the stub; every restored task closes what it inherited (install-fds.ts).
+    return spawnTask(['sleep', '3600'], { exe: '/proc/self/fd/3', passFds: [fd], stdin: devnull, stdout: devnull, stderr: devnull });
+  } finally {
+    closeFd(fd);
+  }
 }
 
 /**
@@ -42,8 +66,13 @@ export function pidIsFree(pid: number): boolean {
   }
 }
 
-/** Injects clone3(set_tid = [pid]) into a stopped task that stasis traces; returns the child. */
-export function cloneWithPid(inj: Injector, pid: number, flags: number): NewTask {
+/**
+ * Injects clone3(set_tid = [pid]) into a stopped task that stasis traces; returns the child.
+ * `flags` may hold CLONE_NEW* flags: the child is then the first task of new namespaces.
+ */
+export function cloneWithPid(inj: Injector, pid: number, flags: number, parent?: NewTask): NewTask {
+  // In a pid namespace below stasis's, clone3 answers with the pid the caller sees.
+  const inner = parent?.stasisPidfd !== undefined;
   const tid = Buffer.alloc(4);
   tid.writeInt32LE(pid, 0);
   const tidAddr = inj.put(tid);
@@ -58,35 +87,81 @@ export function cloneWithPid(inj: Injector, pid: number, flags: number): NewTask
   // reaped after a dump killed the tree): retry for a while unless a live task has it.
   const until = Date.now() + 3000;
   let r = inj.call('clone3', inj.put(args), CLONE_ARGS_SIZE);
-  while (r === -17n && Date.now() < until && pidIsFree(pid)) {
+  while (r === -17n && !inner && Date.now() < until && pidIsFree(pid)) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
     r = inj.call('clone3', inj.put(args), CLONE_ARGS_SIZE);
   }
   if (r === -17n) throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);
-  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot create pid ${pid}: clone3 failed with errno ${-r}`);
-  const child = Number(r);
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot create pid ${pid}: clone3 failed with ${failedWith(r)}`);
+  const child = inner ? hostPidOf(Number(r), inj.pid, flags) : Number(r);
   const w = waitPid(child);
   if (!w || w.kind !== 'stopped' || w.event !== PTRACE_EVENT.STOP) {
     throw new StasisError('E_RESTORE_FAILED', `New task ${child} did not start stopped`);
   }
-  return { pid: child, code: inj.code };
+  return { pid: child, code: inj.code, ...(inner ? { stasisPidfd: parent.stasisPidfd } : {}) };
 }
 
-/** Creates a child of stasis with the given pid, stopped and traced. */
-export function createRootTask(pid: number): NewTask {
-  if (!pidIsFree(pid)) {
+/** The pid in stasis's namespace of the task `caller` just made, `vpid` in the caller's. */
+function hostPidOf(vpid: number, caller: number, flags: number): number {
+  const read = (f: string) => {
+    try {
+      return fs.readFileSync(f, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const childrenOf = (p: number) => fs.readdirSync(`/proc/${p}/task`).flatMap((t) => read(`/proc/${p}/task/${t}/children`).split(' ').filter(Boolean).map(Number));
+  let candidates: number[];
+  if (flags & CLONE_THREAD) candidates = fs.readdirSync(`/proc/${caller}/task`).map(Number);
+  else if (flags & CLONE_PARENT) candidates = childrenOf(Number(/^PPid:\s+(\d+)/m.exec(read(`/proc/${caller}/status`))?.[1] ?? 0));
+  else candidates = childrenOf(caller);
+  for (const c of candidates) {
+    const ns = /^NSpid:\s+(.*)$/m.exec(read(`/proc/${c}/status`))?.[1]?.trim().split(/\s+/).map(Number) ?? [];
+    if (ns.length > 1 && ns[ns.length - 1] === vpid) return c;
+  }
+  throw new StasisError('E_RESTORE_FAILED', `Cannot find the task pid ${caller} made as pid ${vpid} of its namespace`);
+}
+
+/**
+ * Creates a child of stasis with the given pid, stopped and traced, in new namespaces of the
+ * kinds in `nsFlags` (CLONE_NEW*), after joining those of `join` (setns in the stub).
+ */
+export function createRootTask(pid: number, nsFlags = 0, join: { file: string; flag: number }[] = [], timeOffsets?: string): NewTask {
+  if (!(nsFlags & CLONE_NEWPID) && !pidIsFree(pid)) {
     throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);
   }
-  const devnull = { path: '/dev/null', flags: 2 };
-  const stub = spawnTask(stubArgv(), { stdin: devnull, stdout: devnull, stderr: devnull });
+  const stub = spawnStub();
   try {
     seize(stub, TRACE_OPTIONS);
     interrupt(stub);
     waitPid(stub);
-    const inj = new Injector(stub);
-    return cloneWithPid(inj, pid, CLONE_PARENT);
+    // The int3 way: the stub's clones inherit the code at its rip (create-tree.ts).
+    const inj = new Injector(stub, { code: getRegs(stub).rip });
+    for (const j of join) joinNamespace(inj, j.file, j.flag);
+    // A time namespace for the stub's children, its offsets set before the root enters it.
+    if (timeOffsets !== undefined) {
+      const r = inj.call('unshare', CLONE_NEWTIME);
+      if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot make a time namespace: unshare failed with ${failedWith(r)}`);
+      fs.writeFileSync(`/proc/${stub}/timens_offsets`, timeOffsets);
+    }
+    if (!(nsFlags & CLONE_NEWPID)) return cloneWithPid(inj, pid, CLONE_PARENT | nsFlags);
+    // Inside, stasis has no pid: the root and its descendants inherit a pidfd of it instead.
+    const fd = inj.call('pidfd_open', process.pid, 0);
+    if (fd < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open a pidfd of stasis in the stub: ${failedWith(fd)}`);
+    const at = inj.call('dup3', fd, STASIS_PIDFD, O_CLOEXEC);
+    if (at < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot move the stub's pidfd of stasis to fd ${STASIS_PIDFD}: ${failedWith(at)}`);
+    return { ...cloneWithPid(inj, pid, CLONE_PARENT | nsFlags), stasisPidfd: STASIS_PIDFD };
   } finally {
     kill(stub, 9);
     waitPid(stub);
   }
+}
+
+/** The stub enters the namespace at `file` (its clones are born there): open, setns, close. */
+function joinNamespace(inj: Injector, file: string, flag: number): void {
+  const fd = inj.call('openat', AT_FDCWD, inj.putString(file), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open namespace file ${file} to join it: ${failedWith(fd)}`);
+  const r = inj.call('setns', fd, flag);
+  inj.call('close', fd);
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot join the namespace of ${file}: setns failed with ${failedWith(r)}`);
 }

@@ -9,18 +9,30 @@
 // parent (CRIU's "helper" tasks). Zombies are cloned like the others, then made to exit
 // with their status.
 import fs from 'node:fs';
-import { Injector, setRegs, getRegs, setSigmask, detach } from '../sys/index.js';
+import { Injector, setRegs, getRegs, setSigmask, detach, failedWith } from '../sys/index.js';
 import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
 import { StasisError } from '../errors.js';
 import { createRootTask, cloneWithPid, type NewTask } from './create-task.js';
 import type { ImageSet } from './read-images.js';
 import { drainSignals } from './task-internals.js';
+import { CowPremap } from './cow-premap.js';
+import type { MappedFiles } from './mapped-files.js';
 
 const SYS_EXIT_GROUP = 231n, SYS_KILL = 62n;
-const CLONE_PARENT = 0x8000;
+const CLONE_PARENT = 0x8000, CLONE_FILES = 0x400;
 
 function check(inj: Injector, what: string, r: bigint): void {
-  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot ${what} in pid ${inj.pid}: errno ${-r}`);
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot ${what} in pid ${inj.pid}: ${failedWith(r)}`);
+}
+
+/** The namespaces the root is made in: new ones (CLONE_NEW* flags), ones it joins. */
+export interface RootNamespaces {
+  flags: number;
+  join: { file: string; flag: number }[];
+  /** The offsets of a time namespace of its own (/proc/PID/timens_offsets), computed just before the root is made. */
+  timeOffsets?: () => string | undefined;
+  /** Called with the root's pid once it exists, before its children do: its namespaces are filled. */
+  onRoot?: (pid: number) => void;
 }
 
 interface Helper {
@@ -46,12 +58,21 @@ function missingLeaders(e: PstreeEntry, order: PstreeEntry[], root: PstreeEntry)
   return out;
 }
 
-/** Creates every task of the set; `created` is filled as it goes, for cleanup on failure. */
-export function createTree(set: ImageSet, created: Map<number, NewTask>): void {
+/**
+ * Creates every task of the set; `created` is filled as it goes, for cleanup on failure.
+ * `place` puts a task (by its image pid and host pid) in its cgroups, before it clones its
+ * children, who are born there. Returns the areas each task premapped for its children (cow-premap.ts).
+ */
+export function createTree(
+  set: ImageSet, created: Map<number, NewTask>, ns: RootNamespaces = { flags: 0, join: [] }, mapped?: MappedFiles,
+  place: (pid: number, hostPid: number) => void = () => {},
+): CowPremap {
   const order = set.order;
   const zombies = new Map(set.zombies.map((z) => [z.pstree.pid, z.status]));
   const root = order[0]!;
-  created.set(root.pid, createRootTask(root.pid));
+  created.set(root.pid, createRootTask(root.pid, ns.flags, ns.join, ns.timeOffsets?.()));
+  ns.onRoot?.(created.get(root.pid)!.pid);
+  const cow = CowPremap.plan(set, created.get(root.pid)!.pid, mapped);
   const pgidOf = new Map<number, number>();
   const helpers: Helper[] = [];
 
@@ -70,11 +91,14 @@ export function createTree(set: ImageSet, created: Map<number, NewTask>): void {
     }
     const sessions = new Map<number, Injector>();
     try {
+      place(e.pid, me.pid);
       if (e.sid === e.pid) check(inj, 'setsid', inj.call('setsid'));
       else if (e.pgid === e.pid) check(inj, 'setpgid', inj.call('setpgid', 0, 0));
       pgidOf.set(e.pid, Number(inj.call('getpgid', 0)));
+      // Before any clone: children (and helpers, whose clones are children too) inherit these.
+      cow.premap(inj, e.pid, me.stasisPidfd);
       for (const [pid, kind] of missingLeaders(e, order, root)) {
-        const h = cloneWithPid(inj, pid, 0);
+        const h = cloneWithPid(inj, pid, 0, me);
         created.set(pid, h);
         helpers.push({ pid, parent: e.pid, kind });
         const hi = new Injector(pid, { code: h.code, codeInPlace: true });
@@ -93,22 +117,36 @@ export function createTree(set: ImageSet, created: Map<number, NewTask>): void {
         // A member of a session whose leader is gone is forked inside it, by the helper,
         // and handed to its real parent with CLONE_PARENT.
         const via = sessions.get(c.sid);
-        created.set(c.pid, via && c.sid !== e.sid ? cloneWithPid(via, c.pid, CLONE_PARENT) : cloneWithPid(inj, c.pid, 0));
+        // A child sharing its parent's fd table (CLONE_FILES) is cloned sharing it again.
+        const files = filesIdOf(set, c.pid) === filesIdOf(set, e.pid) ? CLONE_FILES : 0;
+        if (via && c.sid !== e.sid && files) {
+          throw new StasisError('E_UNSUPPORTED', `Pid ${c.pid} shares the fd table of its parent ${e.pid} but is in a session whose leader has exited; stasis cannot restore both`);
+        }
+        created.set(c.pid, via && c.sid !== e.sid ? cloneWithPid(via, c.pid, CLONE_PARENT, me) : cloneWithPid(inj, c.pid, files, me));
       }
     } finally {
       for (const hi of sessions.values()) hi.end();
       inj.end();
     }
   }
-  joinGroups(order, created, zombies, pgidOf);
+  joinGroups(order, created, pgidOf);
   for (const h of helpers) endHelper(h, created);
-  for (const [pid, status] of zombies) makeZombie(created.get(pid)!, status);
+  for (const [pid, status] of zombies) makeZombie(created.get(pid)!, pid, status);
+  return cow;
 }
 
-/** Members join groups led by another task (inherited groups need nothing). */
-function joinGroups(order: PstreeEntry[], created: Map<number, NewTask>, zombies: Map<number, number>, pgidOf: Map<number, number>): void {
+/** The fd table a task has (its files_id); zombies have none. */
+function filesIdOf(set: ImageSet, pid: number): number | undefined {
+  return set.tasks.find((t) => t.pstree.pid === pid)?.ids.filesId;
+}
+
+/**
+ * Members join groups led by another task (inherited groups need nothing); zombies too, still
+ * stubs here: a zombie stays in its group (zdtm zombie01: one whose group's leader is gone).
+ */
+function joinGroups(order: PstreeEntry[], created: Map<number, NewTask>, pgidOf: Map<number, number>): void {
   for (const e of order) {
-    if (zombies.has(e.pid) || e.pgid === e.pid || !created.has(e.pgid)) continue;
+    if (e.pgid === e.pid || !created.has(e.pgid)) continue;
     if (pgidOf.get(e.pid) === e.pgid) continue;
     const me = created.get(e.pid)!;
     const inj = new Injector(me.pid, { code: me.code, codeInPlace: true });
@@ -140,10 +178,11 @@ function endHelper(h: Helper, created: Map<number, NewTask>): void {
 }
 
 /** Lets a fresh task end as the zombie did: exit_group(code), or killed by its signal. */
-function makeZombie(t: NewTask, status: number): void {
+function makeZombie(t: NewTask, vpid: number, status: number): void {
   const r = getRegs(t.pid);
   const sig = status & 0x7f;
-  if (sig) Object.assign(r, { rip: t.code, rax: SYS_KILL, rdi: BigInt(t.pid), rsi: BigInt(sig) });
+  // It kills itself: by the pid it has in its own namespace.
+  if (sig) Object.assign(r, { rip: t.code, rax: SYS_KILL, rdi: BigInt(vpid), rsi: BigInt(sig) });
   else Object.assign(r, { rip: t.code, rax: SYS_EXIT_GROUP, rdi: BigInt((status >> 8) & 0xff) });
   r.orig_rax = BigInt.asUintN(64, -1n);
   setRegs(t.pid, r);

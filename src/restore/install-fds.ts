@@ -1,7 +1,7 @@
 // Installing file descriptors that stasis opened into a task: the task pulls each one in
 // with pidfd_getfd through a pidfd of stasis, then moves it to its number. The pidfd sits on
 // a spare "trampoline" number that no wanted fd uses, so no install clobbers another.
-import type { Injector } from '../sys/index.js';
+import { failedWith, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
 const F_SETFD = 2, O_CLOEXEC = 0o2000000;
@@ -15,18 +15,34 @@ export interface FdInstall {
 }
 
 function check(inj: Injector, what: string, r: bigint): number {
-  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot ${what} in pid ${inj.pid}: errno ${-r}`);
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot ${what} in pid ${inj.pid}: ${failedWith(r)}`);
   return Number(r);
 }
 
-/** Closes every fd the task has, then installs `fds`. */
-export function installFds(inj: Injector, fds: FdInstall[]): void {
-  check(inj, 'close inherited fds', inj.call('close_range', 0, 0xffffffff, 0));
-  if (fds.length === 0) return;
+/**
+ * A new pidfd of stasis in the task: pidfd_open, or, in a pid namespace where stasis has no
+ * pid, a dup of the one it inherited (`inherited`, see NewTask.stasisPidfd).
+ */
+export function pidfdOfStasis(inj: Injector, inherited?: number): bigint {
+  return inherited === undefined ? inj.call('pidfd_open', process.pid, 0) : inj.call('dup', inherited);
+}
+
+/** Closes every fd the task has (the inherited pidfd of stasis last), then installs `fds`. */
+export function installFds(inj: Injector, fds: FdInstall[], inherited?: number): void {
+  if (inherited === undefined) check(inj, 'close inherited fds', inj.call('close_range', 0, 0xffffffff, 0));
+  else {
+    if (inherited > 0) check(inj, 'close inherited fds', inj.call('close_range', 0, inherited - 1, 0));
+    check(inj, 'close inherited fds', inj.call('close_range', inherited + 1, 0xffffffff, 0));
+  }
+  if (fds.length === 0) {
+    if (inherited !== undefined) inj.call('close', inherited);
+    return;
+  }
   const wanted = new Set(fds.map((f) => f.fd));
   let trampoline = 0;
   while (wanted.has(trampoline)) trampoline++;
-  const first = check(inj, 'open a pidfd of stasis', inj.call('pidfd_open', process.pid, 0));
+  const first = check(inj, 'open a pidfd of stasis', pidfdOfStasis(inj, inherited));
+  if (inherited !== undefined && inherited !== trampoline) inj.call('close', inherited);
   if (first !== trampoline) {
     check(inj, 'move the pidfd', inj.call('dup3', first, trampoline, O_CLOEXEC));
     inj.call('close', first);

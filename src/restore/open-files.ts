@@ -3,16 +3,32 @@
 // new while objects remain is a loop in the image and fails loudly.
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { FILE_KINDS, kindOfType, GhostRestorer, type RestoreFileCtx } from '../files/index.js';
-import { closeFd } from '../sys/index.js';
+import { closeFd, openat, SyscallError } from '../sys/index.js';
 import { StasisError } from '../errors.js';
+
+const AT_FDCWD = -100, O_CLOEXEC = 0o2000000;
+
+/** A regular file a VMA maps, and the mode (O_RDONLY, O_RDWR) its mapping was made with. */
+export interface MappedOpen {
+  id: number;
+  mode: number;
+}
 
 export class OpenFiles {
   readonly fds = new Map<number, number>();
+  /** Files mapped by VMAs, opened here while their ghosts exist, by `id:mode`. */
+  private readonly mapFds = new Map<string, number>();
+  /** Ends the helpers that hold dead pids for files of their /proc/PID (after the tasks are made). */
+  private readonly helpers: (() => void)[] = [];
 
-  static open(wanted: FileEntry[], fileCtx: RestoreFileCtx): OpenFiles {
-    const o = new OpenFiles();
+  /** Opens `wanted` into a new set, or into `into` (files opened once some tasks exist). */
+  static open(wanted: FileEntry[], fileCtx: RestoreFileCtx, into?: OpenFiles, mapped: MappedOpen[] = []): OpenFiles {
+    const o = into ?? new OpenFiles();
     // Ghosts are unlinked once every file that uses one is open (or the opening failed).
-    const ctx = { ...fileCtx, ghosts: fileCtx.ghosts ?? new GhostRestorer(fileCtx.imagesDir) };
+    const ctx = {
+      ...fileCtx, ghosts: fileCtx.ghosts ?? new GhostRestorer(fileCtx.imagesDir, fileCtx.holdPid), fdOf: (id: number) => o.fds.get(id),
+    };
+    let failed = false;
     try {
       let left = wanted;
       while (left.length) {
@@ -21,20 +37,46 @@ export class OpenFiles {
           const kind = kindOfType(e.type);
           if (!kind) throw new StasisError('E_UNSUPPORTED', `Cannot restore file ${e.id}: its type ${e.type} is not supported`);
           const r = kind.open(e, ctx);
-          if (r.status === 'done') o.fds.set(e.id, r.fd);
-          else next.push(e);
+          if (r.status === 'done') {
+            o.fds.set(e.id, r.fd);
+            ctx.log?.debug(`file ${e.id}: ${kind.name} opened as fd ${r.fd} of stasis`);
+          } else next.push(e);
         }
         if (next.length === left.length) throw new StasisError('E_CORRUPT', `Files ${next.map((e) => e.id).join(', ')} wait on each other`);
         left = next;
       }
+      for (const m of mapped) o.openMapped(m, ctx);
+      ctx.ghosts.unlinkLinks();
       return o;
     } catch (err) {
-      o.close();
+      failed = true;
       throw err;
     } finally {
       for (const k of FILE_KINDS) k.finish?.(ctx);
       ctx.ghosts.unlinkAll();
+      o.helpers.push(...ctx.ghosts.takeHelpers());
+      if (failed && !into) o.close();
     }
+  }
+
+  /** A ghost a VMA maps (or a file kept by a temporary link), opened with the mapping's mode. */
+  private openMapped(m: MappedOpen, ctx: RestoreFileCtx & { ghosts: GhostRestorer }): void {
+    const key = `${m.id}:${m.mode}`;
+    if (this.mapFds.has(key)) return;
+    const e = ctx.files.get(m.id);
+    if (!e?.reg) throw new StasisError('E_CORRUPT', `A memory area maps file ${m.id}, which is not a regular file of the image`);
+    const name = ctx.ghosts.pathOf(e, ctx.files) ?? e.reg.name;
+    try {
+      this.mapFds.set(key, openat(AT_FDCWD, name, m.mode | O_CLOEXEC));
+    } catch (err) {
+      const why = err instanceof SyscallError ? err.code : String(err);
+      throw new StasisError('E_RESTORE_FAILED', `Cannot reopen ${e.reg.name} (file ${m.id}) to map it: ${why}`, { cause: err });
+    }
+  }
+
+  /** The fd in stasis of a mapped file opened by open()'s `mapped`, if it was. */
+  mapped(id: number, mode: number): number | undefined {
+    return this.mapFds.get(`${id}:${mode}`);
   }
 
   get(id: number): number {
@@ -43,8 +85,14 @@ export class OpenFiles {
     return fd;
   }
 
+  endHelpers(): void {
+    for (const end of this.helpers.splice(0)) end();
+  }
+
   close(): void {
-    for (const fd of this.fds.values()) closeFd(fd);
+    for (const fd of [...this.fds.values(), ...this.mapFds.values()]) closeFd(fd);
     this.fds.clear();
+    this.mapFds.clear();
+    this.endHelpers();
   }
 }

@@ -5,7 +5,7 @@
 // made in id order and those made for the ids in between are deleted again. The overrun
 // cannot be set (no syscall does), and is only kept in the image; a timer's pending signal
 // is queued again with the other pending signals, as a plain siginfo.
-import type { Injector } from '../sys/index.js';
+import { failedWith, type Injector } from '../sys/index.js';
 import type { PosixTimerEntry } from '../image/gen/stasis/timer_pb.js';
 import { StasisError } from '../errors.js';
 
@@ -46,7 +46,7 @@ export function restorePosixTimers(inj: Injector, timers: PosixTimerEntry[], exp
   const sorted = [...timers].sort((a, b) => a.itId - b.itId);
   const failed = (t: PosixTimerEntry, what: string) => new StasisError('E_RESTORE_FAILED', `Cannot restore POSIX timer ${t.itId} of pid ${pid}: ${what}`);
   const must = (t: PosixTimerEntry, name: 'timer_create' | 'timer_delete' | 'timer_settime', r: bigint) => {
-    if (r < 0n) throw failed(t, `${name} failed with errno ${-r}`);
+    if (r < 0n) throw failed(t, `${name} failed with ${failedWith(r)}`);
   };
   /** timer_create with *timerid = `want` (read by the kernel in restore mode only); the id it made. */
   const make = (t: PosixTimerEntry, want: number): number => {
@@ -60,7 +60,7 @@ export function restorePosixTimers(inj: Injector, timers: PosixTimerEntry[], exp
 
   if (explicitIds) {
     const on = inj.call('prctl', PR_TIMER_CREATE_RESTORE_IDS, RESTORE_IDS_ON, 0, 0, 0);
-    if (on < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore the POSIX timers of pid ${pid}: PR_TIMER_CREATE_RESTORE_IDS failed with errno ${-on}`);
+    if (on < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore the POSIX timers of pid ${pid}: PR_TIMER_CREATE_RESTORE_IDS failed with ${failedWith(on)}`);
     try {
       for (const t of sorted) {
         const got = make(t, t.itId);
@@ -69,7 +69,7 @@ export function restorePosixTimers(inj: Injector, timers: PosixTimerEntry[], exp
     } finally {
       // Back to normal mode even after a failure: else the task's own timer_create() reads *timerid.
       const off = inj.call('prctl', PR_TIMER_CREATE_RESTORE_IDS, RESTORE_IDS_OFF, 0, 0, 0);
-      if (off < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot switch PR_TIMER_CREATE_RESTORE_IDS off in pid ${pid}: errno ${-off}`);
+      if (off < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot switch PR_TIMER_CREATE_RESTORE_IDS off in pid ${pid}: ${failedWith(off)}`);
     }
   } else {
     let next = 0; // a fresh process's counter

@@ -2,17 +2,24 @@
 // is decoded, its cross references resolved and the pages image measured, so a missing,
 // corrupt or truncated image fails the restore while no process exists yet.
 import fs from 'node:fs';
-import { readImage, imageExists } from '../image/index.js';
-import { resolveTaskPages, type PageSource } from '../mem/page-chain.js';
-import type { CoreEntry, TaskKobjIdsEntry } from '../image/gen/stasis/core_pb.js';
+import path from 'node:path';
+import { readImage, imageExists, readImageFile, IMAGE_KINDS, kindsForFileName } from '../image/index.js';
+import { unknownFields } from '../image/unknown-fields.js';
+import { resolveTaskPages, withoutRanges, type PageSource } from '../mem/page-chain.js';
+import { VMA, isMappedByRestore } from '../mem/vma.js';
+import { SeccompMode, type CoreEntry, type TaskKobjIdsEntry } from '../image/gen/stasis/core_pb.js';
+import type { SeccompEntry } from '../image/gen/stasis/seccomp_pb.js';
+import { seccompChain } from './seccomp.js';
 import type { MmEntry } from '../image/gen/stasis/mm_pb.js';
 import type { FdinfoEntry, FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import type { FsEntry } from '../image/gen/stasis/fs_pb.js';
 import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
-import { formatVersionOf, FORMAT_VERSION } from '../dump/format.js';
+import type { InventoryEntry } from '../image/gen/stasis/inventory_pb.js';
+import { formatVersionOf, FORMAT_VERSION, SUMS_SINCE_FORMAT } from '../dump/format.js';
 import type { PageRun } from '../mem/page-runs.js';
 import { StasisError } from '../errors.js';
 import { readShmem, type ShmemImages } from './read-shmem.js';
+import { verifyImageChain } from '../image/image-sums.js';
 
 export interface TaskImages {
   pstree: PstreeEntry;
@@ -38,6 +45,7 @@ export interface ZombieImages {
 
 export interface ImageSet {
   dir: string;
+  inventory: InventoryEntry;
   files: Map<number, FileEntry>;
   /** Every task in pstree order (parents before children). */
   order: PstreeEntry[];
@@ -45,6 +53,8 @@ export interface ImageSet {
   zombies: ZombieImages[];
   /** Shared memory objects, once each, and which VMA maps which. */
   shmem: ShmemImages;
+  /** seccomp.img: every thread's seccomp filters (absent where no thread has one). */
+  seccomp?: SeccompEntry;
 }
 
 const TASK_DEAD = 2;
@@ -52,6 +62,40 @@ const TASK_DEAD = 2;
 function one<T>(list: T[], what: string): T {
   if (list.length !== 1 || list[0] === undefined) throw new StasisError('E_CORRUPT', `${what} holds ${list.length} entries, expected 1`);
   return list[0];
+}
+
+/**
+ * Checks the checksums of the set in `dir` and of every parent set it reads pages from.
+ * Sets of a format older than the checksums (and CRIU's) have none to check.
+ */
+export function verifyImageSet(dir: string): { dirs: number; files: number } {
+  if (!fs.existsSync(dir)) throw new StasisError('E_NO_IMAGE', `No images directory ${dir}`);
+  return verifyImageChain(dir, (d) => {
+    if (!imageExists(d, 'inventory', undefined)) return false; // reported as missing when read
+    const v = formatVersionOf(readImage(d, 'inventory', undefined)[0]?.dumpCriuRunId);
+    return v !== null && v >= SUMS_SINCE_FORMAT;
+  });
+}
+
+/**
+ * Images CRIU wrote may hold fields this stasis does not know (a newer CRIU's state): the
+ * restore would go on without them and differ. Refused naming the image, message and field.
+ * Pages files and raw images hold no messages.
+ */
+function refuseUnknownFields(dir: string): void {
+  for (const f of fs.readdirSync(dir).sort()) {
+    if (!f.endsWith('.img') || /^pages-\d+\.img$/.test(f)) continue;
+    if (kindsForFileName(f).some((k) => (IMAGE_KINDS[k] as { layout: string }).layout === 'raw')) continue;
+    const found = new Map<string, Set<number>>();
+    for (const u of unknownFields(readImageFile(path.join(dir, f)).content)) {
+      const type = u.type.replace(/^stasis\.image\./, '');
+      for (const n of u.fields) found.set(type, (found.get(type) ?? new Set()).add(n));
+    }
+    if (found.size) {
+      const what = [...found].map(([type, ns]) => `field ${[...ns].join(', ')} of ${type}`).join('; ');
+      throw new StasisError('E_UNSUPPORTED', `CRIU's ${f} in ${dir} holds ${what}, which this stasis does not know: restoring without it could differ from the dump`);
+    }
+  }
 }
 
 export function readImageSet(dir: string): ImageSet {
@@ -64,6 +108,7 @@ export function readImageSet(dir: string): ImageSet {
   if (version !== null && version > FORMAT_VERSION) {
     throw new StasisError('E_UNSUPPORTED', `Images in ${dir} use format ${version}; this stasis reads up to ${FORMAT_VERSION}`);
   }
+  if (version === null) refuseUnknownFields(dir);
   if (inv.preDumpMode) {
     throw new StasisError('E_NO_IMAGE', `Images in ${dir} are a pre-dump (memory only): restore from the dump made after it`);
   }
@@ -81,17 +126,26 @@ export function readImageSet(dir: string): ImageSet {
     if (pids.has(e.pid)) throw new StasisError('E_CORRUPT', `pstree.img lists pid ${e.pid} twice`);
     if (e !== tree[0] && !pids.has(e.ppid)) throw new StasisError('E_CORRUPT', `pstree.img lists pid ${e.pid} before its parent ${e.ppid}`);
     pids.add(e.pid);
-    if (e.threads.length) {
-      tasks.push(readTask(dir, e, files));
+    // A zombie is told by its core's state (CRIU lists one thread for it, whose id means
+    // nothing; images of stasis before format 5 list none).
+    const zombie = e.threads.length <= 1 ? one(readImage(dir, 'core', e.pid), `core-${e.pid}.img`).tc : undefined;
+    if (zombie?.taskState === TASK_DEAD) {
+      if (e === tree[0]) throw new StasisError('E_CORRUPT', 'The root task of the image is a zombie');
+      zombies.push({ pstree: e, status: zombie.exitCode });
       continue;
     }
-    const tc = one(readImage(dir, 'core', e.pid), `core-${e.pid}.img`).tc;
-    if (tc?.taskState !== TASK_DEAD) throw new StasisError('E_CORRUPT', `Pid ${e.pid} has no threads and is not a zombie`);
-    zombies.push({ pstree: e, status: tc.exitCode });
+    if (!e.threads.length) throw new StasisError('E_CORRUPT', `Pid ${e.pid} has no threads and is not a zombie`);
+    tasks.push(readTask(dir, e, files));
   }
-  if (!tree[0]?.threads.length) throw new StasisError('E_CORRUPT', 'The root task of the image is a zombie');
   const shmem = readShmem(dir, tasks.map((t) => t.mm), files);
-  return { dir, files, order: tree, tasks, zombies, shmem };
+  const seccomp = imageExists(dir, 'seccomp', undefined) ? one(readImage(dir, 'seccomp', undefined), 'seccomp.img') : undefined;
+  // Every chain checked now, before a task exists.
+  for (const t of tasks) {
+    for (const c of [t.core, ...t.threads.map((x) => x.core)]) {
+      if (c.threadCore?.seccompMode === SeccompMode.filter) seccompChain(seccomp, c.threadCore.seccompFilter ?? -1, t.pstree.pid);
+    }
+  }
+  return { dir, inventory: inv, files, order: tree, tasks, zombies, shmem, ...(seccomp ? { seccomp } : {}) };
 }
 
 function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry>): TaskImages {
@@ -108,7 +162,8 @@ function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry
   const fsEntry = one(readImage(dir, 'fs', pid), `fs-${pid}.img`);
   const fdinfos = readImage(dir, 'fdinfo', ids.filesId);
   // In the chain of parent image sets too (incremental dumps); every level checked now.
-  const pages = resolveTaskPages(dir, pid);
+  // The vDSO's pages (CRIU writes them) stay unread: the kernel maps the vDSO.
+  const pages = withoutRanges(resolveTaskPages(dir, pid), mm.vmas.filter((v) => !isMappedByRestore(v)));
 
   const need = (id: number, what: string) => {
     const f = files.get(id);
@@ -119,7 +174,8 @@ function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry
   need(fsEntry.cwdId, 'The cwd');
   need(fsEntry.rootId, 'The root');
   for (const d of fdinfos) need(d.id, `Fd ${d.fd}`);
-  for (const v of mm.vmas) if (v.status & (64 | 128)) need(Number(v.shmid), `The mapping at 0x${v.start.toString(16)}`);
+  // Shared anonymous memory mapped private names its object, not a file.
+  for (const v of mm.vmas) if (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED) && !(v.status & VMA.ANON_SHARED)) need(Number(v.shmid), `The mapping at 0x${v.start.toString(16)}`);
   return { pstree, core, threads, ids, mm, fs: fsEntry, fdinfos, runs: pages.runs, pageSources: pages.sources };
 }
 

@@ -3,13 +3,16 @@
 // VMAs name a MemfdFileEntry in files.img, whose inode (memfd.img) carries the shmid. Each
 // object's pages are in pagemap-shmem-<shmid>.img (vaddr = offset in the object), through the
 // parent chain of an incremental dump.
+import { isFieldSet } from '@bufbuild/protobuf';
 import { readImage, imageExists } from '../image/index.js';
+import { MemfdInodeEntrySchema } from '../image/gen/stasis/memfd_pb.js';
 import { resolvePages, type PageSource } from '../mem/page-chain.js';
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import type { MmEntry } from '../image/gen/stasis/mm_pb.js';
 import { VMA, isShmemVma } from '../mem/vma.js';
 import type { PageRun } from '../mem/page-runs.js';
 import { StasisError } from '../errors.js';
+import { ANON_SHMEM_NAME } from '../mem/shmem-dump.js';
 
 const PAGE = 4096n;
 
@@ -21,7 +24,12 @@ export interface ShmemImage {
   runs: PageRun[];
   /** Where those pages are stored: this set's pages image, or its parents' (incremental dumps). */
   sources: PageSource[];
-  memfd?: { name: string; uid: number; gid: number; seals: number };
+  memfd?: { name: string; uid: number; gid: number; seals: number; mode?: number | undefined };
+  /**
+   * Shared anonymous memory that was open as a file (its inode entry named ANON_SHMEM_NAME):
+   * made anonymous again, of its size exactly, with its owner and mode.
+   */
+  anon?: { uid: number; gid: number; mode?: number | undefined };
 }
 
 export interface ShmemImages {
@@ -57,7 +65,9 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
   // Every memfd is an object, whether tasks map it, hold it open, or both.
   for (const ino of inodes) {
     const o = object(BigInt(ino.shmid));
-    o.memfd = { name: ino.name, uid: ino.uid, gid: ino.gid, seals: ino.seals };
+    const mode = isFieldSet(ino, MemfdInodeEntrySchema.field.mode) ? ino.mode : undefined;
+    if (ino.name === ANON_SHMEM_NAME) o.anon = { uid: ino.uid, gid: ino.gid, mode };
+    else o.memfd = { name: ino.name, uid: ino.uid, gid: ino.gid, seals: ino.seals, mode };
     if (ino.size > o.size) o.size = ino.size;
     memfdInodes.set(Number(ino.inodeId), o.shmid);
   }
@@ -75,20 +85,28 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
       } else {
         o = object(v.shmid);
       }
+      // A private mapping may reach past the object's end (its pages there fault with SIGBUS).
       const end = v.pgoff + v.end - v.start;
-      if (!o.memfd && end > o.size) o.size = end;
+      if (!sized(o) && end > o.size) o.size = end;
     }
   }
   for (const o of objects.values()) {
     const last = o.runs.at(-1);
     const end = last ? last.vaddr + BigInt(last.nrPages) * PAGE : 0n;
     // Pages of anonymous memory past every VMA (its tail was unmapped) are kept with it.
+    // A memfd's last page is dumped whole, also where the file ends inside it.
+    if (sized(o) && end > o.size && end <= ((o.size + PAGE - 1n) / PAGE) * PAGE) continue;
     if (end > o.size) {
-      if (o.memfd) throw new StasisError('E_CORRUPT', `pagemap-shmem-${o.shmid}.img reaches offset ${end}, past the memfd's size ${o.size}`);
+      if (sized(o)) throw new StasisError('E_CORRUPT', `pagemap-shmem-${o.shmid}.img reaches offset ${end}, past the memfd's size ${o.size}`);
       o.size = end;
     }
   }
   return { objects, memfdFiles, memfdInodes };
+}
+
+/** An object whose size the images give (a memfd, or anonymous memory that was open as a file). */
+export function sized(o: ShmemImage): boolean {
+  return o.memfd !== undefined || o.anon !== undefined;
 }
 
 function readPages(dir: string, shmid: bigint): { runs: PageRun[]; sources: PageSource[] } {

@@ -1,28 +1,40 @@
 // Turning a fresh task (a clone of the stub, stopped, with its pid) into the dumped task,
 // in stages whose order matters:
 //   1. rseq off: the stub's registration would fault once its memory is gone;
-//   2. address space: unmap, map, fill, protect, vDSO, mm fields (address-space.ts);
+//   2. address space: unmap, map, fill, protect, vDSO, mm fields (address-space.ts), then
+//      personality, THP-disable, loginuid and oom_score_adj (process-state.ts);
 //   3. identity: name, umask, cwd/root, session and group;
 //   4. fds, signal handlers and other per-task state, rlimits, queued signals;
-//   5. rseq and the robust list at the image's addresses;
-//   6. the last syscall unmaps the scratch area, then registers, FPU state and the blocked
+//   5. rseq and the robust list at the image's addresses; the threads, each ending with its
+//      own credentials; POSIX timers;
+//   6. the leader's credentials (privileges dropped last), then pdeath signal and dumpable;
+//   7. the last syscall unmaps the scratch area, then registers, FPU state and the blocked
 //      mask go in, all from outside.
-import { getRseqConfig, getFpu, setFpu, setSigmask, setRlimit, joinFpu, type Regs, Injector } from '../sys/index.js';
+import {
+  getRseqConfig, getFpu, setFpu, setSigmask, setRlimit, joinFpu, type Regs, Injector, failedWith, type InjectorOptions, setSched, setAffinity, ProcMem,
+} from '../sys/index.js';
 import type { UserX86RegsEntry } from '../image/gen/stasis/core-x86_pb.js';
-import type { CoreEntry } from '../image/gen/stasis/core_pb.js';
-import { cloneWithPid } from './create-task.js';
+import { TaskCoreEntrySchema, ThreadCoreEntrySchema, type CoreEntry } from '../image/gen/stasis/core_pb.js';
+import { isFieldSet } from '@bufbuild/protobuf';
+import { cloneWithPid, type NewTask } from './create-task.js';
 import { rebuildAddressSpace, setComm } from './address-space.js';
-import { installFds } from './install-fds.js';
-import { addEpollTargets } from '../files/index.js';
-import { takePosixLocks } from './restore-locks.js';
+import { installFds, pidfdOfStasis } from './install-fds.js';
+import { putThreadPidfds } from './thread-pidfds.js';
+import { addEpollTargets, restoreCtty, type TtyRestoreState } from '../files/index.js';
+import { takeLocks } from './restore-locks.js';
 import type { FileLockEntry } from '../image/gen/stasis/file-lock_pb.js';
-import { restoreTaskInternals, requeueSignals, drainSignals } from './task-internals.js';
+import { restoreTaskInternals, restoreAfterCreds, requeueSignals, drainSignals } from './task-internals.js';
+import { restoreCreds } from './creds.js';
+import { restoreProcessState } from './process-state.js';
 import { restorePosixTimers } from './posix-timers.js';
+import { installSeccomp, syncedByLeader } from './seccomp.js';
 import type { TaskInternals } from '../dump/task-internals.js';
 import { regPath, type ImageSet, type TaskImages } from './read-images.js';
 import type { OpenFiles } from './open-files.js';
 import type { ShmemObjects } from './shmem-objects.js';
-import { isShmemVma, type VmaSpec } from '../mem/vma.js';
+import { VMA, type VmaSpec } from '../mem/vma.js';
+import { vmaSpecs, type Premap } from './cow-premap.js';
+import { MappedFiles } from './mapped-files.js';
 import { StasisError } from '../errors.js';
 import type { FpuFields } from '../sys/fpu-layout.js';
 
@@ -30,7 +42,7 @@ const RSEQ_FLAG_UNREGISTER = 1;
 const SIGKILL = 9, SIGSTOP = 19;
 
 function check(inj: Injector, what: string, r: bigint): void {
-  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot ${what} in pid ${inj.pid}: errno ${-r}`);
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot ${what} in pid ${inj.pid}: ${failedWith(r)}`);
 }
 
 function regsFrom(g: UserX86RegsEntry): Regs {
@@ -55,6 +67,8 @@ function internalsFrom(t: TaskImages): TaskInternals {
     dumpable: t.mm.dumpable ?? -1,
     pdeathSig: th.pdeathSig ?? 0,
     childSubreaper: tc.childSubreaper ?? false,
+    membarrierMask: tc.membarrierRegistrationMask ?? 0,
+    thpDisable: t.mm.thpDisabled ? 1 : 0,
   };
 }
 
@@ -63,32 +77,45 @@ export interface RestoreTaskCtx {
   files: OpenFiles;
   /** Epoll instances whose targets a task has added already (a shared one is filled once). */
   epollsFilled: Set<number>;
+  /** Epoll instances in flight in a socket's queue, by that socket's file id: the first task holding it adds their targets (its fds). */
+  epollsInFlight?: Map<number, number[]>;
+  /** The terminals made for the restore: a session leader takes its controlling terminal back. */
+  ttys?: TtyRestoreState;
+  /** The fd tables (files_id) installed already: a task sharing one (CLONE_FILES) has its fds. */
+  fdTablesDone?: Set<number>;
   /** Shared memory objects made in stasis, for the shared VMAs. */
   shmem?: ShmemObjects;
-  /** filelocks.img: the task takes its POSIX locks once its fds are in. */
+  /** filelocks.img: the task takes its locks and leases once its fds are in. */
   locks?: FileLockEntry[];
   /** The kernel has PR_TIMER_CREATE_RESTORE_IDS: POSIX timers are made at their ids directly. */
   timerRestoreIds?: boolean;
+  /** Options for the injectors (the log of each injected syscall at -v4). */
+  inject?: InjectorOptions;
+  /** Where a thread cannot get all the CPUs it had (this machine lacks some) is said. */
+  warn?: (message: string) => void;
+  /** Opens the files the VMAs map (ghosts from stasis's fds). */
+  mapped?: MappedFiles;
+  /** The areas each task premapped while the tree was made, by pid (cow-premap.ts). */
+  premapped?: Map<number, Premap[]>;
 }
 
-export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: number; code: bigint }): number[] {
+export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask): number[] {
   const pid = child.pid;
   const tids = [pid];
-  const inj = new Injector(pid, { code: child.code, codeInPlace: true });
+  const inj = new Injector(pid, { ...ctx.inject, code: child.code, codeInPlace: true });
   const stubRseq = getRseqConfig(pid);
   if (stubRseq.rseqAbiPointer) {
     check(inj, 'unregister the stub\'s rseq', inj.call('rseq', stubRseq.rseqAbiPointer, stubRseq.rseqAbiSize, RSEQ_FLAG_UNREGISTER, stubRseq.signature));
   }
 
-  const vmas: VmaSpec[] = t.mm.vmas.map((v) => ({
-    start: v.start, end: v.end, pgoff: v.pgoff, shmid: v.shmid, prot: v.prot, flags: v.flags, status: v.status,
-    madv: v.madv ?? 0n, fdflags: v.fdflags ?? 0,
+  const vmas = vmaSpecs(t);
+  // The premapped areas are the same VMAs, by place and flags.
+  const premapped = (ctx.premapped?.get(t.pstree.pid) ?? []).map((p) => ({
+    at: p.at, vma: vmas.find((v) => v.start === p.vma.start && v.end === p.vma.end && v.flags === p.vma.flags)!,
   }));
-  const filePaths = new Map<number, string>();
-  for (const v of vmas) if (v.status & (64 | 128) && !isShmemVma(v)) filePaths.set(Number(v.shmid), regPath(ctx.set, Number(v.shmid)));
   const m = t.mm;
   const { scratch, scratchSize } = rebuildAddressSpace(inj, {
-    vmas, filePaths, pageSources: t.pageSources, runs: t.runs,
+    vmas, guards: t.mm.vmas.filter((v) => v.status & VMA.GUARD), mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: t.pageSources, runs: t.runs, stasisPidfd: child.stasisPidfd, premapped,
     ...(ctx.shmem ? { shmemFd: (v: VmaSpec) => ctx.shmem!.fdFor(v) } : {}),
     mm: {
       startCode: m.mmStartCode, endCode: m.mmEndCode, startData: m.mmStartData, endData: m.mmEndData,
@@ -98,30 +125,49 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: nu
   });
 
   const tc = t.core.tc!, th = t.core.threadCore!;
+  restoreProcessState(inj, {
+    personality: tc.personality, thpDisabled: m.thpDisabled ?? false,
+    ...(isFieldSet(tc, TaskCoreEntrySchema.field.loginuid) ? { loginuid: tc.loginuid } : {}),
+    ...(isFieldSet(tc, TaskCoreEntrySchema.field.oomScoreAdj) ? { oomScoreAdj: tc.oomScoreAdj } : {}),
+  });
   setComm(inj, th.comm ?? tc.comm);
   inj.call('umask', t.fs.umask ?? 0o022);
-  inj.resetScratch();
-  check(inj, 'chdir', inj.call('chdir', inj.putString(regPath(ctx.set, t.fs.cwdId))));
-  const root = regPath(ctx.set, t.fs.rootId);
-  if (root !== '/') {
-    inj.resetScratch();
-    check(inj, 'chroot', inj.call('chroot', inj.putString(root)));
-  }
+  enterDirs(inj, ctx, t, child.stasisPidfd);
 
-  installFds(inj, t.fdinfos.map((d) => ({ fd: d.fd, toolFd: ctx.files.get(d.id), cloexec: (d.flags & 1) !== 0 })));
-  takePosixLocks(inj, ctx.locks ?? []);
-  // Once every fd is in place: epoll targets are fds of the task that added them.
-  for (const d of t.fdinfos) {
-    const f = ctx.set.files.get(d.id);
-    if (f?.epfd && !ctx.epollsFilled.has(d.id)) {
-      addEpollTargets(inj, d.fd, f);
-      ctx.epollsFilled.add(d.id);
+  // An fd table shared with a task restored before (CLONE_FILES) is in place already.
+  if (!ctx.fdTablesDone?.has(t.ids.filesId)) {
+    // An epoll in flight is installed too, above every fd its targets use, for the time its targets are added.
+    const inFlight = [...new Set(t.fdinfos.flatMap((d) => ctx.epollsInFlight?.get(d.id) ?? []))].filter((id) => !ctx.epollsFilled.has(id));
+    const top = Math.max(2, ...t.fdinfos.map((d) => d.fd), ...inFlight.flatMap((id) => (ctx.set.files.get(id)?.epfd?.tfd ?? []).map((x) => Math.max(x.tfd, x.addedAs ?? 0))));
+    const visiting = inFlight.map((id, i) => ({ id, fd: top + 1 + i }));
+    installFds(inj, [
+      ...t.fdinfos.map((d) => ({ fd: d.fd, toolFd: ctx.files.get(d.id), cloexec: (d.flags & 1) !== 0 })),
+      ...visiting.map((v) => ({ fd: v.fd, toolFd: ctx.files.get(v.id), cloexec: true })),
+    ], child.stasisPidfd);
+    ctx.fdTablesDone?.add(t.ids.filesId);
+    // Once every fd is in place: epoll targets are fds of the task that added them. Before the
+    // locks: adding a target whose fd was closed moves fds about, and a close drops POSIX locks.
+    for (const d of t.fdinfos) {
+      const f = ctx.set.files.get(d.id);
+      if (f?.epfd && !ctx.epollsFilled.has(d.id)) {
+        addEpollTargets(inj, d.fd, f);
+        ctx.epollsFilled.add(d.id);
+      }
+    }
+    for (const v of visiting) {
+      addEpollTargets(inj, v.fd, ctx.set.files.get(v.id)!);
+      check(inj, `close the epoll in flight at fd ${v.fd}`, inj.call('close', v.fd));
+      ctx.epollsFilled.add(v.id);
     }
   }
+  takeLocks(inj, ctx.locks ?? [], t.pstree.pid);
+  // A session leader's controlling terminal, and its foreground group (every group exists by now).
+  if (ctx.ttys && t.pstree.sid === t.pstree.pid) restoreCtty(inj, ctx.ttys);
   restoreTaskInternals(inj, internalsFrom(t));
   tc.rlimits?.rlimits.forEach((l, r) => setRlimit(pid, r, { cur: l.cur, max: l.max }));
   drainSignals(inj);
-  requeueSignals(inj, pid, pid,
+  const vpid = t.pstree.pid;
+  requeueSignals(inj, vpid, vpid,
     (tc.signalsS?.signals ?? []).map((s) => Buffer.from(s.siginfo)),
     (th.signalsP?.signals ?? []).map((s) => Buffer.from(s.siginfo)));
   if (th.rseqEntry) {
@@ -134,23 +180,67 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: { pid: nu
   // each sets up what only a thread can set for itself. Their queued signals are sent by the
   // leader: only the thread group's leader may queue a signal with a positive si_code.
   for (const { tid, core } of t.threads) {
-    const made = cloneWithPid(inj, tid, CLONE_THREAD_FLAGS);
+    const made = cloneWithPid(inj, tid, CLONE_THREAD_FLAGS, child);
     tids.push(made.pid);
-    const ti = new Injector(made.pid, { code: inj.code, codeInPlace: true });
+    const ti = new Injector(made.pid, { ...ctx.inject, code: inj.code, codeInPlace: true });
     ti.useScratch(scratch + THREAD_SCRATCH, 65536);
     restoreThread(ti, core);
-    requeueSignals(inj, pid, tid, [], (core.threadCore!.signalsP?.signals ?? []).map((s) => Buffer.from(s.siginfo)));
+    requeueSignals(inj, vpid, tid, [], (core.threadCore!.signalsP?.signals ?? []).map((s) => Buffer.from(s.siginfo)));
+    // Seccomp, then its own credentials last (a filter needs CAP_SYS_ADMIN or no_new_privs);
+    // the leader keeps its privileges to clone the next threads.
+    if (!syncedByLeader(core, t.core, ctx.set.seccomp)) installSeccomp(ti, made.pid, core, ctx.set.seccomp);
+    const tcore = core.threadCore!;
+    if (tcore.creds) restoreCreds(ti, pid, tcore.creds);
+    restoreAfterCreds(ti, { pdeathSig: tcore.pdeathSig ?? 0 });
     ti.finishWith(regsFrom(core.threadInfo!.gpregs!), 'getpid');
-    finishThread(tid, core);
+    finishThread(made.pid, core, ctx.warn);
   }
+  // The pidfds of its threads, which stood on the leader until they existed.
+  putThreadPidfds(inj, ctx.set, t);
   // Once every thread is there (a SIGEV_THREAD_ID timer names one), and after the pending
   // signals were queued: a timer firing from now on adds its own.
   restorePosixTimers(inj, tc.timers?.posix ?? [], ctx.timerRestoreIds ?? false);
+  // Seccomp (restore/seccomp.ts): once every thread is there (TSYNC syncs them), before the
+  // credentials (a filter needs CAP_SYS_ADMIN or no_new_privs).
+  installSeccomp(inj, pid, t.core, ctx.set.seccomp);
+  // Privileges dropped last, then what a change of ids resets.
+  if (th.creds) restoreCreds(inj, pid, th.creds);
+  restoreAfterCreds(inj, { pdeathSig: th.pdeathSig ?? 0, dumpable: t.mm.dumpable ?? -1 });
 
   const r = inj.finishWith(regsFrom(t.core.threadInfo!.gpregs!), 'munmap', scratch, scratchSize);
-  if (r !== 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot unmap the restore scratch area of pid ${pid}: errno ${-r}`);
-  finishThread(pid, t.core);
+  if (r !== 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot unmap the restore scratch area of pid ${pid}: ${failedWith(r)}`);
+  finishThread(pid, t.core, ctx.warn);
   return tids;
+}
+
+/**
+ * cwd and root, from the directories stasis opened (a deleted one was made again for the
+ * opening and is gone by now): the task takes each with pidfd_getfd, fchdir()s into the cwd
+ * and chroot()s through /proc/self/fd of the root.
+ */
+function enterDirs(inj: Injector, ctx: RestoreTaskCtx, t: TaskImages, inherited: number | undefined): void {
+  inj.resetScratch();
+  const pidfd = pidfdOfStasis(inj, inherited);
+  check(inj, 'open a pidfd of stasis', pidfd);
+  try {
+    const take = (id: number, what: string) => {
+      const fd = inj.call('pidfd_getfd', pidfd, ctx.files.get(id), 0);
+      check(inj, `take the ${what}`, fd);
+      return fd;
+    };
+    const cwd = take(t.fs.cwdId, 'working directory');
+    const r = inj.call('fchdir', cwd);
+    inj.call('close', cwd);
+    check(inj, 'fchdir', r);
+    if (regPath(ctx.set, t.fs.rootId) !== '/') {
+      const root = take(t.fs.rootId, 'root directory');
+      const c = inj.call('chroot', inj.putString(`/proc/self/fd/${root}`));
+      inj.call('close', root);
+      check(inj, 'chroot', c);
+    }
+  } finally {
+    inj.call('close', pidfd);
+  }
 }
 
 const CLONE_THREAD_FLAGS = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000; // VM FS FILES SIGHAND THREAD SYSVSEM
@@ -177,9 +267,42 @@ function restoreThread(ti: Injector, core: CoreEntry): void {
   if (th.comm) setComm(ti, th.comm);
 }
 
-/** From outside, once the thread runs no more injected code: FPU state and blocked mask. */
-function finishThread(tid: number, core: CoreEntry): void {
+/**
+ * From outside, once the thread runs no more injected code: FPU state, blocked mask, and its
+ * scheduling (last: a real-time policy or one CPU would slow the restore's own work).
+ */
+function finishThread(tid: number, core: CoreEntry, warn?: (message: string) => void): void {
+  const th = core.threadCore!;
   const fresh = getFpu(tid);
   setFpu(tid, { xsave: fresh.xsave, data: joinFpu(fresh.data, core.threadInfo!.fpregs! as unknown as FpuFields) });
-  setSigmask(tid, core.threadCore!.blkSigset ?? core.tc?.blkSigset ?? 0n);
+  // A thread's own mask where the image has one; CRIU keeps the leader's in tc only.
+  setSigmask(tid, isFieldSet(th, ThreadCoreEntrySchema.field.blkSigset) ? th.blkSigset : core.tc?.blkSigset ?? 0n);
+  // The rseq critical section the thread was in (or had named), as it was: written after the
+  // last injected syscall, whose return to user space would have cleared it (dump/rseq-cs.ts).
+  const rseq = th.rseqEntry;
+  if (rseq?.rseqCsPointer) {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(rseq.rseqCsPointer, 0);
+    const mem = new ProcMem(tid, true);
+    try {
+      mem.write(rseq.rseqAbiPointer + 8n, b);
+    } finally {
+      mem.close();
+    }
+  }
+  // Images without them (older stasis, CRIU without the fields) mean SCHED_OTHER, nice 0, as CRIU reads them.
+  try {
+    setSched(tid, { policy: th.schedPolicy ?? 0, prio: th.schedPrio ?? 0, nice: th.schedNice ?? 0 });
+  } catch (e) {
+    throw new StasisError('E_RESTORE_FAILED', `Cannot restore the scheduling of thread ${tid} (policy ${th.schedPolicy ?? 0}, priority ${th.schedPrio ?? 0}, nice ${th.schedNice ?? 0}): ${(e as Error).message}`, { cause: e });
+  }
+  if (th.cpuAffinity.length) {
+    const got = setAffinity(tid, th.cpuAffinity);
+    const same = got.length === th.cpuAffinity.length && got.every((w, i) => w === th.cpuAffinity[i]);
+    if (!same) warn?.(`thread ${tid} runs on CPUs ${mask(got)}, not ${mask(th.cpuAffinity)} as it did: this machine lacks some of them`);
+  }
+}
+
+function mask(words: bigint[]): string {
+  return '0x' + [...words].reverse().map((w, i) => w.toString(16).padStart(i ? 16 : 1, '0')).join('');
 }

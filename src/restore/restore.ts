@@ -1,17 +1,29 @@
 // `stasis restore`: read and check every image, open the file objects once, build the tree
 // of stub tasks with their pids, turn each into its task, let them all go. A failure at any
 // point kills what was created, so a failed restore leaves no process behind.
+import fs from 'node:fs';
 import { detach, kill, waitPid, probeTimerRestoreIds } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import { readImageSet } from './read-images.js';
+import { NO_LOG, type Log } from '../log.js';
+import { readImageSet, verifyImageSet } from './read-images.js';
 import { OpenFiles } from './open-files.js';
-import { readPipeData, readUnixSkState } from '../files/index.js';
+import { checkThreadPidfds, threadLeaders } from './thread-pidfds.js';
+import { MappedFiles, remappedMaps } from './mapped-files.js';
+import { vmaSpecs } from './cow-premap.js';
+import { formatVersionOf } from '../dump/format.js';
+import { readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids } from '../files/index.js';
 import { createTree } from './create-tree.js';
-import type { NewTask } from './create-task.js';
+import { createRootTask, type NewTask } from './create-task.js';
+import { FdTypes, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { restoreTask } from './restore-task.js';
 import { ShmemObjects } from './shmem-objects.js';
-import { readLocks, takeFileLocks } from './restore-locks.js';
+import { SocketPairs, type Cred } from './socket-pairs.js';
+import { readLocks } from './restore-locks.js';
+import { TcpRestore } from '../net/tcp-state.js';
+import { ownNamespaces, restoreFlags, restoreNamespaces, rootTimeOffsets } from '../ns/index.js';
+import { CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWPID } from '../sys/index.js';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../api/types.js';
+import { CgroupRestore } from '../cgroup/restore-cgroups.js';
 
 export function waitExit(pid: number): ExitStatus {
   for (;;) {
@@ -22,43 +34,175 @@ export function waitExit(pid: number): ExitStatus {
   }
 }
 
+const PROC_PID = /^\/proc\/(\d+)(\/|$)/;
+const TASK_STOPPED = 3, SIGSTOP = 19;
+
+/**
+ * SIGTSTP, SIGTTIN and SIGTTOU are dropped by the kernel in an orphaned process group: a task
+ * they do not stop is stopped with SIGSTOP (its waitid() then says SIGSTOP), and it is said.
+ */
+function ensureStopped(pid: number, signo: number, log: Log): void {
+  if (signo === SIGSTOP) return;
+  const until = Date.now() + 1000;
+  for (;;) {
+    let state = '';
+    try {
+      state = /\) (\S)/.exec(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1] ?? '';
+    } catch {
+      return;
+    }
+    if (state === 'T') return;
+    if (Date.now() > until) break;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
+  log.warn(`pid ${pid} was not stopped by signal ${signo} (its process group is orphaned now): stopped with SIGSTOP`);
+  kill(pid, SIGSTOP);
+}
+
+/**
+ * Splits files into those opened before the tree is made, and those opened once it exists:
+ * files under /proc/PID of one of its pids, and pidfds (of its tasks, or of stand-ins for
+ * dead processes, whose pids must not take one the tree needs).
+ */
+function byProcPid(entries: FileEntry[], pids: Set<number>): [FileEntry[], FileEntry[]] {
+  const late = (e: FileEntry) => {
+    if (e.type === FdTypes.PIDFD) return true;
+    const m = e.reg ? PROC_PID.exec(e.reg.name) : null;
+    return m !== null && pids.has(Number(m[1]));
+  };
+  return [entries.filter((e) => !late(e)), entries.filter(late)];
+}
+
+/** A process with a dead pid, for the time files of its /proc/PID are opened (CRIU's PROCFS remap). */
+function holdPid(pid: number): () => void {
+  const t = createRootTask(pid);
+  return () => {
+    kill(t.pid, 9);
+    waitExit(t.pid);
+  };
+}
+
 export function restore(opts: RestoreOptions): RestoreResult {
   const t0 = performance.now();
   const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
+  const log = opts.log ?? NO_LOG;
+  const notify = opts.notify ?? (() => {});
+  notify('pre-restore');
+  log.info(`restoring from ${opts.imagesDir}`);
+  if (opts.noVerify) log.warn('checksums not verified (--no-verify)');
+  else {
+    progress('verifying images');
+    const v = verifyImageSet(opts.imagesDir);
+    log.info(`checksums verified: ${v.files} file(s) in ${v.dirs} image set(s)`);
+  }
   progress('reading images');
   const set = readImageSet(opts.imagesDir);
+  log.info(`images read: ${set.order.length} task(s), ${set.files.size} file object(s)`);
   const locks = readLocks(set.dir);
+  checkThreadPidfds(set);
   const root = set.order[0]!.pid;
-  const ids = new Set(set.tasks.flatMap((t) => t.fdinfos.map((d) => d.id)));
+  // The root's namespaces of its own: refused now if stasis cannot make them, before anything exists.
+  const rootTask = set.tasks.find((t) => t.pstree.pid === root);
+  const joined = new Set((opts.joinNs ?? []).map((j) => j.ns));
+  const nsKinds = rootTask ? ownNamespaces(set.inventory.rootIds, rootTask.ids).filter((k) => !joined.has(k.name as 'net')) : [];
+  const nsFlags = restoreFlags(nsKinds);
+  const JOIN_FLAGS = { net: CLONE_NEWNET, ipc: CLONE_NEWIPC, uts: CLONE_NEWUTS } as const;
+  const rootNs = {
+    flags: nsFlags, join: (opts.joinNs ?? []).map((j) => ({ file: j.file, flag: JOIN_FLAGS[j.ns] })),
+    timeOffsets: () => rootTimeOffsets({ imagesDir: set.dir, log }, nsKinds, rootTask!.ids),
+    // An empty network namespace is left for the engine to set up (its setup-namespaces hook).
+    onRoot: (hostPid: number) => restoreNamespaces({ imagesDir: set.dir, log }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid),
+  };
+  if (nsKinds.length) log.info(`the root gets namespaces of its own: ${nsKinds.map((k) => k.name).join(', ')}`);
+  // Every task's fds, and its cwd and root (entered from stasis's open directories).
+  const ids = new Set(set.tasks.flatMap((t) => [...t.fdinfos.map((d) => d.id), t.fs.cwdId, t.fs.rootId]));
+  // And the files in flight in sockets' queues (SCM_RIGHTS), which no task holds.
+  const unix = readUnixSkState(set.dir, opts.extUnixSk ?? false);
+  if (formatVersionOf(set.inventory.dumpCriuRunId) === null) refuseUnorderedPending(set.files);
+  for (const byPacket of unix.rights.values()) for (const f of [...byPacket.values()].flat()) ids.add(f);
+  const tcp = TcpRestore.fromImages(set.files, set.inventory, root, { established: opts.tcpEstablished ?? false, close: opts.tcpClose ?? false }, log);
   // Shared memory before the files: an open memfd is a file of a shared memory object.
   progress('shared memory');
-  const shmem = ShmemObjects.create(set.shmem);
-  progress('opening files');
-  let files: OpenFiles;
+  let shmem: ShmemObjects;
   try {
-    files = OpenFiles.open([...ids].map((id) => set.files.get(id)!), {
-      imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
-      unix: readUnixSkState(set.dir),
-    });
+    shmem = ShmemObjects.create(set.shmem);
   } catch (err) {
-    shmem.close();
+    tcp.abort();
     throw err;
   }
+  progress('opening files');
+  // Files under /proc/PID of a task of the tree are opened once the tree exists.
+  const [early, late] = byProcPid([...ids].map((id) => set.files.get(id)!), new Set(set.order.map((e) => e.pid)));
   const created = new Map<number, NewTask>();
+  const leaders = threadLeaders(set);
+  const fileCtx = {
+    log, imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
+    unix, holdPid, ttys: new TtyRestoreState(set.dir, set.files), tcp,
+    socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, holdPid),
+    taskPid: (pid: number) => created.get(pid)?.pid, deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),
+  };
+  // The files mapped that are ghosts (or kept by a link) are opened with the others, while they exist.
+  const maps = remappedMaps(set.tasks.map(vmaSpecs), (id) => fileCtx.ghosts.remapOf(id) !== undefined);
+  const pairs = new SocketPairs(log);
+  let files: OpenFiles;
   try {
-    takeFileLocks(locks, set, files);
+    files = OpenFiles.open(early, fileCtx, undefined, maps);
+  } catch (err) {
+    shmem.close();
+    tcp.abort();
+    throw err;
+  } finally {
+    pairs.end(); // before the tree takes its pids
+  }
+  let cgroups: CgroupRestore | undefined;
+  try {
+    // Before any task: a cgroup the mode forbids making stops the restore with nothing created.
+    cgroups = CgroupRestore.prepare(set.dir, set.inventory.rootCgSet, opts.manageCgroups ?? 'soft', opts.cgroupRoots ?? [], log);
+    const cg = cgroups;
+    // CRIU 4.2 names a task's set in its thread core (threaded cgroups), stasis and older CRIUs in tc.
+    const cgSetOf = new Map(set.tasks.map((t) => [t.pstree.pid, t.core.threadCore?.cgSet || t.core.tc?.cgSet]));
+    if (opts.manageCgroups !== 'ignore') {
+      for (const t of set.tasks) {
+        const apart = t.threads.find((x) => x.core.threadCore?.cgSet && x.core.threadCore.cgSet !== cgSetOf.get(t.pstree.pid));
+        if (apart) throw new StasisError('E_UNSUPPORTED', `Cannot restore thread ${apart.tid} of pid ${t.pstree.pid}: it was in cgroup set ${apart.core.threadCore!.cgSet}, its process in ${cgSetOf.get(t.pstree.pid)}; stasis cannot restore threaded cgroups`);
+      }
+    }
     progress('creating tasks');
-    createTree(set, created);
+    const mapped = new MappedFiles(set, files, (id) => fileCtx.ghosts.remapOf(id), (v) => shmem.fdFor(v));
+    const cow = createTree(set, created, rootNs, mapped, (pid, hostPid) => cg.place(cgSetOf.get(pid), hostPid));
+    if (late.length) OpenFiles.open(late, fileCtx, files);
+    notify('setup-namespaces', created.get(root)!.pid);
+    notify('post-setup-namespaces');
     const tids: number[] = [];
     const timerRestoreIds = set.tasks.some((t) => t.core.tc?.timers?.posix.length) && probeTimerRestoreIds();
-    const ctx = { set, files, shmem, locks, epollsFilled: new Set<number>(), timerRestoreIds };
+    const inject = log.level >= 4 ? { log: (m: string) => log.debug(`inject ${m}`) } : {};
+    // Epoll instances in flight (SCM_RIGHTS), by the socket whose queue holds them: the task holding it adds their targets.
+    const epollsInFlight = new Map([...unix.rights].map(([sk, byPacket]) => [sk, [...byPacket.values()].flat().filter((f) => set.files.get(f)?.epfd)] as const).filter(([, e]) => e.length));
+    const ctx = { set, files, shmem, locks, epollsFilled: new Set<number>(), epollsInFlight, fdTablesDone: new Set<number>(), timerRestoreIds, ttys: fileCtx.ttys, inject, warn: (m: string) => log.warn(m), premapped: cow.premapped, mapped };
     set.tasks.forEach((t, i) => {
       progress('restoring tasks', i, set.tasks.length);
+      log.info(`restoring pid ${t.pstree.pid} (${t.threads.length + 1} thread(s), ${t.mm.vmas.length} memory areas, ${t.fdinfos.length} fds)`);
+      for (const d of t.fdinfos) log.debug(`pid ${t.pstree.pid} fd ${d.fd}: file ${d.id} (${kindOfType(d.type)?.name ?? d.type})`);
       tids.push(...restoreTask(ctx, t, created.get(t.pstree.pid)!));
     });
     shmem.seal();
+    notify('post-restore', created.get(root)!.pid);
+    // Connections: unlocked and out of repair mode just before the tree runs.
+    tcp.finish();
+    notify('network-unlock');
+    notify('pre-resume');
+    // A task stopped by job control gets its stop signal while every thread is still traced:
+    // each takes it on its way out of the last stop, before it runs an instruction of its own.
+    const stopped = set.tasks.filter((t) => t.core.tc?.taskState === TASK_STOPPED);
+    // (By its pid here: in a pid namespace of its own, the image's pid is not stasis's.)
+    const realPid = (t: (typeof stopped)[number]) => created.get(t.pstree.pid)!.pid;
+    for (const t of stopped) kill(realPid(t), t.core.tc!.stopSigno || SIGSTOP);
     for (const tid of tids) detach(tid);
+    for (const t of stopped) ensureStopped(realPid(t), t.core.tc!.stopSigno || SIGSTOP, log);
+    log.info(`tree restored and running: ${tids.join(', ')}${stopped.length ? ` (stopped: ${stopped.map(realPid).join(', ')})` : ''}`);
   } catch (err) {
+    log.error(`restore failed, every task it made is killed: ${(err as Error).message}`);
+    tcp.abort();
     // Children first: a parent killed first would hand them to init before we reap them.
     // Only what this restore created: the root's pid may belong to someone else's task.
     for (const pid of [...created.keys()].reverse()) {
@@ -69,14 +213,24 @@ export function restore(opts: RestoreOptions): RestoreResult {
         /* gone, or reaped already */
       }
     }
+    cgroups?.undo();
     if (err instanceof StasisError) throw err;
     throw new StasisError('E_RESTORE_FAILED', `Cannot restore pid ${root}: ${(err as Error).message}`, { cause: err });
   } finally {
     shmem.close();
     files.close();
+    cgroups?.close();
+  }
+  try {
+    notify('post-resume');
+  } catch (e) {
+    log.warn(`post-resume failed, the tree runs on: ${(e as Error).message}`);
   }
   const restoredMs = performance.now() - t0;
-  const pids = set.order.map((e) => e.pid);
-  if (opts.detach) return { pid: root, pids, totalMs: restoredMs };
-  return { pid: root, pids, exit: waitExit(root), totalMs: restoredMs };
+  // As stasis's pid namespace sees them: in a pid namespace of their own, the tasks' own differ.
+  const pids = set.order.map((e) => created.get(e.pid)?.pid ?? e.pid);
+  const hostRoot = pids[0]!;
+  opts.onRestored?.(hostRoot);
+  if (opts.detach) return { pid: hostRoot, pids, totalMs: restoredMs };
+  return { pid: hostRoot, pids, exit: waitExit(hostRoot), totalMs: restoredMs };
 }

@@ -10,7 +10,7 @@ import {
   MFD_CLOEXEC, MFD_ALLOW_SEALING, F_ADD_SEALS,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import { shmidOfVma, type ShmemImage, type ShmemImages } from './read-shmem.js';
+import { shmidOfVma, sized, type ShmemImage, type ShmemImages } from './read-shmem.js';
 
 const BUF_SIZE = 4 << 20;
 const PROT_RW = 3, MAP_SHARED_ANON = 0x21;
@@ -30,7 +30,9 @@ export class ShmemObjects {
         const fd = makeObject(o);
         s.fds.set(o.shmid, fd);
         fill(fd, o, buf);
-        if (o.memfd) fchownFd(fd, o.memfd.uid, o.memfd.gid);
+        const owner = o.memfd ?? o.anon;
+        if (owner) fchownFd(fd, owner.uid, owner.gid);
+        if (owner?.mode !== undefined) fs.fchmodSync(fd, owner.mode & 0o7777);
       }
       return s;
     } catch (err) {
@@ -46,6 +48,16 @@ export class ShmemObjects {
   }
 
   /** The fd in stasis of the memfd whose inode entry is `inodeId` (for open memfd fds). */
+  /**
+   * True the first time it is asked for a memfd: that fd may take the open file
+   * memfd_create() made (see files/memfd.ts), later ones get files of their own.
+   */
+  takeCreated(inodeId: number): boolean {
+    if (this.created.has(inodeId)) return false;
+    this.created.add(inodeId);
+    return true;
+  }
+
   fdOfInode(inodeId: number): number | undefined {
     const shmid = this.images.memfdInodes.get(inodeId);
     return shmid === undefined ? undefined : this.fds.get(shmid);
@@ -58,6 +70,8 @@ export class ShmemObjects {
       if (seals !== F_SEAL_SEAL) fcntl(this.fds.get(o.shmid)!, F_ADD_SEALS, seals);
     }
   }
+
+  private readonly created = new Set<number>();
 
   close(): void {
     for (const fd of this.fds.values()) closeFd(fd);
@@ -72,15 +86,19 @@ function makeObject(o: ShmemImage): number {
     ftruncateFd(fd, o.size);
     return fd;
   }
-  const addr = mmapSelf(Number(o.size), PROT_RW, MAP_SHARED_ANON);
+  // The kernel makes it of the mapping's size, whole pages: one that was open as a file has its own.
+  const len = ((o.size + 4095n) / 4096n) * 4096n || 4096n;
+  const addr = mmapSelf(Number(len), PROT_RW, MAP_SHARED_ANON);
   try {
-    return fs.openSync(`/proc/self/map_files/${addr.toString(16)}-${(addr + o.size).toString(16)}`, fs.constants.O_RDWR);
+    const fd = fs.openSync(`/proc/self/map_files/${addr.toString(16)}-${(addr + len).toString(16)}`, fs.constants.O_RDWR);
+    if (len !== o.size) ftruncateFd(fd, o.size);
+    return fd;
   } catch {
     const fd = memfdCreate('', MFD_CLOEXEC);
     ftruncateFd(fd, o.size);
     return fd;
   } finally {
-    munmapSelf(addr, Number(o.size));
+    munmapSelf(addr, Number(len));
   }
 }
 
@@ -97,7 +115,9 @@ function fill(fd: number, o: ShmemImage, buf: Buffer): void {
           const len = Math.min(left, BUF_SIZE);
           const n = fs.readSync(from, buf, 0, len, off);
           if (n !== len) throw new StasisError('E_TRUNCATED', `${src.path} is short: read ${n} of ${len} bytes at offset ${off}`);
-          for (let k = 0; k < len; ) k += fs.writeSync(fd, buf, k, len - k, to + k);
+          // Not past a memfd's end (its last page is dumped whole): writing would grow it.
+          const keep = sized(o) ? Math.max(0, Math.min(len, Number(o.size) - to)) : len;
+          for (let k = 0; k < keep; ) k += fs.writeSync(fd, buf, k, keep - k, to + k);
           off += len;
           to += len;
           left -= len;

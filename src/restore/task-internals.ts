@@ -1,5 +1,5 @@
 // Putting back what readTaskInternals() took, through injected syscalls.
-import type { Injector } from '../sys/index.js';
+import { failedWith, type Injector } from '../sys/index.js';
 import type { TaskInternals } from '../dump/task-internals.js';
 import { StasisError } from '../errors.js';
 
@@ -7,7 +7,7 @@ const PR_SET_PDEATHSIG = 1, PR_SET_DUMPABLE = 4, PR_SET_CHILD_SUBREAPER = 36;
 const SS_DISABLE = 2;
 
 function check(inj: Injector, what: string, r: bigint): void {
-  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore ${what} of pid ${inj.pid}: errno ${-r}`);
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore ${what} of pid ${inj.pid}: ${failedWith(r)}`);
 }
 
 export function restoreTaskInternals(inj: Injector, t: TaskInternals): void {
@@ -38,8 +38,19 @@ export function restoreTaskInternals(inj: Injector, t: TaskInternals): void {
     b.writeBigInt64LE(it.vusec, 24);
     check(inj, 'itimer', inj.call('setitimer', which, inj.put(b), 0));
   });
-  if (t.pdeathSig) check(inj, 'pdeath signal', inj.call('prctl', PR_SET_PDEATHSIG, t.pdeathSig, 0, 0, 0));
   if (t.childSubreaper) check(inj, 'child subreaper', inj.call('prctl', PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0));
+  // Registered again one command at a time (CRIU's restore_membarrier_registrations).
+  for (let bit = 0; bit < 32; bit++) {
+    if (t.membarrierMask & (1 << bit)) check(inj, `membarrier registration 0x${(1 << bit).toString(16)}`, inj.call('membarrier', 1 << bit, 0, 0));
+  }
+}
+
+/**
+ * Once the thread's credentials are restored: changing its ids clears the pdeath signal and
+ * resets the (process-wide) dumpable flag (commit_creds).
+ */
+export function restoreAfterCreds(inj: Injector, t: { pdeathSig: number; dumpable?: number }): void {
+  if (t.pdeathSig) check(inj, 'pdeath signal', inj.call('prctl', PR_SET_PDEATHSIG, t.pdeathSig, 0, 0, 0));
   if (t.dumpable === 0 || t.dumpable === 1) check(inj, 'dumpable', inj.call('prctl', PR_SET_DUMPABLE, t.dumpable, 0, 0, 0));
 }
 
