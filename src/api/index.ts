@@ -1,48 +1,98 @@
 // The library surface. The CLI is a thin wrapper over these functions.
-import fs from 'node:fs';
 import path from 'node:path';
 import { probeKernel, type KernelFeatures } from '../sys/index.js';
-import { readImageFile, type AnyImage } from '../image/index.js';
 import { dump as dumpTree } from '../dump/dump.js';
 import { restore as restoreTree } from '../restore/restore.js';
 import { preDump as preDumpTree } from '../dump/pre-dump.js';
 import { trackingReport } from '../dump/incremental.js';
 import { StasisError } from '../errors.js';
-import type { DumpOptions, DumpResult, PreDumpOptions, PreDumpResult, RestoreOptions, RestoreResult } from './types.js';
+import type { Engine, OpHooks } from '../engine/client.js';
+import type { DumpOptions, DumpResult, PreDumpOptions, PreDumpResult, RestoreOptions, RestoreResult, RestoredTree, RunHooks } from './types.js';
 
 export * from './types.js';
 export { startTask, waitTask, killTask, type StartOptions } from './tasks.js';
 export { StasisError, type StasisErrorCode } from '../errors.js';
+export { inspect } from './inspect.js';
 
-/** Checkpoints the process tree rooted at `opts.pid` into `opts.imagesDir`. */
-export async function dump(opts: DumpOptions): Promise<DumpResult> {
-  return dumpTree(opts);
+// Every run of the library goes to the engine thread (src/engine): ptrace is per thread, and a
+// dump of a large tree, or a restore's wait for its root, must not stop the caller's event loop.
+// Loaded on first use: the command line, which runs in-thread, never pays for it.
+let engineP: Promise<Engine> | undefined;
+function engineOf(): Promise<Engine> {
+  return (engineP ??= import('../engine/client.js').then((m) => new m.Engine()));
 }
 
-/** Restores the tree in `opts.imagesDir`; waits for its root to exit unless `detach`. */
-export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
-  return restoreTree(opts);
+function hooksOf(o: RunHooks & { onRestored?: ((pid: number) => void) | undefined }): OpHooks {
+  return { onProgress: o.onProgress, log: o.log, notify: o.notify, signal: o.signal, onRestored: o.onRestored };
+}
+
+function plainOf(o: object): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (k === 'onProgress' || k === 'log' || k === 'notify' || k === 'signal' || k === 'onRestored' || v === undefined) continue;
+    if (typeof v === 'function') throw new StasisError('E_BAD_ARGS', `The option ${k} is a function stasis does not know`);
+    // The engine thread may have a cwd of its own (src/sys/thread-cwd.ts): paths go as the caller means them.
+    out[k] = k === 'imagesDir' && typeof v === 'string' ? path.resolve(v) : v;
+  }
+  return out;
+}
+
+/**
+ * Starts the engine thread now rather than at the first run (which would pay its ~30 ms of
+ * synchronous set-up on the caller's thread, and its module loading before it begins).
+ */
+export async function startEngine(): Promise<void> {
+  return (await engineOf()).warm();
+}
+
+/**
+ * Checkpoints the process tree rooted at `opts.pid` into `opts.imagesDir`, in the engine
+ * thread; `signal` cancels it with the tree left running as it was.
+ */
+export async function dump(opts: DumpOptions): Promise<DumpResult> {
+  const plain = plainOf(opts);
+  return (await (await engineOf()).run('dump', plain, hooksOf(opts)).done) as DumpResult;
+}
+
+/**
+ * Restores the tree in `opts.imagesDir`, in the engine thread; resolves once the tree runs,
+ * with its pids and `wait()` for its root's exit.
+ */
+export async function restore(opts: RestoreOptions): Promise<RestoredTree> {
+  const plain = plainOf(opts);
+  const engine = await engineOf();
+  const run = engine.run('restore', plain, hooksOf(opts), !opts.detach);
+  const r = (await run.done) as RestoreResult;
+  let exited = run.exited;
+  return { pid: r.pid, pids: r.pids, totalMs: r.totalMs, wait: () => (exited ??= engine.exitOf(r.pid)) };
 }
 
 /**
  * Incremental pre-dump: memory only, the tree frozen only while it is looked at, then left
  * running with its memory tracked; a later dump (or pre-dump) with `prevImagesDir` pointing
- * here writes only what changed.
+ * here writes only what changed. Runs in the engine thread.
  */
 export async function preDump(opts: PreDumpOptions): Promise<PreDumpResult> {
-  return preDumpTree(opts);
+  const plain = plainOf(opts);
+  return (await (await engineOf()).run('pre-dump', plain, hooksOf(opts)).done) as PreDumpResult;
 }
 
-/** Decodes image files: every file of a directory, or the files named. */
-export function inspect(what: { imagesDir: string } | { files: string[] }): Record<string, AnyImage | { raw: number }> {
-  const files = 'imagesDir' in what
-    ? fs.readdirSync(what.imagesDir).filter((f) => f.endsWith('.img')).sort().map((f) => path.join(what.imagesDir, f))
-    : what.files;
-  const out: Record<string, AnyImage | { raw: number }> = {};
-  for (const f of files) {
-    out[path.basename(f)] = /^pages-\d+\.img$/.test(path.basename(f)) ? { raw: fs.statSync(f).size } : readImageFile(f);
-  }
-  return out;
+/**
+ * `dump()` on the caller's thread, which it blocks (no thread to start: the command line's
+ * mode). The thread becomes the tracer: a later run on the same tree must come from it too.
+ */
+export function dumpSync(opts: DumpOptions): DumpResult {
+  return dumpTree(opts);
+}
+
+/** `restore()` on the caller's thread; without `detach` it returns only once the root has exited. */
+export function restoreSync(opts: RestoreOptions): RestoreResult {
+  return restoreTree(opts);
+}
+
+/** `preDump()` on the caller's thread, which it blocks. */
+export function preDumpSync(opts: PreDumpOptions): PreDumpResult {
+  return preDumpTree(opts);
 }
 
 export interface CheckResult extends KernelFeatures {

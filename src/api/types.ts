@@ -1,4 +1,9 @@
 // The library surface's option and result types.
+import type { Log } from '../log.js';
+import type { CgroupMode } from '../cgroup/dump-cgroups.js';
+import type { CgroupRoot } from '../cgroup/restore-cgroups.js';
+
+export type { Log, LogLevel } from '../log.js';
 
 export interface Progress {
   phase: string;
@@ -6,7 +11,43 @@ export interface Progress {
   total: number;
 }
 
-export interface DumpOptions {
+/**
+ * CRIU's notify points (its action scripts, and the NOTIFY messages of its RPC), in the order a
+ * run reaches them. A dump: pre-dump, network-lock, post-dump (then network-unlock when the
+ * tree runs on); a pre-dump: pre-dump, post-dump; a restore: pre-restore, setup-namespaces
+ * (the root task exists in its namespaces), post-setup-namespaces (its mounts are made),
+ * post-restore, network-unlock, pre-resume, post-resume.
+ */
+export type NotifyEvent =
+  | 'pre-dump' | 'network-lock' | 'post-dump' | 'network-unlock'
+  | 'pre-restore' | 'setup-namespaces' | 'post-setup-namespaces' | 'post-restore' | 'pre-resume' | 'post-resume';
+
+/**
+ * Called at each notify point; `pid` is the root task's where CRIU gives one. Throwing (or a
+ * returned promise that rejects) fails the run. The run waits for it: in the engine thread
+ * until the callback has returned and its promise has settled; the in-thread (`...Sync`)
+ * functions do not wait for a promise.
+ */
+export type Notify = (event: NotifyEvent, pid?: number) => void | Promise<void>;
+
+/** What every run takes beside its options: where its events go, and how to cancel it. */
+export interface RunHooks {
+  /** Progress events, on the caller's thread, at most about every 20 ms per phase. */
+  onProgress?: ((p: Progress) => void) | undefined;
+  /** Where the steps are logged (CRIU's -o/-v); default: nowhere. */
+  log?: Log | undefined;
+  notify?: Notify | undefined;
+  /**
+   * Cancels the run at its next safe point (at least once per 4 MiB of memory read): the
+   * promise rejects with E_ABORTED. A dump or pre-dump leaves the tree running as it was
+   * (thawed, untraced, nothing of the images left); a restore stops before the tree runs and
+   * leaves no process behind. Ignored by the in-thread (`...Sync`) functions, which block the
+   * thread that could abort them.
+   */
+  signal?: AbortSignal | undefined;
+}
+
+export interface DumpOptions extends RunHooks {
   pid: number;
   imagesDir: string;
   /** Leave the tree running after the dump (default: kill it). */
@@ -16,6 +57,12 @@ export interface DumpOptions {
   /** Largest deleted or replaced file whose contents the image keeps, in bytes (default 1 MiB, CRIU's). */
   ghostLimit?: number;
   /**
+   * An open file that lost its name but keeps links elsewhere is linked back under a
+   * temporary name beside it, which restore removes (CRIU's --link-remap); without, such a
+   * file fails the dump.
+   */
+  linkRemap?: boolean;
+  /**
    * The previous image set (a pre-dump or a dump), relative to `imagesDir` unless absolute,
    * as CRIU's --prev-images-dir: pages unchanged since are in_parent entries.
    */
@@ -24,18 +71,43 @@ export interface DumpOptions {
   trackMem?: boolean;
   /** The dirty-tracking backend; 'auto' (default) takes the best the kernel offers. */
   trackBackend?: TrackBackend | undefined;
-  onProgress?: ((p: Progress) => void) | undefined;
+  /** Dump TCP connections (CRIU's --tcp-established); without it a tree with one is refused. */
+  tcpEstablished?: boolean | undefined;
+  /**
+   * Datagram sockets connected to a bound socket outside the tree are dumped, to be connected
+   * to its name again at restore (CRIU's --ext-unix-sk); without it they are refused.
+   */
+  extUnixSk?: boolean | undefined;
+  /** Dump TCP connections to be restored closed (CRIU's --tcp-close). */
+  tcpClose?: boolean | undefined;
+  /** Leave out connections a listener has not accepted yet (CRIU's --skip-in-flight): they are lost. */
+  skipInFlight?: boolean | undefined;
+  /** How connections are kept quiet from the dump to the restore (CRIU's --network-lock; default iptables). */
+  networkLock?: NetworkLockMethod | undefined;
+  /**
+   * CLONE_NEW* flags of namespaces of the tree's own that are neither checked nor dumped, to
+   * be restored new and empty (CRIU's --empty-ns; only the network namespace).
+   */
+  emptyNs?: number | undefined;
+  /** CRIU's --manage-cgroups: `ignore` dumps the tasks' cgroups without their directories (default `soft`). */
+  manageCgroups?: CgroupMode | undefined;
+  /** CRIU's --cgroup-root at dump: the hierarchy (or every one) is dumped from this cgroup down, empty ones too. */
+  cgroupRoots?: CgroupRoot[] | undefined;
 }
+
+export type { CgroupMode } from '../cgroup/dump-cgroups.js';
+export type { CgroupRoot } from '../cgroup/restore-cgroups.js';
+
+export type NetworkLockMethod = 'iptables' | 'nftables' | 'skip';
 
 export type TrackBackend = 'auto' | 'uffd' | 'soft-dirty' | 'hash';
 
-export interface PreDumpOptions {
+export interface PreDumpOptions extends RunHooks {
   pid: number;
   imagesDir: string;
   /** The previous pre-dump, relative to `imagesDir` unless absolute (chains of pre-dumps). */
   prevImagesDir?: string | undefined;
   trackBackend?: TrackBackend | undefined;
-  onProgress?: ((p: Progress) => void) | undefined;
 }
 
 export interface PreDumpResult {
@@ -73,12 +145,36 @@ export interface DumpResult {
   trackBackend: string | null;
 }
 
-export interface RestoreOptions {
+export interface RestoreOptions extends RunHooks {
   imagesDir: string;
-  /** Detach and leave the tree running (default: wait for the root task to exit). */
+  /**
+   * Leave the tree to itself. Without it, stasis reaps the root when it exits: `restoreSync`
+   * returns only then (with `exit`); `restore()` resolves once the tree runs, keeps the
+   * process alive until the root has exited, and `wait()` tells how it ended.
+   */
   detach?: boolean;
   shellJob?: boolean;
-  onProgress?: ((p: Progress) => void) | undefined;
+  /** Skip the checksums of the images (stasis-sums.json), checked by default before anything is created. */
+  noVerify?: boolean;
+  /** Restore TCP connections (CRIU's --tcp-established). */
+  tcpEstablished?: boolean | undefined;
+  /** Connect sockets to the sockets outside the tree they were connected to, by name (CRIU's --ext-unix-sk; needed for images that have them). */
+  extUnixSk?: boolean | undefined;
+  /** Restore TCP connections closed (CRIU's --tcp-close; needed for images dumped with it). */
+  tcpClose?: boolean | undefined;
+  /** Called once the tree runs, with its root's pid, before a restore that waits for it does. */
+  onRestored?: ((pid: number) => void) | undefined;
+  /**
+   * Namespaces the root joins instead of making new ones (CRIU's --join-ns): the kind and
+   * the namespace file (`/proc/PID/ns/net`, `/run/netns/NAME`).
+   */
+  joinNs?: { ns: 'net' | 'ipc' | 'uts'; file: string }[] | undefined;
+  /** CLONE_NEWNET: the network namespace is made new and left empty, whatever the images hold (CRIU's --empty-ns net). */
+  emptyNs?: number | undefined;
+  /** CRIU's --manage-cgroups: how the tasks' cgroups are found or made (default `soft`; restore-cgroups.ts). */
+  manageCgroups?: CgroupMode | undefined;
+  /** CRIU's --cgroup-root: where a hierarchy's (or, without a controller, every hierarchy's) dumped cgroups go. */
+  cgroupRoots?: CgroupRoot[] | undefined;
 }
 
 export type ExitStatus = { kind: 'exited'; code: number } | { kind: 'signaled'; signal: number };
@@ -86,7 +182,22 @@ export type ExitStatus = { kind: 'exited'; code: number } | { kind: 'signaled'; 
 export interface RestoreResult {
   pid: number;
   pids: number[];
-  /** Present when not detached: how the root task ended. */
+  /** `restoreSync` without `detach`: how the root task ended. */
   exit?: ExitStatus;
   totalMs: number;
+}
+
+/** What `restore()` resolves with: the tree runs. */
+export interface RestoredTree {
+  /** The root task's pid. */
+  pid: number;
+  /** Every task's pid, the root first. */
+  pids: number[];
+  /** From the call until the tree ran. */
+  totalMs: number;
+  /**
+   * Settles when the root task exits (it is a child of this process, reaped by stasis).
+   * For a detached restore, the first call starts watching it: do not reap it yourself then.
+   */
+  wait(): Promise<ExitStatus>;
 }

@@ -1,67 +1,69 @@
 // The stasis command: CRIU's verbs and options, over the library API.
-import { dump, restore, inspect, check, preDump, type TrackBackend } from '../api/index.js';
-import { StasisError } from '../errors.js';
-import { parseArgs, requirePid, requireString, type ParsedArgs } from './args.js';
+// Each verb's code (and with it koffi, the image codecs, the dump and restore code) is loaded
+// only when that verb runs: --help, -V and a usage error load the argument parser alone.
+import { StasisError, escapeControl } from '../errors.js';
+import { NO_LOG, type Log } from '../log.js';
+import { DEFAULT_SERVICE_ADDRESS } from '../rpc/address.js';
+import { parseArgs, optString, flag, verbHelp, type ParsedArgs } from './args.js';
+import { dumpOptions, preDumpOptions, restoreOptions, openLog } from './build-options.js';
+import type { Verb } from './options.js';
 import { progressReporter } from './progress.js';
-import { runDemo } from './demo.js';
+
+const VERSION = '0.1.0';
 
 const USAGE = `Usage: stasis COMMAND [OPTIONS]
 
+Checkpoint and restore Linux process trees, with CRIU's image format and options.
+
 Commands:
-  dump -t PID -D DIR [--leave-running] [--shell-job] [--prev-images-dir PREV] [--track-mem] [--ghost-limit SIZE]
-                       checkpoint the process tree rooted at PID into DIR; with PREV (relative
-                       to DIR), pages unchanged since PREV stay there (in_parent); deleted
-                       files still open are kept up to SIZE bytes each (default 1M)
-  pre-dump -t PID -D DIR [--prev-images-dir PREV]
-                       write memory while the tree keeps running and track its changes
-    --track-backend uffd|soft-dirty|hash   how changes are tracked (default: the best available)
-  restore -D DIR [-d] [--shell-job]
-                       restore the tree; wait for it to exit unless -d (detach)
-  show -D DIR | show FILE...
-                       decode images to JSON
-  check                probe the kernel features stasis uses
-  demo                 checkpoint and restore a bundled counting program
+  dump -t PID -D DIR     checkpoint the process tree rooted at PID into DIR
+  pre-dump -t PID -D DIR write memory while the tree keeps running, and track its changes
+  restore -D DIR         restore the tree of DIR; wait for it to exit unless -d
+  show -D DIR | FILE...  decode images to JSON
+  check                  probe the kernel features stasis uses
+  swrk FD                serve CRIU's RPC on the socket FD (as runc calls criu)
+  service                serve CRIU's RPC on a socket (--address PATH)
+  demo                   checkpoint and restore a bundled counting program
+
+'stasis COMMAND --help' lists the options of a command; -V|--version shows the version.
 `;
+
+const SUMMARY: Record<Verb, string> = {
+  dump: 'Checkpoints the process tree rooted at -t PID into -D DIR, then kills it (or leaves it\nrunning with -R). With --prev-images-dir, pages unchanged since that (pre-)dump stay there.',
+  'pre-dump': 'Writes the memory of the tree while it keeps running (frozen only while it is looked at),\nand tracks its changes for a later dump with --prev-images-dir.',
+  restore: 'Restores the tree of -D DIR with its pids, and waits for its root to exit (its exit\nstatus is stasis\'s), or returns at once with -d.',
+  show: 'Decodes every image of -D DIR, or the image files named, to JSON.',
+  check: 'Probes the kernel features stasis uses; exits 1 when one it needs is missing.',
+  demo: 'Starts a counting program, checkpoints it, kills it, restores it, and shows it carried on.',
+  swrk: 'Serves CRIU\'s RPC requests (CriuReq/CriuResp) on the SOCK_SEQPACKET socket FD, as\n`criu swrk FD` does for runc, until the client closes it.',
+  service: `Serves CRIU's RPC requests on a SOCK_SEQPACKET socket at --address (default\n${DEFAULT_SERVICE_ADDRESS}), one connection at a time; -d runs it in the background.`,
+};
 
 function out(s: string): void {
   process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 }
 
-async function run(a: ParsedArgs): Promise<number> {
-  switch (a.command) {
+async function run(a: ParsedArgs, log: Log): Promise<number> {
+  switch (a.verb) {
     case 'dump': {
-      const r = await dump({
-        pid: requirePid(a),
-        imagesDir: requireString(a, '--images-dir'),
-        leaveRunning: a.flags.has('--leave-running'),
-        shellJob: a.flags.has('--shell-job'),
-        ...ghostLimit(a),
-        prevImagesDir: optString(a, '--prev-images-dir'),
-        trackMem: a.flags.has('--track-mem'),
-        trackBackend: trackBackend(a),
-        onProgress: progressReporter(),
-      });
+      // The verb's own code, not the whole API (dumpSync() is dump() of src/dump/dump.ts).
+      const { dump: dumpSync } = await import('../dump/dump.js');
+      const r = dumpSync(dumpOptions(a, { log, onProgress: progressReporter() }));
       if (r.pagesSkippedParent) out(`${r.pagesSkippedParent} unchanged pages left to the parent images (tracked by ${r.trackBackend ?? 'nothing'})`);
       out(`Dumped ${r.pids.length} task(s) (${r.pids.join(', ')}): ${r.pagesWritten} pages written of ${r.pagesScanned} scanned, ` +
         `${r.kcmpCalls} kcmp calls, frozen for ${r.frozenMs.toFixed(1)} ms, ${r.totalMs.toFixed(1)} ms in all`);
       return 0;
     }
     case 'pre-dump': {
-      const r = await preDump({
-        pid: requirePid(a), imagesDir: requireString(a, '--images-dir'), prevImagesDir: optString(a, '--prev-images-dir'),
-        trackBackend: trackBackend(a), onProgress: progressReporter(),
-      });
+      const { preDump: preDumpSync } = await import('../dump/pre-dump.js');
+      const r = preDumpSync(preDumpOptions(a, { log, onProgress: progressReporter() }));
       out(`Pre-dumped ${r.pids.length} task(s) (${r.pids.join(', ')}): ${r.pagesWritten} pages written, ${r.pagesSkippedParent} left to the parent, ` +
         `frozen for ${r.downtimeMs.toFixed(1)} ms; memory tracked by ${r.trackBackend}`);
       return 0;
     }
     case 'restore': {
-      const r = await restore({
-        imagesDir: requireString(a, '--images-dir'),
-        detach: a.flags.has('--restore-detached'),
-        shellJob: a.flags.has('--shell-job'),
-        onProgress: progressReporter(),
-      });
+      const { restore: restoreSync } = await import('../restore/restore.js');
+      const r = restoreSync(restoreOptions(a, { log, onProgress: progressReporter() }));
       if (!r.exit) {
         out(`Restored pid ${r.pid} in ${r.totalMs.toFixed(1)} ms`);
         return 0;
@@ -69,11 +71,16 @@ async function run(a: ParsedArgs): Promise<number> {
       return r.exit.kind === 'exited' ? r.exit.code : 128 + r.exit.signal;
     }
     case 'show': {
-      const dir = a.flags.get('--images-dir');
-      out(JSON.stringify(inspect(typeof dir === 'string' ? { imagesDir: dir } : { files: a.rest }), jsonBigint, 2));
+      const dir = optString(a, 'images-dir');
+      const files = [...(a.opts.get('input') as string[] | undefined ?? []), ...a.rest];
+      if (dir === undefined && files.length === 0) throw new StasisError('E_BAD_ARGS', 'Missing -D/--images-dir DIR or image files to show; see stasis show --help');
+      if (dir !== undefined && files.length) throw new StasisError('E_BAD_ARGS', 'Give either -D/--images-dir DIR or image files to show, not both');
+      const { inspect } = await import('../api/inspect.js');
+      out(JSON.stringify(inspect(dir !== undefined ? { imagesDir: dir } : { files }), jsonBigint, 2));
       return 0;
     }
     case 'check': {
+      const { check } = await import('../api/index.js');
       const f = check();
       for (const [k, v] of Object.entries(f)) {
         if (k === 'trackingUnavailable') continue;
@@ -83,39 +90,17 @@ async function run(a: ParsedArgs): Promise<number> {
       return f.ready ? 0 : 1;
     }
     case 'demo':
-      return runDemo(out);
-    case 'help':
-    case '--help':
+      return (await import('./demo.js')).runDemo(out);
+    case 'swrk':
+      await (await import('../rpc/swrk.js')).swrk(a.rest[0]);
+      return 0;
+    case 'service':
+      await (await import('../rpc/service.js')).service({ address: optString(a, 'address') ?? DEFAULT_SERVICE_ADDRESS, daemon: flag(a, 'restore-detached'), pidfile: optString(a, 'pidfile') });
+      return 0;
+    case undefined:
       out(USAGE);
       return 0;
-    default:
-      throw new StasisError('E_BAD_ARGS', `Unknown command ${JSON.stringify(a.command)}; see stasis --help`);
   }
-}
-
-/** --ghost-limit SIZE: bytes, or with a K, M or G suffix (CRIU's form). */
-function ghostLimit(a: ParsedArgs): { ghostLimit?: number } {
-  const v = a.flags.get('--ghost-limit');
-  if (v === undefined) return {};
-  const m = typeof v === 'string' ? /^(\d+)([KMG]?)$/i.exec(v) : null;
-  if (!m) throw new StasisError('E_BAD_ARGS', `Invalid --ghost-limit ${JSON.stringify(v)}: expected a size such as 1048576, 512K or 16M`);
-  const mult = { '': 1, K: 1 << 10, M: 1 << 20, G: 1 << 30 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'];
-  return { ghostLimit: Number(m[1]) * mult };
-}
-
-function optString(a: ParsedArgs, name: string): string | undefined {
-  const v = a.flags.get(name);
-  if (v === true) throw new StasisError('E_BAD_ARGS', `Option ${name} needs a value`);
-  return v;
-}
-
-function trackBackend(a: ParsedArgs): TrackBackend | undefined {
-  const v = optString(a, '--track-backend');
-  if (v === undefined) return undefined;
-  if (v !== 'auto' && v !== 'uffd' && v !== 'soft-dirty' && v !== 'hash') {
-    throw new StasisError('E_BAD_ARGS', `Unknown --track-backend ${JSON.stringify(v)}: expected auto, uffd, soft-dirty or hash`);
-  }
-  return v;
 }
 
 function jsonBigint(_k: string, v: unknown): unknown {
@@ -130,15 +115,38 @@ export async function main(argv: string[]): Promise<number> {
     if (e.code !== 'EPIPE') throw e;
     process.exit(process.exitCode ?? 0);
   });
+  let log: Log & { close?: () => void } = NO_LOG;
+  let a: ParsedArgs;
   try {
-    return await run(parseArgs(argv));
+    a = parseArgs(argv);
+  } catch (e) {
+    // Whatever the command line gets wrong, unknown or unsupported, is a usage error.
+    process.stderr.write(`stasis: ${(e as Error).message}${e instanceof StasisError ? ` [${e.code}]` : ''}\n`);
+    return 2;
+  }
+  try {
+    if (a.opts.get('version') === true) {
+      out(`Version: ${VERSION}\nstasis: checkpoint/restore with CRIU's images`);
+      return 0;
+    }
+    if (a.opts.get('help') === true) {
+      out(a.verb ? verbHelp(a.verb, SUMMARY[a.verb]) : USAGE);
+      return 0;
+    }
+    log = openLog(a);
+    log.info(`stasis ${VERSION}: ${argv.join(' ')}`);
+    return await run(a, log);
   } catch (e) {
     if (e instanceof StasisError) {
+      log.error(`${e.message} [${e.code}]`);
       process.stderr.write(`stasis: ${e.message} [${e.code}]\n`);
       return e.code === 'E_BAD_ARGS' ? 2 : 1;
     }
     const err = e as Error;
-    process.stderr.write(`stasis: ${err.message}\n${process.env.STASIS_DEBUG ? err.stack ?? '' : ''}`);
+    log.error(err.stack ?? err.message);
+    process.stderr.write(`stasis: ${escapeControl(err.message)}\n${process.env.STASIS_DEBUG ? err.stack ?? '' : ''}`);
     return 1;
+  } finally {
+    log.close?.();
   }
 }

@@ -33,7 +33,7 @@ function advice(e: SmapsEntry): bigint {
 
 /** Classifies every VMA of a task; throws E_UNSUPPORTED for kinds not handled yet. */
 export function collectVmas(pid: number, smaps: SmapsEntry[]): CollectedVma[] {
-  return smaps.map((e) => {
+  return mergeVvar(smaps.map((e) => {
     const f = vmaFlags(e);
     const prot = (e.perms.read ? PROT.READ : 0) | (e.perms.write ? PROT.WRITE : 0) | (e.perms.exec ? PROT.EXEC : 0);
     const where = `0x${e.start.toString(16)}-0x${e.end.toString(16)} (${e.path || 'anonymous'}) of pid ${pid}`;
@@ -41,11 +41,19 @@ export function collectVmas(pid: number, smaps: SmapsEntry[]): CollectedVma[] {
       start: e.start, end: e.end, pgoff: 0n, shmid: 0n, prot, flags: 0, status: VMA.REGULAR, madv: advice(e), fdflags: 0,
     };
     const growsDown = f.growsDown ? MAP.GROWSDOWN : 0;
-    const noReserve = f.noReserve ? MAP.NORESERVE : 0;
-    if (e.path === '[vsyscall]') return { vma: { ...base, status: VMA.VSYSCALL, flags: MAP.PRIVATE | MAP.ANONYMOUS } };
-    if (e.path === '[vdso]') return { vma: { ...base, status: VMA.REGULAR | VMA.VDSO, flags: MAP.PRIVATE | MAP.ANONYMOUS } };
+    // MAP_NORESERVE and MAP_LOCKED (mlock() sets VM_LOCKED as well: CRIU keeps it in flags too).
+    const noReserve = (f.noReserve ? MAP.NORESERVE : 0) | (f.locked ? MAP.LOCKED : 0);
+    // The kernel's areas carry ANON_PRIVATE, as CRIU marks them: its restore maps the vDSO
+    // area as private memory, reads the dumped vDSO into it, and compares it with its own.
+    if (e.path === '[vsyscall]') return { vma: { ...base, status: VMA.VSYSCALL | VMA.ANON_PRIVATE, flags: MAP.PRIVATE | MAP.ANONYMOUS } };
+    if (e.path === '[vdso]') return { vma: { ...base, status: VMA.REGULAR | VMA.VDSO | VMA.ANON_PRIVATE, flags: MAP.PRIVATE | MAP.ANONYMOUS } };
     if (e.path === '[vvar]' || e.path === '[vvar_vclock]') {
-      return { vma: { ...base, status: VMA.REGULAR | VMA.VVAR, flags: MAP.PRIVATE | MAP.ANONYMOUS } };
+      return { vma: { ...base, status: VMA.REGULAR | VMA.VVAR | VMA.ANON_PRIVATE, flags: MAP.PRIVATE | MAP.ANONYMOUS } };
+    }
+    // CRIU re-creates a ring with io_setup and copies it, but cannot see requests still in
+    // flight (an IOCB_CMD_POLL waits forever): they would be lost without a word.
+    if (e.path === '/[aio]') {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump the AIO ring (io_setup) at ${where}: requests still in flight in it are known to the kernel alone, and would be lost`);
     }
     if (f.io || f.pfnMap) throw new StasisError('E_UNSUPPORTED', `Cannot dump device memory at ${where}`);
     if (f.hugetlb) throw new StasisError('E_UNSUPPORTED', `Cannot dump hugetlbfs memory at ${where} yet`);
@@ -57,22 +65,50 @@ export function collectVmas(pid: number, smaps: SmapsEntry[]): CollectedVma[] {
     if (e.perms.shared && ((e.path === '/dev/zero' && e.deleted) || e.path.startsWith('[anon_shmem:'))) {
       return { vma: { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.ANON_SHARED, flags: MAP.SHARED | MAP.ANONYMOUS | noReserve, fdflags: O_RDWR } };
     }
+    // A SysV segment attached (shmat): the kernel names it "/SYSV<key> (deleted)", its inode
+    // is the segment's id (CRIU's VMA_AREA_SYSVIPC; its pages are the segment's, in ipcns-shm).
+    if (e.perms.shared && e.path.startsWith('/SYSV')) {
+      return { vma: { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.ANON_SHARED | VMA.SYSVIPC, flags: MAP.SHARED | MAP.ANONYMOUS, fdflags: O_RDWR } };
+    }
     if (e.perms.shared && e.path.startsWith('/memfd:')) {
       const mayWrite = e.vmFlags.has('mw');
       return {
         vma: { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.FILE_SHARED | VMA.MEMFD, flags: MAP.SHARED | noReserve, fdflags: mayWrite ? O_RDWR : O_RDONLY },
       };
     }
+    // A memfd mapped private: its pages not written since are the memfd's (a write to the
+    // memfd shows through them), those written are the task's own (CRIU: FILE_PRIVATE | MEMFD).
+    if (!e.perms.shared && e.path.startsWith('/memfd:')) {
+      return {
+        vma: { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.FILE_PRIVATE | VMA.MEMFD, flags: MAP.PRIVATE | growsDown | noReserve, fdflags: O_RDONLY },
+      };
+    }
+    // A packet socket's rings mapped (CRIU's VMA_AREA_SOCKET): shmid is the socket's inode
+    // until the dump names its file (dump/socket-maps.ts); the pages are the socket's.
+    if (/^socket:\[\d+\]$/.test(e.path)) {
+      if (e.anonymous > 0) throw new StasisError('E_UNSUPPORTED', `Cannot dump the socket mapping at ${where}: the task wrote to its private copy of some pages (${e.anonymous} kB), which the rings no longer share, not supported yet`);
+      return { vma: { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.SOCKET, flags: (e.perms.shared ? MAP.SHARED : MAP.PRIVATE) | noReserve, fdflags: O_RDWR } };
+    }
+    // Shared anonymous memory mapped private through its map_files link (zdtm shmemfd-priv):
+    // the object's pages where not copied, as for a memfd. The object's kind is checked when
+    // its pages are dumped (mem/shmem-dump.ts: a regular shmem file, not a /dev/zero device).
+    if (!e.perms.shared && e.path === '/dev/zero' && e.deleted) {
+      return {
+        vma: { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.FILE_PRIVATE | VMA.ANON_SHARED, flags: MAP.PRIVATE | growsDown | noReserve, fdflags: O_RDONLY },
+      };
+    }
     const isFile = e.path.startsWith('/') && e.inode !== 0n;
     if (!isFile) {
       if (e.perms.shared) throw new StasisError('E_UNSUPPORTED', `Cannot dump shared anonymous memory at ${where} yet`);
       const kind = e.path === '[heap]' ? VMA.HEAP : e.path === '[stack]' ? VMA.STACK : 0;
+      if (f.droppable) return { vma: { ...base, status: VMA.REGULAR | VMA.ANON_PRIVATE, flags: MAP.DROPPABLE | MAP.ANONYMOUS | noReserve } };
       return {
         vma: { ...base, status: VMA.REGULAR | VMA.ANON_PRIVATE | kind, flags: MAP.PRIVATE | MAP.ANONYMOUS | growsDown | noReserve },
       };
     }
-    if (e.deleted || e.path.startsWith('/memfd:') || e.path.startsWith('/SYSV') || e.path === '/dev/zero') {
-      throw new StasisError('E_UNSUPPORTED', `Cannot dump the mapping of a deleted file, memfd or shared memory at ${where} yet`);
+    // A deleted file is kept as a ghost by its mapping's file entry (dump/collect-task.ts).
+    if (e.path.startsWith('/memfd:') || e.path.startsWith('/SYSV') || e.path === '/dev/zero') {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump the private mapping of shared memory at ${where} yet`);
     }
     if (e.perms.shared) {
       const mayWrite = e.vmFlags.has('mw');
@@ -85,5 +121,17 @@ export function collectVmas(pid: number, smaps: SmapsEntry[]): CollectedVma[] {
       vma: { ...base, pgoff: e.offset, status: VMA.REGULAR | VMA.FILE_PRIVATE, flags: MAP.PRIVATE | growsDown | noReserve, fdflags: O_RDONLY },
       path: e.path,
     };
-  });
+  }));
 }
+
+/** [vvar] and [vvar_vclock] (Linux 6.12+) as one VVAR area, as CRIU writes them. */
+function mergeVvar(vmas: CollectedVma[]): CollectedVma[] {
+  const out: CollectedVma[] = [];
+  for (const c of vmas) {
+    const last = out[out.length - 1]?.vma;
+    if (last && last.status & VMA.VVAR && c.vma.status & VMA.VVAR && last.end === c.vma.start && last.prot === c.vma.prot) last.end = c.vma.end;
+    else out.push(c);
+  }
+  return out;
+}
+

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { StasisError } from '../errors.js';
 import type { DirtyInfo, DirtyTracker, TaskTrack, TrackedTask } from './dirty.js';
+import { writePrivateFile } from '../image/image-modes.js';
 
 const MAGIC = 0x48534154; // "TASH"
 
@@ -96,7 +97,7 @@ class HashRecorder {
       b.writeUInt32LE(this.hashes[2 * i]!, 8 + n * 8 + i * 8);
       b.writeUInt32LE(this.hashes[2 * i + 1]!, 8 + n * 8 + i * 8 + 4);
     }
-    fs.writeFileSync(file, b);
+    writePrivateFile(file, b);
   }
 }
 

@@ -1,7 +1,7 @@
 // Choosing a dirty-tracking backend by probing, and opening one for a task from what the
 // parent image dir recorded.
 import path from 'node:path';
-import type { KernelFeatures } from '../sys/index.js';
+import type { KernelFeatures, InjectorOptions } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { UffdTracker, trackerAvailable } from './dirty-uffd.js';
 import { SoftDirtyTracker } from './dirty-soft.js';
@@ -35,11 +35,11 @@ export function chooseBackend(k: KernelFeatures, choice: DirtyBackendChoice, inh
 }
 
 /** A tracker for task `pid`, continuing the parent's record `rec` when it is of this backend. */
-export function openTracker(backend: DirtyBackendName, pid: number, start: string, rec: TaskTrack | null, parentDir: string | null): DirtyTracker {
+export function openTracker(backend: DirtyBackendName, pid: number, start: string, rec: TaskTrack | null, parentDir: string | null, inject: InjectorOptions = {}): DirtyTracker {
   const mine = rec && rec.backend === backend && rec.pid === pid && rec.start === start ? rec : null;
   switch (backend) {
     case 'uffd':
-      return UffdTracker.open(pid, start, mine);
+      return UffdTracker.open(pid, start, mine, inject);
     case 'soft-dirty':
       return new SoftDirtyTracker(pid, start, mine !== null);
     case 'hash':

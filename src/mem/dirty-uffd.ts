@@ -29,7 +29,7 @@
 // Pages are never trusted wrongly, some are just written again.
 import fs from 'node:fs';
 import {
-  Injector, pidfdOpen, pidfdGetfd, closeFd, kill, waitPid, spawnTask, resolveExecutable, SyscallError,
+  Injector, pidfdOpen, pidfdGetfd, closeFd, kill, waitPid, spawnTask, resolveExecutable, SyscallError, type InjectorOptions,
   uffdApi, uffdRegisterWp, uffdWriteProtect, pagemapScan, PAGE_IS, PM_SCAN_WP_MATCHING, PM_SCAN_CHECK_WPASYNC,
   UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED, UFFD_USER_MODE_ONLY,
 } from '../sys/index.js';
@@ -61,11 +61,11 @@ export class UffdTracker implements DirtyTracker {
   private trusted = new Set<bigint>();
   private rearmed = false;
 
-  private constructor(private readonly pid: number, private readonly start: string) {}
+  private constructor(private readonly pid: number, private readonly start: string, private readonly inject: InjectorOptions) {}
 
   /** Picks up the tracking a record describes; a record that no longer holds gives a fresh tracker. */
-  static open(pid: number, start: string, rec: TaskTrack | null): UffdTracker {
-    const t = new UffdTracker(pid, start);
+  static open(pid: number, start: string, rec: TaskTrack | null, inject: InjectorOptions = {}): UffdTracker {
+    const t = new UffdTracker(pid, start, inject);
     const tr = rec?.tracker;
     if (!tr || !rec.ranges || taskStart(tr.pid) !== tr.start) return t;
     let pidfd = -1;
@@ -166,7 +166,7 @@ export class UffdTracker implements DirtyTracker {
 
   /** userfaultfd() injected into the frozen task; its fd moved into stasis and closed there. */
   private create(pid: number): void {
-    const inj = new Injector(pid);
+    const inj = new Injector(pid, this.inject);
     let remote = -1;
     try {
       const r = inj.call('userfaultfd', O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);

@@ -15,6 +15,7 @@ import type { PageRanges } from './page-ranges.js';
 import type { PageHashes } from './dirty-hash.js';
 import type { VmaSpec } from './vma.js';
 import { StasisError } from '../errors.js';
+import { writePrivateFile } from '../image/image-modes.js';
 
 export type DirtyBackendName = 'uffd' | 'soft-dirty' | 'hash';
 export type DirtyBackendChoice = DirtyBackendName | 'auto';
@@ -94,7 +95,7 @@ export function writeTrackFile(dir: string, tasks: TaskTrack[]): void {
     fs.rmSync(f, { force: true });
     return;
   }
-  fs.writeFileSync(`${f}.tmp`, JSON.stringify({ version: 1, tasks } satisfies TrackFile, null, 1));
+  writePrivateFile(`${f}.tmp`, JSON.stringify({ version: 1, tasks } satisfies TrackFile, null, 1));
   fs.renameSync(`${f}.tmp`, f);
 }
 

@@ -11,11 +11,13 @@
 import fs from 'node:fs';
 import { vmReadv, ProcMem, pagemapScan, PAGE_IS } from '../sys/index.js';
 import { scanPagemap } from '../proc/pagemap.js';
+import { StasisError } from '../errors.js';
 import { PE } from '../image/pagemap-flags.js';
 import { VMA, hasDumpablePages, type VmaSpec } from './vma.js';
 import type { PageRanges, RangeCursor } from './page-ranges.js';
 import type { PageHashes } from './dirty-hash.js';
 import { hashPage } from './dirty-hash.js';
+import { StreamSum, type FileSum } from '../image/image-sums.js';
 
 const PAGE = 4096;
 /** Size of the I/O buffer a PageDumper reads pages into. */
@@ -54,6 +56,8 @@ export interface PageDumperOptions {
   running?: boolean;
   /** Called after each scanned chunk with the pages scanned so far. */
   onScanned?: ((pages: number) => void) | undefined;
+  /** Called after each buffer of pages read and written, with its bytes (progress, cancellation). */
+  onFlushed?: ((bytes: number) => void) | undefined;
   /**
    * Find the pages with data with the PAGEMAP_SCAN ioctl (the kernel filters; ~2.5 ms per
    * GiB, against ~5 ms of pagemap reading plus decoding in a cold JIT, which dominates a
@@ -81,6 +85,7 @@ export class PageDumper {
   private readonly hashTmp = new Uint32Array(2);
   readonly entries: PagemapRun[] = [];
   readonly stats: PageDumpStats = { pagesScanned: 0, pagesWritten: 0, pagesSkippedParent: 0 };
+  private readonly written = new StreamSum();
 
   constructor(
     private readonly pid: number,
@@ -104,12 +109,13 @@ export class PageDumper {
     }
     const pm = Buffer.allocUnsafe(PAGEMAP_CHUNK * 8);
     for (const v of vmas) {
+      if (this.planVdso(v)) continue;
       if (!hasDumpablePages(v)) continue;
       const excludeFile = (v.status & VMA.FILE_PRIVATE) !== 0;
       for (let addr = v.start; addr < v.end; ) {
         const pages = Math.min(PAGEMAP_CHUNK, Number((v.end - addr) / BigInt(PAGE)));
         const n = fs.readSync(this.pagemapFd, pm, 0, pages * 8, Number(addr / BigInt(PAGE)) * 8);
-        if (n !== pages * 8) throw new Error(`Short read of /proc/${this.pid}/pagemap at 0x${addr.toString(16)}`);
+        if (n !== pages * 8) throw new StasisError('E_DUMP_FAILED', `Short read of /proc/${this.pid}/pagemap at 0x${addr.toString(16)}`);
         this.stats.pagesScanned += pages;
         for (const run of scanPagemap(pm.subarray(0, n), addr, PAGE, this.zeroPfn, { excludeFile })) this.planRun(run.vaddr, run.nrPages);
         addr += BigInt(pages * PAGE);
@@ -121,14 +127,42 @@ export class PageDumper {
   /** The same selection as scanPagemap(), made by the kernel: present or swapped, not the zero page, not a file's page. */
   private planByScan(vmas: VmaSpec[]): void {
     for (const v of vmas) {
+      if (this.planVdso(v)) continue;
       if (!hasDumpablePages(v)) continue;
       const exclude = PAGE_IS.PFNZERO | ((v.status & VMA.FILE_PRIVATE) !== 0 ? PAGE_IS.FILE : 0);
       pagemapScan(this.pagemapFd, v.start, v.end, {
-        flags: 0, categoryInverted: exclude, categoryMask: exclude, categoryAnyofMask: PAGE_IS.PRESENT | PAGE_IS.SWAPPED, returnMask: 0,
-      }, (r) => this.planRun(r.start, Number((r.end - r.start) / BigInt(PAGE))));
+        flags: 0, categoryInverted: exclude, categoryMask: exclude, categoryAnyofMask: PAGE_IS.PRESENT | PAGE_IS.SWAPPED, returnMask: PAGE_IS.PRESENT,
+      }, (r) => {
+        // Not present: swapped, or a guard page (a swap-format PTE marker that holds nothing), which pagemap tells apart.
+        if (r.categories & PAGE_IS.PRESENT) this.planRun(r.start, Number((r.end - r.start) / BigInt(PAGE)));
+        else this.planSwapped(r.start, r.end);
+      });
       this.stats.pagesScanned += Number((v.end - v.start) / BigInt(PAGE));
       this.opts.onScanned?.(this.stats.pagesScanned);
     }
+  }
+
+  /** Pages of [start, end) in swap, read from pagemap (scanPagemap() leaves guard pages out). */
+  private planSwapped(start: bigint, end: bigint): void {
+    const pm = Buffer.allocUnsafe(PAGEMAP_CHUNK * 8);
+    for (let addr = start; addr < end; ) {
+      const pages = Math.min(PAGEMAP_CHUNK, Number((end - addr) / BigInt(PAGE)));
+      const n = fs.readSync(this.pagemapFd, pm, 0, pages * 8, Number(addr / BigInt(PAGE)) * 8);
+      if (n !== pages * 8) throw new StasisError('E_DUMP_FAILED', `Short read of /proc/${this.pid}/pagemap at 0x${addr.toString(16)}`);
+      for (const run of scanPagemap(pm.subarray(0, n), addr, PAGE, this.zeroPfn)) this.planRun(run.vaddr, run.nrPages);
+      addr += BigInt(pages * PAGE);
+    }
+  }
+
+  /**
+   * The vDSO's pages are always written, whole, as CRIU writes them: CRIU's restore reads
+   * them to compare the dumped vDSO's symbols with the running kernel's. stasis's restore
+   * skips them (the kernel maps the vDSO).
+   */
+  private planVdso(v: VmaSpec): boolean {
+    if (!(v.status & VMA.VDSO)) return false;
+    this.planned.push({ vaddr: v.start, nrPages: Number((v.end - v.start) / BigInt(PAGE)), read: true });
+    return true;
   }
 
   private planRun(vaddr: bigint, nrPages: number): void {
@@ -203,8 +237,10 @@ export class PageDumper {
     const end = this.opts.onPage || this.byContent ? this.perPage() : this.used;
     let off = 0;
     while (off < end) off += fs.writeSync(this.outFd, this.buf, off, end - off);
+    this.written.add(this.buf.subarray(0, end));
     this.segs = [];
     this.used = 0;
+    this.opts.onFlushed?.(end);
   }
 
   /** Hashes and compares page by page; packs the pages to write at the buffer's start. */
@@ -257,12 +293,17 @@ export class PageDumper {
         if (n !== s.len - skip) {
           // A running task unmapped it meanwhile: whatever is mapped there later is new to
           // the tracker (unregistered, soft-dirty, or compared by content), never in_parent.
-          if (!this.opts.running) throw new Error(`Cannot read pid ${this.pid} memory at 0x${(s.addr + BigInt(skip)).toString(16)}`);
+          if (!this.opts.running) throw new StasisError('E_DUMP_FAILED', `Cannot read pid ${this.pid} memory at 0x${(s.addr + BigInt(skip)).toString(16)}`);
           this.buf.fill(0, pos + skip + n, end);
         }
       }
       pos = end;
     }
+  }
+
+  /** Size and CRC-32 of what it wrote: the pages file's sum, as it writes it alone from its start. */
+  get sum(): FileSum {
+    return this.written.sum;
   }
 
   close(): void {

@@ -6,7 +6,7 @@
 // chain is read and checked before anything is created.
 import fs from 'node:fs';
 import path from 'node:path';
-import { readImage, imageExists, imagePath, PE } from '../image/index.js';
+import { readImage, imageExists, imagePath, PE, pagemapCount } from '../image/index.js';
 import { StasisError } from '../errors.js';
 import type { PageRun } from './page-runs.js';
 
@@ -66,11 +66,12 @@ function openLevel(dir: string, m: PagemapName, depth: number, seen: Set<string>
   for (const e of pagemap.entries) {
     if (e.vaddr % BigInt(PAGE) !== 0n) throw new StasisError('E_CORRUPT', `${name} in ${dir} has an entry at unaligned 0x${e.vaddr.toString(16)}`);
     const s = Number(e.vaddr / BigInt(PAGE));
+    const nrPages = pagemapCount(e);
     if (e.flags & PE.PRESENT) {
-      items.push({ s, e: s + e.nrPages, f: PE.PRESENT, o: bytes });
-      bytes += e.nrPages * PAGE;
+      items.push({ s, e: s + nrPages, f: PE.PRESENT, o: bytes });
+      bytes += nrPages * PAGE;
     } else if (e.flags & PE.PARENT) {
-      items.push({ s, e: s + e.nrPages, f: PE.PARENT, o: -1 });
+      items.push({ s, e: s + nrPages, f: PE.PARENT, o: -1 });
     } else if (e.flags & PE.LAZY) {
       throw new StasisError('E_UNSUPPORTED', `${name} in ${dir} has lazy pages, which stasis does not restore`);
     }
@@ -137,5 +138,38 @@ export function resolvePages(dir: string, m: PagemapName): TaskPages {
   for (let lv: Level | null | undefined = top; lv; lv = lv.parent) {
     if (lv.reads.length) sources.push({ path: lv.pagesPath, reads: lv.reads.sort((a, b) => a.off - b.off) });
   }
+  return { runs, sources };
+}
+
+/** [vaddr, vaddr + nrPages pages) less every range of `drop`: the pieces left, each with its offset moved along. */
+function clip<T extends { vaddr: bigint; nrPages: number }>(x: T, drop: { start: bigint; end: bigint }[], at: (x: T, skipPages: number, nrPages: number) => T): T[] {
+  let pieces = [x];
+  for (const d of drop) {
+    pieces = pieces.flatMap((p) => {
+      const end = p.vaddr + BigInt(p.nrPages * PAGE);
+      if (d.end <= p.vaddr || d.start >= end) return [p];
+      const out: T[] = [];
+      if (d.start > p.vaddr) out.push(at(p, 0, Number((d.start - p.vaddr) / BigInt(PAGE))));
+      if (d.end < end) {
+        const skip = Number((d.end - p.vaddr) / BigInt(PAGE));
+        out.push(at(p, skip, p.nrPages - skip));
+      }
+      return out;
+    });
+  }
+  return pieces;
+}
+
+/**
+ * The pages of `pages` outside `drop`: CRIU dumps the vDSO's pages (its restore compares
+ * them with the running kernel's vDSO), which stasis never writes back, since the kernel
+ * maps the vDSO itself.
+ */
+export function withoutRanges(pages: TaskPages, drop: { start: bigint; end: bigint }[]): TaskPages {
+  if (drop.length === 0) return pages;
+  const runs = pages.runs.flatMap((r) => clip(r, drop, (p, skip, n) => ({ vaddr: p.vaddr + BigInt(skip * PAGE), nrPages: n })));
+  const sources = pages.sources
+    .map((s) => ({ path: s.path, reads: s.reads.flatMap((r) => clip(r, drop, (p, skip, n) => ({ vaddr: p.vaddr + BigInt(skip * PAGE), nrPages: n, off: p.off + skip * PAGE }))) }))
+    .filter((s) => s.reads.length > 0);
   return { runs, sources };
 }

@@ -10,18 +10,21 @@ import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { dataRanges, fcntl, F_GET_SEALS } from '../sys/index.js';
 import { scanPagemap } from '../proc/pagemap.js';
-import { writeImage, imagePath } from '../image/index.js';
-import { PagemapEntrySchema, PagemapHeadSchema } from '../image/gen/stasis/pagemap_pb.js';
+import { writeImage, imagePath, pagemapEntry } from '../image/index.js';
+import { PagemapHeadSchema } from '../image/gen/stasis/pagemap_pb.js';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { MemfdInodeEntrySchema, type MemfdInodeEntry } from '../image/gen/stasis/memfd_pb.js';
 import { FownEntrySchema } from '../image/gen/stasis/fown_pb.js';
 import type { VmaEntry } from '../image/gen/stasis/vma_pb.js';
 import { StasisError } from '../errors.js';
-import { VMA, isShmemVma, type VmaSpec } from './vma.js';
+import { VMA, MAP, isShmemVma, type VmaSpec } from './vma.js';
 import { PageBitmap } from './page-bitmap.js';
 import { ParentPages, copyShmemPages } from './shmem-pages.js';
+import { createImageFile } from '../image/image-modes.js';
 
 const PAGE = 4096;
+/** The inode entry name of shared anonymous memory open as a file (as CRIU 4.2 names it: its path, " (deleted)" stripped). */
+export const ANON_SHMEM_NAME = '/dev/zero';
 const BUF_SIZE = 4 << 20;
 const PAGEMAP_CHUNK = 65536;
 
@@ -67,13 +70,19 @@ export class ShmemDumper {
 
   constructor(private readonly zeroPfn: bigint | null, private readonly freshId: () => number) {}
 
-  /** Notes a memfd open at fd `fd` of `pid`; returns the id of its inode entry, which the fd's entry names. */
-  addMemfdFd(pid: number, fd: number, ino: bigint): number {
+  /**
+   * Notes a memfd open at fd `fd` of `pid`, or shared anonymous memory opened as a file
+   * (through /proc/PID/map_files: `anon`); returns the id of its inode entry, which the fd's
+   * entry names. The anonymous object gets an inode entry too (CRIU's way: its fds are
+   * MemfdFileEntry items), named ANON_SHMEM_NAME, which restore makes anonymous memory again.
+   */
+  addMemfdFd(pid: number, fd: number, ino: bigint, anon = false): number {
     let o = this.objects.get(ino);
     if (!o) {
-      o = { ino, memfd: true, fileId: this.freshId(), mappings: [], inodeId: this.nextInodeId++ };
+      o = { ino, memfd: !anon, fileId: anon ? 0 : this.freshId(), mappings: [], inodeId: this.nextInodeId++ };
       this.objects.set(ino, o);
     }
+    if (!o.inodeId) o.inodeId = this.nextInodeId++;
     o.fdPath ??= `/proc/${pid}/fd/${fd}`;
     return o.inodeId;
   }
@@ -116,6 +125,7 @@ export class ShmemDumper {
       try {
         const st = fs.fstatSync(fd, { bigint: true });
         if (st.ino !== o.ino) throw new StasisError('E_DUMP_FAILED', `${mapFile} has inode ${st.ino}, not ${o.ino}`);
+        if ((st.mode & 0o170000n) !== 0o100000n) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${where}: ${mapFile} is not shared memory (mode 0${st.mode.toString(8)})`);
         const extent = o.mappings.reduce((m, x) => {
           const end = x.vma.pgoff + x.vma.end - x.vma.start;
           return end > m ? end : m;
@@ -126,7 +136,7 @@ export class ShmemDumper {
         note(pagesPath);
         const runs = used.runs();
         const parent = ParentPages.open(parentDir, o.ino);
-        const out = fs.openSync(pagesPath, 'w', 0o600);
+        const out = createImageFile(pagesPath);
         let copied;
         try {
           this.pbuf ??= parent ? Buffer.allocUnsafe(BUF_SIZE) : null;
@@ -142,10 +152,10 @@ export class ShmemDumper {
         note(imagePath(imagesDir, 'shmem-pagemap', Number(o.ino)));
         writeImage(imagesDir, 'shmem-pagemap', Number(o.ino), {
           head: create(PagemapHeadSchema, { pagesId }),
-          entries: copied.entries.map((e) => create(PagemapEntrySchema, { vaddr: e.vaddr, nrPages: e.nrPages, flags: e.flags })),
+          entries: copied.entries.map((e) => pagemapEntry(e.vaddr, e.nrPages, e.flags)),
         });
         pagesId++;
-        if (o.memfd) this.describeMemfd(o, fd, mapFile, st);
+        if (o.inodeId) this.describeMemfd(o, fd, mapFile, st);
       } finally {
         fs.closeSync(fd);
       }
@@ -157,13 +167,15 @@ export class ShmemDumper {
     const used = new PageBitmap(nrPages);
     const pm = Buffer.allocUnsafe(PAGEMAP_CHUNK * 8);
     for (const { pid, vma } of o.mappings) {
+      // A private mapper's pages are its own copies (dumped with its memory), or the object's.
+      if (vma.flags & MAP.PRIVATE) continue;
       const pmFd = fs.openSync(`/proc/${pid}/pagemap`, 'r');
       try {
         const firstPage = Number(vma.pgoff / BigInt(PAGE));
         for (let addr = vma.start; addr < vma.end; ) {
           const pages = Math.min(PAGEMAP_CHUNK, Number((vma.end - addr) / BigInt(PAGE)));
           const n = fs.readSync(pmFd, pm, 0, pages * 8, Number(addr / BigInt(PAGE)) * 8);
-          if (n !== pages * 8) throw new Error(`Short read of /proc/${pid}/pagemap at 0x${addr.toString(16)}`);
+          if (n !== pages * 8) throw new StasisError('E_DUMP_FAILED', `Short read of /proc/${pid}/pagemap at 0x${addr.toString(16)}`);
           for (const r of scanPagemap(pm.subarray(0, n), addr, PAGE, this.zeroPfn)) {
             used.setRange(firstPage + Number((r.vaddr - vma.start) / BigInt(PAGE)), r.nrPages);
           }
@@ -183,12 +195,17 @@ export class ShmemDumper {
   private describeMemfd(o: ShmemObject, fd: number, mapFile: string, st: fs.BigIntStats): void {
     const inodeId = o.inodeId;
     const link = fs.readlinkSync(mapFile).replace(/ \(deleted\)$/, '');
-    const name = link.startsWith('/memfd:') ? link.slice('/memfd:'.length) : link;
+    const name = o.memfd ? link.slice('/memfd:'.length) : ANON_SHMEM_NAME;
+    if (o.memfd && name === ANON_SHMEM_NAME) {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump memfd ${o.ino} (${mapFile}): its name ${name} is the one stasis gives shared anonymous memory open as a file`);
+    }
     const writable = o.mappings.some((m) => (m.vma.fdflags & 3) === 2);
     this.memfdInodes.push(create(MemfdInodeEntrySchema, {
       name, uid: Number(st.uid), gid: Number(st.gid), size: st.size, shmid: Number(o.ino),
-      seals: fcntl(fd, F_GET_SEALS), inodeId: BigInt(inodeId),
+      seals: fcntl(fd, F_GET_SEALS), inodeId: BigInt(inodeId), mode: Number(st.mode),
     }));
+    // Anonymous memory's VMAs name the object itself; only a memfd's name a file entry.
+    if (!o.memfd) return;
     this.files.push(create(FileEntrySchema, {
       type: FdTypes.MEMFD, id: o.fileId,
       memfd: {

@@ -4,12 +4,12 @@
 export const VMA = {
   REGULAR: 1 << 0, STACK: 1 << 1, VSYSCALL: 1 << 2, VDSO: 1 << 3, HEAP: 1 << 5,
   FILE_PRIVATE: 1 << 6, FILE_SHARED: 1 << 7, ANON_SHARED: 1 << 8, ANON_PRIVATE: 1 << 9,
-  SYSVIPC: 1 << 10, SOCKET: 1 << 11, VVAR: 1 << 12, AIORING: 1 << 13, MEMFD: 1 << 14,
+  SYSVIPC: 1 << 10, SOCKET: 1 << 11, VVAR: 1 << 12, AIORING: 1 << 13, MEMFD: 1 << 14, GUARD: 1 << 16,
   UNSUPP: 1 << 31,
 } as const;
 
 export const MAP = {
-  SHARED: 0x01, PRIVATE: 0x02, ANONYMOUS: 0x20, GROWSDOWN: 0x100, LOCKED: 0x2000, NORESERVE: 0x4000,
+  SHARED: 0x01, PRIVATE: 0x02, DROPPABLE: 0x08, ANONYMOUS: 0x20, GROWSDOWN: 0x100, LOCKED: 0x2000, NORESERVE: 0x4000,
 } as const;
 export const PROT = { READ: 1, WRITE: 2, EXEC: 4 } as const;
 export const MADV = { DONTFORK: 10, MERGEABLE: 12, HUGEPAGE: 14, NOHUGEPAGE: 15, DONTDUMP: 16, WIPEONFORK: 18 } as const;
@@ -35,11 +35,19 @@ export function isMappedByRestore(v: VmaSpec): boolean {
 
 /** Areas whose pages go to the image: private memory; shared file pages live in their file. */
 export function hasDumpablePages(v: VmaSpec): boolean {
-  if (!isMappedByRestore(v)) return false;
+  if (!isMappedByRestore(v) || isDroppable(v)) return false;
   return (v.status & (VMA.ANON_PRIVATE | VMA.FILE_PRIVATE)) !== 0;
 }
 
 /** Areas that map a shmem object (shared anonymous memory, /dev/zero, a memfd): pages dumped once per object. */
 export function isShmemVma(v: { status: number }): boolean {
-  return (v.status & (VMA.ANON_SHARED | VMA.MEMFD)) !== 0;
+  return (v.status & (VMA.ANON_SHARED | VMA.MEMFD)) !== 0 && !(v.status & VMA.SYSVIPC);
+}
+
+/**
+ * MAP_DROPPABLE memory (Linux 6.11): the kernel may free its pages at any time, so its
+ * contents are not kept; it comes back empty (a restore is such a time, as for CRIU).
+ */
+export function isDroppable(v: { flags: number }): boolean {
+  return (v.flags & 0x0f) === MAP.DROPPABLE;
 }

@@ -19,6 +19,7 @@ export {
 export { parseLocks, parseLockLine, type LockEntry, type LockKind, type LockMode, type LockType } from './locks.js';
 export {
   scanPagemap,
+  guardRuns,
   pagemapEntry,
   isPresent,
   isSwapped,
@@ -41,3 +42,4 @@ export { parseMountinfo, type MountInfo } from './mountinfo.js';
 export { parsePosixTimers, SIGEV_THREAD_ID, type PosixTimerInfo } from './timers.js';
 export { readProcText, readProcTextOrNull, readProcBuffer, readPagemap, procPath, type ProcPid } from './read.js';
 export { parseNetSockets, type NetSocket } from './net-sockets.js';
+export { parseCgroupFile, type CgroupMember } from './cgroup.js';

@@ -23,6 +23,7 @@ export const PM_PFN_MASK = (1n << 55n) - 1n;
 const PRESENT_HI = 1 << 31;
 const SWAP_HI = 1 << 30;
 const FILE_HI = 1 << 29;
+const GUARD_HI = 1 << 26;
 const SOFT_DIRTY_HI = 1 << 23;
 const PFN_HI_MASK = (1 << 23) - 1;
 
@@ -73,8 +74,9 @@ export function scanPagemap(
   let start = -1;
   for (let i = 0; i < n; i++) {
     const hi = words[2 * i + HI]!;
+    // A guard page reads as swapped (its PTE marker is a swap entry) but holds nothing.
     const keep =
-      (hi & (PRESENT_HI | SWAP_HI)) !== 0 &&
+      (hi & (PRESENT_HI | SWAP_HI)) !== 0 && (hi & GUARD_HI) === 0 &&
       !(excludeFile && (hi & FILE_HI) !== 0) &&
       !(softDirtyOnly && (hi & SOFT_DIRTY_HI) === 0) &&
       !(checkZero && (hi & PRESENT_HI) !== 0 && words[2 * i + LO] === zeroLo && (hi & PFN_HI_MASK) === zeroHi);
@@ -86,6 +88,24 @@ export function scanPagemap(
     }
   }
   if (start >= 0) runs.push({ vaddr: firstVaddr + BigInt(start * pageSize), nrPages: n - start });
+  return runs;
+}
+
+/** Runs of guard pages (MADV_GUARD_INSTALL, Linux 6.13: bit 58) in `buf`, as scanPagemap() reads it. */
+export function guardRuns(buf: Uint8Array, firstVaddr: bigint, pageSize: number): PagemapRun[] {
+  if (buf.byteLength % 8 !== 0) throw new RangeError(`pagemap data of ${buf.byteLength} bytes is not a whole number of 8-byte entries`);
+  const words = uint32View(buf);
+  const n = buf.byteLength / 8;
+  const runs: PagemapRun[] = [];
+  let start = -1;
+  for (let i = 0; i <= n; i++) {
+    const guard = i < n && (words[2 * i + HI]! & GUARD_HI) !== 0;
+    if (guard && start < 0) start = i;
+    else if (!guard && start >= 0) {
+      runs.push({ vaddr: firstVaddr + BigInt(start * pageSize), nrPages: i - start });
+      start = -1;
+    }
+  }
   return runs;
 }
 

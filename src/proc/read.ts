@@ -1,6 +1,7 @@
 // The only I/O in src/proc: reading the files the parsers take. readFileSync reads until
 // EOF, which seq_file-backed /proc files need (their st_size is 0); the parsers stay pure.
 import fs from 'node:fs';
+import { StasisError } from '../errors.js';
 
 /** A pid, a tid reached as `task/TID/...` in `name`, or the caller itself. */
 export type ProcPid = number | 'self' | 'thread-self';
@@ -42,7 +43,7 @@ export function readPagemap(fd: number, firstVaddr: bigint, nrPages: number, pag
   let got = 0;
   while (got < len) {
     const n = fs.readSync(fd, buf, got, len - got, position + got);
-    if (n === 0) throw new Error(`Short read of pagemap at 0x${firstVaddr.toString(16)}: ${got} of ${len} bytes`);
+    if (n === 0) throw new StasisError('E_DUMP_FAILED', `Short read of pagemap at 0x${firstVaddr.toString(16)}: ${got} of ${len} bytes`);
     got += n;
   }
   return buf.subarray(0, len);

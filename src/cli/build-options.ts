@@ -1,0 +1,169 @@
+// From parsed CRIU options to the library's options: one place for what each option means,
+// shared by the command line and CRIU's RPC (src/rpc), which fills the same option map from
+// a CriuReq. The caller brings what is not an option: the log, progress, RPC notifications.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DumpOptions, NetworkLockMethod, PreDumpOptions, RestoreOptions, TrackBackend, Progress, Notify } from '../api/index.js';
+import { StasisError } from '../errors.js';
+import { FileLog, NO_LOG, type Log, type LogLevel } from '../log.js';
+import { requirePid, requireString, optString, flag, type ParsedArgs } from './args.js';
+
+export interface RunIo {
+  log: Log;
+  onProgress?: ((p: Progress) => void) | undefined;
+  notify?: Notify | undefined;
+}
+
+/** -W DIR, or the images directory, as CRIU: the log and pid files are relative to it. */
+export function workDir(a: ParsedArgs): string {
+  return optString(a, 'work-dir') ?? optString(a, 'images-dir') ?? '.';
+}
+
+/** The run's log: -o FILE (relative to the work directory) at -v level; none without -o. */
+export function openLog(a: ParsedArgs): Log & { close?: () => void } {
+  const file = optString(a, 'log-file');
+  const v = a.opts.get('verbosity');
+  const level = (typeof v === 'number' ? Math.min(4, Math.max(0, v)) : 2) as LogLevel;
+  if (file === undefined || file === '-') return NO_LOG;
+  const dir = workDir(a);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return new FileLog(path.resolve(dir, file), level);
+}
+
+export function dumpOptions(a: ParsedArgs, io: RunIo): DumpOptions {
+  return {
+    pid: requirePid(a),
+    imagesDir: requireString(a, 'images-dir'),
+    leaveRunning: flag(a, 'leave-running'),
+    shellJob: flag(a, 'shell-job'),
+    ...ghostLimit(a),
+    linkRemap: flag(a, 'link-remap'),
+    prevImagesDir: optString(a, 'prev-images-dir'),
+    trackMem: flag(a, 'track-mem'),
+    trackBackend: trackBackend(a),
+    tcpEstablished: flag(a, 'tcp-established'),
+    extUnixSk: flag(a, 'ext-unix-sk'),
+    tcpClose: flag(a, 'tcp-close'),
+    skipInFlight: flag(a, 'skip-in-flight'),
+    networkLock: networkLock(a),
+    emptyNs: emptyNs(a),
+    manageCgroups: manageCgroups(a),
+    cgroupRoots: cgroupRoots(a),
+    onProgress: io.onProgress,
+    log: io.log,
+    notify: io.notify,
+  };
+}
+
+export function preDumpOptions(a: ParsedArgs, io: RunIo): PreDumpOptions {
+  return {
+    pid: requirePid(a),
+    imagesDir: requireString(a, 'images-dir'),
+    prevImagesDir: optString(a, 'prev-images-dir'),
+    trackBackend: trackBackend(a),
+    onProgress: io.onProgress,
+    log: io.log,
+    notify: io.notify,
+  };
+}
+
+export function restoreOptions(a: ParsedArgs, io: RunIo & { onRestored?: (pid: number) => void }): RestoreOptions {
+  return {
+    imagesDir: requireString(a, 'images-dir'),
+    detach: flag(a, 'restore-detached'),
+    shellJob: flag(a, 'shell-job'),
+    noVerify: flag(a, 'no-verify'),
+    tcpEstablished: flag(a, 'tcp-established'),
+    extUnixSk: flag(a, 'ext-unix-sk'),
+    tcpClose: flag(a, 'tcp-close'),
+    emptyNs: emptyNs(a),
+    joinNs: joinNs(a),
+    manageCgroups: manageCgroups(a),
+    cgroupRoots: cgroupRoots(a),
+    onProgress: io.onProgress,
+    log: io.log,
+    notify: io.notify,
+    onRestored: (pid) => {
+      const pidfile = optString(a, 'pidfile');
+      if (pidfile !== undefined) fs.writeFileSync(path.resolve(workDir(a), pidfile), `${pid}`);
+      io.onRestored?.(pid);
+    },
+  };
+}
+
+/** --ghost-limit SIZE: bytes, or with a K, M or G suffix (CRIU's form). */
+function ghostLimit(a: ParsedArgs): { ghostLimit?: number } {
+  const v = optString(a, 'ghost-limit');
+  if (v === undefined) return {};
+  const m = /^(\d+)([KMG]?)$/i.exec(v);
+  if (!m) throw new StasisError('E_BAD_ARGS', `Invalid --ghost-limit ${JSON.stringify(v)}: expected a size such as 1048576, 512K or 16M`);
+  const mult = { '': 1, K: 1 << 10, M: 1 << 20, G: 1 << 30 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return { ghostLimit: Number(m[1]) * mult };
+}
+
+function trackBackend(a: ParsedArgs): TrackBackend | undefined {
+  const v = optString(a, 'track-backend');
+  if (v === undefined) return undefined;
+  if (v !== 'auto' && v !== 'uffd' && v !== 'soft-dirty' && v !== 'hash') {
+    throw new StasisError('E_BAD_ARGS', `Unknown --track-backend ${JSON.stringify(v)}: expected auto, uffd, soft-dirty or hash`);
+  }
+  return v;
+}
+
+const CLONE_NEWNET = 0x40000000;
+
+/** --empty-ns net (CRIU's; only the network namespace can be left empty). */
+function emptyNs(a: ParsedArgs): number | undefined {
+  const v = optString(a, 'empty-ns');
+  if (v === undefined) return undefined;
+  if (v !== 'net') throw new StasisError('E_UNSUPPORTED', `Cannot use --empty-ns ${JSON.stringify(v)}: only the network namespace (net) can be left empty`);
+  return CLONE_NEWNET;
+}
+
+/** --join-ns NS:PID or NS:FILE, for net, ipc and uts (CRIU's extra options, for user namespaces, are refused). */
+function joinNs(a: ParsedArgs): RestoreOptions['joinNs'] {
+  const list = a.opts.get('join-ns');
+  if (!Array.isArray(list) || list.length === 0) return undefined;
+  return list.map((v) => {
+    const m = /^(\w+):([^,]+)(,.*)?$/.exec(v);
+    if (!m) throw new StasisError('E_BAD_ARGS', `Invalid --join-ns ${JSON.stringify(v)}: expected NS:PID or NS:FILE`);
+    const [, ns, target, extra] = m;
+    if (ns !== 'net' && ns !== 'ipc' && ns !== 'uts') throw new StasisError('E_UNSUPPORTED', `Cannot join a ${ns} namespace (--join-ns ${v}): stasis joins net, ipc and uts namespaces`);
+    if (extra) throw new StasisError('E_UNSUPPORTED', `Cannot use the extra options of --join-ns ${v}: they are for user namespaces`);
+    return { ns, file: /^\d+$/.test(target!) ? `/proc/${target}/ns/${ns}` : target! };
+  });
+}
+
+const CG_MODES = ['none', 'props', 'soft', 'full', 'strict', 'ignore'] as const;
+
+/** --manage-cgroups [MODE] (CRIU's; without MODE, and as `default`, soft; the RPC's manage_cgroups=false is ignore). */
+function manageCgroups(a: ParsedArgs): DumpOptions['manageCgroups'] {
+  const v = a.opts.get('manage-cgroups');
+  if (v === undefined || v === false) return undefined;
+  if (v === true || v === 'default') return 'soft';
+  const mode = CG_MODES.find((m) => m === v);
+  if (!mode) throw new StasisError('E_BAD_ARGS', `Unknown --manage-cgroups ${JSON.stringify(v)}: expected ${CG_MODES.join(', ')}`);
+  return mode;
+}
+
+/** --cgroup-root [CONTROLLER:]/PATH, any number of them (CRIU's form). */
+function cgroupRoots(a: ParsedArgs): RestoreOptions['cgroupRoots'] {
+  const list = a.opts.get('cgroup-root');
+  const values = Array.isArray(list) ? list : typeof list === 'string' ? [list] : [];
+  return values.map((v) => {
+    const i = v.indexOf(':');
+    const path = i < 0 ? v : v.slice(i + 1);
+    if (!path.startsWith('/')) throw new StasisError('E_BAD_ARGS', `Invalid --cgroup-root ${JSON.stringify(v)}: expected [CONTROLLER:]/PATH`);
+    return i < 0 ? { path } : { controller: v.slice(0, i), path };
+  });
+}
+
+/** --network-lock METHOD (CRIU's values). A restore unlocks with the method its images name. */
+function networkLock(a: ParsedArgs): NetworkLockMethod | undefined {
+  const v = optString(a, 'network-lock');
+  if (v === undefined) return undefined;
+  if (v !== 'iptables' && v !== 'nftables' && v !== 'skip') {
+    throw new StasisError('E_BAD_ARGS', `Unknown --network-lock ${JSON.stringify(v)}: expected iptables, nftables or skip`);
+  }
+  return v;
+}

@@ -1,0 +1,179 @@
+// The network lock (CRIU's criu/netfilter.c): while a connection is in repair mode, and from
+// the dump that kills its tree until the restore that brings it back, no packet of it may
+// reach the peer or the host's stack, or one side answers with a reset. Each connection is
+// locked by its 4-tuple, in both directions, in stasis's network namespace (the tree's; other
+// namespaces are refused):
+// - iptables: two DROP rules per connection in the filter table's INPUT and OUTPUT chains,
+//   CRIU's very rules (`-m mark ! --mark 0xC114 -s .. --sport .. -d .. --dport .. -j DROP`),
+//   so that either tool removes what the other added; ip6tables for IPv6, IPv4 rules for
+//   IPv4-mapped addresses;
+// - nftables: a table `inet CRIU-<pid>` (the dumped root's pid) whose input and output chains
+//   drop the 4-tuples of its sets conns4 and conns6; unlocking deletes the table;
+// - skip: nothing (whoever runs stasis keeps the peers quiet).
+// Packets marked 0xC114 (SOCCR_MARK: the segments stasis hands a socket itself) pass.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { StasisError } from '../errors.js';
+import type { Log } from '../log.js';
+import { AF_INET, AF_INET6 } from '../sys/index.js';
+
+export type LockMethod = 'iptables' | 'nftables' | 'skip';
+/** CRIU's inventory values for network_lock_method. */
+export const LOCK_METHOD_CODES: Record<LockMethod, number> = { iptables: 0, nftables: 1, skip: 2 };
+export const SOCCR_MARK = 0xc114;
+
+/** One connection, as its socket sees it: its own end first. */
+export interface Conn {
+  family: number;
+  src: readonly number[];
+  srcPort: number;
+  dst: readonly number[];
+  dstPort: number;
+}
+
+function addrText(family: number, words: readonly number[]): string {
+  const b = Buffer.alloc(4 * words.length);
+  words.forEach((w, i) => b.writeUInt32LE(w >>> 0, 4 * i));
+  if (family === AF_INET) return [...b].join('.');
+  return Array.from({ length: 8 }, (_, i) => b.readUInt16BE(2 * i).toString(16)).join(':');
+}
+
+/** IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are IPv4 on the wire. */
+function wireForm(c: Conn): { v: 4 | 6; src: string; dst: string } {
+  const mapped = (a: readonly number[]) => a.length === 4 && a[0] === 0 && a[1] === 0 && (a[2]! >>> 0) === 0xffff0000;
+  if (c.family === AF_INET6 && mapped(c.dst)) return { v: 4, src: addrText(AF_INET, [c.src[3]!]), dst: addrText(AF_INET, [c.dst[3]!]) };
+  if (c.family !== AF_INET && c.family !== AF_INET6) throw new StasisError('E_UNSUPPORTED', `Cannot lock a connection of family ${c.family}`);
+  return { v: c.family === AF_INET ? 4 : 6, src: addrText(c.family, c.src), dst: addrText(c.family, c.dst) };
+}
+
+export function describeConn(c: Conn): string {
+  const w = wireForm(c);
+  const at = (a: string, p: number) => (w.v === 6 ? `[${a}]:${p}` : `${a}:${p}`);
+  return `${at(w.src, c.srcPort)} - ${at(w.dst, c.dstPort)}`;
+}
+
+/** The program's path: root's PATH may lack /usr/sbin. */
+function tool(name: string): string {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/bin', '/bin']) {
+    if (!dir) continue;
+    const p = `${dir}/${name}`;
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  throw new StasisError('E_UNSUPPORTED', `The network lock needs ${name}, which is not installed (Debian: apt-get install ${name.startsWith('nft') ? 'nftables' : 'iptables'}); or choose another with --network-lock iptables|nftables|skip`);
+}
+
+function run(name: string, args: string[], input: string, log: Log): { ok: boolean; err: string } {
+  const r = spawnSync(tool(name), args, { input, encoding: 'utf8', timeout: 30_000 });
+  const err = `${r.error?.message ?? ''}${r.stderr ?? ''}`.trim();
+  log.debug(`network lock: ${name} ${args.join(' ')}${input ? ` <<${input.trim().replace(/\n/g, '; ')}` : ''}: ${r.status === 0 ? 'ok' : `exit ${r.status}: ${err}`}`);
+  return { ok: r.status === 0, err };
+}
+
+/** The iptables-restore input that adds (-I) or deletes (-D) the two rules of a connection. */
+export function iptablesRules(c: Conn, op: '-I' | '-D'): { prog: string; text: string } {
+  const w = wireForm(c);
+  const rule = (chain: string, s: string, sp: number, d: string, dp: number) =>
+    `${op} ${chain} -p tcp -m mark ! --mark 0x${SOCCR_MARK.toString(16).toUpperCase()} -s ${s} --sport ${sp} -d ${d} --dport ${dp} -j DROP`;
+  return {
+    prog: w.v === 4 ? 'iptables-restore' : 'ip6tables-restore',
+    text: `*filter\n${rule('INPUT', w.dst, c.dstPort, w.src, c.srcPort)}\n${rule('OUTPUT', w.src, c.srcPort, w.dst, c.dstPort)}\nCOMMIT\n`,
+  };
+}
+
+/** The nftables table of a dump: its root's pid, or for CRIU's images CRIU's run id (cut as CRIU cuts it). */
+export function nftTableName(rootPid: number, criuRunId?: string): string {
+  const name = criuRunId ? `inet CRIU-${criuRunId}` : `inet CRIU-${rootPid}`;
+  return name.slice(0, 31);
+}
+
+export class NetworkLock {
+  private readonly locked: Conn[] = [];
+  private tableMade = false;
+
+  constructor(readonly method: LockMethod, private readonly table: string, private readonly log: Log) {}
+
+  /** Locks one connection; throws, having locked nothing, when it cannot. */
+  lock(c: Conn): void {
+    const what = describeConn(c);
+    if (this.method === 'skip') return;
+    if (this.method === 'iptables') {
+      const r = iptablesRules(c, '-I');
+      const res = run(r.prog, ['-w', '--noflush'], r.text, this.log);
+      if (!res.ok) throw new StasisError('E_DUMP_FAILED', `Cannot lock the TCP connection ${what} with ${r.prog}: ${res.err}`);
+    } else {
+      if (!this.tableMade) this.makeTable();
+      const res = run('nft', ['-f', '-'], `add element ${this.table} ${this.elements(c)}\n`, this.log);
+      if (!res.ok) throw new StasisError('E_DUMP_FAILED', `Cannot lock the TCP connection ${what} with nft: ${res.err}`);
+    }
+    this.locked.push(c);
+    this.log.info(`network lock (${this.method}): locked ${what}`);
+  }
+
+  /** Unlocks what this lock locked (a dump that failed, or left its tree running). */
+  unlockOwn(): void {
+    if (this.method === 'nftables') {
+      if (this.tableMade) this.dropTable();
+    } else if (this.method === 'iptables') {
+      for (const c of this.locked) this.unlockIptables(c);
+    }
+    this.locked.length = 0;
+    this.tableMade = false;
+  }
+
+  /** Unlocks the connections of an image set (a restore): every one, whatever fails. */
+  unlockAll(conns: readonly Conn[]): void {
+    if (this.method === 'nftables') this.dropTable();
+    else if (this.method === 'iptables') for (const c of conns) this.unlockIptables(c);
+  }
+
+  get count(): number {
+    return this.locked.length;
+  }
+
+  private unlockIptables(c: Conn): void {
+    const r = iptablesRules(c, '-D');
+    const res = run(r.prog, ['-w', '--noflush'], r.text, this.log);
+    if (res.ok) this.log.info(`network lock (iptables): unlocked ${describeConn(c)}`);
+    else this.log.warn(`network lock (iptables): cannot unlock ${describeConn(c)}: ${res.err}`);
+  }
+
+  private elements(c: Conn): string {
+    const w = wireForm(c);
+    return `conns${w.v} { ${w.src} . ${c.srcPort} . ${w.dst} . ${c.dstPort}, ${w.dst} . ${c.dstPort} . ${w.src} . ${c.srcPort} }`;
+  }
+
+  private makeTable(): void {
+    const t = this.table;
+    if (run('nft', ['list', 'table', ...t.split(' ')], '', this.log).ok) {
+      this.tableMade = true; // made by an earlier dump of this pid whose tree was never restored
+      return;
+    }
+    const script = [
+      `add table ${t}`,
+      `add chain ${t} output { type filter hook output priority 0; }`,
+      `add rule ${t} output meta mark 0x${SOCCR_MARK.toString(16)} accept`,
+      `add chain ${t} input { type filter hook input priority 0; }`,
+      `add rule ${t} input meta mark 0x${SOCCR_MARK.toString(16)} accept`,
+      `add set ${t} conns4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; }`,
+      `add rule ${t} output ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop`,
+      `add rule ${t} input ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop`,
+      `add set ${t} conns6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; }`,
+      `add rule ${t} output ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop`,
+      `add rule ${t} input ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop`,
+    ].join('\n');
+    const res = run('nft', ['-f', '-'], `${script}\n`, this.log);
+    if (!res.ok) throw new StasisError('E_DUMP_FAILED', `Cannot make the nftables table ${t} of the network lock: ${res.err}`);
+    this.tableMade = true;
+  }
+
+  private dropTable(): void {
+    const res = run('nft', ['delete', 'table', ...this.table.split(' ')], '', this.log);
+    if (res.ok) this.log.info(`network lock (nftables): deleted table ${this.table}`);
+    else this.log.warn(`network lock (nftables): cannot delete table ${this.table}: ${res.err}`);
+  }
+}

@@ -1,0 +1,141 @@
+// What a dump or a restore keeps about TCP connections from the first socket to the end of the
+// run: the options (CRIU's --tcp-established, --tcp-close, --skip-in-flight, --network-lock),
+// the network lock, and the sockets in repair mode, which stay so until the run decides their
+// fate. A dump that kills its tree closes them in repair mode (nothing is sent: the peer sees
+// nothing until the restore) and leaves them locked; a dump that fails or leaves the tree
+// running unlocks them and turns repair off (the connections carry on). A restore turns repair
+// off once every task has its sockets, just before the tree runs, and unlocks.
+import type { PayloadItem } from '../image/image-kinds.js';
+import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
+import type { InventoryEntry } from '../image/gen/stasis/inventory_pb.js';
+import { formatVersionOf } from '../dump/format.js';
+import { StasisError } from '../errors.js';
+import type { TcpStreamEntry } from '../image/gen/stasis/tcp-stream_pb.js';
+import { closeFd, setsockoptInt, SOL_SOCKET, SO_REUSEADDR, SyscallError } from '../sys/index.js';
+import type { Log } from '../log.js';
+import { NetworkLock, describeConn, nftTableName, LOCK_METHOD_CODES, type Conn, type LockMethod } from './network-lock.js';
+import { repairOff, repairOn } from './tcp-repair.js';
+
+export interface TcpDumpOptions {
+  /** --tcp-established: connections are dumped (with repair mode); without it they are refused. */
+  established: boolean;
+  /** --tcp-close: connections are dumped as sockets to restore closed, without their state. */
+  close: boolean;
+  /** --skip-in-flight: connections a listener has not accepted yet are left out. */
+  skipInFlight: boolean;
+  lock: LockMethod;
+}
+
+interface Repaired {
+  fd: number;
+  reuseaddr: boolean;
+  conn: Conn;
+}
+
+export class TcpDump {
+  /** tcp-stream images to write, by socket inode. */
+  readonly streams = new Map<number, PayloadItem<TcpStreamEntry>>();
+  private readonly repaired: Repaired[] = [];
+
+  constructor(readonly opts: TcpDumpOptions, readonly lock: NetworkLock, private readonly log: Log) {}
+
+  /**
+   * Locks a connection and puts its socket in repair mode; `fd` (stasis's copy of the task's
+   * socket) is kept open until the dump ends; on failure the dump's release() undoes it.
+   */
+  repair(fd: number, conn: Conn, reuseaddr: boolean): void {
+    this.lock.lock(conn);
+    repairOn(fd);
+    this.repaired.push({ fd, reuseaddr, conn });
+    this.log.debug(`tcp: ${describeConn(conn)} in repair mode`);
+  }
+
+  /** The tree was killed: its connections end silently (closed in repair mode), still locked. */
+  killed(): void {
+    for (const r of this.repaired) closeFd(r.fd);
+    this.repaired.length = 0;
+  }
+
+  /** The tree runs on (a failed dump, or --leave-running): unlock, repair off, as they were. */
+  release(): void {
+    this.lock.unlockOwn();
+    for (const r of this.repaired) releaseSocket(r, this.log);
+    this.repaired.length = 0;
+  }
+}
+
+function releaseSocket(r: Repaired, log: Log): void {
+  try {
+    repairOff(r.fd);
+    // Leaving repair mode resets SO_REUSEADDR.
+    setsockoptInt(r.fd, SOL_SOCKET, SO_REUSEADDR, r.reuseaddr ? 1 : 0);
+  } catch (err) {
+    log.error(`tcp: cannot turn repair off for ${describeConn(r.conn)}: ${err instanceof SyscallError ? err.message : String(err)}`);
+  } finally {
+    closeFd(r.fd);
+  }
+}
+
+export interface TcpRestoreOptions {
+  /** --tcp-established: connections are restored. */
+  established: boolean;
+  /** --tcp-close: connections are restored closed. */
+  close: boolean;
+}
+
+export class TcpRestore {
+  private readonly repaired: Repaired[] = [];
+  private unlocked = false;
+
+  /** `conns`: every connection of the image set (each locked by the dump, unless it chose not to). */
+  constructor(readonly opts: TcpRestoreOptions, readonly lock: NetworkLock, readonly conns: readonly Conn[], private readonly log: Log) {}
+
+  /**
+   * The TCP side of restoring an image set: its connections (CRIU's tcp_connection: a TCP
+   * socket with a peer), and the lock the dump put on them (the inventory's method; CRIU's
+   * images without one used iptables).
+   */
+  static fromImages(files: Map<number, FileEntry>, inv: InventoryEntry, rootPid: number, opts: TcpRestoreOptions, log: Log): TcpRestore {
+    if (inv.tcpClose && !opts.close) throw new StasisError('E_BAD_ARGS', 'The images were dumped with --tcp-close: restore them with --tcp-close too');
+    const conns = [...files.values()].flatMap((f) => {
+      const k = f.isk;
+      return k && k.proto === 6 && k.dstPort ? [{ family: k.family, src: k.srcAddr, srcPort: k.srcPort, dst: k.dstAddr, dstPort: k.dstPort }] : [];
+    });
+    const code = inv.networkLockMethod ?? LOCK_METHOD_CODES.iptables;
+    const method = (Object.keys(LOCK_METHOD_CODES) as LockMethod[]).find((m) => LOCK_METHOD_CODES[m] === code);
+    if (!method) throw new StasisError('E_CORRUPT', `inventory.img names network lock method ${code}, which stasis does not know`);
+    const stasisImages = formatVersionOf(inv.dumpCriuRunId) !== null;
+    const table = nftTableName(rootPid, stasisImages ? undefined : inv.dumpCriuRunId);
+    // Dumped with --tcp-close, nothing was locked.
+    return new TcpRestore(opts, new NetworkLock(method, table, log), inv.tcpClose ? [] : conns, log);
+  }
+
+  /** A restored socket in repair mode (stasis's fd, which the tasks share). */
+  add(fd: number, conn: Conn, reuseaddr: boolean): void {
+    this.repaired.push({ fd, reuseaddr, conn });
+  }
+
+  /** Every task has its sockets and the tree is about to run: unlock, then repair off (CRIU's order). */
+  finish(): void {
+    this.unlock();
+    for (const r of this.repaired) {
+      repairOff(r.fd);
+      setsockoptInt(r.fd, SOL_SOCKET, SO_REUSEADDR, r.reuseaddr ? 1 : 0);
+      this.log.debug(`tcp: ${describeConn(r.conn)} out of repair mode`);
+    }
+    this.repaired.length = 0;
+  }
+
+  /** The restore failed: the connections are lost (their sockets close in repair mode); nothing stays locked. */
+  abort(): void {
+    if (this.conns.length) this.log.warn(`restore failed: the network is unlocked, ${this.conns.length} TCP connection(s) of the image are lost`);
+    this.repaired.length = 0;
+    this.unlock();
+  }
+
+  private unlock(): void {
+    if (this.unlocked || !this.conns.length) return;
+    this.unlocked = true;
+    this.lock.unlockAll(this.conns);
+  }
+}

@@ -1,0 +1,147 @@
+// The namespaces of a tree. At dump, every task must be in the root's namespaces (stasis
+// restores one set), and each namespace of the root's that is not stasis's own must be of a
+// kind that can be dumped (NS_KINDS with a `dump`); the rest are refused by name before
+// anything is written. At restore, the kinds to create are those whose ids in the root's
+// ids-<pid>.img differ from inventory's root_ids (CRIU's root_ns_mask).
+import fs from 'node:fs';
+import { CLONE_NEWNS, CLONE_NEWTIME, CLONE_NEWUSER, CLONE_NEWNET } from '../sys/index.js';
+import type { TaskKobjIdsEntry } from '../image/gen/stasis/core_pb.js';
+import { StasisError } from '../errors.js';
+import type { NsDumpCtx, NsKind, NsName, NsRestoreCtx } from './ns-kind.js';
+import { utsNs } from './uts.js';
+import { ipcNs } from './ipc.js';
+import { netNs } from './net.js';
+import { cgroupNs } from './cgroup.js';
+import { timeNs, timeOffsets } from './time.js';
+import { pidNs, innerPids, SAME_PIDS, type PidView } from './pid.js';
+
+export { SAME_PIDS, type PidView } from './pid.js';
+
+export type { NsDumpCtx, NsKind, NsName, NsRestoreCtx } from './ns-kind.js';
+
+// CRIU's order of ns ids (kobj-ids.ts numbers them in it); it is also the order the kernel
+// needs at restore: all are made by the root's clone3 at once.
+export const NS_KINDS: readonly NsKind[] = [
+  pidNs,
+  netNs,
+  ipcNs,
+  utsNs,
+  timeNs,
+  { name: 'mnt', flag: CLONE_NEWNS },
+  { name: 'user', flag: CLONE_NEWUSER },
+  cgroupNs,
+];
+
+const ID_FIELD: Record<NsName, keyof TaskKobjIdsEntry> = {
+  pid: 'pidNsId', net: 'netNsId', ipc: 'ipcNsId', uts: 'utsNsId', time: 'timeNsId', mnt: 'mntNsId', user: 'userNsId', cgroup: 'cgroupNsId',
+};
+
+function link(pid: number | 'self', kind: string): string | undefined {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/ns/${kind}`);
+  } catch {
+    return undefined; // a kernel without this kind
+  }
+}
+
+/** The root's namespaces that are its own (not stasis's), and the links of each. */
+export interface TreeNamespaces {
+  own: NsKind[];
+  links: Map<NsName, string>;
+  /** CLONE_NEW* flags whose namespace is neither dumped nor checked (CRIU's --empty-ns): restored new and empty. */
+  empty: number;
+  /** The pids the images hold: those of the tree's pid namespace. */
+  pids: PidView;
+}
+
+/** Refuses a tree whose namespaces stasis cannot give back; `pids` is the tree, the root first. */
+export function checkTreeNamespaces(pids: number[], emptyNs = 0): TreeNamespaces {
+  const root = pids[0]!;
+  const own: NsKind[] = [];
+  const links = new Map<NsName, string>();
+  for (const k of NS_KINDS) {
+    const theirs = link(root, k.name);
+    if (theirs === undefined) continue;
+    links.set(k.name, theirs);
+    for (const p of pids.slice(1)) {
+      const l = link(p, k.name);
+      if (l !== undefined && l !== theirs) {
+        throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${p}: it is in ${k.name} namespace ${l}, its tree's root ${root} in ${theirs}; stasis restores a tree whose tasks all share the root's namespaces`);
+      }
+    }
+    // A task that unshared without forking yet has its children's namespace apart from its own.
+    if (k.name === 'pid' || k.name === 'time') {
+      for (const p of pids) {
+        const next = link(p, `${k.name}_for_children`);
+        if (next !== undefined && next !== theirs) {
+          throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${p}: its children would be born in ${k.name} namespace ${next}, not its own ${link(p, k.name)}; stasis cannot dump a pending ${k.name} namespace`);
+        }
+      }
+    }
+    if (theirs === link('self', k.name)) {
+      const why = k.hostCheck?.(pids);
+      if (why) throw new StasisError('E_UNSUPPORTED', `Cannot dump the tree of pid ${root}: ${why}; stasis dumps SysV IPC only with an IPC namespace of the tree's own (unshare --ipc)`);
+      continue;
+    }
+    if (emptyNs & k.flag) {
+      own.push(k);
+      continue;
+    }
+    if (!k.dump) {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${root}: it is in ${k.name} namespace ${theirs}, not stasis's (${link('self', k.name)}); stasis cannot dump ${k.name} namespaces yet`);
+    }
+    const why = k.check?.(root, pids);
+    if (why) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${why}`);
+    own.push(k);
+  }
+  return { own, links, empty: emptyNs & CLONE_NEWNET, pids: own.includes(pidNs) ? innerPids() : SAME_PIDS };
+}
+
+/** Writes the images of every namespace of the tree's own; `nsIdOf` numbers them as ids-<pid>.img does. */
+export function dumpNamespaces(ctx: NsDumpCtx, ns: TreeNamespaces, rootPid: number, nsIdOf: (link: string) => number): void {
+  for (const k of ns.own) {
+    const id = nsIdOf(ns.links.get(k.name)!);
+    if (ns.empty & k.flag) {
+      ctx.log.info(`${k.name} namespace ${id}: not dumped (empty namespace asked for)`);
+      continue;
+    }
+    k.dump!(ctx, rootPid, id);
+  }
+}
+
+/** The kinds the root task was dumped in namespaces of its own, from its ids and inventory's root_ids. */
+export function ownNamespaces(rootIds: TaskKobjIdsEntry | undefined, ids: TaskKobjIdsEntry): NsKind[] {
+  if (!rootIds) return [];
+  return NS_KINDS.filter((k) => {
+    const a = rootIds[ID_FIELD[k.name]], b = ids[ID_FIELD[k.name]];
+    return typeof a === 'number' && typeof b === 'number' && a !== 0 && b !== 0 && a !== b;
+  });
+}
+
+/** Refuses what cannot be restored before anything is created; the CLONE_NEW* flags of the root's clone3. */
+export function restoreFlags(kinds: NsKind[]): number {
+  for (const k of kinds) {
+    if (!k.restore) throw new StasisError('E_UNSUPPORTED', `Cannot restore the tree: its root was in a ${k.name} namespace of its own, and stasis cannot restore ${k.name} namespaces yet`);
+  }
+  // A time namespace is unshared by the stub before the root is cloned (rootTimeOffsets).
+  return kinds.reduce((f, k) => f | k.flag, 0) & ~CLONE_NEWTIME;
+}
+
+/** For a root dumped in a time namespace of its own: the offsets its new one gets. */
+export function rootTimeOffsets(ctx: NsRestoreCtx, kinds: NsKind[], ids: TaskKobjIdsEntry): string | undefined {
+  return kinds.includes(timeNs) ? timeOffsets(ctx, ids.timeNsId!) : undefined;
+}
+
+/** Fills the namespaces the root (host pid `hostPid`) was just created in. */
+export function restoreNamespaces(ctx: NsRestoreCtx, kinds: NsKind[], ids: TaskKobjIdsEntry, hostPid: number): void {
+  for (const k of kinds) {
+    const id = ids[ID_FIELD[k.name]] as number;
+    ctx.log.info(`restoring ${k.name} namespace ${id}`);
+    k.restore!(ctx, hostPid, id);
+  }
+}
+
+/** The pids images hold for the tree of `root`: those of its pid namespace (pre-dump names its images as dump does). */
+export function treePids(root: number): PidView {
+  return link(root, 'pid') !== link('self', 'pid') ? innerPids() : SAME_PIDS;
+}

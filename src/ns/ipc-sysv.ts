@@ -1,0 +1,204 @@
+// The SysV IPC objects of an IPC namespace (CRIU's ipcns-shm, ipcns-sem and ipcns-msg
+// images), read and made from within it on this thread (inNamespace): shared memory segments
+// with their contents, semaphore sets with their values, message queues with every message
+// in order with its type (peeked with MSG_COPY, not received). At restore each object gets
+// its id back through the namespace's *_next_id sysctl, then its owner and mode.
+import fs from 'node:fs';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { addressOf, keepAlive, syscall, syscallRaw, vmRead, ProcMem, SyscallError } from '../sys/index.js';
+import { imageExists, readImage, writeImage, type PayloadItem } from '../image/index.js';
+import { ipcMsgAt } from '../image/ipc-msg-payload.js';
+import {
+  IpcDescEntrySchema, IpcShmEntrySchema, IpcSemEntrySchema, IpcMsgEntrySchema, IpcMsgSchema,
+  type IpcDescEntry, type IpcShmEntry, type IpcSemEntry, type IpcMsgEntry,
+} from '../image/gen/stasis/ipc-sysv_pb.js';
+import { StasisError } from '../errors.js';
+import type { NsDumpCtx, NsRestoreCtx } from './ns-kind.js';
+
+const IPC_CREAT = 0o1000, IPC_EXCL = 0o2000, IPC_NOWAIT = 0o4000, MSG_COPY = 0o40000;
+const IPC_SET = 1, IPC_STAT = 2, GETALL = 13, SETALL = 17, SHM_LOCK = 11;
+const SHM_RDONLY = 0o10000, SHM_DEST = 0o1000, SHM_LOCKED = 0o2000;
+const ENOMSG = 42;
+// struct ipc64_perm: key, uid, gid, cuid, cgid, then mode (u16); the *id64_ds structures.
+const PERM_UID = 4, PERM_GID = 8, PERM_MODE = 20;
+const SHMID_DS = 112, SEMID_DS = 104, MSQID_DS = 120, MSG_QBYTES = 88;
+
+const round = (n: number, to: number) => Math.ceil(n / to) * to;
+
+/** The rows of /proc/sysvipc/KIND (this thread's IPC namespace), by column name. */
+function rows(kind: 'shm' | 'sem' | 'msg'): Record<string, string>[] {
+  const [head = '', ...lines] = fs.readFileSync(`/proc/sysvipc/${kind}`, 'utf8').trim().split('\n');
+  const cols = head.trim().split(/\s+/);
+  return lines.filter((l) => l.trim()).map((l) => Object.fromEntries(l.trim().split(/\s+/).map((v, i) => [cols[i] ?? `c${i}`, v])));
+}
+
+function desc(r: Record<string, string>, idCol: string): IpcDescEntry {
+  const n = (c: string) => Number(r[c] ?? 0);
+  return create(IpcDescEntrySchema, {
+    key: n('key') >>> 0, uid: n('uid'), gid: n('gid'), cuid: n('cuid'), cgid: n('cgid'), mode: parseInt(r.perms ?? '0', 8), id: n(idCol),
+  });
+}
+
+/** Everything of this thread's IPC namespace's objects that the images keep. */
+export interface SysvObjects {
+  shm: PayloadItem<IpcShmEntry>[];
+  sem: PayloadItem<IpcSemEntry>[];
+  msg: PayloadItem<IpcMsgEntry>[];
+}
+
+/** What of this thread's IPC namespace stasis cannot keep, or undefined. */
+export function sysvRefusal(): string | undefined {
+  for (const r of rows('shm')) {
+    if (parseInt(r.perms ?? '0', 8) & SHM_DEST) return `shared memory segment ${r.shmid} is removed (IPC_RMID) but still attached; a restore could not make it again`;
+  }
+  return undefined;
+}
+
+export function readSysvObjects(): SysvObjects {
+  const shm = rows('shm').map((r) => {
+    const d = desc(r, 'shmid');
+    const size = Number(r.size);
+    const addr = syscall('shmat', d.id, 0, SHM_RDONLY);
+    const data = Buffer.alloc(round(size, 4));
+    try {
+      if (size && vmRead(process.pid, addr, data, 0, size) !== size) throw new StasisError('E_DUMP_FAILED', `Cannot read SysV shared memory segment ${d.id}`);
+    } finally {
+      syscall('shmdt', addr);
+    }
+    return { entry: create(IpcShmEntrySchema, { desc: d, size: BigInt(size), inPagemaps: false }), payload: data };
+  });
+  const sem = rows('sem').map((r) => {
+    const d = desc(r, 'semid');
+    const nsems = Number(r.nsems);
+    const vals = Buffer.alloc(round(nsems * 2, 8));
+    syscall('semctl', d.id, 0, GETALL, addressOf(vals));
+    keepAlive(vals);
+    return { entry: create(IpcSemEntrySchema, { desc: d, nsems }), payload: vals };
+  });
+  const msgmax = Number(fs.readFileSync('/proc/sys/kernel/msgmax', 'utf8'));
+  const msg = rows('msg').map((r) => {
+    const d = desc(r, 'msqid');
+    const ds = Buffer.alloc(MSQID_DS);
+    syscall('msgctl', d.id, IPC_STAT, addressOf(ds));
+    keepAlive(ds);
+    const qnum = Number(r.qnum);
+    const buf = Buffer.alloc(8 + msgmax);
+    const parts: Buffer[] = [];
+    for (let n = 0; n < qnum; n++) {
+      const got = syscallRaw('msgrcv', d.id, addressOf(buf), msgmax, n, IPC_NOWAIT | MSG_COPY);
+      keepAlive(buf);
+      if (got === -BigInt(ENOMSG)) break;
+      if (got < 0n) throw new SyscallError('msgrcv(MSG_COPY)', Number(-got), `message ${n} of queue ${d.id}`);
+      const msize = Number(got);
+      const head = toBinary(IpcMsgSchema, create(IpcMsgSchema, { mtype: buf.readBigUInt64LE(0), msize }));
+      const size = Buffer.alloc(4);
+      size.writeUInt32LE(head.length);
+      const text = Buffer.alloc(round(msize, 8));
+      buf.copy(text, 0, 8, 8 + msize);
+      parts.push(size, Buffer.from(head), text);
+    }
+    if (parts.length / 3 !== qnum) throw new StasisError('E_DUMP_FAILED', `Message queue ${d.id} changed while it was read (${parts.length / 3} of ${qnum} messages)`);
+    return { entry: create(IpcMsgEntrySchema, { desc: d, qbytes: Number(ds.readBigUInt64LE(MSG_QBYTES)), qnum }), payload: Buffer.concat(parts) };
+  });
+  return { shm, sem, msg };
+}
+
+export function writeSysvObjects(ctx: NsDumpCtx, id: number, o: SysvObjects): void {
+  if (o.shm.length) ctx.note(writeImage(ctx.imagesDir, 'ipcns-shm', id, o.shm));
+  if (o.sem.length) ctx.note(writeImage(ctx.imagesDir, 'ipcns-sem', id, o.sem));
+  if (o.msg.length) ctx.note(writeImage(ctx.imagesDir, 'ipcns-msg', id, o.msg));
+  ctx.log.info(`ipc namespace ${id}: ${o.shm.length} shared memory segment(s), ${o.sem.length} semaphore set(s), ${o.msg.length} message queue(s)`);
+}
+
+export function readSysvImages(ctx: NsRestoreCtx, id: number): SysvObjects {
+  const read = <K extends 'ipcns-shm' | 'ipcns-sem' | 'ipcns-msg'>(k: K) => (imageExists(ctx.imagesDir, k, id) ? readImage(ctx.imagesDir, k, id) : []);
+  return { shm: read('ipcns-shm') as SysvObjects['shm'], sem: read('ipcns-sem') as SysvObjects['sem'], msg: read('ipcns-msg') as SysvObjects['msg'] };
+}
+
+/** The next object of its kind this namespace makes gets `id` (the kernel forgets it once used). */
+function nextId(kind: 'shm' | 'sem' | 'msg', id: number): void {
+  fs.writeFileSync(`/proc/sys/kernel/${kind}_next_id`, String(id));
+}
+
+function made(kind: string, d: IpcDescEntry, r: bigint): number {
+  if (Number(r) !== d.id) throw new StasisError('E_RESTORE_FAILED', `The restored SysV ${kind} with key 0x${d.key.toString(16)} got id ${r}, not ${d.id}`);
+  return d.id;
+}
+
+/** IPC_STAT, then owner and mode (and more, by `edit`) with IPC_SET. */
+function setPerm(call: 'shmctl' | 'semctl' | 'msgctl', id: number, size: number, d: IpcDescEntry, edit: (ds: Buffer) => void = () => {}): void {
+  const ds = Buffer.alloc(size);
+  const args = call === 'semctl' ? [id, 0] : [id];
+  syscall(call, ...args, IPC_STAT, addressOf(ds));
+  ds.writeUInt32LE(d.uid, PERM_UID);
+  ds.writeUInt32LE(d.gid, PERM_GID);
+  ds.writeUInt16LE(d.mode & 0o777, PERM_MODE);
+  edit(ds);
+  syscall(call, ...args, IPC_SET, addressOf(ds));
+  keepAlive(ds);
+}
+
+/** Makes every object in this thread's (new) IPC namespace, at its id. */
+export function makeSysvObjects(o: SysvObjects): void {
+  for (const { entry, payload } of o.shm) {
+    const d = entry.desc!;
+    const size = Number(entry.size);
+    if (entry.inPagemaps) throw new StasisError('E_UNSUPPORTED', `SysV shared memory segment ${d.id} keeps its pages in a pagemap image, which stasis cannot read yet`);
+    nextId('shm', d.id);
+    const id = made('shared memory segment', d, syscall('shmget', d.key, size, (d.mode & 0o777) | IPC_CREAT | IPC_EXCL));
+    const addr = syscall('shmat', id, 0, 0);
+    try {
+      // Only the pages with data: the others stay holes.
+      const mem = new ProcMem(process.pid, true);
+      try {
+        const zero = Buffer.alloc(4096);
+        for (let off = 0; off < size; off += 4096) {
+          const n = Math.min(4096, size - off);
+          if (Buffer.compare(payload.subarray(off, off + n), zero.subarray(0, n)) === 0) continue;
+          mem.write(addr + BigInt(off), Buffer.from(payload.subarray(off, off + n)));
+        }
+      } finally {
+        mem.close();
+      }
+    } finally {
+      syscall('shmdt', addr);
+    }
+    setPerm('shmctl', id, SHMID_DS, d);
+    if (d.mode & SHM_LOCKED) syscall('shmctl', id, SHM_LOCK, 0);
+  }
+  for (const { entry, payload } of o.sem) {
+    const d = entry.desc!;
+    nextId('sem', d.id);
+    const id = made('semaphore set', d, syscall('semget', d.key, entry.nsems, (d.mode & 0o777) | IPC_CREAT | IPC_EXCL));
+    const vals = Buffer.from(payload);
+    syscall('semctl', id, 0, SETALL, addressOf(vals));
+    keepAlive(vals);
+    setPerm('semctl', id, SEMID_DS, d);
+  }
+  for (const { entry, payload } of o.msg) {
+    const d = entry.desc!;
+    nextId('msg', d.id);
+    const id = made('message queue', d, syscall('msgget', d.key, (d.mode & 0o777) | IPC_CREAT | IPC_EXCL));
+    setPerm('msgctl', id, MSQID_DS, d, (ds) => ds.writeBigUInt64LE(BigInt(entry.qbytes), MSG_QBYTES));
+    for (const m of messages(entry, payload)) {
+      const buf = Buffer.alloc(8 + m.text.length);
+      buf.writeBigUInt64LE(m.mtype, 0);
+      m.text.copy(buf, 8);
+      syscall('msgsnd', id, addressOf(buf), m.text.length, IPC_NOWAIT);
+      keepAlive(buf);
+    }
+  }
+}
+
+/** The messages of a queue's payload: size, IpcMsg, text rounded up to 8 bytes, qnum times. */
+function messages(entry: IpcMsgEntry, payload: Uint8Array): { mtype: bigint; text: Buffer }[] {
+  const out: { mtype: bigint; text: Buffer }[] = [];
+  const b = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  let at = 0;
+  for (let i = 0; i < entry.qnum; i++) {
+    const { msg, next } = ipcMsgAt(b, at);
+    out.push({ mtype: msg.mtype, text: Buffer.from(b.subarray(next, next + msg.msize)) });
+    at = next + round(msg.msize, 8);
+  }
+  return out;
+}

@@ -1,0 +1,33 @@
+// The contract of a namespace kind, as files/kind.ts is for fd kinds: the dump of the tree's
+// namespace of that kind into its images (named by the ns id of ids-<pid>.img), and its
+// restore into the namespace the root task was just created in. A kind without `dump` is
+// refused when the tree has a namespace of its own of that kind.
+import type { Log } from '../log.js';
+
+export type NsName = 'pid' | 'net' | 'ipc' | 'uts' | 'time' | 'mnt' | 'user' | 'cgroup';
+
+export interface NsDumpCtx {
+  imagesDir: string;
+  log: Log;
+  /** Records an image file as written (a failed dump removes it). */
+  note: (file: string) => string;
+}
+
+export interface NsRestoreCtx {
+  imagesDir: string;
+  log: Log;
+}
+
+export interface NsKind {
+  name: NsName;
+  /** Its CLONE_NEW* flag. */
+  flag: number;
+  /** What of the namespace of task `pid` (the root of `tree`) cannot be dumped (checked before anything is written), or undefined. */
+  check?: (pid: number, tree: number[]) => string | undefined;
+  /** For a tree in stasis's own namespace of this kind: what of it the tree uses that is not the tree's to restore, or undefined. */
+  hostCheck?: (tree: number[]) => string | undefined;
+  /** Writes the images of the namespace of task `pid`, whose ns id is `id`. */
+  dump?: (ctx: NsDumpCtx, pid: number, id: number) => void;
+  /** Fills the new namespace the restored root (host pid `hostPid`) was created in. */
+  restore?: (ctx: NsRestoreCtx, hostPid: number, id: number) => void;
+}

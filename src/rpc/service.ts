@@ -1,0 +1,52 @@
+// `stasis service` (CRIU's service): a SOCK_SEQPACKET socket at --address that clients
+// (libcriu, pycriu, go-criu) connect to, one request (or several, with keep_open) per
+// connection, served one connection at a time. -d puts it in the background once it listens.
+import fs from 'node:fs';
+import { spawn } from 'node:child_process';
+import { accept4, listenSeqpacket, SOCK_CLOEXEC } from '../sys/index.js';
+import { StasisError } from '../errors.js';
+import { RpcConn } from './conn.js';
+import { serveConnection } from './server.js';
+import { DEFAULT_SERVICE_ADDRESS } from './address.js';
+
+export { DEFAULT_SERVICE_ADDRESS };
+
+export interface ServiceOptions {
+  address: string;
+  /** Run in the background: start a copy without this flag, return once it listens. */
+  daemon?: boolean;
+  /** Where the serving process writes its pid. */
+  pidfile?: string | undefined;
+  /** Called once the socket listens (tests). */
+  onListening?: () => void;
+}
+
+export async function service(o: ServiceOptions): Promise<void> {
+  if (o.daemon) return daemonize(o);
+  if (fs.statSync(o.address, { throwIfNoEntry: false })?.isSocket()) fs.rmSync(o.address);
+  const lfd = listenSeqpacket(o.address);
+  if (o.pidfile) fs.writeFileSync(o.pidfile, `${process.pid}`);
+  o.onListening?.();
+  for (;;) {
+    const conn = new RpcConn(accept4(lfd, SOCK_CLOEXEC));
+    try {
+      await serveConnection(conn);
+    } catch {
+      /* one client's broken connection does not end the service */
+    } finally {
+      conn.close();
+    }
+  }
+}
+
+function daemonize(o: ServiceOptions): void {
+  if (fs.statSync(o.address, { throwIfNoEntry: false })?.isSocket()) fs.rmSync(o.address);
+  const args = [process.argv[1]!, 'service', '--address', o.address, ...(o.pidfile ? ['--pidfile', o.pidfile] : [])];
+  const child = spawn(process.execPath, args, { detached: true, stdio: 'ignore' });
+  child.unref();
+  const until = Date.now() + 10000;
+  while (!fs.statSync(o.address, { throwIfNoEntry: false })?.isSocket() || (o.pidfile && !fs.existsSync(o.pidfile))) {
+    if (Date.now() > until) throw new StasisError('E_BAD_ARGS', `The service did not start listening on ${o.address}`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+  }
+}

@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { create, fromBinary } from '@bufbuild/protobuf';
+import { CriuOptsSchema, CriuReqSchema, CriuReqType, CriuCgMode, CgroupRootSchema } from '../image/gen/stasis/rpc_pb.js';
+import { restoreOptions } from '../cli/build-options.js';
+import { NO_LOG } from '../log.js';
+import { optionByLong } from '../cli/options.js';
+import { StasisError } from '../errors.js';
+import { argsFromOpts, FIELDS } from './translate.js';
+
+// What runc 1.1 sent CRIU 4.2 to checkpoint and restore a busybox container (captured here).
+const fixture = (name: string) => fromBinary(CriuReqSchema, fs.readFileSync(new URL(`../../../src/rpc/fixtures/${name}`, import.meta.url)));
+const fds = { dirOf: (n: number) => `/fd/${n}` };
+
+test('every field of CriuOpts stands for a CRIU option of the command line, or for the RPC itself', () => {
+  for (const f of CriuOptsSchema.fields) {
+    const spec = FIELDS[f.name];
+    assert.ok(spec, `${f.name} has no translation`);
+    if (spec.option) assert.ok(optionByLong(spec.option), `${f.name}: no option --${spec.option}`);
+  }
+});
+
+test('argsFromOpts() gives the command line\'s options; false flags and options of other verbs are dropped', () => {
+  const o = fromBinary(CriuOptsSchema, new Uint8Array());
+  Object.assign(o, { imagesDirFd: 7, workDirFd: 8, pid: 42, leaveRunning: true, logLevel: 4, logFile: 'dump.log', trackMem: true, tcpEstablished: false, parentImg: '../pre' });
+  const a = argsFromOpts('dump', o, fds);
+  assert.deepEqual(Object.fromEntries(a.opts), {
+    'images-dir': '/fd/7', 'work-dir': '/fd/8', tree: '42', 'leave-running': true, verbosity: 4, 'log-file': 'dump.log',
+    'track-mem': true, 'prev-images-dir': '../pre',
+  });
+  const r = argsFromOpts('restore', o, fds);
+  assert.equal(r.opts.has('tree'), false);
+  assert.equal(r.opts.has('track-mem'), false);
+});
+
+test('runc\'s requests decode, and what stasis cannot honour yet is refused by the option\'s name', () => {
+  const d = fixture('runc-1.1-dump.bin');
+  assert.equal(d.type, CriuReqType.DUMP);
+  assert.equal(d.opts?.freezeCgroup, '/sys/fs/cgroup/freezer/ct1');
+  assert.equal(d.opts?.emptyNs, 0x40000000);
+  const r = fixture('runc-1.1-restore.bin');
+  assert.equal(r.type, CriuReqType.RESTORE);
+  assert.deepEqual(r.opts?.inheritFd.map((f) => [f.key, f.fd]), [['pipe:[563348]', 1], ['pipe:[563348]', 2]]);
+  for (const [verb, req] of [['dump', d], ['restore', r]] as const) {
+    assert.throws(() => argsFromOpts(verb, req.opts!, fds), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && /^RPC option \w+ \(--[a-z-]+\) is not supported/.test(e.message));
+  }
+});
+
+test('argsFromOpts() takes runc\'s cgroup fields as CRIU does: manage_cgroups false is ignore, a mode overrides it', () => {
+  const o = fromBinary(CriuOptsSchema, new Uint8Array());
+  Object.assign(o, { manageCgroups: false });
+  assert.equal(argsFromOpts('restore', o, fds).opts.get('manage-cgroups'), 'ignore');
+  Object.assign(o, { manageCgroups: true });
+  assert.equal(argsFromOpts('dump', o, fds).opts.get('manage-cgroups'), true);
+  Object.assign(o, { manageCgroupsMode: CriuCgMode.FULL, cgRoot: [create(CgroupRootSchema, { ctrl: 'cpu,cpuacct', path: '/ct1' }), create(CgroupRootSchema, { path: '/all' })] });
+  const r = argsFromOpts('restore', o, fds);
+  assert.equal(r.opts.get('manage-cgroups'), 'full');
+  assert.deepEqual(r.opts.get('cgroup-root'), ['cpu,cpuacct:/ct1', '/all']);
+  const ro = restoreOptions({ ...r, opts: new Map([...r.opts, ['images-dir', '/img']]) }, { log: NO_LOG });
+  assert.equal(ro.manageCgroups, 'full');
+  assert.deepEqual(ro.cgroupRoots, [{ controller: 'cpu,cpuacct', path: '/ct1' }, { path: '/all' }]);
+});
