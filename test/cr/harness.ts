@@ -37,6 +37,36 @@ export function waitFor<T>(what: string, fn: () => T | undefined | null | false,
   }
 }
 
+/** Every workload this test file started: killed with their descendants when the file's process exits. */
+const started = new Set<number>();
+
+/** Every descendant of `pid`, read before any is killed (a killed parent's children move to init). */
+export function descendants(pid: number): number[] {
+  let kids: number[] = [];
+  try {
+    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+      kids.push(...fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+    }
+  } catch {
+    /* gone */
+  }
+  kids = kids.flatMap((k) => [k, ...descendants(k)]);
+  return kids;
+}
+
+// A test that fails midway leaves its workload (restored or not) behind: nothing may stay on the machine.
+process.on('exit', () => {
+  for (const pid of started) {
+    for (const p of [pid, ...descendants(pid)]) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+});
+
 export class Workload {
   readonly dir: string;
   pid = 0;
@@ -51,6 +81,7 @@ export class Workload {
       stdout: { path: path.join(this.dir, 'stdout.log') },
       stderr: { path: path.join(this.dir, 'stderr.log') },
     });
+    started.add(this.pid);
     waitFor(`${this.name} ready`, () => fs.existsSync(path.join(this.dir, 'ready')));
     return this;
   }
@@ -72,11 +103,13 @@ export class Workload {
       }
       sleepMs(5);
     }
+    started.delete(this.pid);
     const res = fs.existsSync(this.file('result')) ? fs.readFileSync(this.file('result'), 'utf8').trim() : '(no result)';
     const err = fs.existsSync(this.file('stderr.log')) ? fs.readFileSync(this.file('stderr.log'), 'utf8') : '';
     return { result: err ? `${res}\n${err}` : res, exit: w as WaitResult };
   }
   kill(): void {
+    started.delete(this.pid);
     try {
       kill(this.pid, 9);
       waitPid(this.pid, true);
@@ -84,6 +117,24 @@ export class Workload {
       /* gone */
     }
   }
+}
+
+/** The raw /proc/PID/pagemap entries of `n` pages from `addr` (PFNs need root, as the suite runs). */
+export function pagemapEntries(pid: number, addr: bigint, n = 1): bigint[] {
+  const fd = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+  try {
+    const b = Buffer.alloc(n * 8);
+    fs.readSync(fd, b, 0, b.length, Number(addr / 4096n) * 8);
+    return Array.from({ length: n }, (_, i) => b.readBigUInt64LE(i * 8));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The page frame a present page of pid is in (0 where none is). */
+export function pageFrame(pid: number, addr: bigint): bigint {
+  const e = pagemapEntries(pid, addr)[0]!;
+  return e >> 63n ? e & ((1n << 55n) - 1n) : 0n;
 }
 
 /** Exit 0 with PASS in the result file, or a readable failure. */
@@ -94,10 +145,11 @@ export function assertPassed(r: { result: string; exit: WaitResult }): void {
 }
 
 import assert from 'node:assert/strict';
-import { critAvailable, critDecode } from '../../src/image/crit.js';
+import { critAvailable, critDecodeAll } from '../../src/image/crit.js';
 import { readImageFile, encodeImage } from '../../src/image/index.js';
+import { SUMS_FILE, verifySums, type SumsFile } from '../../src/image/image-sums.js';
 import { dump, restore, StasisError } from '../../src/api/index.js';
-import type { DumpResult, RestoreResult } from '../../src/api/index.js';
+import type { DumpOptions, DumpResult, RestoreResult } from '../../src/api/index.js';
 
 const HAVE_CRIT = critAvailable();
 let critNoted = false;
@@ -110,13 +162,25 @@ let critNoted = false;
 export function verifyImages(dir: string): void {
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.img') && !/^pages-\d+\.img$/.test(f));
   assert.ok(files.includes('inventory.img'), `no inventory.img in ${dir}`);
+  // Images hold the task's memory: nobody but their owner reads them.
+  for (const f of fs.readdirSync(dir)) {
+    const st = fs.lstatSync(path.join(dir, f));
+    if (st.isFile()) assert.equal(st.mode & 0o777, 0o600, `${f} has mode ${(st.mode & 0o777).toString(8)}`);
+  }
+  // Every file but the tracking state is checksummed, and the sums hold.
+  const sums = JSON.parse(fs.readFileSync(path.join(dir, SUMS_FILE), 'utf8')) as SumsFile;
+  for (const f of fs.readdirSync(dir)) {
+    if (f === SUMS_FILE || f === 'stasis-track.json' || /^stasis-hashes-\d+\.bin$/.test(f) || !fs.lstatSync(path.join(dir, f)).isFile()) continue;
+    assert.ok(sums.files[f], `${f} is not in ${SUMS_FILE}`);
+  }
+  verifySums(dir);
   for (const f of files) {
     const file = path.join(dir, f);
     const bytes = fs.readFileSync(file);
     const img = readImageFile(file, { compat: false });
     assert.deepEqual(Buffer.from(encodeImage(img.kind, img.content as never)), bytes, `${f} does not re-encode to the same bytes`);
-    if (HAVE_CRIT) critDecode(file);
   }
+  if (HAVE_CRIT) critDecodeAll(files.map((f) => path.join(dir, f)));
   if (!HAVE_CRIT && !critNoted) {
     critNoted = true;
     process.stderr.write('note: crit is not installed (apt-get install criu): images were not checked against it\n');
@@ -124,9 +188,9 @@ export function verifyImages(dir: string): void {
 }
 
 /** Dumps a workload (killing it), checks the images, restores it detached. */
-export async function checkpointRestore(w: Workload, opts: { shellJob?: boolean } = {}): Promise<{ images: string; d: DumpResult; r: RestoreResult }> {
+export async function checkpointRestore(w: Workload, opts: { shellJob?: boolean; dump?: Partial<DumpOptions> } = {}): Promise<{ images: string; d: DumpResult; r: RestoreResult }> {
   const images = tmpDir(`${w.name}-img`);
-  const d = await dump({ pid: w.pid, imagesDir: images, shellJob: opts.shellJob ?? false });
+  const d = await dump({ ...opts.dump, pid: w.pid, imagesDir: images, shellJob: opts.shellJob ?? false });
   // dump() killed the task and, as its tracer and parent, reaped it: the pid is free.
   assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'the dumped task is still there');
   verifyImages(images);

@@ -275,7 +275,7 @@ static int unmapped(void)
 }
 
 /* ---- memfd-open: memfds held open: one mapped shared and open at two fds (its own
- * offsets and modes, a seal), one only open, never mapped ---- */
+ * offsets and modes, a seal), one only open, never mapped, its mode changed ---- */
 
 static int memfd_open(void)
 {
@@ -303,6 +303,7 @@ static int memfd_open(void)
 	if (pwrite(9, two, sizeof(two), 0) != (ssize_t)sizeof(two))
 		return 10;
 	lseek(9, 123, SEEK_SET);
+	fchmod(9, 0640);
 	write_pids(getpid(), 0);
 	wl_ready();
 	wait_go();
@@ -327,6 +328,8 @@ static int memfd_open(void)
 	struct stat st;
 	if (fstat(9, &st) != 0 || st.st_size != (off_t)sizeof(back) || pread(9, back, sizeof(back), 0) != (ssize_t)sizeof(back) || check(back, 2, 11, 0) >= 0)
 		wl_fail("the memfd that is only open lost its contents or size");
+	if ((st.st_mode & 07777) != 0640)
+		wl_fail("the memfd that is only open has mode %o, not 640", st.st_mode & 07777);
 	return wl_finish(NULL);
 }
 

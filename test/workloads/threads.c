@@ -2,7 +2,9 @@
  * in a different syscall (futex wait, nanosleep, clock_nanosleep, poll, and read on a pipe
  * that a feeder thread writes a byte to every millisecond). Each has a TLS
  * value and a name. They wait (still sleeping in their syscall) until `go`; after restore
- * every thread finishes its sequence, keeps its TLS and name, and pthread_join works. */
+ * every thread finishes its sequence, keeps its TLS and name, and pthread_join works. A
+ * 1 MiB ballast written once before `ready` is never touched again (an incremental dump
+ * leaves it to its parent) and is checked at the end. */
 #include "wl.h"
 #include <pthread.h>
 #include <stdint.h>
@@ -76,10 +78,14 @@ static void *feeder(void *arg)
 	return NULL;
 }
 
+static unsigned char ballast[1 << 20];
+
 int main(int argc, char **argv)
 {
 	wl_enter(argc, argv);
 	pthread_t t[N], f;
+	for (size_t i = 0; i < sizeof(ballast); i++)
+		ballast[i] = (unsigned char)(i * 131 + 7);
 	if (pipe(feed) != 0)
 		return 3;
 	pthread_create(&f, NULL, feeder, NULL);
@@ -101,5 +107,8 @@ int main(int argc, char **argv)
 		if (!names_ok[i])
 			wl_fail("thread %d lost its name", i);
 	}
+	for (size_t i = 0; i < sizeof(ballast); i++)
+		if (ballast[i] != (unsigned char)(i * 131 + 7))
+			wl_fail("ballast byte %zu is %u", i, ballast[i]);
 	return wl_finish(NULL);
 }

@@ -46,6 +46,8 @@ int main(int argc, char **argv)
 		setpgid(0, 0);
 		child_body(2, 1);
 	}
+	/* The parent too (the usual pair): b is in its own group before ready, whoever runs first. */
+	setpgid(b, b);
 	/* Let the zombie die before ready, and check it is a zombie. */
 	for (int i = 0; i < 1000; i++) {
 		char path[64], buf[256] = { 0 };

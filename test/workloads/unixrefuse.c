@@ -2,8 +2,9 @@
  * peer, fd 6, is held by a grandchild that left the tree), `abstract` (a listener on an
  * abstract name), `rights` (an fd in flight, SCM_RIGHTS), `creds` (SO_PASSCRED with data
  * queued), `async` (O_ASYNC), `owner` (F_SETOWN), `pending` (a listener with a connection
- * not accepted yet), `boundsender` (a bound datagram socket with a datagram queued from
- * another bound socket, whose address restore could not give back). After `go` it checks that the socket still works as it did: the
+ * not accepted yet whose client wrote to it), `pendingclosed` (one whose client was closed), `boundsender` (a bound datagram socket with a datagram queued from
+ * another bound socket, whose address restore could not give back), `moved` (a datagram
+ * socket bound to r.sock, whose file was renamed to m.sock). After `go` it checks that the socket still works as it did: the
  * queued data or fd is there, the listener accepts. */
 #include "sock-wl.h"
 #include <sys/wait.h>
@@ -31,7 +32,8 @@ int main(int argc, char **argv)
 	const char *mode = argc > 2 ? argv[2] : "";
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	socklen_t alen = sizeof(a);
-	if (!strcmp(mode, "abstract") || !strcmp(mode, "pending")) {
+	int pending = !strcmp(mode, "pending") || !strcmp(mode, "pendingclosed");
+	if (!strcmp(mode, "abstract") || pending) {
 		if (!strcmp(mode, "abstract"))
 			snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "stasis-test-%d", getpid());
 		else if (getcwd(path, 90))
@@ -41,13 +43,24 @@ int main(int argc, char **argv)
 		if (bind(l, (struct sockaddr *)&a, alen) < 0 || listen(l, 4) < 0)
 			exit(7);
 		move_to(l, 5);
-		if (!strcmp(mode, "pending")) {
+		if (pending) {
 			int c = socket(AF_UNIX, SOCK_STREAM, 0);
 			if (connect(c, (struct sockaddr *)&a, alen) < 0)
 				exit(8);
 			move_to(c, 6);
-			put(6, 1, 0, 100);
+			if (!strcmp(mode, "pending"))
+				put(6, 1, 0, 100);
+			else
+				close(6);
 		}
+	} else if (!strcmp(mode, "moved")) {
+		if (!getcwd(path, 80))
+			exit(6);
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s/r.sock", path);
+		int r = socket(AF_UNIX, SOCK_DGRAM, 0);
+		if (bind(r, (struct sockaddr *)&a, sizeof(a)) < 0 || rename("r.sock", "m.sock") < 0)
+			exit(7);
+		move_to(r, 5);
 	} else if (!strcmp(mode, "boundsender")) {
 		struct sockaddr_un b = { .sun_family = AF_UNIX };
 		if (!getcwd(path, 80))
@@ -104,7 +117,7 @@ int main(int argc, char **argv)
 		struct pollfd p = { 5, POLLIN, 0 };
 		if (write(5, &c, 1) != 1 || poll(&p, 1, 10000) != 1 || read(5, &d, 1) != 1 || d != 'o')
 			wl_fail("the grandchild does not echo on fd 5");
-	} else if (!strcmp(mode, "abstract") || !strcmp(mode, "pending")) {
+	} else if (!strcmp(mode, "abstract") || pending) {
 		if (!strcmp(mode, "abstract")) {
 			int c = socket(AF_UNIX, SOCK_STREAM, 0);
 			if (connect(c, (struct sockaddr *)&a, alen) < 0)
@@ -115,6 +128,8 @@ int main(int argc, char **argv)
 			wl_fail("accept: %s", strerror(errno));
 		else if (!strcmp(mode, "pending"))
 			expect(n, 1, 0, 100, "the pending connection");
+		else
+			expect_eof(n, "the pending connection whose client was closed");
 	} else if (!strcmp(mode, "rights")) {
 		char b = 0, cbuf[CMSG_SPACE(sizeof(int))];
 		struct iovec iov = { &b, 1 };
@@ -123,6 +138,13 @@ int main(int argc, char **argv)
 		if (recvmsg(5, &m, MSG_DONTWAIT) != 1 || b != 'r' || !(c = CMSG_FIRSTHDR(&m)) || c->cmsg_type != SCM_RIGHTS)
 			wl_fail("the fd in flight is gone: %s", strerror(errno));
 		expect_empty(5, "after the fd in flight");
+	} else if (!strcmp(mode, "moved")) {
+		char b = 0;
+		struct sockaddr_un m = { .sun_family = AF_UNIX };
+		snprintf(m.sun_path, sizeof(m.sun_path), "%s/m.sock", path);
+		int c = socket(AF_UNIX, SOCK_DGRAM, 0);
+		if (sendto(c, "m", 1, 0, (struct sockaddr *)&m, sizeof(m)) != 1 || recv(5, &b, 1, MSG_DONTWAIT) != 1 || b != 'm')
+			wl_fail("m.sock does not reach fd 5: %s", strerror(errno));
 	} else if (!strcmp(mode, "boundsender")) {
 		char b = 0;
 		struct sockaddr_un from;

@@ -51,19 +51,14 @@ test('a deleted file past the ghost limit fails the dump with a clear error and 
   }
 });
 
-test('a task whose working directory was deleted fails the dump with a clear error and keeps running', async () => {
-  const dir = tmpDir('gone-cwd');
-  const pid = spawnTask(['sleep', '60'], { cwd: dir, stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: '/dev/null' } });
-  try {
-    fs.rmdirSync(dir);
-    await assert.rejects(async () => dump({ pid, imagesDir: tmpDir('gone-cwd-img') }),
-      new RegExp(`Cannot dump pid ${pid}: its working directory ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} was deleted; stasis cannot restore a deleted working directory yet`));
-    assert.equal(tracer(pid), '0');
-    assert.equal(fs.readlinkSync(`/proc/${pid}/cwd`), `${path.resolve(dir)} (deleted)`);
-  } finally {
-    kill(pid, 9);
-    waitPid(pid);
-  }
+test('a removed cwd, a removed directory, an unlinked FIFO and an unlinked symlink come back as they were, deleted, nothing left behind', async () => {
+  const w = new Workload('deleted', compileWorkload('deleted')).start();
+  const { images } = await checkpointRestore(w);
+  const modes = fs.readdirSync(images).filter((f) => f.startsWith('ghost-file-'))
+    .map((f) => readImage(images, 'ghost-file', parseInt(f.slice(11, -4), 16)).head.mode & 0o170000).sort((a, b) => a - b);
+  assert.deepEqual(modes, [0o010000, 0o040000, 0o040000, 0o120000]); // FIFO, two directories, symlink
+  w.go();
+  assertPassed(w.finish());
 });
 
 test('a task whose executable was deleted fails the dump with a clear error and keeps running', async () => {
@@ -85,4 +80,16 @@ test('a task whose executable was deleted fails the dump with a clear error and 
     kill(pid, 9);
     waitPid(pid);
   }
+});
+
+test('an unlinked file still linked elsewhere is refused without linkRemap, and with it comes back as the same inode, the temporary link gone', async () => {
+  const w = new Workload('linked', compileWorkload('linked')).start();
+  await assertDumpRefused(w, 'E_UNSUPPORTED', [/a\.dat was unlinked or replaced, but its inode has 1 other link\(s\), which a copy would not share; dump with --link-remap/]);
+  const { images } = await checkpointRestore(w, { dump: { linkRemap: true } });
+  const [remap] = readImage(images, 'remap-fpath', undefined);
+  assert.equal(remap?.remapType, 0); // LINKED
+  const link = readImage(images, 'files', undefined).find((f) => f.id === remap.remapId)?.reg?.name;
+  assert.equal(link, path.join(w.dir, `link_remap.${remap.remapId}`));
+  w.go();
+  assertPassed(w.finish());
 });

@@ -11,7 +11,7 @@ function locksOn(pid: number, dir: string) {
   const inodes = new Map(['flock.dat', 'posix.dat', 'ofd.dat'].map((n) => [fs.statSync(`${dir}/${n}`, { bigint: true }).ino, n]));
   return parseLocks(fs.readFileSync('/proc/locks', 'utf8'))
     .filter((l) => !l.blocked && l.ino !== null && inodes.has(l.ino))
-    .map((l) => `${inodes.get(l.ino!)} ${l.kind} ${l.type} ${l.kind === 'POSIX' ? l.pid === pid : ''} ${l.start}-${l.end ?? 'EOF'}`)
+    .map((l) => `${inodes.get(l.ino!)} ${l.kind} ${l.type} ${l.pid === pid ? 'owner' : l.pid} ${l.start}-${l.end ?? 'EOF'}`)
     .sort();
 }
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { Workload, compileWorkload, checkpointRestore, assertPassed } from '../harness.js';
-import { kcmpFile } from '../../../src/sys/index.js';
+import { kcmpFile, kcmpTasks } from '../../../src/sys/index.js';
 import { readImage } from '../../../src/image/index.js';
 
 interface Fd { pid: number; fd: number }
@@ -44,6 +44,17 @@ test('fds shared through dup and fork share one open file again after restore, i
   assert.deepEqual(fds.map((f) => fs.existsSync(`/proc/${f.pid}/fd/${f.fd}`)), fds.map(() => true));
   assert.deepEqual(sharing(fds), before);
   assert.deepEqual(fds.map(pos), posBefore);
+  w.go();
+  assertPassed(w.finish());
+});
+
+test('processes sharing one fd table (CLONE_FILES) share it again after restore: an fd one opens shows in the other', async () => {
+  const w = new Workload('fdtshared', compileWorkload('fdtshared')).start();
+  const child = Number(fs.readFileSync(`/proc/${w.pid}/task/${w.pid}/children`, 'utf8').trim());
+  const { images } = await checkpointRestore(w);
+  const ids = [w.pid, child].map((p) => readImage(images, 'ids', p)[0]!.filesId);
+  assert.equal(ids[0], ids[1], 'both tasks name one fd table');
+  assert.equal(kcmpTasks(w.pid, child, 2), 0, 'the restored tasks do not share their fd table');
   w.go();
   assertPassed(w.finish());
 });

@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import assert from 'node:assert/strict';
 import { waitFor, assertPassed, type Workload } from '../harness.js';
 import { restore } from '../../../src/api/index.js';
-import { readImage } from '../../../src/image/index.js';
+import { readImage, pagemapCount } from '../../../src/image/index.js';
 import { PE } from '../../../src/image/pagemap-flags.js';
 
 /** sha1 of every page of the areas the workload lists in `regions`, by address. */
@@ -75,8 +75,8 @@ export function trackersOf(pid: number): number[] {
 export function pagemapKinds(dir: string, pid: number): { present: number; parent: number } {
   let present = 0, parent = 0;
   for (const e of readImage(dir, 'pagemap', pid).entries) {
-    if (e.flags & PE.PARENT) parent += e.nrPages;
-    if (e.flags & PE.PRESENT) present += e.nrPages;
+    if (e.flags & PE.PARENT) parent += pagemapCount(e);
+    if (e.flags & PE.PRESENT) present += pagemapCount(e);
   }
   return { present, parent };
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Workload, compileWorkload, tmpDir, verifyImages, assertPassed } from '../harness.js';
 import { preDump, dump, restore } from '../../../src/api/index.js';
-import { readImage } from '../../../src/image/index.js';
+import { readImage, pagemapCount } from '../../../src/image/index.js';
 import { PE } from '../../../src/image/pagemap-flags.js';
 import { step } from './incr-helpers.js';
 
@@ -17,8 +17,8 @@ function shmemKinds(dir: string): { present: number; parent: number } {
   const id = Number(/\d+/.exec(files[0]!)![0]);
   let present = 0, parent = 0;
   for (const e of readImage(dir, 'shmem-pagemap', id).entries) {
-    if (e.flags & PE.PARENT) parent += e.nrPages;
-    if (e.flags & PE.PRESENT) present += e.nrPages;
+    if (e.flags & PE.PARENT) parent += pagemapCount(e);
+    if (e.flags & PE.PRESENT) present += pagemapCount(e);
   }
   return { present, parent };
 }

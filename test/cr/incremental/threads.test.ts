@@ -18,7 +18,9 @@ test('a process with six threads pre-dumped and dumped incrementally comes back 
     assert.deepEqual(fdTable(w.pid), fds);
     await dump({ pid: w.pid, imagesDir: path.join(root, 'dump'), prevImagesDir: '../pre' });
     const k = pagemapKinds(path.join(root, 'dump'), w.pid);
-    assert.ok(k.parent > k.present, `${k.parent} pages in_parent, ${k.present} written`);
+    // The threads' stacks and the pages they write change between the two; the 1 MiB
+    // ballast does not, and stays in the parent.
+    assert.ok(k.parent >= 256, `${k.parent} pages in_parent, ${k.present} written`);
     verifyImages(path.join(root, 'dump'));
     await restore({ imagesDir: path.join(root, 'dump'), detach: true });
     assert.deepEqual(fs.readdirSync(`/proc/${w.pid}/task`).map(Number).sort((a, b) => a - b), tids);

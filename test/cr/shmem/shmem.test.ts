@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, verifyImages } from '../harness.js';
 import { dump, restore, StasisError } from '../../../src/api/index.js';
-import { readImage } from '../../../src/image/index.js';
+import { readImage, pagemapCount } from '../../../src/image/index.js';
 import { FdTypes } from '../../../src/image/gen/stasis/fdinfo_pb.js';
 import { VMA } from '../../../src/mem/vma.js';
 
@@ -50,7 +50,7 @@ function shmemPagemaps(images: string): { shmid: number; pagesBytes: number; pag
     const shmid = Number(/\d+/.exec(f)![0]);
     const pm = readImage(images, 'shmem-pagemap', shmid);
     const pagesBytes = fs.statSync(path.join(images, `pages-${pm.head.pagesId}.img`)).size;
-    return { shmid, pagesBytes, pages: pm.entries.reduce((n, e) => n + e.nrPages, 0), entries: pm.entries };
+    return { shmid, pagesBytes, pages: pm.entries.reduce((n, e) => n + pagemapCount(e), 0), entries: pm.entries.map((e) => ({ vaddr: e.vaddr, nrPages: pagemapCount(e) })) };
   });
 }
 

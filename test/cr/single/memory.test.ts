@@ -90,12 +90,12 @@ test('guard pages, read-only data, shared file mappings and advice keep their la
   assertPassed(w.finish());
 });
 
-test('restore without -d waits for the task and returns its exit status', async () => {
+test('restore() without detach resolves while the tree runs, and wait() gives its exit status', async () => {
   const w = new Workload('bigheap', compileWorkload('bigheap'), ['1']).start();
   const images = tmpDir('wait-img');
   await dump({ pid: w.pid, imagesDir: images });
   w.go();
   const r = await restore({ imagesDir: images });
-  assert.deepEqual(r.exit, { kind: 'exited', code: 0 });
+  assert.deepEqual(await r.wait(), { kind: 'exited', code: 0 });
   assert.match(fs.readFileSync(w.file('result'), 'utf8'), /^PASS/);
 });

@@ -54,6 +54,24 @@ test('a connection accepted from a listener that has since closed comes back wit
   assert.equal(fs.readFileSync(w.file('client-names-after'), 'utf8'), `|${path}`);
 });
 
+test('a connection accepted from a closed listener whose path now holds another file comes back bound to the path, the file left as it is', async () => {
+  const w = new Workload('unixserver-closed-taken', compileWorkload('unixserver'), ['closed']).start();
+  const path = w.file('srv.sock');
+  const images = tmpDir('unixserver-closed-taken-img');
+  await dump({ pid: w.pid, imagesDir: images });
+  fs.rmSync(path);
+  fs.writeFileSync(path, 'not a socket');
+  const r = await restore({ imagesDir: images, detach: true });
+  assert.equal(r.pid, w.pid);
+  w.go();
+  assertPassed(w.finish());
+  const [before, after] = fs.readFileSync(w.file('names'), 'utf8').trim().split('\n');
+  assert.equal(before, `(Bad file descriptor)|${path}|`);
+  assert.equal(after, before);
+  assert.equal(fs.readFileSync(path, 'utf8'), 'not a socket');
+  assert.deepEqual(fs.readdirSync(w.dir).filter((f) => f.includes('stasis')), []);
+});
+
 test('a restore whose listener path is taken by a file that is not a socket fails naming it, and leaves the file and no process', async () => {
   const w = new Workload('unixserver-taken', compileWorkload('unixserver')).start();
   const path = w.file('srv.sock');

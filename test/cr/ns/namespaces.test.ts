@@ -1,0 +1,242 @@
+// A tree in namespaces of its own, as `unshare --fork` makes them: the UTS namespace with its
+// names, the IPC namespace with a sysctl, the network namespace with lo up, the pid namespace
+// (the root is pid 1 inside, its child pid 2, a flock held by the root), the cgroup namespace
+// (every task at its root) and the time namespace (its clocks). After dump and restore the tree
+// checks that it sees all of them again, and the test that they are namespaces of its own, not
+// stasis's (the dumped ones are gone; the kernel may give the new ones the same inode numbers).
+// Kinds stasis cannot restore (mount, user) and a tree split across namespaces are refused at
+// dump time, the tree left running.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { compileWorkload, tmpDir, waitFor, verifyImages, sleepMs } from '../harness.js';
+import { dump, preDump, restore, StasisError } from '../../../src/api/index.js';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnTask, waitPid, CLONE_NEWNET } from '../../../src/sys/index.js';
+import { SBIN_ENV } from '../sockets/netns.js';
+import { namespacesUnavailable, inPrivateProc, runInPrivateProc, childOf, killTree } from './private-proc.js';
+
+const FLAG = 'STASIS_NS_TEST';
+const why = namespacesUnavailable();
+
+if (!inPrivateProc(FLAG)) {
+  test('namespaces: every test, in a private mount namespace with /proc/sys writable', { skip: why }, () => {
+    runInPrivateProc(import.meta.url, FLAG, /^# fail 0$/m);
+  });
+} else {
+  /** Starts `unshare --fork --KIND... WORKLOAD DIR CHECKS` (nsroot) and gives the workload's pid, once ready. */
+  function startInNamespaces(kinds: string[], checks = kinds.join(','), workload = 'nsroot'): { unshare: number; pid: number; dir: string } {
+    const dir = tmpDir(workload);
+    // A time namespace well ahead of stasis's clocks: the workload checks it sees them still.
+    const flags = kinds.flatMap((k) => (k === 'time' ? ['--time', '--monotonic=100000', '--boottime=200000'] : [`--${k}`]));
+    const unshare = spawnTask(['unshare', '--fork', ...flags, compileWorkload(workload, workload === 'pidfds' ? ['-pthread'] : []), dir, checks], {
+      cwd: dir, stdin: { path: '/dev/null' }, stdout: { path: `${dir}/stdout.log` }, stderr: { path: `${dir}/stderr.log` },
+    });
+    const ready = waitFor(`${workload} ready`, () => fs.existsSync(`${dir}/ready`) || waitPid(unshare, true));
+    if (ready !== true) throw new Error(`${workload} did not start: ${fs.readFileSync(`${dir}/stderr.log`, 'utf8')} ${JSON.stringify(ready)}`);
+    return { unshare, pid: childOf(unshare)!, dir };
+  }
+
+  function nsOf(pid: number | 'self', kind: string): string {
+    return fs.readlinkSync(`/proc/${pid}/ns/${kind}`);
+  }
+
+  async function roundTrip(kinds: string[], incremental = false, start = () => startInNamespaces(kinds)): Promise<void> {
+    const w = start();
+    const images = tmpDir('nsroot-img');
+    if (incremental) {
+      // A pre-dump first: its images are named by the pids the tasks see, as the dump's are.
+      const pre = tmpDir('nsroot-pre');
+      await preDump({ pid: w.pid, imagesDir: pre });
+      assert.ok(fs.readdirSync(pre).includes('pagemap-1.img'), fs.readdirSync(pre).join(' '));
+      const d = await dump({ pid: w.pid, imagesDir: images, prevImagesDir: pre, trackMem: true });
+      assert.ok(d.pagesSkippedParent > 0, 'the dump wrote every page again: it did not find the pre-dump\'s');
+    } else await dump({ pid: w.pid, imagesDir: images });
+    waitPid(w.unshare); // its child was killed: it ends too
+    verifyImages(images);
+    const files = fs.readdirSync(images);
+    for (const [k, img] of [['uts', 'utsns-'], ['ipc', 'ipcns-var-'], ['net', 'netdev-']] as const) {
+      assert.equal(files.some((f) => f.startsWith(img)), kinds.includes(k), `${img}*.img for ${kinds.join(',')}: ${files.join(' ')}`);
+    }
+    const r = await restore({ imagesDir: images, detach: true });
+    try {
+      if (!kinds.includes('pid')) assert.equal(r.pid, w.pid);
+      for (const k of kinds) {
+        const now = nsOf(r.pid, k);
+        assert.notEqual(now, nsOf('self', k), `the restored tree is in stasis's ${k} namespace`);
+      }
+      fs.writeFileSync(`${w.dir}/go`, '');
+      const until = Date.now() + 20000;
+      let st: ReturnType<typeof waitPid> = null;
+      while (!(st = waitPid(r.pid, true)) && Date.now() < until) sleepMs(5);
+      assert.deepEqual(st && { kind: st.kind, code: 'code' in st ? st.code : undefined }, { kind: 'exited', code: 0 }, fs.existsSync(`${w.dir}/result`) ? fs.readFileSync(`${w.dir}/result`, 'utf8') : 'no result');
+      assert.match(fs.readFileSync(`${w.dir}/result`, 'utf8'), /^PASS/);
+    } finally {
+      try {
+        killTree(r.pid);
+        waitPid(r.pid);
+      } catch {
+        /* ended */
+      }
+    }
+  }
+
+  test('a tree in its own UTS, IPC and network namespaces comes back in new ones with its names, its msgmax and lo up', async () => {
+    await roundTrip(['uts', 'ipc', 'net']);
+  });
+
+  test('a tree in its own UTS namespace alone comes back with its names', async () => {
+    await roundTrip(['uts']);
+  });
+
+  test('a tree in its own pid namespace comes back in a new one: the root is pid 1 inside and its child pid 2', async () => {
+    await roundTrip(['pid']);
+  });
+
+  test('pidfds of a tree in its own pid namespace come back on its tasks and threads, and those of reaped processes on stand-ins inside it (PIDFD_GET_INFO answers there)', async () => {
+    await roundTrip(['pid'], false, () => startInNamespaces(['pid'], 'all', 'pidfds'));
+  });
+
+  test('a tree in its own pid namespace is pre-dumped, dumped on top and restored from the chain', async () => {
+    await roundTrip(['pid'], true);
+  });
+
+  test('a tree in its own pid, UTS, IPC and network namespaces comes back in new ones of each', async () => {
+    await roundTrip(['pid', 'uts', 'ipc', 'net']);
+  });
+
+  test('a tree in its own time namespace comes back in a new one whose clocks carry on from the dumped ones', async () => {
+    await roundTrip(['time', 'pid']);
+  });
+
+  test('a tree at the root of a cgroup namespace of its own comes back at the root of a new one', async () => {
+    await roundTrip(['cgroup', 'uts']);
+  });
+
+  test('a network namespace with more than lo is refused; with --empty-ns net it is not looked into, and the restored tree joins the namespace it is given', async () => {
+    // The workload checks only its names: lo is the test's here.
+    const w = startInNamespaces(['net', 'uts'], 'uts');
+    const holder = spawnTask(['unshare', '--net', 'sleep', '1000'], { stdin: { path: '/dev/null' } });
+    try {
+      const ip = (pid: number, ...args: string[]) => execFileSync('nsenter', ['-t', String(pid), '-n', 'ip', ...args], { env: SBIN_ENV, encoding: 'utf8' });
+      ip(w.pid, 'addr', 'add', '10.1.2.3/8', 'dev', 'lo');
+      await refused(w.pid, /network namespace net:\[\d+\]|net namespace net:\[\d+\] of pid \d+: lo has address 10\.1\.2\.3\/8/);
+      const images = tmpDir('nsroot-empty-img');
+      await dump({ pid: w.pid, imagesDir: images, emptyNs: CLONE_NEWNET });
+      waitPid(w.unshare);
+      assert.equal(fs.readdirSync(images).some((f) => f.startsWith('netdev-')), false, 'the namespace was dumped');
+      waitFor('the holder', () => nsOf(holder, 'net') !== nsOf('self', 'net'));
+      const r = await restore({ imagesDir: images, detach: true, emptyNs: CLONE_NEWNET, joinNs: [{ ns: 'net', file: `/proc/${holder}/ns/net` }] });
+      try {
+        assert.equal(nsOf(r.pid, 'net'), nsOf(holder, 'net'), 'the restored tree is not in the namespace it was to join');
+        assert.doesNotMatch(ip(r.pid, 'addr'), /10\.1\.2\.3/);
+        fs.writeFileSync(`${w.dir}/go`, '');
+        const st = waitFor('the restored tree', () => waitPid(r.pid, true));
+        assert.equal(st.kind === 'exited' && st.code, 0, fs.existsSync(`${w.dir}/result`) ? fs.readFileSync(`${w.dir}/result`, 'utf8') : 'no result');
+      } finally {
+        try {
+          killTree(r.pid);
+          waitPid(r.pid);
+        } catch {
+          /* ended */
+        }
+      }
+    } finally {
+      killTree(holder);
+      waitPid(holder);
+    }
+  });
+
+  test('an IPC namespace holding a POSIX message queue, a socket of a network namespace of the tree\'s own, and a network namespace with a sysctl of its own or an iptables-legacy rule, are refused naming them', async () => {
+    const w = startInNamespaces(['ipc', 'net'], 'mqueue');
+    try {
+      await refused(w.pid, /ipc namespace ipc:\[\d+\] of pid \d+: it holds POSIX message queue\(s\) \/stasis-q/);
+    } finally {
+      killTree(w.unshare);
+      waitPid(w.unshare);
+    }
+    const u = startInNamespaces(['net'], 'sock');
+    try {
+      await refused(u.pid, /Cannot dump fd \d+ of pid \d+: socket:\[\d+\] is a socket of network namespace net:\[\d+\], not stasis's/);
+    } finally {
+      killTree(u.unshare);
+      waitPid(u.unshare);
+    }
+    const v = startInNamespaces(['net'], 'none');
+    try {
+      execFileSync('nsenter', ['-t', String(v.pid), '-n', 'sysctl', '-q', '-w', 'net.core.somaxconn=1234'], { env: SBIN_ENV });
+      await refused(v.pid, /net namespace net:\[\d+\] of pid \d+: it has sysctls of its own: net\.core\.somaxconn = 1234/);
+    } finally {
+      killTree(v.unshare);
+      waitPid(v.unshare);
+    }
+    // A rule of the legacy tables, which an iptables-save of the nft kind does not list.
+    if (spawnSync('sh', ['-c', 'command -v iptables-legacy'], { env: SBIN_ENV }).status === 0) {
+      const x = startInNamespaces(['net'], 'none');
+      try {
+        execFileSync('nsenter', ['-t', String(x.pid), '-n', 'iptables-legacy', '-w', '-A', 'INPUT', '-p', 'udp', '--dport', '9', '-j', 'DROP'], { env: SBIN_ENV });
+        await refused(x.pid, /net namespace net:\[\d+\] of pid \d+: it has netfilter rules \(1 iptables-legacy line\(s\)\)/);
+      } finally {
+        killTree(x.unshare);
+        waitPid(x.unshare);
+      }
+    }
+  });
+
+  /** A dump of `pid` that must be refused naming `pattern`, leaving it running and untraced. */
+  async function refused(pid: number, pattern: RegExp): Promise<void> {
+    const images = tmpDir('ns-refused');
+    await assert.rejects(dump({ pid, imagesDir: images }), (e: unknown) => {
+      assert.ok(e instanceof StasisError, String(e));
+      assert.equal(e.code, 'E_UNSUPPORTED', e.message);
+      assert.match(e.message, pattern);
+      return true;
+    });
+    assert.deepEqual(fs.readdirSync(images), []);
+    assert.match(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), /TracerPid:\s+0\n/);
+    assert.match(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'), /\) [SR] /);
+  }
+
+  test('a task of a pid namespace that is not its init is refused as a tree root, and runs on', async () => {
+    const w = startInNamespaces(['pid']);
+    try {
+      const child = childOf(w.pid)!;
+      await refused(child, /pid namespace pid:\[\d+\] of pid \d+: it is pid 2 there, not the namespace's init/);
+    } finally {
+      killTree(w.unshare);
+      waitPid(w.unshare);
+    }
+  });
+
+  for (const [kind, link] of [['mount', 'mnt'], ['user', 'user']] as const) {
+    test(`a tree in a ${kind} namespace of its own is refused at dump time, naming it, and runs on`, async () => {
+      const dir = tmpDir(`ns-${kind}`);
+      const u = spawnTask(['unshare', '--fork', `--${kind}`, ...(kind === 'user' ? ['--map-root-user'] : []), 'sleep', '1000'], { cwd: dir, stdin: { path: '/dev/null' } });
+      try {
+        const pid = waitFor('the sleeper', () => {
+          const c = childOf(u);
+          return c && fs.readFileSync(`/proc/${c}/cmdline`, 'utf8').startsWith('sleep') ? c : undefined;
+        });
+        await refused(pid, new RegExp(`${link} namespace ${link}:\\[\\d+\\].*stasis cannot dump ${link} namespaces`));
+      } finally {
+        killTree(u);
+        waitPid(u);
+      }
+    });
+  }
+
+  test('a tree whose child is in another UTS namespace than the root is refused, naming both', async () => {
+    const dir = tmpDir('ns-split');
+    const sh = spawnTask(['sh', '-c', 'unshare --uts sleep 1000 & wait'], { cwd: dir, stdin: { path: '/dev/null' } });
+    try {
+      waitFor('the sleeper', () => {
+        const c = childOf(sh);
+        return c && fs.readFileSync(`/proc/${c}/cmdline`, 'utf8').startsWith('sleep') ? c : undefined;
+      });
+      await refused(sh, /Cannot dump pid \d+: it is in uts namespace uts:\[\d+\], its tree's root \d+ in uts:\[\d+\]/);
+    } finally {
+      killTree(sh);
+      waitPid(sh);
+    }
+  });
+}

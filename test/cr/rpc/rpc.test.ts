@@ -1,0 +1,129 @@
+// CRIU's RPC through `stasis swrk`, spoken by a client of the test's own (as runc speaks it).
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { CriuReqType } from '../../../src/image/gen/stasis/rpc_pb.js';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { CriuReqSchema, CriuRespSchema } from '../../../src/image/gen/stasis/rpc_pb.js';
+import {
+  syscall, waitPid, kill, spawnTask, socket, connectUnix, sendMessage, recvMessage, closeFd, AF_UNIX, SOCK_SEQPACKET,
+} from '../../../src/sys/index.js';
+import { Workload, compileWorkload, assertPassed, tmpDir, verifyImages, waitFor, REPO } from '../harness.js';
+import { SwrkClient } from './client.js';
+
+const PR_SET_CHILD_SUBREAPER = 36;
+
+// A tree restored by swrk is its child; once swrk exits, it is ours (as a restored container is runc's).
+before(() => {
+  syscall('prctl', PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+});
+
+function untraced(pid: number): boolean {
+  return /TracerPid:\s+0\n/.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+}
+
+test('VERSION answers as CRIU 4.2 does (runc checks the number), CHECK succeeds, FEATURE_CHECK offers memory tracking', () => {
+  const c = new SwrkClient();
+  const v = c.call({ type: CriuReqType.VERSION, keepOpen: true });
+  assert.equal(v.type, CriuReqType.VERSION);
+  assert.ok(v.success);
+  assert.equal(v.version?.majorNumber, 4);
+  assert.equal(v.version?.minorNumber, 2);
+  const ch = c.call({ type: CriuReqType.CHECK, keepOpen: true });
+  assert.ok(ch.success, ch.crErrmsg);
+  const f = c.call({ type: CriuReqType.FEATURE_CHECK, features: { memTrack: true, lazyPages: true }, keepOpen: true });
+  assert.ok(f.success);
+  assert.equal(f.features?.memTrack, true);
+  assert.equal(f.features?.lazyPages, false);
+  const none = c.call({ type: CriuReqType.PAGE_SERVER });
+  assert.equal(none.success, false);
+  assert.match(none.crErrmsg, /PAGE_SERVER/);
+  assert.deepEqual(c.close(), { kind: 'exited', pid: c.pid, code: 0 });
+});
+
+test('DUMP and RESTORE over RPC bring a workload back as it was, every notify acked in CRIU\'s order', () => {
+  const w = new Workload('rpc-files', compileWorkload('files')).start();
+  const images = tmpDir('rpc-img'), work = tmpDir('rpc-work');
+  const imgFd = fs.openSync(images, 'r'), workFd = fs.openSync(work, 'r');
+  try {
+    const d = new SwrkClient();
+    const dr = d.call({
+      type: CriuReqType.DUMP,
+      opts: { imagesDirFd: imgFd, workDirFd: workFd, pid: w.pid, logLevel: 4, logFile: 'dump.log', notifyScripts: true, fileLocks: false },
+    });
+    assert.ok(dr.success, dr.crErrmsg);
+    assert.deepEqual(d.notified, ['pre-dump', 'network-lock', 'post-dump']);
+    d.close();
+    assert.match(fs.readFileSync(path.join(work, 'dump.log'), 'utf8'), /dump done/);
+    verifyImages(images);
+    waitPid(w.pid); // the dumped workload was our child: its zombie is ours to reap
+
+    const r = new SwrkClient();
+    const rr = r.call({ type: CriuReqType.RESTORE, opts: { imagesDirFd: imgFd, workDirFd: workFd, logLevel: 4, logFile: 'restore.log', notifyScripts: true } });
+    assert.ok(rr.success, rr.crErrmsg);
+    assert.equal(rr.restore?.pid, w.pid);
+    assert.deepEqual(r.notified, [
+      'pre-restore', `setup-namespaces (${w.pid})`, 'post-setup-namespaces', `post-restore (${w.pid})`, 'network-unlock', 'pre-resume', 'post-resume',
+    ]);
+    r.close();
+    assert.ok(fs.existsSync(path.join(work, 'restore.log')));
+    w.go();
+    assertPassed(w.finish());
+  } finally {
+    fs.closeSync(imgFd);
+    fs.closeSync(workFd);
+    w.kill();
+  }
+});
+
+test('an option stasis does not support is refused by name in the response; a refused notify step aborts the dump; the tree runs on', () => {
+  const w = new Workload('rpc-refused', compileWorkload('files')).start();
+  const images = tmpDir('rpc-img');
+  const imgFd = fs.openSync(images, 'r');
+  try {
+    const c = new SwrkClient();
+    const r = c.call({ type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid, lazyPages: true } });
+    assert.equal(r.success, false);
+    assert.match(r.crErrmsg, /lazy_pages \(--lazy-pages\) is not supported/);
+    c.close();
+
+    const n = new SwrkClient();
+    const nr = n.call({ type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid, notifyScripts: true } }, (s) => s !== 'network-lock');
+    assert.equal(nr.success, false);
+    assert.match(nr.crErrmsg, /failed its network-lock step/);
+    assert.deepEqual(n.notified, ['pre-dump', 'network-lock', 'network-unlock']);
+    n.close();
+    assert.deepEqual(fs.readdirSync(images), []);
+    assert.ok(untraced(w.pid));
+    w.go();
+    assertPassed(w.finish());
+  } finally {
+    fs.closeSync(imgFd);
+    w.kill();
+  }
+});
+
+test('stasis service answers on its socket, one connection after another', () => {
+  const dir = tmpDir('rpc-service');
+  const address = path.join(dir, 'criu.sock');
+  const pid = spawnTask([process.execPath, path.join(REPO, 'bin/stasis.js'), 'service', '--address', address], {
+    stdin: { path: '/dev/null' }, stdout: { path: path.join(dir, 'out') }, stderr: { path: path.join(dir, 'err') },
+  });
+  try {
+    waitFor('the service socket', () => fs.statSync(address, { throwIfNoEntry: false })?.isSocket());
+    for (let i = 0; i < 2; i++) {
+      const fd = socket(AF_UNIX, SOCK_SEQPACKET);
+      connectUnix(fd, Buffer.from(address));
+      sendMessage(fd, toBinary(CriuReqSchema, create(CriuReqSchema, { type: CriuReqType.VERSION })));
+      const r = fromBinary(CriuRespSchema, recvMessage(fd)!.data);
+      assert.ok(r.success);
+      assert.equal(r.version?.majorNumber, 4);
+      assert.equal(recvMessage(fd), null, 'the connection stays open without keep_open');
+      closeFd(fd);
+    }
+  } finally {
+    kill(pid, 15);
+    waitPid(pid);
+  }
+});
