@@ -3,7 +3,7 @@
 // /proc/PID/mem to a file. Reports MB/s, the ratio to the baseline, and stasis's peak RSS.
 // Then bench/tree-shmem.ts: a tree of processes sharing memory, and the file-table
 // benchmark (bench/files.ts), and incremental dumps (bench/incremental.ts), each in a process
-// of its own.
+// of its own, and the side-by-side table against CRIU 4.2 (bench/criu.ts).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -95,6 +95,14 @@ if (process.env.STASIS_BENCH_TREE !== '0') {
 }
 // The file-table benchmark (bench/files.ts), in a process of its own.
 execFileSync(process.execPath, [path.join(REPO, 'dist/bench/files.js')], { stdio: 'inherit' });
+// Side by side with CRIU 4.2 (bench/criu.ts), in a process of its own; STASIS_BENCH_CRIU=0 skips it.
+if (process.env.STASIS_BENCH_CRIU !== '0') {
+  try {
+    execFileSync(process.execPath, [path.join(REPO, 'dist/bench/criu.js')], { stdio: 'inherit' });
+  } catch {
+    process.exitCode = 1;
+  }
+}
 // Incremental dumps (bench/incremental.ts), in a process of their own.
 try {
   execFileSync(process.execPath, [path.join(REPO, 'dist/bench/incremental.js')], { stdio: 'inherit' });

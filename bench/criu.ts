@@ -1,0 +1,152 @@
+// The side-by-side table of issue 15: stasis's command line against CRIU 4.2 on the same victim,
+// alternating, medians of several runs, as ratios (CRIU's time is the baseline: 2.00x means
+// stasis takes twice as long). CRIU is ../shared/criu/criu beside the repo, or $STASIS_CRIU;
+// without it the CRIU lines are skipped with the reason. STASIS_BENCH_RUNS (default 5) runs of
+// each small step, STASIS_BENCH_BIG_RUNS (default 3) of the 1 GiB ones, STASIS_BENCH_BIG_MIB
+// their size (default 1024). Each restored victim checks its memory (outside the timing).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const STASIS = path.join(REPO, 'bin/stasis.js');
+const RUNS = Number(process.env.STASIS_BENCH_RUNS ?? 5);
+const BIG_RUNS = Number(process.env.STASIS_BENCH_BIG_RUNS ?? 3);
+const BIG_MIB = Number(process.env.STASIS_BENCH_BIG_MIB ?? 1024);
+const say = (s: string) => process.stdout.write(`${s}\n`);
+const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+// Images on tmpfs, so that the disk's writeback is not what is measured.
+const shm = fs.statSync('/dev/shm', { throwIfNoEntry: false })?.isDirectory() ? '/dev/shm' : os.tmpdir();
+const work = fs.mkdtempSync(path.join(shm, 'stasis-bench-criu-'));
+
+function findCriu(): { bin?: string; why?: string } {
+  const bin = process.env.STASIS_CRIU ?? path.resolve(REPO, '../shared/criu/criu');
+  if (!fs.existsSync(bin)) return { why: `no CRIU at ${bin} (set STASIS_CRIU)` };
+  const r = spawnSync(bin, ['check'], { encoding: 'utf8' });
+  if (r.status !== 0) return { why: `${bin} check failed: ${(r.stderr || r.stdout).trim().split('\n').at(-1) ?? ''}` };
+  return { bin };
+}
+
+function waitFile(f: string, ms = 300000): void {
+  const until = Date.now() + ms;
+  while (!fs.existsSync(f)) {
+    if (Date.now() > until) throw new Error(`Timed out waiting for ${f}`);
+    sleep(5);
+  }
+}
+
+function gone(pid: number): void {
+  const until = Date.now() + 30000;
+  // Gone, not a zombie: a restore needs its pid free.
+  while (fs.existsSync(`/proc/${pid}`)) {
+    if (Date.now() > until) throw new Error(`pid ${pid} did not go away`);
+    sleep(5);
+  }
+}
+
+/**
+ * A victim CRIU can dump: a session of its own, stdio on /dev/null, its files in DIR; not the
+ * bench's child (the shell that starts it exits), so that its pid is free once it is killed.
+ */
+function victim(bin: string, mib: number, dir: string): number {
+  fs.mkdirSync(dir, { recursive: true });
+  const out = execFileSync('sh', ['-c', 'cd "$1" && setsid "$2" "$1" "$3" </dev/null >/dev/null 2>&1 & echo $!', 'sh', dir, bin, String(mib)], { encoding: 'utf8' });
+  waitFile(path.join(dir, 'ready'));
+  return Number(out.trim());
+}
+
+function timed(file: string, args: string[]): number {
+  const t = performance.now();
+  const r = spawnSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const ms = performance.now() - t;
+  if (r.status !== 0) throw new Error(`${path.basename(file)} ${args.join(' ')} failed (${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  return ms;
+}
+
+type Tool = 'stasis' | 'criu';
+function dumpArgs(tool: Tool, pid: number, images: string, leave: boolean): [string, string[]] {
+  const more = leave ? ['-R'] : [];
+  return tool === 'stasis'
+    ? [process.execPath, [STASIS, 'dump', '-t', String(pid), '-D', images, ...more]]
+    : [criu.bin ?? '', ['dump', '-t', String(pid), '-D', images, '-o', 'dump.log', ...more]];
+}
+function restoreArgs(tool: Tool, images: string): [string, string[]] {
+  return tool === 'stasis'
+    ? [process.execPath, [STASIS, 'restore', '-D', images, '-d']]
+    : [criu.bin ?? '', ['restore', '-D', images, '-d', '-o', 'restore.log']];
+}
+
+/** One dump and restore of a fresh victim by TOOL; the restored victim checks its memory. */
+function cycle(tool: Tool, bin: string, mib: number, leave: boolean, n: number): { dump: number; restore: number } {
+  const dir = path.join(work, `${tool}-${mib}-${n}`);
+  const images = path.join(dir, 'images');
+  fs.mkdirSync(images, { recursive: true });
+  const pid = victim(bin, mib, dir);
+  const dump = timed(...dumpArgs(tool, pid, images, leave));
+  if (leave) process.kill(pid, 'SIGKILL');
+  gone(pid);
+  const restore = timed(...restoreArgs(tool, images));
+  fs.writeFileSync(path.join(dir, 'go'), '');
+  waitFile(path.join(dir, 'result'));
+  const result = fs.readFileSync(path.join(dir, 'result'), 'utf8').trim().split('\n')[0];
+  gone(pid);
+  if (result !== 'PASS') throw new Error(`${tool}: the restored victim found its memory wrong: ${result}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { dump, restore };
+}
+
+const median = (a: number[]) => {
+  const b = [...a].sort((x, y) => x - y);
+  const m = b.length >> 1;
+  return b.length % 2 ? b[m] ?? NaN : ((b[m - 1] ?? NaN) + (b[m] ?? NaN)) / 2;
+};
+
+const criu = findCriu();
+const rows: [string, string, number, number][] = [];
+
+// Start-up: `stasis --help` and `stasis -V` against bare `node -e 0`, alternating.
+{
+  const t: Record<string, number[]> = { node: [], help: [], version: [] };
+  for (let i = 0; i < 10; i++) {
+    t.node?.push(timed(process.execPath, ['-e', '0']));
+    t.help?.push(timed(process.execPath, [STASIS, '--help']));
+    t.version?.push(timed(process.execPath, [STASIS, '-V']));
+  }
+  rows.push(['`stasis --help` start-up', 'node -e 0', median(t.node ?? []), median(t.help ?? [])]);
+  rows.push(['`stasis -V` start-up', 'node -e 0', median(t.node ?? []), median(t.version ?? [])]);
+}
+
+const skipped: string[] = [];
+if (criu.bin) {
+  const bin = path.join(work, 'bigheap');
+  execFileSync('gcc', ['-O2', '-o', bin, path.join(REPO, 'test/workloads/bigheap.c')]);
+  const cases = [['16 MiB process', '16 MiB process', 16, false, RUNS],
+    [`${BIG_MIB} MiB dirty anonymous (-R, to tmpfs)`, `${BIG_MIB} MiB dirty anonymous`, BIG_MIB, true, BIG_RUNS]] as const;
+  for (const [label, restoreLabel, mib, leave, runs] of cases) {
+    const s: { dump: number[]; restore: number[] } = { dump: [], restore: [] };
+    const c: { dump: number[]; restore: number[] } = { dump: [], restore: [] };
+    for (let i = 0; i < runs; i++) {
+      // Alternating, and which goes first alternates too.
+      for (const tool of (i % 2 ? ['criu', 'stasis'] : ['stasis', 'criu']) as Tool[]) {
+        const r = cycle(tool, bin, mib, leave, i);
+        const into = tool === 'stasis' ? s : c;
+        into.dump.push(r.dump);
+        into.restore.push(r.restore);
+      }
+    }
+    rows.push([`dump of ${label}`, 'CRIU 4.2', median(c.dump), median(s.dump)]);
+    rows.push([`restore of ${restoreLabel}`, 'CRIU 4.2', median(c.restore), median(s.restore)]);
+  }
+} else {
+  skipped.push(`dump and restore against CRIU skipped: ${criu.why ?? ''}`);
+}
+
+const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+say(`stasis vs CRIU 4.2 (medians; ${RUNS} small / ${BIG_RUNS} large runs each, alternating; ${os.cpus().length} CPUs, load ${load})`);
+say(`| work | baseline | baseline ms | stasis ms | stasis / baseline |`);
+say(`|---|---|---:|---:|---:|`);
+for (const [what, base, b, st] of rows) say(`| ${what} | ${base} | ${b.toFixed(0)} | ${st.toFixed(0)} | ${(st / b).toFixed(2)}x |`);
+for (const s of skipped) say(`  ${s}`);
+fs.rmSync(work, { recursive: true, force: true });
