@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { FownEntrySchema } from '../image/gen/stasis/fown_pb.js';
-import { openat, lseek, SyscallError } from '../sys/index.js';
+import { openat, lseek, SyscallError, hugetlbfsPageSize } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { DumpFileCtx, FdProbe, FileKind } from './kind.js';
 import type { GhostDumper, GhostSource } from './ghost.js';
@@ -31,6 +31,11 @@ export const reg = {
   // a meaning: CRIU 4.2 looks up a remapped file's mount by it and fails to link its ghost back.
   dump: (p, ctx, id) => {
     const isReg = (p.stat.mode & S_IFMT) === S_IFREG;
+    // Shared hugetlb memory opened through map_files, or a file of a hugetlbfs mount: the
+    // file would come back with small pages, or as a copy, not the object its mappings share.
+    if (isReg && hugetlbfsPageSize(`/proc/${p.pid}/fd/${p.fd}`)) {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is a hugetlbfs file, not supported yet (only memfds made with MFD_HUGETLB are)`);
+    }
     const { path, linked } = keepIfGone(p, ctx, id);
     const own = create(FileEntrySchema, {
       type: FdTypes.REG,

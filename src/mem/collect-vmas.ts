@@ -4,6 +4,7 @@
 import { vmaFlags, type SmapsEntry } from '../proc/index.js';
 import { StasisError } from '../errors.js';
 import { VMA, MAP, PROT, MADV, type VmaSpec } from './vma.js';
+import { MAP_HUGETLB, HUGE_2MB, hugeSizeFlag } from './hugetlb.js';
 
 const O_RDONLY = 0, O_RDWR = 2;
 const MADV_RANDOM = 1, MADV_SEQUENTIAL = 2;
@@ -33,6 +34,9 @@ function advice(e: SmapsEntry): bigint {
 
 /** Classifies every VMA of a task; throws E_UNSUPPORTED for kinds not handled yet. */
 export function collectVmas(pid: number, smaps: SmapsEntry[]): CollectedVma[] {
+  // A private mapping of shared hugetlb memory (through map_files) looks like private hugetlb
+  // memory of its own, but its pages not copied are the object's: known by the shared inode.
+  const sharedHuge = new Set(smaps.filter((e) => e.perms.shared && vmaFlags(e).hugetlb).map((e) => e.inode));
   return mergeVvar(smaps.map((e) => {
     const f = vmaFlags(e);
     const prot = (e.perms.read ? PROT.READ : 0) | (e.perms.write ? PROT.WRITE : 0) | (e.perms.exec ? PROT.EXEC : 0);
@@ -56,7 +60,10 @@ export function collectVmas(pid: number, smaps: SmapsEntry[]): CollectedVma[] {
       throw new StasisError('E_UNSUPPORTED', `Cannot dump the AIO ring (io_setup) at ${where}: requests still in flight in it are known to the kernel alone, and would be lost`);
     }
     if (f.io || f.pfnMap) throw new StasisError('E_UNSUPPORTED', `Cannot dump device memory at ${where}`);
-    if (f.hugetlb) throw new StasisError('E_UNSUPPORTED', `Cannot dump hugetlbfs memory at ${where} yet`);
+    if (f.hugetlb && !e.perms.shared && e.path === '/anon_hugepage' && sharedHuge.has(e.inode)) {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump hugetlb memory at ${where}: it is a private mapping of shared hugetlb memory, not supported yet`);
+    }
+    if (f.hugetlb) return { vma: hugetlbVma(e, base, where, noReserve) };
     if (f.shadowStack) throw new StasisError('E_UNSUPPORTED', `Cannot dump the shadow stack at ${where} yet`);
     // Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, or a shared mapping of /dev/zero) is
     // a shmem object the kernel names "/dev/zero (deleted)"; shmid is its inode until
@@ -122,6 +129,32 @@ export function collectVmas(pid: number, smaps: SmapsEntry[]): CollectedVma[] {
       path: e.path,
     };
   }));
+}
+
+/**
+ * A hugetlb area, as CRIU keeps it: its kind as for small pages, its flags with MAP_HUGETLB and
+ * the page size. Anonymous ones (the kernel names them "/anon_hugepage (deleted)") private or
+ * shared, and memfds made with MFD_HUGETLB; what restore could not make again is refused.
+ */
+function hugetlbVma(e: SmapsEntry, base: VmaSpec, where: string, noReserve: number): VmaSpec {
+  const page = e.sizes.get('KernelPageSize') ?? 0;
+  if (page !== HUGE_2MB) {
+    throw new StasisError('E_UNSUPPORTED', `Cannot dump hugetlb memory at ${where}: its pages are of ${page >> 10} kB, and stasis restores only 2048 kB ones`);
+  }
+  const huge = MAP_HUGETLB | hugeSizeFlag(page) | noReserve;
+  const anon = e.path === '/anon_hugepage' && e.deleted;
+  if (anon && e.perms.shared) {
+    return { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.ANON_SHARED, flags: MAP.SHARED | MAP.ANONYMOUS | huge, fdflags: O_RDWR };
+  }
+  if (anon) return { ...base, status: VMA.REGULAR | VMA.ANON_PRIVATE, flags: MAP.PRIVATE | MAP.ANONYMOUS | huge };
+  if (e.path.startsWith('/memfd:')) {
+    if (e.perms.shared) {
+      return { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.FILE_SHARED | VMA.MEMFD, flags: MAP.SHARED | huge, fdflags: e.vmFlags.has('mw') ? O_RDWR : O_RDONLY };
+    }
+    return { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.FILE_PRIVATE | VMA.MEMFD, flags: MAP.PRIVATE | huge, fdflags: O_RDONLY };
+  }
+  if (e.path.startsWith('/SYSV')) throw new StasisError('E_UNSUPPORTED', `Cannot dump hugetlb memory at ${where}: SysV segments made with SHM_HUGETLB are not supported yet`);
+  throw new StasisError('E_UNSUPPORTED', `Cannot dump hugetlb memory at ${where}: mappings of files on a hugetlbfs mount are not supported yet`);
 }
 
 /** [vvar] and [vvar_vclock] (Linux 6.12+) as one VVAR area, as CRIU writes them. */

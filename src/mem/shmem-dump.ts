@@ -19,6 +19,7 @@ import type { VmaEntry } from '../image/gen/stasis/vma_pb.js';
 import { StasisError } from '../errors.js';
 import { VMA, MAP, isShmemVma, type VmaSpec } from './vma.js';
 import { PageBitmap } from './page-bitmap.js';
+import { HUGE_2MB, MFD_HUGETLB, hugeSizeFlag, hugetlbfsPageSize } from './hugetlb.js';
 import { ParentPages, copyShmemPages } from './shmem-pages.js';
 import { createImageFile } from '../image/image-modes.js';
 
@@ -44,6 +45,8 @@ export interface ShmemObject {
   fdPath?: string;
   /** For memfds: the id of its MemfdInodeEntry, which open fds name too. */
   inodeId: number;
+  /** The huge page size of a hugetlb object (bytes), 0 for small pages. */
+  hugePage?: number;
   /** Pages used by some mapper or held by the object; a `dirty` bitmap would sit beside it. */
   used?: PageBitmap;
 }
@@ -126,6 +129,8 @@ export class ShmemDumper {
         const st = fs.fstatSync(fd, { bigint: true });
         if (st.ino !== o.ino) throw new StasisError('E_DUMP_FAILED', `${mapFile} has inode ${st.ino}, not ${o.ino}`);
         if ((st.mode & 0o170000n) !== 0o100000n) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${where}: ${mapFile} is not shared memory (mode 0${st.mode.toString(8)})`);
+        o.hugePage = hugetlbfsPageSize(mapFile);
+        if (o.hugePage && o.hugePage !== HUGE_2MB) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${where}: its pages are of ${o.hugePage >> 10} kB, and stasis restores only 2048 kB ones`);
         const extent = o.mappings.reduce((m, x) => {
           const end = x.vma.pgoff + x.vma.end - x.vma.start;
           return end > m ? end : m;
@@ -185,11 +190,32 @@ export class ShmemDumper {
         fs.closeSync(pmFd);
       }
     }
+    if (o.hugePage) {
+      this.nonZeroPages(fd, nrPages, used);
+      return used;
+    }
     for (const [start, end] of dataRanges(fd, 0n, BigInt(nrPages) * BigInt(PAGE))) {
       const p = Number(start / BigInt(PAGE));
       used.setRange(p, Number((end + BigInt(PAGE - 1)) / BigInt(PAGE)) - p);
     }
     return used;
+  }
+
+  /**
+   * hugetlbfs answers SEEK_DATA with the whole file (default_llseek): the object's pages no
+   * process maps are found by reading it instead (a hole reads as zeros and stays a hole).
+   */
+  private nonZeroPages(fd: number, nrPages: number, used: PageBitmap): void {
+    const zero = Buffer.alloc(PAGE);
+    for (let p = 0; p < nrPages; ) {
+      const pages = Math.min(nrPages - p, this.buf.length / PAGE);
+      const n = fs.readSync(fd, this.buf, 0, pages * PAGE, p * PAGE);
+      for (let i = 0; i * PAGE < n; i++) {
+        if (!this.buf.subarray(i * PAGE, Math.min(n, (i + 1) * PAGE)).equals(zero.subarray(0, Math.min(PAGE, n - i * PAGE)))) used.setRange(p + i, 1);
+      }
+      if (n < pages * PAGE) break;
+      p += pages;
+    }
   }
 
   private describeMemfd(o: ShmemObject, fd: number, mapFile: string, st: fs.BigIntStats): void {
@@ -203,6 +229,7 @@ export class ShmemDumper {
     this.memfdInodes.push(create(MemfdInodeEntrySchema, {
       name, uid: Number(st.uid), gid: Number(st.gid), size: st.size, shmid: Number(o.ino),
       seals: fcntl(fd, F_GET_SEALS), inodeId: BigInt(inodeId), mode: Number(st.mode),
+      ...(o.hugePage ? { hugetlbFlag: MFD_HUGETLB | hugeSizeFlag(o.hugePage) } : {}),
     }));
     // Anonymous memory's VMAs name the object itself; only a memfd's name a file entry.
     if (!o.memfd) return;

@@ -10,6 +10,7 @@ import { pidfdOfStasis } from './install-fds.js';
 import { VMA, MAP, PROT, isMappedByRestore, isShmemVma, type VmaSpec } from '../mem/vma.js';
 import type { PageRun } from '../mem/page-runs.js';
 import type { PageSource } from '../mem/page-chain.js';
+import { MAP_HUGETLB, HUGE_SIZE_MASK } from '../mem/hugetlb.js';
 import { readsOutside, type Premap } from './cow-premap.js';
 import type { MappedFiles } from './mapped-files.js';
 
@@ -139,7 +140,8 @@ function mapVmas(inj: Injector, plan: AddressSpacePlan, filled: Set<VmaSpec>, mo
     for (const v of plan.vmas) {
       if (!isMappedByRestore(v) || moved.has(v)) continue;
       const prot = filled.has(v) ? v.prot | PROT.WRITE : v.prot;
-      const keep = v.flags & (MAP.SHARED | MAP.PRIVATE | MAP.DROPPABLE | MAP.ANONYMOUS | MAP.GROWSDOWN | MAP.NORESERVE | MAP.LOCKED);
+      // MAP_HUGETLB and its page size too: an anonymous area gets huge pages of that size, a hugetlb memfd's has them anyway.
+      const keep = v.flags & (MAP.SHARED | MAP.PRIVATE | MAP.DROPPABLE | MAP.ANONYMOUS | MAP.GROWSDOWN | MAP.NORESERVE | MAP.LOCKED | MAP_HUGETLB | HUGE_SIZE_MASK);
       if (v.status & VMA.SYSVIPC) {
         attachSysv(inj, v);
         continue;

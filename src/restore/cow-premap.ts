@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import { ProcMem, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { VMA, MAP, MADV, PROT, isMappedByRestore, type VmaSpec } from '../mem/vma.js';
+import { MAP_HUGETLB } from '../mem/hugetlb.js';
 import type { PageRead, PageSource } from '../mem/page-chain.js';
 import type { PageRun } from '../mem/page-runs.js';
 import type { ImageSet, TaskImages } from './read-images.js';
@@ -40,7 +41,9 @@ interface Range {
  */
 function inheritable(v: VmaSpec): boolean {
   if (!isMappedByRestore(v) || !(v.status & (VMA.ANON_PRIVATE | VMA.FILE_PRIVATE)) || (v.flags & 0x0f) !== MAP.PRIVATE) return false;
-  if (v.flags & MAP.GROWSDOWN) return false;
+  // hugetlb areas are not premapped: each task maps its own and reads its pages in, so the
+  // contents come back but huge pages shared copy-on-write since fork() are copies after restore.
+  if (v.flags & (MAP.GROWSDOWN | MAP_HUGETLB)) return false;
   return (v.madv & ((1n << BigInt(MADV.DONTFORK)) | (1n << BigInt(MADV.WIPEONFORK)))) === 0n;
 }
 

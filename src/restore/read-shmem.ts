@@ -10,6 +10,7 @@ import { resolvePages, type PageSource } from '../mem/page-chain.js';
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import type { MmEntry } from '../image/gen/stasis/mm_pb.js';
 import { VMA, isShmemVma } from '../mem/vma.js';
+import { MFD_HUGETLB, hugePageOf } from '../mem/hugetlb.js';
 import type { PageRun } from '../mem/page-runs.js';
 import { StasisError } from '../errors.js';
 import { ANON_SHMEM_NAME } from '../mem/shmem-dump.js';
@@ -25,6 +26,8 @@ export interface ShmemImage {
   /** Where those pages are stored: this set's pages image, or its parents' (incremental dumps). */
   sources: PageSource[];
   memfd?: { name: string; uid: number; gid: number; seals: number; mode?: number | undefined };
+  /** A hugetlb object's page size in bytes (from its VMAs' MAP_HUGE_* bits, or a memfd's hugetlb_flag); 0 for small pages. */
+  hugePage: number;
   /**
    * Shared anonymous memory that was open as a file (its inode entry named ANON_SHMEM_NAME):
    * made anonymous again, of its size exactly, with its owner and mode.
@@ -57,7 +60,7 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
   const object = (shmid: bigint): ShmemImage => {
     let o = objects.get(shmid);
     if (!o) {
-      o = { shmid, size: 0n, ...readPages(dir, shmid) };
+      o = { shmid, size: 0n, hugePage: 0, ...readPages(dir, shmid) };
       objects.set(shmid, o);
     }
     return o;
@@ -68,6 +71,7 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
     const mode = isFieldSet(ino, MemfdInodeEntrySchema.field.mode) ? ino.mode : undefined;
     if (ino.name === ANON_SHMEM_NAME) o.anon = { uid: ino.uid, gid: ino.gid, mode };
     else o.memfd = { name: ino.name, uid: ino.uid, gid: ino.gid, seals: ino.seals, mode };
+    if (ino.hugetlbFlag) o.hugePage = hugePageOf(ino.hugetlbFlag, MFD_HUGETLB);
     if (ino.size > o.size) o.size = ino.size;
     memfdInodes.set(Number(ino.inodeId), o.shmid);
   }
@@ -85,6 +89,9 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
       } else {
         o = object(v.shmid);
       }
+      const huge = hugePageOf(v.flags);
+      if (huge && o.hugePage && huge !== o.hugePage) throw new StasisError('E_CORRUPT', `The hugetlb mapping at 0x${v.start.toString(16)} has pages of ${huge} bytes, its object ${o.shmid} of ${o.hugePage}`);
+      if (huge) o.hugePage = huge;
       // A private mapping may reach past the object's end (its pages there fault with SIGBUS).
       const end = v.pgoff + v.end - v.start;
       if (!sized(o) && end > o.size) o.size = end;

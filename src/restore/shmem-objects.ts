@@ -6,9 +6,10 @@
 // before; where map_files cannot be opened, a memfd stands in. A memfd is a memfd of its name.
 import fs from 'node:fs';
 import {
-  memfdCreate, ftruncateFd, fchownFd, fcntl, closeFd, mmapSelf, munmapSelf,
+  memfdCreate, ftruncateFd, fchownFd, fcntl, closeFd, mmapSelf, munmapSelf, mmapFdSelf, ProcMem,
   MFD_CLOEXEC, MFD_ALLOW_SEALING, F_ADD_SEALS,
 } from '../sys/index.js';
+import { MAP_HUGETLB, MFD_HUGETLB, hugeSizeFlag, roundUp } from '../mem/hugetlb.js';
 import { StasisError } from '../errors.js';
 import { shmidOfVma, sized, type ShmemImage, type ShmemImages } from './read-shmem.js';
 
@@ -80,22 +81,24 @@ export class ShmemObjects {
 }
 
 function makeObject(o: ShmemImage): number {
+  // A hugetlb object is made with huge pages of its size (hugetlbfs sizes are whole huge pages).
+  const huge = o.hugePage ? MFD_HUGETLB | hugeSizeFlag(o.hugePage) : 0;
   if (o.memfd) {
     const sealing = o.memfd.seals !== F_SEAL_SEAL ? MFD_ALLOW_SEALING : 0;
-    const fd = memfdCreate(o.memfd.name, MFD_CLOEXEC | sealing);
+    const fd = memfdCreate(o.memfd.name, MFD_CLOEXEC | sealing | huge);
     ftruncateFd(fd, o.size);
     return fd;
   }
   // The kernel makes it of the mapping's size, whole pages: one that was open as a file has its own.
-  const len = ((o.size + 4095n) / 4096n) * 4096n || 4096n;
-  const addr = mmapSelf(Number(len), PROT_RW, MAP_SHARED_ANON);
+  const len = roundUp(o.size, o.hugePage || 4096) || BigInt(o.hugePage || 4096);
+  const addr = mmapSelf(Number(len), PROT_RW, MAP_SHARED_ANON | (o.hugePage ? MAP_HUGETLB | hugeSizeFlag(o.hugePage) : 0));
   try {
     const fd = fs.openSync(`/proc/self/map_files/${addr.toString(16)}-${(addr + len).toString(16)}`, fs.constants.O_RDWR);
     if (len !== o.size) ftruncateFd(fd, o.size);
     return fd;
   } catch {
-    const fd = memfdCreate('', MFD_CLOEXEC);
-    ftruncateFd(fd, o.size);
+    const fd = memfdCreate('', MFD_CLOEXEC | huge);
+    ftruncateFd(fd, o.hugePage ? len : o.size);
     return fd;
   } finally {
     munmapSelf(addr, Number(len));
@@ -104,6 +107,10 @@ function makeObject(o: ShmemImage): number {
 
 /** Copies the object's pages from the pages images that hold them, BUF_SIZE bytes per read. */
 function fill(fd: number, o: ShmemImage, buf: Buffer): void {
+  if (o.hugePage) {
+    fillHuge(fd, o, buf);
+    return;
+  }
   for (const src of o.sources) {
     const from = fs.openSync(src.path, 'r');
     try {
@@ -126,5 +133,43 @@ function fill(fd: number, o: ShmemImage, buf: Buffer): void {
     } finally {
       fs.closeSync(from);
     }
+  }
+}
+
+/**
+ * hugetlbfs has no write(): the object is mapped into stasis and its pages are written through
+ * /proc/self/mem at their place in the mapping (each huge page is allocated by its first write).
+ */
+function fillHuge(fd: number, o: ShmemImage, buf: Buffer): void {
+  if (o.sources.every((s) => s.reads.length === 0)) return;
+  const len = Number(roundUp(o.size, o.hugePage));
+  const addr = mmapFdSelf(fd, len, PROT_RW);
+  const mem = new ProcMem(process.pid, true);
+  try {
+    for (const src of o.sources) {
+      const from = fs.openSync(src.path, 'r');
+      try {
+        for (const r of src.reads) {
+          let off = r.off;
+          let to = Number(r.vaddr);
+          let left = r.nrPages * 4096;
+          while (left > 0) {
+            const n = Math.min(left, BUF_SIZE, len - to);
+            if (n <= 0) throw new StasisError('E_CORRUPT', `${src.path} holds pages past the end of hugetlb object ${o.shmid} (${len} bytes)`);
+            const got = fs.readSync(from, buf, 0, n, off);
+            if (got !== n) throw new StasisError('E_TRUNCATED', `${src.path} is short: read ${got} of ${n} bytes at offset ${off}`);
+            mem.write(addr + BigInt(to), buf, 0, n);
+            off += n;
+            to += n;
+            left -= n;
+          }
+        }
+      } finally {
+        fs.closeSync(from);
+      }
+    }
+  } finally {
+    mem.close();
+    munmapSelf(addr, len);
   }
 }

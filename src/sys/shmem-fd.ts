@@ -1,5 +1,6 @@
 // Shared-memory objects held by stasis itself: memfds it creates, shmem files it reaches
 // through /proc/PID/map_files, and the SEEK_DATA/SEEK_HOLE walk over their pages.
+import fs from 'node:fs';
 import { addressOf, syscall, syscallRaw } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
@@ -39,4 +40,18 @@ export function dataRanges(fd: number, from: bigint, to: bigint): [bigint, bigin
     off = h;
   }
   return out;
+}
+
+/** statfs f_type of hugetlbfs (include/uapi/linux/magic.h). */
+const HUGETLBFS_MAGIC = 0x958458f6;
+
+/** The huge page size of the file at `path` (a /proc link is followed), or 0 when it is not on hugetlbfs. */
+export function hugetlbfsPageSize(path: string): number {
+  const st = fs.statfsSync(path);
+  return st.type === HUGETLBFS_MAGIC ? st.bsize : 0;
+}
+
+/** Maps `len` bytes of `fd` from offset 0 shared into stasis (hugetlbfs has no write(): its pages are filled through a mapping). */
+export function mmapFdSelf(fd: number, len: number, prot: number): bigint {
+  return syscall('mmap', 0, len, prot, 0x01, fd, 0);
 }
