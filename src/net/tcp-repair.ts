@@ -184,6 +184,13 @@ export function restoreConnection(fd: number, c: Conn, state: number, e: TcpStre
       w.rcvWup--;
       w.rcvWnd++;
     }
+    // snd_wl1 is the sequence of the segment that last moved the send window. A segment held
+    // out of order (past rcv_nxt, the receive buffer full) moves it too, so it can be far past
+    // rcv_nxt; that segment is not in the image (the peer sends it again), and the kernel
+    // refuses a snd_wl1 past rcv_nxt + rcv_wnd (EINVAL). rcv_nxt is as good: the next segment
+    // is at or past it, so it still updates the window.
+    const rcvNxt = inqSeq >>> 0;
+    if ((((w.sndWl1 - rcvNxt) | 0) > 0)) w.sndWl1 = rcvNxt;
     setRepairWindow(fd, w);
   }
   const rcvWnd = e.rcvWnd ?? 0xffff;
