@@ -6,7 +6,9 @@
  * After `go`: every area holds its bytes and is still of 2048 kB pages (smaps), the memfd reads
  * the same through its fd, and s is one object with the child again: the parent writes a word,
  * the child sees it, checks p and s in turn, and answers through s.
- * Mode "privshared": s mapped private as well through its map_files link (refused at dump). */
+ * Mode "privshared": s mapped private as well through its map_files link (refused at dump).
+ * Mode "incr": after `ready`, on `step`, it rewrites bytes of p's second huge page and the
+ * first small page of m (a pre-dump was taken before), and writes `stepped`. */
 #include "wl.h"
 #include <stdint.h>
 #include <sys/mman.h>
@@ -46,18 +48,22 @@ static long page_kb(void *at)
 	return in ? kb : 0;
 }
 
-static int check(const unsigned char *a, size_t len, int salt)
+/* 0, or 1 + the first offset in [from, from + len) of `a` that is not pat(offset, salt). */
+static int check_at(const unsigned char *a, size_t from, size_t len, int salt)
 {
-	for (size_t i = 0; i < len; i++)
+	for (size_t i = from; i < from + len; i++)
 		if (a[i] != pat(i, salt))
 			return (int)i + 1;
 	return 0;
 }
+static int check(const unsigned char *a, size_t len, int salt) { return check_at(a, 0, len, salt); }
 
 int main(int argc, char **argv)
 {
 	wl_enter(argc, argv);
 	int privshared = argc > 2 && !strcmp(argv[2], "privshared");
+	int incr = argc > 2 && !strcmp(argv[2], "incr");
+	const char *second = "second huge page";
 	unsigned char *p = mmap(NULL, 3 * HP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
 	unsigned char *s = mmap(NULL, 2 * HP, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, -1, 0);
 	int fd = syscall(SYS_memfd_create, "hugefd", MFD_CLOEXEC | MFD_HUGETLB | MFD_HUGE_2MB);
@@ -100,13 +106,22 @@ int main(int argc, char **argv)
 	snprintf(text, sizeof(text), "%d\n", child);
 	wl_write("pids", text);
 	wl_ready();
+	if (incr) {
+		while (access("step", F_OK))
+			wl_sleep_ms(1);
+		second = "changed huge pg!";
+		memcpy(p + HP + 100, second, 16);
+		for (size_t i = 0; i < 4096; i++)
+			m[i] = pat(i, 4);
+		wl_write("stepped", "stepped\n");
+	}
 	wl_wait_go();
 
 	int at;
 	if ((at = check(p, HP, 1)))
 		wl_fail("the private hugetlb memory lost its bytes at %d; ", at - 1);
-	if (memcmp(p + HP + 100, "second huge page", 16))
-		wl_fail("the second huge page of the private memory lost its bytes; ");
+	if (memcmp(p + HP + 100, second, 16))
+		wl_fail("the second huge page of the private memory lost its bytes (%.16s, not %s); ", p + HP + 100, second);
 	for (size_t i = 0; i < HP; i += 4096)
 		if (p[2 * HP + i]) {
 			wl_fail("the untouched huge page holds data; ");
@@ -114,10 +129,11 @@ int main(int argc, char **argv)
 		}
 	if ((at = check(s, 2 * HP - 8, 2)))
 		wl_fail("the shared hugetlb memory lost its bytes at %d; ", at - 1);
-	if ((at = check(m, HP, 3)))
+	int m0 = incr ? 4096 : 0;
+	if ((at = check_at(m, m0, HP - m0, 3)) || (incr && (at = check(m, 4096, 4))))
 		wl_fail("the hugetlb memfd's mapping lost its bytes at %d; ", at - 1);
 	unsigned char *buf = malloc(HP);
-	if (!buf || pread(fd, buf, HP, 0) != (ssize_t)HP || (at = check(buf, HP, 3)))
+	if (!buf || pread(fd, buf, HP, 0) != (ssize_t)HP || check_at(buf, m0, HP - m0, 3) || (incr && check(buf, 4096, 4)))
 		wl_fail("the hugetlb memfd reads otherwise through its fd; ");
 	if (page_kb(p) != 2048 || page_kb(s) != 2048 || page_kb(m) != 2048)
 		wl_fail("the areas are not of 2048 kB pages any more (p %ld, s %ld, m %ld kB); ", page_kb(p), page_kb(s), page_kb(m));

@@ -7,9 +7,13 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir } from '../harness.js';
+import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, waitFor } from '../harness.js';
 import { readImage, pagemapCount } from '../../../src/image/index.js';
-import { dump, StasisError } from '../../../src/api/index.js';
+import { PE } from '../../../src/image/pagemap-flags.js';
+import { dump, preDump, StasisError } from '../../../src/api/index.js';
+import { probeKernel } from '../../../src/sys/index.js';
+import { backendProblems } from '../../../src/mem/dirty-open.js';
+import type { DirtyBackendName } from '../../../src/mem/dirty.js';
 
 const NR = '/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages';
 const WANT = 24;
@@ -99,3 +103,33 @@ test('a private mapping of shared hugetlb memory is refused at dump, and the tre
   w.go();
   assertPassed(w.finish());
 });
+
+const problems = backendProblems(probeKernel());
+for (const backend of ['uffd', 'hash'] as DirtyBackendName[]) {
+  const why = skip || (problems[backend] ? `${backend} backend unavailable: ${problems[backend]}` : false);
+  test(`hugetlb pages written between a pre-dump tracked by ${backend} and the dump come back as written then`, { skip: why }, async () => {
+    const w = new Workload(`hugetlb-incr-${backend}`, bin(), ['incr']).start();
+    const pre = tmpDir(`hugetlb-pre-${backend}`);
+    await preDump({ pid: w.pid, imagesDir: pre, trackBackend: backend });
+    fs.writeFileSync(w.file('step'), '');
+    waitFor('the workload to write its pages again', () => fs.existsSync(w.file('stepped')));
+    const { images } = await checkpointRestore(w, { dump: { prevImagesDir: pre } });
+    assert.ok(fs.existsSync(`${images}/parent`), 'the dump has no parent');
+    const [p, s, m] = areas(w);
+    // p's first huge page, unchanged since the pre-dump, is left to it; its second is written again.
+    const kinds = (from: bigint, to: bigint) => {
+      const k = { parent: 0, present: 0 };
+      for (const e of readImage(images, 'pagemap', w.pid).entries) {
+        if (e.vaddr < from || e.vaddr >= to) continue;
+        if ((e.flags ?? 0) & PE.PARENT) k.parent += pagemapCount(e);
+        else k.present += pagemapCount(e);
+      }
+      return k;
+    };
+    assert.deepEqual(kinds(p, p + HP), { parent: 512, present: 0 });
+    assert.ok(kinds(p + HP, p + 2n * HP).present > 0, 'the page written after the pre-dump is not in the dump');
+    for (const a of [p, s, m]) assert.equal(pageKb(w.pid, a), 2048);
+    w.go();
+    assertPassed(w.finish());
+  });
+}
