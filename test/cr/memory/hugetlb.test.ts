@@ -10,8 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, waitFor } from '../harness.js';
 import { readImage, pagemapCount } from '../../../src/image/index.js';
 import { PE } from '../../../src/image/pagemap-flags.js';
-import { dump, preDump, StasisError } from '../../../src/api/index.js';
-import { probeKernel } from '../../../src/sys/index.js';
+import { dump, preDump, restore, StasisError } from '../../../src/api/index.js';
+import { probeKernel, setChildSubreaper } from '../../../src/sys/index.js';
+import { criu, criuWorks, reapDumped } from '../interop/criu-tool.js';
 import { backendProblems } from '../../../src/mem/dirty-open.js';
 import type { DirtyBackendName } from '../../../src/mem/dirty.js';
 
@@ -133,3 +134,31 @@ for (const backend of ['uffd', 'hash'] as DirtyBackendName[]) {
     assertPassed(w.finish());
   });
 }
+
+// CRIU 4.2 keeps hugetlb memory in the same images: each tool restores what the other dumped.
+const noCriu = skip || criuWorks();
+if (!noCriu) setChildSubreaper();
+
+test('CRIU 4.2 restores the hugetlb memory stasis dumped', { skip: noCriu }, async () => {
+  const w = new Workload('hugetlb-to-criu', bin()).start();
+  const images = tmpDir('hugetlb-to-criu-img');
+  await dump({ pid: w.pid, imagesDir: images, shellJob: true });
+  criu(['restore', '-d', '-j'], images, 'restore.log');
+  const [p, s, m] = areas(w);
+  for (const a of [p, s, m]) assert.equal(pageKb(w.pid, a), 2048);
+  w.go();
+  assertPassed(w.finish());
+});
+
+test("stasis restores the hugetlb memory CRIU 4.2 dumped", { skip: noCriu }, async () => {
+  const w = new Workload('hugetlb-from-criu', bin()).start();
+  const images = tmpDir('hugetlb-from-criu-img');
+  criu(['dump', '-t', String(w.pid), '-j'], images, 'dump.log');
+  reapDumped(images);
+  const r = await restore({ imagesDir: images, detach: true, shellJob: true, noVerify: true });
+  assert.equal(r.pid, w.pid);
+  const [p, s, m] = areas(w);
+  for (const a of [p, s, m]) assert.equal(pageKb(w.pid, a), 2048);
+  w.go();
+  assertPassed(w.finish());
+});
