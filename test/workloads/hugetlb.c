@@ -2,7 +2,8 @@
  * anonymous hugetlb memory of 3 huge pages, of which the first is filled and the second has a
  * few bytes (the third never touched); s is shared anonymous hugetlb memory of 2 huge pages,
  * shared with a child that filled it; m is a memfd made with MFD_HUGETLB of 2 huge pages, kept
- * open, its first one filled through the mapping. `areas` holds p s m, `pids` the child.
+ * open, its first one filled through the mapping; o is another of one huge page, filled through
+ * a mapping since unmapped, only held open. `areas` holds p s m, `pids` the child.
  * After `go`: every area holds its bytes and is still of 2048 kB pages (smaps), the memfd reads
  * the same through its fd, and s is one object with the child again: the parent writes a word,
  * the child sees it, checks p and s in turn, and answers through s.
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <linux/memfd.h>
 
@@ -72,8 +74,15 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	unsigned char *m = mmap(NULL, 2 * HP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
+	int ofd = syscall(SYS_memfd_create, "hugeonly", MFD_HUGETLB | MFD_HUGE_2MB);
+	if (m == MAP_FAILED || ofd < 0 || ftruncate(ofd, HP))
 		return 77;
+	unsigned char *o = mmap(NULL, HP, PROT_READ | PROT_WRITE, MAP_SHARED, ofd, 0);
+	if (o == MAP_FAILED)
+		return 77;
+	for (size_t i = 0; i < HP; i++)
+		o[i] = pat(i, 6);
+	munmap(o, HP);
 	for (size_t i = 0; i < HP; i++)
 		p[i] = pat(i, 1), m[i] = pat(i, 3);
 	memcpy(p + HP + 100, "second huge page", 16);
@@ -135,6 +144,11 @@ int main(int argc, char **argv)
 	unsigned char *buf = malloc(HP);
 	if (!buf || pread(fd, buf, HP, 0) != (ssize_t)HP || check_at(buf, m0, HP - m0, 3) || (incr && check(buf, 4096, 4)))
 		wl_fail("the hugetlb memfd reads otherwise through its fd; ");
+	struct statfs sf;
+	if (pread(ofd, buf, HP, 0) != (ssize_t)HP || check(buf, HP, 6))
+		wl_fail("the hugetlb memfd only held open lost its bytes; ");
+	if (fstatfs(ofd, &sf) || sf.f_bsize != (long)HP)
+		wl_fail("the hugetlb memfd only held open is not of 2 MiB pages any more (%ld); ", (long)sf.f_bsize);
 	if (page_kb(p) != 2048 || page_kb(s) != 2048 || page_kb(m) != 2048)
 		wl_fail("the areas are not of 2048 kB pages any more (p %ld, s %ld, m %ld kB); ", page_kb(p), page_kb(s), page_kb(m));
 	/* The memfd and its mapping are one object still. */
