@@ -21,6 +21,7 @@ const IOV_MAX = 1024;
 const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
 const MAP_FIXED = 0x10, MAP_FIXED_NOREPLACE = 0x100000;
+const ENOMEM = -12n;
 const MREMAP_MAYMOVE = 1, MREMAP_FIXED = 2;
 const ARCH_MAP_VDSO_64 = 0x2003;
 const MADV_GUARD_INSTALL = 102;
@@ -156,7 +157,8 @@ function mapVmas(inj: Injector, plan: AddressSpacePlan, filled: Set<VmaSpec>, mo
       }
       const r = inj.call('mmap', v.start, v.end - v.start, prot, (fd >= 0 ? keep & ~MAP.ANONYMOUS : keep) | MAP_FIXED, fd, v.pgoff);
       if (r !== BigInt.asIntN(64, v.start)) {
-        throw new StasisError('E_RESTORE_FAILED', `Cannot map 0x${v.start.toString(16)}-0x${v.end.toString(16)} in pid ${inj.pid}: ${r < 0n && r > -4096n ? `mmap failed with ${failedWith(r)}` : `mmap returned 0x${BigInt.asUintN(64, r).toString(16)}`}`);
+        const hint = v.flags & MAP_HUGETLB && r === ENOMEM ? ' (hugetlb memory: too few free huge pages, see nr_hugepages)' : '';
+        throw new StasisError('E_RESTORE_FAILED', `Cannot map 0x${v.start.toString(16)}-0x${v.end.toString(16)} in pid ${inj.pid}: ${r < 0n && r > -4096n ? `mmap failed with ${failedWith(r)}${hint}` : `mmap returned 0x${BigInt.asUintN(64, r).toString(16)}`}`);
       }
     }
   } finally {
