@@ -9,8 +9,8 @@
 //
 // Restore: socket(), IPV6_V6ONLY and SO_REUSEPORT as they were, IP_FREEBIND and SO_REUSEADDR on
 // while binding, then put back as they were after connect(); then the other options
-// (sk-opts.ts), the IP and raw options, the shut sides and the status flags. Not kept:
-// multicast memberships.
+// (sk-opts.ts), the IP and raw options, the multicast options and memberships (inet-mcast.ts),
+// the shut sides and the status flags.
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
@@ -34,6 +34,7 @@ import {
 import { findInetSocket, formatInet, probeUnlisted, type InetProbe } from './inet-socket-probe.js';
 import { dumpTcp, openTcp } from './inet-tcp.js';
 import { failure } from './fail.js';
+import { dumpMcGroups, dumpMcOpts, setMcast } from './inet-mcast.js';
 
 const TCP_ESTABLISHED = 1, TCP_CLOSE = 7;
 const O_ASYNC = 0o20000, F_GETOWN = 9;
@@ -150,7 +151,10 @@ function dumpSocket(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry {
       fown: emptyFown(), opts,
       ...(found.family === AF_INET6 ? { v6only: getsockoptInt(taken, IPPROTO_IPV6, IPV6_V6ONLY) !== 0 } : {}),
       ipOpts: dumpIpOpts(taken, found.family, type, proto),
+      mcGroups: dumpMcGroups(taken, p.pid, found.family, type),
     });
+    const mc = dumpMcOpts(taken, found.family, type);
+    if (mc) isk.mcOpts = mc;
     if (diag?.shutdown) isk.shutdown = diag.shutdown as SkShutdown;
     return create(FileEntrySchema, { type: FdTypes.INETSK, id, isk });
   } catch (err) {
@@ -217,6 +221,7 @@ function makeSocket(k: InetSkEntry): number {
     setTimeouts(fd, o);
     setGeneralOpts(fd, o);
     setIpOpts(fd, k);
+    setMcast(fd, k);
     const shut = k.shutdown ?? 0;
     if (shut) {
       try {
@@ -250,9 +255,9 @@ export const inetSocket = {
     try {
       return { status: 'done', fd: makeSocket(k) };
     } catch (err) {
-      const why = err instanceof SyscallError ? err.message : String(err);
+      const why = err instanceof SyscallError || err instanceof StasisError ? err.message : String(err);
       const kind = k.type === SOCK_RAW ? 'raw' : k.proto === IPPROTO_UDPLITE ? 'UDP-Lite' : 'UDP';
-      throw new StasisError('E_RESTORE_FAILED', `Cannot restore ${kind} socket ${e.id} on ${at}: ${why}`, { cause: err });
+      throw new StasisError(err instanceof StasisError ? err.code : 'E_RESTORE_FAILED', `Cannot restore ${kind} socket ${e.id} on ${at}: ${why}`, { cause: err });
     }
   },
 } satisfies FileKind;

@@ -13,7 +13,7 @@ export const PACKET_RESERVE = 12, PACKET_TX_RING = 13, PACKET_LOSS = 14, PACKET_
 export const PACKET_TIMESTAMP = 17, PACKET_FANOUT = 18, PACKET_TX_HAS_OFF = 19, PACKET_QDISC_BYPASS = 20;
 export const PACKET_IGNORE_OUTGOING = 23, PACKET_VNET_HDR_SZ = 24, PACKET_COPY_THRESH = 7;
 export const NETLINK_EXT_ACK = 11, NETLINK_GET_STRICT_CHK = 12;
-const SO_NETNS_COOKIE = 71, SIOCGIFNAME = 0x8910;
+const SO_NETNS_COOKIE = 71, SIOCGIFNAME = 0x8910, SIOCGIFINDEX = 0x8933;
 
 /** sk_meminfo's words (SK_MEMINFO_*): receive memory in use, send memory in use. */
 const MEMINFO_RMEM_ALLOC = 0, MEMINFO_WMEM_ALLOC = 2;
@@ -218,6 +218,14 @@ export function ifName(fd: number, ifindex: number): string {
   check('ioctl', syscallRaw('ioctl', fd, SIOCGIFNAME, addressOf(ifr)), `SIOCGIFNAME ${ifindex}`);
   const name = ifr.subarray(0, 16);
   return name.subarray(0, name.includes(0) ? name.indexOf(0) : 16).toString('latin1');
+}
+
+/** SIOCGIFINDEX through socket `fd`: the index of interface `name` of the socket's network namespace. */
+export function ifIndex(fd: number, name: string): number {
+  const ifr = Buffer.alloc(40);
+  ifr.write(name.slice(0, 15), 0, 'latin1');
+  check('ioctl', syscallRaw('ioctl', fd, SIOCGIFINDEX, addressOf(ifr)), `SIOCGIFINDEX ${name}`);
+  return ifr.readInt32LE(16);
 }
 
 /**

@@ -19,6 +19,10 @@ export const SHUT_RD = 0, SHUT_WR = 1;
 export const SOCK_RAW = 3, IPPROTO_UDPLITE = 136, SOL_RAW = 255, SOL_ICMPV6 = 58;
 export const IP_TOS = 1, IP_TTL = 2, IP_HDRINCL = 3, IP_PKTINFO = 8, IP_NODEFRAG = 22, IPV6_RECVPKTINFO = 49;
 export const ICMP_FILTER = 1, ICMPV6_FILTER = 1, SO_ATTACH_FILTER = 26, SO_GET_FILTER = 26, UDP_CORK = 1;
+export const IP_MULTICAST_IF = 32, IP_MULTICAST_TTL = 33, IP_MULTICAST_LOOP = 34, IP_MULTICAST_ALL = 49;
+export const MCAST_JOIN_GROUP = 42, MCAST_BLOCK_SOURCE = 43, MCAST_JOIN_SOURCE_GROUP = 46, MCAST_MSFILTER = 48;
+export const MCAST_EXCLUDE = 0, MCAST_INCLUDE = 1;
+export const IPV6_MULTICAST_IF = 17, IPV6_MULTICAST_HOPS = 18, IPV6_MULTICAST_LOOP = 19, IPV6_MULTICAST_ALL = 29;
 const SCM_RIGHTS = 1, SCM_CREDENTIALS = 2;
 const EAGAIN = 11, EINTR = 4;
 const SUN_PATH_MAX = 108;
@@ -154,6 +158,13 @@ export function getsockoptBytes(fd: number, level: number, opt: number, max: num
   const len = new Int32Array([max]);
   check('getsockopt', syscallRaw('getsockopt', fd, level, opt, addressOf(b), addressOf(len)), `fd ${fd}, option ${opt}`);
   return b.subarray(0, Math.min(max, len[0] ?? 0));
+}
+
+/** An option whose request is in the buffer it answers in (MCAST_MSFILTER): the bytes the kernel wrote back. */
+export function getsockoptInOut(fd: number, level: number, opt: number, buf: Buffer): Buffer {
+  const len = new Int32Array([buf.length]);
+  check('getsockopt', syscallRaw('getsockopt', fd, level, opt, addressOf(buf), addressOf(len)), `fd ${fd}, option ${opt}`);
+  return buf.subarray(0, Math.min(buf.length, len[0] ?? 0));
 }
 
 export function setsockoptBytes(fd: number, level: number, opt: number, value: Buffer): void {

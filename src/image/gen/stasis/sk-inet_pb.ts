@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/sk-inet.proto.
  */
 export const file_stasis_sk_inet: GenFile = /*@__PURE__*/
-  fileDesc("ChRzdGFzaXMvc2staW5ldC5wcm90bxIMc3Rhc2lzLmltYWdlIlsKDklwT3B0c1Jhd0VudHJ5Eg8KB2hkcmluY2wYASABKAgSEAoIbm9kZWZyYWcYAiABKAgSEAoIY2hlY2tzdW0YAyABKAgSFAoMaWNtcHZfZmlsdGVyGAQgAygNInUKC0lwT3B0c0VudHJ5EhAKCGZyZWViaW5kGAEgASgIEikKA3JhdxgEIAEoCzIcLnN0YXNpcy5pbWFnZS5JcE9wdHNSYXdFbnRyeRIPCgdwa3RpbmZvGAUgASgIEgsKA3RvcxgGIAEoDRILCgN0dGwYByABKA0ipwUKC0luZXRTa0VudHJ5EgoKAmlkGAEgAigNEgsKA2lubxgCIAIoDRIOCgZmYW1pbHkYAyACKA0SDAoEdHlwZRgEIAIoDRINCgVwcm90bxgFIAIoDRINCgVzdGF0ZRgGIAIoDRIQCghzcmNfcG9ydBgHIAIoDRIQCghkc3RfcG9ydBgIIAIoDRINCgVmbGFncxgJIAIoDRIPCgdiYWNrbG9nGAogAigNEhAKCHNyY19hZGRyGAsgAygNEhAKCGRzdF9hZGRyGAwgAygNEiUKBGZvd24YDSACKAsyFy5zdGFzaXMuaW1hZ2UuRm93bkVudHJ5EicKBG9wdHMYDiACKAsyGS5zdGFzaXMuaW1hZ2UuU2tPcHRzRW50cnkSDgoGdjZvbmx5GA8gASgIEioKB2lwX29wdHMYECABKAsyGS5zdGFzaXMuaW1hZ2UuSXBPcHRzRW50cnkSDgoGaWZuYW1lGBEgASgJEg0KBW5zX2lkGBIgASgNEioKCHNodXRkb3duGBMgASgOMhguc3Rhc2lzLmltYWdlLlNrU2h1dGRvd24SLAoIdGNwX29wdHMYFCABKAsyGi5zdGFzaXMuaW1hZ2UuVGNwT3B0c0VudHJ5EhQKC3RjcF9ub2RlbGF5GOkHIAEoCBIZChB0Y3BfZGVmZXJfYWNjZXB0GOoHIAEoDRIZChB0Y3BfdXNlcl90aW1lb3V0GPIHIAEoDRIXCg50Y3BfY29uZ2VzdGlvbhjzByABKAkSFAoLdGNwX2xpbmdlcjIY9AcgASgFEhMKCnRjcF9zeW5jbnQY9QcgASgNEhoKEXRjcF9ub3RzZW50X2xvd2F0GPYHIAEoDRITCgp0Y3BfbWF4c2VnGPcHIAEoDRIVCgx0Y3BfZmFzdG9wZW4Y+AcgASgN", [file_stasis_fown, file_stasis_sk_opts, file_stasis_tcp_stream]);
+  fileDesc("ChRzdGFzaXMvc2staW5ldC5wcm90bxIMc3Rhc2lzLmltYWdlIlsKDklwT3B0c1Jhd0VudHJ5Eg8KB2hkcmluY2wYASABKAgSEAoIbm9kZWZyYWcYAiABKAgSEAoIY2hlY2tzdW0YAyABKAgSFAoMaWNtcHZfZmlsdGVyGAQgAygNInUKC0lwT3B0c0VudHJ5EhAKCGZyZWViaW5kGAEgASgIEikKA3JhdxgEIAEoCzIcLnN0YXNpcy5pbWFnZS5JcE9wdHNSYXdFbnRyeRIPCgdwa3RpbmZvGAUgASgIEgsKA3RvcxgGIAEoDRILCgN0dGwYByABKA0iYQoQSW5ldE1jR3JvdXBFbnRyeRIOCgZmYW1pbHkYASACKA0SDQoFZ3JvdXAYAiADKA0SDgoGaWZuYW1lGAMgAigJEg0KBWZtb2RlGAQgAigNEg8KB3NvdXJjZXMYBSADKA0ihwEKD0luZXRNY09wdHNFbnRyeRILCgN0dGwYASABKA0SDAoEbG9vcBgCIAEoCBILCgNhbGwYAyABKAgSDwoHaWZfYWRkchgEIAEoDRINCgVob3BzNhgFIAEoBRINCgVsb29wNhgGIAEoCBIMCgRhbGw2GAcgASgIEg8KB2lmbmFtZTYYCCABKAkijAYKC0luZXRTa0VudHJ5EgoKAmlkGAEgAigNEgsKA2lubxgCIAIoDRIOCgZmYW1pbHkYAyACKA0SDAoEdHlwZRgEIAIoDRINCgVwcm90bxgFIAIoDRINCgVzdGF0ZRgGIAIoDRIQCghzcmNfcG9ydBgHIAIoDRIQCghkc3RfcG9ydBgIIAIoDRINCgVmbGFncxgJIAIoDRIPCgdiYWNrbG9nGAogAigNEhAKCHNyY19hZGRyGAsgAygNEhAKCGRzdF9hZGRyGAwgAygNEiUKBGZvd24YDSACKAsyFy5zdGFzaXMuaW1hZ2UuRm93bkVudHJ5EicKBG9wdHMYDiACKAsyGS5zdGFzaXMuaW1hZ2UuU2tPcHRzRW50cnkSDgoGdjZvbmx5GA8gASgIEioKB2lwX29wdHMYECABKAsyGS5zdGFzaXMuaW1hZ2UuSXBPcHRzRW50cnkSDgoGaWZuYW1lGBEgASgJEg0KBW5zX2lkGBIgASgNEioKCHNodXRkb3duGBMgASgOMhguc3Rhc2lzLmltYWdlLlNrU2h1dGRvd24SLAoIdGNwX29wdHMYFCABKAsyGi5zdGFzaXMuaW1hZ2UuVGNwT3B0c0VudHJ5EhQKC3RjcF9ub2RlbGF5GOkHIAEoCBIZChB0Y3BfZGVmZXJfYWNjZXB0GOoHIAEoDRIZChB0Y3BfdXNlcl90aW1lb3V0GPIHIAEoDRIXCg50Y3BfY29uZ2VzdGlvbhjzByABKAkSFAoLdGNwX2xpbmdlcjIY9AcgASgFEhMKCnRjcF9zeW5jbnQY9QcgASgNEhoKEXRjcF9ub3RzZW50X2xvd2F0GPYHIAEoDRITCgp0Y3BfbWF4c2VnGPcHIAEoDRIVCgx0Y3BfZmFzdG9wZW4Y+AcgASgNEjIKCW1jX2dyb3Vwcxj8ByADKAsyHi5zdGFzaXMuaW1hZ2UuSW5ldE1jR3JvdXBFbnRyeRIvCgdtY19vcHRzGP0HIAEoCzIdLnN0YXNpcy5pbWFnZS5JbmV0TWNPcHRzRW50cnk", [file_stasis_fown, file_stasis_sk_opts, file_stasis_tcp_stream]);
 
 /**
  * A raw socket's own options (CRIU's ip_opts_raw_entry): IP_HDRINCL, IP_NODEFRAG, and the
@@ -96,6 +96,107 @@ export type IpOptsEntry = Message<"stasis.image.IpOptsEntry"> & {
  */
 export const IpOptsEntrySchema: GenMessage<IpOptsEntry> = /*@__PURE__*/
   messageDesc(file_stasis_sk_inet, 1);
+
+/**
+ * A multicast group a socket is a member of (stasis's own: CRIU keeps none). family is the
+ * level it was joined at: AF_INET (SOL_IP, which an IPv6 UDP socket can join too) or AF_INET6;
+ * group and sources are addresses as the kernel's 32-bit words (one for IPv4, four for IPv6),
+ * sources one after the other; ifname the interface it was joined on (an index means nothing
+ * on another machine); fmode MCAST_EXCLUDE (0: any source but those) or MCAST_INCLUDE (1:
+ * only those), as getsockopt(MCAST_MSFILTER) reads them.
+ *
+ * @generated from message stasis.image.InetMcGroupEntry
+ */
+export type InetMcGroupEntry = Message<"stasis.image.InetMcGroupEntry"> & {
+  /**
+   * @generated from field: required uint32 family = 1;
+   */
+  family: number;
+
+  /**
+   * @generated from field: repeated uint32 group = 2;
+   */
+  group: number[];
+
+  /**
+   * @generated from field: required string ifname = 3;
+   */
+  ifname: string;
+
+  /**
+   * @generated from field: required uint32 fmode = 4;
+   */
+  fmode: number;
+
+  /**
+   * @generated from field: repeated uint32 sources = 5;
+   */
+  sources: number[];
+};
+
+/**
+ * Describes the message stasis.image.InetMcGroupEntry.
+ * Use `create(InetMcGroupEntrySchema)` to create a new message.
+ */
+export const InetMcGroupEntrySchema: GenMessage<InetMcGroupEntry> = /*@__PURE__*/
+  messageDesc(file_stasis_sk_inet, 2);
+
+/**
+ * A socket's multicast sending options (stasis's own), each only where the kernel's default
+ * differs: IP_MULTICAST_TTL, IP_MULTICAST_LOOP, IP_MULTICAST_ALL, IP_MULTICAST_IF as the
+ * address getsockopt reads (a kernel word), and IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP,
+ * IPV6_MULTICAST_ALL, IPV6_MULTICAST_IF as the interface's name.
+ *
+ * @generated from message stasis.image.InetMcOptsEntry
+ */
+export type InetMcOptsEntry = Message<"stasis.image.InetMcOptsEntry"> & {
+  /**
+   * @generated from field: optional uint32 ttl = 1;
+   */
+  ttl: number;
+
+  /**
+   * @generated from field: optional bool loop = 2;
+   */
+  loop: boolean;
+
+  /**
+   * @generated from field: optional bool all = 3;
+   */
+  all: boolean;
+
+  /**
+   * @generated from field: optional uint32 if_addr = 4;
+   */
+  ifAddr: number;
+
+  /**
+   * @generated from field: optional int32 hops6 = 5;
+   */
+  hops6: number;
+
+  /**
+   * @generated from field: optional bool loop6 = 6;
+   */
+  loop6: boolean;
+
+  /**
+   * @generated from field: optional bool all6 = 7;
+   */
+  all6: boolean;
+
+  /**
+   * @generated from field: optional string ifname6 = 8;
+   */
+  ifname6: string;
+};
+
+/**
+ * Describes the message stasis.image.InetMcOptsEntry.
+ * Use `create(InetMcOptsEntrySchema)` to create a new message.
+ */
+export const InetMcOptsEntrySchema: GenMessage<InetMcOptsEntry> = /*@__PURE__*/
+  messageDesc(file_stasis_sk_inet, 3);
 
 /**
  * One IPv4 or IPv6 socket (CRIU's sk-inet.proto). id names it for fdinfo, ino is its socket
@@ -260,6 +361,19 @@ export type InetSkEntry = Message<"stasis.image.InetSkEntry"> & {
    * @generated from field: optional uint32 tcp_fastopen = 1016;
    */
   tcpFastopen: number;
+
+  /**
+   * A UDP or raw socket's multicast memberships and options (stasis's own; an image without
+   * them, CRIU's, restores with none).
+   *
+   * @generated from field: repeated stasis.image.InetMcGroupEntry mc_groups = 1020;
+   */
+  mcGroups: InetMcGroupEntry[];
+
+  /**
+   * @generated from field: optional stasis.image.InetMcOptsEntry mc_opts = 1021;
+   */
+  mcOpts?: InetMcOptsEntry | undefined;
 };
 
 /**
@@ -267,5 +381,5 @@ export type InetSkEntry = Message<"stasis.image.InetSkEntry"> & {
  * Use `create(InetSkEntrySchema)` to create a new message.
  */
 export const InetSkEntrySchema: GenMessage<InetSkEntry> = /*@__PURE__*/
-  messageDesc(file_stasis_sk_inet, 2);
+  messageDesc(file_stasis_sk_inet, 4);
 
