@@ -22,7 +22,7 @@ import {
   getsockoptBytes, getsockoptInOut, getsockoptInt, ifIndex, ifName, setsockoptBytes, setsockoptInt, SyscallError,
   AF_INET, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IP_MULTICAST_ALL, IP_MULTICAST_IF, IP_MULTICAST_LOOP, IP_MULTICAST_TTL,
   IPV6_MULTICAST_ALL, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_IF, IPV6_MULTICAST_LOOP, MCAST_BLOCK_SOURCE, MCAST_EXCLUDE,
-  MCAST_INCLUDE, MCAST_JOIN_GROUP, MCAST_JOIN_SOURCE_GROUP, MCAST_MSFILTER, SOCK_RAW,
+  MCAST_INCLUDE, MCAST_JOIN_GROUP, MCAST_JOIN_SOURCE_GROUP, MCAST_MSFILTER, SOCK_RAW, SOCK_STREAM,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
@@ -79,13 +79,20 @@ function deviceGroups(pid: number, table: 'igmp' | 'igmp6'): DeviceGroup[] {
   return table === 'igmp' ? parseIgmp(text) : parseIgmp6(text);
 }
 
-/** The groups socket `fd` (taken from `pid`) is in, with their filters. */
+// 224.0.0.1 in network order: every device's own join (users 1); more users are sockets'.
+const ALL_HOSTS = 0x010000e0;
+
+/**
+ * The groups socket `fd` (taken from `pid`) is in, with their filters. A TCP socket can join
+ * IPv4 groups only (IPv6 refuses it with EPROTO), an IPv6 raw socket IPv6 ones only.
+ */
 export function dumpMcGroups(fd: number, pid: number, family: number, type: number): InetMcGroupEntry[] {
-  const levels = family === AF_INET ? [AF_INET] : type === SOCK_RAW ? [AF_INET6] : [AF_INET6, AF_INET];
+  const levels = family === AF_INET || type === SOCK_STREAM ? [AF_INET] : type === SOCK_RAW ? [AF_INET6] : [AF_INET6, AF_INET];
   const out: InetMcGroupEntry[] = [];
   for (const f of levels) {
     const seen = new Set<string>();
     for (const c of deviceGroups(pid, f === AF_INET ? 'igmp' : 'igmp6')) {
+      if (f === AF_INET && c.group[0] === ALL_HOSTS && c.users <= 1) continue;
       const key = `${c.ifindex}/${c.group.join(',')}`;
       if (seen.has(key)) continue;
       seen.add(key);
@@ -184,6 +191,11 @@ function joinGroup(fd: number, g: InetMcGroupEntry): void {
   } else {
     throw new StasisError('E_CORRUPT', `Multicast group ${fmt(f, g.group)} of the image has filter mode ${g.fmode}`);
   }
+}
+
+/** 239.1.1.1 on mc0 */
+export function describeGroup(g: InetMcGroupEntry): string {
+  return `${fmt(g.family, g.group)} on ${g.ifname}`;
 }
 
 function fmt(family: number, words: readonly number[]): string {

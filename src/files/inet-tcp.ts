@@ -38,6 +38,7 @@ import { setBufSize, setGeneralOpts, setTimeouts } from './sk-opts.js';
 import { formatInet, TCP_STATES, type InetProbe } from './inet-socket-probe.js';
 import { dumpOpts, inetRefusal, optOf, setIfOther, SNDBUF_LOCK, RCVBUF_LOCK } from './inet-socket.js';
 import { failure } from './fail.js';
+import { describeGroup, dumpMcGroups } from './inet-mcast.js';
 
 const O_ASYNC = 0o20000, F_GETOWN = 9;
 const TCP_FASTOPEN = 23, SHUT_RDWR = 2;
@@ -108,6 +109,9 @@ export function dumpTcp(p: FdProbe, ctx: DumpFileCtx, id: number, found: InetPro
       }
       ctx.log?.info(`tcp: skipping ${diag.rqueue} connection(s) in flight of listener ${formatInet(found.family, s.localAddr, s.localPort)}`);
     }
+    // A TCP socket can join IPv4 groups (it never receives from them); a restore would lose them.
+    const groups = dumpMcGroups(taken, p.pid, found.family, SOCK_STREAM);
+    if (groups.length) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} is a TCP socket in multicast group ${groups.map(describeGroup).join(', ')}, not supported`);
     // Read before repair mode, which changes SO_REUSEADDR and TCP_MAXSEG.
     const [lingerOn, lingerSecs] = getLinger(taken);
     const opts = {

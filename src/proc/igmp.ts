@@ -2,11 +2,12 @@
 // is in (every socket's joins, and the kernel's own: 224.0.0.1, ff02::1, ff01::1, solicited-node).
 // The kernel lists no socket's memberships; these are the candidates to ask each socket about.
 
-/** A group a device is in: the interface's index and name, the group as the kernel's 32-bit words. */
+/** A group a device is in: the interface's index and name, the group as the kernel's 32-bit words, its joins (sockets' and the kernel's). */
 export interface DeviceGroup {
   ifindex: number;
   ifname: string;
   group: number[];
+  users: number;
 }
 
 /**
@@ -23,8 +24,8 @@ export function parseIgmp(text: string): DeviceGroup[] {
       dev = { ifindex: Number(d[1]), ifname: d[2]! };
       continue;
     }
-    const g = /^\s+([0-9A-Fa-f]{8})\s/.exec(line);
-    if (g && dev) out.push({ ...dev, group: [parseInt(g[1]!, 16) >>> 0] });
+    const g = /^\s+([0-9A-Fa-f]{8})\s+(\d+)\s/.exec(line);
+    if (g && dev) out.push({ ...dev, group: [parseInt(g[1]!, 16) >>> 0], users: Number(g[2]) });
   }
   return out;
 }
@@ -33,10 +34,10 @@ export function parseIgmp(text: string): DeviceGroup[] {
 export function parseIgmp6(text: string): DeviceGroup[] {
   const out: DeviceGroup[] = [];
   for (const line of text.split('\n')) {
-    const m = /^\s*(\d+)\s+(\S+)\s+([0-9a-fA-F]{32})\s/.exec(line);
+    const m = /^\s*(\d+)\s+(\S+)\s+([0-9a-fA-F]{32})\s+(\d+)\s/.exec(line);
     if (!m) continue;
     const b = Buffer.from(m[3]!, 'hex');
-    out.push({ ifindex: Number(m[1]), ifname: m[2]!, group: [0, 1, 2, 3].map((i) => b.readUInt32LE(4 * i)) });
+    out.push({ ifindex: Number(m[1]), ifname: m[2]!, group: [0, 1, 2, 3].map((i) => b.readUInt32LE(4 * i)), users: Number(m[4]) });
   }
   return out;
 }

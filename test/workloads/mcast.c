@@ -8,7 +8,8 @@
  * socket (9, protocol 253) in 239.1.1.6. The state is checked before `ready` and again after
  * `go`: each membership with its filter (MCAST_MSFILTER), each option, a datagram to each group
  * received, none to a group left or from a source filtered out. With a file `nomc` in its
- * directory at `go` (a restore from an image without memberships) it checks it has none. */
+ * directory at `go` (a restore from an image without memberships) it checks it has none.
+ * With `tcp`, fd 10 is a TCP listener in 239.1.1.7 (refused). */
 #include "sockopt-wl.h"
 #include <errno.h>
 #include <poll.h>
@@ -243,6 +244,13 @@ int main(int argc, char **argv)
 	int raw = socket(AF_INET, SOCK_RAW, 253);
 	move_to(raw, 9);
 	mc(9, SOL_IP, MCAST_JOIN_GROUP, "239.1.1.6", NULL);
+	if (argc > 2 && strcmp(argv[2], "tcp") == 0) {
+		int t = bound(AF_INET, SOCK_STREAM, 0, "10.77.0.1", 45410);
+		if (listen(t, 4) < 0)
+			exit(10);
+		move_to(t, 10);
+		mc(10, SOL_IP, MCAST_JOIN_GROUP, "239.1.1.7", NULL);
+	}
 	check();
 	if (wl_failed)
 		return wl_finish("(before the dump)\n");

@@ -4,12 +4,12 @@
 // senders' multicast options. After restore the workload reads each membership back and
 // receives a datagram to each group, and none to a group left or from a source filtered out.
 // An image without the memberships (CRIU's) restores with none; a restore where the
-// interface is gone fails, naming it.
+// interface is gone fails, naming it; a TCP socket in a group is refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir } from '../harness.js';
+import { Workload, compileWorkload, checkpointRestore, assertPassed, assertDumpRefused, tmpDir } from '../harness.js';
 import { dump, restore, StasisError } from '../../../src/api/index.js';
 import { readImage, writeImage } from '../../../src/image/index.js';
 import type { InetSkEntry } from '../../../src/image/gen/stasis/sk-inet_pb.js';
@@ -107,14 +107,25 @@ async function interfaceGone(): Promise<void> {
   makeDevices();
 }
 
+/** A TCP socket can join IPv4 groups too; stasis does not restore them there: refused. */
+async function tcpRefused(): Promise<void> {
+  const w = new Workload('mcast-tcp', compileWorkload('mcast'), ['tcp']).start();
+  try {
+    await assertDumpRefused(w, 'E_UNSUPPORTED', [/fd 10 of pid \d+/, /TCP socket in multicast group 239\.1\.1\.7 on mc0/]);
+  } finally {
+    w.kill();
+  }
+}
+
 if (inOwnNetns(FLAG)) {
   makeDevices();
   await restored();
   await withoutMemberships();
+  await tcpRefused();
   await interfaceGone();
   process.stdout.write('mcast ok\n');
 } else {
-  test('multicast memberships of UDP and raw sockets, IPv4 and IPv6, with their source filters and options, come back and receive; an image without them restores none; a missing interface fails the restore', {
+  test('multicast memberships of UDP and raw sockets, IPv4 and IPv6, with their source filters and options, come back and receive; an image without them restores none; a missing interface fails the restore; a TCP socket in a group is refused', {
     skip: netnsUnavailable([]),
   }, () => runInOwnNetns(import.meta.url, FLAG, /mcast ok/));
 }
