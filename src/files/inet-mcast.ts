@@ -156,7 +156,12 @@ export function setMcast(fd: number, k: InetSkEntry): void {
     if (has(o, 'ifAddr')) {
       const a = Buffer.alloc(4);
       a.writeUInt32LE(o.ifAddr >>> 0);
-      setsockoptBytes(fd, IPPROTO_IP, IP_MULTICAST_IF, a);
+      try {
+        setsockoptBytes(fd, IPPROTO_IP, IP_MULTICAST_IF, a);
+      } catch (err) {
+        if (!(err instanceof SyscallError && err.code === 'EADDRNOTAVAIL')) throw err;
+        throw new StasisError('E_RESTORE_FAILED', `IP_MULTICAST_IF was address ${fmt(AF_INET, [o.ifAddr])}, which no interface of this network namespace has`, { cause: err });
+      }
     }
     if (has(o, 'hops6')) setsockoptInt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, o.hops6);
     if (has(o, 'loop6')) setsockoptInt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, flag(o.loop6));

@@ -14,6 +14,7 @@ import { magicName } from './magic.js';
 import { sampleFlatGhostFile, sampleImages } from './sample-images.js';
 import { InventoryEntrySchema } from './gen/stasis/inventory_pb.js';
 import { StatsEntrySchema } from './gen/stasis/stats_pb.js';
+import { FdTypes, FileEntrySchema } from './gen/stasis/fdinfo_pb.js';
 import { IpcMsgSchema } from './gen/stasis/ipc-sysv_pb.js';
 import { ipcMsgAt } from './ipc-msg-payload.js';
 import { PagemapEntrySchema, type PagemapEntry, type PagemapHead } from './gen/stasis/pagemap_pb.js';
@@ -201,6 +202,31 @@ test('crit decodes a stats-dump.img with stasis\'s kcmp_calls field, skipping it
     assert.equal(got['kcmp_calls'], undefined);
     // crit drops what it does not know: its re-encoding is the same stats without the field.
     const without = writeImage(tempDir(), 'stats', 'dump', [create(StatsEntrySchema, { dump })]);
+    assert.deepEqual(critRecode(file), fs.readFileSync(without));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('crit decodes a files.img with stasis\'s multicast fields of a UDP socket, skipping them as unknown', { skip }, () => {
+  const dir = tempDir();
+  try {
+    const isk = {
+      id: 5, ino: 4242, family: 2, type: 2, proto: 17, state: 7, srcPort: 45400, dstPort: 0, flags: 2, backlog: 0,
+      srcAddr: [0], dstAddr: [0], fown: { uid: 0, euid: 0, signum: 0, pidType: 0, pid: 0 },
+      opts: { soSndbuf: 212992, soRcvbuf: 212992, soSndTmoSec: 0n, soSndTmoUsec: 0n, soRcvTmoSec: 0n, soRcvTmoUsec: 0n },
+    };
+    const mc = {
+      mcGroups: [{ family: 2, group: [0x020101ef], ifname: 'mc0', fmode: 1, sources: [0x01004d0a] }],
+      mcOpts: { ttl: 5, all: false },
+    };
+    const file = writeImage(dir, 'files', undefined, [create(FileEntrySchema, { type: FdTypes.INETSK, id: 5, isk: { ...isk, ...mc } })]);
+    const [entry] = critDecode(file, { pretty: false }).entries;
+    const got = entry?.['isk'] as Record<string, unknown>;
+    assert.equal(got['src_port'], 45400);
+    assert.equal(got['mc_groups'], undefined);
+    // crit drops what it does not know: its re-encoding is the same socket without the fields.
+    const without = writeImage(tempDir(), 'files', undefined, [create(FileEntrySchema, { type: FdTypes.INETSK, id: 5, isk })]);
     assert.deepEqual(critRecode(file), fs.readFileSync(without));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
