@@ -17,10 +17,9 @@ import {
   AF_NETLINK, NDIAG_FLAG, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK, SOL_SOCKET, SO_PROTOCOL, SO_TYPE,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import type { FdProbe, FileKind } from './kind.js';
+import type { FdProbe } from './kind.js';
 import { emptyFown } from './reg.js';
-import { setStatusFlags } from './pipe-data.js';
-import { commonOpts, ownerRefusal, setCommonOpts, socketFamily } from './sk-opts.js';
+import { commonOpts, familySocketKind, ownerRefusal } from './sk-opts.js';
 import { failure } from './fail.js';
 
 const NETLINK_CONNECTED = 1;
@@ -93,34 +92,18 @@ function dumpSocket(p: FdProbe, _ctx: unknown, id: number): FileEntry {
   }
 }
 
-function makeSocket(k: NetlinkSkEntry): number {
-  const fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, k.protocol);
-  try {
+export const netlinkSocket = familySocketKind({
+  name: 'netlink socket',
+  type: FdTypes.NETLINKSK,
+  family: AF_NETLINK,
+  dump: dumpSocket,
+  entryOf: (e) => e.nlsk,
+  create: (k) => socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, k.protocol),
+  make: (fd, k) => {
     if (k.groups.length > 1) throw new StasisError('E_UNSUPPORTED', `Cannot restore netlink socket ${k.id}: it listens on groups above 32`);
     // Before connect(), which would bind it to a port id of the kernel's choosing.
     if (k.portid) bindNetlink(fd, k.portid, k.groups[0] ?? 0);
     if (k.state === NETLINK_CONNECTED) connectNetlink(fd, k.dstPortid, k.dstGroup ? 1 << (k.dstGroup - 1) : 0);
-    setCommonOpts(fd, k.opts!);
-    setStatusFlags(fd, k.flags);
-  } catch (err) {
-    closeFd(fd);
-    throw err;
-  }
-  return fd;
-}
-
-export const netlinkSocket = {
-  name: 'netlink socket',
-  type: FdTypes.NETLINKSK,
-  detect: (p) => /^socket:\[\d+\]$/.test(p.link) && socketFamily(p.pid, p.fd) === AF_NETLINK,
-  dump: dumpSocket,
-  open: (e) => {
-    const k = e.nlsk;
-    if (!k?.opts) throw new StasisError('E_CORRUPT', `File ${e.id} is a netlink socket without its entry`);
-    try {
-      return { status: 'done', fd: makeSocket(k) };
-    } catch (err) {
-      throw failure('E_RESTORE_FAILED', `Cannot restore netlink socket ${e.id} (protocol ${k.protocol}, port ${k.portid})`, err);
-    }
   },
-} satisfies FileKind;
+  what: (k) => `protocol ${k.protocol}, port ${k.portid}`,
+});

@@ -23,10 +23,9 @@ import {
   PACKET_VERSION, PACKET_VNET_HDR, PACKET_VNET_HDR_SZ, PDI, SOCK_CLOEXEC, SOCK_PACKET, SOL_PACKET,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import type { FdProbe, FileKind } from './kind.js';
+import type { FdProbe } from './kind.js';
 import { emptyFown } from './reg.js';
-import { setStatusFlags } from './pipe-data.js';
-import { commonOpts, ownerRefusal, setCommonOpts, socketFamily } from './sk-opts.js';
+import { commonOpts, familySocketKind, ownerRefusal } from './sk-opts.js';
 import { failure } from './fail.js';
 
 const TPACKET_V3 = 2;
@@ -140,9 +139,14 @@ function setRing(fd: number, opt: number, r: PacketRing | undefined): void {
   setsockoptBytes(fd, SOL_PACKET, opt, req);
 }
 
-function makeSocket(k: PacketSockEntry): number {
-  const fd = socket(AF_PACKET, k.type | SOCK_CLOEXEC, k.protocol);
-  try {
+export const packetSocket = familySocketKind({
+  name: 'packet socket',
+  type: FdTypes.PACKETSK,
+  family: AF_PACKET,
+  dump: dumpSocket,
+  entryOf: (e) => e.psk,
+  create: (k) => socket(AF_PACKET, k.type | SOCK_CLOEXEC, k.protocol),
+  make: (fd, k) => {
     if (k.type === SOCK_PACKET) {
       if (k.ifindex > 0) bindSpkt(fd, ifName(fd, k.ifindex));
     } else {
@@ -169,27 +173,6 @@ function makeSocket(k: PacketSockEntry): number {
       setRing(fd, PACKET_TX_RING, k.txRing);
       if (k.fanout !== undefined && k.fanout !== 0xffffffff) setsockoptInt(fd, SOL_PACKET, PACKET_FANOUT, k.fanout | 0);
     }
-    setCommonOpts(fd, k.opts!);
-    setStatusFlags(fd, k.flags);
-  } catch (err) {
-    closeFd(fd);
-    throw err;
-  }
-  return fd;
-}
-
-export const packetSocket = {
-  name: 'packet socket',
-  type: FdTypes.PACKETSK,
-  detect: (p) => /^socket:\[\d+\]$/.test(p.link) && socketFamily(p.pid, p.fd) === AF_PACKET,
-  dump: dumpSocket,
-  open: (e) => {
-    const k = e.psk;
-    if (!k?.opts) throw new StasisError('E_CORRUPT', `File ${e.id} is a packet socket without its entry`);
-    try {
-      return { status: 'done', fd: makeSocket(k) };
-    } catch (err) {
-      throw failure('E_RESTORE_FAILED', `Cannot restore packet socket ${e.id} (type ${k.type}, interface ${k.ifindex})`, err);
-    }
   },
-} satisfies FileKind;
+  what: (k) => `type ${k.type}, interface ${k.ifindex}`,
+});

@@ -7,8 +7,12 @@ import { StasisError } from '../errors.js';
 import {
   attachSocketFilter, getSocketFilter, getsockoptInt, getsockoptString, getsockoptTimeval, setsockoptInt, setsockoptString, setsockoptTimeval,
   SOL_SOCKET, SO_BINDTODEVICE, SO_DONTROUTE, SO_MARK, SO_NO_CHECK, SO_OOBINLINE, SO_PASSCRED, SO_PASSSEC, SO_PRIORITY,
-  SO_RCVBUF, SO_RCVBUFFORCE, SO_RCVLOWAT, SO_RCVTIMEO, SO_SNDBUF, SO_SNDBUFFORCE, SO_SNDTIMEO, SO_DOMAIN, SO_BUF_LOCK, SyscallError, fcntl, withTaskFd,
+  SO_RCVBUF, SO_RCVBUFFORCE, SO_RCVLOWAT, SO_RCVTIMEO, SO_SNDBUF, SO_SNDBUFFORCE, SO_SNDTIMEO, SO_DOMAIN, SO_BUF_LOCK, SyscallError, closeFd, fcntl, withTaskFd,
 } from '../sys/index.js';
+import type { FdTypes, FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
+import type { FileKind } from './kind.js';
+import { setStatusFlags } from './pipe-data.js';
+import { failure } from './fail.js';
 
 /** Buffer sizes (as getsockopt reports them: doubled) and timeouts of a socket. */
 export function bufsAndTimeouts(fd: number) {
@@ -166,4 +170,48 @@ export function ownerRefusal(taken: number, statusFlags: number): string | undef
   const owner = fcntl(taken, F_GETOWN);
   if (owner !== 0) return `has an owner for signals (F_SETOWN ${owner}), not supported yet`;
   return undefined;
+}
+
+/**
+ * A socket kind told by its family alone (netlink, packet): at restore `make` builds the
+ * socket from its entry, which then gets its common options and status flags; a socket that
+ * fails on the way is closed, and the error names the file by `what`.
+ */
+export function familySocketKind<K extends { opts?: SkOptsEntry | undefined; flags: number }>(d: {
+  name: string;
+  type: FdTypes;
+  family: number;
+  dump: FileKind['dump'];
+  entryOf: (e: FileEntry) => K | undefined;
+  make: (fd: number, k: K) => void;
+  create: (k: K) => number;
+  what: (k: K) => string;
+}): FileKind {
+  const build = (k: K): number => {
+    const fd = d.create(k);
+    try {
+      d.make(fd, k);
+      setCommonOpts(fd, k.opts!);
+      setStatusFlags(fd, k.flags);
+    } catch (err) {
+      closeFd(fd);
+      throw err;
+    }
+    return fd;
+  };
+  return {
+    name: d.name,
+    type: d.type,
+    detect: (p) => /^socket:\[\d+\]$/.test(p.link) && socketFamily(p.pid, p.fd) === d.family,
+    dump: d.dump,
+    open: (e) => {
+      const k = d.entryOf(e);
+      if (!k?.opts) throw new StasisError('E_CORRUPT', `File ${e.id} is a ${d.name} without its entry`);
+      try {
+        return { status: 'done', fd: build(k) };
+      } catch (err) {
+        throw failure('E_RESTORE_FAILED', `Cannot restore ${d.name} ${e.id} (${d.what(k)})`, err);
+      }
+    },
+  };
 }
