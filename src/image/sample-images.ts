@@ -3,6 +3,7 @@
 import { TcpStreamEntrySchema } from './gen/stasis/tcp-stream_pb.js';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { UtsnsEntrySchema } from './gen/stasis/utsns_pb.js';
+import { MntEntrySchema } from './gen/stasis/mnt_pb.js';
 import { TimensEntrySchema } from './gen/stasis/timens_pb.js';
 import { IpcVarEntrySchema } from './gen/stasis/ipc-var_pb.js';
 import { NdType, NetDeviceEntrySchema, NetnsEntrySchema } from './gen/stasis/netdev_pb.js';
@@ -324,6 +325,7 @@ export function sampleImages(): Samples {
       name: 'memfd:foo bar', uid: 1000, gid: 1000, size: 8192n, shmid: 3, seals: 0x1, inodeId: 3n,
     })] },
     utsns: { arg: 3, content: [create(UtsnsEntrySchema, { nodename: 'box-812', domainname: '(none)' })] },
+    mountpoints: { arg: 13, content: [create(MntEntrySchema, { fstype: 1, mntId: 92, rootDev: 42, parentMntId: 91, flags: 0x200000, root: '/', mountpoint: '/proc', source: 'proc', options: '', sharedId: 0, masterId: 0, sbFlags: 0 })] },
     'ipcns-var': { arg: 4, content: [create(IpcVarEntrySchema, {
       semCtls: [32000, 1024000000, 500, 32000], msgCtlmax: 8192, msgCtlmnb: 16384, msgCtlmni: 32000, autoMsgmni: 0,
       shmCtlmax: 18446744073692774399n, shmCtlall: 18446744073692774399n, shmCtlmni: 4096, shmRmidForced: 0,
