@@ -4,7 +4,7 @@
 // anything is written. At restore, the kinds to create are those whose ids in the root's
 // ids-<pid>.img differ from inventory's root_ids (CRIU's root_ns_mask).
 import fs from 'node:fs';
-import { CLONE_NEWNS, CLONE_NEWTIME, CLONE_NEWUSER, CLONE_NEWNET } from '../sys/index.js';
+import { CLONE_NEWTIME, CLONE_NEWUSER, CLONE_NEWNET } from '../sys/index.js';
 import type { TaskKobjIdsEntry } from '../image/gen/stasis/core_pb.js';
 import { StasisError } from '../errors.js';
 import type { NsDumpCtx, NsKind, NsName, NsRestoreCtx } from './ns-kind.js';
@@ -12,6 +12,7 @@ import { utsNs } from './uts.js';
 import { ipcNs } from './ipc.js';
 import { netNs } from './net.js';
 import { cgroupNs } from './cgroup.js';
+import { mntNs } from './mnt.js';
 import { timeNs, timeOffsets } from './time.js';
 import { pidNs, innerPids, SAME_PIDS, type PidView } from './pid.js';
 
@@ -27,7 +28,7 @@ export const NS_KINDS: readonly NsKind[] = [
   ipcNs,
   utsNs,
   timeNs,
-  { name: 'mnt', flag: CLONE_NEWNS },
+  mntNs,
   { name: 'user', flag: CLONE_NEWUSER },
   cgroupNs,
 ];
@@ -88,6 +89,9 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0): TreeNamespaces
       continue;
     }
     if (!k.dump) {
+      // A kind that cannot be dumped yet may still say which part of it stops it.
+      const part = k.check?.(root, pids);
+      if (part) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${part}`);
       throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${root}: it is in ${k.name} namespace ${theirs}, not stasis's (${link('self', k.name)}); stasis cannot dump ${k.name} namespaces yet`);
     }
     const why = k.check?.(root, pids);

@@ -217,7 +217,9 @@ if (!inPrivateProc(FLAG)) {
           const c = childOf(u);
           return c && fs.readFileSync(`/proc/${c}/cmdline`, 'utf8').startsWith('sleep') ? c : undefined;
         });
-        await refused(pid, new RegExp(`${link} namespace ${link}:\\[\\d+\\].*stasis cannot dump ${link} namespaces`));
+        // A mount namespace is refused naming the mount that stops it (here its root, given no --root).
+        const why = kind === 'mount' ? ' of pid \\d+: mount \\d+ at / \\(.*\\) is the tree\'s root mount, and no root .*stasis cannot restore mount namespaces yet' : `.*stasis cannot dump ${link} namespaces`;
+        await refused(pid, new RegExp(`${link} namespace ${link}:\\[\\d+\\]${why}`));
       } finally {
         killTree(u);
         waitPid(u);

@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { parseMountinfo } from '../proc/mountinfo.js';
+import { mntEntries, mountFlags, planMounts } from './mnt.js';
+
+// A runc 1.1 busybox container's mountinfo, and the mountpoints image CRIU 4.2 wrote for it
+// through `runc --criu criu checkpoint` (decoded by crit), captured together on this machine.
+const MOUNTS = parseMountinfo(fs.readFileSync(new URL('../../../src/ns/fixtures/runc-mountinfo.txt', import.meta.url), 'utf8'));
+const CRIU = (JSON.parse(fs.readFileSync(new URL('../../../src/ns/fixtures/runc-mountpoints.json', import.meta.url), 'utf8')) as { entries: Record<string, unknown>[] }).entries;
+
+// What runc passed as ext_mnt: each cgroup v1 hierarchy by its own path, the masked paths as /dev/null.
+const EXT = new Map<string, string>([
+  ...MOUNTS.filter((m) => m.fsType === 'cgroup').map((m) => [m.mountPoint, m.mountPoint] as [string, string]),
+  ['/proc/keys', '/dev/null'], ['/proc/timer_list', '/dev/null'],
+]);
+
+const dev = (d: string) => {
+  const m = /^(\d+):(\d+)$/.exec(d);
+  return m ? ((Number(m[1]) << 20) | Number(m[2])) >>> 0 : Number(d);
+};
+
+test('mntEntries() writes what CRIU 4.2 wrote for the same runc container, entry by entry and in its order', () => {
+  const ours = mntEntries(MOUNTS, EXT);
+  assert.equal(ours.length, CRIU.length);
+  ours.forEach((e, i) => {
+    const c = CRIU[i]!;
+    const want = {
+      fstype: c.fstype, mntId: c.mnt_id, rootDev: dev(String(c.root_dev)), parentMntId: c.parent_mnt_id, flags: Number(c.flags),
+      root: c.root, mountpoint: c.mountpoint, source: c.source, options: c.options, sharedId: c.shared_id, masterId: c.master_id,
+      sbFlags: Number(c.sb_flags ?? 0), extKey: c.ext_key ?? '',
+    };
+    const got = {
+      fstype: e.fstype, mntId: e.mntId, rootDev: e.rootDev, parentMntId: e.parentMntId, flags: e.flags, root: e.root, mountpoint: e.mountpoint,
+      source: e.source, options: e.options, sharedId: e.sharedId, masterId: e.masterId, sbFlags: e.sbFlags, extKey: e.extKey ?? '',
+    };
+    assert.deepEqual(got, want, `entry ${i} (${e.mountpoint})`);
+  });
+});
+
+test('mountFlags() adds strictatime where mountinfo prints no atime mode, as the kernel mounted it', () => {
+  assert.equal(mountFlags(['rw', 'nosuid']), 0x1000002);
+  assert.equal(mountFlags(['ro', 'relatime']), 0x200001);
+  assert.equal(mountFlags(['rw', 'noatime']), 0x400);
+});
+
+test('planMounts() makes every mount of the runc container again given its root and runc\'s ext_mnt', () => {
+  const p = planMounts(MOUNTS, EXT, true, () => true);
+  assert.ok('plans' in p, 'refused' in p ? p.refused : '');
+  const how = (mp: string) => p.plans.get(MOUNTS.find((m) => m.mountPoint === mp)!.mountId);
+  assert.deepEqual(how('/'), { how: 'root' });
+  assert.deepEqual(how('/proc'), { how: 'fresh', fsType: 'proc' });
+  assert.deepEqual(how('/sys'), { how: 'fresh', fsType: 'sysfs' });
+  assert.deepEqual(how('/dev/pts'), { how: 'fresh', fsType: 'devpts' });
+  assert.deepEqual(how('/dev/mqueue'), { how: 'fresh', fsType: 'mqueue' });
+  assert.deepEqual(how('/proc/keys'), { how: 'external', key: '/dev/null' });
+  assert.deepEqual(how('/sys/fs/cgroup/memory'), { how: 'external', key: '/sys/fs/cgroup/memory' });
+  // /proc/sys is /sys of the container's own proc, mounted read-only over it.
+  assert.deepEqual(how('/proc/sys'), { how: 'bind', from: MOUNTS.find((m) => m.mountPoint === '/proc')!.mountId });
+});
+
+test('planMounts() names the mount it refuses: the root without --root, cgroup v1 without ext_mnt, a tmpfs with files', () => {
+  const refused = (r: ReturnType<typeof planMounts>) => ('refused' in r ? r.refused : 'planned');
+  assert.match(refused(planMounts(MOUNTS, EXT, false, () => true)), /mount 91 at \/ \(ext4 \/dev\/vda, \/tmp\/mntns-criu\/bundle\/rootfs\) is the tree's root mount, and no root/);
+  assert.match(refused(planMounts(MOUNTS, new Map(), true, () => true)), /at \/sys\/fs\/cgroup\/cpu \(cgroup cgroup, .*\) is a cgroup v1 hierarchy; give it as an external mount/);
+  assert.match(refused(planMounts(MOUNTS, EXT, true, (m) => m.mountPoint !== '/dev')), /mount 93 at \/dev \(tmpfs tmpfs\) holds files, and stasis does not keep the contents of a tmpfs yet/);
+  const slave = MOUNTS.map((m) => (m.mountPoint === '/proc' ? { ...m, master: 7 } : m));
+  assert.match(refused(planMounts(slave, EXT, true, () => true)), /mount 92 at \/proc \(proc proc\) is a slave of peer group 7/);
+});

@@ -1,0 +1,147 @@
+// Mount namespaces (CRIU's mountpoints-<id>.img, mnt.proto MntEntry): the tree's mounts as
+// its root's /proc/PID/mountinfo shows them (paths relative to its root, as a container sees
+// them), each classified by how a restore would make it again: the root from the `root`
+// restore is given (runc's criu-root), a fresh filesystem (proc, sysfs, tmpfs, devpts
+// newinstance, mqueue, cgroup2), a bind of a mount of the same namespace, or an external
+// mount named by ext_mnt (runc's masked paths and cgroup v1 hierarchies). Restore does not
+// exist yet, so a tree with a mount namespace of its own is still refused at dump: naming the
+// first mount that could not be restored even then, or saying that mount namespaces cannot be
+// restored yet.
+import fs from 'node:fs';
+import { create } from '@bufbuild/protobuf';
+import { parseMountinfo, type MountInfo } from '../proc/mountinfo.js';
+import { MntEntrySchema, type MntEntry } from '../image/gen/stasis/mnt_pb.js';
+import { CLONE_NEWNS } from '../sys/index.js';
+import type { NsKind } from './ns-kind.js';
+
+// CRIU's `fstype` enum (mnt.proto); a name not here is 0, restorable only as the root.
+const FSTYPE: Readonly<Record<string, number>> = {
+  proc: 1, sysfs: 2, devtmpfs: 3, binfmt_misc: 4, tmpfs: 5, devpts: 6, simfs: 7, pstore: 8, securityfs: 9,
+  fusectl: 10, debugfs: 11, cgroup: 12, aufs: 13, mqueue: 14, fuse: 15, overlay: 17, autofs: 18, tracefs: 19, cgroup2: 23,
+};
+
+// Per-mount MS_* flags as mountinfo prints them (fs/proc_namespace.c show_mnt_opts).
+const MNT_FLAG: Readonly<Record<string, number>> = {
+  ro: 0x1, nosuid: 0x2, nodev: 0x4, noexec: 0x8, noatime: 0x400, nodiratime: 0x800, relatime: 0x200000,
+};
+const MS_STRICTATIME = 0x1000000;
+// Superblock flags among the super options (show_sb_opts).
+const SB_FLAG: Readonly<Record<string, number>> = { ro: 0x1, sync: 0x10, mand: 0x40, dirsync: 0x80, lazytime: 0x2000000 };
+
+/** The mount flags CRIU records: the printed ones, and strictatime where no atime mode is printed. */
+export function mountFlags(options: readonly string[]): number {
+  let f = 0;
+  for (const o of options) f |= MNT_FLAG[o] ?? 0;
+  return f & (MNT_FLAG.noatime! | MNT_FLAG.relatime!) ? f : f | MS_STRICTATIME;
+}
+
+/** The kernel's dev_t encoding of CRIU's (criu).dev fields: major << 20 | minor. */
+const kdev = (d: MountInfo['dev']) => ((d.major << 20) | d.minor) >>> 0;
+
+/**
+ * The image entries of a namespace's mounts, in CRIU's order (the reverse of mountinfo's).
+ * `extMnt` maps a mountpoint to the name an external mount gets in the image (ext_mnt's
+ * key:val at dump).
+ */
+export function mntEntries(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>): MntEntry[] {
+  return [...mounts].reverse().map((m) => {
+    const fsType = m.fsType.split('.')[0]!;
+    const opts = m.superOptions.filter((o) => o !== 'rw' && o !== 'ro');
+    // A devpts restored is always a new instance (CRIU adds it so).
+    if (fsType === 'devpts' && !opts.includes('newinstance')) opts.push('newinstance');
+    const ext = extMnt.get(m.mountPoint);
+    return create(MntEntrySchema, {
+      fstype: FSTYPE[fsType] ?? 0, mntId: m.mountId, rootDev: kdev(m.dev), parentMntId: m.parentId,
+      flags: mountFlags(m.mountOptions), root: m.root, mountpoint: m.mountPoint, source: m.source,
+      options: opts.join(','), sharedId: m.shared ?? 0, masterId: m.master ?? 0,
+      sbFlags: m.superOptions.reduce((f, o) => f | (SB_FLAG[o] ?? 0), 0),
+      ...(ext !== undefined ? { extKey: ext } : {}),
+    });
+  });
+}
+
+/** How a restore makes a mount again. */
+export type MountPlan =
+  | { how: 'root' }
+  | { how: 'fresh'; fsType: string }
+  | { how: 'bind'; from: number }
+  | { how: 'external'; key: string };
+
+// Filesystems a restore mounts anew with their options (their contents are the kernel's).
+const FRESH = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup2']);
+
+/**
+ * The plan for each mount, or why one cannot be made again exactly: `hasRoot` says restore is
+ * given the tree's root (the RPC's or the command line's `root`), `tmpfsEmpty` whether a tmpfs
+ * (by mount id) holds no file but its mountpoints (its contents are not kept yet).
+ */
+export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsEmpty: (m: MountInfo) => boolean): { plans: Map<number, MountPlan> } | { refused: string } {
+  const plans = new Map<number, MountPlan>();
+  const ids = new Set(mounts.map((m) => m.mountId));
+  const name = (m: MountInfo) => `mount ${m.mountId} at ${m.mountPoint} (${m.fsType} ${m.source}${m.root === '/' ? '' : `, ${m.root}`})`;
+  for (const m of mounts) {
+    // Propagation ties the mount to mounts that are not the tree's: nothing restores the peer.
+    if (m.master !== undefined || m.propagateFrom !== undefined) return { refused: `${name(m)} is a slave of peer group ${m.master ?? m.propagateFrom}; stasis restores private and shared mounts only` };
+    if (m.unbindable) return { refused: `${name(m)} is unbindable; stasis cannot restore unbindable mounts` };
+    const key = extMnt.get(m.mountPoint);
+    if (key !== undefined) {
+      plans.set(m.mountId, { how: 'external', key });
+      continue;
+    }
+    if (!ids.has(m.parentId)) {
+      if (m.mountPoint !== '/') return { refused: `${name(m)} hangs off mount ${m.parentId}, which the tree cannot see` };
+      if (!hasRoot) return { refused: `${name(m)} is the tree's root mount, and no root (--root, RPC root) was given for it` };
+      plans.set(m.mountId, { how: 'root' });
+      continue;
+    }
+    const fsType = m.fsType.split('.')[0]!;
+    // A bind: another mount of the same filesystem shows a directory above this one's root.
+    const from = mounts.find((o) => o !== m && o.dev.major === m.dev.major && o.dev.minor === m.dev.minor && plans.has(o.mountId) && isUnder(m.root, o.root));
+    if (from && (m.root !== '/' || fsType !== 'tmpfs')) {
+      plans.set(m.mountId, { how: 'bind', from: from.mountId });
+      continue;
+    }
+    if (fsType === 'cgroup') return { refused: `${name(m)} is a cgroup v1 hierarchy; give it as an external mount (ext_mnt), as runc does` };
+    if (m.root !== '/') return { refused: `${name(m)} shows ${m.root} of a filesystem no other mount of the tree shows; give it as an external mount (ext_mnt)` };
+    if (fsType === 'tmpfs') {
+      if (!tmpfsEmpty(m)) return { refused: `${name(m)} holds files, and stasis does not keep the contents of a tmpfs yet` };
+      plans.set(m.mountId, { how: 'fresh', fsType });
+      continue;
+    }
+    if (!FRESH.has(fsType)) return { refused: `${name(m)} is a ${m.fsType} filesystem, which stasis cannot mount again; give it as an external mount (ext_mnt)` };
+    plans.set(m.mountId, { how: 'fresh', fsType });
+  }
+  return { plans };
+}
+
+const isUnder = (path: string, dir: string) => dir === '/' || path === dir || path.startsWith(`${dir}/`);
+
+/** Whether the tmpfs of mount `m` in the namespace of `pid` holds nothing but directories other mounts sit on. */
+function tmpfsEmptyIn(pid: number, mounts: readonly MountInfo[]): (m: MountInfo) => boolean {
+  return (m) => {
+    const under = new Set(mounts.filter((o) => o.parentId === m.mountId).map((o) => o.mountPoint));
+    try {
+      const dir = `/proc/${pid}/root${m.mountPoint}`;
+      return fs.readdirSync(dir).every((e) => under.has(`${m.mountPoint === '/' ? '' : m.mountPoint}/${e}`));
+    } catch {
+      return false;
+    }
+  };
+}
+
+/** The mounts of the namespace task `pid` is in, as it sees them. */
+export function readMounts(pid: number): MountInfo[] {
+  return parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
+}
+
+export const mntNs = {
+  name: 'mnt',
+  flag: CLONE_NEWNS,
+  check: (pid) => {
+    const mounts = readMounts(pid);
+    // What the dump would give restore: no root or external mounts through this path yet.
+    const p = planMounts(mounts, new Map(), false, tmpfsEmptyIn(pid, mounts));
+    if ('refused' in p) return `${p.refused} (and stasis cannot restore mount namespaces yet)`;
+    return `it has ${mounts.length} mount(s), and stasis cannot restore mount namespaces yet`;
+  },
+} satisfies NsKind;
