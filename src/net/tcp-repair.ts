@@ -165,16 +165,11 @@ export function restoreConnection(fd: number, c: Conn, state: number, e: TcpStre
     sendAll(fd, queues.subarray(0, e.inqLen));
   }
   // What was sent is queued as sent (the peer may acknowledge it); what was not is sent anew,
-  // out of repair mode (the lock holds it until the restore is done).
+  // out of repair mode (the lock holds it until the restore is done), once the window is set.
   const unsent = e.unsqLen ?? 0, sent = e.outqLen - unsent;
   if (sent) {
     setsockoptInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
     sendAll(fd, queues.subarray(e.inqLen, e.inqLen + sent));
-  }
-  if (unsent) {
-    repairOff(fd);
-    sendAll(fd, queues.subarray(e.inqLen + sent));
-    repairOn(fd);
   }
   setsockoptInt(fd, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
   if (e.sndWnd !== undefined) {
@@ -192,6 +187,15 @@ export function restoreConnection(fd: number, c: Conn, state: number, e: TcpStre
     const rcvNxt = inqSeq >>> 0;
     if ((((w.sndWl1 - rcvNxt) | 0) > 0)) w.sndWl1 = rcvNxt;
     setRepairWindow(fd, w);
+  }
+  // After the window: sent before it, the bytes would go out past the peer's window (the socket
+  // has none yet), and the peer drops, as beyond its window, every later segment that carries
+  // them, its window updates too; with a window of 0 both ways, the connection never moves
+  // again (zdtm socket-tcpbuf-local hung so). Sent now, they wait for the window as they did.
+  if (unsent) {
+    repairOff(fd);
+    sendAll(fd, queues.subarray(e.inqLen + sent));
+    repairOn(fd);
   }
   const rcvWnd = e.rcvWnd ?? 0xffff;
   if (mstate & SNDQ_FIRST_FIN) finInSendQueue(fd, (mstate & SNDQ_FIN_ACKED) !== 0);
