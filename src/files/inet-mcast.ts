@@ -73,8 +73,9 @@ function deviceGroups(pid: number, table: 'igmp' | 'igmp6'): DeviceGroup[] {
   let text: string;
   try {
     text = fs.readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
-  } catch {
-    return []; // a kernel without IPv4 or IPv6 multicast
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []; // a kernel without IPv4 or IPv6 multicast
+    throw err;
   }
   return table === 'igmp' ? parseIgmp(text) : parseIgmp6(text);
 }

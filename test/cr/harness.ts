@@ -112,7 +112,8 @@ export class Workload {
     started.delete(this.pid);
     try {
       kill(this.pid, 9);
-      waitPid(this.pid, true);
+      // Waited for: until it is reaped it may still hold its ports and files for the next workload.
+      waitPid(this.pid);
     } catch {
       /* gone */
     }
