@@ -93,6 +93,12 @@ export interface DumpOptions extends RunHooks {
   manageCgroups?: CgroupMode | undefined;
   /** CRIU's --cgroup-root at dump: the hierarchy (or every one) is dumped from this cgroup down, empty ones too. */
   cgroupRoots?: CgroupRoot[] | undefined;
+  /** CRIU's --freeze-cgroup: this cgroup directory must hold the tree's processes and no other. */
+  freezeCgroup?: string | undefined;
+  /** CRIU's --root: the tree's root mount will be given at restore (a container's root). */
+  root?: string | undefined;
+  /** CRIU's --ext-mount-map at dump: mountpoint (as the tree sees it) to the name the external mount gets in the image. */
+  extMounts?: ReadonlyMap<string, string> | undefined;
 }
 
 export type { CgroupMode } from '../cgroup/dump-cgroups.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseArgs, requirePid, flag, optString } from './args.js';
-import { OPTIONS } from './options.js';
+import { OPTIONS, unsupportedFor } from './options.js';
 import { StasisError } from '../errors.js';
 
 const refused = (argv: string[], code: string, re: RegExp) =>
@@ -52,7 +52,7 @@ test('parseArgs() refuses each CRIU option stasis does not support yet, naming i
   const unsupported = OPTIONS.filter((o) => o.unsupported);
   assert.ok(unsupported.length > 20);
   for (const o of unsupported) {
-    const verb = o.verbs[0]!;
+    const verb = o.verbs.find((v) => unsupportedFor(o, v))!;
     const argv = [verb, o.kind === 'value' ? `--${o.long}=x` : `--${o.long}`];
     refused(argv, 'E_UNSUPPORTED', new RegExp(`--${o.long} is not supported: .+`));
   }

@@ -49,6 +49,9 @@ export function dumpOptions(a: ParsedArgs, io: RunIo): DumpOptions {
     emptyNs: emptyNs(a),
     manageCgroups: manageCgroups(a),
     cgroupRoots: cgroupRoots(a),
+    root: optString(a, 'root'),
+    freezeCgroup: optString(a, 'freeze-cgroup'),
+    extMounts: extMounts(a),
     onProgress: io.onProgress,
     log: io.log,
     notify: io.notify,
@@ -111,6 +114,18 @@ function trackBackend(a: ParsedArgs): TrackBackend | undefined {
 }
 
 const CLONE_NEWNET = 0x40000000;
+
+/** --ext-mount-map MOUNTPOINT:NAME at dump (CRIU's; `auto` is not supported). */
+function extMounts(a: ParsedArgs): Map<string, string> | undefined {
+  const list = a.opts.get('ext-mount-map');
+  const v = Array.isArray(list) ? list : typeof list === 'string' ? [list] : [];
+  if (!v.length) return undefined;
+  return new Map(v.map((m) => {
+    const i = m.indexOf(':');
+    if (m === 'auto' || i <= 0 || i === m.length - 1) throw new StasisError('E_UNSUPPORTED', `Cannot use --ext-mount-map ${JSON.stringify(m)}: give MOUNTPOINT:NAME (auto is not supported)`);
+    return [m.slice(0, i), m.slice(i + 1)] as [string, string];
+  }));
+}
 
 /** --empty-ns net (CRIU's; only the network namespace can be left empty). */
 function emptyNs(a: ParsedArgs): number | undefined {

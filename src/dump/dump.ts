@@ -20,6 +20,7 @@ import { makeImagesDir } from '../image/image-modes.js';
 import { writeSums } from '../image/image-sums.js';
 import { closeInFlight } from '../files/index.js';
 import { checkTreeNamespaces, dumpNamespaces } from '../ns/index.js';
+import { checkFreezeCgroup } from './freeze-cgroup.js';
 import { collectCgroups, refuseFrozenCgroups, OWN_CG_SET } from '../cgroup/dump-cgroups.js';
 
 export function dump(opts: DumpOptions): DumpResult {
@@ -56,8 +57,9 @@ export function dump(opts: DumpOptions): DumpResult {
   const tFrozen = performance.now();
   log.info(`froze ${tree.length} task(s) in ${(tFrozen - tFreeze).toFixed(1)} ms: ${tree.map((t) => t.frozen ? t.pid : `${t.pid} (zombie)`).join(', ')}`);
   try {
+    if (opts.freezeCgroup !== undefined) checkFreezeCgroup(opts.freezeCgroup, tree.map((t) => t.pid));
     // Before anything is written or locked: a namespace stasis cannot give back refuses the tree.
-    const ns = checkTreeNamespaces(tree.map((t) => t.pid), opts.emptyNs ?? 0);
+    const ns = checkTreeNamespaces(tree.map((t) => t.pid), opts.emptyNs ?? 0, { hasRoot: opts.root !== undefined, extMounts: opts.extMounts ?? new Map() });
     run.pids = ns.pids;
     const cgroups = collectCgroups(tree.flatMap((t) => (t.frozen ? [{ pid: t.pid, tids: t.frozen.tids }] : [])), opts.manageCgroups ?? 'soft', ns.own.some((k) => k.name === 'cgroup'), log, opts.cgroupRoots);
     locked = true; // a lock that failed half-way is undone as well

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { CLONE_NEWTIME, CLONE_NEWUSER, CLONE_NEWNET } from '../sys/index.js';
 import type { TaskKobjIdsEntry } from '../image/gen/stasis/core_pb.js';
 import { StasisError } from '../errors.js';
-import type { NsDumpCtx, NsKind, NsName, NsRestoreCtx } from './ns-kind.js';
+import type { NsCheckOpts, NsDumpCtx, NsKind, NsName, NsRestoreCtx } from './ns-kind.js';
 import { utsNs } from './uts.js';
 import { ipcNs } from './ipc.js';
 import { netNs } from './net.js';
@@ -18,7 +18,7 @@ import { pidNs, innerPids, SAME_PIDS, type PidView } from './pid.js';
 
 export { SAME_PIDS, type PidView } from './pid.js';
 
-export type { NsDumpCtx, NsKind, NsName, NsRestoreCtx } from './ns-kind.js';
+export type { NsCheckOpts, NsDumpCtx, NsKind, NsName, NsRestoreCtx } from './ns-kind.js';
 
 // CRIU's order of ns ids (kobj-ids.ts numbers them in it); it is also the order the kernel
 // needs at restore: all are made by the root's clone3 at once.
@@ -56,7 +56,7 @@ export interface TreeNamespaces {
 }
 
 /** Refuses a tree whose namespaces stasis cannot give back; `pids` is the tree, the root first. */
-export function checkTreeNamespaces(pids: number[], emptyNs = 0): TreeNamespaces {
+export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheckOpts = { hasRoot: false, extMounts: new Map() }): TreeNamespaces {
   const root = pids[0]!;
   const own: NsKind[] = [];
   const links = new Map<NsName, string>();
@@ -90,11 +90,11 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0): TreeNamespaces
     }
     if (!k.dump) {
       // A kind that cannot be dumped yet may still say which part of it stops it.
-      const part = k.check?.(root, pids);
+      const part = k.check?.(root, pids, mounts);
       if (part) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${part}`);
       throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${root}: it is in ${k.name} namespace ${theirs}, not stasis's (${link('self', k.name)}); stasis cannot dump ${k.name} namespaces yet`);
     }
-    const why = k.check?.(root, pids);
+    const why = k.check?.(root, pids, mounts);
     if (why) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${why}`);
     own.push(k);
   }

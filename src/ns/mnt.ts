@@ -137,10 +137,9 @@ export function readMounts(pid: number): MountInfo[] {
 export const mntNs = {
   name: 'mnt',
   flag: CLONE_NEWNS,
-  check: (pid) => {
+  check: (pid, _tree, opts) => {
     const mounts = readMounts(pid);
-    // What the dump would give restore: no root or external mounts through this path yet.
-    const p = planMounts(mounts, new Map(), false, tmpfsEmptyIn(pid, mounts));
+    const p = planMounts(mounts, opts.extMounts, opts.hasRoot, tmpfsEmptyIn(pid, mounts));
     if ('refused' in p) return `${p.refused} (and stasis cannot restore mount namespaces yet)`;
     return `it has ${mounts.length} mount(s), and stasis cannot restore mount namespaces yet`;
   },

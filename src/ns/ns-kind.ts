@@ -13,6 +13,12 @@ export interface NsDumpCtx {
   note: (file: string) => string;
 }
 
+/** What the dump is told of how the tree's mounts will be given back (CRIU's --root, --ext-mount-map). */
+export interface NsCheckOpts {
+  hasRoot: boolean;
+  extMounts: ReadonlyMap<string, string>;
+}
+
 export interface NsRestoreCtx {
   imagesDir: string;
   log: Log;
@@ -23,7 +29,7 @@ export interface NsKind {
   /** Its CLONE_NEW* flag. */
   flag: number;
   /** What of the namespace of task `pid` (the root of `tree`) cannot be dumped (checked before anything is written), or undefined. */
-  check?: (pid: number, tree: number[]) => string | undefined;
+  check?: (pid: number, tree: number[], opts: NsCheckOpts) => string | undefined;
   /** For a tree in stasis's own namespace of this kind: what of it the tree uses that is not the tree's to restore, or undefined. */
   hostCheck?: (tree: number[]) => string | undefined;
   /** Writes the images of the namespace of task `pid`, whose ns id is `id`. */
