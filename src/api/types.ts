@@ -114,6 +114,8 @@ export interface PreDumpOptions extends RunHooks {
   /** The previous pre-dump, relative to `imagesDir` unless absolute (chains of pre-dumps). */
   prevImagesDir?: string | undefined;
   trackBackend?: TrackBackend | undefined;
+  /** CRIU's --freeze-cgroup: this cgroup directory must hold the tree's processes and no other. */
+  freezeCgroup?: string | undefined;
 }
 
 export interface PreDumpResult {

@@ -64,6 +64,8 @@ export function preDumpOptions(a: ParsedArgs, io: RunIo): PreDumpOptions {
     imagesDir: requireString(a, 'images-dir'),
     prevImagesDir: optString(a, 'prev-images-dir'),
     trackBackend: trackBackend(a),
+    // --root and --ext-mount-map change nothing here: a pre-dump writes no mount.
+    freezeCgroup: optString(a, 'freeze-cgroup'),
     onProgress: io.onProgress,
     log: io.log,
     notify: io.notify,

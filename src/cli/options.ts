@@ -85,11 +85,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'cgroup-props-file', kind: 'value', verbs: DUMP_RESTORE, unsupported: later('--cgroup-props-file') },
   { long: 'cgroup-dump-controller', kind: 'value', many: true, verbs: DUMP_RESTORE, unsupported: later('--cgroup-dump-controller') },
   { long: 'cgroup-yard', kind: 'value', verbs: DUMP_RESTORE, unsupported: later('--cgroup-yard') },
-  { long: 'freeze-cgroup', kind: 'value', arg: 'DIR', verbs: DUMPS, unsupported: later('--freeze-cgroup with pre-dump'), supportedFor: ['dump'], help: 'the cgroup directory that must hold the tree\'s processes and no other (frozen with ptrace all the same)' },
+  { long: 'freeze-cgroup', kind: 'value', arg: 'DIR', verbs: DUMPS, unsupported: later('--freeze-cgroup at restore'), supportedFor: DUMPS, help: 'the cgroup directory that must hold the tree\'s processes and no other (frozen with ptrace all the same)' },
   // At dump they shape how a mount namespace would be restored (its root, its external mounts), which says what refuses it.
-  { long: 'root', short: 'r', kind: 'value', arg: 'PATH', verbs: DUMP_RESTORE, unsupported: later('--root (restoring mount namespaces)'), supportedFor: ['dump'], help: 'the tree\'s root mount is given at restore (a container\'s root)' },
+  { long: 'root', short: 'r', kind: 'value', arg: 'PATH', verbs: DUMP_RESTORE, unsupported: later('--root (restoring mount namespaces)'), supportedFor: DUMPS, help: 'the tree\'s root mount is given at restore (a container\'s root)' },
   { long: 'external', kind: 'value', many: true, verbs: DUMP_RESTORE, unsupported: later('external resources') },
-  { long: 'ext-mount-map', short: 'M', kind: 'value', many: true, arg: 'MOUNTPOINT:NAME', verbs: DUMP_RESTORE, unsupported: later('restoring mount namespaces'), supportedFor: ['dump'], help: 'the mount at MOUNTPOINT is external, kept in the image as NAME' },
+  { long: 'ext-mount-map', short: 'M', kind: 'value', many: true, arg: 'MOUNTPOINT:NAME', verbs: DUMP_RESTORE, unsupported: later('restoring mount namespaces'), supportedFor: DUMPS, help: 'the mount at MOUNTPOINT is external, kept in the image as NAME' },
   { long: 'enable-external-masters', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },
   { long: 'enable-external-sharing', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },
   { long: 'mntns-compat-mode', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },
@@ -102,7 +102,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'leave-stopped', short: 's', kind: 'flag', verbs: CR, unsupported: later('--leave-stopped') },
   { long: 'evasive-devices', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('--evasive-devices') },
   // Accepted at dump, where it changes nothing: a pty slave whose master is outside the tree is refused still (or taken by --shell-job).
-  { long: 'orphan-pts-master', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('--orphan-pts-master at restore'), supportedFor: ['dump'] },
+  { long: 'orphan-pts-master', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('--orphan-pts-master at restore'), supportedFor: DUMPS },
   { long: 'lazy-pages', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('lazy pages') },
   { long: 'page-server', kind: 'flag', verbs: CR, unsupported: later('a page server') },
   { long: 'address', kind: 'value', arg: 'PATH', verbs: [...CR, 'service'], supportedFor: ['service'], help: 'the service\'s socket (default /var/run/criu_service.socket)', unsupported: later('a page server') },

@@ -18,6 +18,7 @@ import type { VmaSpec } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
 import { thawTree } from './freeze-tree.js';
 import { Incremental, freezeTracked } from './incremental.js';
+import { checkFreezeCgroup } from './freeze-cgroup.js';
 import { refuseFrozenCgroups } from '../cgroup/dump-cgroups.js';
 import { FORMAT_TAG } from './format.js';
 import type { PreDumpOptions, PreDumpResult } from '../api/types.js';
@@ -70,6 +71,7 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
   let downtimeMs = 0;
   try {
     try {
+      if (opts.freezeCgroup !== undefined) checkFreezeCgroup(opts.freezeCgroup, tree.map((t) => t.pid));
       progress('collecting');
       // Named as the final dump names them: by the pids of the tree's pid namespace.
       const v = treePids(pid);
