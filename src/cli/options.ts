@@ -85,7 +85,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'cgroup-props-file', kind: 'value', verbs: DUMP_RESTORE, unsupported: later('--cgroup-props-file') },
   { long: 'cgroup-dump-controller', kind: 'value', many: true, verbs: DUMP_RESTORE, unsupported: later('--cgroup-dump-controller') },
   { long: 'cgroup-yard', kind: 'value', verbs: DUMP_RESTORE, unsupported: later('--cgroup-yard') },
-  { long: 'freeze-cgroup', kind: 'value', arg: 'DIR', verbs: DUMPS, unsupported: later('--freeze-cgroup at restore'), supportedFor: DUMPS, help: 'the cgroup directory that must hold the tree\'s processes and no other (frozen with ptrace all the same)' },
+  { long: 'freeze-cgroup', kind: 'value', arg: 'DIR', verbs: DUMPS, help: 'the cgroup directory that must hold the tree\'s processes and no other (frozen with ptrace all the same)' },
   // At dump they shape how a mount namespace would be restored (its root, its external mounts), which says what refuses it.
   { long: 'root', short: 'r', kind: 'value', arg: 'PATH', verbs: DUMP_RESTORE, unsupported: later('--root (restoring mount namespaces)'), supportedFor: DUMPS, help: 'the tree\'s root mount is given at restore (a container\'s root)' },
   { long: 'external', kind: 'value', many: true, verbs: DUMP_RESTORE, unsupported: later('external resources') },
