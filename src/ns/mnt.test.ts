@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { parseMountinfo } from '../proc/mountinfo.js';
 import { mntEntries, mountFlags, planMounts } from './mnt.js';
+import { decodeImage, encodeImage } from '../image/index.js';
 
 // A runc 1.1 busybox container's mountinfo, and the mountpoints image CRIU 4.2 wrote for it
 // through `runc --criu criu checkpoint` (decoded by crit), captured together on this machine.
@@ -66,4 +67,11 @@ test('planMounts() names the mount it refuses: the root without --root, cgroup v
   assert.match(refused(planMounts(MOUNTS, EXT, true, (m) => m.mountPoint !== '/dev')), /mount 93 at \/dev \(tmpfs tmpfs\) holds files, and stasis does not keep the contents of a tmpfs yet/);
   const slave = MOUNTS.map((m) => (m.mountPoint === '/proc' ? { ...m, master: 7 } : m));
   assert.match(refused(planMounts(slave, EXT, true, () => true)), /mount 92 at \/proc \(proc proc\) is a slave of peer group 7/);
+});
+
+test('CRIU 4.2\'s own mountpoints-13.img of that container decodes to our entries, and our entries encode to its bytes', () => {
+  const bytes = new Uint8Array(fs.readFileSync(new URL('../../../src/ns/fixtures/runc-img/mountpoints-13.img', import.meta.url)));
+  const theirs = decodeImage('mountpoints', bytes, { compat: false });
+  assert.deepEqual(theirs, mntEntries(MOUNTS, EXT));
+  assert.deepEqual(encodeImage('mountpoints', mntEntries(MOUNTS, EXT)), bytes);
 });
