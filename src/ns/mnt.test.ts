@@ -46,7 +46,7 @@ test('mountFlags() adds strictatime where mountinfo prints no atime mode, as the
 });
 
 test('planMounts() makes every mount of the runc container again given its root and runc\'s ext_mnt', () => {
-  const p = planMounts(MOUNTS, EXT, true, () => true);
+  const p = planMounts(MOUNTS, EXT, true, () => 'empty');
   assert.ok('plans' in p, 'refused' in p ? p.refused : '');
   const how = (mp: string) => p.plans.get(MOUNTS.find((m) => m.mountPoint === mp)!.mountId);
   assert.deepEqual(how('/'), { how: 'root' });
@@ -60,13 +60,20 @@ test('planMounts() makes every mount of the runc container again given its root 
   assert.deepEqual(how('/proc/sys'), { how: 'bind', from: MOUNTS.find((m) => m.mountPoint === '/proc')!.mountId });
 });
 
-test('planMounts() names the mount it refuses: the root without --root, cgroup v1 without ext_mnt, a tmpfs with files', () => {
+test('planMounts() keeps the files of a tmpfs (runc\'s /dev with its device nodes) as CRIU\'s archive does', () => {
+  const p = planMounts(MOUNTS, EXT, true, (m) => (m.mountPoint === '/dev' ? 'files' : 'empty'));
+  assert.ok('plans' in p);
+  assert.deepEqual(p.plans.get(93), { how: 'fresh', fsType: 'tmpfs', contents: true });
+  assert.deepEqual(p.plans.get(95), { how: 'fresh', fsType: 'tmpfs' });
+});
+
+test('planMounts() names the mount it refuses: the root without --root, cgroup v1 without ext_mnt, a tmpfs with a socket file', () => {
   const refused = (r: ReturnType<typeof planMounts>) => ('refused' in r ? r.refused : 'planned');
-  assert.match(refused(planMounts(MOUNTS, EXT, false, () => true)), /mount 91 at \/ \(ext4 \/dev\/vda, \/tmp\/mntns-criu\/bundle\/rootfs\) is the tree's root mount, and no root/);
-  assert.match(refused(planMounts(MOUNTS, new Map(), true, () => true)), /at \/sys\/fs\/cgroup\/cpu \(cgroup cgroup, .*\) is a cgroup v1 hierarchy; give it as an external mount/);
-  assert.match(refused(planMounts(MOUNTS, EXT, true, (m) => m.mountPoint !== '/dev')), /mount 93 at \/dev \(tmpfs tmpfs\) holds files, and stasis does not keep the contents of a tmpfs yet/);
+  assert.match(refused(planMounts(MOUNTS, EXT, false, () => 'empty')), /mount 91 at \/ \(ext4 \/dev\/vda, \/tmp\/mntns-criu\/bundle\/rootfs\) is the tree's root mount, and no root/);
+  assert.match(refused(planMounts(MOUNTS, new Map(), true, () => 'empty')), /at \/sys\/fs\/cgroup\/cpu \(cgroup cgroup, .*\) is a cgroup v1 hierarchy; give it as an external mount/);
+  assert.match(refused(planMounts(MOUNTS, EXT, true, (m) => (m.mountPoint === '/dev' ? 'a Unix socket file (/dev/log)' : 'empty'))), /mount 93 at \/dev \(tmpfs tmpfs\) holds a Unix socket file \(\/dev\/log\), which a tmpfs archive cannot keep/);
   const slave = MOUNTS.map((m) => (m.mountPoint === '/proc' ? { ...m, master: 7 } : m));
-  assert.match(refused(planMounts(slave, EXT, true, () => true)), /mount 92 at \/proc \(proc proc\) is a slave of peer group 7/);
+  assert.match(refused(planMounts(slave, EXT, true, () => 'empty')), /mount 92 at \/proc \(proc proc\) is a slave of peer group 7/);
 });
 
 test('CRIU 4.2\'s own mountpoints-13.img of that container decodes to our entries, and our entries encode to its bytes', () => {

@@ -63,7 +63,7 @@ export function mntEntries(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
 /** How a restore makes a mount again. */
 export type MountPlan =
   | { how: 'root' }
-  | { how: 'fresh'; fsType: string }
+  | { how: 'fresh'; fsType: string; contents?: true }
   | { how: 'bind'; from: number }
   | { how: 'external'; key: string };
 
@@ -72,10 +72,11 @@ const FRESH = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup2']);
 
 /**
  * The plan for each mount, or why one cannot be made again exactly: `hasRoot` says restore is
- * given the tree's root (the RPC's or the command line's `root`), `tmpfsEmpty` whether a tmpfs
- * (by mount id) holds no file but its mountpoints (its contents are not kept yet).
+ * given the tree's root (the RPC's or the command line's `root`), `tmpfsFiles` what a tmpfs
+ * holds: nothing but the mountpoints of other mounts, files a tar archive keeps (CRIU's
+ * tmpfs-dev-N.tar.gz.img: files, directories, symlinks, device nodes, FIFOs), or why not.
  */
-export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsEmpty: (m: MountInfo) => boolean): { plans: Map<number, MountPlan> } | { refused: string } {
+export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsFiles: (m: MountInfo) => TmpfsFiles): { plans: Map<number, MountPlan> } | { refused: string } {
   const plans = new Map<number, MountPlan>();
   const ids = new Set(mounts.map((m) => m.mountId));
   const name = (m: MountInfo) => `mount ${m.mountId} at ${m.mountPoint} (${m.fsType} ${m.source}${m.root === '/' ? '' : `, ${m.root}`})`;
@@ -104,8 +105,9 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     if (fsType === 'cgroup') return { refused: `${name(m)} is a cgroup v1 hierarchy; give it as an external mount (ext_mnt), as runc does` };
     if (m.root !== '/') return { refused: `${name(m)} shows ${m.root} of a filesystem no other mount of the tree shows; give it as an external mount (ext_mnt)` };
     if (fsType === 'tmpfs') {
-      if (!tmpfsEmpty(m)) return { refused: `${name(m)} holds files, and stasis does not keep the contents of a tmpfs yet` };
-      plans.set(m.mountId, { how: 'fresh', fsType });
+      const files = tmpfsFiles(m);
+      if (files !== 'empty' && files !== 'files') return { refused: `${name(m)} holds ${files}, which a tmpfs archive cannot keep` };
+      plans.set(m.mountId, { how: 'fresh', fsType, ...(files === 'files' ? { contents: true as const } : {}) });
       continue;
     }
     if (!FRESH.has(fsType)) return { refused: `${name(m)} is a ${m.fsType} filesystem, which stasis cannot mount again; give it as an external mount (ext_mnt)` };
@@ -116,15 +118,38 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
 
 const isUnder = (path: string, dir: string) => dir === '/' || path === dir || path.startsWith(`${dir}/`);
 
-/** Whether the tmpfs of mount `m` in the namespace of `pid` holds nothing but directories other mounts sit on. */
-function tmpfsEmptyIn(pid: number, mounts: readonly MountInfo[]): (m: MountInfo) => boolean {
+/** What a tmpfs holds: 'empty' (only other mounts' mountpoints), 'files' a tar archive keeps, or the first thing it cannot keep. */
+export type TmpfsFiles = 'empty' | 'files' | string;
+
+/** The contents of the tmpfs of mount `m` as task `pid` sees it (through its root), not going into other mounts. */
+function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[]): (m: MountInfo) => TmpfsFiles {
   return (m) => {
+    const top = `/proc/${pid}/root${m.mountPoint === '/' ? '' : m.mountPoint}`;
     const under = new Set(mounts.filter((o) => o.parentId === m.mountId).map((o) => o.mountPoint));
+    let dev: bigint;
     try {
-      const dir = `/proc/${pid}/root${m.mountPoint}`;
-      return fs.readdirSync(dir).every((e) => under.has(`${m.mountPoint === '/' ? '' : m.mountPoint}/${e}`));
-    } catch {
-      return false;
+      dev = fs.lstatSync(top, { bigint: true }).dev;
+    } catch (err) {
+      return `a mountpoint stasis cannot read (${(err as Error).message})`;
+    }
+    let seen = false;
+    const walk = (dir: string, rel: string): string | undefined => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const r = `${rel}/${e.name}`, p = `${dir}/${e.name}`;
+        if (under.has(`${m.mountPoint === '/' ? '' : m.mountPoint}${r}`)) continue;
+        seen = true;
+        if (e.isSocket()) return `a Unix socket file (${m.mountPoint}${r})`;
+        if (e.isDirectory() && fs.lstatSync(p, { bigint: true }).dev === dev) {
+          const why = walk(p, r);
+          if (why) return why;
+        }
+      }
+      return undefined;
+    };
+    try {
+      return walk(top, '') ?? (seen ? 'files' : 'empty');
+    } catch (err) {
+      return `files stasis cannot read (${(err as Error).message})`;
     }
   };
 }
@@ -139,8 +164,9 @@ export const mntNs = {
   flag: CLONE_NEWNS,
   check: (pid, _tree, opts) => {
     const mounts = readMounts(pid);
-    const p = planMounts(mounts, opts.extMounts, opts.hasRoot, tmpfsEmptyIn(pid, mounts));
+    const p = planMounts(mounts, opts.extMounts, opts.hasRoot, tmpfsFilesIn(pid, mounts));
     if ('refused' in p) return `${p.refused} (and stasis cannot restore mount namespaces yet)`;
-    return `it has ${mounts.length} mount(s), and stasis cannot restore mount namespaces yet`;
+    const count = (how: MountPlan['how']) => [...p.plans.values()].filter((x) => x.how === how).length;
+    return `each of its ${mounts.length} mounts has a plan (root ${count('root')}, new ${count('fresh')}, bind ${count('bind')}, external ${count('external')}), but stasis cannot restore mount namespaces yet`;
   },
 } satisfies NsKind;
