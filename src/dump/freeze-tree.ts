@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { parseStat } from '../proc/index.js';
 import { freeze, thaw, killFrozen, type Frozen } from './freeze.js';
 import { StasisError } from '../errors.js';
-import { Injector, kcmpTasks, type InjectorOptions } from '../sys/index.js';
+import { Injector, kcmpTasks, SyscallError, type InjectorOptions } from '../sys/index.js';
 
 export interface TreeTask {
   pid: number;
@@ -73,8 +73,10 @@ export function freezeTree(root: number): TreeTask[] {
         try {
           tasks.push({ pid: c, ppid: t.pid, frozen: freeze(c) });
         } catch (e) {
-          // It exited while we seized it: its parent is frozen, so it stays a zombie.
-          const now = e instanceof StasisError && e.code === 'E_NO_PROCESS' ? zombieStatus(c) : null;
+          // It exited while we seized it: its parent is frozen, so it stays a zombie. A task
+          // still exiting refuses PTRACE_SEIZE with EPERM (PF_EXITING) and is a zombie a moment later.
+          const exiting = e instanceof StasisError && (e.code === 'E_NO_PROCESS' || (e.cause instanceof SyscallError && e.cause.code === 'EPERM'));
+          const now = exiting ? zombieSoon(c) : null;
           if (now === null) throw e;
           tasks.push({ pid: c, ppid: t.pid, zombieStatus: now });
         }
@@ -85,6 +87,18 @@ export function freezeTree(root: number): TreeTask[] {
     thawTree(tasks);
     throw e;
   }
+}
+
+/** zombieStatus(), waiting up to 100 ms for a task that is exiting to become a zombie. */
+function zombieSoon(pid: number): number | null {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 100; i++) {
+    const s = zombieStatus(pid);
+    if (s !== null) return s;
+    if (!fs.existsSync(`/proc/${pid}`)) return null;
+    Atomics.wait(pause, 0, 0, 1);
+  }
+  return null;
 }
 
 function zombieStatus(pid: number): number | null {

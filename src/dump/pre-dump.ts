@@ -27,6 +27,18 @@ import { writeSums, type FileSum } from '../image/image-sums.js';
 import { NO_LOG } from '../log.js';
 import { injectOptions } from './dump-steps.js';
 import { treePids } from '../ns/index.js';
+import { SyscallError } from '../sys/syscall-error.js';
+
+/** Whether `err` (reading the memory of `pid`) came of the process having exited: ESRCH, and it is gone or a zombie. */
+function exitedSince(pid: number, err: unknown): boolean {
+  const cause = err instanceof SyscallError ? err : (err as { cause?: unknown } | null)?.cause;
+  if (!(cause instanceof SyscallError) || cause.code !== 'ESRCH') return false;
+  try {
+    return parseStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')).state === 'Z';
+  } catch {
+    return true;
+  }
+}
 
 /** CRIU's PRE_DUMP_READ: pages read with process_vm_readv, not spliced. */
 const PRE_DUMP_READ = 2;
@@ -100,8 +112,22 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
 
     progress('memory');
     const stats = { pagesScanned: 0, pagesWritten: 0, pagesSkippedParent: 0 };
-    for (const t of tasks) {
-      t.pages.write();
+    for (const t of [...tasks]) {
+      try {
+        t.pages.write();
+      } catch (err) {
+        // A task that exited once thawed (a shell's short-lived child) has no pages to keep: a
+        // later dump cannot hold it, and finds no pagemap of its pid here (nor one of a reused pid).
+        if (!exitedSince(t.pid, err)) throw err;
+        log.info(`pid ${t.pid} exited after the freeze: its pages are left out of the pre-dump`);
+        t.pages.close();
+        fs.closeSync(t.out);
+        fs.rmSync(t.file, { force: true });
+        written.splice(written.indexOf(t.file), 1);
+        tasks.splice(tasks.indexOf(t), 1);
+        pstree.splice(pstree.findIndex((e) => e.pid === t.vpid), 1);
+        continue;
+      }
       sums.set(t.file, t.pages.sum);
       stats.pagesScanned += t.pages.stats.pagesScanned;
       stats.pagesWritten += t.pages.stats.pagesWritten;
