@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { create, fromBinary } from '@bufbuild/protobuf';
 import { CriuOptsSchema, CriuReqSchema, CriuReqType, CriuCgMode, CgroupRootSchema } from '../image/gen/stasis/rpc_pb.js';
-import { restoreOptions } from '../cli/build-options.js';
+import { restoreOptions, dumpOptions } from '../cli/build-options.js';
 import { NO_LOG } from '../log.js';
 import { optionByLong } from '../cli/options.js';
 import { StasisError } from '../errors.js';
@@ -47,6 +47,12 @@ test('runc\'s requests decode: its dump is taken (root, ext_mnt, freeze_cgroup, 
   assert.equal(typeof a.opts.get('root'), 'string');
   assert.ok((a.opts.get('ext-mount-map') as string[]).includes('/proc/keys:/dev/null'), String(a.opts.get('ext-mount-map')));
   assert.throws(() => argsFromOpts('restore', r.opts!, fds), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && /^RPC option \w+ \(--[a-z-]+\) is not supported/.test(e.message));
+  // And the dump's options: the root, the external mounts by mountpoint, the freeze cgroup.
+  const o = dumpOptions({ ...a, opts: new Map([...a.opts, ['images-dir', '/img'], ['tree', '812']]) }, { log: NO_LOG });
+  assert.equal(o.root, a.opts.get('root'));
+  assert.equal(o.extMounts?.get('/proc/keys'), '/dev/null');
+  assert.equal(o.freezeCgroup, '/sys/fs/cgroup/freezer/ct1');
+  assert.throws(() => dumpOptions({ ...a, opts: new Map([...a.opts, ['images-dir', '/img'], ['tree', '812'], ['ext-mount-map', ['auto']]]) }, { log: NO_LOG }), /--ext-mount-map "auto": give MOUNTPOINT:NAME/);
 });
 
 test('argsFromOpts() takes runc\'s cgroup fields as CRIU does: manage_cgroups false is ignore, a mode overrides it', () => {
