@@ -30,7 +30,7 @@ function makeBundle(dir: string, args: string[]): string {
   const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
   fs.copyFileSync(busybox, path.join(b, 'rootfs/bin/busybox'));
   fs.chmodSync(path.join(b, 'rootfs/bin/busybox'), 0o755);
-  for (const l of ['sh', 'sleep', 'cat', 'echo', 'mkfifo']) fs.symlinkSync('busybox', path.join(b, 'rootfs/bin', l));
+  for (const l of ['sh', 'sleep', 'cat', 'echo']) fs.symlinkSync('busybox', path.join(b, 'rootfs/bin', l));
   const r = spawnSync('runc', ['spec'], { cwd: b, env: { ...process.env, PATH: SBIN } });
   assert.equal(r.status, 0, String(r.stderr));
   const c = JSON.parse(fs.readFileSync(path.join(b, 'config.json'), 'utf8')) as { process: { terminal: boolean; args: string[] }; root: { readonly: boolean } };
@@ -45,9 +45,8 @@ const why = unavailable();
 
 test('runc pre-dump with stasis as its criu works, and its checkpoint is refused once every mount of the container is planned (restoring mount namespaces is not there yet); the container runs on', { skip: why, timeout: 120_000 }, () => {
   const dir = tmpDir('runc');
-  // It waits with the shell's own read -t on a FIFO no one writes, not with sleep: no short-lived child to exit
-  // between a pre-dump's freeze and its reading of memory (a pre-dump then fails with ESRCH).
-  const bundle = makeBundle(dir, ['sh', '-c', 'mkfifo /wait; exec 3<>/wait; i=0; while :; do i=$((i+1)); echo $i >> /count; read -t 0.05 x <&3; done']);
+  // Its sleep children come and go: a pre-dump may see one exit between its thaw and its reading of memory.
+  const bundle = makeBundle(dir, ['sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i >> /count; sleep 0.05; done']);
   const wrapper = path.join(dir, 'criu');
   fs.writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} ${path.join(REPO, 'bin/stasis.js')} "$@"\n`, { mode: 0o755 });
   const id = `stasis-test-${process.pid}`;
@@ -75,7 +74,7 @@ test('runc pre-dump with stasis as its criu works, and its checkpoint is refused
   assert.match(r.stdout, /checkpoint=1/, r.stdout);
   const log = fs.readFileSync(path.join(dir, 'work/dump.log'), 'utf8');
   // runc's root, ext_mnt, freeze_cgroup and orphan_pts_master were taken: the tree was frozen and its mounts planned.
-  assert.match(log, /froze 1 task\(s\)/, log);
+  assert.match(log, /froze [12] task\(s\)/, log);
   assert.match(log, /Cannot dump mnt namespace mnt:\[\d+\] of pid \d+: each of its 2\d mounts has a plan \(root 1, new \d+, bind \d+, external \d+\), but stasis cannot restore mount namespaces yet \[E_UNSUPPORTED\]/, log);
   const m = /before=(\d+) after=(\d+)/.exec(r.stdout)!;
   assert.ok(Number(m[2]) > Number(m[1]), `the container stopped counting after the refused checkpoint: ${r.stdout}`);
