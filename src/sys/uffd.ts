@@ -118,3 +118,84 @@ export function pagemapScan(pagemapFd: number, start: bigint, end: bigint, q: Sc
     from = walkEnd;
   }
 }
+
+// userfaultfd in MISSING mode, for restore --lazy-pages (mem/lazy-pages.ts): the area's
+// first touch of each page waits for stasis to put it in with UFFDIO_COPY or ZEROPAGE.
+export const UFFD_FEATURE_EVENT_FORK = 1n << 1n;
+export const UFFD_FEATURE_EVENT_REMAP = 1n << 2n;
+export const UFFD_FEATURE_EVENT_REMOVE = 1n << 3n;
+export const UFFD_FEATURE_EVENT_UNMAP = 1n << 6n;
+export const UFFD_EVENT = { PAGEFAULT: 0x12, FORK: 0x13, REMAP: 0x14, REMOVE: 0x15, UNMAP: 0x16 } as const;
+/** sizeof(struct uffd_msg). */
+export const UFFD_MSG_SIZE = 32;
+const UFFDIO_REGISTER_MODE_MISSING = 1n;
+const UFFDIO_COPY = 0xc028aa03n; // _IOWR(0xAA, 0x03, struct uffdio_copy): 40 bytes
+const UFFDIO_ZEROPAGE = 0xc020aa04n; // _IOWR(0xAA, 0x04, struct uffdio_zeropage): 32 bytes
+const _UFFDIO_COPY_BIT = 3n, _UFFDIO_ZEROPAGE_BIT = 4n;
+
+/** Registers [start, start+len) in MISSING mode; -errno on failure, else 0 (and -EOPNOTSUPP where COPY or ZEROPAGE would not work there). */
+export function uffdRegisterMissing(fd: number, start: bigint, len: bigint): number {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64LE(start, 0);
+  b.writeBigUInt64LE(len, 8);
+  b.writeBigUInt64LE(UFFDIO_REGISTER_MODE_MISSING, 16);
+  const r = syscallRaw('ioctl', fd, UFFDIO_REGISTER, addressOf(b));
+  if (r < 0n) return Number(r);
+  const ioctls = b.readBigUInt64LE(24);
+  const need = (1n << _UFFDIO_COPY_BIT) | (1n << _UFFDIO_ZEROPAGE_BIT);
+  return (ioctls & need) === need ? 0 : -95;
+}
+
+/** A reusable argument block for UFFDIO_COPY and UFFDIO_ZEROPAGE (one per filler: no allocation per call). */
+export class UffdFill {
+  private readonly copyArg = Buffer.alloc(40);
+  private readonly zeroArg = Buffer.alloc(32);
+  private readonly copyAddr = addressOf(this.copyArg);
+  private readonly zeroAddr = addressOf(this.zeroArg);
+
+  /**
+   * UFFDIO_COPY of `len` bytes from `src` (an address in stasis) to `dst` in the uffd's mm:
+   * the bytes copied (> 0), or -errno where none were (EEXIST: the first page is there already).
+   */
+  copy(fd: number, dst: bigint, src: bigint, len: number): number {
+    const b = this.copyArg;
+    b.writeBigUInt64LE(dst, 0);
+    b.writeBigUInt64LE(src, 8);
+    b.writeBigUInt64LE(BigInt(len), 16);
+    b.writeBigUInt64LE(0n, 24);
+    b.writeBigInt64LE(0n, 32);
+    const r = syscallRaw('ioctl', fd, UFFDIO_COPY, this.copyAddr);
+    const done = Number(b.readBigInt64LE(32));
+    if (done > 0) return done;
+    return r < 0n ? Number(r) : done < 0 ? done : -11;
+  }
+
+  /** UFFDIO_ZEROPAGE of `len` bytes at `dst`: bytes done, or -errno. */
+  zero(fd: number, dst: bigint, len: number): number {
+    const b = this.zeroArg;
+    b.writeBigUInt64LE(dst, 0);
+    b.writeBigUInt64LE(BigInt(len), 8);
+    b.writeBigUInt64LE(0n, 16);
+    b.writeBigInt64LE(0n, 24);
+    const r = syscallRaw('ioctl', fd, UFFDIO_ZEROPAGE, this.zeroAddr);
+    const done = Number(b.readBigInt64LE(24));
+    if (done > 0) return done;
+    return r < 0n ? Number(r) : done < 0 ? done : -11;
+  }
+}
+
+const UFFDIO_WAKE = 0x8010aa02n; // _IOR(0xAA, 0x02, struct uffdio_range): 16 bytes
+
+/** Wakes the threads waiting on a fault in [start, start+len) (a fault someone else resolved). */
+export function uffdWake(fd: number, start: bigint, len: bigint): number {
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64LE(start, 0);
+  b.writeBigUInt64LE(len, 8);
+  const r = syscallRaw('ioctl', fd, UFFDIO_WAKE, addressOf(b));
+  return r < 0n ? Number(r) : 0;
+}
+
+/** A userfaultfd of stasis's own (O_CLOEXEC | O_NONBLOCK), for probing what the kernel grants; -errno where there is none. */
+export function userfaultfdOwn(): number {
+  return Number(syscallRaw('userfaultfd', 0o2000000 | 0o4000));
+}
