@@ -1,0 +1,305 @@
+// The page filler of restore --lazy-pages (lazy-pages.ts), a worker_thread so that no fault
+// waits on JavaScript the restore's own thread is busy with (restoreSync blocks it in
+// waitpid). One loop: first every event of every uffd (faults are served at once, a batch
+// around the page), then one chunk of the background pass (at most CHUNK_PAGES, so a fault
+// waits at most one chunk), in address order, task after task. A page is put in once: each
+// piece keeps which of its pages are done. When no page is left to come, the uffds are
+// closed (which unregisters the areas) and the thread ends.
+import fs from 'node:fs';
+import { workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { addressOf, syscallRaw, closeFd, kill, UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE } from '../sys/index.js';
+import type { LazyPiece, LazyTask, FillerMessage } from './lazy-pages.js';
+
+const PAGE = 4096;
+const FAULT_PAGES = 16; // 64 KiB around a fault
+const CHUNK_PAGES = 256; // 1 MiB per background step
+const WINDOW = 32 << 20; // the pages file is mapped 32 MiB at a time for the background pass
+const EAGAIN = 11, EEXIST = 17, ENOENT = 2, ESRCH = 3;
+const PROT_READ = 1, MAP_PRIVATE = 2;
+
+interface Piece extends LazyPiece {
+  done: Uint8Array;
+  /** Pages done, for the background pass to skip a full piece. */
+  left: number;
+}
+
+class TaskFill {
+  cursor = 0; // the background pass: index of the piece it is at
+  gone = false;
+  constructor(readonly uffd: number, readonly pid: number, public pieces: Piece[]) {}
+
+  find(page: number): Piece | undefined {
+    let lo = 0, hi = this.pieces.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const p = this.pieces[mid]!;
+      if (p.start + p.n <= page) lo = mid + 1;
+      else hi = mid;
+    }
+    const p = this.pieces[lo];
+    return p && p.start <= page ? p : undefined;
+  }
+
+  /** Pages [s, e) will not be filled: removed or unmapped by the task. */
+  drop(s: number, e: number): void {
+    for (const p of this.pieces) {
+      const a = Math.max(s, p.start), b = Math.min(e, p.start + p.n);
+      for (let i = a; i < b; i++) markDone(p, i - p.start, 1);
+    }
+  }
+
+  /** The area at [from, from+len) moved to `to` (mremap): its pages to come move with it. */
+  remap(from: number, to: number, len: number): void {
+    const out: Piece[] = [];
+    for (const p of this.pieces) {
+      const a = Math.max(from, p.start), b = Math.min(from + len, p.start + p.n);
+      if (a >= b) {
+        out.push(p);
+        continue;
+      }
+      const part = (s: number, e: number, shift: number) => {
+        if (s >= e) return;
+        const done = p.done.subarray(s - p.start, e - p.start);
+        out.push({ start: s + shift, n: e - s, file: p.file, off: p.off + (s - p.start) * PAGE, done, left: done.reduce((x, d) => x + (d ? 0 : 1), 0) });
+      };
+      part(p.start, a, 0);
+      part(a, b, to - from);
+      part(b, p.start + p.n, 0);
+    }
+    this.pieces = out.sort((x, y) => x.start - y.start);
+    this.cursor = 0;
+  }
+
+  clone(uffd: number): TaskFill {
+    return new TaskFill(uffd, -1, this.pieces.map((p) => ({ ...p, done: p.done.slice() })));
+  }
+}
+
+function markDone(p: Piece, i: number, n: number): void {
+  for (let k = i; k < i + n; k++) {
+    if (!p.done[k]) {
+      p.done[k] = 1;
+      p.left--;
+    }
+  }
+}
+
+class Filler {
+  private readonly fill = new UffdFill();
+  private readonly msgs = Buffer.alloc(UFFD_MSG_SIZE * 64);
+  private readonly msgsAddr = addressOf(this.msgs);
+  private readonly faultBuf = Buffer.alloc(FAULT_PAGES * PAGE);
+  private readonly faultAddr = addressOf(this.faultBuf);
+  private readonly fds: number[] = [];
+  private window: { file: number; off: number; len: number; addr: bigint } | null = null;
+  private tasks: TaskFill[] = [];
+  private readonly pollFds = Buffer.alloc(8 * 64);
+  /** Faults that could not be served yet (the mm was changing): tried again after the events. */
+  private retry: { t: TaskFill; page: number }[] = [];
+  stats = { faults: 0, zero: 0, copied: 0, events: 0 };
+
+  constructor(private readonly port: MessagePort) {}
+
+  /**
+   * Until `run`, the tasks are still being restored: their faults (an injected syscall that
+   * touches an area, rseq's registration writing its struct) are served as they come, and the
+   * tasks armed meanwhile are taken on. Then the background pass, faults first, to the end.
+   */
+  run(): void {
+    let running = false;
+    try {
+      for (;;) {
+        for (let m; (m = receiveMessageOnPort(this.port)); ) {
+          const msg = m.message as FillerMessage;
+          if (msg.kind === 'task') this.add(msg.task, msg.files);
+          else if (msg.kind === 'run') running = true;
+          else return; // abort: the restore failed, its tasks are killed
+        }
+        this.events();
+        if (!running) this.idle();
+        else if (!this.background()) break;
+      }
+    } finally {
+      this.unmapWindow();
+      for (const t of this.tasks) closeFd(t.uffd);
+      for (const fd of this.fds) fs.closeSync(fd);
+    }
+  }
+
+  private add(t: LazyTask, files: string[]): void {
+    for (let i = this.fds.length; i < files.length; i++) this.fds.push(fs.openSync(files[i]!, 'r'));
+    this.tasks.push(new TaskFill(t.uffd, t.pid, t.pieces.map((p) => ({ ...p, done: new Uint8Array(p.n), left: p.n }))));
+  }
+
+  /** Waits up to 1 ms for an event on any uffd. */
+  private idle(): void {
+    const live = this.tasks.filter((t) => !t.gone).slice(0, 64);
+    if (live.length === 0) {
+      Atomics.wait(state, 7, 1, 1);
+      return;
+    }
+    live.forEach((t, i) => {
+      this.pollFds.writeInt32LE(t.uffd, i * 8);
+      this.pollFds.writeInt16LE(1, i * 8 + 4); // POLLIN
+      this.pollFds.writeInt16LE(0, i * 8 + 6);
+    });
+    syscallRaw('poll', addressOf(this.pollFds), live.length, 1);
+  }
+
+  /** Reads and handles every event queued on every uffd. */
+  private events(): void {
+    for (let again = true; again; ) {
+      again = false;
+      for (const t of [...this.tasks]) {
+        if (t.gone) continue;
+        for (;;) {
+          const n = Number(syscallRaw('read', t.uffd, this.msgsAddr, this.msgs.length));
+          if (n <= 0) break; // EAGAIN: nothing queued
+          again = true;
+          for (let at = 0; at + UFFD_MSG_SIZE <= n; at += UFFD_MSG_SIZE) this.event(t, at);
+        }
+      }
+      const retry = this.retry;
+      this.retry = [];
+      for (const f of retry) this.fault(f.t, f.page);
+      if (this.retry.length) again = true;
+    }
+  }
+
+  private event(t: TaskFill, at: number): void {
+    const m = this.msgs;
+    const kind = m.readUInt8(at);
+    const a = m.readBigUInt64LE(at + 8), b = m.readBigUInt64LE(at + 16), c = m.readBigUInt64LE(at + 24);
+    this.stats.events++;
+    if (kind === UFFD_EVENT.PAGEFAULT) {
+      this.stats.faults++;
+      this.fault(t, Number(b / 4096n));
+    } else if (kind === UFFD_EVENT.FORK) {
+      this.tasks.push(t.clone(m.readUInt32LE(at + 8)));
+    } else if (kind === UFFD_EVENT.REMAP) {
+      t.remap(Number(a / 4096n), Number(b / 4096n), Number(c / 4096n));
+    } else if (kind === UFFD_EVENT.REMOVE || kind === UFFD_EVENT.UNMAP) {
+      t.drop(Number(a / 4096n), Number((b + 4095n) / 4096n));
+    }
+  }
+
+  /** A fault at `page`: its page from the image (and the next ones to come), or the zero page. */
+  private fault(t: TaskFill, page: number): void {
+    const p = t.find(page);
+    const i = p ? page - p.start : 0;
+    if (!p || p.done[i]) {
+      const r = this.fill.zero(t.uffd, BigInt(page) * 4096n, PAGE);
+      if (r === -EAGAIN) this.retry.push({ t, page });
+      else if (r === -EEXIST) uffdWake(t.uffd, BigInt(page) * 4096n, 4096n);
+      else if (r < 0) this.lost(t, r, page);
+      else this.stats.zero++;
+      return;
+    }
+    let n = 1;
+    while (n < FAULT_PAGES && i + n < p.n && !p.done[i + n]) n++;
+    const len = n * PAGE;
+    const got = fs.readSync(this.fds[p.file]!, this.faultBuf, 0, len, p.off + i * PAGE);
+    if (got !== len) throw new Error(`pages file ${p.file} is short at offset ${p.off + i * PAGE}`);
+    this.copy(t, p, i, n, this.faultAddr, () => this.retry.push({ t, page }));
+  }
+
+  /** UFFDIO_COPY of pages [i, i+n) of `p` from `src`, page by page past those already in. */
+  private copy(t: TaskFill, p: Piece, i: number, n: number, src: bigint, onAgain: () => void): void {
+    let k = 0;
+    while (k < n) {
+      const r = this.fill.copy(t.uffd, BigInt(p.start + i + k) * 4096n, src + BigInt(k * PAGE), (n - k) * PAGE);
+      if (r > 0) {
+        const pages = r / PAGE;
+        markDone(p, i + k, pages);
+        this.stats.copied += pages;
+        k += pages;
+      } else if (r === -EEXIST) {
+        markDone(p, i + k, 1); // in already (a fault raced the background pass)
+        k++;
+      } else if (r === -EAGAIN) {
+        onAgain();
+        return;
+      } else if (r === -ENOENT) {
+        markDone(p, i + k, 1); // unmapped meanwhile (its UNMAP event is on its way)
+        k++;
+      } else {
+        this.lost(t, r, p.start + i + k);
+        return;
+      }
+    }
+  }
+
+  /** The task's mm is gone (it exited): nothing more to fill. Anything else is a failure. */
+  private lost(t: TaskFill, r: number, page: number): void {
+    if (r === -ESRCH) {
+      t.gone = true;
+      for (const p of t.pieces) markDone(p, 0, p.n);
+      return;
+    }
+    throw new Error(`Cannot fill page 0x${(page * PAGE).toString(16)} of ${t.pid > 0 ? `pid ${t.pid}` : 'a child forked while it was filled'}: errno ${-r}`);
+  }
+
+  /** One chunk of the background pass; false once every task is full. */
+  private background(): boolean {
+    for (const t of this.tasks) {
+      if (t.gone) continue;
+      while (t.cursor < t.pieces.length && t.pieces[t.cursor]!.left === 0) t.cursor++;
+      const p = t.pieces[t.cursor];
+      if (!p) continue;
+      let i = 0;
+      while (p.done[i]) i++;
+      let n = 1;
+      while (n < CHUNK_PAGES && i + n < p.n && !p.done[i + n]) n++;
+      const src = this.mapped(p.file, p.off + i * PAGE, n * PAGE);
+      this.copy(t, p, i, n, src, () => {});
+      return true;
+    }
+    return false;
+  }
+
+  /** The address in stasis of [off, off+len) of a pages file, through a window mapped read-only. */
+  private mapped(file: number, off: number, len: number): bigint {
+    const w = this.window;
+    if (w && w.file === file && off >= w.off && off + len <= w.off + w.len) return w.addr + BigInt(off - w.off);
+    this.unmapWindow();
+    const start = off - (off % PAGE);
+    const size = Math.max(WINDOW, off + len - start);
+    const addr = syscallRaw('mmap', 0, size, PROT_READ, MAP_PRIVATE, this.fds[file]!, start);
+    if (addr < 0n && addr > -4096n) throw new Error(`Cannot map pages file ${file}: errno ${-addr}`);
+    this.window = { file, off: start, len: size, addr };
+    return addr + BigInt(off - start);
+  }
+
+  private unmapWindow(): void {
+    if (this.window) syscallRaw('munmap', this.window.addr, this.window.len);
+    this.window = null;
+  }
+
+  kill(): void {
+    for (const t of this.tasks) if (t.pid > 0 && !t.gone) try { kill(t.pid, 9); } catch { /* gone */ }
+  }
+}
+
+// The restore's thread may be blocked (Atomics.wait): the outcome goes through shared memory.
+const { state: shared, port } = workerData as { state: SharedArrayBuffer; port: MessagePort };
+const state = new Int32Array(shared, 0, 8);
+Atomics.store(state, 7, 1); // loaded: the first task armed waits for it
+{
+  let f: Filler | null = null;
+  try {
+    f = new Filler(port);
+    f.run();
+  } catch (e) {
+    // A page that cannot be put in: the task must not run on with a hole in its memory.
+    f?.kill();
+    const msg = Buffer.from((e as Error).message).subarray(0, shared.byteLength - 64);
+    new Uint8Array(shared, 64).set(msg);
+    Atomics.store(state, 6, msg.length);
+    Atomics.store(state, 1, 1);
+  } finally {
+    if (f) [f.stats.faults, f.stats.zero, f.stats.copied, f.stats.events].forEach((x, i) => Atomics.store(state, 2 + i, x));
+    Atomics.store(state, 0, 1);
+    Atomics.notify(state, 0);
+    port.close();
+  }
+}

@@ -1,0 +1,204 @@
+// restore --lazy-pages: a task's private anonymous areas whose pages are in the image are
+// not filled at restore. They are registered on a userfaultfd in MISSING mode instead, and
+// the tree runs at once: a filler thread (lazy-filler.ts) puts each page in when it is first
+// touched (UFFDIO_COPY from the pages file, UFFDIO_ZEROPAGE where the image has none), and
+// fills the rest in address order meanwhile; when every page is in it closes the uffd, which
+// unregisters the areas (userfaultfd_release), and the areas are as a normal restore leaves them.
+//
+// Exactness while the task runs: the uffd also asks for the non-cooperative events, so what
+// the task does to its areas before they are full is followed: fork (EVENT_FORK: the child's
+// areas come registered on a uffd of their own, filled the same way), mremap (EVENT_REMAP:
+// the pages still to come move with the area), madvise(DONTNEED/REMOVE) and munmap
+// (EVENT_REMOVE, EVENT_UNMAP: those pages are not filled any more, and read as zeroes).
+// A kernel without one of them gets the restore refused.
+//
+// Like the incremental tracker (dirty-uffd.ts), only userfaultfd() runs in the task: its fd is
+// taken into stasis with pidfd_getfd and closed in the task at once, so the task never sees
+// it. It is made without UFFD_USER_MODE_ONLY: a fault the kernel takes on the task's behalf
+// (read(2) into an area) must wait for its page too, not fail with EFAULT; this needs the
+// privileges the task still has at that stage of its restore (stasis's).
+import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
+import {
+  Injector, pidfdOpen, pidfdGetfd, closeFd, SyscallError, uffdApi, uffdRegisterMissing, userfaultfdOwn,
+  UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_EVENT_UNMAP,
+} from '../sys/index.js';
+import { StasisError } from '../errors.js';
+import { VMA, MAP, MADV, PROT, isMappedByRestore, type VmaSpec } from './vma.js';
+import type { PageSource } from './page-chain.js';
+
+const PAGE = 4096n;
+const O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
+export const LAZY_FEATURES = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
+
+/** Pages still to come: `n` pages at page number `start` of the task, from `off` of file `file`. */
+export interface LazyPiece {
+  start: number;
+  n: number;
+  file: number;
+  off: number;
+}
+
+/** A task whose areas wait on a uffd (stasis's fd `uffd`). */
+export interface LazyTask {
+  pid: number;
+  uffd: number;
+  pieces: LazyPiece[];
+}
+
+/** To the filler: a task armed (with every pages file named so far), the tree runs, or the restore failed. */
+export type FillerMessage = { kind: 'task'; task: LazyTask; files: string[] } | { kind: 'run' } | { kind: 'abort' };
+
+/** Why this kernel cannot restore lazily, or null where it can (a uffd of stasis's own, asked for the features). */
+export function lazyPagesUnavailable(): string | null {
+  const fd = userfaultfdOwn();
+  if (fd < 0) return `userfaultfd() fails with errno ${-fd}`;
+  try {
+    const got = uffdApi(fd, LAZY_FEATURES);
+    if ((got & LAZY_FEATURES) !== LAZY_FEATURES) return `the kernel's userfaultfd lacks the fork, remap, remove or unmap events (features 0x${got.toString(16)})`;
+    return null;
+  } catch (e) {
+    return `UFFDIO_API fails: ${(e as Error).message}`;
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/**
+ * Whether an area is filled lazily: private anonymous, writable, mapped by restore and not
+ * moved in from a premap (those share pages with another task), not locked (mlock fills it
+ * at once: it would not fault), not droppable, not a stack (grows), not WIPEONFORK (a fork
+ * would hand the child an empty area that the child's filler would fill), no guard region.
+ */
+export function fillsLazily(v: VmaSpec, guards: { start: bigint; end: bigint }[]): boolean {
+  if (!isMappedByRestore(v) || !(v.status & VMA.ANON_PRIVATE) || (v.flags & 0x0f) !== MAP.PRIVATE) return false;
+  if (v.flags & (MAP.LOCKED | MAP.DROPPABLE | MAP.GROWSDOWN)) return false;
+  if (!(v.prot & PROT.WRITE) || !(v.prot & PROT.READ)) return false;
+  if (v.madv & (1n << BigInt(MADV.WIPEONFORK))) return false;
+  return !guards.some((g) => g.start < v.end && v.start < g.end);
+}
+
+/** The reads of `sources` inside the areas, as pieces (files numbered through `fileIndex`). */
+export function piecesOf(sources: PageSource[], areas: VmaSpec[], fileIndex: (path: string) => number): LazyPiece[] {
+  const sorted = [...areas].sort((a, b) => (a.start < b.start ? -1 : 1));
+  const out: LazyPiece[] = [];
+  for (const src of sources) {
+    const file = fileIndex(src.path);
+    for (const r of src.reads) {
+      const s = r.vaddr, e = r.vaddr + BigInt(r.nrPages) * PAGE;
+      for (const v of sorted) {
+        if (v.end <= s) continue;
+        if (v.start >= e) break;
+        const a = v.start > s ? v.start : s, b = v.end < e ? v.end : e;
+        out.push({ start: Number(a / PAGE), n: Number((b - a) / PAGE), file, off: r.off + Number(a - s) });
+      }
+    }
+  }
+  return out.sort((x, y) => x.start - y.start);
+}
+
+/**
+ * The task's userfaultfd (injected, taken, closed in the task), with the areas registered in
+ * MISSING mode. Any area the kernel will not register fails the restore: its pages were not
+ * written, so it cannot be left as it is.
+ */
+export function armLazy(inj: Injector, areas: VmaSpec[]): number {
+  const pid = inj.pid;
+  let uffd = -1, remote = -1;
+  try {
+    const r = inj.call('userfaultfd', O_CLOEXEC | O_NONBLOCK);
+    if (r < 0n) throw new SyscallError('userfaultfd', Number(-r), `injected in pid ${pid}`);
+    remote = Number(r);
+    const pidfd = pidfdOpen(pid);
+    try {
+      uffd = pidfdGetfd(pidfd, remote);
+    } finally {
+      closeFd(pidfd);
+    }
+  } finally {
+    if (remote >= 0) inj.call('close', remote);
+  }
+  try {
+    const got = uffdApi(uffd, LAZY_FEATURES);
+    if ((got & LAZY_FEATURES) !== LAZY_FEATURES) throw new StasisError('E_UNSUPPORTED', `Cannot restore pid ${pid} with --lazy-pages: its userfaultfd lacks the events it needs`);
+    for (const v of areas) {
+      const e = uffdRegisterMissing(uffd, v.start, v.end - v.start);
+      if (e < 0) throw new StasisError('E_UNSUPPORTED', `Cannot restore pid ${pid} with --lazy-pages: the area 0x${v.start.toString(16)}-0x${v.end.toString(16)} cannot be registered on a userfaultfd (errno ${-e})`);
+    }
+  } catch (err) {
+    closeFd(uffd);
+    throw err;
+  }
+  return uffd;
+}
+
+/**
+ * The filler thread, started before the tree is made (its start-up is not paid by the first
+ * fault). Each task is handed to it as soon as it is armed: the rest of its restore (rseq's
+ * registration, the threads' set-up) may touch its areas. `run()` starts the background pass.
+ */
+export class LazyFiller {
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  /** [0]: 1 once the filler is done; [1]: 1 if it failed; [2..5]: faults, zero pages, pages copied, events; [6]: length of the error at byte 64; [7]: 1 once it is loaded. */
+  private readonly shared = new SharedArrayBuffer(1024);
+  private readonly state = new Int32Array(this.shared, 0, 8);
+  private failure: string | null = null;
+  private tasks = 0;
+  private ended = false;
+
+  constructor() {
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.worker = new Worker(new URL('./lazy-filler.js', import.meta.url), { workerData: { state: this.shared, port: port2 }, transferList: [port2] });
+    this.worker.unref();
+    this.worker.on('error', (e) => {
+      this.failure = e.message;
+    });
+  }
+
+  /** A task armed (its uffd now belongs to the filler), with the pages files named so far. */
+  add(task: LazyTask, files: string[]): void {
+    if (this.tasks++ === 0) {
+      // Nothing would answer the faults of a filler that did not load: found before the tree runs.
+      const until = Date.now() + 10000;
+      while (Atomics.load(this.state, 7) === 0 && Date.now() < until) Atomics.wait(this.state, 7, 0, 20);
+      if (Atomics.load(this.state, 7) === 0) {
+        closeFd(task.uffd);
+        throw new StasisError('E_RESTORE_FAILED', `The lazy page filler thread did not start${this.failure ? `: ${this.failure}` : ''}`);
+      }
+    }
+    this.port.postMessage({ kind: 'task', task, files } satisfies FillerMessage);
+  }
+
+  /** The tree runs: fill the rest. */
+  run(): void {
+    this.port.postMessage({ kind: 'run' } satisfies FillerMessage);
+  }
+
+  /** What the filler did: faults served, zero pages, pages copied, events read. */
+  stats(): { faults: number; zero: number; copied: number; events: number } {
+    const s = this.state;
+    return { faults: s[2]!, zero: s[3]!, copied: s[4]!, events: s[5]! };
+  }
+
+  /** Blocks until every page is in (or the tasks are gone); the filler's error, if it had one. */
+  waitDone(): string | null {
+    this.ended = true;
+    if (this.tasks === 0) {
+      this.abort();
+      return null;
+    }
+    while (Atomics.load(this.state, 0) === 0) Atomics.wait(this.state, 0, 0, 1000);
+    this.port.close();
+    if (!Atomics.load(this.state, 1)) return null;
+    const len = Atomics.load(this.state, 6);
+    return this.failure ?? (Buffer.from(new Uint8Array(this.shared, 64, len)).toString() || 'the page filler failed');
+  }
+
+  /** The restore failed (its tasks are killed): the filler closes the uffds and ends. */
+  abort(): void {
+    this.port.postMessage({ kind: 'abort' } satisfies FillerMessage);
+    this.port.close();
+    if (this.tasks === 0) void this.worker.terminate();
+  }
+}
