@@ -64,7 +64,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoredTree> {
   const run = engine.run('restore', plain, hooksOf(opts), !opts.detach);
   const r = (await run.done) as RestoreResult;
   let exited = run.exited;
-  return { pid: r.pid, pids: r.pids, totalMs: r.totalMs, wait: () => (exited ??= engine.exitOf(r.pid)) };
+  return { pid: r.pid, pids: r.pids, totalMs: r.totalMs, ...(r.lazy ? { lazy: r.lazy } : {}), wait: () => (exited ??= engine.exitOf(r.pid)) };
 }
 
 /**

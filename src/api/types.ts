@@ -183,6 +183,12 @@ export interface RestoreOptions extends RunHooks {
   manageCgroups?: CgroupMode | undefined;
   /** CRIU's --cgroup-root: where a hierarchy's (or, without a controller, every hierarchy's) dumped cgroups go. */
   cgroupRoots?: CgroupRoot[] | undefined;
+  /**
+   * CRIU's --lazy-pages: the tasks run before their private anonymous memory is in; a
+   * filler thread puts each page in when it is first touched and the rest in address order.
+   * The restore returns (with `detach`) once every page is in.
+   */
+  lazyPages?: boolean | undefined;
 }
 
 export type ExitStatus = { kind: 'exited'; code: number } | { kind: 'signaled'; signal: number };
@@ -193,6 +199,8 @@ export interface RestoreResult {
   /** `restoreSync` without `detach`: how the root task ended. */
   exit?: ExitStatus;
   totalMs: number;
+  /** With `lazyPages`: when the tree ran and when its memory was full (ms from the start), and what the filler did. */
+  lazy?: { runningMs: number; fillMs: number; faults: number; zero: number; copied: number; events: number };
 }
 
 /** What `restore()` resolves with: the tree runs. */
@@ -203,6 +211,8 @@ export interface RestoredTree {
   pids: number[];
   /** From the call until the tree ran. */
   totalMs: number;
+  /** With `lazyPages`: as RestoreResult's. */
+  lazy?: NonNullable<RestoreResult['lazy']>;
   /**
    * Settles when the root task exits (it is a child of this process, reaped by stasis).
    * For a detached restore, the first call starts watching it: do not reap it yourself then.

@@ -85,6 +85,7 @@ export function restoreOptions(a: ParsedArgs, io: RunIo & { onRestored?: (pid: n
     joinNs: joinNs(a),
     manageCgroups: manageCgroups(a),
     cgroupRoots: cgroupRoots(a),
+    lazyPages: flag(a, 'lazy-pages'),
     onProgress: io.onProgress,
     log: io.log,
     notify: io.notify,

@@ -51,6 +51,8 @@ export interface AddressSpacePlan {
   premapped?: Premap[];
   /** Guard regions (MADV_GUARD_INSTALL) inside the VMAs. */
   guards?: { start: bigint; end: bigint }[];
+  /** Areas whose pages are not written here: restore --lazy-pages fills them once the task runs (mem/lazy-pages.ts). */
+  lazy?: VmaSpec[];
 }
 
 /** A free range of `size` bytes in both layouts, between 4 GiB and the top of user space. */
@@ -108,7 +110,7 @@ export function rebuildAddressSpace(inj: Injector, plan: AddressSpacePlan): { sc
     for (const v of plan.vmas) if (v.start < end && r.vaddr < v.end && !moved.has(v)) filled.add(v);
   }
   mapVmas(inj, plan, filled, moved);
-  fillPages(inj, plan, [...moved]);
+  fillPages(inj, plan, [...moved, ...(plan.lazy ?? [])]);
   for (const v of filled) {
     if (!(v.prot & PROT.WRITE)) inj.must('mprotect', v.start, v.end - v.start, v.prot);
   }

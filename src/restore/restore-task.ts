@@ -36,6 +36,7 @@ import { VMA, type VmaSpec } from '../mem/vma.js';
 import { vmaSpecs, type Premap } from './cow-premap.js';
 import { MappedFiles } from './mapped-files.js';
 import { StasisError } from '../errors.js';
+import { armLazy, fillsLazily, piecesOf, type LazyTask } from '../mem/lazy-pages.js';
 import type { FpuFields } from '../sys/fpu-layout.js';
 
 const RSEQ_FLAG_UNREGISTER = 1;
@@ -97,6 +98,8 @@ export interface RestoreTaskCtx {
   mapped?: MappedFiles;
   /** The areas each task premapped while the tree was made, by pid (cow-premap.ts). */
   premapped?: Map<number, Premap[]>;
+  /** restore --lazy-pages: each task's lazily filled areas are armed here, and listed for the filler. */
+  lazy?: { fileIndex: (path: string) => number; add: (task: LazyTask) => void };
 }
 
 export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask): number[] {
@@ -114,8 +117,15 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
     at: p.at, vma: vmas.find((v) => v.start === p.vma.start && v.end === p.vma.end && v.flags === p.vma.flags)!,
   }));
   const m = t.mm;
+  const guards = t.mm.vmas.filter((v) => v.status & VMA.GUARD);
+  const moved = new Set(premapped.map((p) => p.vma));
+  const withPages = new Set(t.runs.flatMap((r) => {
+    const e = r.vaddr + BigInt(r.nrPages) * 4096n;
+    return vmas.filter((v) => v.start < e && r.vaddr < v.end);
+  }));
+  const lazy = ctx.lazy ? vmas.filter((v) => withPages.has(v) && !moved.has(v) && fillsLazily(v, guards)) : [];
   const { scratch, scratchSize } = rebuildAddressSpace(inj, {
-    vmas, guards: t.mm.vmas.filter((v) => v.status & VMA.GUARD), mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: t.pageSources, runs: t.runs, stasisPidfd: child.stasisPidfd, premapped,
+    vmas, guards, lazy, mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: t.pageSources, runs: t.runs, stasisPidfd: child.stasisPidfd, premapped,
     ...(ctx.shmem ? { shmemFd: (v: VmaSpec) => ctx.shmem!.fdFor(v) } : {}),
     mm: {
       startCode: m.mmStartCode, endCode: m.mmEndCode, startData: m.mmStartData, endData: m.mmEndData,
@@ -123,6 +133,12 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
       envStart: m.mmEnvStart, envEnd: m.mmEnvEnd, auxv: m.mmSavedAuxv, exePath: regPath(ctx.set, m.exeFileId),
     },
   });
+
+  // While the task still has stasis's privileges (a uffd that serves the kernel's own faults needs them).
+  if (ctx.lazy && lazy.length) {
+    const uffd = armLazy(inj, lazy);
+    ctx.lazy.add({ pid, uffd, pieces: piecesOf(t.pageSources, lazy, ctx.lazy.fileIndex) });
+  }
 
   const tc = t.core.tc!, th = t.core.threadCore!;
   restoreProcessState(inj, {

@@ -24,6 +24,7 @@ import { ownNamespaces, restoreFlags, restoreNamespaces, rootTimeOffsets } from 
 import { CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWPID } from '../sys/index.js';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../api/types.js';
 import { CgroupRestore } from '../cgroup/restore-cgroups.js';
+import { LazyFiller, lazyPagesUnavailable, type LazyTask } from '../mem/lazy-pages.js';
 
 export function waitExit(pid: number): ExitStatus {
   for (;;) {
@@ -95,6 +96,10 @@ export function restore(opts: RestoreOptions): RestoreResult {
     const v = verifyImageSet(opts.imagesDir);
     log.info(`checksums verified: ${v.files} file(s) in ${v.dirs} image set(s)`);
   }
+  if (opts.lazyPages) {
+    const why = lazyPagesUnavailable();
+    if (why) throw new StasisError('E_UNSUPPORTED', `Cannot restore with --lazy-pages on this kernel: ${why}`);
+  }
   progress('reading images');
   const set = readImageSet(opts.imagesDir);
   log.info(`images read: ${set.order.length} task(s), ${set.files.size} file object(s)`);
@@ -155,6 +160,10 @@ export function restore(opts: RestoreOptions): RestoreResult {
     pairs.end(); // before the tree takes its pids
   }
   let cgroups: CgroupRestore | undefined;
+  // Started now, so its start-up is over by the time the tree runs and faults.
+  const filler = opts.lazyPages ? new LazyFiller() : null;
+  const lazyFiles: string[] = [];
+  let runningMs = 0;
   try {
     // Before any task: a cgroup the mode forbids making stops the restore with nothing created.
     cgroups = CgroupRestore.prepare(set.dir, set.inventory.rootCgSet, opts.manageCgroups ?? 'soft', opts.cgroupRoots ?? [], log);
@@ -178,7 +187,8 @@ export function restore(opts: RestoreOptions): RestoreResult {
     const inject = log.level >= 4 ? { log: (m: string) => log.debug(`inject ${m}`) } : {};
     // Epoll instances in flight (SCM_RIGHTS), by the socket whose queue holds them: the task holding it adds their targets.
     const epollsInFlight = new Map([...unix.rights].map(([sk, byPacket]) => [sk, [...byPacket.values()].flat().filter((f) => set.files.get(f)?.epfd)] as const).filter(([, e]) => e.length));
-    const ctx = { set, files, shmem, locks, epollsFilled: new Set<number>(), epollsInFlight, fdTablesDone: new Set<number>(), timerRestoreIds, ttys: fileCtx.ttys, inject, warn: (m: string) => log.warn(m), premapped: cow.premapped, mapped };
+    const ctx = { set, files, shmem, locks, epollsFilled: new Set<number>(), epollsInFlight, fdTablesDone: new Set<number>(), timerRestoreIds, ttys: fileCtx.ttys, inject, warn: (m: string) => log.warn(m), premapped: cow.premapped, mapped,
+      ...(filler ? { lazy: { add: (t: LazyTask) => filler.add(t, lazyFiles), fileIndex: (p: string) => (lazyFiles.includes(p) ? lazyFiles.indexOf(p) : lazyFiles.push(p) - 1) } } : {}) };
     set.tasks.forEach((t, i) => {
       progress('restoring tasks', i, set.tasks.length);
       log.info(`restoring pid ${t.pstree.pid} (${t.threads.length + 1} thread(s), ${t.mm.vmas.length} memory areas, ${t.fdinfos.length} fds)`);
@@ -197,12 +207,16 @@ export function restore(opts: RestoreOptions): RestoreResult {
     // (By its pid here: in a pid namespace of its own, the image's pid is not stasis's.)
     const realPid = (t: (typeof stopped)[number]) => created.get(t.pstree.pid)!.pid;
     for (const t of stopped) kill(realPid(t), t.core.tc!.stopSigno || SIGSTOP);
+    // The filler has served the tasks' faults since each was armed; now it fills the rest.
+    filler?.run();
     for (const tid of tids) detach(tid);
+    runningMs = performance.now() - t0;
     for (const t of stopped) ensureStopped(realPid(t), t.core.tc!.stopSigno || SIGSTOP, log);
     log.info(`tree restored and running: ${tids.join(', ')}${stopped.length ? ` (stopped: ${stopped.map(realPid).join(', ')})` : ''}`);
   } catch (err) {
     log.error(`restore failed, every task it made is killed: ${(err as Error).message}`);
     tcp.abort();
+    filler?.abort();
     // Children first: a parent killed first would hand them to init before we reap them.
     // Only what this restore created: the root's pid may belong to someone else's task.
     for (const pid of [...created.keys()].reverse()) {
@@ -231,6 +245,22 @@ export function restore(opts: RestoreOptions): RestoreResult {
   const pids = set.order.map((e) => created.get(e.pid)?.pid ?? e.pid);
   const hostRoot = pids[0]!;
   opts.onRestored?.(hostRoot);
-  if (opts.detach) return { pid: hostRoot, pids, totalMs: restoredMs };
-  return { pid: hostRoot, pids, exit: waitExit(hostRoot), totalMs: restoredMs };
+  if (!filler) {
+    if (opts.detach) return { pid: hostRoot, pids, totalMs: restoredMs };
+    return { pid: hostRoot, pids, exit: waitExit(hostRoot), totalMs: restoredMs };
+  }
+  // --lazy-pages: the tree runs; this returns once its memory is all in (with -d), as
+  // CRIU's restore returns only once its lazy-pages daemon has every page (a detached filler
+  // would die with stasis and leave the tasks waiting on a page forever).
+  const exit = opts.detach ? undefined : waitExit(hostRoot);
+  const failed = filler.waitDone();
+  const fillMs = performance.now() - t0;
+  const s = filler.stats();
+  if (failed) {
+    if (exit) log.error(`the lazy page filler failed: ${failed}`);
+    else throw new StasisError('E_RESTORE_FAILED', `Cannot fill the memory of the restored tree of pid ${root} (its tasks were killed): ${failed}`);
+  }
+  log.info(`lazy pages: running after ${runningMs.toFixed(1)} ms, memory full after ${fillMs.toFixed(1)} ms (${s.copied} pages copied, ${s.faults} faults, ${s.zero} zero pages, ${s.events} events)`);
+  const lazyStats = { runningMs, fillMs, ...s };
+  return exit ? { pid: hostRoot, pids, exit, totalMs: restoredMs, lazy: lazyStats } : { pid: hostRoot, pids, totalMs: restoredMs, lazy: lazyStats };
 }
