@@ -102,15 +102,15 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
       plans.set(m.mountId, { how: 'bind', from: from.mountId });
       continue;
     }
-    if (fsType === 'cgroup') return { refused: `${name(m)} is a cgroup v1 hierarchy; give it as an external mount (ext_mnt), as runc does` };
-    if (m.root !== '/') return { refused: `${name(m)} shows ${m.root} of a filesystem no other mount of the tree shows; give it as an external mount (ext_mnt)` };
+    if (fsType === 'cgroup') return { refused: `${name(m)} is a cgroup v1 hierarchy; give it as an external mount (--ext-mount-map, RPC ext_mnt), as runc does` };
+    if (m.root !== '/') return { refused: `${name(m)} shows ${m.root} of a filesystem no other mount of the tree shows; give it as an external mount (--ext-mount-map, RPC ext_mnt)` };
     if (fsType === 'tmpfs') {
       const files = tmpfsFiles(m);
       if (files !== 'empty' && files !== 'files') return { refused: `${name(m)} holds ${files}, which a tmpfs archive cannot keep` };
       plans.set(m.mountId, { how: 'fresh', fsType, ...(files === 'files' ? { contents: true as const } : {}) });
       continue;
     }
-    if (!FRESH.has(fsType)) return { refused: `${name(m)} is a ${m.fsType} filesystem, which stasis cannot mount again; give it as an external mount (ext_mnt)` };
+    if (!FRESH.has(fsType)) return { refused: `${name(m)} is a ${m.fsType} filesystem, which stasis cannot mount again; give it as an external mount (--ext-mount-map, RPC ext_mnt)` };
     plans.set(m.mountId, { how: 'fresh', fsType });
   }
   return { plans };
