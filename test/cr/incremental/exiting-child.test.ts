@@ -51,5 +51,6 @@ test('pre-dumps of a shell whose sleep children come and go all succeed, and a d
     } catch {
       /* dumped and gone */
     }
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
