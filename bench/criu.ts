@@ -4,6 +4,7 @@
 // without it the CRIU lines are skipped with the reason. STASIS_BENCH_RUNS (default 5) runs of
 // each small step, STASIS_BENCH_BIG_RUNS (default 3) of the 1 GiB ones, STASIS_BENCH_BIG_MIB
 // their size (default 1024). Each restored victim checks its memory (outside the timing).
+// STASIS_BENCH_ONLY=lazy runs only the --lazy-pages rows.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +16,7 @@ const STASIS = path.join(REPO, 'bin/stasis.js');
 const RUNS = Number(process.env.STASIS_BENCH_RUNS ?? 5);
 const BIG_RUNS = Number(process.env.STASIS_BENCH_BIG_RUNS ?? 3);
 const BIG_MIB = Number(process.env.STASIS_BENCH_BIG_MIB ?? 1024);
+const ONLY = process.env.STASIS_BENCH_ONLY;
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 // Images on tmpfs, so that the disk's writeback is not what is measured.
@@ -50,9 +52,9 @@ function gone(pid: number): void {
  * A victim CRIU can dump: a session of its own, stdio on /dev/null, its files in DIR; not the
  * bench's child (the shell that starts it exits), so that its pid is free once it is killed.
  */
-function victim(bin: string, mib: number, dir: string): number {
+function victim(bin: string, mib: number, dir: string, extra = ''): number {
   fs.mkdirSync(dir, { recursive: true });
-  const out = execFileSync('sh', ['-c', 'cd "$1" && setsid "$2" "$1" "$3" </dev/null >/dev/null 2>&1 & echo $!', 'sh', dir, bin, String(mib)], { encoding: 'utf8' });
+  const out = execFileSync('sh', ['-c', 'cd "$1" && setsid "$2" "$1" "$3" $4 </dev/null >/dev/null 2>&1 & echo $!', 'sh', dir, bin, String(mib), extra], { encoding: 'utf8' });
   waitFile(path.join(dir, 'ready'));
   return Number(out.trim());
 }
@@ -107,7 +109,7 @@ const criu = findCriu();
 const rows: [string, string, number, number][] = [];
 
 // Start-up: `stasis --help` and `stasis -V` against bare `node -e 0`, alternating.
-{
+if (!ONLY) {
   const t: Record<string, number[]> = { node: [], help: [], version: [] };
   for (let i = 0; i < 10; i++) {
     t.node?.push(timed(process.execPath, ['-e', '0']));
@@ -119,7 +121,7 @@ const rows: [string, string, number, number][] = [];
 }
 
 const skipped: string[] = [];
-if (criu.bin) {
+if (criu.bin && !ONLY) {
   const bin = path.join(work, 'bigheap');
   execFileSync('gcc', ['-O2', '-o', bin, path.join(REPO, 'test/workloads/bigheap.c')]);
   const cases = [['16 MiB process', '16 MiB process', 16, false, RUNS],
@@ -139,8 +141,56 @@ if (criu.bin) {
     rows.push([`dump of ${label}`, 'CRIU 4.2', median(c.dump), median(s.dump)]);
     rows.push([`restore of ${restoreLabel}`, 'CRIU 4.2', median(c.restore), median(s.restore)]);
   }
-} else {
+} else if (!criu.bin) {
   skipped.push(`dump and restore against CRIU skipped: ${criu.why ?? ''}`);
+}
+
+/**
+ * restore --lazy-pages against CRIU's plain restore of the same BIG_MIB (CRIU's own lazy
+ * restore needs its lazy-pages daemon and a page server: not what a user runs), and against
+ * stasis's plain restore. The victim (lazymem, four areas checked by four threads) was told
+ * to go before the restore, so it stamps the time it first runs and the time its first full
+ * pass over its memory is done (CLOCK_REALTIME); both are taken from the restore's start.
+ */
+function lazyCycle(kind: 'criu' | 'stasis' | 'lazy', bin: string, mib: number, n: number): { command: number; running: number; pass: number } {
+  const dir = path.join(work, `lazy-${kind}-${n}`);
+  const images = path.join(dir, 'images');
+  fs.mkdirSync(images, { recursive: true });
+  const pid = victim(bin, mib, dir, 'plain');
+  const tool: Tool = kind === 'criu' ? 'criu' : 'stasis';
+  timed(...dumpArgs(tool, pid, images, false));
+  gone(pid);
+  fs.writeFileSync(path.join(dir, 'go'), '');
+  const [file, args] = restoreArgs(tool, images);
+  const t0 = performance.timeOrigin + performance.now();
+  const command = timed(file, kind === 'lazy' ? [...args, '--lazy-pages'] : args);
+  waitFile(path.join(dir, 'result'));
+  const stamp = (f: string) => Number(BigInt(fs.readFileSync(path.join(dir, f), 'utf8').trim()) / 1000n) / 1000 - t0;
+  const result = fs.readFileSync(path.join(dir, 'result'), 'utf8').trim().split('\n')[0];
+  const out = { command, running: stamp('ran'), pass: stamp('verified') };
+  gone(pid);
+  if (result !== 'PASS') throw new Error(`${kind}: the restored victim found its memory wrong: ${result}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return out;
+}
+
+if (criu.bin && (!ONLY || ONLY === 'lazy')) {
+  const bin = path.join(work, 'lazymem');
+  execFileSync('gcc', ['-O2', '-o', bin, path.join(REPO, 'test/workloads/lazymem.c'), '-lpthread']);
+  type Times = { command: number; running: number; pass: number };
+  const t: Record<'criu' | 'stasis' | 'lazy', Times[]> = { criu: [], stasis: [], lazy: [] };
+  for (let i = 0; i < BIG_RUNS; i++) {
+    const order = (['criu', 'stasis', 'lazy'] as const).map((_, k, a) => a[(k + i) % 3]!);
+    for (const kind of order) t[kind].push(lazyCycle(kind, bin, BIG_MIB, i));
+  }
+  const m = (k: keyof typeof t, f: 'command' | 'running' | 'pass') => median(t[k].map((x) => x[f]));
+  rows.push([`restore of ${BIG_MIB} MiB to running, plain`, 'CRIU 4.2 to running', m('criu', 'running'), m('stasis', 'running')]);
+  rows.push([`restore --lazy-pages of ${BIG_MIB} MiB to running (target <= 0.10x)`, 'CRIU 4.2 restore', m('criu', 'command'), m('lazy', 'running')]);
+  rows.push([`restore --lazy-pages: first full pass over memory done (target <= 1.00x)`, 'CRIU 4.2 restore', m('criu', 'command'), m('lazy', 'pass')]);
+  rows.push([`restore --lazy-pages: the command (-d, returns when all is in)`, 'CRIU 4.2 restore', m('criu', 'command'), m('lazy', 'command')]);
+  rows.push([`first full pass over memory done, plain`, 'CRIU 4.2 plain', m('criu', 'pass'), m('stasis', 'pass')]);
+} else if (!criu.bin) {
+  skipped.push(`restore --lazy-pages against CRIU skipped: ${criu.why ?? ''}`);
 }
 
 const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
