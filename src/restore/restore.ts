@@ -85,6 +85,21 @@ function holdPid(pid: number): () => void {
 
 export function restore(opts: RestoreOptions): RestoreResult {
   const t0 = performance.now();
+  if (opts.lazyPages) {
+    const why = lazyPagesUnavailable();
+    if (why) throw new StasisError('E_UNSUPPORTED', `Cannot restore with --lazy-pages on this kernel: ${why}`);
+  }
+  // Started first: its start-up (loading its modules) goes on while the images are checked and read.
+  const filler = opts.lazyPages ? new LazyFiller() : null;
+  try {
+    return restoreWith(opts, filler, t0);
+  } catch (err) {
+    filler?.abort();
+    throw err;
+  }
+}
+
+function restoreWith(opts: RestoreOptions, filler: LazyFiller | null, t0: number): RestoreResult {
   const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
   const log = opts.log ?? NO_LOG;
   const notify = opts.notify ?? (() => {});
@@ -95,10 +110,6 @@ export function restore(opts: RestoreOptions): RestoreResult {
     progress('verifying images');
     const v = verifyImageSet(opts.imagesDir);
     log.info(`checksums verified: ${v.files} file(s) in ${v.dirs} image set(s)`);
-  }
-  if (opts.lazyPages) {
-    const why = lazyPagesUnavailable();
-    if (why) throw new StasisError('E_UNSUPPORTED', `Cannot restore with --lazy-pages on this kernel: ${why}`);
   }
   progress('reading images');
   const set = readImageSet(opts.imagesDir);
@@ -160,8 +171,6 @@ export function restore(opts: RestoreOptions): RestoreResult {
     pairs.end(); // before the tree takes its pids
   }
   let cgroups: CgroupRestore | undefined;
-  // Started now, so its start-up is over by the time the tree runs and faults.
-  const filler = opts.lazyPages ? new LazyFiller() : null;
   const lazyFiles: string[] = [];
   let runningMs = 0;
   try {
