@@ -11,7 +11,7 @@ import { addressOf, syscallRaw, closeFd, kill, UffdFill, uffdWake, UFFD_EVENT, U
 import type { LazyPiece, LazyTask, FillerMessage } from './lazy-pages.js';
 
 const PAGE = 4096;
-const FAULT_PAGES = 16; // 64 KiB around a fault
+const FAULT_PAGES = 128; // 512 KiB from a fault on
 const CHUNK_PAGES = 256; // 1 MiB per background step
 const WINDOW = 32 << 20; // the pages file is mapped 32 MiB at a time for the background pass
 const EAGAIN = 11, EEXIST = 17, ENOENT = 2, ESRCH = 3;
