@@ -4,7 +4,7 @@ import { chooseBackend, backendProblems } from './dirty-open.js';
 import type { KernelFeatures } from '../sys/index.js';
 
 const base: KernelFeatures = {
-  release: 'test', zeroPfn: null, kcmp: true, pidfdGetfd: true, clone3SetTid: true, pagemapScan: true, uffdWpAsync: true, softDirty: false,
+  release: 'test', zeroPfn: null, kcmp: true, pidfdGetfd: true, clone3SetTid: true, pagemapScan: true, uffdWpAsync: true, softDirty: false, lazyPages: true,
   timerRestoreIds: true,
 };
 

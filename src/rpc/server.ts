@@ -37,7 +37,7 @@ async function handle(conn: RpcConn, req: CriuReq): Promise<Resp> {
       return c.ready ? { type: req.type, success: true } : { type: req.type, success: false, crErrmsg: 'The kernel lacks a feature stasis needs (see stasis check)' };
     }
     case CriuReqType.FEATURE_CHECK: {
-      // Pre-dumps track memory on this kernel (uffd, soft-dirty or hashing); there are no lazy pages yet.
+      // Pre-dumps track memory on this kernel (uffd, soft-dirty or hashing). CRIU's lazy_pages means dump --lazy-pages with a page server too (runc asks before `checkpoint --lazy-pages`): stasis has restore --lazy-pages only.
       const asked = req.features;
       return {
         type: req.type, success: true,

@@ -18,6 +18,8 @@ export interface KernelFeatures {
   softDirty: boolean;
   /** prctl(PR_TIMER_CREATE_RESTORE_IDS) (Linux 6.14): timer_create() at a given id. */
   timerRestoreIds: boolean;
+  /** userfaultfd with the fork, remap, remove and unmap events: restore --lazy-pages (mem/lazy-pages.ts). */
+  lazyPages: boolean;
 }
 
 const PAGEMAP_SCAN = 0xc0606610n;
@@ -86,6 +88,21 @@ function probeUffdWpAsync(): boolean {
   }
 }
 
+function probeLazyPages(): boolean {
+  const O_CLOEXEC = 0o2000000;
+  const fd = syscallRaw('userfaultfd', O_CLOEXEC);
+  if (fd < 0n) return false;
+  try {
+    const want = (1n << 1n) | (1n << 2n) | (1n << 3n) | (1n << 6n); // EVENT_FORK, _REMAP, _REMOVE, _UNMAP
+    const api = Buffer.alloc(24);
+    api.writeBigUInt64LE(0xaan, 0); // UFFD_API
+    api.writeBigUInt64LE(want, 8);
+    return syscallRaw('ioctl', fd, 0xc018aa3fn, addressOf(api)) === 0n && (api.readBigUInt64LE(8) & want) === want;
+  } finally {
+    syscallRaw('close', fd);
+  }
+}
+
 const PR_TIMER_CREATE_RESTORE_IDS = 77, PR_TIMER_CREATE_RESTORE_IDS_GET = 2;
 
 /** Asks for the mode (no change to it): older kernels answer EINVAL. */
@@ -112,5 +129,6 @@ export function probeKernel(): KernelFeatures {
     uffdWpAsync: probeUffdWpAsync(),
     softDirty: probeSoftDirty(),
     timerRestoreIds: probeTimerRestoreIds(),
+    lazyPages: probeLazyPages(),
   };
 }
