@@ -105,12 +105,11 @@ function makeObject(o: ShmemImage): number {
   }
 }
 
-/** Copies the object's pages from the pages images that hold them, BUF_SIZE bytes per read. */
-function fill(fd: number, o: ShmemImage, buf: Buffer): void {
-  if (o.hugePage) {
-    fillHuge(fd, o, buf);
-    return;
-  }
+/**
+ * Reads the object's pages from the pages images that hold them, BUF_SIZE bytes at a time and
+ * none at or past `end`, and hands each piece (in `buf`) to `put` with its offset in the object.
+ */
+function forEachPiece(o: ShmemImage, buf: Buffer, put: (n: number, to: number) => void, end = Infinity): void {
   for (const src of o.sources) {
     const from = fs.openSync(src.path, 'r');
     try {
@@ -119,21 +118,33 @@ function fill(fd: number, o: ShmemImage, buf: Buffer): void {
         let to = Number(r.vaddr);
         let left = r.nrPages * 4096;
         while (left > 0) {
-          const len = Math.min(left, BUF_SIZE);
-          const n = fs.readSync(from, buf, 0, len, off);
-          if (n !== len) throw new StasisError('E_TRUNCATED', `${src.path} is short: read ${n} of ${len} bytes at offset ${off}`);
-          // Not past a memfd's end (its last page is dumped whole): writing would grow it.
-          const keep = sized(o) ? Math.max(0, Math.min(len, Number(o.size) - to)) : len;
-          for (let k = 0; k < keep; ) k += fs.writeSync(fd, buf, k, keep - k, to + k);
-          off += len;
-          to += len;
-          left -= len;
+          const n = Math.min(left, BUF_SIZE, end - to);
+          if (n <= 0) throw new StasisError('E_CORRUPT', `${src.path} holds pages past the end of shared memory object ${o.shmid} (${end} bytes)`);
+          const got = fs.readSync(from, buf, 0, n, off);
+          if (got !== n) throw new StasisError('E_TRUNCATED', `${src.path} is short: read ${got} of ${n} bytes at offset ${off}`);
+          put(n, to);
+          off += n;
+          to += n;
+          left -= n;
         }
       }
     } finally {
       fs.closeSync(from);
     }
   }
+}
+
+/** Copies the object's pages into it. */
+function fill(fd: number, o: ShmemImage, buf: Buffer): void {
+  if (o.hugePage) {
+    fillHuge(fd, o, buf);
+    return;
+  }
+  forEachPiece(o, buf, (len, to) => {
+    // Not past a memfd's end (its last page is dumped whole): writing would grow it.
+    const keep = sized(o) ? Math.max(0, Math.min(len, Number(o.size) - to)) : len;
+    for (let k = 0; k < keep; ) k += fs.writeSync(fd, buf, k, keep - k, to + k);
+  });
 }
 
 /**
@@ -146,28 +157,7 @@ function fillHuge(fd: number, o: ShmemImage, buf: Buffer): void {
   const addr = mmapFdSelf(fd, len, PROT_RW);
   const mem = new ProcMem(process.pid, true);
   try {
-    for (const src of o.sources) {
-      const from = fs.openSync(src.path, 'r');
-      try {
-        for (const r of src.reads) {
-          let off = r.off;
-          let to = Number(r.vaddr);
-          let left = r.nrPages * 4096;
-          while (left > 0) {
-            const n = Math.min(left, BUF_SIZE, len - to);
-            if (n <= 0) throw new StasisError('E_CORRUPT', `${src.path} holds pages past the end of hugetlb object ${o.shmid} (${len} bytes)`);
-            const got = fs.readSync(from, buf, 0, n, off);
-            if (got !== n) throw new StasisError('E_TRUNCATED', `${src.path} is short: read ${got} of ${n} bytes at offset ${off}`);
-            mem.write(addr + BigInt(to), buf, 0, n);
-            off += n;
-            to += n;
-            left -= n;
-          }
-        }
-      } finally {
-        fs.closeSync(from);
-      }
-    }
+    forEachPiece(o, buf, (n, to) => mem.write(addr + BigInt(to), buf, 0, n), len);
   } finally {
     mem.close();
     munmapSelf(addr, len);
