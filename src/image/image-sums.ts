@@ -115,8 +115,19 @@ function readSums(dir: string): SumsFile {
   return s as SumsFile;
 }
 
-/** Checks every file `dir`'s sums file lists; throws E_CORRUPT (or E_TRUNCATED, E_NO_IMAGE) naming the first that differs. */
-export function verifySums(dir: string): number {
+/** A CRC-32 left to be checked later, on another thread (sum-check.ts). */
+export interface DeferredSum {
+  file: string;
+  size: number;
+  crc32: string;
+}
+
+/**
+ * Checks every file `dir`'s sums file lists; throws E_CORRUPT (or E_TRUNCATED, E_NO_IMAGE)
+ * naming the first that differs. Files `defer` picks (of a CRC-32 set, size already checked)
+ * are summed later: they go into `deferred`.
+ */
+export function verifySums(dir: string, defer?: (name: string, size: number) => boolean, deferred: DeferredSum[] = []): number {
   const sums = readSums(dir);
   const buf = Buffer.allocUnsafe(CHUNK);
   let n = 0;
@@ -127,6 +138,11 @@ export function verifySums(dir: string): number {
     if (!st?.isFile()) throw new StasisError('E_NO_IMAGE', `${file} is missing: ${SUMS_FILE} lists it`);
     if (st.size !== want.size) {
       throw new StasisError(st.size < want.size ? 'E_TRUNCATED' : 'E_CORRUPT', `${file} is damaged: it holds ${st.size} bytes, ${want.size} were written`);
+    }
+    if (!sha && defer?.(name, st.size)) {
+      deferred.push({ file, size: want.size, crc32: want.crc32! });
+      n++;
+      continue;
     }
     const got = sumFile(file, buf, sha ? 'sha256' : 'crc32');
     if (sha ? got.sha256 !== want.sha256 : got.crc32 !== want.crc32) {
@@ -141,17 +157,20 @@ export function verifySums(dir: string): number {
  * Checks `dir` and every parent set its `parent` links lead to. A set without sums is
  * accepted only where `requireSums` says its format predates them (CRIU's, older stasis).
  */
-export function verifyImageChain(dir: string, requireSums: (dir: string) => boolean): { dirs: number; files: number } {
+export function verifyImageChain(
+  dir: string, requireSums: (dir: string) => boolean, defer?: (name: string, size: number) => boolean,
+): { dirs: number; files: number; deferred: DeferredSum[] } {
   const seen = new Set<string>();
+  const deferred: DeferredSum[] = [];
   let files = 0, dirs = 0;
   for (let d = dir; ; d = path.join(d, 'parent')) {
     const real = fs.realpathSync(d);
     if (seen.has(real)) throw new StasisError('E_CORRUPT', `The parent links of ${dir} form a loop`);
     if (seen.size >= MAX_CHAIN) throw new StasisError('E_CORRUPT', `${dir} is more than ${MAX_CHAIN} parent links deep`);
     seen.add(real);
-    if (hasSums(d)) files += verifySums(d);
+    if (hasSums(d)) files += verifySums(d, defer, deferred);
     else if (requireSums(d)) throw new StasisError('E_CORRUPT', `${d} has no ${SUMS_FILE}: the dump did not finish, or the file was lost`);
     dirs++;
-    if (!fs.existsSync(path.join(d, 'parent'))) return { dirs, files };
+    if (!fs.existsSync(path.join(d, 'parent'))) return { dirs, files, deferred };
   }
 }

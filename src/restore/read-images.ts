@@ -68,13 +68,13 @@ function one<T>(list: T[], what: string): T {
  * Checks the checksums of the set in `dir` and of every parent set it reads pages from.
  * Sets of a format older than the checksums (and CRIU's) have none to check.
  */
-export function verifyImageSet(dir: string): { dirs: number; files: number } {
+export function verifyImageSet(dir: string, defer?: (name: string, size: number) => boolean): ReturnType<typeof verifyImageChain> {
   if (!fs.existsSync(dir)) throw new StasisError('E_NO_IMAGE', `No images directory ${dir}`);
   return verifyImageChain(dir, (d) => {
     if (!imageExists(d, 'inventory', undefined)) return false; // reported as missing when read
     const v = formatVersionOf(readImage(d, 'inventory', undefined)[0]?.dumpCriuRunId);
     return v !== null && v >= SUMS_SINCE_FORMAT;
-  });
+  }, defer);
 }
 
 /**

@@ -6,6 +6,7 @@ import { detach, kill, waitPid, probeTimerRestoreIds } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { NO_LOG, type Log } from '../log.js';
 import { readImageSet, verifyImageSet } from './read-images.js';
+import { SumCheck } from '../image/sum-check.js';
 import { OpenFiles } from './open-files.js';
 import { checkThreadPidfds, threadLeaders } from './thread-pidfds.js';
 import { MappedFiles, remappedMaps } from './mapped-files.js';
@@ -106,11 +107,30 @@ function restoreWith(opts: RestoreOptions, filler: LazyFiller | null, t0: number
   notify('pre-restore');
   log.info(`restoring from ${opts.imagesDir}`);
   if (opts.noVerify) log.warn('checksums not verified (--no-verify)');
-  else {
+  let pageSums: SumCheck | undefined;
+  if (!opts.noVerify) {
     progress('verifying images');
-    const v = verifyImageSet(opts.imagesDir);
-    log.info(`checksums verified: ${v.files} file(s) in ${v.dirs} image set(s)`);
+    // Big pages files are summed on another thread while the tree is built (their bytes are
+    // only copied, never parsed); the tree runs only once they check out.
+    const v = verifyImageSet(opts.imagesDir, (name, size) => PAGES_FILE.test(name) && size >= DEFER_SUM_BYTES);
+    if (v.deferred.length) pageSums = new SumCheck(v.deferred);
+    log.info(`checksums verified: ${v.files - v.deferred.length} file(s) in ${v.dirs} image set(s)${v.deferred.length ? `, ${v.deferred.length} pages file(s) being checked meanwhile` : ''}`);
   }
+  try {
+    return restoreChecked(opts, t0, progress, log, notify, pageSums);
+  } finally {
+    pageSums?.cancel();
+  }
+}
+
+/** The pages files whose sums restore checks while it builds the tree, and from what size. */
+const PAGES_FILE = /^pages-\d+\.img$/;
+const DEFER_SUM_BYTES = 32 << 20;
+
+function restoreChecked(
+  opts: RestoreOptions, t0: number, progress: (phase: string, done?: number, total?: number) => void, log: Log,
+  notify: NonNullable<RestoreOptions['notify']>, pageSums: SumCheck | undefined,
+): RestoreResult {
   progress('reading images');
   const set = readImageSet(opts.imagesDir);
   log.info(`images read: ${set.order.length} task(s), ${set.files.size} file object(s)`);
@@ -204,6 +224,11 @@ function restoreWith(opts: RestoreOptions, filler: LazyFiller | null, t0: number
       for (const d of t.fdinfos) log.debug(`pid ${t.pstree.pid} fd ${d.fd}: file ${d.id} (${kindOfType(d.type)?.name ?? d.type})`);
       tids.push(...restoreTask(ctx, t, created.get(t.pstree.pid)!));
     });
+    if (pageSums) {
+      const tw = performance.now();
+      pageSums.wait();
+      log.info(`pages files' checksums verified (waited ${(performance.now() - tw).toFixed(1)} ms for them)`);
+    }
     shmem.seal();
     notify('post-restore', created.get(root)!.pid);
     // Connections: unlocked and out of repair mode just before the tree runs.
