@@ -6,7 +6,7 @@
 // path of its own inside the CLI bundle.
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { StasisError } from '../errors.js';
-import type { DeferredSum } from './image-sums.js';
+import type { DeferredSum, FileSum } from './image-sums.js';
 
 const CODE = `
 const { workerData } = require('node:worker_threads');
@@ -86,5 +86,95 @@ export class SumCheck {
       this.verdict = { ok: true };
       void this.worker.terminate();
     }
+  }
+}
+
+const RING_CODE = `
+const { workerData } = require('node:worker_threads');
+const zlib = require('node:zlib');
+const { bufs, ctl } = workerData;
+// ctl: [0] stop, [1] result crc, [2] result ready, then per slot: state (1: full), length.
+const c = new Int32Array(ctl);
+const views = bufs.map((b) => Buffer.from(b));
+let crc = 0;
+(function run() {
+for (let i = 0; ; i = (i + 1) % views.length) {
+  const st = 3 + i * 2;
+  while (Atomics.load(c, st) !== 1) {
+    if (Atomics.load(c, 0) === 1 && Atomics.load(c, st) !== 1) {
+      Atomics.store(c, 1, crc | 0);
+      Atomics.store(c, 2, 1);
+      Atomics.notify(c, 2);
+      return;
+    }
+    Atomics.wait(c, st, 0, 50);
+  }
+  crc = zlib.crc32(views[i].subarray(0, Atomics.load(c, st + 1)), crc);
+  Atomics.store(c, st, 0);
+  Atomics.notify(c, st);
+}
+})();
+`;
+
+/** How long the writer waits for the summing thread before it gives up on it. */
+const STALL_MS = 30000;
+
+function waitWhile(ctl: Int32Array, at: number, value: number): void {
+  const until = performance.now() + STALL_MS;
+  while (Atomics.load(ctl, at) === value) {
+    // Its 'exit' event cannot arrive while this thread blocks: a thread that died is noticed by the clock.
+    if (performance.now() > until) throw new StasisError('E_INTERNAL', 'The thread summing the pages written stopped answering');
+    Atomics.wait(ctl, at, value, 50);
+  }
+}
+
+/**
+ * A CRC-32 of bytes written in order, computed on another thread: the writer fills the ring's
+ * buffers in turn (acquire, fill, write them out, release) while the thread sums those
+ * released before, so summing no longer sits in series with copying (issue 15).
+ */
+export class RingSum {
+  private readonly worker: Worker;
+  private readonly ctl: Int32Array;
+  private readonly bufs: Buffer[];
+  private next = 0;
+  private size = 0;
+  private result: FileSum | undefined;
+
+  constructor(slots: number, slotBytes: number) {
+    const sabs = Array.from({ length: slots }, () => new SharedArrayBuffer(slotBytes));
+    this.bufs = sabs.map((s) => Buffer.from(s));
+    this.ctl = new Int32Array(new SharedArrayBuffer(4 * (3 + slots * 2)));
+    this.worker = new Worker(RING_CODE, { eval: true, workerData: { bufs: sabs, ctl: this.ctl.buffer } });
+    this.worker.unref();
+  }
+
+  /** The next buffer to fill, once the thread has summed what it held. */
+  acquire(): Buffer {
+    const st = 3 + this.next * 2;
+    waitWhile(this.ctl, st, 1);
+    return this.bufs[this.next]!;
+  }
+
+  /** The buffer acquire() gave holds `len` bytes, written to the file: to be summed. */
+  release(len: number): void {
+    const st = 3 + this.next * 2;
+    Atomics.store(this.ctl, st + 1, len);
+    Atomics.store(this.ctl, st, 1);
+    Atomics.notify(this.ctl, st);
+    this.size += len;
+    this.next = (this.next + 1) % this.bufs.length;
+  }
+
+  /** Waits for the thread to sum every released buffer: size and CRC-32, as StreamSum gives them. */
+  finish(): FileSum {
+    if (!this.result) {
+      Atomics.store(this.ctl, 0, 1);
+      for (let i = 0; i < this.bufs.length; i++) Atomics.notify(this.ctl, 3 + i * 2);
+      waitWhile(this.ctl, 2, 0);
+      this.result = { size: this.size, crc32: (Atomics.load(this.ctl, 1) >>> 0).toString(16).padStart(8, '0') };
+      void this.worker.terminate();
+    }
+    return this.result;
   }
 }

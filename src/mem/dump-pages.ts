@@ -18,6 +18,7 @@ import type { PageRanges, RangeCursor } from './page-ranges.js';
 import type { PageHashes } from './dirty-hash.js';
 import { hashPage } from './dirty-hash.js';
 import { StreamSum, type FileSum } from '../image/image-sums.js';
+import { RingSum } from '../image/sum-check.js';
 
 const PAGE = 4096;
 /** Size of the I/O buffer a PageDumper reads pages into. */
@@ -25,6 +26,8 @@ export const PAGE_BUF_SIZE = 4 << 20;
 const BUF_SIZE = PAGE_BUF_SIZE;
 const PAGEMAP_CHUNK = 65536; // entries per pagemap read: 512 KiB
 const IOV_MAX = 1024;
+/** From this many bytes to read, the CRC-32 is computed on another thread (its start costs ~20 ms). */
+const RING_SUM_BYTES = 32 << 20;
 
 export interface PageDumpStats {
   pagesScanned: number;
@@ -73,6 +76,9 @@ export interface PageDumperOptions {
 
 export class PageDumper {
   private readonly buf: Buffer;
+  /** The buffer being filled: `buf`, or one of the ring's. */
+  private cur: Buffer;
+  private ring: RingSum | null = null;
   private readonly iov = Buffer.alloc(IOV_MAX * 16);
   private segs: { addr: bigint; len: number }[] = [];
   private used = 0;
@@ -95,6 +101,7 @@ export class PageDumper {
   ) {
     this.pagemapFd = fs.openSync(`/proc/${pid}/pagemap`, 'r');
     this.buf = opts.buffer && opts.buffer.length >= BUF_SIZE ? opts.buffer : Buffer.allocUnsafe(BUF_SIZE);
+    this.cur = this.buf;
     const inc = opts.incremental;
     this.parentCursor = inc ? inc.parent.cursor() : null;
     this.byContent = inc?.hashes !== undefined;
@@ -182,6 +189,9 @@ export class PageDumper {
 
   /** Reads the planned pages and writes them (the task may run meanwhile if `running`). */
   write(): void {
+    // Many pages, each read once and written whole: summed beside the copy, on the other core.
+    const toRead = this.planned.reduce((n, p) => (p.read ? n + p.nrPages * PAGE : n), 0);
+    if (toRead >= RING_SUM_BYTES && !this.opts.onPage && !this.byContent && !this.ring) this.ring = new RingSum(3, BUF_SIZE);
     for (const p of this.planned) {
       if (p.read) this.addRun(p.vaddr, p.nrPages);
       else {
@@ -232,12 +242,14 @@ export class PageDumper {
       this.iov.writeBigUInt64LE(s.addr, i * 16);
       this.iov.writeBigUInt64LE(BigInt(s.len), i * 16 + 8);
     });
-    const got = vmReadv(this.pid, this.buf, this.used, this.iov, this.segs.length);
+    this.cur = this.ring ? this.ring.acquire() : this.buf;
+    const got = vmReadv(this.pid, this.cur, this.used, this.iov, this.segs.length);
     if (got < this.used) this.readRest(got);
     const end = this.opts.onPage || this.byContent ? this.perPage() : this.used;
     let off = 0;
-    while (off < end) off += fs.writeSync(this.outFd, this.buf, off, end - off);
-    this.written.add(this.buf.subarray(0, end));
+    while (off < end) off += fs.writeSync(this.outFd, this.cur, off, end - off);
+    if (this.ring) this.ring.release(end);
+    else this.written.add(this.buf.subarray(0, end));
     this.segs = [];
     this.used = 0;
     this.opts.onFlushed?.(end);
@@ -286,7 +298,7 @@ export class PageDumper {
         const skip = Math.max(0, from - pos);
         let n = 0;
         try {
-          n = this.procMem.read(s.addr + BigInt(skip), this.buf, pos + skip, s.len - skip);
+          n = this.procMem.read(s.addr + BigInt(skip), this.cur, pos + skip, s.len - skip);
         } catch (e) {
           if (!this.opts.running) throw e;
         }
@@ -294,7 +306,7 @@ export class PageDumper {
           // A running task unmapped it meanwhile: whatever is mapped there later is new to
           // the tracker (unregistered, soft-dirty, or compared by content), never in_parent.
           if (!this.opts.running) throw new StasisError('E_DUMP_FAILED', `Cannot read pid ${this.pid} memory at 0x${(s.addr + BigInt(skip)).toString(16)}`);
-          this.buf.fill(0, pos + skip + n, end);
+          this.cur.fill(0, pos + skip + n, end);
         }
       }
       pos = end;
@@ -303,10 +315,12 @@ export class PageDumper {
 
   /** Size and CRC-32 of what it wrote: the pages file's sum, as it writes it alone from its start. */
   get sum(): FileSum {
-    return this.written.sum;
+    return this.ring ? this.ring.finish() : this.written.sum;
   }
 
   close(): void {
+    // Sums what it was given (a few ms at most) and ends the thread; `sum` keeps the result.
+    this.ring?.finish();
     fs.closeSync(this.pagemapFd);
     this.procMem?.close();
   }

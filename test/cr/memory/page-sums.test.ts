@@ -5,19 +5,23 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { spawnSync } from 'node:child_process';
 import { Workload, compileWorkload, assertPassed, tmpDir, REPO } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 
 const CLI = path.join(REPO, 'bin/stasis.js');
 
-test('a flipped bit in a big pages file (summed beside the restore) fails it with E_CORRUPT before the tree runs; the intact set restores exactly', async () => {
+test('a big pages file summed at dump beside the copy has its true CRC-32; a flipped bit in it (summed beside the restore) fails it with E_CORRUPT before the tree runs; the intact set restores exactly', async () => {
   // 96 MiB: above the 32 MiB from which the sum is checked on the other thread.
   const w = new Workload('bigheap', compileWorkload('bigheap'), ['96']).start();
   const images = tmpDir('page-sums-img');
   await dump({ pid: w.pid, imagesDir: images });
   const pagesFile = path.join(images, 'pages-1.img');
   assert.ok(fs.statSync(pagesFile).size >= 96 << 20);
+  // Summed at dump on another thread, buffer by buffer (RingSum): the same CRC-32 as the file's, read again.
+  const sums = JSON.parse(fs.readFileSync(path.join(images, 'stasis-sums.json'), 'utf8')) as { files: Record<string, { size: number; crc32: string }> };
+  assert.deepEqual(sums.files['pages-1.img'], { size: fs.statSync(pagesFile).size, crc32: (zlib.crc32(fs.readFileSync(pagesFile)) >>> 0).toString(16).padStart(8, '0') });
   const bad = tmpDir('page-sums-bad');
   for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(bad, f));
   // The very last byte: the checking thread reaches it last, after the tasks exist.
