@@ -117,7 +117,7 @@ function restoreWith(opts: RestoreOptions, filler: LazyFiller | null, t0: number
     log.info(`checksums verified: ${v.files - v.deferred.length} file(s) in ${v.dirs} image set(s)${v.deferred.length ? `, ${v.deferred.length} pages file(s) being checked meanwhile` : ''}`);
   }
   try {
-    return restoreChecked(opts, t0, progress, log, notify, pageSums);
+    return restoreChecked(opts, filler, t0, progress, log, notify, pageSums);
   } finally {
     pageSums?.cancel();
   }
@@ -128,7 +128,7 @@ const PAGES_FILE = /^pages-\d+\.img$/;
 const DEFER_SUM_BYTES = 32 << 20;
 
 function restoreChecked(
-  opts: RestoreOptions, t0: number, progress: (phase: string, done?: number, total?: number) => void, log: Log,
+  opts: RestoreOptions, filler: LazyFiller | null, t0: number, progress: (phase: string, done?: number, total?: number) => void, log: Log,
   notify: NonNullable<RestoreOptions['notify']>, pageSums: SumCheck | undefined,
 ): RestoreResult {
   progress('reading images');
