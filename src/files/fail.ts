@@ -9,3 +9,13 @@ export function failure(code: StasisErrorCode, step: string, err: unknown): Stas
   const why = err instanceof SyscallError ? err.message : String(err);
   return new StasisError(code, `${step}: ${why}`, { cause: err });
 }
+
+/** `f()`, whose StasisError (a refusal, say) is thrown again naming the file: "Cannot dump WHAT: ...". */
+export function dumpStep<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof StasisError) throw new StasisError(err.code, `Cannot dump ${what}: ${err.message}`);
+    throw err;
+  }
+}

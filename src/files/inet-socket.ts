@@ -33,7 +33,7 @@ import {
 } from './sk-opts.js';
 import { findInetSocket, formatInet, probeUnlisted, type InetProbe } from './inet-socket-probe.js';
 import { dumpTcp, openTcp } from './inet-tcp.js';
-import { failure } from './fail.js';
+import { dumpStep, failure } from './fail.js';
 import { dumpMcGroups, dumpMcOpts, setMcast } from './inet-mcast.js';
 
 const TCP_ESTABLISHED = 1, TCP_CLOSE = 7;
@@ -136,13 +136,7 @@ function dumpSocket(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry {
     // The shut sides (shutdown(2) of a UDP socket only marks it) from inet_diag.
     const diag = found.unlisted || type === SOCK_RAW ? undefined : udpSockets(found.family, 1 << s.state, proto).get(ino);
     if (!found.unlisted && type !== SOCK_RAW && !diag) throw new StasisError('E_DUMP_FAILED', `Cannot dump ${what}: inet_diag does not know the socket`);
-    let opts;
-    try {
-      opts = { ...dumpOpts(taken, false), soBroadcast: getsockoptInt(taken, SOL_SOCKET, SO_BROADCAST) !== 0 };
-    } catch (err) {
-      if (err instanceof StasisError) throw new StasisError(err.code, `Cannot dump ${what}: ${err.message}`);
-      throw err;
-    }
+    const opts = dumpStep(what, () => ({ ...dumpOpts(taken, false), soBroadcast: getsockoptInt(taken, SOL_SOCKET, SO_BROADCAST) !== 0 }));
     const isk = create(InetSkEntrySchema, {
       id, ino, family: found.family, type, proto, state: s.state,
       // A raw socket's table gives its protocol as its port: it has none.

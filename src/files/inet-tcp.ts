@@ -37,7 +37,7 @@ import { setStatusFlags } from './pipe-data.js';
 import { setBufSize, setGeneralOpts, setTimeouts } from './sk-opts.js';
 import { formatInet, TCP_STATES, type InetProbe } from './inet-socket-probe.js';
 import { dumpOpts, inetRefusal, optOf, setIfOther, SNDBUF_LOCK, RCVBUF_LOCK } from './inet-socket.js';
-import { failure } from './fail.js';
+import { dumpStep, failure } from './fail.js';
 import { describeGroup, dumpMcGroups } from './inet-mcast.js';
 
 const O_ASYNC = 0o20000, F_GETOWN = 9;
@@ -118,13 +118,7 @@ export function dumpTcp(p: FdProbe, ctx: DumpFileCtx, id: number, found: InetPro
       ...dumpOpts(taken, true), soBroadcast: getsockoptInt(taken, SOL_SOCKET, SO_BROADCAST) !== 0,
       ...(lingerOn ? { soLinger: lingerSecs } : {}), // CRIU's: present when on
     };
-    let tcpOpts: ReturnType<typeof dumpTcpOpts>;
-    try {
-      tcpOpts = dumpTcpOpts(taken, s.state, s.remotePort !== 0);
-    } catch (err) {
-      if (err instanceof StasisError) throw new StasisError(err.code, `Cannot dump ${what}: ${err.message}`);
-      throw err;
-    }
+    const tcpOpts = dumpStep(what, () => dumpTcpOpts(taken, s.state, s.remotePort !== 0));
     const isk = create(InetSkEntrySchema, {
       id, ino, family: found.family, type: SOCK_STREAM, proto: IPPROTO_TCP, state: s.state,
       srcPort: s.localPort, dstPort: s.remotePort, flags: p.info.flags, backlog: s.state === TCP_LISTEN ? diag?.wqueue ?? 0 : 0,

@@ -20,7 +20,7 @@ import { StasisError } from '../errors.js';
 import type { FdProbe } from './kind.js';
 import { emptyFown } from './reg.js';
 import { commonOpts, familySocketKind, ownerRefusal } from './sk-opts.js';
-import { failure } from './fail.js';
+import { dumpStep, failure } from './fail.js';
 
 const NETLINK_CONNECTED = 1;
 
@@ -71,13 +71,7 @@ function dumpSocket(p: FdProbe, _ctx: unknown, id: number): FileEntry {
     for (const [opt, name] of [[NETLINK_EXT_ACK, 'NETLINK_EXT_ACK'], [NETLINK_GET_STRICT_CHK, 'NETLINK_GET_STRICT_CHK']] as const) {
       if (getsockoptInt(taken, SOL_NETLINK, opt) !== 0) throw refuse(`is ${kind} with ${name} set, which the image cannot hold, not supported yet`);
     }
-    let opts;
-    try {
-      opts = commonOpts(taken);
-    } catch (err) {
-      if (err instanceof StasisError) throw new StasisError(err.code, `Cannot dump ${what}: ${err.message}`);
-      throw err;
-    }
+    const opts = dumpStep(what, () => commonOpts(taken));
     const nlsk = create(NetlinkSkEntrySchema, {
       id, ino, protocol, state: d?.state ?? 0, flags: p.info.flags, portid: d?.portid ?? 0, groups: groupWords(d?.groups ?? []),
       dstPortid: d?.dstPortid ?? 0, dstGroup: d?.dstGroup ?? 0, fown: emptyFown(), opts,

@@ -26,7 +26,7 @@ import { StasisError } from '../errors.js';
 import type { FdProbe } from './kind.js';
 import { emptyFown } from './reg.js';
 import { commonOpts, familySocketKind, ownerRefusal } from './sk-opts.js';
-import { failure } from './fail.js';
+import { dumpStep, failure } from './fail.js';
 
 const TPACKET_V3 = 2;
 const MR_MULTICAST = 0, MR_PROMISC = 1, MR_ALLMULTI = 2, MR_UNICAST = 3;
@@ -107,13 +107,7 @@ function dumpSocket(p: FdProbe, _ctx: unknown, id: number): FileEntry {
     if (!d) throw new StasisError('E_DUMP_FAILED', `Cannot dump ${what}: sock_diag does not know the packet socket`);
     const refused = refusal(d, all, taken);
     if (refused) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} (a packet socket of type ${d.type}, protocol 0x${d.num.toString(16)}, on interface ${d.ifindex}) ${refused}`);
-    let opts;
-    try {
-      opts = commonOpts(taken);
-    } catch (err) {
-      if (err instanceof StasisError) throw new StasisError(err.code, `Cannot dump ${what}: ${err.message}`);
-      throw err;
-    }
+    const opts = dumpStep(what, () => commonOpts(taken));
     const rxRing = ringEntry(d.rxRing), txRing = ringEntry(d.txRing);
     const psk = create(PacketSockEntrySchema, {
       id, type: d.type, protocol: htons(d.num), flags: p.info.flags, ifindex: d.ifindex, fown: emptyFown(), opts,
