@@ -25,23 +25,6 @@ static void move_to(int fd, int to)
 		exit(5);
 }
 
-static int on_lo(int proto)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int s = socket(AF_INET, SOCK_DGRAM, proto);
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0)
-		exit(6);
-	return s;
-}
-
-static void link_to(int s, int peer)
-{
-	struct sockaddr_in a;
-	socklen_t l = sizeof(a);
-	if (getsockname(peer, (struct sockaddr *)&a, &l) < 0 || connect(s, (struct sockaddr *)&a, l) < 0)
-		exit(7);
-}
-
 static void want(int fd, int level, int opt, int v)
 {
 	int got = geti(fd, level, opt);
@@ -67,12 +50,12 @@ int main(int argc, char **argv)
 	int b = socket(AF_INET, SOCK_DGRAM, 0);
 	seti(b, SOL_SOCKET, SO_BROADCAST, 1);
 	move_to(b, 5);
-	int x = on_lo(IPPROTO_UDPLITE), y = on_lo(IPPROTO_UDPLITE);
+	int x = udp_on_lo(IPPROTO_UDPLITE), y = udp_on_lo(IPPROTO_UDPLITE);
 	link_to(x, y);
 	link_to(y, x);
 	move_to(x, 6);
 	move_to(y, 7);
-	int r = on_lo(IPPROTO_UDP), s = on_lo(IPPROTO_UDP);
+	int r = udp_on_lo(IPPROTO_UDP), s = udp_on_lo(IPPROTO_UDP);
 	struct sock_filter cut[] = { BPF_STMT(BPF_RET | BPF_K, 8 + 3) /* the UDP header, then 3 bytes */ };
 	struct sock_fprog prog = { 1, cut };
 	if (setsockopt(r, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
@@ -98,7 +81,7 @@ int main(int argc, char **argv)
 	seti(icmp6, SOL_IPV6, IPV6_RECVPKTINFO, 1);
 	move_to(icmp6, 11);
 	if (argc > 2 && strcmp(argv[2], "cork") == 0) {
-		int c = on_lo(IPPROTO_UDP);
+		int c = udp_on_lo(IPPROTO_UDP);
 		link_to(c, 8);
 		seti(c, IPPROTO_UDP, UDP_CORK, 1);
 		if (send(c, "half", 4, 0) != 4)

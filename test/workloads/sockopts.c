@@ -4,7 +4,7 @@
  * Unix socket pair (fds 9, 10) made by a child, since gone, that ran as uid 4321, gid 1234
  * (SO_PEERCRED names it). After `go` each option reads as before, the shut sides hold (5
  * cannot send, 6 reads end of file, 6 still sends to 5) and the peer credentials name the child. */
-#include "wl.h"
+#include "sockopt-wl.h"
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
@@ -19,23 +19,6 @@ static void move_to(int fd, int to)
 {
 	if (fd != to && (dup2(fd, to) != to || close(fd) != 0))
 		exit(5);
-}
-
-static int udp_on_lo(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int s = socket(AF_INET, SOCK_DGRAM, 0);
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0)
-		exit(6);
-	return s;
-}
-
-static void link_to(int s, int peer)
-{
-	struct sockaddr_in a;
-	socklen_t l = sizeof(a);
-	if (getsockname(peer, (struct sockaddr *)&a, &l) < 0 || connect(s, (struct sockaddr *)&a, l) < 0)
-		exit(7);
 }
 
 static const struct { int opt, val; } opts[] = {
@@ -97,7 +80,7 @@ static void connect_late(int fd, int type, const char *name)
 int main(int argc, char **argv)
 {
 	wl_enter(argc, argv);
-	int a = udp_on_lo(), b = udp_on_lo();
+	int a = udp_on_lo(0), b = udp_on_lo(0);
 	link_to(a, b);
 	link_to(b, a);
 	move_to(a, 5);
@@ -107,7 +90,7 @@ int main(int argc, char **argv)
 	int t = socket(AF_INET, SOCK_STREAM, 0);
 	move_to(t, 7);
 	set_opts(7, 0);
-	move_to(udp_on_lo(), 8);
+	move_to(udp_on_lo(0), 8);
 	set_opts(8, 1);
 	static char stack[1 << 16];
 	pid_t c = clone(maker, stack + sizeof(stack), CLONE_FILES | SIGCHLD, NULL);
