@@ -74,9 +74,15 @@ export class Workload {
   constructor(readonly name: string, readonly binary: string, readonly args: string[] = [], readonly pre: string[] = []) {
     this.dir = tmpDir(name);
   }
-  start(): this {
+  /**
+   * `setsid`: the workload leads a session of its own. CRIU needs it for a tree it dumps when
+   * this process's session leader is outside its pid namespace (getsid() is 0, as under CI's
+   * `unshare -p`): "A session leader of PID is outside of its pid namespace".
+   */
+  start(opts: { setsid?: boolean } = {}): this {
     this.pid = spawnTask([this.binary, ...this.pre, this.dir, ...this.args], {
       cwd: this.dir,
+      setsid: opts.setsid ?? false,
       stdin: { path: '/dev/null' },
       stdout: { path: path.join(this.dir, 'stdout.log') },
       stderr: { path: path.join(this.dir, 'stderr.log') },

@@ -2,8 +2,9 @@
 // sockets make lo promiscuous, netlink ones change its MTU and listen on its events): the
 // file runs itself again under `unshare -n`. CRIU 4.2 restores what stasis dumped, stasis
 // restores what CRIU dumped (its PacketSockEntry and NetlinkSkEntry with their ns_id), and the
-// restored workload checks itself (as a shell job, as the other interop tests: the workload
-// leads no session). Without CRIU's binary the test is skipped with the reason.
+// restored workload checks itself (as a shell job, as the other interop tests; the workload
+// CRIU dumps leads a session of its own, which CRIU needs when this process's session leader
+// is outside its pid namespace). Without CRIU's binary the test is skipped with the reason.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -25,7 +26,7 @@ async function bothWays(workload: string): Promise<void> {
   to.go();
   assertPassed(to.finish());
 
-  const from = new Workload(`${workload}-from-criu`, compileWorkload(workload)).start();
+  const from = new Workload(`${workload}-from-criu`, compileWorkload(workload)).start({ setsid: true });
   const dir = tmpDir(`${workload}-from-criu`);
   criu(['dump', '-t', String(from.pid), '-j'], dir, 'dump.log');
   reapDumped(dir);

@@ -230,12 +230,14 @@ function interpreterBinary(name: string): string | null {
   }
 }
 
+/** `tag` is the direction: a workload CRIU dumps (any tag but 'to-criu') leads its own session. */
 function startCase(c: Case, tag: string): Workload {
   const name = `${c.workload}-${tag}`;
   c.setup?.();
+  const opts = { setsid: tag !== 'to-criu' };
   const w = c.script
-    ? new Workload(name, interpreterBinary(c.script.interpreter)!, c.args ?? [], [path.join(REPO, 'test/workloads', c.script.file)]).start()
-    : new Workload(name, compileWorkload(c.workload, c.cflags ?? []), c.args ?? []).start();
+    ? new Workload(name, interpreterBinary(c.script.interpreter)!, c.args ?? [], [path.join(REPO, 'test/workloads', c.script.file)]).start(opts)
+    : new Workload(name, compileWorkload(c.workload, c.cflags ?? []), c.args ?? []).start(opts);
   // tcpserver's secret is read back from the restored server: keep a copy for the check.
   if (fs.existsSync(w.file('secret'))) fs.copyFileSync(w.file('secret'), w.file('secret-copy'));
   return w;

@@ -151,7 +151,7 @@ test('CRIU 4.2 restores the hugetlb memory stasis dumped', { skip: noCriu }, asy
 });
 
 test("stasis restores the hugetlb memory CRIU 4.2 dumped", { skip: noCriu }, async () => {
-  const w = new Workload('hugetlb-from-criu', bin()).start();
+  const w = new Workload('hugetlb-from-criu', bin()).start({ setsid: true });
   const images = tmpDir('hugetlb-from-criu-img');
   criu(['dump', '-t', String(w.pid), '-j'], images, 'dump.log');
   reapDumped(images);
