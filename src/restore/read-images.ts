@@ -128,14 +128,15 @@ export function readImageSet(dir: string): ImageSet {
     pids.add(e.pid);
     // A zombie is told by its core's state (CRIU lists one thread for it, whose id means
     // nothing; images of stasis before format 5 list none).
-    const zombie = e.threads.length <= 1 ? one(readImage(dir, 'core', e.pid), `core-${e.pid}.img`).tc : undefined;
-    if (zombie?.taskState === TASK_DEAD) {
+    // Read once: a single-thread task's core is its leader's, handed on to readTask.
+    const core = e.threads.length <= 1 ? one(readImage(dir, 'core', e.pid), `core-${e.pid}.img`) : undefined;
+    if (core?.tc?.taskState === TASK_DEAD) {
       if (e === tree[0]) throw new StasisError('E_CORRUPT', 'The root task of the image is a zombie');
-      zombies.push({ pstree: e, status: zombie.exitCode });
+      zombies.push({ pstree: e, status: core.tc.exitCode });
       continue;
     }
     if (!e.threads.length) throw new StasisError('E_CORRUPT', `Pid ${e.pid} has no threads and is not a zombie`);
-    tasks.push(readTask(dir, e, files));
+    tasks.push(readTask(dir, e, files, core));
   }
   const shmem = readShmem(dir, tasks.map((t) => t.mm), files);
   const seccomp = imageExists(dir, 'seccomp', undefined) ? one(readImage(dir, 'seccomp', undefined), 'seccomp.img') : undefined;
@@ -148,9 +149,9 @@ export function readImageSet(dir: string): ImageSet {
   return { dir, inventory: inv, files, order: tree, tasks, zombies, shmem, ...(seccomp ? { seccomp } : {}) };
 }
 
-function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry>): TaskImages {
+function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry>, leaderCore?: CoreEntry): TaskImages {
   const pid = pstree.pid;
-  const core = one(readImage(dir, 'core', pid), `core-${pid}.img`);
+  const core = leaderCore ?? one(readImage(dir, 'core', pid), `core-${pid}.img`);
   if (!core.threadInfo?.gpregs || !core.tc || !core.threadCore) throw new StasisError('E_CORRUPT', `core-${pid}.img lacks thread_info, tc or thread_core`);
   const threads = pstree.threads.filter((t) => t !== pid).map((tid) => {
     const c = one(readImage(dir, 'core', tid), `core-${tid}.img`);
