@@ -38,6 +38,7 @@ import { IpcShmEntrySchema, IpcSemEntrySchema, IpcMsgEntrySchema, type IpcShmEnt
 import { ipcMsgPayloadSize } from './ipc-msg-payload.js';
 import { TcpStreamEntrySchema, type TcpStreamEntry } from './gen/stasis/tcp-stream_pb.js';
 import { UtsnsEntrySchema } from './gen/stasis/utsns_pb.js';
+import { UsernsEntrySchema } from './gen/stasis/userns_pb.js';
 import { MntEntrySchema } from './gen/stasis/mnt_pb.js';
 import { TimensEntrySchema } from './gen/stasis/timens_pb.js';
 import { IpcVarEntrySchema } from './gen/stasis/ipc-var_pb.js';
@@ -237,6 +238,10 @@ export const IMAGE_KINDS = {
   utsns: {
     layout: 'entries', schema: UtsnsEntrySchema, magic: MAGIC.UTSNS, ...common,
     pattern: 'utsns-<ns id>.img', match: /^utsns-\d+\.img$/, fileName: numbered('utsns'),
+  },
+  userns: {
+    layout: 'entries', schema: UsernsEntrySchema, magic: MAGIC.USERNS, ...common,
+    pattern: 'userns-<ns id>.img', match: /^userns-\d+\.img$/, fileName: numbered('userns'),
   },
   mountpoints: {
     layout: 'entries', schema: MntEntrySchema, magic: MAGIC.MNTS, ...common,

@@ -3,6 +3,7 @@
 import { TcpStreamEntrySchema } from './gen/stasis/tcp-stream_pb.js';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { UtsnsEntrySchema } from './gen/stasis/utsns_pb.js';
+import { UsernsEntrySchema } from './gen/stasis/userns_pb.js';
 import { MntEntrySchema } from './gen/stasis/mnt_pb.js';
 import { TimensEntrySchema } from './gen/stasis/timens_pb.js';
 import { IpcVarEntrySchema } from './gen/stasis/ipc-var_pb.js';
@@ -323,6 +324,10 @@ export function sampleImages(): Samples {
     'tty-data': { arg: undefined, content: [create(TtyDataEntrySchema, { ttyId: 1, data: text('typed ahead\n') })] },
     'memfd-inode': { arg: undefined, content: [create(MemfdInodeEntrySchema, {
       name: 'memfd:foo bar', uid: 1000, gid: 1000, size: 8192n, shmid: 3, seals: 0x1, inodeId: 3n,
+    })] },
+    userns: { arg: 7, content: [create(UsernsEntrySchema, {
+      uidMap: [{ first: 0, lowerFirst: 100000, count: 1000 }, { first: 1000, lowerFirst: 2000, count: 10 }],
+      gidMap: [{ first: 0, lowerFirst: 100000, count: 65536 }],
     })] },
     utsns: { arg: 3, content: [create(UtsnsEntrySchema, { nodename: 'box-812', domainname: '(none)' })] },
     mountpoints: { arg: 13, content: [create(MntEntrySchema, { fstype: 1, mntId: 92, rootDev: 42, parentMntId: 91, flags: 0x200000, root: '/', mountpoint: '/proc', source: 'proc', options: '', sharedId: 0, masterId: 0, sbFlags: 0 })] },
