@@ -50,3 +50,48 @@ export function clockNs(clock: number): bigint {
   keepAlive(ts);
   return ts.readBigInt64LE(0) * 1_000_000_000n + ts.readBigInt64LE(8);
 }
+
+// ioctl_ns(2): _IO(0xb7, n).
+const NS_GET_USERNS = 0xb701, NS_GET_PARENT = 0xb702, NS_GET_OWNER_UID = 0xb704;
+
+/** The inode of the namespace an NS_GET_* ioctl on the namespace file at `path` leads to, or undefined (EPERM: outside stasis's reach). */
+function relatedNs(path: string, req: number): number | undefined {
+  const fd = fs.openSync(path, O_RDONLY | O_CLOEXEC);
+  try {
+    const r = syscallRaw('ioctl', fd, req, 0);
+    if (r < 0n) {
+      if (r === -1n) return undefined; // EPERM: an ancestor stasis is not in
+      throw new SyscallError('ioctl', Number(-r), path);
+    }
+    try {
+      return fs.fstatSync(Number(r)).ino;
+    } finally {
+      fs.closeSync(Number(r));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The inode of the user namespace that owns the namespace at `path` (`/proc/PID/ns/KIND`). */
+export function nsOwnerInode(path: string): number | undefined {
+  return relatedNs(path, NS_GET_USERNS);
+}
+
+/** The inode of the parent of the user (or pid) namespace at `path`. */
+export function nsParentInode(path: string): number | undefined {
+  return relatedNs(path, NS_GET_PARENT);
+}
+
+/** The uid (in stasis's view) that created the user namespace at `path`. */
+export function userNsOwnerUid(path: string): number {
+  const fd = fs.openSync(path, O_RDONLY | O_CLOEXEC);
+  const uid = Buffer.alloc(4);
+  try {
+    syscall('ioctl', fd, NS_GET_OWNER_UID, addressOf(uid));
+  } finally {
+    keepAlive(uid);
+    fs.closeSync(fd);
+  }
+  return uid.readUInt32LE(0);
+}
