@@ -28,7 +28,8 @@ import type { Log } from '../log.js';
 import { createImageFile } from '../image/image-modes.js';
 import { NetworkLock, nftTableName } from '../net/network-lock.js';
 import { TcpDump, type TcpDumpOptions } from '../net/tcp-state.js';
-import { SAME_PIDS, type PidView } from '../ns/index.js';
+import { SAME_PIDS, SAME_IDS, type PidView, type IdView } from '../ns/index.js';
+import type { CredsEntry } from '../image/gen/stasis/creds_pb.js';
 import { StasisError } from '../errors.js';
 import type { FileSum } from '../image/image-sums.js';
 
@@ -56,6 +57,8 @@ export interface DumpRun {
   tcp: TcpDump;
   /** The pids images hold, those of the tree's pid namespace: stasis's own unless it has one. */
   pids: PidView;
+  /** The uids and gids images hold, those of the tree's user namespace: stasis's own unless it has one. */
+  users: IdView;
   /** Sums of files summed as they were written (pages files), for stasis-sums.json. */
   sums: Map<string, FileSum>;
 }
@@ -91,6 +94,7 @@ export function newRun(
     inject,
     tcp: new TcpDump(tcp, new NetworkLock(tcp.lock, nftTableName(tcp.rootPid), log), log),
     pids: SAME_PIDS,
+    users: SAME_IDS,
     sums: new Map(),
   };
 }
@@ -228,8 +232,23 @@ export function writeTaskImages(run: DumpRun, live: LiveTask[]): void {
     note(writeImage(imagesDir, 'mm', p, [l.task.mm]));
     // A timer that signals one thread names it as the task sees it (its own pid namespace's tid).
     for (const t of l.task.cores[0]?.core.tc?.timers?.posix ?? []) if (t.notifyThreadId) t.notifyThreadId = run.pids.pid(t.notifyThreadId);
-    for (const c of l.task.cores) note(writeImage(imagesDir, 'core', run.pids.pid(c.tid), [c.core]));
+    for (const c of l.task.cores) {
+      const creds = c.core.threadCore?.creds;
+      if (creds && run.users !== SAME_IDS) innerCreds(creds, run.users, p, c.tid);
+      note(writeImage(imagesDir, 'core', run.pids.pid(c.tid), [c.core]));
+    }
     note(writeImage(imagesDir, 'ids', p, [l.kobj]));
+  }
+}
+
+/** A thread's ids as it sees them in its user namespace (CRIU's parasite reads them there). */
+function innerCreds(c: CredsEntry, v: IdView, pid: number, tid: number): void {
+  try {
+    for (const k of ['uid', 'euid', 'suid', 'fsuid'] as const) c[k] = v.uid(c[k]);
+    for (const k of ['gid', 'egid', 'sgid', 'fsgid'] as const) c[k] = v.gid(c[k]);
+    c.groups = c.groups.map((g) => v.gid(g));
+  } catch (err) {
+    throw new StasisError('E_UNSUPPORTED', `Cannot dump thread ${tid} of pid ${pid}: its ${(err as Error).message}`);
   }
 }
 

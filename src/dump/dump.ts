@@ -61,6 +61,7 @@ export function dump(opts: DumpOptions): DumpResult {
     // Before anything is written or locked: a namespace stasis cannot give back refuses the tree.
     const ns = checkTreeNamespaces(tree.map((t) => t.pid), opts.emptyNs ?? 0, { hasRoot: opts.root !== undefined, extMounts: opts.extMounts ?? new Map() });
     run.pids = ns.pids;
+    run.users = ns.users;
     const cgroups = collectCgroups(tree.flatMap((t) => (t.frozen ? [{ pid: t.pid, tids: t.frozen.tids }] : [])), opts.manageCgroups ?? 'soft', ns.own.some((k) => k.name === 'cgroup'), log, opts.cgroupRoots);
     locked = true; // a lock that failed half-way is undone as well
     notify('network-lock');

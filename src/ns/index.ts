@@ -4,7 +4,7 @@
 // anything is written. At restore, the kinds to create are those whose ids in the root's
 // ids-<pid>.img differ from inventory's root_ids (CRIU's root_ns_mask).
 import fs from 'node:fs';
-import { CLONE_NEWTIME, CLONE_NEWUSER, CLONE_NEWNET } from '../sys/index.js';
+import { CLONE_NEWTIME, CLONE_NEWNET } from '../sys/index.js';
 import type { TaskKobjIdsEntry } from '../image/gen/stasis/core_pb.js';
 import { StasisError } from '../errors.js';
 import type { NsCheckOpts, NsDumpCtx, NsKind, NsName, NsRestoreCtx } from './ns-kind.js';
@@ -15,8 +15,10 @@ import { cgroupNs } from './cgroup.js';
 import { mntNs } from './mnt.js';
 import { timeNs, timeOffsets } from './time.js';
 import { pidNs, innerPids, SAME_PIDS, type PidView } from './pid.js';
+import { userNs, innerIds, hostIds, readUserns, readUsernsImage, SAME_IDS, type IdView } from './user.js';
 
 export { SAME_PIDS, type PidView } from './pid.js';
+export { SAME_IDS, type IdView } from './user.js';
 
 export type { NsCheckOpts, NsDumpCtx, NsKind, NsName, NsRestoreCtx } from './ns-kind.js';
 
@@ -29,7 +31,7 @@ export const NS_KINDS: readonly NsKind[] = [
   utsNs,
   timeNs,
   mntNs,
-  { name: 'user', flag: CLONE_NEWUSER },
+  userNs,
   cgroupNs,
 ];
 
@@ -53,6 +55,8 @@ export interface TreeNamespaces {
   empty: number;
   /** The pids the images hold: those of the tree's pid namespace. */
   pids: PidView;
+  /** The uids and gids the images hold: those of the tree's user namespace (from stasis's). */
+  users: IdView;
 }
 
 /** Refuses a tree whose namespaces stasis cannot give back; `pids` is the tree, the root first. */
@@ -98,7 +102,10 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheck
     if (why) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${why}`);
     own.push(k);
   }
-  return { own, links, empty: emptyNs & CLONE_NEWNET, pids: own.includes(pidNs) ? innerPids() : SAME_PIDS };
+  return {
+    own, links, empty: emptyNs & CLONE_NEWNET, pids: own.includes(pidNs) ? innerPids() : SAME_PIDS,
+    users: own.includes(userNs) ? innerIds(readUserns(root)) : SAME_IDS,
+  };
 }
 
 /** Writes the images of every namespace of the tree's own; `nsIdOf` numbers them as ids-<pid>.img does. */
@@ -127,6 +134,12 @@ export function restoreFlags(kinds: NsKind[]): number {
   for (const k of kinds) {
     if (!k.restore) throw new StasisError('E_UNSUPPORTED', `Cannot restore the tree: its root was in a ${k.name} namespace of its own, and stasis cannot restore ${k.name} namespaces yet`);
   }
+  if (kinds.includes(userNs) && kinds.includes(pidNs)) {
+    throw new StasisError('E_UNSUPPORTED', 'Cannot restore the tree: it had a pid namespace and a user namespace of its own, and stasis cannot restore a pid namespace owned by a user namespace yet');
+  }
+  if (kinds.includes(userNs) && kinds.includes(timeNs)) {
+    throw new StasisError('E_UNSUPPORTED', 'Cannot restore the tree: it had a time namespace and a user namespace of its own, and stasis cannot restore a time namespace owned by a user namespace yet');
+  }
   // A time namespace is unshared by the stub before the root is cloned (rootTimeOffsets).
   return kinds.reduce((f, k) => f | k.flag, 0) & ~CLONE_NEWTIME;
 }
@@ -136,9 +149,9 @@ export function rootTimeOffsets(ctx: NsRestoreCtx, kinds: NsKind[], ids: TaskKob
   return kinds.includes(timeNs) ? timeOffsets(ctx, ids.timeNsId!) : undefined;
 }
 
-/** Fills the namespaces the root (host pid `hostPid`) was just created in. */
+/** Fills the namespaces the root (host pid `hostPid`) was just created in: its user namespace's maps first, before anything acts in it. */
 export function restoreNamespaces(ctx: NsRestoreCtx, kinds: NsKind[], ids: TaskKobjIdsEntry, hostPid: number): void {
-  for (const k of kinds) {
+  for (const k of [...kinds].sort((a, b) => Number(b === userNs) - Number(a === userNs))) {
     const id = ids[ID_FIELD[k.name]] as number;
     ctx.log.info(`restoring ${k.name} namespace ${id}`);
     k.restore!(ctx, hostPid, id);
@@ -149,3 +162,9 @@ export function restoreNamespaces(ctx: NsRestoreCtx, kinds: NsKind[], ids: TaskK
 export function treePids(root: number): PidView {
   return link(root, 'pid') !== link('self', 'pid') ? innerPids() : SAME_PIDS;
 }
+
+/** For a root dumped in a user namespace of its own: its ids to stasis's (the images hold the namespace's). */
+export function restoreUsers(imagesDir: string, kinds: NsKind[], ids: TaskKobjIdsEntry): IdView {
+  return kinds.includes(userNs) ? hostIds(readUsernsImage(imagesDir, ids.userNsId!)) : SAME_IDS;
+}
+
