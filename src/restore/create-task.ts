@@ -10,6 +10,7 @@ import {
 import { StasisError } from '../errors.js';
 
 const CLONE_PARENT = 0x8000, CLONE_THREAD = 0x10000, SIGCHLD = 17, CLONE_NEWPID = 0x20000000, CLONE_NEWTIME = 0x80;
+const CLONE_NEWUSER = 0x10000000, CLONE_NEWNET = 0x40000000, CLONE_NEWIPC = 0x08000000, CLONE_NEWUTS = 0x04000000, CLONE_NEWCGROUP = 0x02000000;
 const O_RDONLY = 0, O_CLOEXEC = 0o2000000, AT_FDCWD = -100;
 const CLONE_ARGS_SIZE = 88;
 // TRACEFORK too: a clone3 whose exit signal is SIGCHLD counts as a fork for ptrace.
@@ -123,10 +124,60 @@ function hostPidOf(vpid: number, caller: number, flags: number): number {
 }
 
 /**
- * Creates a child of stasis with the given pid, stopped and traced, in new namespaces of the
- * kinds in `nsFlags` (CLONE_NEW*), after joining those of `join` (setns in the stub).
+ * Namespaces under a user namespace of the tree's own: a holder task is cloned by the stub in a
+ * new user namespace, `fill` writes its maps, it unshares the others (`flags`, owned by it),
+ * `fill` fills them, and the stub joins them all but the user namespace (the tasks stay in
+ * stasis's, where they can take files from stasis, until restore-task.ts has them enter it).
+ * `keep` gets stasis's fd of the user namespace.
  */
-export function createRootTask(pid: number, nsFlags = 0, join: { file: string; flag: number }[] = [], timeOffsets?: string): NewTask {
+export interface UserNsHolder {
+  flags: number;
+  fill: (holderPid: number) => void;
+  keep: (userNsFd: number) => void;
+}
+
+/** The /proc/PID/ns files of the namespaces the stub joins after the holder made them. */
+const HOLDER_NS: [number, string][] = [
+  [CLONE_NEWPID, 'pid_for_children'], [CLONE_NEWNET, 'net'], [CLONE_NEWIPC, 'ipc'], [CLONE_NEWUTS, 'uts'], [CLONE_NEWCGROUP, 'cgroup'],
+];
+
+function makeUserNs(inj: Injector, h: UserNsHolder): void {
+  const unknown = h.flags & ~HOLDER_NS.reduce((f, [flag]) => f | flag, CLONE_NEWUSER);
+  if (unknown) throw new StasisError('E_UNSUPPORTED', `Cannot restore namespaces 0x${unknown.toString(16)} of the tree under its user namespace`);
+  const args = Buffer.alloc(CLONE_ARGS_SIZE);
+  args.writeBigUInt64LE(BigInt(CLONE_PARENT | CLONE_NEWUSER), 0);
+  const r = inj.call('clone3', inj.put(args), CLONE_ARGS_SIZE);
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot make the tree's user namespace: clone3 failed with ${failedWith(r)}`);
+  const holder = Number(r);
+  try {
+    const w = waitPid(holder);
+    if (!w || w.kind !== 'stopped') throw new StasisError('E_RESTORE_FAILED', `The user namespace holder ${holder} did not start stopped`);
+    h.keep(fs.openSync(`/proc/${holder}/ns/user`, O_RDONLY | O_CLOEXEC));
+    const hi = new Injector(holder, { code: inj.code, codeInPlace: true });
+    try {
+      const rest = h.flags & ~CLONE_NEWUSER;
+      if (rest) {
+        const u = hi.call('unshare', rest);
+        if (u < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot make the tree's namespaces in its user namespace: unshare failed with ${failedWith(u)}`);
+      }
+    } finally {
+      hi.end();
+    }
+    h.fill(holder);
+    for (const [flag, name] of HOLDER_NS) if (h.flags & flag) joinNamespace(inj, `/proc/${holder}/ns/${name}`, flag);
+  } finally {
+    kill(holder, 9);
+    waitPid(holder);
+  }
+}
+
+/**
+ * Creates a child of stasis with the given pid, stopped and traced, in new namespaces of the
+ * kinds in `nsFlags` (CLONE_NEW*), after joining those of `join` (setns in the stub); under a
+ * user namespace of its own, in those `holder` makes.
+ */
+export function createRootTask(pid: number, nsFlags = 0, join: { file: string; flag: number }[] = [], timeOffsets?: string, holder?: UserNsHolder): NewTask {
+  if (holder) nsFlags = holder.flags & CLONE_NEWPID;
   if (!(nsFlags & CLONE_NEWPID) && !pidIsFree(pid)) {
     throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);
   }
@@ -144,13 +195,16 @@ export function createRootTask(pid: number, nsFlags = 0, join: { file: string; f
       if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot make a time namespace: unshare failed with ${failedWith(r)}`);
       fs.writeFileSync(`/proc/${stub}/timens_offsets`, timeOffsets);
     }
-    if (!(nsFlags & CLONE_NEWPID)) return cloneWithPid(inj, pid, CLONE_PARENT | nsFlags);
+    if (holder) makeUserNs(inj, holder);
+    // Joined by the stub, a pid namespace is the one its children are born in: none is made.
+    const own = holder ? 0 : nsFlags;
+    if (!(nsFlags & CLONE_NEWPID)) return cloneWithPid(inj, pid, CLONE_PARENT | own);
     // Inside, stasis has no pid: the root and its descendants inherit a pidfd of it instead.
     const fd = inj.call('pidfd_open', process.pid, 0);
     if (fd < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open a pidfd of stasis in the stub: ${failedWith(fd)}`);
     const at = inj.call('dup3', fd, STASIS_PIDFD, O_CLOEXEC);
     if (at < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot move the stub's pidfd of stasis to fd ${STASIS_PIDFD}: ${failedWith(at)}`);
-    return { ...cloneWithPid(inj, pid, CLONE_PARENT | nsFlags), stasisPidfd: STASIS_PIDFD };
+    return { ...cloneWithPid(inj, pid, CLONE_PARENT | own), stasisPidfd: STASIS_PIDFD };
   } finally {
     kill(stub, 9);
     waitPid(stub);

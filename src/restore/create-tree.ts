@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import { Injector, setRegs, getRegs, setSigmask, detach, failedWith } from '../sys/index.js';
 import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
 import { StasisError } from '../errors.js';
-import { createRootTask, cloneWithPid, type NewTask } from './create-task.js';
+import { createRootTask, cloneWithPid, type NewTask, type UserNsHolder } from './create-task.js';
 import type { ImageSet } from './read-images.js';
 import { drainSignals } from './task-internals.js';
 import { CowPremap } from './cow-premap.js';
@@ -33,6 +33,8 @@ export interface RootNamespaces {
   timeOffsets?: () => string | undefined;
   /** Called with the root's pid once it exists, before its children do: its namespaces are filled. */
   onRoot?: (pid: number) => void;
+  /** Under a user namespace of the tree's own: the namespaces are made by a holder (create-task.ts). */
+  holder?: UserNsHolder;
 }
 
 interface Helper {
@@ -70,7 +72,7 @@ export function createTree(
   const order = set.order;
   const zombies = new Map(set.zombies.map((z) => [z.pstree.pid, z.status]));
   const root = order[0]!;
-  created.set(root.pid, createRootTask(root.pid, ns.flags, ns.join, ns.timeOffsets?.()));
+  created.set(root.pid, createRootTask(root.pid, ns.flags, ns.join, ns.timeOffsets?.(), ns.holder));
   ns.onRoot?.(created.get(root.pid)!.pid);
   const cow = CowPremap.plan(set, created.get(root.pid)!.pid, mapped);
   const pgidOf = new Map<number, number>();

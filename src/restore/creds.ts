@@ -19,6 +19,7 @@ import { isFieldSet } from '@bufbuild/protobuf';
 import { CredsEntrySchema, type CredsEntry } from '../image/gen/stasis/creds_pb.js';
 import { StasisError } from '../errors.js';
 import { lsmLabel } from '../dump/creds.js';
+import { SAME_IDS, type IdView } from '../ns/index.js';
 
 const PR_CAPBSET_DROP = 24, PR_GET_SECUREBITS = 27, PR_SET_SECUREBITS = 28, PR_SET_NO_NEW_PRIVS = 38;
 const PR_CAP_AMBIENT = 47, PR_CAP_AMBIENT_RAISE = 2, PR_CAP_AMBIENT_CLEAR_ALL = 4;
@@ -85,12 +86,21 @@ function differences(st: ProcStatus, secbits: number, w: Wanted, valid: bigint):
   return out;
 }
 
-/** Restores the credentials of thread `inj.pid` of process `pid` (it must run injected code). */
-export function restoreCreds(inj: Injector, pid: number, c: CredsEntry): void {
+/**
+ * Restores the credentials of thread `inj.pid` of process `pid` (it must run injected code).
+ * `host` turns the ids of the image (those of the tree's user namespace, which the thread
+ * sets) into stasis's, in which /proc reads them.
+ */
+export function restoreCreds(inj: Injector, pid: number, c: CredsEntry, host: IdView = SAME_IDS): void {
   const tid = inj.pid;
   const last = lastCap();
   const valid = (1n << BigInt(last + 1)) - 1n;
   const w = wanted(c, valid);
+  // The same, as stasis reads them.
+  const wh: Wanted = {
+    ...w, uid: w.uid.map((u) => host.uid(u)) as Wanted['uid'], gid: w.gid.map((g) => host.gid(g)) as Wanted['gid'],
+    groups: w.groups.map((g) => host.gid(g)).sort((a, b) => a - b),
+  };
   const fail = (what: string, r: bigint) => {
     if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore the credentials of thread ${tid} of pid ${pid}: ${what} failed with ${failedWith(r)}`);
     return r;
@@ -117,7 +127,7 @@ export function restoreCreds(inj: Injector, pid: number, c: CredsEntry): void {
 
   // 1. Supplementary groups.
   const have = [...cur.groups].sort((a, b) => a - b);
-  if (have.length !== w.groups.length || have.some((g, i) => g !== w.groups[i])) {
+  if (have.length !== wh.groups.length || have.some((g, i) => g !== wh.groups[i])) {
     const list = Buffer.alloc(Math.max(4, w.groups.length * 4));
     w.groups.forEach((g, i) => list.writeUInt32LE(g, i * 4));
     fail('setgroups', inj.call('setgroups', w.groups.length, inj.put(list)));
@@ -125,7 +135,7 @@ export function restoreCreds(inj: Injector, pid: number, c: CredsEntry): void {
   // 2. Ids, gids first (setresgid needs CAP_SETGID, kept by the fixup bit either way).
   const [uid, euid, suid, fsuid] = w.uid, [gid, egid, sgid, fsgid] = w.gid;
   const curUid = ids(cur.uid), curGid = ids(cur.gid);
-  if (curUid.some((x, i) => x !== w.uid[i]) || curGid.some((x, i) => x !== w.gid[i])) {
+  if (curUid.some((x, i) => x !== wh.uid[i]) || curGid.some((x, i) => x !== wh.gid[i])) {
     const bits = fail('PR_GET_SECUREBITS', inj.call('prctl', PR_GET_SECUREBITS, 0, 0, 0, 0));
     fail('PR_SET_SECUREBITS', inj.call('prctl', PR_SET_SECUREBITS, Number(bits) | SECBIT_NO_SETUID_FIXUP, 0, 0, 0));
     fail('setresgid', inj.call('setresgid', gid, egid, sgid));
@@ -155,7 +165,7 @@ export function restoreCreds(inj: Injector, pid: number, c: CredsEntry): void {
   if (w.noNewPrivs) fail('PR_SET_NO_NEW_PRIVS', inj.call('prctl', PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
 
   const got = Number(fail('PR_GET_SECUREBITS', inj.call('prctl', PR_GET_SECUREBITS, 0, 0, 0, 0)));
-  const wrong = differences(statusOf(pid, tid), got, w, valid);
+  const wrong = differences(statusOf(pid, tid), got, wh, valid);
   // stasis sets no LSM label: the thread has the stub's, which must be the dumped one.
   const label = lsmLabel(`/proc/${pid}/task/${tid}/attr/current`);
   if (isFieldSet(c, CredsEntrySchema.field.lsmProfile) && label !== c.lsmProfile) wrong.push(`LSM label ${JSON.stringify(label ?? '')} instead of ${JSON.stringify(c.lsmProfile)}`);

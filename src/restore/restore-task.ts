@@ -12,6 +12,7 @@
 //      mask go in, all from outside.
 import {
   getRseqConfig, getFpu, setFpu, setSigmask, setRlimit, joinFpu, type Regs, Injector, failedWith, type InjectorOptions, setSched, setAffinity, ProcMem,
+  CLONE_NEWUSER,
 } from '../sys/index.js';
 import type { UserX86RegsEntry } from '../image/gen/stasis/core-x86_pb.js';
 import { TaskCoreEntrySchema, ThreadCoreEntrySchema, type CoreEntry } from '../image/gen/stasis/core_pb.js';
@@ -25,6 +26,7 @@ import { takeLocks } from './restore-locks.js';
 import type { FileLockEntry } from '../image/gen/stasis/file-lock_pb.js';
 import { restoreTaskInternals, restoreAfterCreds, requeueSignals, drainSignals } from './task-internals.js';
 import { restoreCreds } from './creds.js';
+import type { IdView } from '../ns/index.js';
 import { restoreProcessState } from './process-state.js';
 import { restorePosixTimers } from './posix-timers.js';
 import { installSeccomp, syncedByLeader } from './seccomp.js';
@@ -98,6 +100,14 @@ export interface RestoreTaskCtx {
   mapped?: MappedFiles;
   /** The areas each task premapped while the tree was made, by pid (cow-premap.ts). */
   premapped?: Map<number, Premap[]>;
+  /** The tree's user namespace's ids to stasis's (credentials are compared as /proc shows them). */
+  users?: IdView;
+  /**
+   * stasis's fd of the tree's user namespace: each task enters it once it has taken from stasis
+   * all it needs (pidfd_getfd on stasis is refused to a task of a user namespace below
+   * stasis's) and before it makes its threads (setns into a user namespace needs one thread).
+   */
+  userNsFd?: number;
   /** restore --lazy-pages: each task's lazily filled areas are armed here, and listed for the filler. */
   lazy?: { fileIndex: (path: string) => number; add: (task: LazyTask) => void };
 }
@@ -150,15 +160,19 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   inj.call('umask', t.fs.umask ?? 0o022);
   enterDirs(inj, ctx, t, child.stasisPidfd);
 
+  let usernsAt: number | undefined;
   // An fd table shared with a task restored before (CLONE_FILES) is in place already.
   if (!ctx.fdTablesDone?.has(t.ids.filesId)) {
     // An epoll in flight is installed too, above every fd its targets use, for the time its targets are added.
     const inFlight = [...new Set(t.fdinfos.flatMap((d) => ctx.epollsInFlight?.get(d.id) ?? []))].filter((id) => !ctx.epollsFilled.has(id));
     const top = Math.max(2, ...t.fdinfos.map((d) => d.fd), ...inFlight.flatMap((id) => (ctx.set.files.get(id)?.epfd?.tfd ?? []).map((x) => Math.max(x.tfd, x.addedAs ?? 0))));
     const visiting = inFlight.map((id, i) => ({ id, fd: top + 1 + i }));
+    // The tree's user namespace, entered once nothing more is taken from stasis (enterUserNs).
+    if (ctx.userNsFd !== undefined) usernsAt = top + 1 + visiting.length;
     installFds(inj, [
       ...t.fdinfos.map((d) => ({ fd: d.fd, toolFd: ctx.files.get(d.id), cloexec: (d.flags & 1) !== 0 })),
       ...visiting.map((v) => ({ fd: v.fd, toolFd: ctx.files.get(v.id), cloexec: true })),
+      ...(usernsAt !== undefined ? [{ fd: usernsAt, toolFd: ctx.userNsFd!, cloexec: true }] : []),
     ], child.stasisPidfd);
     ctx.fdTablesDone?.add(t.ids.filesId);
     // Once every fd is in place: epoll targets are fds of the task that added them. Before the
@@ -192,6 +206,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   }
   if (th.futexRla) check(inj, 'set the robust futex list', inj.call('set_robust_list', th.futexRla, th.futexRlaLen));
 
+  if (ctx.userNsFd !== undefined) enterUserNs(inj, pid, usernsAt);
   // The other threads: cloned by the leader (its mask, all blocked, is inherited), then
   // each sets up what only a thread can set for itself. Their queued signals are sent by the
   // leader: only the thread group's leader may queue a signal with a positive si_code.
@@ -206,7 +221,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
     // the leader keeps its privileges to clone the next threads.
     if (!syncedByLeader(core, t.core, ctx.set.seccomp)) installSeccomp(ti, made.pid, core, ctx.set.seccomp);
     const tcore = core.threadCore!;
-    if (tcore.creds) restoreCreds(ti, pid, tcore.creds);
+    if (tcore.creds) restoreCreds(ti, pid, tcore.creds, ctx.users);
     restoreAfterCreds(ti, { pdeathSig: tcore.pdeathSig ?? 0 });
     ti.finishWith(regsFrom(core.threadInfo!.gpregs!), 'getpid');
     finishThread(made.pid, core, ctx.warn);
@@ -220,7 +235,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   // credentials (a filter needs CAP_SYS_ADMIN or no_new_privs).
   installSeccomp(inj, pid, t.core, ctx.set.seccomp);
   // Privileges dropped last, then what a change of ids resets.
-  if (th.creds) restoreCreds(inj, pid, th.creds);
+  if (th.creds) restoreCreds(inj, pid, th.creds, ctx.users);
   restoreAfterCreds(inj, { pdeathSig: th.pdeathSig ?? 0, dumpable: t.mm.dumpable ?? -1 });
 
   const r = inj.finishWith(regsFrom(t.core.threadInfo!.gpregs!), 'munmap', scratch, scratchSize);
@@ -321,4 +336,12 @@ function finishThread(tid: number, core: CoreEntry, warn?: (message: string) => 
 
 function mask(words: bigint[]): string {
   return '0x' + [...words].reverse().map((w, i) => w.toString(16).padStart(i ? 16 : 1, '0')).join('');
+}
+
+/** The task joins the tree's user namespace through the fd of it installed at `at`, and closes it. */
+function enterUserNs(inj: Injector, pid: number, at: number | undefined): void {
+  if (at === undefined) throw new StasisError('E_UNSUPPORTED', `Cannot restore pid ${pid} in its user namespace: it shares the fd table of a task restored before it (CLONE_FILES), and stasis enters a user namespace through an fd of its own table`);
+  const r = inj.call('setns', at, CLONE_NEWUSER);
+  inj.call('close', at);
+  if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore pid ${pid}: it could not join its user namespace: setns failed with ${failedWith(r)}`);
 }

@@ -21,8 +21,8 @@ import { ShmemObjects } from './shmem-objects.js';
 import { SocketPairs, type Cred } from './socket-pairs.js';
 import { readLocks } from './restore-locks.js';
 import { TcpRestore } from '../net/tcp-state.js';
-import { ownNamespaces, restoreFlags, restoreNamespaces, rootTimeOffsets } from '../ns/index.js';
-import { CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWPID } from '../sys/index.js';
+import { ownNamespaces, restoreFlags, restoreNamespaces, rootTimeOffsets, restoreUsers } from '../ns/index.js';
+import { CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWPID, CLONE_NEWUSER } from '../sys/index.js';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../api/types.js';
 import { CgroupRestore } from '../cgroup/restore-cgroups.js';
 import { LazyFiller, lazyPagesUnavailable, type LazyTask } from '../mem/lazy-pages.js';
@@ -143,12 +143,17 @@ function restoreChecked(
   const nsKinds = rootTask ? ownNamespaces(set.inventory.rootIds, rootTask.ids).filter((k) => !joined.has(k.name as 'net')) : [];
   const nsFlags = restoreFlags(nsKinds);
   const JOIN_FLAGS = { net: CLONE_NEWNET, ipc: CLONE_NEWIPC, uts: CLONE_NEWUTS } as const;
+  // An empty network namespace is left for the engine to set up (its setup-namespaces hook).
+  const fillNamespaces = (hostPid: number) => restoreNamespaces({ imagesDir: set.dir, log }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid);
+  // Under a user namespace of its own, the tree's namespaces are made by a holder in it, and the
+  // tasks enter it one by one as they are restored (restore-task.ts).
+  let userNsFd: number | undefined;
   const rootNs = {
     flags: nsFlags, join: (opts.joinNs ?? []).map((j) => ({ file: j.file, flag: JOIN_FLAGS[j.ns] })),
     timeOffsets: () => rootTimeOffsets({ imagesDir: set.dir, log }, nsKinds, rootTask!.ids),
-    // An empty network namespace is left for the engine to set up (its setup-namespaces hook).
-    onRoot: (hostPid: number) => restoreNamespaces({ imagesDir: set.dir, log }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid),
+    ...(nsFlags & CLONE_NEWUSER ? { holder: { flags: nsFlags, fill: fillNamespaces, keep: (fd: number) => (userNsFd = fd) } } : { onRoot: fillNamespaces }),
   };
+  const users = rootTask ? restoreUsers(set.dir, nsKinds, rootTask.ids) : undefined;
   if (nsKinds.length) log.info(`the root gets namespaces of its own: ${nsKinds.map((k) => k.name).join(', ')}`);
   // Every task's fds, and its cwd and root (entered from stasis's open directories).
   const ids = new Set(set.tasks.flatMap((t) => [...t.fdinfos.map((d) => d.id), t.fs.cwdId, t.fs.rootId]));
@@ -216,7 +221,7 @@ function restoreChecked(
     const inject = log.level >= 4 ? { log: (m: string) => log.debug(`inject ${m}`) } : {};
     // Epoll instances in flight (SCM_RIGHTS), by the socket whose queue holds them: the task holding it adds their targets.
     const epollsInFlight = new Map([...unix.rights].map(([sk, byPacket]) => [sk, [...byPacket.values()].flat().filter((f) => set.files.get(f)?.epfd)] as const).filter(([, e]) => e.length));
-    const ctx = { set, files, shmem, locks, epollsFilled: new Set<number>(), epollsInFlight, fdTablesDone: new Set<number>(), timerRestoreIds, ttys: fileCtx.ttys, inject, warn: (m: string) => log.warn(m), premapped: cow.premapped, mapped,
+    const ctx = { set, files, shmem, locks, ...(users ? { users } : {}), ...(userNsFd !== undefined ? { userNsFd } : {}), epollsFilled: new Set<number>(), epollsInFlight, fdTablesDone: new Set<number>(), timerRestoreIds, ttys: fileCtx.ttys, inject, warn: (m: string) => log.warn(m), premapped: cow.premapped, mapped,
       ...(filler ? { lazy: { add: (t: LazyTask) => filler.add(t, lazyFiles), fileIndex: (p: string) => (lazyFiles.includes(p) ? lazyFiles.indexOf(p) : lazyFiles.push(p) - 1) } } : {}) };
     set.tasks.forEach((t, i) => {
       progress('restoring tasks', i, set.tasks.length);
@@ -224,6 +229,8 @@ function restoreChecked(
       for (const d of t.fdinfos) log.debug(`pid ${t.pstree.pid} fd ${d.fd}: file ${d.id} (${kindOfType(d.type)?.name ?? d.type})`);
       tids.push(...restoreTask(ctx, t, created.get(t.pstree.pid)!));
     });
+    if (userNsFd !== undefined) fs.closeSync(userNsFd);
+    userNsFd = undefined;
     if (pageSums) {
       const tw = performance.now();
       pageSums.wait();
@@ -249,6 +256,7 @@ function restoreChecked(
     log.info(`tree restored and running: ${tids.join(', ')}${stopped.length ? ` (stopped: ${stopped.map(realPid).join(', ')})` : ''}`);
   } catch (err) {
     log.error(`restore failed, every task it made is killed: ${(err as Error).message}`);
+    if (userNsFd !== undefined) fs.closeSync(userNsFd);
     tcp.abort();
     filler?.abort();
     // Children first: a parent killed first would hand them to init before we reap them.
