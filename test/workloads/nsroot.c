@@ -1,5 +1,7 @@
 /* A tree in namespaces of its own (started by `unshare --fork` with some of --uts --ipc
- * --net --pid --cgroup --time): sets a hostname and domainname, an IPC sysctl and lo up, forks a child; after
+ * --net --pid --cgroup --time --user): in a user namespace ("user"), records its maps,
+ * setgroups, ids, capabilities and a file it made; with "usermap", waits for maps a parent
+ * writes, becomes uid 0 there and its child uid 1000 (another range of the map). Sets a hostname and domainname, an IPC sysctl and lo up, forks a child; after
  * the checkpoint both check that they still see all of it: their own pids (1 and 2 in a pid
  * namespace), the names, the sysctl, lo's state, and that the child is still the root's. */
 #include "wl.h"
@@ -12,6 +14,9 @@
 #include <sys/file.h>
 #include <mqueue.h>
 #include <errno.h>
+#include <sched.h>
+#include <grp.h>
+#include <sys/stat.h>
 
 static int lo_flags(void)
 {
@@ -34,6 +39,61 @@ static long read_long(const char *path)
 	return atol(buf);
 }
 
+static void read_text(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+	buf[n > 0 ? n : 0] = 0;
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The lines of /proc/self/status that start with `key`, e.g. "Cap". */
+static void status_lines(const char *key, char *out, size_t size)
+{
+	char buf[4096], *line, *save;
+	read_text("/proc/self/status", buf, sizeof(buf));
+	out[0] = 0;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (!strncmp(line, key, strlen(key)) && strlen(out) + strlen(line) + 2 < size) {
+			strcat(out, line);
+			strcat(out, "\n");
+		}
+}
+
+struct user_view {
+	char uid_map[512], gid_map[512], setgroups[16], caps[512], ids[256];
+	struct stat owned;
+};
+
+static void user_view(struct user_view *v, const char *owned)
+{
+	read_text("/proc/self/uid_map", v->uid_map, sizeof(v->uid_map));
+	read_text("/proc/self/gid_map", v->gid_map, sizeof(v->gid_map));
+	read_text("/proc/self/setgroups", v->setgroups, sizeof(v->setgroups));
+	status_lines("Cap", v->caps, sizeof(v->caps));
+	char ids[128], grp[128];
+	status_lines("Uid", ids, sizeof(ids));
+	status_lines("Gid", grp, sizeof(grp));
+	snprintf(v->ids, sizeof(v->ids), "%s%s", ids, grp);
+	if (stat(owned, &v->owned) != 0)
+		memset(&v->owned, 0xff, sizeof(v->owned));
+}
+
+/* 0 when the user namespace looks as it did; else says what differs. */
+static int same_user_view(const char *who, const struct user_view *a, const struct user_view *b)
+{
+	int bad = 0;
+#define DIFF(f) if (strcmp(a->f, b->f)) { wl_fail("%s: " #f " is now '%s', was '%s'", who, b->f, a->f); bad = 1; }
+	DIFF(uid_map) DIFF(gid_map) DIFF(setgroups) DIFF(caps) DIFF(ids)
+#undef DIFF
+	if (a->owned.st_uid != b->owned.st_uid || a->owned.st_gid != b->owned.st_gid) {
+		wl_fail("%s: its file is owned by %d:%d, was %d:%d", who, (int)b->owned.st_uid, (int)b->owned.st_gid, (int)a->owned.st_uid, (int)a->owned.st_gid);
+		bad = 1;
+	}
+	return bad;
+}
+
 static void check_names(const char *who)
 {
 	struct utsname u;
@@ -50,7 +110,33 @@ int main(int argc, char **argv)
 	int uts = strstr(argv[2], "uts") != NULL, ipc = strstr(argv[2], "ipc") != NULL;
 	int net = strstr(argv[2], "net") != NULL, pidns = strstr(argv[2], "pid") != NULL;
 	int cgroup = strstr(argv[2], "cgroup") != NULL, timens = strstr(argv[2], "time") != NULL;
+	int user = strstr(argv[2], "user") != NULL, usermap = strstr(argv[2], "usermap") != NULL;
+	struct user_view u0, u1;
 	struct timespec m0, b0, m1, b1;
+	if (usermap) {
+		/* A user namespace of its own (an exec in it before the maps are written would drop
+		 * every capability), whose maps the parent writes; then it takes the ids they give. */
+		if (unshare(CLONE_NEWUSER) != 0)
+			return 17;
+		wl_write("unshared", "\n");
+		char m[256] = "";
+		for (int i = 0; i < 10000 && !m[0]; i++) {
+			read_text("/proc/self/gid_map", m, sizeof(m));
+			if (!m[0])
+				wl_sleep_ms(1);
+		}
+		if (setresgid(0, 0, 0) || setgroups(0, NULL) || setresuid(0, 0, 0))
+			return 14;
+	}
+	if (user && (getuid() != 0 || geteuid() != 0 || getgid() != 0))
+		return 15;
+	if (user) {
+		int fd = open("owned", O_CREAT | O_WRONLY, 0644);
+		if (fd < 0)
+			return 16;
+		close(fd);
+		user_view(&u0, "owned");
+	}
 	clock_gettime(CLOCK_MONOTONIC, &m0);
 	clock_gettime(CLOCK_BOOTTIME, &b0);
 	if (timens && (m0.tv_sec < 100000 || b0.tv_sec < 200000))
@@ -90,14 +176,35 @@ int main(int argc, char **argv)
 	int lk = open("lockfile", O_RDWR | O_CREAT, 0644);
 	if (lk < 0 || flock(lk, LOCK_EX) != 0)
 		return 8;
+	if (usermap)
+		fchmod(lk, 0666); /* the child, another uid, opens it too */
 	pid_t child = fork();
 	if (child == 0) {
 		close(lk);
+		struct user_view c0, c1;
+		if (usermap) {
+			/* uid 1000 of the namespace: the map's second range. */
+			if (setresgid(1000, 1000, 1000) || setresuid(1000, 1000, 1000))
+				_exit(20);
+			int fd = open("owned-child", O_CREAT | O_WRONLY, 0644);
+			if (fd < 0)
+				_exit(21);
+			close(fd);
+			user_view(&c0, "owned-child");
+		}
 		while (!wl_go_seen())
 			wl_sleep_ms(1);
 		pid_t now = getpid();
 		if (pidns && now != 2)
 			_exit(10);
+		if (usermap) {
+			user_view(&c1, "owned-child");
+			if (getuid() != 1000 || geteuid() != 1000 || getgid() != 1000)
+				_exit(22);
+			if (same_user_view("child", &c0, &c1))
+				_exit(23);
+		} else if (user && (getuid() != 0 || geteuid() != 0))
+			_exit(24);
 		if (getppid() != me)
 			_exit(11);
 		int mine = open("lockfile", O_RDWR);
@@ -119,6 +226,19 @@ int main(int argc, char **argv)
 
 	if (getpid() != me)
 		wl_fail("getpid() is %d, was %d", getpid(), me);
+	if (user) {
+		user_view(&u1, "owned");
+		same_user_view("root", &u0, &u1);
+		if (getuid() != 0 || geteuid() != 0)
+			wl_fail("getuid() is %d, geteuid() %d", getuid(), geteuid());
+		/* It carries on as uid 0 there: it may make a file and own it. */
+		int fd = open("owned-after", O_CREAT | O_WRONLY, 0644);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) != 0 || st.st_uid != 0)
+			wl_fail("cannot make a file as uid 0 after the restore");
+		if (fd >= 0)
+			close(fd);
+	}
 	if (uts)
 		check_names("root");
 	if (ipc && read_long("/proc/sys/kernel/msgmax") != 12345)
@@ -152,6 +272,6 @@ int main(int argc, char **argv)
 	if (waitpid(child, &st, 0) != child)
 		wl_fail("child %d is not mine any more", child);
 	else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		wl_fail("child ended with status 0x%x%s", st, WEXITSTATUS(st) == 13 ? " (the root's flock was not held again)" : "");
+		wl_fail("child ended with status 0x%x%s", st, WEXITSTATUS(st) == 13 ? " (the root's flock was not held again)" : WEXITSTATUS(st) >= 22 ? " (its ids or user namespace differ)" : "");
 	return wl_finish(NULL);
 }

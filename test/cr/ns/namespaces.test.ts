@@ -28,13 +28,32 @@ if (!inPrivateProc(FLAG)) {
   function startInNamespaces(kinds: string[], checks = kinds.join(','), workload = 'nsroot'): { unshare: number; pid: number; dir: string } {
     const dir = tmpDir(workload);
     // A time namespace well ahead of stasis's clocks: the workload checks it sees them still.
-    const flags = kinds.flatMap((k) => (k === 'time' ? ['--time', '--monotonic=100000', '--boottime=200000'] : [`--${k}`]));
+    const flags = kinds.flatMap((k) => (k === 'time' ? ['--time', '--monotonic=100000', '--boottime=200000']
+      : k === 'user' ? ['--user', '--map-root-user'] : k === 'usermap' ? [] : [`--${k}`]));
+    // Its uid 0 there is not stasis's: it must be able to write here.
+    if (kinds.includes('usermap')) fs.chmodSync(dir, 0o777);
     const unshare = spawnTask(['unshare', '--fork', ...flags, compileWorkload(workload, workload === 'pidfds' ? ['-pthread'] : []), dir, checks], {
       cwd: dir, stdin: { path: '/dev/null' }, stdout: { path: `${dir}/stdout.log` }, stderr: { path: `${dir}/stderr.log` },
     });
+    if (kinds.includes('usermap')) {
+      // Maps of several ranges, written by the parent (setgroups left allowed), as a container engine writes them.
+      // The workload makes the namespace itself.
+      const child = waitFor('the child of unshare', () => childOf(unshare));
+      waitFor('its user namespace', () => fs.existsSync(`${dir}/unshared`) || waitPid(unshare, true));
+      fs.writeFileSync(`/proc/${child}/uid_map`, USERMAP_UIDS);
+      fs.writeFileSync(`/proc/${child}/gid_map`, USERMAP_GIDS);
+    }
     const ready = waitFor(`${workload} ready`, () => fs.existsSync(`${dir}/ready`) || waitPid(unshare, true));
     if (ready !== true) throw new Error(`${workload} did not start: ${fs.readFileSync(`${dir}/stderr.log`, 'utf8')} ${JSON.stringify(ready)}`);
     return { unshare, pid: childOf(unshare)!, dir };
+  }
+
+  const USERMAP_UIDS = '0 100000 1000\n1000 200000 10\n', USERMAP_GIDS = '0 100000 1000\n1000 300000 5\n';
+  const nsName = (k: string) => (k === 'usermap' ? 'user' : k);
+
+  /** What stasis reads of the user namespace of `pid`: its maps and setgroups. */
+  function userMaps(pid: number): string {
+    return ['uid_map', 'gid_map', 'setgroups'].map((f) => fs.readFileSync(`/proc/${pid}/${f}`, 'utf8')).join('');
   }
 
   function nsOf(pid: number | 'self', kind: string): string {
@@ -44,6 +63,8 @@ if (!inPrivateProc(FLAG)) {
   async function roundTrip(kinds: string[], incremental = false, start = () => startInNamespaces(kinds)): Promise<void> {
     const w = start();
     const images = tmpDir('nsroot-img');
+    const user = kinds.some((k) => nsName(k) === 'user');
+    const maps = user ? userMaps(w.pid) : '';
     if (incremental) {
       // A pre-dump first: its images are named by the pids the tasks see, as the dump's are.
       const pre = tmpDir('nsroot-pre');
@@ -55,15 +76,23 @@ if (!inPrivateProc(FLAG)) {
     waitPid(w.unshare); // its child was killed: it ends too
     verifyImages(images);
     const files = fs.readdirSync(images);
-    for (const [k, img] of [['uts', 'utsns-'], ['ipc', 'ipcns-var-'], ['net', 'netdev-']] as const) {
-      assert.equal(files.some((f) => f.startsWith(img)), kinds.includes(k), `${img}*.img for ${kinds.join(',')}: ${files.join(' ')}`);
+    for (const [k, img] of [['uts', 'utsns-'], ['ipc', 'ipcns-var-'], ['net', 'netdev-'], ['user', 'userns-']] as const) {
+      assert.equal(files.some((f) => f.startsWith(img)), kinds.some((x) => nsName(x) === k), `${img}*.img for ${kinds.join(',')}: ${files.join(' ')}`);
     }
     const r = await restore({ imagesDir: images, detach: true });
     try {
       if (!kinds.includes('pid')) assert.equal(r.pid, w.pid);
-      for (const k of kinds) {
+      for (const k of kinds.map(nsName)) {
         const now = nsOf(r.pid, k);
         assert.notEqual(now, nsOf('self', k), `the restored tree is in stasis's ${k} namespace`);
+      }
+      if (user) {
+        assert.equal(userMaps(r.pid), maps, 'the restored user namespace has other maps');
+        // Every other namespace of its own is owned by it: the kernel lets a task of it enter them.
+        for (const k of kinds.map(nsName).filter((x) => x !== 'user' && x !== 'pid')) {
+          const ok = spawnSync('nsenter', ['-t', String(r.pid), '-U', `--${k === 'ipc' ? 'ipc' : k === 'uts' ? 'uts' : k === 'net' ? 'net' : k}`, '--preserve-credentials', 'true'], { env: SBIN_ENV });
+          assert.equal(ok.status, 0, `a task of the restored user namespace cannot enter its ${k} namespace: ${ok.stderr}`);
+        }
       }
       fs.writeFileSync(`${w.dir}/go`, '');
       const until = Date.now() + 20000;
@@ -103,6 +132,23 @@ if (!inPrivateProc(FLAG)) {
 
   test('a tree in its own pid, UTS, IPC and network namespaces comes back in new ones of each', async () => {
     await roundTrip(['pid', 'uts', 'ipc', 'net']);
+  });
+
+  test('a tree in a user namespace of its own (unshare -U --map-root-user) comes back in a new one with the same maps and setgroups, uid 0 inside, its capabilities there and its file owned as before', async () => {
+    await roundTrip(['user']);
+  });
+
+  test('a tree in its own user, UTS, IPC and network namespaces comes back with the others owned by the new user namespace', async () => {
+    await roundTrip(['user', 'uts', 'ipc', 'net']);
+  });
+
+  test('a user namespace whose maps of several ranges a parent wrote comes back with them: the root is uid 0 there, its child uid 1000 of the second range, their files owned as before', async () => {
+    const w = startInNamespaces(['usermap']);
+    // stasis's view: the ids the tasks have are those of the map's ranges.
+    assert.match(fs.readFileSync(`/proc/${w.pid}/status`, 'utf8'), /^Uid:\s+100000\s+100000/m);
+    assert.equal(fs.statSync(`${w.dir}/owned`).uid, 100000);
+    await roundTrip(['usermap'], false, () => w);
+    assert.equal(fs.statSync(`${w.dir}/owned-after`).uid, 100000, 'the restored root made its file as another uid');
   });
 
   test('a tree in its own time namespace comes back in a new one whose clocks carry on from the dumped ones', async () => {
@@ -208,10 +254,10 @@ if (!inPrivateProc(FLAG)) {
     }
   });
 
-  for (const [kind, link] of [['mount', 'mnt'], ['user', 'user']] as const) {
+  for (const [kind, link] of [['mount', 'mnt']] as const) {
     test(`a tree in a ${kind} namespace of its own is refused at dump time, naming it, and runs on`, async () => {
       const dir = tmpDir(`ns-${kind}`);
-      const u = spawnTask(['unshare', '--fork', `--${kind}`, ...(kind === 'user' ? ['--map-root-user'] : []), 'sleep', '1000'], { cwd: dir, stdin: { path: '/dev/null' } });
+      const u = spawnTask(['unshare', '--fork', `--${kind}`, 'sleep', '1000'], { cwd: dir, stdin: { path: '/dev/null' } });
       try {
         const pid = waitFor('the sleeper', () => {
           const c = childOf(u);
@@ -226,6 +272,27 @@ if (!inPrivateProc(FLAG)) {
       }
     });
   }
+
+  test('a user namespace with a pid namespace of the tree\'s own, and one whose maps are not written, are refused at dump time, naming them, and run on', async () => {
+    const w = startInNamespaces(['user', 'pid']);
+    try {
+      await refused(w.pid, /user namespace user:\[\d+\] of pid \d+: the tree has a pid namespace of its own too, and stasis cannot restore one owned by a user namespace yet/);
+    } finally {
+      killTree(w.unshare);
+      waitPid(w.unshare);
+    }
+    const u = spawnTask(['unshare', '--fork', '--user', 'sleep', '1000'], { stdin: { path: '/dev/null' } });
+    try {
+      const pid = waitFor('the sleeper', () => {
+        const c = childOf(u);
+        return c && fs.readFileSync(`/proc/${c}/cmdline`, 'utf8').startsWith('sleep') ? c : undefined;
+      });
+      await refused(pid, /user namespace user:\[\d+\] of pid \d+: its uid map is not written yet/);
+    } finally {
+      killTree(u);
+      waitPid(u);
+    }
+  });
 
   test('a tree whose child is in another UTS namespace than the root is refused, naming both', async () => {
     const dir = tmpDir('ns-split');
