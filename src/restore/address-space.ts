@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { failedWith, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { pidfdOfStasis } from './install-fds.js';
+import type { FdCourier } from './fd-courier.js';
 import { VMA, MAP, PROT, isMappedByRestore, isShmemVma, type VmaSpec } from '../mem/vma.js';
 import type { PageRun } from '../mem/page-runs.js';
 import type { PageSource } from '../mem/page-chain.js';
@@ -38,6 +39,8 @@ export interface AddressSpacePlan {
   vmas: VmaSpec[];
   /** The task's inherited pidfd of stasis, in a pid namespace of its own (NewTask.stasisPidfd). */
   stasisPidfd?: number | undefined;
+  /** Where stasis's files come from instead, in a user namespace below stasis's (NewTask.courier). */
+  courier?: FdCourier | undefined;
   /** Opens the file a VMA maps in the task. */
   mapped: MappedFiles;
   /** Every page with data (to know which VMAs get pages). */
@@ -154,7 +157,7 @@ function mapVmas(inj: Injector, plan: AddressSpacePlan, filled: Set<VmaSpec>, mo
         fd = pullShmem(inj, plan, v, fds);
       } else if (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED | VMA.SOCKET)) {
         const key = plan.mapped.key(v);
-        fd = fds.get(key) ?? plan.mapped.open(inj, v, plan.stasisPidfd);
+        fd = fds.get(key) ?? plan.mapped.open(inj, v, plan.stasisPidfd, plan.courier);
         fds.set(key, fd);
       }
       const r = inj.call('mmap', v.start, v.end - v.start, prot, (fd >= 0 ? keep & ~MAP.ANONYMOUS : keep) | MAP_FIXED, fd, v.pgoff);
@@ -205,7 +208,7 @@ function pullShmem(inj: Injector, plan: AddressSpacePlan, v: VmaSpec, fds: Map<s
     pidfd = Number(r);
     fds.set('pidfd', pidfd);
   }
-  const r = inj.call('pidfd_getfd', pidfd, toolFd, 0);
+  const r = plan.courier ? plan.courier.take(inj, toolFd) : inj.call('pidfd_getfd', pidfd, toolFd, 0);
   if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot take shared memory fd ${toolFd} of stasis into pid ${inj.pid}: ${failedWith(r)}`);
   fds.set(key, Number(r));
   return Number(r);

@@ -8,6 +8,7 @@
 // space is rebuilt its premapped areas are moved into place with mremap, which keeps them
 // shared, instead of being mapped and filled afresh.
 import fs from 'node:fs';
+import type { FdCourier } from './fd-courier.js';
 import { ProcMem, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { VMA, MAP, MADV, PROT, isMappedByRestore, type VmaSpec } from '../mem/vma.js';
@@ -158,7 +159,7 @@ export class CowPremap {
    * Premaps in the stub of `pid` (before it clones its children) the areas they share:
    * those it inherited corrected to its own pages, the others mapped and filled.
    */
-  premap(inj: Injector, pid: number, stasisPidfd?: number): void {
+  premap(inj: Injector, pid: number, stasisPidfd?: number, courier?: FdCourier): void {
     const need = this.need.get(pid);
     const t = this.tasks.get(pid);
     if (!need || !t) return;
@@ -176,7 +177,7 @@ export class CowPremap {
         this.correct(inj, t, parent, v, shift);
       } else {
         const noReserve = v.flags & MAP.NORESERVE;
-        const file = v.status & VMA.FILE_PRIVATE ? this.mapped.open(inj, v, stasisPidfd) : -1;
+        const file = v.status & VMA.FILE_PRIVATE ? this.mapped.open(inj, v, stasisPidfd, courier) : -1;
         const r = inj.call('mmap', at, len, PROT.READ | PROT.WRITE, MAP.PRIVATE | (file < 0 ? MAP.ANONYMOUS : 0) | noReserve | MAP_FIXED_NOREPLACE, file, file < 0 ? 0n : v.pgoff);
         if (file >= 0) inj.call('close', file);
         if (r !== at) throw new StasisError('E_RESTORE_FAILED', `Cannot premap 0x${v.start.toString(16)}-0x${v.end.toString(16)} of pid ${pid} at 0x${at.toString(16)}: mmap returned ${r}`);

@@ -8,6 +8,7 @@ import {
   PTRACE_O, PTRACE_EVENT,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
+import { COURIER_FD, type FdCourier } from './fd-courier.js';
 
 const CLONE_PARENT = 0x8000, CLONE_THREAD = 0x10000, SIGCHLD = 17, CLONE_NEWPID = 0x20000000, CLONE_NEWTIME = 0x80;
 const CLONE_NEWUSER = 0x10000000, CLONE_NEWNET = 0x40000000, CLONE_NEWIPC = 0x08000000, CLONE_NEWUTS = 0x04000000, CLONE_NEWCGROUP = 0x02000000;
@@ -26,6 +27,8 @@ export interface NewTask {
    * holds a pidfd of stasis at this fd, inherited from the stub, closed when its fds are installed.
    */
   stasisPidfd?: number;
+  /** In a user namespace below stasis's from birth: stasis's files come through this (fd-courier.ts), the task's end at COURIER_FD. */
+  courier?: FdCourier;
 }
 
 /** Where a task in a pid namespace of its own keeps its pidfd of stasis until its fds are in. */
@@ -99,7 +102,7 @@ export function cloneWithPid(inj: Injector, pid: number, flags: number, parent?:
   if (!w || w.kind !== 'stopped' || w.event !== PTRACE_EVENT.STOP) {
     throw new StasisError('E_RESTORE_FAILED', `New task ${child} did not start stopped`);
   }
-  return { pid: child, code: inj.code, ...(inner ? { stasisPidfd: parent.stasisPidfd } : {}) };
+  return { pid: child, code: inj.code, ...(inner ? { stasisPidfd: parent.stasisPidfd } : {}), ...(parent?.courier ? { courier: parent.courier } : {}) };
 }
 
 /** The pid in stasis's namespace of the task `caller` just made, `vpid` in the caller's. */
@@ -176,7 +179,7 @@ function makeUserNs(inj: Injector, h: UserNsHolder): void {
  * kinds in `nsFlags` (CLONE_NEW*), after joining those of `join` (setns in the stub); under a
  * user namespace of its own, in those `holder` makes.
  */
-export function createRootTask(pid: number, nsFlags = 0, join: { file: string; flag: number }[] = [], timeOffsets?: string, holder?: UserNsHolder): NewTask {
+export function createRootTask(pid: number, nsFlags = 0, join: { file: string; flag: number }[] = [], timeOffsets?: string, holder?: UserNsHolder, courier?: FdCourier): NewTask {
   if (holder) nsFlags = holder.flags & CLONE_NEWPID;
   if (!(nsFlags & CLONE_NEWPID) && !pidIsFree(pid)) {
     throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);
@@ -204,7 +207,15 @@ export function createRootTask(pid: number, nsFlags = 0, join: { file: string; f
     if (fd < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open a pidfd of stasis in the stub: ${failedWith(fd)}`);
     const at = inj.call('dup3', fd, STASIS_PIDFD, O_CLOEXEC);
     if (at < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot move the stub's pidfd of stasis to fd ${STASIS_PIDFD}: ${failedWith(at)}`);
-    return { ...cloneWithPid(inj, pid, CLONE_PARENT | own), stasisPidfd: STASIS_PIDFD };
+    if (courier) {
+      // Its end of the courier, inherited by the root and every task it makes.
+      const c = inj.call('pidfd_getfd', fd, courier.theirs, 0);
+      if (c < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot take the courier socket into the stub: ${failedWith(c)}`);
+      const to = inj.call('dup3', c, COURIER_FD, O_CLOEXEC);
+      inj.call('close', c);
+      if (to < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot move the courier socket to fd ${COURIER_FD}: ${failedWith(to)}`);
+    }
+    return { ...cloneWithPid(inj, pid, CLONE_PARENT | own), stasisPidfd: STASIS_PIDFD, ...(courier ? { courier } : {}) };
   } finally {
     kill(stub, 9);
     waitPid(stub);

@@ -13,6 +13,7 @@ import { Injector, setRegs, getRegs, setSigmask, detach, failedWith } from '../s
 import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
 import { StasisError } from '../errors.js';
 import { createRootTask, cloneWithPid, type NewTask, type UserNsHolder } from './create-task.js';
+import type { FdCourier } from './fd-courier.js';
 import type { ImageSet } from './read-images.js';
 import { drainSignals } from './task-internals.js';
 import { CowPremap } from './cow-premap.js';
@@ -35,6 +36,8 @@ export interface RootNamespaces {
   onRoot?: (pid: number) => void;
   /** Under a user namespace of the tree's own: the namespaces are made by a holder (create-task.ts). */
   holder?: UserNsHolder;
+  /** Under a user namespace the root is born in (with its pid namespace): how its tasks get stasis's files. */
+  courier?: FdCourier;
 }
 
 interface Helper {
@@ -72,7 +75,7 @@ export function createTree(
   const order = set.order;
   const zombies = new Map(set.zombies.map((z) => [z.pstree.pid, z.status]));
   const root = order[0]!;
-  created.set(root.pid, createRootTask(root.pid, ns.flags, ns.join, ns.timeOffsets?.(), ns.holder));
+  created.set(root.pid, createRootTask(root.pid, ns.flags, ns.join, ns.timeOffsets?.(), ns.holder, ns.courier));
   ns.onRoot?.(created.get(root.pid)!.pid);
   const cow = CowPremap.plan(set, created.get(root.pid)!.pid, mapped);
   const pgidOf = new Map<number, number>();
@@ -98,7 +101,7 @@ export function createTree(
       else if (e.pgid === e.pid) check(inj, 'setpgid', inj.call('setpgid', 0, 0));
       pgidOf.set(e.pid, Number(inj.call('getpgid', 0)));
       // Before any clone: children (and helpers, whose clones are children too) inherit these.
-      cow.premap(inj, e.pid, me.stasisPidfd);
+      cow.premap(inj, e.pid, me.stasisPidfd, me.courier);
       for (const [pid, kind] of missingLeaders(e, order, root)) {
         const h = cloneWithPid(inj, pid, 0, me);
         created.set(pid, h);

@@ -8,6 +8,7 @@ import { StasisError } from '../errors.js';
 import { VMA, isShmemVma, type VmaSpec } from '../mem/vma.js';
 import type { OpenFiles, MappedOpen } from './open-files.js';
 import { pidfdOfStasis } from './install-fds.js';
+import type { FdCourier } from './fd-courier.js';
 import { regPath, type ImageSet } from './read-images.js';
 import { openInTask } from './address-space.js';
 
@@ -64,7 +65,7 @@ export class MappedFiles {
    * (close-on-exec). A packet socket's rings (a SOCKET area) are mapped from the socket stasis
    * made for its file.
    */
-  open(inj: Injector, v: VmaSpec, stasisPidfd?: number): number {
+  open(inj: Injector, v: VmaSpec, stasisPidfd?: number, courier?: FdCourier): number {
     const id = Number(v.shmid), mode = mapMode(v);
     const shmem = isShmemVma(v), socket = (v.status & VMA.SOCKET) !== 0;
     if (shmem && !this.shmemFd) throw new StasisError('E_CORRUPT', `The mapping at 0x${v.start.toString(16)} of pid ${inj.pid} names shared memory the images lack`);
@@ -75,7 +76,7 @@ export class MappedFiles {
     const pidfd = pidfdOfStasis(inj, stasisPidfd);
     if (pidfd < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open a pidfd of stasis in pid ${inj.pid}: ${failedWith(pidfd)}`);
     try {
-      const r = inj.call('pidfd_getfd', pidfd, tool, 0);
+      const r = courier ? courier.take(inj, tool) : inj.call('pidfd_getfd', pidfd, tool, 0);
       if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot take ${what} (fd ${tool} of stasis) into pid ${inj.pid}: ${failedWith(r)}`);
       return Number(r);
     } finally {

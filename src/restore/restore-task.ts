@@ -135,7 +135,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   }));
   const lazy = ctx.lazy ? vmas.filter((v) => withPages.has(v) && !moved.has(v) && fillsLazily(v, guards)) : [];
   const { scratch, scratchSize } = rebuildAddressSpace(inj, {
-    vmas, guards, lazy, mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: t.pageSources, runs: t.runs, stasisPidfd: child.stasisPidfd, premapped,
+    vmas, guards, lazy, mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: t.pageSources, runs: t.runs, stasisPidfd: child.stasisPidfd, courier: child.courier, premapped,
     ...(ctx.shmem ? { shmemFd: (v: VmaSpec) => ctx.shmem!.fdFor(v) } : {}),
     mm: {
       startCode: m.mmStartCode, endCode: m.mmEndCode, startData: m.mmStartData, endData: m.mmEndData,
@@ -158,7 +158,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   });
   setComm(inj, th.comm ?? tc.comm);
   inj.call('umask', t.fs.umask ?? 0o022);
-  enterDirs(inj, ctx, t, child.stasisPidfd);
+  enterDirs(inj, ctx, t, child);
 
   let usernsAt: number | undefined;
   // An fd table shared with a task restored before (CLONE_FILES) is in place already.
@@ -173,7 +173,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
       ...t.fdinfos.map((d) => ({ fd: d.fd, toolFd: ctx.files.get(d.id), cloexec: (d.flags & 1) !== 0 })),
       ...visiting.map((v) => ({ fd: v.fd, toolFd: ctx.files.get(v.id), cloexec: true })),
       ...(usernsAt !== undefined ? [{ fd: usernsAt, toolFd: ctx.userNsFd!, cloexec: true }] : []),
-    ], child.stasisPidfd);
+    ], child.stasisPidfd, child.courier);
     ctx.fdTablesDone?.add(t.ids.filesId);
     // Once every fd is in place: epoll targets are fds of the task that added them. Before the
     // locks: adding a target whose fd was closed moves fds about, and a close drops POSIX locks.
@@ -249,13 +249,13 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
  * opening and is gone by now): the task takes each with pidfd_getfd, fchdir()s into the cwd
  * and chroot()s through /proc/self/fd of the root.
  */
-function enterDirs(inj: Injector, ctx: RestoreTaskCtx, t: TaskImages, inherited: number | undefined): void {
+function enterDirs(inj: Injector, ctx: RestoreTaskCtx, t: TaskImages, child: NewTask): void {
   inj.resetScratch();
-  const pidfd = pidfdOfStasis(inj, inherited);
+  const pidfd = pidfdOfStasis(inj, child.stasisPidfd);
   check(inj, 'open a pidfd of stasis', pidfd);
   try {
     const take = (id: number, what: string) => {
-      const fd = inj.call('pidfd_getfd', pidfd, ctx.files.get(id), 0);
+      const fd = child.courier ? child.courier.take(inj, ctx.files.get(id)) : inj.call('pidfd_getfd', pidfd, ctx.files.get(id), 0);
       check(inj, `take the ${what}`, fd);
       return fd;
     };

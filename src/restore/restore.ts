@@ -14,6 +14,7 @@ import { vmaSpecs } from './cow-premap.js';
 import { formatVersionOf } from '../dump/format.js';
 import { readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids } from '../files/index.js';
 import { createTree } from './create-tree.js';
+import { FdCourier } from './fd-courier.js';
 import { createRootTask, type NewTask } from './create-task.js';
 import { FdTypes, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { restoreTask } from './restore-task.js';
@@ -145,13 +146,18 @@ function restoreChecked(
   const JOIN_FLAGS = { net: CLONE_NEWNET, ipc: CLONE_NEWIPC, uts: CLONE_NEWUTS } as const;
   // An empty network namespace is left for the engine to set up (its setup-namespaces hook).
   const fillNamespaces = (hostPid: number) => restoreNamespaces({ imagesDir: set.dir, log }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid);
-  // Under a user namespace of its own, the tree's namespaces are made by a holder in it, and the
-  // tasks enter it one by one as they are restored (restore-task.ts).
+  // Under a user namespace of its own but in stasis's pid namespace, the tree's namespaces are
+  // made by a holder in it, and the tasks enter it one by one as they are restored
+  // (restore-task.ts). With a pid namespace of its own, the root is born in them all (its init
+  // must be), and its tasks get stasis's files through a courier socket (fd-courier.ts).
   let userNsFd: number | undefined;
+  const enterLate = (nsFlags & CLONE_NEWUSER) !== 0 && !(nsFlags & CLONE_NEWPID);
+  const courier = nsFlags & CLONE_NEWUSER && nsFlags & CLONE_NEWPID ? FdCourier.create() : undefined;
   const rootNs = {
     flags: nsFlags, join: (opts.joinNs ?? []).map((j) => ({ file: j.file, flag: JOIN_FLAGS[j.ns] })),
     timeOffsets: () => rootTimeOffsets({ imagesDir: set.dir, log }, nsKinds, rootTask!.ids),
-    ...(nsFlags & CLONE_NEWUSER ? { holder: { flags: nsFlags, fill: fillNamespaces, keep: (fd: number) => (userNsFd = fd) } } : { onRoot: fillNamespaces }),
+    ...(enterLate ? { holder: { flags: nsFlags, fill: fillNamespaces, keep: (fd: number) => (userNsFd = fd) } } : { onRoot: fillNamespaces }),
+    ...(courier ? { courier } : {}),
   };
   const users = rootTask ? restoreUsers(set.dir, nsKinds, rootTask.ids) : undefined;
   if (nsKinds.length) log.info(`the root gets namespaces of its own: ${nsKinds.map((k) => k.name).join(', ')}`);
@@ -231,6 +237,7 @@ function restoreChecked(
     });
     if (userNsFd !== undefined) fs.closeSync(userNsFd);
     userNsFd = undefined;
+    courier?.close();
     if (pageSums) {
       const tw = performance.now();
       pageSums.wait();
@@ -257,6 +264,7 @@ function restoreChecked(
   } catch (err) {
     log.error(`restore failed, every task it made is killed: ${(err as Error).message}`);
     if (userNsFd !== undefined) fs.closeSync(userNsFd);
+    courier?.close();
     tcp.abort();
     filler?.abort();
     // Children first: a parent killed first would hand them to init before we reap them.
