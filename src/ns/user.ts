@@ -104,9 +104,6 @@ function check(pid: number, tree: number[]): string | undefined {
     const by = nsOwnerInode(`/proc/${pid}/ns/${k}`);
     if (by !== ino) return `the tree's ${k} namespace is owned by another user namespace (${by === undefined ? 'one stasis cannot see' : `user:[${by}]`}); stasis restores a tree whose namespaces are all owned by its user namespace`;
   }
-  // The init of a pid namespace owned by the user namespace is born in it, and a task there
-  // may not take files from stasis (pidfd_getfd needs CAP_SYS_PTRACE over stasis's namespace).
-  if (own('pid')) return 'the tree has a pid namespace of its own too, and stasis cannot restore one owned by a user namespace yet';
   const e = readUserns(pid);
   if (!e.uidMap.length || !e.gidMap.length) return `its ${e.uidMap.length ? 'gid' : 'uid'} map is not written yet`;
   // Without a pid namespace of the tree's own, the tasks enter the user namespace once the tree
