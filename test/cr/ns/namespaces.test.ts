@@ -142,6 +142,14 @@ if (!inPrivateProc(FLAG)) {
     await roundTrip(['user', 'uts', 'ipc', 'net']);
   });
 
+  test('a tree in its own user, pid, UTS, IPC and network namespaces (unshare -U -p -u -i -n) comes back: pid 1 and 2 inside, uid 0, the maps, the namespaces owned by the new user namespace', async () => {
+    await roundTrip(['user', 'pid', 'uts', 'ipc', 'net']);
+  });
+
+  test('threads and pidfds of a tree in its own user and pid namespaces come back at their tids', async () => {
+    await roundTrip(['user', 'pid'], false, () => startInNamespaces(['user', 'pid'], 'all', 'pidfds'));
+  });
+
   test('a user namespace whose maps of several ranges a parent wrote comes back with them: the root is uid 0 there, its child uid 1000 of the second range, their files owned as before', async () => {
     const w = startInNamespaces(['usermap']);
     // stasis's view: the ids the tasks have are those of the map's ranges.
@@ -273,13 +281,21 @@ if (!inPrivateProc(FLAG)) {
     });
   }
 
-  test('a user namespace with a pid namespace of the tree\'s own, and one whose maps are not written, are refused at dump time, naming them, and run on', async () => {
-    const w = startInNamespaces(['user', 'pid']);
+  test('a user namespace without a pid namespace holding a process with threads, one not owning the tree\'s pid namespace, and one whose maps are not written, are refused at dump time, naming them, and run on', async () => {
+    const w = startInNamespaces(['user'], 'all', 'pidfds');
     try {
-      await refused(w.pid, /user namespace user:\[\d+\] of pid \d+: the tree has a pid namespace of its own too, and stasis cannot restore one owned by a user namespace yet/);
+      await refused(w.pid, /user namespace user:\[\d+\] of pid \d+: pid \d+ has threads, and the tree has no pid namespace of its own/);
     } finally {
       killTree(w.unshare);
       waitPid(w.unshare);
+    }
+    // The workload makes its user namespace below the pid namespace unshare made.
+    const v = startInNamespaces(['pid', 'usermap']);
+    try {
+      await refused(v.pid, /user namespace user:\[\d+\] of pid \d+: the tree's pid namespace is owned by another user namespace/);
+    } finally {
+      killTree(v.unshare);
+      waitPid(v.unshare);
     }
     const u = spawnTask(['unshare', '--fork', '--user', 'sleep', '1000'], { stdin: { path: '/dev/null' } });
     try {
