@@ -4,12 +4,16 @@
 // without it the CRIU lines are skipped with the reason. STASIS_BENCH_RUNS (default 5) runs of
 // each small step, STASIS_BENCH_BIG_RUNS (default 3) of the 1 GiB ones, STASIS_BENCH_BIG_MIB
 // their size (default 1024). Each restored victim checks its memory (outside the timing).
-// STASIS_BENCH_ONLY=lazy runs only the --lazy-pages rows.
+// STASIS_BENCH_ONLY=lazy runs only the --lazy-pages rows, STASIS_BENCH_ONLY=small only the
+// start-up and 16 MiB rows. The 16 MiB process is also dumped and restored through
+// `stasis service` and `criu service` (CRIU's RPC, one connection per request, as libcriu
+// does), each resident and warmed by one untimed cycle, against CRIU's command line.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { rpcRun } from './rpc.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STASIS = path.join(REPO, 'bin/stasis.js');
@@ -67,14 +71,45 @@ function timed(file: string, args: string[]): number {
   return ms;
 }
 
-type Tool = 'stasis' | 'criu';
-function dumpArgs(tool: Tool, pid: number, images: string, leave: boolean): [string, string[]] {
+type Tool = 'stasis' | 'criu' | 'stasis-service' | 'criu-service';
+/** The services' sockets, once started (startServices()). */
+const address: Partial<Record<Tool, string>> = {};
+const services: ChildProcess[] = [];
+
+/** `stasis service` and `criu service` on sockets of their own, resident for the small rows. */
+function startServices(): void {
+  for (const [tool, cmd] of [['stasis-service', [process.execPath, STASIS]], ['criu-service', [criu.bin ?? '']]] as const) {
+    const sock = path.join(work, `${tool}.sock`);
+    const child = spawn(cmd[0], [...cmd.slice(1), 'service', '--address', sock], { stdio: 'ignore', cwd: work });
+    services.push(child);
+    process.on('exit', () => child.kill('SIGKILL'));
+    const until = Date.now() + 30000;
+    while (!fs.statSync(sock, { throwIfNoEntry: false })?.isSocket()) {
+      if (Date.now() > until || child.exitCode !== null) throw new Error(`${tool} did not start listening on ${sock}`);
+      sleep(10);
+    }
+    address[tool] = sock;
+  }
+}
+
+/** One dump (or restore) by TOOL, timed: a command, or a request to a resident service. */
+function timedRun(tool: Tool, what: 'dump' | 'restore', images: string, pid: number, leave: boolean): number {
+  const sock = address[tool];
+  if (tool === 'stasis-service' || tool === 'criu-service') {
+    if (!sock) throw new Error(`${tool} is not running`);
+    const t = performance.now();
+    rpcRun(sock, what, images, pid);
+    return performance.now() - t;
+  }
+  return what === 'dump' ? timed(...dumpArgs(tool, pid, images, leave)) : timed(...restoreArgs(tool, images));
+}
+function dumpArgs(tool: 'stasis' | 'criu', pid: number, images: string, leave: boolean): [string, string[]] {
   const more = leave ? ['-R'] : [];
   return tool === 'stasis'
     ? [process.execPath, [STASIS, 'dump', '-t', String(pid), '-D', images, ...more]]
     : [criu.bin ?? '', ['dump', '-t', String(pid), '-D', images, '-o', 'dump.log', ...more]];
 }
-function restoreArgs(tool: Tool, images: string): [string, string[]] {
+function restoreArgs(tool: 'stasis' | 'criu', images: string): [string, string[]] {
   return tool === 'stasis'
     ? [process.execPath, [STASIS, 'restore', '-D', images, '-d']]
     : [criu.bin ?? '', ['restore', '-D', images, '-d', '-o', 'restore.log']];
@@ -86,10 +121,10 @@ function cycle(tool: Tool, bin: string, mib: number, leave: boolean, n: number):
   const images = path.join(dir, 'images');
   fs.mkdirSync(images, { recursive: true });
   const pid = victim(bin, mib, dir);
-  const dump = timed(...dumpArgs(tool, pid, images, leave));
+  const dump = timedRun(tool, 'dump', images, pid, leave);
   if (leave) process.kill(pid, 'SIGKILL');
   gone(pid);
-  const restore = timed(...restoreArgs(tool, images));
+  const restore = timedRun(tool, 'restore', images, pid, leave);
   fs.writeFileSync(path.join(dir, 'go'), '');
   waitFile(path.join(dir, 'result'));
   const result = fs.readFileSync(path.join(dir, 'result'), 'utf8').trim().split('\n')[0];
@@ -109,7 +144,7 @@ const criu = findCriu();
 const rows: [string, string, number, number][] = [];
 
 // Start-up: `stasis --help` and `stasis -V` against bare `node -e 0`, alternating.
-if (!ONLY) {
+if (!ONLY || ONLY === 'small') {
   const t: Record<string, number[]> = { node: [], help: [], version: [] };
   for (let i = 0; i < 10; i++) {
     t.node?.push(timed(process.execPath, ['-e', '0']));
@@ -121,26 +156,39 @@ if (!ONLY) {
 }
 
 const skipped: string[] = [];
-if (criu.bin && !ONLY) {
+if (criu.bin && (!ONLY || ONLY === 'small')) {
   const bin = path.join(work, 'bigheap');
   execFileSync('gcc', ['-O2', '-o', bin, path.join(REPO, 'test/workloads/bigheap.c')]);
-  const cases = [['16 MiB process', '16 MiB process', 16, false, RUNS],
-    [`${BIG_MIB} MiB dirty anonymous (-R, to tmpfs)`, `${BIG_MIB} MiB dirty anonymous`, BIG_MIB, true, BIG_RUNS]] as const;
-  for (const [label, restoreLabel, mib, leave, runs] of cases) {
-    const s: { dump: number[]; restore: number[] } = { dump: [], restore: [] };
-    const c: { dump: number[]; restore: number[] } = { dump: [], restore: [] };
+  startServices();
+  const svc: Tool[] = ['stasis-service', 'criu-service'];
+  for (const tool of svc) cycle(tool, bin, 16, false, -1); // warm-up, untimed
+  const cases = [['16 MiB process', '16 MiB process', 16, false, RUNS, svc],
+    [`${BIG_MIB} MiB dirty anonymous (-R, to tmpfs)`, `${BIG_MIB} MiB dirty anonymous`, BIG_MIB, true, BIG_RUNS, []]] as const;
+  for (const [label, restoreLabel, mib, leave, runs, more] of cases) {
+    if (ONLY === 'small' && mib !== 16) continue;
+    const t: Partial<Record<Tool, { dump: number[]; restore: number[] }>> = {};
+    const tools: Tool[] = ['stasis', 'criu', ...more];
     for (let i = 0; i < runs; i++) {
-      // Alternating, and which goes first alternates too.
-      for (const tool of (i % 2 ? ['criu', 'stasis'] : ['stasis', 'criu']) as Tool[]) {
+      // Alternating, and the order rotates from one run to the next.
+      for (let k = 0; k < tools.length; k++) {
+        const tool = tools[(k + i) % tools.length]!;
         const r = cycle(tool, bin, mib, leave, i);
-        const into = tool === 'stasis' ? s : c;
+        const into = (t[tool] ??= { dump: [], restore: [] });
         into.dump.push(r.dump);
         into.restore.push(r.restore);
       }
     }
-    rows.push([`dump of ${label}`, 'CRIU 4.2', median(c.dump), median(s.dump)]);
-    rows.push([`restore of ${restoreLabel}`, 'CRIU 4.2', median(c.restore), median(s.restore)]);
+    const m = (tool: Tool, what: 'dump' | 'restore') => median(t[tool]?.[what] ?? []);
+    rows.push([`dump of ${label}`, 'CRIU 4.2', m('criu', 'dump'), m('stasis', 'dump')]);
+    rows.push([`restore of ${restoreLabel}`, 'CRIU 4.2', m('criu', 'restore'), m('stasis', 'restore')]);
+    if (more.length) {
+      rows.push([`dump of ${label} through \`stasis service\` (target <= 1.00x)`, 'CRIU 4.2', m('criu', 'dump'), m('stasis-service', 'dump')]);
+      rows.push([`restore of ${restoreLabel} through \`stasis service\` (target <= 1.00x)`, 'CRIU 4.2', m('criu', 'restore'), m('stasis-service', 'restore')]);
+      rows.push([`dump of ${label} through \`stasis service\``, '`criu service`', m('criu-service', 'dump'), m('stasis-service', 'dump')]);
+      rows.push([`restore of ${restoreLabel} through \`stasis service\``, '`criu service`', m('criu-service', 'restore'), m('stasis-service', 'restore')]);
+    }
   }
+  for (const c of services) c.kill('SIGTERM');
 } else if (!criu.bin) {
   skipped.push(`dump and restore against CRIU skipped: ${criu.why ?? ''}`);
 }

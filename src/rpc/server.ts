@@ -18,12 +18,20 @@ type Resp = MessageInitShape<typeof CriuRespSchema>;
 /** The CRIU release whose protocol and behaviour stasis follows (runc checks the number). */
 export const CRIU_VERSION = { majorNumber: 4, minorNumber: 2, name: 'stasis' };
 
+/** What the serving process is told of each request it served. */
+export interface ServeHooks {
+  /** A restore made this root task, a child of the serving process (`stasis service` reaps it). */
+  onRestored?: (pid: number) => void;
+}
+
 /** Serves requests until the client closes, or after a request that did not ask to keep the connection open. */
-export async function serveConnection(conn: RpcConn): Promise<void> {
+export async function serveConnection(conn: RpcConn, hooks: ServeHooks = {}): Promise<void> {
   for (;;) {
     const req = conn.recv();
     if (!req) return;
-    conn.send(await handle(conn, req));
+    const resp = await handle(conn, req);
+    if (resp.restore?.pid) hooks.onRestored?.(resp.restore.pid);
+    conn.send(resp);
     if (!req.keepOpen) return;
   }
 }

@@ -1,9 +1,13 @@
 // `stasis service` (CRIU's service): a SOCK_SEQPACKET socket at --address that clients
 // (libcriu, pycriu, go-criu) connect to, one request (or several, with keep_open) per
 // connection, served one connection at a time. -d puts it in the background once it listens.
+// Resident: the code is loaded (and compiled hot) once, at start, and each request runs on
+// this thread with no start-up of its own. The roots of the trees it restores are its
+// children (CRIU's service forks a worker per request, whose exit hands them to init): it
+// reaps them when they exit, so that they leave no zombie behind.
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
-import { accept4, listenSeqpacket, SOCK_CLOEXEC } from '../sys/index.js';
+import { accept4, listenSeqpacket, pollIn, waitPid, SOCK_CLOEXEC } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { RpcConn } from './conn.js';
 import { serveConnection } from './server.js';
@@ -27,14 +31,30 @@ export async function service(o: ServiceOptions): Promise<void> {
   const lfd = listenSeqpacket(o.address);
   if (o.pidfile) fs.writeFileSync(o.pidfile, `${process.pid}`);
   o.onListening?.();
+  const restored = new Set<number>();
+  const hooks = { onRestored: (pid: number) => restored.add(pid) };
   for (;;) {
+    // Between connections, the restored roots that exited are reaped (every 100 ms at most).
+    while (!pollIn(lfd, restored.size ? 100 : -1)) reap(restored);
+    reap(restored);
     const conn = new RpcConn(accept4(lfd, SOCK_CLOEXEC));
     try {
-      await serveConnection(conn);
+      await serveConnection(conn, hooks);
     } catch {
       /* one client's broken connection does not end the service */
     } finally {
       conn.close();
+    }
+  }
+}
+
+function reap(pids: Set<number>): void {
+  for (const pid of pids) {
+    try {
+      const w = waitPid(pid, true);
+      if (w && w.kind !== 'stopped') pids.delete(pid);
+    } catch {
+      pids.delete(pid); // ECHILD: not ours any more
     }
   }
 }

@@ -126,6 +126,16 @@ export function accept4(fd: number, flags: number): number {
   }
 }
 
+/** poll(2) for POLLIN on one fd: true once it is readable (a listener: a connection waits), false after timeoutMs. */
+export function pollIn(fd: number, timeoutMs: number): boolean {
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(1, 4); // POLLIN
+  const r = syscallRaw('poll', addressOf(pfd), 1, timeoutMs);
+  if (r === -BigInt(EINTR)) return false;
+  return check('poll', r, `fd ${fd}`) > 0;
+}
+
 export function shutdown(fd: number, how: number): void {
   check('shutdown', syscallRaw('shutdown', fd, how), `fd ${fd}`);
 }
