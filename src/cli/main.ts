@@ -7,7 +7,7 @@ import { DEFAULT_SERVICE_ADDRESS } from '../rpc/address.js';
 import { parseArgs, optString, flag, verbHelp, type ParsedArgs } from './args.js';
 import { dumpOptions, preDumpOptions, restoreOptions, openLog } from './build-options.js';
 import type { Verb } from './options.js';
-import { progressReporter } from './progress.js';
+import { progressReporter, traced } from './progress.js';
 
 const VERSION = '0.1.0';
 
@@ -48,7 +48,7 @@ async function run(a: ParsedArgs, log: Log): Promise<number> {
     case 'dump': {
       // The verb's own code, not the whole API (dumpSync() is dump() of src/dump/dump.ts).
       const { dump: dumpSync } = await import('../dump/dump.js');
-      const r = dumpSync(dumpOptions(a, { log, onProgress: progressReporter() }));
+      const r = dumpSync(dumpOptions(a, { log, onProgress: traced(progressReporter()) }));
       if (r.pagesSkippedParent) out(`${r.pagesSkippedParent} unchanged pages left to the parent images (tracked by ${r.trackBackend ?? 'nothing'})`);
       out(`Dumped ${r.pids.length} task(s) (${r.pids.join(', ')}): ${r.pagesWritten} pages written of ${r.pagesScanned} scanned, ` +
         `${r.kcmpCalls} kcmp calls, frozen for ${r.frozenMs.toFixed(1)} ms, ${r.totalMs.toFixed(1)} ms in all`);
@@ -56,14 +56,14 @@ async function run(a: ParsedArgs, log: Log): Promise<number> {
     }
     case 'pre-dump': {
       const { preDump: preDumpSync } = await import('../dump/pre-dump.js');
-      const r = preDumpSync(preDumpOptions(a, { log, onProgress: progressReporter() }));
+      const r = preDumpSync(preDumpOptions(a, { log, onProgress: traced(progressReporter()) }));
       out(`Pre-dumped ${r.pids.length} task(s) (${r.pids.join(', ')}): ${r.pagesWritten} pages written, ${r.pagesSkippedParent} left to the parent, ` +
         `frozen for ${r.downtimeMs.toFixed(1)} ms; memory tracked by ${r.trackBackend}`);
       return 0;
     }
     case 'restore': {
       const { restore: restoreSync } = await import('../restore/restore.js');
-      const r = restoreSync(restoreOptions(a, { log, onProgress: progressReporter() }));
+      const r = restoreSync(restoreOptions(a, { log, onProgress: traced(progressReporter()) }));
       if (!r.exit) {
         out(`Restored pid ${r.pid} in ${r.totalMs.toFixed(1)} ms`);
         return 0;

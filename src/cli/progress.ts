@@ -16,3 +16,18 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr): (
     if (p.done >= p.total && shown) stream.write('\r\x1b[K');
   };
 }
+
+/**
+ * With STASIS_TRACE set: each phase of the run on stderr as it starts, in ms since the process
+ * started (bin/stasis.js prints the start-up before it), then `report`'s own handling.
+ */
+export function traced(report: ((p: Progress) => void) | undefined, stream: NodeJS.WriteStream = process.stderr): ((p: Progress) => void) | undefined {
+  if (!process.env.STASIS_TRACE) return report;
+  let phase = '';
+  const line = (what: string) => stream.write(`stasis trace: ${performance.now().toFixed(1).padStart(7)} ms  ${what}\n`);
+  line('run started');
+  return (p: Progress) => {
+    if (p.phase !== phase) line((phase = p.phase));
+    report?.(p);
+  };
+}

@@ -118,6 +118,7 @@ export function dump(opts: DumpOptions): DumpResult {
       locked = false;
       unlockQuietly(notify, log);
     }
+    progress('checksums');
     run.note(writeSums(imagesDir, run.written, run.sums));
     closeInFlight(run.unix); // the files in flight stasis took: their queues still hold them
     if (!opts.leaveRunning) {
