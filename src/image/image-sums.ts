@@ -11,7 +11,7 @@
 // images can write their sums.
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
 import { StasisError } from '../errors.js';
 import { writeFileAtomic } from './image-file.js';
@@ -22,6 +22,8 @@ const READS = [1, 2];
 const MAX_SUMS_BYTES = 16 << 20;
 const MAX_CHAIN = 256;
 const CHUNK = 4 << 20;
+// node:crypto only for version 1 sets: loading it (and the streams it brings) costs every command a few ms.
+const sha256 = () => (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).createHash('sha256');
 
 export interface FileSum {
   size: number;
@@ -40,7 +42,7 @@ export interface SumsFile {
 export function sumFile(file: string, buf: Buffer = Buffer.allocUnsafe(CHUNK), algo: 'crc32' | 'sha256' = 'crc32'): FileSum {
   const fd = fs.openSync(file, 'r');
   try {
-    const h = algo === 'sha256' ? crypto.createHash('sha256') : new StreamSum();
+    const h = algo === 'sha256' ? sha256() : new StreamSum();
     let size = 0;
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, size);

@@ -4,7 +4,7 @@
 // 1024 runs: the kernel copies straight from the page cache), protections and advice put
 // back, the vDSO mapped where it was, and the mm fields set with PR_SET_MM_MAP.
 import fs from 'node:fs';
-import { failedWith, type Injector } from '../sys/index.js';
+import { failedWith, SyscallError, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { pidfdOfStasis } from './install-fds.js';
 import type { FdCourier } from './fd-courier.js';
@@ -86,7 +86,7 @@ export function rebuildAddressSpace(inj: Injector, plan: AddressSpacePlan): { sc
   const pid = inj.pid;
   const scratch = findScratch([...readMaps(pid), ...plan.vmas], BigInt(SCRATCH_SIZE));
   inj.must('mmap', scratch, SCRATCH_SIZE, PROT.READ | PROT.WRITE | PROT.EXEC, MAP.PRIVATE | MAP.ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-  inj.relocateCode(scratch);
+  inj.relocateCode(scratch, true); // its first page is code only: callMany()'s loop goes there
   // The upper half is left to the threads restore creates (restore-task.ts).
   inj.useScratch(scratch + PAGE, SCRATCH_SIZE / 2 - Number(PAGE));
 
@@ -114,13 +114,13 @@ export function rebuildAddressSpace(inj: Injector, plan: AddressSpacePlan): { sc
   }
   mapVmas(inj, plan, filled, moved);
   fillPages(inj, plan, [...moved, ...(plan.lazy ?? [])]);
-  for (const v of filled) {
-    if (!(v.prot & PROT.WRITE)) inj.must('mprotect', v.start, v.end - v.start, v.prot);
-  }
-  for (const v of moved) {
-    if (v.prot !== (PROT.READ | PROT.WRITE)) inj.must('mprotect', v.start, v.end - v.start, v.prot);
-  }
-  for (const v of plan.vmas) applyAdvice(inj, v);
+  const protect = [...[...filled].filter((v) => !(v.prot & PROT.WRITE)), ...[...moved].filter((v) => v.prot !== (PROT.READ | PROT.WRITE))];
+  inj.resetScratch();
+  inj.callMany(protect.map((v) => ['mprotect', [v.start, v.end - v.start, v.prot]] as const))  .forEach((r) => {
+    if (r < 0n) throw new SyscallError('mprotect', Number(-r), `injected in pid ${pid}`);
+  });
+  inj.resetScratch();
+  inj.callMany(plan.vmas.flatMap(advice));
   // Once the pages are in: installing a guard drops what its pages held (they held nothing).
   for (const g of plan.guards ?? []) {
     const r = inj.call('madvise', g.start, g.end - g.start, MADV_GUARD_INSTALL);
@@ -142,6 +142,19 @@ export function openInTask(inj: Injector, path: string, flags: number): number {
 
 function mapVmas(inj: Injector, plan: AddressSpacePlan, filled: Set<VmaSpec>, moved: Set<VmaSpec>): void {
   const fds = new Map<string, number>();
+  // The mmaps go in batches (callMany: one stop each), flushed before any other injected call.
+  const pending: { v: VmaSpec; args: bigint[] }[] = [];
+  const flush = () => {
+    const rs = inj.callMany(pending.map((p) => ['mmap', p.args] as const));
+    const batch = pending.splice(0);
+    batch.forEach(({ v }, i) => {
+      const r = rs[i]!;
+      if (r !== BigInt.asIntN(64, v.start)) {
+        const hint = v.flags & MAP_HUGETLB && r === ENOMEM ? ' (hugetlb memory: too few free huge pages, see nr_hugepages)' : '';
+        throw new StasisError('E_RESTORE_FAILED', `Cannot map 0x${v.start.toString(16)}-0x${v.end.toString(16)} in pid ${inj.pid}: ${r < 0n && r > -4096n ? `mmap failed with ${failedWith(r)}${hint}` : `mmap returned 0x${BigInt.asUintN(64, r).toString(16)}`}`);
+      }
+    });
+  };
   try {
     for (const v of plan.vmas) {
       if (!isMappedByRestore(v) || moved.has(v)) continue;
@@ -149,24 +162,25 @@ function mapVmas(inj: Injector, plan: AddressSpacePlan, filled: Set<VmaSpec>, mo
       // MAP_HUGETLB and its page size too: an anonymous area gets huge pages of that size, a hugetlb memfd's has them anyway.
       const keep = v.flags & (MAP.SHARED | MAP.PRIVATE | MAP.DROPPABLE | MAP.ANONYMOUS | MAP.GROWSDOWN | MAP.NORESERVE | MAP.LOCKED | MAP_HUGETLB | HUGE_SIZE_MASK);
       if (v.status & VMA.SYSVIPC) {
+        flush();
         attachSysv(inj, v);
         continue;
       }
       let fd = -1;
       if (isShmemVma(v)) {
+        flush();
         fd = pullShmem(inj, plan, v, fds);
       } else if (v.status & (VMA.FILE_PRIVATE | VMA.FILE_SHARED | VMA.SOCKET)) {
         const key = plan.mapped.key(v);
+        if (!fds.has(key)) flush();
         fd = fds.get(key) ?? plan.mapped.open(inj, v, plan.stasisPidfd, plan.courier);
         fds.set(key, fd);
       }
-      const r = inj.call('mmap', v.start, v.end - v.start, prot, (fd >= 0 ? keep & ~MAP.ANONYMOUS : keep) | MAP_FIXED, fd, v.pgoff);
-      if (r !== BigInt.asIntN(64, v.start)) {
-        const hint = v.flags & MAP_HUGETLB && r === ENOMEM ? ' (hugetlb memory: too few free huge pages, see nr_hugepages)' : '';
-        throw new StasisError('E_RESTORE_FAILED', `Cannot map 0x${v.start.toString(16)}-0x${v.end.toString(16)} in pid ${inj.pid}: ${r < 0n && r > -4096n ? `mmap failed with ${failedWith(r)}${hint}` : `mmap returned 0x${BigInt.asUintN(64, r).toString(16)}`}`);
-      }
+      pending.push({ v, args: [v.start, v.end - v.start, BigInt(prot), BigInt((fd >= 0 ? keep & ~MAP.ANONYMOUS : keep) | MAP_FIXED), BigInt(fd), BigInt(v.pgoff)] });
     }
+    flush();
   } finally {
+    pending.length = 0;
     for (const fd of fds.values()) inj.call('close', fd);
   }
 }
@@ -247,11 +261,12 @@ export function fillFrom(inj: Injector, src: PageSource): void {
   }
 }
 
-function applyAdvice(inj: Injector, v: VmaSpec): void {
-  if (!isMappedByRestore(v) || !v.madv) return;
-  for (let advice = 0; advice < 64; advice++) {
-    if (v.madv & (1n << BigInt(advice))) inj.call('madvise', v.start, v.end - v.start, advice);
-  }
+/** The madvise calls that give an area its advice again (their results are not checked, as before). */
+function advice(v: VmaSpec): (readonly ['madvise', bigint[]])[] {
+  if (!isMappedByRestore(v) || !v.madv) return [];
+  const calls: (readonly ['madvise', bigint[]])[] = [];
+  for (let a = 0; a < 64; a++) if (v.madv & (1n << BigInt(a))) calls.push(['madvise', [v.start, v.end - v.start, BigInt(a)]]);
+  return calls;
 }
 
 function mapVdso(inj: Injector, vmas: VmaSpec[]): void {

@@ -4,7 +4,7 @@
 // another component's bytes. The instruction runs in a page of executable code of our own,
 // called through koffi.
 import fs from 'node:fs';
-import koffi from 'koffi';
+import { koffi } from './koffi-addon.js';
 import { syscallRaw } from './libc.js';
 import { StasisError } from '../errors.js';
 import { errnoName } from './syscall-error.js';

@@ -1,6 +1,7 @@
-// The only module that loads koffi. Every prototype is fixed (no variadic calls: they cost
-// 60% more per call and lose 64-bit values); 64-bit values travel as BigInt.
-import koffi from 'koffi';
+// libc through koffi (koffi-addon.ts loads it; cpuid.ts alone calls code of its own). Every
+// prototype is fixed (no variadic calls: they cost 60% more per call and lose 64-bit values);
+// 64-bit values travel as BigInt.
+import { koffi } from './koffi-addon.js';
 import { SYS, type SyscallName } from './syscall-table.js';
 import { SyscallError } from './syscall-error.js';
 

@@ -1,0 +1,21 @@
+// koffi, the one way stasis makes syscalls: its native addon straight away where it is where
+// koffi installs it, at the version of the package. koffi's index.js would load the same
+// addon, after `https` and with it tls, net, http and the streams (for its installer): 4-5 ms
+// of every command's start-up. Anywhere else (another layout, musl), koffi's own loader.
+import { createRequire } from 'node:module';
+
+type Koffi = typeof import('koffi');
+
+function load(): Koffi {
+  const req = createRequire(import.meta.url);
+  try {
+    const { version } = req('koffi/package.json') as { version: string };
+    const addon = req(`koffi/build/koffi/${process.platform}_${process.arch}/koffi.node`) as Koffi & { version?: string };
+    if (addon.version === version) return addon;
+  } catch {
+    /* not laid out as expected: koffi finds it */
+  }
+  return req('koffi') as Koffi;
+}
+
+export const koffi: Koffi = load();
