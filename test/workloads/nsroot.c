@@ -111,6 +111,8 @@ int main(int argc, char **argv)
 	int net = strstr(argv[2], "net") != NULL, pidns = strstr(argv[2], "pid") != NULL;
 	int cgroup = strstr(argv[2], "cgroup") != NULL, timens = strstr(argv[2], "time") != NULL;
 	int user = strstr(argv[2], "user") != NULL, usermap = strstr(argv[2], "usermap") != NULL;
+	if (strstr(argv[2], "setsid") && setsid() < 0)
+		return 18; /* started without unshare: CRIU dumps a tree whose root leads its session */
 	struct user_view u0, u1;
 	struct timespec m0, b0, m1, b1;
 	if (usermap) {
