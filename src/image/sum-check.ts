@@ -1,7 +1,9 @@
 // The CRC-32s of big pages files checked on the other core while restore builds the tree:
 // restore's address-space fill is the tasks' own preadv (the kernel copies), so stasis's
 // thread mostly waits meanwhile, and the ~0.3 s/GiB of summing is no longer in series
-// with it. restore() waits for the verdict before any task of the tree runs (issue 15).
+// with it. restore() waits for the verdict before any task of the tree runs (issue 15);
+// restore --lazy-pages lets the tree run at once, and its filler kills the tree if the
+// verdict says damage (the restore then fails), and ends only once the verdict is in.
 // The worker only reads files; it is eval'd code with Node's built-ins alone, so it needs no
 // path of its own inside the CLI bundle.
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
@@ -36,6 +38,7 @@ try {
   verdict = { ok: false, error: String(e && e.message || e) };
 }
 port.postMessage(verdict);
+Atomics.store(flag, 1, verdict.ok ? 0 : 1);
 Atomics.store(flag, 0, 1);
 Atomics.notify(flag, 0);
 `;
@@ -51,7 +54,8 @@ interface Verdict {
 export class SumCheck {
   private readonly worker: Worker;
   private readonly port: MessagePort;
-  private readonly done = new Int32Array(new SharedArrayBuffer(4));
+  /** [0]: 1 once the verdict is in; [1]: 1 if it found damage (restore --lazy-pages's filler watches both). */
+  private readonly done = new Int32Array(new SharedArrayBuffer(8));
   private verdict: Verdict | undefined;
 
   constructor(private readonly files: DeferredSum[]) {
@@ -61,6 +65,11 @@ export class SumCheck {
     // Never what keeps the process alive: a failed restore that forgot it must still exit.
     this.worker.unref();
     this.port.unref();
+  }
+
+  /** The verdict's flags, for another thread to watch (SumCheck.done). */
+  get flags(): SharedArrayBuffer {
+    return this.done.buffer as SharedArrayBuffer;
   }
 
   /** Blocks until every file is summed; throws E_CORRUPT (or E_TRUNCATED) naming the first that differs. */
@@ -78,6 +87,17 @@ export class SumCheck {
       throw new StasisError((v.size ?? 0) < want.size ? 'E_TRUNCATED' : 'E_CORRUPT', `${v.file} is damaged: it holds ${v.size} bytes, ${want.size} were written`);
     }
     throw new StasisError('E_CORRUPT', `${v.file} is damaged: its CRC-32 differs from the one written with it`);
+  }
+
+  /** The damage found, if the verdict is in and says so (never blocks). */
+  damage(): StasisError | undefined {
+    if (Atomics.load(this.done, 0) === 0) return undefined;
+    try {
+      this.wait();
+      return undefined;
+    } catch (e) {
+      return e as StasisError;
+    }
   }
 
   /** Stops the check (a restore that failed for another reason). */

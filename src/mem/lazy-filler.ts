@@ -97,6 +97,8 @@ class Filler {
   /** Faults that could not be served yet (the mm was changing): tried again after the events. */
   private retry: { t: TaskFill; page: number }[] = [];
   stats = { faults: 0, zero: 0, copied: 0, events: 0 };
+  /** SumCheck's flags: [0] verdict in, [1] damage found. */
+  private sums: Int32Array | null = null;
 
   constructor(private readonly port: MessagePort) {}
 
@@ -112,12 +114,20 @@ class Filler {
         for (let m; (m = receiveMessageOnPort(this.port)); ) {
           const msg = m.message as FillerMessage;
           if (msg.kind === 'task') this.add(msg.task, msg.files);
+          else if (msg.kind === 'sums') this.sums = new Int32Array(msg.flags);
           else if (msg.kind === 'run') running = true;
           else return; // abort: the restore failed, its tasks are killed
         }
+        // The tree must not run on with memory from a damaged file (restore then fails, naming it).
+        if (this.sums && Atomics.load(this.sums, 1)) throw new Error('a pages file is damaged: its CRC-32 differs from the one written with it');
         this.events();
         if (!running) this.idle();
-        else if (!this.background()) break;
+        else if (!this.background()) {
+          // Every page is in; the uffds stay (serving faults on holes) until the sums are checked.
+          if (this.sums && !Atomics.load(this.sums, 0)) this.idle();
+          else if (this.sums && Atomics.load(this.sums, 1)) continue;
+          else break;
+        }
       }
     } finally {
       this.unmapWindow();

@@ -45,8 +45,8 @@ export interface LazyTask {
   pieces: LazyPiece[];
 }
 
-/** To the filler: a task armed (with every pages file named so far), the tree runs, or the restore failed. */
-export type FillerMessage = { kind: 'task'; task: LazyTask; files: string[] } | { kind: 'run' } | { kind: 'abort' };
+/** To the filler: a task armed (with every pages file named so far), the pages sums' verdict to watch (SumCheck.flags), the tree runs, or the restore failed. */
+export type FillerMessage = { kind: 'task'; task: LazyTask; files: string[] } | { kind: 'sums'; flags: SharedArrayBuffer } | { kind: 'run' } | { kind: 'abort' };
 
 /** Why this kernel cannot restore lazily, or null where it can (a uffd of stasis's own, asked for the features). */
 export function lazyPagesUnavailable(): string | null {
@@ -168,6 +168,16 @@ export class LazyFiller {
       }
     }
     this.port.postMessage({ kind: 'task', task, files } satisfies FillerMessage);
+  }
+
+  /** Whether any task waits on the filler. */
+  get armed(): boolean {
+    return this.tasks > 0;
+  }
+
+  /** The pages files' CRC-32s are being checked (SumCheck.flags): a verdict of damage kills the tree, and the filler ends only once it is in. */
+  watchSums(flags: SharedArrayBuffer): void {
+    this.port.postMessage({ kind: 'sums', flags } satisfies FillerMessage);
   }
 
   /** The tree runs: fill the rest. */

@@ -85,6 +85,18 @@ function holdPid(pid: number): () => void {
   };
 }
 
+/** Kills every task a restore created, children first (a parent killed first would hand them to init before they are reaped); only those: the root's pid may be someone else's. */
+function killCreated(created: Map<number, NewTask>): void {
+  for (const pid of [...created.keys()].reverse()) {
+    try {
+      kill(pid, 9);
+      waitExit(pid);
+    } catch {
+      /* gone, or reaped already */
+    }
+  }
+}
+
 export function restore(opts: RestoreOptions): RestoreResult {
   const t0 = performance.now();
   if (opts.lazyPages) {
@@ -238,7 +250,13 @@ function restoreChecked(
     if (userNsFd !== undefined) fs.closeSync(userNsFd);
     userNsFd = undefined;
     courier?.close();
-    if (pageSums) {
+    if (pageSums && filler?.armed) {
+      // --lazy-pages: no reading of the pages before the tree runs. The filler watches the
+      // verdict, kills the tree if it says damage, and ends only once it is in (the restore
+      // then fails, below); -d returns only after it.
+      filler.watchSums(pageSums.flags);
+      log.info('pages files\' checksums checked while the tree runs (a damaged one kills it)');
+    } else if (pageSums) {
       const tw = performance.now();
       pageSums.wait();
       log.info(`pages files' checksums verified (waited ${(performance.now() - tw).toFixed(1)} ms for them)`);
@@ -267,17 +285,11 @@ function restoreChecked(
     courier?.close();
     tcp.abort();
     filler?.abort();
-    // Children first: a parent killed first would hand them to init before we reap them.
-    // Only what this restore created: the root's pid may belong to someone else's task.
-    for (const pid of [...created.keys()].reverse()) {
-      try {
-        kill(pid, 9);
-        waitExit(pid);
-      } catch {
-        /* gone, or reaped already */
-      }
-    }
+    killCreated(created);
     cgroups?.undo();
+    // With --lazy-pages the filler may have killed the tree on a damaged pages file meanwhile: that is the cause.
+    const damaged = pageSums?.damage();
+    if (damaged) throw damaged;
     if (err instanceof StasisError) throw err;
     throw new StasisError('E_RESTORE_FAILED', `Cannot restore pid ${root}: ${(err as Error).message}`, { cause: err });
   } finally {
@@ -306,6 +318,14 @@ function restoreChecked(
   const failed = filler.waitDone();
   const fillMs = performance.now() - t0;
   const s = filler.stats();
+  try {
+    pageSums?.wait();
+  } catch (err) {
+    // The filler has killed the tree already (it watched the same verdict); made sure of here.
+    log.error(`a pages file is damaged, the restored tree is killed: ${(err as Error).message}`);
+    killCreated(created);
+    throw err;
+  }
   if (failed) {
     if (exit) log.error(`the lazy page filler failed: ${failed}`);
     else throw new StasisError('E_RESTORE_FAILED', `Cannot fill the memory of the restored tree of pid ${root} (its tasks were killed): ${failed}`);

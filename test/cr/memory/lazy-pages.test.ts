@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { Workload, compileWorkload, assertPassed, tmpDir, verifyImages } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { lazyPagesUnavailable } from '../../../src/mem/lazy-pages.js';
@@ -66,5 +67,35 @@ test('a tree of two tasks restored lazily: each checks its own copy of the areas
   w.go();
   const r = await restore({ imagesDir: images, detach: true, lazyPages: true });
   assert.equal(r.pids.length, 2);
+  assertPassed(w.finish(60000));
+});
+
+test('a flipped bit in the pages file of a lazy restore (checked while the tree runs) kills the tree and fails the restore with E_CORRUPT; the intact set restores exactly', { skip }, async () => {
+  const w = new Workload('lazymem', lazymem(), ['128']).start();
+  const images = tmpDir('lazymem-img');
+  await dump({ pid: w.pid, imagesDir: images });
+  const bad = tmpDir('lazymem-bad');
+  for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(bad, f));
+  // The very last byte: the checking thread reaches it last, after the tree runs.
+  const fd = fs.openSync(path.join(bad, 'pages-1.img'), 'r+');
+  const b = Buffer.alloc(1);
+  const at = fs.fstatSync(fd).size - 1;
+  fs.readSync(fd, b, 0, 1, at);
+  b[0]! ^= 0x10;
+  fs.writeSync(fd, b, 0, 1, at);
+  fs.closeSync(fd);
+  const lines: string[] = [];
+  const log = { level: 3 as const, error: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), info: (m: string) => lines.push(m), debug: () => {} };
+  await assert.rejects(restore({ imagesDir: bad, detach: true, lazyPages: true, log }), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'E_CORRUPT');
+    assert.match(e.message, /pages-1\.img is damaged: its CRC-32 differs/);
+    return true;
+  });
+  // The tree ran before the verdict (so this proves the deferred path), and nothing is left.
+  assert.ok(lines.some((l) => /checked while the tree runs/.test(l)), lines.join('\n'));
+  assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a process was left behind');
+  w.go();
+  const ok = await restore({ imagesDir: images, detach: true, lazyPages: true });
+  assert.equal(ok.pid, w.pid);
   assertPassed(w.finish(60000));
 });
