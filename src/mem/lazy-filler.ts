@@ -12,15 +12,17 @@ import type { LazyPiece, LazyTask, FillerMessage } from './lazy-pages.js';
 
 const PAGE = 4096;
 const FAULT_PAGES = 128; // 512 KiB from a fault on
-const CHUNK_PAGES = 256; // 1 MiB per background step
+const CHUNK_PAGES = 512; // 2 MiB per background step
 const WINDOW = 32 << 20; // the pages file is mapped 32 MiB at a time for the background pass
 const EAGAIN = 11, EEXIST = 17, ENOENT = 2, ESRCH = 3;
-const PROT_READ = 1, MAP_PRIVATE = 2;
+const PROT_READ = 1, MAP_PRIVATE = 2, MAP_POPULATE = 0x8000;
 
 interface Piece extends LazyPiece {
   done: Uint8Array;
   /** Pages done, for the background pass to skip a full piece. */
   left: number;
+  /** The background pass: every page before this one is done (a fault may have done later ones). */
+  next: number;
 }
 
 class TaskFill {
@@ -60,7 +62,7 @@ class TaskFill {
       const part = (s: number, e: number, shift: number) => {
         if (s >= e) return;
         const done = p.done.subarray(s - p.start, e - p.start);
-        out.push({ start: s + shift, n: e - s, file: p.file, off: p.off + (s - p.start) * PAGE, done, left: done.reduce((x, d) => x + (d ? 0 : 1), 0) });
+        out.push({ start: s + shift, n: e - s, file: p.file, off: p.off + (s - p.start) * PAGE, done, left: done.reduce((x, d) => x + (d ? 0 : 1), 0), next: 0 });
       };
       part(p.start, a, 0);
       part(a, b, to - from);
@@ -138,7 +140,7 @@ class Filler {
 
   private add(t: LazyTask, files: string[]): void {
     for (let i = this.fds.length; i < files.length; i++) this.fds.push(fs.openSync(files[i]!, 'r'));
-    this.tasks.push(new TaskFill(t.uffd, t.pid, t.pieces.map((p) => ({ ...p, done: new Uint8Array(p.n), left: p.n }))));
+    this.tasks.push(new TaskFill(t.uffd, t.pid, t.pieces.map((p) => ({ ...p, done: new Uint8Array(p.n), left: p.n, next: 0 }))));
   }
 
   /** Waits up to 1 ms for an event on any uffd. */
@@ -256,8 +258,9 @@ class Filler {
       while (t.cursor < t.pieces.length && t.pieces[t.cursor]!.left === 0) t.cursor++;
       const p = t.pieces[t.cursor];
       if (!p) continue;
-      let i = 0;
+      let i = p.next;
       while (p.done[i]) i++;
+      p.next = i;
       let n = 1;
       while (n < CHUNK_PAGES && i + n < p.n && !p.done[i + n]) n++;
       const src = this.mapped(p.file, p.off + i * PAGE, n * PAGE);
@@ -274,7 +277,9 @@ class Filler {
     this.unmapWindow();
     const start = off - (off % PAGE);
     const size = Math.max(WINDOW, off + len - start);
-    const addr = syscallRaw('mmap', 0, size, PROT_READ, MAP_PRIVATE, this.fds[file]!, start);
+    // Populated: UFFDIO_COPY reads its source with page faults disabled, and each source page
+    // not mapped yet costs it a retry through the slow path (mm/userfaultfd.c, mfill_atomic).
+    const addr = syscallRaw('mmap', 0, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, this.fds[file]!, start);
     if (addr < 0n && addr > -4096n) throw new Error(`Cannot map pages file ${file}: errno ${-addr}`);
     this.window = { file, off: start, len: size, addr };
     return addr + BigInt(off - start);

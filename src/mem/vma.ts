@@ -51,3 +51,24 @@ export function isShmemVma(v: { status: number }): boolean {
 export function isDroppable(v: { flags: number }): boolean {
   return (v.flags & 0x0f) === MAP.DROPPABLE;
 }
+
+/**
+ * The areas of `vmas` that hold at least one page of `runs` (a run may cross from one area
+ * into the next): a binary search per run over the areas sorted by address, not a scan of
+ * every area for each of the thousands of runs a big, holey area has.
+ */
+export function areasWithPages<T extends { start: bigint; end: bigint }>(runs: readonly { vaddr: bigint; nrPages: number }[], vmas: readonly T[]): Set<T> {
+  const sorted = [...vmas].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const out = new Set<T>();
+  for (const r of runs) {
+    const e = r.vaddr + BigInt(r.nrPages) * 4096n;
+    let lo = 0, hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid]!.end <= r.vaddr) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < sorted.length && sorted[i]!.start < e; i++) out.add(sorted[i]!);
+  }
+  return out;
+}

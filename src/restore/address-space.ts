@@ -8,7 +8,7 @@ import { failedWith, SyscallError, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { pidfdOfStasis } from './install-fds.js';
 import type { FdCourier } from './fd-courier.js';
-import { VMA, MAP, PROT, isMappedByRestore, isShmemVma, type VmaSpec } from '../mem/vma.js';
+import { VMA, MAP, PROT, areasWithPages, isMappedByRestore, isShmemVma, type VmaSpec } from '../mem/vma.js';
 import type { PageRun } from '../mem/page-runs.js';
 import type { PageSource } from '../mem/page-chain.js';
 import { MAP_HUGETLB, HUGE_SIZE_MASK } from '../mem/hugetlb.js';
@@ -106,12 +106,8 @@ export function rebuildAddressSpace(inj: Injector, plan: AddressSpacePlan): { sc
     if (k.end > at) at = k.end;
   }
 
-  const filled = new Set<VmaSpec>();
   // A run may cross from one VMA into the next (adjacent areas with other protections).
-  for (const r of plan.runs) {
-    const end = r.vaddr + BigInt(r.nrPages) * PAGE;
-    for (const v of plan.vmas) if (v.start < end && r.vaddr < v.end && !moved.has(v)) filled.add(v);
-  }
+  const filled = areasWithPages(plan.runs, plan.vmas.filter((v) => !moved.has(v)));
   mapVmas(inj, plan, filled, moved);
   fillPages(inj, plan, [...moved, ...(plan.lazy ?? [])]);
   const protect = [...[...filled].filter((v) => !(v.prot & PROT.WRITE)), ...[...moved].filter((v) => v.prot !== (PROT.READ | PROT.WRITE))];

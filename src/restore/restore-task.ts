@@ -34,7 +34,7 @@ import type { TaskInternals } from '../dump/task-internals.js';
 import { regPath, type ImageSet, type TaskImages } from './read-images.js';
 import type { OpenFiles } from './open-files.js';
 import type { ShmemObjects } from './shmem-objects.js';
-import { VMA, type VmaSpec } from '../mem/vma.js';
+import { VMA, areasWithPages, type VmaSpec } from '../mem/vma.js';
 import { vmaSpecs, type Premap } from './cow-premap.js';
 import { MappedFiles } from './mapped-files.js';
 import { StasisError } from '../errors.js';
@@ -129,10 +129,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   const m = t.mm;
   const guards = t.mm.vmas.filter((v) => v.status & VMA.GUARD);
   const moved = new Set(premapped.map((p) => p.vma));
-  const withPages = new Set(t.runs.flatMap((r) => {
-    const e = r.vaddr + BigInt(r.nrPages) * 4096n;
-    return vmas.filter((v) => v.start < e && r.vaddr < v.end);
-  }));
+  const withPages = areasWithPages(t.runs, vmas);
   const lazy = ctx.lazy ? vmas.filter((v) => withPages.has(v) && !moved.has(v) && fillsLazily(v, guards)) : [];
   const { scratch, scratchSize } = rebuildAddressSpace(inj, {
     vmas, guards, lazy, mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: t.pageSources, runs: t.runs, stasisPidfd: child.stasisPidfd, courier: child.courier, premapped,
