@@ -116,7 +116,7 @@ export function dumpNamespaces(ctx: NsDumpCtx, ns: TreeNamespaces, rootPid: numb
       ctx.log.info(`${k.name} namespace ${id}: not dumped (empty namespace asked for)`);
       continue;
     }
-    k.dump!(ctx, rootPid, id);
+    k.dump!({ ...ctx, users: ns.users }, rootPid, id);
   }
 }
 

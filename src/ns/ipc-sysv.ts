@@ -13,7 +13,7 @@ import {
   type IpcDescEntry, type IpcShmEntry, type IpcSemEntry, type IpcMsgEntry,
 } from '../image/gen/stasis/ipc-sysv_pb.js';
 import { StasisError } from '../errors.js';
-import type { NsDumpCtx, NsRestoreCtx } from './ns-kind.js';
+import type { IdView, NsDumpCtx, NsRestoreCtx } from './ns-kind.js';
 
 const IPC_CREAT = 0o1000, IPC_EXCL = 0o2000, IPC_NOWAIT = 0o4000, MSG_COPY = 0o40000;
 const IPC_SET = 1, IPC_STAT = 2, GETALL = 13, SETALL = 17, SHM_LOCK = 11;
@@ -103,7 +103,28 @@ export function readSysvObjects(): SysvObjects {
   return { shm, sem, msg };
 }
 
-export function writeSysvObjects(ctx: NsDumpCtx, id: number, o: SysvObjects): void {
+/** A copy of `d` with its owners through `v`. */
+function owners(d: IpcDescEntry | undefined, v: IdView | undefined, what: string): IpcDescEntry | undefined {
+  if (!d || !v) return d;
+  try {
+    return { ...d, uid: v.uid(d.uid), gid: v.gid(d.gid), cuid: v.uid(d.cuid), cgid: v.gid(d.cgid) };
+  } catch (err) {
+    throw new StasisError('E_UNSUPPORTED', `SysV ${what} ${d.id}: ${(err as Error).message}`);
+  }
+}
+
+function withOwners(o: SysvObjects, v: IdView | undefined): SysvObjects {
+  if (!v) return o;
+  return {
+    shm: o.shm.map((i) => ({ ...i, entry: { ...i.entry, desc: owners(i.entry.desc, v, 'shared memory segment') } })),
+    sem: o.sem.map((i) => ({ ...i, entry: { ...i.entry, desc: owners(i.entry.desc, v, 'semaphore set') } })),
+    msg: o.msg.map((i) => ({ ...i, entry: { ...i.entry, desc: owners(i.entry.desc, v, 'message queue') } })),
+  };
+}
+
+export function writeSysvObjects(ctx: NsDumpCtx, id: number, objects: SysvObjects): void {
+  // The images hold owners as the namespace's tasks see them (CRIU's userns_uid()).
+  const o = withOwners(objects, ctx.users);
   if (o.shm.length) ctx.note(writeImage(ctx.imagesDir, 'ipcns-shm', id, o.shm));
   if (o.sem.length) ctx.note(writeImage(ctx.imagesDir, 'ipcns-sem', id, o.sem));
   if (o.msg.length) ctx.note(writeImage(ctx.imagesDir, 'ipcns-msg', id, o.msg));
@@ -112,7 +133,7 @@ export function writeSysvObjects(ctx: NsDumpCtx, id: number, o: SysvObjects): vo
 
 export function readSysvImages(ctx: NsRestoreCtx, id: number): SysvObjects {
   const read = <K extends 'ipcns-shm' | 'ipcns-sem' | 'ipcns-msg'>(k: K) => (imageExists(ctx.imagesDir, k, id) ? readImage(ctx.imagesDir, k, id) : []);
-  return { shm: read('ipcns-shm') as SysvObjects['shm'], sem: read('ipcns-sem') as SysvObjects['sem'], msg: read('ipcns-msg') as SysvObjects['msg'] };
+  return withOwners({ shm: read('ipcns-shm') as SysvObjects['shm'], sem: read('ipcns-sem') as SysvObjects['sem'], msg: read('ipcns-msg') as SysvObjects['msg'] }, ctx.users);
 }
 
 /** The next object of its kind this namespace makes gets `id` (the kernel forgets it once used). */

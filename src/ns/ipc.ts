@@ -3,13 +3,13 @@
 // memory, semaphores, message queues: ipc-sysv.ts), made again at their ids. A namespace
 // holding POSIX message queues is refused.
 import fs from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { create, isFieldSet } from '@bufbuild/protobuf';
 import { inNamespace, CLONE_NEWIPC } from '../sys/index.js';
 import { writeImage, readImage } from '../image/index.js';
 import { IpcVarEntrySchema, type IpcVarEntry } from '../image/gen/stasis/ipc-var_pb.js';
 import { StasisError } from '../errors.js';
-import type { NsKind } from './ns-kind.js';
+import type { IdView, NsKind } from './ns-kind.js';
 import { readSysvObjects, writeSysvObjects, readSysvImages, makeSysvObjects, sysvRefusal } from './ipc-sysv.js';
 
 /** Each scalar field and its file; sem_ctls is /proc/sys/kernel/sem (four numbers). */
@@ -107,6 +107,17 @@ function writeNextIds(e: IpcVarEntry): void {
   }
 }
 
+/** stasis's uid and gid of uid 0 of the tree's user namespace, when it has one that maps 0 elsewhere. */
+function rootOf(users: IdView | undefined): { uid: number; gid: number } | undefined {
+  if (!users) return undefined;
+  try {
+    const uid = users.uid(0), gid = users.gid(0);
+    return uid === (process.geteuid?.() ?? 0) && gid === (process.getegid?.() ?? 0) ? undefined : { uid, gid };
+  } catch {
+    return undefined; // no uid 0 there: nobody has the namespace's root's rights
+  }
+}
+
 export const ipcNs = {
   name: 'ipc',
   flag: CLONE_NEWIPC,
@@ -136,10 +147,14 @@ export const ipcNs = {
         if (field === 'autoMsgmni' || wanted[field] === undefined || String(wanted[field]) === String(fresh[field])) continue;
         writes.push([file, String(wanted[field])]);
       }
+      // In a namespace a user namespace owns, only that namespace's uid 0 may write them
+      // (ipc_permissions(): no capability overrides it): a child of that uid writes them.
+      const owner = rootOf(ctx.users);
       for (const [file, value] of writes) {
         ctx.log.debug(`ipc namespace ${id}: ${file} = ${value}`);
         try {
-          fs.writeFileSync(`/proc/sys/${file}`, value);
+          if (owner) execFileSync('sh', ['-c', 'printf %s "$1" > "$2"', 'sh', value, `/proc/sys/${file}`], { ...owner, stdio: ['ignore', 'ignore', 'pipe'] });
+          else fs.writeFileSync(`/proc/sys/${file}`, value);
         } catch (e) {
           throw new StasisError('E_RESTORE_FAILED', `Cannot set ${file} to ${value} in the restored IPC namespace: ${(e as Error).message}${(e as NodeJS.ErrnoException).code === 'EROFS' ? ' (/proc/sys is mounted read-only here)' : ''}`);
         }

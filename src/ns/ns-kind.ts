@@ -6,9 +6,17 @@ import type { Log } from '../log.js';
 
 export type NsName = 'pid' | 'net' | 'ipc' | 'uts' | 'time' | 'mnt' | 'user' | 'cgroup';
 
+/** A translation of uids and gids between the tree's user namespace and stasis's (ns/user.ts). */
+export interface IdView {
+  uid(id: number): number;
+  gid(id: number): number;
+}
+
 export interface NsDumpCtx {
   imagesDir: string;
   log: Log;
+  /** Owners as the tree's user namespace sees them, from stasis's view. */
+  users?: IdView;
   /** Records an image file as written (a failed dump removes it). */
   note: (file: string) => string;
 }
@@ -22,6 +30,8 @@ export interface NsCheckOpts {
 export interface NsRestoreCtx {
   imagesDir: string;
   log: Log;
+  /** The images' owners (the tree's user namespace's view) in stasis's, which sets them. */
+  users?: IdView;
 }
 
 export interface NsKind {

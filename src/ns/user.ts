@@ -18,11 +18,9 @@ import { parseStatus } from '../proc/index.js';
 import { StasisError } from '../errors.js';
 import type { NsKind } from './ns-kind.js';
 
-/** A translation of uids and gids from one view to another (throws for an id the other view lacks). */
-export interface IdView {
-  uid(id: number): number;
-  gid(id: number): number;
-}
+import type { IdView } from './ns-kind.js';
+
+export type { IdView } from './ns-kind.js';
 
 export const SAME_IDS: IdView = { uid: (u) => u, gid: (g) => g };
 
