@@ -15,6 +15,7 @@
 #include <mqueue.h>
 #include <errno.h>
 #include <sched.h>
+#include <sys/msg.h>
 #include <grp.h>
 #include <sys/stat.h>
 
@@ -118,7 +119,7 @@ int main(int argc, char **argv)
 	if (usermap) {
 		/* A user namespace of its own (an exec in it before the maps are written would drop
 		 * every capability), whose maps the parent writes; then it takes the ids they give. */
-		if (unshare(CLONE_NEWUSER) != 0)
+		if (unshare(CLONE_NEWUSER | (ipc ? CLONE_NEWIPC : 0)) != 0)
 			return 17;
 		wl_write("unshared", "\n");
 		char m[256] = "";
@@ -132,6 +133,18 @@ int main(int argc, char **argv)
 	}
 	if (user && (getuid() != 0 || geteuid() != 0 || getgid() != 0))
 		return 15;
+	int q = -1;
+	if (strstr(argv[2], "sysv")) {
+		/* A message queue made by uid 0 of the namespace, given to uid 1000 and gid 1000 there. */
+		struct msqid_ds ds;
+		q = msgget(0x5354, IPC_CREAT | 0640);
+		if (q < 0 || msgctl(q, IPC_STAT, &ds) != 0)
+			return 19;
+		ds.msg_perm.uid = 1000;
+		ds.msg_perm.gid = 1000;
+		if (msgctl(q, IPC_SET, &ds) != 0)
+			return 19;
+	}
 	if (user) {
 		int fd = open("owned", O_CREAT | O_WRONLY, 0644);
 		if (fd < 0)
@@ -228,6 +241,13 @@ int main(int argc, char **argv)
 
 	if (getpid() != me)
 		wl_fail("getpid() is %d, was %d", getpid(), me);
+	if (q >= 0) {
+		struct msqid_ds ds;
+		if (msgctl(q, IPC_STAT, &ds) != 0)
+			wl_fail("the message queue is gone");
+		else if (ds.msg_perm.uid != 1000 || ds.msg_perm.gid != 1000 || (ds.msg_perm.mode & 0777) != 0640)
+			wl_fail("the message queue is owned by %d:%d mode %o, was 1000:1000 640", (int)ds.msg_perm.uid, (int)ds.msg_perm.gid, ds.msg_perm.mode & 0777);
+	}
 	if (user) {
 		user_view(&u1, "owned");
 		same_user_view("root", &u0, &u1);

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { compileWorkload, tmpDir, waitFor, verifyImages, sleepMs } from '../harness.js';
 import { dump, preDump, restore, StasisError } from '../../../src/api/index.js';
+import { readImage } from '../../../src/image/index.js';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { spawnTask, waitPid, CLONE_NEWNET } from '../../../src/sys/index.js';
 import { SBIN_ENV } from '../sockets/netns.js';
@@ -28,7 +29,8 @@ if (!inPrivateProc(FLAG)) {
   function startInNamespaces(kinds: string[], checks = kinds.join(','), workload = 'nsroot'): { unshare: number; pid: number; dir: string } {
     const dir = tmpDir(workload);
     // A time namespace well ahead of stasis's clocks: the workload checks it sees them still.
-    const flags = kinds.flatMap((k) => (k === 'time' ? ['--time', '--monotonic=100000', '--boottime=200000']
+    // With maps a parent writes, the workload makes its namespaces itself (user first, owning them).
+    const flags = kinds.includes('usermap') ? [] : kinds.flatMap((k) => (k === 'time' ? ['--time', '--monotonic=100000', '--boottime=200000']
       : k === 'user' ? ['--user', '--map-root-user'] : k === 'usermap' ? [] : [`--${k}`]));
     // Its uid 0 there is not stasis's: it must be able to write here.
     if (kinds.includes('usermap')) fs.chmodSync(dir, 0o777);
@@ -60,7 +62,7 @@ if (!inPrivateProc(FLAG)) {
     return fs.readlinkSync(`/proc/${pid}/ns/${kind}`);
   }
 
-  async function roundTrip(kinds: string[], incremental = false, start = () => startInNamespaces(kinds)): Promise<void> {
+  async function roundTrip(kinds: string[], incremental = false, start = () => startInNamespaces(kinds), checkImages: (dir: string) => void = () => {}): Promise<void> {
     const w = start();
     const images = tmpDir('nsroot-img');
     const user = kinds.some((k) => nsName(k) === 'user');
@@ -75,6 +77,7 @@ if (!inPrivateProc(FLAG)) {
     } else await dump({ pid: w.pid, imagesDir: images });
     waitPid(w.unshare); // its child was killed: it ends too
     verifyImages(images);
+    checkImages(images);
     const files = fs.readdirSync(images);
     for (const [k, img] of [['uts', 'utsns-'], ['ipc', 'ipcns-var-'], ['net', 'netdev-'], ['user', 'userns-']] as const) {
       assert.equal(files.some((f) => f.startsWith(img)), kinds.some((x) => nsName(x) === k), `${img}*.img for ${kinds.join(',')}: ${files.join(' ')}`);
@@ -157,6 +160,19 @@ if (!inPrivateProc(FLAG)) {
     assert.equal(fs.statSync(`${w.dir}/owned`).uid, 100000);
     await roundTrip(['usermap'], false, () => w);
     assert.equal(fs.statSync(`${w.dir}/owned-after`).uid, 100000, 'the restored root made its file as another uid');
+  });
+
+  test('a SysV message queue of an IPC namespace owned by a user namespace with maps of several ranges comes back owned by the same ids there', async () => {
+    const w = startInNamespaces(['usermap', 'ipc'], 'usermap,ipc,sysv');
+    // The images hold the owners as the namespace sees them (CRIU's view): 1000, not stasis's 200000 and 300000.
+    await roundTrip(['usermap', 'ipc'], false, () => w, (dir) => {
+      const q = fs.readdirSync(dir).find((f) => /^ipcns-msg-\d+\.img$/.test(f));
+      assert.ok(q, fs.readdirSync(dir).join(' '));
+      const desc = readImage(dir, 'ipcns-msg', Number(/\d+/.exec(q)![0]))[0]?.entry.desc;
+      assert.deepEqual(desc && [desc.uid, desc.gid], [1000, 1000]);
+      const core = readImage(dir, 'core', w.pid)[0];
+      assert.equal(core?.threadCore?.creds?.uid, 0, 'the root\'s credentials are not written as it sees them');
+    });
   });
 
   test('a tree in its own time namespace comes back in a new one whose clocks carry on from the dumped ones', async () => {
