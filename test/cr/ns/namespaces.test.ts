@@ -29,8 +29,9 @@ if (!inPrivateProc(FLAG)) {
   function startInNamespaces(kinds: string[], checks = kinds.join(','), workload = 'nsroot'): { unshare: number; pid: number; dir: string } {
     const dir = tmpDir(workload);
     // A time namespace well ahead of stasis's clocks: the workload checks it sees them still.
-    // With maps a parent writes, the workload makes its namespaces itself (user first, owning them).
-    const flags = kinds.includes('usermap') ? [] : kinds.flatMap((k) => (k === 'time' ? ['--time', '--monotonic=100000', '--boottime=200000']
+    // With maps a parent writes, the workload makes its namespaces itself (user first, owning them),
+    // but for a pid namespace, which then the user namespace does not own.
+    const flags = kinds.includes('usermap') ? (kinds.includes('pid') ? ['--pid'] : []) : kinds.flatMap((k) => (k === 'time' ? ['--time', '--monotonic=100000', '--boottime=200000']
       : k === 'user' ? ['--user', '--map-root-user'] : k === 'usermap' ? [] : [`--${k}`]));
     // Its uid 0 there is not stasis's: it must be able to write here.
     if (kinds.includes('usermap')) fs.chmodSync(dir, 0o777);
