@@ -157,7 +157,8 @@ function restoreChecked(
   const nsFlags = restoreFlags(nsKinds);
   const JOIN_FLAGS = { net: CLONE_NEWNET, ipc: CLONE_NEWIPC, uts: CLONE_NEWUTS } as const;
   // An empty network namespace is left for the engine to set up (its setup-namespaces hook).
-  const fillNamespaces = (hostPid: number) => restoreNamespaces({ imagesDir: set.dir, log }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid);
+  const users = rootTask ? restoreUsers(set.dir, nsKinds, rootTask.ids) : undefined;
+  const fillNamespaces = (hostPid: number) => restoreNamespaces({ imagesDir: set.dir, log, ...(users ? { users } : {}) }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid);
   // Under a user namespace of its own but in stasis's pid namespace, the tree's namespaces are
   // made by a holder in it, and the tasks enter it one by one as they are restored
   // (restore-task.ts). With a pid namespace of its own, the root is born in them all (its init
@@ -171,7 +172,6 @@ function restoreChecked(
     ...(enterLate ? { holder: { flags: nsFlags, fill: fillNamespaces, keep: (fd: number) => (userNsFd = fd) } } : { onRoot: fillNamespaces }),
     ...(courier ? { courier } : {}),
   };
-  const users = rootTask ? restoreUsers(set.dir, nsKinds, rootTask.ids) : undefined;
   if (nsKinds.length) log.info(`the root gets namespaces of its own: ${nsKinds.map((k) => k.name).join(', ')}`);
   // Every task's fds, and its cwd and root (entered from stasis's open directories).
   const ids = new Set(set.tasks.flatMap((t) => [...t.fdinfos.map((d) => d.id), t.fs.cwdId, t.fs.rootId]));
