@@ -20,7 +20,7 @@ import { collectTask, type CollectedTask } from './collect-task.js';
 import { seccompImage } from './seccomp.js';
 import { dumpFds, type DumpedFds } from './dump-fds.js';
 import { resolveSocketMaps } from './socket-maps.js';
-import { criuFileOrder, externEntries, iconOf } from '../files/index.js';
+import { criuFileOrder, externEntries, iconOf, translateOwners, ghostOwners, ttyOwners, unixOwners } from '../files/index.js';
 import { KobjIds } from './kobj-ids.js';
 import type { TreeTask } from './freeze-tree.js';
 import type { Incremental } from './incremental.js';
@@ -200,6 +200,15 @@ export function dumpMemory(run: DumpRun, live: LiveTask[], kernel: KernelFeature
 /** The file objects, once each, before the per-task fd images that name them; then their contents. */
 export function writeFileImages(run: DumpRun, live: LiveTask[]): void {
   const { imagesDir, note, shmem, ghosts, locks } = run;
+  // The owners of what restore makes again, as the tree's user namespace sees them.
+  if (run.users !== SAME_IDS) {
+    translateOwners(run.users, [
+      ...ghostOwners(ghosts.ghosts.map((g) => ({ id: g.id, head: g.image.head }))),
+      ...shmem.memfdInodes.map((m) => ({ owned: m, what: `memfd ${m.name}` })),
+      ...ttyOwners(run.ttys.infos),
+      ...unixOwners([...run.unix.seen.values()].map((s) => s.entry)),
+    ], 'E_UNSUPPORTED');
+  }
   const holder = new Map<number, number>();
   for (const l of live) for (const e of l.fds.fdinfos) holder.set(e.id, Math.min(holder.get(e.id) ?? l.t.pid, l.t.pid));
   const files = [...live.flatMap((l) => [...l.task.files, ...l.fds.files]), ...shmem.files, ...externEntries(run.unix, () => run.ids.fresh())];

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { readImage, imageExists, type GhostFileImage } from '../image/index.js';
 import { isFieldSet } from '@bufbuild/protobuf';
 import { GhostFileEntrySchema, type GhostFileEntry } from '../image/gen/stasis/ghost-file_pb.js';
+import { SAME_OWNERS, ghostOwners, translateOwners, type Owners } from './owners.js';
 import { mknodAt } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
@@ -45,7 +46,7 @@ export class GhostRestorer {
   private readonly held = new Map<number, () => void>();
 
   /** `holdPid` makes a process with a pid (for a file of /proc/PID), returning what ends it. */
-  constructor(readonly imagesDir: string, private readonly holdPid?: (pid: number) => () => void) {}
+  constructor(readonly imagesDir: string, private readonly holdPid?: (pid: number) => () => void, private readonly owners: Owners = SAME_OWNERS) {}
 
   /** The remap of a regular file, if any. */
   remapOf(fileId: number): { id: number; type: RemapType } | undefined {
@@ -116,6 +117,8 @@ export class GhostRestorer {
     const got = this.made.get(ghostId);
     if (got) return got.path;
     const img = readImage(this.imagesDir, 'ghost-file', ghostId);
+    // Its owner as stasis sets it (the image holds it as the tree's user namespace sees it).
+    translateOwners(this.owners, ghostOwners([{ id: ghostId, head: img.head }]), 'E_RESTORE_FAILED');
     const fail = (err: unknown) =>
       new StasisError('E_RESTORE_FAILED', `Cannot recreate the deleted file ${orig} (file ${fileId}): ${(err as Error).message}`, { cause: err });
     let made: Made;

@@ -46,3 +46,4 @@ export { addEpollTargets, dumpEpoll } from './eventpoll.js';
 export { newPipeDataSink, writePipeData, readPipeData } from './pipe-data.js';
 export { newUnixSkSink, checkUnixPeers, closeInFlight, externEntries, iconOf, refuseUnorderedPending, writeSkQueues, readUnixSkState } from './unix-socket-data.js';
 export { criuFileOrder } from './unix-socket.js';
+export { SAME_OWNERS, translateOwners, ttyOwners, unixOwners, ghostOwners, type Owners } from './owners.js';

@@ -12,7 +12,7 @@ import { checkThreadPidfds, threadLeaders } from './thread-pidfds.js';
 import { MappedFiles, remappedMaps } from './mapped-files.js';
 import { vmaSpecs } from './cow-premap.js';
 import { formatVersionOf } from '../dump/format.js';
-import { readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids } from '../files/index.js';
+import { readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids, translateOwners, ttyOwners, unixOwners } from '../files/index.js';
 import { createTree } from './create-tree.js';
 import { FdCourier } from './fd-courier.js';
 import { createRootTask, type NewTask } from './create-task.js';
@@ -22,7 +22,7 @@ import { ShmemObjects } from './shmem-objects.js';
 import { SocketPairs, type Cred } from './socket-pairs.js';
 import { readLocks } from './restore-locks.js';
 import { TcpRestore } from '../net/tcp-state.js';
-import { ownNamespaces, restoreFlags, restoreNamespaces, rootTimeOffsets, restoreUsers } from '../ns/index.js';
+import { ownNamespaces, restoreFlags, restoreNamespaces, rootTimeOffsets, restoreUsers, SAME_IDS } from '../ns/index.js';
 import { CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWPID, CLONE_NEWUSER } from '../sys/index.js';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../api/types.js';
 import { CgroupRestore } from '../cgroup/restore-cgroups.js';
@@ -181,6 +181,15 @@ function restoreChecked(
   for (const byPacket of unix.rights.values()) for (const f of [...byPacket.values()].flat()) ids.add(f);
   const tcp = TcpRestore.fromImages(set.files, set.inventory, root, { established: opts.tcpEstablished ?? false, close: opts.tcpClose ?? false }, log);
   // Shared memory before the files: an open memfd is a file of a shared memory object.
+  const fileCtxTtys = new TtyRestoreState(set.dir, set.files);
+  // The owners of what stasis makes again, in its own view (the images hold the tree's user namespace's).
+  if (users && users !== SAME_IDS) {
+    translateOwners(users, [
+      ...[...set.shmem.objects.values()].flatMap((o) => [{ owned: o.memfd, what: `memfd ${o.memfd?.name}` }, { owned: o.anon, what: `shared memory ${o.shmid}` }]),
+      ...ttyOwners(fileCtxTtys.infos.values()),
+      ...unixOwners([...set.files.values()].flatMap((f) => (f.usk ? [f.usk] : []))),
+    ], 'E_RESTORE_FAILED');
+  }
   progress('shared memory');
   let shmem: ShmemObjects;
   try {
@@ -196,8 +205,8 @@ function restoreChecked(
   const leaders = threadLeaders(set);
   const fileCtx = {
     log, imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
-    unix, holdPid, ttys: new TtyRestoreState(set.dir, set.files), tcp,
-    socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, holdPid),
+    unix, holdPid, ttys: fileCtxTtys, tcp,
+    socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, holdPid, users),
     taskPid: (pid: number) => created.get(pid)?.pid, deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),
   };
   // The files mapped that are ghosts (or kept by a link) are opened with the others, while they exist.

@@ -133,6 +133,14 @@ int main(int argc, char **argv)
 	}
 	if (user && (getuid() != 0 || geteuid() != 0 || getgid() != 0))
 		return 15;
+	int ghost = -1, mfd = -1;
+	if (strstr(argv[2], "ghost")) {
+		/* A removed file held open and a memfd, both made by uid 0 of the namespace (gid 1000 there). */
+		ghost = open("ghost", O_CREAT | O_RDWR, 0640);
+		mfd = memfd_create("stasis-owned", 0);
+		if (ghost < 0 || mfd < 0 || write(ghost, "boo", 3) != 3 || fchown(ghost, 0, 1000) || fchown(mfd, 0, 1000) || unlink("ghost"))
+			return 20;
+	}
 	int q = -1;
 	if (strstr(argv[2], "sysv")) {
 		/* A message queue made by uid 0 of the namespace, given to uid 1000 and gid 1000 there. */
@@ -241,6 +249,13 @@ int main(int argc, char **argv)
 
 	if (getpid() != me)
 		wl_fail("getpid() is %d, was %d", getpid(), me);
+	for (int i = 0, fds[2] = { ghost, mfd }; i < 2; i++) {
+		struct stat st;
+		if (fds[i] < 0)
+			continue;
+		if (fstat(fds[i], &st) != 0 || st.st_uid != 0 || st.st_gid != 1000)
+			wl_fail("the %s is owned by %d:%d, was 0:1000", i ? "memfd" : "removed file", (int)st.st_uid, (int)st.st_gid);
+	}
 	if (q >= 0) {
 		struct msqid_ds ds;
 		if (msgctl(q, IPC_STAT, &ds) != 0)

@@ -163,6 +163,18 @@ if (!inPrivateProc(FLAG)) {
     assert.equal(fs.statSync(`${w.dir}/owned-after`).uid, 100000, 'the restored root made its file as another uid');
   });
 
+  test('a removed file held open and a memfd of a tree in a user namespace with maps of several ranges come back owned by the same ids there', async () => {
+    const w = startInNamespaces(['usermap'], 'usermap,ghost');
+    await roundTrip(['usermap'], false, () => w, (dir) => {
+      const g = fs.readdirSync(dir).find((f) => /^ghost-file-[0-9a-f]+\.img$/.test(f));
+      assert.ok(g, fs.readdirSync(dir).join(' '));
+      const head = readImage(dir, 'ghost-file', parseInt(/-([0-9a-f]+)\.img$/.exec(g)![1]!, 16)).head;
+      assert.deepEqual(head && [head.uid, head.gid], [0, 1000], 'the ghost\'s owner is not written as the namespace sees it');
+      const m = readImage(dir, 'memfd-inode', undefined)[0];
+      assert.deepEqual(m && [m.uid, m.gid], [0, 1000], 'the memfd\'s owner is not written as the namespace sees it');
+    });
+  });
+
   test('a SysV message queue of an IPC namespace owned by a user namespace with maps of several ranges comes back owned by the same ids there', async () => {
     const w = startInNamespaces(['usermap', 'ipc'], 'usermap,ipc,sysv');
     // The images hold the owners as the namespace sees them (CRIU's view): 1000, not stasis's 200000 and 300000.
