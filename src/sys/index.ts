@@ -25,3 +25,4 @@ export * from './sched.js';
 export * from './namespace.js';
 export * from './netlink-packet.js';
 export { openCgroupFs } from './cgroup-fs.js';
+export * from './conntrack.js';
