@@ -2,7 +2,7 @@
 // image codecs only (no syscalls, no dump or restore code).
 import fs from 'node:fs';
 import path from 'node:path';
-import { readImageFile, type AnyImage } from '../image/index.js';
+import { isRawImage, readImageFile, type AnyImage } from '../image/index.js';
 import { StasisError } from '../errors.js';
 
 /** Decodes image files: every file of a directory, or the files named. */
@@ -18,7 +18,7 @@ export function inspect(what: { imagesDir: string } | { files: string[] }): Reco
     : what.files;
   const out: Record<string, AnyImage | { raw: number }> = {};
   for (const f of files) {
-    out[path.basename(f)] = /^pages-\d+\.img$/.test(path.basename(f)) ? { raw: fs.statSync(f).size } : readImageFile(f);
+    out[path.basename(f)] = isRawImage(path.basename(f)) ? { raw: fs.statSync(f).size } : readImageFile(f);
   }
   return out;
 }

@@ -143,6 +143,19 @@ export const IMAGE_KINDS = {
     layout: 'raw', critDecodes: false,
     pattern: 'pages-<id>.img', match: /^pages-\d+\.img$/, fileName: numbered('pages'),
   },
+  // A network namespace's netfilter rules as the tools print them (ns/netfilter.ts).
+  iptables: {
+    layout: 'raw', critDecodes: false,
+    pattern: 'iptables-<ns id>.img', match: /^iptables-\d+\.img$/, fileName: numbered('iptables'),
+  },
+  ip6tables: {
+    layout: 'raw', critDecodes: false,
+    pattern: 'ip6tables-<ns id>.img', match: /^ip6tables-\d+\.img$/, fileName: numbered('ip6tables'),
+  },
+  nftables: {
+    layout: 'raw', critDecodes: false,
+    pattern: 'nftables-<ns id>.img', match: /^nftables-\d+\.img$/, fileName: numbered('nftables'),
+  },
   files: {
     layout: 'entries', schema: FileEntrySchema, magic: MAGIC.FILES, ...common,
     compat: normaliseFileEntry,
@@ -379,4 +392,9 @@ export function imageFileName<K extends ImageKindName>(kind: K, arg: NameArg<K>)
 /** The kinds whose file name matches, most specific first. */
 export function kindsForFileName(fileName: string): ImageKindName[] {
   return (Object.keys(IMAGE_KINDS) as ImageKindName[]).filter((k) => IMAGE_KINDS[k].match.test(fileName));
+}
+
+/** Whether `fileName` is an image with no magic and no entries (pages, the netfilter tools' text). */
+export function isRawImage(fileName: string): boolean {
+  return kindsForFileName(fileName).some((k) => IMAGE_KINDS[k].layout === 'raw');
 }

@@ -7,6 +7,7 @@ export {
   IMAGE_KINDS,
   imageFileName,
   kindsForFileName,
+  isRawImage,
   type ImageKindName,
   type FramedKindName,
   type KindDef,

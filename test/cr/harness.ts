@@ -153,7 +153,7 @@ export function assertPassed(r: { result: string; exit: WaitResult }): void {
 
 import assert from 'node:assert/strict';
 import { critAvailable, critDecodeAll } from '../../src/image/crit.js';
-import { readImageFile, encodeImage } from '../../src/image/index.js';
+import { readImageFile, encodeImage, isRawImage } from '../../src/image/index.js';
 import { SUMS_FILE, verifySums, type SumsFile } from '../../src/image/image-sums.js';
 import { dump, restore, StasisError } from '../../src/api/index.js';
 import type { DumpOptions, DumpResult, RestoreResult } from '../../src/api/index.js';
@@ -167,7 +167,7 @@ let critNoted = false;
  * is skipped with a note; .ci/run installs it, so CI always checks.
  */
 export function verifyImages(dir: string): void {
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.img') && !/^pages-\d+\.img$/.test(f));
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.img') && !isRawImage(f));
   assert.ok(files.includes('inventory.img'), `no inventory.img in ${dir}`);
   // Images hold the task's memory: nobody but their owner reads them.
   for (const f of fs.readdirSync(dir)) {
