@@ -3,7 +3,7 @@
 // image set without them is known to be incomplete. Any failure thaws the task and removes what was written.
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
-import { probeKernel } from '../sys/index.js';
+import { probeKernel, CLONE_NEWNET } from '../sys/index.js';
 import { writeImage } from '../image/index.js';
 import { InventoryEntrySchema, Lsmtype } from '../image/gen/stasis/inventory_pb.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
@@ -61,6 +61,9 @@ export function dump(opts: DumpOptions): DumpResult {
     // Before anything is written or locked: a namespace stasis cannot give back refuses the tree.
     const ns = checkTreeNamespaces(tree.map((t) => t.pid), opts.emptyNs ?? 0, { hasRoot: opts.root !== undefined, extMounts: opts.extMounts ?? new Map() });
     run.pids = ns.pids;
+    // Sockets of the tree's own network namespace are looked at and locked from within it.
+    const netLink = ns.links.get('net');
+    if (netLink && ns.own.some((k) => k.name === 'net') && !(ns.empty & CLONE_NEWNET)) run.tcp.setNetns({ link: netLink, path: `/proc/${pid}/ns/net` });
     run.users = ns.users;
     const cgroups = collectCgroups(tree.flatMap((t) => (t.frozen ? [{ pid: t.pid, tids: t.frozen.tids }] : [])), opts.manageCgroups ?? 'soft', ns.own.some((k) => k.name === 'cgroup'), log, opts.cgroupRoots);
     locked = true; // a lock that failed half-way is undone as well

@@ -57,6 +57,8 @@ export interface TreeNamespaces {
   pids: PidView;
   /** The uids and gids the images hold: those of the tree's user namespace (from stasis's). */
   users: IdView;
+  /** What each kind's `capture` read before the dump changed anything. */
+  captured: Map<NsName, unknown>;
 }
 
 /** Refuses a tree whose namespaces stasis cannot give back; `pids` is the tree, the root first. */
@@ -64,6 +66,7 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheck
   const root = pids[0]!;
   const own: NsKind[] = [];
   const links = new Map<NsName, string>();
+  const captured = new Map<NsName, unknown>();
   for (const k of NS_KINDS) {
     const theirs = link(root, k.name);
     if (theirs === undefined) continue;
@@ -100,11 +103,14 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheck
     }
     const why = k.check?.(root, pids, mounts);
     if (why) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${why}`);
+    const cap = k.capture?.(root, pids);
+    if (cap?.why) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${cap.why}`);
+    if (cap) captured.set(k.name, cap.state);
     own.push(k);
   }
   return {
     own, links, empty: emptyNs & CLONE_NEWNET, pids: own.includes(pidNs) ? innerPids() : SAME_PIDS,
-    users: own.includes(userNs) ? innerIds(readUserns(root)) : SAME_IDS,
+    users: own.includes(userNs) ? innerIds(readUserns(root)) : SAME_IDS, captured,
   };
 }
 
@@ -116,7 +122,7 @@ export function dumpNamespaces(ctx: NsDumpCtx, ns: TreeNamespaces, rootPid: numb
       ctx.log.info(`${k.name} namespace ${id}: not dumped (empty namespace asked for)`);
       continue;
     }
-    k.dump!({ ...ctx, users: ns.users }, rootPid, id);
+    k.dump!({ ...ctx, users: ns.users }, rootPid, id, ns.captured.get(k.name));
   }
 }
 

@@ -1,9 +1,15 @@
-// Network namespaces, as a container engine leaves them: empty but for lo. Dumped as CRIU
-// does (netdev-<id>.img with lo's flags and MTU, netns-<id>.img), restored as a new namespace
-// whose lo is set up again; a namespace with anything more (another device, an address or
-// route of its own, netfilter rules, a net.* sysctl that differs from a new namespace's) is
-// refused. `ip` and the netfilter tools run inside the
-// namespace (inNamespace: a child spawned meanwhile is born in it).
+// Network namespaces with lo alone, as a container engine leaves them or a program makes them
+// (`unshare -n`, then rules of its own). Dumped as CRIU does: netdev-<id>.img with lo's flags
+// and MTU, netns-<id>.img, the netfilter rules (netfilter.ts: iptables-<id>.img,
+// ip6tables-<id>.img, nftables-<id>.img) and the connection tracking entries
+// (net-conntrack.ts), both read before the network lock touches the namespace; restored as a
+// new namespace whose lo is set up again, then its rules, then its entries, before any socket
+// of the tree is made in it. A namespace with anything more (another device, an address or
+// route of its own, a net.* sysctl that differs from a new namespace's) is refused. `ip` and
+// the netfilter tools run inside the namespace (inNamespace: a child spawned meanwhile is born
+// in it).
+import fs from 'node:fs';
+import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { create } from '@bufbuild/protobuf';
 import { inNamespace, CLONE_NEWNET } from '../sys/index.js';
@@ -11,9 +17,12 @@ import { writeImage, readImage, imageExists } from '../image/index.js';
 import { NdType, NetDeviceEntrySchema, NetnsEntrySchema } from '../image/gen/stasis/netdev_pb.js';
 import { StasisError } from '../errors.js';
 import type { NsKind } from './ns-kind.js';
+import { loadRules, readRules, rulesFile, rulesRefusal, type NetfilterRules } from './netfilter.js';
+import { conntrackRefusal, readConntrack, readConntrackFile, restoreConntrack, writeConntrack, type ConntrackState } from './net-conntrack.js';
 
 const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
 const IFF_UP = 0x1, IFF_LOOPBACK = 0x8, IFF_RUNNING = 0x40, IFF_LOWER_UP = 0x10000;
+const COUNTS = new Set(['net.netfilter.nf_conntrack_count']);
 const LO_DEFAULT = new Set(['inet 127.0.0.1/8', 'inet6 ::1/128']);
 
 interface IpLink { ifindex: number; ifname: string; flags: string[]; mtu: number; addr_info?: { family: string; local: string; prefixlen: number }[] }
@@ -25,23 +34,6 @@ function ip(args: string[]): unknown[] {
   } catch (e) {
     throw new StasisError('E_UNSUPPORTED', `Cannot look into the network namespace: ip ${args.join(' ')} failed (${(e as Error).message.split('\n')[0]}); stasis needs iproute2 to dump one`);
   }
-}
-
-/**
- * Rules of the netfilter tools this machine has, in this thread's namespace. The legacy
- * tables are asked apart: an iptables-save of the nft kind does not see them (zdtm's
- * socket-tcp-ipt-nfconntrack sets its rules with iptables-legacy).
- */
-function netfilterRules(): string[] {
-  const out: string[] = [];
-  const tools = [['iptables-save', []], ['ip6tables-save', []], ['iptables-legacy-save', []], ['ip6tables-legacy-save', []], ['nft', ['list', 'ruleset']]] as const;
-  for (const [tool, args] of tools) {
-    const r = spawnSync(tool, args, { env: ENV, encoding: 'utf8' });
-    if (r.error || r.status !== 0) continue;
-    const rules = r.stdout.split('\n').filter((l) => (tool === 'nft' ? l.trim() !== '' : l.startsWith('-A')));
-    if (rules.length) out.push(`${rules.length} ${tool === 'nft' ? 'nftables' : tool.replace('-save', '')} line(s)`);
-  }
-  return out;
 }
 
 /** This thread's namespace's net.* sysctls, as `sysctl -a` prints them (procps), or undefined without it. */
@@ -60,7 +52,8 @@ function netSysctls(prefix: string[] = []): Map<string, string> | undefined {
 function changedSysctls(): string[] {
   const theirs = netSysctls(), fresh = netSysctls(['unshare', '-n']);
   if (!theirs || !fresh) return ['stasis cannot compare its sysctls with a new namespace\'s (sysctl, from procps, is not installed)'];
-  const changed = [...theirs].filter(([k, v]) => fresh.has(k) && fresh.get(k) !== v).map(([k, v]) => `${k} = ${v} (a new namespace has ${fresh.get(k)})`);
+  // nf_conntrack_count is no setting but the table's size: its entries are restored (net-conntrack.ts).
+  const changed = [...theirs].filter(([k, v]) => fresh.has(k) && fresh.get(k) !== v && !COUNTS.has(k)).map(([k, v]) => `${k} = ${v} (a new namespace has ${fresh.get(k)})`);
   return changed.length ? [`it has sysctls of its own: ${changed.slice(0, 3).join(', ')}${changed.length > 3 ? ` and ${changed.length - 3} more` : ''}`] : [];
 }
 
@@ -80,9 +73,25 @@ function describe(): { links: IpLink[]; problems: string[] } {
   for (const r of [...ip(['route', 'show', 'table', 'all']), ...ip(['-6', 'route', 'show', 'table', 'all'])] as IpRoute[]) {
     if (r.protocol !== 'kernel') problems.push(`it has route ${r.dst ?? '?'}${r.dev ? ` dev ${r.dev}` : ''}`);
   }
-  problems.push(...netfilterRules().map((n) => `it has netfilter rules (${n})`));
   problems.push(...changedSysctls());
   return { links, problems };
+}
+
+interface Captured {
+  rules: NetfilterRules;
+  ct: ConntrackState;
+}
+
+/** CRIU's raw rule images of namespace `id` (CRIU writes them empty when there are none). */
+function readRulesImages(dir: string, id: number): NetfilterRules {
+  const read = (k: keyof NetfilterRules) => {
+    try {
+      return fs.readFileSync(path.join(dir, rulesFile(k, id)), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  return { ip4: read('ip4'), ip6: read('ip6'), nft: read('nft') };
 }
 
 const flagsOf = (l: IpLink) => (l.flags.includes('UP') ? IFF_UP | IFF_RUNNING : 0) | (l.flags.includes('LOWER_UP') ? IFF_LOWER_UP : 0) | IFF_LOOPBACK;
@@ -94,12 +103,26 @@ export const netNs = {
     const { problems } = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET, describe);
     return problems.length ? `${[...new Set(problems)].join(', ')}; stasis restores only a network namespace with lo alone` : undefined;
   },
-  dump: (ctx, pid, id) => {
+  capture: (pid, tree) => {
+    const [rules, ct] = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET, () => [readRules(), readConntrack()] as const);
+    const why = rulesRefusal(rules) ?? conntrackRefusal(ct, pid, tree);
+    return why ? { why } : { state: { rules, ct } satisfies Captured };
+  },
+  dump: (ctx, pid, id, captured) => {
+    const { rules, ct } = captured as Captured;
     const { links } = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET, describe);
     ctx.note(writeImage(ctx.imagesDir, 'netdev', id, links.map((l) => create(NetDeviceEntrySchema, {
       type: NdType.LOOPBACK, ifindex: l.ifindex, mtu: l.mtu, flags: flagsOf(l), name: l.ifname,
     }))));
     ctx.note(writeImage(ctx.imagesDir, 'netns', id, [create(NetnsEntrySchema, {})]));
+    // CRIU's raw images: the tools' text, no magic.
+    for (const k of ['ip4', 'ip6', 'nft'] as const) {
+      if (rules[k]) ctx.note(path.join(ctx.imagesDir, rulesFile(k, id)));
+      if (rules[k]) fs.writeFileSync(path.join(ctx.imagesDir, rulesFile(k, id)), rules[k], { mode: 0o600 });
+    }
+    const ctFile = writeConntrack(ctx.imagesDir, id, ct);
+    if (ctFile) ctx.note(ctFile);
+    ctx.log.info(`network namespace ${id}: ${rules.ip4 || rules.ip6 ? 'iptables-legacy rules, ' : ''}${rules.nft ? 'nftables rules, ' : ''}${ct.entries.length} connection tracking entries`);
   },
   restore: (ctx, hostPid, id) => {
     // Dumped with --empty-ns net: the namespace stays empty, for the engine to set up.
@@ -114,6 +137,13 @@ export const netNs = {
         const args = ['link', 'set', 'dev', 'lo', 'mtu', String(d.mtu), ...(d.flags & IFF_UP ? ['up'] : [])];
         const r = spawnSync('ip', args, { env: ENV, encoding: 'utf8' });
         if (r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot set up lo in the restored network namespace: ip ${args.join(' ')}: ${r.stderr?.trim() || r.error?.message}`);
+      }
+      const what = `network namespace ${id}`;
+      const rules = readRulesImages(ctx.imagesDir, id), entries = readConntrackFile(ctx.imagesDir, id);
+      loadRules(rules, what);
+      restoreConntrack(entries, what);
+      if (rules.ip4 || rules.ip6 || rules.nft || entries.length) {
+        ctx.log.info(`${what}: ${[rules.ip4 && 'iptables-legacy', rules.ip6 && 'ip6tables-legacy', rules.nft && 'nftables'].filter(Boolean).join(', ') || 'no'} rules restored and listed the same; ${entries.length} connection tracking entries made and read back the same`);
       }
     });
     ctx.log.info(`network namespace ${id}: ${devs.map((d) => `${d.name}${d.flags & IFF_UP ? ' up' : ''}`).join(', ')}`);

@@ -40,10 +40,15 @@ export interface NsKind {
   flag: number;
   /** What of the namespace of task `pid` (the root of `tree`) cannot be dumped (checked before anything is written), or undefined. */
   check?: (pid: number, tree: number[], opts: NsCheckOpts) => string | undefined;
+  /**
+   * What must be read of the namespace before the dump changes anything in it (the network
+   * lock adds rules), with the tree frozen: its state for `dump`, or why it cannot be dumped.
+   */
+  capture?: (pid: number, tree: number[]) => { why?: string; state?: unknown };
   /** For a tree in stasis's own namespace of this kind: what of it the tree uses that is not the tree's to restore, or undefined. */
   hostCheck?: (tree: number[]) => string | undefined;
   /** Writes the images of the namespace of task `pid`, whose ns id is `id`. */
-  dump?: (ctx: NsDumpCtx, pid: number, id: number) => void;
+  dump?: (ctx: NsDumpCtx, pid: number, id: number, captured: unknown) => void;
   /** Fills the new namespace the restored root (host pid `hostPid`) was created in. */
   restore?: (ctx: NsRestoreCtx, hostPid: number, id: number) => void;
 }

@@ -1,0 +1,160 @@
+// The connection tracking entries of a network namespace of the tree's own. A new namespace
+// starts with an empty table, and a connection the kernel picks up again mid-stream
+// (nf_conntrack_tcp_loose) is not the same: its first packet is NEW to the rules (`ct state
+// established` drops it), its window scaling is lost (it becomes "liberal"), its mark and
+// timeout start again. So, as CRIU does (criu/net.c dump_nf_ct, netns-ct-<id>.img), the entries
+// are dumped through ctnetlink and made again through it before the tree's sockets exist,
+// and every one is read back: it must be in the same TCP state with the same status bits,
+// window scales, TCP flags and mark, its timeout as it was (the time the tree spent dumped
+// aside). Only what ctnetlink can set exactly is kept: ESTABLISHED TCP entries of the tree's
+// own connections, not NATed, in zone 0, without helper, labels, sequence adjustment,
+// synproxy, counters (nf_conntrack_acct) or timestamps; no expectations. Anything else is refused
+// at dump. The entries are kept in stasis's own stasis-conntrack-<id>.json (what stasis keeps
+// of each, readable), CRIU's images being raw netlink messages.
+import fs from 'node:fs';
+import path from 'node:path';
+import { conntrackCreate, conntrackEntries, conntrackExpectations, CTA, type CtEntry, type CtTuple } from '../sys/index.js';
+import { parseNetSockets } from '../proc/net-sockets.js';
+import { StasisError } from '../errors.js';
+
+const IPS_SEEN_REPLY = 0x2, IPS_ASSURED = 0x4, IPS_CONFIRMED = 0x8;
+const KEPT_STATUS = IPS_SEEN_REPLY | IPS_ASSURED | IPS_CONFIRMED;
+const STATUS_NAMES: Record<number, string> = {
+  0x1: 'EXPECTED', 0x10: 'SRC_NAT', 0x20: 'DST_NAT', 0x40: 'SEQ_ADJUST', 0x80: 'SRC_NAT_DONE', 0x100: 'DST_NAT_DONE', 0x200: 'DYING',
+  0x400: 'FIXED_TIMEOUT', 0x800: 'TEMPLATE', 0x1000: 'NAT_CLASH', 0x2000: 'HELPER', 0x4000: 'OFFLOAD', 0x8000: 'HW_OFFLOAD',
+};
+const REFUSED_ATTRS: Record<number, string> = {
+  [CTA.HELP]: 'a helper', [CTA.NAT_SRC]: 'source NAT', [CTA.NAT_DST]: 'destination NAT', [CTA.TUPLE_MASTER]: 'a master connection',
+  [CTA.SEQ_ADJ_ORIG]: 'sequence adjustment', [CTA.SEQ_ADJ_REPLY]: 'sequence adjustment', [CTA.LABELS]: 'labels', [CTA.SYNPROXY]: 'synproxy state',
+  [CTA.COUNTERS_ORIG]: 'counters (nf_conntrack_acct), which ctnetlink cannot set', [CTA.TIMESTAMP]: 'a start time (nf_conntrack_timestamp), which ctnetlink cannot set',
+  [CTA.SECCTX]: 'a security context',
+};
+const TCP_CONNTRACK_ESTABLISHED = 3, TCP_ESTABLISHED = 1, IPPROTO_TCP = 6;
+
+export const conntrackFile = (id: number) => `stasis-conntrack-${id}.json`;
+
+export interface ConntrackState {
+  entries: CtEntry[];
+  expectations: number;
+}
+
+/** This thread's namespace's table. */
+export function readConntrack(): ConntrackState {
+  return { entries: conntrackEntries(), expectations: conntrackExpectations() };
+}
+
+function addrText(hex: string): string {
+  const b = Buffer.from(hex, 'hex');
+  if (b.length === 4) return [...b].join('.');
+  return `[${Array.from({ length: 8 }, (_, i) => b.readUInt16BE(2 * i).toString(16)).join(':')}]`;
+}
+export const describeTuple = (t: CtTuple) => `${addrText(t.src)}:${t.sport} -> ${addrText(t.dst)}:${t.dport}`;
+
+/** The tuples (src, sport, dst, dport as conntrack keys them) of the ESTABLISHED TCP connections of the tree's tasks, from the root's view of its namespace. */
+function treeConnections(root: number, tree: number[]): Set<string> {
+  const inodes = new Set<number>();
+  for (const p of tree) {
+    let fds: string[] = [];
+    try {
+      fds = fs.readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue; // a zombie
+    }
+    for (const fd of fds) {
+      const m = /^socket:\[(\d+)\]$/.exec((() => { try { return fs.readlinkSync(`/proc/${p}/fd/${fd}`); } catch { return ''; } })());
+      if (m) inodes.add(Number(m[1]));
+    }
+  }
+  const bytes = (words: number[]) => {
+    const b = Buffer.alloc(4 * words.length);
+    words.forEach((w, i) => b.writeUInt32LE(w >>> 0, 4 * i));
+    // An IPv4-mapped address is IPv4 on the wire, and to conntrack.
+    return b.length === 16 && b.subarray(0, 12).equals(Buffer.from('00000000000000000000ffff', 'hex')) ? b.subarray(12) : b;
+  };
+  const out = new Set<string>();
+  for (const t of ['tcp', 'tcp6']) {
+    let text: string;
+    try {
+      text = fs.readFileSync(`/proc/${root}/net/${t}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const s of parseNetSockets(text, `net/${t}`)) {
+      if (s.state !== TCP_ESTABLISHED || !inodes.has(s.ino)) continue;
+      out.add(`${bytes(s.localAddr).toString('hex')}:${s.localPort}>${bytes(s.remoteAddr).toString('hex')}:${s.remotePort}`);
+    }
+  }
+  return out;
+}
+
+const key = (t: CtTuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
+const inverse = (a: CtTuple, b: CtTuple) => a.src === b.dst && a.dst === b.src && a.sport === b.dport && a.dport === b.sport && a.proto === b.proto;
+
+/** Why entry `e` cannot be made again exactly, or undefined. */
+function entryRefusal(e: CtEntry, conns: Set<string>): string | undefined {
+  if (e.orig.proto !== IPPROTO_TCP) return `it is of protocol ${e.orig.proto}, and stasis restores only TCP entries`;
+  const odd = Object.entries(STATUS_NAMES).filter(([bit]) => e.status & Number(bit)).map(([, n]) => n);
+  if (odd.length || e.status & ~0xffff & ~KEPT_STATUS) return `it has status ${odd.join(', ') || `0x${e.status.toString(16)}`}`;
+  const attr = e.attrs.find((a) => REFUSED_ATTRS[a]);
+  if (attr !== undefined) return `it has ${REFUSED_ATTRS[attr]}`;
+  if (e.zone) return `it is in zone ${e.zone}`;
+  if (!inverse(e.orig, e.reply)) return `its reply goes ${describeTuple(e.reply)} (translated)`;
+  if (e.tcp?.state !== TCP_CONNTRACK_ESTABLISHED) return `it is in TCP state ${e.tcp?.state ?? '?'}, and stasis restores only ESTABLISHED entries`;
+  if (!conns.has(key(e.orig)) && !conns.has(key(e.reply))) return 'it is not a connection of a socket of the tree';
+  return undefined;
+}
+
+/** Why the table of the namespace of `root` cannot be restored, or undefined. */
+export function conntrackRefusal(ct: ConntrackState, root: number, tree: number[]): string | undefined {
+  if (ct.expectations) return `its connection tracking table has ${ct.expectations} expectation(s), which stasis cannot restore`;
+  if (!ct.entries.length) return undefined;
+  const conns = treeConnections(root, tree);
+  for (const e of ct.entries) {
+    const why = entryRefusal(e, conns);
+    if (why) return `its connection tracking entry ${describeTuple(e.orig)} cannot be restored: ${why}`;
+  }
+  return undefined;
+}
+
+export function writeConntrack(dir: string, id: number, ct: ConntrackState): string | undefined {
+  if (!ct.entries.length) return undefined;
+  const file = path.join(dir, conntrackFile(id));
+  fs.writeFileSync(file, `${JSON.stringify({ entries: ct.entries }, null, 1)}\n`, { mode: 0o600 });
+  return file;
+}
+
+export function readConntrackFile(dir: string, id: number): CtEntry[] {
+  const file = path.join(dir, conntrackFile(id));
+  if (!fs.existsSync(file)) return [];
+  try {
+    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { entries: CtEntry[] }).entries;
+  } catch (err) {
+    throw new StasisError('E_CORRUPT', `${conntrackFile(id)} cannot be read: ${(err as Error).message}`);
+  }
+}
+
+/** Makes `entries` again in this thread's namespace, and reads each back: it must be as it was. */
+export function restoreConntrack(entries: CtEntry[], what: string): void {
+  for (const e of entries) {
+    try {
+      conntrackCreate(e);
+    } catch (err) {
+      throw new StasisError('E_RESTORE_FAILED', `Cannot restore connection tracking entry ${describeTuple(e.orig)} of ${what}: ${(err as Error).message}`);
+    }
+  }
+  if (!entries.length) return;
+  const now = new Map(conntrackEntries().map((e) => [key(e.orig), e]));
+  for (const e of entries) {
+    const n = now.get(key(e.orig));
+    const t = e.tcp, u = n?.tcp;
+    const diff = !n ? 'it is missing'
+      : !inverse(n.orig, n.reply) || key(n.reply) !== key(e.reply) ? `its reply is ${describeTuple(n.reply)}`
+      : (n.status & KEPT_STATUS) !== (e.status & KEPT_STATUS) || n.status & ~KEPT_STATUS ? `its status is 0x${n.status.toString(16)}, was 0x${e.status.toString(16)}`
+      : n.mark !== e.mark ? `its mark is ${n.mark}, was ${e.mark}`
+      : !t || !u || u.state !== t.state || u.wscaleOrig !== t.wscaleOrig || u.wscaleReply !== t.wscaleReply || u.flagsOrig !== t.flagsOrig || u.flagsReply !== t.flagsReply
+        ? `its TCP state is ${JSON.stringify(u)}, was ${JSON.stringify(t)}`
+      : n.timeout > e.timeout || n.timeout < e.timeout - 30 ? `its timeout is ${n.timeout} s, was ${e.timeout} s`
+      : undefined;
+    if (diff) throw new StasisError('E_RESTORE_FAILED', `Connection tracking entry ${describeTuple(e.orig)} of ${what} was restored differently: ${diff}`);
+  }
+}
