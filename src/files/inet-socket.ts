@@ -25,7 +25,7 @@ import {
   SO_REUSEADDR, SO_REUSEPORT, SO_TYPE, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL, UDP_CORK,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import type { DumpFileCtx, FdProbe, FileKind } from './kind.js';
+import type { DumpFileCtx, FdProbe, FileKind, RestoreFileCtx } from './kind.js';
 import { emptyFown } from './reg.js';
 import { setStatusFlags } from './pipe-data.js';
 import {
@@ -45,18 +45,21 @@ function probe(p: FdProbe): InetProbe | undefined {
   return findInetSocket(p.pid, inoOf(p)) ?? probeUnlisted(p.pid, p.fd, inoOf(p));
 }
 
-/** Why an inet socket of any protocol cannot be restored, or undefined. */
-export function inetRefusal(pid: number, found: InetProbe): string | undefined {
+/**
+ * Why an inet socket of any protocol cannot be restored, or undefined. A socket of the tree's
+ * own network namespace (`ownNetns`, dumped with it) is dumped from within it.
+ */
+export function inetRefusal(pid: number, found: InetProbe, ownNetns?: string): string | undefined {
   const netns = fs.readlinkSync(`/proc/${pid}/ns/net`), ours = fs.readlinkSync('/proc/self/ns/net');
-  if (netns !== ours) return `is in network namespace ${netns}, not stasis's (${ours}), not supported yet`;
+  if (netns !== ours && netns !== ownNetns) return `is in network namespace ${netns}, not stasis's (${ours}), not supported yet`;
   return linkLocal(found, formatInet(found.family, found.sock.localAddr, found.sock.localPort));
 }
 
 const KIND = { udp: 'UDP', udplite: 'UDP-Lite', raw: 'raw', tcp: 'TCP' } as const;
 
 /** Why the UDP, UDP-Lite or raw socket cannot be restored, or undefined. */
-function refusal(pid: number, found: InetProbe): string | undefined {
-  const common = inetRefusal(pid, found);
+function refusal(pid: number, found: InetProbe, ownNetns?: string): string | undefined {
+  const common = inetRefusal(pid, found, ownNetns);
   if (common) return common;
   const s = found.sock;
   const what = `a ${KIND[found.proto]} socket on ${formatInet(found.family, s.localAddr, found.proto === 'raw' ? 0 : s.localPort)}`;
@@ -119,7 +122,7 @@ function dumpSocket(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry {
   const found = probe(p);
   if (!found) throw new StasisError('E_DUMP_FAILED', `Cannot dump ${what}: the task's /proc/${p.pid}/net tables no longer list it`);
   if (found.proto === 'tcp') return dumpTcp(p, ctx, id, found);
-  const refused = refusal(p.pid, found);
+  const refused = refusal(p.pid, found, ctx.tcp.netns?.link);
   if (refused) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} ${refused}`);
   if (p.info.flags & O_ASYNC) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} has O_ASYNC set (signal-driven I/O), not supported yet`);
   const pidfd = pidfdOpen(p.pid);
@@ -134,7 +137,7 @@ function dumpSocket(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry {
     }
     const s = found.sock;
     // The shut sides (shutdown(2) of a UDP socket only marks it) from inet_diag.
-    const diag = found.unlisted || type === SOCK_RAW ? undefined : udpSockets(found.family, 1 << s.state, proto).get(ino);
+    const diag = found.unlisted || type === SOCK_RAW ? undefined : ctx.tcp.inNetns(() => udpSockets(found.family, 1 << s.state, proto)).get(ino);
     if (!found.unlisted && type !== SOCK_RAW && !diag) throw new StasisError('E_DUMP_FAILED', `Cannot dump ${what}: inet_diag does not know the socket`);
     const opts = dumpStep(what, () => ({ ...dumpOpts(taken, false), soBroadcast: getsockoptInt(taken, SOL_SOCKET, SO_BROADCAST) !== 0 }));
     const isk = create(InetSkEntrySchema, {
@@ -190,9 +193,9 @@ function setIpOpts(fd: number, k: InetSkEntry): void {
 }
 
 /** A UDP, UDP-Lite or raw socket, bound and connected again where it was. */
-function makeSocket(k: InetSkEntry): number {
+function makeSocket(k: InetSkEntry, ctx: RestoreFileCtx): number {
   const o = k.opts!;
-  const fd = socket(k.family, k.type | SOCK_CLOEXEC, k.proto);
+  const fd = ctx.tcp.inNetns(() => socket(k.family, k.type | SOCK_CLOEXEC, k.proto));
   try {
     // What decides which address and port the socket can take: before bind().
     // (A raw socket has its protocol as its port from the start: IPV6_V6ONLY cannot change then.)
@@ -247,7 +250,7 @@ export const inetSocket = {
       throw new StasisError('E_UNSUPPORTED', `Cannot restore socket ${e.id} on ${at}: only TCP, UDP, UDP-Lite and raw sockets are supported, not state ${k.state}, type ${k.type}, protocol ${k.proto}`);
     }
     try {
-      return { status: 'done', fd: makeSocket(k) };
+      return { status: 'done', fd: makeSocket(k, ctx) };
     } catch (err) {
       const why = err instanceof SyscallError || err instanceof StasisError ? err.message : String(err);
       const kind = k.type === SOCK_RAW ? 'raw' : k.proto === IPPROTO_UDPLITE ? 'UDP-Lite' : 'UDP';

@@ -89,7 +89,7 @@ function dumpTcpOpts(fd: number, state: number, connected: boolean) {
 export function dumpTcp(p: FdProbe, ctx: DumpFileCtx, id: number, found: InetProbe): FileEntry {
   const ino = Number(p.stat.ino);
   const what = `fd ${p.fd} of pid ${p.pid}: ${p.link}`;
-  const refused = inetRefusal(p.pid, found) ?? tcpRefusal(found, ctx);
+  const refused = inetRefusal(p.pid, found, ctx.tcp.netns?.link) ?? tcpRefusal(found, ctx);
   if (refused) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} ${refused}`);
   if (p.info.flags & O_ASYNC) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} has O_ASYNC set (signal-driven I/O), not supported yet`);
   const s = found.sock;
@@ -100,7 +100,7 @@ export function dumpTcp(p: FdProbe, ctx: DumpFileCtx, id: number, found: InetPro
     const owner = fcntl(taken, F_GETOWN);
     if (owner !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
     // Listed sockets: the backlog, the accept queue and the shut sides from inet_diag.
-    const diag = found.unlisted ? undefined : tcpSockets(found.family, 1 << s.state).get(ino);
+    const diag = found.unlisted ? undefined : ctx.tcp.inNetns(() => tcpSockets(found.family, 1 << s.state)).get(ino);
     if (!found.unlisted && !diag) throw new StasisError('E_DUMP_FAILED', `Cannot dump ${what}: inet_diag does not know the socket`);
     if (s.state === TCP_LISTEN && diag && diag.rqueue > 0) {
       // Checked again: a connection may have come in since /proc was read (the tree is frozen, the kernel is not).
@@ -224,7 +224,7 @@ function sharesReuseport(k: InetSkEntry, ctx: RestoreFileCtx): boolean {
 function makeTcpSocket(e: FileEntry, k: InetSkEntry, ctx: RestoreFileCtx): number {
   const o = k.opts!;
   const connection = k.dstPort !== 0;
-  const fd = socket(k.family, SOCK_STREAM | SOCK_CLOEXEC | 0o4000 /* SOCK_NONBLOCK until the end */, IPPROTO_TCP);
+  const fd = ctx.tcp.inNetns(() => socket(k.family, SOCK_STREAM | SOCK_CLOEXEC | 0o4000 /* SOCK_NONBLOCK until the end */, IPPROTO_TCP));
   try {
     if (k.family === AF_INET6) setsockoptInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, k.v6only ? 1 : 0);
     const reuseport = o.soReuseport ?? false;

@@ -1,8 +1,8 @@
 // The network lock (CRIU's criu/netfilter.c): while a connection is in repair mode, and from
 // the dump that kills its tree until the restore that brings it back, no packet of it may
 // reach the peer or the host's stack, or one side answers with a reset. Each connection is
-// locked by its 4-tuple, in both directions, in stasis's network namespace (the tree's; other
-// namespaces are refused):
+// locked by its 4-tuple, in both directions, in stasis's network namespace, or in the tree's
+// own one when it has one (which dies with the tree: nothing is left to unlock at restore):
 // - iptables: two DROP rules per connection in the filter table's INPUT and OUTPUT chains,
 //   CRIU's very rules (`-m mark ! --mark 0xC114 -s .. --sport .. -d .. --dport .. -j DROP`),
 //   so that either tool removes what the other added; ip6tables for IPv6, IPv4 rules for
@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { StasisError } from '../errors.js';
 import type { Log } from '../log.js';
-import { AF_INET, AF_INET6 } from '../sys/index.js';
+import { AF_INET, AF_INET6, CLONE_NEWNET, inNamespace } from '../sys/index.js';
 
 export type LockMethod = 'iptables' | 'nftables' | 'skip';
 /** CRIU's inventory values for network_lock_method. */
@@ -67,8 +67,10 @@ function tool(name: string): string {
   throw new StasisError('E_UNSUPPORTED', `The network lock needs ${name}, which is not installed (Debian: apt-get install ${name.startsWith('nft') ? 'nftables' : 'iptables'}); or choose another with --network-lock iptables|nftables|skip`);
 }
 
-function run(name: string, args: string[], input: string, log: Log): { ok: boolean; err: string } {
-  const r = spawnSync(tool(name), args, { input, encoding: 'utf8', timeout: 30_000 });
+function run(name: string, args: string[], input: string, log: Log, netns?: string): { ok: boolean; err: string } {
+  const path = tool(name);
+  // A child spawned while this thread is in the namespace is born in it.
+  const r = netns ? inNamespace(netns, 'net', CLONE_NEWNET, () => spawnSync(path, args, { input, encoding: 'utf8', timeout: 30_000 })) : spawnSync(path, args, { input, encoding: 'utf8', timeout: 30_000 });
   const err = `${r.error?.message ?? ''}${r.stderr ?? ''}`.trim();
   log.debug(`network lock: ${name} ${args.join(' ')}${input ? ` <<${input.trim().replace(/\n/g, '; ')}` : ''}: ${r.status === 0 ? 'ok' : `exit ${r.status}: ${err}`}`);
   return { ok: r.status === 0, err };
@@ -94,6 +96,8 @@ export function nftTableName(rootPid: number, criuRunId?: string): string {
 export class NetworkLock {
   private readonly locked: Conn[] = [];
   private tableMade = false;
+  /** The network namespace the lock is put in (a file of it), when it is not stasis's: the tree's own. */
+  netns: string | undefined;
 
   constructor(readonly method: LockMethod, private readonly table: string, private readonly log: Log) {}
 
@@ -103,11 +107,11 @@ export class NetworkLock {
     if (this.method === 'skip') return;
     if (this.method === 'iptables') {
       const r = iptablesRules(c, '-I');
-      const res = run(r.prog, ['-w', '--noflush'], r.text, this.log);
+      const res = run(r.prog, ['-w', '--noflush'], r.text, this.log, this.netns);
       if (!res.ok) throw new StasisError('E_DUMP_FAILED', `Cannot lock the TCP connection ${what} with ${r.prog}: ${res.err}`);
     } else {
       if (!this.tableMade) this.makeTable();
-      const res = run('nft', ['-f', '-'], `add element ${this.table} ${this.elements(c)}\n`, this.log);
+      const res = run('nft', ['-f', '-'], `add element ${this.table} ${this.elements(c)}\n`, this.log, this.netns);
       if (!res.ok) throw new StasisError('E_DUMP_FAILED', `Cannot lock the TCP connection ${what} with nft: ${res.err}`);
     }
     this.locked.push(c);
@@ -137,7 +141,7 @@ export class NetworkLock {
 
   private unlockIptables(c: Conn): void {
     const r = iptablesRules(c, '-D');
-    const res = run(r.prog, ['-w', '--noflush'], r.text, this.log);
+    const res = run(r.prog, ['-w', '--noflush'], r.text, this.log, this.netns);
     if (res.ok) this.log.info(`network lock (iptables): unlocked ${describeConn(c)}`);
     else this.log.warn(`network lock (iptables): cannot unlock ${describeConn(c)}: ${res.err}`);
   }
@@ -149,7 +153,7 @@ export class NetworkLock {
 
   private makeTable(): void {
     const t = this.table;
-    if (run('nft', ['list', 'table', ...t.split(' ')], '', this.log).ok) {
+    if (run('nft', ['list', 'table', ...t.split(' ')], '', this.log, this.netns).ok) {
       this.tableMade = true; // made by an earlier dump of this pid whose tree was never restored
       return;
     }
@@ -166,13 +170,13 @@ export class NetworkLock {
       `add rule ${t} output ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop`,
       `add rule ${t} input ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop`,
     ].join('\n');
-    const res = run('nft', ['-f', '-'], `${script}\n`, this.log);
+    const res = run('nft', ['-f', '-'], `${script}\n`, this.log, this.netns);
     if (!res.ok) throw new StasisError('E_DUMP_FAILED', `Cannot make the nftables table ${t} of the network lock: ${res.err}`);
     this.tableMade = true;
   }
 
   private dropTable(): void {
-    const res = run('nft', ['delete', 'table', ...this.table.split(' ')], '', this.log);
+    const res = run('nft', ['delete', 'table', ...this.table.split(' ')], '', this.log, this.netns);
     if (res.ok) this.log.info(`network lock (nftables): deleted table ${this.table}`);
     else this.log.warn(`network lock (nftables): cannot delete table ${this.table}: ${res.err}`);
   }

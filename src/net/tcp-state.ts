@@ -11,7 +11,7 @@ import type { InventoryEntry } from '../image/gen/stasis/inventory_pb.js';
 import { formatVersionOf } from '../dump/format.js';
 import { StasisError } from '../errors.js';
 import type { TcpStreamEntry } from '../image/gen/stasis/tcp-stream_pb.js';
-import { closeFd, setsockoptInt, SOL_SOCKET, SO_REUSEADDR, SyscallError } from '../sys/index.js';
+import { closeFd, inNamespace, setsockoptInt, CLONE_NEWNET, SOL_SOCKET, SO_REUSEADDR, SyscallError } from '../sys/index.js';
 import type { Log } from '../log.js';
 import { NetworkLock, describeConn, nftTableName, LOCK_METHOD_CODES, type Conn, type LockMethod } from './network-lock.js';
 import { repairOff, repairOn } from './tcp-repair.js';
@@ -32,12 +32,35 @@ interface Repaired {
   conn: Conn;
 }
 
+/** The tree's own network namespace: `link` as /proc shows it, `path` a file of it. */
+export interface OwnNetns {
+  link: string;
+  path: string;
+}
+
+/** Runs `fn` in network namespace `ns` (a socket made there is of it), or where stasis is without one. */
+export function inNetnsOf<T>(ns: OwnNetns | undefined, fn: () => T): T {
+  return ns ? inNamespace(ns.path, 'net', CLONE_NEWNET, fn) : fn();
+}
+
 export class TcpDump {
   /** tcp-stream images to write, by socket inode. */
   readonly streams = new Map<number, PayloadItem<TcpStreamEntry>>();
   private readonly repaired: Repaired[] = [];
+  /** The tree's own network namespace, dumped with it: its sockets are looked at and locked from within it. */
+  netns: OwnNetns | undefined;
 
   constructor(readonly opts: TcpDumpOptions, readonly lock: NetworkLock, private readonly log: Log) {}
+
+  /** Sets the tree's own network namespace (its sockets' diag and lock run in it). */
+  setNetns(ns: OwnNetns): void {
+    this.netns = ns;
+    this.lock.netns = ns.path;
+  }
+
+  inNetns<T>(fn: () => T): T {
+    return inNetnsOf(this.netns, fn);
+  }
 
   /**
    * Locks a connection and puts its socket in repair mode; `fd` (stasis's copy of the task's
@@ -86,6 +109,8 @@ export interface TcpRestoreOptions {
 export class TcpRestore {
   private readonly repaired: Repaired[] = [];
   private unlocked = false;
+  /** The new network namespace of the tree's own, once its root exists: its sockets are made in it. */
+  netns: OwnNetns | undefined;
 
   /** `conns`: every connection of the image set (each locked by the dump, unless it chose not to). */
   constructor(readonly opts: TcpRestoreOptions, readonly lock: NetworkLock, readonly conns: readonly Conn[], private readonly log: Log) {}
@@ -108,6 +133,18 @@ export class TcpRestore {
     const table = nftTableName(rootPid, stasisImages ? undefined : inv.dumpCriuRunId);
     // Dumped with --tcp-close, nothing was locked.
     return new TcpRestore(opts, new NetworkLock(method, table, log), inv.tcpClose ? [] : conns, log);
+  }
+
+  inNetns<T>(fn: () => T): T {
+    return inNetnsOf(this.netns, fn);
+  }
+
+  /**
+   * The tree had a network namespace of its own: the lock the dump put in it died with it,
+   * and the new one has none (nothing to unlock).
+   */
+  ownNetns(): void {
+    this.unlocked = true;
   }
 
   /** A restored socket in repair mode (stasis's fd, which the tasks share). */

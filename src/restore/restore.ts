@@ -67,9 +67,9 @@ function ensureStopped(pid: number, signo: number, log: Log): void {
  * files under /proc/PID of one of its pids, and pidfds (of its tasks, or of stand-ins for
  * dead processes, whose pids must not take one the tree needs).
  */
-function byProcPid(entries: FileEntry[], pids: Set<number>): [FileEntry[], FileEntry[]] {
+function byProcPid(entries: FileEntry[], pids: Set<number>, ownNetns: boolean): [FileEntry[], FileEntry[]] {
   const late = (e: FileEntry) => {
-    if (e.type === FdTypes.PIDFD) return true;
+    if (e.type === FdTypes.PIDFD || (ownNetns && e.type === FdTypes.INETSK)) return true;
     const m = e.reg ? PROC_PID.exec(e.reg.name) : null;
     return m !== null && pids.has(Number(m[1]));
   };
@@ -180,6 +180,9 @@ function restoreChecked(
   if (formatVersionOf(set.inventory.dumpCriuRunId) === null) refuseUnorderedPending(set.files);
   for (const byPacket of unix.rights.values()) for (const f of [...byPacket.values()].flat()) ids.add(f);
   const tcp = TcpRestore.fromImages(set.files, set.inventory, root, { established: opts.tcpEstablished ?? false, close: opts.tcpClose ?? false }, log);
+  // A network namespace of the tree's own is new: its inet sockets are made in it once the root exists (and its rules with it).
+  const ownNetns = nsKinds.some((k) => k.flag === CLONE_NEWNET) && !((opts.emptyNs ?? 0) & CLONE_NEWNET);
+  if (ownNetns) tcp.ownNetns();
   // Shared memory before the files: an open memfd is a file of a shared memory object.
   const fileCtxTtys = new TtyRestoreState(set.dir, set.files);
   // The owners of what stasis makes again, in its own view (the images hold the tree's user namespace's).
@@ -200,7 +203,7 @@ function restoreChecked(
   }
   progress('opening files');
   // Files under /proc/PID of a task of the tree are opened once the tree exists.
-  const [early, late] = byProcPid([...ids].map((id) => set.files.get(id)!), new Set(set.order.map((e) => e.pid)));
+  const [early, late] = byProcPid([...ids].map((id) => set.files.get(id)!), new Set(set.order.map((e) => e.pid)), ownNetns);
   const created = new Map<number, NewTask>();
   const leaders = threadLeaders(set);
   const fileCtx = {
@@ -240,6 +243,7 @@ function restoreChecked(
     progress('creating tasks');
     const mapped = new MappedFiles(set, files, (id) => fileCtx.ghosts.remapOf(id), (v) => shmem.fdFor(v));
     const cow = createTree(set, created, rootNs, mapped, (pid, hostPid) => cg.place(cgSetOf.get(pid), hostPid));
+    if (ownNetns) tcp.netns = { link: '', path: `/proc/${created.get(root)!.pid}/ns/net` };
     if (late.length) OpenFiles.open(late, fileCtx, files);
     notify('setup-namespaces', created.get(root)!.pid);
     notify('post-setup-namespaces');
