@@ -230,7 +230,7 @@ if (!inPrivateProc(FLAG)) {
     }
   });
 
-  test('an IPC namespace holding a POSIX message queue, a socket of a network namespace of the tree\'s own, and a network namespace with a sysctl of its own or an iptables-legacy rule, are refused naming them', async () => {
+  test('an IPC namespace holding a POSIX message queue, a socket of a network namespace of the tree\'s own, and a network namespace with a sysctl of its own, are refused naming them (its netfilter rules are dumped: netfilter.test.ts)', async () => {
     const w = startInNamespaces(['ipc', 'net'], 'mqueue');
     try {
       await refused(w.pid, /ipc namespace ipc:\[\d+\] of pid \d+: it holds POSIX message queue\(s\) \/stasis-q/);
@@ -252,17 +252,6 @@ if (!inPrivateProc(FLAG)) {
     } finally {
       killTree(v.unshare);
       waitPid(v.unshare);
-    }
-    // A rule of the legacy tables, which an iptables-save of the nft kind does not list.
-    if (spawnSync('sh', ['-c', 'command -v iptables-legacy'], { env: SBIN_ENV }).status === 0) {
-      const x = startInNamespaces(['net'], 'none');
-      try {
-        execFileSync('nsenter', ['-t', String(x.pid), '-n', 'iptables-legacy', '-w', '-A', 'INPUT', '-p', 'udp', '--dport', '9', '-j', 'DROP'], { env: SBIN_ENV });
-        await refused(x.pid, /net namespace net:\[\d+\] of pid \d+: it has netfilter rules \(1 iptables-legacy line\(s\)\)/);
-      } finally {
-        killTree(x.unshare);
-        waitPid(x.unshare);
-      }
     }
   });
 
