@@ -1,8 +1,9 @@
 // TCP listeners, IPv4 and IPv6: after restore the same ports, backlog, options, O_NONBLOCK and
 // fd numbers, and clients (this test, through node:net and node:http: it is not traced)
 // connect and are answered by the restored server; bound and connected UDP sockets come back
-// and trade datagrams, raw sockets. Connections, a full accept queue, queued datagrams and
-// another network namespace fail the dump cleanly and the tree keeps working.
+// and trade datagrams, raw sockets; a listener in a network namespace of the tree's own comes
+// back in a new one. Connections, a full accept queue and queued datagrams fail the dump
+// cleanly and the tree keeps working.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -173,8 +174,23 @@ test('a raw ICMP socket comes back as a raw ICMP socket', async () => {
 const REFUSALS = [
   ['established', 'an established connection of the tree', /is a TCP connection from 127\.0\.0\.1:\d+ to 127\.0\.0\.1:\d+ \(ESTABLISHED\): dumping connections needs --tcp-established \(or --tcp-close to restore them closed\)$/],
   ['udpqueued', 'a UDP socket with a datagram queued', /is a UDP socket on 127\.0\.0\.1:\d+ with datagrams queued \(\d+ bytes to receive, 0 to send\), not supported yet$/],
-  ['netns', 'a listener of another network namespace', /is in network namespace net:\[\d+\], not stasis's \(net:\[\d+\]\), not supported yet$/],
 ] as const;
+
+test('a listener in a network namespace the tree made itself (unshare) comes back listening in a new one', async (t) => {
+  const w = new Workload('tcp-netns', compileWorkload('tcpserver'), ['netns']).start();
+  if (fs.existsSync(w.file('skip'))) {
+    t.skip(`cannot make a network namespace: ${fs.readFileSync(w.file('skip'), 'utf8')}`);
+    w.kill();
+    return;
+  }
+  const { images } = await checkpointRestore(w);
+  assert.ok(fs.readdirSync(images).some((f) => /^netdev-\d+\.img$/.test(f)), 'the namespace was not dumped');
+  assert.notEqual(fs.readlinkSync(`/proc/${w.pid}/ns/net`), fs.readlinkSync('/proc/self/ns/net'), 'the restored tree is in stasis\'s network namespace');
+  const l = netEntry(w.pid, 'tcp', inoAt(w.pid, 7));
+  assert.equal(l?.state, 10, 'fd 7 is not a listener of the restored namespace');
+  w.go();
+  assertPassed(w.finish());
+});
 
 async function refused(w: Workload, why: RegExp): Promise<void> {
   await assertDumpRefused(w, 'E_UNSUPPORTED', [/^Cannot dump fd \d+ of pid \d+: socket:\[\d+\] /, why]);
