@@ -24,6 +24,8 @@ busy() {
 }
 for _ in $(seq 100); do busy >/dev/null || break; sleep 0.1; done
 b=$(busy) && { echo "pid $b of the dumped tree still present after dump"; exit 1; }
+# zdtm's --pre-restore hook (the ns runner's, run-one-ns.sh), between the dump and the restore.
+if [ -n "${ZDTM_PRE_RESTORE:-}" ]; then bash -c "$ZDTM_PRE_RESTORE" || { echo "hook --pre-restore failed"; exit 1; }; fi
 # shellcheck disable=SC2086
 st restore -D "$dir" -d -o restore.log -v4 $ZDTM_OPTS $ZDTM_ROPTS ${STASIS_RESTORE_OPTS:-} >"$dir/restore.out" 2>&1 ||
   { echo "stasis restore failed"; tail -5 "$dir/restore.out"; exit 2; }
