@@ -8,7 +8,7 @@ import {
   getRegs, getFpu, getSigmask, peekSiginfo, getRseqConfig, restartedRegs, splitFpu, Injector, type Regs,
   type InjectorOptions, getSched, getAffinity, SCHED_DEADLINE, SCHED_RESET_ON_FORK,
 } from '../sys/index.js';
-import { parseSmaps, parseStat, parseStatus, parseAuxv, type ProcStat } from '../proc/index.js';
+import { parseSmaps, parseStat, parseStatus, parseAuxv, parseLimits, type ProcStat } from '../proc/index.js';
 import { CoreEntrySchema, CoreEntry_March, ThreadCoreEntrySchema, type CoreEntry } from '../image/gen/stasis/core_pb.js';
 import { UserX86RegsMode, ThreadInfoX86Schema, type UserX86FpregsEntrySchema } from '../image/gen/stasis/core-x86_pb.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
@@ -180,10 +180,17 @@ function collectThread(pid: number, tid: number, inject: InjectorOptions, rseqCs
 }
 
 /**
- * Asked of the task itself: prlimit64 on another process needs its uids to match ours or
+ * From /proc/PID/limits (the kernel's values, read without sixteen injected calls), else
+ * asked of the task itself: prlimit64 on another process needs its uids to match ours or
  * CAP_SYS_RESOURCE, which a task that dropped to another uid and this machine lack.
  */
 function readRlimits(inj: Injector): { cur: bigint; max: bigint }[] {
+  try {
+    const l = parseLimits(fs.readFileSync(`/proc/${inj.pid}/limits`, 'utf8'));
+    if (l.length === RLIM_NLIMITS) return l;
+  } catch {
+    /* another layout: asked of the task */
+  }
   inj.resetScratch();
   const buf = inj.put(Buffer.alloc(RLIM_NLIMITS * 16));
   for (let r = 0; r < RLIM_NLIMITS; r++) inj.must('prlimit64', 0, r, 0, buf + BigInt(r * 16));

@@ -43,4 +43,5 @@ export { parsePosixTimers, SIGEV_THREAD_ID, type PosixTimerInfo } from './timers
 export { readProcText, readProcTextOrNull, readProcBuffer, readPagemap, procPath, type ProcPid } from './read.js';
 export { parseNetSockets, type NetSocket } from './net-sockets.js';
 export { parseCgroupFile, type CgroupMember } from './cgroup.js';
+export { parseLimits } from './limits.js';
 export { parseIgmp, parseIgmp6, type DeviceGroup } from './igmp.js';
