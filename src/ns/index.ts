@@ -140,9 +140,6 @@ export function restoreFlags(kinds: NsKind[]): number {
   for (const k of kinds) {
     if (!k.restore) throw new StasisError('E_UNSUPPORTED', `Cannot restore the tree: its root was in a ${k.name} namespace of its own, and stasis cannot restore ${k.name} namespaces yet`);
   }
-  if (kinds.includes(userNs) && kinds.includes(timeNs)) {
-    throw new StasisError('E_UNSUPPORTED', 'Cannot restore the tree: it had a time namespace and a user namespace of its own, and stasis cannot restore a time namespace owned by a user namespace yet');
-  }
   // A time namespace is unshared by the stub before the root is cloned (rootTimeOffsets).
   return kinds.reduce((f, k) => f | k.flag, 0) & ~CLONE_NEWTIME;
 }

@@ -98,7 +98,6 @@ function check(pid: number, tree: number[]): string | undefined {
       continue; // a kernel without this kind
     }
     if (!mine) continue;
-    if (k === 'time') return 'the tree has a time namespace of its own too, and stasis cannot restore one owned by a user namespace yet';
     const by = nsOwnerInode(`/proc/${pid}/ns/${k}`);
     if (by !== ino) return `the tree's ${k} namespace is owned by another user namespace (${by === undefined ? 'one stasis cannot see' : `user:[${by}]`}); stasis restores a tree whose namespaces are all owned by its user namespace`;
   }

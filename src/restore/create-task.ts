@@ -144,7 +144,20 @@ const HOLDER_NS: [number, string][] = [
   [CLONE_NEWPID, 'pid_for_children'], [CLONE_NEWNET, 'net'], [CLONE_NEWIPC, 'ipc'], [CLONE_NEWUTS, 'uts'], [CLONE_NEWCGROUP, 'cgroup'],
 ];
 
-function makeUserNs(inj: Injector, h: UserNsHolder): void {
+/** The root (still a stub, alone in its process) unshares a time namespace, gets its offsets and enters it. */
+function enterOwnTimeNs(root: NewTask, offsets: string): void {
+  const ri = new Injector(root.pid, { code: root.code, codeInPlace: true });
+  try {
+    const u = ri.call('unshare', CLONE_NEWTIME);
+    if (u < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot make the tree's time namespace in its user namespace: unshare failed with ${failedWith(u)}`);
+    fs.writeFileSync(`/proc/${root.pid}/timens_offsets`, offsets);
+    joinNamespace(ri, '/proc/self/ns/time_for_children', CLONE_NEWTIME);
+  } finally {
+    ri.end();
+  }
+}
+
+function makeUserNs(inj: Injector, h: UserNsHolder, timeOffsets?: string): void {
   const unknown = h.flags & ~HOLDER_NS.reduce((f, [flag]) => f | flag, CLONE_NEWUSER);
   if (unknown) throw new StasisError('E_UNSUPPORTED', `Cannot restore namespaces 0x${unknown.toString(16)} of the tree under its user namespace`);
   const args = Buffer.alloc(CLONE_ARGS_SIZE);
@@ -158,7 +171,7 @@ function makeUserNs(inj: Injector, h: UserNsHolder): void {
     h.keep(fs.openSync(`/proc/${holder}/ns/user`, O_RDONLY | O_CLOEXEC));
     const hi = new Injector(holder, { code: inj.code, codeInPlace: true });
     try {
-      const rest = h.flags & ~CLONE_NEWUSER;
+      const rest = (h.flags & ~CLONE_NEWUSER) | (timeOffsets !== undefined ? CLONE_NEWTIME : 0);
       if (rest) {
         const u = hi.call('unshare', rest);
         if (u < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot make the tree's namespaces in its user namespace: unshare failed with ${failedWith(u)}`);
@@ -166,8 +179,10 @@ function makeUserNs(inj: Injector, h: UserNsHolder): void {
     } finally {
       hi.end();
     }
+    if (timeOffsets !== undefined) fs.writeFileSync(`/proc/${holder}/timens_offsets`, timeOffsets);
     h.fill(holder);
     for (const [flag, name] of HOLDER_NS) if (h.flags & flag) joinNamespace(inj, `/proc/${holder}/ns/${name}`, flag);
+    if (timeOffsets !== undefined) joinNamespace(inj, `/proc/${holder}/ns/time_for_children`, CLONE_NEWTIME);
   } finally {
     kill(holder, 9);
     waitPid(holder);
@@ -192,13 +207,15 @@ export function createRootTask(pid: number, nsFlags = 0, join: { file: string; f
     // The int3 way: the stub's clones inherit the code at its rip (create-tree.ts).
     const inj = new Injector(stub, { code: getRegs(stub).rip });
     for (const j of join) joinNamespace(inj, j.file, j.flag);
-    // A time namespace for the stub's children, its offsets set before the root enters it.
-    if (timeOffsets !== undefined) {
+    // A time namespace for the stub's children, its offsets set before the root enters it;
+    // under a user namespace of the tree's, made inside it, which owns it (below).
+    const userTime = timeOffsets !== undefined && (holder !== undefined || (nsFlags & CLONE_NEWUSER) !== 0);
+    if (timeOffsets !== undefined && !userTime) {
       const r = inj.call('unshare', CLONE_NEWTIME);
       if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot make a time namespace: unshare failed with ${failedWith(r)}`);
       fs.writeFileSync(`/proc/${stub}/timens_offsets`, timeOffsets);
     }
-    if (holder) makeUserNs(inj, holder);
+    if (holder) makeUserNs(inj, holder, userTime ? timeOffsets : undefined);
     // Joined by the stub, a pid namespace is the one its children are born in: none is made.
     const own = holder ? 0 : nsFlags;
     if (!(nsFlags & CLONE_NEWPID)) return cloneWithPid(inj, pid, CLONE_PARENT | own);
@@ -215,7 +232,10 @@ export function createRootTask(pid: number, nsFlags = 0, join: { file: string; f
       inj.call('close', c);
       if (to < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot move the courier socket to fd ${COURIER_FD}: ${failedWith(to)}`);
     }
-    return { ...cloneWithPid(inj, pid, CLONE_PARENT | own), stasisPidfd: STASIS_PIDFD, ...(courier ? { courier } : {}) };
+    const root: NewTask = { ...cloneWithPid(inj, pid, CLONE_PARENT | own), stasisPidfd: STASIS_PIDFD, ...(courier ? { courier } : {}) };
+    // Born in its user namespace: it makes its time namespace there and enters it at once.
+    if (userTime && !holder) enterOwnTimeNs(root, timeOffsets!);
+    return root;
   } finally {
     kill(stub, 9);
     waitPid(stub);
