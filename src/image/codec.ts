@@ -12,6 +12,8 @@ import {
   type GhostFileImage, type HeadImage,
 } from './image-kinds.js';
 import type { GhostChunkEntry } from './gen/stasis/ghost-file_pb.js';
+import { PagemapEntrySchema } from './gen/stasis/pagemap_pb.js';
+import { decodePagemapEntry } from './pagemap-decode.js';
 
 export interface DecodeOptions {
   /** Names the image in error messages; defaults to the kind's file name pattern. */
@@ -155,12 +157,23 @@ export function decodeImage<K extends ImageKindName>(kind: K, bytes: Uint8Array,
 
 function readAll(c: Cursor, schema: DescMessage, compat: ((e: Msg) => void) | undefined): Msg[] {
   const out: Msg[] = [];
+  const pagemap = schema === PagemapEntrySchema;
   while (remaining(c) > 0) {
-    const msg = readMessage(c, schema);
+    const msg = (pagemap ? fastPagemapEntry(c) : undefined) ?? readMessage(c, schema);
     compat?.(msg);
     out.push(msg);
   }
   return out;
+}
+
+/** A pagemap entry at the cursor by decodePagemapEntry(), or undefined (the cursor unmoved) for readMessage() to decode or refuse. */
+function fastPagemapEntry(c: Cursor): Msg | undefined {
+  if (remaining(c) < 4) return undefined;
+  const size = c.bytes[c.off]! | (c.bytes[c.off + 1]! << 8) | (c.bytes[c.off + 2]! << 16) | (c.bytes[c.off + 3]! << 24);
+  if (size <= 0 || size > remaining(c) - 4 || size > c.maxEntrySize) return undefined;
+  const msg = decodePagemapEntry(c.bytes, c.off + 4, c.off + 4 + size);
+  if (msg) c.off += 4 + size;
+  return msg;
 }
 
 function decodeGhost(c: Cursor, def: LooseKind): GhostFileImage {

@@ -142,15 +142,18 @@ export function resolvePages(dir: string, m: PagemapName): TaskPages {
 }
 
 /** [vaddr, vaddr + nrPages pages) less every range of `drop`: the pieces left, each with its offset moved along. */
-function clip<T extends { vaddr: bigint; nrPages: number }>(x: T, drop: { start: bigint; end: bigint }[], at: (x: T, skipPages: number, nrPages: number) => T): T[] {
-  // Most runs miss every range (`drop` is sorted by start, its ranges disjoint): found by a binary search.
+/** Whether [vaddr, vaddr + nrPages pages) meets a range of `drop` (sorted by start, disjoint): a binary search. */
+export function meets(x: { vaddr: bigint; nrPages: number }, drop: { start: bigint; end: bigint }[]): boolean {
   let lo = 0, hi = drop.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (drop[mid]!.end <= x.vaddr) lo = mid + 1;
     else hi = mid;
   }
-  if (lo === drop.length || drop[lo]!.start >= x.vaddr + BigInt(x.nrPages * PAGE)) return [x];
+  return lo < drop.length && drop[lo]!.start < x.vaddr + BigInt(x.nrPages * PAGE);
+}
+
+function clip<T extends { vaddr: bigint; nrPages: number }>(x: T, drop: { start: bigint; end: bigint }[], at: (x: T, skipPages: number, nrPages: number) => T): T[] {
   let pieces = [x];
   for (const d of drop) {
     pieces = pieces.flatMap((p) => {
@@ -176,9 +179,18 @@ function clip<T extends { vaddr: bigint; nrPages: number }>(x: T, drop: { start:
 export function withoutRanges(pages: TaskPages, drop: { start: bigint; end: bigint }[]): TaskPages {
   if (drop.length === 0) return pages;
   drop = [...drop].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  const runs = pages.runs.flatMap((r) => clip(r, drop, (p, skip, n) => ({ vaddr: p.vaddr + BigInt(skip * PAGE), nrPages: n })));
+  // A plain loop: a pagemap of a big, holey area has thousands of runs, nearly all outside `drop`.
+  const keep = <T extends { vaddr: bigint; nrPages: number }>(list: T[], at: (x: T, skipPages: number, nrPages: number) => T): T[] => {
+    const out: T[] = [];
+    for (const x of list) {
+      if (meets(x, drop)) out.push(...clip(x, drop, at));
+      else out.push(x);
+    }
+    return out;
+  };
+  const runs = keep(pages.runs, (p, skip, n) => ({ vaddr: p.vaddr + BigInt(skip * PAGE), nrPages: n }));
   const sources = pages.sources
-    .map((s) => ({ path: s.path, reads: s.reads.flatMap((r) => clip(r, drop, (p, skip, n) => ({ vaddr: p.vaddr + BigInt(skip * PAGE), nrPages: n, off: p.off + skip * PAGE }))) }))
+    .map((s) => ({ path: s.path, reads: keep(s.reads, (p, skip, n) => ({ vaddr: p.vaddr + BigInt(skip * PAGE), nrPages: n, off: p.off + skip * PAGE })) }))
     .filter((s) => s.reads.length > 0);
   return { runs, sources };
 }

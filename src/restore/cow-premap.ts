@@ -13,7 +13,7 @@ import { ProcMem, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { VMA, MAP, MADV, PROT, isMappedByRestore, type VmaSpec } from '../mem/vma.js';
 import { MAP_HUGETLB } from '../mem/hugetlb.js';
-import type { PageRead, PageSource } from '../mem/page-chain.js';
+import { meets, type PageRead, type PageSource } from '../mem/page-chain.js';
 import type { PageRun } from '../mem/page-runs.js';
 import type { ImageSet, TaskImages } from './read-images.js';
 import { findScratch, fillFrom } from './address-space.js';
@@ -254,6 +254,7 @@ export function readsOutside(sources: PageSource[], moved: Range[]): PageSource[
   return sources.map((src) => ({
     path: src.path,
     reads: src.reads.flatMap((r) => {
+      if (!meets(r, sorted)) return r;
       const e = r.vaddr + BigInt(r.nrPages) * PAGE;
       return gaps(intersect([{ start: r.vaddr, end: e }], sorted), r.vaddr, e).map((g) => ({
         vaddr: g.start, nrPages: Number((g.end - g.start) / PAGE), off: r.off + Number(g.start - r.vaddr),
