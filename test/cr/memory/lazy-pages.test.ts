@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Workload, compileWorkload, assertPassed, tmpDir, verifyImages } from '../harness.js';
+import { spawnSync } from 'node:child_process';
+import { Workload, compileWorkload, assertPassed, tmpDir, verifyImages, REPO } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { lazyPagesUnavailable } from '../../../src/mem/lazy-pages.js';
 
@@ -97,5 +98,17 @@ test('a flipped bit in the pages file of a lazy restore (checked while the tree 
   w.go();
   const ok = await restore({ imagesDir: images, detach: true, lazyPages: true });
   assert.equal(ok.pid, w.pid);
+  assertPassed(w.finish(60000));
+});
+
+test('dump --lazy-pages (a page server stasis does not have) is refused with E_UNSUPPORTED, naming what to do instead, and leaves the process running with no images', () => {
+  const w = new Workload('lazymem', lazymem(), ['16']).start();
+  const images = tmpDir('lazymem-dump-lazy');
+  const r = spawnSync(process.execPath, [path.join(REPO, 'bin/stasis.js'), 'dump', '-t', String(w.pid), '-D', images, '--lazy-pages'], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /dump --lazy-pages is not supported; dump as usual and restore with --lazy-pages \[E_UNSUPPORTED\]/);
+  assert.deepEqual(fs.readdirSync(images), []);
+  assert.ok(fs.existsSync(`/proc/${w.pid}`), 'the process is gone');
+  w.go();
   assertPassed(w.finish(60000));
 });
