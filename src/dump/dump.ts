@@ -19,7 +19,7 @@ import type { DumpOptions, DumpResult } from '../api/types.js';
 import { makeImagesDir } from '../image/image-modes.js';
 import { writeSums } from '../image/image-sums.js';
 import { closeInFlight } from '../files/index.js';
-import { checkTreeNamespaces, dumpNamespaces } from '../ns/index.js';
+import { checkTreeNamespaces, dumpNamespaces, SAME_IDS } from '../ns/index.js';
 import { checkFreezeCgroup } from './freeze-cgroup.js';
 import { collectCgroups, refuseFrozenCgroups, OWN_CG_SET } from '../cgroup/dump-cgroups.js';
 
@@ -70,6 +70,7 @@ export function dump(opts: DumpOptions): DumpResult {
     notify('network-lock');
     progress('collecting');
     const live = collectTasks(run, tree, opts.shellJob ?? false);
+    if (ns.users !== SAME_IDS) refuseSharedFdTables(live.map((l) => ({ pid: l.t.pid, filesId: l.kobj.filesId })));
     for (const l of live) {
       const tc = l.task.cores[0]?.core.tc;
       if (tc) tc.cgSet = cgroups.setOf.get(l.t.pid) ?? OWN_CG_SET;
@@ -165,5 +166,19 @@ function unlockQuietly(notify: NonNullable<DumpOptions['notify']>, log: { warn(m
     notify('network-unlock');
   } catch (e) {
     log.warn(`network-unlock after the failed dump failed: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * In a user namespace of the tree's own, each task takes what it needs from stasis through an
+ * fd of its own table before it enters the namespace (restore-task.ts, fd-courier.ts): tasks
+ * sharing one table (CLONE_FILES) would find it gone. Refused before anything is written.
+ */
+function refuseSharedFdTables(tasks: { pid: number; filesId: number }[]): void {
+  const by = new Map<number, number>();
+  for (const t of tasks) {
+    const first = by.get(t.filesId);
+    if (first !== undefined) throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${t.pid}: it shares its fd table with pid ${first} (CLONE_FILES), and stasis cannot restore a shared fd table in a user namespace of the tree's own yet`);
+    by.set(t.filesId, t.pid);
   }
 }

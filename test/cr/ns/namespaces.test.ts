@@ -307,13 +307,21 @@ if (!inPrivateProc(FLAG)) {
     });
   }
 
-  test('a user namespace without a pid namespace holding a process with threads, one not owning the tree\'s pid namespace, and one whose maps are not written, are refused at dump time, naming them, and run on', async () => {
+  test('a user namespace without a pid namespace holding a process with threads, one whose tasks share an fd table, one not owning the tree\'s pid namespace, and one whose maps are not written, are refused at dump time, naming them, and run on', async () => {
     const w = startInNamespaces(['user'], 'all', 'pidfds');
     try {
       await refused(w.pid, /user namespace user:\[\d+\] of pid \d+: pid \d+ has threads, and the tree has no pid namespace of its own/);
     } finally {
       killTree(w.unshare);
       waitPid(w.unshare);
+    }
+    // Two processes sharing one fd table (CLONE_FILES).
+    const f = startInNamespaces(['user', 'pid'], 'x', 'fdtshared');
+    try {
+      await refused(f.pid, /Cannot dump pid \d+: it shares its fd table with pid \d+ \(CLONE_FILES\), and stasis cannot restore a shared fd table in a user namespace/);
+    } finally {
+      killTree(f.unshare);
+      waitPid(f.unshare);
     }
     // The workload makes its user namespace below the pid namespace unshare made.
     const v = startInNamespaces(['pid', 'usermap']);
