@@ -52,12 +52,12 @@ function view(uids: Extent[], gids: Extent[], up: boolean, what: (kind: string, 
 }
 
 /** Host ids (stasis's view) to the namespace's, for the dump. */
-export function innerIds(e: Pick<UsernsEntry, 'uidMap' | 'gidMap'>): IdView {
+export function innerIds(e: { uidMap: Extent[]; gidMap: Extent[] }): IdView {
   return view(e.uidMap, e.gidMap, false, (kind, id) => `${kind} ${id} has no ${kind} in the tree's user namespace, so the tasks there do not see it; stasis cannot dump it`);
 }
 
 /** The namespace's ids to stasis's, at restore. */
-export function hostIds(e: Pick<UsernsEntry, 'uidMap' | 'gidMap'>): IdView {
+export function hostIds(e: { uidMap: Extent[]; gidMap: Extent[] }): IdView {
   return view(e.uidMap, e.gidMap, true, (kind, id) => `Cannot restore ${kind} ${id} of the tree's user namespace: its map does not hold it`);
 }
 

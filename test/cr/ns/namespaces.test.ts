@@ -150,6 +150,10 @@ if (!inPrivateProc(FLAG)) {
     await roundTrip(['user', 'pid', 'uts', 'ipc', 'net']);
   });
 
+  test('a tree in its own user and pid namespaces is pre-dumped, dumped on top and restored from the chain', async () => {
+    await roundTrip(['user', 'pid'], true);
+  });
+
   test('threads and pidfds of a tree in its own user and pid namespaces come back at their tids', async () => {
     await roundTrip(['user', 'pid'], false, () => startInNamespaces(['user', 'pid'], 'all', 'pidfds'));
   });
