@@ -6,7 +6,10 @@
 // restore never reads it. Changing this file's shape changes the image format (format.ts).
 //
 // Version 2 holds CRC-32s (zlib's, 4.7 GB/s here), version 1 SHA-256s (1.1 GB/s: 0.9 s of a
-// 1 GiB dump, and as much again before its restore); both are checked. The sums catch
+// 1 GiB dump, and as much again before its restore); both are checked. Version 3 adds, for
+// the pages files a dump sums as it writes them, a CRC-32 per MiB (`chunks`, in place of the
+// file's): restore --lazy-pages checks each MiB before it puts a page of it in a task, so
+// no task runs on a byte that was not checked. The sums catch
 // damage (a torn write, a bad disk, a truncated copy), not a forger: whoever can write the
 // images can write their sums.
 import fs from 'node:fs';
@@ -17,8 +20,10 @@ import { StasisError } from '../errors.js';
 import { writeFileAtomic } from './image-file.js';
 
 export const SUMS_FILE = 'stasis-sums.json';
-const SUMS_VERSION = 2;
-const READS = [1, 2];
+const SUMS_VERSION = 3;
+const READS = [1, 2, 3];
+/** Version 3: the bytes each CRC-32 of an entry's `chunks` covers (the last chunk may be shorter). */
+export const SUM_CHUNK = 1 << 20;
 const MAX_SUMS_BYTES = 16 << 20;
 const MAX_CHAIN = 256;
 const CHUNK = 4 << 20;
@@ -27,47 +32,93 @@ const sha256 = () => (createRequire(import.meta.url)('node:crypto') as typeof im
 
 export interface FileSum {
   size: number;
-  /** Version 2: zlib's CRC-32, 8 hex digits. */
+  /** Versions 2 and 3: zlib's CRC-32, 8 hex digits. */
   crc32?: string;
+  /** Version 3, in place of crc32: the CRC-32 of each SUM_CHUNK bytes in turn, 8 hex digits each. */
+  chunks?: string;
   /** Version 1. */
   sha256?: string;
 }
 
 export interface SumsFile {
   'stasis-sums': number;
+  /** Version 3: SUM_CHUNK. */
+  'chunk-bytes'?: number;
   files: Record<string, FileSum>;
 }
+
+const hex8 = (crc: number) => (crc >>> 0).toString(16).padStart(8, '0');
 
 /** Size and CRC-32 (or, for a version 1 set, SHA-256) of a file, read in chunks through one reused buffer. */
 export function sumFile(file: string, buf: Buffer = Buffer.allocUnsafe(CHUNK), algo: 'crc32' | 'sha256' = 'crc32'): FileSum {
   const fd = fs.openSync(file, 'r');
   try {
-    const h = algo === 'sha256' ? sha256() : new StreamSum();
-    let size = 0;
+    const h = algo === 'sha256' ? sha256() : null;
+    let size = 0, crc = 0;
     for (;;) {
       const n = fs.readSync(fd, buf, 0, buf.length, size);
       if (n === 0) break;
-      if (h instanceof StreamSum) h.add(buf.subarray(0, n));
-      else h.update(buf.subarray(0, n));
+      if (h) h.update(buf.subarray(0, n));
+      else crc = zlib.crc32(buf.subarray(0, n), crc);
       size += n;
     }
-    return h instanceof StreamSum ? h.sum : { size, sha256: h.digest('hex') };
+    return h ? { size, sha256: h.digest('hex') } : { size, crc32: hex8(crc) };
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** A running CRC-32 of bytes written in order from a file's start: its sum without reading it again. */
+/** The CRC-32 of each SUM_CHUNK of `file`, as `chunks` holds them, read through `buf`. */
+export function sumChunks(file: string, buf: Buffer = Buffer.allocUnsafe(CHUNK)): FileSum {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const s = new StreamSum();
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, s.bytes);
+      if (n === 0) break;
+      s.add(buf.subarray(0, n));
+    }
+    return s.sum;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Running CRC-32s, one per SUM_CHUNK, of bytes written in order from a file's start: its sum without reading it again. */
 export class StreamSum {
   private crc = 0;
   private size = 0;
+  private readonly done: string[] = [];
+  get bytes(): number {
+    return this.size;
+  }
   add(b: Uint8Array): void {
-    this.crc = zlib.crc32(b, this.crc);
-    this.size += b.length;
+    for (let at = 0; at < b.length; ) {
+      const n = Math.min(SUM_CHUNK - (this.size % SUM_CHUNK), b.length - at);
+      this.crc = zlib.crc32(b.subarray(at, at + n), this.crc);
+      this.size += n;
+      at += n;
+      if (this.size % SUM_CHUNK === 0) {
+        this.done.push(hex8(this.crc));
+        this.crc = 0;
+      }
+    }
   }
   get sum(): FileSum {
-    return { size: this.size, crc32: this.crc.toString(16).padStart(8, '0') };
+    return { size: this.size, chunks: this.done.join('') + (this.size % SUM_CHUNK ? hex8(this.crc) : '') };
   }
+}
+
+/** Where a file's CRC-32s differ from its entry's (null: they match): the bytes of the first chunk that differs, or the whole file. */
+export function sumMismatch(want: FileSum, got: FileSum): string | null {
+  if (want.chunks !== undefined) {
+    if (got.chunks === want.chunks) return null;
+    const g = got.chunks ?? '';
+    let i = 0;
+    while (i * 8 < want.chunks.length && g.slice(i * 8, i * 8 + 8) === want.chunks.slice(i * 8, i * 8 + 8)) i++;
+    return `its CRC-32 of bytes ${i * SUM_CHUNK}-${Math.min((i + 1) * SUM_CHUNK, want.size)} differs from the one written with it`;
+  }
+  return got.crc32 === want.crc32 ? null : 'its CRC-32 differs from the one written with it';
 }
 
 /**
@@ -85,7 +136,7 @@ export function writeSums(dir: string, files: string[], known: ReadonlyMap<strin
     sums[name] = known.get(f) ?? sumFile(f, buf);
   }
   const file = path.join(dir, SUMS_FILE);
-  writeFileAtomic(file, Buffer.from(`${JSON.stringify({ 'stasis-sums': SUMS_VERSION, files: sums } satisfies SumsFile, null, 1)}\n`));
+  writeFileAtomic(file, Buffer.from(`${JSON.stringify({ 'stasis-sums': SUMS_VERSION, 'chunk-bytes': SUM_CHUNK, files: sums } satisfies SumsFile, null, 1)}\n`));
   return file;
 }
 
@@ -108,20 +159,28 @@ function readSums(dir: string): SumsFile {
   if (typeof s !== 'object' || s === null || !READS.includes(version as number) || typeof s.files !== 'object' || s.files === null) {
     throw new StasisError('E_CORRUPT', `${file} is damaged: not a stasis sums file of version ${READS.join(' or ')}`);
   }
+  if (version === 3 && s['chunk-bytes'] !== SUM_CHUNK) {
+    throw new StasisError('E_CORRUPT', `${file} is damaged: its chunk-bytes is ${JSON.stringify(s['chunk-bytes'])}, not ${SUM_CHUNK}`);
+  }
   const [key, form, what] = version === 1 ? ['sha256', /^[0-9a-f]{64}$/, 'SHA-256'] as const : ['crc32', /^[0-9a-f]{8}$/, 'CRC-32'] as const;
   for (const [name, v] of Object.entries(s.files)) {
-    const ok = typeof v === 'object' && v !== null && Number.isSafeInteger(v.size) && v.size >= 0 &&
-      typeof v[key] === 'string' && form.test(v[key]) && name !== '' && !/[/\0]/.test(name) && name !== '.' && name !== '..';
-    if (!ok) throw new StasisError('E_CORRUPT', `${file} is damaged: its entry for ${JSON.stringify(name)} is not a size and a ${what}`);
+    const sized = typeof v === 'object' && v !== null && Number.isSafeInteger(v.size) && v.size >= 0;
+    // A version 3 entry has the file's CRC-32 or one per chunk, as many as its size has chunks.
+    const chunked = version === 3 && sized && typeof v.chunks === 'string' && v.crc32 === undefined &&
+      /^(?:[0-9a-f]{8})*$/.test(v.chunks) && v.chunks.length === Math.ceil(v.size / SUM_CHUNK) * 8;
+    const ok = sized && (chunked || (typeof v[key] === 'string' && form.test(v[key]) && v.chunks === undefined)) &&
+      name !== '' && !/[/\0]/.test(name) && name !== '.' && name !== '..';
+    if (!ok) throw new StasisError('E_CORRUPT', `${file} is damaged: its entry for ${JSON.stringify(name)} is not a size and a ${what}${version === 3 ? ' or CRC-32s per chunk' : ''}`);
   }
   return s as SumsFile;
 }
 
-/** A CRC-32 left to be checked later, on another thread (sum-check.ts). */
+/** A CRC-32 (or one per chunk) left to be checked later, on another thread (sum-check.ts) or by restore --lazy-pages's filler. */
 export interface DeferredSum {
   file: string;
   size: number;
-  crc32: string;
+  crc32?: string;
+  chunks?: string;
 }
 
 /**
@@ -142,13 +201,15 @@ export function verifySums(dir: string, defer?: (name: string, size: number) => 
       throw new StasisError(st.size < want.size ? 'E_TRUNCATED' : 'E_CORRUPT', `${file} is damaged: it holds ${st.size} bytes, ${want.size} were written`);
     }
     if (!sha && defer?.(name, st.size)) {
-      deferred.push({ file, size: want.size, crc32: want.crc32! });
+      deferred.push({ file, size: want.size, ...(want.chunks !== undefined ? { chunks: want.chunks } : { crc32: want.crc32! }) });
       n++;
       continue;
     }
-    const got = sumFile(file, buf, sha ? 'sha256' : 'crc32');
-    if (sha ? got.sha256 !== want.sha256 : got.crc32 !== want.crc32) {
-      throw new StasisError('E_CORRUPT', `${file} is damaged: its ${sha ? 'SHA-256' : 'CRC-32'} differs from the one written with it`);
+    if (sha) {
+      if (sumFile(file, buf, 'sha256').sha256 !== want.sha256) throw new StasisError('E_CORRUPT', `${file} is damaged: its SHA-256 differs from the one written with it`);
+    } else {
+      const bad = sumMismatch(want, want.chunks !== undefined ? sumChunks(file, buf) : sumFile(file, buf));
+      if (bad) throw new StasisError('E_CORRUPT', `${file} is damaged: ${bad}`);
     }
     n++;
   }

@@ -1,38 +1,50 @@
 // The CRC-32s of big pages files checked on the other core while restore builds the tree:
 // restore's address-space fill is the tasks' own preadv (the kernel copies), so stasis's
 // thread mostly waits meanwhile, and the ~0.3 s/GiB of summing is no longer in series
-// with it. restore() waits for the verdict before any task of the tree runs (issue 15);
-// restore --lazy-pages lets the tree run at once, and its filler kills the tree if the
-// verdict says damage (the restore then fails), and ends only once the verdict is in.
+// with it. restore() waits for the verdict before any task of the tree runs (issue 15).
+// (restore --lazy-pages leaves the pages files with CRC-32s per chunk to its filler, which
+// checks each chunk before a byte of it goes into a task: lazy-filler.ts.)
 // The worker only reads files; it is eval'd code with Node's built-ins alone, so it needs no
 // path of its own inside the CLI bundle.
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { StasisError } from '../errors.js';
-import type { DeferredSum, FileSum } from './image-sums.js';
+import { SUM_CHUNK, type DeferredSum, type FileSum } from './image-sums.js';
 
 const CODE = `
 const { workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const zlib = require('node:zlib');
-const { files, port, done } = workerData;
+const { files, port, done, CHUNK } = workerData;
 const flag = new Int32Array(done);
 const buf = Buffer.allocUnsafe(4 << 20);
 let verdict = { ok: true };
 try {
+  const hex = (c) => (c >>> 0).toString(16).padStart(8, '0');
   for (const f of files) {
     const fd = fs.openSync(f.file, 'r');
-    let crc = 0, size = 0;
+    // A whole-file CRC-32 (crc32), or one per chunk (chunks, each checked as it ends).
+    let crc = 0, size = 0, bad = -1;
     try {
       for (;;) {
         const n = fs.readSync(fd, buf, 0, buf.length, size);
         if (n === 0) break;
-        crc = zlib.crc32(buf.subarray(0, n), crc);
-        size += n;
+        for (let at = 0; at < n; ) {
+          const k = f.chunks === undefined ? n - at : Math.min(CHUNK - (size % CHUNK), n - at);
+          crc = zlib.crc32(buf.subarray(at, at + k), crc);
+          size += k;
+          at += k;
+          if (f.chunks !== undefined && (size % CHUNK === 0 || size === f.size)) {
+            const i = Math.ceil(size / CHUNK) - 1;
+            if (hex(crc) !== f.chunks.slice(i * 8, i * 8 + 8)) { bad = i; break; }
+            crc = 0;
+          }
+        }
+        if (bad >= 0) break;
       }
     } finally {
       fs.closeSync(fd);
     }
-    if (size !== f.size || crc.toString(16).padStart(8, '0') !== f.crc32) { verdict = { ok: false, file: f.file, size }; break; }
+    if (bad >= 0 || size !== f.size || (f.chunks === undefined && hex(crc) !== f.crc32)) { verdict = { ok: false, file: f.file, size, chunk: bad }; break; }
   }
 } catch (e) {
   verdict = { ok: false, error: String(e && e.message || e) };
@@ -47,6 +59,8 @@ interface Verdict {
   ok: boolean;
   file?: string;
   size?: number;
+  /** The chunk whose CRC-32 differs (-1: the whole file's, or its size). */
+  chunk?: number;
   error?: string;
 }
 
@@ -54,22 +68,17 @@ interface Verdict {
 export class SumCheck {
   private readonly worker: Worker;
   private readonly port: MessagePort;
-  /** [0]: 1 once the verdict is in; [1]: 1 if it found damage (restore --lazy-pages's filler watches both). */
+  /** [0]: 1 once the verdict is in; [1]: 1 if it found damage. */
   private readonly done = new Int32Array(new SharedArrayBuffer(8));
   private verdict: Verdict | undefined;
 
   constructor(private readonly files: DeferredSum[]) {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    this.worker = new Worker(CODE, { eval: true, workerData: { files, port: port2, done: this.done.buffer }, transferList: [port2] });
+    this.worker = new Worker(CODE, { eval: true, workerData: { files, port: port2, done: this.done.buffer, CHUNK: SUM_CHUNK }, transferList: [port2] });
     // Never what keeps the process alive: a failed restore that forgot it must still exit.
     this.worker.unref();
     this.port.unref();
-  }
-
-  /** The verdict's flags, for another thread to watch (SumCheck.done). */
-  get flags(): SharedArrayBuffer {
-    return this.done.buffer as SharedArrayBuffer;
   }
 
   /** Blocks until every file is summed; throws E_CORRUPT (or E_TRUNCATED) naming the first that differs. */
@@ -83,21 +92,14 @@ export class SumCheck {
     if (v.ok) return;
     if (v.error !== undefined) throw new StasisError('E_CORRUPT', `Cannot check the images' CRC-32s: ${v.error}`);
     const want = this.files.find((f) => f.file === v.file)!;
+    if ((v.chunk ?? -1) >= 0) {
+      const at = v.chunk! * SUM_CHUNK;
+      throw new StasisError('E_CORRUPT', `${v.file} is damaged: its CRC-32 of bytes ${at}-${Math.min(at + SUM_CHUNK, want.size)} differs from the one written with it`);
+    }
     if (v.size !== want.size) {
       throw new StasisError((v.size ?? 0) < want.size ? 'E_TRUNCATED' : 'E_CORRUPT', `${v.file} is damaged: it holds ${v.size} bytes, ${want.size} were written`);
     }
     throw new StasisError('E_CORRUPT', `${v.file} is damaged: its CRC-32 differs from the one written with it`);
-  }
-
-  /** The damage found, if the verdict is in and says so (never blocks). */
-  damage(): StasisError | undefined {
-    if (Atomics.load(this.done, 0) === 0) return undefined;
-    try {
-      this.wait();
-      return undefined;
-    } catch (e) {
-      return e as StasisError;
-    }
   }
 
   /** Stops the check (a restore that failed for another reason). */
@@ -112,24 +114,34 @@ export class SumCheck {
 const RING_CODE = `
 const { workerData } = require('node:worker_threads');
 const zlib = require('node:zlib');
-const { bufs, ctl } = workerData;
-// ctl: [0] stop, [1] result crc, [2] result ready, then per slot: state (1: full), length.
+const { bufs, ctl, port, CHUNK } = workerData;
+// ctl: [0] stop, [1] unused, [2] result ready (posted on port first), then per slot: state (1: full), length.
 const c = new Int32Array(ctl);
 const views = bufs.map((b) => Buffer.from(b));
-let crc = 0;
+const hex = (x) => (x >>> 0).toString(16).padStart(8, '0');
+// One CRC-32 per CHUNK bytes, as StreamSum (image-sums.ts) makes them.
+let crc = 0, size = 0;
+const chunks = [];
 (function run() {
 for (let i = 0; ; i = (i + 1) % views.length) {
   const st = 3 + i * 2;
   while (Atomics.load(c, st) !== 1) {
     if (Atomics.load(c, 0) === 1 && Atomics.load(c, st) !== 1) {
-      Atomics.store(c, 1, crc | 0);
+      port.postMessage(chunks.join('') + (size % CHUNK ? hex(crc) : ''));
       Atomics.store(c, 2, 1);
       Atomics.notify(c, 2);
       return;
     }
     Atomics.wait(c, st, 0, 50);
   }
-  crc = zlib.crc32(views[i].subarray(0, Atomics.load(c, st + 1)), crc);
+  const b = views[i].subarray(0, Atomics.load(c, st + 1));
+  for (let at = 0; at < b.length; ) {
+    const k = Math.min(CHUNK - (size % CHUNK), b.length - at);
+    crc = zlib.crc32(b.subarray(at, at + k), crc);
+    size += k;
+    at += k;
+    if (size % CHUNK === 0) { chunks.push(hex(crc)); crc = 0; }
+  }
   Atomics.store(c, st, 0);
   Atomics.notify(c, st);
 }
@@ -160,13 +172,17 @@ export class RingSum {
   private next = 0;
   private size = 0;
   private result: FileSum | undefined;
+  private readonly port: MessagePort;
 
   constructor(slots: number, slotBytes: number) {
     const sabs = Array.from({ length: slots }, () => new SharedArrayBuffer(slotBytes));
     this.bufs = sabs.map((s) => Buffer.from(s));
     this.ctl = new Int32Array(new SharedArrayBuffer(4 * (3 + slots * 2)));
-    this.worker = new Worker(RING_CODE, { eval: true, workerData: { bufs: sabs, ctl: this.ctl.buffer } });
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.worker = new Worker(RING_CODE, { eval: true, workerData: { bufs: sabs, ctl: this.ctl.buffer, port: port2, CHUNK: SUM_CHUNK }, transferList: [port2] });
     this.worker.unref();
+    this.port.unref();
   }
 
   /** The next buffer to fill, once the thread has summed what it held. */
@@ -186,14 +202,17 @@ export class RingSum {
     this.next = (this.next + 1) % this.bufs.length;
   }
 
-  /** Waits for the thread to sum every released buffer: size and CRC-32, as StreamSum gives them. */
+  /** Waits for the thread to sum every released buffer: size and CRC-32s per chunk, as StreamSum gives them. */
   finish(): FileSum {
     if (!this.result) {
       Atomics.store(this.ctl, 0, 1);
       for (let i = 0; i < this.bufs.length; i++) Atomics.notify(this.ctl, 3 + i * 2);
       waitWhile(this.ctl, 2, 0);
-      this.result = { size: this.size, crc32: (Atomics.load(this.ctl, 1) >>> 0).toString(16).padStart(8, '0') };
+      const chunks = receiveMessageOnPort(this.port)?.message;
+      if (typeof chunks !== 'string') throw new StasisError('E_INTERNAL', 'The thread summing the pages written gave no sums');
+      this.result = { size: this.size, chunks };
       void this.worker.terminate();
+      this.port.close();
     }
     return this.result;
   }

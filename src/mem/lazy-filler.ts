@@ -6,9 +6,11 @@
 // piece keeps which of its pages are done. When no page is left to come, the uffds are
 // closed (which unregisters the areas) and the thread ends.
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import { workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { addressOf, syscallRaw, closeFd, kill, UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE } from '../sys/index.js';
 import type { LazyPiece, LazyTask, FillerMessage } from './lazy-pages.js';
+import { SUM_CHUNK, sumMismatch } from '../image/image-sums.js';
 
 const PAGE = 4096;
 const FAULT_PAGES = 128; // 512 KiB from a fault on (the faulting thread is woken once they are in)
@@ -95,8 +97,21 @@ function markDone(p: Piece, i: number, n: number): void {
   }
 }
 
+/** A pages file's CRC-32s per chunk (stasis-sums.json, version 3), and which chunks were read and found right. */
+interface FileChunks {
+  path: string;
+  size: number;
+  chunks: string;
+  ok: Uint8Array;
+}
+
 class Filler {
   private readonly fill = new UffdFill();
+  /** The pages files restore left to the filler to check, chunk by chunk before a page of the chunk goes in (by real path). */
+  private readonly toCheck = new Map<string, { size: number; chunks: string }>();
+  /** Per pages file (as fds): its chunks to check, or null (checked before the tree ran, or no sums). */
+  private readonly checks: (FileChunks | null)[] = [];
+  private readonly chunkBuf = Buffer.alloc(SUM_CHUNK);
   private readonly msgs = Buffer.alloc(UFFD_MSG_SIZE * 64);
   private readonly msgsAddr = addressOf(this.msgs);
   private readonly fds: number[] = [];
@@ -107,8 +122,6 @@ class Filler {
   /** Faults that could not be served yet (the mm was changing): tried again after the events. */
   private retry: { t: TaskFill; page: number }[] = [];
   stats = { faults: 0, zero: 0, copied: 0, events: 0 };
-  /** SumCheck's flags: [0] verdict in, [1] damage found. */
-  private sums: Int32Array | null = null;
 
   constructor(private readonly port: MessagePort) {}
 
@@ -124,20 +137,13 @@ class Filler {
         for (let m; (m = receiveMessageOnPort(this.port)); ) {
           const msg = m.message as FillerMessage;
           if (msg.kind === 'task') this.add(msg.task, msg.files);
-          else if (msg.kind === 'sums') this.sums = new Int32Array(msg.flags);
+          else if (msg.kind === 'chunks') for (const c of msg.sums) this.toCheck.set(c.file, { size: c.size, chunks: c.chunks });
           else if (msg.kind === 'run') running = true;
           else return; // abort: the restore failed, its tasks are killed
         }
-        // The tree must not run on with memory from a damaged file (restore then fails, naming it).
-        if (this.sums && Atomics.load(this.sums, 1)) throw new Error('a pages file is damaged: its CRC-32 differs from the one written with it');
         this.events();
         if (!running) this.idle();
-        else if (!this.background()) {
-          // Every page is in; the uffds stay (serving faults on holes) until the sums are checked.
-          if (this.sums && !Atomics.load(this.sums, 0)) this.idle();
-          else if (this.sums && Atomics.load(this.sums, 1)) continue;
-          else break;
-        }
+        else if (!this.background()) break;
       }
     } finally {
       this.unmapWindows();
@@ -147,7 +153,11 @@ class Filler {
   }
 
   private add(t: LazyTask, files: string[]): void {
-    for (let i = this.fds.length; i < files.length; i++) this.fds.push(fs.openSync(files[i]!, 'r'));
+    for (let i = this.fds.length; i < files.length; i++) {
+      this.fds.push(fs.openSync(files[i]!, 'r'));
+      const c = this.toCheck.get(fs.realpathSync(files[i]!));
+      this.checks.push(c ? { path: files[i]!, ...c, ok: new Uint8Array(Math.ceil(c.size / SUM_CHUNK)) } : null);
+    }
     this.tasks.push(new TaskFill(t.uffd, t.pid, t.pieces.map((p) => ({ ...p, done: new Uint8Array(p.n), left: p.n, next: 0 }))));
   }
 
@@ -223,10 +233,12 @@ class Filler {
     // The faulting thread is woken by the first copy; the rest is read-ahead.
     const first = Math.min(n, FAULT_PAGES);
     let again = false;
+    this.check(p.file, p.off + i * PAGE, first * PAGE);
     this.copy(t, p, i, first, this.mapped(p.file, p.off + i * PAGE, first * PAGE), () => {
       again = true;
       this.retry.push({ t, page });
     });
+    if (!again && n > first) this.check(p.file, p.off + (i + first) * PAGE, (n - first) * PAGE);
     if (!again && n > first) this.copy(t, p, i + first, n - first, this.mapped(p.file, p.off + (i + first) * PAGE, (n - first) * PAGE), () => {});
   }
 
@@ -278,11 +290,32 @@ class Filler {
       p.next = i;
       let n = 1;
       while (n < CHUNK_PAGES && i + n < p.n && !p.done[i + n]) n++;
+      this.check(p.file, p.off + i * PAGE, n * PAGE);
       const src = this.mapped(p.file, p.off + i * PAGE, n * PAGE);
       this.copy(t, p, i, n, src, () => {});
       return true;
     }
     return false;
+  }
+
+  /**
+   * Bytes [off, off+len) of pages file `file` are about to go into a task: each chunk they
+   * touch is read and its CRC-32 checked first, once. A chunk that differs fails the filler,
+   * which kills the tree before any byte of it is in (the restore fails, naming the bytes).
+   */
+  private check(file: number, off: number, len: number): void {
+    const c = this.checks[file];
+    if (!c) return;
+    for (let k = Math.floor(off / SUM_CHUNK); k * SUM_CHUNK < off + len; k++) {
+      if (c.ok[k]) continue;
+      const at = k * SUM_CHUNK, n = Math.min(SUM_CHUNK, c.size - at);
+      const got = n > 0 ? fs.readSync(this.fds[file]!, this.chunkBuf, 0, n, at) : 0;
+      const want = { size: n, chunks: c.chunks.slice(k * 8, k * 8 + 8) };
+      if (got !== n || sumMismatch(want, { size: n, chunks: (zlib.crc32(this.chunkBuf.subarray(0, n)) >>> 0).toString(16).padStart(8, '0') })) {
+        throw new Error(`${c.path} is damaged: its CRC-32 of bytes ${at}-${at + n} differs from the one written with it`);
+      }
+      c.ok[k] = 1;
+    }
   }
 
   /** The address in stasis of [off, off+len) of a pages file, through a window mapped read-only. */

@@ -17,6 +17,7 @@
 // it. It is made without UFFD_USER_MODE_ONLY: a fault the kernel takes on the task's behalf
 // (read(2) into an area) must wait for its page too, not fail with EFAULT; this needs the
 // privileges the task still has at that stage of its restore (stasis's).
+import fs from 'node:fs';
 import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
 import {
   Injector, pidfdOpen, pidfdGetfd, closeFd, SyscallError, uffdApi, uffdRegisterMissing, userfaultfdOwn,
@@ -45,8 +46,12 @@ export interface LazyTask {
   pieces: LazyPiece[];
 }
 
-/** To the filler: a task armed (with every pages file named so far), the pages sums' verdict to watch (SumCheck.flags), the tree runs, or the restore failed. */
-export type FillerMessage = { kind: 'task'; task: LazyTask; files: string[] } | { kind: 'sums'; flags: SharedArrayBuffer } | { kind: 'run' } | { kind: 'abort' };
+/** To the filler: the pages files it checks chunk by chunk (by real path), a task armed (with every pages file named so far), the tree runs, or the restore failed. */
+export type FillerMessage =
+  | { kind: 'chunks'; sums: { file: string; size: number; chunks: string }[] }
+  | { kind: 'task'; task: LazyTask; files: string[] }
+  | { kind: 'run' }
+  | { kind: 'abort' };
 
 /** Why this kernel cannot restore lazily, or null where it can (a uffd of stasis's own, asked for the features). */
 export function lazyPagesUnavailable(): string | null {
@@ -175,9 +180,12 @@ export class LazyFiller {
     return this.tasks > 0;
   }
 
-  /** The pages files' CRC-32s are being checked (SumCheck.flags): a verdict of damage kills the tree, and the filler ends only once it is in. */
-  watchSums(flags: SharedArrayBuffer): void {
-    this.port.postMessage({ kind: 'sums', flags } satisfies FillerMessage);
+  /**
+   * Pages files whose CRC-32s per chunk (sums version 3) the filler checks, each chunk before
+   * a byte of it goes into a task; before the first task. The tree can run at once on them.
+   */
+  checkChunks(sums: { file: string; size: number; chunks: string }[]): void {
+    this.port.postMessage({ kind: 'chunks', sums: sums.map((s) => ({ ...s, file: fs.realpathSync(s.file) })) } satisfies FillerMessage);
   }
 
   /** The tree runs: fill the rest. */
@@ -203,6 +211,17 @@ export class LazyFiller {
     if (!Atomics.load(this.state, 1)) return null;
     const len = Atomics.load(this.state, 6);
     return this.failure ?? (Buffer.from(new Uint8Array(this.shared, 64, len)).toString() || 'the page filler failed');
+  }
+
+  /**
+   * Why the filler stopped, if it did on its own within `waitMs` (a restore that failed while
+   * the filler was serving faults: the filler may have killed the tree, which is the cause).
+   */
+  stoppedWith(waitMs: number): string | null {
+    if (this.tasks === 0) return null;
+    Atomics.wait(this.state, 0, 0, waitMs);
+    if (!Atomics.load(this.state, 0) || !Atomics.load(this.state, 1)) return null;
+    return this.failure ?? (Buffer.from(new Uint8Array(this.shared, 64, Atomics.load(this.state, 6))).toString() || null);
   }
 
   /** The restore failed (its tasks are killed): the filler closes the uffds and ends. */

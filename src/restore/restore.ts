@@ -125,9 +125,15 @@ function restoreWith(opts: RestoreOptions, filler: LazyFiller | null, t0: number
     progress('verifying images');
     // Big pages files are summed on another thread while the tree is built (their bytes are
     // only copied, never parsed); the tree runs only once they check out.
-    const v = verifyImageSet(opts.imagesDir, (name, size) => PAGES_FILE.test(name) && size >= DEFER_SUM_BYTES);
-    if (v.deferred.length) pageSums = new SumCheck(v.deferred);
-    log.info(`checksums verified: ${v.files - v.deferred.length} file(s) in ${v.dirs} image set(s)${v.deferred.length ? `, ${v.deferred.length} pages file(s) being checked meanwhile` : ''}`);
+    // With --lazy-pages, the filler checks each MiB of a pages file with sums per chunk
+    // (version 3) before it puts a byte of it in a task: the tree runs at once, and runs on
+    // nothing unchecked. Other pages files are checked before it runs.
+    const v = verifyImageSet(opts.imagesDir, (name, size) => PAGES_FILE.test(name) && (filler !== null || size >= DEFER_SUM_BYTES));
+    const byFiller = filler ? v.deferred.filter((d) => d.chunks !== undefined) : [];
+    const meanwhile = v.deferred.filter((d) => !byFiller.includes(d));
+    if (byFiller.length) filler!.checkChunks(byFiller.map((d) => ({ file: d.file, size: d.size, chunks: d.chunks! })));
+    if (meanwhile.length) pageSums = new SumCheck(meanwhile);
+    log.info(`checksums verified: ${v.files - v.deferred.length} file(s) in ${v.dirs} image set(s)${meanwhile.length ? `, ${meanwhile.length} pages file(s) being checked meanwhile` : ''}${byFiller.length ? `, ${byFiller.length} checked by the lazy filler as it reads them` : ''}`);
   }
   try {
     return restoreChecked(opts, filler, t0, progress, log, notify, pageSums);
@@ -263,13 +269,7 @@ function restoreChecked(
     if (userNsFd !== undefined) fs.closeSync(userNsFd);
     userNsFd = undefined;
     courier?.close();
-    if (pageSums && filler?.armed) {
-      // --lazy-pages: no reading of the pages before the tree runs. The filler watches the
-      // verdict, kills the tree if it says damage, and ends only once it is in (the restore
-      // then fails, below); -d returns only after it.
-      filler.watchSums(pageSums.flags);
-      log.info('pages files\' checksums checked while the tree runs (a damaged one kills it)');
-    } else if (pageSums) {
+    if (pageSums) {
       const tw = performance.now();
       pageSums.wait();
       log.info(`pages files' checksums verified (waited ${(performance.now() - tw).toFixed(1)} ms for them)`);
@@ -300,9 +300,9 @@ function restoreChecked(
     filler?.abort();
     killCreated(created);
     cgroups?.undo();
-    // With --lazy-pages the filler may have killed the tree on a damaged pages file meanwhile: that is the cause.
-    const damaged = pageSums?.damage();
-    if (damaged) throw damaged;
+    // With --lazy-pages, a chunk of a pages file that failed its check made the filler kill the tree: that is the cause.
+    const damaged = filler?.stoppedWith(500);
+    if (damaged && / is damaged: /.test(damaged)) throw new StasisError('E_CORRUPT', damaged, { cause: err });
     if (err instanceof StasisError) throw err;
     throw new StasisError('E_RESTORE_FAILED', `Cannot restore pid ${root}: ${(err as Error).message}`, { cause: err });
   } finally {
@@ -331,13 +331,12 @@ function restoreChecked(
   const failed = filler.waitDone();
   const fillMs = performance.now() - t0;
   const s = filler.stats();
-  try {
-    pageSums?.wait();
-  } catch (err) {
-    // The filler has killed the tree already (it watched the same verdict); made sure of here.
-    log.error(`a pages file is damaged, the restored tree is killed: ${(err as Error).message}`);
+  if (failed && / is damaged: /.test(failed)) {
+    // A chunk of a pages file failed its check before any byte of it went in: the filler has
+    // killed the tree (made sure of here), which ran on checked memory alone until then.
+    log.error(`a pages file is damaged, the restored tree is killed: ${failed}`);
     killCreated(created);
-    throw err;
+    throw new StasisError('E_CORRUPT', failed);
   }
   if (failed) {
     if (exit) log.error(`the lazy page filler failed: ${failed}`);

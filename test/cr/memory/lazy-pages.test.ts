@@ -71,13 +71,13 @@ test('a tree of two tasks restored lazily: each checks its own copy of the areas
   assertPassed(w.finish(60000));
 });
 
-test('a flipped bit in the pages file of a lazy restore (checked while the tree runs) kills the tree and fails the restore with E_CORRUPT; the intact set restores exactly', { skip }, async () => {
+test('a flipped bit in the pages file of a lazy restore (each MiB checked by the filler before a byte of it goes in) kills the tree and fails the restore with E_CORRUPT naming the MiB; the intact set restores exactly', { skip }, async () => {
   const w = new Workload('lazymem', lazymem(), ['128']).start();
   const images = tmpDir('lazymem-img');
   await dump({ pid: w.pid, imagesDir: images });
   const bad = tmpDir('lazymem-bad');
   for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(bad, f));
-  // The very last byte: the checking thread reaches it last, after the tree runs.
+  // The very last byte: the filler reaches its MiB last, after the tree runs.
   const fd = fs.openSync(path.join(bad, 'pages-1.img'), 'r+');
   const b = Buffer.alloc(1);
   const at = fs.fstatSync(fd).size - 1;
@@ -89,11 +89,12 @@ test('a flipped bit in the pages file of a lazy restore (checked while the tree 
   const log = { level: 3 as const, error: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), info: (m: string) => lines.push(m), debug: () => {} };
   await assert.rejects(restore({ imagesDir: bad, detach: true, lazyPages: true, log }), (e: Error & { code?: string }) => {
     assert.equal(e.code, 'E_CORRUPT');
-    assert.match(e.message, /pages-1\.img is damaged: its CRC-32 differs/);
+    const MiB = 1 << 20;
+    assert.match(e.message, new RegExp(`pages-1\\.img is damaged: its CRC-32 of bytes ${Math.floor(at / MiB) * MiB}-${at + 1} differs`));
     return true;
   });
-  // The tree ran before the verdict (so this proves the deferred path), and nothing is left.
-  assert.ok(lines.some((l) => /checked while the tree runs/.test(l)), lines.join('\n'));
+  // Left to the filler (so this proves the per-chunk path), and nothing is left.
+  assert.ok(lines.some((l) => /1 checked by the lazy filler as it reads them/.test(l)), lines.join('\n'));
   assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a process was left behind');
   w.go();
   const ok = await restore({ imagesDir: images, detach: true, lazyPages: true });
