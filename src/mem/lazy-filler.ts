@@ -238,8 +238,10 @@ class Filler {
       again = true;
       this.retry.push({ t, page });
     });
-    if (!again && n > first) this.check(p.file, p.off + (i + first) * PAGE, (n - first) * PAGE);
-    if (!again && n > first) this.copy(t, p, i + first, n - first, this.mapped(p.file, p.off + (i + first) * PAGE, (n - first) * PAGE), () => {});
+    if (!again && n > first) {
+      this.check(p.file, p.off + (i + first) * PAGE, (n - first) * PAGE);
+      this.copy(t, p, i + first, n - first, this.mapped(p.file, p.off + (i + first) * PAGE, (n - first) * PAGE), () => {});
+    }
   }
 
   /** UFFDIO_COPY of pages [i, i+n) of `p` from `src`, page by page past those already in. */
