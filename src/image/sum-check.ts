@@ -6,7 +6,11 @@
 // checks each chunk before a byte of it goes into a task: lazy-filler.ts.)
 // The worker only reads files; it is eval'd code with Node's built-ins alone, so it needs no
 // path of its own inside the CLI bundle.
-import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+// node:worker_threads when a thread is started, not at load: loading it costs every command about 3 ms.
+const req = createRequire(import.meta.url);
+const threads = () => req('node:worker_threads') as typeof import('node:worker_threads');
 import { StasisError } from '../errors.js';
 import { SUM_CHUNK, type DeferredSum, type FileSum } from './image-sums.js';
 
@@ -73,9 +77,9 @@ export class SumCheck {
   private verdict: Verdict | undefined;
 
   constructor(private readonly files: DeferredSum[]) {
-    const { port1, port2 } = new MessageChannel();
+    const { port1, port2 } = new (threads().MessageChannel)();
     this.port = port1;
-    this.worker = new Worker(CODE, { eval: true, workerData: { files, port: port2, done: this.done.buffer, CHUNK: SUM_CHUNK }, transferList: [port2] });
+    this.worker = new (threads().Worker)(CODE, { eval: true, workerData: { files, port: port2, done: this.done.buffer, CHUNK: SUM_CHUNK }, transferList: [port2] });
     // Never what keeps the process alive: a failed restore that forgot it must still exit.
     this.worker.unref();
     this.port.unref();
@@ -85,7 +89,7 @@ export class SumCheck {
   wait(): void {
     if (!this.verdict) {
       Atomics.wait(this.done, 0, 0);
-      this.verdict = (receiveMessageOnPort(this.port)?.message as Verdict | undefined) ?? { ok: false, error: 'the checking thread gave no verdict' };
+      this.verdict = (threads().receiveMessageOnPort(this.port)?.message as Verdict | undefined) ?? { ok: false, error: 'the checking thread gave no verdict' };
       void this.worker.terminate();
     }
     const v = this.verdict;
@@ -178,9 +182,9 @@ export class RingSum {
     const sabs = Array.from({ length: slots }, () => new SharedArrayBuffer(slotBytes));
     this.bufs = sabs.map((s) => Buffer.from(s));
     this.ctl = new Int32Array(new SharedArrayBuffer(4 * (3 + slots * 2)));
-    const { port1, port2 } = new MessageChannel();
+    const { port1, port2 } = new (threads().MessageChannel)();
     this.port = port1;
-    this.worker = new Worker(RING_CODE, { eval: true, workerData: { bufs: sabs, ctl: this.ctl.buffer, port: port2, CHUNK: SUM_CHUNK }, transferList: [port2] });
+    this.worker = new (threads().Worker)(RING_CODE, { eval: true, workerData: { bufs: sabs, ctl: this.ctl.buffer, port: port2, CHUNK: SUM_CHUNK }, transferList: [port2] });
     this.worker.unref();
     this.port.unref();
   }
@@ -208,7 +212,7 @@ export class RingSum {
       Atomics.store(this.ctl, 0, 1);
       for (let i = 0; i < this.bufs.length; i++) Atomics.notify(this.ctl, 3 + i * 2);
       waitWhile(this.ctl, 2, 0);
-      const chunks = receiveMessageOnPort(this.port)?.message;
+      const chunks = threads().receiveMessageOnPort(this.port)?.message;
       if (typeof chunks !== 'string') throw new StasisError('E_INTERNAL', 'The thread summing the pages written gave no sums');
       this.result = { size: this.size, chunks };
       void this.worker.terminate();

@@ -18,7 +18,11 @@
 // (read(2) into an area) must wait for its page too, not fail with EFAULT; this needs the
 // privileges the task still has at that stage of its restore (stasis's).
 import fs from 'node:fs';
-import { Worker, MessageChannel, type MessagePort } from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+// node:worker_threads when a thread is started, not at load: loading it costs every command about 3 ms.
+const req = createRequire(import.meta.url);
+const threads = () => req('node:worker_threads') as typeof import('node:worker_threads');
 import {
   Injector, pidfdOpen, pidfdGetfd, closeFd, SyscallError, uffdApi, uffdRegisterMissing, userfaultfdOwn,
   UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_EVENT_UNMAP,
@@ -152,9 +156,9 @@ export class LazyFiller {
   private ended = false;
 
   constructor() {
-    const { port1, port2 } = new MessageChannel();
+    const { port1, port2 } = new (threads().MessageChannel)();
     this.port = port1;
-    this.worker = new Worker(new URL('./lazy-filler.js', import.meta.url), { workerData: { state: this.shared, port: port2 }, transferList: [port2] });
+    this.worker = new (threads().Worker)(new URL('./lazy-filler.js', import.meta.url), { workerData: { state: this.shared, port: port2 }, transferList: [port2] });
     this.worker.unref();
     this.worker.on('error', (e) => {
       this.failure = e.message;
