@@ -10,6 +10,7 @@
 // and CAP_SETGID over it, so any map of ids it has may be written, once, in one write), before
 // any task of it acts; the other namespaces are made inside it, so it owns them.
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { create } from '@bufbuild/protobuf';
 import { CLONE_NEWUSER, nsOwnerInode, nsParentInode, userNsOwnerUid } from '../sys/index.js';
 import { writeImage, readImage } from '../image/index.js';
@@ -82,6 +83,22 @@ function groupsOf(pid: number, tid: number): string {
   }
 }
 
+/** A new user namespace's limits (/proc/sys/user/max_*, its ucounts): INT_MAX each. */
+const FRESH_LIMIT = '2147483647';
+
+/**
+ * The namespace's own limits (user.max_* sysctls, read from inside it by a child entering it:
+ * a multi-threaded stasis cannot setns into a user namespace) that differ from a new one's, in
+ * words; undefined when none do. No image keeps them.
+ */
+function changedLimits(pid: number): string | undefined {
+  const r = spawnSync('nsenter', ['-t', String(pid), '-U', '--preserve-credentials', 'sh', '-c', 'grep . /proc/sys/user/*'], { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } });
+  if (r.error || r.status !== 0) return `stasis cannot read its limits (/proc/sys/user inside it: nsenter ${r.error?.message ?? r.stderr.trim()})`;
+  const changed = r.stdout.split('\n').filter(Boolean).map((l) => /^\/proc\/sys\/user\/(\S+):(.*)$/.exec(l)).filter((m) => m && m[2] !== FRESH_LIMIT);
+  if (!changed.length) return undefined;
+  return `it has limits of its own (${changed.map((m) => `user.${m![1]} = ${m![2]}`).join(', ')}), which stasis does not restore yet`;
+}
+
 /** What of the user namespace of `pid` (the root of `tree`) stasis cannot give back, or undefined. */
 function check(pid: number, tree: number[]): string | undefined {
   const path = `/proc/${pid}/ns/user`;
@@ -101,6 +118,8 @@ function check(pid: number, tree: number[]): string | undefined {
     const by = nsOwnerInode(`/proc/${pid}/ns/${k}`);
     if (by !== ino) return `the tree's ${k} namespace is owned by another user namespace (${by === undefined ? 'one stasis cannot see' : `user:[${by}]`}); stasis restores a tree whose namespaces are all owned by its user namespace`;
   }
+  const limits = changedLimits(pid);
+  if (limits) return limits;
   const e = readUserns(pid);
   if (!e.uidMap.length || !e.gidMap.length) return `its ${e.uidMap.length ? 'gid' : 'uid'} map is not written yet`;
   // Without a pid namespace of the tree's own, the tasks enter the user namespace once the tree

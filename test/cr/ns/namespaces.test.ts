@@ -311,13 +311,22 @@ if (!inPrivateProc(FLAG)) {
     });
   }
 
-  test('a user namespace without a pid namespace holding a process with threads, one whose tasks share an fd table, one not owning the tree\'s pid namespace, and one whose maps are not written, are refused at dump time, naming them, and run on', async () => {
+  test('a user namespace without a pid namespace holding a process with threads, one whose tasks share an fd table, one with a limit of its own, one not owning the tree\'s pid namespace, and one whose maps are not written, are refused at dump time, naming them, and run on', async () => {
     const w = startInNamespaces(['user'], 'all', 'pidfds');
     try {
       await refused(w.pid, /user namespace user:\[\d+\] of pid \d+: pid \d+ has threads, and the tree has no pid namespace of its own/);
     } finally {
       killTree(w.unshare);
       waitPid(w.unshare);
+    }
+    // A limit of the namespace's own (a user.max_* sysctl set inside it).
+    const l = startInNamespaces(['user']);
+    try {
+      execFileSync('nsenter', ['-t', String(l.pid), '-U', '--preserve-credentials', 'sh', '-c', 'echo 7 > /proc/sys/user/max_inotify_instances'], { env: SBIN_ENV });
+      await refused(l.pid, /user namespace user:\[\d+\] of pid \d+: it has limits of its own \(user\.max_inotify_instances = 7\)/);
+    } finally {
+      killTree(l.unshare);
+      waitPid(l.unshare);
     }
     // Two processes sharing one fd table (CLONE_FILES).
     const f = startInNamespaces(['user', 'pid'], 'x', 'fdtshared');
