@@ -311,7 +311,7 @@ if (!inPrivateProc(FLAG)) {
     });
   }
 
-  test('a user namespace without a pid namespace holding a process with threads, one whose tasks share an fd table, one with a limit of its own, one not owning the tree\'s pid namespace, and one whose maps are not written, are refused at dump time, naming them, and run on', async () => {
+  test('a user namespace without a pid namespace holding a process with threads, one whose tasks share an fd table, one with a limit of its own, one denying setgroups to tasks with other groups than stasis\'s, one not owning the tree\'s pid namespace, and one whose maps are not written, are refused at dump time, naming them, and run on', async () => {
     const w = startInNamespaces(['user'], 'all', 'pidfds');
     try {
       await refused(w.pid, /user namespace user:\[\d+\] of pid \d+: pid \d+ has threads, and the tree has no pid namespace of its own/);
@@ -327,6 +327,19 @@ if (!inPrivateProc(FLAG)) {
     } finally {
       killTree(l.unshare);
       waitPid(l.unshare);
+    }
+    // Supplementary groups other than stasis's, which a namespace denying setgroups cannot give back.
+    const gdir = tmpDir('ns-groups');
+    const g = spawnTask(['setpriv', '--groups', '5,6', 'unshare', '--user', '--map-root-user', '--fork', 'sleep', '1000'], { cwd: gdir, stdin: { path: '/dev/null' } });
+    try {
+      const pid = waitFor('the sleeper', () => {
+        const c = childOf(g);
+        return c && fs.readFileSync(`/proc/${c}/cmdline`, 'utf8').startsWith('sleep') ? c : undefined;
+      });
+      await refused(pid, /user namespace user:\[\d+\] of pid \d+: thread \d+ of pid \d+ has supplementary groups 5,6, stasis none, and the namespace denies setgroups/);
+    } finally {
+      killTree(g);
+      waitPid(g);
     }
     // Two processes sharing one fd table (CLONE_FILES).
     const f = startInNamespaces(['user', 'pid'], 'x', 'fdtshared');
