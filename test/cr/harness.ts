@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { spawnTask, waitPid, kill, type WaitResult } from '../../src/sys/index.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const made: string[] = [];
 const BUILD = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-wl-'));
+made.push(BUILD);
 
 /** Compiles test/workloads/NAME.c with gcc (once per run). gcc itself is run through child_process: it is never traced. */
 export function compileWorkload(name: string, extra: string[] = []): string {
@@ -19,8 +21,30 @@ export function compileWorkload(name: string, extra: string[] = []): string {
   return out;
 }
 
+/** A directory of the test's own under the system's temporary directory, removed when the test file's process exits (STASIS_KEEP_TMP=1 keeps them). */
 export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `stasis-${prefix}-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `stasis-${prefix}-`));
+  made.push(d);
+  return d;
+}
+
+/** Removes the test's directories, but for one that still has a mount inside (its contents are not the test's to remove). */
+function removeTmpDirs(): void {
+  if (process.env.STASIS_KEEP_TMP) return;
+  let mounts: string[] = [];
+  try {
+    mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '');
+  } catch {
+    /* no /proc: keep nothing mounted in mind */
+  }
+  for (const d of made) {
+    if (mounts.some((m) => m === d || m.startsWith(`${d}/`))) continue;
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      /* a file still busy: left */
+    }
+  }
 }
 
 export function sleepMs(ms: number): void {
@@ -54,7 +78,8 @@ export function descendants(pid: number): number[] {
   return kids;
 }
 
-// A test that fails midway leaves its workload (restored or not) behind: nothing may stay on the machine.
+// A test that fails midway leaves its workload (restored or not) behind: nothing may stay on
+// the machine, and neither may the images and work directories of the tests.
 process.on('exit', () => {
   for (const pid of started) {
     for (const p of [pid, ...descendants(pid)]) {
@@ -65,6 +90,7 @@ process.on('exit', () => {
       }
     }
   }
+  removeTmpDirs();
 });
 
 export class Workload {
