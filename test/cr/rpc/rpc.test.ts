@@ -127,3 +127,51 @@ test('stasis service answers on its socket, one connection after another', () =>
     waitPid(pid);
   }
 });
+
+/** One request on a new connection to the service at `address`, as libcriu sends it. */
+function serviceCall(address: string, req: Parameters<typeof create<typeof CriuReqSchema>>[1]) {
+  const fd = socket(AF_UNIX, SOCK_SEQPACKET);
+  try {
+    connectUnix(fd, Buffer.from(address));
+    sendMessage(fd, toBinary(CriuReqSchema, create(CriuReqSchema, req)));
+    return fromBinary(CriuRespSchema, recvMessage(fd)!.data);
+  } finally {
+    closeFd(fd);
+  }
+}
+
+test('stasis service dumps and restores one request after another, and reaps the root it restored once it exits: no zombie is left', () => {
+  const dir = tmpDir('rpc-service-cr');
+  const address = path.join(dir, 'criu.sock');
+  const pid = spawnTask([process.execPath, path.join(REPO, 'bin/stasis.js'), 'service', '--address', address], {
+    stdin: { path: '/dev/null' }, stdout: { path: path.join(dir, 'out') }, stderr: { path: path.join(dir, 'err') },
+  });
+  const w = new Workload('rpc-service-cr', compileWorkload('files')).start();
+  const images = tmpDir('rpc-service-img');
+  const imgFd = fs.openSync(images, 'r');
+  try {
+    waitFor('the service socket', () => fs.statSync(address, { throwIfNoEntry: false })?.isSocket());
+    const d = serviceCall(address, { type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid, logFile: 'dump.log', logLevel: 4 } });
+    assert.ok(d.success, d.crErrmsg);
+    waitPid(w.pid); // the dumped workload was our child
+    const r = serviceCall(address, { type: CriuReqType.RESTORE, opts: { imagesDirFd: imgFd, logFile: 'restore.log', logLevel: 4 } });
+    assert.ok(r.success, r.crErrmsg);
+    assert.equal(r.restore?.pid, w.pid);
+    assert.match(fs.readFileSync(`/proc/${w.pid}/status`, 'utf8'), new RegExp(`PPid:\\s+${pid}\\n`), 'the restored root is the service\'s child');
+    w.go();
+    waitFor('the restored workload\'s result', () => fs.existsSync(w.file('result')));
+    // A zombie keeps its /proc entry: it goes only once the service has reaped it.
+    waitFor('the restored root reaped by the service', () => !fs.existsSync(`/proc/${w.pid}`));
+    assert.match(fs.readFileSync(w.file('result'), 'utf8'), /^PASS/);
+    assert.equal(serviceCall(address, { type: CriuReqType.VERSION }).success, true, 'the service goes on serving');
+  } finally {
+    fs.closeSync(imgFd);
+    kill(pid, 15);
+    waitPid(pid);
+    try {
+      kill(w.pid, 9);
+    } catch {
+      /* gone */
+    }
+  }
+});
