@@ -156,6 +156,32 @@ export const IMAGE_KINDS = {
     layout: 'raw', critDecodes: false,
     pattern: 'nftables-<ns id>.img', match: /^nftables-\d+\.img$/, fileName: numbered('nftables'),
   },
+  // CRIU's `ip addr save`, `ip route save`, `ip -6 route save` and `ip rule save` of the namespace (ns/net.ts checks them).
+  ifaddr: {
+    layout: 'raw', critDecodes: false,
+    pattern: 'ifaddr-<ns id>.img', match: /^ifaddr-\d+\.img$/, fileName: numbered('ifaddr'),
+  },
+  route: {
+    layout: 'raw', critDecodes: false,
+    pattern: 'route-<ns id>.img', match: /^route-\d+\.img$/, fileName: numbered('route'),
+  },
+  route6: {
+    layout: 'raw', critDecodes: false,
+    pattern: 'route6-<ns id>.img', match: /^route6-\d+\.img$/, fileName: numbered('route6'),
+  },
+  rule: {
+    layout: 'raw', critDecodes: false,
+    pattern: 'rule-<ns id>.img', match: /^rule-\d+\.img$/, fileName: numbered('rule'),
+  },
+  // Its conntrack entries and expectations, as ctnetlink messages end to end (ns/net-conntrack.ts).
+  'netns-ct': {
+    layout: 'raw', critDecodes: false,
+    pattern: 'netns-ct-<ns id>.img', match: /^netns-ct-\d+\.img$/, fileName: numbered('netns-ct'),
+  },
+  'netns-exp': {
+    layout: 'raw', critDecodes: false,
+    pattern: 'netns-exp-<ns id>.img', match: /^netns-exp-\d+\.img$/, fileName: numbered('netns-exp'),
+  },
   files: {
     layout: 'entries', schema: FileEntrySchema, magic: MAGIC.FILES, ...common,
     compat: normaliseFileEntry,

@@ -9,11 +9,12 @@
 // aside). Only what ctnetlink can set exactly is kept: ESTABLISHED TCP entries of the tree's
 // own connections, not NATed, in zone 0, without helper, labels, sequence adjustment,
 // synproxy, counters (nf_conntrack_acct) or timestamps; no expectations. Anything else is refused
-// at dump. The entries are kept in stasis's own stasis-conntrack-<id>.json (what stasis keeps
-// of each, readable), CRIU's images being raw netlink messages.
+// at dump, and in CRIU's images at restore (before the tree runs). The images are CRIU's:
+// netns-ct-<id>.img, the entries' ctnetlink messages end to end as the kernel sent them, and
+// netns-exp-<id>.img for the expectations (always empty).
 import fs from 'node:fs';
 import path from 'node:path';
-import { conntrackCreate, conntrackEntries, conntrackExpectations, CTA, type CtEntry, type CtTuple } from '../sys/index.js';
+import { conntrackCreate, conntrackEntries, conntrackExpectations, parseConntrackMessages, CTA, type CtEntry, type CtTuple } from '../sys/index.js';
 import { parseNetSockets } from '../proc/net-sockets.js';
 import { StasisError } from '../errors.js';
 
@@ -29,9 +30,11 @@ const REFUSED_ATTRS: Record<number, string> = {
   [CTA.COUNTERS_ORIG]: 'counters (nf_conntrack_acct), which ctnetlink cannot set', [CTA.TIMESTAMP]: 'a start time (nf_conntrack_timestamp), which ctnetlink cannot set',
   [CTA.SECCTX]: 'a security context',
 };
+const CR_NLMSG_SEQ = 24680;
 const TCP_CONNTRACK_ESTABLISHED = 3, TCP_ESTABLISHED = 1, IPPROTO_TCP = 6;
 
-export const conntrackFile = (id: number) => `stasis-conntrack-${id}.json`;
+export const conntrackFile = (id: number) => `netns-ct-${id}.img`;
+const expectFile = (id: number) => `netns-exp-${id}.img`;
 
 export interface ConntrackState {
   entries: CtEntry[];
@@ -90,8 +93,8 @@ function treeConnections(root: number, tree: number[]): Set<string> {
 const key = (t: CtTuple) => `${t.src}:${t.sport}>${t.dst}:${t.dport}`;
 const inverse = (a: CtTuple, b: CtTuple) => a.src === b.dst && a.dst === b.src && a.sport === b.dport && a.dport === b.sport && a.proto === b.proto;
 
-/** Why entry `e` cannot be made again exactly, or undefined. */
-function entryRefusal(e: CtEntry, conns: Set<string>): string | undefined {
+/** Why entry `e` cannot be made again exactly, or undefined; `conns`: the tree's connections (unknown at restore). */
+function entryRefusal(e: CtEntry, conns?: Set<string>): string | undefined {
   if (e.orig.proto !== IPPROTO_TCP) return `it is of protocol ${e.orig.proto}, and stasis restores only TCP entries`;
   const odd = Object.entries(STATUS_NAMES).filter(([bit]) => e.status & Number(bit)).map(([, n]) => n);
   if (odd.length || e.status & ~0xffff & ~KEPT_STATUS) return `it has status ${odd.join(', ') || `0x${e.status.toString(16)}`}`;
@@ -100,7 +103,7 @@ function entryRefusal(e: CtEntry, conns: Set<string>): string | undefined {
   if (e.zone) return `it is in zone ${e.zone}`;
   if (!inverse(e.orig, e.reply)) return `its reply goes ${describeTuple(e.reply)} (translated)`;
   if (e.tcp?.state !== TCP_CONNTRACK_ESTABLISHED) return `it is in TCP state ${e.tcp?.state ?? '?'}, and stasis restores only ESTABLISHED entries`;
-  if (!conns.has(key(e.orig)) && !conns.has(key(e.reply))) return 'it is not a connection of a socket of the tree';
+  if (conns && !conns.has(key(e.orig)) && !conns.has(key(e.reply))) return 'it is not a connection of a socket of the tree';
   return undefined;
 }
 
@@ -116,21 +119,41 @@ export function conntrackRefusal(ct: ConntrackState, root: number, tree: number[
   return undefined;
 }
 
-export function writeConntrack(dir: string, id: number, ct: ConntrackState): string | undefined {
-  if (!ct.entries.length) return undefined;
-  const file = path.join(dir, conntrackFile(id));
-  fs.writeFileSync(file, `${JSON.stringify({ entries: ct.entries }, null, 1)}\n`, { mode: 0o600 });
-  return file;
+/** Writes CRIU's netns-ct and netns-exp images of namespace `id`; their paths. */
+export function writeConntrack(dir: string, id: number, ct: ConntrackState): string[] {
+  const files = [path.join(dir, conntrackFile(id)), path.join(dir, expectFile(id))];
+  // CRIU sends each message back as it is and waits for the answer of its own sequence number (CR_NLMSG_SEQ).
+  const msgs = ct.entries.map((e) => {
+    const m = Buffer.from(e.msg);
+    m.writeUInt32LE(CR_NLMSG_SEQ, 8);
+    return m;
+  });
+  fs.writeFileSync(files[0]!, Buffer.concat(msgs), { mode: 0o600 });
+  fs.writeFileSync(files[1]!, '', { mode: 0o600 });
+  return files;
 }
 
+/** The entries of namespace `id`'s images (none without them: older images); what cannot be made again exactly is refused. */
 export function readConntrackFile(dir: string, id: number): CtEntry[] {
-  const file = path.join(dir, conntrackFile(id));
-  if (!fs.existsSync(file)) return [];
+  const read = (f: string) => {
+    try {
+      return fs.readFileSync(path.join(dir, f));
+    } catch {
+      return Buffer.alloc(0);
+    }
+  };
+  if (read(expectFile(id)).length) throw new StasisError('E_UNSUPPORTED', `Cannot restore network namespace ${id}: ${expectFile(id)} holds conntrack expectations, which stasis cannot restore`);
+  let entries: CtEntry[];
   try {
-    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { entries: CtEntry[] }).entries;
+    entries = parseConntrackMessages(read(conntrackFile(id)));
   } catch (err) {
     throw new StasisError('E_CORRUPT', `${conntrackFile(id)} cannot be read: ${(err as Error).message}`);
   }
+  for (const e of entries) {
+    const why = entryRefusal(e);
+    if (why) throw new StasisError('E_UNSUPPORTED', `Cannot restore connection tracking entry ${describeTuple(e.orig)} of network namespace ${id}: ${why}`);
+  }
+  return entries;
 }
 
 /** Makes `entries` again in this thread's namespace, and reads each back: it must be as it was. */

@@ -17,7 +17,7 @@ import { writeImage, readImage, imageExists } from '../image/index.js';
 import { NdType, NetDeviceEntrySchema, NetnsEntrySchema } from '../image/gen/stasis/netdev_pb.js';
 import { StasisError } from '../errors.js';
 import type { NsKind } from './ns-kind.js';
-import { loadRules, readRules, rulesFile, rulesRefusal, type NetfilterRules } from './netfilter.js';
+import { imageRules, loadRules, readRules, rulesFile, rulesRefusal, type NetfilterRules } from './netfilter.js';
 import { conntrackRefusal, readConntrack, readConntrackFile, restoreConntrack, writeConntrack, type ConntrackState } from './net-conntrack.js';
 
 const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
@@ -77,6 +77,38 @@ function describe(): { links: IpLink[]; problems: string[] } {
   return { links, problems };
 }
 
+/**
+ * CRIU's images of the namespace's addresses, routes and rules (`ip ... save`), which stasis
+ * does not write: they must hold what a new namespace with lo up has, lo's 127.0.0.1/8 and
+ * ::1/128, no route of their own and the default rules; anything else is refused.
+ */
+function checkIpImages(dir: string, id: number, what: string): void {
+  const file = (n: string) => path.join(dir, `${n}-${id}.img`);
+  const refuse = (why: string) => new StasisError('E_UNSUPPORTED', `Cannot restore ${what}: ${why}; stasis restores only a network namespace with lo alone`);
+  const show = (args: string[], f: string) => {
+    const r = spawnSync('ip', args, { env: ENV, encoding: 'utf8', input: fs.readFileSync(f) });
+    if (r.status !== 0) throw refuse(`ip ${args.join(' ')} cannot read ${path.basename(f)} (${r.stderr.trim()})`);
+    return r.stdout;
+  };
+  if (fs.existsSync(file('ifaddr'))) {
+    for (const m of show(['addr', 'showdump'], file('ifaddr')).matchAll(/^\s+(inet6?) (\S+) .*$/gm)) {
+      if (!LO_DEFAULT.has(`${m[1]} ${m[2]}`)) throw refuse(`ifaddr-${id}.img has address ${m[2]}`);
+    }
+  }
+  for (const [n, args] of [['route', ['route', 'showdump']], ['route6', ['-6', 'route', 'showdump']]] as const) {
+    if (!fs.existsSync(file(n))) continue;
+    const routes = show([...args], file(n)).trim();
+    if (routes) throw refuse(`${n}-${id}.img has route ${routes.split('\n')[0]}`);
+  }
+  if (fs.existsSync(file('rule')) && fs.statSync(file('rule')).size) {
+    // Loaded CRIU's way into a scratch namespace, the rules must list as a new namespace's.
+    const script = `ip rule flush; ip rule delete table local; ip rule restore < '${file('rule')}' && ip rule show && ip -6 rule show && echo @@fresh && unshare -n sh -c 'ip rule show; ip -6 rule show'`;
+    const r = spawnSync('unshare', ['-n', 'sh', '-c', script], { env: ENV, encoding: 'utf8' });
+    const [theirs, fresh] = (r.stdout ?? '').split('@@fresh\n');
+    if (r.status !== 0 || theirs !== fresh) throw refuse(`rule-${id}.img holds other routing rules than a new namespace's${r.status !== 0 ? ` (${r.stderr.trim()})` : ''}`);
+  }
+}
+
 interface Captured {
   rules: NetfilterRules;
   ct: ConntrackState;
@@ -120,8 +152,7 @@ export const netNs = {
       if (rules[k]) ctx.note(path.join(ctx.imagesDir, rulesFile(k, id)));
       if (rules[k]) fs.writeFileSync(path.join(ctx.imagesDir, rulesFile(k, id)), rules[k], { mode: 0o600 });
     }
-    const ctFile = writeConntrack(ctx.imagesDir, id, ct);
-    if (ctFile) ctx.note(ctFile);
+    for (const f of writeConntrack(ctx.imagesDir, id, ct)) ctx.note(f);
     ctx.log.info(`network namespace ${id}: ${rules.ip4 || rules.ip6 ? 'iptables-legacy rules, ' : ''}${rules.nft ? 'nftables rules, ' : ''}${ct.entries.length} connection tracking entries`);
   },
   restore: (ctx, hostPid, id) => {
@@ -139,7 +170,8 @@ export const netNs = {
         if (r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot set up lo in the restored network namespace: ip ${args.join(' ')}: ${r.stderr?.trim() || r.error?.message}`);
       }
       const what = `network namespace ${id}`;
-      const rules = readRulesImages(ctx.imagesDir, id), entries = readConntrackFile(ctx.imagesDir, id);
+      checkIpImages(ctx.imagesDir, id, what);
+      const rules = imageRules(readRulesImages(ctx.imagesDir, id), what), entries = readConntrackFile(ctx.imagesDir, id);
       loadRules(rules, what);
       restoreConntrack(entries, what);
       if (rules.ip4 || rules.ip6 || rules.nft || entries.length) {

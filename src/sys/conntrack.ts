@@ -46,6 +46,8 @@ export interface CtEntry {
   zone: number;
   tcp?: { state: number; wscaleOrig: number; wscaleReply: number; flagsOrig: number; flagsReply: number };
   attrs: number[];
+  /** The netlink message the kernel sent (CRIU's netns-ct-<id>.img holds them end to end). */
+  msg: Buffer;
 }
 
 type Attrs = Map<number, Buffer>;
@@ -91,8 +93,9 @@ function tupleAttr(type: number, t: CtTuple): Buffer {
     nest(CTA_TUPLE_PROTO, attr(CTA_PROTO_NUM, u8(t.proto)), attr(CTA_PROTO_SRC_PORT, be16(t.sport)), attr(CTA_PROTO_DST_PORT, be16(t.dport))));
 }
 
-function parseEntry(family: number, a: Attrs): CtEntry {
+function parseEntry(family: number, a: Attrs, msg: Buffer): CtEntry {
   const e: CtEntry = {
+    msg,
     family, orig: parseTuple(a.get(CTA.TUPLE_ORIG)), reply: parseTuple(a.get(CTA.TUPLE_REPLY)),
     status: a.get(CTA.STATUS)?.readUInt32BE(0) ?? 0, timeout: a.get(CTA.TIMEOUT)?.readUInt32BE(0) ?? 0,
     mark: a.get(CTA.MARK)?.readUInt32BE(0) ?? 0, zone: a.get(CTA.ZONE)?.readUInt16BE(0) ?? 0, attrs: [...a.keys()].sort((x, y) => x - y),
@@ -112,7 +115,7 @@ function parseEntry(family: number, a: Attrs): CtEntry {
 }
 
 /** Sends one ctnetlink request and hands each reply message (after nfgenmsg, its family) to `onMsg`; returns at DONE or the ACK. */
-function request(type: number, flags: number, family: number, body: Buffer, what: string, onMsg: (family: number, a: Attrs) => void): void {
+function request(type: number, flags: number, family: number, body: Buffer, what: string, onMsg: (family: number, a: Attrs, msg: Buffer) => void): void {
   const fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
   try {
     const req = Buffer.alloc(20 + body.length);
@@ -138,7 +141,7 @@ function request(type: number, flags: number, family: number, body: Buffer, what
           if (err) throw new SyscallError('ctnetlink', err, what);
           return; // the ACK
         }
-        if (len >= 20) onMsg(buf.readUInt8(at + 16), parseAttrs(buf.subarray(at + 20, at + len)));
+        if (len >= 20) onMsg(buf.readUInt8(at + 16), parseAttrs(buf.subarray(at + 20, at + len)), Buffer.from(buf.subarray(at, at + len)));
         at += (len + 3) & ~3;
       }
     }
@@ -150,7 +153,25 @@ function request(type: number, flags: number, family: number, body: Buffer, what
 /** Every entry of this thread's network namespace's conntrack table. */
 export function conntrackEntries(): CtEntry[] {
   const out: CtEntry[] = [];
-  request((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, NLM_F_DUMP, 0, Buffer.alloc(0), 'conntrack dump', (f, a) => out.push(parseEntry(f, a)));
+  request((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, NLM_F_DUMP, 0, Buffer.alloc(0), 'conntrack dump', (f, a, m) => out.push(parseEntry(f, a, m)));
+  return out;
+}
+
+/**
+ * The entries of netlink messages laid end to end, as a dump sent them (CRIU's
+ * netns-ct-<id>.img); throws on a truncated or foreign message.
+ */
+export function parseConntrackMessages(b: Buffer): CtEntry[] {
+  const out: CtEntry[] = [];
+  for (let at = 0; at < b.length;) {
+    if (at + 20 > b.length) throw new SyscallError('read', 5, `a truncated conntrack message at byte ${at}`);
+    const len = b.readUInt32LE(at), type = b.readUInt16LE(at + 4);
+    if (len < 20 || at + len > b.length) throw new SyscallError('read', 5, `a conntrack message of ${len} bytes at byte ${at}`);
+    if (type !== ((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW)) throw new SyscallError('read', 5, `a netlink message of type 0x${type.toString(16)} at byte ${at}`);
+    const msg = Buffer.from(b.subarray(at, at + len));
+    out.push(parseEntry(msg.readUInt8(16), parseAttrs(msg.subarray(20)), msg));
+    at += (len + 3) & ~3;
+  }
   return out;
 }
 
