@@ -70,7 +70,8 @@ export function dump(opts: DumpOptions): DumpResult {
     notify('network-lock');
     progress('collecting');
     const live = collectTasks(run, tree, opts.shellJob ?? false);
-    if (ns.users !== SAME_IDS) refuseSharedFdTables(live.map((l) => ({ pid: l.t.pid, filesId: l.kobj.filesId })));
+    const ownPidNs = ns.own.some((k) => k.name === 'pid');
+    if (ns.users !== SAME_IDS || ownPidNs) refuseSharedFdTables(live.map((l) => ({ pid: l.t.pid, filesId: l.kobj.filesId })), ns.users !== SAME_IDS ? 'a user namespace' : 'a pid namespace');
     for (const l of live) {
       const tc = l.task.cores[0]?.core.tc;
       if (tc) tc.cgSet = cgroups.setOf.get(l.t.pid) ?? OWN_CG_SET;
@@ -170,15 +171,16 @@ function unlockQuietly(notify: NonNullable<DumpOptions['notify']>, log: { warn(m
 }
 
 /**
- * In a user namespace of the tree's own, each task takes what it needs from stasis through an
- * fd of its own table before it enters the namespace (restore-task.ts, fd-courier.ts): tasks
- * sharing one table (CLONE_FILES) would find it gone. Refused before anything is written.
+ * In a user or pid namespace of the tree's own, each task takes what it needs from stasis
+ * through an fd of its own table (the pidfd of stasis, or the courier: restore-task.ts,
+ * fd-courier.ts) and closes it: tasks sharing one table (CLONE_FILES) would find it gone
+ * (the restore failed with EBADF). Refused before anything is written.
  */
-function refuseSharedFdTables(tasks: { pid: number; filesId: number }[]): void {
+function refuseSharedFdTables(tasks: { pid: number; filesId: number }[], where: string): void {
   const by = new Map<number, number>();
   for (const t of tasks) {
     const first = by.get(t.filesId);
-    if (first !== undefined) throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${t.pid}: it shares its fd table with pid ${first} (CLONE_FILES), and stasis cannot restore a shared fd table in a user namespace of the tree's own yet`);
+    if (first !== undefined) throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${t.pid}: it shares its fd table with pid ${first} (CLONE_FILES), and stasis cannot restore a shared fd table in ${where} of the tree's own yet`);
     by.set(t.filesId, t.pid);
   }
 }

@@ -159,14 +159,36 @@ function setPerm(call: 'shmctl' | 'semctl' | 'msgctl', id: number, size: number,
   keepAlive(ds);
 }
 
-/** Makes every object in this thread's (new) IPC namespace, at its id. */
+/**
+ * `make` (an xxxget that creates an object) run with this thread's effective ids set to the
+ * object's creator's, which the kernel records as its cuid and cgid (no syscall sets them
+ * later), then stasis's again. The raw syscalls change this thread's credentials alone (libc's
+ * wrappers would change every thread's); the saved ids stay stasis's, so it can go back.
+ */
+function asCreator(d: IpcDescEntry, make: () => bigint): bigint {
+  const uid = process.geteuid?.() ?? 0, gid = process.getegid?.() ?? 0;
+  if (d.cuid === uid && d.cgid === gid) return make();
+  syscall('setresgid', -1, d.cgid, -1);
+  try {
+    syscall('setresuid', -1, d.cuid, -1);
+    try {
+      return make();
+    } finally {
+      syscall('setresuid', -1, uid, -1);
+    }
+  } finally {
+    syscall('setresgid', -1, gid, -1);
+  }
+}
+
+/** Makes every object in this thread's (new) IPC namespace, at its id, created by its creator. */
 export function makeSysvObjects(o: SysvObjects): void {
   for (const { entry, payload } of o.shm) {
     const d = entry.desc!;
     const size = Number(entry.size);
     if (entry.inPagemaps) throw new StasisError('E_UNSUPPORTED', `SysV shared memory segment ${d.id} keeps its pages in a pagemap image, which stasis cannot read yet`);
     nextId('shm', d.id);
-    const id = made('shared memory segment', d, syscall('shmget', d.key, size, (d.mode & 0o777) | IPC_CREAT | IPC_EXCL));
+    const id = made('shared memory segment', d, asCreator(d, () => syscall('shmget', d.key, size, (d.mode & 0o777) | IPC_CREAT | IPC_EXCL)));
     const addr = syscall('shmat', id, 0, 0);
     try {
       // Only the pages with data: the others stay holes.
@@ -190,7 +212,7 @@ export function makeSysvObjects(o: SysvObjects): void {
   for (const { entry, payload } of o.sem) {
     const d = entry.desc!;
     nextId('sem', d.id);
-    const id = made('semaphore set', d, syscall('semget', d.key, entry.nsems, (d.mode & 0o777) | IPC_CREAT | IPC_EXCL));
+    const id = made('semaphore set', d, asCreator(d, () => syscall('semget', d.key, entry.nsems, (d.mode & 0o777) | IPC_CREAT | IPC_EXCL)));
     const vals = Buffer.from(payload);
     syscall('semctl', id, 0, SETALL, addressOf(vals));
     keepAlive(vals);
@@ -199,7 +221,7 @@ export function makeSysvObjects(o: SysvObjects): void {
   for (const { entry, payload } of o.msg) {
     const d = entry.desc!;
     nextId('msg', d.id);
-    const id = made('message queue', d, syscall('msgget', d.key, (d.mode & 0o777) | IPC_CREAT | IPC_EXCL));
+    const id = made('message queue', d, asCreator(d, () => syscall('msgget', d.key, (d.mode & 0o777) | IPC_CREAT | IPC_EXCL)));
     setPerm('msgctl', id, MSQID_DS, d, (ds) => ds.writeBigUInt64LE(BigInt(entry.qbytes), MSG_QBYTES));
     for (const m of messages(entry, payload)) {
       const buf = Buffer.alloc(8 + m.text.length);

@@ -262,6 +262,8 @@ int main(int argc, char **argv)
 			wl_fail("the message queue is gone");
 		else if (ds.msg_perm.uid != 1000 || ds.msg_perm.gid != 1000 || (ds.msg_perm.mode & 0777) != 0640)
 			wl_fail("the message queue is owned by %d:%d mode %o, was 1000:1000 640", (int)ds.msg_perm.uid, (int)ds.msg_perm.gid, ds.msg_perm.mode & 0777);
+		else if (ds.msg_perm.cuid != 0 || ds.msg_perm.cgid != 0)
+			wl_fail("the message queue was created by %d:%d, was by 0:0 (the namespace's root)", (int)ds.msg_perm.cuid, (int)ds.msg_perm.cgid);
 	}
 	if (user) {
 		user_view(&u1, "owned");

@@ -349,6 +349,14 @@ if (!inPrivateProc(FLAG)) {
       killTree(f.unshare);
       waitPid(f.unshare);
     }
+    // The same in a pid namespace alone (its restore failed with EBADF: the pidfd of stasis the tasks take files through was gone).
+    const fp = startInNamespaces(['pid'], 'x', 'fdtshared');
+    try {
+      await refused(fp.pid, /Cannot dump pid \d+: it shares its fd table with pid \d+ \(CLONE_FILES\), and stasis cannot restore a shared fd table in a pid namespace/);
+    } finally {
+      killTree(fp.unshare);
+      waitPid(fp.unshare);
+    }
     // The workload makes its user namespace below the pid namespace unshare made.
     const v = startInNamespaces(['pid', 'usermap']);
     try {
