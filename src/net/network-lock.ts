@@ -67,10 +67,22 @@ function tool(name: string): string {
   throw new StasisError('E_UNSUPPORTED', `The network lock needs ${name}, which is not installed (Debian: apt-get install ${name.startsWith('nft') ? 'nftables' : 'iptables'}); or choose another with --network-lock iptables|nftables|skip`);
 }
 
+/** `fn` with this thread in network namespace `netns` (a child spawned meanwhile is born in it), or where it is. */
+function spawnWhere<T>(netns: string | undefined, fn: () => T): T {
+  return netns ? inNamespace(netns, 'net', CLONE_NEWNET, fn) : fn();
+}
+
+function toolOrUndefined(name: string): string | undefined {
+  try {
+    return tool(name);
+  } catch {
+    return undefined;
+  }
+}
+
 function run(name: string, args: string[], input: string, log: Log, netns?: string): { ok: boolean; err: string } {
   const path = tool(name);
-  // A child spawned while this thread is in the namespace is born in it.
-  const r = netns ? inNamespace(netns, 'net', CLONE_NEWNET, () => spawnSync(path, args, { input, encoding: 'utf8', timeout: 30_000 })) : spawnSync(path, args, { input, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnWhere(netns, () => spawnSync(path, args, { input, encoding: 'utf8', timeout: 30_000 }));
   const err = `${r.error?.message ?? ''}${r.stderr ?? ''}`.trim();
   log.debug(`network lock: ${name} ${args.join(' ')}${input ? ` <<${input.trim().replace(/\n/g, '; ')}` : ''}: ${r.status === 0 ? 'ok' : `exit ${r.status}: ${err}`}`);
   return { ok: r.status === 0, err };
@@ -96,6 +108,12 @@ export function nftTableName(rootPid: number, criuRunId?: string): string {
 export class NetworkLock {
   private readonly locked: Conn[] = [];
   private tableMade = false;
+  /**
+   * What of nf_tables an iptables of the nft kind made for the lock's rules (`ip filter` and its
+   * INPUT and OUTPUT chains, when they were not there), by family: taken away again, once empty,
+   * when the lock is undone, so that a tree left running has the rules it had.
+   */
+  private madeByIptables = new Map<'ip' | 'ip6', string[] | undefined>();
   /** The network namespace the lock is put in (a file of it), when it is not stasis's: the tree's own. */
   netns: string | undefined;
 
@@ -107,6 +125,8 @@ export class NetworkLock {
     if (this.method === 'skip') return;
     if (this.method === 'iptables') {
       const r = iptablesRules(c, '-I');
+      const family = r.prog.startsWith('ip6') ? 'ip6' : 'ip';
+      if (!this.madeByIptables.has(family)) this.madeByIptables.set(family, this.missingFilter(family));
       const res = run(r.prog, ['-w', '--noflush'], r.text, this.log, this.netns);
       if (!res.ok) throw new StasisError('E_DUMP_FAILED', `Cannot lock the TCP connection ${what} with ${r.prog}: ${res.err}`);
     } else {
@@ -124,6 +144,8 @@ export class NetworkLock {
       if (this.tableMade) this.dropTable();
     } else if (this.method === 'iptables') {
       for (const c of this.locked) this.unlockIptables(c);
+      for (const [family, made] of this.madeByIptables) if (made?.length) this.dropIfEmpty(family, made);
+      this.madeByIptables.clear();
     }
     this.locked.length = 0;
     this.tableMade = false;
@@ -137,6 +159,31 @@ export class NetworkLock {
 
   get count(): number {
     return this.locked.length;
+  }
+
+  /** What of `family filter`'s table, INPUT and OUTPUT chains nf_tables lacks now; undefined where iptables is not of the nft kind or nft is missing. */
+  private missingFilter(family: 'ip' | 'ip6'): string[] | undefined {
+    const v = spawnSync(toolOrUndefined(family === 'ip' ? 'iptables-restore' : 'ip6tables-restore') ?? 'false', ['--version'], { encoding: 'utf8' });
+    if (!/nf_tables/.test(v.stdout ?? '') || !toolOrUndefined('nft')) return undefined;
+    if (!run('nft', ['list', 'table', family, 'filter'], '', this.log, this.netns).ok) return ['table'];
+    return ['INPUT', 'OUTPUT'].filter((ch) => !run('nft', ['list', 'chain', family, 'filter', ch], '', this.log, this.netns).ok);
+  }
+
+  /** Deletes the table or chains the lock's iptables made (`made`), if no rule is left in them. */
+  private dropIfEmpty(family: 'ip' | 'ip6', made: string[]): void {
+    for (const what of made) {
+      const obj = what === 'table' ? ['table', family, 'filter'] : ['chain', family, 'filter', what];
+      const r = spawnWhere(this.netns, () => spawnSync(tool('nft'), ['list', ...obj], { encoding: 'utf8' }));
+      if (r.status !== 0) continue;
+      // A rule is a line inside a chain that is not its type line; an empty base chain has none.
+      const rules = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l && !/^(table|chain) .*\{$|^type .*;$|^\}$/.test(l));
+      if (rules.length) {
+        this.log.warn(`network lock (iptables): ${obj.join(' ')} was made for the lock but now holds rules: left as it is`);
+        continue;
+      }
+      const res = run('nft', ['delete', ...obj], '', this.log, this.netns);
+      if (res.ok) this.log.info(`network lock (iptables): deleted ${obj.join(' ')}, made for the lock`);
+    }
   }
 
   private unlockIptables(c: Conn): void {
