@@ -148,6 +148,24 @@ if (!inPrivateProc(FLAG)) {
     await roundTrip('v6', 'nftables');
   });
 
+  test('a dump that leaves the tree running leaves its rules as they were: the INPUT chain iptables-nft made for the lock is gone again', async () => {
+    const w = start('v4');
+    try {
+      sleepMs(200);
+      const before = listing(w.pid);
+      assert.doesNotMatch(before.rules, /table ip filter \{\n\tchain INPUT/, 'the namespace has no nf_tables INPUT chain of ip filter to start with');
+      await dump({ pid: w.pid, imagesDir: tmpDir('nfconn-lr-img'), tcpEstablished: true, leaveRunning: true });
+      const after = listing(w.pid);
+      assert.equal(uncounted(after.rules), uncounted(before.rules));
+      fs.writeFileSync(`${w.dir}/go`, '');
+      waitFor('the result', () => fs.existsSync(`${w.dir}/result`), 30000);
+      assert.match(fs.readFileSync(`${w.dir}/result`, 'utf8'), /^PASS/);
+    } finally {
+      killTree(w.unshare);
+      waitPid(w.unshare);
+    }
+  });
+
   test('CRIU 4.2 restores stasis\'s images of the namespace: the same rules, counters and conntrack entry, and the connection carries on through them', { skip: criuWorks() }, async () => {
     // The tree CRIU restores with -d is its child until CRIU exits: then it is this process's.
     setChildSubreaper();
