@@ -251,15 +251,30 @@ function readMaps(pid: number): Range[] {
 export function readsOutside(sources: PageSource[], moved: Range[]): PageSource[] {
   if (moved.length === 0) return sources;
   const sorted = [...moved].sort((a, b) => (a.start < b.start ? -1 : 1));
-  return sources.map((src) => ({
-    path: src.path,
-    reads: src.reads.flatMap((r) => {
-      if (!meets(r, sorted)) return r;
-      const e = r.vaddr + BigInt(r.nrPages) * PAGE;
-      return gaps(intersect([{ start: r.vaddr, end: e }], sorted), r.vaddr, e).map((g) => ({
-        vaddr: g.start, nrPages: Number((g.end - g.start) / PAGE), off: r.off + Number(g.start - r.vaddr),
-      }));
-    }),
-  }));
+  // Nearly every read is outside them all, or (restore --lazy-pages) inside one: both found by
+  // a binary search, and only the reads that straddle an edge are cut.
+  const within = (r: PageRead): boolean => {
+    let lo = 0, hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid]!.end <= r.vaddr) lo = mid + 1;
+      else hi = mid;
+    }
+    const m = sorted[lo];
+    return m !== undefined && m.start <= r.vaddr && r.vaddr + BigInt(r.nrPages) * PAGE <= m.end;
+  };
+  return sources.map((src) => {
+    const reads: PageRead[] = [];
+    for (const r of src.reads) {
+      if (!meets(r, sorted)) reads.push(r);
+      else if (!within(r)) {
+        const e = r.vaddr + BigInt(r.nrPages) * PAGE;
+        for (const g of gaps(intersect([{ start: r.vaddr, end: e }], sorted), r.vaddr, e)) {
+          reads.push({ vaddr: g.start, nrPages: Number((g.end - g.start) / PAGE), off: r.off + Number(g.start - r.vaddr) });
+        }
+      }
+    }
+    return { path: src.path, reads };
+  });
 }
 
