@@ -14,7 +14,7 @@
 // netns-exp-<id>.img for the expectations (always empty).
 import fs from 'node:fs';
 import path from 'node:path';
-import { conntrackCreate, conntrackEntries, conntrackExpectations, parseConntrackMessages, CTA, type CtEntry, type CtTuple } from '../sys/index.js';
+import { conntrackCreate, conntrackEntries, conntrackExpectations, parseConntrackMessages, SyscallError, CTA, type CtEntry, type CtTuple } from '../sys/index.js';
 import { parseNetSockets } from '../proc/net-sockets.js';
 import { StasisError } from '../errors.js';
 
@@ -41,9 +41,14 @@ export interface ConntrackState {
   expectations: number;
 }
 
-/** This thread's namespace's table. */
+/** This thread's namespace's table; empty where the kernel has no connection tracking (nf_conntrack, its netlink side, not loaded). */
 export function readConntrack(): ConntrackState {
-  return { entries: conntrackEntries(), expectations: conntrackExpectations() };
+  try {
+    return { entries: conntrackEntries(), expectations: conntrackExpectations() };
+  } catch (err) {
+    if (err instanceof SyscallError && ['EPROTONOSUPPORT', 'EOPNOTSUPP', 'ENOENT'].includes(err.code)) return { entries: [], expectations: 0 };
+    throw new StasisError('E_DUMP_FAILED', `Cannot read the connection tracking table of the network namespace: ${(err as Error).message}`);
+  }
 }
 
 function addrText(hex: string): string {
