@@ -15,7 +15,8 @@ import {
 import { PageDumper } from '../mem/dump-pages.js';
 import { ShmemDumper } from '../mem/shmem-dump.js';
 import { hasDumpablePages, VMA } from '../mem/vma.js';
-import { parseStat } from '../proc/index.js';
+import { parseStat, parseStatus } from '../proc/index.js';
+import { credsOf } from './creds.js';
 import { collectTask, type CollectedTask } from './collect-task.js';
 import { seccompImage } from './seccomp.js';
 import { dumpFds, type DumpedFds } from './dump-fds.js';
@@ -274,11 +275,15 @@ export function writePstree(run: DumpRun, tree: TreeTask[], live: LiveTask[]): v
       const inner = v.pgidSid(t.pid) ?? { pgid: l.task.stat.pgrp, sid: l.task.stat.session };
       return create(PstreeEntrySchema, { pid: v.pid(t.pid), ppid: ppid(t), ...inner, threads: t.frozen!.tids.map((x) => v.pid(x)) });
     }
-    // A zombie: its group and session from /proc (still readable), its status in its core.
+    // A zombie: its group and session from /proc (still readable), its status in its core,
+    // and its credentials, which its parent's waitid() (si_uid) and /proc still show.
     const st = parseStat(fs.readFileSync(`/proc/${t.pid}/stat`, 'utf8'));
+    const creds = credsOf(parseStatus(fs.readFileSync(`/proc/${t.pid}/status`, 'utf8')), 0);
+    if (run.users !== SAME_IDS) innerCreds(creds, run.users, v.pid(t.pid), v.pid(t.pid));
     run.note(writeImage(run.imagesDir, 'core', v.pid(t.pid), [create(CoreEntrySchema, {
       mtype: CoreEntry_March.X86_64,
       tc: { taskState: TASK_DEAD, exitCode: t.zombieStatus ?? 0, personality: 0, flags: 0, blkSigset: 0n, comm: 'zombie' },
+      threadCore: { futexRla: 0n, futexRlaLen: 0, creds },
     })]));
     // One thread, as CRIU lists it: CRIU's restore counts a zombie's threads among those that
     // report at each stage, and with none the stages end one task early.

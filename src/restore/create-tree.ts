@@ -18,6 +18,9 @@ import type { ImageSet } from './read-images.js';
 import { drainSignals } from './task-internals.js';
 import { CowPremap } from './cow-premap.js';
 import type { MappedFiles } from './mapped-files.js';
+import { restoreCreds } from './creds.js';
+import type { IdView } from '../ns/index.js';
+import type { CredsEntry } from '../image/gen/stasis/creds_pb.js';
 
 const SYS_EXIT_GROUP = 231n, SYS_KILL = 62n;
 const CLONE_PARENT = 0x8000, CLONE_FILES = 0x400;
@@ -38,6 +41,8 @@ export interface RootNamespaces {
   holder?: UserNsHolder;
   /** Under a user namespace the root is born in (with its pid namespace): how its tasks get stasis's files. */
   courier?: FdCourier;
+  /** Under a user namespace of the tree's own: ids as its tasks see them, to stasis's (a zombie's credentials). */
+  users?: IdView;
 }
 
 interface Helper {
@@ -74,6 +79,7 @@ export function createTree(
 ): CowPremap {
   const order = set.order;
   const zombies = new Map(set.zombies.map((z) => [z.pstree.pid, z.status]));
+  const zombieCreds = new Map(set.zombies.flatMap((z) => (z.creds ? [[z.pstree.pid, z.creds] as const] : [])));
   const root = order[0]!;
   created.set(root.pid, createRootTask(root.pid, ns.flags, ns.join, ns.timeOffsets?.(), ns.holder, ns.courier));
   ns.onRoot?.(created.get(root.pid)!.pid);
@@ -89,6 +95,9 @@ export function createTree(
       try {
         if (e.sid === e.pid) check(inj, 'setsid', inj.call('setsid'));
         else if (e.pgid === e.pid) check(inj, 'setpgid', inj.call('setpgid', 0, 0));
+        // It dies with its own credentials: its parent's waitid() reports its uid (si_uid).
+        const creds = zombieCreds.get(e.pid);
+        if (creds) zombieCredsOn(inj, me.pid, creds, ns);
       } finally {
         inj.end();
       }
@@ -180,6 +189,21 @@ function endHelper(h: Helper, created: Map<number, NewTask>): void {
     inj.end();
   }
   created.delete(h.pid);
+}
+
+/**
+ * A zombie's credentials (as its user namespace sees them) set on its stub: in that namespace
+ * where the stub was born there (with the tree's pid namespace), else in stasis's, by the ids
+ * stasis sees.
+ */
+function zombieCredsOn(inj: Injector, pid: number, c: CredsEntry, ns: RootNamespaces): void {
+  const v = ns.users;
+  if (!v || ns.courier) return restoreCreds(inj, pid, c, v);
+  const u = (k: 'uid' | 'euid' | 'suid' | 'fsuid') => v.uid(c[k]), g = (k: 'gid' | 'egid' | 'sgid' | 'fsgid') => v.gid(c[k]);
+  restoreCreds(inj, pid, {
+    ...c, uid: u('uid'), euid: u('euid'), suid: u('suid'), fsuid: u('fsuid'),
+    gid: g('gid'), egid: g('egid'), sgid: g('sgid'), fsgid: g('fsgid'), groups: c.groups.map((x) => v.gid(x)),
+  });
 }
 
 /** Lets a fresh task end as the zombie did: exit_group(code), or killed by its signal. */

@@ -11,6 +11,7 @@ import { SeccompMode, type CoreEntry, type TaskKobjIdsEntry } from '../image/gen
 import type { SeccompEntry } from '../image/gen/stasis/seccomp_pb.js';
 import { seccompChain } from './seccomp.js';
 import type { MmEntry } from '../image/gen/stasis/mm_pb.js';
+import type { CredsEntry } from '../image/gen/stasis/creds_pb.js';
 import type { FdinfoEntry, FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import type { FsEntry } from '../image/gen/stasis/fs_pb.js';
 import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
@@ -41,6 +42,8 @@ export interface ZombieImages {
   pstree: PstreeEntry;
   /** The wait status the parent will collect. */
   status: number;
+  /** Its credentials (stasis's images since format 10; CRIU keeps none for a zombie). */
+  creds?: CredsEntry;
 }
 
 export interface ImageSet {
@@ -132,7 +135,7 @@ export function readImageSet(dir: string): ImageSet {
     const core = e.threads.length <= 1 ? one(readImage(dir, 'core', e.pid), `core-${e.pid}.img`) : undefined;
     if (core?.tc?.taskState === TASK_DEAD) {
       if (e === tree[0]) throw new StasisError('E_CORRUPT', 'The root task of the image is a zombie');
-      zombies.push({ pstree: e, status: core.tc.exitCode });
+      zombies.push({ pstree: e, status: core.tc.exitCode, ...(core.threadCore?.creds ? { creds: core.threadCore.creds } : {}) });
       continue;
     }
     if (!e.threads.length) throw new StasisError('E_CORRUPT', `Pid ${e.pid} has no threads and is not a zombie`);

@@ -177,6 +177,7 @@ function restoreChecked(
     timeOffsets: () => rootTimeOffsets({ imagesDir: set.dir, log }, nsKinds, rootTask!.ids),
     ...(enterLate ? { holder: { flags: nsFlags, fill: fillNamespaces, keep: (fd: number) => (userNsFd = fd) } } : { onRoot: fillNamespaces }),
     ...(courier ? { courier } : {}),
+    ...(users && users !== SAME_IDS ? { users } : {}),
   };
   if (nsKinds.length) log.info(`the root gets namespaces of its own: ${nsKinds.map((k) => k.name).join(', ')}`);
   // Every task's fds, and its cwd and root (entered from stasis's open directories).

@@ -2,10 +2,13 @@
  * in a group of its own), a grandchild under the first child, and a zombie child that
  * exited with 42. After restore pids, parents, groups and sessions are the same; the
  * children report through files (test/cr/pipes covers pipes across a tree); the parent
- * reaps everyone and checks each exit status. */
+ * reaps everyone and checks each exit status. With `creds`, the zombie died with credentials
+ * of its own (uids 5001-5003, gids 4001-4003, group 4242): /proc shows them, and waitid() its
+ * uid (CRIU keeps no credentials of a zombie: its interop case runs without). */
 #include "wl.h"
 #include <sys/wait.h>
 #include <stdint.h>
+#include <grp.h>
 
 static void child_body(int id, int depth)
 {
@@ -25,10 +28,15 @@ static void child_body(int id, int depth)
 int main(int argc, char **argv)
 {
 	wl_enter(argc, argv);
+	int creds = argc > 2 && !strcmp(argv[2], "creds");
 	setsid();
 	pid_t zombie = fork();
-	if (zombie == 0)
+	if (zombie == 0) {
+		gid_t g = 4242;
+		if (creds && (setgroups(1, &g) || setresgid(4001, 4002, 4003) || setresuid(5001, 5002, 5003)))
+			_exit(43);
 		_exit(42);
+	}
 	pid_t a = fork();
 	if (a == 0) {
 		pid_t g = fork();
@@ -64,9 +72,18 @@ int main(int argc, char **argv)
 	wl_write("pids", text);
 	wl_ready();
 	wl_wait_go();
+	char status[2048] = { 0 }, path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", zombie);
+	int sfd = open(path, O_RDONLY);
+	if (sfd < 0 || read(sfd, status, sizeof(status) - 1) < 0)
+		wl_fail("cannot read the zombie's status");
+	close(sfd);
+	if (creds && (!strstr(status, "Uid:\t5001\t5002\t5003\t5002\n") || !strstr(status, "Gid:\t4001\t4002\t4003\t4002\n") || !strstr(status, "Groups:\t4242 \n")))
+		wl_fail("the zombie's credentials are not its own: %s", strstr(status, "Uid:") ? strstr(status, "Uid:") : status);
+	siginfo_t si = { 0 };
+	if (waitid(P_PID, zombie, &si, WEXITED) != 0 || si.si_code != CLD_EXITED || si.si_status != 42 || si.si_uid != (creds ? 5001 : getuid()))
+		wl_fail("the zombie ended with code %d status %d uid %d, not exit 42 by uid %d", si.si_code, si.si_status, (int)si.si_uid, creds ? 5001 : (int)getuid());
 	int st = 0;
-	if (waitpid(zombie, &st, 0) != zombie || !WIFEXITED(st) || WEXITSTATUS(st) != 42)
-		wl_fail("the zombie's status is %x, not exit 42", st);
 	if (waitpid(a, &st, 0) != a || !WIFEXITED(st) || WEXITSTATUS(st) != 12)
 		wl_fail("child a ended with %x, not exit 12 (99: its grandchild failed)", st);
 	if (waitpid(b, &st, 0) != b || !WIFEXITED(st) || WEXITSTATUS(st) != 13)

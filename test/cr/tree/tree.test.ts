@@ -10,8 +10,8 @@ function ids(pid: number): string {
   return `${pid}${f[0] === 'Z' ? ' zombie' : ''} ppid=${f[1]} pgid=${f[2]} sid=${f[3]}`;
 }
 
-test('a three-level tree with two groups, its own session and a zombie comes back whole', async () => {
-  const w = new Workload('tree', compileWorkload('tree')).start();
+test('a three-level tree with two groups, its own session and a zombie with credentials of its own comes back whole', async () => {
+  const w = new Workload('tree', compileWorkload('tree'), ['creds']).start();
   const [zombie, a, b] = fs.readFileSync(w.file('pids'), 'utf8').trim().split(' ').map(Number) as [number, number, number];
   const grandchild = Number(fs.readFileSync(`/proc/${a}/task/${a}/children`, 'utf8').trim());
   const all = [w.pid, zombie, a, b, grandchild];
