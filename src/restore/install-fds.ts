@@ -53,18 +53,20 @@ export function installFds(inj: Injector, fds: FdInstall[], inherited?: number, 
     inj.call('close', first);
   }
   try {
-    for (const f of fds) {
-      const got = check(inj, `take fd ${f.toolFd} of stasis`, inj.call('pidfd_getfd', trampoline, f.toolFd, 0));
-      if (got === f.fd) {
-        // pidfd_getfd always sets close-on-exec.
-        if (!f.cloexec) check(inj, `clear FD_CLOEXEC on fd ${f.fd}`, inj.call('fcntl', f.fd, F_SETFD, 0));
-      } else {
-        check(inj, `move fd ${got} to ${f.fd}`, inj.call('dup3', got, f.fd, f.cloexec ? O_CLOEXEC : 0));
-        inj.call('close', got);
-      }
-    }
+    // pidfd_getfd always sets close-on-exec.
+    for (const f of fds) place(inj, f, check(inj, `take fd ${f.toolFd} of stasis`, inj.call('pidfd_getfd', trampoline, f.toolFd, 0)));
   } finally {
     inj.call('close', trampoline);
+  }
+}
+
+/** The fd the task was given (`got`, close-on-exec) made its `f.fd`, with its close-on-exec flag. */
+function place(inj: Injector, f: FdInstall, got: number): void {
+  if (got === f.fd) {
+    if (!f.cloexec) check(inj, `clear FD_CLOEXEC on fd ${f.fd}`, inj.call('fcntl', f.fd, F_SETFD, 0));
+  } else {
+    check(inj, `move fd ${got} to ${f.fd}`, inj.call('dup3', got, f.fd, f.cloexec ? O_CLOEXEC : 0));
+    inj.call('close', got);
   }
 }
 
@@ -86,16 +88,8 @@ function installByCourier(inj: Injector, fds: FdInstall[], inherited: number | u
     inj.call('close', COURIER_FD);
   }
   try {
-    for (const f of fds) {
-      const got = check(inj, `receive fd ${f.toolFd} of stasis`, courier.take(inj, f.toolFd, trampoline));
-      // Received with MSG_CMSG_CLOEXEC.
-      if (got === f.fd) {
-        if (!f.cloexec) check(inj, `clear FD_CLOEXEC on fd ${f.fd}`, inj.call('fcntl', f.fd, F_SETFD, 0));
-      } else {
-        check(inj, `move fd ${got} to ${f.fd}`, inj.call('dup3', got, f.fd, f.cloexec ? O_CLOEXEC : 0));
-        inj.call('close', got);
-      }
-    }
+    // Received with MSG_CMSG_CLOEXEC.
+    for (const f of fds) place(inj, f, check(inj, `receive fd ${f.toolFd} of stasis`, courier.take(inj, f.toolFd, trampoline)));
   } finally {
     inj.call('close', trampoline);
   }

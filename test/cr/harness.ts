@@ -47,6 +47,23 @@ function removeTmpDirs(): void {
   }
 }
 
+/** A copy of image set `images` whose pages-1.img has a bit of its last byte flipped: the copy and that byte's offset. */
+export function copyWithLastPageByteFlipped(images: string, prefix: string): { dir: string; at: number } {
+  const dir = tmpDir(prefix);
+  for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(dir, f));
+  const fd = fs.openSync(path.join(dir, 'pages-1.img'), 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    const at = fs.fstatSync(fd).size - 1;
+    fs.readSync(fd, b, 0, 1, at);
+    b[0]! ^= 0x10;
+    fs.writeSync(fd, b, 0, 1, at);
+    return { dir, at };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Workload, compileWorkload, assertPassed, tmpDir, verifyImages, REPO } from '../harness.js';
+import { Workload, compileWorkload, assertPassed, tmpDir, verifyImages, REPO, copyWithLastPageByteFlipped } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { lazyPagesUnavailable } from '../../../src/mem/lazy-pages.js';
 
@@ -75,16 +75,8 @@ test('a flipped bit in the pages file of a lazy restore (each MiB checked by the
   const w = new Workload('lazymem', lazymem(), ['128']).start();
   const images = tmpDir('lazymem-img');
   await dump({ pid: w.pid, imagesDir: images });
-  const bad = tmpDir('lazymem-bad');
-  for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(bad, f));
   // The very last byte: the filler reaches its MiB last, after the tree runs.
-  const fd = fs.openSync(path.join(bad, 'pages-1.img'), 'r+');
-  const b = Buffer.alloc(1);
-  const at = fs.fstatSync(fd).size - 1;
-  fs.readSync(fd, b, 0, 1, at);
-  b[0]! ^= 0x10;
-  fs.writeSync(fd, b, 0, 1, at);
-  fs.closeSync(fd);
+  const { dir: bad, at } = copyWithLastPageByteFlipped(images, 'lazymem-bad');
   const lines: string[] = [];
   const log = { level: 3 as const, error: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), info: (m: string) => lines.push(m), debug: () => {} };
   await assert.rejects(restore({ imagesDir: bad, detach: true, lazyPages: true, log }), (e: Error & { code?: string }) => {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { spawnSync } from 'node:child_process';
-import { Workload, compileWorkload, assertPassed, tmpDir, REPO } from '../harness.js';
+import { Workload, compileWorkload, assertPassed, tmpDir, REPO, copyWithLastPageByteFlipped } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 
 const CLI = path.join(REPO, 'bin/stasis.js');
@@ -24,16 +24,8 @@ test('a big pages file summed at dump beside the copy has its true CRC-32; a fli
   const body = fs.readFileSync(pagesFile), MiB = 1 << 20;
   const chunks = Array.from({ length: Math.ceil(body.length / MiB) }, (_, i) => (zlib.crc32(body.subarray(i * MiB, (i + 1) * MiB)) >>> 0).toString(16).padStart(8, '0')).join('');
   assert.deepEqual(sums.files['pages-1.img'], { size: body.length, chunks });
-  const bad = tmpDir('page-sums-bad');
-  for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(bad, f));
   // The very last byte: the checking thread reaches it last, after the tasks exist.
-  const fd = fs.openSync(path.join(bad, 'pages-1.img'), 'r+');
-  const b = Buffer.alloc(1);
-  const at = fs.fstatSync(fd).size - 1;
-  fs.readSync(fd, b, 0, 1, at);
-  b[0]! ^= 0x10;
-  fs.writeSync(fd, b, 0, 1, at);
-  fs.closeSync(fd);
+  const { dir: bad, at } = copyWithLastPageByteFlipped(images, 'page-sums-bad');
   const r = spawnSync(process.execPath, [CLI, 'restore', '-D', bad, '-d', '-v3', '-o', 'restore.log'], { encoding: 'utf8' });
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, new RegExp(`pages-1\\.img is damaged: its CRC-32 of bytes ${Math.floor(at / MiB) * MiB}-${at + 1} differs from the one written with it \\[E_CORRUPT\\]`));
