@@ -162,6 +162,10 @@ export interface RestoreOptions extends RunHooks {
    */
   detach?: boolean;
   shellJob?: boolean;
+  /** CRIU's --root: the tree's root mount is a bind of this directory (a tree dumped with a mount namespace of its own). */
+  root?: string | undefined;
+  /** CRIU's --ext-mount-map at restore: the host path each external mount of the image is bound from, by its name. */
+  extMounts?: ReadonlyMap<string, string> | undefined;
   /** Skip the checksums of the images (stasis-sums.json), checked by default before anything is created. */
   noVerify?: boolean;
   /** Restore TCP connections (CRIU's --tcp-established). */

@@ -86,6 +86,8 @@ export function restoreOptions(a: ParsedArgs, io: RunIo & { onRestored?: (pid: n
     manageCgroups: manageCgroups(a),
     cgroupRoots: cgroupRoots(a),
     lazyPages: flag(a, 'lazy-pages'),
+    root: optString(a, 'root'),
+    extMounts: extMounts(a),
     onProgress: io.onProgress,
     log: io.log,
     notify: io.notify,
@@ -118,7 +120,7 @@ function trackBackend(a: ParsedArgs): TrackBackend | undefined {
 
 const CLONE_NEWNET = 0x40000000;
 
-/** --ext-mount-map MOUNTPOINT:NAME at dump (CRIU's; `auto` is not supported). */
+/** --ext-mount-map MOUNTPOINT:NAME at dump, NAME:HOSTPATH at restore (CRIU's; `auto` is not supported). */
 function extMounts(a: ParsedArgs): Map<string, string> | undefined {
   const list = a.opts.get('ext-mount-map');
   const v = Array.isArray(list) ? list : typeof list === 'string' ? [list] : [];

@@ -86,10 +86,10 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'cgroup-dump-controller', kind: 'value', many: true, verbs: DUMP_RESTORE, unsupported: later('--cgroup-dump-controller') },
   { long: 'cgroup-yard', kind: 'value', verbs: DUMP_RESTORE, unsupported: later('--cgroup-yard') },
   { long: 'freeze-cgroup', kind: 'value', arg: 'DIR', verbs: DUMPS, help: 'the cgroup directory that must hold the tree\'s processes and no other (frozen with ptrace all the same)' },
-  // At dump they shape how a mount namespace would be restored (its root, its external mounts), which says what refuses it.
-  { long: 'root', short: 'r', kind: 'value', arg: 'PATH', verbs: DUMP_RESTORE, unsupported: later('--root (restoring mount namespaces)'), supportedFor: DUMPS, help: 'the tree\'s root mount is given at restore (a container\'s root)' },
+  // At dump they say how the mount namespace will be restored (its root, its external mounts); at restore they give them.
+  { long: 'root', short: 'r', kind: 'value', arg: 'PATH', verbs: DUMP_RESTORE, help: 'dump: the tree\'s root mount is given at restore (a container\'s root); restore: the directory it is a bind of' },
   { long: 'external', kind: 'value', many: true, verbs: DUMP_RESTORE, unsupported: later('external resources') },
-  { long: 'ext-mount-map', short: 'M', kind: 'value', many: true, arg: 'MOUNTPOINT:NAME', verbs: DUMP_RESTORE, unsupported: later('restoring mount namespaces'), supportedFor: DUMPS, help: 'the mount at MOUNTPOINT is external, kept in the image as NAME' },
+  { long: 'ext-mount-map', short: 'M', kind: 'value', many: true, arg: 'KEY:VAL', verbs: DUMP_RESTORE, help: 'dump MOUNTPOINT:NAME: the mount at MOUNTPOINT is external, kept in the image as NAME; restore NAME:PATH: it is bound from PATH' },
   { long: 'enable-external-masters', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },
   { long: 'enable-external-sharing', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },
   { long: 'mntns-compat-mode', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },

@@ -32,6 +32,7 @@ import { TcpDump, type TcpDumpOptions } from '../net/tcp-state.js';
 import { SAME_PIDS, SAME_IDS, type PidView, type IdView } from '../ns/index.js';
 import type { CredsEntry } from '../image/gen/stasis/creds_pb.js';
 import { StasisError } from '../errors.js';
+import { FdTypes } from '../image/gen/stasis/fdinfo_pb.js';
 import type { FileSum } from '../image/image-sums.js';
 
 /** What every step of one dump shares: where images go, and the objects named across tasks. */
@@ -60,6 +61,8 @@ export interface DumpRun {
   pids: PidView;
   /** The uids and gids images hold, those of the tree's user namespace: stasis's own unless it has one. */
   users: IdView;
+  /** A tree with a mount namespace of its own: its mounts' ids. */
+  mnt?: { ids: ReadonlySet<number> } | undefined;
   /** Sums of files summed as they were written (pages files), for stasis-sums.json. */
   sums: Map<string, FileSum>;
 }
@@ -125,7 +128,7 @@ export function collectTasks(run: DumpRun, tree: TreeTask[], shellJob: boolean):
     if (sharer !== undefined) run.log.info(`pid ${t.pid} shares the fd table of pid ${sharer}`);
     const fds = sharer !== undefined ? { fdinfos: [], files: [] } : dumpFds({
       pid: t.pid, imagesDir: run.imagesDir, log: run.log, shellJob, ids: run.ids, pipeData: run.pipeData, ghosts: run.ghosts, locks: run.locks,
-      memfds: run.shmem, unix: run.unix, nsIdOf: (link) => run.kobj.nsIdOf(link), ttys: run.ttys, tcp: run.tcp, treePid,
+      memfds: run.shmem, unix: run.unix, nsIdOf: (link) => run.kobj.nsIdOf(link), ttys: run.ttys, tcp: run.tcp, treePid, mnt: run.mnt,
     });
     resolveSocketMaps(task, run.ids);
     // One set of kernel objects per task, but an fd table shared with an earlier task is its.
@@ -134,6 +137,7 @@ export function collectTasks(run: DumpRun, tree: TreeTask[], shellJob: boolean):
     filesIds.set(t.pid, kobj.filesId);
     return { t, task, fds, n: i + 1, kobj };
   });
+  if (run.mnt) refuseInMntNs(live);
   // Only once every task is collected: a socket's peer may be in a later task, a pty's master too.
   checkUnixPeers(run.unix);
   run.ttys.finish(live.map((l) => ({ pid: l.t.pid, sid: l.task.stat.session, pgid: l.task.stat.pgrp })), shellJob, () => run.ids.fresh());
@@ -306,6 +310,23 @@ function refuseHostPids(live: LiveTask[], run: DumpRun): void {
       if (f.usk?.peerCred) {
         throw new StasisError('E_UNSUPPORTED', `Cannot dump Unix socket ${f.usk.ino} of pid ${l.t.pid}: its SO_PEERCRED names pid ${f.usk.peerCred.pid}, which stasis cannot make again inside a pid namespace of the tree's own yet`);
       }
+    }
+  }
+}
+
+/**
+ * In a mount namespace of the tree's own, the files restore would open by path in stasis's
+ * mounts rather than the tree's (terminals, inotify and fanotify marks, Unix sockets bound to
+ * a path) are refused, by fd.
+ */
+function refuseInMntNs(live: LiveTask[]): void {
+  for (const l of live) {
+    const byId = new Map(l.fds.files.map((f) => [f.id, f] as const));
+    for (const d of l.fds.fdinfos) {
+      const f = byId.get(d.id);
+      const what = d.type === FdTypes.TTY ? 'a terminal' : d.type === FdTypes.INOTIFY ? 'an inotify instance' : d.type === FdTypes.FANOTIFY ? 'a fanotify group'
+        : f?.usk && f.usk.name.length && f.usk.name[0] !== 0 ? `a Unix socket bound to ${Buffer.from(f.usk.name).toString()}` : undefined;
+      if (what) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${d.fd} of pid ${l.t.pid}: it is ${what}, which stasis cannot restore inside a mount namespace of the tree's own yet`);
     }
   }
 }

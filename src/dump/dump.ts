@@ -20,6 +20,7 @@ import { makeImagesDir } from '../image/image-modes.js';
 import { writeSums } from '../image/image-sums.js';
 import { closeInFlight } from '../files/index.js';
 import { checkTreeNamespaces, dumpNamespaces, SAME_IDS } from '../ns/index.js';
+import { readMounts } from '../ns/mnt.js';
 import { checkFreezeCgroup } from './freeze-cgroup.js';
 import { collectCgroups, refuseFrozenCgroups, OWN_CG_SET } from '../cgroup/dump-cgroups.js';
 
@@ -59,12 +60,18 @@ export function dump(opts: DumpOptions): DumpResult {
   try {
     if (opts.freezeCgroup !== undefined) checkFreezeCgroup(opts.freezeCgroup, tree.map((t) => t.pid));
     // Before anything is written or locked: a namespace stasis cannot give back refuses the tree.
-    const ns = checkTreeNamespaces(tree.map((t) => t.pid), opts.emptyNs ?? 0, { hasRoot: opts.root !== undefined, extMounts: opts.extMounts ?? new Map() });
+    const mounts = { hasRoot: opts.root !== undefined, extMounts: opts.extMounts ?? new Map<string, string>() };
+    const ns = checkTreeNamespaces(tree.map((t) => t.pid), opts.emptyNs ?? 0, mounts);
     run.pids = ns.pids;
     // Sockets of the tree's own network namespace are looked at and locked from within it.
     const netLink = ns.links.get('net');
     if (netLink && ns.own.some((k) => k.name === 'net') && !(ns.empty & CLONE_NEWNET)) run.tcp.setNetns({ link: netLink, path: `/proc/${pid}/ns/net` });
     run.users = ns.users;
+    if (ns.own.some((k) => k.name === 'mnt')) {
+      // Its fds' links read as the tree sees them: stasis looks at them through its root.
+      run.ghosts.mntRoot = `/proc/${pid}/root`;
+      run.mnt = { ids: new Set(readMounts(pid).map((m) => m.mountId)) };
+    }
     const cgroups = collectCgroups(tree.flatMap((t) => (t.frozen ? [{ pid: t.pid, tids: t.frozen.tids }] : [])), opts.manageCgroups ?? 'soft', ns.own.some((k) => k.name === 'cgroup'), log, opts.cgroupRoots);
     locked = true; // a lock that failed half-way is undone as well
     notify('network-lock');
@@ -87,7 +94,7 @@ export function dump(opts: DumpOptions): DumpResult {
     writeFileImages(run, live);
     writeTaskImages(run, live);
     writePstree(run, tree, live);
-    dumpNamespaces({ imagesDir, log, note: run.note }, ns, pid, (l) => run.kobj.nsIdOf(l));
+    dumpNamespaces({ imagesDir, log, note: run.note, mounts }, ns, pid, (l) => run.kobj.nsIdOf(l));
     if (cgroups.image) run.note(writeImage(imagesDir, 'cgroup', undefined, [cgroups.image]));
     const frozenMs = performance.now() - tFrozen;
     const { shmem, ids, note } = run;

@@ -45,7 +45,7 @@ export const fifo = {
     const regf = ctx.files.get(fe.regfId ?? fe.id);
     const r = regf?.reg;
     if (!regf || !r) throw new StasisError('E_CORRUPT', `FIFO ${e.id} names file ${fe.regfId ?? fe.id}, which is not a REG entry of files.img`);
-    const name = ctx.ghosts?.pathOf(regf, ctx.files) ?? r.name;
+    const name = ctx.ghosts?.pathOf(regf, ctx.files) ?? `${ctx.root ?? ''}${r.name}`;
     let both = ctx.pipes.fifos.get(fe.pipeId);
     let fd = -1;
     try {

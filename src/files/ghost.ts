@@ -48,10 +48,22 @@ export class GhostDumper {
   readonly links: string[] = [];
   private readonly linkByInode = new Map<string, number>();
 
+  /**
+   * Where the tree's paths lead from: its root's /proc/PID/root in a mount namespace of its own
+   * (its links read as the tree sees them), '' in stasis's.
+   */
+  mntRoot = '';
+
   constructor(readonly limit: number = DEFAULT_GHOST_LIMIT, readonly linkRemap = false) {}
+
+  /** A tree with a mount namespace of its own: its removed files are not made again yet. */
+  private refuseInMntNs(s: { pid: number; what: string }, path: string): void {
+    if (this.mntRoot) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed or replaced, and stasis cannot restore such files inside a mount namespace of the tree's own yet`);
+  }
 
   /** Keeps the file behind `s` (once per inode) and remaps file `fileId` to it. */
   add(s: GhostSource, fileId: number, path: string): void {
+    this.refuseInMntNs(s, path);
     const key = `${s.stat.dev}:${s.stat.ino}`;
     let id = this.byInode.get(key);
     if (id === undefined) {
@@ -75,6 +87,7 @@ export class GhostDumper {
    * (once per inode, null after).
    */
   addLinked(s: GhostSource, fileId: number, path: string, freshId: () => number): FileEntry | null {
+    this.refuseInMntNs(s, path);
     if (!this.linkRemap) {
       throw new StasisError('E_UNSUPPORTED',
         `Cannot dump ${s.what} of pid ${s.pid}: ${path} was unlinked or replaced, but its inode has ${s.stat.nlink} other link(s), ` +
@@ -116,6 +129,7 @@ export class GhostDumper {
    * helper has that pid, then lets the helper die, as CRIU's PROCFS remap does.
    */
   addDeadPid(fileId: number, pid: number): void {
+    this.refuseInMntNs({ pid, what: `file ${fileId}` }, `a file of /proc/${pid}`);
     this.remaps.push(create(RemapFilePathEntrySchema, { origId: fileId, remapId: pid, remapType: RemapType.PROCFS }));
   }
 

@@ -50,6 +50,8 @@ export interface DumpFileCtx {
   tcp: TcpDump;
   /** The pid in the images (the tree's pid namespace) of the task or thread of the tree `hostPid` (stasis's view) is. */
   treePid?: (hostPid: number) => number | undefined;
+  /** A tree with a mount namespace of its own: the mounts (mnt_id) of that namespace. */
+  mnt?: { ids: ReadonlySet<number> } | undefined;
   /** Dumps a file stasis holds at `fd` (one in flight, taken from a socket's queue) as a file object; returns its id. */
   dumpInFlight?: (fd: number) => number;
 }
@@ -57,6 +59,8 @@ export interface DumpFileCtx {
 export interface RestoreFileCtx {
   /** The run's log: each file object opened is logged at debug level. */
   log?: Log;
+  /** Where the image's paths are opened from: the restored root's /proc/PID/root in a mount namespace of the tree's own. */
+  root?: string;
   imagesDir: string;
   shellJob: boolean;
   /** Every file entry of the image, by id (for kinds that need another object first). */

@@ -27,8 +27,8 @@ export const reg = {
     // A symlink itself: open with O_PATH | O_NOFOLLOW.
     return fmt === S_IFREG || fmt === S_IFDIR || fmt === S_IFBLK || fmt === S_IFLNK;
   },
-  // No mnt_id, as CRIU writes none without the mount images (mountpoints-N.img) that give it
-  // a meaning: CRIU 4.2 looks up a remapped file's mount by it and fails to link its ghost back.
+  // A mnt_id only with the mount images (mountpoints-N.img) that give it a meaning: CRIU 4.2
+  // looks up a remapped file's mount by it and fails to link its ghost back.
   dump: (p, ctx, id) => {
     const isReg = (p.stat.mode & S_IFMT) === S_IFREG;
     // Shared hugetlb memory opened through map_files, or a file of a hugetlbfs mount: the
@@ -36,12 +36,16 @@ export const reg = {
     if (isReg && hugetlbfsPageSize(`/proc/${p.pid}/fd/${p.fd}`)) {
       throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is a hugetlbfs file, not supported yet (only memfds made with MFD_HUGETLB are)`);
     }
+    // In a mount namespace of the tree's own, the file's mount must be one of it (CRIU's lookup_mnt_id).
+    if (ctx.mnt && !ctx.mnt.ids.has(p.info.mntId)) {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is on mount ${p.info.mntId}, which is not in the tree's mount namespace (a file of the host: give the tree pipes or files of its own)`);
+    }
     const { path, linked } = keepIfGone(p, ctx, id);
     const own = create(FileEntrySchema, {
       type: FdTypes.REG,
       id,
       reg: {
-        id, flags: p.info.flags, pos: p.info.pos, fown: emptyFown(), name: path,
+        id, flags: p.info.flags, pos: p.info.pos, fown: emptyFown(), name: path, ...(ctx.mnt ? { mntId: p.info.mntId } : {}),
         ...(isReg ? { size: p.stat.size } : {}), mode: Number(p.stat.mode),
       },
     });
@@ -53,7 +57,7 @@ export const reg = {
     // An O_TMPFILE file keeps __O_TMPFILE | O_DIRECTORY in its flags: reopened, it is a plain file.
     const tmpfile = (r.flags & O_TMPFILE) === O_TMPFILE ? O_TMPFILE : 0;
     const flags = (r.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | tmpfile)) | O_CLOEXEC;
-    const name = ctx.ghosts?.pathOf(e, ctx.files) ?? r.name;
+    const name = ctx.ghosts?.pathOf(e, ctx.files) ?? `${ctx.root ?? ''}${r.name}`;
     let fd: number;
     try {
       fd = openat(AT_FDCWD, name, flags);
@@ -96,7 +100,7 @@ export function keepIfGone(p: FdProbe, ctx: DumpFileCtx, id: number): { path: st
  * link reads. Without a ghost dumper a file that is gone fails the dump.
  */
 export function keepGoneFile(src: GhostSource, link: string, ghosts: GhostDumper | undefined, freshId: () => number, id: number): { path: string; linked: FileEntry[] } {
-  const { path, gone } = whereIs(link, src.stat);
+  const { path, gone } = whereIs(link, src.stat, ghosts?.mntRoot ?? '');
   if (!gone) return { path, linked: [] };
   if (!ghosts) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${src.what} of pid ${src.pid}: ${link} is an unlinked file`);
   // Still linked elsewhere: kept by a new link (a copy would be another inode).
@@ -127,13 +131,13 @@ export function deadProcPid(link: string, dev: bigint): { pid: number; path: str
  * The path of the file behind an fd, and whether that path still leads to it: not when the
  * file was unlinked (the link ends in ` (deleted)`) or another file now has its name.
  */
-function whereIs(link: string, stat: fs.BigIntStats): { path: string; gone: boolean } {
+function whereIs(link: string, stat: fs.BigIntStats, root: string): { path: string; gone: boolean } {
   if (link.endsWith(DELETED)) {
     // A file really named `x (deleted)`, still there, looks the same: stat tells.
-    if (sameInode(link, stat)) return { path: link, gone: false };
+    if (sameInode(root + link, stat)) return { path: link, gone: false };
     return { path: link.slice(0, -DELETED.length), gone: true };
   }
-  return { path: link, gone: stat.nlink === 0n || !sameInode(link, stat) };
+  return { path: link, gone: stat.nlink === 0n || !sameInode(root + link, stat) };
 }
 
 function sameInode(path: string, stat: fs.BigIntStats): boolean {

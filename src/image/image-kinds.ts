@@ -286,6 +286,11 @@ export const IMAGE_KINDS = {
     layout: 'entries', schema: MntEntrySchema, magic: MAGIC.MNTS, ...common,
     pattern: 'mountpoints-<ns id>.img', match: /^mountpoints-\d+\.img$/, fileName: numbered('mountpoints'),
   },
+  // A tmpfs's files, as CRIU keeps them: a gzip'd tar archive named by the mount's root_dev.
+  'tmpfs-dev': {
+    layout: 'raw', critDecodes: false,
+    pattern: 'tmpfs-dev-<root dev>.tar.gz.img', match: /^tmpfs-dev-\d+\.tar\.gz\.img$/, fileName: (dev: number) => `tmpfs-dev-${dev}.tar.gz.img`,
+  },
   'ipcns-var': {
     layout: 'entries', schema: IpcVarEntrySchema, magic: MAGIC.IPC_VAR, ...common,
     pattern: 'ipcns-var-<ns id>.img', match: /^ipcns-var-\d+\.img$/, fileName: numbered('ipcns-var'),

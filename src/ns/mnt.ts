@@ -1,21 +1,24 @@
 // Mount namespaces (CRIU's mountpoints-<id>.img, mnt.proto MntEntry): the tree's mounts as
 // its root's /proc/PID/mountinfo shows them (paths relative to its root, as a container sees
-// them), each classified by how a restore would make it again: the root from the `root`
-// restore is given (runc's criu-root), a fresh filesystem (proc, sysfs, tmpfs, devpts
-// newinstance, mqueue, cgroup2), a bind of a mount of the same namespace, or an external
-// mount named by ext_mnt (runc's masked paths and cgroup v1 hierarchies). Restore does not
-// exist yet, so a tree with a mount namespace of its own is still refused at dump: naming the
-// first mount that could not be restored even then, or saying that mount namespaces cannot be
-// restored yet.
+// them), each classified by how a restore makes it again: the root from the `root` restore
+// is given (runc's criu-root), a fresh filesystem (proc, sysfs, tmpfs, devpts newinstance,
+// mqueue, cgroup2), a bind of a mount of the same namespace, or an external mount named by
+// ext_mnt (runc's masked paths and cgroup v1 hierarchies). A tmpfs's files go into a tar
+// archive, as CRIU keeps them (tmpfs-dev-<root_dev>.tar.gz.img). What no plan fits is refused
+// at dump by name; the restore is mnt-restore.ts.
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { create } from '@bufbuild/protobuf';
 import { parseMountinfo, type MountInfo } from '../proc/mountinfo.js';
 import { MntEntrySchema, type MntEntry } from '../image/gen/stasis/mnt_pb.js';
+import { writeImage, imagePath } from '../image/index.js';
+import { StasisError } from '../errors.js';
+import { restoreMounts } from './mnt-restore.js';
 import { CLONE_NEWNS } from '../sys/index.js';
-import type { NsKind } from './ns-kind.js';
+import type { NsCheckOpts, NsKind } from './ns-kind.js';
 
 // CRIU's `fstype` enum (mnt.proto); a name not here is 0, restorable only as the root.
-const FSTYPE: Readonly<Record<string, number>> = {
+export const FSTYPE: Readonly<Record<string, number>> = {
   proc: 1, sysfs: 2, devtmpfs: 3, binfmt_misc: 4, tmpfs: 5, devpts: 6, simfs: 7, pstore: 8, securityfs: 9,
   fusectl: 10, debugfs: 11, cgroup: 12, aufs: 13, mqueue: 14, fuse: 15, overlay: 17, autofs: 18, tracefs: 19, cgroup2: 23,
 };
@@ -83,6 +86,8 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
   for (const m of mounts) {
     // Propagation ties the mount to mounts that are not the tree's: nothing restores the peer.
     if (m.master !== undefined || m.propagateFrom !== undefined) return { refused: `${name(m)} is a slave of peer group ${m.master ?? m.propagateFrom}; stasis restores private and shared mounts only` };
+    // A peer group of the tree's own could be made again, but nothing here proves it yet.
+    if (m.shared !== undefined) return { refused: `${name(m)} is shared (peer group ${m.shared}); stasis restores private mounts only` };
     if (m.unbindable) return { refused: `${name(m)} is unbindable; stasis cannot restore unbindable mounts` };
     const key = extMnt.get(m.mountPoint);
     if (key !== undefined) {
@@ -159,14 +164,40 @@ export function readMounts(pid: number): MountInfo[] {
   return parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
 }
 
+/** The plans of the mounts of task `pid`'s namespace, or the refusal. */
+function plansOf(pid: number, opts: NsCheckOpts): { mounts: MountInfo[]; plans: Map<number, MountPlan> } | { refused: string } {
+  const mounts = readMounts(pid);
+  const p = planMounts(mounts, opts.extMounts, opts.hasRoot, tmpfsFilesIn(pid, mounts));
+  return 'refused' in p ? p : { mounts, plans: p.plans };
+}
+
+/** Archives the files of the tmpfs at `mountPoint` (as task `pid` sees it) into `file`, without what other mounts hold. */
+function archiveTmpfs(pid: number, mountPoint: string, file: string): void {
+  fs.writeFileSync(file, '', { mode: 0o600 }); // every image is 0600
+  const r = spawnSync('tar', ['--create', '--gzip', '--one-file-system', '--numeric-owner', '--preserve-permissions', '--sparse', '--directory', `/proc/${pid}/root${mountPoint}`, '--file', file, '.'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new StasisError('E_DUMP_FAILED', `Cannot archive the tmpfs at ${mountPoint} of pid ${pid}: tar ${r.error ? r.error.message : `exited with ${r.status}: ${r.stderr.trim()}`}`);
+}
+
 export const mntNs = {
   name: 'mnt',
   flag: CLONE_NEWNS,
   check: (pid, _tree, opts) => {
-    const mounts = readMounts(pid);
-    const p = planMounts(mounts, opts.extMounts, opts.hasRoot, tmpfsFilesIn(pid, mounts));
-    if ('refused' in p) return `${p.refused} (and stasis cannot restore mount namespaces yet)`;
-    const count = (how: MountPlan['how']) => [...p.plans.values()].filter((x) => x.how === how).length;
-    return `each of its ${mounts.length} mounts has a plan (root ${count('root')}, new ${count('fresh')}, bind ${count('bind')}, external ${count('external')}), but stasis cannot restore mount namespaces yet`;
+    const p = plansOf(pid, opts);
+    return 'refused' in p ? p.refused : undefined;
   },
+  dump: (ctx, pid, id) => {
+    const p = plansOf(pid, ctx.mounts);
+    if ('refused' in p) throw new StasisError('E_UNSUPPORTED', `Cannot dump mnt namespace ${id} of pid ${pid}: ${p.refused}`);
+    const entries = mntEntries(p.mounts, ctx.mounts.extMounts);
+    ctx.note(writeImage(ctx.imagesDir, 'mountpoints', id, entries));
+    for (const m of p.mounts) {
+      const plan = p.plans.get(m.mountId);
+      if (plan?.how !== 'fresh' || !plan.contents) continue;
+      const file = ctx.note(imagePath(ctx.imagesDir, 'tmpfs-dev', kdev(m.dev)));
+      archiveTmpfs(pid, m.mountPoint, file);
+    }
+    const count = (how: MountPlan['how']) => [...p.plans.values()].filter((x) => x.how === how).length;
+    ctx.log.info(`mnt namespace ${id}: ${p.mounts.length} mounts (root ${count('root')}, new ${count('fresh')}, bind ${count('bind')}, external ${count('external')})`);
+  },
+  restore: restoreMounts,
 } satisfies NsKind;

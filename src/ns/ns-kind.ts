@@ -19,6 +19,8 @@ export interface NsDumpCtx {
   users?: IdView;
   /** Records an image file as written (a failed dump removes it). */
   note: (file: string) => string;
+  /** How the tree's mounts will be given back (the mount namespace's external mounts by name). */
+  mounts: NsCheckOpts;
 }
 
 /** What the dump is told of how the tree's mounts will be given back (CRIU's --root, --ext-mount-map). */
@@ -32,6 +34,12 @@ export interface NsRestoreCtx {
   log: Log;
   /** The images' owners (the tree's user namespace's view) in stasis's, which sets them. */
   users?: IdView;
+  /** CRIU's --root: what the tree's root mount is made of. */
+  root?: string | undefined;
+  /** CRIU's --ext-mount-map at restore: the host path of each external mount, by its name in the image. */
+  extMounts?: ReadonlyMap<string, string> | undefined;
+  /** The `syscall; int3` code of the restored root (create-task.ts), which makes its mounts. */
+  rootCode?: bigint;
 }
 
 export interface NsKind {

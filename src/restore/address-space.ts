@@ -9,6 +9,7 @@ import { StasisError } from '../errors.js';
 import { pidfdOfStasis } from './install-fds.js';
 import type { FdCourier } from './fd-courier.js';
 import { VMA, MAP, PROT, areasWithPages, isMappedByRestore, isShmemVma, type VmaSpec } from '../mem/vma.js';
+import { STASIS_PIDFD } from './create-task.js';
 import type { PageRun } from '../mem/page-runs.js';
 import type { PageSource } from '../mem/page-chain.js';
 import { MAP_HUGETLB, HUGE_SIZE_MASK } from '../mem/hugetlb.js';
@@ -129,6 +130,31 @@ export function rebuildAddressSpace(inj: Injector, plan: AddressSpacePlan): { sc
   return { scratch, scratchSize: SCRATCH_SIZE };
 }
 
+const nsOf = (pid: number | 'self', kind: string) => fs.readlinkSync(`/proc/${pid}/ns/${kind}`);
+
+/**
+ * Opens a file of stasis's (an image) in the task, read-only: by its path, or, for a task in
+ * a mount namespace of its own, where the path leads elsewhere, opened by stasis and taken
+ * with pidfd_getfd (through the pidfd of stasis it inherited in a pid namespace of its own).
+ */
+export function openImageInTask(inj: Injector, path: string): number {
+  if (nsOf(inj.pid, 'mnt') === nsOf('self', 'mnt')) return openInTask(inj, path, O_RDONLY);
+  const mine = fs.openSync(path, 'r');
+  try {
+    const pidfd = pidfdOfStasis(inj, nsOf(inj.pid, 'pid') === nsOf('self', 'pid') ? undefined : STASIS_PIDFD);
+    if (pidfd < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open a pidfd of stasis in pid ${inj.pid}: ${failedWith(pidfd)}`);
+    try {
+      const r = inj.call('pidfd_getfd', pidfd, mine, 0);
+      if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot take ${path} (fd ${mine} of stasis) into pid ${inj.pid}: ${failedWith(r)}`);
+      return Number(r);
+    } finally {
+      inj.call('close', pidfd);
+    }
+  } finally {
+    fs.closeSync(mine);
+  }
+}
+
 export function openInTask(inj: Injector, path: string, flags: number): number {
   inj.resetScratch();
   const r = inj.call('openat', AT_FDCWD, inj.putString(path), flags | O_CLOEXEC, 0);
@@ -231,7 +257,7 @@ function fillPages(inj: Injector, plan: AddressSpacePlan, moved: VmaSpec[]): voi
 /** One preadv per stretch of the file read without a gap (up to 1024 runs each). */
 export function fillFrom(inj: Injector, src: PageSource): void {
   if (src.reads.length === 0) return;
-  const fd = openInTask(inj, src.path, O_RDONLY);
+  const fd = openImageInTask(inj, src.path);
   try {
     for (let i = 0; i < src.reads.length; ) {
       const fileOff = src.reads[i]!.off;

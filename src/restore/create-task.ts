@@ -32,7 +32,7 @@ export interface NewTask {
 }
 
 /** Where a task in a pid namespace of its own keeps its pidfd of stasis until its fds are in. */
-const STASIS_PIDFD = 1000;
+export const STASIS_PIDFD = 1000;
 
 /**
  * Starts the stub from a memfd copy of `sleep`: PR_SET_MM_MAP refuses (EBUSY) to replace an

@@ -35,14 +35,23 @@ export interface RootNamespaces {
   join: { file: string; flag: number }[];
   /** The offsets of a time namespace of its own (/proc/PID/timens_offsets), computed just before the root is made. */
   timeOffsets?: () => string | undefined;
-  /** Called with the root's pid once it exists, before its children do: its namespaces are filled. */
-  onRoot?: (pid: number) => void;
+  /** Called with the root once it exists, before its children do: its namespaces are filled. */
+  onRoot?: (root: NewTask) => void;
   /** Under a user namespace of the tree's own: the namespaces are made by a holder (create-task.ts). */
   holder?: UserNsHolder;
   /** Under a user namespace the root is born in (with its pid namespace): how its tasks get stasis's files. */
   courier?: FdCourier;
   /** Under a user namespace of the tree's own: ids as its tasks see them, to stasis's (a zombie's credentials). */
   users?: IdView;
+}
+
+/** Makes the root task in its namespaces and fills them (createTree does it unless it was done before). */
+export function createRoot(set: ImageSet, created: Map<number, NewTask>, ns: RootNamespaces): NewTask {
+  const root = set.order[0]!;
+  const t = createRootTask(root.pid, ns.flags, ns.join, ns.timeOffsets?.(), ns.holder, ns.courier);
+  created.set(root.pid, t);
+  ns.onRoot?.(t);
+  return t;
 }
 
 interface Helper {
@@ -81,8 +90,8 @@ export function createTree(
   const zombies = new Map(set.zombies.map((z) => [z.pstree.pid, z.status]));
   const zombieCreds = new Map(set.zombies.flatMap((z) => (z.creds ? [[z.pstree.pid, z.creds] as const] : [])));
   const root = order[0]!;
-  created.set(root.pid, createRootTask(root.pid, ns.flags, ns.join, ns.timeOffsets?.(), ns.holder, ns.courier));
-  ns.onRoot?.(created.get(root.pid)!.pid);
+  // The root of a tree with a mount namespace of its own is made before its files are opened.
+  if (!created.has(root.pid)) createRoot(set, created, ns);
   const cow = CowPremap.plan(set, created.get(root.pid)!.pid, mapped);
   const pgidOf = new Map<number, number>();
   const helpers: Helper[] = [];

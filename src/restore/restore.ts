@@ -12,8 +12,8 @@ import { checkThreadPidfds, threadLeaders } from './thread-pidfds.js';
 import { MappedFiles, remappedMaps } from './mapped-files.js';
 import { vmaSpecs } from './cow-premap.js';
 import { formatVersionOf } from '../dump/format.js';
-import { readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids, translateOwners, ttyOwners, unixOwners } from '../files/index.js';
-import { createTree } from './create-tree.js';
+import { type RestoreFileCtx, readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids, translateOwners, ttyOwners, unixOwners } from '../files/index.js';
+import { createTree, createRoot } from './create-tree.js';
 import { FdCourier } from './fd-courier.js';
 import { createRootTask, type NewTask } from './create-task.js';
 import { FdTypes, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
@@ -164,7 +164,10 @@ function restoreChecked(
   const JOIN_FLAGS = { net: CLONE_NEWNET, ipc: CLONE_NEWIPC, uts: CLONE_NEWUTS } as const;
   // An empty network namespace is left for the engine to set up (its setup-namespaces hook).
   const users = rootTask ? restoreUsers(set.dir, nsKinds, rootTask.ids) : undefined;
-  const fillNamespaces = (hostPid: number) => restoreNamespaces({ imagesDir: set.dir, log, ...(users ? { users } : {}) }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid);
+  // The mounts are made by the root itself (its code runs their syscalls).
+  const fillNamespaces = (hostPid: number, rootCode?: bigint) => restoreNamespaces({
+    imagesDir: set.dir, log, ...(users ? { users } : {}), root: opts.root, extMounts: opts.extMounts, ...(rootCode !== undefined ? { rootCode } : {}),
+  }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid);
   // Under a user namespace of its own but in stasis's pid namespace, the tree's namespaces are
   // made by a holder in it, and the tasks enter it one by one as they are restored
   // (restore-task.ts). With a pid namespace of its own, the root is born in them all (its init
@@ -175,10 +178,13 @@ function restoreChecked(
   const rootNs = {
     flags: nsFlags, join: (opts.joinNs ?? []).map((j) => ({ file: j.file, flag: JOIN_FLAGS[j.ns] })),
     timeOffsets: () => rootTimeOffsets({ imagesDir: set.dir, log }, nsKinds, rootTask!.ids),
-    ...(enterLate ? { holder: { flags: nsFlags, fill: fillNamespaces, keep: (fd: number) => (userNsFd = fd) } } : { onRoot: fillNamespaces }),
+    ...(enterLate ? { holder: { flags: nsFlags, fill: (hostPid: number) => fillNamespaces(hostPid), keep: (fd: number) => (userNsFd = fd) } } : { onRoot: (t: NewTask) => fillNamespaces(t.pid, t.code) }),
     ...(courier ? { courier } : {}),
     ...(users && users !== SAME_IDS ? { users } : {}),
   };
+  // A mount namespace of its own: the root and its mounts are made first, and the files are
+  // opened in them, through the root's /proc/PID/root.
+  const ownMnt = nsKinds.some((k) => k.name === 'mnt');
   if (nsKinds.length) log.info(`the root gets namespaces of its own: ${nsKinds.map((k) => k.name).join(', ')}`);
   // Every task's fds, and its cwd and root (entered from stasis's open directories).
   const ids = new Set(set.tasks.flatMap((t) => [...t.fdinfos.map((d) => d.id), t.fs.cwdId, t.fs.rootId]));
@@ -213,7 +219,7 @@ function restoreChecked(
   const [early, late] = byProcPid([...ids].map((id) => set.files.get(id)!), new Set(set.order.map((e) => e.pid)), ownNetns);
   const created = new Map<number, NewTask>();
   const leaders = threadLeaders(set);
-  const fileCtx = {
+  const fileCtx: RestoreFileCtx & { ghosts: GhostRestorer } = {
     log, imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
     unix, holdPid, ttys: fileCtxTtys, tcp,
     socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, holdPid, users),
@@ -224,10 +230,15 @@ function restoreChecked(
   const pairs = new SocketPairs(log);
   let files: OpenFiles;
   try {
+    if (ownMnt) fileCtx.root = `/proc/${createRoot(set, created, rootNs).pid}/root`;
     files = OpenFiles.open(early, fileCtx, undefined, maps);
   } catch (err) {
     shmem.close();
     tcp.abort();
+    for (const t of created.values()) {
+      kill(t.pid, 9);
+      waitExit(t.pid);
+    }
     throw err;
   } finally {
     pairs.end(); // before the tree takes its pids

@@ -1,0 +1,144 @@
+// Restoring a mount namespace (CRIU's prepare_mnt_ns, done the mount-v1 way): the restored
+// root, just made with CLONE_NEWNS (a copy of stasis's mounts), makes everything private so
+// nothing propagates back, builds the image's mounts parents first under a directory of its
+// own (the yard): the root as a bind of --root, fresh filesystems mounted by itself (proc of
+// its own pid namespace, sysfs of its network namespace, mqueue of its IPC namespace), tmpfs
+// files put back from their archive, binds of mounts made already, external mounts bound from
+// the host path --ext-mount-map gives their name; then sets each mount's flags (read-only,
+// nosuid, ...), pivots into the yard and drops the old tree. stasis then opens the tree's files
+// through /proc/ROOT/root, which leads into the new tree.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Injector, failedWith } from '../sys/index.js';
+import { readImage, imagePath } from '../image/index.js';
+import type { MntEntry } from '../image/gen/stasis/mnt_pb.js';
+import type { MountInfo } from '../proc/mountinfo.js';
+import { StasisError } from '../errors.js';
+import type { NsRestoreCtx } from './ns-kind.js';
+import { planMounts, FSTYPE, type MountPlan } from './mnt.js';
+
+const MS_RDONLY = 0x1, MS_REMOUNT = 0x20, MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MNT_DETACH = 2;
+// The superblock flags an image keeps, passed to a fresh mount (their MS_* values are the SB_* ones).
+const SB_MASK = 0x1 | 0x10 | 0x40 | 0x80 | 0x2000000;
+
+// (Built on first use: mnt.ts and this file import each other.)
+let fsNames: Map<number, string> | undefined;
+const fsName = (t: number) => (fsNames ??= new Map(Object.entries(FSTYPE).map(([k, v]) => [v, k]))).get(t);
+
+/** An image entry as mountinfo would show it: what planMounts() reads. */
+function asMountInfo(e: MntEntry): MountInfo {
+  return {
+    mountId: e.mntId, parentId: e.parentMntId, dev: { major: e.rootDev >>> 20, minor: e.rootDev & 0xfffff }, root: e.root,
+    mountPoint: e.mountpoint, mountOptions: [], optionalFields: [], unbindable: false, fsType: fsName(e.fstype) ?? `fstype ${e.fstype}`,
+    source: e.source, superOptions: e.options ? e.options.split(',') : [],
+    ...(e.sharedId ? { shared: e.sharedId } : {}), ...(e.masterId ? { master: e.masterId } : {}),
+  };
+}
+
+/** The entries parents first (the image holds them in the reverse of mountinfo's order). */
+function parentsFirst(entries: MntEntry[]): MntEntry[] {
+  const ids = new Set(entries.map((e) => e.mntId));
+  const done = new Set<number>();
+  const out: MntEntry[] = [];
+  let left = [...entries].reverse();
+  while (left.length) {
+    const ready = left.filter((e) => !ids.has(e.parentMntId) || done.has(e.parentMntId));
+    if (!ready.length) throw new StasisError('E_CORRUPT', `The mounts ${left.map((e) => e.mntId).join(', ')} of the image hang off each other`);
+    for (const e of ready) {
+      out.push(e);
+      done.add(e.mntId);
+    }
+    left = left.filter((e) => !done.has(e.mntId));
+  }
+  return out;
+}
+
+export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): void {
+  const entries = parentsFirst(readImage(ctx.imagesDir, 'mountpoints', id));
+  const byId = new Map(entries.map((e) => [e.mntId, e]));
+  const archive = (e: MntEntry) => imagePath(ctx.imagesDir, 'tmpfs-dev', e.rootDev);
+  // The image's names of external mounts are its keys here: --ext-mount-map NAME:HOSTPATH.
+  const extByName = new Map(entries.filter((e) => e.extKey).map((e) => [e.mountpoint, e.extKey!]));
+  const planned = planMounts(entries.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'));
+  if ('refused' in planned) throw new StasisError('E_UNSUPPORTED', `Cannot restore mnt namespace ${id}: ${planned.refused}`);
+  if (ctx.rootCode === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the root task's code is not known`);
+  const yard = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-mnt-'));
+  const inTask = (p: string) => `/proc/${hostPid}/root${p}`;
+  const at = (e: MntEntry) => (e.mountpoint === '/' ? yard : `${yard}${e.mountpoint}`);
+  const inj = new Injector(hostPid, { code: ctx.rootCode, codeInPlace: true });
+  const call = (what: string, name: 'mount' | 'umount2' | 'pivot_root' | 'chdir', ...args: (string | number | null)[]) => {
+    inj.resetScratch();
+    const r = inj.call(name, ...args.map((a) => (a === null ? 0 : typeof a === 'string' ? inj.putString(a) : a)));
+    if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: ${what} failed with ${failedWith(r)}`);
+  };
+  try {
+    call('making the copied mounts private', 'mount', 'none', '/', null, MS_REC | MS_PRIVATE, null);
+    for (const e of entries) {
+      const plan = planned.plans.get(e.mntId)!;
+      const where = `${e.mountpoint} (mount ${e.mntId})`;
+      const source = sourceOf(e, plan, ctx, byId, at, id);
+      if (plan.how !== 'root') makeTarget(inTask(at(e)), source === undefined ? true : isDir(plan.how === 'external' ? source : inTask(source)));
+      if (plan.how === 'fresh') {
+        const fsType = fsName(e.fstype)!;
+        // Read-only per mount comes with the flags below; a read-only superblock now.
+        call(`mounting ${fsType} at ${where}`, 'mount', e.source, at(e), fsType, (e.flags & ~MS_RDONLY) | (e.sbFlags & SB_MASK), e.options);
+        if (plan.contents) extract(archive(e), inTask(at(e)), where);
+      } else call(`binding ${source} at ${where}`, 'mount', source!, at(e), null, MS_BIND, null);
+      ctx.log.debug(`mount ${e.mntId}: ${plan.how} at ${e.mountpoint}`);
+    }
+    // Flags last, children before parents: a read-only parent takes no more mountpoints.
+    for (const e of [...entries].reverse()) {
+      call(`setting the flags 0x${e.flags.toString(16)} of ${e.mountpoint} (mount ${e.mntId})`, 'mount', 'none', at(e), null, MS_REMOUNT | MS_BIND | e.flags, null);
+    }
+    call(`entering ${yard}`, 'chdir', yard);
+    call('pivot_root into the restored mounts', 'pivot_root', '.', '.');
+    call('dropping stasis\'s mounts', 'umount2', '.', MNT_DETACH);
+    call('entering the restored root', 'chdir', '/');
+    ctx.log.info(`mnt namespace ${id}: ${entries.length} mounts restored`);
+  } finally {
+    inj.end();
+    try {
+      fs.rmdirSync(yard);
+    } catch {
+      /* removed, or still a mountpoint in a failed restore's task (it dies with it) */
+    }
+  }
+}
+
+/** What mount `e` is made from: the host path of --root or of an external mount, or the path in the yard of the mount it binds. */
+function sourceOf(e: MntEntry, plan: MountPlan, ctx: NsRestoreCtx, byId: Map<number, MntEntry>, at: (e: MntEntry) => string, id: number): string | undefined {
+  switch (plan.how) {
+    case 'root':
+      return ctx.root!;
+    case 'external': {
+      const host = ctx.extMounts?.get(plan.key);
+      if (host === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: mount ${e.mntId} at ${e.mountpoint} is the external mount ${plan.key}, and no --ext-mount-map ${plan.key}:PATH (RPC ext_mnt) says where it is`);
+      return host;
+    }
+    case 'bind': {
+      const from = byId.get(plan.from)!;
+      const rel = from.root === '/' ? e.root : e.root.slice(from.root.length);
+      return `${at(from)}${rel === '/' ? '' : rel}`;
+    }
+    case 'fresh':
+      return undefined;
+  }
+}
+
+function isDir(p: string): boolean {
+  return fs.statSync(p).isDirectory();
+}
+
+/** The mountpoint, made where it is missing: a directory, or an empty file for a file bound over. */
+function makeTarget(p: string, dir: boolean): void {
+  if (fs.existsSync(p)) return;
+  fs.mkdirSync(dir ? p : path.dirname(p), { recursive: true, mode: 0o755 });
+  if (!dir) fs.closeSync(fs.openSync(p, 'wx', 0o644));
+}
+
+function extract(archive: string, dir: string, where: string): void {
+  const r = spawnSync('tar', ['--extract', '--gzip', '--numeric-owner', '--preserve-permissions', '--directory', dir, '--file', archive], { encoding: 'utf8' });
+  if (r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot put back the files of the tmpfs at ${where}: tar ${r.error ? r.error.message : `exited with ${r.status}: ${r.stderr.trim()}`}`);
+}
