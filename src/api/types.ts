@@ -99,6 +99,8 @@ export interface DumpOptions extends RunHooks {
   root?: string | undefined;
   /** CRIU's --ext-mount-map at dump: mountpoint (as the tree sees it) to the name the external mount gets in the image. */
   extMounts?: ReadonlyMap<string, string> | undefined;
+  /** Why a tree with a mount namespace of its own is refused all the same (the RPC's: its restore lacks what runc asks for). */
+  mntNsRefused?: string | undefined;
 }
 
 export type { CgroupMode } from '../cgroup/dump-cgroups.js';

@@ -100,7 +100,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'join-ns', short: 'J', kind: 'value', many: true, verbs: ['restore'], arg: 'NS:PID|FILE', help: 'the restored tree joins this net, ipc or uts namespace instead of a new one' },
   { long: 'restore-sibling', short: 'S', kind: 'flag', verbs: ['restore'], unsupported: later('--restore-sibling') },
   { long: 'leave-stopped', short: 's', kind: 'flag', verbs: CR, unsupported: later('--leave-stopped') },
-  { long: 'evasive-devices', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('--evasive-devices') },
+  // runc sets it on every restore: CRIU may then reopen a device by another path; stasis reopens each by its own path, and fails where it is missing.
+  { long: 'evasive-devices', kind: 'flag', verbs: DUMP_RESTORE, supportedFor: ['restore'], unsupported: later('--evasive-devices at dump'), help: 'accepted: a device is reopened by its path (a missing one fails the restore)' },
   // Accepted at dump, where it changes nothing: a pty slave whose master is outside the tree is refused still (or taken by --shell-job).
   { long: 'orphan-pts-master', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('--orphan-pts-master at restore'), supportedFor: DUMPS },
   { long: 'lazy-pages', kind: 'flag', verbs: DUMP_RESTORE, supportedFor: ['restore'], help: 'restore: run the tree before its private memory is in; it is filled as it is touched, and in the background (with -d, returns once it is all in)', unsupported: 'stasis has no page server: dump --lazy-pages is not supported; dump as usual and restore with --lazy-pages' },

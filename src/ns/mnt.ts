@@ -182,6 +182,8 @@ export const mntNs = {
   name: 'mnt',
   flag: CLONE_NEWNS,
   check: (pid, _tree, opts) => {
+    // Its mounts would be made by a root that is not yet in the user namespace (restore.ts's holder).
+    if (fs.readlinkSync(`/proc/${pid}/ns/user`) !== fs.readlinkSync('/proc/self/ns/user')) return 'it is under a user namespace of the tree\'s own, and stasis cannot restore a mount namespace there yet';
     const p = plansOf(pid, opts);
     return 'refused' in p ? p.refused : undefined;
   },

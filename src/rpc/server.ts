@@ -84,7 +84,10 @@ async function run(conn: RpcConn, req: CriuReq): Promise<Resp> {
     const io = { log, notify: notifier(conn, req.opts) };
     switch (verb) {
       case 'dump':
-        dumpSync(dumpOptions(a, io));
+        // runc restores a container with rst_sibling and inherit_fd (its stdio pipes), which
+        // stasis lacks: its checkpoint is refused rather than killing a container for images
+        // nothing can restore (the command line dumps and restores mount namespaces).
+        dumpSync({ ...dumpOptions(a, io), mntNsRefused: 'a restore over RPC needs rst_sibling and inherit_fd (as runc asks for), which stasis does not support yet; the command line restores it (stasis restore --root, --ext-mount-map)' });
         return { type: req.type, success: true, dump: { restored: false } };
       case 'pre-dump':
         preDumpSync(preDumpOptions(a, io));

@@ -4,8 +4,8 @@
 // (every task at its root) and the time namespace (its clocks). After dump and restore the tree
 // checks that it sees all of them again, and the test that they are namespaces of its own, not
 // stasis's (the dumped ones are gone; the kernel may give the new ones the same inode numbers).
-// Kinds stasis cannot restore (mount, user) and a tree split across namespaces are refused at
-// dump time, the tree left running.
+// A user namespace, a mount namespace given no --root (mount-ns.test.ts restores one given it)
+// and a tree split across namespaces are refused at dump time, the tree left running.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -302,7 +302,7 @@ if (!inPrivateProc(FLAG)) {
           return c && fs.readFileSync(`/proc/${c}/cmdline`, 'utf8').startsWith('sleep') ? c : undefined;
         });
         // A mount namespace is refused naming the mount that stops it (here its root, given no --root).
-        const why = kind === 'mount' ? ' of pid \\d+: mount \\d+ at / \\(.*\\) is the tree\'s root mount, and no root .*stasis cannot restore mount namespaces yet' : `.*stasis cannot dump ${link} namespaces`;
+        const why = kind === 'mount' ? ' of pid \\d+: mount \\d+ at / \\(.*\\) is the tree\'s root mount, and no root \\(--root, RPC root\\) was given for it' : `.*stasis cannot dump ${link} namespaces`;
         await refused(pid, new RegExp(`${link} namespace ${link}:\\[\\d+\\]${why}`));
       } finally {
         killTree(u);
