@@ -17,7 +17,7 @@ import { writeImage, readImage, imageExists } from '../image/index.js';
 import { NdType, NetDeviceEntrySchema, NetnsEntrySchema } from '../image/gen/stasis/netdev_pb.js';
 import { StasisError } from '../errors.js';
 import type { NsKind } from './ns-kind.js';
-import { imageRules, loadRules, readRules, rulesFile, rulesRefusal, type NetfilterRules } from './netfilter.js';
+import { imageRules, loadRules, readRulesAndOwners, rulesFile, rulesRefusal, type NetfilterRules } from './netfilter.js';
 import { conntrackRefusal, readConntrack, readConntrackFile, restoreConntrack, writeConntrack, type ConntrackState } from './net-conntrack.js';
 
 const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
@@ -136,8 +136,9 @@ export const netNs = {
     return problems.length ? `${[...new Set(problems)].join(', ')}; stasis restores only a network namespace with lo alone` : undefined;
   },
   capture: (pid, tree) => {
-    const [rules, ct] = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET, () => [readRules(), readConntrack()] as const);
-    const why = rulesRefusal(rules) ?? conntrackRefusal(ct, pid, tree);
+    const [{ rules, iptablesNft }, ct] = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET, () => [readRulesAndOwners(), readConntrack()] as const);
+    const why = (iptablesNft.length ? `its nf_tables table(s) ${iptablesNft.join(', ')} were made by iptables-nft, which would not know them again once nft loads them back (its x_tables matches become nft's own expressions); stasis cannot restore iptables-nft's tables yet` : undefined)
+      ?? rulesRefusal(rules) ?? conntrackRefusal(ct, pid, tree);
     return why ? { why } : { state: { rules, ct } satisfies Captured };
   },
   dump: (ctx, pid, id, captured) => {

@@ -62,9 +62,19 @@ const stripComments = (t: string) => t.split('\n').filter((l) => !l.startsWith('
 
 /** The rules of this thread's network namespace (a child spawned now is born in it). */
 export function readRules(): NetfilterRules {
+  return readRulesAndOwners().rules;
+}
+
+/**
+ * The rules, and the nf_tables tables iptables-nft made (nft warns that it manages them). nft
+ * lists their x_tables matches translated, and loads that text back as nf_tables' own
+ * expressions: iptables-nft would then no longer know the table (its save lists nothing).
+ */
+export function readRulesAndOwners(): { rules: NetfilterRules; iptablesNft: string[] } {
   const r = spawnSync('sh', ['-c', listScript()], { env: ENV, encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error || r.status !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot read the netfilter rules of the network namespace: ${r.error?.message ?? r.stderr}`);
-  return parseListing(r.stdout);
+  const iptablesNft = [...new Set([...(r.stderr ?? '').matchAll(/Warning: table (\S+ \S+) is managed by iptables-nft/g)].map((m) => m[1]!))];
+  return { rules: parseListing(r.stdout), iptablesNft };
 }
 
 /**
