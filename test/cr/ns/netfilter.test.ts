@@ -1,13 +1,14 @@
-// A tree in a network namespace of its own (`unshare -n --fork`) with netfilter rules of every
-// kind Debian's packages make: iptables-legacy and ip6tables-legacy (a user chain, policies,
-// counters), iptables-nft and nft's own tables (counters, a set), all of them letting in only
-// what conntrack calls ESTABLISHED or a SYN. Its two tasks hold a TCP connection over loopback.
+// A tree in a network namespace of its own (`unshare -n --fork`) with netfilter rules:
+// iptables-legacy and ip6tables-legacy (a user chain, policies, counters) and nft's own tables
+// (counters, a set), all of them letting in only what conntrack calls ESTABLISHED or a SYN.
+// Its two tasks hold a TCP connection over loopback.
 // Dumped with --tcp-established and restored, the new namespace lists the same rules with the
 // same counters and the same conntrack entry, and the connection carries 200 more round trips
 // through those rules: without its conntrack entry made again, the first packet would be NEW
 // and not a SYN, and dropped. What conntrack netlink cannot make again (a UDP entry), a loose=0
-// namespace and rules that do not load back the same (a set element that expires) are refused
-// at dump, the tree left running.
+// namespace, rules that do not load back the same (a set element that expires) and tables
+// iptables-nft made are refused at dump, the tree left running. A dump that leaves the tree
+// running leaves its rules as they were; CRIU 4.2 restores stasis's images.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -39,8 +40,6 @@ ip6tables-legacy -w -A STASIS -p tcp --syn -j ACCEPT
 ip6tables-legacy -w -A INPUT -j STASIS
 ip6tables-legacy -w -P INPUT DROP
 ip6tables-legacy -w -P FORWARD DROP
-iptables-nft -A OUTPUT -o lo -p tcp -m conntrack --ctstate ESTABLISHED -j ACCEPT
-iptables-nft -A OUTPUT -o lo -p tcp --syn -j ACCEPT
 nft -f - <<'EOF'
 table inet stasis_t {
 	set ports { type inet_service; elements = { 22, 80 } }
@@ -140,7 +139,7 @@ if (!inPrivateProc(FLAG)) {
     }
   }
 
-  test('a TCP connection of a tree in its own network namespace with iptables-legacy, ip6tables-legacy, iptables-nft and nftables rules comes back through the same rules and conntrack entry (IPv4, iptables lock)', async () => {
+  test('a TCP connection of a tree in its own network namespace with iptables-legacy, ip6tables-legacy and nftables rules comes back through the same rules and conntrack entry (IPv4, iptables lock)', async () => {
     await roundTrip('v4', 'iptables');
   });
 
@@ -149,7 +148,7 @@ if (!inPrivateProc(FLAG)) {
   });
 
   test('a dump that leaves the tree running leaves its rules as they were: the INPUT chain iptables-nft made for the lock is gone again', async () => {
-    const w = start('v4');
+    const w = start('v4', 'nft add table ip filter\nnft "add chain ip filter OUTPUT { type filter hook output priority 0; }"\n');
     try {
       sleepMs(200);
       const before = listing(w.pid);
@@ -179,7 +178,7 @@ if (!inPrivateProc(FLAG)) {
     try {
       // CRIU locks the new namespace itself with ip6tables-restore (iptables-nft here) and leaves the empty table it made.
       const after = listing(w.pid);
-      after.rules = after.rules.replace(/\ntable ip6 filter \{\n\}/, '');
+      after.rules = after.rules.replace(/\ntable ip6? filter \{\n\}/g, '');
       assert.deepEqual({ ...after, rules: uncounted(after.rules) }, { ...before, rules: uncounted(before.rules) }, 'CRIU\'s restored namespace lists other rules or conntrack entries');
       fs.writeFileSync(`${w.dir}/go`, '');
       waitFor('the result', () => fs.existsSync(`${w.dir}/result`), 30000);
@@ -213,8 +212,8 @@ if (!inPrivateProc(FLAG)) {
     const cases: [mode: 'v4' | 'udp', extra: string, pattern: RegExp][] = [
       ['udp', '', /connection tracking entry 127\.0\.0\.1:9999 -> 127\.0\.0\.1:9999 cannot be restored: it is of protocol 17/],
       ['v4', 'sysctl -q -w net.netfilter.nf_conntrack_tcp_loose=0\n', /sysctls of its own: net\.netfilter\.nf_conntrack_tcp_loose = 0 \(a new namespace has 1\)/],
-      // nft lists the ct state mask iptables-nft made in another order than it loads it back.
-      ['v4', 'iptables-nft -A OUTPUT -p tcp -m conntrack --ctstate NEW,ESTABLISHED -j ACCEPT\n', /netfilter rules do not load back the same \(nft list ruleset prints .*ct state established,new/],
+      // nft lists iptables-nft's x_tables matches translated and loads them back as its own: iptables-nft would not know the table again.
+      ['v4', 'iptables-nft -A OUTPUT -o lo -p tcp -m conntrack --ctstate ESTABLISHED -j ACCEPT\n', /nf_tables table\(s\) ip filter were made by iptables-nft, which would not know them again/],
       ['v4', 'nft add set inet stasis_t gone "{ type ipv4_addr; flags timeout; }"\nnft add element inet stasis_t gone "{ 10.9.9.9 timeout 1h }"\n', /netfilter rules do not load back the same \(nft list ruleset prints .*expires/],
     ];
     for (const [mode, extra, pattern] of cases) {
