@@ -18,12 +18,12 @@ import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
 import { StasisError } from '../errors.js';
 import { writeFileAtomic } from './image-file.js';
+import { SUM_CHUNK, sumMismatch } from './sum-compare.js';
 
 export const SUMS_FILE = 'stasis-sums.json';
 const SUMS_VERSION = 3;
 const READS = [1, 2, 3];
-/** Version 3: the bytes each CRC-32 of an entry's `chunks` covers (the last chunk may be shorter). */
-export const SUM_CHUNK = 1 << 20;
+export { SUM_CHUNK, sumMismatch } from './sum-compare.js';
 const MAX_SUMS_BYTES = 16 << 20;
 const MAX_CHAIN = 256;
 const CHUNK = 4 << 20;
@@ -109,17 +109,6 @@ export class StreamSum {
   }
 }
 
-/** Where a file's CRC-32s differ from its entry's (null: they match): the bytes of the first chunk that differs, or the whole file. */
-export function sumMismatch(want: FileSum, got: FileSum): string | null {
-  if (want.chunks !== undefined) {
-    if (got.chunks === want.chunks) return null;
-    const g = got.chunks ?? '';
-    let i = 0;
-    while (i * 8 < want.chunks.length && g.slice(i * 8, i * 8 + 8) === want.chunks.slice(i * 8, i * 8 + 8)) i++;
-    return `its CRC-32 of bytes ${i * SUM_CHUNK}-${Math.min((i + 1) * SUM_CHUNK, want.size)} differs from the one written with it`;
-  }
-  return got.crc32 === want.crc32 ? null : 'its CRC-32 differs from the one written with it';
-}
 
 /**
  * Writes the sums of `files` (paths inside `dir`); the last file a dump writes. `known`: the

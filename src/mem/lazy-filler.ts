@@ -8,9 +8,12 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { Worker, workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { addressOf, syscallRaw, closeFd, kill, UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE } from '../sys/index.js';
+// Not through sys/index.js: this thread loads only the syscalls it makes (start-up, issue 15).
+import { addressOf, syscallRaw } from '../sys/libc.js';
+import { closeFd, kill } from '../sys/process.js';
+import { UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE } from '../sys/uffd.js';
 import type { LazyPiece, LazyTask, FillerMessage } from './lazy-pages.js';
-import { SUM_CHUNK, sumMismatch } from '../image/image-sums.js';
+import { SUM_CHUNK, sumMismatch } from '../image/sum-compare.js';
 
 const PAGE = 4096;
 const FAULT_PAGES = 128; // 512 KiB from a fault on (the faulting thread is woken once they are in)
