@@ -72,9 +72,10 @@ function fpuEntry(pid: number): MessageInitShape<typeof UserX86FpregsEntrySchema
   };
 }
 
-function regFile(ids: FileIds, path: string, flags: number): FileEntry {
+function regFile(ids: FileIds, path: string, flags: number, proc: string): FileEntry {
   const id = ids.fresh();
-  const st = fs.statSync(path, { bigint: true });
+  // Through /proc: the path is the tree's, which in a mount namespace of its own is not stasis's.
+  const st = fs.statSync(proc, { bigint: true });
   return create(FileEntrySchema, {
     type: FdTypes.REG, id,
     reg: { id, flags, pos: 0n, fown: emptyFown(), name: path, mode: Number(st.mode) },
@@ -232,7 +233,7 @@ export function collectTask(pid: number, tids: number[], ids: FileIds, ghosts?: 
     inj.end();
   }
 
-  const exe = regFile(ids, linkOf(pid, 'exe'), O_RDONLY);
+  const exe = regFile(ids, linkOf(pid, 'exe'), O_RDONLY, `/proc/${pid}/exe`);
   const cwd = dumpTaskDir(pid, 'cwd', ids, ghosts);
   const root = dumpTaskDir(pid, 'root', ids, ghosts);
   files.push(exe, cwd, root);
