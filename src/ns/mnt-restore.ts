@@ -83,8 +83,11 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       if (plan.how === 'fresh') {
         const fsType = fsName(e.fstype)!;
         // Read-only per mount comes with the flags below; a read-only superblock now.
-        call(`mounting ${fsType} at ${where}`, 'mount', e.source, at(e), fsType, (e.flags & ~MS_RDONLY) | (e.sbFlags & SB_MASK), e.options);
+        // A read-only superblock with files is made read-only once they are in.
+        const sb = e.sbFlags & SB_MASK & (plan.contents ? ~MS_RDONLY : ~0);
+        call(`mounting ${fsType} at ${where}`, 'mount', e.source, at(e), fsType, (e.flags & ~MS_RDONLY) | sb, e.options);
         if (plan.contents) extract(archive(e), inTask(at(e)), where);
+        if (plan.contents && e.sbFlags & MS_RDONLY) call(`making the ${fsType} at ${where} read-only`, 'mount', 'none', at(e), null, MS_REMOUNT | (e.sbFlags & SB_MASK), e.options);
       } else call(`binding ${source} at ${where}`, 'mount', source!, at(e), null, MS_BIND, null);
       ctx.log.debug(`mount ${e.mntId}: ${plan.how} at ${e.mountpoint}`);
     }

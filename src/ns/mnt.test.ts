@@ -45,33 +45,41 @@ test('mountFlags() adds strictatime where mountinfo prints no atime mode, as the
   assert.equal(mountFlags(['rw', 'noatime']), 0x400);
 });
 
-test('planMounts() makes every mount of the runc container again given its root and runc\'s ext_mnt', () => {
+// The container without the mounts that sit on a tmpfs (/dev/pts, /dev/shm, /dev/mqueue, the cgroups on /sys/fs/cgroup).
+const TMPFS_IDS = new Set(MOUNTS.filter((m) => m.fsType === 'tmpfs').map((m) => m.mountId));
+const NO_OVER = MOUNTS.filter((m) => !TMPFS_IDS.has(m.parentId));
+
+test('planMounts() refuses runc\'s container: its /dev tmpfs has mounts on it, which may hide files stasis cannot see', () => {
   const p = planMounts(MOUNTS, EXT, true, () => 'empty');
+  assert.match('refused' in p ? p.refused : 'planned', /^mount 93 at \/dev \(tmpfs tmpfs\) has mount 94 on it at \/dev\/pts, which may hide files of the tmpfs/);
+});
+
+test('planMounts() makes every other mount of the runc container again given its root and runc\'s ext_mnt', () => {
+  const p = planMounts(NO_OVER, EXT, true, () => 'empty');
   assert.ok('plans' in p, 'refused' in p ? p.refused : '');
   const how = (mp: string) => p.plans.get(MOUNTS.find((m) => m.mountPoint === mp)!.mountId);
   assert.deepEqual(how('/'), { how: 'root' });
   assert.deepEqual(how('/proc'), { how: 'fresh', fsType: 'proc' });
   assert.deepEqual(how('/sys'), { how: 'fresh', fsType: 'sysfs' });
-  assert.deepEqual(how('/dev/pts'), { how: 'fresh', fsType: 'devpts' });
-  assert.deepEqual(how('/dev/mqueue'), { how: 'fresh', fsType: 'mqueue' });
   assert.deepEqual(how('/proc/keys'), { how: 'external', key: '/dev/null' });
-  assert.deepEqual(how('/sys/fs/cgroup/memory'), { how: 'external', key: '/sys/fs/cgroup/memory' });
   // /proc/sys is /sys of the container's own proc, mounted read-only over it.
   assert.deepEqual(how('/proc/sys'), { how: 'bind', from: MOUNTS.find((m) => m.mountPoint === '/proc')!.mountId });
 });
 
 test('planMounts() keeps the files of a tmpfs (runc\'s /dev with its device nodes) as CRIU\'s archive does', () => {
-  const p = planMounts(MOUNTS, EXT, true, (m) => (m.mountPoint === '/dev' ? 'files' : 'empty'));
+  const p = planMounts(NO_OVER, EXT, true, (m) => (m.mountPoint === '/dev' ? 'files' : 'empty'));
   assert.ok('plans' in p);
   assert.deepEqual(p.plans.get(93), { how: 'fresh', fsType: 'tmpfs', contents: true });
-  assert.deepEqual(p.plans.get(95), { how: 'fresh', fsType: 'tmpfs' });
+  assert.deepEqual(p.plans.get(98), { how: 'fresh', fsType: 'tmpfs' });
 });
 
 test('planMounts() names the mount it refuses: the root without --root, cgroup v1 without ext_mnt, a tmpfs with a socket file', () => {
   const refused = (r: ReturnType<typeof planMounts>) => ('refused' in r ? r.refused : 'planned');
   assert.match(refused(planMounts(MOUNTS, EXT, false, () => 'empty')), /mount 91 at \/ \(ext4 \/dev\/vda, \/tmp\/mntns-criu\/bundle\/rootfs\) is the tree's root mount, and no root/);
-  assert.match(refused(planMounts(MOUNTS, new Map(), true, () => 'empty')), /at \/sys\/fs\/cgroup\/cpu \(cgroup cgroup, .*\) is a cgroup v1 hierarchy; give it as an external mount/);
-  assert.match(refused(planMounts(MOUNTS, EXT, true, (m) => (m.mountPoint === '/dev' ? 'a Unix socket file (/dev/log)' : 'empty'))), /mount 93 at \/dev \(tmpfs tmpfs\) holds a Unix socket file \(\/dev\/log\), which a tmpfs archive cannot keep/);
+  // (A cgroup v1 hierarchy straight on /sys: on runc's /sys/fs/cgroup tmpfs, the tmpfs is refused first.)
+  const cpu = { ...MOUNTS.find((m) => m.mountPoint === '/sys/fs/cgroup/cpu')!, parentId: 97 };
+  assert.match(refused(planMounts([...NO_OVER, cpu], new Map(), true, () => 'empty')), /at \/sys\/fs\/cgroup\/cpu \(cgroup cgroup, .*\) is a cgroup v1 hierarchy; give it as an external mount/);
+  assert.match(refused(planMounts(NO_OVER, EXT, true, (m) => (m.mountPoint === '/dev' ? 'a Unix socket file (/dev/log)' : 'empty'))), /mount 93 at \/dev \(tmpfs tmpfs\) holds a Unix socket file \(\/dev\/log\), which a tmpfs archive cannot keep/);
   const slave = MOUNTS.map((m) => (m.mountPoint === '/proc' ? { ...m, master: 7 } : m));
   assert.match(refused(planMounts(slave, EXT, true, () => 'empty')), /mount 92 at \/proc \(proc proc\) is a slave of peer group 7/);
 });

@@ -103,13 +103,17 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     const fsType = m.fsType.split('.')[0]!;
     // A bind: another mount of the same filesystem shows a directory above this one's root.
     const from = mounts.find((o) => o !== m && o.dev.major === m.dev.major && o.dev.minor === m.dev.minor && plans.has(o.mountId) && isUnder(m.root, o.root));
-    if (from && (m.root !== '/' || fsType !== 'tmpfs')) {
+    // (A second mount of one tmpfs is a bind of it too: one filesystem, not two.)
+    if (from) {
       plans.set(m.mountId, { how: 'bind', from: from.mountId });
       continue;
     }
     if (fsType === 'cgroup') return { refused: `${name(m)} is a cgroup v1 hierarchy; give it as an external mount (--ext-mount-map, RPC ext_mnt), as runc does` };
     if (m.root !== '/') return { refused: `${name(m)} shows ${m.root} of a filesystem no other mount of the tree shows; give it as an external mount (--ext-mount-map, RPC ext_mnt)` };
     if (fsType === 'tmpfs') {
+      // The files a mount on it hides are not seen through the tree's root (CRIU reads them from a clone of the mount).
+      const over = mounts.find((o) => o.parentId === m.mountId && o.mountPoint !== m.mountPoint);
+      if (over) return { refused: `${name(m)} has mount ${over.mountId} on it at ${over.mountPoint}, which may hide files of the tmpfs that stasis cannot see to keep` };
       const files = tmpfsFiles(m);
       if (files !== 'empty' && files !== 'files') return { refused: `${name(m)} holds ${files}, which a tmpfs archive cannot keep` };
       plans.set(m.mountId, { how: 'fresh', fsType, ...(files === 'files' ? { contents: true as const } : {}) });
