@@ -65,7 +65,15 @@ function killAll(w: Workload): void {
     }
   }
   w.kill();
-  waitFor('the tree gone', () => all.every((p) => !fs.existsSync(`/proc/${p}`) || /\) Z /.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8'))));
+  // Gone or a zombie (a task can go between the two looks: no stat then is gone too).
+  const goneOrZombie = (p: number) => /\) Z /.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8'));
+  waitFor('the tree gone', () => all.every((p) => {
+    try {
+      return goneOrZombie(p);
+    } catch {
+      return true;
+    }
+  }));
 }
 
 /** The tree's tasks, root first. */
