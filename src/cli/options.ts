@@ -103,7 +103,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   // runc sets it on every restore: CRIU may then reopen a device by another path; stasis reopens each by its own path, and fails where it is missing.
   { long: 'evasive-devices', kind: 'flag', verbs: DUMP_RESTORE, supportedFor: ['restore'], unsupported: later('--evasive-devices at dump'), help: 'accepted: a device is reopened by its path (a missing one fails the restore)' },
   // Accepted at dump, where it changes nothing: a pty slave whose master is outside the tree is refused still (or taken by --shell-job).
-  { long: 'orphan-pts-master', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('--orphan-pts-master at restore'), supportedFor: DUMPS },
+  { long: 'orphan-pts-master', kind: 'flag', verbs: DUMP_RESTORE, help: 'accepted (runc sets it): a pty whose master is outside the tree is refused at dump unless --shell-job' },
   { long: 'lazy-pages', kind: 'flag', verbs: DUMP_RESTORE, supportedFor: ['restore'], help: 'restore: run the tree before its private memory is in; it is filled as it is touched, and in the background (with -d, returns once it is all in)', unsupported: 'stasis has no page server: dump --lazy-pages is not supported; dump as usual and restore with --lazy-pages' },
   { long: 'page-server', kind: 'flag', verbs: CR, unsupported: later('a page server') },
   { long: 'address', kind: 'value', arg: 'PATH', verbs: [...CR, 'service'], supportedFor: ['service'], help: 'the service\'s socket (default /var/run/criu_service.socket)', unsupported: later('a page server') },
