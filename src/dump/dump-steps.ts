@@ -1,5 +1,6 @@
 // The steps of `stasis dump` (dump.ts runs them in order), each writing its images through
 // the run's `note`, which keeps the list of files a failed dump removes.
+import { sessionRefusal } from '../restore/session-plan.js';
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { GadgetCache, type KernelFeatures, type InjectorOptions } from '../sys/index.js';
@@ -293,6 +294,9 @@ export function writePstree(run: DumpRun, tree: TreeTask[], live: LiveTask[]): v
     // report at each stage, and with none the stages end one task early.
     return create(PstreeEntrySchema, { pid: v.pid(t.pid), ppid: ppid(t), ...(v.pgidSid(t.pid) ?? { pgid: st.pgrp, sid: st.session }), threads: [v.pid(t.pid)] });
   });
+  // A task is born in its session: one whose session no task can clone it into is refused.
+  const sessions = sessionRefusal(pstree);
+  if (sessions) throw new StasisError('E_UNSUPPORTED', `Cannot dump the tree's sessions: ${sessions}`);
   run.note(writeImage(run.imagesDir, 'pstree', undefined, pstree));
 }
 

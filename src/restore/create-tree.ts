@@ -19,6 +19,7 @@ import { drainSignals } from './task-internals.js';
 import { CowPremap } from './cow-premap.js';
 import type { MappedFiles } from './mapped-files.js';
 import { restoreCreds } from './creds.js';
+import { planSessions } from './session-plan.js';
 import type { IdView } from '../ns/index.js';
 import type { CredsEntry } from '../image/gen/stasis/creds_pb.js';
 
@@ -66,11 +67,11 @@ interface Helper {
  * forked inside it) or a group (its members join it). The root's own group and session are
  * inherited from stasis and need none.
  */
-function missingLeaders(e: PstreeEntry, order: PstreeEntry[], root: PstreeEntry): Map<number, Helper['kind']> {
+function missingLeaders(e: PstreeEntry, order: PstreeEntry[], root: PstreeEntry, early: Set<number>): Map<number, Helper['kind']> {
   const inTree = new Set(order.map((x) => x.pid));
   const out = new Map<number, Helper['kind']>();
   for (const c of order) {
-    if (c.ppid !== e.pid || c === root) continue;
+    if (c.ppid !== e.pid || c === root || early.has(c.pid)) continue;
     if (c.sid !== e.sid && c.sid !== c.pid && !inTree.has(c.sid) && c.sid !== root.sid) out.set(c.sid, 'session');
     else if (c.pgid !== c.pid && !inTree.has(c.pgid) && c.pgid !== root.pgid && !out.has(c.pgid)) out.set(c.pgid, 'group');
   }
@@ -86,15 +87,27 @@ export function createTree(
   set: ImageSet, created: Map<number, NewTask>, ns: RootNamespaces = { flags: 0, join: [] }, mapped?: MappedFiles,
   place: (pid: number, hostPid: number) => void = () => {},
 ): CowPremap {
-  const order = set.order;
+  const planned = planSessions(set.order);
+  if ('refused' in planned) throw new StasisError('E_UNSUPPORTED', `Cannot restore the tree's sessions: ${planned.refused}`);
+  const { order, bySibling, early } = planned.plan;
   const zombies = new Map(set.zombies.map((z) => [z.pstree.pid, z.status]));
   const zombieCreds = new Map(set.zombies.flatMap((z) => (z.creds ? [[z.pstree.pid, z.creds] as const] : [])));
   const root = order[0]!;
   // The root of a tree with a mount namespace of its own is made before its files are opened.
   if (!created.has(root.pid)) createRoot(set, created, ns);
-  const cow = CowPremap.plan(set, created.get(root.pid)!.pid, mapped);
+  // What a task shares copy-on-write it inherits from the task that clones it.
+  const cloner = new Map([...bySibling].flatMap(([leader, cs]) => cs.map((c) => [c.pid, leader] as const)));
+  const cowOrder = order.map((e) => (cloner.has(e.pid) ? { ...e, ppid: cloner.get(e.pid)! } : e));
+  const cow = CowPremap.plan({ ...set, order: cowOrder }, created.get(root.pid)!.pid, mapped);
   const pgidOf = new Map<number, number>();
   const helpers: Helper[] = [];
+  const sessionMember = new Set([...bySibling.values()].flat().map((c) => c.pid));
+  /** A session leader, once it leads it, clones its siblings in its session, for their parent (CLONE_PARENT). */
+  /** A child sharing the fd table of the task that clones it (CLONE_FILES) is cloned sharing it again. */
+  const sameFiles = (c: PstreeEntry, by: PstreeEntry) => (filesIdOf(set, c.pid) !== undefined && filesIdOf(set, c.pid) === filesIdOf(set, by.pid) ? CLONE_FILES : 0);
+  const cloneSessionMembers = (leader: PstreeEntry, inj: Injector, me: NewTask) => {
+    for (const c of bySibling.get(leader.pid) ?? []) created.set(c.pid, cloneWithPid(inj, c.pid, CLONE_PARENT | sameFiles(c, leader), me));
+  };
 
   for (const e of order) {
     const me = created.get(e.pid)!;
@@ -104,6 +117,7 @@ export function createTree(
       try {
         if (e.sid === e.pid) check(inj, 'setsid', inj.call('setsid'));
         else if (e.pgid === e.pid) check(inj, 'setpgid', inj.call('setpgid', 0, 0));
+        cloneSessionMembers(e, inj, me);
         // It dies with its own credentials: its parent's waitid() reports its uid (si_uid).
         const creds = zombieCreds.get(e.pid);
         if (creds) zombieCredsOn(inj, me.pid, creds, ns);
@@ -115,16 +129,20 @@ export function createTree(
     const sessions = new Map<number, Injector>();
     try {
       place(e.pid, me.pid);
+      // Before any clone: children (and helpers, whose clones are children too) inherit these.
+      cow.premap(inj, e.pid, me.stasisPidfd, me.courier);
+      const kids = order.filter((x) => x.ppid === e.pid && x !== root && !sessionMember.has(x.pid));
+      // Those that stay in the session it was born in, before it leaves it.
+      for (const c of kids.filter((x) => early.has(x.pid))) created.set(c.pid, cloneWithPid(inj, c.pid, sameFiles(c, e), me));
       if (e.sid === e.pid) check(inj, 'setsid', inj.call('setsid'));
       else if (e.pgid === e.pid) check(inj, 'setpgid', inj.call('setpgid', 0, 0));
       pgidOf.set(e.pid, Number(inj.call('getpgid', 0)));
-      // Before any clone: children (and helpers, whose clones are children too) inherit these.
-      cow.premap(inj, e.pid, me.stasisPidfd, me.courier);
-      for (const [pid, kind] of missingLeaders(e, order, root)) {
+      cloneSessionMembers(e, inj, me);
+      for (const [pid, kind] of missingLeaders(e, order, root, early)) {
         const h = cloneWithPid(inj, pid, 0, me);
         created.set(pid, h);
         helpers.push({ pid, parent: e.pid, kind });
-        const hi = new Injector(pid, { code: h.code, codeInPlace: true });
+        const hi = new Injector(h.pid, { code: h.code, codeInPlace: true }); // h.pid: stasis's view of it (in a pid namespace, `pid` is the tree's)
         if (kind === 'session') {
           check(hi, 'setsid for a session whose leader has exited', hi.call('setsid'));
           sessions.set(pid, hi);
@@ -133,7 +151,7 @@ export function createTree(
           hi.end();
         }
       }
-      for (const c of order.filter((x) => x.ppid === e.pid && x !== root)) {
+      for (const c of kids.filter((x) => !early.has(x.pid))) {
         if (c.sid !== e.sid && c.sid !== c.pid && !sessions.has(c.sid)) {
           throw new StasisError('E_UNSUPPORTED', `Pid ${c.pid} is in session ${c.sid}, which its parent ${e.pid} cannot give it`);
         }
@@ -141,7 +159,7 @@ export function createTree(
         // and handed to its real parent with CLONE_PARENT.
         const via = sessions.get(c.sid);
         // A child sharing its parent's fd table (CLONE_FILES) is cloned sharing it again.
-        const files = filesIdOf(set, c.pid) === filesIdOf(set, e.pid) ? CLONE_FILES : 0;
+        const files = sameFiles(c, e);
         if (via && c.sid !== e.sid && files) {
           throw new StasisError('E_UNSUPPORTED', `Pid ${c.pid} shares the fd table of its parent ${e.pid} but is in a session whose leader has exited; stasis cannot restore both`);
         }

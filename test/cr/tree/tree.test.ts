@@ -46,3 +46,26 @@ test('groups and sessions whose leaders have exited come back, and the helpers l
   assert.deepEqual(report('b'), [b, w.pid, a, w.pid]);
   assert.deepEqual(report('t'), [t, w.pid, s, s]);
 });
+
+test('a task left in the session its parent quit, and an orphan in the session of a sibling that leads it, come back in their sessions', async () => {
+  const w = new Workload('sessions', compileWorkload('sessions')).start();
+  const [a, l] = fs.readFileSync(w.file('pids'), 'utf8').trim().split(' ').map(Number) as [number, number];
+  const pidOf = (n: string) => Number(fs.readFileSync(w.file(`pre-${n}`), 'utf8').split(' ')[0]);
+  const g = pidOf('g'), x = pidOf('x');
+  const all = [w.pid, a, g, l, x];
+  const before = all.map(ids);
+  // g: under a, which leads another session, in the parent's; x: under the parent, in l's.
+  assert.equal(before[1], `${a} ppid=${w.pid} pgid=${a} sid=${a}`);
+  assert.equal(before[2], `${g} ppid=${a} pgid=${w.pid} sid=${w.pid}`);
+  assert.equal(before[4], `${x} ppid=${w.pid} pgid=${l} sid=${l}`);
+  const { d } = await checkpointRestore(w);
+  assert.deepEqual([...d.pids].sort(), [...all].sort());
+  assert.deepEqual(all.map(ids), before);
+  w.go();
+  assertPassed(w.finish());
+  // Each reported its pid, parent, group and session after the restore, as /proc showed them before.
+  for (const [n, pid] of [['a', a], ['g', g], ['l', l], ['x', x]] as const) {
+    const [p, pp, pg, s] = fs.readFileSync(w.file(`post-${n}`), 'utf8').trim().split(' ');
+    assert.equal(`${p} ppid=${pp} pgid=${pg} sid=${s}`, before[all.indexOf(pid)], n);
+  }
+});
