@@ -92,7 +92,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'ext-mount-map', short: 'M', kind: 'value', many: true, arg: 'KEY:VAL', verbs: DUMP_RESTORE, help: 'dump MOUNTPOINT:NAME: the mount at MOUNTPOINT is external, kept in the image as NAME; restore NAME:PATH: it is bound from PATH' },
   { long: 'enable-external-masters', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },
   { long: 'enable-external-sharing', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },
-  { long: 'mntns-compat-mode', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },
+  { long: 'mntns-compat-mode', kind: 'flag', verbs: DUMP_RESTORE, help: 'accepted: the older of CRIU\'s two ways of restoring mounts; stasis has one, whose result is the same' },
   { long: 'skip-mnt', kind: 'value', many: true, verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },
   { long: 'enable-fs', kind: 'value', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },
   { long: 'inherit-fd', kind: 'value', many: true, verbs: ['restore'], unsupported: later('--inherit-fd') },

@@ -141,7 +141,12 @@ export function collectTasks(run: DumpRun, tree: TreeTask[], shellJob: boolean):
   if (run.mnt) refuseInMntNs(live);
   // Only once every task is collected: a socket's peer may be in a later task, a pty's master too.
   checkUnixPeers(run.unix);
-  run.ttys.finish(live.map((l) => ({ pid: l.t.pid, sid: l.task.stat.session, pgid: l.task.stat.pgrp })), shellJob, () => run.ids.fresh());
+  // A terminal's session and foreground group, in a pid namespace of the tree's own, as its tasks number them.
+  const inner = new Map(live.flatMap((l) => {
+    const ids = run.pids.pgidSid(l.t.pid);
+    return ids ? [[l.task.stat.session, ids.sid], [l.task.stat.pgrp, ids.pgid]] as const : [];
+  }));
+  run.ttys.finish(live.map((l) => ({ pid: l.t.pid, sid: l.task.stat.session, pgid: l.task.stat.pgrp })), shellJob, () => run.ids.fresh(), (p) => inner.get(p) ?? p);
   if (run.pids !== SAME_PIDS) refuseHostPids(live, run);
   const holders = live.map((l) => ({ pid: run.pids.pid(l.t.pid), tids: l.t.frozen!.tids.map((tid) => run.pids.pid(tid)), fdinfos: l.fds.fdinfos }));
   const trouble = threadPidfdTrouble(holders, new Map(live.flatMap((l) => l.fds.files.map((f) => [f.id, f] as const))));
@@ -305,10 +310,6 @@ export function writePstree(run: DumpRun, tree: TreeTask[], live: LiveTask[]): v
  * sees it: refused, not restored with the wrong number.
  */
 function refuseHostPids(live: LiveTask[], run: DumpRun): void {
-  const root = live[0]?.t.pid;
-  if (run.ttys.infos.length) {
-    throw new StasisError('E_UNSUPPORTED', `Cannot dump the tree of pid ${root}: it has terminals, and stasis cannot restore a terminal's session and group in a pid namespace of the tree's own yet`);
-  }
   for (const l of live) {
     for (const f of l.fds.files) {
       if (f.usk?.peerCred) {
@@ -320,15 +321,15 @@ function refuseHostPids(live: LiveTask[], run: DumpRun): void {
 
 /**
  * In a mount namespace of the tree's own, the files restore would open by path in stasis's
- * mounts rather than the tree's (terminals, inotify and fanotify marks, Unix sockets bound to
- * a path) are refused, by fd.
+ * mounts rather than the tree's (inotify and fanotify marks, Unix sockets bound to a path) are
+ * refused, by fd. Terminals are opened through the tree's root (its devpts, its devices).
  */
 function refuseInMntNs(live: LiveTask[]): void {
   for (const l of live) {
     const byId = new Map(l.fds.files.map((f) => [f.id, f] as const));
     for (const d of l.fds.fdinfos) {
       const f = byId.get(d.id);
-      const what = d.type === FdTypes.TTY ? 'a terminal' : d.type === FdTypes.INOTIFY ? 'an inotify instance' : d.type === FdTypes.FANOTIFY ? 'a fanotify group'
+      const what = d.type === FdTypes.INOTIFY ? 'an inotify instance' : d.type === FdTypes.FANOTIFY ? 'a fanotify group'
         : f?.usk && f.usk.name.length && f.usk.name[0] !== 0 ? `a Unix socket bound to ${Buffer.from(f.usk.name).toString()}` : undefined;
       if (what) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${d.fd} of pid ${l.t.pid}: it is ${what}, which stasis cannot restore inside a mount namespace of the tree's own yet`);
     }

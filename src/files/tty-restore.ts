@@ -43,6 +43,8 @@ export class TtyRestoreState {
   /** Queued bytes by the info of the side that reads them. */
   readonly data = new Map<number, Buffer>();
   readonly pairs = new Map<number, PtyPair>();
+  /** Where the tree's files are seen (/proc/ROOT/root in a mount namespace of its own): its /dev/ptmx opens its devpts. */
+  root = '';
   /** Pairs for slaves whose master was closed, by the slaves' info: closed once the slaves are open. */
   private readonly hungUp = new Map<number, { master: number; index: number }>();
 
@@ -73,13 +75,13 @@ export class TtyRestoreState {
   hungUpSlave(info: TtyInfoEntry, flags: number): number {
     let pair = this.hungUp.get(info.id);
     if (!pair) {
-      const master = openat(-100, '/dev/ptmx', O_RDWR | O_NOCTTY | O_CLOEXEC);
+      const master = openat(-100, `${this.root}/dev/ptmx`, O_RDWR | O_NOCTTY | O_CLOEXEC);
       const got = ttyGetInt(master, TIOC.TIOCGPTN);
       ttySetInt(master, TIOC.TIOCSPTLCK, 0, 'TIOCSPTLCK');
       pair = { master, index: 'value' in got ? got.value : -1 };
       this.hungUp.set(info.id, pair);
     }
-    return openat(-100, `/dev/pts/${pair.index}`, flags);
+    return openat(-100, `${this.root}/dev/pts/${pair.index}`, flags);
   }
 
   /** Once every file is open: the locks and exclusive modes; the setup slaves close; hung-up slaves hang up. */
@@ -98,11 +100,11 @@ export class TtyRestoreState {
 export function ptyPair(state: TtyRestoreState, index: number): PtyPair {
   const have = state.pairs.get(index);
   if (have) return have;
-  const master = openPtmxAt(index);
+  const master = openPtmxAt(index, state.root);
   let slave = -1;
   try {
     ttySetInt(master, TIOC.TIOCSPTLCK, 0, 'TIOCSPTLCK');
-    slave = openat(-100, `/dev/pts/${index}`, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    slave = openat(-100, `${state.root}/dev/pts/${index}`, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
     const mi = state.side(index, true), si = state.side(index, false);
     if (si) fs.fchownSync(slave, si.uid, si.gid);
     if (si?.termios) {
@@ -125,11 +127,11 @@ export function ptyPair(state: TtyRestoreState, index: number): PtyPair {
 }
 
 /** /dev/ptmx opened until the kernel gives index `index` (it gives the lowest free one). */
-function openPtmxAt(index: number): number {
+function openPtmxAt(index: number, root: string): number {
   const held: number[] = [];
   try {
     for (;;) {
-      const fd = openat(-100, '/dev/ptmx', O_RDWR | O_NOCTTY | O_CLOEXEC);
+      const fd = openat(-100, `${root}/dev/ptmx`, O_RDWR | O_NOCTTY | O_CLOEXEC);
       const got = ttyGetInt(fd, TIOC.TIOCGPTN);
       const n = 'value' in got ? got.value : -1;
       if (n === index) return fd;
@@ -181,20 +183,20 @@ export function ctty(pair: PtyPair, flags: number): number {
   }
 }
 
-/** In session leader `inj.pid`: the ptys that controlled its session, and their foreground groups. */
-export function restoreCtty(inj: Injector, state: TtyRestoreState): void {
+/**
+ * In session leader `inj.pid` (`sid` as the tree numbers it): the ptys that controlled its
+ * session, and their foreground groups. `take` gives the task a file of stasis (its fd).
+ */
+export function restoreCtty(inj: Injector, state: TtyRestoreState, sid: number, take: (toolFd: number) => bigint): void {
   for (const pair of state.pairs.values()) {
     const info = pair.slaveInfo;
-    if (!info || info.sid !== inj.pid) continue;
+    if (!info || info.sid !== sid) continue;
     inj.resetScratch();
     const fail = (what: string, r: bigint) => {
       throw new StasisError('E_RESTORE_FAILED', `Cannot make pty ${pair.index} the controlling terminal of pid ${inj.pid}: ${what} failed with errno ${-r}`);
     };
-    const pidfd = inj.call('pidfd_open', process.pid, 0);
-    if (pidfd < 0n) fail('pidfd_open', pidfd);
-    const m = inj.call('pidfd_getfd', pidfd, pair.master, 0);
-    inj.call('close', pidfd);
-    if (m < 0n) fail('pidfd_getfd', m);
+    const m = take(pair.master);
+    if (m < 0n) fail('taking the master from stasis', m);
     try {
       const r = inj.call('ioctl', m, TIOC.TIOCSCTTY, 0);
       if (r < 0n) fail('TIOCSCTTY', r);

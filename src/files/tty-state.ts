@@ -72,13 +72,18 @@ export class TtySink {
   }
 
   /** Once every task's fds are recorded: checks the pairs, fills the infos, takes the queued bytes. */
-  finish(tasks: TtyTask[], shellJob: boolean, fresh: () => number): void {
+  finish(tasks: TtyTask[], shellJob: boolean, fresh: () => number, toImage: (hostPid: number) => number = (p) => p): void {
     const masters = new Map<number, TtyFile>();
     for (const f of this.files) if (f.role === 'master' && !masters.has(f.index)) masters.set(f.index, f);
     for (const [index, m] of masters) {
       const slaveInfo = this.infoIds.get(`slave ${index}`) ?? fresh();
       this.infoIds.set(`slave ${index}`, slaveInfo);
       this.pair(m, index, this.infoIds.get(`master ${index}`)!, slaveInfo, tasks);
+    }
+    // Sessions and groups as the tree's pid namespace numbers them.
+    for (const i of this.infos) {
+      if (i.sid) i.sid = toImage(i.sid);
+      if (i.pgrp) i.pgrp = toImage(i.pgrp);
     }
     const done = new Set<number>();
     for (const f of this.files) {

@@ -91,7 +91,7 @@ export const tty = {
     if (info.type === TtyType.CONSOLE || info.type === TtyType.VT || info.type === TtyType.SERIAL) {
       const r = t.regfId !== undefined ? ctx.files.get(t.regfId) : undefined;
       if (!r?.reg) throw new StasisError('E_CORRUPT', `Terminal file ${e.id} names no REG entry of its device`);
-      const name = ctx.ghosts?.pathOf(r, ctx.files) ?? r.reg.name;
+      const name = ctx.ghosts?.pathOf(r, ctx.files) ?? `${ctx.root ?? ''}${r.reg.name}`;
       return { status: 'done', fd: reopen(name, flags, e.id) };
     }
     if (info.hungUp) return { status: 'done', fd: ctx.ttys.hungUpSlave(info, flags) };
@@ -106,7 +106,7 @@ export const tty = {
     }
     const pair = ptyPair(ctx.ttys, index!);
     if (role === 'master') return { status: 'done', fd: pair.takeMaster() };
-    if (role === 'slave') return { status: 'done', fd: reopen(`/dev/pts/${index}`, flags, e.id) };
+    if (role === 'slave') return { status: 'done', fd: reopen(`${ctx.ttys.root}/dev/pts/${index}`, flags, e.id) };
     return { status: 'done', fd: ctty(pair, flags) };
   },
   finish: (ctx) => ctx.ttys.finish(),

@@ -105,6 +105,8 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     const from = mounts.find((o) => o !== m && o.dev.major === m.dev.major && o.dev.minor === m.dev.minor && plans.has(o.mountId) && isUnder(m.root, o.root));
     // (A second mount of one tmpfs is a bind of it too: one filesystem, not two.)
     if (from) {
+      // A pty's node in devpts exists only once the pty is made, after every mount (zdtm pty-console binds one on /dev/console).
+      if (fsType === 'devpts' && m.root !== from.root && m.root !== '/ptmx') return { refused: `${name(m)} is a bind of a pty of a devpts, which exists only once its files are opened, after the mounts` };
       plans.set(m.mountId, { how: 'bind', from: from.mountId });
       continue;
     }

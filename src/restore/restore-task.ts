@@ -156,6 +156,18 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   setComm(inj, th.comm ?? tc.comm);
   inj.call('umask', t.fs.umask ?? 0o022);
   enterDirs(inj, ctx, t, child);
+  // A session leader's controlling terminal, and its foreground group (every group exists by
+  // now), while it can still take the master from stasis.
+  if (ctx.ttys && t.pstree.sid === t.pstree.pid) {
+    restoreCtty(inj, ctx.ttys, t.pstree.pid, (toolFd) => {
+      if (child.courier) return child.courier.take(inj, toolFd);
+      const pidfd = pidfdOfStasis(inj, child.stasisPidfd);
+      if (pidfd < 0n) return pidfd;
+      const fd = inj.call('pidfd_getfd', pidfd, toolFd, 0);
+      inj.call('close', pidfd);
+      return fd;
+    });
+  }
 
   let usernsAt: number | undefined;
   // An fd table shared with a task restored before (CLONE_FILES) is in place already.
@@ -188,8 +200,6 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
     }
   }
   takeLocks(inj, ctx.locks ?? [], t.pstree.pid);
-  // A session leader's controlling terminal, and its foreground group (every group exists by now).
-  if (ctx.ttys && t.pstree.sid === t.pstree.pid) restoreCtty(inj, ctx.ttys);
   restoreTaskInternals(inj, internalsFrom(t));
   tc.rlimits?.rlimits.forEach((l, r) => setRlimit(pid, r, { cur: l.cur, max: l.max }));
   drainSignals(inj);

@@ -230,7 +230,7 @@ function restoreChecked(
   const pairs = new SocketPairs(log);
   let files: OpenFiles;
   try {
-    if (ownMnt) fileCtx.root = `/proc/${createRoot(set, created, rootNs).pid}/root`;
+    if (ownMnt) fileCtx.ttys.root = fileCtx.root = `/proc/${createRoot(set, created, rootNs).pid}/root`;
     files = OpenFiles.open(early, fileCtx, undefined, maps);
   } catch (err) {
     shmem.close();
