@@ -10,12 +10,6 @@
 
 static char want(int i) { return i == 1 ? 'Y' : i == 6 ? 'Z' : (char)('A' + i); }
 
-static void wait_file(const char *f)
-{
-	while (access(f, F_OK) != 0)
-		wl_sleep_ms(1);
-}
-
 int main(int argc, char **argv)
 {
 	wl_enter(argc, argv);
@@ -29,7 +23,7 @@ int main(int argc, char **argv)
 	snprintf(obj, sizeof(obj), "/proc/self/map_files/%lx-%lx", (unsigned long)p, (unsigned long)(p + 4 * PG));
 	wl_ready();
 
-	wait_file("cmd-1");
+	wl_wait_file("cmd-1");
 	int fd = open(obj, O_RDWR);
 	char *q = fd < 0 ? MAP_FAILED : mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 6 * PG);
 	if (q == MAP_FAILED)

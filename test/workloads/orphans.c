@@ -22,12 +22,6 @@ static void report_and_exit(const char *name, int code)
 static volatile int chld_seen;
 static void on_chld(int sig) { (void)sig; chld_seen++; }
 
-static void wait_file(const char *f)
-{
-	while (access(f, F_OK) != 0)
-		wl_sleep_ms(1);
-}
-
 int main(int argc, char **argv)
 {
 	wl_enter(argc, argv);
@@ -44,10 +38,10 @@ int main(int argc, char **argv)
 	if (a == 0) {
 		setpgid(0, 0);
 		wl_write("a-ready", "1\n");
-		wait_file("b-joined");
+		wl_wait_file("b-joined");
 		_exit(0);
 	}
-	wait_file("a-ready");
+	wl_wait_file("a-ready");
 	pid_t b = fork();
 	if (b == 0) {
 		if (setpgid(0, a) != 0)
@@ -62,7 +56,7 @@ int main(int argc, char **argv)
 		setsid();
 		pid_t t = fork();
 		if (t == 0) {
-			wait_file("s-gone");
+			wl_wait_file("s-gone");
 			report_and_exit("report-t", 22);
 		}
 		char text[32];
@@ -71,7 +65,7 @@ int main(int argc, char **argv)
 		_exit(0);
 	}
 	waitpid(s, NULL, 0);
-	wait_file("t-pid");
+	wl_wait_file("t-pid");
 	wl_write("s-gone", "1\n");
 
 	/* Nothing pending before ready. */

@@ -26,12 +26,6 @@ static void body(const char *name, int code)
 	_exit(code);
 }
 
-static void wait_file(const char *f)
-{
-	while (access(f, F_OK) != 0)
-		wl_sleep_ms(1);
-}
-
 int main(int argc, char **argv)
 {
 	wl_enter(argc, argv);
@@ -43,7 +37,7 @@ int main(int argc, char **argv)
 		if (g == 0)
 			body("g", 21);
 		setsid();
-		wait_file("pre-g");
+		wl_wait_file("pre-g");
 		report("pre", "a");
 		while (!wl_go_seen())
 			wl_sleep_ms(1);
@@ -65,9 +59,9 @@ int main(int argc, char **argv)
 		waitpid(m, NULL, 0);
 		body("l", 30);
 	}
-	wait_file("pre-a");
-	wait_file("pre-l");
-	wait_file("pre-x");
+	wl_wait_file("pre-a");
+	wl_wait_file("pre-l");
+	wl_wait_file("pre-x");
 	/* x is ours once m has exited. */
 	for (int i = 0; i < 2000 && waitpid(-1, NULL, WNOHANG) == 0; i++) {
 		char buf[64] = { 0 };

@@ -37,6 +37,13 @@ static inline void wl_wait_go(void)
 		wl_sleep_ms(1);
 }
 
+/* Waits until file `f` (of the workload's directory) exists. */
+static inline void wl_wait_file(const char *f)
+{
+	while (access(f, F_OK) != 0)
+		wl_sleep_ms(1);
+}
+
 static int wl_failed;
 static char wl_why[4096];
 
