@@ -1,13 +1,14 @@
 // Network namespaces with lo alone, as a container engine leaves them or a program makes them
-// (`unshare -n`, then rules of its own). Dumped as CRIU does: netdev-<id>.img with lo's flags
-// and MTU, netns-<id>.img, the netfilter rules (netfilter.ts: iptables-<id>.img,
-// ip6tables-<id>.img, nftables-<id>.img) and the connection tracking entries
-// (net-conntrack.ts), both read before the network lock touches the namespace; restored as a
-// new namespace whose lo is set up again, then its rules, then its entries, before any socket
-// of the tree is made in it. A namespace with anything more (another device, an address or
-// route of its own, a net.* sysctl that differs from a new namespace's) is refused. `ip` and
-// the netfilter tools run inside the namespace (inNamespace: a child spawned meanwhile is born
-// in it).
+// (`unshare -n`, then addresses, routes and rules of its own). Dumped as CRIU does:
+// netdev-<id>.img with lo's flags and MTU, netns-<id>.img, lo's addresses, the routes and the
+// rules (net-ip.ts: ifaddr-<id>.img, route-<id>.img, route6-<id>.img, rule-<id>.img), the
+// netfilter rules (netfilter.ts: iptables-<id>.img, ip6tables-<id>.img, nftables-<id>.img) and
+// the connection tracking entries (net-conntrack.ts), all read before the network lock touches
+// the namespace; restored as a new namespace whose lo is set up again, then its addresses,
+// routes and rules, then its netfilter rules, then its entries, before any socket of the tree
+// is made in it. A namespace with another device, or a net.* sysctl that differs from a new
+// namespace's, is refused. `ip` and the netfilter tools run inside the namespace (inNamespace:
+// a child spawned meanwhile is born in it).
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -18,15 +19,14 @@ import { NdType, NetDeviceEntrySchema, NetnsEntrySchema } from '../image/gen/sta
 import { StasisError } from '../errors.js';
 import type { NsKind } from './ns-kind.js';
 import { imageRules, loadRules, readRulesAndOwners, rulesFile, rulesRefusal, type NetfilterRules } from './netfilter.js';
+import { ipListing, ipRefusal, restoreIp, saveIp, writeIpImages, type IpImages } from './net-ip.js';
 import { conntrackRefusal, readConntrack, readConntrackFile, restoreConntrack, writeConntrack, type ConntrackState } from './net-conntrack.js';
 
 const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
 const IFF_UP = 0x1, IFF_LOOPBACK = 0x8, IFF_RUNNING = 0x40, IFF_LOWER_UP = 0x10000;
 const COUNTS = new Set(['net.netfilter.nf_conntrack_count']);
-const LO_DEFAULT = new Set(['inet 127.0.0.1/8', 'inet6 ::1/128']);
 
-interface IpLink { ifindex: number; ifname: string; flags: string[]; mtu: number; addr_info?: { family: string; local: string; prefixlen: number }[] }
-interface IpRoute { protocol?: string; dst?: string; dev?: string }
+interface IpLink { ifindex: number; ifname: string; flags: string[]; mtu: number }
 
 function ip(args: string[]): unknown[] {
   try {
@@ -60,58 +60,15 @@ function changedSysctls(): string[] {
 function describe(): { links: IpLink[]; problems: string[] } {
   const links = ip(['addr', 'show']) as IpLink[];
   const problems: string[] = [];
-  for (const l of links) {
-    if (l.ifname !== 'lo') {
-      problems.push(`it has device ${l.ifname}`);
-      continue;
-    }
-    for (const a of l.addr_info ?? []) {
-      const s = `${a.family} ${a.local}/${a.prefixlen}`;
-      if (!LO_DEFAULT.has(s)) problems.push(`lo has address ${a.local}/${a.prefixlen}`);
-    }
-  }
-  for (const r of [...ip(['route', 'show', 'table', 'all']), ...ip(['-6', 'route', 'show', 'table', 'all'])] as IpRoute[]) {
-    if (r.protocol !== 'kernel') problems.push(`it has route ${r.dst ?? '?'}${r.dev ? ` dev ${r.dev}` : ''}`);
-  }
+  for (const l of links) if (l.ifname !== 'lo') problems.push(`it has device ${l.ifname}`);
   problems.push(...changedSysctls());
   return { links, problems };
-}
-
-/**
- * CRIU's images of the namespace's addresses, routes and rules (`ip ... save`), which stasis
- * does not write: they must hold what a new namespace with lo up has, lo's 127.0.0.1/8 and
- * ::1/128, no route of their own and the default rules; anything else is refused.
- */
-function checkIpImages(dir: string, id: number, what: string): void {
-  const file = (n: string) => path.join(dir, `${n}-${id}.img`);
-  const refuse = (why: string) => new StasisError('E_UNSUPPORTED', `Cannot restore ${what}: ${why}; stasis restores only a network namespace with lo alone`);
-  const show = (args: string[], f: string) => {
-    const r = spawnSync('ip', args, { env: ENV, encoding: 'utf8', input: fs.readFileSync(f) });
-    if (r.status !== 0) throw refuse(`ip ${args.join(' ')} cannot read ${path.basename(f)} (${r.stderr.trim()})`);
-    return r.stdout;
-  };
-  if (fs.existsSync(file('ifaddr'))) {
-    for (const m of show(['addr', 'showdump'], file('ifaddr')).matchAll(/^\s+(inet6?) (\S+) .*$/gm)) {
-      if (!LO_DEFAULT.has(`${m[1]} ${m[2]}`)) throw refuse(`ifaddr-${id}.img has address ${m[2]}`);
-    }
-  }
-  for (const [n, args] of [['route', ['route', 'showdump']], ['route6', ['-6', 'route', 'showdump']]] as const) {
-    if (!fs.existsSync(file(n))) continue;
-    const routes = show([...args], file(n)).trim();
-    if (routes) throw refuse(`${n}-${id}.img has route ${routes.split('\n')[0]}`);
-  }
-  if (fs.existsSync(file('rule')) && fs.statSync(file('rule')).size) {
-    // Loaded CRIU's way into a scratch namespace, the rules must list as a new namespace's.
-    const script = `ip rule flush; ip rule delete table local; ip rule restore < '${file('rule')}' && ip rule show && ip -6 rule show && echo @@fresh && unshare -n sh -c 'ip rule show; ip -6 rule show'`;
-    const r = spawnSync('unshare', ['-n', 'sh', '-c', script], { env: ENV, encoding: 'utf8' });
-    const [theirs, fresh] = (r.stdout ?? '').split('@@fresh\n');
-    if (r.status !== 0 || theirs !== fresh) throw refuse(`rule-${id}.img holds other routing rules than a new namespace's${r.status !== 0 ? ` (${r.stderr.trim()})` : ''}`);
-  }
 }
 
 interface Captured {
   rules: NetfilterRules;
   ct: ConntrackState;
+  ip: IpImages;
 }
 
 /** CRIU's raw rule images of namespace `id` (CRIU writes them empty when there are none). */
@@ -126,6 +83,9 @@ function readRulesImages(dir: string, id: number): NetfilterRules {
   return { ip4: read('ip4'), ip6: read('ip6'), nft: read('nft') };
 }
 
+/** The shell command that gives lo its MTU and state (the restore runs it, and the dump's trial). */
+const linkSetup = (mtu: number, flags: number) => `ip link set dev lo mtu ${mtu}${flags & IFF_UP ? ' up' : ''}`;
+
 const flagsOf = (l: IpLink) => (l.flags.includes('UP') ? IFF_UP | IFF_RUNNING : 0) | (l.flags.includes('LOWER_UP') ? IFF_LOWER_UP : 0) | IFF_LOOPBACK;
 
 export const netNs = {
@@ -136,18 +96,20 @@ export const netNs = {
     return problems.length ? `${[...new Set(problems)].join(', ')}; stasis restores only a network namespace with lo alone` : undefined;
   },
   capture: (pid, tree) => {
-    const [{ rules, iptablesNft }, ct] = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET, () => [readRulesAndOwners(), readConntrack()] as const);
+    const [{ rules, iptablesNft }, ct, ipImages, listing, links] = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET,
+      () => [readRulesAndOwners(), readConntrack(), saveIp(), ipListing(), ip(['link', 'show']) as IpLink[]] as const);
     const why = (iptablesNft.length ? `its nf_tables table(s) ${iptablesNft.join(', ')} were made by iptables-nft, which would not know them again once nft loads them back (its x_tables matches become nft's own expressions); stasis cannot restore iptables-nft's tables yet` : undefined)
-      ?? rulesRefusal(rules) ?? conntrackRefusal(ct, pid, tree);
-    return why ? { why } : { state: { rules, ct } satisfies Captured };
+      ?? rulesRefusal(rules) ?? conntrackRefusal(ct, pid, tree) ?? ipRefusal(ipImages, links.map((l) => linkSetup(l.mtu, flagsOf(l))).join('\n'), listing);
+    return why ? { why } : { state: { rules, ct, ip: ipImages } satisfies Captured };
   },
   dump: (ctx, pid, id, captured) => {
-    const { rules, ct } = captured as Captured;
+    const { rules, ct, ip: ipImages } = captured as Captured;
     const { links } = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET, describe);
     ctx.note(writeImage(ctx.imagesDir, 'netdev', id, links.map((l) => create(NetDeviceEntrySchema, {
       type: NdType.LOOPBACK, ifindex: l.ifindex, mtu: l.mtu, flags: flagsOf(l), name: l.ifname,
     }))));
     ctx.note(writeImage(ctx.imagesDir, 'netns', id, [create(NetnsEntrySchema, {})]));
+    for (const f of writeIpImages(ctx.imagesDir, id, ipImages)) ctx.note(f);
     // CRIU's raw images: the tools' text, no magic.
     for (const k of ['ip4', 'ip6', 'nft'] as const) {
       if (rules[k]) ctx.note(path.join(ctx.imagesDir, rulesFile(k, id)));
@@ -166,12 +128,11 @@ export const netNs = {
     inNamespace(`/proc/${hostPid}/ns/net`, 'net', CLONE_NEWNET, () => {
       for (const d of devs) {
         if (d.type !== NdType.LOOPBACK) throw new StasisError('E_UNSUPPORTED', `Cannot restore device ${d.name} of network namespace ${id}: stasis restores only lo`);
-        const args = ['link', 'set', 'dev', 'lo', 'mtu', String(d.mtu), ...(d.flags & IFF_UP ? ['up'] : [])];
-        const r = spawnSync('ip', args, { env: ENV, encoding: 'utf8' });
-        if (r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot set up lo in the restored network namespace: ip ${args.join(' ')}: ${r.stderr?.trim() || r.error?.message}`);
+        const r = spawnSync('sh', ['-c', linkSetup(d.mtu, d.flags)], { env: ENV, encoding: 'utf8' });
+        if (r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot set up lo in the restored network namespace: ${linkSetup(d.mtu, d.flags)}: ${r.stderr?.trim() || r.error?.message}`);
       }
       const what = `network namespace ${id}`;
-      checkIpImages(ctx.imagesDir, id, what);
+      restoreIp(ctx.imagesDir, id, what);
       const rules = imageRules(readRulesImages(ctx.imagesDir, id), what), entries = readConntrackFile(ctx.imagesDir, id);
       loadRules(rules, what);
       restoreConntrack(entries, what);
