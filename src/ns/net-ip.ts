@@ -130,19 +130,17 @@ export function writeIpImages(dir: string, id: number, images: IpImages): string
 }
 
 /**
- * Why the namespace's addresses, routes and rules would not come back as they are, or
- * undefined: `setup` (the shell commands that set up its devices and sysctls, as the restore
- * will) and the images run in a scratch namespace (`unshare -n`), which must then give
- * `listing` again.
+ * What a scratch namespace (`unshare -n`) prints when `setup` (the shell commands that set up
+ * its devices and sysctls, as the restore will), then the images, then `list` run in it: the
+ * dump's trial of its restore. Or why it failed.
  */
-export function ipRefusal(images: IpImages, setup: string, listing: string): string | undefined {
+export function trialRestore(images: IpImages, setup: string, list: string): { out: string } | { why: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-ip-'));
   try {
     writeIpImages(dir, 0, images);
-    const r = spawnSync('unshare', ['-n', 'sh', '-c', `${setup}\n${restoreScript(dir, 0)}\n${listingScript()}`], { env: ENV, encoding: 'utf8', maxBuffer: 64 << 20 });
-    if (r.error || r.status !== 0) return `its addresses and routes cannot be restored as ip saves them (${(r.error?.message ?? r.stderr).trim().split('\n').slice(0, 3).join('; ')})`;
-    const diff = listingsDiffer(listing, r.stdout);
-    return diff ? `its addresses, routes and rules do not come back the same from CRIU's ifaddr, route and rule images: ${diff}` : undefined;
+    const r = spawnSync('unshare', ['-n', 'sh', '-c', `${setup}\n${restoreScript(dir, 0)}\n${list}`], { env: ENV, encoding: 'utf8', maxBuffer: 64 << 20 });
+    if (r.error || r.status !== 0) return { why: `its devices, sysctls, addresses and routes cannot be set up again as they were read (${(r.error?.message ?? r.stderr).trim().split('\n').slice(0, 3).join('; ')})` };
+    return { out: r.stdout };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -15,16 +15,16 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { create } from '@bufbuild/protobuf';
 import { inNamespace, CLONE_NEWNET } from '../sys/index.js';
 import { writeImage, readImage, imageExists } from '../image/index.js';
-import { NdType, NetDeviceEntrySchema, NetnsEntrySchema } from '../image/gen/stasis/netdev_pb.js';
+import { NdType, NetDeviceEntrySchema, NetnsEntrySchema, type NetDeviceEntry, type NetnsEntry } from '../image/gen/stasis/netdev_pb.js';
 import { StasisError } from '../errors.js';
 import type { NsKind } from './ns-kind.js';
 import { imageRules, loadRules, readRulesAndOwners, rulesFile, rulesRefusal, type NetfilterRules } from './netfilter.js';
-import { ipListing, ipRefusal, restoreIp, saveIp, writeIpImages, type IpImages } from './net-ip.js';
+import { ipListing, listingScript, listingsDiffer, restoreIp, saveIp, trialRestore, writeIpImages, type IpImages } from './net-ip.js';
+import { confDiffers, confScript, parseSysctlState, readConf, readFlatConf, sysctlsRefusal, SYSCTL_STATE } from './net-sysctl.js';
 import { conntrackRefusal, readConntrack, readConntrackFile, restoreConntrack, writeConntrack, type ConntrackState } from './net-conntrack.js';
 
 const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
 const IFF_UP = 0x1, IFF_LOOPBACK = 0x8, IFF_RUNNING = 0x40, IFF_LOWER_UP = 0x10000;
-const COUNTS = new Set(['net.netfilter.nf_conntrack_count']);
 
 interface IpLink { ifindex: number; ifname: string; flags: string[]; mtu: number }
 
@@ -36,32 +36,18 @@ function ip(args: string[]): unknown[] {
   }
 }
 
-/** This thread's namespace's net.* sysctls, as `sysctl -a` prints them (procps), or undefined without it. */
-function netSysctls(prefix: string[] = []): Map<string, string> | undefined {
-  const r = spawnSync(prefix[0] ?? 'sysctl', [...prefix.slice(1), ...(prefix.length ? ['sysctl'] : []), '-a'], { env: ENV, encoding: 'utf8', maxBuffer: 16 << 20 });
-  if (r.error || typeof r.stdout !== 'string' || !r.stdout) return undefined;
-  const out = new Map<string, string>();
-  for (const l of r.stdout.split('\n')) {
-    const m = /^(net\.\S+) = (.*)$/.exec(l);
-    if (m) out.set(m[1]!, m[2]!);
-  }
-  return out;
-}
-
-/** The sysctls set apart from a new namespace's (which stasis's restore makes): none may be. */
-function changedSysctls(): string[] {
-  const theirs = netSysctls(), fresh = netSysctls(['unshare', '-n']);
-  if (!theirs || !fresh) return ['stasis cannot compare its sysctls with a new namespace\'s (sysctl, from procps, is not installed)'];
-  // nf_conntrack_count is no setting but the table's size: its entries are restored (net-conntrack.ts).
-  const changed = [...theirs].filter(([k, v]) => fresh.has(k) && fresh.get(k) !== v && !COUNTS.has(k)).map(([k, v]) => `${k} = ${v} (a new namespace has ${fresh.get(k)})`);
-  return changed.length ? [`it has sysctls of its own: ${changed.slice(0, 3).join(', ')}${changed.length > 3 ? ` and ${changed.length - 3} more` : ''}`] : [];
+/** What a shell script prints in this thread's namespace (a child spawned now is born in it). */
+function shell(script: string): string {
+  const r = spawnSync('sh', ['-c', script], { env: ENV, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.error || r.status !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot look into the network namespace: ${(r.error?.message ?? r.stderr).trim()}`);
+  return r.stdout;
 }
 
 function describe(): { links: IpLink[]; problems: string[] } {
   const links = ip(['addr', 'show']) as IpLink[];
   const problems: string[] = [];
   for (const l of links) if (l.ifname !== 'lo') problems.push(`it has device ${l.ifname}`);
-  problems.push(...changedSysctls());
+  if (spawnSync('sh', ['-c', 'command -v sysctl'], { env: ENV }).status !== 0) problems.push('stasis cannot compare its sysctls with a new namespace\'s (sysctl, from procps, is not installed)');
   return { links, problems };
 }
 
@@ -69,6 +55,56 @@ interface Captured {
   rules: NetfilterRules;
   ct: ConntrackState;
   ip: IpImages;
+  devs: NetDeviceEntry[];
+  conf: NetnsEntry;
+}
+
+/** This thread's namespace's devices (lo alone: check() refused others) and settings, as the images hold them. */
+function readConfig(): { devs: NetDeviceEntry[]; conf: NetnsEntry } {
+  const devs = (ip(['link', 'show']) as IpLink[]).map((l) => create(NetDeviceEntrySchema, {
+    type: NdType.LOOPBACK, ifindex: l.ifindex, mtu: l.mtu, flags: flagsOf(l), name: l.ifname,
+    conf4: readConf('ipv4', l.ifname), conf6: readConf('ipv6', l.ifname),
+  }));
+  const conf = create(NetnsEntrySchema, {
+    defConf4: readConf('ipv4', 'default'), allConf4: readConf('ipv4', 'all'),
+    defConf6: readConf('ipv6', 'default'), allConf6: readConf('ipv6', 'all'), unixConf: readFlatConf('unix'), ipv4Sysctl: readFlatConf('ipv4-net'),
+  });
+  return { devs, conf };
+}
+
+/**
+ * The shell commands that set up a new namespace as the images say, before its addresses are
+ * restored (CRIU's order: the sysctls of all and default, then each device and its own).
+ */
+function setupScript(devs: NetDeviceEntry[], conf: NetnsEntry, what: string): string {
+  return [
+    confScript('ipv4', 'all', conf.allConf4, what), confScript('ipv4', 'default', conf.defConf4, what),
+    confScript('ipv6', 'all', conf.allConf6, what), confScript('ipv6', 'default', conf.defConf6, what),
+    confScript('unix', '', conf.unixConf, what), confScript('ipv4-net', '', conf.ipv4Sysctl, what),
+    ...devs.flatMap((d) => [linkSetup(d.mtu, d.flags), confScript('ipv4', d.name, d.conf4, what), confScript('ipv6', d.name, d.conf6, what)]),
+  ].filter(Boolean).join('\n');
+}
+
+/** The first sysctl of the images this thread's namespace does not have, or undefined. */
+function configDiffers(devs: NetDeviceEntry[], conf: NetnsEntry, what: string): string | undefined {
+  return confDiffers('ipv4', 'all', conf.allConf4, what) ?? confDiffers('ipv4', 'default', conf.defConf4, what)
+    ?? confDiffers('ipv6', 'all', conf.allConf6, what) ?? confDiffers('ipv6', 'default', conf.defConf6, what)
+    ?? confDiffers('unix', '', conf.unixConf, what) ?? confDiffers('ipv4-net', '', conf.ipv4Sysctl, what)
+    ?? devs.map((d) => confDiffers('ipv4', d.name, d.conf4, what) ?? confDiffers('ipv6', d.name, d.conf6, what)).find(Boolean);
+}
+
+/**
+ * Why the namespace would not come back as it is, or undefined: its images are restored into a
+ * scratch namespace, which must then list the same addresses, routes and rules, and have the
+ * same value in every net sysctl.
+ */
+function trialRefusal(c: Captured, listing: string, sysctls: string): string | undefined {
+  const t = trialRestore(c.ip, setupScript(c.devs, c.conf, 'the namespace'), `${listingScript()}\necho '@@sysctls'\n${SYSCTL_STATE}`);
+  if ('why' in t) return t.why;
+  const [ipOut = '', sysOut = ''] = t.out.split('@@sysctls\n');
+  const diff = listingsDiffer(listing, ipOut);
+  return (diff ? `its addresses, routes and rules do not come back the same from CRIU's ifaddr, route and rule images: ${diff}` : undefined)
+    ?? sysctlsRefusal(parseSysctlState(sysctls), parseSysctlState(sysOut));
 }
 
 /** CRIU's raw rule images of namespace `id` (CRIU writes them empty when there are none). */
@@ -96,19 +132,17 @@ export const netNs = {
     return problems.length ? `${[...new Set(problems)].join(', ')}; stasis restores only a network namespace with lo alone` : undefined;
   },
   capture: (pid, tree) => {
-    const [{ rules, iptablesNft }, ct, ipImages, listing, links] = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET,
-      () => [readRulesAndOwners(), readConntrack(), saveIp(), ipListing(), ip(['link', 'show']) as IpLink[]] as const);
+    const [{ rules, iptablesNft }, ct, ipImages, listing, sysctls, config] = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET,
+      () => [readRulesAndOwners(), readConntrack(), saveIp(), ipListing(), shell(SYSCTL_STATE), readConfig()] as const);
+    const state: Captured = { rules, ct, ip: ipImages, ...config };
     const why = (iptablesNft.length ? `its nf_tables table(s) ${iptablesNft.join(', ')} were made by iptables-nft, which would not know them again once nft loads them back (its x_tables matches become nft's own expressions); stasis cannot restore iptables-nft's tables yet` : undefined)
-      ?? rulesRefusal(rules) ?? conntrackRefusal(ct, pid, tree) ?? ipRefusal(ipImages, links.map((l) => linkSetup(l.mtu, flagsOf(l))).join('\n'), listing);
-    return why ? { why } : { state: { rules, ct, ip: ipImages } satisfies Captured };
+      ?? rulesRefusal(rules) ?? conntrackRefusal(ct, pid, tree) ?? trialRefusal(state, listing, sysctls);
+    return why ? { why } : { state };
   },
   dump: (ctx, pid, id, captured) => {
-    const { rules, ct, ip: ipImages } = captured as Captured;
-    const { links } = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET, describe);
-    ctx.note(writeImage(ctx.imagesDir, 'netdev', id, links.map((l) => create(NetDeviceEntrySchema, {
-      type: NdType.LOOPBACK, ifindex: l.ifindex, mtu: l.mtu, flags: flagsOf(l), name: l.ifname,
-    }))));
-    ctx.note(writeImage(ctx.imagesDir, 'netns', id, [create(NetnsEntrySchema, {})]));
+    const { rules, ct, ip: ipImages, devs, conf } = captured as Captured;
+    ctx.note(writeImage(ctx.imagesDir, 'netdev', id, devs));
+    ctx.note(writeImage(ctx.imagesDir, 'netns', id, [conf]));
     for (const f of writeIpImages(ctx.imagesDir, id, ipImages)) ctx.note(f);
     // CRIU's raw images: the tools' text, no magic.
     for (const k of ['ip4', 'ip6', 'nft'] as const) {
@@ -126,12 +160,14 @@ export const netNs = {
     }
     const devs = readImage(ctx.imagesDir, 'netdev', id);
     inNamespace(`/proc/${hostPid}/ns/net`, 'net', CLONE_NEWNET, () => {
-      for (const d of devs) {
-        if (d.type !== NdType.LOOPBACK) throw new StasisError('E_UNSUPPORTED', `Cannot restore device ${d.name} of network namespace ${id}: stasis restores only lo`);
-        const r = spawnSync('sh', ['-c', linkSetup(d.mtu, d.flags)], { env: ENV, encoding: 'utf8' });
-        if (r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot set up lo in the restored network namespace: ${linkSetup(d.mtu, d.flags)}: ${r.stderr?.trim() || r.error?.message}`);
-      }
       const what = `network namespace ${id}`;
+      for (const d of devs) if (d.type !== NdType.LOOPBACK) throw new StasisError('E_UNSUPPORTED', `Cannot restore device ${d.name} of ${what}: stasis restores only lo`);
+      const conf = readImage(ctx.imagesDir, 'netns', id)[0] ?? create(NetnsEntrySchema, {});
+      if (conf.defConf.length || conf.allConf.length || devs.some((d) => d.conf.length)) throw new StasisError('E_UNSUPPORTED', `Cannot restore ${what}: its images hold the sysctls in CRIU's old layout (conf, def_conf, all_conf)`);
+      const r = spawnSync('sh', ['-c', setupScript(devs, conf, what)], { env: ENV, encoding: 'utf8' });
+      if (r.error || r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot set up the devices and sysctls of ${what}: ${(r.error?.message ?? r.stderr).trim()}`);
+      const diff = configDiffers(devs, conf, what);
+      if (diff) throw new StasisError('E_RESTORE_FAILED', `The sysctls of ${what} were restored differently: ${diff}`);
       restoreIp(ctx.imagesDir, id, what);
       const rules = imageRules(readRulesImages(ctx.imagesDir, id), what), entries = readConntrackFile(ctx.imagesDir, id);
       loadRules(rules, what);

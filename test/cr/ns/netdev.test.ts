@@ -1,11 +1,13 @@
 // A tree in a network namespace of its own (`unshare -n --fork`) whose lo has addresses,
 // routes and a routing rule of its own (CRIU's zdtm netns: 1.2.3.4, a route to 1.2.3.5 on lo
-// and one via it; an IPv6 address with its prefix route; a rule to table 100). Dumped and
-// restored, the new namespace lists the same links, addresses, routes and rules, and sockets
-// on the restored addresses work: a TCP listener bound to 1.2.3.4 before the dump takes a
-// connection, a UDP socket bound to the IPv6 address after it gets its own datagram. What
-// CRIU's images cannot carry (a route of another table than main) is refused at dump, the
-// tree left running; CRIU 4.2 restores stasis's images of such a namespace.
+// and one via it; an IPv6 address with its prefix route; a rule to table 100), and net
+// sysctls of its own: devconf ones of all, default and lo, IPv4 and IPv6, lo's stable_secret,
+// net.ipv4.ping_group_range and net.unix.max_dgram_qlen. Dumped and restored, the new
+// namespace lists the same links, addresses, routes, rules and net sysctls, and sockets on the
+// restored addresses work: a TCP listener bound to 1.2.3.4 before the dump takes a connection,
+// a UDP socket bound to the IPv6 address after it gets its own datagram. What CRIU's images
+// cannot carry (a route of another table than main) is refused at dump, the tree left
+// running; CRIU 4.2 restores stasis's images of such a namespace, and stasis CRIU's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -30,6 +32,10 @@ ip route add 1.2.3.5 dev lo
 ip route add 1.2.3.6 via 1.2.3.5
 ip -6 addr add ${V6}/64 dev lo
 ip rule add from 10.9.0.0/16 table 100 prio 1000
+sysctl -q -w net.ipv4.conf.all.forwarding=1 net.ipv4.conf.default.arp_ignore=2 net.ipv4.conf.lo.arp_announce=1
+sysctl -q -w net.ipv6.conf.all.hop_limit=33 net.ipv6.conf.default.accept_redirects=0 net.ipv6.conf.lo.accept_dad=2 net.unix.max_dgram_qlen=77
+echo 2001:db8::abcd > /proc/sys/net/ipv6/conf/lo/stable_secret
+sysctl -q -w net.ipv4.ping_group_range="40000 50000"
 `;
 
 if (!inPrivateProc(FLAG)) {
@@ -38,9 +44,10 @@ if (!inPrivateProc(FLAG)) {
   });
 } else {
   /** Starts the workload under `unshare -n --fork` after SETUP and `extra`; its pid once ready. */
-  function start(extra = ''): { unshare: number; pid: number; dir: string } {
+  function start(extra = '', session = false): { unshare: number; pid: number; dir: string } {
     const dir = tmpDir('netaddr');
-    const unshare = spawnTask(['unshare', '-n', '--fork', 'sh', '-c', `${SETUP}${extra}\nexec "$@" >/dev/null 2>&1`, 'sh', compileWorkload('netaddr'), dir, V4, V6], {
+    // A tree CRIU dumps leads a session of its own (CI's session leader is outside its pid namespace).
+    const unshare = spawnTask(['unshare', '-n', '--fork', ...(session ? ['setsid'] : []), 'sh', '-c', `${SETUP}${extra}\nexec "$@" >/dev/null 2>&1`, 'sh', compileWorkload('netaddr'), dir, V4, V6], {
       cwd: dir, stdin: { path: '/dev/null' }, stdout: { path: `${dir}/stdout.log` }, stderr: { path: `${dir}/stderr.log` }, env: SBIN_ENV,
     });
     const ready = waitFor('netaddr ready', () => fs.existsSync(`${dir}/ready`) || waitPid(unshare, true));
@@ -50,8 +57,9 @@ if (!inPrivateProc(FLAG)) {
 
   const inNs = (pid: number, cmd: string) => execFileSync('nsenter', ['-t', String(pid), '-n', 'sh', '-c', cmd], { env: SBIN_ENV, encoding: 'utf8' });
 
-  /** What the namespace of `pid` lists of its links, addresses, routes and rules. */
-  const listing = (pid: number) => inNs(pid, 'ip -d link show; ip addr show; ip route show table all; ip -6 route show table all; ip rule show; ip -6 rule show');
+  /** What the namespace of `pid` lists of its links, addresses, routes and rules, and its net sysctls. */
+  const listing = (pid: number) => inNs(pid, 'ip -d link show; cat /proc/sys/net/ipv4/ping_group_range; ip addr show; ip route show table all; ip -6 route show table all; ip rule show; ip -6 rule show; '
+    + 'sysctl -a 2>/dev/null | grep "^net\\." | grep -v nf_conntrack_count; cat /proc/sys/net/ipv6/conf/lo/stable_secret');
 
   /** Lets the workload of `dir`, restored as `pid`, check itself; it must pass. */
   function finish(pid: number, dir: string): void {
@@ -68,6 +76,9 @@ if (!inPrivateProc(FLAG)) {
     assert.match(before, /inet 1\.2\.3\.4\/32 scope global lo/);
     assert.match(before, /1\.2\.3\.6 via 1\.2\.3\.5 dev lo/);
     assert.match(before, /1000:\tfrom 10\.9\.0\.0\/16 lookup 100/);
+    assert.match(before, /^net\.ipv4\.conf\.lo\.arp_announce = 1$/m);
+    assert.match(before, /^net\.unix\.max_dgram_qlen = 77$/m);
+    assert.match(before, /^2001:0db8:0000:0000:0000:0000:0000:abcd$/m);
     const images = tmpDir('netaddr-img');
     try {
       await dump({ pid: w.pid, imagesDir: images });
@@ -140,6 +151,28 @@ if (!inPrivateProc(FLAG)) {
           return true; // not this process's child (yet)
         }
       });
+    }
+  });
+
+  test('stasis restores CRIU 4.2\'s images of the namespace: the same addresses, routes, rules and sysctls, and the sockets work', { skip: criuWorks() }, async () => {
+    const w = start('', true);
+    const before = listing(w.pid);
+    const images = tmpDir('netaddr-from-criu');
+    criu(['dump', '-t', String(w.pid), '-j'], images, 'dump.log');
+    waitPid(w.unshare);
+    const r = await restore({ imagesDir: images, detach: true, shellJob: true, noVerify: true });
+    try {
+      assert.equal(listing(r.pid), before, 'the namespace stasis restored from CRIU\'s images lists other links, addresses, routes, rules or sysctls');
+      finish(r.pid, w.dir);
+      const st = waitFor('the restored tree', () => waitPid(r.pid, true), 30000);
+      assert.equal(st.kind === 'exited' && st.code, 0);
+    } finally {
+      killTree(r.pid);
+      try {
+        waitPid(r.pid);
+      } catch {
+        /* reaped */
+      }
     }
   });
 }

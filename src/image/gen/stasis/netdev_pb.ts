@@ -12,7 +12,95 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/netdev.proto.
  */
 export const file_stasis_netdev: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdGFzaXMvbmV0ZGV2LnByb3RvEgxzdGFzaXMuaW1hZ2UigAEKDk5ldERldmljZUVudHJ5EiIKBHR5cGUYASACKA4yFC5zdGFzaXMuaW1hZ2UuTmRUeXBlEg8KB2lmaW5kZXgYAiACKA0SCwoDbXR1GAMgAigNEg0KBWZsYWdzGAQgAigNEgwKBG5hbWUYBSACKAkSDwoHYWRkcmVzcxgHIAEoDCIwCgpOZXRuc0VudHJ5EhAKCGRlZl9jb25mGAEgAygFEhAKCGFsbF9jb25mGAIgAygFKmEKBk5kVHlwZRISCg5ORF9UWVBFX1VOU1BFQxAAEgwKCExPT1BCQUNLEAESCAoEVkVUSBACEgcKA1RVThADEgsKB0VYVExJTksQBBIJCgVWRU5FVBAFEgoKBkJSSURHRRAG");
+  fileDesc("ChNzdGFzaXMvbmV0ZGV2LnByb3RvEgxzdGFzaXMuaW1hZ2UiUQoLU3lzY3RsRW50cnkSJgoEdHlwZRgBIAIoDjIYLnN0YXNpcy5pbWFnZS5TeXNjdGxUeXBlEgwKBGlhcmcYAiABKAUSDAoEc2FyZxgDIAEoCSJcCgxUdW5MaW5rRW50cnkSDQoFZmxhZ3MYASACKA0SDQoFb3duZXIYAiACKAUSDQoFZ3JvdXAYAyACKAUSDwoHdm5ldGhkchgEIAIoDRIOCgZzbmRidWYYBSACKA0iLwoQTWFjdmxhbkxpbmtFbnRyeRIMCgRtb2RlGAEgAigNEg0KBWZsYWdzGAIgASgNIvUCCg5OZXREZXZpY2VFbnRyeRIiCgR0eXBlGAEgAigOMhQuc3Rhc2lzLmltYWdlLk5kVHlwZRIPCgdpZmluZGV4GAIgAigNEgsKA210dRgDIAIoDRINCgVmbGFncxgEIAIoDRIMCgRuYW1lGAUgAigJEicKA3R1bhgGIAEoCzIaLnN0YXNpcy5pbWFnZS5UdW5MaW5rRW50cnkSDwoHYWRkcmVzcxgHIAEoDBIMCgRjb25mGAggAygFEigKBWNvbmY0GAkgAygLMhkuc3Rhc2lzLmltYWdlLlN5c2N0bEVudHJ5EigKBWNvbmY2GAogAygLMhkuc3Rhc2lzLmltYWdlLlN5c2N0bEVudHJ5Ei8KB21hY3ZsYW4YCyABKAsyHi5zdGFzaXMuaW1hZ2UuTWFjdmxhbkxpbmtFbnRyeRIUCgxwZWVyX2lmaW5kZXgYDCABKA0SEQoJcGVlcl9uc2lkGA0gASgNEg4KBm1hc3RlchgOIAEoDSI2CgdOZXRuc0lkEhQKDHRhcmdldF9uc19pZBgBIAIoDRIVCg1uZXRuc2lkX3ZhbHVlGAIgAigFIv0CCgpOZXRuc0VudHJ5EhAKCGRlZl9jb25mGAEgAygFEhAKCGFsbF9jb25mGAIgAygFEiwKCWRlZl9jb25mNBgDIAMoCzIZLnN0YXNpcy5pbWFnZS5TeXNjdGxFbnRyeRIsCglhbGxfY29uZjQYBCADKAsyGS5zdGFzaXMuaW1hZ2UuU3lzY3RsRW50cnkSLAoJZGVmX2NvbmY2GAUgAygLMhkuc3Rhc2lzLmltYWdlLlN5c2N0bEVudHJ5EiwKCWFsbF9jb25mNhgGIAMoCzIZLnN0YXNpcy5pbWFnZS5TeXNjdGxFbnRyeRIkCgVuc2lkcxgHIAMoCzIVLnN0YXNpcy5pbWFnZS5OZXRuc0lkEg8KB2V4dF9rZXkYCCABKAkSLAoJdW5peF9jb25mGAkgAygLMhkuc3Rhc2lzLmltYWdlLlN5c2N0bEVudHJ5Ei4KC2lwdjRfc3lzY3RsGAogAygLMhkuc3Rhc2lzLmltYWdlLlN5c2N0bEVudHJ5Km4KBk5kVHlwZRISCg5ORF9UWVBFX1VOU1BFQxAAEgwKCExPT1BCQUNLEAESCAoEVkVUSBACEgcKA1RVThADEgsKB0VYVExJTksQBBIJCgVWRU5FVBAFEgoKBkJSSURHRRAGEgsKB01BQ1ZMQU4QByo9CgpTeXNjdGxUeXBlEhYKElNZU0NUTF9UWVBFX1VOU1BFQxAAEgsKB0NUTF9TVFIQBRIKCgZDVExfMzIQBg");
+
+/**
+ * One sysctl's value: iarg (CTL_32) or sarg (CTL_STR); neither where the kernel has no such file.
+ *
+ * @generated from message stasis.image.SysctlEntry
+ */
+export type SysctlEntry = Message<"stasis.image.SysctlEntry"> & {
+  /**
+   * @generated from field: required stasis.image.SysctlType type = 1;
+   */
+  type: SysctlType;
+
+  /**
+   * @generated from field: optional int32 iarg = 2;
+   */
+  iarg: number;
+
+  /**
+   * @generated from field: optional string sarg = 3;
+   */
+  sarg: string;
+};
+
+/**
+ * Describes the message stasis.image.SysctlEntry.
+ * Use `create(SysctlEntrySchema)` to create a new message.
+ */
+export const SysctlEntrySchema: GenMessage<SysctlEntry> = /*@__PURE__*/
+  messageDesc(file_stasis_netdev, 0);
+
+/**
+ * @generated from message stasis.image.TunLinkEntry
+ */
+export type TunLinkEntry = Message<"stasis.image.TunLinkEntry"> & {
+  /**
+   * @generated from field: required uint32 flags = 1;
+   */
+  flags: number;
+
+  /**
+   * @generated from field: required int32 owner = 2;
+   */
+  owner: number;
+
+  /**
+   * @generated from field: required int32 group = 3;
+   */
+  group: number;
+
+  /**
+   * @generated from field: required uint32 vnethdr = 4;
+   */
+  vnethdr: number;
+
+  /**
+   * @generated from field: required uint32 sndbuf = 5;
+   */
+  sndbuf: number;
+};
+
+/**
+ * Describes the message stasis.image.TunLinkEntry.
+ * Use `create(TunLinkEntrySchema)` to create a new message.
+ */
+export const TunLinkEntrySchema: GenMessage<TunLinkEntry> = /*@__PURE__*/
+  messageDesc(file_stasis_netdev, 1);
+
+/**
+ * @generated from message stasis.image.MacvlanLinkEntry
+ */
+export type MacvlanLinkEntry = Message<"stasis.image.MacvlanLinkEntry"> & {
+  /**
+   * @generated from field: required uint32 mode = 1;
+   */
+  mode: number;
+
+  /**
+   * @generated from field: optional uint32 flags = 2;
+   */
+  flags: number;
+};
+
+/**
+ * Describes the message stasis.image.MacvlanLinkEntry.
+ * Use `create(MacvlanLinkEntrySchema)` to create a new message.
+ */
+export const MacvlanLinkEntrySchema: GenMessage<MacvlanLinkEntry> = /*@__PURE__*/
+  messageDesc(file_stasis_netdev, 2);
 
 /**
  * @generated from message stasis.image.NetDeviceEntry
@@ -44,9 +132,49 @@ export type NetDeviceEntry = Message<"stasis.image.NetDeviceEntry"> & {
   name: string;
 
   /**
+   * @generated from field: optional stasis.image.TunLinkEntry tun = 6;
+   */
+  tun?: TunLinkEntry | undefined;
+
+  /**
    * @generated from field: optional bytes address = 7;
    */
   address: Uint8Array;
+
+  /**
+   * @generated from field: repeated int32 conf = 8;
+   */
+  conf: number[];
+
+  /**
+   * @generated from field: repeated stasis.image.SysctlEntry conf4 = 9;
+   */
+  conf4: SysctlEntry[];
+
+  /**
+   * @generated from field: repeated stasis.image.SysctlEntry conf6 = 10;
+   */
+  conf6: SysctlEntry[];
+
+  /**
+   * @generated from field: optional stasis.image.MacvlanLinkEntry macvlan = 11;
+   */
+  macvlan?: MacvlanLinkEntry | undefined;
+
+  /**
+   * @generated from field: optional uint32 peer_ifindex = 12;
+   */
+  peerIfindex: number;
+
+  /**
+   * @generated from field: optional uint32 peer_nsid = 13;
+   */
+  peerNsid: number;
+
+  /**
+   * @generated from field: optional uint32 master = 14;
+   */
+  master: number;
 };
 
 /**
@@ -54,7 +182,29 @@ export type NetDeviceEntry = Message<"stasis.image.NetDeviceEntry"> & {
  * Use `create(NetDeviceEntrySchema)` to create a new message.
  */
 export const NetDeviceEntrySchema: GenMessage<NetDeviceEntry> = /*@__PURE__*/
-  messageDesc(file_stasis_netdev, 0);
+  messageDesc(file_stasis_netdev, 3);
+
+/**
+ * @generated from message stasis.image.NetnsId
+ */
+export type NetnsId = Message<"stasis.image.NetnsId"> & {
+  /**
+   * @generated from field: required uint32 target_ns_id = 1;
+   */
+  targetNsId: number;
+
+  /**
+   * @generated from field: required int32 netnsid_value = 2;
+   */
+  netnsidValue: number;
+};
+
+/**
+ * Describes the message stasis.image.NetnsId.
+ * Use `create(NetnsIdSchema)` to create a new message.
+ */
+export const NetnsIdSchema: GenMessage<NetnsId> = /*@__PURE__*/
+  messageDesc(file_stasis_netdev, 4);
 
 /**
  * @generated from message stasis.image.NetnsEntry
@@ -69,6 +219,46 @@ export type NetnsEntry = Message<"stasis.image.NetnsEntry"> & {
    * @generated from field: repeated int32 all_conf = 2;
    */
   allConf: number[];
+
+  /**
+   * @generated from field: repeated stasis.image.SysctlEntry def_conf4 = 3;
+   */
+  defConf4: SysctlEntry[];
+
+  /**
+   * @generated from field: repeated stasis.image.SysctlEntry all_conf4 = 4;
+   */
+  allConf4: SysctlEntry[];
+
+  /**
+   * @generated from field: repeated stasis.image.SysctlEntry def_conf6 = 5;
+   */
+  defConf6: SysctlEntry[];
+
+  /**
+   * @generated from field: repeated stasis.image.SysctlEntry all_conf6 = 6;
+   */
+  allConf6: SysctlEntry[];
+
+  /**
+   * @generated from field: repeated stasis.image.NetnsId nsids = 7;
+   */
+  nsids: NetnsId[];
+
+  /**
+   * @generated from field: optional string ext_key = 8;
+   */
+  extKey: string;
+
+  /**
+   * @generated from field: repeated stasis.image.SysctlEntry unix_conf = 9;
+   */
+  unixConf: SysctlEntry[];
+
+  /**
+   * @generated from field: repeated stasis.image.SysctlEntry ipv4_sysctl = 10;
+   */
+  ipv4Sysctl: SysctlEntry[];
 };
 
 /**
@@ -76,12 +266,13 @@ export type NetnsEntry = Message<"stasis.image.NetnsEntry"> & {
  * Use `create(NetnsEntrySchema)` to create a new message.
  */
 export const NetnsEntrySchema: GenMessage<NetnsEntry> = /*@__PURE__*/
-  messageDesc(file_stasis_netdev, 1);
+  messageDesc(file_stasis_netdev, 5);
 
 /**
- * A network namespace (CRIU's netdev.proto, the fields stasis writes): netdev-<ns id>.img
- * lists its devices, netns-<ns id>.img its own settings (none recorded yet: stasis dumps only
- * a namespace whose one device is lo, with the kernel's defaults).
+ * A network namespace (CRIU's netdev.proto, sysctl.proto, tun.proto and macvlan.proto, the
+ * fields stasis writes and reads): netdev-<ns id>.img lists its devices, netns-<ns id>.img its
+ * own settings, the devconf sysctls of `all` and `default`, net.unix's and net.ipv4's, each list in CRIU's
+ * order of names (src/ns/net-sysctl.ts).
  *
  * @generated from enum stasis.image.NdType
  */
@@ -120,6 +311,11 @@ export enum NdType {
    * @generated from enum value: BRIDGE = 6;
    */
   BRIDGE = 6,
+
+  /**
+   * @generated from enum value: MACVLAN = 7;
+   */
+  MACVLAN = 7,
 }
 
 /**
@@ -127,4 +323,30 @@ export enum NdType {
  */
 export const NdTypeSchema: GenEnum<NdType> = /*@__PURE__*/
   enumDesc(file_stasis_netdev, 0);
+
+/**
+ * @generated from enum stasis.image.SysctlType
+ */
+export enum SysctlType {
+  /**
+   * @generated from enum value: SYSCTL_TYPE_UNSPEC = 0;
+   */
+  SYSCTL_TYPE_UNSPEC = 0,
+
+  /**
+   * @generated from enum value: CTL_STR = 5;
+   */
+  CTL_STR = 5,
+
+  /**
+   * @generated from enum value: CTL_32 = 6;
+   */
+  CTL_32 = 6,
+}
+
+/**
+ * Describes the enum stasis.image.SysctlType.
+ */
+export const SysctlTypeSchema: GenEnum<SysctlType> = /*@__PURE__*/
+  enumDesc(file_stasis_netdev, 1);
 
