@@ -168,6 +168,8 @@ export interface RestoreOptions extends RunHooks {
   root?: string | undefined;
   /** CRIU's --ext-mount-map at restore: the host path each external mount of the image is bound from, by its name. */
   extMounts?: ReadonlyMap<string, string> | undefined;
+  /** CRIU's --external for network devices at restore, by key (`veth[IN]` -> `OUT[@BRIDGE]`, `macvlan[IN]` -> the host's device). */
+  netExternals?: ReadonlyMap<string, string> | undefined;
   /** Skip the checksums of the images (stasis-sums.json), checked by default before anything is created. */
   noVerify?: boolean;
   /** Restore TCP connections (CRIU's --tcp-established). */

@@ -31,6 +31,8 @@ export function openLog(a: ParsedArgs): Log & { close?: () => void } {
 }
 
 export function dumpOptions(a: ParsedArgs, io: RunIo): DumpOptions {
+  // Checked only: the devices they name are made at restore.
+  netExternals(a);
   return {
     pid: requirePid(a),
     imagesDir: requireString(a, 'images-dir'),
@@ -88,6 +90,7 @@ export function restoreOptions(a: ParsedArgs, io: RunIo & { onRestored?: (pid: n
     lazyPages: flag(a, 'lazy-pages'),
     root: optString(a, 'root'),
     extMounts: extMounts(a),
+    netExternals: netExternals(a),
     onProgress: io.onProgress,
     log: io.log,
     notify: io.notify,
@@ -129,6 +132,21 @@ function extMounts(a: ParsedArgs): Map<string, string> | undefined {
     const i = m.indexOf(':');
     if (m === 'auto' || i <= 0 || i === m.length - 1) throw new StasisError('E_UNSUPPORTED', `Cannot use --ext-mount-map ${JSON.stringify(m)}: give MOUNTPOINT:NAME (auto is not supported)`);
     return [m.slice(0, i), m.slice(i + 1)] as [string, string];
+  }));
+}
+
+/**
+ * --external KEY:VAL (CRIU's), for network devices only: veth[IN]:OUT[@BRIDGE], macvlan[IN]:DEV
+ * at restore (at dump they name nothing stasis needs); other kinds of external resources are refused.
+ */
+function netExternals(a: ParsedArgs): Map<string, string> | undefined {
+  const list = a.opts.get('external');
+  const v = Array.isArray(list) ? list : typeof list === 'string' ? [list] : [];
+  if (!v.length) return undefined;
+  return new Map(v.map((x) => {
+    const m = /^((?:veth|macvlan)\[[^\]]+\]):(.+)$/.exec(x);
+    if (!m) throw new StasisError('E_UNSUPPORTED', `Cannot use --external ${JSON.stringify(x)}: stasis takes only veth[IN]:OUT[@BRIDGE] and macvlan[IN]:DEVICE`);
+    return [m[1]!, m[2]!] as [string, string];
   }));
 }
 

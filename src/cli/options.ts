@@ -88,7 +88,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'freeze-cgroup', kind: 'value', arg: 'DIR', verbs: DUMPS, help: 'the cgroup directory that must hold the tree\'s processes and no other (frozen with ptrace all the same)' },
   // At dump they say how the mount namespace will be restored (its root, its external mounts); at restore they give them.
   { long: 'root', short: 'r', kind: 'value', arg: 'PATH', verbs: DUMP_RESTORE, help: 'dump: the tree\'s root mount is given at restore (a container\'s root); restore: the directory it is a bind of' },
-  { long: 'external', kind: 'value', many: true, verbs: DUMP_RESTORE, unsupported: later('external resources') },
+  { long: 'external', kind: 'value', many: true, verbs: DUMP_RESTORE, arg: 'KEY:VAL', help: 'restore veth[IN]:OUT[@BRIDGE]: a veth whose peer was outside gets the new peer OUT; macvlan[IN]:DEV: a macvlan is made on DEV (other kinds of external resources are refused)' },
   { long: 'ext-mount-map', short: 'M', kind: 'value', many: true, arg: 'KEY:VAL', verbs: DUMP_RESTORE, help: 'dump MOUNTPOINT:NAME: the mount at MOUNTPOINT is external, kept in the image as NAME; restore NAME:PATH: it is bound from PATH' },
   { long: 'enable-external-masters', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },
   { long: 'enable-external-sharing', kind: 'flag', verbs: DUMP_RESTORE, unsupported: later('mount namespaces') },

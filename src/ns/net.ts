@@ -1,14 +1,16 @@
-// Network namespaces with lo alone, as a container engine leaves them or a program makes them
-// (`unshare -n`, then addresses, routes and rules of its own). Dumped as CRIU does:
-// netdev-<id>.img with lo's flags and MTU, netns-<id>.img, lo's addresses, the routes and the
-// rules (net-ip.ts: ifaddr-<id>.img, route-<id>.img, route6-<id>.img, rule-<id>.img), the
-// netfilter rules (netfilter.ts: iptables-<id>.img, ip6tables-<id>.img, nftables-<id>.img) and
-// the connection tracking entries (net-conntrack.ts), all read before the network lock touches
-// the namespace; restored as a new namespace whose lo is set up again, then its addresses,
-// routes and rules, then its netfilter rules, then its entries, before any socket of the tree
-// is made in it. A namespace with another device, or a net.* sysctl that differs from a new
-// namespace's, is refused. `ip` and the netfilter tools run inside the namespace (inNamespace:
-// a child spawned meanwhile is born in it).
+// Network namespaces of the tree's own, as a container engine leaves them or a program makes
+// them (`unshare -n`, then devices, addresses, routes, sysctls and rules of its own). Dumped as
+// CRIU does: netdev-<id>.img with the devices (net-dev.ts: lo, bridges, veths, macvlans, each
+// with its devconf sysctls), netns-<id>.img with the namespace's own sysctls (net-sysctl.ts),
+// the addresses, routes and rules (net-ip.ts: ifaddr-, route-, route6-, rule-<id>.img), the
+// netfilter rules (netfilter.ts) and the connection tracking entries (net-conntrack.ts), all
+// read before the network lock touches the namespace. Before anything is written the images
+// are restored into a scratch namespace, which must then list the same devices, addresses,
+// routes and rules and have the same net sysctls: what would not come back so is refused.
+// Restored in CRIU's order into the new namespace: sysctls of all and default, devices, their
+// sysctls, masters and state, addresses, routes and rules, netfilter rules, conntrack entries,
+// before any socket of the tree is made in it. `ip` and the netfilter tools run inside the
+// namespace (inNamespace: a child spawned meanwhile is born in it).
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -21,13 +23,10 @@ import type { NsKind } from './ns-kind.js';
 import { imageRules, loadRules, readRulesAndOwners, rulesFile, rulesRefusal, type NetfilterRules } from './netfilter.js';
 import { ipListing, listingScript, listingsDiffer, restoreIp, saveIp, trialRestore, writeIpImages, type IpImages } from './net-ip.js';
 import { confDiffers, confScript, parseSysctlState, readConf, readFlatConf, sysctlsRefusal, SYSCTL_STATE } from './net-sysctl.js';
+import { externalsMissing, hostScript, insideScript, readDevices, upScript, IFF_UP, type JsonLink } from './net-dev.js';
 import { conntrackRefusal, readConntrack, readConntrackFile, restoreConntrack, writeConntrack, type ConntrackState } from './net-conntrack.js';
 
 const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
-const IFF_UP = 0x1, IFF_LOOPBACK = 0x8, IFF_RUNNING = 0x40, IFF_LOWER_UP = 0x10000;
-
-interface IpLink { ifindex: number; ifname: string; flags: string[]; mtu: number }
-
 function ip(args: string[]): unknown[] {
   try {
     return JSON.parse(execFileSync('ip', ['-j', ...args], { env: ENV, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) || '[]') as unknown[];
@@ -43,12 +42,10 @@ function shell(script: string): string {
   return r.stdout;
 }
 
-function describe(): { links: IpLink[]; problems: string[] } {
-  const links = ip(['addr', 'show']) as IpLink[];
-  const problems: string[] = [];
-  for (const l of links) if (l.ifname !== 'lo') problems.push(`it has device ${l.ifname}`);
+function describe(): { problems: string[] } {
+  const { problems } = readDevices(ip(['-d', 'link', 'show']) as JsonLink[]);
   if (spawnSync('sh', ['-c', 'command -v sysctl'], { env: ENV }).status !== 0) problems.push('stasis cannot compare its sysctls with a new namespace\'s (sysctl, from procps, is not installed)');
-  return { links, problems };
+  return { problems };
 }
 
 interface Captured {
@@ -59,12 +56,9 @@ interface Captured {
   conf: NetnsEntry;
 }
 
-/** This thread's namespace's devices (lo alone: check() refused others) and settings, as the images hold them. */
+/** This thread's namespace's devices (check() refused those stasis cannot make) and settings, as the images hold them. */
 function readConfig(): { devs: NetDeviceEntry[]; conf: NetnsEntry } {
-  const devs = (ip(['link', 'show']) as IpLink[]).map((l) => create(NetDeviceEntrySchema, {
-    type: NdType.LOOPBACK, ifindex: l.ifindex, mtu: l.mtu, flags: flagsOf(l), name: l.ifname,
-    conf4: readConf('ipv4', l.ifname), conf6: readConf('ipv6', l.ifname),
-  }));
+  const { devs } = readDevices(ip(['-d', 'link', 'show']) as JsonLink[]);
   const conf = create(NetnsEntrySchema, {
     defConf4: readConf('ipv4', 'default'), allConf4: readConf('ipv4', 'all'),
     defConf6: readConf('ipv6', 'default'), allConf6: readConf('ipv6', 'all'), unixConf: readFlatConf('unix'), ipv4Sysctl: readFlatConf('ipv4-net'),
@@ -74,15 +68,37 @@ function readConfig(): { devs: NetDeviceEntry[]; conf: NetnsEntry } {
 
 /**
  * The shell commands that set up a new namespace as the images say, before its addresses are
- * restored (CRIU's order: the sysctls of all and default, then each device and its own).
+ * restored, in CRIU's order: the sysctls of all and default (which new devices take), the
+ * devices of its own (`inside`), then those made from outside (net-dev.ts hostScript, run
+ * between the two), then each device's sysctls, its master and its state (`after`).
  */
-function setupScript(devs: NetDeviceEntry[], conf: NetnsEntry, what: string): string {
-  return [
+function setupScripts(devs: NetDeviceEntry[], conf: NetnsEntry, what: string): { inside: string; after: string } {
+  const inside = [
     confScript('ipv4', 'all', conf.allConf4, what), confScript('ipv4', 'default', conf.defConf4, what),
     confScript('ipv6', 'all', conf.allConf6, what), confScript('ipv6', 'default', conf.defConf6, what),
     confScript('unix', '', conf.unixConf, what), confScript('ipv4-net', '', conf.ipv4Sysctl, what),
-    ...devs.flatMap((d) => [linkSetup(d.mtu, d.flags), confScript('ipv4', d.name, d.conf4, what), confScript('ipv6', d.name, d.conf6, what)]),
-  ].filter(Boolean).join('\n');
+    insideScript(devs),
+  ];
+  const after = [...devs.flatMap((d) => [confScript('ipv4', d.name, d.conf4, what), confScript('ipv6', d.name, d.conf6, what)]), upScript(devs)];
+  return { inside: inside.filter(Boolean).join('\n'), after: after.filter(Boolean).join('\n') };
+}
+
+/**
+ * The trial's stand-in for the host: a second scratch namespace (held by a sleep) where the
+ * outside ends of veths go and where a bridge stands in for each macvlan's host device.
+ */
+function trialHost(devs: NetDeviceEntry[]): { start: string; ext: Map<string, string>; end: string } {
+  const ext = new Map<string, string>();
+  const lowers: string[] = [];
+  devs.forEach((d, i) => {
+    if (d.type === NdType.VETH) ext.set(`veth[${d.name}]`, `stasis-t${i}`);
+    if (d.type === NdType.MACVLAN) {
+      ext.set(`macvlan[${d.name}]`, `stasis-l${i}`);
+      lowers.push(`nsenter --net=/proc/$H/ns/net sh -c 'ip link add stasis-l${i} type bridge && ip link set stasis-l${i} up' || exit 3`);
+    }
+  });
+  const start = ['unshare -n sleep 60 & H=$!', 'while [ "$(readlink /proc/$H/ns/net)" = "$(readlink /proc/$$/ns/net)" ]; do sleep 0.01; done', ...lowers].join('\n');
+  return { start, ext, end: 'kill $H' };
 }
 
 /** The first sysctl of the images this thread's namespace does not have, or undefined. */
@@ -99,11 +115,15 @@ function configDiffers(devs: NetDeviceEntry[], conf: NetnsEntry, what: string): 
  * same value in every net sysctl.
  */
 function trialRefusal(c: Captured, listing: string, sysctls: string): string | undefined {
-  const t = trialRestore(c.ip, setupScript(c.devs, c.conf, 'the namespace'), `${listingScript()}\necho '@@sysctls'\n${SYSCTL_STATE}`);
+  const { inside, after } = setupScripts(c.devs, c.conf, 'the namespace');
+  const h = trialHost(c.devs);
+  const host = hostScript(c.devs, h.ext, '/proc/$T/ns/net');
+  const hostPart = host ? `export T=$$\nnsenter --net=/proc/$H/ns/net sh -c '${host.replaceAll("'", "'\\''")}' || exit 3` : '';
+  const t = trialRestore(c.ip, [h.start, inside, hostPart, after].filter(Boolean).join('\n'), `${listingScript()}\necho '@@sysctls'\n${SYSCTL_STATE}\n${h.end}`);
   if ('why' in t) return t.why;
   const [ipOut = '', sysOut = ''] = t.out.split('@@sysctls\n');
   const diff = listingsDiffer(listing, ipOut);
-  return (diff ? `its addresses, routes and rules do not come back the same from CRIU's ifaddr, route and rule images: ${diff}` : undefined)
+  return (diff ? `its devices, addresses, routes and rules do not come back the same: ${diff}` : undefined)
     ?? sysctlsRefusal(parseSysctlState(sysctls), parseSysctlState(sysOut));
 }
 
@@ -119,17 +139,12 @@ function readRulesImages(dir: string, id: number): NetfilterRules {
   return { ip4: read('ip4'), ip6: read('ip6'), nft: read('nft') };
 }
 
-/** The shell command that gives lo its MTU and state (the restore runs it, and the dump's trial). */
-const linkSetup = (mtu: number, flags: number) => `ip link set dev lo mtu ${mtu}${flags & IFF_UP ? ' up' : ''}`;
-
-const flagsOf = (l: IpLink) => (l.flags.includes('UP') ? IFF_UP | IFF_RUNNING : 0) | (l.flags.includes('LOWER_UP') ? IFF_LOWER_UP : 0) | IFF_LOOPBACK;
-
 export const netNs = {
   name: 'net',
   flag: CLONE_NEWNET,
   check: (pid) => {
     const { problems } = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET, describe);
-    return problems.length ? `${[...new Set(problems)].join(', ')}; stasis restores only a network namespace with lo alone` : undefined;
+    return problems.length ? [...new Set(problems)].join(', ') : undefined;
   },
   capture: (pid, tree) => {
     const [{ rules, iptablesNft }, ct, ipImages, listing, sysctls, config] = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET,
@@ -141,6 +156,8 @@ export const netNs = {
   },
   dump: (ctx, pid, id, captured) => {
     const { rules, ct, ip: ipImages, devs, conf } = captured as Captured;
+    // A veth's peer inside is in this namespace (CRIU's peer_nsid).
+    for (const d of devs) if (d.peerIfindex) d.peerNsid = id;
     ctx.note(writeImage(ctx.imagesDir, 'netdev', id, devs));
     ctx.note(writeImage(ctx.imagesDir, 'netns', id, [conf]));
     for (const f of writeIpImages(ctx.imagesDir, id, ipImages)) ctx.note(f);
@@ -158,14 +175,25 @@ export const netNs = {
       ctx.log.info(`network namespace ${id}: restored empty`);
       return;
     }
-    const devs = readImage(ctx.imagesDir, 'netdev', id);
-    inNamespace(`/proc/${hostPid}/ns/net`, 'net', CLONE_NEWNET, () => {
-      const what = `network namespace ${id}`;
-      for (const d of devs) if (d.type !== NdType.LOOPBACK) throw new StasisError('E_UNSUPPORTED', `Cannot restore device ${d.name} of ${what}: stasis restores only lo`);
-      const conf = readImage(ctx.imagesDir, 'netns', id)[0] ?? create(NetnsEntrySchema, {});
-      if (conf.defConf.length || conf.allConf.length || devs.some((d) => d.conf.length)) throw new StasisError('E_UNSUPPORTED', `Cannot restore ${what}: its images hold the sysctls in CRIU's old layout (conf, def_conf, all_conf)`);
-      const r = spawnSync('sh', ['-c', setupScript(devs, conf, what)], { env: ENV, encoding: 'utf8' });
-      if (r.error || r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot set up the devices and sysctls of ${what}: ${(r.error?.message ?? r.stderr).trim()}`);
+    const devs = readImage(ctx.imagesDir, 'netdev', id), what = `network namespace ${id}`;
+    const conf = readImage(ctx.imagesDir, 'netns', id)[0] ?? create(NetnsEntrySchema, {});
+    if (conf.defConf.length || conf.allConf.length || devs.some((d) => d.conf.length)) throw new StasisError('E_UNSUPPORTED', `Cannot restore ${what}: its images hold the sysctls in CRIU's old layout (conf, def_conf, all_conf)`);
+    // A peer in another namespace (CRIU writes its ifindex there) is outside.
+    for (const d of devs) if (d.type === NdType.VETH && d.peerNsid !== id) d.peerIfindex = 0;
+    const missing = externalsMissing(devs, ctx.netExternals ?? new Map(), what);
+    if (missing) throw new StasisError('E_RESTORE_FAILED', missing);
+    const { inside, after } = setupScripts(devs, conf, what);
+    const run = (script: string, where: string) => {
+      const r = spawnSync('sh', ['-c', script], { env: ENV, encoding: 'utf8' });
+      if (r.error || r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot set up the devices and sysctls of ${what}${where}: ${(r.error?.message ?? r.stderr).trim()}`);
+    };
+    const target = `/proc/${hostPid}/ns/net`;
+    inNamespace(target, 'net', CLONE_NEWNET, () => run(inside, ''));
+    // The veths whose peer was outside, and the macvlans, are made from stasis's namespace.
+    const host = hostScript(devs, ctx.netExternals ?? new Map(), target);
+    if (host) run(host, ' (from the host\'s namespace)');
+    inNamespace(target, 'net', CLONE_NEWNET, () => {
+      run(after, '');
       const diff = configDiffers(devs, conf, what);
       if (diff) throw new StasisError('E_RESTORE_FAILED', `The sysctls of ${what} were restored differently: ${diff}`);
       restoreIp(ctx.imagesDir, id, what);
@@ -176,6 +204,6 @@ export const netNs = {
         ctx.log.info(`${what}: ${[rules.ip4 && 'iptables-legacy', rules.ip6 && 'ip6tables-legacy', rules.nft && 'nftables'].filter(Boolean).join(', ') || 'no'} rules restored and listed the same; ${entries.length} connection tracking entries made and read back the same`);
       }
     });
-    ctx.log.info(`network namespace ${id}: ${devs.map((d) => `${d.name}${d.flags & IFF_UP ? ' up' : ''}`).join(', ')}`);
+    ctx.log.info(`${what}: ${devs.map((d) => `${d.name}${d.flags & IFF_UP ? ' up' : ''}`).join(', ')}`);
   },
 } satisfies NsKind;

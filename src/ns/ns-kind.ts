@@ -38,6 +38,8 @@ export interface NsRestoreCtx {
   root?: string | undefined;
   /** CRIU's --ext-mount-map at restore: the host path of each external mount, by its name in the image. */
   extMounts?: ReadonlyMap<string, string> | undefined;
+  /** CRIU's --external for network devices: `veth[IN]` -> `OUT[@BRIDGE]`, `macvlan[IN]` -> the host's device. */
+  netExternals?: ReadonlyMap<string, string> | undefined;
   /** The `syscall; int3` code of the restored root (create-task.ts), which makes its mounts. */
   rootCode?: bigint;
 }

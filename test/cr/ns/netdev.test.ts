@@ -16,7 +16,8 @@ import { compileWorkload, tmpDir, waitFor, verifyImages } from '../harness.js';
 import { dump, restore, StasisError } from '../../../src/api/index.js';
 import { setChildSubreaper, spawnTask, waitPid } from '../../../src/sys/index.js';
 import { SBIN_ENV } from '../sockets/netns.js';
-import { namespacesUnavailable, inPrivateProc, runInPrivateProc, childOf, killTree } from './private-proc.js';
+import { fileURLToPath } from 'node:url';
+import { namespacesUnavailable, inPrivateProc, childOf, killTree } from './private-proc.js';
 import { criu, criuWorks } from '../interop/criu-tool.js';
 
 const FLAG = 'STASIS_NETDEV_TEST';
@@ -39,15 +40,23 @@ sysctl -q -w net.ipv4.ping_group_range="40000 50000"
 `;
 
 if (!inPrivateProc(FLAG)) {
-  test('netdev: every test, in a private mount namespace with /proc/sys writable', { skip: why }, () => {
-    runInPrivateProc(import.meta.url, FLAG, /^# fail 0$/m);
+  // In a network namespace of its own too: the devices a test makes outside the tree's go there.
+  test('netdev: every test, in private mount and network namespaces with /proc/sys writable', { skip: why }, () => {
+    const script = 'while grep -q " /proc/sys " /proc/self/mountinfo; do umount -l /proc/sys || exit 1; done; ip link set lo up && exec "$@"';
+    const env: NodeJS.ProcessEnv = { ...process.env, [FLAG]: '1' };
+    delete env.NODE_TEST_CONTEXT;
+    const r = spawnSync('unshare', ['-m', '-n', '--propagation', 'private', 'sh', '-c', script, 'x', process.execPath, '--test-reporter=tap', fileURLToPath(import.meta.url)], {
+      env: { ...env, PATH: SBIN_ENV.PATH }, encoding: 'utf8', timeout: 300_000,
+    });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /^# fail 0$/m);
   });
 } else {
   /** Starts the workload under `unshare -n --fork` after SETUP and `extra`; its pid once ready. */
-  function start(extra = '', session = false): { unshare: number; pid: number; dir: string } {
+  function start(extra = '', session = false, v4 = V4): { unshare: number; pid: number; dir: string } {
     const dir = tmpDir('netaddr');
     // A tree CRIU dumps leads a session of its own (CI's session leader is outside its pid namespace).
-    const unshare = spawnTask(['unshare', '-n', '--fork', ...(session ? ['setsid'] : []), 'sh', '-c', `${SETUP}${extra}\nexec "$@" >/dev/null 2>&1`, 'sh', compileWorkload('netaddr'), dir, V4, V6], {
+    const unshare = spawnTask(['unshare', '-n', '--fork', ...(session ? ['setsid'] : []), 'sh', '-c', `${SETUP}${extra}\nexec "$@" >/dev/null 2>&1`, 'sh', compileWorkload('netaddr'), dir, v4, V6], {
       cwd: dir, stdin: { path: '/dev/null' }, stdout: { path: `${dir}/stdout.log` }, stderr: { path: `${dir}/stderr.log` }, env: SBIN_ENV,
     });
     const ready = waitFor('netaddr ready', () => fs.existsSync(`${dir}/ready`) || waitPid(unshare, true));
@@ -58,7 +67,8 @@ if (!inPrivateProc(FLAG)) {
   const inNs = (pid: number, cmd: string) => execFileSync('nsenter', ['-t', String(pid), '-n', 'sh', '-c', cmd], { env: SBIN_ENV, encoding: 'utf8' });
 
   /** What the namespace of `pid` lists of its links, addresses, routes and rules, and its net sysctls. */
-  const listing = (pid: number) => inNs(pid, 'ip -d link show; cat /proc/sys/net/ipv4/ping_group_range; ip addr show; ip route show table all; ip -6 route show table all; ip rule show; ip -6 rule show; '
+  // A bridge's and its ports' timers run.
+  const listing = (pid: number) => inNs(pid, 'ip -d link show | sed -E "s/ (hello|tcn|topology_change|gc|hold|message_age|forward_delay)_timer +[0-9.]+//g"; cat /proc/sys/net/ipv4/ping_group_range; ip addr show; ip route show table all; ip -6 route show table all; ip rule show; ip -6 rule show; '
     + 'sysctl -a 2>/dev/null | grep "^net\\." | grep -v nf_conntrack_count; cat /proc/sys/net/ipv6/conf/lo/stable_secret');
 
   /** Lets the workload of `dir`, restored as `pid`, check itself; it must pass. */
@@ -118,7 +128,7 @@ if (!inPrivateProc(FLAG)) {
       await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => {
         assert.ok(e instanceof StasisError, String(e));
         assert.equal(e.code, 'E_UNSUPPORTED', e.message);
-        assert.match(e.message, /its addresses, routes and rules do not come back the same .*routes list .* where they listed "1\.2\.3\.7 dev lo table 100/);
+        assert.match(e.message, /its devices, addresses, routes and rules do not come back the same: its routes list .* where they listed "1\.2\.3\.7 dev lo table 100/);
         return true;
       });
       assert.deepEqual(fs.readdirSync(images), []);
@@ -172,6 +182,84 @@ if (!inPrivateProc(FLAG)) {
         waitPid(r.pid);
       } catch {
         /* reaped */
+      }
+    }
+  });
+
+  // Two ends of a veth inside, one a port of a bridge inside, an address on the other; a
+  // veth whose peer is outside (in this test's namespace); all up. No DAD: an IPv6 address
+  // being checked is listed as tentative, and would be in the dump's trial.
+  const DEVICES = `ip link add vin0 mtu 1400 type veth peer name vin1 mtu 1400
+ip link add br1 type bridge
+ip link set vin1 master br1
+ip addr add 10.5.0.1/24 dev vin0
+ip link set vin0 up
+ip link set vin1 up
+ip link set br1 up
+`;
+
+  test('a veth pair inside, a bridge with one of its ends as port, and a veth whose peer is outside come back with their ifindex, MAC, MTU, master and state; a socket on the veth\'s address works', async () => {
+    execFileSync('sh', ['-c', 'ip link add hbr0 type bridge && ip link set hbr0 up'], { env: SBIN_ENV });
+    const w = start(`sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0\n${DEVICES}`, false, '10.5.0.1');
+    try {
+      execFileSync('sh', ['-c', `ip link add vext0 type veth peer name hostv0 && ip link set vext0 netns ${w.pid} && nsenter -t ${w.pid} -n ip link set vext0 mtu 1300`], { env: SBIN_ENV });
+      // The bridge has its carrier once its port is up.
+      waitFor('the bridge to be up', () => /br1: <BROADCAST,MULTICAST,UP,LOWER_UP> .* state UP/.test(listing(w.pid)));
+      const before = listing(w.pid);
+      assert.match(before, /vin1@vin0: .* master br1 state UP/);
+      assert.match(before, /vext0@if\d+: .* mtu 1300/);
+      const images = tmpDir('netdev-img');
+      await dump({ pid: w.pid, imagesDir: images });
+      waitPid(w.unshare);
+      verifyImages(images);
+      await assert.rejects(restore({ imagesDir: images, detach: true }), /its peer was outside the namespace; name the new one with --external veth\[vext0\]:NAME/);
+      const r = await restore({ imagesDir: images, detach: true, netExternals: new Map([['veth[vext0]', 'hostv1@hbr0']]) });
+      try {
+        // The peer outside is new: its ifindex there is not the old one's.
+        const norm = (t: string) => t.replace(/@if\d+/g, '@if');
+        assert.equal(norm(listing(r.pid)), norm(before), 'the restored namespace lists other devices, addresses, routes, rules or sysctls');
+        assert.match(execFileSync('ip', ['link', 'show', 'hostv1'], { env: SBIN_ENV, encoding: 'utf8' }), /master hbr0/);
+        finish(r.pid, w.dir);
+        const st = waitFor('the restored tree', () => waitPid(r.pid, true), 30000);
+        assert.equal(st.kind === 'exited' && st.code, 0);
+      } finally {
+        killTree(r.pid);
+        try {
+          waitPid(r.pid);
+        } catch {
+          /* reaped */
+        }
+      }
+    } finally {
+      killTree(w.unshare);
+      try {
+        waitPid(w.unshare);
+      } catch {
+        /* reaped */
+      }
+      spawnSync('ip', ['link', 'del', 'hbr0'], { env: SBIN_ENV });
+    }
+  });
+
+  test('a tun device, and a bridge whose MAC came from nowhere (its carrier on with no port, which a bridge given its MAC is not), are refused at dump, and the tree carries on', async () => {
+    for (const [extra, pattern] of [
+      ['ip tuntap add tun7 mode tun\n', /it has device tun7 of kind tun, which stasis cannot make again/],
+      ['ip link add br7 type bridge\nip link set br7 up\n', /its devices, addresses, routes and rules do not come back the same: its devices list "\d+: br7: <NO-CARRIER/],
+    ] as const) {
+      const w = start(extra);
+      try {
+        const images = tmpDir('netdev-refused');
+        await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => {
+          assert.ok(e instanceof StasisError, String(e));
+          assert.equal(e.code, 'E_UNSUPPORTED', e.message);
+          assert.match(e.message, pattern);
+          return true;
+        });
+        assert.deepEqual(fs.readdirSync(images), []);
+        finish(w.pid, w.dir);
+      } finally {
+        killTree(w.unshare);
+        waitPid(w.unshare);
       }
     }
   });
