@@ -7,7 +7,10 @@
 // restored addresses work: a TCP listener bound to 1.2.3.4 before the dump takes a connection,
 // a UDP socket bound to the IPv6 address after it gets its own datagram. What CRIU's images
 // cannot carry (a route of another table than main) is refused at dump, the tree left
-// running; CRIU 4.2 restores stasis's images of such a namespace, and stasis CRIU's.
+// running; CRIU 4.2 restores stasis's images of such a namespace, and stasis CRIU's. Devices: a veth
+// pair inside, a bridge with one end as port and a veth whose peer is outside come back (from
+// stasis and from CRIU 4.2) with their ifindex, MAC, MTU, master and state; a tun device and a
+// bridge whose carrier would differ are refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -261,6 +264,45 @@ ip link set br1 up
         killTree(w.unshare);
         waitPid(w.unshare);
       }
+    }
+  });
+
+  test('CRIU 4.2 restores stasis\'s images of a namespace with a veth pair, a bridge and a veth whose peer is outside', { skip: criuWorks() }, async () => {
+    setChildSubreaper();
+    execFileSync('sh', ['-c', 'ip link add hbr0 type bridge && ip link set hbr0 up'], { env: SBIN_ENV });
+    const w = start(`sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0\n${DEVICES}`, false, '10.5.0.1');
+    try {
+      execFileSync('sh', ['-c', `ip link add vext0 type veth peer name hostv0 && ip link set vext0 netns ${w.pid}`], { env: SBIN_ENV });
+      waitFor('the bridge to be up', () => /br1: <BROADCAST,MULTICAST,UP,LOWER_UP> .* state UP/.test(listing(w.pid)));
+      const before = listing(w.pid);
+      const images = tmpDir('netdev-to-criu');
+      await dump({ pid: w.pid, imagesDir: images, shellJob: true });
+      waitPid(w.unshare);
+      criu(['restore', '-d', '-j', '--external', 'veth[vext0]:hostv1@hbr0'], images, 'restore.log');
+      try {
+        const norm = (t: string) => t.replace(/@if\d+/g, '@if');
+        waitFor('the bridge CRIU restored to be up', () => /br1: <BROADCAST,MULTICAST,UP,LOWER_UP> .* state UP/.test(listing(w.pid)));
+        assert.equal(norm(listing(w.pid)), norm(before), 'CRIU\'s restored namespace lists other devices, addresses, routes, rules or sysctls');
+        assert.match(execFileSync('ip', ['link', 'show', 'hostv1'], { env: SBIN_ENV, encoding: 'utf8' }), /master hbr0/);
+        finish(w.pid, w.dir);
+      } finally {
+        killTree(w.pid);
+        waitFor('the tree CRIU restored to end', () => {
+          try {
+            return waitPid(w.pid, true);
+          } catch {
+            return true;
+          }
+        });
+      }
+    } finally {
+      killTree(w.unshare);
+      try {
+        waitPid(w.unshare);
+      } catch {
+        /* reaped */
+      }
+      spawnSync('ip', ['link', 'del', 'hbr0'], { env: SBIN_ENV });
     }
   });
 }
