@@ -61,7 +61,7 @@ export async function dump(opts: DumpOptions): Promise<DumpResult> {
 export async function restore(opts: RestoreOptions): Promise<RestoredTree> {
   const plain = plainOf(opts);
   const engine = await engineOf();
-  const run = engine.run('restore', plain, hooksOf(opts), !opts.detach);
+  const run = engine.run('restore', plain, hooksOf(opts), !opts.detach && !opts.sibling);
   const r = (await run.done) as RestoreResult;
   let exited = run.exited;
   return { pid: r.pid, pids: r.pids, totalMs: r.totalMs, ...(r.lazy ? { lazy: r.lazy } : {}), wait: () => (exited ??= engine.exitOf(r.pid)) };

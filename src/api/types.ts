@@ -163,6 +163,11 @@ export interface RestoreOptions extends RunHooks {
    * process alive until the root has exited, and `wait()` tells how it ended.
    */
   detach?: boolean;
+  /**
+   * CRIU's --restore-sibling: the root is a child of this process's parent, which waits for it
+   * (runc); implies `detach`. The process must not be the init of its pid namespace.
+   */
+  sibling?: boolean | undefined;
   shellJob?: boolean;
   /** CRIU's --root: the tree's root mount is a bind of this directory (a tree dumped with a mount namespace of its own). */
   root?: string | undefined;

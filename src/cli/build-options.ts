@@ -78,6 +78,7 @@ export function restoreOptions(a: ParsedArgs, io: RunIo & { onRestored?: (pid: n
   return {
     imagesDir: requireString(a, 'images-dir'),
     detach: flag(a, 'restore-detached'),
+    sibling: flag(a, 'restore-sibling'),
     shellJob: flag(a, 'shell-job'),
     noVerify: flag(a, 'no-verify'),
     tcpEstablished: flag(a, 'tcp-established'),

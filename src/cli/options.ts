@@ -98,7 +98,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'inherit-fd', kind: 'value', many: true, verbs: ['restore'], unsupported: later('--inherit-fd') },
   { long: 'empty-ns', kind: 'value', verbs: DUMP_RESTORE, arg: 'net', help: 'the tree\'s network namespace is not dumped, and is restored new and empty' },
   { long: 'join-ns', short: 'J', kind: 'value', many: true, verbs: ['restore'], arg: 'NS:PID|FILE', help: 'the restored tree joins this net, ipc or uts namespace instead of a new one' },
-  { long: 'restore-sibling', short: 'S', kind: 'flag', verbs: ['restore'], unsupported: later('--restore-sibling') },
+  { long: 'restore-sibling', short: 'S', kind: 'flag', verbs: ['restore'], help: 'the root is a child of stasis\'s parent, which waits for it (implies -d)' },
   { long: 'leave-stopped', short: 's', kind: 'flag', verbs: CR, unsupported: later('--leave-stopped') },
   // runc sets it on every restore: CRIU may then reopen a device by another path; stasis reopens each by its own path, and fails where it is missing.
   { long: 'evasive-devices', kind: 'flag', verbs: DUMP_RESTORE, supportedFor: ['restore'], unsupported: later('--evasive-devices at dump'), help: 'accepted: a device is reopened by its path (a missing one fails the restore)' },

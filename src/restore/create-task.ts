@@ -39,15 +39,29 @@ export const STASIS_PIDFD = 1000;
  * executable that the new layout still maps, so a restored `sleep` (or any program mapping
  * the stub's file) could not get its exe back if the stub ran the file itself.
  */
-function spawnStub(): number {
+export function spawnStub(): number {
   const devnull = { path: '/dev/null', flags: 2 };
+  const fd = stubMemfd();
+  try {
+    // Its fd 3 in the stub; every restored task closes what it inherited (install-fds.ts).
+    return spawnTask(STUB_ARGV, { exe: STUB_EXE, passFds: [fd], stdin: devnull, stdout: devnull, stderr: devnull });
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** The stub's program, run from its fd 3, a memfd copy of `sleep` (stubMemfd). */
+export const STUB_EXE = '/proc/self/fd/3', STUB_ARGV = ['sleep', '3600'];
+
+/** A memfd holding a copy of `sleep` (the caller closes it). */
+export function stubMemfd(): number {
   const fd = memfdCreate('stasis-stub', MFD_CLOEXEC);
   try {
     fs.writeSync(fd, fs.readFileSync(resolveExecutable('sleep')));
-    // Its fd 3 in the stub; every restored task closes what it inherited (install-fds.ts).
-    return spawnTask(['sleep', '3600'], { exe: '/proc/self/fd/3', passFds: [fd], stdin: devnull, stdout: devnull, stderr: devnull });
-  } finally {
+    return fd;
+  } catch (e) {
     closeFd(fd);
+    throw e;
   }
 }
 
@@ -140,12 +154,12 @@ export interface UserNsHolder {
 }
 
 /** The /proc/PID/ns files of the namespaces the stub joins after the holder made them. */
-const HOLDER_NS: [number, string][] = [
+export const HOLDER_NS: [number, string][] = [
   [CLONE_NEWPID, 'pid_for_children'], [CLONE_NEWNET, 'net'], [CLONE_NEWIPC, 'ipc'], [CLONE_NEWUTS, 'uts'], [CLONE_NEWCGROUP, 'cgroup'],
 ];
 
 /** The root (still a stub, alone in its process) unshares a time namespace, gets its offsets and enters it. */
-function enterOwnTimeNs(root: NewTask, offsets: string): void {
+export function enterOwnTimeNs(root: NewTask, offsets: string): void {
   const ri = new Injector(root.pid, { code: root.code, codeInPlace: true });
   try {
     const u = ri.call('unshare', CLONE_NEWTIME);
@@ -158,6 +172,17 @@ function enterOwnTimeNs(root: NewTask, offsets: string): void {
 }
 
 function makeUserNs(inj: Injector, h: UserNsHolder, timeOffsets?: string): void {
+  withUserNsHolder(inj, h, timeOffsets, (holder) => {
+    for (const [flag, name] of HOLDER_NS) if (h.flags & flag) joinNamespace(inj, `/proc/${holder}/ns/${name}`, flag);
+    if (timeOffsets !== undefined) joinNamespace(inj, `/proc/${holder}/ns/time_for_children`, CLONE_NEWTIME);
+  });
+}
+
+/**
+ * The stub `inj` makes the holder of the tree's user namespace and its namespaces (filled);
+ * `use` gets it while it lives (it is killed after).
+ */
+export function withUserNsHolder(inj: Injector, h: UserNsHolder, timeOffsets: string | undefined, use: (holder: number) => void): void {
   const unknown = h.flags & ~HOLDER_NS.reduce((f, [flag]) => f | flag, CLONE_NEWUSER);
   if (unknown) throw new StasisError('E_UNSUPPORTED', `Cannot restore namespaces 0x${unknown.toString(16)} of the tree under its user namespace`);
   const args = Buffer.alloc(CLONE_ARGS_SIZE);
@@ -181,8 +206,7 @@ function makeUserNs(inj: Injector, h: UserNsHolder, timeOffsets?: string): void 
     }
     if (timeOffsets !== undefined) fs.writeFileSync(`/proc/${holder}/timens_offsets`, timeOffsets);
     h.fill(holder);
-    for (const [flag, name] of HOLDER_NS) if (h.flags & flag) joinNamespace(inj, `/proc/${holder}/ns/${name}`, flag);
-    if (timeOffsets !== undefined) joinNamespace(inj, `/proc/${holder}/ns/time_for_children`, CLONE_NEWTIME);
+    use(holder);
   } finally {
     kill(holder, 9);
     waitPid(holder);
@@ -243,7 +267,7 @@ export function createRootTask(pid: number, nsFlags = 0, join: { file: string; f
 }
 
 /** The stub enters the namespace at `file` (its clones are born there): open, setns, close. */
-function joinNamespace(inj: Injector, file: string, flag: number): void {
+export function joinNamespace(inj: Injector, file: string, flag: number): void {
   const fd = inj.call('openat', AT_FDCWD, inj.putString(file), O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open namespace file ${file} to join it: ${failedWith(fd)}`);
   const r = inj.call('setns', fd, flag);

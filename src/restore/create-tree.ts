@@ -13,6 +13,7 @@ import { Injector, setRegs, getRegs, setSigmask, detach, failedWith } from '../s
 import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
 import { StasisError } from '../errors.js';
 import { createRootTask, cloneWithPid, type NewTask, type UserNsHolder } from './create-task.js';
+import { createSiblingRoot } from './sibling-root.js';
 import type { FdCourier } from './fd-courier.js';
 import type { ImageSet } from './read-images.js';
 import { drainSignals } from './task-internals.js';
@@ -44,12 +45,14 @@ export interface RootNamespaces {
   courier?: FdCourier;
   /** Under a user namespace of the tree's own: ids as its tasks see them, to stasis's (a zombie's credentials). */
   users?: IdView;
+  /** The root is a child of stasis's parent (--restore-sibling, sibling-root.ts), not of stasis. */
+  sibling?: boolean;
 }
 
 /** Makes the root task in its namespaces and fills them (createTree does it unless it was done before). */
 export function createRoot(set: ImageSet, created: Map<number, NewTask>, ns: RootNamespaces): NewTask {
   const root = set.order[0]!;
-  const t = createRootTask(root.pid, ns.flags, ns.join, ns.timeOffsets?.(), ns.holder, ns.courier);
+  const t = (ns.sibling ? createSiblingRoot : createRootTask)(root.pid, ns.flags, ns.join, ns.timeOffsets?.(), ns.holder, ns.courier);
   created.set(root.pid, t);
   ns.onRoot?.(t);
   return t;

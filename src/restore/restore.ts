@@ -181,6 +181,7 @@ function restoreChecked(
     ...(enterLate ? { holder: { flags: nsFlags, fill: (hostPid: number) => fillNamespaces(hostPid), keep: (fd: number) => (userNsFd = fd) } } : { onRoot: (t: NewTask) => fillNamespaces(t.pid, t.code) }),
     ...(courier ? { courier } : {}),
     ...(users && users !== SAME_IDS ? { users } : {}),
+    ...(opts.sibling ? { sibling: true } : {}),
   };
   // A mount namespace of its own: the root and its mounts are made first, and the files are
   // opened in them, through the root's /proc/PID/root.
@@ -332,14 +333,16 @@ function restoreChecked(
   const pids = set.order.map((e) => created.get(e.pid)?.pid ?? e.pid);
   const hostRoot = pids[0]!;
   opts.onRestored?.(hostRoot);
+  // A sibling root is its caller's to wait for: stasis cannot (CRIU's wait() gets ECHILD there too).
+  const noWait = opts.detach === true || opts.sibling === true;
   if (!filler) {
-    if (opts.detach) return { pid: hostRoot, pids, totalMs: restoredMs };
+    if (noWait) return { pid: hostRoot, pids, totalMs: restoredMs };
     return { pid: hostRoot, pids, exit: waitExit(hostRoot), totalMs: restoredMs };
   }
   // --lazy-pages: the tree runs; this returns once its memory is all in (with -d), as
   // CRIU's restore returns only once its lazy-pages daemon has every page (a detached filler
   // would die with stasis and leave the tasks waiting on a page forever).
-  const exit = opts.detach ? undefined : waitExit(hostRoot);
+  const exit = noWait ? undefined : waitExit(hostRoot);
   const failed = filler.waitDone();
   const fillMs = performance.now() - t0;
   const s = filler.stats();

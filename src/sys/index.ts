@@ -26,3 +26,4 @@ export * from './namespace.js';
 export * from './netlink-packet.js';
 export { openCgroupFs } from './cgroup-fs.js';
 export * from './conntrack.js';
+export * from './spawn-sibling.js';
