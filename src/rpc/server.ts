@@ -22,6 +22,11 @@ export const CRIU_VERSION = { majorNumber: 4, minorNumber: 2, name: 'stasis' };
 export interface ServeHooks {
   /** A restore made this root task, a child of the serving process (`stasis service` reaps it). */
   onRestored?: (pid: number) => void;
+  /**
+   * The client started this process and is its parent (`stasis swrk`): a restore may make the
+   * root its child (rst_sibling). CRIU refuses rst_sibling to a standalone service, whose parent is no client.
+   */
+  swrk?: boolean;
 }
 
 /** Serves requests until the client closes, or after a request that did not ask to keep the connection open. */
@@ -29,14 +34,14 @@ export async function serveConnection(conn: RpcConn, hooks: ServeHooks = {}): Pr
   for (;;) {
     const req = conn.recv();
     if (!req) return;
-    const resp = await handle(conn, req);
+    const resp = await handle(conn, req, hooks.swrk ?? false);
     if (resp.restore?.pid) hooks.onRestored?.(resp.restore.pid);
     conn.send(resp);
     if (!req.keepOpen) return;
   }
 }
 
-async function handle(conn: RpcConn, req: CriuReq): Promise<Resp> {
+async function handle(conn: RpcConn, req: CriuReq, swrk: boolean): Promise<Resp> {
   switch (req.type) {
     case CriuReqType.VERSION:
       return { type: req.type, success: true, version: CRIU_VERSION };
@@ -59,7 +64,7 @@ async function handle(conn: RpcConn, req: CriuReq): Promise<Resp> {
     case CriuReqType.DUMP:
     case CriuReqType.PRE_DUMP:
     case CriuReqType.RESTORE:
-      return run(conn, req);
+      return run(conn, req, swrk);
     default:
       return { type: req.type, success: false, crErrmsg: `stasis does not serve ${CriuReqType[req.type] ?? req.type} requests` };
   }
@@ -69,7 +74,7 @@ const VERB: Partial<Record<CriuReqType, Verb>> = {
   [CriuReqType.DUMP]: 'dump', [CriuReqType.PRE_DUMP]: 'pre-dump', [CriuReqType.RESTORE]: 'restore',
 };
 
-async function run(conn: RpcConn, req: CriuReq): Promise<Resp> {
+async function run(conn: RpcConn, req: CriuReq, swrk: boolean): Promise<Resp> {
   const verb = VERB[req.type]!;
   let log: Log & { close?: () => void } | undefined;
   try {
@@ -79,15 +84,18 @@ async function run(conn: RpcConn, req: CriuReq): Promise<Resp> {
       throw new StasisError('E_UNSUPPORTED', 'stasis cannot dump the process that asks for it: give opts.pid');
     }
     if (verb === 'restore') a.opts.set('restore-detached', true); // the tree runs on after the response
+    if (verb === 'restore' && a.opts.get('restore-sibling') === true && !swrk) {
+      throw new StasisError('E_UNSUPPORTED', 'rst_sibling is not allowed in a standalone service (the root would be a child of the service\'s parent, not of the client): use swrk');
+    }
     log = openLog(a);
     log.info(`stasis ${verb} requested over RPC by pid ${conn.peer.pid}`);
     const io = { log, notify: notifier(conn, req.opts) };
     switch (verb) {
       case 'dump':
-        // runc restores a container with rst_sibling and inherit_fd (its stdio pipes), which
-        // stasis lacks: its checkpoint is refused rather than killing a container for images
-        // nothing can restore (the command line dumps and restores mount namespaces).
-        dumpSync({ ...dumpOptions(a, io), mntNsRefused: 'a restore over RPC needs rst_sibling and inherit_fd (as runc asks for), which stasis does not support yet; the command line restores it (stasis restore --root, --ext-mount-map)' });
+        // runc restores a container with inherit_fd (its stdio pipes), which stasis lacks: its
+        // checkpoint is refused rather than killing a container for images nothing can
+        // restore (the command line dumps and restores mount namespaces).
+        dumpSync({ ...dumpOptions(a, io), mntNsRefused: 'a restore over RPC needs inherit_fd (as runc asks for), which stasis does not support yet; the command line restores it (stasis restore --root, --ext-mount-map)' });
         return { type: req.type, success: true, dump: { restored: false } };
       case 'pre-dump':
         preDumpSync(preDumpOptions(a, io));

@@ -9,7 +9,7 @@ export async function swrk(fdArg: string | undefined): Promise<void> {
   if (fdArg === undefined || !/^\d+$/.test(fdArg)) throw new StasisError('E_BAD_ARGS', 'Usage: stasis swrk FD (an fd of a SOCK_SEQPACKET socket)');
   const conn = new RpcConn(Number(fdArg));
   try {
-    await serveConnection(conn);
+    await serveConnection(conn, { swrk: true });
   } finally {
     conn.close();
   }

@@ -77,6 +77,33 @@ test('DUMP and RESTORE over RPC bring a workload back as it was, every notify ac
   }
 });
 
+test('RESTORE with rst_sibling (as runc asks): the root is the client\'s child while swrk still serves, and the client reaps it', () => {
+  const w = new Workload('rpc-sibling', compileWorkload('files')).start();
+  const images = tmpDir('rpc-sibling-img');
+  const imgFd = fs.openSync(images, 'r');
+  try {
+    const d = new SwrkClient();
+    const dr = d.call({ type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid, logFile: 'dump.log', logLevel: 4 } });
+    assert.ok(dr.success, dr.crErrmsg);
+    d.close();
+    waitPid(w.pid); // the dumped workload was our child
+    const r = new SwrkClient();
+    const rr = r.call({ type: CriuReqType.RESTORE, opts: { imagesDirFd: imgFd, logFile: 'restore.log', logLevel: 4, rstSibling: true }, keepOpen: true });
+    assert.ok(rr.success, rr.crErrmsg);
+    assert.equal(rr.restore?.pid, w.pid);
+    // swrk is still there: a root of its own would be its child.
+    assert.equal(fs.existsSync(`/proc/${r.pid}`), true);
+    assert.match(fs.readFileSync(`/proc/${w.pid}/status`, 'utf8'), new RegExp(`PPid:\\s+${process.pid}\\n`), 'the restored root is not the client\'s child');
+    assert.ok(untraced(w.pid), 'swrk still traces the restored root');
+    assert.deepEqual(r.close(), { kind: 'exited', pid: r.pid, code: 0 });
+    w.go();
+    assertPassed(w.finish());
+  } finally {
+    fs.closeSync(imgFd);
+    w.kill();
+  }
+});
+
 test('an option stasis does not support is refused by name in the response; a refused notify step aborts the dump; the tree runs on', () => {
   const w = new Workload('rpc-refused', compileWorkload('files')).start();
   const images = tmpDir('rpc-img');
@@ -154,6 +181,10 @@ test('stasis service dumps and restores one request after another, and reaps the
     const d = serviceCall(address, { type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid, logFile: 'dump.log', logLevel: 4 } });
     assert.ok(d.success, d.crErrmsg);
     waitPid(w.pid); // the dumped workload was our child
+    // As CRIU's: the service's parent is no client of it.
+    const sib = serviceCall(address, { type: CriuReqType.RESTORE, opts: { imagesDirFd: imgFd, logFile: 'restore-sibling.log', logLevel: 4, rstSibling: true } });
+    assert.equal(sib.success, false);
+    assert.match(sib.crErrmsg, /rst_sibling is not allowed in a standalone service/);
     const r = serviceCall(address, { type: CriuReqType.RESTORE, opts: { imagesDirFd: imgFd, logFile: 'restore.log', logLevel: 4 } });
     assert.ok(r.success, r.crErrmsg);
     assert.equal(r.restore?.pid, w.pid);
