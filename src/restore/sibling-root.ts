@@ -5,12 +5,14 @@
 // child of stasis would be stasis's child, and an intermediate child of the caller would be
 // left to it as a zombie. What createRootTask's stub does before it clones the root, the
 // root does itself once born, as CRIU's root does (join_namespaces): all but entering a pid
-// namespace, which stasis's thread does around the clone (CRIU's external pidns). stasis
-// traces it as a tracer that is not its parent: ptrace stops reach stasis's waitpid, its
-// exit goes to the caller.
+// namespace, which stasis's thread does around the clone (CRIU's external pidns). A root born
+// in a user namespace is no exec'd stub but a copy of stasis (see createSiblingRoot); its
+// layout goes as a stub's does (address-space.ts unmaps all it finds). stasis traces the root
+// as a tracer that is not its parent: ptrace stops reach stasis's waitpid, its exit goes to
+// the caller.
 import fs from 'node:fs';
 import {
-  Injector, ProcMem, SYSCALL_INT3, getRegs, seize, interrupt, waitPid, kill, spawnSibling, syscallRaw, failedWith, SyscallError,
+  Injector, ProcMem, SYSCALL_INT3, getRegs, seize, interrupt, waitPid, kill, spawnSibling, spareCodeOfSibling, syscallRaw, failedWith, SyscallError,
   PTRACE_EVENT,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
@@ -25,19 +27,19 @@ const O_RDWR = 2, O_CLOEXEC = 0o2000000, F_SETFD = 2, FD_CLOEXEC = 1, EEXIST = 1
 
 /** createRootTask's contract, the root a child of stasis's parent. */
 export function createSiblingRoot(pid: number, nsFlags = 0, join: { file: string; flag: number }[] = [], timeOffsets?: string, holder?: UserNsHolder, courier?: FdCourier): NewTask {
-  // Born in a user namespace (with its pid namespace), the root would exec there before it has
-  // maps and lose its capabilities in it; a pid namespace a holder makes cannot be entered
-  // before it has an init (pid_for_children is ENOENT until then).
-  if (!holder && nsFlags & CLONE_NEWUSER) {
-    throw new StasisError('E_UNSUPPORTED', 'Cannot restore as a sibling (--restore-sibling) a tree in a user and a pid namespace of its own yet: restore it without -S');
-  }
+  // Born in a user namespace (with its pid namespace), an exec there before it has maps would
+  // take the root's capabilities in it away, and a pid namespace a holder makes cannot be
+  // entered before it has an init (pid_for_children is ENOENT until then): the root is then a
+  // copy of stasis (no exec), as CRIU's root is a fork of criu. Its exe is node's until
+  // PR_SET_MM_MAP: a tree that maps node's binary itself would get EBUSY there.
+  const noExec = !holder && (nsFlags & CLONE_NEWUSER) !== 0;
   if (holder) nsFlags = holder.flags & CLONE_NEWPID;
   const pidJoin = join.filter((j) => j.flag === CLONE_NEWPID);
   if (pidJoin.length > 1) throw new StasisError('E_UNSUPPORTED', 'Cannot join two pid namespaces');
   const inPidNs = (nsFlags & CLONE_NEWPID) !== 0 || pidJoin.length > 0;
   if (!inPidNs && !pidIsFree(pid)) throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);
   const others = join.filter((j) => j.flag !== CLONE_NEWPID);
-  if (!holder) return bornSibling(pid, nsFlags, pidJoin[0]?.file, others, timeOffsets, inPidNs, courier);
+  if (!holder) return bornSibling(pid, nsFlags, pidJoin[0]?.file, others, timeOffsets, inPidNs, courier, noExec);
   // The user namespace's holder is made by a stub of stasis's own, as createRootTask's is.
   const stub = spawnStub();
   try {
@@ -65,7 +67,7 @@ export function createSiblingRoot(pid: number, nsFlags = 0, join: { file: string
  * its time namespace, and keeps stasis's pidfd (and the courier) at the fds the tree's tasks
  * expect them at.
  */
-function bornSibling(pid: number, nsFlags: number, pidNs: string | undefined, join: { file: string; flag: number }[], timeOffsets: string | undefined, inPidNs: boolean, courier: FdCourier | undefined): NewTask {
+function bornSibling(pid: number, nsFlags: number, pidNs: string | undefined, join: { file: string; flag: number }[], timeOffsets: string | undefined, inPidNs: boolean, courier: FdCourier | undefined, noExec = false): NewTask {
   const exe = stubMemfd();
   const devnull = fs.openSync('/dev/null', O_RDWR | O_CLOEXEC);
   let stasisPidfd = -1;
@@ -83,7 +85,7 @@ function bornSibling(pid: number, nsFlags: number, pidNs: string | undefined, jo
     const until = Date.now() + 3000;
     for (;;) {
       try {
-        child = spawnSibling({ exe: STUB_EXE, argv: STUB_ARGV, env: [], nsFlags, pid, fds, ...(pidNs !== undefined ? { pidNs } : {}) });
+        child = spawnSibling({ exe: STUB_EXE, argv: STUB_ARGV, env: [], nsFlags, pid, fds, noExec, ...(pidNs !== undefined ? { pidNs } : {}) });
         break;
       } catch (e) {
         if (!(e instanceof SyscallError) || e.syscall !== 'clone3') throw new StasisError('E_RESTORE_FAILED', `Cannot start the root as a sibling of stasis: ${(e as Error).message}`, { cause: e });
@@ -107,7 +109,7 @@ function bornSibling(pid: number, nsFlags: number, pidNs: string | undefined, jo
     const w = waitPid(child);
     if (!w || w.kind !== 'stopped' || w.event !== PTRACE_EVENT.STOP) throw new StasisError('E_RESTORE_FAILED', `New task ${child} did not stop`);
     // Its `syscall; int3`, left in place for the injectors of the restore and the clones that inherit it.
-    const code = getRegs(child).rip;
+    const code = noExec ? spareCodeOfSibling() : getRegs(child).rip;
     const mem = new ProcMem(child, true);
     try {
       mem.write(code, SYSCALL_INT3);

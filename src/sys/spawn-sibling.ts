@@ -31,6 +31,7 @@ const CLONE_ARGS_SIZE = 88, OP_SIZE = 40;
 
 /** The code page, made on first use: code of this process, constant like cpuid's. */
 let fn: unknown = null;
+let page = 0n;
 
 function spawnFn(): unknown {
   if (fn !== null) return fn;
@@ -43,6 +44,7 @@ function spawnFn(): unknown {
     fs.closeSync(mem);
   }
   syscallRaw('mprotect', addr, 4096, 1 | 4);
+  page = BigInt.asUintN(64, addr);
   fn = asPointer(addr, addr, 0);
   return fn;
 }
@@ -60,6 +62,19 @@ export interface SiblingSpawn {
   fds: [number, number][];
   /** A pid namespace (a /proc/PID/ns file) the child is born in: entered by this thread for the clone alone. */
   pidNs?: string;
+  /**
+   * No exec: the child is a copy of this process (fork, its memory copied on write) that waits
+   * in pause() once its fds are set, for a tracer to make something of it; `exe` is not run.
+   * For a child born in a user namespace: an exec there before it has maps would take its
+   * capabilities in it away.
+   */
+  noExec?: boolean;
+}
+
+/** Where a child made with `noExec` has room for code of a tracer's own (in its copy of the clone's code page, past the code). */
+export function spareCodeOfSibling(): bigint {
+  spawnFn();
+  return page + 2048n;
 }
 
 const cstr = (s: string) => Buffer.from(`${s}\0`);
@@ -108,14 +123,14 @@ export function spawnSibling(o: SiblingSpawn): number {
     ops.push(['close_range', from, 0xffffffff, 0]);
     const argv = cstrArray(o.argv), env = cstrArray(o.env);
     keep.push(...argv.keep, ...env.keep);
-    ops.push(['execve', put(cstr(o.exe)), put(argv.arr), put(env.arr)]);
+    ops.push(o.noExec ? ['pause'] : ['execve', put(cstr(o.exe)), put(argv.arr), put(env.arr)]);
     const opsBuf = Buffer.alloc(OP_SIZE * ops.length);
     ops.forEach(([name, ...args], i) => {
       opsBuf.writeBigUInt64LE(BigInt(SYS[name]), OP_SIZE * i);
       args.forEach((a, j) => opsBuf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(a)), OP_SIZE * i + 8 * (j + 1)));
     });
     const args = Buffer.alloc(CLONE_ARGS_SIZE);
-    args.writeBigUInt64LE(BigInt(CLONE_PARENT | CLONE_VM | CLONE_VFORK | (o.nsFlags ?? 0)), 0);
+    args.writeBigUInt64LE(BigInt(CLONE_PARENT | (o.noExec ? 0 : CLONE_VM | CLONE_VFORK) | (o.nsFlags ?? 0)), 0);
     if (o.pid !== undefined) {
       const tid = Buffer.alloc(4);
       tid.writeInt32LE(o.pid, 0);
@@ -146,6 +161,7 @@ export function spawnSibling(o: SiblingSpawn): number {
       keepAlive(req, all, old, ...keep);
     }
     if (pid < 0n) throw new SyscallError('clone3', Number(-pid), `CLONE_PARENT${o.nsFlags && o.nsFlags & CLONE_NEWPID ? ' | CLONE_NEWPID' : ''}${o.pid !== undefined ? `, pid ${o.pid}` : ''}`);
+    if (o.noExec) return waitPaused(Number(pid));
     const at = req.readBigInt64LE(32);
     if (at >= 0n) {
       // It died before its exec; its parent (our caller) reaps it.
@@ -172,4 +188,22 @@ function openNs(file: string): number {
 function enterPidNs(fd: number, what: string): void {
   const r = syscallRaw('setns', fd, CLONE_NEWPID);
   if (r < 0n) throw new SyscallError('setns', Number(-r), `pid namespace of ${what}`);
+}
+
+/** A `noExec` child once it waits in pause() (its failures are its own: it exits 127 first). */
+function waitPaused(pid: number): number {
+  const until = Date.now() + 5000;
+  for (;;) {
+    let sys = '', state = '';
+    try {
+      sys = fs.readFileSync(`/proc/${pid}/syscall`, 'utf8');
+      state = /\) (\S)/.exec(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1] ?? '';
+    } catch {
+      state = 'X';
+    }
+    if (sys.startsWith(`${SYS.pause} `)) return pid;
+    if (state === 'Z' || state === 'X') throw new SyscallError('clone3', 3, `its copy ${pid} (no exec) died before it was ready`);
+    if (Date.now() > until) throw new SyscallError('clone3', 110, `its copy ${pid} (no exec) did not get ready`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
 }

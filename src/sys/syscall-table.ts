@@ -1,6 +1,6 @@
 // The x86_64 system calls stasis uses, by name (arch/x86/entry/syscalls/syscall_64.tbl).
 export const SYS = {
-  read: 0, write: 1, close: 3, execve: 59, fstat: 5, poll: 7, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
+  read: 0, write: 1, close: 3, pause: 34, execve: 59, fstat: 5, poll: 7, lseek: 8, mmap: 9, mprotect: 10, munmap: 11, brk: 12,
   rt_sigaction: 13, rt_sigprocmask: 14, ioctl: 16, pread64: 17, pwrite64: 18, readv: 19, writev: 20,
   mremap: 25, shmget: 29, shmat: 30, shmctl: 31, semget: 64, semop: 65, semctl: 66, shmdt: 67, msgget: 68, msgsnd: 69, msgrcv: 70, msgctl: 71, msync: 26, mincore: 27, madvise: 28, dup: 32, dup2: 33, nanosleep: 35, getitimer: 36,
   setitimer: 38, getpid: 39, socket: 41, connect: 42, sendto: 44, recvfrom: 45, sendmsg: 46, recvmsg: 47,
