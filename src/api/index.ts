@@ -64,7 +64,11 @@ export async function restore(opts: RestoreOptions): Promise<RestoredTree> {
   const run = engine.run('restore', plain, hooksOf(opts), !opts.detach && !opts.sibling);
   const r = (await run.done) as RestoreResult;
   let exited = run.exited;
-  return { pid: r.pid, pids: r.pids, totalMs: r.totalMs, ...(r.lazy ? { lazy: r.lazy } : {}), wait: () => (exited ??= engine.exitOf(r.pid)) };
+  // A sibling root is a child of this process's parent: its exit goes there, not here.
+  const wait = opts.sibling
+    ? () => Promise.reject(new StasisError('E_BAD_ARGS', `The root ${r.pid} was restored as a sibling (sibling: true): its exit goes to this process's parent, which reaps it`))
+    : () => (exited ??= engine.exitOf(r.pid));
+  return { pid: r.pid, pids: r.pids, totalMs: r.totalMs, ...(r.lazy ? { lazy: r.lazy } : {}), wait };
 }
 
 /**

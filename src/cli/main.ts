@@ -31,7 +31,7 @@ Commands:
 const SUMMARY: Record<Verb, string> = {
   dump: 'Checkpoints the process tree rooted at -t PID into -D DIR, then kills it (or leaves it\nrunning with -R). With --prev-images-dir, pages unchanged since that (pre-)dump stay there.',
   'pre-dump': 'Writes the memory of the tree while it keeps running (frozen only while it is looked at),\nand tracks its changes for a later dump with --prev-images-dir.',
-  restore: 'Restores the tree of -D DIR with its pids, and waits for its root to exit (its exit\nstatus is stasis\'s), or returns at once with -d.',
+  restore: 'Restores the tree of -D DIR with its pids, and waits for its root to exit (its exit\nstatus is stasis\'s), or returns at once with -d (and with -S, the root then a child of stasis\'s parent).',
   show: 'Decodes every image of -D DIR, or the image files named, to JSON.',
   check: 'Probes the kernel features stasis uses; exits 1 when one it needs is missing.',
   demo: 'Starts a counting program, checkpoints it, kills it, restores it, and shows it carried on.',
