@@ -34,12 +34,10 @@ export function createSiblingRoot(pid: number, nsFlags = 0, join: { file: string
   // PR_SET_MM_MAP: a tree that maps node's binary itself would get EBUSY there.
   const noExec = !holder && (nsFlags & CLONE_NEWUSER) !== 0;
   if (holder) nsFlags = holder.flags & CLONE_NEWPID;
-  const pidJoin = join.filter((j) => j.flag === CLONE_NEWPID);
-  if (pidJoin.length > 1) throw new StasisError('E_UNSUPPORTED', 'Cannot join two pid namespaces');
-  const inPidNs = (nsFlags & CLONE_NEWPID) !== 0 || pidJoin.length > 0;
+  // (--join-ns joins net, ipc and uts namespaces: the root joins them once born.)
+  const inPidNs = (nsFlags & CLONE_NEWPID) !== 0;
   if (!inPidNs && !pidIsFree(pid)) throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);
-  const others = join.filter((j) => j.flag !== CLONE_NEWPID);
-  if (!holder) return bornSibling(pid, nsFlags, pidJoin[0]?.file, others, timeOffsets, inPidNs, courier, noExec);
+  if (!holder) return bornSibling(pid, nsFlags, join, timeOffsets, courier, noExec);
   // The user namespace's holder is made by a stub of stasis's own, as createRootTask's is.
   const stub = spawnStub();
   try {
@@ -53,7 +51,7 @@ export function createSiblingRoot(pid: number, nsFlags = 0, join: { file: string
     withUserNsHolder(inj, made, timeOffsets, (h) => {
       const joins = HOLDER_NS.filter(([flag]) => made.flags & flag).map(([flag, name]) => ({ file: `/proc/${h}/ns/${name}`, flag }));
       if (timeOffsets !== undefined) joins.push({ file: `/proc/${h}/ns/time_for_children`, flag: CLONE_NEWTIME });
-      root = bornSibling(pid, 0, pidJoin[0]?.file, [...others, ...joins], undefined, inPidNs, courier);
+      root = bornSibling(pid, 0, [...join, ...joins], undefined, courier);
     });
     return root!;
   } finally {
@@ -63,11 +61,12 @@ export function createSiblingRoot(pid: number, nsFlags = 0, join: { file: string
 }
 
 /**
- * The root born from stasis's thread (in `pidNs` if given), then seized; it joins `join`, makes
- * its time namespace, and keeps stasis's pidfd (and the courier) at the fds the tree's tasks
- * expect them at.
+ * The root born from stasis's thread in new namespaces `nsFlags`, then seized; it joins `join`,
+ * makes its time namespace, and in its pid namespace keeps stasis's pidfd (and the courier) at
+ * the fds the tree's tasks expect them at.
  */
-function bornSibling(pid: number, nsFlags: number, pidNs: string | undefined, join: { file: string; flag: number }[], timeOffsets: string | undefined, inPidNs: boolean, courier: FdCourier | undefined, noExec = false): NewTask {
+function bornSibling(pid: number, nsFlags: number, join: { file: string; flag: number }[], timeOffsets: string | undefined, courier: FdCourier | undefined, noExec = false): NewTask {
+  const inPidNs = (nsFlags & CLONE_NEWPID) !== 0;
   const exe = stubMemfd();
   const devnull = fs.openSync('/dev/null', O_RDWR | O_CLOEXEC);
   let stasisPidfd = -1;
@@ -85,7 +84,7 @@ function bornSibling(pid: number, nsFlags: number, pidNs: string | undefined, jo
     const until = Date.now() + 3000;
     for (;;) {
       try {
-        child = spawnSibling({ exe: STUB_EXE, argv: STUB_ARGV, env: [], nsFlags, pid, fds, noExec, ...(pidNs !== undefined ? { pidNs } : {}) });
+        child = spawnSibling({ exe: STUB_EXE, argv: STUB_ARGV, env: [], nsFlags, pid, fds, noExec });
         break;
       } catch (e) {
         if (!(e instanceof SyscallError) || e.syscall !== 'clone3') throw new StasisError('E_RESTORE_FAILED', `Cannot start the root as a sibling of stasis: ${(e as Error).message}`, { cause: e });

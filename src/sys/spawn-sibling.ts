@@ -4,7 +4,8 @@
 // runs in a page of our own code (as cpuid.ts's instruction does), vfork style (CLONE_VM |
 // CLONE_VFORK, on our stack, this thread held until the exec): the child, on the parent's
 // memory, runs a list of raw syscalls (signal dispositions to default, the mask, its fds,
-// execve) and nothing else, and it writes where it failed into the request it shares.
+// execve) and nothing else, and it writes where it failed into the request it shares. With
+// noExec it is a plain fork instead, which sets its fds and waits in pause() for a tracer.
 import fs from 'node:fs';
 import { koffi } from './koffi-addon.js';
 import { syscallRaw, addressOf, keepAlive } from './libc.js';
@@ -26,7 +27,7 @@ const asPointer = libc.func('void *memmove(uint64 dst, uint64 src, size_t n)') a
 const SpawnFn = koffi.proto('int64 stasis_spawn_sibling(uint64 req)');
 
 const CLONE_VM = 0x100, CLONE_VFORK = 0x4000, CLONE_PARENT = 0x8000, CLONE_NEWPID = 0x20000000;
-const SIG_SETMASK = 2, SIGKILL = 9, SIGSTOP = 19, O_RDONLY = 0, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, F_DUPFD_CLOEXEC = 1030;
+const SIG_SETMASK = 2, SIGKILL = 9, SIGSTOP = 19, F_DUPFD_CLOEXEC = 1030;
 const CLONE_ARGS_SIZE = 88, OP_SIZE = 40;
 
 /** The code page, made on first use: code of this process, constant like cpuid's. */
@@ -60,8 +61,6 @@ export interface SiblingSpawn {
   pid?: number;
   /** Fds of this process given to the child as [ours, its]; it has no other. */
   fds: [number, number][];
-  /** A pid namespace (a /proc/PID/ns file) the child is born in: entered by this thread for the clone alone. */
-  pidNs?: string;
   /**
    * No exec: the child is a copy of this process (fork, its memory copied on write) that waits
    * in pause() once its fds are set, for a tracer to make something of it; `exe` is not run.
@@ -103,7 +102,6 @@ export function spawnSibling(o: SiblingSpawn): number {
   const srcs: number[] = [];
   const dfl = Buffer.alloc(32); // struct sigaction: SIG_DFL, no flags, empty mask
   const empty = Buffer.alloc(8);
-  let pidNsFd = -1, backFd = -1;
   try {
     for (const [s] of o.fds) {
       const r = syscallRaw('fcntl', s, F_DUPFD_CLOEXEC, top);
@@ -143,12 +141,6 @@ export function spawnSibling(o: SiblingSpawn): number {
     req.writeBigUInt64LE(put(opsBuf), 16);
     req.writeBigUInt64LE(BigInt(ops.length), 24);
     req.writeBigInt64LE(-1n, 32);
-    if (o.pidNs !== undefined) {
-      // Per thread: this thread's children are born in it until it goes back to its own.
-      backFd = openNs('/proc/thread-self/ns/pid_for_children');
-      pidNsFd = openNs(o.pidNs);
-      enterPidNs(pidNsFd, o.pidNs);
-    }
     // Every signal blocked from before the clone (the child gets our handlers until its ops reset them).
     const all = Buffer.alloc(8, 0xff), old = Buffer.alloc(8);
     syscallRaw('rt_sigprocmask', SIG_SETMASK, addressOf(all), addressOf(old), 8);
@@ -157,7 +149,6 @@ export function spawnSibling(o: SiblingSpawn): number {
       pid = BigInt(koffi.call(spawnFn(), SpawnFn, addressOf(req)) as number | bigint);
     } finally {
       syscallRaw('rt_sigprocmask', SIG_SETMASK, addressOf(old), 0, 8);
-      if (backFd >= 0) enterPidNs(backFd, 'our own pid namespace');
       keepAlive(req, all, old, ...keep);
     }
     if (pid < 0n) throw new SyscallError('clone3', Number(-pid), `CLONE_PARENT${o.nsFlags && o.nsFlags & CLONE_NEWPID ? ' | CLONE_NEWPID' : ''}${o.pid !== undefined ? `, pid ${o.pid}` : ''}`);
@@ -172,22 +163,7 @@ export function spawnSibling(o: SiblingSpawn): number {
     return Number(pid);
   } finally {
     for (const s of srcs) syscallRaw('close', s);
-    if (pidNsFd >= 0) syscallRaw('close', pidNsFd);
-    if (backFd >= 0) syscallRaw('close', backFd);
   }
-}
-
-function openNs(file: string): number {
-  const b = cstr(file);
-  const fd = syscallRaw('openat', AT_FDCWD, addressOf(b), O_RDONLY | O_CLOEXEC, 0);
-  keepAlive(b);
-  if (fd < 0n) throw new SyscallError('openat', Number(-fd), file);
-  return Number(fd);
-}
-
-function enterPidNs(fd: number, what: string): void {
-  const r = syscallRaw('setns', fd, CLONE_NEWPID);
-  if (r < 0n) throw new SyscallError('setns', Number(-r), `pid namespace of ${what}`);
 }
 
 /** A `noExec` child once it waits in pause() (its failures are its own: it exits 127 first). */
