@@ -70,8 +70,9 @@ if (!inPrivateProc(FLAG)) {
   const inNs = (pid: number, cmd: string) => execFileSync('nsenter', ['-t', String(pid), '-n', 'sh', '-c', cmd], { env: SBIN_ENV, encoding: 'utf8' });
 
   /** What the namespace of `pid` lists of its links, addresses, routes and rules, and its net sysctls. */
-  // A bridge's and its ports' timers run.
-  const listing = (pid: number) => inNs(pid, 'ip -d link show | sed -E "s/ (hello|tcn|topology_change|gc|hold|message_age|forward_delay)_timer +[0-9.]+//g"; cat /proc/sys/net/ipv4/ping_group_range; ip addr show; ip route show table all; ip -6 route show table all; ip rule show; ip -6 rule show; '
+  // A bridge's and its ports' timers run; routes of one prefix on several devices list in the
+  // order their addresses came up, which differs run to run (CI saw fe80::/64 of br1 and vin0 swap).
+  const listing = (pid: number) => inNs(pid, 'ip -d link show | sed -E "s/ (hello|tcn|topology_change|gc|hold|message_age|forward_delay)_timer +[0-9.]+//g"; cat /proc/sys/net/ipv4/ping_group_range; ip addr show; ip route show table all | sort; ip -6 route show table all | sort; ip rule show; ip -6 rule show; '
     + 'sysctl -a 2>/dev/null | grep "^net\\." | grep -v nf_conntrack_count; cat /proc/sys/net/ipv6/conf/lo/stable_secret');
 
   /** Lets the workload of `dir`, restored as `pid`, check itself; it must pass. */
