@@ -78,6 +78,12 @@ export interface DumpOptions extends RunHooks {
    * to its name again at restore (CRIU's --ext-unix-sk); without it they are refused.
    */
   extUnixSk?: boolean | undefined;
+  /**
+   * Pipes whose other end is outside the tree, by CRIU's key (`pipe:[ID]`, ID its inode), to be
+   * given back at restore with `inheritFds` (CRIU's --inherit-fd); without, such a pipe is
+   * refused (a restore would leave it unconnected).
+   */
+  externalPipes?: readonly string[] | undefined;
   /** Dump TCP connections to be restored closed (CRIU's --tcp-close). */
   tcpClose?: boolean | undefined;
   /** Leave out connections a listener has not accepted yet (CRIU's --skip-in-flight): they are lost. */
@@ -183,6 +189,13 @@ export interface RestoreOptions extends RunHooks {
   extUnixSk?: boolean | undefined;
   /** Restore TCP connections closed (CRIU's --tcp-close; needed for images dumped with it). */
   tcpClose?: boolean | undefined;
+  /**
+   * CRIU's --inherit-fd fd[N]:KEY: every fd of the images on the file KEY names gets this
+   * process's fd N instead of a file made anew. KEY as CRIU names files: `pipe:[ID]` for a
+   * pipe (reopened with the image's access mode; its contents in the images are not written),
+   * a regular file's or FIFO's path without its leading `/` (a dup of fd N).
+   */
+  inheritFds?: readonly InheritFd[] | undefined;
   /** Called once the tree runs, with its root's pid, before a restore that waits for it does. */
   onRestored?: ((pid: number) => void) | undefined;
   /**
@@ -202,6 +215,12 @@ export interface RestoreOptions extends RunHooks {
    * The restore returns (with `detach`) once every page is in.
    */
   lazyPages?: boolean | undefined;
+}
+
+/** One --inherit-fd: this process's fd `fd` stands for the file `key` of the images. */
+export interface InheritFd {
+  fd: number;
+  key: string;
 }
 
 export type ExitStatus = { kind: 'exited'; code: number } | { kind: 'signaled'; signal: number };

@@ -32,7 +32,7 @@ export function openLog(a: ParsedArgs): Log & { close?: () => void } {
 
 export function dumpOptions(a: ParsedArgs, io: RunIo): DumpOptions {
   // Checked only: the devices they name are made at restore.
-  netExternals(a);
+  netExternals(a, 'dump');
   return {
     pid: requirePid(a),
     imagesDir: requireString(a, 'images-dir'),
@@ -45,6 +45,7 @@ export function dumpOptions(a: ParsedArgs, io: RunIo): DumpOptions {
     trackBackend: trackBackend(a),
     tcpEstablished: flag(a, 'tcp-established'),
     extUnixSk: flag(a, 'ext-unix-sk'),
+    externalPipes: externalPipes(a),
     tcpClose: flag(a, 'tcp-close'),
     skipInFlight: flag(a, 'skip-in-flight'),
     networkLock: networkLock(a),
@@ -91,7 +92,8 @@ export function restoreOptions(a: ParsedArgs, io: RunIo & { onRestored?: (pid: n
     lazyPages: flag(a, 'lazy-pages'),
     root: optString(a, 'root'),
     extMounts: extMounts(a),
-    netExternals: netExternals(a),
+    netExternals: netExternals(a, 'restore'),
+    inheritFds: inheritFds(a),
     onProgress: io.onProgress,
     log: io.log,
     notify: io.notify,
@@ -140,15 +142,52 @@ function extMounts(a: ParsedArgs): Map<string, string> | undefined {
  * --external KEY:VAL (CRIU's), for network devices only: veth[IN]:OUT[@BRIDGE], macvlan[IN]:DEV
  * at restore (at dump they name nothing stasis needs); other kinds of external resources are refused.
  */
-function netExternals(a: ParsedArgs): Map<string, string> | undefined {
+function netExternals(a: ParsedArgs, verb: 'dump' | 'restore'): Map<string, string> | undefined {
   const list = a.opts.get('external');
-  const v = Array.isArray(list) ? list : typeof list === 'string' ? [list] : [];
+  const v = (Array.isArray(list) ? list : typeof list === 'string' ? [list] : []).filter((x) => {
+    if (!PIPE_KEY.test(x)) return true;
+    if (verb === 'restore') throw new StasisError('E_BAD_ARGS', `Cannot use --external ${x} at restore: give the pipe with --inherit-fd fd[N]:${x}`);
+    return false;
+  });
   if (!v.length) return undefined;
   return new Map(v.map((x) => {
     const m = /^((?:veth|macvlan)\[[^\]]+\]):(.+)$/.exec(x);
     if (!m) throw new StasisError('E_UNSUPPORTED', `Cannot use --external ${JSON.stringify(x)}: stasis takes only veth[IN]:OUT[@BRIDGE] and macvlan[IN]:DEVICE`);
     return [m[1]!, m[2]!] as [string, string];
   }));
+}
+
+const PIPE_KEY = /^pipe:\[\d+\]$/;
+
+/** --external pipe:[ID] at dump: a pipe whose other end is outside the tree, to be inherited at restore. */
+function externalPipes(a: ParsedArgs): string[] | undefined {
+  const list = a.opts.get('external');
+  const v = (Array.isArray(list) ? list : typeof list === 'string' ? [list] : []).filter((x) => PIPE_KEY.test(x));
+  return v.length ? v : undefined;
+}
+
+/**
+ * --inherit-fd fd[N]:KEY (CRIU's form), any number of them. debug[N]:TEXT writes TEXT to fd
+ * N at once, as CRIU does: a mark in the tree's output stream where the restore happened.
+ */
+function inheritFds(a: ParsedArgs): RestoreOptions['inheritFds'] {
+  const list = a.opts.get('inherit-fd');
+  const v = Array.isArray(list) ? list : typeof list === 'string' ? [list] : [];
+  const out: { fd: number; key: string }[] = [];
+  for (const x of v) {
+    const m = /^(fd|debug)\[(\d+)\]:(.+)$/s.exec(x);
+    if (!m) throw new StasisError('E_BAD_ARGS', `Invalid --inherit-fd ${JSON.stringify(x)}: expected fd[N]:KEY (or debug[N]:TEXT)`);
+    const fd = Number(m[2]);
+    if (m[1] === 'fd') out.push({ fd, key: m[3]! });
+    else {
+      try {
+        fs.writeSync(fd, m[3]!);
+      } catch (err) {
+        throw new StasisError('E_BAD_ARGS', `Cannot write the debug text of --inherit-fd ${x} to fd ${fd}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+      }
+    }
+  }
+  return out.length ? out : undefined;
 }
 
 /** --empty-ns net (CRIU's; only the network namespace can be left empty). */

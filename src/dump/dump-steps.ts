@@ -10,7 +10,7 @@ import { PstreeEntrySchema } from '../image/gen/stasis/pstree_pb.js';
 import { CoreEntrySchema, CoreEntry_March, type TaskKobjIdsEntry } from '../image/gen/stasis/core_pb.js';
 import { writePagemapImage } from '../image/pagemap-writer.js';
 import {
-  FileIds, TtySink, newPipeDataSink, writePipeData, GhostDumper, LockCollector, DEFAULT_GHOST_LIMIT, newUnixSkSink, checkUnixPeers,
+  FileIds, TtySink, newPipeDataSink, writePipeData, GhostDumper, LockCollector, DEFAULT_GHOST_LIMIT, newUnixSkSink, checkUnixPeers, checkPipePeers,
   writeSkQueues, threadPidfdTrouble, type DumpFileCtx,
 } from '../files/index.js';
 import { PageDumper } from '../mem/dump-pages.js';
@@ -141,6 +141,7 @@ export function collectTasks(run: DumpRun, tree: TreeTask[], shellJob: boolean):
   if (run.mnt) refuseInMntNs(live);
   // Only once every task is collected: a socket's peer may be in a later task, a pty's master too.
   checkUnixPeers(run.unix);
+  checkPipePeers(run.pipeData);
   // A terminal's session and foreground group, in a pid namespace of the tree's own, as its tasks number them.
   const inner = new Map(live.flatMap((l) => {
     const ids = run.pids.pgidSid(l.t.pid);

@@ -50,6 +50,7 @@ export function dump(opts: DumpOptions): DumpResult {
     lock: lockMethod, rootPid: pid,
   }, inject);
   run.unix.extUnixSk = opts.extUnixSk ?? false;
+  run.pipeData.external = new Set(opts.externalPipes ?? []);
   const notify = opts.notify ?? (() => {});
   notify('pre-dump');
   const tFreeze = performance.now();

@@ -9,6 +9,7 @@ import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema } from '../image/gen/stasis/fdinfo_pb.js';
 import { closeFd, openat } from '../sys/index.js';
 import { StasisError } from '../errors.js';
+import { pathKey } from './inherit.js';
 import type { FileKind } from './kind.js';
 import { emptyFown, keepIfGone } from './reg.js';
 import { fillPipe, releasePipes, setStatusFlags, takePipeEnd } from './pipe-data.js';
@@ -63,6 +64,11 @@ export const fifo = {
       throw failure('E_RESTORE_FAILED', `Cannot reopen FIFO ${r.name} (file ${e.id})`, err);
     }
     return { status: 'done', fd };
+  },
+  // CRIU opens a FIFO by its REG entry's path (open_path), and so names it.
+  inheritKey: (e, ctx) => {
+    const r = ctx.files.get(e.fifo?.regfId ?? e.id)?.reg;
+    return r ? pathKey(r.name) : undefined;
   },
   finish: (ctx) => releasePipes(ctx.pipes.fifos),
 } satisfies FileKind;

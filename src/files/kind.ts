@@ -13,6 +13,7 @@ import type { TtyRestoreState } from './tty-restore.js';
 import type { Log } from '../log.js';
 import type { TcpDump, TcpRestore } from '../net/tcp-state.js';
 import type { DeadPids } from './dead-pids.js';
+import type { InheritedFds } from './inherit.js';
 
 /** What /proc says about one fd of a frozen task. */
 export interface FdProbe {
@@ -89,6 +90,8 @@ export interface RestoreFileCtx {
   deadPids?: DeadPids;
   /** The fd in stasis of a file object opened already (for files passed in a socket's queue). */
   fdOf?: (fileId: number) => number | undefined;
+  /** CRIU's --inherit-fd: fds of stasis that stand for files of the images, by key. */
+  inherit?: InheritedFds;
 }
 
 export type OpenResult = { status: 'done'; fd: number } | { status: 'retry' };
@@ -104,6 +107,10 @@ export interface FileKind {
   dump(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry | FileEntry[];
   /** Opens the object in stasis; the caller installs it at every fd that shares it. */
   open(e: FileEntry, ctx: RestoreFileCtx): OpenResult;
+  /** CRIU's name of the file, which --inherit-fd keys match (`pipe:[ID]`, a path without its `/`); kinds without one are never inherited. */
+  inheritKey?(e: FileEntry, ctx: RestoreFileCtx): string | undefined;
+  /** The file from the inherited fd `fd` (default: a dup of it). */
+  openInherited?(e: FileEntry, fd: number, key: string): number;
   /** Once every object is open (or the opening failed): releases what open() kept for later entries. */
   finish?(ctx: RestoreFileCtx): void;
 }

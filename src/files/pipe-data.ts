@@ -10,8 +10,8 @@ import { create } from '@bufbuild/protobuf';
 import { PipeDataEntrySchema, type PipeDataEntry } from '../image/gen/stasis/pipe-data_pb.js';
 import { imageExists, readImage, writeImage, type PayloadItem } from '../image/index.js';
 import {
-  closeFd, fcntl, openat, pidfdGetfd, pidfdOpen, pipe2, pipeQueued, readRaw, tee, writeRaw, SyscallError,
-  F_GETPIPE_SZ, F_SETPIPE_SZ, SPLICE_F_NONBLOCK,
+  closeFd, fcntl, openat, pidfdGetfd, pidfdOpen, pipe2, pipeQueued, pollNow, readRaw, tee, writeRaw, SyscallError,
+  F_GETPIPE_SZ, F_SETPIPE_SZ, SPLICE_F_NONBLOCK, POLLERR, POLLHUP, POLLIN, POLLOUT,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { failure } from './fail.js';
@@ -29,10 +29,45 @@ export interface PipeDataSink {
   fifos: Map<number, Item>;
   /** `pipes:ID` / `fifos:ID` -> the dev:ino the pipe_id stands for, to refuse two inodes alike in their low 32 bits. */
   inodes: Map<string, string>;
+  /** Unnamed pipes by pipe_id: which ends the tree holds, and whether the pipe has readers and writers at all. */
+  ends: Map<number, PipeEnds>;
+  /** Pipes (`pipe:[ID]`) whose other end is outside the tree and is given back at restore (--external, then --inherit-fd). */
+  external: ReadonlySet<string>;
+}
+
+/** What the tree holds of one unnamed pipe. */
+export interface PipeEnds {
+  /** The first end seen, for messages. */
+  first: TakenEnd;
+  read: boolean;
+  write: boolean;
+  /** A read end polled POLLHUP: no task anywhere holds a write end. */
+  noWriters: boolean;
+  /** A write end polled POLLERR: no task anywhere holds a read end. */
+  noReaders: boolean;
 }
 
 export function newPipeDataSink(): PipeDataSink {
-  return { pipes: new Map(), fifos: new Map(), inodes: new Map() };
+  return { pipes: new Map(), fifos: new Map(), inodes: new Map(), ends: new Map(), external: new Set() };
+}
+
+/**
+ * Refuses a pipe whose other end is held outside the tree (a shell's `tree | cat`, a
+ * runtime's stdio pipes): a restore makes the pipe anew, and the tree would write into a
+ * pipe nobody reads (SIGPIPE) or read one nobody writes (end of file) without a word. CRIU
+ * dumps such pipes and expects its caller to give one back with --inherit-fd; stasis wants
+ * that said at dump (--external pipe:[ID]), so that nobody is surprised at restore. Run once
+ * every task's fds are seen. A pipe whose ends are all in the tree, and which someone
+ * outside holds too, is not told apart (the kernel counts readers and writers unseen).
+ */
+export function checkPipePeers(sink: PipeDataSink): void {
+  for (const [id, e] of sink.ends) {
+    const key = `pipe:[${id}]`;
+    const outside = !e.read && !e.noReaders ? 'read' : !e.write && !e.noWriters ? 'written' : undefined;
+    if (!outside || sink.external.has(key)) continue;
+    const would = outside === 'read' ? 'write into a new pipe that nobody reads (and die of SIGPIPE)' : 'read a new pipe that nobody writes (end of file at once)';
+    throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${e.first.fd} of pid ${e.first.pid}: ${key} is ${outside} by a process outside the tree, which a restore cannot reconnect: the restored tree would ${would}. If that process gives the tree a new pipe at restore, dump with --external ${key} and restore with --inherit-fd fd[N]:${key} (N: the restoring process's fd of the new pipe), as runc does with CRIU for a container's stdio`);
+  }
 }
 
 /** Writes pipes-data.img and fifo-data.img (when there is anything to put in them); returns the files. */
@@ -123,6 +158,7 @@ export function takePipeEnd(e: TakenEnd, pipeId: number, inode: string, sink: Pi
   try {
     taken = pidfdGetfd(pidfd, e.fd);
     checkSupported(e, taken);
+    if (kind === 'pipes') noteEnd(sink, pipeId, e, taken);
     if (into.has(pipeId)) return;
     reader = (e.flags & O_ACCMODE) === O_WRONLY
       ? openat(AT_FDCWD, `/proc/${e.pid}/fd/${e.fd}`, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
@@ -136,6 +172,22 @@ export function takePipeEnd(e: TakenEnd, pipeId: number, inode: string, sink: Pi
     if (reader >= 0 && reader !== taken) closeFd(reader);
     if (taken >= 0) closeFd(taken);
     closeFd(pidfd);
+  }
+}
+
+/** Records which way the tree holds pipe `pipeId` through `taken`, and whether it has readers and writers at all. */
+function noteEnd(sink: PipeDataSink, pipeId: number, e: TakenEnd, taken: number): void {
+  let ends = sink.ends.get(pipeId);
+  if (!ends) sink.ends.set(pipeId, ends = { first: e, read: false, write: false, noWriters: false, noReaders: false });
+  const acc = e.flags & O_ACCMODE;
+  if (acc !== O_WRONLY) {
+    ends.read = true;
+    // The kernel's pipe_poll: POLLHUP on a read end once no writer is left (for an end pipe2 made).
+    if (acc === O_RDONLY && pollNow(taken, POLLIN) & POLLHUP) ends.noWriters = true;
+  }
+  if (acc !== O_RDONLY) {
+    ends.write = true;
+    if (acc === O_WRONLY && pollNow(taken, POLLOUT) & POLLERR) ends.noReaders = true;
   }
 }
 

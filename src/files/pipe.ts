@@ -13,6 +13,7 @@ import type { FileKind, RestoreFileCtx } from './kind.js';
 import { emptyFown } from './reg.js';
 import { fillPipe, releasePipes, setStatusFlags, takePipeEnd } from './pipe-data.js';
 import { failure } from './fail.js';
+import { reopenInheritedPipe } from './inherit.js';
 
 const AT_FDCWD = -100, O_RDONLY = 0, O_WRONLY = 1, O_ACCMODE = 3, O_NONBLOCK = 0o4000;
 const O_LARGEFILE = 0o100000, O_CLOEXEC = 0o2000000;
@@ -68,6 +69,18 @@ export const pipe = {
       throw failure('E_RESTORE_FAILED', `Cannot make pipe ${e.pipe.pipeId} (file ${e.id})`, err);
     }
     return { status: 'done', fd };
+  },
+  inheritKey: (e) => (e.pipe ? `pipe:[${e.pipe.pipeId}]` : undefined),
+  // Its end as the image had it, on the caller's pipe; the image's contents of the pipe are not written (CRIU's rule).
+  openInherited: (e, fd, key) => {
+    const end = reopenInheritedPipe(e, fd, key);
+    try {
+      setStatusFlags(end, e.pipe!.flags);
+    } catch (err) {
+      closeFd(end);
+      throw failure('E_RESTORE_FAILED', `Cannot set the flags of ${key} (file ${e.id})`, err);
+    }
+    return end;
   },
   finish: (ctx) => releasePipes(ctx.pipes.pipes),
 } satisfies FileKind;

@@ -9,6 +9,7 @@ import { StasisError } from '../errors.js';
 import type { DumpFileCtx, FdProbe, FileKind } from './kind.js';
 import type { GhostDumper, GhostSource } from './ghost.js';
 import { isTtyRdev } from './tty.js';
+import { pathKey } from './inherit.js';
 
 const AT_FDCWD = -100;
 const O_CREAT = 0o100, O_EXCL = 0o200, O_NOCTTY = 0o400, O_TRUNC = 0o1000, O_CLOEXEC = 0o2000000, O_TMPFILE = 0o20200000;
@@ -75,6 +76,7 @@ export const reg = {
     }
     return { status: 'done', fd };
   },
+  inheritKey: (e) => (e.reg ? pathKey(e.reg.name) : undefined),
 } satisfies FileKind;
 
 const DELETED = ' (deleted)';

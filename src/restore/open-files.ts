@@ -2,7 +2,7 @@
 // pidfd_getfd. A kind may need another object first (`retry`); a pass that opens nothing
 // new while objects remain is a loop in the image and fails loudly.
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
-import { FILE_KINDS, kindOfType, GhostRestorer, type RestoreFileCtx } from '../files/index.js';
+import { FILE_KINDS, kindOfType, GhostRestorer, dupInherited, type FileKind, type OpenResult, type RestoreFileCtx } from '../files/index.js';
 import { closeFd, openat, SyscallError } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
@@ -12,6 +12,16 @@ const AT_FDCWD = -100, O_CLOEXEC = 0o2000000;
 export interface MappedOpen {
   id: number;
   mode: number;
+}
+
+/** The file from an fd of stasis, where --inherit-fd names it (CRIU's inherited_fd, asked before each kind opens its own). */
+function openInherited(e: FileEntry, kind: FileKind, ctx: RestoreFileCtx): OpenResult | undefined {
+  if (!ctx.inherit?.size) return undefined;
+  const key = kind.inheritKey?.(e, ctx);
+  const fd = key === undefined ? undefined : ctx.inherit.take(key);
+  if (key === undefined || fd === undefined) return undefined;
+  ctx.log?.info(`file ${e.id}: ${key} from fd ${fd} (--inherit-fd)`);
+  return { status: 'done', fd: kind.openInherited ? kind.openInherited(e, fd, key) : dupInherited(fd) };
 }
 
 export class OpenFiles {
@@ -36,7 +46,7 @@ export class OpenFiles {
         for (const e of left) {
           const kind = kindOfType(e.type);
           if (!kind) throw new StasisError('E_UNSUPPORTED', `Cannot restore file ${e.id}: its type ${e.type} is not supported`);
-          const r = kind.open(e, ctx);
+          const r = openInherited(e, kind, ctx) ?? kind.open(e, ctx);
           if (r.status === 'done') {
             o.fds.set(e.id, r.fd);
             ctx.log?.debug(`file ${e.id}: ${kind.name} opened as fd ${r.fd} of stasis`);

@@ -12,7 +12,7 @@ import { checkThreadPidfds, threadLeaders } from './thread-pidfds.js';
 import { MappedFiles, remappedMaps } from './mapped-files.js';
 import { vmaSpecs } from './cow-premap.js';
 import { formatVersionOf } from '../dump/format.js';
-import { type RestoreFileCtx, readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids, translateOwners, ttyOwners, unixOwners } from '../files/index.js';
+import { type RestoreFileCtx, InheritedFds, readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids, translateOwners, ttyOwners, unixOwners } from '../files/index.js';
 import { createTree, createRoot } from './create-tree.js';
 import { FdCourier } from './fd-courier.js';
 import { createRootTask, type NewTask } from './create-task.js';
@@ -151,6 +151,8 @@ function restoreChecked(
   notify: NonNullable<RestoreOptions['notify']>, pageSums: SumCheck | undefined,
 ): RestoreResult {
   progress('reading images');
+  // Before anything exists: an fd that is not open fails the restore (CRIU's inherit_fd_add).
+  const inherit = InheritedFds.from(opts.inheritFds ?? []);
   const set = readImageSet(opts.imagesDir);
   log.info(`images read: ${set.order.length} task(s), ${set.files.size} file object(s)`);
   const locks = readLocks(set.dir);
@@ -222,7 +224,7 @@ function restoreChecked(
   const leaders = threadLeaders(set);
   const fileCtx: RestoreFileCtx & { ghosts: GhostRestorer } = {
     log, imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
-    unix, holdPid, ttys: fileCtxTtys, tcp,
+    unix, holdPid, ttys: fileCtxTtys, tcp, inherit,
     socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, holdPid, users),
     taskPid: (pid: number) => created.get(pid)?.pid, deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),
   };
@@ -264,6 +266,7 @@ function restoreChecked(
     const cow = createTree(set, created, rootNs, mapped, (pid, hostPid) => cg.place(cgSetOf.get(pid), hostPid));
     if (ownNetns) tcp.netns = { link: '', path: `/proc/${created.get(root)!.pid}/ns/net` };
     if (late.length) OpenFiles.open(late, fileCtx, files);
+    inherit.logUnused(log);
     notify('setup-namespaces', created.get(root)!.pid);
     notify('post-setup-namespaces');
     const tids: number[] = [];

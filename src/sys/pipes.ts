@@ -53,3 +53,18 @@ export function writeRaw(fd: number, buf: Buffer, off: number, len: number): num
     return Number(r);
   }
 }
+
+export const POLLIN = 0x1, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10;
+
+/** poll(2) of one fd without waiting: the events it reports now (POLLERR on a pipe's write end: no reader is left). */
+export function pollNow(fd: number, events: number): number {
+  const p = Buffer.alloc(8);
+  p.writeInt32LE(fd, 0);
+  p.writeInt16LE(events, 4);
+  for (;;) {
+    const r = syscallRaw('poll', addressOf(p), 1, 0);
+    if (r === -BigInt(EINTR)) continue;
+    if (r < 0n) throw new SyscallError('poll', Number(-r), `fd ${fd}`);
+    return p.readUInt16LE(6);
+  }
+}

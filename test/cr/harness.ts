@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { spawnTask, waitPid, kill, type WaitResult } from '../../src/sys/index.js';
+import { spawnTask, waitPid, kill, type Stdio, type WaitResult } from '../../src/sys/index.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const made: string[] = [];
@@ -122,12 +122,12 @@ export class Workload {
    * this process's session leader is outside its pid namespace (getsid() is 0, as under CI's
    * `unshare -p`): "A session leader of PID is outside of its pid namespace".
    */
-  start(opts: { setsid?: boolean } = {}): this {
+  start(opts: { setsid?: boolean; stdin?: Stdio; stdout?: Stdio } = {}): this {
     this.pid = spawnTask([this.binary, ...this.pre, this.dir, ...this.args], {
       cwd: this.dir,
       setsid: opts.setsid ?? false,
-      stdin: { path: '/dev/null' },
-      stdout: { path: path.join(this.dir, 'stdout.log') },
+      stdin: opts.stdin ?? { path: '/dev/null' },
+      stdout: opts.stdout ?? { path: path.join(this.dir, 'stdout.log') },
       stderr: { path: path.join(this.dir, 'stderr.log') },
     });
     started.add(this.pid);

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import { CriuReqSchema, CriuRespSchema, CriuReqType, type CriuResp } from '../../../src/image/gen/stasis/rpc_pb.js';
-import { socketpair, SOCK_SEQPACKET, sendMessage, recvMessage, closeFd, spawnTask, waitPid, type WaitResult } from '../../../src/sys/index.js';
+import { socketpair, SOCK_SEQPACKET, sendMessage, recvMessage, closeFd, spawnTask, waitPid, type Stdio, type WaitResult } from '../../../src/sys/index.js';
 import { REPO } from '../harness.js';
 
 export type Req = MessageInitShape<typeof CriuReqSchema>;
@@ -14,11 +14,12 @@ export class SwrkClient {
   /** Every NOTIFY the server sent, as script (pid). */
   readonly notified: string[] = [];
 
-  constructor(env: Record<string, string | undefined> = process.env) {
+  /** `stdout`: swrk's fd 1, as runc gives it a restored container's new stdout (for inherit_fd fd 1). */
+  constructor(env: Record<string, string | undefined> = process.env, stdio: { stdout?: Stdio } = {}) {
     const [mine, theirs] = socketpair(SOCK_SEQPACKET);
     this.fd = mine;
     this.pid = spawnTask([process.execPath, path.join(REPO, 'bin/stasis.js'), 'swrk', '3'], {
-      passFds: [theirs], env, stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: '/dev/null' },
+      passFds: [theirs], env, stdin: { path: '/dev/null' }, stdout: stdio.stdout ?? { path: '/dev/null' }, stderr: { path: '/dev/null' },
     });
     closeFd(theirs);
   }
