@@ -141,7 +141,7 @@ export function collectTasks(run: DumpRun, tree: TreeTask[], shellJob: boolean):
   if (run.mnt) refuseInMntNs(live);
   // Only once every task is collected: a socket's peer may be in a later task, a pty's master too.
   checkUnixPeers(run.unix);
-  checkPipePeers(run.pipeData);
+  checkPipePeers(run.pipeData, run.log);
   // A terminal's session and foreground group, in a pid namespace of the tree's own, as its tasks number them.
   const inner = new Map(live.flatMap((l) => {
     const ids = run.pids.pgidSid(l.t.pid);

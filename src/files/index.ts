@@ -43,7 +43,7 @@ export { isTtyRdev } from './tty.js';
 export { TtySink, type TtyTask } from './tty-state.js';
 export { TtyRestoreState, restoreCtty } from './tty-restore.js';
 export { addEpollTargets, dumpEpoll } from './eventpoll.js';
-export { newPipeDataSink, writePipeData, readPipeData, checkPipePeers } from './pipe-data.js';
+export { newPipeDataSink, writePipeData, readPipeData, checkPipePeers, readExternalPipes } from './pipe-data.js';
 export { newUnixSkSink, checkUnixPeers, closeInFlight, externEntries, iconOf, refuseUnorderedPending, writeSkQueues, readUnixSkState } from './unix-socket-data.js';
 export { criuFileOrder } from './unix-socket.js';
 export { SAME_OWNERS, translateOwners, ttyOwners, unixOwners, ghostOwners, type Owners } from './owners.js';

@@ -40,6 +40,10 @@ export class InheritedFds {
     return this.byKey.size;
   }
 
+  has(key: string): boolean {
+    return this.byKey.has(key);
+  }
+
   /** The fd given for `key`, marking it used. */
   take(key: string): number | undefined {
     const fd = this.byKey.get(key);

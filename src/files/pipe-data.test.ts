@@ -7,7 +7,7 @@ import { create } from '@bufbuild/protobuf';
 import { PipeDataEntrySchema } from '../image/gen/stasis/pipe-data_pb.js';
 import { writeImage } from '../image/index.js';
 import { closeFd, fcntl, pipe2, pipeQueued, readRaw, writeRaw } from '../sys/index.js';
-import { fillPipe, newPipeDataSink, readPipeData, takePipeEnd } from './pipe-data.js';
+import { checkPipePeers, fillPipe, newPipeDataSink, readPipeData, takePipeEnd } from './pipe-data.js';
 
 const O_CLOEXEC = 0o2000000, O_NONBLOCK = 0o4000, O_WRONLY = 1, F_GETFL = 3;
 
@@ -75,4 +75,31 @@ test('readPipeData() refuses a pipe given twice and data beyond the capacity', (
   writeImage(dir, 'pipes-data', undefined, [item(2, 5000, 4096)]);
   assert.throws(() => readPipeData(dir), { code: 'E_CORRUPT', message: /5000 bytes for pipe 2, whose capacity is 4096/ });
   fs.rmSync(dir, { recursive: true });
+});
+
+test('checkPipePeers() refuses an end whose other end is held elsewhere, unless it is external, and takes one whose other end is closed', () => {
+  const [r, w] = pipe2(O_CLOEXEC | O_NONBLOCK);
+  const end = (fd: number, flags: number, id: number) => {
+    const sink = newPipeDataSink();
+    takePipeEnd({ pid: process.pid, fd, flags, what: `pipe:[${id}]` }, id, `1:${id}`, sink, 'pipes');
+    return sink;
+  };
+  try {
+    // Only the write end "in the tree", the read end held here: read by a process outside.
+    assert.throws(() => checkPipePeers(end(w, O_WRONLY, 5)), { code: 'E_UNSUPPORTED', message: /^Cannot dump fd \d+ of pid \d+: pipe:\[5\] is read by a process outside the tree/ });
+    assert.throws(() => checkPipePeers(end(r, 0, 6)), { message: /pipe:\[6\] is written by a process outside the tree/ });
+    const ext = end(w, O_WRONLY, 5);
+    ext.external = new Set(['pipe:[5]']);
+    checkPipePeers(ext);
+    assert.deepEqual(ext.externalSeen, ['pipe:[5]']);
+    // Both ends in the tree: nothing outside is seen.
+    const both = end(w, O_WRONLY, 8);
+    takePipeEnd({ pid: process.pid, fd: r, flags: 0, what: 'pipe:[8]' }, 8, '1:8', both, 'pipes');
+    checkPipePeers(both);
+  } finally {
+    closeFd(r);
+  }
+  // The read end closed: a write end with no reader anywhere comes back the same (EPIPE).
+  checkPipePeers(end(w, O_WRONLY, 9));
+  closeFd(w);
 });

@@ -6,15 +6,19 @@
 // write end cannot be tee'd from, so for a pipe the tree only writes to, a read end is opened
 // through /proc/PID/fd/N. The data goes once per pipe into pipes-data.img (fifo-data.img for
 // FIFOs), as CRIU's PipeDataEntry: pipe_id, bytes, capacity, then the raw bytes.
+import fs from 'node:fs';
+import path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { PipeDataEntrySchema, type PipeDataEntry } from '../image/gen/stasis/pipe-data_pb.js';
 import { imageExists, readImage, writeImage, type PayloadItem } from '../image/index.js';
+import { writeFileAtomic } from '../image/image-file.js';
 import {
   closeFd, fcntl, openat, pidfdGetfd, pidfdOpen, pipe2, pipeQueued, pollNow, readRaw, tee, writeRaw, SyscallError,
   F_GETPIPE_SZ, F_SETPIPE_SZ, SPLICE_F_NONBLOCK, POLLERR, POLLHUP, POLLIN, POLLOUT,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { failure } from './fail.js';
+import type { Log } from '../log.js';
 
 const AT_FDCWD = -100, O_RDONLY = 0, O_WRONLY = 1, O_ACCMODE = 3, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const O_ASYNC = 0o20000, O_DIRECT = 0o40000;
@@ -33,7 +37,16 @@ export interface PipeDataSink {
   ends: Map<number, PipeEnds>;
   /** Pipes (`pipe:[ID]`) whose other end is outside the tree and is given back at restore (--external, then --inherit-fd). */
   external: ReadonlySet<string>;
+  /** Those of `external` the tree has (written to EXTERNAL_PIPES_FILE), in the order found. */
+  externalSeen: string[];
 }
+
+/**
+ * The pipes a dump took as external: a restore that is not given them (--inherit-fd) is
+ * refused, where CRIU's images, which do not say so, come back with the pipe unconnected.
+ * CRIU and crit skip files they do not know. Changing its shape changes the image format.
+ */
+export const EXTERNAL_PIPES_FILE = 'stasis-external.json';
 
 /** What the tree holds of one unnamed pipe. */
 export interface PipeEnds {
@@ -48,7 +61,7 @@ export interface PipeEnds {
 }
 
 export function newPipeDataSink(): PipeDataSink {
-  return { pipes: new Map(), fifos: new Map(), inodes: new Map(), ends: new Map(), external: new Set() };
+  return { pipes: new Map(), fifos: new Map(), inodes: new Map(), ends: new Map(), external: new Set(), externalSeen: [] };
 }
 
 /**
@@ -56,18 +69,24 @@ export function newPipeDataSink(): PipeDataSink {
  * runtime's stdio pipes): a restore makes the pipe anew, and the tree would write into a
  * pipe nobody reads (SIGPIPE) or read one nobody writes (end of file) without a word. CRIU
  * dumps such pipes and expects its caller to give one back with --inherit-fd; stasis wants
- * that said at dump (--external pipe:[ID]), so that nobody is surprised at restore. Run once
+ * that said at dump (--external pipe:[ID]), and its restore wants the pipe then
+ * (EXTERNAL_PIPES_FILE), so that nobody is surprised at restore. Run once
  * every task's fds are seen. A pipe whose ends are all in the tree, and which someone
  * outside holds too, is not told apart (the kernel counts readers and writers unseen).
  */
-export function checkPipePeers(sink: PipeDataSink): void {
+export function checkPipePeers(sink: PipeDataSink, log?: Log): void {
   for (const [id, e] of sink.ends) {
     const key = `pipe:[${id}]`;
     const outside = !e.read && !e.noReaders ? 'read' : !e.write && !e.noWriters ? 'written' : undefined;
-    if (!outside || sink.external.has(key)) continue;
-    const would = outside === 'read' ? 'write into a new pipe that nobody reads (and die of SIGPIPE)' : 'read a new pipe that nobody writes (end of file at once)';
+    if (!outside) continue;
+    if (sink.external.has(key)) {
+      sink.externalSeen.push(key);
+      continue;
+    }
+    const would = outside === 'read' ? 'write into a new pipe that nobody reads (SIGPIPE, EPIPE)' : 'read a new pipe that nobody writes (end of file at once)';
     throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${e.first.fd} of pid ${e.first.pid}: ${key} is ${outside} by a process outside the tree, which a restore cannot reconnect: the restored tree would ${would}. If that process gives the tree a new pipe at restore, dump with --external ${key} and restore with --inherit-fd fd[N]:${key} (N: the restoring process's fd of the new pipe), as runc does with CRIU for a container's stdio`);
   }
+  for (const k of sink.external) if (!sink.externalSeen.includes(k)) log?.warn(`--external ${k}: the tree holds no pipe ${k} whose other end is outside it`);
 }
 
 /** Writes pipes-data.img and fifo-data.img (when there is anything to put in them); returns the files. */
@@ -75,7 +94,21 @@ export function writePipeData(dir: string, sink: PipeDataSink): string[] {
   const out: string[] = [];
   if (sink.pipes.size) out.push(writeImage(dir, 'pipes-data', undefined, [...sink.pipes.values()]));
   if (sink.fifos.size) out.push(writeImage(dir, 'fifo-data', undefined, [...sink.fifos.values()]));
+  if (sink.externalSeen.length) {
+    const file = path.join(dir, EXTERNAL_PIPES_FILE);
+    writeFileAtomic(file, Buffer.from(`${JSON.stringify({ pipes: sink.externalSeen })}\n`));
+    out.push(file);
+  }
   return out;
+}
+
+/** The pipes of an image set that its dump took as external (EXTERNAL_PIPES_FILE), by key. */
+export function readExternalPipes(dir: string): string[] {
+  const file = path.join(dir, EXTERNAL_PIPES_FILE);
+  if (!fs.existsSync(file)) return [];
+  const v = JSON.parse(fs.readFileSync(file, 'utf8')) as { pipes?: unknown };
+  if (!Array.isArray(v.pipes) || !v.pipes.every((k) => typeof k === 'string')) throw new StasisError('E_CORRUPT', `${file} holds no list of pipes`);
+  return v.pipes as string[];
 }
 
 /** A pipe's contents and capacity, as the restore puts them back. */

@@ -12,7 +12,7 @@ import { checkThreadPidfds, threadLeaders } from './thread-pidfds.js';
 import { MappedFiles, remappedMaps } from './mapped-files.js';
 import { vmaSpecs } from './cow-premap.js';
 import { formatVersionOf } from '../dump/format.js';
-import { type RestoreFileCtx, InheritedFds, readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids, translateOwners, ttyOwners, unixOwners } from '../files/index.js';
+import { type RestoreFileCtx, InheritedFds, readExternalPipes, readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids, translateOwners, ttyOwners, unixOwners } from '../files/index.js';
 import { createTree, createRoot } from './create-tree.js';
 import { FdCourier } from './fd-courier.js';
 import { createRootTask, type NewTask } from './create-task.js';
@@ -154,6 +154,9 @@ function restoreChecked(
   // Before anything exists: an fd that is not open fails the restore (CRIU's inherit_fd_add).
   const inherit = InheritedFds.from(opts.inheritFds ?? []);
   const set = readImageSet(opts.imagesDir);
+  for (const key of readExternalPipes(set.dir)) {
+    if (!inherit.has(key)) throw new StasisError('E_RESTORE_FAILED', `Cannot restore ${key}: its other end was outside the tree, and the dump took it as external (--external ${key}); give the tree a pipe for it with --inherit-fd fd[N]:${key}`);
+  }
   log.info(`images read: ${set.order.length} task(s), ${set.files.size} file object(s)`);
   const locks = readLocks(set.dir);
   checkThreadPidfds(set);

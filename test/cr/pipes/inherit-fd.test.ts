@@ -10,61 +10,10 @@ import fs from 'node:fs';
 import { Workload, compileWorkload, assertPassed, assertDumpRefused, tmpDir, verifyImages, sleepMs } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/image/index.js';
-import { pipe2, closeFd, readRaw, pipeQueued } from '../../../src/sys/index.js';
+import { pipe2, closeFd, pipeQueued } from '../../../src/sys/index.js';
+import { newPipe, assertCounts, finalCount } from './pipe-reader.js';
 
-const O_CLOEXEC = 0o2000000, O_NONBLOCK = 0o4000;
-
-/** The read end of a pipe, drained in the background (so the writer never blocks) or only when asked. */
-class Reader {
-  text = '';
-  eof = false;
-  private timer: NodeJS.Timeout | undefined;
-  constructor(readonly fd: number) {}
-  drain(): void {
-    const buf = Buffer.alloc(65536);
-    for (;;) {
-      const n = readRaw(this.fd, buf, 0, buf.length);
-      if (n === 0) this.eof = true;
-      if (n <= 0) return;
-      this.text += buf.toString('latin1', 0, n);
-    }
-  }
-  start(): void {
-    this.timer ??= setInterval(() => this.drain(), 2);
-  }
-  stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
-  }
-  async untilEof(timeoutMs = 20000): Promise<string> {
-    const until = Date.now() + timeoutMs;
-    while (!this.eof) {
-      this.drain();
-      if (Date.now() > until) throw new Error(`no end of file on fd ${this.fd} after ${timeoutMs} ms; read ${JSON.stringify(this.text.slice(-80))}`);
-      await new Promise((ok) => setTimeout(ok, 2));
-    }
-    this.stop();
-    closeFd(this.fd);
-    return this.text;
-  }
-}
-
-/** A pipe: the test's read end (non-blocking) and the write end to hand over. */
-function newPipe(): { reader: Reader; write: number } {
-  const [r, w] = pipe2(O_CLOEXEC | O_NONBLOCK);
-  return { reader: new Reader(r), write: w };
-}
-
-/** The lines are 0, 1, 2, ... up to `n`, each once. */
-function assertCounts(text: string, n: number): void {
-  const lines = text.split('\n');
-  assert.equal(lines.pop(), '', 'the output ends in the middle of a line');
-  const bad = lines.findIndex((l, i) => l !== String(i));
-  assert.equal(bad, -1, `line ${bad} is ${JSON.stringify(lines[bad])} (around it: ${JSON.stringify(lines.slice(Math.max(0, bad - 2), bad + 3))})`);
-  assert.equal(lines.length, n + 1, `${lines.length} lines, want ${n + 1}`);
-}
-
-const finalCount = (result: string) => Number(/n=(\d+)/.exec(result)?.[1]);
+const O_CLOEXEC = 0o2000000;
 
 test('a pipe read outside the tree fails the dump, naming it and how to give it back; the tree writes on', async () => {
   const out = newPipe();
@@ -138,6 +87,10 @@ test('--inherit-fd takes the read end of the new pipe as well (the end is reopen
   await dump({ pid: w.pid, imagesDir: images, externalPipes: [key] });
   const before = await old.reader.untilEof();
 
+  // The dump took the pipe as external: a restore that does not give it is refused, naming it.
+  await assert.rejects(restore({ imagesDir: images, detach: true }),
+    (e: Error) => e.message === `Cannot restore ${key}: its other end was outside the tree, and the dump took it as external (--external ${key}); give the tree a pipe for it with --inherit-fd fd[N]:${key}`);
+  assert.deepEqual(JSON.parse(fs.readFileSync(`${images}/stasis-external.json`, 'utf8')), { pipes: [key] });
   const [closed] = pipe2(O_CLOEXEC);
   closeFd(closed);
   await assert.rejects(restore({ imagesDir: images, detach: true, inheritFds: [{ fd: closed, key }] }),

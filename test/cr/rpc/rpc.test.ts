@@ -11,6 +11,7 @@ import {
 } from '../../../src/sys/index.js';
 import { Workload, compileWorkload, assertPassed, tmpDir, verifyImages, waitFor, REPO } from '../harness.js';
 import { SwrkClient } from './client.js';
+import { newPipe, assertCounts, finalCount } from '../pipes/pipe-reader.js';
 
 const PR_SET_CHILD_SUBREAPER = 36;
 
@@ -125,6 +126,50 @@ test('an option stasis does not support is refused by name in the response; a re
     assert.ok(untraced(w.pid));
     w.go();
     assertPassed(w.finish());
+  } finally {
+    fs.closeSync(imgFd);
+    w.kill();
+  }
+});
+
+test('runc\'s way with a container\'s stdout pipe: DUMP with external pipe:[ID], RESTORE with inherit_fd fd 1 (and 2, the same key) of swrk, whose stdout is the new pipe; every line once', async () => {
+  const old = newPipe();
+  const w = new Workload('rpc-inherit', compileWorkload('stdout-counter')).start({ stdout: { fd: old.write } });
+  closeFd(old.write);
+  const key = fs.readlinkSync(`/proc/${w.pid}/fd/1`);
+  const images = tmpDir('rpc-inherit-img');
+  const imgFd = fs.openSync(images, 'r');
+  try {
+    // Without it the dump is refused, naming the option; the tree runs on.
+    const c = new SwrkClient();
+    const refused = c.call({ type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid } });
+    c.close();
+    assert.equal(refused.success, false);
+    assert.match(refused.crErrmsg, /is read by a process outside the tree.*--external pipe:\[\d+\]/);
+    assert.ok(untraced(w.pid));
+
+    const d = new SwrkClient();
+    const dr = d.call({ type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid, external: [key], logLevel: 4, logFile: 'dump.log' } });
+    d.close();
+    assert.ok(dr.success, dr.crErrmsg);
+    waitPid(w.pid);
+    const before = await old.reader.untilEof();
+
+    const next = newPipe();
+    const r = new SwrkClient(process.env, { stdout: { fd: next.write } });
+    closeFd(next.write);
+    const rr = r.call({
+      type: CriuReqType.RESTORE,
+      opts: { imagesDirFd: imgFd, logLevel: 4, logFile: 'restore.log', inheritFd: [{ key, fd: 1 }, { key, fd: 2 }] },
+    });
+    assert.ok(rr.success, rr.crErrmsg);
+    r.close();
+    assert.match(fs.readFileSync(path.join(images, 'restore.log'), 'utf8'), /pipe:\[\d+\] from fd 1 \(--inherit-fd\)/);
+    assert.equal(fs.readlinkSync(`/proc/${w.pid}/fd/1`), `pipe:[${fs.fstatSync(next.reader.fd).ino}]`);
+    w.go();
+    const res = w.finish();
+    assertPassed(res);
+    assertCounts(before + await next.reader.untilEof(), finalCount(res.result));
   } finally {
     fs.closeSync(imgFd);
     w.kill();

@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from './args.js';
+import { dumpOptions, restoreOptions } from './build-options.js';
+import { StasisError } from '../errors.js';
+import { NO_LOG } from '../log.js';
+
+const io = { log: NO_LOG };
+const restoreWith = (...extra: string[]) => restoreOptions(parseArgs(['restore', '-D', 'img', ...extra]), io);
+
+test('restoreOptions() takes --inherit-fd fd[N]:KEY in CRIU\'s form, keys with colons and brackets included', () => {
+  const o = restoreWith('--inherit-fd', 'fd[1]:pipe:[563348]', '--inherit-fd=fd[7]:var/log/a:b.log');
+  assert.deepEqual(o.inheritFds, [{ fd: 1, key: 'pipe:[563348]' }, { fd: 7, key: 'var/log/a:b.log' }]);
+  assert.equal(restoreWith().inheritFds, undefined);
+  for (const bad of ['1:pipe:[1]', 'fd[x]:k', 'fd[1]', 'fd[1]:']) {
+    assert.throws(() => restoreWith('--inherit-fd', bad), (e: unknown) => e instanceof StasisError && e.code === 'E_BAD_ARGS' && /expected fd\[N\]:KEY/.test(e.message), bad);
+  }
+});
+
+test('restoreOptions() writes the text of --inherit-fd debug[N]:TEXT to fd N at once, as CRIU does', () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-inh-')), 'out');
+  const fd = fs.openSync(file, 'w');
+  try {
+    assert.equal(restoreWith('--inherit-fd', `debug[${fd}]:restored here\n`).inheritFds, undefined);
+  } finally {
+    fs.closeSync(fd);
+  }
+  assert.equal(fs.readFileSync(file, 'utf8'), 'restored here\n');
+  fs.rmSync(path.dirname(file), { recursive: true });
+});
+
+test('--external pipe:[ID] names a pipe at dump; at restore it is refused, pointing at --inherit-fd', () => {
+  const d = dumpOptions(parseArgs(['dump', '-t', '42', '-D', 'img', '--external', 'pipe:[99]', '--external', 'veth[eth0]:h0']), io);
+  assert.deepEqual(d.externalPipes, ['pipe:[99]']);
+  assert.throws(() => restoreWith('--external', 'pipe:[99]'), (e: unknown) => e instanceof StasisError && /--inherit-fd fd\[N\]:pipe:\[99\]/.test(e.message));
+});
