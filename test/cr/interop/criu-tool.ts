@@ -19,10 +19,10 @@ export function criuWorks(): string | false {
   }
 }
 
-/** Runs CRIU; on failure the error carries the end of its log. */
-export function criu(args: string[], dir: string, log: string): void {
+/** Runs CRIU (`fds`: fds of this process it gets as its fds 3, 4, ...); on failure the error carries the end of its log. */
+export function criu(args: string[], dir: string, log: string, fds: number[] = []): void {
   try {
-    execFileSync(CRIU, [...args, '-D', dir, '-v4', '-o', log], { stdio: 'pipe' });
+    execFileSync(CRIU, [...args, '-D', dir, '-v4', '-o', log], { stdio: ['pipe', 'pipe', 'pipe', ...fds] });
   } catch (err) {
     const text = fs.existsSync(path.join(dir, log)) ? fs.readFileSync(path.join(dir, log), 'utf8') : '';
     const errors = text.split('\n').filter((l) => /Error|error/.test(l) && !/RLIMIT_NOFILE/.test(l));
