@@ -84,6 +84,11 @@ export interface DumpOptions extends RunHooks {
    * refused (a restore would leave it unconnected).
    */
   externalPipes?: readonly string[] | undefined;
+  /**
+   * A pipe at fd 0, 1 or 2 of the tree's root whose other end is outside is taken as in
+   * `externalPipes` (the RPC's: runc gives its init's stdio pipes back with inherit_fd).
+   */
+  stdioPipesExternal?: boolean | undefined;
   /** Dump TCP connections to be restored closed (CRIU's --tcp-close). */
   tcpClose?: boolean | undefined;
   /** Leave out connections a listener has not accepted yet (CRIU's --skip-in-flight): they are lost. */
@@ -105,8 +110,6 @@ export interface DumpOptions extends RunHooks {
   root?: string | undefined;
   /** CRIU's --ext-mount-map at dump: mountpoint (as the tree sees it) to the name the external mount gets in the image. */
   extMounts?: ReadonlyMap<string, string> | undefined;
-  /** Why a tree with a mount namespace of its own is refused all the same (the RPC's: its restore lacks what runc asks for). */
-  mntNsRefused?: string | undefined;
 }
 
 export type { CgroupMode } from '../cgroup/dump-cgroups.js';

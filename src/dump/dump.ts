@@ -51,6 +51,7 @@ export function dump(opts: DumpOptions): DumpResult {
   }, inject);
   run.unix.extUnixSk = opts.extUnixSk ?? false;
   run.pipeData.external = new Set(opts.externalPipes ?? []);
+  if (opts.stdioPipesExternal) run.pipeData.stdioOf = pid;
   const notify = opts.notify ?? (() => {});
   notify('pre-dump');
   const tFreeze = performance.now();
@@ -69,7 +70,6 @@ export function dump(opts: DumpOptions): DumpResult {
     if (netLink && ns.own.some((k) => k.name === 'net') && !(ns.empty & CLONE_NEWNET)) run.tcp.setNetns({ link: netLink, path: `/proc/${pid}/ns/net` });
     run.users = ns.users;
     if (ns.own.some((k) => k.name === 'mnt')) {
-      if (opts.mntNsRefused) throw new StasisError('E_UNSUPPORTED', `Cannot dump mnt namespace ${ns.links.get('mnt')} of pid ${pid}: ${opts.mntNsRefused}`);
       // Its fds' links read as the tree sees them: stasis looks at them through its root.
       run.ghosts.mntRoot = `/proc/${pid}/root`;
       run.mnt = { ids: new Set(readMounts(pid).map((m) => m.mountId)) };

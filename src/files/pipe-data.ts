@@ -39,6 +39,8 @@ export interface PipeDataSink {
   external: ReadonlySet<string>;
   /** Those of `external` the tree has (written to EXTERNAL_PIPES_FILE), in the order found. */
   externalSeen: string[];
+  /** The root's pid, when a pipe at its fd 0, 1 or 2 is external too (DumpOptions.stdioPipesExternal). */
+  stdioOf?: number;
 }
 
 /**
@@ -58,6 +60,8 @@ export interface PipeEnds {
   noWriters: boolean;
   /** A write end polled POLLERR: no task anywhere holds a read end. */
   noReaders: boolean;
+  /** Some end is at fd 0, 1 or 2 of PipeDataSink.stdioOf. */
+  stdio: boolean;
 }
 
 export function newPipeDataSink(): PipeDataSink {
@@ -79,7 +83,7 @@ export function checkPipePeers(sink: PipeDataSink, log?: Log): void {
     const key = `pipe:[${id}]`;
     const outside = !e.read && !e.noReaders ? 'read' : !e.write && !e.noWriters ? 'written' : undefined;
     if (!outside) continue;
-    if (sink.external.has(key)) {
+    if (sink.external.has(key) || e.stdio) {
       sink.externalSeen.push(key);
       continue;
     }
@@ -211,7 +215,8 @@ export function takePipeEnd(e: TakenEnd, pipeId: number, inode: string, sink: Pi
 /** Records which way the tree holds pipe `pipeId` through `taken`, and whether it has readers and writers at all. */
 function noteEnd(sink: PipeDataSink, pipeId: number, e: TakenEnd, taken: number): void {
   let ends = sink.ends.get(pipeId);
-  if (!ends) sink.ends.set(pipeId, ends = { first: e, read: false, write: false, noWriters: false, noReaders: false });
+  if (!ends) sink.ends.set(pipeId, ends = { first: e, read: false, write: false, noWriters: false, noReaders: false, stdio: false });
+  if (e.pid === sink.stdioOf && e.fd <= 2) ends.stdio = true;
   const acc = e.flags & O_ACCMODE;
   if (acc !== O_WRONLY) {
     ends.read = true;

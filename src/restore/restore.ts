@@ -155,7 +155,7 @@ function restoreChecked(
   const inherit = InheritedFds.from(opts.inheritFds ?? []);
   const set = readImageSet(opts.imagesDir);
   for (const key of readExternalPipes(set.dir)) {
-    if (!inherit.has(key)) throw new StasisError('E_RESTORE_FAILED', `Cannot restore ${key}: its other end was outside the tree, and the dump took it as external (--external ${key}); give the tree a pipe for it with --inherit-fd fd[N]:${key}`);
+    if (!inherit.has(key)) throw new StasisError('E_RESTORE_FAILED', `Cannot restore ${key}: its other end was outside the tree, and the dump took it as external; give the tree a pipe for it with --inherit-fd fd[N]:${key} (over RPC, inherit_fd)`);
   }
   log.info(`images read: ${set.order.length} task(s), ${set.files.size} file object(s)`);
   const locks = readLocks(set.dir);

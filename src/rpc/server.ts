@@ -92,10 +92,10 @@ async function run(conn: RpcConn, req: CriuReq, swrk: boolean): Promise<Resp> {
     const io = { log, notify: notifier(conn, req.opts) };
     switch (verb) {
       case 'dump':
-        // runc restores a container with inherit_fd (its stdio pipes), which stasis lacks: its
-        // checkpoint is refused rather than killing a container for images nothing can
-        // restore (the command line dumps and restores mount namespaces).
-        dumpSync({ ...dumpOptions(a, io), mntNsRefused: 'a restore over RPC needs inherit_fd (as runc asks for), which stasis does not support yet; the command line restores it (stasis restore --root, --ext-mount-map)' });
+        // runc gives its init's stdio pipes (descriptors.json) back with inherit_fd at restore:
+        // they are taken as external, as CRIU dumps them; a restore that does not give them is
+        // refused (stasis-external.json). Another pipe to a process outside is refused here.
+        dumpSync({ ...dumpOptions(a, io), stdioPipesExternal: true });
         return { type: req.type, success: true, dump: { restored: false } };
       case 'pre-dump':
         preDumpSync(preDumpOptions(a, io));

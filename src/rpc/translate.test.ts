@@ -34,7 +34,7 @@ test('argsFromOpts() gives the command line\'s options; false flags and options 
   assert.equal(r.opts.has('track-mem'), false);
 });
 
-test('runc\'s requests decode: its dump is taken (root, ext_mnt, freeze_cgroup, orphan_pts_master), what its restore asks that stasis cannot honour yet is refused by the option\'s name', () => {
+test('runc\'s requests decode: its dump is taken (root, ext_mnt, freeze_cgroup, orphan_pts_master), and so is its restore (rst_sibling, inherit_fd of its stdio pipe, given twice)', () => {
   const d = fixture('runc-1.1-dump.bin');
   assert.equal(d.type, CriuReqType.DUMP);
   assert.equal(d.opts?.freezeCgroup, '/sys/fs/cgroup/freezer/ct1');
@@ -46,7 +46,9 @@ test('runc\'s requests decode: its dump is taken (root, ext_mnt, freeze_cgroup, 
   assert.equal(a.opts.get('freeze-cgroup'), '/sys/fs/cgroup/freezer/ct1');
   assert.equal(typeof a.opts.get('root'), 'string');
   assert.ok((a.opts.get('ext-mount-map') as string[]).includes('/proc/keys:/dev/null'), String(a.opts.get('ext-mount-map')));
-  assert.throws(() => argsFromOpts('restore', r.opts!, fds), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && /^RPC option \w+ \(--[a-z-]+\) is not supported/.test(e.message));
+  const ra = argsFromOpts('restore', r.opts!, fds);
+  assert.equal(ra.opts.get('restore-sibling'), true);
+  assert.deepEqual(ra.opts.get('inherit-fd'), ['fd[1]:pipe:[563348]', 'fd[2]:pipe:[563348]']);
   // And the dump's options: the root, the external mounts by mountpoint, the freeze cgroup.
   const o = dumpOptions({ ...a, opts: new Map([...a.opts, ['images-dir', '/img'], ['tree', '812']]) }, { log: NO_LOG });
   assert.equal(o.root, a.opts.get('root'));

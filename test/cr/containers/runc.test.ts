@@ -5,8 +5,7 @@
 // request reach stasis, which takes runc's options (root, ext_mnt, freeze_cgroup,
 // orphan_pts_master, ...), freezes the container and plans its mount namespace mount by
 // mount, and refuses it: its /dev tmpfs has mounts on it, which may hide files stasis cannot
-// see (were it not so, the RPC refuses it all the same: runc's restore asks for inherit_fd,
-// which stasis does not support yet). The refusal is in runc's dump.log, and the container runs on, its
+// see. The refusal is in runc's dump.log, and the container runs on, its
 // count going up. Mount namespaces themselves are restored (test/cr/ns/mount-ns.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

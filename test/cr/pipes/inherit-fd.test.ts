@@ -89,7 +89,7 @@ test('--inherit-fd takes the read end of the new pipe as well (the end is reopen
 
   // The dump took the pipe as external: a restore that does not give it is refused, naming it.
   await assert.rejects(restore({ imagesDir: images, detach: true }),
-    (e: Error) => e.message === `Cannot restore ${key}: its other end was outside the tree, and the dump took it as external (--external ${key}); give the tree a pipe for it with --inherit-fd fd[N]:${key}`);
+    (e: Error) => e.message === `Cannot restore ${key}: its other end was outside the tree, and the dump took it as external; give the tree a pipe for it with --inherit-fd fd[N]:${key} (over RPC, inherit_fd)`);
   assert.deepEqual(JSON.parse(fs.readFileSync(`${images}/stasis-external.json`, 'utf8')), { pipes: [key] });
   const [closed] = pipe2(O_CLOEXEC);
   closeFd(closed);

@@ -132,7 +132,7 @@ test('an option stasis does not support is refused by name in the response; a re
   }
 });
 
-test('runc\'s way with a container\'s stdout pipe: DUMP with external pipe:[ID], RESTORE with inherit_fd fd 1 (and 2, the same key) of swrk, whose stdout is the new pipe; every line once', async () => {
+test('runc\'s way with a container\'s stdout pipe: DUMP takes the root\'s stdio pipe as external, RESTORE without inherit_fd is refused, with inherit_fd fd 1 (and 2, the same key) of swrk, whose stdout is the new pipe, every line comes once', async () => {
   const old = newPipe();
   const w = new Workload('rpc-inherit', compileWorkload('stdout-counter')).start({ stdout: { fd: old.write } });
   closeFd(old.write);
@@ -140,20 +140,21 @@ test('runc\'s way with a container\'s stdout pipe: DUMP with external pipe:[ID],
   const images = tmpDir('rpc-inherit-img');
   const imgFd = fs.openSync(images, 'r');
   try {
-    // Without it the dump is refused, naming the option; the tree runs on.
-    const c = new SwrkClient();
-    const refused = c.call({ type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid } });
-    c.close();
-    assert.equal(refused.success, false);
-    assert.match(refused.crErrmsg, /is read by a process outside the tree.*--external pipe:\[\d+\]/);
-    assert.ok(untraced(w.pid));
-
+    // As runc asks: no `external` for the pipe (runc keeps its init's stdio in descriptors.json).
     const d = new SwrkClient();
-    const dr = d.call({ type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid, external: [key], logLevel: 4, logFile: 'dump.log' } });
+    const dr = d.call({ type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid, logLevel: 4, logFile: 'dump.log' } });
     d.close();
     assert.ok(dr.success, dr.crErrmsg);
     waitPid(w.pid);
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(images, 'stasis-external.json'), 'utf8')), { pipes: [key] });
     const before = await old.reader.untilEof();
+
+    const c = new SwrkClient();
+    const refused = c.call({ type: CriuReqType.RESTORE, opts: { imagesDirFd: imgFd } });
+    c.close();
+    assert.equal(refused.success, false);
+    assert.match(refused.crErrmsg, /Cannot restore pipe:\[\d+\]: its other end was outside the tree.*--inherit-fd fd\[N\]:pipe:/);
+    assert.equal(fs.existsSync(`/proc/${w.pid}`), false);
 
     const next = newPipe();
     const r = new SwrkClient(process.env, { stdout: { fd: next.write } });
