@@ -19,6 +19,7 @@ import { StasisError } from '../errors.js';
 import type { NsRestoreCtx } from './ns-kind.js';
 import { planMounts, FSTYPE, type MountPlan } from './mnt.js';
 
+const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000;
 const MS_RDONLY = 0x1, MS_REMOUNT = 0x20, MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MNT_DETACH = 2;
 // The superblock flags an image keeps, passed to a fresh mount (their MS_* values are the SB_* ones).
 const SB_MASK = 0x1 | 0x10 | 0x40 | 0x80 | 0x2000000;
@@ -37,21 +38,27 @@ function asMountInfo(e: MntEntry): MountInfo {
   };
 }
 
-/** The entries parents first (the image holds them in the reverse of mountinfo's order). */
+/**
+ * The entries parents first, otherwise in mountinfo's order (the reverse of the image's),
+ * which is the order they were made in: a mount over a directory above another (zdtm
+ * tempfs_overmounted's second /a over /a/b) is made after the mounts it covers, as it was.
+ */
 function parentsFirst(entries: MntEntry[]): MntEntry[] {
   const ids = new Set(entries.map((e) => e.mntId));
   const done = new Set<number>();
+  const waiting = new Map<number, MntEntry[]>();
   const out: MntEntry[] = [];
-  let left = [...entries].reverse();
-  while (left.length) {
-    const ready = left.filter((e) => !ids.has(e.parentMntId) || done.has(e.parentMntId));
-    if (!ready.length) throw new StasisError('E_CORRUPT', `The mounts ${left.map((e) => e.mntId).join(', ')} of the image hang off each other`);
-    for (const e of ready) {
-      out.push(e);
-      done.add(e.mntId);
-    }
-    left = left.filter((e) => !done.has(e.mntId));
+  const add = (e: MntEntry) => {
+    out.push(e);
+    done.add(e.mntId);
+    for (const c of waiting.get(e.mntId) ?? []) add(c);
+    waiting.delete(e.mntId);
+  };
+  for (const e of [...entries].reverse()) {
+    if (!ids.has(e.parentMntId) || done.has(e.parentMntId)) add(e);
+    else waiting.set(e.parentMntId, [...(waiting.get(e.parentMntId) ?? []), e]);
   }
+  if (out.length < entries.length) throw new StasisError('E_CORRUPT', `The mounts ${entries.filter((e) => !done.has(e.mntId)).map((e) => e.mntId).join(', ')} of the image hang off each other`);
   return out;
 }
 
@@ -66,7 +73,19 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
   if (ctx.rootCode === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the root task's code is not known`);
   const yard = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-mnt-'));
   const inTask = (p: string) => `/proc/${hostPid}/root${p}`;
-  const at = (e: MntEntry) => (e.mountpoint === '/' ? yard : `${yard}${e.mountpoint}`);
+  // Each mount, once made, is held by an O_PATH fd of stasis's, and reached through it (from
+  // stasis and from the task, whose /proc is still stasis's): a path in the yard would lead to
+  // whatever was mounted over it later (zdtm tempfs_overmounted's second /a over /a/b).
+  const held = new Map<number, number>();
+  const heldPath = (e: MntEntry) => `/proc/${process.pid}/fd/${held.get(e.mntId)!}`;
+  /** Where mount `e` goes: on its parent, through the parent's fd; the root in the yard. */
+  const target = (e: MntEntry): { task: string; host: string } => {
+    const p = byId.get(e.parentMntId);
+    if (!p || !held.has(p.mntId)) return e.mountpoint === '/' ? { task: yard, host: inTask(yard) } : { task: `${yard}${e.mountpoint}`, host: inTask(`${yard}${e.mountpoint}`) };
+    const rel = p.mountpoint === '/' ? e.mountpoint : e.mountpoint.slice(p.mountpoint.length);
+    const at = `${heldPath(p)}${rel === '/' ? '' : rel}`;
+    return { task: at, host: at };
+  };
   const inj = new Injector(hostPid, { code: ctx.rootCode, codeInPlace: true });
   const call = (what: string, name: 'mount' | 'umount2' | 'pivot_root' | 'chdir', ...args: (string | number | null)[]) => {
     inj.resetScratch();
@@ -78,22 +97,29 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     for (const e of entries) {
       const plan = planned.plans.get(e.mntId)!;
       const where = `${e.mountpoint} (mount ${e.mntId})`;
-      const source = sourceOf(e, plan, ctx, byId, at, id);
-      if (plan.how !== 'root') makeTarget(inTask(at(e)), source === undefined ? true : isDir(plan.how === 'external' ? source : inTask(source)));
+      const source = sourceOf(e, plan, ctx, byId, heldPath, id);
+      const to = target(e);
+      if (plan.how !== 'root') makeTarget(to.host, source === undefined ? true : isDir(source));
       if (plan.how === 'fresh') {
         const fsType = fsName(e.fstype)!;
         // Read-only per mount comes with the flags below; a read-only superblock now.
         // A read-only superblock with files is made read-only once they are in.
         const sb = e.sbFlags & SB_MASK & (plan.contents ? ~MS_RDONLY : ~0);
-        call(`mounting ${fsType} at ${where}`, 'mount', e.source, at(e), fsType, (e.flags & ~MS_RDONLY) | sb, e.options);
-        if (plan.contents) extract(archive(e), inTask(at(e)), where);
-        if (plan.contents && e.sbFlags & MS_RDONLY) call(`making the ${fsType} at ${where} read-only`, 'mount', 'none', at(e), null, MS_REMOUNT | (e.sbFlags & SB_MASK), e.options);
-      } else call(`binding ${source} at ${where}`, 'mount', source!, at(e), null, MS_BIND, null);
+        call(`mounting ${fsType} at ${where}`, 'mount', e.source, to.task, fsType, (e.flags & ~MS_RDONLY) | sb, e.options);
+      } else call(`binding ${source} at ${where}`, 'mount', source!, to.task, null, MS_BIND, null);
+      // The path of the lowest of the mounts stacked where it is leads to it, the topmost
+      // (a path ending in an fd's link would stop at the fd's own mount).
+      let low = e;
+      for (let p = byId.get(low.parentMntId); p && held.has(p.mntId) && p.mountpoint === low.mountpoint; p = byId.get(low.parentMntId)) low = p;
+      held.set(e.mntId, fs.openSync(target(low).host, O_PATH | O_CLOEXEC));
+      // A tmpfs's files go in before anything is mounted on it, those other mounts hide too.
+      if (plan.how === 'fresh' && plan.contents) extract(archive(e), heldPath(e), where);
+      if (plan.how === 'fresh' && plan.contents && e.sbFlags & MS_RDONLY) call(`making the ${fsName(e.fstype)!} at ${where} read-only`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | (e.sbFlags & SB_MASK), e.options);
       ctx.log.debug(`mount ${e.mntId}: ${plan.how} at ${e.mountpoint}`);
     }
     // Flags last, children before parents: a read-only parent takes no more mountpoints.
     for (const e of [...entries].reverse()) {
-      call(`setting the flags 0x${e.flags.toString(16)} of ${e.mountpoint} (mount ${e.mntId})`, 'mount', 'none', at(e), null, MS_REMOUNT | MS_BIND | e.flags, null);
+      call(`setting the flags 0x${e.flags.toString(16)} of ${e.mountpoint} (mount ${e.mntId})`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | MS_BIND | e.flags, null);
     }
     call(`entering ${yard}`, 'chdir', yard);
     call('pivot_root into the restored mounts', 'pivot_root', '.', '.');
@@ -101,6 +127,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     call('entering the restored root', 'chdir', '/');
     ctx.log.info(`mnt namespace ${id}: ${entries.length} mounts restored`);
   } finally {
+    for (const fd of held.values()) fs.closeSync(fd);
     inj.end();
     try {
       fs.rmdirSync(yard);
@@ -110,7 +137,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
   }
 }
 
-/** What mount `e` is made from: the host path of --root or of an external mount, or the path in the yard of the mount it binds. */
+/** What mount `e` is made from: the host path of --root or of an external mount, or a path through the fd of the mount it binds. */
 function sourceOf(e: MntEntry, plan: MountPlan, ctx: NsRestoreCtx, byId: Map<number, MntEntry>, at: (e: MntEntry) => string, id: number): string | undefined {
   switch (plan.how) {
     case 'root':

@@ -45,13 +45,20 @@ test('mountFlags() adds strictatime where mountinfo prints no atime mode, as the
   assert.equal(mountFlags(['rw', 'noatime']), 0x400);
 });
 
-// The container without the mounts that sit on a tmpfs (/dev/pts, /dev/shm, /dev/mqueue, the cgroups on /sys/fs/cgroup).
+// The container without the mounts that sit on a tmpfs (/dev/pts, /dev/shm, /dev/mqueue, the cgroups on /sys/fs/cgroup): a tree whose tmpfs hold files only.
 const TMPFS_IDS = new Set(MOUNTS.filter((m) => m.fsType === 'tmpfs').map((m) => m.mountId));
 const NO_OVER = MOUNTS.filter((m) => !TMPFS_IDS.has(m.parentId));
 
-test('planMounts() refuses runc\'s container: its /dev tmpfs has mounts on it, which may hide files stasis cannot see', () => {
-  const p = planMounts(MOUNTS, EXT, true, () => 'empty');
-  assert.match('refused' in p ? p.refused : 'planned', /^mount 93 at \/dev \(tmpfs tmpfs\) has mount 94 on it at \/dev\/pts, which may hide files of the tmpfs/);
+test('planMounts() plans runc\'s whole container: its /dev tmpfs with /dev/pts, /dev/shm and /dev/mqueue on it, kept from a clone of the tmpfs alone', () => {
+  const p = planMounts(MOUNTS, EXT, true, (m) => (m.mountPoint === '/dev' ? 'files' : 'empty'));
+  assert.ok('plans' in p, 'refused' in p ? p.refused : '');
+  const at = (mp: string) => MOUNTS.find((m) => m.mountPoint === mp)!.mountId;
+  assert.deepEqual(p.plans.get(at('/dev')), { how: 'fresh', fsType: 'tmpfs', contents: true });
+  assert.deepEqual(p.plans.get(at('/dev/pts')), { how: 'fresh', fsType: 'devpts' });
+  assert.deepEqual(p.plans.get(at('/dev/shm')), { how: 'fresh', fsType: 'tmpfs' });
+  assert.deepEqual(p.plans.get(at('/dev/mqueue')), { how: 'fresh', fsType: 'mqueue' });
+  assert.deepEqual(p.plans.get(at('/sys/fs/cgroup/cpu')), { how: 'external', key: '/sys/fs/cgroup/cpu' });
+  assert.equal(p.plans.size, MOUNTS.length);
 });
 
 test('planMounts() makes every other mount of the runc container again given its root and runc\'s ext_mnt', () => {
@@ -76,7 +83,7 @@ test('planMounts() keeps the files of a tmpfs (runc\'s /dev with its device node
 test('planMounts() names the mount it refuses: the root without --root, cgroup v1 without ext_mnt, a tmpfs with a socket file', () => {
   const refused = (r: ReturnType<typeof planMounts>) => ('refused' in r ? r.refused : 'planned');
   assert.match(refused(planMounts(MOUNTS, EXT, false, () => 'empty')), /mount 91 at \/ \(ext4 \/dev\/vda, \/tmp\/mntns-criu\/bundle\/rootfs\) is the tree's root mount, and no root/);
-  // (A cgroup v1 hierarchy straight on /sys: on runc's /sys/fs/cgroup tmpfs, the tmpfs is refused first.)
+  // (A cgroup v1 hierarchy straight on /sys.)
   const cpu = { ...MOUNTS.find((m) => m.mountPoint === '/sys/fs/cgroup/cpu')!, parentId: 97 };
   assert.match(refused(planMounts([...NO_OVER, cpu], new Map(), true, () => 'empty')), /at \/sys\/fs\/cgroup\/cpu \(cgroup cgroup, .*\) is a cgroup v1 hierarchy; give it as an external mount/);
   assert.match(refused(planMounts(NO_OVER, EXT, true, (m) => (m.mountPoint === '/dev' ? 'a Unix socket file (/dev/log)' : 'empty'))), /mount 93 at \/dev \(tmpfs tmpfs\) holds a Unix socket file \(\/dev\/log\), which a tmpfs archive cannot keep/);

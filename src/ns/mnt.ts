@@ -7,6 +7,7 @@
 // archive, as CRIU keeps them (tmpfs-dev-<root_dev>.tar.gz.img). What no plan fits is refused
 // at dump by name; the restore is mnt-restore.ts.
 import fs from 'node:fs';
+import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { create } from '@bufbuild/protobuf';
 import { parseMountinfo, type MountInfo } from '../proc/mountinfo.js';
@@ -14,7 +15,7 @@ import { MntEntrySchema, type MntEntry } from '../image/gen/stasis/mnt_pb.js';
 import { writeImage, imagePath } from '../image/index.js';
 import { StasisError } from '../errors.js';
 import { restoreMounts } from './mnt-restore.js';
-import { CLONE_NEWNS } from '../sys/index.js';
+import { CLONE_NEWNS, inMountNsCopy, SyscallError } from '../sys/index.js';
 import type { NsCheckOpts, NsKind } from './ns-kind.js';
 
 // CRIU's `fstype` enum (mnt.proto); a name not here is 0, restorable only as the root.
@@ -113,9 +114,7 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     if (fsType === 'cgroup') return { refused: `${name(m)} is a cgroup v1 hierarchy; give it as an external mount (--ext-mount-map, RPC ext_mnt), as runc does` };
     if (m.root !== '/') return { refused: `${name(m)} shows ${m.root} of a filesystem no other mount of the tree shows; give it as an external mount (--ext-mount-map, RPC ext_mnt)` };
     if (fsType === 'tmpfs') {
-      // The files a mount on it hides are not seen through the tree's root (CRIU reads them from a clone of the mount).
-      const over = mounts.find((o) => o.parentId === m.mountId && o.mountPoint !== m.mountPoint);
-      if (over) return { refused: `${name(m)} has mount ${over.mountId} on it at ${over.mountPoint}, which may hide files of the tmpfs that stasis cannot see to keep` };
+      // (Read from a clone of the mount alone: the files mounts on it hide are kept, what those mounts hold is theirs.)
       const files = tmpfsFiles(m);
       if (files !== 'empty' && files !== 'files') return { refused: `${name(m)} holds ${files}, which a tmpfs archive cannot keep` };
       plans.set(m.mountId, { how: 'fresh', fsType, ...(files === 'files' ? { contents: true as const } : {}) });
@@ -132,33 +131,94 @@ const isUnder = (path: string, dir: string) => dir === '/' || path === dir || pa
 /** What a tmpfs holds: 'empty' (only other mounts' mountpoints), 'files' a tar archive keeps, or the first thing it cannot keep. */
 export type TmpfsFiles = 'empty' | 'files' | string;
 
-/** The contents of the tmpfs of mount `m` as task `pid` sees it (through its root), not going into other mounts. */
-function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[]): (m: MountInfo) => TmpfsFiles {
-  return (m) => {
-    const top = `/proc/${pid}/root${m.mountPoint === '/' ? '' : m.mountPoint}`;
-    const under = new Set(mounts.filter((o) => o.parentId === m.mountId).map((o) => o.mountPoint));
-    let dev: bigint;
-    try {
-      dev = fs.lstatSync(top, { bigint: true }).dev;
-    } catch (err) {
-      return `a mountpoint stasis cannot read (${(err as Error).message})`;
-    }
-    let seen = false;
-    const walk = (dir: string, rel: string): string | undefined => {
-      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-        const r = `${rel}/${e.name}`, p = `${dir}/${e.name}`;
-        if (under.has(`${m.mountPoint === '/' ? '' : m.mountPoint}${r}`)) continue;
-        seen = true;
-        if (e.isSocket()) return `a Unix socket file (${m.mountPoint}${r})`;
-        if (e.isDirectory() && fs.lstatSync(p, { bigint: true }).dev === dev) {
-          const why = walk(p, r);
-          if (why) return why;
+/**
+ * Runs `fn` on a detached clone of the tmpfs of mount `m` alone, made in a private copy of
+ * task `pid`'s mount namespace (sys/mount-ns-copy.ts): what covers the mount there (a mount
+ * stacked on it, or on a directory above it) is detached first, the mount is found again in
+ * the copy by its place in the tree (the copy's mount ids are new). `fn` gets the clone's
+ * root as a path of this process; `unreachable` says why no path leads to the mount.
+ */
+function withTmpfsClone<T>(pid: number, m: MountInfo, mounts: readonly MountInfo[], fn: (dir: string) => T): T | { unreachable: string } {
+  const fd = inMountNsCopy(pid, (copy) => {
+    const theirs = parseMountinfo(copy.mountinfo());
+    const want = sameMount(m, mounts, theirs);
+    if (typeof want === 'string') return want;
+    const ancestors = new Set<number>();
+    for (let a = theirs.find((o) => o.mountId === want.parentId); a && !ancestors.has(a.mountId); a = theirs.find((o) => o.mountId === a!.parentId)) ancestors.add(a.mountId);
+    // The mount the path, or the longest part of it that exists, leads to (a mount over a
+    // directory above it may have no such path).
+    const landing = () => {
+      for (let p = m.mountPoint; ; p = path.posix.dirname(p)) {
+        try {
+          return copy.mountIdAt(p);
+        } catch (err) {
+          if (!(err instanceof SyscallError && err.code === 'ENOENT') || p === '/') throw err;
         }
       }
-      return undefined;
     };
+    for (let left = theirs.length; left >= 0; left--) {
+      const at = landing();
+      if (at === want.mountId) return copy.cloneAt(m.mountPoint);
+      const top = theirs.find((o) => o.mountId === at);
+      // The path ends in a mount under it: its mountpoint is gone (deleted) or moved.
+      if (!top || ancestors.has(at) || top.mountPoint === '/') return `its mountpoint does not lead to it (it ends in mount ${top ? `at ${top.mountPoint}` : at})`;
+      copy.detach(top.mountPoint);
+    }
+    return 'the mounts that cover it do not come off';
+  });
+  if (typeof fd === 'string') return { unreachable: fd };
+  try {
+    return fn(`/proc/${process.pid}/fd/${fd}`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Mount `m` of `mounts` among `theirs` (a copy of the same tree with other ids): by its chain of mountpoints, roots and devices up to the root. */
+function sameMount(m: MountInfo, mounts: readonly MountInfo[], theirs: readonly MountInfo[]): MountInfo | string {
+  const keyOf = (list: readonly MountInfo[]) => {
+    const byId = new Map(list.map((o) => [o.mountId, o]));
+    const keys = new Map<number, string>();
+    const key = (o: MountInfo, depth = 0): string => {
+      const k = keys.get(o.mountId);
+      if (k !== undefined) return k;
+      const p = byId.get(o.parentId);
+      const own = `${o.mountPoint}\0${o.root}\0${o.dev.major}:${o.dev.minor}`;
+      const full = p && depth < list.length ? `${key(p, depth + 1)}\n${own}` : own;
+      keys.set(o.mountId, full);
+      return full;
+    };
+    return key;
+  };
+  const want = keyOf(mounts)(m), key = keyOf(theirs);
+  const found = theirs.filter((o) => key(o) === want);
+  return found.length === 1 ? found[0]! : `a copy of the namespace shows ${found.length} mounts where it is`;
+}
+
+/** The contents of the tmpfs of mount `m` of task `pid`, hidden files included, without what other mounts hold. */
+function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[]): (m: MountInfo) => TmpfsFiles {
+  return (m) => {
+    // The mountpoints of the mounts on it, relative to its root: as they are, nothing to keep (a restore makes them).
+    const prefix = m.mountPoint === '/' ? '' : m.mountPoint;
+    const under = new Set(mounts.filter((o) => o.parentId === m.mountId && o.mountPoint !== m.mountPoint && o.mountPoint.startsWith(`${prefix}/`)).map((o) => o.mountPoint.slice(prefix.length)));
     try {
-      return walk(top, '') ?? (seen ? 'files' : 'empty');
+      const r = withTmpfsClone(pid, m, mounts, (top) => {
+        let seen = false;
+        const walk = (dir: string, rel: string): string | undefined => {
+          for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+            const r = `${rel}/${e.name}`, p = `${dir}/${e.name}`;
+            if (e.isSocket()) return `a Unix socket file (${prefix}${r})`;
+            if (!under.has(r) || (e.isFile() && fs.lstatSync(p).size > 0) || (!e.isFile() && !e.isDirectory())) seen = true;
+            if (e.isDirectory()) {
+              const why = walk(p, r);
+              if (why) return why;
+            }
+          }
+          return undefined;
+        };
+        return walk(top, '') ?? (seen ? 'files' : 'empty');
+      });
+      return typeof r === 'string' ? r : `a tmpfs stasis cannot reach: ${r.unreachable}`;
     } catch (err) {
       return `files stasis cannot read (${(err as Error).message})`;
     }
@@ -177,11 +237,13 @@ function plansOf(pid: number, opts: NsCheckOpts): { mounts: MountInfo[]; plans: 
   return 'refused' in p ? p : { mounts, plans: p.plans };
 }
 
-/** Archives the files of the tmpfs at `mountPoint` (as task `pid` sees it) into `file`, without what other mounts hold. */
-function archiveTmpfs(pid: number, mountPoint: string, file: string): void {
+/** Archives the files of the tmpfs of mount `m` of task `pid` into `file`, those other mounts hide included, without what they hold. */
+function archiveTmpfs(pid: number, m: MountInfo, mounts: readonly MountInfo[], file: string): void {
   fs.writeFileSync(file, '', { mode: 0o600 }); // every image is 0600
-  const r = spawnSync('tar', ['--create', '--gzip', '--one-file-system', '--numeric-owner', '--preserve-permissions', '--sparse', '--directory', `/proc/${pid}/root${mountPoint}`, '--file', file, '.'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new StasisError('E_DUMP_FAILED', `Cannot archive the tmpfs at ${mountPoint} of pid ${pid}: tar ${r.error ? r.error.message : `exited with ${r.status}: ${r.stderr.trim()}`}`);
+  const fail = (why: string) => new StasisError('E_DUMP_FAILED', `Cannot archive the tmpfs at ${m.mountPoint} of pid ${pid}: ${why}`);
+  const r = withTmpfsClone(pid, m, mounts, (dir) => spawnSync('tar', ['--create', '--gzip', '--one-file-system', '--numeric-owner', '--preserve-permissions', '--sparse', '--directory', dir, '--file', file, '.'], { encoding: 'utf8' }));
+  if ('unreachable' in r) throw fail(r.unreachable);
+  if (r.status !== 0) throw fail(`tar ${r.error ? r.error.message : `exited with ${r.status}: ${r.stderr.trim()}`}`);
 }
 
 export const mntNs = {
@@ -202,7 +264,7 @@ export const mntNs = {
       const plan = p.plans.get(m.mountId);
       if (plan?.how !== 'fresh' || !plan.contents) continue;
       const file = ctx.note(imagePath(ctx.imagesDir, 'tmpfs-dev', kdev(m.dev)));
-      archiveTmpfs(pid, m.mountPoint, file);
+      archiveTmpfs(pid, m, p.mounts, file);
     }
     const count = (how: MountPlan['how']) => [...p.plans.values()].filter((x) => x.how === how).length;
     ctx.log.info(`mnt namespace ${id}: ${p.mounts.length} mounts (root ${count('root')}, new ${count('fresh')}, bind ${count('bind')}, external ${count('external')})`);

@@ -27,3 +27,4 @@ export * from './netlink-packet.js';
 export { openCgroupFs } from './cgroup-fs.js';
 export * from './conntrack.js';
 export * from './spawn-sibling.js';
+export { inMountNsCopy, type MountNsCopy } from './mount-ns-copy.js';

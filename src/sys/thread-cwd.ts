@@ -8,9 +8,23 @@ import { syscall } from './libc.js';
 const CLONE_FS = 0x200;
 let ownFs = false;
 
+/** Whether this thread is Node's main thread (the process's first: its tid is the pid), asked without loading worker_threads. */
+export const onMainThread = () => Number(syscall('gettid')) === process.pid;
+
+/**
+ * Gives this thread a cwd, root and umask of its own, once: what it then changes (a chdir, a
+ * mount namespace entered) moves no other thread of the host. On the main thread (the command
+ * line's runs) libuv's pool keeps the old ones, the same directories: stasis moves the main
+ * thread's only for a moment (inDirectory(), mount-ns-copy.ts), with no fs call of the pool under way.
+ */
+export function ownFsOfThread(): void {
+  if (ownFs) return;
+  syscall('unshare', CLONE_FS);
+  ownFs = true;
+}
+
 export function inDirectory<T>(dir: string, fn: () => T): T {
-  // Node's main thread is the process's first (its tid is the pid); asked without loading worker_threads.
-  if (Number(syscall('gettid')) === process.pid) {
+  if (onMainThread()) {
     const back = process.cwd();
     process.chdir(dir);
     try {
@@ -19,10 +33,7 @@ export function inDirectory<T>(dir: string, fn: () => T): T {
       process.chdir(back);
     }
   }
-  if (!ownFs) {
-    syscall('unshare', CLONE_FS);
-    ownFs = true;
-  }
+  ownFsOfThread();
   const back = fs.openSync('.', fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   const to = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   try {
