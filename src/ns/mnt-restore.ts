@@ -19,7 +19,7 @@ import { StasisError } from '../errors.js';
 import type { NsRestoreCtx } from './ns-kind.js';
 import { planMounts, FSTYPE, type MountPlan } from './mnt.js';
 
-const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000;
+const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, OPEN_TREE_CLONE = 1;
 const MS_RDONLY = 0x1, MS_REMOUNT = 0x20, MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MNT_DETACH = 2;
 // The superblock flags an image keeps, passed to a fresh mount (their MS_* values are the SB_* ones).
 const SB_MASK = 0x1 | 0x10 | 0x40 | 0x80 | 0x2000000;
@@ -87,19 +87,38 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     return { task: at, host: at };
   };
   const inj = new Injector(hostPid, { code: ctx.rootCode, codeInPlace: true });
-  const call = (what: string, name: 'mount' | 'umount2' | 'pivot_root' | 'chdir', ...args: (string | number | null)[]) => {
+  const call = (what: string, name: 'mount' | 'umount2' | 'pivot_root' | 'chdir' | 'open_tree' | 'close', ...args: (string | number | null)[]) => {
     inj.resetScratch();
     const r = inj.call(name, ...args.map((a) => (a === null ? 0 : typeof a === 'string' ? inj.putString(a) : a)));
     if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: ${what} failed with ${failedWith(r)}`);
+    return Number(r);
+  };
+  const below = (c: MntEntry, top: MntEntry) => {
+    for (let a = byId.get(c.parentMntId), n = 0; a && n < entries.length; a = byId.get(a.parentMntId), n++) if (a.mntId === top.mntId) return true;
+    return false;
   };
   try {
     call('making the copied mounts private', 'mount', 'none', '/', null, MS_REC | MS_PRIVATE, null);
     for (const e of entries) {
       const plan = planned.plans.get(e.mntId)!;
       const where = `${e.mountpoint} (mount ${e.mntId})`;
-      const source = sourceOf(e, plan, ctx, byId, heldPath, id);
+      let source = sourceOf(e, plan, ctx, byId, heldPath, id), hostSource = source;
+      // A bind of what a mount made already on the mount bound covers (zdtm
+      // tempfs_overmounted01's b/b/b bound on b/b): from a clone of that mount alone, which
+      // the task makes (its namespace's mount) and may bind from (Linux 6.15's check_anonymous_mnt()).
+      let clone: number | undefined;
+      if (plan.how === 'bind') {
+        const from = byId.get(plan.from)!;
+        const rel = relOf(e, from), src = from.mountpoint === '/' ? rel : `${from.mountpoint}${rel}`;
+        const cover = entries.find((c) => held.has(c.mntId) && c.mountpoint !== from.mountpoint && under(src, c.mountpoint) && below(c, from));
+        if (cover) {
+          clone = call(`cloning mount ${from.mntId} at ${from.mountpoint}, which mount ${cover.mntId} at ${cover.mountpoint} covers`, 'open_tree', AT_FDCWD, heldPath(from), OPEN_TREE_CLONE | O_CLOEXEC);
+          source = `/proc/self/fd/${clone}${rel}`;
+          hostSource = `/proc/${hostPid}/fd/${clone}${rel}`;
+        }
+      }
       const to = target(e);
-      if (plan.how !== 'root') makeTarget(to.host, source === undefined ? true : isDir(source));
+      if (plan.how !== 'root') makeTarget(to.host, hostSource === undefined ? true : isDir(hostSource));
       if (plan.how === 'fresh') {
         const fsType = fsName(e.fstype)!;
         // Read-only per mount comes with the flags below; a read-only superblock now.
@@ -107,6 +126,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
         const sb = e.sbFlags & SB_MASK & (plan.contents ? ~MS_RDONLY : ~0);
         call(`mounting ${fsType} at ${where}`, 'mount', e.source, to.task, fsType, (e.flags & ~MS_RDONLY) | sb, e.options);
       } else call(`binding ${source} at ${where}`, 'mount', source!, to.task, null, MS_BIND, null);
+      if (clone !== undefined) call(`closing the clone of the mount ${e.mntId} binds`, 'close', clone);
       // The path of the lowest of the mounts stacked where it is leads to it, the topmost
       // (a path ending in an fd's link would stop at the fd's own mount).
       let low = e;
@@ -149,13 +169,20 @@ function sourceOf(e: MntEntry, plan: MountPlan, ctx: NsRestoreCtx, byId: Map<num
     }
     case 'bind': {
       const from = byId.get(plan.from)!;
-      const rel = from.root === '/' ? e.root : e.root.slice(from.root.length);
-      return `${at(from)}${rel === '/' ? '' : rel}`;
+      return `${at(from)}${relOf(e, from)}`;
     }
     case 'fresh':
       return undefined;
   }
 }
+
+/** The path below the root of mount `from` of what bind `e` shows: '' or '/a/b'. */
+function relOf(e: MntEntry, from: MntEntry): string {
+  const rel = from.root === '/' ? e.root : e.root.slice(from.root.length);
+  return rel === '/' ? '' : rel;
+}
+
+const under = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
 
 function isDir(p: string): boolean {
   return fs.statSync(p).isDirectory();
