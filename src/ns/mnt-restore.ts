@@ -3,8 +3,9 @@
 // nothing propagates back, builds the image's mounts parents first under a directory of its
 // own (the yard): the root as a bind of --root, fresh filesystems mounted by itself (proc of
 // its own pid namespace, sysfs of its network namespace, mqueue of its IPC namespace), tmpfs
-// files put back from their archive, binds of mounts made already, external mounts bound from
-// the host path --ext-mount-map gives their name; then sets each mount's flags (read-only,
+// files put back from their archive before anything is mounted on it, binds of mounts made
+// already, external mounts bound from the host path --ext-mount-map gives their name, each
+// reached through an fd held on the mount it goes on; then sets each mount's flags (read-only,
 // nosuid, ...), pivots into the yard and drops the old tree. stasis then opens the tree's files
 // through /proc/ROOT/root, which leads into the new tree.
 import fs from 'node:fs';

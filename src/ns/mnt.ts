@@ -4,7 +4,9 @@
 // is given (runc's criu-root), a fresh filesystem (proc, sysfs, tmpfs, devpts newinstance,
 // mqueue, cgroup2), a bind of a mount of the same namespace, or an external mount named by
 // ext_mnt (runc's masked paths and cgroup v1 hierarchies). A tmpfs's files go into a tar
-// archive, as CRIU keeps them (tmpfs-dev-<root_dev>.tar.gz.img). What no plan fits is refused
+// archive, as CRIU keeps them (tmpfs-dev-<root_dev>.tar.gz.img), read from a clone of the
+// tmpfs alone: the files the mounts on it hide (runc's /dev under /dev/shm, /dev/pts, its
+// bound device nodes) are kept, and none of those mounts' own. What no plan fits is refused
 // at dump by name; the restore is mnt-restore.ts.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,7 +17,7 @@ import { MntEntrySchema, type MntEntry } from '../image/gen/stasis/mnt_pb.js';
 import { writeImage, imagePath } from '../image/index.js';
 import { StasisError } from '../errors.js';
 import { restoreMounts } from './mnt-restore.js';
-import { CLONE_NEWNS, inMountNsCopy, SyscallError } from '../sys/index.js';
+import { CLONE_NEWNS, closeFd, inMountNsCopy, SyscallError } from '../sys/index.js';
 import type { NsCheckOpts, NsKind } from './ns-kind.js';
 
 // CRIU's `fstype` enum (mnt.proto); a name not here is 0, restorable only as the root.
@@ -170,7 +172,7 @@ function withTmpfsClone<T>(pid: number, m: MountInfo, mounts: readonly MountInfo
   try {
     return fn(`/proc/${process.pid}/fd/${fd}`);
   } finally {
-    fs.closeSync(fd);
+    closeFd(fd);
   }
 }
 

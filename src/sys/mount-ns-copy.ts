@@ -9,7 +9,6 @@
 // mount; the task's own mounts are never touched. setns(2) and unshare(2) of a mount namespace
 // need a thread with a cwd and root of its own (mntns_install(): fs->users == 1): the thread
 // takes them (thread-cwd.ts), and puts back where it was in stasis's namespace after.
-import fs from 'node:fs';
 import { addressOf, keepAlive, syscall, syscallRaw } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 import { ownFsOfThread } from './thread-cwd.js';
@@ -34,6 +33,18 @@ export interface MountNsCopy {
 }
 
 const cstr = (s: string) => Buffer.from(`${s}\0`);
+
+/** The text of a file this module opened (Node's fs warns of fds it did not open). */
+function readAll(fd: number): string {
+  const parts: Buffer[] = [];
+  for (;;) {
+    const buf = Buffer.alloc(65536);
+    const n = Number(syscall('read', fd, addressOf(buf), buf.length));
+    keepAlive(buf);
+    if (n === 0) return Buffer.concat(parts).toString('utf8');
+    parts.push(buf.subarray(0, n));
+  }
+}
 
 function openPath(dirfd: number, path: string, flags: number): number {
   const p = cstr(path);
@@ -78,9 +89,9 @@ export function inMountNsCopy<T>(pid: number, fn: (copy: MountNsCopy) => T): T {
         mountinfo: () => {
           const fd = openPath(self, 'mountinfo', O_RDONLY);
           try {
-            return fs.readFileSync(fd, 'utf8');
+            return readAll(fd);
           } finally {
-            fs.closeSync(fd);
+            syscallRaw('close', fd);
           }
         },
         mountIdAt: (path) => {
