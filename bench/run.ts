@@ -3,7 +3,8 @@
 // /proc/PID/mem to a file. Reports MB/s, the ratio to the baseline, and stasis's peak RSS.
 // Then bench/tree-shmem.ts: a tree of processes sharing memory, and the file-table
 // benchmark (bench/files.ts), and incremental dumps (bench/incremental.ts), each in a process
-// of its own, and the side-by-side table against CRIU 4.2 (bench/criu.ts).
+// of its own, the side-by-side table against CRIU 4.2 (bench/criu.ts), and runc with each as its
+// criu (bench/runc.ts).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -108,4 +109,12 @@ try {
   execFileSync(process.execPath, [path.join(REPO, 'dist/bench/incremental.js')], { stdio: 'inherit' });
 } catch {
   process.exitCode = 1;
+}
+// runc's checkpoint and restore with CRIU and with stasis (bench/runc.ts); STASIS_BENCH_RUNC=0 skips it.
+if (process.env.STASIS_BENCH_RUNC !== '0') {
+  try {
+    execFileSync(process.execPath, [path.join(REPO, 'dist/bench/runc.js')], { stdio: 'inherit' });
+  } catch {
+    process.exitCode = 1;
+  }
 }

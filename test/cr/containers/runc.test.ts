@@ -1,85 +1,80 @@
-// runc with stasis as its criu (`runc --criu WRAPPER checkpoint`), on a busybox container
-// whose shell counts into a file, as CONTAINER-NOTES.md describes: runc runs inside a private
-// mount namespace with /proc/sys writable and a devpts of its own, and the container is
-// killed and deleted at the end. How far it gets today: runc's VERSION handshake and its DUMP
-// request reach stasis, which takes runc's options (root, ext_mnt, freeze_cgroup,
-// orphan_pts_master, ...), freezes the container and plans its mount namespace mount by
-// mount (its /dev tmpfs too, with /dev/pts, /dev/shm and /dev/mqueue on it: kept from a clone
-// of the tmpfs alone), then refuses the container's stdout, a host file (runc run -d >ctr.log)
-// outside its mount namespace. The refusal is in runc's dump.log, and the container runs on, its
-// count going up. Mount namespaces themselves are restored (test/cr/ns/mount-ns.test.ts).
+// runc with stasis as its criu (`runc --criu WRAPPER checkpoint`, then `restore -d`), on a
+// busybox container whose shell counts into a file of its rootfs and prints to its stdout, a
+// pipe to a `cat` of the test's. runc speaks CRIU's RPC to stasis (swrk): VERSION, then DUMP
+// with its root, ext_mnt, freeze_cgroup and orphan_pts_master, then RESTORE with rst_sibling
+// (the container's init comes back as runc's child) and inherit_fd (its stdout, a new pipe).
+// After the restore the count goes on with no gap and no repeat, in the file and on the new
+// stdout pipe; the same through a pre-dump and a final checkpoint on top of it
+// (--parent-path), which writes fewer pages. runc runs in a private mount namespace
+// (runc-kit.ts), and each container is killed and deleted at the end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { REPO, tmpDir } from '../harness.js';
+import { COUNTER, gapsIn, inRuncNs, makeBundle, runcUnavailable, stasisAsCriu, waitLines } from './runc-kit.js';
 
-const SBIN = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
-const has = (p: string) => spawnSync('sh', ['-c', `command -v ${p}`], { env: { ...process.env, PATH: SBIN } }).status === 0;
+const why = runcUnavailable();
 
-function unavailable(): string | false {
-  for (const p of ['runc', 'busybox', 'unshare']) if (!has(p)) return `${p} is not installed (apt-get install runc busybox-static)`;
-  return false;
-}
+const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : `(no ${path.basename(f)})`);
+const pagesOf = (dir: string) => fs.readdirSync(dir).filter((f) => /^pages-\d+\.img$/.test(f)).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
 
-/** A bundle: busybox and its links, `runc spec` with stdio off a terminal and a writable root. */
-function makeBundle(dir: string, args: string[]): string {
-  const b = path.join(dir, 'bundle');
-  for (const d of ['bin', 'proc', 'dev', 'sys', 'tmp']) fs.mkdirSync(path.join(b, 'rootfs', d), { recursive: true });
-  const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
-  fs.copyFileSync(busybox, path.join(b, 'rootfs/bin/busybox'));
-  fs.chmodSync(path.join(b, 'rootfs/bin/busybox'), 0o755);
-  for (const l of ['sh', 'sleep', 'cat', 'echo']) fs.symlinkSync('busybox', path.join(b, 'rootfs/bin', l));
-  const r = spawnSync('runc', ['spec'], { cwd: b, env: { ...process.env, PATH: SBIN } });
-  assert.equal(r.status, 0, String(r.stderr));
-  const c = JSON.parse(fs.readFileSync(path.join(b, 'config.json'), 'utf8')) as { process: { terminal: boolean; args: string[] }; root: { readonly: boolean } };
-  c.process.terminal = false;
-  c.process.args = args;
-  c.root.readonly = false;
-  fs.writeFileSync(path.join(b, 'config.json'), JSON.stringify(c));
-  return b;
-}
-
-const why = unavailable();
-
-test('runc pre-dump with stasis as its criu works, and its checkpoint plans every mount (the /dev tmpfs with mounts on it too) and is refused for the container\'s host-file stdout; the container runs on', { skip: why, timeout: 120_000 }, () => {
-  const dir = tmpDir('runc');
-  // Its sleep children come and go: a pre-dump may see one exit between its thaw and its reading of memory.
-  const bundle = makeBundle(dir, ['sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i >> /count; sleep 0.05; done']);
-  const wrapper = path.join(dir, 'criu');
-  fs.writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} ${path.join(REPO, 'bin/stasis.js')} "$@"\n`, { mode: 0o755 });
-  const id = `stasis-test-${process.pid}`;
+/** Runs the container, checkpoints it (after `preDump` if asked), restores it, lets it count on; what the shell saw. */
+function roundTrip(dir: string, preDump: boolean): { stdout: string; logs: string; count: string; bundle: string } {
+  const bundle = makeBundle(dir, COUNTER);
+  const criu = stasisAsCriu(dir, REPO);
+  const id = `stasis-test-${process.pid}-${preDump ? 'pre' : 'plain'}`;
   const count = path.join(bundle, 'rootfs/count');
-  const script = `
-    set -u
-    while grep -q " /proc/sys " /proc/self/mountinfo; do umount -l /proc/sys || exit 1; done
-    mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+  const out = path.join(dir, 'out.log');
+  const r = inRuncNs(`
     trap 'runc kill ${id} KILL >/dev/null 2>&1; sleep 0.2; runc delete -f ${id} >/dev/null 2>&1' EXIT
-    runc run -d --bundle ${bundle} ${id} </dev/null >${dir}/ctr.log 2>&1 || { echo "run failed"; cat ${dir}/ctr.log; exit 1; }
-    n=0; while [ "$(cat ${count} 2>/dev/null | wc -l)" -lt 5 ]; do n=$((n+1)); [ $n -gt 200 ] && { echo "no count"; exit 1; }; sleep 0.05; done
-    runc --criu ${wrapper} checkpoint --pre-dump --image-path ${dir}/pre --work-path ${dir}/prework ${id} 2>${dir}/predump.err
-    echo "predump=$?"
-    runc --criu ${wrapper} checkpoint --image-path ${dir}/img --work-path ${dir}/work ${id} 2>${dir}/checkpoint.err
-    echo "checkpoint=$?"
-    before=$(wc -l < ${count}); sleep 0.5; after=$(wc -l < ${count})
-    echo "before=$before after=$after"
-    echo "status=$(runc state ${id} | grep -o '"status": *"[a-z]*"' | grep -o '[a-z]*"$')"
-  `;
-  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { env: { ...process.env, PATH: SBIN }, encoding: 'utf8', timeout: 100_000 });
-  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-  // A pre-dump through runc (FEATURE_CHECK mem_track, then PRE_DUMP with runc's options) works: memory only, no mount.
-  assert.match(r.stdout, /predump=0/, `${r.stdout}\n${fs.readFileSync(path.join(dir, 'predump.err'), 'utf8')}\n${fs.existsSync(path.join(dir, 'prework/dump.log')) ? fs.readFileSync(path.join(dir, 'prework/dump.log'), 'utf8') : ''}`);
-  assert.ok(fs.readdirSync(path.join(dir, 'pre')).some((f) => /^pages-\d+\.img$/.test(f)), 'the pre-dump wrote no pages');
-  assert.match(r.stdout, /checkpoint=1/, r.stdout);
-  const log = fs.readFileSync(path.join(dir, 'work/dump.log'), 'utf8');
-  // runc's root, ext_mnt, freeze_cgroup and orphan_pts_master were taken: the tree was frozen and its mounts planned.
-  assert.match(log, /froze [12] task\(s\)/, log);
-  // Every mount was planned (the namespace check comes before the files), its /dev tmpfs with the mounts on it too.
-  assert.doesNotMatch(log, /Cannot dump mnt namespace/, log);
-  assert.match(log, /Cannot dump fd 1 of pid \d+: \S+\/ctr\.log is on mount \d+, which is not in the tree's mount namespace/, log);
-  const m = /before=(\d+) after=(\d+)/.exec(r.stdout)!;
-  assert.ok(Number(m[2]) > Number(m[1]), `the container stopped counting after the refused checkpoint: ${r.stdout}`);
-  assert.match(r.stdout, /status=running"?/, r.stdout);
-  fs.rmSync(dir, { recursive: true, force: true });
+    runc run -d --bundle ${bundle} ${id} </dev/null 2>&1 | cat >> ${out} &
+    ${waitLines(count, 5)}
+    ${preDump ? `runc --criu ${criu} checkpoint --pre-dump --image-path ${dir}/pre --work-path ${dir}/prework ${id} || { echo "predump failed"; exit 1; }
+    n0=$(wc -l < ${count}); ${waitLines(count, '$((n0 + 3))')}` : ''}
+    runc --criu ${criu} checkpoint ${preDump ? '--parent-path ../pre ' : ''}--image-path ${dir}/img --work-path ${dir}/work ${id} || { echo "checkpoint failed"; exit 1; }
+    n1=$(wc -l < ${count}); sleep 0.3; n2=$(wc -l < ${count})
+    echo "at-dump=$n1 later=$n2 status=$(runc state ${id} 2>/dev/null | grep -c running)"
+    runc --criu ${criu} restore -d --image-path ${dir}/img --work-path ${dir}/rwork --bundle ${bundle} ${id} </dev/null 2>&1 | cat >> ${out} &
+    ${waitLines(count, '$((n1 + 10))')}
+    echo "restored=$(runc state ${id} | grep -c '"running"')"
+  `, 120_000);
+  const logs = ['prework/dump.log', 'work/dump.log', 'rwork/restore.log'].map((f) => `--- ${f}\n${read(path.join(dir, f))}`).join('\n');
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}\n${logs}\n--- out.log\n${read(out)}`);
+  return { stdout: r.stdout, logs, count, bundle };
+}
+
+function assertCarriedOn(dir: string, t: { stdout: string; logs: string; count: string }): void {
+  const m = /at-dump=(\d+) later=(\d+) status=(\d+)/.exec(t.stdout);
+  assert.ok(m, t.stdout);
+  // The checkpoint stops the container (runc kills it once the images are written).
+  assert.equal(m[1], m[2], `the container counted on after its checkpoint: ${t.stdout}`);
+  assert.equal(m[3], '0', `the container still runs after its checkpoint: ${t.stdout}`);
+  assert.match(t.stdout, /restored=1/, `${t.stdout}\n${t.logs}`);
+  assert.equal(t.logs.match(/stasis (dump|restore) requested over RPC/g)?.length, 2, t.logs);
+  const counted = fs.readFileSync(t.count, 'utf8').split('\n');
+  assert.ok(counted.length > Number(m[1]) + 5, `the count did not go on after the restore: ${counted.length} lines, ${m[1]} at the dump`);
+  assert.deepEqual(gapsIn(counted), [], 'the count in the file skips or repeats');
+  // Its stdout is the pipe runc's restore gave it (inherit_fd): its lines go on there without a gap or a repeat.
+  const printed = fs.readFileSync(path.join(dir, 'out.log'), 'utf8').split('\n').filter((l) => /^out\d+$/.test(l));
+  assert.ok(printed.length > Number(m[1]) + 5, `the restored container's stdout is not the new pipe: ${printed.length} lines, ${m[1]} at the dump\n${t.logs}`);
+  assert.deepEqual(gapsIn(printed, 'out'), [], 'the stdout lines skip or repeat');
+}
+
+test('runc checkpoints and restores a container with stasis as its criu: the count goes on with no gap and no repeat, in its file and on its new stdout pipe', { skip: why, timeout: 150_000 }, () => {
+  const dir = tmpDir('runc');
+  const t = roundTrip(dir, false);
+  assertCarriedOn(dir, t);
+  // runc's restore asked for the root as its sibling and for the stdout pipe it holds (descriptors.json).
+  const descriptors = JSON.parse(fs.readFileSync(path.join(dir, 'img/descriptors.json'), 'utf8')) as string[];
+  assert.match(descriptors[1] ?? '', /^pipe:\[\d+\]$/, JSON.stringify(descriptors));
+});
+
+test('runc pre-dumps a container with stasis, then checkpoints it on top (--parent-path): fewer pages, and the count goes on with no gap', { skip: why, timeout: 150_000 }, () => {
+  const dir = tmpDir('runc-pre');
+  const t = roundTrip(dir, true);
+  assertCarriedOn(dir, t);
+  const pre = pagesOf(path.join(dir, 'pre')), last = pagesOf(path.join(dir, 'img'));
+  assert.ok(pre > 0, 'the pre-dump wrote no pages');
+  assert.ok(last < pre, `the checkpoint on top of the pre-dump wrote ${last} bytes of pages, the pre-dump ${pre}`);
 });
