@@ -102,7 +102,8 @@ test('a tree with a mount namespace of its own comes back with its mounts (root,
     const files = fs.readdirSync(images);
     assert.ok(files.some((f) => /^mountpoints-\d+\.img$/.test(f)), files.join(' '));
     assert.ok(files.some((f) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(f)), files.join(' '));
-    assert.equal(d.pids.length, 2);
+    // The shell, and its sleep unless the dump fell between two of them.
+    assert.ok(d.pids.includes(box.pid) && d.pids.length <= 2, JSON.stringify(d.pids));
     const r = await restore({ imagesDir: images, detach: true, root: box.root, extMounts: new Map([['data', box.data]]) });
     restored = r.pid;
     assert.notEqual(fs.readlinkSync(`/proc/${r.pid}/ns/mnt`), fs.readlinkSync('/proc/self/ns/mnt'));
