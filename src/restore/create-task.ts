@@ -223,13 +223,7 @@ export function createRootTask(pid: number, nsFlags = 0, join: { file: string; f
   if (!(nsFlags & CLONE_NEWPID) && !pidIsFree(pid)) {
     throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);
   }
-  const stub = spawnStub();
-  try {
-    seize(stub, TRACE_OPTIONS);
-    interrupt(stub);
-    waitPid(stub);
-    // The int3 way: the stub's clones inherit the code at its rip (create-tree.ts).
-    const inj = new Injector(stub, { code: getRegs(stub).rip });
+  return withSeizedStub((stub, inj) => {
     for (const j of join) joinNamespace(inj, j.file, j.flag);
     // A time namespace for the stub's children, its offsets set before the root enters it;
     // under a user namespace of the tree's, made inside it, which owns it (below).
@@ -260,6 +254,18 @@ export function createRootTask(pid: number, nsFlags = 0, join: { file: string; f
     // Born in its user namespace: it makes its time namespace there and enters it at once.
     if (userTime && !holder) enterOwnTimeNs(root, timeOffsets!);
     return root;
+  });
+}
+
+/** A stub of stasis's own, seized and stopped, lent to `use` with its injector, then killed. */
+export function withSeizedStub<T>(use: (stub: number, inj: Injector) => T): T {
+  const stub = spawnStub();
+  try {
+    seize(stub, TRACE_OPTIONS);
+    interrupt(stub);
+    waitPid(stub);
+    // The int3 way: the stub's clones inherit the code at its rip (create-tree.ts).
+    return use(stub, new Injector(stub, { code: getRegs(stub).rip }));
   } finally {
     kill(stub, 9);
     waitPid(stub);

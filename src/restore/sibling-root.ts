@@ -18,7 +18,7 @@ import {
 import { StasisError } from '../errors.js';
 import { COURIER_FD, type FdCourier } from './fd-courier.js';
 import {
-  HOLDER_NS, STASIS_PIDFD, STUB_ARGV, STUB_EXE, TRACE_OPTIONS, enterOwnTimeNs, joinNamespace, pidIsFree, spawnStub, stubMemfd, withUserNsHolder,
+  HOLDER_NS, STASIS_PIDFD, STUB_ARGV, STUB_EXE, TRACE_OPTIONS, enterOwnTimeNs, joinNamespace, pidIsFree, stubMemfd, withSeizedStub, withUserNsHolder,
   type NewTask, type UserNsHolder,
 } from './create-task.js';
 
@@ -39,12 +39,7 @@ export function createSiblingRoot(pid: number, nsFlags = 0, join: { file: string
   if (!inPidNs && !pidIsFree(pid)) throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);
   if (!holder) return bornSibling(pid, nsFlags, join, timeOffsets, courier, noExec);
   // The user namespace's holder is made by a stub of stasis's own, as createRootTask's is.
-  const stub = spawnStub();
-  try {
-    seize(stub, TRACE_OPTIONS);
-    interrupt(stub);
-    waitPid(stub);
-    const inj = new Injector(stub, { code: getRegs(stub).rip });
+  return withSeizedStub((_stub, inj) => {
     let root: NewTask | undefined;
     const made = holder;
     // A holder has no pid namespace (one comes only with the user namespace the root is born in).
@@ -54,10 +49,7 @@ export function createSiblingRoot(pid: number, nsFlags = 0, join: { file: string
       root = bornSibling(pid, 0, [...join, ...joins], undefined, courier);
     });
     return root!;
-  } finally {
-    kill(stub, 9);
-    waitPid(stub);
-  }
+  });
 }
 
 /**

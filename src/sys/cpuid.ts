@@ -3,34 +3,19 @@
 // differently (AMD has no MPX, so its opmask is at 832, not 1088): fixed offsets would read
 // another component's bytes. The instruction runs in a page of executable code of our own,
 // called through koffi.
-import fs from 'node:fs';
 import { koffi } from './koffi-addon.js';
-import { syscallRaw } from './libc.js';
-import { StasisError } from '../errors.js';
-import { errnoName } from './syscall-error.js';
+import { codePage } from './code-page.js';
 
 // push rbx; mov eax, edi; mov ecx, esi; mov r8, rdx; cpuid; mov [r8], eax; mov [r8+4], ebx;
 // mov [r8+8], ecx; mov [r8+12], edx; pop rbx; ret
 const CODE = Buffer.from('5389f889f14989d00fa241890041895804418948084189500c5bc3', 'hex');
-const libc = koffi.load('libc.so.6');
-const asPointer = libc.func('void *memmove(uint64 dst, uint64 src, size_t n)') as (d: bigint, s: bigint, n: number) => unknown;
 const CpuidFn = koffi.proto('void stasis_cpuid(uint32 leaf, uint32 sub, _Out_ uint32 *out)');
 
 /** The code page, made on first use: a constant of the machine, like the CPU it asks. */
 let fn: unknown = null;
 
 function cpuidFn(): unknown {
-  if (fn !== null) return fn;
-  const addr = syscallRaw('mmap', 0, 4096, 1 | 2 | 4, 0x22, -1, 0);
-  if (addr < 0n) throw new StasisError('E_INTERNAL', `Cannot map a page for CPUID: mmap failed with ${errnoName(Number(-addr))}`);
-  const mem = fs.openSync('/proc/self/mem', 'r+');
-  try {
-    fs.writeSync(mem, CODE, 0, CODE.length, Number(addr));
-  } finally {
-    fs.closeSync(mem);
-  }
-  syscallRaw('mprotect', addr, 4096, 1 | 4);
-  fn = asPointer(addr, addr, 0);
+  fn ??= codePage(CODE, 'CPUID').fn;
   return fn;
 }
 

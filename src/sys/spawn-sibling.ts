@@ -11,6 +11,7 @@ import { koffi } from './koffi-addon.js';
 import { syscallRaw, addressOf, keepAlive } from './libc.js';
 import { SYS, type SyscallName } from './syscall-table.js';
 import { SyscallError } from './syscall-error.js';
+import { codePage } from './code-page.js';
 
 // rdi = request {clone_args, size, ops, n ops, out: failed op, out: its result}.
 // push rbx; mov rbx, rdi; clone3([rbx], [rbx+8]); parent: pop rbx; ret (rax = pid or -errno).
@@ -22,8 +23,6 @@ const CODE = Buffer.from(
   '00000f05ebea',
   'hex',
 );
-const libc = koffi.load('libc.so.6');
-const asPointer = libc.func('void *memmove(uint64 dst, uint64 src, size_t n)') as (d: bigint, s: bigint, n: number) => unknown;
 const SpawnFn = koffi.proto('int64 stasis_spawn_sibling(uint64 req)');
 
 const CLONE_VM = 0x100, CLONE_VFORK = 0x4000, CLONE_PARENT = 0x8000, CLONE_NEWPID = 0x20000000;
@@ -36,17 +35,9 @@ let page = 0n;
 
 function spawnFn(): unknown {
   if (fn !== null) return fn;
-  const addr = syscallRaw('mmap', 0, 4096, 1 | 2, 0x22, -1, 0);
-  if (addr < 0n) throw new SyscallError('mmap', Number(-addr), 'a page for the sibling clone');
-  const mem = fs.openSync('/proc/self/mem', 'r+');
-  try {
-    fs.writeSync(mem, CODE, 0, CODE.length, Number(addr));
-  } finally {
-    fs.closeSync(mem);
-  }
-  syscallRaw('mprotect', addr, 4096, 1 | 4);
-  page = BigInt.asUintN(64, addr);
-  fn = asPointer(addr, addr, 0);
+  const made = codePage(CODE, 'the sibling clone');
+  page = made.addr;
+  fn = made.fn;
   return fn;
 }
 

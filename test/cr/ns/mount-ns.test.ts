@@ -88,6 +88,14 @@ function end(pid: number | undefined): void {
   }
 }
 
+/** Ends the restored tree and the box, and removes their files. */
+function cleanUp(box: { unshare: number; dir: string }, images: string, restored?: number): void {
+  end(restored);
+  end(box.unshare);
+  fs.rmSync(images, { recursive: true, force: true });
+  fs.rmSync(box.dir, { recursive: true, force: true });
+}
+
 test('a tree with a mount namespace of its own comes back with its mounts (root, tmpfs with its files, bind, external, proc), their flags, its fds on them, and its count goes on', { skip: why, timeout: 60_000 }, async () => {
   const box = startBox();
   const images = tmpDir('mntns-img');
@@ -125,10 +133,7 @@ test('a tree with a mount namespace of its own comes back with its mounts (root,
     // Nothing of the restore's yard is left behind.
     assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-mnt-')), []);
   } finally {
-    end(restored);
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box, images, restored);
   }
 });
 
@@ -150,9 +155,7 @@ test('a mount namespace is refused at dump without --root, or with a mount no pl
     const left = spawnSync('pgrep', ['-f', 'echo \\$i >> /tmp/count'], { encoding: 'utf8' }).stdout.trim();
     assert.equal(left, '', `a failed restore left ${left}`);
   } finally {
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box, images);
   }
 });
 
@@ -181,10 +184,7 @@ test('over RPC as runc asks (root, ext_mnt), now that its restore\'s rst_sibling
     assert.deepEqual(n, n.map((_, i) => i + 1), `count: ${n.join(' ')}`);
   } finally {
     fs.closeSync(imgFd);
-    end(restored);
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box, images, restored);
   }
 });
 
@@ -290,10 +290,7 @@ test('a tmpfs with mounts on it (runc\'s /dev: devpts, shm, a host device bound 
     assert.equal((fs.statSync(`${dev}/shm`).mode & 0o7777).toString(8), '700');
     assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-mnt-')), []);
   } finally {
-    end(restored);
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box, images, restored);
   }
 });
 
@@ -307,8 +304,6 @@ test('a tmpfs that holds a Unix socket file under a mount on it is refused at du
     sleepMs(200);
     assert.ok(count() > n, 'the tree stopped counting after a refused dump');
   } finally {
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box, images);
   }
 });
