@@ -192,7 +192,8 @@ function repairConnection(fd: number, e: FileEntry, k: InetSkEntry, ctx: Restore
   setBufSize(fd, SO_RCVBUF, room(o.soRcvbuf, stream.entry.inqLen));
   const freebind = k.ipOpts?.freebind ?? false;
   if (k.family === AF_INET6 || freebind) setsockoptInt(fd, IPPROTO_IP, IP_FREEBIND, 1); // as bindBack()
-  restoreConnection(fd, connOf(k), k.state, stream.entry, Buffer.from(stream.payload));
+  // In the socket's namespace: the segments handed to it as if from its peer are sent there.
+  ctx.tcp.inNetns(() => restoreConnection(fd, connOf(k), k.state, stream.entry, Buffer.from(stream.payload)));
   if (!freebind) setsockoptInt(fd, IPPROTO_IP, IP_FREEBIND, 0);
   // Then the sizes the dump saw, and which of them the task had set (SO_BUF_LOCK, Linux 5.14).
   setBufSize(fd, SO_SNDBUF, o.soSndbuf >> 1);

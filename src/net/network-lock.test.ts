@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeConn, iptablesRules, nftTableName } from './network-lock.js';
+import { describeConn, iptablesRules, nftTableName, passMarkedRules } from './network-lock.js';
 
 const lo4 = [0x0100007f], lo6 = [0, 0, 0, 0x01000000], mapped = (w: number) => [0, 0, 0xffff0000, w];
 
@@ -27,4 +27,9 @@ test('an IPv4-mapped IPv6 connection is locked and named as the IPv4 connection 
 test('nftTableName() is CRIU-<pid> for stasis\'s images and CRIU\'s run id, cut to 31 characters, for CRIU\'s', () => {
   assert.equal(nftTableName(812), 'inet CRIU-812');
   assert.equal(nftTableName(812, '3c9cce08-7549-46b6-ae32-6b8828b31346'), 'inet CRIU-3c9cce08-7549-46b6-ae');
+});
+
+test('passMarkedRules() accepts the packets stasis marks ahead of every rule, in INPUT and OUTPUT, as CRIU\'s CRIU chain does', () => {
+  assert.equal(passMarkedRules('-I'), '-I INPUT -m mark --mark 0xC114 -j ACCEPT\n-I OUTPUT -m mark --mark 0xC114 -j ACCEPT\n');
+  assert.match(passMarkedRules('-D'), /^-D INPUT .*\n-D OUTPUT .*\n$/);
 });

@@ -2,7 +2,8 @@
 // the dump that kills its tree until the restore that brings it back, no packet of it may
 // reach the peer or the host's stack, or one side answers with a reset. Each connection is
 // locked by its 4-tuple, in both directions, in stasis's network namespace, or in the tree's
-// own one when it has one (which dies with the tree: nothing is left to unlock at restore):
+// own one when it has one (which dies with the tree: nothing is left to unlock at restore, and
+// the restore locks the connections again in the new one until the tree runs):
 // - iptables: two DROP rules per connection in the filter table's INPUT and OUTPUT chains,
 //   CRIU's very rules (`-m mark ! --mark 0xC114 -s .. --sport .. -d .. --dport .. -j DROP`),
 //   so that either tool removes what the other added; ip6tables for IPv6, IPv4 rules for
@@ -99,6 +100,12 @@ export function iptablesRules(c: Conn, op: '-I' | '-D'): { prog: string; text: s
   };
 }
 
+/** The (ip6)tables-restore lines that add (-I: ahead of every rule) or delete (-D) the rules accepting marked packets in INPUT and OUTPUT. */
+export function passMarkedRules(op: '-I' | '-D'): string {
+  const rule = (chain: string) => `${op} ${chain} -m mark --mark 0x${SOCCR_MARK.toString(16).toUpperCase()} -j ACCEPT`;
+  return `${rule('INPUT')}\n${rule('OUTPUT')}\n`;
+}
+
 /** The nftables table of a dump: its root's pid, or for CRIU's images CRIU's run id (cut as CRIU cuts it). */
 export function nftTableName(rootPid: number, criuRunId?: string): string {
   const name = criuRunId ? `inet CRIU-${criuRunId}` : `inet CRIU-${rootPid}`;
@@ -116,6 +123,16 @@ export class NetworkLock {
   private madeByIptables = new Map<'ip' | 'ip6', string[] | undefined>();
   /** The network namespace the lock is put in (a file of it), when it is not stasis's: the tree's own. */
   netns: string | undefined;
+  /**
+   * iptables: marked packets are accepted ahead of every rule, as CRIU's lock of a namespace
+   * does (network_lock_internal's CRIU chain), so that a rule of the namespace's own that drops
+   * a connection's port does not drop what stasis hands its socket (zdtm socket-tcp-closed-last-ack
+   * drops the port the peer's FIN goes to). Only in the tree's new namespace: in stasis's, the
+   * host's rules are not the lock's to override.
+   */
+  passMarked = false;
+  /** The programs (iptables-restore, ip6tables-restore) that added passMarkedRules(). */
+  private readonly passing = new Set<string>();
 
   constructor(readonly method: LockMethod, private readonly table: string, private readonly log: Log) {}
 
@@ -127,8 +144,10 @@ export class NetworkLock {
       const r = iptablesRules(c, '-I');
       const family = r.prog.startsWith('ip6') ? 'ip6' : 'ip';
       if (!this.madeByIptables.has(family)) this.madeByIptables.set(family, this.missingFilter(family));
-      const res = run(r.prog, ['-w', '--noflush'], r.text, this.log, this.netns);
+      const pass = this.passMarked && !this.passing.has(r.prog);
+      const res = run(r.prog, ['-w', '--noflush'], pass ? r.text.replace(/COMMIT\n$/, `${passMarkedRules('-I')}COMMIT\n`) : r.text, this.log, this.netns);
       if (!res.ok) throw new StasisError('E_DUMP_FAILED', `Cannot lock the TCP connection ${what} with ${r.prog}: ${res.err}`);
+      if (pass) this.passing.add(r.prog);
     } else {
       if (!this.tableMade) this.makeTable();
       const res = run('nft', ['-f', '-'], `add element ${this.table} ${this.elements(c)}\n`, this.log, this.netns);
@@ -138,12 +157,17 @@ export class NetworkLock {
     this.log.info(`network lock (${this.method}): locked ${what}`);
   }
 
-  /** Unlocks what this lock locked (a dump that failed, or left its tree running). */
+  /** Unlocks what this lock locked (a dump that failed, or left its tree running; a restore into the tree's new namespace). */
   unlockOwn(): void {
     if (this.method === 'nftables') {
       if (this.tableMade) this.dropTable();
     } else if (this.method === 'iptables') {
       for (const c of this.locked) this.unlockIptables(c);
+      for (const prog of this.passing) {
+        const res = run(prog, ['-w', '--noflush'], `*filter\n${passMarkedRules('-D')}COMMIT\n`, this.log, this.netns);
+        if (!res.ok) this.log.warn(`network lock (iptables): cannot delete the rules accepting marked packets with ${prog}: ${res.err}`);
+      }
+      this.passing.clear();
       for (const [family, made] of this.madeByIptables) if (made?.length) this.dropIfEmpty(family, made);
       this.madeByIptables.clear();
     }

@@ -109,6 +109,8 @@ export interface TcpRestoreOptions {
 export class TcpRestore {
   private readonly repaired: Repaired[] = [];
   private unlocked = false;
+  /** The tree has a network namespace of its own (new at restore): the lock is this restore's, in it. */
+  private own = false;
   /** The new network namespace of the tree's own, once its root exists: its sockets are made in it. */
   netns: OwnNetns | undefined;
 
@@ -140,11 +142,32 @@ export class TcpRestore {
   }
 
   /**
-   * The tree had a network namespace of its own: the lock the dump put in it died with it,
-   * and the new one has none (nothing to unlock).
+   * The tree had a network namespace of its own: the lock the dump put in it died with it
+   * (nothing of it to unlock), and the new one is locked again by lockNetns() once it exists.
    */
   ownNetns(): void {
     this.unlocked = true;
+    this.own = true;
+  }
+
+  /**
+   * The tree's new network namespace exists, its rules restored, and none of its sockets yet:
+   * its inet sockets are made in it, and each connection of the image is locked in it as the
+   * dump locked it. Unlocked, a restored socket's data goes out (sent anew out of repair mode)
+   * before its peer is restored, the namespace's stack answers with a reset, and the socket
+   * fails with EPIPE; CRIU locks a new namespace the same way (network_lock_internal).
+   */
+  lockNetns(ns: OwnNetns): void {
+    this.netns = ns;
+    this.lock.netns = ns.path;
+    this.lock.passMarked = true;
+    if (!this.opts.established || !this.conns.length) return;
+    this.unlocked = false;
+    try {
+      for (const c of this.conns) this.lock.lock(c);
+    } catch (err) {
+      throw err instanceof StasisError ? new StasisError('E_RESTORE_FAILED', `${err.message} (in the tree's new network namespace)`, { cause: err }) : err;
+    }
   }
 
   /** A restored socket in repair mode (stasis's fd, which the tasks share). */
@@ -173,6 +196,8 @@ export class TcpRestore {
   private unlock(): void {
     if (this.unlocked || !this.conns.length) return;
     this.unlocked = true;
-    this.lock.unlockAll(this.conns);
+    // In the tree's new namespace, what this restore locked (and what iptables made for it).
+    if (this.own) this.lock.unlockOwn();
+    else this.lock.unlockAll(this.conns);
   }
 }

@@ -267,7 +267,7 @@ function restoreChecked(
     progress('creating tasks');
     const mapped = new MappedFiles(set, files, (id) => fileCtx.ghosts.remapOf(id), (v) => shmem.fdFor(v));
     const cow = createTree(set, created, rootNs, mapped, (pid, hostPid) => cg.place(cgSetOf.get(pid), hostPid));
-    if (ownNetns) tcp.netns = { link: '', path: `/proc/${created.get(root)!.pid}/ns/net` };
+    if (ownNetns) tcp.lockNetns({ link: '', path: `/proc/${created.get(root)!.pid}/ns/net` });
     if (late.length) OpenFiles.open(late, fileCtx, files);
     inherit.logUnused(log);
     notify('setup-namespaces', created.get(root)!.pid);
