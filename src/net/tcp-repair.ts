@@ -106,7 +106,8 @@ function awaitState(fd: number, state: number, after: string): void {
   for (;;) {
     const now = tcpInfo(fd).state;
     if (now === state) return;
-    if (performance.now() > end) throw new SyscallError('tcp repair', 5, `state ${now}, not ${state}, after ${after}`);
+    // The segment did not arrive: with the nftables lock, a rule of the namespace's own that drops it still does.
+    if (performance.now() > end) throw new SyscallError('tcp repair', 5, `state ${now}, not ${state}, after ${after}: the segment did not reach the socket (a netfilter rule may drop it)`);
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
   }
 }
