@@ -119,7 +119,21 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
         }
       }
       const to = target(e);
-      if (plan.how !== 'root') makeTarget(to.host, hostSource === undefined ? true : isDir(hostSource));
+      // (A source or mountpoint the file system refuses is named with its mount, not as Node's bare ENOENT.)
+      const onFs = <T>(what: string, fn: () => T): T => {
+        try {
+          return fn();
+        } catch (err) {
+          throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: ${where}: ${what} failed with ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+        }
+      };
+      const src = () => {
+        if (plan.how === 'external') return `${source!}, the path of the external mount ${plan.key},`;
+        if (plan.how !== 'bind') return source!;
+        const b = byId.get(plan.from)!;
+        return `${path.posix.join(b.mountpoint, relOf(e, b) || '/')} (mount ${b.mntId}), the source of the bind,`;
+      };
+      if (plan.how !== 'root') makeTarget(to.host, hostSource === undefined ? true : onFs(`looking up ${src()}`, () => isDir(hostSource!)), (p) => onFs(`making the mountpoint ${e.mountpoint}`, p));
       if (plan.how === 'fresh') {
         const fsType = fsName(e.fstype)!;
         // Read-only per mount comes with the flags below; a read-only superblock now.
@@ -132,7 +146,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       // (a path ending in an fd's link would stop at the fd's own mount).
       let low = e;
       for (let p = byId.get(low.parentMntId); p && held.has(p.mntId) && p.mountpoint === low.mountpoint; p = byId.get(low.parentMntId)) low = p;
-      held.set(e.mntId, fs.openSync(target(low).host, O_PATH | O_CLOEXEC));
+      held.set(e.mntId, onFs('holding it by an fd', () => fs.openSync(target(low).host, O_PATH | O_CLOEXEC)));
       // A tmpfs's files go in before anything is mounted on it, those other mounts hide too.
       if (plan.how === 'fresh' && plan.contents) extract(archive(e), heldPath(e), where);
       if (plan.how === 'fresh' && plan.contents && e.sbFlags & MS_RDONLY) call(`making the ${fsName(e.fstype)!} at ${where} read-only`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | (e.sbFlags & SB_MASK), e.options);
@@ -190,10 +204,12 @@ function isDir(p: string): boolean {
 }
 
 /** The mountpoint, made where it is missing: a directory, or an empty file for a file bound over. */
-function makeTarget(p: string, dir: boolean): void {
+function makeTarget(p: string, dir: boolean, guard: (make: () => void) => void): void {
   if (fs.existsSync(p)) return;
-  fs.mkdirSync(dir ? p : path.dirname(p), { recursive: true, mode: 0o755 });
-  if (!dir) fs.closeSync(fs.openSync(p, 'wx', 0o644));
+  guard(() => {
+    fs.mkdirSync(dir ? p : path.dirname(p), { recursive: true, mode: 0o755 });
+    if (!dir) fs.closeSync(fs.openSync(p, 'wx', 0o644));
+  });
 }
 
 function extract(archive: string, dir: string, where: string): void {

@@ -307,3 +307,23 @@ test('a tmpfs that holds a Unix socket file under a mount on it is refused at du
     cleanUp(box, images);
   }
 });
+
+test('a restore whose external mount\'s path is not there fails with a StasisError naming the mount and the path (not Node\'s bare ENOENT from a stat), leaving nothing', { skip: why, timeout: 60_000 }, async () => {
+  const box = startBox();
+  const images = tmpDir('mntns-img');
+  try {
+    await dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/data', 'data']]) });
+    waitPid(box.unshare);
+    const gone = path.join(box.dir, 'no-such-data');
+    await assert.rejects(restore({ imagesDir: images, detach: true, root: box.root, extMounts: new Map([['data', gone]]) }), (e: unknown) => {
+      assert.ok(e instanceof StasisError && e.code === 'E_RESTORE_FAILED', String(e));
+      assert.match(e.message, /^Cannot restore mnt namespace \d+: \/data \(mount \d+\): looking up .*no-such-data, the path of the external mount data, failed with ENOENT/);
+      return true;
+    });
+    assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-mnt-')), []);
+    const left = spawnSync('pgrep', ['-f', 'echo \\$i >> /tmp/count'], { encoding: 'utf8' }).stdout.trim();
+    assert.equal(left, '', `a failed restore left ${left}`);
+  } finally {
+    cleanUp(box, images);
+  }
+});
