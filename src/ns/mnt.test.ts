@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { parseMountinfo } from '../proc/mountinfo.js';
-import { mntEntries, mountFlags, planMounts } from './mnt.js';
+import { mntEntries, mountFlags, notUtf8, planMounts } from './mnt.js';
 import { decodeImage, encodeImage } from '../image/index.js';
 
 // A runc 1.1 busybox container's mountinfo, and the mountpoints image CRIU 4.2 wrote for it
@@ -96,4 +96,12 @@ test('CRIU 4.2\'s own mountpoints-13.img of that container decodes to our entrie
   const theirs = decodeImage('mountpoints', bytes, { compat: false });
   assert.deepEqual(theirs, mntEntries(MOUNTS, EXT));
   assert.deepEqual(encodeImage('mountpoints', mntEntries(MOUNTS, EXT)), bytes);
+});
+
+test('notUtf8() names the mount of a mountinfo line with bytes that are not UTF-8, and passes the kernel\'s escapes of space, tab, newline and backslash', () => {
+  const ok = Buffer.from('21 1 0:20 / / rw - tmpfs root rw\n70 21 0:42 / /a\\040b\\011c\\012d\\134 rw - tmpfs x\\134y rw\n');
+  assert.equal(notUtf8(ok), undefined);
+  const bad = Buffer.concat([ok, Buffer.from('71 21 0:43 / /bad'), Buffer.from([0xff]), Buffer.from(' rw - tmpfs bad rw\n')]);
+  assert.equal(notUtf8(bad), 'mount 71 at "/bad\ufffd" (tmpfs bad) has a path or source that is not UTF-8, which an image cannot keep');
+  assert.equal(parseMountinfo(ok.toString())[1]!.mountPoint, '/a b\tc\nd\\');
 });

@@ -206,11 +206,13 @@ function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[]): (m: MountInfo)
     try {
       const r = withTmpfsClone(pid, m, mounts, (top) => {
         let seen = false;
-        const walk = (dir: string, rel: string): string | undefined => {
-          for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-            const r = `${rel}/${e.name}`, p = `${dir}/${e.name}`;
+        // Names as the bytes they are (tar keeps any name; a name that is not UTF-8 read as a
+        // string would lead nowhere): a path is bytes, `rel` its name, lossy only in messages.
+        const walk = (dir: Buffer, rel: string): string | undefined => {
+          for (const e of fs.readdirSync(dir, { withFileTypes: true, encoding: 'buffer' })) {
+            const r = `${rel}/${e.name.toString()}`, p = Buffer.concat([dir, SLASH, e.name]);
             if (e.isSocket()) return `a Unix socket file (${prefix}${r})`;
-            if (!under.has(r) || (e.isFile() && fs.lstatSync(p).size > 0) || (!e.isFile() && !e.isDirectory())) seen = true;
+            if (!Buffer.from(e.name.toString()).equals(e.name) || !under.has(r) || (e.isFile() && fs.lstatSync(p).size > 0) || (!e.isFile() && !e.isDirectory())) seen = true;
             if (e.isDirectory()) {
               const why = walk(p, r);
               if (why) return why;
@@ -218,7 +220,7 @@ function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[]): (m: MountInfo)
           }
           return undefined;
         };
-        return walk(top, '') ?? (seen ? 'files' : 'empty');
+        return walk(Buffer.from(top), '') ?? (seen ? 'files' : 'empty');
       });
       return typeof r === 'string' ? r : `a tmpfs stasis cannot reach: ${r.unreachable}`;
     } catch (err) {
@@ -227,14 +229,39 @@ function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[]): (m: MountInfo)
   };
 }
 
+const SLASH = Buffer.from('/');
+
 /** The mounts of the namespace task `pid` is in, as it sees them. */
 export function readMounts(pid: number): MountInfo[] {
   return parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
 }
 
+/**
+ * The first line of mountinfo `raw` that is not UTF-8, as a refusal naming its mount: the
+ * kernel escapes only space, tab, newline and backslash (seq_escape), other bytes come as they
+ * are, and the image keeps paths as protobuf strings, which are UTF-8.
+ */
+export function notUtf8(raw: Buffer): string | undefined {
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  for (let at = 0; at < raw.length;) {
+    const nl = raw.indexOf(0x0a, at), line = raw.subarray(at, nl < 0 ? raw.length : nl);
+    at = nl < 0 ? raw.length : nl + 1;
+    try {
+      strict.decode(line);
+    } catch {
+      const [m] = parseMountinfo(line.toString());
+      return `mount ${m?.mountId ?? '?'} at ${JSON.stringify(m?.mountPoint ?? line.toString())} (${m?.fsType ?? '?'} ${m?.source ?? '?'}${m && m.root !== '/' ? `, ${JSON.stringify(m.root)}` : ''}) has a path or source that is not UTF-8, which an image cannot keep`;
+    }
+  }
+  return undefined;
+}
+
 /** The plans of the mounts of task `pid`'s namespace, or the refusal. */
 function plansOf(pid: number, opts: NsCheckOpts): { mounts: MountInfo[]; plans: Map<number, MountPlan> } | { refused: string } {
-  const mounts = readMounts(pid);
+  const raw = fs.readFileSync(`/proc/${pid}/mountinfo`);
+  const bad = notUtf8(raw);
+  if (bad) return { refused: bad };
+  const mounts = parseMountinfo(raw.toString('utf8'));
   const p = planMounts(mounts, opts.extMounts, opts.hasRoot, tmpfsFilesIn(pid, mounts));
   return 'refused' in p ? p : { mounts, plans: p.plans };
 }

@@ -308,6 +308,62 @@ test('a tmpfs that holds a Unix socket file under a mount on it is refused at du
   }
 });
 
+// zdtm mount_paths, harder: a tmpfs mounted on a directory whose name has spaces, a tab, a
+// newline and backslashes (mountinfo's \040 \011 \012 \134), holding files whose names have
+// the same and bytes that are not UTF-8; /tmp's tmpfs holds such names too.
+const ODD = '/tmp/odd \t name\\ with\nnewline\\';
+const oddNames = [Buffer.from('new\nline'), Buffer.from('back\\slash \\134'), Buffer.from('tab\there'), Buffer.from([0x63, 0x61, 0x66, 0xe9]), Buffer.from([0xff, 0xfe, 0x2f])];
+const bytes = (...parts: (string | Buffer)[]) => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
+
+test('a tmpfs on a mountpoint with spaces, tabs, newlines and backslashes in its name, holding files whose names have those and bytes that are not UTF-8, comes back with every name byte for byte (zdtm mount_paths)', { skip: why, timeout: 60_000 }, async () => {
+  const box = startBox();
+  const images = tmpDir('mntns-img');
+  let restored: number | undefined;
+  try {
+    inBox(box.pid, 'mkdir', ODD);
+    inBox(box.pid, 'mount', '-t', 'tmpfs', 'odd\\src', ODD);
+    const here = (pid: number, ...p: (string | Buffer)[]) => bytes(`/proc/${pid}/root`, ...p);
+    for (const dir of [ODD, '/tmp/sub']) {
+      for (const n of oddNames.slice(0, 4)) fs.writeFileSync(here(box.pid, dir, '/', n), n);
+      // A directory that is not UTF-8, with a file in it (0xff 0xfe then '/': the last name's directory).
+      fs.mkdirSync(here(box.pid, dir, '/', oddNames[4]!.subarray(0, 2)));
+      fs.writeFileSync(here(box.pid, dir, '/', oddNames[4]!, 'inner'), 'inner');
+    }
+    const before = mountsOf(box.pid);
+    assert.ok(before.some((m) => m.startsWith(`${ODD} / tmpfs odd\\src `)), before.join('\n'));
+    await dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/data', 'data']]) });
+    waitPid(box.unshare);
+    const r = await restore({ imagesDir: images, detach: true, root: box.root, extMounts: new Map([['data', box.data]]) });
+    restored = r.pid;
+    assert.deepEqual(mountsOf(r.pid), before);
+    for (const dir of [ODD, '/tmp/sub']) {
+      const names = fs.readdirSync(here(r.pid, dir), { encoding: 'buffer' }).map((b) => b.toString('hex')).sort();
+      const want = [...oddNames.slice(0, 4), oddNames[4]!.subarray(0, 2), ...(dir === '/tmp/sub' ? [Buffer.from('x')] : [])].map((b) => b.toString('hex')).sort();
+      assert.deepEqual(names, want, dir);
+      for (const n of oddNames.slice(0, 4)) assert.deepEqual(fs.readFileSync(here(r.pid, dir, '/', n)), n);
+      assert.equal(fs.readFileSync(here(r.pid, dir, '/', oddNames[4]!, 'inner'), 'utf8'), 'inner');
+    }
+    waitFor('the count to go on', () => lines(r.pid).length > 10);
+  } finally {
+    cleanUp(box, images, restored);
+  }
+});
+
+test('a mount whose mountpoint is not UTF-8 is refused at dump, naming it; the tree runs on', { skip: why, timeout: 60_000 }, async () => {
+  const box = startBox();
+  const images = tmpDir('mntns-img');
+  try {
+    const r = spawnSync('nsenter', ['-t', String(box.pid), '-m', '--', '/bin/busybox', 'sh', '-c', 'd="$(/bin/busybox printf "/tmp/bad\\377name")"; /bin/busybox mkdir "$d" && /bin/busybox mount -t tmpfs bad "$d"'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/data', 'data']]) }), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && /mount \d+ at "\/tmp\/bad\ufffdname" \(tmpfs bad\) has a path or source that is not UTF-8/.test(e.message));
+    const n = lines(box.pid).length;
+    sleepMs(200);
+    assert.ok(lines(box.pid).length > n, 'the tree stopped counting after a refused dump');
+  } finally {
+    cleanUp(box, images);
+  }
+});
+
 test('a restore whose external mount\'s path is not there fails with a StasisError naming the mount and the path (not Node\'s bare ENOENT from a stat), leaving nothing', { skip: why, timeout: 60_000 }, async () => {
   const box = startBox();
   const images = tmpDir('mntns-img');
