@@ -38,7 +38,7 @@ if (why) {
         t=$(date +%s%N); runc --criu ${tools[tool]} checkpoint --image-path ${d}/img --work-path ${d}/work ${id} || exit 1; echo "ck=${ms}"
         # The restored container holds the pipe to cat: runc's own time goes to a file, not to the pipeline's end.
         { t=$(date +%s%N); runc --criu ${tools[tool]} restore -d --image-path ${d}/img --work-path ${d}/rwork --bundle ${bundle} ${id} </dev/null && echo "rs=${ms}" > ${d}.rs; } 2>&1 | cat >> ${d}.out &
-        w=0; until [ -s ${d}.rs ] || [ -s ${d}/rwork/restore.log ] && grep -q "Error\|error" ${d}/rwork/restore.log 2>/dev/null; do w=$((w+1)); [ $w -gt 600 ] && break; sleep 0.05; done
+        w=0; until [ -s ${d}.rs ] || { [ -s ${d}/rwork/restore.log ] && grep -q "Error\|error" ${d}/rwork/restore.log 2>/dev/null; }; do w=$((w+1)); [ $w -gt 600 ] && break; sleep 0.05; done
         cat ${d}.rs 2>/dev/null || exit 1
         runc state ${id} | grep -q '"running"' || { echo "not running after the restore"; exit 1; }
       `, 120_000);
