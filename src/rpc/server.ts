@@ -4,9 +4,9 @@
 // notify_scripts the client hears every notify point and acks it before the run goes on.
 import { CriuReqType, type CriuReq, type CriuOpts, type CriuRespSchema } from '../image/gen/stasis/rpc_pb.js';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { dumpSync, preDumpSync, restoreSync, check, type Notify } from '../api/index.js';
+import type { Notify } from '../api/index.js';
 import { StasisError } from '../errors.js';
-import { SyscallError } from '../sys/index.js';
+import { SyscallError } from '../sys/syscall-error.js';
 import { dumpOptions, preDumpOptions, restoreOptions, openLog } from '../cli/build-options.js';
 import type { Verb } from '../cli/options.js';
 import type { Log } from '../log.js';
@@ -41,12 +41,15 @@ export async function serveConnection(conn: RpcConn, hooks: ServeHooks = {}): Pr
   }
 }
 
+// The library (the image codecs, the dump and restore code) is loaded only by the requests
+// that run it: runc asks VERSION alone in a swrk of its own before each checkpoint and restore,
+// and loading it first would about double the time of that answer.
 async function handle(conn: RpcConn, req: CriuReq, swrk: boolean): Promise<Resp> {
   switch (req.type) {
     case CriuReqType.VERSION:
       return { type: req.type, success: true, version: CRIU_VERSION };
     case CriuReqType.CHECK: {
-      const c = check();
+      const c = (await import('../api/index.js')).check();
       return c.ready ? { type: req.type, success: true } : { type: req.type, success: false, crErrmsg: 'The kernel lacks a feature stasis needs (see stasis check)' };
     }
     case CriuReqType.FEATURE_CHECK: {
@@ -89,6 +92,7 @@ async function run(conn: RpcConn, req: CriuReq, swrk: boolean): Promise<Resp> {
     }
     log = openLog(a);
     log.info(`stasis ${verb} requested over RPC by pid ${conn.peer.pid}`);
+    const { dumpSync, preDumpSync, restoreSync } = await import('../api/index.js');
     const io = { log, notify: notifier(conn, req.opts) };
     switch (verb) {
       case 'dump':
