@@ -47,6 +47,7 @@ export function dumpFds(task: DumpFileCtx): DumpedFds {
     if (!kind) {
       // sock_diag answers for stasis's network namespace only: a socket of the tree's own is unknown there.
       const netns = /^socket:/.test(p.link) ? otherNetns(ctx.pid) : undefined;
+      if (netns && ctx.tcp.netns) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${fd} of pid ${ctx.pid}: ${p.link} is a socket sock_diag does not know in the tree's own network namespace ${ctx.tcp.netns.link} (a socket of another namespace, or of a kind stasis does not support yet)`);
       if (netns) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${fd} of pid ${ctx.pid}: ${p.link} is a socket of network namespace ${netns}, not stasis's; stasis cannot dump the sockets of another network namespace yet`);
       throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${fd} of pid ${ctx.pid}: ${p.link} is a kind of file stasis does not support yet`);
     }

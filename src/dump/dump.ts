@@ -67,7 +67,10 @@ export function dump(opts: DumpOptions): DumpResult {
     run.pids = ns.pids;
     // Sockets of the tree's own network namespace are looked at and locked from within it.
     const netLink = ns.links.get('net');
-    if (netLink && ns.own.some((k) => k.name === 'net') && !(ns.empty & CLONE_NEWNET)) run.tcp.setNetns({ link: netLink, path: `/proc/${pid}/ns/net` });
+    if (netLink && ns.own.some((k) => k.name === 'net') && !(ns.empty & CLONE_NEWNET)) {
+      run.tcp.setNetns({ link: netLink, path: `/proc/${pid}/ns/net` });
+      run.unix.ownNetns = true;
+    }
     run.users = ns.users;
     if (ns.own.some((k) => k.name === 'mnt')) {
       // Its fds' links read as the tree sees them: stasis looks at them through its root.

@@ -5,7 +5,8 @@
 // it does not list was never bound (connect() and sendmsg() bind): its protocol comes from the
 // socket itself. Refused, naming pid, fd and why: messages queued, a dump in progress, groups
 // above 32, the NETLINK_* options CRIU's image has no room for, protocols whose kernel side
-// keeps state of its own per socket, sockets of another network namespace, signal-driven I/O.
+// keeps state of its own per socket, sockets of a network namespace other than stasis's or the
+// tree's own (whose sockets are looked at from within it, and made in the new one), signal-driven I/O.
 //
 // Restore: socket(), bind() at the same port id with the same groups, connect() where it was,
 // then the socket options and status flags.
@@ -17,7 +18,7 @@ import {
   AF_NETLINK, NDIAG_FLAG, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK, SOL_SOCKET, SO_PROTOCOL, SO_TYPE,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import type { FdProbe } from './kind.js';
+import type { DumpFileCtx, FdProbe } from './kind.js';
 import { emptyFown } from './reg.js';
 import { commonOpts, familySocketKind, ownerRefusal } from './sk-opts.js';
 import { dumpStep, failure } from './fail.js';
@@ -41,7 +42,7 @@ function groupWords(groups: readonly number[]): number[] {
   return groups.slice(0, n);
 }
 
-function dumpSocket(p: FdProbe, _ctx: unknown, id: number): FileEntry {
+function dumpSocket(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry {
   const ino = Number(p.stat.ino);
   const what = `fd ${p.fd} of pid ${p.pid}: ${p.link}`;
   const refuse = (why: string) => new StasisError('E_UNSUPPORTED', `Cannot dump ${what} ${why}`);
@@ -49,9 +50,10 @@ function dumpSocket(p: FdProbe, _ctx: unknown, id: number): FileEntry {
   let taken = -1, mine = -1;
   try {
     taken = pidfdGetfd(pidfd, p.fd);
-    // sock_diag sees stasis's network namespace only: a socket of another would look unbound.
-    mine = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (netnsCookie(taken) !== netnsCookie(mine)) throw refuse(`is a netlink socket of another network namespace than stasis's, not supported yet`);
+    // sock_diag answers for the namespace its socket is of: stasis's, or the tree's own
+    // (dumped with it); a socket of any other would look unbound there.
+    mine = ctx.tcp.inNetns(() => socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0));
+    if (netnsCookie(taken) !== netnsCookie(mine)) throw refuse(`is a netlink socket of another network namespace than ${ctx.tcp.netns ? 'the tree\'s own' : 'stasis\'s'}, not supported yet`);
     const owner = ownerRefusal(taken, p.info.flags);
     if (owner) throw refuse(owner);
     const protocol = getsockoptInt(taken, SOL_SOCKET, SO_PROTOCOL), type = getsockoptInt(taken, SOL_SOCKET, SO_TYPE);
@@ -59,7 +61,7 @@ function dumpSocket(p: FdProbe, _ctx: unknown, id: number): FileEntry {
     // SOCK_DGRAM works as SOCK_RAW does for netlink, but SO_TYPE tells them apart and the image has no type.
     if (type !== SOCK_RAW) throw refuse(`is a netlink socket of type ${type}, not SOCK_RAW, which the image cannot hold, not supported yet`);
     if (!proto) throw refuse(`is a netlink socket of protocol ${protocol}, whose kernel side keeps state stasis cannot read, not supported yet`);
-    const d = netlinkSockets().get(ino);
+    const d = ctx.tcp.inNetns(() => netlinkSockets()).get(ino);
     const kind = `a ${proto} socket${d?.portid ? ` bound to port ${d.portid}` : ''}`;
     if (d) {
       if (d.rmemAlloc > 0) throw refuse(`is ${kind} with messages queued (${d.rmemAlloc} bytes), which cannot be queued again, not supported yet`);

@@ -6,7 +6,9 @@
 // flight, rings the kernel or the task has written to (the frames' contents and the ring's
 // position are the kernel's), TPACKET_V3 rings, a fanout group with other members (their
 // order is the kernel's) or of a kind with a program, memberships added more than once, the
-// options CRIU's image has no room for, sockets of another network namespace.
+// options CRIU's image has no room for, sockets of a network namespace other than stasis's or
+// the tree's own (looked at from within it, and made in the new one, where each interface of
+// its own comes back with its index).
 //
 // Restore: socket(), bind() to the interface (a SOCK_PACKET one by the interface's name), the
 // PACKET_* options, memberships, rings and fanout group in the order the kernel allows them,
@@ -23,7 +25,7 @@ import {
   PACKET_VERSION, PACKET_VNET_HDR, PACKET_VNET_HDR_SZ, PDI, SOCK_CLOEXEC, SOCK_PACKET, SOL_PACKET,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import type { FdProbe } from './kind.js';
+import type { DumpFileCtx, FdProbe } from './kind.js';
 import { emptyFown } from './reg.js';
 import { commonOpts, familySocketKind, ownerRefusal } from './sk-opts.js';
 import { dumpStep, failure } from './fail.js';
@@ -90,19 +92,19 @@ function ringEntry(r?: PacketRingDiag): PacketRing | undefined {
   });
 }
 
-function dumpSocket(p: FdProbe, _ctx: unknown, id: number): FileEntry {
+function dumpSocket(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry {
   const ino = Number(p.stat.ino);
   const what = `fd ${p.fd} of pid ${p.pid}: ${p.link}`;
   const pidfd = pidfdOpen(p.pid);
   let taken = -1, mine = -1;
   try {
     taken = pidfdGetfd(pidfd, p.fd);
-    // sock_diag sees stasis's network namespace only.
-    mine = socket(AF_PACKET, SOCK_PACKET | SOCK_CLOEXEC, 0);
-    if (netnsCookie(taken) !== netnsCookie(mine)) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} is a packet socket of another network namespace than stasis's, not supported yet`);
+    // sock_diag answers for the namespace its socket is of: stasis's, or the tree's own (dumped with it).
+    mine = ctx.tcp.inNetns(() => socket(AF_PACKET, SOCK_PACKET | SOCK_CLOEXEC, 0));
+    if (netnsCookie(taken) !== netnsCookie(mine)) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} is a packet socket of another network namespace than ${ctx.tcp.netns ? 'the tree\'s own' : 'stasis\'s'}, not supported yet`);
     const owner = ownerRefusal(taken, p.info.flags);
     if (owner) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} ${owner}`);
-    const all = packetSockets();
+    const all = ctx.tcp.inNetns(() => packetSockets());
     const d = all.get(ino);
     if (!d) throw new StasisError('E_DUMP_FAILED', `Cannot dump ${what}: sock_diag does not know the packet socket`);
     const refused = refusal(d, all, taken);

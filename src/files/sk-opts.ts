@@ -204,11 +204,12 @@ export function familySocketKind<K extends { opts?: SkOptsEntry | undefined; fla
     type: d.type,
     detect: (p) => /^socket:\[\d+\]$/.test(p.link) && socketFamily(p.pid, p.fd) === d.family,
     dump: d.dump,
-    open: (e) => {
+    open: (e, ctx) => {
       const k = d.entryOf(e);
       if (!k?.opts) throw new StasisError('E_CORRUPT', `File ${e.id} is a ${d.name} without its entry`);
       try {
-        return { status: 'done', fd: build(k) };
+        // A socket of the tree's own network namespace is made in the new one (and bound there).
+        return { status: 'done', fd: ctx.tcp.inNetns(() => build(k)) };
       } catch (err) {
         throw failure('E_RESTORE_FAILED', `Cannot restore ${d.name} ${e.id} (${d.what(k)})`, err);
       }

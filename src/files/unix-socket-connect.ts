@@ -206,7 +206,11 @@ export function connectOutside(u: UnixSkEntry, outside: UnixSkEntry, ctx: Restor
 /** A socket pair, made by the pid and credentials that made `u`'s where the image has them. */
 export function pairOf(u: UnixSkEntry, ctx: RestoreFileCtx): [number, number] {
   const c = u.peerCred;
-  return (c && ctx.socketPairAs?.(u.type | SOCK_CLOEXEC, c)) || socketpair(u.type | SOCK_CLOEXEC);
+  const made = c && ctx.socketPairAs?.(u.type | SOCK_CLOEXEC, c);
+  if (made) return made;
+  // Its pid is taken, or the pair is of the tree's own network namespace (the holders are not in it).
+  if (c) ctx.log?.warn(`socket ${u.id} (socket:[${u.ino}]): its pair is made by stasis, whose pid SO_PEERCRED names now instead of ${c.pid}`);
+  return socketpair(u.type | SOCK_CLOEXEC);
 }
 
 /**

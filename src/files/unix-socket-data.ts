@@ -38,6 +38,8 @@ export interface UnixSkSink {
   extUnixSk: boolean;
   /** Those outside sockets, by inode: their names (each gets an entry of its own, CRIU's USK_EXTERN). */
   externs: Map<number, Buffer>;
+  /** The tree has a network namespace of its own: sock_diag is read in it, abstract names are its. */
+  ownNetns?: boolean;
   /** Connections not accepted yet: by client inode, the listener's inode and the place in its queue (built on first use). */
   icons?: Map<number, { listener: number; index: number }>;
 }
@@ -51,9 +53,10 @@ export function newUnixSkSink(): UnixSkSink {
   return { diag: undefined, seen: new Map(), queues: [], inFlight: [], extUnixSk: false, externs: new Map() };
 }
 
-export function diagOf(sink: UnixSkSink, ino: number): UnixDiag | undefined {
+/** sock_diag's view of socket `ino`; `inNetns` runs the query in the tree's own network namespace, where it has one. */
+export function diagOf(sink: UnixSkSink, ino: number, inNetns: (read: () => Map<number, UnixDiag>) => Map<number, UnixDiag> = (read) => read()): UnixDiag | undefined {
   try {
-    sink.diag ??= unixSockets();
+    sink.diag ??= inNetns(unixSockets);
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new StasisError('E_UNSUPPORTED', `Cannot read the Unix sockets of the tree through sock_diag (a kernel without CONFIG_UNIX_DIAG?): ${why}`, { cause: err });
@@ -101,6 +104,7 @@ export function checkUnixPeers(sink: UnixSkSink): void {
       const outside = `is connected to socket:[${u.peer}], which no task of the dumped tree holds`;
       if (u.type !== SOCK_DGRAM || !o || o.peer === ino) throw why(`${outside}, and is not a datagram socket connected one way to it: --ext-unix-sk cannot restore it`);
       if (!o.name.length) throw why(`${outside} and which is not bound: --ext-unix-sk cannot connect to it again`);
+      if (sink.ownNetns && o.name[0] === 0) throw why(`${outside}, bound to an abstract name of the tree's own network namespace, which the new one will not have: --ext-unix-sk cannot connect to it again`);
       if (o.name[0] !== 0 && o.name[0] !== 0x2f) throw why(`${outside}, bound to the relative name ${o.name.toString()}: --ext-unix-sk cannot tell where it is`);
       sink.externs.set(u.peer, o.name);
       continue;

@@ -9,10 +9,13 @@
 // peer, in the listener's queue order), a socket bound and never connected, a datagram socket
 // bound to a path and the sockets connected to it, an end whose peer was closed, an
 // unconnected unbound socket. Refused, naming pid, fd and why:
-// peers outside the tree, connections not accepted yet whose client was closed or sent data
+// peers outside the tree, path-bound sockets of a tree with network and mount namespaces of
+// its own (restore binds from stasis's mount namespace), connections not accepted yet whose client was closed or sent data
 // (it waits in the end not accepted, which nothing reads without accepting), credentials or
 // datagrams from bound senders in flight, fds in flight in a stream socket, signal-driven I/O
-// and owners. Files in flight in a datagram or seqpacket queue (SCM_RIGHTS) are dumped as
+// and owners. A tree with a network namespace of its own has its sockets looked at in it
+// (sock_diag answers for one namespace) and made in the new one, where its abstract names are
+// bound again. Files in flight in a datagram or seqpacket queue (SCM_RIGHTS) are dumped as
 // file objects of their own (dump-fds.ts) and named by their packet's scm entry.
 //
 // Restore (openSocket() here, the making in unix-socket-connect.ts): each connection is made
@@ -75,7 +78,7 @@ function dumpOpts(fd: number) {
 function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number): FileEntry {
   const ino = inoOf(p);
   const what = () => `fd ${p.fd} of pid ${p.pid}: ${p.link}`;
-  const d = diagOf(ctx.unix, ino);
+  const d = diagOf(ctx.unix, ino, (read) => ctx.tcp.inNetns(read));
   if (!d) throw new StasisError('E_DUMP_FAILED', `Cannot dump ${what()}: sock_diag does not know the socket`);
   const refused = refusal(d, ctx.unix);
   if (refused) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} ${refused}`);
@@ -87,6 +90,10 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
     const owner = fcntl(taken, F_GETOWN);
     if (owner !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
     const abstract = d.name.length > 0 && d.name[0] === 0;
+    // Restore binds and connects from stasis's mount namespace, whose paths are not the tree's.
+    if (d.name.length && !abstract && ctx.mnt && ctx.tcp.netns) {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} is bound to ${d.name.toString()} (or accepted from a listener bound there) in the tree's own mount namespace, where stasis cannot bind or connect it again yet`);
+    }
     const file = d.name.length && !abstract ? boundFile(taken, d.name.toString(), what) : undefined;
     const nameDir = file?.nameDir;
     // A listener, a socket bound and never connected, or a datagram socket bound to receive:
@@ -197,12 +204,13 @@ function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['ope
 export const unixSocket = {
   name: 'Unix socket',
   type: FdTypes.UNIXSK,
-  detect: (p, ctx) => /^socket:\[\d+\]$/.test(p.link) && diagOf(ctx.unix, inoOf(p)) !== undefined,
+  detect: (p, ctx) => /^socket:\[\d+\]$/.test(p.link) && diagOf(ctx.unix, inoOf(p), (read) => ctx.tcp.inNetns(read)) !== undefined,
   dump: dumpSocket,
   open: (e, ctx) => {
     if (!e.usk?.opts) throw new StasisError('E_CORRUPT', `File ${e.id} is a Unix socket without its entry`);
     try {
-      return openSocket(e, ctx);
+      // A socket of the tree's own network namespace is made in the new one, its abstract name bound there.
+      return ctx.tcp.inNetns(() => openSocket(e, ctx));
     } catch (err) {
       throw failure('E_RESTORE_FAILED', `Cannot make socket ${e.id} (socket:[${e.usk.ino}])`, err);
     }

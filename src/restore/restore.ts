@@ -62,6 +62,9 @@ function ensureStopped(pid: number, signo: number, log: Log): void {
   kill(pid, SIGSTOP);
 }
 
+/** The sockets of a network namespace of the tree's own, made in it once its root exists. */
+const NETNS_SOCKETS = new Set([FdTypes.INETSK, FdTypes.UNIXSK, FdTypes.NETLINKSK, FdTypes.PACKETSK]);
+
 /**
  * Splits files into those opened before the tree is made, and those opened once it exists:
  * files under /proc/PID of one of its pids, and pidfds (of its tasks, or of stand-ins for
@@ -69,7 +72,7 @@ function ensureStopped(pid: number, signo: number, log: Log): void {
  */
 function byProcPid(entries: FileEntry[], pids: Set<number>, ownNetns: boolean): [FileEntry[], FileEntry[]] {
   const late = (e: FileEntry) => {
-    if (e.type === FdTypes.PIDFD || (ownNetns && e.type === FdTypes.INETSK)) return true;
+    if (e.type === FdTypes.PIDFD || (ownNetns && NETNS_SOCKETS.has(e.type))) return true;
     const m = e.reg ? PROC_PID.exec(e.reg.name) : null;
     return m !== null && pids.has(Number(m[1]));
   };
@@ -228,7 +231,8 @@ function restoreChecked(
   const fileCtx: RestoreFileCtx & { ghosts: GhostRestorer } = {
     log, imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
     unix, holdPid, ttys: fileCtxTtys, tcp, inherit,
-    socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, holdPid, users),
+    // A pair of the tree's own network namespace is made by stasis in it (SO_PEERCRED names stasis then).
+    ...(ownNetns ? {} : { socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred) }), ghosts: new GhostRestorer(set.dir, holdPid, users),
     taskPid: (pid: number) => created.get(pid)?.pid, deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),
   };
   // The files mapped that are ghosts (or kept by a link) are opened with the others, while they exist.
