@@ -322,16 +322,16 @@ function refuseHostPids(live: LiveTask[], run: DumpRun): void {
 
 /**
  * In a mount namespace of the tree's own, the files restore would open by path in stasis's
- * mounts rather than the tree's (inotify and fanotify marks, Unix sockets bound to a path) are
- * refused, by fd. Terminals are opened through the tree's root (its devpts, its devices).
+ * mounts rather than the tree's (inotify and fanotify marks) are refused, by fd. Terminals are
+ * opened through the tree's root (its devpts, its devices), Unix sockets bound to a path are
+ * bound and connected to from it.
  */
 function refuseInMntNs(live: LiveTask[]): void {
   for (const l of live) {
     const byId = new Map(l.fds.files.map((f) => [f.id, f] as const));
     for (const d of l.fds.fdinfos) {
       const f = byId.get(d.id);
-      const what = d.type === FdTypes.INOTIFY ? 'an inotify instance' : d.type === FdTypes.FANOTIFY ? 'a fanotify group'
-        : f?.usk && f.usk.name.length && f.usk.name[0] !== 0 ? `a Unix socket bound to ${Buffer.from(f.usk.name).toString()}` : undefined;
+      const what = d.type === FdTypes.INOTIFY ? 'an inotify instance' : d.type === FdTypes.FANOTIFY ? 'a fanotify group' : undefined;
       if (what) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${d.fd} of pid ${l.t.pid}: it is ${what}, which stasis cannot restore inside a mount namespace of the tree's own yet`);
     }
   }

@@ -9,7 +9,7 @@ import type { UnixSkEntry } from '../image/gen/stasis/sk-unix_pb.js';
 import {
   accept4, bindUnix, closeFd, connectUnix, listen, shutdown, socket, socketpair, SyscallError,
   AF_UNIX, SHUT_RD, SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SO_RCVBUF, SO_SNDBUF,
-  inDirectory,
+  inDirectory, inRoot,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FileKind, RestoreFileCtx } from './kind.js';
@@ -30,9 +30,16 @@ const fsPath = (u: UnixSkEntry) => {
 /** A name in the abstract namespace (its first byte NUL): no file stands for it. */
 const isAbstract = (u: UnixSkEntry) => u.name.length > 0 && u.name[0] === 0;
 
-/** Binds or connects to `u`'s name as the task did: a relative name from its directory. */
-function byName(u: UnixSkEntry, op: (name: Buffer) => void): void {
+/** Where Node's fs finds a path of the tree: through its root in a mount namespace of its own. */
+const inTree = (ctx: RestoreFileCtx, path: string) => (ctx.root ? `${ctx.root}${path}` : path);
+
+/**
+ * Binds or connects to `u`'s name as the task did: a relative name from its directory; in a
+ * mount namespace of the tree's own, from its root (the name is the string bind() is given).
+ */
+function byName(u: UnixSkEntry, ctx: RestoreFileCtx, op: (name: Buffer) => void): void {
   const name = Buffer.from(u.name);
+  if (ctx.root && !isAbstract(u)) return inRoot(ctx.root, () => op(name), u.nameDir || '/');
   if (!u.nameDir) return op(name);
   // Only a bind() made from that directory gives the socket its relative name back.
   inDirectory(u.nameDir, () => op(name));
@@ -57,9 +64,9 @@ export function setUp(fd: number, u: UnixSkEntry): void {
  * removed again, and kept open for those that connect to it (connectTo()).
  */
 function bindName(fd: number, u: UnixSkEntry, ctx: RestoreFileCtx): void {
-  const path = fsPath(u);
+  const path = inTree(ctx, fsPath(u));
   const bind = () => {
-    byName(u, (n) => bindUnix(fd, n));
+    byName(u, ctx, (n) => bindUnix(fd, n));
     if (u.filePerms && !isAbstract(u)) {
       fs.chmodSync(path, u.filePerms.mode);
       fs.chownSync(path, u.filePerms.uid, u.filePerms.gid);
@@ -109,7 +116,7 @@ export function makeBound(u: UnixSkEntry, ctx: RestoreFileCtx): number {
 export function connectTo(fd: number, to: UnixSkEntry, ctx: RestoreFileCtx): void {
   const file = ctx.unix.ghosts.get(to.ino);
   if (file !== undefined) return connectUnix(fd, Buffer.from(`/proc/self/fd/${file}`));
-  byName(to, (n) => connectUnix(fd, n));
+  byName(to, ctx, (n) => connectUnix(fd, n));
 }
 
 /** The two ends of `u`'s connection: [u's, its peer's]; undefined while the listener it came from is not open yet. */
@@ -146,7 +153,7 @@ export function makeConnection(u: UnixSkEntry, peer: UnixSkEntry, ctx: RestoreFi
       ctx.unix.acceptedMade.add(accepted.ino);
       return accepted === u ? [acc, client] : [client, acc];
     }
-    const viaTemp = acceptThroughTemporaryListener(u, accepted);
+    const viaTemp = acceptThroughTemporaryListener(u, accepted, ctx);
     if (viaTemp) return viaTemp;
   }
   return pairOf(u, ctx);
@@ -194,7 +201,9 @@ export function connectOutside(u: UnixSkEntry, outside: UnixSkEntry, ctx: Restor
   }
   const fd = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
   try {
-    connectUnix(fd, name);
+    // A path of the tree's own mount namespace is found from its root.
+    if (ctx.root && name[0] !== 0) inRoot(ctx.root, () => connectUnix(fd, name));
+    else connectUnix(fd, name);
     setUp(fd, u);
   } catch (err) {
     closeFd(fd);
@@ -219,16 +228,16 @@ export function pairOf(u: UnixSkEntry, ctx: RestoreFileCtx): [number, number] {
  * another file, a live socket's, nothing): it is moved aside for that moment and back, as
  * for a removed socket (bindRemoved()). An abstract name: see acceptThroughAbstract().
  */
-function acceptThroughTemporaryListener(u: UnixSkEntry, accepted: UnixSkEntry): [number, number] | undefined {
+function acceptThroughTemporaryListener(u: UnixSkEntry, accepted: UnixSkEntry, ctx: RestoreFileCtx): [number, number] | undefined {
   if (isAbstract(accepted)) return acceptThroughAbstract(u, accepted);
   const l = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
   const client = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
   let acc = -1;
   try {
-    closeFd(bindRemoved(fsPath(accepted), () => {
-      byName(accepted, (n) => bindUnix(l, n));
+    closeFd(bindRemoved(inTree(ctx, fsPath(accepted)), () => {
+      byName(accepted, ctx, (n) => bindUnix(l, n));
       listen(l, 1);
-      byName(accepted, (n) => connectUnix(client, n));
+      byName(accepted, ctx, (n) => connectUnix(client, n));
       acc = accept4(l, SOCK_CLOEXEC);
     }));
     return accepted === u ? [acc, client] : [client, acc];

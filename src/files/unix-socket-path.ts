@@ -26,8 +26,12 @@ export interface BoundFile {
   perms: { mode: number; uid: number; gid: number };
 }
 
-/** The file of socket `sock` (in stasis), bound to the path `name` (absolute, or relative to where bind() ran). */
-export function boundFile(sock: number, name: string, what: () => string): BoundFile {
+/**
+ * The file of socket `sock` (in stasis), bound to the path `name` (absolute, or relative to
+ * where bind() ran); `root` is where stasis sees the tree's paths (its /proc/PID/root in a
+ * mount namespace of its own, whose paths the file's link shows).
+ */
+export function boundFile(sock: number, name: string, what: () => string, root = ''): BoundFile {
   let file = -1;
   try {
     file = unixSocketFile(sock);
@@ -39,7 +43,7 @@ export function boundFile(sock: number, name: string, what: () => string): Bound
     const st = fs.fstatSync(file);
     const link = fs.readlinkSync(`/proc/self/fd/${file}`);
     // A name that really ends in " (deleted)" is still linked there.
-    const linked = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false })?.ino === st.ino;
+    const linked = (p: string) => fs.lstatSync(`${root}${p}`, { throwIfNoEntry: false })?.ino === st.ino;
     const deleted = link.endsWith(DELETED) && !linked(link);
     const path = deleted ? link.slice(0, -DELETED.length) : link;
     const perms = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };

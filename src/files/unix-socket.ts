@@ -9,13 +9,13 @@
 // peer, in the listener's queue order), a socket bound and never connected, a datagram socket
 // bound to a path and the sockets connected to it, an end whose peer was closed, an
 // unconnected unbound socket. Refused, naming pid, fd and why:
-// peers outside the tree, path-bound sockets of a tree with network and mount namespaces of
-// its own (restore binds from stasis's mount namespace), connections not accepted yet whose client was closed or sent data
+// peers outside the tree, connections not accepted yet whose client was closed or sent data
 // (it waits in the end not accepted, which nothing reads without accepting), credentials or
 // datagrams from bound senders in flight, fds in flight in a stream socket, signal-driven I/O
 // and owners. A tree with a network namespace of its own has its sockets looked at in it
 // (sock_diag answers for one namespace) and made in the new one, where its abstract names are
-// bound again. Files in flight in a datagram or seqpacket queue (SCM_RIGHTS) are dumped as
+// bound again; one with a mount namespace of its own has its paths bound and connected to
+// from its root (restore binds from there, so the name is the same string). Files in flight in a datagram or seqpacket queue (SCM_RIGHTS) are dumped as
 // file objects of their own (dump-fds.ts) and named by their packet's scm entry.
 //
 // Restore (openSocket() here, the making in unix-socket-connect.ts): each connection is made
@@ -90,11 +90,7 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
     const owner = fcntl(taken, F_GETOWN);
     if (owner !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
     const abstract = d.name.length > 0 && d.name[0] === 0;
-    // Restore binds and connects from stasis's mount namespace, whose paths are not the tree's.
-    if (d.name.length && !abstract && ctx.mnt && ctx.tcp.netns) {
-      throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} is bound to ${d.name.toString()} (or accepted from a listener bound there) in the tree's own mount namespace, where stasis cannot bind or connect it again yet`);
-    }
-    const file = d.name.length && !abstract ? boundFile(taken, d.name.toString(), what) : undefined;
+    const file = d.name.length && !abstract ? boundFile(taken, d.name.toString(), what, ctx.ghosts?.mntRoot ?? '') : undefined;
     const nameDir = file?.nameDir;
     // A listener, a socket bound and never connected, or a datagram socket bound to receive:
     // restore binds the path again (an abstract name has no file), and removes it again if

@@ -6,7 +6,7 @@ export * from './regs.js';
 export * from './inject.js';
 export * from './task-mem.js';
 export * from './process.js';
-export { inDirectory } from './thread-cwd.js';
+export { inDirectory, inRoot } from './thread-cwd.js';
 export * from './spawn.js';
 export * from './kerndat.js';
 export * from './fpu-layout.js';

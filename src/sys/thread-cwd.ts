@@ -3,7 +3,8 @@
 // move every thread of the host, so the thread first takes a cwd of its own
 // (unshare(CLONE_FS): cwd, root and umask become the thread's) and moves only that.
 import fs from 'node:fs';
-import { syscall } from './libc.js';
+import { addressOf, keepAlive, syscall, syscallRaw } from './libc.js';
+import { SyscallError } from './syscall-error.js';
 
 const CLONE_FS = 0x200;
 let ownFs = false;
@@ -46,5 +47,48 @@ export function inDirectory<T>(dir: string, fn: () => T): T {
   } finally {
     fs.closeSync(to);
     fs.closeSync(back);
+  }
+}
+
+/**
+ * Runs `fn` on this thread with its root and cwd at directory `root` (a task's /proc/PID/root:
+ * paths resolve in that task's mount namespace, and a Unix socket bound to an absolute name
+ * there gets that name), and its cwd at `cwd` in it (a relative name is bound from there),
+ * then comes back. The thread takes a root of its own first. (Not process.chdir(): Node
+ * keeps the cwd it last set, which the way back would use.)
+ */
+export function inRoot<T>(root: string, fn: () => T, cwd = '/'): T {
+  ownFsOfThread();
+  const dirFlags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY;
+  const myRoot = fs.openSync('/', dirFlags), myCwd = fs.openSync('.', dirFlags);
+  try {
+    const to = fs.openSync(root, dirFlags);
+    try {
+      syscall('fchdir', to);
+    } finally {
+      fs.closeSync(to);
+    }
+    const dot = Buffer.from('.\0');
+    try {
+      const r = syscallRaw('chroot', addressOf(dot));
+      if (r < 0n) throw new SyscallError('chroot', Number(-r), root);
+      const dir = fs.openSync(cwd, dirFlags);
+      try {
+        syscall('fchdir', dir);
+      } finally {
+        fs.closeSync(dir);
+      }
+      return fn();
+    } finally {
+      // Failing to come back would leave this thread in the tree's root: nothing may go on.
+      syscall('fchdir', myRoot);
+      const back = syscallRaw('chroot', addressOf(dot));
+      keepAlive(dot);
+      if (back < 0n) throw new SyscallError('chroot', Number(-back), 'back to stasis\'s root');
+      syscall('fchdir', myCwd);
+    }
+  } finally {
+    fs.closeSync(myRoot);
+    fs.closeSync(myCwd);
   }
 }
