@@ -148,7 +148,7 @@ export function collectTasks(run: DumpRun, tree: TreeTask[], shellJob: boolean):
     return ids ? [[l.task.stat.session, ids.sid], [l.task.stat.pgrp, ids.pgid]] as const : [];
   }));
   run.ttys.finish(live.map((l) => ({ pid: l.t.pid, sid: l.task.stat.session, pgid: l.task.stat.pgrp })), shellJob, () => run.ids.fresh(), (p) => inner.get(p) ?? p);
-  if (run.pids !== SAME_PIDS) refuseHostPids(live, run);
+  if (run.pids !== SAME_PIDS) refuseHostPids(live, run, treePid);
   const holders = live.map((l) => ({ pid: run.pids.pid(l.t.pid), tids: l.t.frozen!.tids.map((tid) => run.pids.pid(tid)), fdinfos: l.fds.fdinfos }));
   const trouble = threadPidfdTrouble(holders, new Map(live.flatMap((l) => l.fds.files.map((f) => [f.id, f] as const))));
   if (trouble) throw new StasisError('E_UNSUPPORTED', `Cannot dump the tree of pid ${live[0]?.t.pid}: ${trouble}`);
@@ -308,12 +308,16 @@ export function writePstree(run: DumpRun, tree: TreeTask[], live: LiveTask[]): v
 
 /**
  * In a pid namespace of its own, what names a pid stasis records only as its own namespace
- * sees it: refused, not restored with the wrong number.
+ * sees it: refused, not restored with the wrong number. A socket pair's SO_PEERCRED names the
+ * task that made it: with a network namespace of the tree's own too, restore has that task
+ * (by its pid in the tree) make the pair again, once the tree is made; otherwise refused.
  */
-function refuseHostPids(live: LiveTask[], run: DumpRun): void {
+function refuseHostPids(live: LiveTask[], run: DumpRun, treePid: (host: number) => number | undefined): void {
   for (const l of live) {
     for (const f of l.fds.files) {
-      if (f.usk?.peerCred) {
+      const inTree = f.usk?.peerCred && run.unix.ownNetns ? treePid(f.usk.peerCred.pid) : undefined;
+      if (inTree !== undefined) f.usk!.peerCred!.pid = inTree;
+      else if (f.usk?.peerCred) {
         throw new StasisError('E_UNSUPPORTED', `Cannot dump Unix socket ${f.usk.ino} of pid ${l.t.pid}: its SO_PEERCRED names pid ${f.usk.peerCred.pid}, which stasis cannot make again inside a pid namespace of the tree's own yet`);
       }
     }

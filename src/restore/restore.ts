@@ -231,8 +231,7 @@ function restoreChecked(
   const fileCtx: RestoreFileCtx & { ghosts: GhostRestorer } = {
     log, imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
     unix, holdPid, ttys: fileCtxTtys, tcp, inherit,
-    // A pair of the tree's own network namespace is made by stasis in it (SO_PEERCRED names stasis then).
-    ...(ownNetns ? {} : { socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred) }), ghosts: new GhostRestorer(set.dir, holdPid, users),
+    socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, holdPid, users),
     taskPid: (pid: number) => created.get(pid)?.pid, deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),
   };
   // The files mapped that are ghosts (or kept by a link) are opened with the others, while they exist.
@@ -272,6 +271,8 @@ function restoreChecked(
     const mapped = new MappedFiles(set, files, (id) => fileCtx.ghosts.remapOf(id), (v) => shmem.fdFor(v));
     const cow = createTree(set, created, rootNs, mapped, (pid, hostPid) => cg.place(cgSetOf.get(pid), hostPid));
     if (ownNetns) tcp.lockNetns({ link: '', path: `/proc/${created.get(root)!.pid}/ns/net` });
+    // The pairs of its own network namespace are made by the tree's tasks that made them, in it.
+    if (ownNetns) pairs.treeTask = (pid) => created.get(pid);
     if (late.length) OpenFiles.open(late, fileCtx, files);
     inherit.logUnused(log);
     notify('setup-namespaces', created.get(root)!.pid);

@@ -9,7 +9,7 @@ import {
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { Log } from '../log.js';
-import { createRootTask, pidIsFree } from './create-task.js';
+import { createRootTask, pidIsFree, type NewTask } from './create-task.js';
 
 export interface Cred {
   pid: number;
@@ -19,6 +19,12 @@ export interface Cred {
 
 export class SocketPairs {
   private readonly holders = new Map<number, Injector | null>();
+  /**
+   * Once the tree is made (a network namespace of its own: its pairs are opened then, and must
+   * be made in it): the task of the tree the images call `pid`, which makes its pairs itself,
+   * so SO_PEERCRED names it as its namespaces number it.
+   */
+  treeTask: ((pid: number) => NewTask | undefined) | undefined;
 
   constructor(private readonly log?: Log) {}
 
@@ -27,8 +33,23 @@ export class SocketPairs {
    * process (the caller makes the pair itself then, and says so).
    */
   make(type: number, cred: Cred): [number, number] | undefined {
+    if (this.treeTask) {
+      const t = this.treeTask(cred.pid);
+      if (!t) return undefined;
+      const inj = new Injector(t.pid, { code: t.code, codeInPlace: true });
+      try {
+        return this.pairIn(inj, type, cred);
+      } finally {
+        inj.end();
+      }
+    }
     const inj = this.holder(cred.pid);
     if (!inj) return undefined;
+    return this.pairIn(inj, type, cred);
+  }
+
+  /** The pair made by the task `inj` drives, with `cred`'s effective ids, taken into stasis. */
+  private pairIn(inj: Injector, type: number, cred: Cred): [number, number] {
     const euid = process.geteuid?.() ?? 0, egid = process.getegid?.() ?? 0;
     // The gid first: without euid 0 the task may not change it. Real and saved ids stay
     // stasis's, so the effective ones (and the capabilities) come back after.
