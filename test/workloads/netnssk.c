@@ -3,7 +3,8 @@
  * listener bound to the abstract name argv[2] (fd 12) with a client (13) it accepted (14),
  * which has sent it data not read yet, and a client (15) it has not accepted yet; a packet
  * socket bound to lo with no protocol (16) and a NETLINK_ROUTE socket bound to the port the
- * kernel chose (17). After `go`: the queued data, the name, the connections, the packet
+ * kernel chose (17). After `go`: the queued data, the pair's SO_PEERCRED (this process, which
+ * made it), the name, the connections, the packet
  * socket's interface and the netlink port are back, the pair and the connections carry data
  * both ways, and a new client reaches the listener by its name (in the namespace: the name is
  * its). The root exits once `end` exists. */
@@ -91,6 +92,10 @@ int main(int argc, char **argv)
 	wl_ready();
 	wl_wait_go();
 
+	struct ucred cr;
+	socklen_t crlen = sizeof(cr);
+	if (getsockopt(10, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) || cr.pid != getpid())
+		wl_fail("the pair's SO_PEERCRED names pid %d, not %d, which made it", (int)cr.pid, (int)getpid());
 	expect_text(11, "queued-a", "the pair's end 11");
 	expect_text(10, "queued-b", "the pair's end 10");
 	say(10, "after-a");
