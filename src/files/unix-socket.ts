@@ -25,7 +25,8 @@
 // end to the restored listener again, once the accepted ones are made; both queues are refilled by sending from the other
 // end, then options, flags and shutdown are set on both. The end for the peer's entry waits
 // in the restore state until that entry opens. A pair is made by a task holding the pid, uid
-// and gid its SO_PEERCRED names (restore/socket-pairs.ts), where that pid is free. Not kept:
+// and gid its SO_PEERCRED names (restore/socket-pairs.ts), where that pid is free, or, in a
+// network namespace of the tree's own, by that task of the tree once it is made. Not kept:
 // the peer credentials of an accepted connection, or one not accepted yet (SO_PEERCRED names
 // stasis) and an SO_PEEK_OFF the task had set (CRIU's image has no field for it).
 import { create } from '@bufbuild/protobuf';

@@ -4,6 +4,8 @@
 // held by a stub task (the dumped tree is not made yet, so its pids are free; a pid of a task
 // gone long ago works the same), which takes the euid and egid for the call and gives the pair
 // to stasis with pidfd_getfd. Holders end once every file is open, before the tree is made.
+// A tree with a network namespace of its own opens its sockets once it is made: its task of
+// that pid makes the pair then, in the namespace (and in its pid namespace, as it numbers it).
 import {
   Injector, closeFd, kill, pidfdGetfd, pidfdOpen, waitPid, SyscallError, AF_UNIX,
 } from '../sys/index.js';
