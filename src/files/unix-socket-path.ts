@@ -43,11 +43,16 @@ export function boundFile(sock: number, name: string, what: () => string, root =
     const st = fs.fstatSync(file);
     const link = fs.readlinkSync(`/proc/self/fd/${file}`);
     // A name that really ends in " (deleted)" is still linked there.
-    const linked = (p: string) => fs.lstatSync(`${root}${p}`, { throwIfNoEntry: false })?.ino === st.ino;
+    const linked = (p: string) => {
+      const at = fs.lstatSync(`${root}${p}`, { throwIfNoEntry: false });
+      return at?.ino === st.ino && at.dev === st.dev;
+    };
     const deleted = link.endsWith(DELETED) && !linked(link);
     const path = deleted ? link.slice(0, -DELETED.length) : link;
     const perms = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
     const moved = (at: string) => new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} is bound to ${name}, whose socket file is now at ${at}, not supported yet`);
+    // Restore binds at the path as it resolves now: a mount over the file (or its directory) would take it.
+    if (!deleted && !linked(path)) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} is bound to ${name}, whose socket file ${path} a mount now hides, not supported yet`);
     if (name.startsWith('/')) {
       if (path !== name) throw moved(path);
       return { deleted, perms };
