@@ -58,7 +58,9 @@ function gone(pid: number): void {
  */
 function victim(bin: string, mib: number, dir: string, extra = ''): number {
   fs.mkdirSync(dir, { recursive: true });
-  const out = execFileSync('sh', ['-c', 'cd "$1" && setsid "$2" "$1" "$3" $4 </dev/null >/dev/null 2>&1 & echo $!', 'sh', dir, bin, String(mib), extra], { encoding: 'utf8' });
+  // Without the fds the bench itself inherited (a pipe of the shell that started it is refused: its reader is outside the tree).
+  const close = 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-"; done; ';
+  const out = execFileSync('bash', ['-c', `${close}cd "$1" || exit 1; setsid "$2" "$1" "$3" $4 </dev/null >/dev/null 2>&1 & echo $!`, 'sh', dir, bin, String(mib), extra], { encoding: 'utf8' });
   waitFile(path.join(dir, 'ready'));
   return Number(out.trim());
 }
