@@ -20,7 +20,7 @@ import { dump, restore, StasisError } from '../../../src/api/index.js';
 import { setChildSubreaper, spawnTask, waitPid } from '../../../src/sys/index.js';
 import { SBIN_ENV } from '../sockets/netns.js';
 import { fileURLToPath } from 'node:url';
-import { namespacesUnavailable, inPrivateProc, childOf, killTree } from './private-proc.js';
+import { namespacesUnavailable, inPrivateProc, childOf, killTree, assertExitsZero, endTree } from './private-proc.js';
 import { criu, criuWorks } from '../interop/criu-tool.js';
 
 const FLAG = 'STASIS_NETDEV_TEST';
@@ -113,15 +113,9 @@ if (!inPrivateProc(FLAG)) {
     try {
       assert.equal(listing(r.pid), before, 'the restored namespace lists other links, addresses, routes or rules');
       finish(r.pid, w.dir);
-      const st = waitFor('the restored tree', () => waitPid(r.pid, true), 30000);
-      assert.equal(st.kind === 'exited' && st.code, 0);
+      assertExitsZero(r.pid);
     } finally {
-      killTree(r.pid);
-      try {
-        waitPid(r.pid);
-      } catch {
-        /* reaped */
-      }
+      endTree(r.pid);
     }
   });
 
@@ -178,15 +172,9 @@ if (!inPrivateProc(FLAG)) {
     try {
       assert.equal(listing(r.pid), before, 'the namespace stasis restored from CRIU\'s images lists other links, addresses, routes, rules or sysctls');
       finish(r.pid, w.dir);
-      const st = waitFor('the restored tree', () => waitPid(r.pid, true), 30000);
-      assert.equal(st.kind === 'exited' && st.code, 0);
+      assertExitsZero(r.pid);
     } finally {
-      killTree(r.pid);
-      try {
-        waitPid(r.pid);
-      } catch {
-        /* reaped */
-      }
+      endTree(r.pid);
     }
   });
 
@@ -224,15 +212,9 @@ ip link set br1 up
         assert.equal(norm(listing(r.pid)), norm(before), 'the restored namespace lists other devices, addresses, routes, rules or sysctls');
         assert.match(execFileSync('ip', ['link', 'show', 'hostv1'], { env: SBIN_ENV, encoding: 'utf8' }), /master hbr0/);
         finish(r.pid, w.dir);
-        const st = waitFor('the restored tree', () => waitPid(r.pid, true), 30000);
-        assert.equal(st.kind === 'exited' && st.code, 0);
+        assertExitsZero(r.pid);
       } finally {
-        killTree(r.pid);
-        try {
-          waitPid(r.pid);
-        } catch {
-          /* reaped */
-        }
+        endTree(r.pid);
       }
     } finally {
       killTree(w.unshare);

@@ -18,7 +18,7 @@ import { compileWorkload, tmpDir, waitFor, verifyImages, sleepMs } from '../harn
 import { dump, restore, StasisError } from '../../../src/api/index.js';
 import { parseConntrackMessages, setChildSubreaper, spawnTask, waitPid } from '../../../src/sys/index.js';
 import { SBIN_ENV } from '../sockets/netns.js';
-import { namespacesUnavailable, inPrivateProc, runInPrivateProc, childOf, killTree } from './private-proc.js';
+import { namespacesUnavailable, inPrivateProc, runInPrivateProc, childOf, killTree, assertExitsZero, endTree } from './private-proc.js';
 import { criu, criuWorks } from '../interop/criu-tool.js';
 
 const FLAG = 'STASIS_NETFILTER_TEST';
@@ -127,15 +127,9 @@ if (!inPrivateProc(FLAG)) {
       assert.match(fs.readFileSync(`${w.dir}/result`, 'utf8'), /^PASS/);
       assert.ok(counted() >= seen + 400, `the established rule counted ${counted() - seen} packets after restore`);
       fs.writeFileSync(`${w.dir}/end`, '');
-      const st = waitFor('the restored tree', () => waitPid(r.pid, true), 30000);
-      assert.equal(st.kind === 'exited' && st.code, 0);
+      assertExitsZero(r.pid);
     } finally {
-      killTree(r.pid);
-      try {
-        waitPid(r.pid);
-      } catch {
-        /* reaped */
-      }
+      endTree(r.pid);
     }
   }
 

@@ -13,7 +13,7 @@ import { compileWorkload, tmpDir, waitFor, verifyImages } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { spawnTask, waitPid } from '../../../src/sys/index.js';
 import { SBIN_ENV, netnsUnavailable } from '../sockets/netns.js';
-import { childOf, killTree } from './private-proc.js';
+import { childOf, killTree, assertExitsZero, endTree } from './private-proc.js';
 
 const why = netnsUnavailable([]);
 
@@ -54,14 +54,8 @@ test('Unix, packet and netlink sockets of the tree\'s own network namespace come
     waitFor('the result', () => fs.existsSync(`${dir}/result`), 30000);
     assert.match(fs.readFileSync(`${dir}/result`, 'utf8'), /^PASS/);
     fs.writeFileSync(`${dir}/end`, '');
-    const st = waitFor('the restored tree', () => waitPid(r.pid, true), 30000);
-    assert.equal(st.kind === 'exited' && st.code, 0);
+    assertExitsZero(r.pid);
   } finally {
-    killTree(r.pid);
-    try {
-      waitPid(r.pid);
-    } catch {
-      /* reaped */
-    }
+    endTree(r.pid);
   }
 });

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { descendants } from '../harness.js';
+import { descendants, waitFor } from '../harness.js';
+import { waitPid } from '../../../src/sys/index.js';
 
 /** Why the tests cannot run here, or false. */
 export function namespacesUnavailable(): string | false {
@@ -52,5 +53,21 @@ export function killTree(pid: number): void {
     } catch {
       /* gone */
     }
+  }
+}
+
+/** The restored tree at `pid` exits by itself, with status 0, within 30 s. */
+export function assertExitsZero(pid: number): void {
+  const st = waitFor('the restored tree', () => waitPid(pid, true), 30000);
+  assert.equal(st.kind === 'exited' && st.code, 0);
+}
+
+/** Kills the restored tree at `pid` and reaps its root if that is still to do. */
+export function endTree(pid: number): void {
+  killTree(pid);
+  try {
+    waitPid(pid);
+  } catch {
+    /* reaped */
   }
 }
