@@ -12,6 +12,9 @@
 // A PROCFS remap names a dead pid: a helper process is made with it while the files under
 // /proc/PID are opened and the tasks entered them (fchdir needs the process), and killed
 // after, so the tasks hold files of a process gone again.
+// In a mount namespace of the tree's own, the image's paths are the tree's: every name is
+// made, opened and removed through its root (/proc/ROOT/root of the restored root task, in the
+// mounts mnt-restore.ts made), as CRIU does from its mount namespace's root fd.
 import fs from 'node:fs';
 import path from 'node:path';
 import { readImage, imageExists, type GhostFileImage } from '../image/index.js';
@@ -44,6 +47,12 @@ export class GhostRestorer {
 
   /** Helpers holding dead pids for PROCFS remaps, by pid: their release. */
   private readonly held = new Map<number, () => void>();
+
+  /**
+   * Where the tree's paths are, seen from stasis: '' in stasis's own mounts, the restored
+   * root's /proc/PID/root in a mount namespace of the tree's own. Every path returned is under it.
+   */
+  root = '';
 
   /** `holdPid` makes a process with a pid (for a file of /proc/PID), returning what ends it. */
   constructor(readonly imagesDir: string, private readonly holdPid?: (pid: number) => () => void, private readonly owners: Owners = SAME_OWNERS) {}
@@ -83,10 +92,11 @@ export class GhostRestorer {
         if (!this.holdPid) throw new StasisError('E_UNSUPPORTED', `Cannot reopen ${orig} (file ${e.id}): it is a file of pid ${r.id}, which is gone`);
         this.held.set(r.id, this.holdPid(r.id));
       }
-      return orig;
+      return `${this.root}${orig}`;
     }
-    const link = files.get(r.id)?.reg?.name;
-    if (link === undefined) throw new StasisError('E_CORRUPT', `File ${e.id} is remapped to file ${r.id}, which is not a regular file of the image`);
+    const linkName = files.get(r.id)?.reg?.name;
+    if (linkName === undefined) throw new StasisError('E_CORRUPT', `File ${e.id} is remapped to file ${r.id}, which is not a regular file of the image`);
+    const link = `${this.root}${linkName}`, at = `${this.root}${orig}`;
     let st: fs.BigIntStats;
     try {
       st = fs.statSync(link, { bigint: true });
@@ -95,12 +105,12 @@ export class GhostRestorer {
     }
     const names = this.links.get(r.id) ?? [{ path: link, dev: st.dev, ino: st.ino, dir: false }];
     this.links.set(r.id, names);
-    const under = names.find((n) => n.path === orig);
-    if (under) return orig;
+    const under = names.find((n) => n.path === at);
+    if (under) return at;
     try {
-      fs.linkSync(link, orig);
-      names.push({ path: orig, dev: st.dev, ino: st.ino, dir: false });
-      return orig;
+      fs.linkSync(link, at);
+      names.push({ path: at, dev: st.dev, ino: st.ino, dir: false });
+      return at;
     } catch {
       return link; // the old name is taken: the file is opened by its temporary one
     }
@@ -123,10 +133,11 @@ export class GhostRestorer {
       new StasisError('E_RESTORE_FAILED', `Cannot recreate the deleted file ${orig} (file ${fileId}): ${(err as Error).message}`, { cause: err });
     let made: Made;
     try {
+      const at = `${this.root}${orig}`;
       // A directory removed with the file is made for the time of the restore too.
-      this.makeParents(path.dirname(orig));
-      const tmp = path.join(path.dirname(orig), `.${path.basename(orig)}.stasis-ghost-${ghostId.toString(16)}-${process.pid}`);
-      made = (BigInt(img.head.mode) & S_IFMT) === S_IFREG ? makeRegular(img, orig, tmp) : makeNode(img.head, orig, tmp);
+      this.makeParents(path.dirname(at));
+      const tmp = path.join(path.dirname(at), `.${path.basename(at)}.stasis-ghost-${ghostId.toString(16)}-${process.pid}`);
+      made = (BigInt(img.head.mode) & S_IFMT) === S_IFREG ? makeRegular(img, at, tmp) : makeNode(img.head, at, tmp);
     } catch (err) {
       throw fail(err);
     }

@@ -56,14 +56,8 @@ export class GhostDumper {
 
   constructor(readonly limit: number = DEFAULT_GHOST_LIMIT, readonly linkRemap = false) {}
 
-  /** A tree with a mount namespace of its own: its removed files are not made again yet. */
-  private refuseInMntNs(s: { pid: number; what: string }, path: string): void {
-    if (this.mntRoot) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed or replaced, and stasis cannot restore such files inside a mount namespace of the tree's own yet`);
-  }
-
   /** Keeps the file behind `s` (once per inode) and remaps file `fileId` to it. */
   add(s: GhostSource, fileId: number, path: string): void {
-    this.refuseInMntNs(s, path);
     const key = `${s.stat.dev}:${s.stat.ino}`;
     let id = this.byInode.get(key);
     if (id === undefined) {
@@ -87,7 +81,6 @@ export class GhostDumper {
    * (once per inode, null after).
    */
   addLinked(s: GhostSource, fileId: number, path: string, freshId: () => number): FileEntry | null {
-    this.refuseInMntNs(s, path);
     if (!this.linkRemap) {
       throw new StasisError('E_UNSUPPORTED',
         `Cannot dump ${s.what} of pid ${s.pid}: ${path} was unlinked or replaced, but its inode has ${s.stat.nlink} other link(s), ` +
@@ -108,13 +101,16 @@ export class GhostDumper {
     return entry;
   }
 
-  /** `link_remap.<id>` in the file's old directory, or the nearest one of its parents that is left. */
+  /**
+   * `link_remap.<id>` in the file's old directory, or the nearest one of its parents that is
+   * left; its name as the tree sees it (made through the tree's root in a mount namespace of its own).
+   */
   private makeLink(s: GhostSource, path: string, id: number): string {
     for (let dir = path.slice(0, path.lastIndexOf('/')); ; dir = dir.slice(0, dir.lastIndexOf('/'))) {
       const name = `${dir}/link_remap.${id}`;
       try {
-        linkAt(s.proc, name, AT_SYMLINK_FOLLOW);
-        this.links.push(name);
+        linkAt(s.proc, `${this.mntRoot}${name}`, AT_SYMLINK_FOLLOW);
+        this.links.push(`${this.mntRoot}${name}`);
         return name;
       } catch (err) {
         if (!(err instanceof SyscallError && err.errno === ENOENT) || dir === '') {
@@ -129,7 +125,6 @@ export class GhostDumper {
    * helper has that pid, then lets the helper die, as CRIU's PROCFS remap does.
    */
   addDeadPid(fileId: number, pid: number): void {
-    this.refuseInMntNs({ pid, what: `file ${fileId}` }, `a file of /proc/${pid}`);
     this.remaps.push(create(RemapFilePathEntrySchema, { origId: fileId, remapId: pid, remapType: RemapType.PROCFS }));
   }
 

@@ -87,7 +87,7 @@ const DELETED = ' (deleted)';
  * temporary link (whose regular file entry is returned, to go before the file's own).
  */
 export function keepIfGone(p: FdProbe, ctx: DumpFileCtx, id: number): { path: string; linked: FileEntry[] } {
-  const dead = deadProcPid(p.link, p.stat.dev);
+  const dead = deadProcPid(p.link, p.stat.dev, ctx.ghosts?.mntRoot ?? '');
   if (dead) {
     if (!ctx.ghosts) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is a file of a process that is gone`);
     ctx.ghosts.addDeadPid(id, dead.pid);
@@ -116,13 +116,17 @@ export function keepGoneFile(src: GhostSource, link: string, ghosts: GhostDumper
 
 const PROC_PID = /^\/proc\/(\d+)(\/|$)/;
 
-/** For a file under /proc/PID (on procfs) of a process that is gone: its pid and path. */
-export function deadProcPid(link: string, dev: bigint): { pid: number; path: string } | null {
+/**
+ * For a file under /proc/PID (on procfs) of a process that is gone: its pid and path. `root`
+ * is where stasis sees the tree's paths: in a mount namespace of its own, its /proc is the
+ * tree's (of its pid namespace, whose pids the link names).
+ */
+export function deadProcPid(link: string, dev: bigint, root = ''): { pid: number; path: string } | null {
   const path = link.endsWith(DELETED) ? link.slice(0, -DELETED.length) : link;
   const m = PROC_PID.exec(path);
-  if (!m || fs.existsSync(`/proc/${m[1]}`)) return null;
+  if (!m || fs.existsSync(`${root}/proc/${m[1]}`)) return null;
   try {
-    if (fs.statSync('/proc', { bigint: true }).dev !== dev) return null;
+    if (fs.statSync(`${root}/proc`, { bigint: true }).dev !== dev) return null;
   } catch {
     return null;
   }

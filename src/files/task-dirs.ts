@@ -20,12 +20,14 @@ export function dumpTaskDir(pid: number, which: 'cwd' | 'root', ids: FileIds, gh
   const what = which === 'cwd' ? 'working directory' : 'root directory';
   const id = ids.fresh();
   let path = link;
-  const dead = deadProcPid(link, stat.dev);
+  // In a mount namespace of the tree's own, its paths are looked at through its root.
+  const root = ghosts?.mntRoot ?? '';
+  const dead = deadProcPid(link, stat.dev, root);
   if (dead) {
     if (!ghosts) throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${pid}: its ${what} ${link} is of a process that is gone`);
     path = dead.path;
     ghosts.addDeadPid(id, dead.pid);
-  } else if (link.endsWith(DELETED) && !sameInode(link, stat)) {
+  } else if (link.endsWith(DELETED) && !sameInode(`${root}${link}`, stat)) {
     path = link.slice(0, -DELETED.length);
     if (!ghosts) throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${pid}: its ${what} ${path} was deleted`);
     ghosts.add({ pid, what: `the ${what}`, proc, stat, mntId: -1 }, id, path);

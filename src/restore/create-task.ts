@@ -220,7 +220,8 @@ export function withUserNsHolder(inj: Injector, h: UserNsHolder, timeOffsets: st
  */
 export function createRootTask(pid: number, nsFlags = 0, join: { file: string; flag: number }[] = [], timeOffsets?: string, holder?: UserNsHolder, courier?: FdCourier): NewTask {
   if (holder) nsFlags = holder.flags & CLONE_NEWPID;
-  if (!(nsFlags & CLONE_NEWPID) && !pidIsFree(pid)) {
+  // (A pid namespace joined, or made, has pids of its own: stasis's say nothing of them.)
+  if (!(nsFlags & CLONE_NEWPID) && !join.some((j) => j.flag === CLONE_NEWPID) && !pidIsFree(pid)) {
     throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);
   }
   return withSeizedStub((stub, inj) => {

@@ -79,9 +79,12 @@ function byProcPid(entries: FileEntry[], pids: Set<number>, ownNetns: boolean): 
   return [entries.filter((e) => !late(e)), entries.filter(late)];
 }
 
-/** A process with a dead pid, for the time files of its /proc/PID are opened (CRIU's PROCFS remap). */
-function holdPid(pid: number): () => void {
-  const t = createRootTask(pid);
+/**
+ * A process with a dead pid, for the time files of its /proc/PID are opened (CRIU's PROCFS
+ * remap); in a pid namespace of the tree's own (`pidNsOf`: a task in it), that pid in it.
+ */
+function holdPid(pid: number, pidNsOf?: number): () => void {
+  const t = createRootTask(pid, 0, pidNsOf === undefined ? [] : [{ file: `/proc/${pidNsOf}/ns/pid`, flag: CLONE_NEWPID }]);
   return () => {
     kill(t.pid, 9);
     waitExit(t.pid);
@@ -228,10 +231,11 @@ function restoreChecked(
   const [early, late] = byProcPid([...ids].map((id) => set.files.get(id)!), new Set(set.order.map((e) => e.pid)), ownNetns);
   const created = new Map<number, NewTask>();
   const leaders = threadLeaders(set);
+  const ownHoldPid = (pid: number) => holdPid(pid, nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined);
   const fileCtx: RestoreFileCtx & { ghosts: GhostRestorer } = {
     log, imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
-    unix, holdPid, ttys: fileCtxTtys, tcp, inherit,
-    socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, holdPid, users),
+    unix, holdPid: ownHoldPid, ttys: fileCtxTtys, tcp, inherit,
+    socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, ownHoldPid, users),
     taskPid: (pid: number) => created.get(pid)?.pid, deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),
   };
   // The files mapped that are ghosts (or kept by a link) are opened with the others, while they exist.
@@ -239,7 +243,7 @@ function restoreChecked(
   const pairs = new SocketPairs(log);
   let files: OpenFiles;
   try {
-    if (ownMnt) fileCtx.ttys.root = fileCtx.root = `/proc/${createRoot(set, created, rootNs).pid}/root`;
+    if (ownMnt) fileCtx.ttys.root = fileCtx.root = fileCtx.ghosts.root = `/proc/${createRoot(set, created, rootNs).pid}/root`;
     files = OpenFiles.open(early, fileCtx, undefined, maps);
   } catch (err) {
     shmem.close();

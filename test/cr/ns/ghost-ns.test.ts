@@ -1,0 +1,127 @@
+// Deleted files inside a tree's own mount (and pid) namespace: `unshare -m -p --fork`, a
+// busybox root bound over itself, a tmpfs on /tmp, proc on /proc, then pivot_root into it. Its
+// shell holds open a file of the tmpfs it wrote and removed (fd 5), one of the root mount it
+// removed (fd 6), and /proc/PID/status of a child it reaped (fd 7), then counts into /tmp/count.
+// After dump and restore the files are back in the restored namespace, not stasis's: the same
+// contents and offsets, link count 0, their links `/tmp/gone (deleted)` on the tmpfs's mount;
+// fd 7 names the dead pid of the tree's pid namespace; no name of the ghosts is left behind,
+// in the tree's mounts or the host's, and the count goes on.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { tmpDir, waitFor, verifyImages } from '../harness.js';
+import { dump, restore } from '../../../src/api/index.js';
+import { spawnTask, waitPid } from '../../../src/sys/index.js';
+import { childOf, killTree, namespacesUnavailable } from './private-proc.js';
+import { parseMountinfo } from '../../../src/proc/mountinfo.js';
+
+const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+const why = namespacesUnavailable() || (!busybox && 'busybox is not installed (apt-get install busybox-static)');
+
+function startBox(): { dir: string; root: string; unshare: number; pid: number } {
+  const dir = tmpDir('ghostns');
+  const root = path.join(dir, 'root');
+  for (const d of ['bin', 'proc', 'tmp', 'old']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
+  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+  for (const l of ['sh', 'sleep', 'umount', 'rm']) fs.symlinkSync('busybox', path.join(root, 'bin', l));
+  // fd 5 is written through (its offset the end, 4 KiB of hole first); fd 6 read 4 bytes into.
+  const loop = [
+    'umount -l /old', 'exec </dev/null >/tmp/out 2>&1',
+    'exec 5<>/tmp/gone', 'busybox dd if=/dev/zero bs=4096 count=1 >&5 2>/dev/null', 'printf "ghost on the tmpfs\\n" >&5', 'rm /tmp/gone',
+    'printf "ghost on the root\\n" >/gone-root', 'exec 6</gone-root', 'busybox dd bs=4 count=1 <&6 >/dev/null 2>/dev/null', 'rm /gone-root',
+    'sleep 1000 & p=$!', 'exec 7</proc/$p/status', 'kill $p', 'wait $p', 'echo $p >/tmp/dead',
+    'i=0; while :; do i=$((i+1)); echo $i >> /tmp/count; sleep 0.02; done',
+  ].join('; ');
+  const script = `
+    set -e
+    mount --bind ${root} ${root}
+    mount -t tmpfs -o size=1m,mode=755 box-tmp ${root}/tmp
+    mkdir ${root}/dev; mknod ${root}/dev/null c 1 3; mknod ${root}/dev/zero c 1 5
+    mount -t proc -o nosuid proc ${root}/proc
+    cd ${root} && pivot_root . old
+    exec /bin/sh -c '${loop}'
+  `;
+  const unshare = spawnTask(['unshare', '-m', '-p', '--fork', '--propagation', 'private', 'sh', '-c', script], {
+    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
+  });
+  const pid = waitFor('the box counting', () => {
+    const c = childOf(unshare);
+    return c !== undefined && lines(c).length >= 3 ? c : undefined;
+  });
+  return { dir, root, unshare, pid };
+}
+
+function lines(pid: number): number[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/root/tmp/count`, 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** What fd `fd` of `pid` is: its link, contents, offset, link count, mode and mount (by mountpoint). */
+function fdState(pid: number, fd: number) {
+  const info = fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+  const field = (k: string) => Number(new RegExp(`^${k}:\\s+(\\S+)$`, 'm').exec(info)?.[1]);
+  const st = fs.statSync(`/proc/${pid}/fd/${fd}`);
+  const mount = parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')).find((m) => m.mountId === field('mnt_id'))?.mountPoint;
+  return {
+    link: fs.readlinkSync(`/proc/${pid}/fd/${fd}`), contents: fs.readFileSync(`/proc/${pid}/fd/${fd}`).toString('hex'),
+    pos: field('pos'), flags: (field('flags') & 0o3).toString(8), nlink: st.nlink, mode: st.mode.toString(8), size: st.size, mount,
+  };
+}
+
+const end = (pid: number | undefined) => {
+  if (pid === undefined) return;
+  killTree(pid);
+  try {
+    waitPid(pid);
+  } catch {
+    /* not our child */
+  }
+};
+
+test('deleted files held open inside a tree\'s own mount namespace (on its tmpfs, on its root mount) come back there with their contents, offsets and link count 0, as "(deleted)"; a dead pid\'s /proc file names the pid of its pid namespace; no ghost name is left', { skip: why, timeout: 60_000 }, async () => {
+  const box = startBox();
+  const images = tmpDir('ghostns-img');
+  let restored: number | undefined;
+  try {
+    const before = [5, 6].map((fd) => fdState(box.pid, fd));
+    assert.equal(before[0]!.link, '/tmp/gone (deleted)');
+    assert.equal(before[0]!.pos, 4096 + 19);
+    assert.equal(before[0]!.mount, '/tmp');
+    assert.equal(before[1]!.link, '/gone-root (deleted)');
+    assert.equal(before[1]!.pos, 4);
+    assert.ok(before.every((b) => b.nlink === 0), JSON.stringify(before));
+    const dead = fs.readFileSync(`/proc/${box.pid}/root/tmp/dead`, 'utf8').trim();
+    assert.equal(fs.readlinkSync(`/proc/${box.pid}/fd/7`), `/proc/${dead}/status`);
+    await dump({ pid: box.pid, imagesDir: images, root: box.root });
+    waitPid(box.unshare);
+    verifyImages(images);
+    const files = fs.readdirSync(images);
+    assert.equal(files.filter((f) => /^ghost-file-[0-9a-f]+\.img$/.test(f)).length, 2, files.join(' '));
+    assert.ok(files.includes('remap-fpath.img'), files.join(' '));
+    const r = await restore({ imagesDir: images, detach: true, root: box.root });
+    restored = r.pid;
+    assert.notEqual(fs.readlinkSync(`/proc/${r.pid}/ns/mnt`), fs.readlinkSync('/proc/self/ns/mnt'));
+    assert.deepEqual([5, 6].map((fd) => fdState(r.pid, fd)), before);
+    assert.equal(fs.readlinkSync(`/proc/${r.pid}/fd/7`), `/proc/${dead}/status`);
+    // Made in the restored tmpfs and root, and removed there: no name of theirs is left, nor on the host.
+    assert.deepEqual(fs.readdirSync(`/proc/${r.pid}/root/tmp`).sort(), ['count', 'dead', 'out']);
+    assert.deepEqual(fs.readdirSync(`/proc/${r.pid}/root`).sort(), ['bin', 'dev', 'old', 'proc', 'tmp']);
+    assert.deepEqual(fs.readdirSync(box.root).sort(), ['bin', 'dev', 'old', 'proc', 'tmp']);
+    assert.deepEqual(fs.readdirSync(path.join(box.root, 'tmp')), []);
+    const atRestore = lines(r.pid).length;
+    waitFor('the count to go on', () => lines(r.pid).length > atRestore + 10);
+    const n = lines(r.pid);
+    assert.deepEqual(n, n.map((_, i) => i + 1), `count: ${n.join(' ')}`);
+  } finally {
+    end(restored);
+    end(box.unshare);
+    fs.rmSync(images, { recursive: true, force: true });
+    fs.rmSync(box.dir, { recursive: true, force: true });
+  }
+});
