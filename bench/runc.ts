@@ -3,9 +3,6 @@
 // the two, each on a fresh container; medians of the wall time of `runc checkpoint` and of
 // `runc restore -d`, and stasis's ratio to CRIU's (issue 14's target: within 1.5x). CRIU is
 // ../shared/criu/criu beside the repo or $STASIS_CRIU; STASIS_BENCH_RUNC_ROUNDS sets the rounds.
-// Node 20 reads the whole CA store at each start when NODE_EXTRA_CA_CERTS is set (as this
-// sandbox sets it; runc starts its criu twice per command): where it is set, stasis is measured
-// again with it unset, what a machine without it gets (bench/criu.ts does the same).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,12 +21,6 @@ if (why) {
 } else {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-bench-runc-'));
   const tools: Record<string, string> = { criu: criuBin, stasis: stasisAsCriu(work, REPO) };
-  if (process.env.NODE_EXTRA_CA_CERTS !== undefined) {
-    const noCa = path.join(work, 'criu-bin-no-ca/criu');
-    fs.mkdirSync(path.dirname(noCa));
-    fs.writeFileSync(noCa, `#!/bin/sh\nunset NODE_EXTRA_CA_CERTS\nexec ${tools.stasis} "$@"\n`, { mode: 0o755 });
-    tools['stasis, NODE_EXTRA_CA_CERTS unset'] = noCa;
-  }
   const names = Object.keys(tools);
   const times = Object.fromEntries(names.map((t) => [t, { ck: [] as number[], rs: [] as number[] }]));
   const bundle = makeBundle(work, COUNTER);

@@ -47,13 +47,16 @@ export function makeBundle(dir: string, args: string[]): string {
   return b;
 }
 
-/** A `criu` that is stasis (`repo`'s bin/stasis.js), as runc's --criu and podman's PATH want it. */
+/**
+ * A `criu` that is stasis, as runc's --criu and podman's PATH want it: a symbolic link to
+ * `repo`'s bin/stasis.js, as a user makes one (its launcher finds node on PATH).
+ */
 export function stasisAsCriu(dir: string, repo: string): string {
   const bin = path.join(dir, 'criu-bin');
   fs.mkdirSync(bin, { recursive: true });
-  const wrapper = path.join(bin, 'criu');
-  fs.writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} ${path.join(repo, 'bin/stasis.js')} "$@"\n`, { mode: 0o755 });
-  return wrapper;
+  const link = path.join(bin, 'criu');
+  fs.symlinkSync(path.join(repo, 'bin/stasis.js'), link);
+  return link;
 }
 
 /** Runs the shell `script` in a private mount namespace set up for runc; its status and output. */
