@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { openCgroupFs, closeFd } from '../sys/index.js';
-import { parseCgroupFile, parseMountinfo, type CgroupMember } from '../proc/index.js';
+import { parseCgroupFile, parseMountinfo, type CgroupMember, type MountInfo } from '../proc/index.js';
 import {
   CgroupEntrySchema, CgroupDirEntrySchema, CgControllerEntrySchema, type CgroupEntry, type CgroupDirEntry, type CgControllerEntry,
 } from '../image/gen/stasis/cgroup_pb.js';
@@ -105,14 +105,14 @@ export function collectCgroups(
 
 /** The directories at `paths` of hierarchy `name` and all below them, as CRIU's heads and children. */
 function walkHierarchy(name: string, cnames: string[], paths: string[], log: Log): CgroupDirEntry[] {
-  let fd: number;
+  const hs = new Hierarchies();
   try {
-    fd = openCgroupFs(name);
-  } catch (e) {
-    throw new StasisError('E_DUMP_FAILED', `Cannot open cgroup hierarchy "${name}": ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const base = `/proc/self/fd/${fd}`;
+    let base: string | undefined;
+    try {
+      base = hs.base(name);
+    } catch (e) {
+      throw new StasisError('E_DUMP_FAILED', `Cannot open cgroup hierarchy "${name}": ${(e as Error).message}`, { cause: e });
+    }
     const props = propertyNames(cnames);
     // Shortest first: a path below another is found inside the other's walk.
     const heads: { path: string; entry: CgroupDirEntry }[] = [];
@@ -123,7 +123,35 @@ function walkHierarchy(name: string, cnames: string[], paths: string[], log: Log
     log.info(`cgroup hierarchy "${name}": ${heads.map((h) => h.path).join(', ')} and below`);
     return heads.map((h) => h.entry);
   } finally {
-    closeFd(fd);
+    hs.close();
+  }
+}
+
+/**
+ * Where the dump reads each hierarchy: where it is mounted in stasis's mount namespace at its
+ * root, if that mount is the one its path shows (not hidden by another); else a detached
+ * mount of its own (openCgroupFs), which costs 10-30 ms (cgroup2's FSCONFIG_CMD_CREATE), most
+ * of a small dump.
+ */
+class Hierarchies {
+  private mounted: Map<string, string> | undefined;
+  private readonly fds = new Map<string, number>();
+
+  /** The path of hierarchy `name`'s root; throws where it can be neither found nor opened. */
+  base(name: string): string {
+    const at = (this.mounted ??= mountedHierarchies()).get(name);
+    if (at !== undefined) return at;
+    let fd = this.fds.get(name);
+    if (fd === undefined) {
+      fd = openCgroupFs(name);
+      this.fds.set(name, fd);
+    }
+    return `/proc/self/fd/${fd}`;
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) closeFd(fd);
+    this.fds.clear();
   }
 }
 
@@ -173,25 +201,18 @@ export function refuseFrozenCgroups(root: number): void {
     }
   };
   visit(root);
-  const fds = new Map<string, number>();
-  let mounted: Map<string, string> | undefined;
+  const hs = new Hierarchies();
   try {
-    // A hierarchy mounted here at its root is read where it is mounted: making a detached
-    // mount of it costs 10-30 ms (cgroup2's FSCONFIG_CMD_CREATE), most of a small dump.
     // A hierarchy stasis cannot open (no fsopen here, no privilege) goes unchecked, as before.
+    const failed = new Set<string>();
     const base = (name: string) => {
-      const at = (mounted ??= mountedHierarchies()).get(name);
-      if (at !== undefined) return at;
-      let fd = fds.get(name);
-      if (fd === undefined) {
-        try {
-          fd = openCgroupFs(name);
-        } catch {
-          fd = -1;
-        }
-        fds.set(name, fd);
+      if (failed.has(name)) return undefined;
+      try {
+        return hs.base(name);
+      } catch {
+        failed.add(name);
+        return undefined;
       }
-      return fd < 0 ? undefined : `/proc/self/fd/${fd}`;
     };
     for (const p of pids) {
       let members: CgroupMember[];
@@ -211,7 +232,7 @@ export function refuseFrozenCgroups(root: number): void {
       }
     }
   } finally {
-    for (const fd of fds.values()) if (fd >= 0) closeFd(fd);
+    hs.close();
   }
 }
 
@@ -228,15 +249,23 @@ function mountedHierarchies(): Map<string, string> {
   } catch {
     return at;
   }
+  // The mount a path shows is the last one on it: a hierarchy hidden by a later mount is not seen there.
+  const shown = (m: MountInfo) => {
+    try {
+      const { dev } = fs.statSync(m.mountPoint);
+      return dev === ((m.dev.minor & 0xff) | (m.dev.major << 8) | ((m.dev.minor & ~0xff) << 12));
+    } catch {
+      return false;
+    }
+  };
   for (const m of mounts) {
     if (m.root !== '/') continue;
-    if (m.fsType === 'cgroup2') {
-      if (!at.has('')) at.set('', m.mountPoint);
-    } else if (m.fsType === 'cgroup') {
-      const names = m.superOptions.filter((o) => o.startsWith('name=') || !['rw', 'ro', 'noprefix', 'xattr', 'clone_children', 'cpuset_v2_mode', 'favordynmods'].includes(o) && !o.startsWith('release_agent='));
-      const key = names.join(',');
-      if (!at.has(key)) at.set(key, m.mountPoint);
-    }
+    let key: string;
+    if (m.fsType === 'cgroup2') key = '';
+    else if (m.fsType === 'cgroup') {
+      key = m.superOptions.filter((o) => o.startsWith('name=') || !['rw', 'ro', 'noprefix', 'xattr', 'clone_children', 'cpuset_v2_mode', 'favordynmods'].includes(o) && !o.startsWith('release_agent=')).join(',');
+    } else continue;
+    if (!at.has(key) && shown(m)) at.set(key, m.mountPoint);
   }
   return at;
 }
