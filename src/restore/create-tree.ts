@@ -6,8 +6,9 @@
 // (they inherit the session), group leaders make their group before the members join it.
 // A group or session whose leader has exited gets a helper task with the leader's pid,
 // which makes the group (or session), lets the members in, then exits and is reaped by its
-// parent (CRIU's "helper" tasks). Zombies are cloned like the others, then made to exit
-// with their status.
+// parent (CRIU's "helper" tasks). An orphan the init of the tree's pid namespace adopted is
+// cloned in its session by a helper of its leader, which exits and leaves it to the init.
+// Zombies are cloned like the others, then made to exit with their status.
 import fs from 'node:fs';
 import { Injector, setRegs, getRegs, setSigmask, detach, failedWith } from '../sys/index.js';
 import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
@@ -62,23 +63,22 @@ interface Helper {
   pid: number;
   /** The task that cloned it and reaps it. */
   parent: number;
-  kind: 'group' | 'session';
+  /** It makes a group, or a session, whose leader has exited; or it hands orphans to the init. */
+  kind: 'group' | 'session' | 'orphans';
 }
 
 /**
- * The leaders a child of `e` needs that are not in the tree: a session (its members must be
- * forked inside it) or a group (its members join it). The root's own group and session are
- * inherited from stasis and need none.
+ * The sessions whose leader is not in the tree that children of `e` must be forked inside.
+ * The root's own session is inherited from stasis and needs none.
  */
-function missingLeaders(e: PstreeEntry, order: PstreeEntry[], root: PstreeEntry, early: Set<number>): Map<number, Helper['kind']> {
+function missingSessions(e: PstreeEntry, order: PstreeEntry[], root: PstreeEntry, early: Set<number>): number[] {
   const inTree = new Set(order.map((x) => x.pid));
-  const out = new Map<number, Helper['kind']>();
+  const out = new Set<number>();
   for (const c of order) {
     if (c.ppid !== e.pid || c === root || early.has(c.pid)) continue;
-    if (c.sid !== e.sid && c.sid !== c.pid && !inTree.has(c.sid) && c.sid !== root.sid) out.set(c.sid, 'session');
-    else if (c.pgid !== c.pid && !inTree.has(c.pgid) && c.pgid !== root.pgid && !out.has(c.pgid)) out.set(c.pgid, 'group');
+    if (c.sid !== e.sid && c.sid !== c.pid && !inTree.has(c.sid) && c.sid !== root.sid) out.add(c.sid);
   }
-  return out;
+  return [...out];
 }
 
 /**
@@ -92,24 +92,59 @@ export function createTree(
 ): CowPremap {
   const planned = planSessions(set.order);
   if ('refused' in planned) throw new StasisError('E_UNSUPPORTED', `Cannot restore the tree's sessions: ${planned.refused}`);
-  const { order, bySibling, early } = planned.plan;
+  const { order, bySibling, early, byHelper } = planned.plan;
   const zombies = new Map(set.zombies.map((z) => [z.pstree.pid, z.status]));
   const zombieCreds = new Map(set.zombies.flatMap((z) => (z.creds ? [[z.pstree.pid, z.creds] as const] : [])));
   const root = order[0]!;
   // The root of a tree with a mount namespace of its own is made before its files are opened.
   if (!created.has(root.pid)) createRoot(set, created, ns);
   // What a task shares copy-on-write it inherits from the task that clones it.
-  const cloner = new Map([...bySibling].flatMap(([leader, cs]) => cs.map((c) => [c.pid, leader] as const)));
+  // (an orphan's helper is a copy of the leader that clones it).
+  const cloner = new Map([...bySibling, ...byHelper].flatMap(([leader, cs]) => cs.map((c) => [c.pid, leader] as const)));
   const cowOrder = order.map((e) => (cloner.has(e.pid) ? { ...e, ppid: cloner.get(e.pid)! } : e));
   const cow = CowPremap.plan({ ...set, order: cowOrder }, created.get(root.pid)!.pid, mapped);
   const pgidOf = new Map<number, number>();
   const helpers: Helper[] = [];
-  const sessionMember = new Set([...bySibling.values()].flat().map((c) => c.pid));
+  const sessionMember = new Set([...bySibling.values(), ...byHelper.values()].flat().map((c) => c.pid));
+  // Orphans' helpers take pids above every number of the tree (tasks, threads, groups, sessions).
+  let freePid = Math.max(...order.flatMap((x) => [x.pid, x.pgid, x.sid, ...x.threads])) + 1;
   /** A session leader, once it leads it, clones its siblings in its session, for their parent (CLONE_PARENT). */
   /** A child sharing the fd table of the task that clones it (CLONE_FILES) is cloned sharing it again. */
   const sameFiles = (c: PstreeEntry, by: PstreeEntry) => (filesIdOf(set, c.pid) !== undefined && filesIdOf(set, c.pid) === filesIdOf(set, by.pid) ? CLONE_FILES : 0);
   const cloneSessionMembers = (leader: PstreeEntry, inj: Injector, me: NewTask) => {
     for (const c of bySibling.get(leader.pid) ?? []) created.set(c.pid, cloneWithPid(inj, c.pid, CLONE_PARENT | sameFiles(c, leader), me));
+    const orphans = byHelper.get(leader.pid);
+    if (!orphans) return;
+    // They are born its children in the session, and the init's once it has exited (endHelper).
+    const pid = freePid++;
+    const h = cloneWithPid(inj, pid, 0, me);
+    created.set(pid, h);
+    helpers.push({ pid, parent: leader.pid, kind: 'orphans' });
+    const hi = new Injector(h.pid, { code: h.code, codeInPlace: true });
+    try {
+      for (const c of orphans) created.set(c.pid, cloneWithPid(hi, c.pid, 0, h));
+    } finally {
+      hi.end();
+    }
+  };
+
+  const inTree = new Set(order.map((x) => x.pid));
+  /**
+   * A group whose leader has exited is made by a helper with its pid that its first member
+   * clones (so that it is in the member's session), and that the members join (joinGroups).
+   * The root's own group is inherited from stasis and needs none.
+   */
+  const makeGroup = (e: PstreeEntry, inj: Injector, me: NewTask) => {
+    if (e === root || e.pgid === e.pid || e.pgid === root.pgid || inTree.has(e.pgid) || created.has(e.pgid)) return;
+    const h = cloneWithPid(inj, e.pgid, 0, me);
+    created.set(e.pgid, h);
+    helpers.push({ pid: e.pgid, parent: e.pid, kind: 'group' });
+    const hi = new Injector(h.pid, { code: h.code, codeInPlace: true });
+    try {
+      check(hi, 'make a group whose leader has exited', hi.call('setpgid', 0, 0));
+    } finally {
+      hi.end();
+    }
   };
 
   for (const e of order) {
@@ -120,6 +155,7 @@ export function createTree(
       try {
         if (e.sid === e.pid) check(inj, 'setsid', inj.call('setsid'));
         else if (e.pgid === e.pid) check(inj, 'setpgid', inj.call('setpgid', 0, 0));
+        makeGroup(e, inj, me);
         cloneSessionMembers(e, inj, me);
         // It dies with its own credentials: its parent's waitid() reports its uid (si_uid).
         const creds = zombieCreds.get(e.pid);
@@ -141,19 +177,15 @@ export function createTree(
       else if (e.pgid === e.pid) check(inj, 'setpgid', inj.call('setpgid', 0, 0));
       pgidOf.set(e.pid, Number(inj.call('getpgid', 0)));
       cloneSessionMembers(e, inj, me);
-      for (const [pid, kind] of missingLeaders(e, order, root, early)) {
+      for (const pid of missingSessions(e, order, root, early)) {
         const h = cloneWithPid(inj, pid, 0, me);
         created.set(pid, h);
-        helpers.push({ pid, parent: e.pid, kind });
+        helpers.push({ pid, parent: e.pid, kind: 'session' });
         const hi = new Injector(h.pid, { code: h.code, codeInPlace: true }); // h.pid: stasis's view of it (in a pid namespace, `pid` is the tree's)
-        if (kind === 'session') {
-          check(hi, 'setsid for a session whose leader has exited', hi.call('setsid'));
-          sessions.set(pid, hi);
-        } else {
-          check(hi, 'make a group whose leader has exited', hi.call('setpgid', 0, 0));
-          hi.end();
-        }
+        sessions.set(pid, hi);
+        check(hi, 'setsid for a session whose leader has exited', hi.call('setsid'));
       }
+      makeGroup(e, inj, me);
       for (const c of kids.filter((x) => !early.has(x.pid))) {
         if (c.sid !== e.sid && c.sid !== c.pid && !sessions.has(c.sid)) {
           throw new StasisError('E_UNSUPPORTED', `Pid ${c.pid} is in session ${c.sid}, which its parent ${e.pid} cannot give it`);
