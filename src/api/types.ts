@@ -110,6 +110,12 @@ export interface DumpOptions extends RunHooks {
   root?: string | undefined;
   /** CRIU's --ext-mount-map at dump: mountpoint (as the tree sees it) to the name the external mount gets in the image. */
   extMounts?: ReadonlyMap<string, string> | undefined;
+  /**
+   * CRIU's --ext-mount-map auto (--external mnt[]): a mount that shows what a mount of stasis's
+   * own namespace shows is external, bound at restore from where stasis sees it; `sharing`
+   * (mnt[]:s) and `masters` (mnt[]:m) let shared mounts and slaves of stasis's peer groups be so too.
+   */
+  extAuto?: { sharing: boolean; masters: boolean } | undefined;
 }
 
 export type { CgroupMode } from '../cgroup/dump-cgroups.js';
@@ -182,6 +188,8 @@ export interface RestoreOptions extends RunHooks {
   root?: string | undefined;
   /** CRIU's --ext-mount-map at restore: the host path each external mount of the image is bound from, by its name. */
   extMounts?: ReadonlyMap<string, string> | undefined;
+  /** CRIU's --ext-mount-map auto at restore: an autodetected external mount that no name maps is bound from where the dump saw it. */
+  extAuto?: boolean | undefined;
   /** CRIU's --external for network devices at restore, by key (`veth[IN]` -> `OUT[@BRIDGE]`, `macvlan[IN]` -> the host's device). */
   netExternals?: ReadonlyMap<string, string> | undefined;
   /** Skip the checksums of the images (stasis-sums.json), checked by default before anything is created. */

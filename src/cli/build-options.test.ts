@@ -37,3 +37,18 @@ test('--external pipe:[ID] names a pipe at dump; at restore it is refused, point
   assert.deepEqual(d.externalPipes, ['pipe:[99]']);
   assert.throws(() => restoreWith('--external', 'pipe:[99]'), (e: unknown) => e instanceof StasisError && /--inherit-fd fd\[N\]:pipe:\[99\]/.test(e.message));
 });
+
+test('--external mnt[KEY]:VAL is --ext-mount-map KEY:VAL, and mnt[] (:s, :m) is --ext-mount-map auto, as CRIU takes them', () => {
+  const d = dumpOptions(parseArgs(['dump', '-t', '42', '-D', 'img', '--external', 'mnt[/zdtm/a.test]:ZDTM', '-M', '/b:B', '--external', 'mnt[]:s']), io);
+  assert.deepEqual([...d.extMounts!], [['/b', 'B'], ['/zdtm/a.test', 'ZDTM']]);
+  assert.deepEqual(d.extAuto, { sharing: true, masters: false });
+  const m = dumpOptions(parseArgs(['dump', '-t', '42', '-D', 'img', '--ext-mount-map', 'auto', '--enable-external-masters']), io);
+  assert.equal(m.extMounts, undefined);
+  assert.deepEqual(m.extAuto, { sharing: false, masters: true });
+  assert.equal(dumpOptions(parseArgs(['dump', '-t', '42', '-D', 'img']), io).extAuto, undefined);
+  const r = restoreWith('--external', 'mnt[ZDTM]:/tmp/x:y', '--external', 'mnt[]');
+  assert.deepEqual([...r.extMounts!], [['ZDTM', '/tmp/x:y']]);
+  assert.equal(r.extAuto, true);
+  for (const bad of ['mnt[/a]', 'mnt[/a]:', 'mnt[]:x']) assert.throws(() => restoreWith('--external', bad), (e: unknown) => e instanceof StasisError && e.code === 'E_BAD_ARGS', bad);
+  assert.throws(() => restoreWith('--external', 'dev[loop]:/dev/loop0'), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && /dev\[\] keys/.test(e.message));
+});

@@ -55,6 +55,7 @@ export function dumpOptions(a: ParsedArgs, io: RunIo): DumpOptions {
     root: optString(a, 'root'),
     freezeCgroup: optString(a, 'freeze-cgroup'),
     extMounts: extMounts(a),
+    extAuto: extAuto(a),
     onProgress: io.onProgress,
     log: io.log,
     notify: io.notify,
@@ -92,6 +93,7 @@ export function restoreOptions(a: ParsedArgs, io: RunIo & { onRestored?: (pid: n
     lazyPages: flag(a, 'lazy-pages'),
     root: optString(a, 'root'),
     extMounts: extMounts(a),
+    extAuto: extAuto(a) !== undefined,
     netExternals: netExternals(a, 'restore'),
     inheritFds: inheritFds(a),
     onProgress: io.onProgress,
@@ -126,16 +128,54 @@ function trackBackend(a: ParsedArgs): TrackBackend | undefined {
 
 const CLONE_NEWNET = 0x40000000;
 
-/** --ext-mount-map MOUNTPOINT:NAME at dump, NAME:HOSTPATH at restore (CRIU's; `auto` is not supported). */
+/** The values of a repeatable option. */
+const values = (a: ParsedArgs, name: string): string[] => {
+  const v = a.opts.get(name);
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+};
+
+// --external keys of mounts (CRIU's external.c and mount.c): mnt[KEY]:VAL is --ext-mount-map
+// KEY:VAL, mnt[] (with :s or :m) is --ext-mount-map auto (with external sharing or masters).
+const MNT_KEY = /^mnt\[(.*)\](?::(.*))?$/s;
+const DEV_KEY = /^dev\[/;
+
+/**
+ * --ext-mount-map MOUNTPOINT:NAME and --external mnt[MOUNTPOINT]:NAME at dump, NAME:HOSTPATH
+ * and mnt[NAME]:HOSTPATH at restore (CRIU's; `auto` and mnt[] are extAuto()'s).
+ */
 function extMounts(a: ParsedArgs): Map<string, string> | undefined {
-  const list = a.opts.get('ext-mount-map');
-  const v = Array.isArray(list) ? list : typeof list === 'string' ? [list] : [];
-  if (!v.length) return undefined;
-  return new Map(v.map((m) => {
+  const pairs: [string, string][] = [];
+  for (const m of values(a, 'ext-mount-map')) {
+    if (m === 'auto') continue;
     const i = m.indexOf(':');
-    if (m === 'auto' || i <= 0 || i === m.length - 1) throw new StasisError('E_UNSUPPORTED', `Cannot use --ext-mount-map ${JSON.stringify(m)}: give MOUNTPOINT:NAME (auto is not supported)`);
-    return [m.slice(0, i), m.slice(i + 1)] as [string, string];
-  }));
+    if (i <= 0 || i === m.length - 1) throw new StasisError('E_BAD_ARGS', `Invalid --ext-mount-map ${JSON.stringify(m)}: give MOUNTPOINT:NAME at dump, NAME:PATH at restore, or auto`);
+    pairs.push([m.slice(0, i), m.slice(i + 1)]);
+  }
+  for (const x of values(a, 'external')) {
+    const m = MNT_KEY.exec(x);
+    if (!m || m[1] === '') continue;
+    if (!m[2]) throw new StasisError('E_BAD_ARGS', `Invalid --external ${JSON.stringify(x)}: give mnt[MOUNTPOINT]:NAME at dump, mnt[NAME]:PATH at restore`);
+    pairs.push([m[1]!, m[2]]);
+  }
+  return pairs.length ? new Map(pairs) : undefined;
+}
+
+/**
+ * --ext-mount-map auto or --external mnt[] (CRIU's autodetection of external mounts), with
+ * mnt[]:s or --enable-external-sharing, mnt[]:m or --enable-external-masters.
+ */
+function extAuto(a: ParsedArgs): { sharing: boolean; masters: boolean } | undefined {
+  let auto = values(a, 'ext-mount-map').includes('auto');
+  let sharing = flag(a, 'enable-external-sharing'), masters = flag(a, 'enable-external-masters');
+  for (const x of values(a, 'external')) {
+    const m = MNT_KEY.exec(x);
+    if (!m || m[1] !== '') continue;
+    if (m[2] !== undefined && m[2] !== 's' && m[2] !== 'm') throw new StasisError('E_BAD_ARGS', `Invalid --external ${JSON.stringify(x)}: mnt[] takes :s (external sharing) or :m (external masters)`);
+    auto = true;
+    sharing ||= m[2] === 's';
+    masters ||= m[2] === 'm';
+  }
+  return auto ? { sharing, masters } : undefined;
 }
 
 /**
@@ -145,6 +185,8 @@ function extMounts(a: ParsedArgs): Map<string, string> | undefined {
 function netExternals(a: ParsedArgs, verb: 'dump' | 'restore'): Map<string, string> | undefined {
   const list = a.opts.get('external');
   const v = (Array.isArray(list) ? list : typeof list === 'string' ? [list] : []).filter((x) => {
+    if (MNT_KEY.test(x)) return false;
+    if (DEV_KEY.test(x)) throw new StasisError('E_UNSUPPORTED', `Cannot use --external ${JSON.stringify(x)}: stasis does not mount devices given by dev[] keys yet; give the mount as mnt[MOUNTPOINT]:NAME`);
     if (!PIPE_KEY.test(x)) return true;
     if (verb === 'restore') throw new StasisError('E_BAD_ARGS', `Cannot use --external ${x} at restore: give the pipe with --inherit-fd fd[N]:${x}`);
     return false;
@@ -152,7 +194,7 @@ function netExternals(a: ParsedArgs, verb: 'dump' | 'restore'): Map<string, stri
   if (!v.length) return undefined;
   return new Map(v.map((x) => {
     const m = /^((?:veth|macvlan)\[[^\]]+\]):(.+)$/.exec(x);
-    if (!m) throw new StasisError('E_UNSUPPORTED', `Cannot use --external ${JSON.stringify(x)}: stasis takes only veth[IN]:OUT[@BRIDGE] and macvlan[IN]:DEVICE`);
+    if (!m) throw new StasisError('E_UNSUPPORTED', `Cannot use --external ${JSON.stringify(x)}: stasis takes only mnt[...], pipe:[ID], veth[IN]:OUT[@BRIDGE] and macvlan[IN]:DEVICE`);
     return [m[1]!, m[2]!] as [string, string];
   }));
 }

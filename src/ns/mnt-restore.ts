@@ -12,15 +12,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Injector, failedWith } from '../sys/index.js';
+import { Injector, failedWith, cloneMount, closeFd } from '../sys/index.js';
 import { readImage, imagePath } from '../image/index.js';
 import type { MntEntry } from '../image/gen/stasis/mnt_pb.js';
 import type { MountInfo } from '../proc/mountinfo.js';
 import { StasisError } from '../errors.js';
 import type { NsRestoreCtx } from './ns-kind.js';
 import { planMounts, FSTYPE, type MountPlan } from './mnt.js';
+import { AUTO_KEY, externalPath } from './mnt-external.js';
 
-const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, OPEN_TREE_CLONE = 1;
+const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, OPEN_TREE_CLONE = 1, MOVE_MOUNT_F_EMPTY_PATH = 4;
 const MS_RDONLY = 0x1, MS_REMOUNT = 0x20, MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MNT_DETACH = 2;
 // The superblock flags an image keeps, passed to a fresh mount (their MS_* values are the SB_* ones).
 const SB_MASK = 0x1 | 0x10 | 0x40 | 0x80 | 0x2000000;
@@ -88,7 +89,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     return { task: at, host: at };
   };
   const inj = new Injector(hostPid, { code: ctx.rootCode, codeInPlace: true });
-  const call = (what: string, name: 'mount' | 'umount2' | 'pivot_root' | 'chdir' | 'open_tree' | 'close', ...args: (string | number | null)[]) => {
+  const call = (what: string, name: 'mount' | 'umount2' | 'pivot_root' | 'chdir' | 'open_tree' | 'close' | 'openat' | 'move_mount', ...args: (string | number | null)[]) => {
     inj.resetScratch();
     const r = inj.call(name, ...args.map((a) => (a === null ? 0 : typeof a === 'string' ? inj.putString(a) : a)));
     if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: ${what} failed with ${failedWith(r)}`);
@@ -140,6 +141,18 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
         // A read-only superblock with files is made read-only once they are in.
         const sb = e.sbFlags & SB_MASK & (plan.contents ? ~MS_RDONLY : ~0);
         call(`mounting ${fsType} at ${where}`, 'mount', e.source, to.task, fsType, (e.flags & ~MS_RDONLY) | sb, e.options);
+      } else if (plan.how === 'external') {
+        // Cloned in stasis's namespace, where the path is (the task's copy of it is private), and moved into the task's.
+        const fd = onFs(`cloning ${src()}`, () => cloneMount(source!));
+        try {
+          const tfd = call(`opening the clone of ${source}`, 'openat', AT_FDCWD, `/proc/${process.pid}/fd/${fd}`, O_PATH | O_CLOEXEC);
+          call(`moving the clone of ${source} to ${where}`, 'move_mount', tfd, '', AT_FDCWD, to.task, MOVE_MOUNT_F_EMPTY_PATH);
+          call(`closing the clone of ${source}`, 'close', tfd);
+        } finally {
+          closeFd(fd);
+        }
+        // (As the tree's mount was: private; the clone is in the host mount's peer group.)
+        call(`making ${where} private`, 'mount', 'none', to.task, null, MS_PRIVATE, null);
       } else call(`binding ${source} at ${where}`, 'mount', source!, to.task, null, MS_BIND, null);
       if (clone !== undefined) call(`closing the clone of the mount ${e.mntId} binds`, 'close', clone);
       // The path of the lowest of the mounts stacked where it is leads to it, the topmost
@@ -178,9 +191,10 @@ function sourceOf(e: MntEntry, plan: MountPlan, ctx: NsRestoreCtx, byId: Map<num
     case 'root':
       return ctx.root!;
     case 'external': {
-      const host = ctx.extMounts?.get(plan.key);
-      if (host === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: mount ${e.mntId} at ${e.mountpoint} is the external mount ${plan.key}, and no --ext-mount-map ${plan.key}:PATH (RPC ext_mnt) says where it is`);
-      return host;
+      // (As CRIU: with auto, a name no map gives is bound from the source its entry keeps, where the dump saw it.)
+      const host = ctx.extMounts?.get(plan.key) ?? (ctx.extAuto ? e.source : undefined);
+      if (host === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: mount ${e.mntId} at ${e.mountpoint} is the external mount ${plan.key}, and ${plan.key === AUTO_KEY ? 'no --ext-mount-map auto (--external mnt[], RPC auto_ext_mnt) says to bind it from where the dump found it' : `no --ext-mount-map ${plan.key}:PATH (--external mnt[${plan.key}]:PATH, RPC ext_mnt) says where it is`}`);
+      return externalPath(host);
     }
     case 'bind': {
       const from = byId.get(plan.from)!;

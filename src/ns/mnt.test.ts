@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { parseMountinfo } from '../proc/mountinfo.js';
 import { mntEntries, mountFlags, notUtf8, planMounts } from './mnt.js';
+import { autoExternals, hostPathOf } from './mnt-external.js';
 import { decodeImage, encodeImage } from '../image/index.js';
 
 // A runc 1.1 busybox container's mountinfo, and the mountpoints image CRIU 4.2 wrote for it
@@ -104,4 +105,30 @@ test('notUtf8() names the mount of a mountinfo line with bytes that are not UTF-
   const bad = Buffer.concat([ok, Buffer.from('71 21 0:43 / /bad'), Buffer.from([0xff]), Buffer.from(' rw - tmpfs bad rw\n')]);
   assert.equal(notUtf8(bad), 'mount 71 at "/bad\ufffd" (tmpfs bad) has a path or source that is not UTF-8, which an image cannot keep');
   assert.equal(parseMountinfo(ok.toString())[1]!.mountPoint, '/a b\tc\nd\\');
+});
+
+test('autoExternals() finds the mounts of the tree that show what one of stasis\'s shows, as CRIU\'s mnt[] does, and leaves the others', () => {
+  const host = parseMountinfo([
+    '27 1 254:0 / / rw,relatime - ext4 /dev/vda rw',
+    '90 27 0:50 / /tmp/zdtm_ext.tmp rw,relatime shared:7 - tmpfs src rw',
+    '91 27 0:51 / /tmp/file.tmp rw,relatime - tmpfs other rw',
+    '92 27 0:52 /sub /tmp/hidden rw,relatime - tmpfs hid rw',
+  ].join('\n'));
+  const tree = parseMountinfo([
+    '200 100 254:0 /root / rw,relatime - ext4 /dev/vda rw',
+    '201 200 0:50 /a /dst rw,relatime - tmpfs src rw',
+    '202 200 0:50 /a /shared rw,relatime shared:9 - tmpfs src rw',
+    '203 200 0:50 /b /slave rw,relatime master:7 - tmpfs src rw',
+    '204 200 0:51 /f /file rw,relatime - tmpfs other rw,size=4k',
+    '205 200 0:52 / /wide rw,relatime - tmpfs hid rw',
+    '206 200 0:22 / /proc rw - proc proc rw',
+    '207 200 0:50 / /named rw,relatime - tmpfs src rw',
+  ].join('\n'));
+  const all = () => true;
+  const named = new Map([['/named', 'N']]);
+  assert.deepEqual([...autoExternals(tree, host, { sharing: false, masters: false }, named, all)], [[201, '/tmp/zdtm_ext.tmp/a']]);
+  assert.deepEqual([...autoExternals(tree, host, { sharing: true, masters: true }, named, all)], [[201, '/tmp/zdtm_ext.tmp/a'], [202, '/tmp/zdtm_ext.tmp/a'], [203, '/tmp/zdtm_ext.tmp/b']]);
+  // A host path that leads elsewhere (covered by another mount) is no match.
+  assert.deepEqual([...autoExternals(tree, host, { sharing: false, masters: false }, named, (_p, id) => id !== 90)], []);
+  assert.equal(hostPathOf(host[3]!, '/sub/x'), '/tmp/hidden/x');
 });

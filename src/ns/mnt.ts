@@ -17,6 +17,7 @@ import { MntEntrySchema, type MntEntry } from '../image/gen/stasis/mnt_pb.js';
 import { writeImage, imagePath } from '../image/index.js';
 import { StasisError } from '../errors.js';
 import { restoreMounts } from './mnt-restore.js';
+import { AUTO_KEY, autoExternals, pathReaches } from './mnt-external.js';
 import { CLONE_NEWNS, closeFd, inMountNsCopy, SyscallError } from '../sys/index.js';
 import type { NsCheckOpts, NsKind } from './ns-kind.js';
 
@@ -256,14 +257,21 @@ export function notUtf8(raw: Buffer): string | undefined {
   return undefined;
 }
 
-/** The plans of the mounts of task `pid`'s namespace, or the refusal. */
-function plansOf(pid: number, opts: NsCheckOpts): { mounts: MountInfo[]; plans: Map<number, MountPlan> } | { refused: string } {
+/**
+ * The plans of the mounts of task `pid`'s namespace, or the refusal; with the names of its
+ * external mounts by mountpoint, those named at dump and those found by --ext-mount-map auto,
+ * whose host paths `auto` has by mount id.
+ */
+function plansOf(pid: number, opts: NsCheckOpts): { mounts: MountInfo[]; plans: Map<number, MountPlan>; ext: Map<string, string>; auto: Map<number, string> } | { refused: string } {
   const raw = fs.readFileSync(`/proc/${pid}/mountinfo`);
   const bad = notUtf8(raw);
   if (bad) return { refused: bad };
   const mounts = parseMountinfo(raw.toString('utf8'));
-  const p = planMounts(mounts, opts.extMounts, opts.hasRoot, tmpfsFilesIn(pid, mounts));
-  return 'refused' in p ? p : { mounts, plans: p.plans };
+  const auto = opts.extAuto ? autoExternals(mounts, readMounts(process.pid), opts.extAuto, opts.extMounts, pathReaches) : new Map<number, string>();
+  const ext = new Map(opts.extMounts);
+  for (const m of mounts) if (auto.has(m.mountId)) ext.set(m.mountPoint, AUTO_KEY);
+  const p = planMounts(mounts, ext, opts.hasRoot, tmpfsFilesIn(pid, mounts));
+  return 'refused' in p ? p : { mounts, plans: p.plans, ext, auto };
 }
 
 /** Archives the files of the tmpfs of mount `m` of task `pid` into `file`, those other mounts hide included, without what they hold. */
@@ -287,7 +295,9 @@ export const mntNs = {
   dump: (ctx, pid, id) => {
     const p = plansOf(pid, ctx.mounts);
     if ('refused' in p) throw new StasisError('E_UNSUPPORTED', `Cannot dump mnt namespace ${id} of pid ${pid}: ${p.refused}`);
-    const entries = mntEntries(p.mounts, ctx.mounts.extMounts);
+    const entries = mntEntries(p.mounts, p.ext);
+    // An autodetected external mount keeps where stasis saw it as its source, as CRIU's image does.
+    for (const e of entries) e.source = p.auto.get(e.mntId) ?? e.source;
     ctx.note(writeImage(ctx.imagesDir, 'mountpoints', id, entries));
     for (const m of p.mounts) {
       const plan = p.plans.get(m.mountId);

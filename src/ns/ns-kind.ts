@@ -27,6 +27,8 @@ export interface NsDumpCtx {
 export interface NsCheckOpts {
   hasRoot: boolean;
   extMounts: ReadonlyMap<string, string>;
+  /** CRIU's --ext-mount-map auto: mounts that show what stasis's own show are external (external.ts). */
+  extAuto?: { sharing: boolean; masters: boolean } | undefined;
 }
 
 export interface NsRestoreCtx {
@@ -38,6 +40,8 @@ export interface NsRestoreCtx {
   root?: string | undefined;
   /** CRIU's --ext-mount-map at restore: the host path of each external mount, by its name in the image. */
   extMounts?: ReadonlyMap<string, string> | undefined;
+  /** CRIU's --ext-mount-map auto: an external mount no name maps is bound from the host path its image entry keeps. */
+  extAuto?: boolean | undefined;
   /** CRIU's --external for network devices: `veth[IN]` -> `OUT[@BRIDGE]`, `macvlan[IN]` -> the host's device. */
   netExternals?: ReadonlyMap<string, string> | undefined;
   /** The `syscall; int3` code of the restored root (create-task.ts), which makes its mounts. */

@@ -54,7 +54,11 @@ test('runc\'s requests decode: its dump is taken (root, ext_mnt, freeze_cgroup, 
   assert.equal(o.root, a.opts.get('root'));
   assert.equal(o.extMounts?.get('/proc/keys'), '/dev/null');
   assert.equal(o.freezeCgroup, '/sys/fs/cgroup/freezer/ct1');
-  assert.throws(() => dumpOptions({ ...a, opts: new Map([...a.opts, ['images-dir', '/img'], ['tree', '812'], ['ext-mount-map', ['auto']]]) }, { log: NO_LOG }), /--ext-mount-map "auto": give MOUNTPOINT:NAME/);
+  // auto_ext_mnt (--ext-mount-map auto) keeps the named ones, and finds the others.
+  const auto = dumpOptions({ ...a, opts: new Map([...a.opts, ['images-dir', '/img'], ['tree', '812'], ['ext-mount-map', [...(a.opts.get('ext-mount-map') as string[]), 'auto']], ['enable-external-masters', true]]) }, { log: NO_LOG });
+  assert.deepEqual(auto.extAuto, { sharing: false, masters: true });
+  assert.equal(auto.extMounts?.get('/proc/keys'), '/dev/null');
+  assert.throws(() => dumpOptions({ ...a, opts: new Map([...a.opts, ['images-dir', '/img'], ['tree', '812'], ['ext-mount-map', ['keys']]]) }, { log: NO_LOG }), /--ext-mount-map "keys": give MOUNTPOINT:NAME/);
 });
 
 test('argsFromOpts() takes runc\'s cgroup fields as CRIU does: manage_cgroups false is ignore, a mode overrides it', () => {

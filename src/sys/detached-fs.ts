@@ -35,3 +35,19 @@ export function openDetachedFs(fstype: string, settings: readonly FsSetting[] = 
     syscallRaw('close', fsfd);
   }
 }
+
+const AT_FDCWD = -100, OPEN_TREE_CLONE = 1, OPEN_TREE_CLOEXEC = 0o2000000, AT_SYMLINK_NOFOLLOW = 0x100;
+
+/**
+ * A detached clone of the mount at `path` of this process's mount namespace alone (no mounts
+ * below it), showing the directory or file at `path`: open_tree(2) with OPEN_TREE_CLONE, as
+ * `mount --bind` would make it, in the same peer group as the mount (or a slave of the same
+ * master). Another namespace takes it with move_mount(2); returns its fd.
+ */
+export function cloneMount(path: string): number {
+  const p = cstr(path);
+  const r = syscallRaw('open_tree', AT_FDCWD, addressOf(p), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+  keepAlive(p);
+  if (r < 0n) throw new SyscallError('open_tree', Number(-r), path);
+  return Number(r);
+}

@@ -25,7 +25,7 @@ export * from './sched.js';
 export * from './namespace.js';
 export * from './netlink-packet.js';
 export { openCgroupFs } from './cgroup-fs.js';
-export { openDetachedFs } from './detached-fs.js';
+export { openDetachedFs, cloneMount } from './detached-fs.js';
 export * from './conntrack.js';
 export * from './spawn-sibling.js';
 export { inMountNsCopy, type MountNsCopy } from './mount-ns-copy.js';

@@ -14,7 +14,7 @@ export const SYS = {
   eventfd2: 290, epoll_create1: 291, dup3: 292, pipe2: 293,
   preadv: 295, pwritev: 296, rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310,
   process_vm_writev: 311, kcmp: 312, memfd_create: 319, userfaultfd: 323, membarrier: 324, rseq: 334,
-  open_tree: 428, statx: 332, fsopen: 430, fsconfig: 431, fsmount: 432, pidfd_open: 434, clone3: 435, close_range: 436, pidfd_getfd: 438,
+  open_tree: 428, move_mount: 429, statx: 332, fsopen: 430, fsconfig: 431, fsmount: 432, pidfd_open: 434, clone3: 435, close_range: 436, pidfd_getfd: 438,
   timer_create: 222, timer_settime: 223, timer_gettime: 224, timer_getoverrun: 225, timer_delete: 226,
   inotify_add_watch: 254, inotify_rm_watch: 255, inotify_init1: 294, open_by_handle_at: 304,
   linkat: 265, mknodat: 259, readlinkat: 267, fanotify_init: 300, fanotify_mark: 301,
