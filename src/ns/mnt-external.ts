@@ -18,7 +18,8 @@ const isUnder = (p: string, dir: string) => dir === '/' || p === dir || p.starts
 /** The host path of the directory (or file) `root` of the filesystem of host mount `h` (whose root holds it). */
 export function hostPathOf(h: MountInfo, root: string): string {
   const rest = h.root === '/' ? root : root.slice(h.root.length);
-  return path.posix.join(h.mountPoint, rest || '/');
+  // (No trailing slash: the root may be a file.)
+  return rest === '' || rest === '/' ? h.mountPoint : path.posix.join(h.mountPoint, rest);
 }
 
 /**

@@ -131,4 +131,6 @@ test('autoExternals() finds the mounts of the tree that show what one of stasis\
   // A host path that leads elsewhere (covered by another mount) is no match.
   assert.deepEqual([...autoExternals(tree, host, { sharing: false, masters: false }, named, (_p, id) => id !== 90)], []);
   assert.equal(hostPathOf(host[3]!, '/sub/x'), '/tmp/hidden/x');
+  assert.equal(hostPathOf(host[2]!, '/'), '/tmp/file.tmp');
+  assert.equal(hostPathOf(host[3]!, '/sub'), '/tmp/hidden');
 });
