@@ -2,7 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { Workload, compileWorkload, checkpointRestore, assertPassed } from '../harness.js';
+import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, waitFor, descendants } from '../harness.js';
+import { dump, restore } from '../../../src/api/index.js';
+import { spawnTask, waitPid } from '../../../src/sys/index.js';
+import { namespacesUnavailable, childOf, killTree, assertExitsZero, endTree } from '../ns/private-proc.js';
 
 function ids(pid: number): string {
   const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -67,5 +70,67 @@ test('a task left in the session its parent quit, and an orphan in the session o
   for (const [n, pid] of [['a', a], ['g', g], ['l', l], ['x', x]] as const) {
     const [p, pp, pg, s] = fs.readFileSync(w.file(`post-${n}`), 'utf8').trim().split(' ');
     assert.equal(`${p} ppid=${pp} pgid=${pg} sid=${s}`, before[all.indexOf(pid)], n);
+  }
+});
+
+/** Every task under `root` (a host pid) as its pid namespace sees it: "pid ppid pgid sid zombie|live", by pid. */
+function innerIds(root: number): Map<number, string> {
+  const field = (st: string, k: string) => new RegExp(`^${k}:\\s+(.*)$`, 'm').exec(st)?.[1]?.split('\t').at(-1) ?? '?';
+  const all = [root, ...descendants(root)].map((p) => ({ host: p, st: fs.readFileSync(`/proc/${p}/status`, 'utf8') }));
+  const inner = new Map(all.map(({ host, st }) => [host, Number(field(st, 'NSpid'))]));
+  return new Map(all.map(({ host, st }) => {
+    const pid = inner.get(host)!;
+    const ppid = host === root ? 0 : inner.get(Number(field(st, 'PPid')));
+    return [pid, `${pid} ppid=${ppid} pgid=${field(st, 'NSpgid')} sid=${field(st, 'NSsid')} ${field(st, 'State').startsWith('Z') ? 'zombie' : 'live'}`];
+  }));
+}
+
+test('in a pid namespace of the tree\'s own, orphans of its init in sessions of a zombie, of a live non-sibling and of a sibling (in a group whose leader is gone), and a task born in the init\'s session through two leaders, come back with their ids', { skip: namespacesUnavailable() }, async () => {
+  const dir = tmpDir('pidns-sessions');
+  const unshare = spawnTask(['unshare', '--pid', '--fork', compileWorkload('pidns-sessions'), dir], {
+    cwd: dir, stdin: { path: '/dev/null' }, stdout: { path: `${dir}/stdout.log` }, stderr: { path: `${dir}/stderr.log` },
+  });
+  let root = 0;
+  try {
+    waitFor('pidns-sessions ready', () => fs.existsSync(`${dir}/ready`) || waitPid(unshare, true));
+    assert.ok(fs.existsSync(`${dir}/ready`), fs.readFileSync(`${dir}/stderr.log`, 'utf8'));
+    const pre = (n: string) => fs.readFileSync(`${dir}/pre-${n}`, 'utf8').trim().split(' ').map(Number) as [number, number, number, number];
+    const [m, k, s, b] = ['m', 'k', 's', 'b'].map((n) => pre(n)[0]);
+    // The states the test is about, as the tasks see them.
+    const [x, xp, xg, xs] = pre('x');
+    assert.deepEqual([xp, xg, xs].map((v, i) => (i ? v === xs && xs !== 1 && xs !== m : v === 1)), [true, true, true], `x: ${pre('x')}`);
+    assert.deepEqual(pre('y').slice(1), [1, k, k]);
+    const [, vp, vg, vs] = pre('v');
+    assert.deepEqual([vp, vs], [1, s]);
+    assert.ok(vg !== s && vg !== pre('v')[0], `v's group ${vg} is its session's or its own`);
+    assert.deepEqual(pre('c').slice(1), [b, 1, 1]);
+    const before = innerIds(childOf(unshare)!);
+    assert.match(before.get(xs)!, / zombie$/, 'x\'s session leader is not a zombie');
+    assert.equal(before.has(vg), false, 'v\'s group leader is still there');
+    assert.equal(before.get(x), `${x} ppid=1 pgid=${xs} sid=${xs} live`);
+    const images = tmpDir('pidns-sessions-img');
+    await dump({ pid: childOf(unshare)!, imagesDir: images });
+    waitPid(unshare); // its child was killed: it ends too
+    const r = await restore({ imagesDir: images, detach: true });
+    root = r.pid;
+    // The same tasks (no helper left), each with its parent, group and session; the zombie still one.
+    assert.deepEqual(innerIds(root), before);
+    fs.writeFileSync(`${dir}/go`, '');
+    for (const n of ['init', 'm', 'x', 'k', 'y', 's', 'v', 'a', 'b', 'c']) {
+      waitFor(`post-${n}`, () => fs.existsSync(`${dir}/post-${n}`));
+      assert.equal(fs.readFileSync(`${dir}/post-${n}`, 'utf8'), fs.readFileSync(`${dir}/pre-${n}`, 'utf8'), n);
+    }
+    fs.writeFileSync(`${dir}/go2`, '');
+    assertExitsZero(root);
+    assert.match(fs.readFileSync(`${dir}/result`, 'utf8'), /^PASS/);
+    root = 0;
+  } finally {
+    if (root) endTree(root);
+    killTree(unshare);
+    try {
+      waitPid(unshare);
+    } catch {
+      /* reaped */
+    }
   }
 });
