@@ -134,6 +134,10 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
         const b = byId.get(plan.from)!;
         return `${path.posix.join(b.mountpoint, relOf(e, b) || '/')} (mount ${b.mntId}), the source of the bind,`;
       };
+      // A bind of a root removed since (CRIU's deleted mount): made again for the bind, of the
+      // mountpoint's kind (CRIU's detect_is_dir), and removed once bound.
+      const remade = plan.how === 'bind' && e.deleted && hostSource !== undefined && !fs.existsSync(hostSource)
+        ? onFs(`making the removed root ${e.root} again`, () => remakeRoot(hostSource!, fs.existsSync(to.host) ? isDir(to.host) : true)) : [];
       if (plan.how !== 'root') makeTarget(to.host, hostSource === undefined ? true : onFs(`looking up ${src()}`, () => isDir(hostSource!)), (p) => onFs(`making the mountpoint ${e.mountpoint}`, p));
       if (plan.how === 'fresh') {
         const fsType = fsName(e.fstype)!;
@@ -153,7 +157,13 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
         }
         // (As the tree's mount was: private; the clone is in the host mount's peer group.)
         call(`making ${where} private`, 'mount', 'none', to.task, null, MS_PRIVATE, null);
-      } else call(`binding ${source} at ${where}`, 'mount', source!, to.task, null, MS_BIND, null);
+      } else {
+        try {
+          call(`binding ${source} at ${where}`, 'mount', source!, to.task, null, MS_BIND, null);
+        } finally {
+          removeRemade(remade);
+        }
+      }
       if (clone !== undefined) call(`closing the clone of the mount ${e.mntId} binds`, 'close', clone);
       // The path of the lowest of the mounts stacked where it is leads to it, the topmost
       // (a path ending in an fd's link would stop at the fd's own mount).
@@ -215,6 +225,28 @@ const under = (p: string, dir: string) => dir === '/' || p === dir || p.startsWi
 
 function isDir(p: string): boolean {
   return fs.statSync(p).isDirectory();
+}
+
+/** Makes `p` (a directory, or an empty file) and the directories missing above it; returns what it made, deepest first. */
+function remakeRoot(p: string, dir: boolean): string[] {
+  const made: string[] = [];
+  for (let d = path.dirname(p); !fs.existsSync(d); d = path.dirname(d)) made.push(d);
+  for (const d of [...made].reverse()) fs.mkdirSync(d, 0o700);
+  if (dir) fs.mkdirSync(p, 0o600);
+  else fs.closeSync(fs.openSync(p, 'wx', 0o600));
+  return [p, ...made];
+}
+
+/** Removes what remakeRoot() made: the mount bound from it keeps it, as `//deleted`. */
+function removeRemade(made: string[]): void {
+  for (const p of made) {
+    try {
+      if (fs.lstatSync(p).isDirectory()) fs.rmdirSync(p);
+      else fs.unlinkSync(p);
+    } catch {
+      /* gone already */
+    }
+  }
 }
 
 /** The mountpoint, made where it is missing: a directory, or an empty file for a file bound over. */

@@ -42,6 +42,9 @@ export function mountFlags(options: readonly string[]): number {
   return f & (MNT_FLAG.noatime! | MNT_FLAG.relatime!) ? f : f | MS_STRICTATIME;
 }
 
+/** What mountinfo appends to the root of a mount whose root was removed. */
+export const DELETED_ROOT = '//deleted';
+
 /** The kernel's dev_t encoding of CRIU's (criu).dev fields: major << 20 | minor. */
 const kdev = (d: MountInfo['dev']) => ((d.major << 20) | d.minor) >>> 0;
 
@@ -57,9 +60,12 @@ export function mntEntries(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     // A devpts restored is always a new instance (CRIU adds it so).
     if (fsType === 'devpts' && !opts.includes('newinstance')) opts.push('newinstance');
     const ext = extMnt.get(m.mountPoint);
+    // A bind whose root was removed since (mountinfo's `//deleted`): its path and `deleted`, as CRIU keeps it.
+    const deleted = m.root.endsWith(DELETED_ROOT);
     return create(MntEntrySchema, {
       fstype: FSTYPE[fsType] ?? 0, mntId: m.mountId, rootDev: kdev(m.dev), parentMntId: m.parentId,
-      flags: mountFlags(m.mountOptions), root: m.root, mountpoint: m.mountPoint, source: m.source,
+      flags: mountFlags(m.mountOptions), root: deleted ? m.root.slice(0, -DELETED_ROOT.length) || '/' : m.root, mountpoint: m.mountPoint, source: m.source,
+      ...(deleted ? { deleted: true } : {}),
       options: opts.join(','), sharedId: m.shared ?? 0, masterId: m.master ?? 0,
       sbFlags: m.superOptions.reduce((f, o) => f | (SB_FLAG[o] ?? 0), 0),
       ...(ext !== undefined ? { extKey: ext } : {}),
@@ -258,6 +264,27 @@ export function notUtf8(raw: Buffer): string | undefined {
 }
 
 /**
+ * A bind whose root was removed comes back from an empty directory or file made for it
+ * (CRIU's deleted mounts): one that shows a file with data, or another kind of file, would
+ * come back as something else, and is refused; so is one that a mount over it hides.
+ */
+function deletedRootRefusal(pid: number, m: MountInfo): string | undefined {
+  const what = `mount ${m.mountId} at ${m.mountPoint} is a bind of ${m.root.slice(0, -DELETED_ROOT.length)}, removed since`;
+  let st: fs.BigIntStats;
+  try {
+    st = fs.statSync(`/proc/${pid}/root${m.mountPoint}`, { bigint: true });
+  } catch (err) {
+    return `${what}, whose mountpoint stasis cannot look at (${(err as NodeJS.ErrnoException).code})`;
+  }
+  const major = Number(((st.dev >> 8n) & 0xfffn) | ((st.dev >> 32n) & ~0xfffn)), minor = Number((st.dev & 0xffn) | ((st.dev >> 12n) & ~0xffn));
+  if (major !== m.dev.major || minor !== m.dev.minor) return `${what}, and a mount over its mountpoint hides it`;
+  if (st.isDirectory()) return undefined;
+  if (!st.isFile()) return `${what}; it is not a directory or a regular file, and stasis would bring it back as an empty file`;
+  if (st.size > 0n) return `${what}; it is a file with data (${st.size} bytes), which stasis would bring back empty`;
+  return undefined;
+}
+
+/**
  * The plans of the mounts of task `pid`'s namespace, or the refusal; with the names of its
  * external mounts by mountpoint, those named at dump and those found by --ext-mount-map auto,
  * whose host paths `auto` has by mount id.
@@ -271,7 +298,12 @@ function plansOf(pid: number, opts: NsCheckOpts): { mounts: MountInfo[]; plans: 
   const ext = new Map(opts.extMounts);
   for (const m of mounts) if (auto.has(m.mountId)) ext.set(m.mountPoint, AUTO_KEY);
   const p = planMounts(mounts, ext, opts.hasRoot, tmpfsFilesIn(pid, mounts));
-  return 'refused' in p ? p : { mounts, plans: p.plans, ext, auto };
+  if ('refused' in p) return p;
+  for (const m of mounts) {
+    const why = m.root.endsWith(DELETED_ROOT) ? deletedRootRefusal(pid, m) : undefined;
+    if (why) return { refused: why };
+  }
+  return { mounts, plans: p.plans, ext, auto };
 }
 
 /** Archives the files of the tmpfs of mount `m` of task `pid` into `file`, those other mounts hide included, without what they hold. */
