@@ -148,6 +148,7 @@ export function collectTasks(run: DumpRun, tree: TreeTask[], shellJob: boolean):
     return ids ? [[l.task.stat.session, ids.sid], [l.task.stat.pgrp, ids.pgid]] as const : [];
   }));
   run.ttys.finish(live.map((l) => ({ pid: l.t.pid, sid: l.task.stat.session, pgid: l.task.stat.pgrp })), shellJob, () => run.ids.fresh(), (p) => inner.get(p) ?? p);
+  if (run.unix.ownNetns) refuseZombiePairMakers(live, new Set(tree.filter((t) => !t.frozen).map((t) => t.pid)));
   if (run.pids !== SAME_PIDS) refuseHostPids(live, run, treePid);
   const holders = live.map((l) => ({ pid: run.pids.pid(l.t.pid), tids: l.t.frozen!.tids.map((tid) => run.pids.pid(tid)), fdinfos: l.fds.fdinfos }));
   const trouble = threadPidfdTrouble(holders, new Map(live.flatMap((l) => l.fds.files.map((f) => [f.id, f] as const))));
@@ -319,6 +320,21 @@ function refuseHostPids(live: LiveTask[], run: DumpRun, treePid: (host: number) 
       if (inTree !== undefined) f.usk!.peerCred!.pid = inTree;
       else if (f.usk?.peerCred) {
         throw new StasisError('E_UNSUPPORTED', `Cannot dump Unix socket ${f.usk.ino} of pid ${l.t.pid}: its SO_PEERCRED names pid ${f.usk.peerCred.pid}, which stasis cannot make again inside a pid namespace of the tree's own yet`);
+      }
+    }
+  }
+}
+
+/**
+ * In a network namespace of the tree's own a socket pair is made again by the task its
+ * SO_PEERCRED names, once the tree is made: a zombie by then cannot (it has exited).
+ */
+function refuseZombiePairMakers(live: LiveTask[], zombies: Set<number>): void {
+  for (const l of live) {
+    for (const f of l.fds.files) {
+      const pid = f.usk?.peerCred?.pid;
+      if (pid !== undefined && zombies.has(pid)) {
+        throw new StasisError('E_UNSUPPORTED', `Cannot dump Unix socket ${f.usk!.ino} of pid ${l.t.pid}: its SO_PEERCRED names pid ${pid}, a zombie, which cannot make the pair again in the tree's network namespace`);
       }
     }
   }
