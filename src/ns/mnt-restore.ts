@@ -19,10 +19,10 @@ import type { MountInfo } from '../proc/mountinfo.js';
 import { StasisError } from '../errors.js';
 import type { NsRestoreCtx } from './ns-kind.js';
 import { planMounts, FSTYPE, type MountPlan } from './mnt.js';
-import { AUTO_KEY, externalPath } from './mnt-external.js';
+import { AUTO_KEY, externalPath, mountIdOfFd, propagationDiffers } from './mnt-external.js';
 
 const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, OPEN_TREE_CLONE = 1, MOVE_MOUNT_F_EMPTY_PATH = 4;
-const MS_RDONLY = 0x1, MS_REMOUNT = 0x20, MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MNT_DETACH = 2;
+const MS_RDONLY = 0x1, MS_REMOUNT = 0x20, MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MS_SLAVE = 0x80000, MNT_DETACH = 2;
 // The superblock flags an image keeps, passed to a fresh mount (their MS_* values are the SB_* ones).
 const SB_MASK = 0x1 | 0x10 | 0x40 | 0x80 | 0x2000000;
 
@@ -155,8 +155,6 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
         } finally {
           closeFd(fd);
         }
-        // (As the tree's mount was: private; the clone is in the host mount's peer group.)
-        call(`making ${where} private`, 'mount', 'none', to.task, null, MS_PRIVATE, null);
       } else {
         try {
           call(`binding ${source} at ${where}`, 'mount', source!, to.task, null, MS_BIND, null);
@@ -164,6 +162,9 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
           removeRemade(remade);
         }
       }
+      // A clone or bind is in its source's peer group (or a slave of its master): the image's
+      // propagation now, private or a slave of the host's peer group it was a slave of (checked below).
+      if (plan.how === 'external' || plan.how === 'bind') call(`making ${where} ${e.masterId ? 'a slave' : 'private'}`, 'mount', 'none', to.task, null, e.masterId ? MS_SLAVE : MS_PRIVATE, null);
       if (clone !== undefined) call(`closing the clone of the mount ${e.mntId} binds`, 'close', clone);
       // The path of the lowest of the mounts stacked where it is leads to it, the topmost
       // (a path ending in an fd's link would stop at the fd's own mount).
@@ -175,6 +176,8 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       if (plan.how === 'fresh' && plan.contents && e.sbFlags & MS_RDONLY) call(`making the ${fsName(e.fstype)!} at ${where} read-only`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | (e.sbFlags & SB_MASK), e.options);
       ctx.log.debug(`mount ${e.mntId}: ${plan.how} at ${e.mountpoint}`);
     }
+    const differs = propagationDiffers(entries, new Map([...held].map(([mntId, fd]) => [mntId, mountIdOfFd(fd)])), fs.readFileSync(`/proc/${hostPid}/mountinfo`, 'utf8'));
+    if (differs) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: ${differs}`);
     // Flags last, children before parents: a read-only parent takes no more mountpoints.
     for (const e of [...entries].reverse()) {
       call(`setting the flags 0x${e.flags.toString(16)} of ${e.mountpoint} (mount ${e.mntId})`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | MS_BIND | e.flags, null);

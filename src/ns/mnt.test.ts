@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { parseMountinfo } from '../proc/mountinfo.js';
 import { mntEntries, mountFlags, notUtf8, planMounts } from './mnt.js';
-import { autoExternals, hostPathOf } from './mnt-external.js';
+import { autoExternals, hostPathOf, propagationDiffers } from './mnt-external.js';
 import { decodeImage, encodeImage } from '../image/index.js';
 
 // A runc 1.1 busybox container's mountinfo, and the mountpoints image CRIU 4.2 wrote for it
@@ -133,4 +133,27 @@ test('autoExternals() finds the mounts of the tree that show what one of stasis\
   assert.equal(hostPathOf(host[3]!, '/sub/x'), '/tmp/hidden/x');
   assert.equal(hostPathOf(host[2]!, '/'), '/tmp/file.tmp');
   assert.equal(hostPathOf(host[3]!, '/sub'), '/tmp/hidden');
+});
+
+test('planMounts() takes a slave of a peer group outside the tree as external, and a bind of it with the same master; a slave of no external mount is refused, naming the options', () => {
+  const tree = parseMountinfo([
+    '200 100 254:0 /root / rw - ext4 /dev/vda rw',
+    '201 200 0:50 /a /dst_a rw master:7 - tmpfs src rw',
+    '202 200 0:50 /a/x /bind rw master:7 - tmpfs src rw',
+  ].join('\n'));
+  const p = planMounts(tree, new Map([['/dst_a', 'A']]), true, () => 'empty');
+  assert.ok('plans' in p, JSON.stringify(p));
+  assert.deepEqual([...p.plans.values()], [{ how: 'root' }, { how: 'external', key: 'A' }, { how: 'bind', from: 201 }]);
+  const r = planMounts(tree, new Map(), true, () => 'empty');
+  assert.ok('refused' in r && /mount 201 at \/dst_a .* slave of peer group 7, which no mount of the tree is in; give it as an external mount \(--external mnt\[\/dst_a\]:NAME/.test(r.refused), JSON.stringify(r));
+});
+
+test('propagationDiffers() names a slave that came back private, and peers that came back in two groups', () => {
+  const e = (mntId: number, sharedId: number, masterId: number) => ({ mntId, mountpoint: `/m${mntId}`, sharedId, masterId }) as never;
+  const info = (lines: string[]) => lines.join('\n');
+  const ok = info(['301 300 0:50 / /a rw master:40 - tmpfs s rw', '302 300 0:50 / /b rw master:40 - tmpfs s rw', '303 300 0:50 / /c rw - tmpfs s rw']);
+  const ids = new Map([[1, 301], [2, 302], [3, 303]]);
+  assert.equal(propagationDiffers([e(1, 0, 7), e(2, 0, 7), e(3, 0, 0)], ids, ok), undefined);
+  assert.match(propagationDiffers([e(1, 0, 7), e(2, 0, 8), e(3, 0, 0)], ids, ok)!, /mount 2 at \/m2 came back a slave of peer group 40, where it was a slave of peer group 8/);
+  assert.match(propagationDiffers([e(1, 0, 7), e(2, 0, 7), e(3, 0, 7)], ids, ok)!, /mount 3 at \/m3 came back private, where it was a slave of peer group 7 \(the path it is bound from is in no peer group/);
 });

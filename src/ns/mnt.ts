@@ -93,15 +93,25 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
   const plans = new Map<number, MountPlan>();
   const ids = new Set(mounts.map((m) => m.mountId));
   const name = (m: MountInfo) => `mount ${m.mountId} at ${m.mountPoint} (${m.fsType} ${m.source}${m.root === '/' ? '' : `, ${m.root}`})`;
+  const treeGroups = new Set(mounts.flatMap((m) => (m.shared !== undefined ? [m.shared] : [])));
   for (const m of mounts) {
+    // A slave of a peer group no mount of the tree is in (its master is the host's): an external mount, bound again from the host's group.
+    const extMaster = m.master !== undefined && m.propagateFrom === undefined && !treeGroups.has(m.master);
     // Propagation ties the mount to mounts that are not the tree's: nothing restores the peer.
-    if (m.master !== undefined || m.propagateFrom !== undefined) return { refused: `${name(m)} is a slave of peer group ${m.master ?? m.propagateFrom}; stasis restores private and shared mounts only` };
+    if ((m.master !== undefined || m.propagateFrom !== undefined) && !extMaster) return { refused: `${name(m)} is a slave of peer group ${m.master ?? m.propagateFrom}; stasis restores private and shared mounts only` };
     // A peer group of the tree's own could be made again, but nothing here proves it yet.
     if (m.shared !== undefined) return { refused: `${name(m)} is shared (peer group ${m.shared}); stasis restores private mounts only` };
     if (m.unbindable) return { refused: `${name(m)} is unbindable; stasis cannot restore unbindable mounts` };
     const key = extMnt.get(m.mountPoint);
     if (key !== undefined) {
       plans.set(m.mountId, { how: 'external', key });
+      continue;
+    }
+    if (extMaster) {
+      // Or a bind of an external mount with that master (a bind of a slave is a slave of its master).
+      const from = mounts.find((o) => plans.get(o.mountId)?.how === 'external' && o.master === m.master && o.dev.major === m.dev.major && o.dev.minor === m.dev.minor && isUnder(m.root, o.root));
+      if (!from) return { refused: `${name(m)} is a slave of peer group ${m.master}, which no mount of the tree is in; give it as an external mount (--external mnt[${m.mountPoint}]:NAME, or --ext-mount-map auto with --enable-external-masters)` };
+      plans.set(m.mountId, { how: 'bind', from: from.mountId });
       continue;
     }
     if (!ids.has(m.parentId)) {
