@@ -1,0 +1,158 @@
+// External mounts given back from another host path (CRIU's --external mnt[MOUNTPOINT]:NAME
+// at dump, mnt[NAME]:PATH at restore): a tree in a mount namespace of its own (`unshare -m -p
+// --fork`, a busybox root bound over itself, pivot_root) has a host directory bound on /data,
+// and a host file bound over /etc/conf; its shell copies what it reads through them into a log
+// of its root, over and over. The dump names both mounts; the restore maps them to another
+// directory and another file: the restored tree reads the new ones (its log shows the new
+// text), the mounts come back private as they were, and the old host paths are not touched.
+// With --ext-mount-map auto (--external mnt[]) the same mounts are found without names, and a
+// restore without auto is refused, naming the mount and the option.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { tmpDir, waitFor } from '../harness.js';
+import { dump, restore, StasisError } from '../../../src/api/index.js';
+import { spawnTask, waitPid } from '../../../src/sys/index.js';
+import { childOf, killTree, namespacesUnavailable } from './private-proc.js';
+import { parseMountinfo } from '../../../src/proc/mountinfo.js';
+import { readImage } from '../../../src/image/index.js';
+
+const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
+const why = namespacesUnavailable() || (!busybox && 'busybox is not installed (apt-get install busybox-static)');
+
+interface Box {
+  dir: string;
+  root: string;
+  unshare: number;
+  pid: number;
+}
+
+/** The box, its /data bound from `data` and its /etc/conf from `conf`. */
+function startBox(dir: string, data: string, conf: string): Box {
+  const root = path.join(dir, 'root');
+  for (const d of ['bin', 'proc', 'data', 'etc', 'old', 'log']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  fs.writeFileSync(path.join(root, 'etc/conf'), 'the root\'s own\n');
+  fs.writeFileSync(path.join(root, 'log/in'), '');
+  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
+  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+  for (const l of ['sh', 'sleep', 'umount', 'cat']) fs.symlinkSync('busybox', path.join(root, 'bin', l));
+  const loop = 'umount -l /old; exec </log/in >/log/out 2>&1; while :; do cat /data/file /etc/conf >> /log/seen; sleep 0.02; done';
+  const script = `
+    set -e
+    mount --bind ${root} ${root}
+    mount --bind ${data} ${root}/data
+    mount --bind ${conf} ${root}/etc/conf
+    mount -t proc proc ${root}/proc
+    cd ${root} && pivot_root . old
+    exec /bin/sh -c '${loop}'
+  `;
+  const unshare = spawnTask(['unshare', '-m', '-p', '--fork', '--propagation', 'private', 'sh', '-c', script], {
+    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
+  });
+  const pid = waitFor('the box reading', () => {
+    const c = childOf(unshare);
+    return c !== undefined && seen(root).length >= 4 ? c : undefined;
+  });
+  return { dir, root, unshare, pid };
+}
+
+function seen(root: string): string[] {
+  try {
+    return fs.readFileSync(path.join(root, 'log/seen'), 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+const mountAt = (pid: number, at: string) => parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')).find((m) => m.mountPoint === at);
+
+function end(pid: number | undefined): void {
+  if (pid === undefined) return;
+  killTree(pid);
+  try {
+    waitPid(pid);
+  } catch {
+    /* not our child */
+  }
+}
+
+/** Two host directories with a file, and two host files, of different texts. */
+function hostFiles(dir: string) {
+  const f = (name: string, text: string) => {
+    const p = path.join(dir, name);
+    fs.writeFileSync(p, text);
+    return p;
+  };
+  for (const d of ['data-a', 'data-b']) fs.mkdirSync(path.join(dir, d));
+  f('data-a/file', 'old data\n');
+  f('data-b/file', 'new data\n');
+  return { dataA: path.join(dir, 'data-a'), dataB: path.join(dir, 'data-b'), confA: f('conf-a', 'old conf\n'), confB: f('conf-b', 'new conf\n') };
+}
+
+test('external mounts named at dump are bound at restore from the host paths the restore maps them to: the tree reads the new directory and file through them', { skip: why, timeout: 60_000 }, async () => {
+  const dir = tmpDir('extmnt');
+  const images = tmpDir('extmnt-img');
+  const h = hostFiles(dir);
+  const box = startBox(dir, h.dataA, h.confA);
+  let restored: number | undefined;
+  try {
+    assert.deepEqual(seen(box.root).slice(0, 2), ['old data', 'old conf']);
+    await dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/data', 'DATA'], ['/etc/conf', 'CONF']]) });
+    waitPid(box.unshare);
+    const entries = readImage(images, 'mountpoints', Number(/^mountpoints-(\d+)\.img$/.exec(fs.readdirSync(images).find((f) => f.startsWith('mountpoints-'))!)![1]));
+    assert.deepEqual(entries.filter((e) => e.extKey).map((e) => `${e.mountpoint}=${e.extKey}`).sort(), ['/data=DATA', '/etc/conf=CONF']);
+    const atDump = seen(box.root).length;
+    const r = await restore({ imagesDir: images, detach: true, root: box.root, extMounts: new Map([['DATA', h.dataB], ['CONF', h.confB]]) });
+    restored = r.pid;
+    // What the tree reads after the restore is the new directory's file and the new file.
+    waitFor('the tree to read on', () => seen(box.root).length > atDump + 6);
+    const after = seen(box.root).slice(atDump);
+    assert.deepEqual(after.slice(0, 2), ['new data', 'new conf'], after.join(' | '));
+    assert.ok(after.every((l) => l === 'new data' || l === 'new conf'), after.join(' | '));
+    assert.equal(fs.readFileSync(`/proc/${r.pid}/root/data/file`, 'utf8'), 'new data\n');
+    // The mounts are private, as they were, and their roots the new host paths'.
+    for (const at of ['/data', '/etc/conf']) {
+      const m = mountAt(r.pid, at)!;
+      assert.ok(m, at);
+      assert.equal(m.shared, undefined, at);
+      assert.equal(m.master, undefined, at);
+    }
+    assert.equal(mountAt(r.pid, '/data')!.root, path.resolve(h.dataB));
+    // The old paths are as they were.
+    assert.equal(fs.readFileSync(path.join(h.dataA, 'file'), 'utf8'), 'old data\n');
+    assert.equal(fs.readFileSync(h.confA, 'utf8'), 'old conf\n');
+  } finally {
+    end(restored);
+    end(box.unshare);
+    fs.rmSync(images, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('with --ext-mount-map auto the same mounts are found without names and bound again from where the dump saw them; a restore without auto is refused naming the mount', { skip: why, timeout: 60_000 }, async () => {
+  const dir = tmpDir('extmnt-auto');
+  const images = tmpDir('extmnt-auto-img');
+  const h = hostFiles(dir);
+  const box = startBox(dir, h.dataA, h.confA);
+  let restored: number | undefined;
+  try {
+    await dump({ pid: box.pid, imagesDir: images, root: box.root, extAuto: { sharing: false, masters: false } });
+    waitPid(box.unshare);
+    const entries = readImage(images, 'mountpoints', Number(/^mountpoints-(\d+)\.img$/.exec(fs.readdirSync(images).find((f) => f.startsWith('mountpoints-'))!)![1]));
+    // As CRIU writes them: the autodetected name, and the host path as the source.
+    assert.deepEqual(entries.filter((e) => e.extKey).map((e) => `${e.mountpoint}=${e.extKey}@${e.source}`).sort(), [`/data=CRIU:AUTOGENERATED@${h.dataA}`, `/etc/conf=CRIU:AUTOGENERATED@${h.confA}`]);
+    await assert.rejects(restore({ imagesDir: images, detach: true, root: box.root }), (e: unknown) => e instanceof StasisError && /mount \d+ at \/(data|etc\/conf) is the external mount CRIU:AUTOGENERATED, and no --ext-mount-map auto/.test(e.message));
+    const atDump = seen(box.root).length;
+    const r = await restore({ imagesDir: images, detach: true, root: box.root, extAuto: true });
+    restored = r.pid;
+    waitFor('the tree to read on', () => seen(box.root).length > atDump + 4);
+    assert.deepEqual(seen(box.root).slice(atDump, atDump + 2), ['old data', 'old conf']);
+  } finally {
+    end(restored);
+    end(box.unshare);
+    fs.rmSync(images, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
