@@ -11,7 +11,7 @@ import { TtyType, type TermiosEntry, type TtyInfoEntry } from '../image/gen/stas
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { imageExists, readImage } from '../image/index.js';
 import {
-  closeFd, interrupt, kill, openat, pidfdGetfd, pidfdOpen, resolveExecutable, seize, setLockedTermios, setTermios, setWinsize,
+  closeFd, interrupt, kill, openat, openPtyPeer, pidfdGetfd, pidfdOpen, resolveExecutable, seize, setLockedTermios, setTermios, setWinsize,
   spawnTask, ttyCall, ttyGetInt, ttySetInt, waitPid, Injector, TIOC, type Termios,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
@@ -47,6 +47,8 @@ export class TtyRestoreState {
   root = '';
   /** Pairs for slaves whose master was closed, by the slaves' info: closed once the slaves are open. */
   private readonly hungUp = new Map<number, { master: number; index: number }>();
+  /** Masters opened while the mounts were made, by index: a mount binds their slave's node (zdtm pty-console). */
+  private readonly early = new Map<number, number>();
 
   constructor(dir: string, files: Map<number, FileEntry>) {
     if (imageExists(dir, 'tty-info', undefined)) for (const i of readImage(dir, 'tty-info', undefined)) this.infos.set(i.id, i);
@@ -85,9 +87,31 @@ export class TtyRestoreState {
   }
 
   /** Once every file is open: the locks and exclusive modes; the setup slaves close; hung-up slaves hang up. */
+  /**
+   * Makes pty `index` of the devpts whose ptmx node is `ptmx` (a mount of the restored
+   * namespace being made), before its files are opened, so that a mount can bind its slave's
+   * node; its pair takes this master. Only a pty whose master a task holds lives on after.
+   */
+  makeEarly(index: number, ptmx: string): void {
+    if (this.early.has(index)) return;
+    if (!this.side(index, true)) throw new StasisError('E_RESTORE_FAILED', `Cannot restore pty ${index}, whose slave a mount binds: no task of the image holds its master`);
+    this.early.set(index, openPtmxAt(index, ptmx));
+  }
+
+  /** The master made early for pty `index`, handed over once. */
+  takeEarly(index: number): number | undefined {
+    const fd = this.early.get(index);
+    this.early.delete(index);
+    return fd;
+  }
+
   finish(): void {
     for (const p of this.hungUp.values()) closeFd(p.master);
     this.hungUp.clear();
+    const left = [...this.early.keys()];
+    for (const fd of this.early.values()) closeFd(fd);
+    this.early.clear();
+    if (left.length) throw new StasisError('E_RESTORE_FAILED', `Cannot restore ptys ${left.join(', ')}, whose slaves mounts bind: no file of the image opened them`);
     for (const p of this.pairs.values()) {
       if (p.slaveInfo?.exclusive) ttyCall(p.slave, TIOC.TIOCEXCL, 'TIOCEXCL');
       if (p.masterInfo?.locked) ttySetInt(p.master, TIOC.TIOCSPTLCK, 1, 'TIOCSPTLCK');
@@ -100,11 +124,14 @@ export class TtyRestoreState {
 export function ptyPair(state: TtyRestoreState, index: number): PtyPair {
   const have = state.pairs.get(index);
   if (have) return have;
-  const master = openPtmxAt(index, state.root);
+  const early = state.takeEarly(index);
+  const master = early ?? openPtmxAt(index, `${state.root}/dev/ptmx`);
   let slave = -1;
   try {
     ttySetInt(master, TIOC.TIOCSPTLCK, 0, 'TIOCSPTLCK');
     slave = openat(-100, `${state.root}/dev/pts/${index}`, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    // A master made early, in a devpts of the mounts: the tree's /dev/pts must be that one.
+    if (early !== undefined) samePty(master, slave, index);
     const mi = state.side(index, true), si = state.side(index, false);
     if (si) fs.fchownSync(slave, si.uid, si.gid);
     if (si?.termios) {
@@ -126,12 +153,23 @@ export function ptyPair(state: TtyRestoreState, index: number): PtyPair {
   }
 }
 
-/** /dev/ptmx opened until the kernel gives index `index` (it gives the lowest free one). */
-function openPtmxAt(index: number, root: string): number {
+/** Whether `slave` (opened by its path) is the slave of `master`: the same devpts node as the master's peer. */
+function samePty(master: number, slave: number, index: number): void {
+  const peer = openPtyPeer(master, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  try {
+    const a = fs.fstatSync(peer), b = fs.fstatSync(slave);
+    if (a.dev !== b.dev || a.ino !== b.ino) throw new StasisError('E_RESTORE_FAILED', `Cannot restore pty ${index}: the tree's /dev/pts/${index} is not of the devpts a mount binds it from`);
+  } finally {
+    closeFd(peer);
+  }
+}
+
+/** A ptmx (`/dev/ptmx`, or a devpts's own node) opened until the kernel gives index `index` (it gives the lowest free one). */
+function openPtmxAt(index: number, ptmx: string): number {
   const held: number[] = [];
   try {
     for (;;) {
-      const fd = openat(-100, `${root}/dev/ptmx`, O_RDWR | O_NOCTTY | O_CLOEXEC);
+      const fd = openat(-100, ptmx, O_RDWR | O_NOCTTY | O_CLOEXEC);
       const got = ttyGetInt(fd, TIOC.TIOCGPTN);
       const n = 'value' in got ? got.value : -1;
       if (n === index) return fd;

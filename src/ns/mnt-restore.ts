@@ -138,6 +138,10 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       // mountpoint's kind (CRIU's detect_is_dir), and removed once bound.
       const remade = plan.how === 'bind' && e.deleted && hostSource !== undefined && !fs.existsSync(hostSource)
         ? onFs(`making the removed root ${e.root} again`, () => remakeRoot(hostSource!, fs.existsSync(to.host) ? isDir(to.host) : true)) : [];
+      if (plan.how === 'bind' && plan.pty !== undefined) {
+        if (!ctx.makePty) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: ${where} binds pty ${plan.pty}, and no terminal restore makes it`);
+        ctx.makePty(plan.pty, `${heldPath(byId.get(plan.from)!)}/ptmx`);
+      }
       if (plan.how !== 'root') makeTarget(to.host, hostSource === undefined ? true : onFs(`looking up ${src()}`, () => isDir(hostSource!)), (p) => onFs(`making the mountpoint ${e.mountpoint}`, p));
       if (plan.how === 'fresh') {
         const fsType = fsName(e.fstype)!;

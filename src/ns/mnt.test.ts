@@ -157,3 +157,22 @@ test('propagationDiffers() names a slave that came back private, and peers that 
   assert.match(propagationDiffers([e(1, 0, 7), e(2, 0, 8), e(3, 0, 0)], ids, ok)!, /mount 2 at \/m2 came back a slave of peer group 40, where it was a slave of peer group 8/);
   assert.match(propagationDiffers([e(1, 0, 7), e(2, 0, 7), e(3, 0, 7)], ids, ok)!, /mount 3 at \/m3 came back private, where it was a slave of peer group 7 \(the path it is bound from is in no peer group/);
 });
+
+test('planMounts() plans a bind of a pty\'s node of a devpts (zdtm pty-console\'s /dev/console) as a bind of that pty, and refuses another file of a devpts', () => {
+  const pts = MOUNTS.find((m) => m.mountPoint === '/dev/pts')!;
+  const console = { ...pts, mountId: 9001, mountPoint: '/dev/console', root: '/0' };
+  const p = planMounts([...MOUNTS, console], EXT, true, (m) => (m.mountPoint === '/dev' ? 'files' : 'empty'));
+  assert.ok('plans' in p, 'refused' in p ? p.refused : '');
+  assert.deepEqual(p.plans.get(9001), { how: 'bind', from: pts.mountId, pty: 0 });
+  const odd = planMounts([...MOUNTS, { ...console, root: '/x' }], EXT, true, (m) => (m.mountPoint === '/dev' ? 'files' : 'empty'));
+  assert.ok('refused' in odd && /mount 9001 at \/dev\/console \(devpts devpts, \/x\) is a bind of \/x of a devpts, which stasis cannot make again/.test(odd.refused), JSON.stringify(odd));
+});
+
+test('mntEntries() keeps a bind whose root was removed as CRIU does: its root without mountinfo\'s //deleted, and deleted', () => {
+  const [e] = mntEntries(parseMountinfo('71 60 0:50 /test-src//deleted /zdtm/test-dst rw,relatime shared:1 - tmpfs none rw\n'), new Map());
+  assert.equal(e!.root, '/test-src');
+  assert.equal(e!.deleted, true);
+  const [f] = mntEntries(parseMountinfo('72 60 0:50 /test-src /zdtm/test-dst rw,relatime - tmpfs none rw\n'), new Map());
+  assert.equal(f!.root, '/test-src');
+  assert.ok(!f!.deleted);
+});

@@ -77,7 +77,7 @@ export function mntEntries(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
 export type MountPlan =
   | { how: 'root' }
   | { how: 'fresh'; fsType: string; contents?: true }
-  | { how: 'bind'; from: number }
+  | { how: 'bind'; from: number; pty?: number }
   | { how: 'external'; key: string };
 
 // Filesystems a restore mounts anew with their options (their contents are the kernel's).
@@ -126,8 +126,10 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     // (A second mount of one tmpfs is a bind of it too: one filesystem, not two.)
     if (from) {
       // A pty's node in devpts exists only once the pty is made, after every mount (zdtm pty-console binds one on /dev/console).
-      if (fsType === 'devpts' && m.root !== from.root && m.root !== '/ptmx') return { refused: `${name(m)} is a bind of a pty of a devpts, which exists only once its files are opened, after the mounts` };
-      plans.set(m.mountId, { how: 'bind', from: from.mountId });
+      // A pty's node in devpts exists only once the pty is made: restore makes it before the bind (zdtm pty-console binds one on /dev/console).
+      const pty = fsType === 'devpts' && m.root !== from.root && m.root !== '/ptmx' ? /^\/(\d+)$/.exec(m.root)?.[1] : undefined;
+      if (fsType === 'devpts' && m.root !== from.root && m.root !== '/ptmx' && (pty === undefined || from.root !== '/')) return { refused: `${name(m)} is a bind of ${m.root} of a devpts, which stasis cannot make again` };
+      plans.set(m.mountId, { how: 'bind', from: from.mountId, ...(pty !== undefined ? { pty: Number(pty) } : {}) });
       continue;
     }
     if (fsType === 'cgroup') return { refused: `${name(m)} is a cgroup v1 hierarchy; give it as an external mount (--ext-mount-map, RPC ext_mnt), as runc does` };

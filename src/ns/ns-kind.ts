@@ -46,6 +46,8 @@ export interface NsRestoreCtx {
   netExternals?: ReadonlyMap<string, string> | undefined;
   /** The `syscall; int3` code of the restored root (create-task.ts), which makes its mounts. */
   rootCode?: bigint;
+  /** Makes pty `index` through the devpts node `ptmx` before a mount binds its slave (the terminals' restore takes it). */
+  makePty?: (index: number, ptmx: string) => void;
 }
 
 export interface NsKind {

@@ -178,6 +178,7 @@ function restoreChecked(
   // The mounts are made by the root itself (its code runs their syscalls).
   const fillNamespaces = (hostPid: number, rootCode?: bigint) => restoreNamespaces({
     imagesDir: set.dir, log, ...(users ? { users } : {}), root: opts.root, extMounts: opts.extMounts, extAuto: opts.extAuto, netExternals: opts.netExternals, ...(rootCode !== undefined ? { rootCode } : {}),
+    makePty: (index: number, ptmx: string) => fileCtxTtys.makeEarly(index, ptmx),
   }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid);
   // Under a user namespace of its own but in stasis's pid namespace, the tree's namespaces are
   // made by a holder in it, and the tasks enter it one by one as they are restored
