@@ -75,7 +75,15 @@ export function dump(opts: DumpOptions): DumpResult {
     if (ns.own.some((k) => k.name === 'mnt')) {
       // Its fds' links read as the tree sees them: stasis looks at them through its root.
       run.ghosts.mntRoot = `/proc/${pid}/root`;
-      run.mnt = { ids: new Set(readMounts(pid).map((m) => m.mountId)) };
+      const ids = new Set(readMounts(pid).map((m) => m.mountId));
+      // A file on a mount of a nested namespace is seen from a task in it.
+      for (const n of ns.mntNested) {
+        for (const m of readMounts(n.pid)) {
+          ids.add(m.mountId);
+          run.ghosts.mntRoots.set(m.mountId, `/proc/${n.pid}/root`);
+        }
+      }
+      run.mnt = { ids };
     }
     const cgroups = collectCgroups(tree.flatMap((t) => (t.frozen ? [{ pid: t.pid, tids: t.frozen.tids }] : [])), opts.manageCgroups ?? 'soft', ns.own.some((k) => k.name === 'cgroup'), log, opts.cgroupRoots);
     locked = true; // a lock that failed half-way is undone as well

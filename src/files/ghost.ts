@@ -53,6 +53,13 @@ export class GhostDumper {
    * (its links read as the tree sees them), '' in stasis's.
    */
   mntRoot = '';
+  /** Where the paths of files on a mount of a nested mount namespace lead from (its first task's /proc/PID/root), by mount id. */
+  readonly mntRoots = new Map<number, string>();
+
+  /** Where the path of a file on mount `mntId` leads from. */
+  mntRootOf(mntId: number): string {
+    return this.mntRoots.get(mntId) ?? this.mntRoot;
+  }
 
   constructor(readonly limit: number = DEFAULT_GHOST_LIMIT, readonly linkRemap = false) {}
 

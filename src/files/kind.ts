@@ -62,6 +62,8 @@ export interface RestoreFileCtx {
   log?: Log;
   /** Where the image's paths are opened from: the restored root's /proc/PID/root in a mount namespace of the tree's own. */
   root?: string;
+  /** Where the paths of files on mount `mntId` are opened from, where it is of a nested mount namespace (restore/nested-mounts.ts). */
+  rootOf?: (mntId: number) => string | undefined;
   imagesDir: string;
   shellJob: boolean;
   /** Every file entry of the image, by id (for kinds that need another object first). */

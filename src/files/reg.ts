@@ -58,7 +58,8 @@ export const reg = {
     // An O_TMPFILE file keeps __O_TMPFILE | O_DIRECTORY in its flags: reopened, it is a plain file.
     const tmpfile = (r.flags & O_TMPFILE) === O_TMPFILE ? O_TMPFILE : 0;
     const flags = (r.flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | tmpfile)) | O_CLOEXEC;
-    const name = ctx.ghosts?.pathOf(e, ctx.files) ?? `${ctx.root ?? ''}${r.name}`;
+    const root = (r.mntId !== undefined ? ctx.rootOf?.(r.mntId) : undefined) ?? ctx.root ?? '';
+    const name = ctx.ghosts?.pathOf(e, ctx.files) ?? `${root}${r.name}`;
     let fd: number;
     try {
       fd = openat(AT_FDCWD, name, flags);
@@ -102,7 +103,7 @@ export function keepIfGone(p: FdProbe, ctx: DumpFileCtx, id: number): { path: st
  * link reads. Without a ghost dumper a file that is gone fails the dump.
  */
 export function keepGoneFile(src: GhostSource, link: string, ghosts: GhostDumper | undefined, freshId: () => number, id: number): { path: string; linked: FileEntry[] } {
-  const { path, gone } = whereIs(link, src.stat, ghosts?.mntRoot ?? '');
+  const { path, gone } = whereIs(link, src.stat, ghosts?.mntRootOf(src.mntId) ?? '');
   if (!gone) return { path, linked: [] };
   if (!ghosts) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${src.what} of pid ${src.pid}: ${link} is an unlinked file`);
   // Still linked elsewhere: kept by a new link (a copy would be another inode).

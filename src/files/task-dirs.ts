@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { StasisError } from '../errors.js';
+import { mountIdOf } from '../sys/index.js';
 import type { FileIds } from './file-ids.js';
 import type { GhostDumper } from './ghost.js';
 import { deadProcPid, emptyFown } from './reg.js';
@@ -32,9 +33,11 @@ export function dumpTaskDir(pid: number, which: 'cwd' | 'root', ids: FileIds, gh
     if (!ghosts) throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${pid}: its ${what} ${path} was deleted`);
     ghosts.add({ pid, what: `the ${what}`, proc, stat, mntId: -1 }, id, path);
   }
+  // In a mount namespace of the tree's own, its mount too: it says which of the tree's namespaces the path is of (mnt-nested.ts).
+  const mntId = ghosts?.mntRoot ? mountIdOf(proc) : undefined;
   return create(FileEntrySchema, {
     type: FdTypes.REG, id,
-    reg: { id, flags: O_RDONLY | O_DIRECTORY, pos: 0n, fown: emptyFown(), name: path, mode: Number(stat.mode) },
+    reg: { id, flags: O_RDONLY | O_DIRECTORY, pos: 0n, fown: emptyFown(), name: path, mode: Number(stat.mode), ...(mntId !== undefined ? { mntId } : {}) },
   });
 }
 

@@ -1,5 +1,5 @@
 // The namespaces of a tree. At dump, every task must be in the root's namespaces (stasis
-// restores one set), and each namespace of the root's that is not stasis's own must be of a
+// restores one set; mount namespaces below the root's own are dumped each, mnt-nested.ts), and each namespace of the root's that is not stasis's own must be of a
 // kind that can be dumped (NS_KINDS with a `dump`); the rest are refused by name before
 // anything is written. At restore, the kinds to create are those whose ids in the root's
 // ids-<pid>.img differ from inventory's root_ids (CRIU's root_ns_mask).
@@ -13,6 +13,7 @@ import { ipcNs } from './ipc.js';
 import { netNs } from './net.js';
 import { cgroupNs } from './cgroup.js';
 import { mntNs } from './mnt.js';
+import { checkNestedMnt, dumpNestedMnt, type NestedMntNs } from './mnt-nested.js';
 import { timeNs, timeOffsets } from './time.js';
 import { pidNs, innerPids, SAME_PIDS, type PidView } from './pid.js';
 import { userNs, innerIds, hostIds, readUserns, readUsernsImage, SAME_IDS, type IdView } from './user.js';
@@ -59,6 +60,8 @@ export interface TreeNamespaces {
   users: IdView;
   /** What each kind's `capture` read before the dump changed anything. */
   captured: Map<NsName, unknown>;
+  /** The tree's mount namespaces below its root's (each with the first task in it), dumped with the root's. */
+  mntNested: NestedMntNs[];
 }
 
 /** Refuses a tree whose namespaces stasis cannot give back; `pids` is the tree, the root first. */
@@ -67,12 +70,18 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheck
   const own: NsKind[] = [];
   const links = new Map<NsName, string>();
   const captured = new Map<NsName, unknown>();
+  const mntNested: NestedMntNs[] = [];
   for (const k of NS_KINDS) {
     const theirs = link(root, k.name);
     if (theirs === undefined) continue;
     links.set(k.name, theirs);
     for (const p of pids.slice(1)) {
       const l = link(p, k.name);
+      // Mount namespaces of the tree's own below the root's are dumped each (mnt-nested.ts).
+      if (k === mntNs && l !== undefined && l !== theirs && theirs !== link('self', 'mnt') && l !== link('self', 'mnt') && !(emptyNs & k.flag)) {
+        if (!mntNested.some((n) => n.link === l)) mntNested.push({ link: l, pid: p });
+        continue;
+      }
       if (l !== undefined && l !== theirs) {
         throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${p}: it is in ${k.name} namespace ${l}, its tree's root ${root} in ${theirs}; stasis restores a tree whose tasks all share the root's namespaces`);
       }
@@ -101,7 +110,7 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheck
       if (part) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${part}`);
       throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${root}: it is in ${k.name} namespace ${theirs}, not stasis's (${link('self', k.name)}); stasis cannot dump ${k.name} namespaces yet`);
     }
-    const why = k.check?.(root, pids, mounts);
+    const why = k.check?.(root, pids, mounts) ?? (k === mntNs && mntNested.length ? checkNestedMnt(root, mntNested, mounts) : undefined);
     if (why) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${why}`);
     const cap = k.capture?.(root, pids);
     if (cap?.why) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${cap.why}`);
@@ -110,7 +119,7 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheck
   }
   return {
     own, links, empty: emptyNs & CLONE_NEWNET, pids: own.includes(pidNs) ? innerPids() : SAME_PIDS,
-    users: own.includes(userNs) ? innerIds(readUserns(root)) : SAME_IDS, captured,
+    users: own.includes(userNs) ? innerIds(readUserns(root)) : SAME_IDS, captured, mntNested,
   };
 }
 
@@ -123,6 +132,7 @@ export function dumpNamespaces(ctx: NsDumpCtx, ns: TreeNamespaces, rootPid: numb
       continue;
     }
     k.dump!({ ...ctx, users: ns.users }, rootPid, id, ns.captured.get(k.name));
+    if (k === mntNs && ns.mntNested.length) dumpNestedMnt(ctx, rootPid, ns.mntNested, nsIdOf);
   }
 }
 

@@ -20,6 +20,7 @@ import { StasisError } from '../errors.js';
 import type { NsRestoreCtx } from './ns-kind.js';
 import { planMounts, FSTYPE, type MountPlan } from './mnt.js';
 import { AUTO_KEY, externalPath, mountIdOfFd, propagationDiffers } from './mnt-external.js';
+import { restoreNestedMnt } from './mnt-nested.js';
 
 const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, OPEN_TREE_CLONE = 1, MOVE_MOUNT_F_EMPTY_PATH = 4;
 const MS_RDONLY = 0x1, MS_REMOUNT = 0x20, MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MS_SLAVE = 0x80000, MNT_DETACH = 2;
@@ -31,7 +32,7 @@ let fsNames: Map<number, string> | undefined;
 const fsName = (t: number) => (fsNames ??= new Map(Object.entries(FSTYPE).map(([k, v]) => [v, k]))).get(t);
 
 /** An image entry as mountinfo would show it: what planMounts() reads. */
-function asMountInfo(e: MntEntry): MountInfo {
+export function asMountInfo(e: MntEntry): MountInfo {
   return {
     mountId: e.mntId, parentId: e.parentMntId, dev: { major: e.rootDev >>> 20, minor: e.rootDev & 0xfffff }, root: e.root,
     mountPoint: e.mountpoint, mountOptions: [], optionalFields: [], unbindable: false, fsType: fsName(e.fstype) ?? `fstype ${e.fstype}`,
@@ -69,8 +70,9 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
   const byId = new Map(entries.map((e) => [e.mntId, e]));
   const archive = (e: MntEntry) => imagePath(ctx.imagesDir, 'tmpfs-dev', e.rootDev);
   // The image's names of external mounts are its keys here: --ext-mount-map NAME:HOSTPATH.
-  const extByName = new Map(entries.filter((e) => e.extKey).map((e) => [e.mountpoint, e.extKey!]));
-  const planned = planMounts(entries.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'));
+  // A nested namespace's binds of the root namespace's mounts come as external ones (mnt-nested.ts), and its root is made as any mount.
+  const extByName = new Map([...entries.filter((e) => e.extKey).map((e) => [e.mountpoint, e.extKey!] as const), ...(ctx.outerBinds ?? [])]);
+  const planned = planMounts(entries.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined);
   if ('refused' in planned) throw new StasisError('E_UNSUPPORTED', `Cannot restore mnt namespace ${id}: ${planned.refused}`);
   if (ctx.rootCode === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the root task's code is not known`);
   const yard = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-mnt-'));
@@ -149,6 +151,9 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
         // A read-only superblock with files is made read-only once they are in.
         const sb = e.sbFlags & SB_MASK & (plan.contents ? ~MS_RDONLY : ~0);
         call(`mounting ${fsType} at ${where}`, 'mount', e.source, to.task, fsType, (e.flags & ~MS_RDONLY) | sb, e.options);
+      } else if (plan.how === 'external' && ctx.outerBinds?.has(e.mountpoint)) {
+        // A nested namespace's bind of a mount of the root's: its copy is of the task's namespace (mnt-nested.ts), bound as any of its mounts.
+        call(`binding ${source} at ${where}`, 'mount', source!, to.task, null, MS_BIND, null);
       } else if (plan.how === 'external') {
         // Cloned in stasis's namespace, where the path is (the task's copy of it is private), and moved into the task's.
         const fd = onFs(`cloning ${src()}`, () => cloneMount(source!));
@@ -186,6 +191,8 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     for (const e of [...entries].reverse()) {
       call(`setting the flags 0x${e.flags.toString(16)} of ${e.mountpoint} (mount ${e.mntId})`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | MS_BIND | e.flags, null);
     }
+    // The nested namespaces are made from copies of this one while its mounts are still in the yard.
+    if (ctx.nestedMnt) restoreNestedMnt(ctx, ctx.nestedMnt, id, yard, inj);
     call(`entering ${yard}`, 'chdir', yard);
     call('pivot_root into the restored mounts', 'pivot_root', '.', '.');
     call('dropping stasis\'s mounts', 'umount2', '.', MNT_DETACH);

@@ -19,7 +19,7 @@ import { StasisError } from '../errors.js';
 import { restoreMounts } from './mnt-restore.js';
 import { AUTO_KEY, autoExternals, pathReaches } from './mnt-external.js';
 import { CLONE_NEWNS, closeFd, inMountNsCopy, SyscallError } from '../sys/index.js';
-import type { NsCheckOpts, NsKind } from './ns-kind.js';
+import type { NsCheckOpts, NsDumpCtx, NsKind } from './ns-kind.js';
 
 // CRIU's `fstype` enum (mnt.proto); a name not here is 0, restorable only as the root.
 export const FSTYPE: Readonly<Record<string, number>> = {
@@ -89,7 +89,7 @@ const FRESH = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup2']);
  * holds: nothing but the mountpoints of other mounts, files a tar archive keeps (CRIU's
  * tmpfs-dev-N.tar.gz.img: files, directories, symlinks, device nodes, FIFOs), or why not.
  */
-export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsFiles: (m: MountInfo) => TmpfsFiles): { plans: Map<number, MountPlan> } | { refused: string } {
+export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsFiles: (m: MountInfo) => TmpfsFiles, rootFresh = false): { plans: Map<number, MountPlan> } | { refused: string } {
   const plans = new Map<number, MountPlan>();
   const ids = new Set(mounts.map((m) => m.mountId));
   const name = (m: MountInfo) => `mount ${m.mountId} at ${m.mountPoint} (${m.fsType} ${m.source}${m.root === '/' ? '' : `, ${m.root}`})`;
@@ -114,7 +114,7 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
       plans.set(m.mountId, { how: 'bind', from: from.mountId });
       continue;
     }
-    if (!ids.has(m.parentId)) {
+    if (!ids.has(m.parentId) && !(rootFresh && m.mountPoint === '/')) {
       if (m.mountPoint !== '/') return { refused: `${name(m)} hangs off mount ${m.parentId}, which the tree cannot see` };
       if (!hasRoot) return { refused: `${name(m)} is the tree's root mount, and no root (--root, RPC root) was given for it` };
       plans.set(m.mountId, { how: 'root' });
@@ -296,20 +296,26 @@ function deletedRootRefusal(pid: number, m: MountInfo): string | undefined {
   return undefined;
 }
 
+/** The mounts of task `pid`'s namespace as it sees them, or why an image cannot keep them. */
+export function mountsOf(pid: number): MountInfo[] | { refused: string } {
+  const raw = fs.readFileSync(`/proc/${pid}/mountinfo`);
+  const bad = notUtf8(raw);
+  return bad ? { refused: bad } : parseMountinfo(raw.toString('utf8'));
+}
+
 /**
  * The plans of the mounts of task `pid`'s namespace, or the refusal; with the names of its
  * external mounts by mountpoint, those named at dump and those found by --ext-mount-map auto,
- * whose host paths `auto` has by mount id.
+ * whose host paths `auto` has by mount id. A nested namespace (mnt-nested.ts) gives its binds
+ * of the root namespace's mounts as its external ones, and has its own root made as any mount.
  */
-function plansOf(pid: number, opts: NsCheckOpts): { mounts: MountInfo[]; plans: Map<number, MountPlan>; ext: Map<string, string>; auto: Map<number, string> } | { refused: string } {
-  const raw = fs.readFileSync(`/proc/${pid}/mountinfo`);
-  const bad = notUtf8(raw);
-  if (bad) return { refused: bad };
-  const mounts = parseMountinfo(raw.toString('utf8'));
-  const auto = opts.extAuto ? autoExternals(mounts, readMounts(process.pid), opts.extAuto, opts.extMounts, pathReaches) : new Map<number, string>();
-  const ext = new Map(opts.extMounts);
+export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<string, string>): { mounts: MountInfo[]; plans: Map<number, MountPlan>; ext: Map<string, string>; auto: Map<number, string> } | { refused: string } {
+  const mounts = mountsOf(pid);
+  if ('refused' in mounts) return mounts;
+  const auto = opts.extAuto && !nested ? autoExternals(mounts, readMounts(process.pid), opts.extAuto, opts.extMounts, pathReaches) : new Map<number, string>();
+  const ext = new Map(nested ?? opts.extMounts);
   for (const m of mounts) if (auto.has(m.mountId)) ext.set(m.mountPoint, AUTO_KEY);
-  const p = planMounts(mounts, ext, opts.hasRoot, tmpfsFilesIn(pid, mounts));
+  const p = planMounts(mounts, ext, nested ? false : opts.hasRoot, tmpfsFilesIn(pid, mounts), nested !== undefined);
   if ('refused' in p) return p;
   for (const m of mounts) {
     const why = m.root.endsWith(DELETED_ROOT) ? deletedRootRefusal(pid, m) : undefined;
@@ -336,21 +342,25 @@ export const mntNs = {
     const p = plansOf(pid, opts);
     return 'refused' in p ? p.refused : undefined;
   },
-  dump: (ctx, pid, id) => {
-    const p = plansOf(pid, ctx.mounts);
-    if ('refused' in p) throw new StasisError('E_UNSUPPORTED', `Cannot dump mnt namespace ${id} of pid ${pid}: ${p.refused}`);
-    const entries = mntEntries(p.mounts, p.ext);
-    // An autodetected external mount keeps where stasis saw it as its source, as CRIU's image does.
-    for (const e of entries) e.source = p.auto.get(e.mntId) ?? e.source;
-    ctx.note(writeImage(ctx.imagesDir, 'mountpoints', id, entries));
-    for (const m of p.mounts) {
-      const plan = p.plans.get(m.mountId);
-      if (plan?.how !== 'fresh' || !plan.contents) continue;
-      const file = ctx.note(imagePath(ctx.imagesDir, 'tmpfs-dev', kdev(m.dev)));
-      archiveTmpfs(pid, m, p.mounts, file);
-    }
-    const count = (how: MountPlan['how']) => [...p.plans.values()].filter((x) => x.how === how).length;
-    ctx.log.info(`mnt namespace ${id}: ${p.mounts.length} mounts (root ${count('root')}, new ${count('fresh')}, bind ${count('bind')}, external ${count('external')})`);
-  },
+  dump: (ctx, pid, id) => dumpMounts(ctx, pid, id),
   restore: restoreMounts,
 } satisfies NsKind;
+
+/** Writes mountpoints-<id>.img of task `pid`'s namespace, and its tmpfs archives. */
+export function dumpMounts(ctx: NsDumpCtx, pid: number, id: number, nested?: ReadonlyMap<string, string>): void {
+  const p = plansOf(pid, ctx.mounts, nested);
+  if ('refused' in p) throw new StasisError('E_UNSUPPORTED', `Cannot dump mnt namespace ${id} of pid ${pid}: ${p.refused}`);
+  // (A nested namespace's binds of the root's mounts are plain entries: CRIU finds binds by their device.)
+  const entries = mntEntries(p.mounts, nested ? new Map() : p.ext);
+  // An autodetected external mount keeps where stasis saw it as its source, as CRIU's image does.
+  for (const e of entries) e.source = p.auto.get(e.mntId) ?? e.source;
+  ctx.note(writeImage(ctx.imagesDir, 'mountpoints', id, entries));
+  for (const m of p.mounts) {
+    const plan = p.plans.get(m.mountId);
+    if (plan?.how !== 'fresh' || !plan.contents) continue;
+    const file = ctx.note(imagePath(ctx.imagesDir, 'tmpfs-dev', kdev(m.dev)));
+    archiveTmpfs(pid, m, p.mounts, file);
+  }
+  const count = (how: MountPlan['how']) => [...p.plans.values()].filter((x) => x.how === how).length;
+  ctx.log.info(`mnt namespace ${id}: ${p.mounts.length} mounts (root ${count('root')}, new ${count('fresh')}, bind ${count('bind')}, ${nested ? 'of the root\'s namespace' : 'external'} ${count('external')})`);
+}

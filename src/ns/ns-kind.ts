@@ -3,6 +3,7 @@
 // restore into the namespace the root task was just created in. A kind without `dump` is
 // refused when the tree has a namespace of its own of that kind.
 import type { Log } from '../log.js';
+import type { NestedMntRestore } from './mnt-nested.js';
 
 export type NsName = 'pid' | 'net' | 'ipc' | 'uts' | 'time' | 'mnt' | 'user' | 'cgroup';
 
@@ -48,6 +49,10 @@ export interface NsRestoreCtx {
   rootCode?: bigint;
   /** Makes pty `index` through the devpts node `ptmx` before a mount binds its slave (the terminals' restore takes it). */
   makePty?: (index: number, ptmx: string) => void;
+  /** The tree's mount namespaces other than its root's, made with the root's (mnt-nested.ts). */
+  nestedMnt?: NestedMntRestore;
+  /** In a nested mount namespace: its binds of the root namespace's mounts, by mountpoint, as the keys of their sources in extMounts. */
+  outerBinds?: ReadonlyMap<string, string>;
 }
 
 export interface NsKind {

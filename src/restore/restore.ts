@@ -15,6 +15,7 @@ import { formatVersionOf } from '../dump/format.js';
 import { type RestoreFileCtx, InheritedFds, readExternalPipes, readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids, translateOwners, ttyOwners, unixOwners } from '../files/index.js';
 import { createTree, createRoot } from './create-tree.js';
 import { FdCourier } from './fd-courier.js';
+import { NestedMounts } from './nested-mounts.js';
 import { createRootTask, type NewTask } from './create-task.js';
 import { FdTypes, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { restoreTask } from './restore-task.js';
@@ -175,10 +176,16 @@ function restoreChecked(
   const JOIN_FLAGS = { net: CLONE_NEWNET, ipc: CLONE_NEWIPC, uts: CLONE_NEWUTS } as const;
   // An empty network namespace is left for the engine to set up (its setup-namespaces hook).
   const users = rootTask ? restoreUsers(set.dir, nsKinds, rootTask.ids) : undefined;
+  // A mount namespace of its own: the root and its mounts are made first, and the files are
+  // opened in them, through the root's /proc/PID/root (those of a nested one through its helper's).
+  const ownMnt = nsKinds.some((k) => k.name === 'mnt');
+  const nested = new NestedMounts(set);
+  if (nested.ids.length && !ownMnt) throw new StasisError('E_UNSUPPORTED', `Cannot restore the tree: its tasks are in mount namespaces ${nested.ids.join(', ')} apart from the root's, and the root shares stasis's`);
   // The mounts are made by the root itself (its code runs their syscalls).
-  const fillNamespaces = (hostPid: number, rootCode?: bigint) => restoreNamespaces({
+  const fillNamespaces = (hostPid: number, rootCode?: bigint, rootTaskMade?: NewTask) => restoreNamespaces({
     imagesDir: set.dir, log, ...(users ? { users } : {}), root: opts.root, extMounts: opts.extMounts, extAuto: opts.extAuto, netExternals: opts.netExternals, ...(rootCode !== undefined ? { rootCode } : {}),
     makePty: (index: number, ptmx: string) => fileCtxTtys.makeEarly(index, ptmx),
+    ...(nested.ids.length && rootTaskMade ? { nestedMnt: nested.restoreCtx(rootTaskMade) } : {}),
   }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid);
   // Under a user namespace of its own but in stasis's pid namespace, the tree's namespaces are
   // made by a holder in it, and the tasks enter it one by one as they are restored
@@ -190,14 +197,12 @@ function restoreChecked(
   const rootNs = {
     flags: nsFlags, join: (opts.joinNs ?? []).map((j) => ({ file: j.file, flag: JOIN_FLAGS[j.ns] })),
     timeOffsets: () => rootTimeOffsets({ imagesDir: set.dir, log }, nsKinds, rootTask!.ids),
-    ...(enterLate ? { holder: { flags: nsFlags, fill: (hostPid: number) => fillNamespaces(hostPid), keep: (fd: number) => (userNsFd = fd) } } : { onRoot: (t: NewTask) => fillNamespaces(t.pid, t.code) }),
+    ...(enterLate ? { holder: { flags: nsFlags, fill: (hostPid: number) => fillNamespaces(hostPid), keep: (fd: number) => (userNsFd = fd) } } : { onRoot: (t: NewTask) => fillNamespaces(t.pid, t.code, t) }),
     ...(courier ? { courier } : {}),
     ...(users && users !== SAME_IDS ? { users } : {}),
     ...(opts.sibling ? { sibling: true } : {}),
+    ...(nested.ids.length ? { enterMnt: (pid: number) => nested.enterOf(pid, created.get(root)!) } : {}),
   };
-  // A mount namespace of its own: the root and its mounts are made first, and the files are
-  // opened in them, through the root's /proc/PID/root.
-  const ownMnt = nsKinds.some((k) => k.name === 'mnt');
   if (nsKinds.length) log.info(`the root gets namespaces of its own: ${nsKinds.map((k) => k.name).join(', ')}`);
   // Every task's fds, and its cwd and root (entered from stasis's open directories).
   const ids = new Set(set.tasks.flatMap((t) => [...t.fdinfos.map((d) => d.id), t.fs.cwdId, t.fs.rootId]));
@@ -237,7 +242,7 @@ function restoreChecked(
     log, imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
     unix, holdPid: ownHoldPid, ttys: fileCtxTtys, tcp, inherit,
     socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, ownHoldPid, users),
-    taskPid: (pid: number) => created.get(pid)?.pid, deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),
+    taskPid: (pid: number) => created.get(pid)?.pid, ...(nested.ids.length ? { rootOf: (mntId: number) => nested.rootOf(mntId) } : {}), deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),
   };
   // The files mapped that are ghosts (or kept by a link) are opened with the others, while they exist.
   const maps = remappedMaps(set.tasks.map(vmaSpecs), (id) => fileCtx.ghosts.remapOf(id) !== undefined);
@@ -249,6 +254,7 @@ function restoreChecked(
   } catch (err) {
     shmem.close();
     tcp.abort();
+    nested.abort();
     for (const t of created.values()) {
       kill(t.pid, 9);
       waitExit(t.pid);
@@ -279,6 +285,7 @@ function restoreChecked(
     // The pairs of its own network namespace are made by the tree's tasks that made them, in it.
     if (ownNetns) pairs.treeTask = (pid) => created.get(pid);
     if (late.length) OpenFiles.open(late, fileCtx, files);
+    nested.end(created.get(root)!);
     inherit.logUnused(log);
     notify('setup-namespaces', created.get(root)!.pid);
     notify('post-setup-namespaces');
@@ -327,6 +334,7 @@ function restoreChecked(
     courier?.close();
     tcp.abort();
     filler?.abort();
+    nested.abort();
     killCreated(created);
     cgroups?.undo();
     // With --lazy-pages, a chunk of a pages file that failed its check made the filler kill the tree: that is the cause.

@@ -29,3 +29,4 @@ export { openDetachedFs, cloneMount } from './detached-fs.js';
 export * from './conntrack.js';
 export * from './spawn-sibling.js';
 export { inMountNsCopy, type MountNsCopy } from './mount-ns-copy.js';
+export { mountIdOf } from './mount-id.js';

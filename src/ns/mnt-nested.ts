@@ -1,0 +1,146 @@
+// Mount namespaces of a tree other than its root's (a task that unshared CLONE_NEWNS, or was
+// cloned with it: zdtm's mntns_* tests). CRIU writes one mountpoints-<id>.img per namespace,
+// and each task's ids-<pid>.img names its own; mount ids are the kernel's, one count for all
+// namespaces. A nested namespace began as a copy of another: a mount of it whose filesystem
+// (device) a mount of the root's namespace shows is that filesystem still, and is made again
+// as a bind of the root namespace's mount (one whose root is above its own, reachable by path
+// there): a fresh one would be another filesystem. Its other mounts are planned as the root's
+// (mnt.ts), its own root too (a pivot_root into a tmpfs), with no --root.
+// At restore, each is built by a helper the restored root clones with CLONE_NEWNS while the
+// root's mounts are still in its yard, before its pivot_root (mnt-restore.ts): the helper's
+// copy shows them, so it can bind them (the kernel binds only mounts of the caller's own
+// namespace), and it builds the namespace in a yard of its own as the root does. The tasks
+// enter their namespace as stubs, before they clone (create-tree.ts, setns through a pidfd of
+// the helper); the helpers are killed and reaped by the root once the tree is made.
+import path from 'node:path';
+import type { Injector } from '../sys/index.js';
+import type { MountInfo } from '../proc/mountinfo.js';
+import { readImage } from '../image/index.js';
+import { StasisError } from '../errors.js';
+import type { NsCheckOpts, NsDumpCtx, NsRestoreCtx } from './ns-kind.js';
+import { mountsOf, plansOf, dumpMounts } from './mnt.js';
+import { asMountInfo, restoreMounts } from './mnt-restore.js';
+
+/** A mount of a nested namespace that shows a filesystem of the root's namespace: the root's mount it binds, and the path below that mount's root. */
+export interface OuterBind {
+  from: MountInfo;
+  rel: string;
+}
+
+const isUnder = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
+const name = (m: MountInfo) => `mount ${m.mountId} at ${m.mountPoint} (${m.fsType} ${m.source}${m.root === '/' ? '' : `, ${m.root}`})`;
+
+/** Where, below the root namespace's root, the bind's source is: the mountpoint of `from` and the path in it. */
+export const outerPath = (b: OuterBind) => `${b.from.mountPoint === '/' ? '' : b.from.mountPoint}${b.rel}` || '/';
+
+/**
+ * The mounts of `mounts` (a nested namespace) that bind a filesystem of `outer` (the root's
+ * namespace), by mountpoint, or why one cannot be made so: its filesystem is shown there only
+ * by mounts other mounts cover, or two mounts share its mountpoint.
+ */
+export function outerBinds(mounts: readonly MountInfo[], outer: readonly MountInfo[]): { binds: Map<string, OuterBind> } | { refused: string } {
+  const byId = new Map(outer.map((o) => [o.mountId, o]));
+  const ancestor = (a: MountInfo, of: MountInfo) => {
+    for (let p = byId.get(of.parentId), n = 0; p && n < outer.length; p = byId.get(p.parentId), n++) if (p === a) return true;
+    return false;
+  };
+  const binds = new Map<string, OuterBind>();
+  for (const m of mounts) {
+    const same = outer.filter((o) => o.dev.major === m.dev.major && o.dev.minor === m.dev.minor);
+    if (!same.length) continue;
+    const reach = same.flatMap((o) => {
+      if (!isUnder(m.root, o.root)) return [];
+      const rel = o.root === '/' ? (m.root === '/' ? '' : m.root) : m.root.slice(o.root.length);
+      const b = { from: o, rel };
+      const at = outerPath(b);
+      // The path must lead to `o`: no mount stacked on it, nor on the way below it, nor over a directory above it.
+      return outer.some((x) => x !== o && !ancestor(x, o) && isUnder(at, x.mountPoint)) ? [] : [b];
+    });
+    const b = reach[0];
+    if (!b) return { refused: `${name(m)} shows a filesystem that the root's mount namespace shows only at mounts other mounts cover (${same.map((o) => `${o.mountId} at ${o.mountPoint}`).join(', ')})` };
+    if (binds.has(m.mountPoint) || mounts.some((o) => o !== m && o.mountPoint === m.mountPoint)) return { refused: `${name(m)} is one of several mounts at ${m.mountPoint}, and stasis cannot stack binds of the root's mount namespace there` };
+    binds.set(m.mountPoint, b);
+  }
+  return { binds };
+}
+
+/** The key a nested namespace's bind of the root's mount `b` has among its external mounts. */
+const keyOf = (b: OuterBind) => `mount ${b.from.mountId} of the root's mount namespace${b.rel ? ` (${b.rel})` : ''}`;
+const keys = (binds: ReadonlyMap<string, OuterBind>) => new Map([...binds].map(([at, b]) => [at, keyOf(b)]));
+
+/** A mount namespace of the tree that is not its root's: its link and the first task in it. */
+export interface NestedMntNs {
+  link: string;
+  pid: number;
+}
+
+/** Why a nested namespace cannot be dumped, or undefined (checked before anything is written). */
+export function checkNestedMnt(rootPid: number, nested: readonly NestedMntNs[], opts: NsCheckOpts): string | undefined {
+  const outer = mountsOf(rootPid);
+  if ('refused' in outer) return outer.refused;
+  for (const n of nested) {
+    const mounts = mountsOf(n.pid);
+    if ('refused' in mounts) return `mnt namespace ${n.link} of pid ${n.pid}: ${mounts.refused}`;
+    const b = outerBinds(mounts, outer);
+    if ('refused' in b) return `mnt namespace ${n.link} of pid ${n.pid}: ${b.refused}`;
+    const p = plansOf(n.pid, opts, keys(b.binds));
+    if ('refused' in p) return `mnt namespace ${n.link} of pid ${n.pid}: ${p.refused}`;
+  }
+  return undefined;
+}
+
+/** Writes mountpoints-<id>.img (and tmpfs archives) of each nested namespace; `id` numbers them as ids-<pid>.img does. */
+export function dumpNestedMnt(ctx: NsDumpCtx, rootPid: number, nested: readonly NestedMntNs[], id: (link: string) => number): void {
+  const outer = mountsOf(rootPid);
+  if ('refused' in outer) throw new StasisError('E_UNSUPPORTED', `Cannot dump the mounts of pid ${rootPid}: ${outer.refused}`);
+  for (const n of nested) {
+    const mounts = mountsOf(n.pid);
+    const b = 'refused' in mounts ? mounts : outerBinds(mounts, outer);
+    if ('refused' in b) throw new StasisError('E_UNSUPPORTED', `Cannot dump mnt namespace ${id(n.link)} of pid ${n.pid}: ${b.refused}`);
+    dumpMounts(ctx, n.pid, id(n.link), keys(b.binds));
+  }
+}
+
+/** A nested namespace made at restore: its helper (stasis's pid, and the pid the tree's tasks see it by). */
+export interface MadeMntNs {
+  id: number;
+  hostPid: number;
+  vpid: number;
+}
+
+/** What the root's mount restore needs to make the nested namespaces (NsRestoreCtx.nestedMnt). */
+export interface NestedMntRestore {
+  /** Their ids, in the tree's order. */
+  ids: readonly number[];
+  /** Clones a helper from the root (by its injector) in a new mount namespace. */
+  clone: (inj: Injector) => { hostPid: number; vpid: number; code: bigint };
+  /** Told of each helper as soon as it exists (it is killed with the tree on failure). */
+  made: (ns: MadeMntNs) => void;
+}
+
+/**
+ * With the root namespace `rootId` built in `yard` of the root task (not yet pivoted into),
+ * makes each nested namespace by a helper of its own cloned through `inj`.
+ */
+export function restoreNestedMnt(ctx: NsRestoreCtx, nested: NestedMntRestore, rootId: number, yard: string, inj: Injector): void {
+  const outer = readImage(ctx.imagesDir, 'mountpoints', rootId).map(asMountInfo);
+  for (const id of nested.ids) {
+    const mounts = readImage(ctx.imagesDir, 'mountpoints', id).map(asMountInfo);
+    const b = outerBinds(mounts, outer);
+    if ('refused' in b) throw new StasisError('E_UNSUPPORTED', `Cannot restore mnt namespace ${id}: ${b.refused}`);
+    const h = nested.clone(inj);
+    nested.made({ id, hostPid: h.hostPid, vpid: h.vpid });
+    // The helper's copy shows the root's mounts in its yard, reached through its root (from stasis and from itself: its /proc is still stasis's).
+    const sources = new Map([...b.binds.values()].map((x) => [keyOf(x), path.posix.join(`/proc/${h.hostPid}/root`, yard, outerPath(x))]));
+    const { nestedMnt: _, root: __, ...rest } = ctx;
+    restoreMounts({ ...rest, extMounts: sources, rootCode: h.code, outerBinds: keys(b.binds) }, h.hostPid, id);
+    ctx.log.info(`mnt namespace ${id}: made by helper ${h.hostPid} (${b.binds.size} binds of the root's mounts)`);
+  }
+}
+
+/** The ids of the nested mount namespaces of a restored tree, in its order: those of tasks whose mnt_ns_id is not the root's. */
+export function nestedMntIds(rootMntNs: number | undefined, taskMntNs: readonly (number | undefined)[]): number[] {
+  const out: number[] = [];
+  for (const n of taskMntNs) if (n !== undefined && n !== rootMntNs && !out.includes(n)) out.push(n);
+  return out;
+}
