@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import {
+  mountIdOf,
   getRegs, getFpu, getSigmask, peekSiginfo, getRseqConfig, restartedRegs, splitFpu, Injector, type Regs,
   type InjectorOptions, getSched, getAffinity, SCHED_DEADLINE, SCHED_RESET_ON_FORK,
 } from '../sys/index.js';
@@ -72,13 +73,14 @@ function fpuEntry(pid: number): MessageInitShape<typeof UserX86FpregsEntrySchema
   };
 }
 
-function regFile(ids: FileIds, path: string, flags: number, proc: string): FileEntry {
+function regFile(ids: FileIds, path: string, flags: number, proc: string, withMnt: boolean): FileEntry {
   const id = ids.fresh();
   // Through /proc: the path is the tree's, which in a mount namespace of its own is not stasis's.
   const st = fs.statSync(proc, { bigint: true });
+  const mntId = withMnt ? mountIdOf(proc) : undefined;
   return create(FileEntrySchema, {
     type: FdTypes.REG, id,
-    reg: { id, flags, pos: 0n, fown: emptyFown(), name: path, mode: Number(st.mode) },
+    reg: { id, flags, pos: 0n, fown: emptyFown(), name: path, mode: Number(st.mode), ...(mntId !== undefined ? { mntId } : {}) },
   });
 }
 
@@ -100,11 +102,13 @@ function mappedFile(pid: number, c: CollectedVma, byInode: Map<string, number>, 
   if ((stat.mode & S_IFMT) !== S_IFREG && link.endsWith(' (deleted)')) {
     throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} of pid ${pid}: it maps ${link}, which is not a regular file`);
   }
+  // In a mount namespace of the tree's own, its mount says which namespace's path it is (mnt-nested.ts).
+  const mntId = ghosts?.mntRoot ? mountIdOf(proc) : undefined;
   const { path, linked } = (stat.mode & S_IFMT) === S_IFREG
-    ? keepGoneFile({ pid, what, proc, stat, mntId: 0 }, link, ghosts, () => ids.fresh(), id)
+    ? keepGoneFile({ pid, what, proc, stat, mntId: mntId ?? 0 }, link, ghosts, () => ids.fresh(), id)
     : { path: link, linked: [] };
   files.push(...linked, create(FileEntrySchema, {
-    type: FdTypes.REG, id, reg: { id, flags: O_RDONLY, pos: 0n, fown: emptyFown(), name: path, mode: Number(stat.mode) },
+    type: FdTypes.REG, id, reg: { id, flags: O_RDONLY, pos: 0n, fown: emptyFown(), name: path, mode: Number(stat.mode), ...(mntId !== undefined ? { mntId } : {}) },
   }));
   byInode.set(key, id);
   return id;
@@ -233,7 +237,7 @@ export function collectTask(pid: number, tids: number[], ids: FileIds, ghosts?: 
     inj.end();
   }
 
-  const exe = regFile(ids, linkOf(pid, 'exe'), O_RDONLY, `/proc/${pid}/exe`);
+  const exe = regFile(ids, linkOf(pid, 'exe'), O_RDONLY, `/proc/${pid}/exe`, !!ghosts?.mntRoot);
   const cwd = dumpTaskDir(pid, 'cwd', ids, ghosts);
   const root = dumpTaskDir(pid, 'root', ids, ghosts);
   files.push(exe, cwd, root);

@@ -34,6 +34,7 @@ export interface MmFields {
   startBrk: bigint; brk: bigint; argStart: bigint; argEnd: bigint; envStart: bigint; envEnd: bigint;
   auxv: bigint[];
   exePath: string;
+  exeFileId: number;
 }
 
 export interface AddressSpacePlan {
@@ -126,7 +127,7 @@ export function rebuildAddressSpace(inj: Injector, plan: AddressSpacePlan): { sc
   // Areas moved into place were mapped without MAP_LOCKED: locked now (while still root).
   for (const v of moved) if (v.flags & MAP.LOCKED) inj.must('mlock', v.start, v.end - v.start);
   mapVdso(inj, plan.vmas);
-  setMmFields(inj, plan.mm);
+  setMmFields(inj, plan.mm, () => plan.mapped.openFile(inj, plan.mm.exeFileId, O_RDONLY, plan.stasisPidfd, plan.courier));
   return { scratch, scratchSize: SCRATCH_SIZE };
 }
 
@@ -318,8 +319,8 @@ function mapVdso(inj: Injector, vmas: VmaSpec[]): void {
   }
 }
 
-function setMmFields(inj: Injector, mm: MmFields): void {
-  const exeFd = openInTask(inj, mm.exePath, O_RDONLY);
+function setMmFields(inj: Injector, mm: MmFields, openExe: () => number): void {
+  const exeFd = openExe();
   try {
     inj.resetScratch();
     const auxv = Buffer.alloc(mm.auxv.length * 8);

@@ -70,9 +70,19 @@ export class MappedFiles {
     const shmem = isShmemVma(v), socket = (v.status & VMA.SOCKET) !== 0;
     if (shmem && !this.shmemFd) throw new StasisError('E_CORRUPT', `The mapping at 0x${v.start.toString(16)} of pid ${inj.pid} names shared memory the images lack`);
     if (socket && !this.files) throw new StasisError('E_CORRUPT', `The socket mapping at 0x${v.start.toString(16)} of pid ${inj.pid} names file ${id}, which is not open`);
-    const tool = shmem ? this.shmemFd!(v) : socket ? this.files!.get(id) : this.files?.mapped(id, mode);
+    if (!shmem && !socket) return this.openFile(inj, id, mode, stasisPidfd, courier);
+    const tool = shmem ? this.shmemFd!(v) : this.files!.get(id);
+    return this.take(inj, tool, shmem ? `shared memory object ${v.shmid}` : `socket ${id}`, stasisPidfd, courier);
+  }
+
+  /** Opens file `id` of the image in the task: by its path there, or taken from stasis where stasis opened it (a ghost, a file of another mount namespace). */
+  openFile(inj: Injector, id: number, mode: number, stasisPidfd?: number, courier?: FdCourier): number {
+    const tool = this.files?.mapped(id, mode);
     if (tool === undefined) return openInTask(inj, regPath(this.set, id), mode);
-    const what = shmem ? `shared memory object ${v.shmid}` : socket ? `socket ${id}` : `the mapped file ${regPath(this.set, id)}`;
+    return this.take(inj, tool, `the mapped file ${regPath(this.set, id)}`, stasisPidfd, courier);
+  }
+
+  private take(inj: Injector, tool: number, what: string, stasisPidfd?: number, courier?: FdCourier): number {
     const pidfd = pidfdOfStasis(inj, stasisPidfd);
     if (pidfd < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot open a pidfd of stasis in pid ${inj.pid}: ${failedWith(pidfd)}`);
     try {

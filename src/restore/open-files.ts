@@ -75,7 +75,8 @@ export class OpenFiles {
     if (this.mapFds.has(key)) return;
     const e = ctx.files.get(m.id);
     if (!e?.reg) throw new StasisError('E_CORRUPT', `A memory area maps file ${m.id}, which is not a regular file of the image`);
-    const name = ctx.ghosts.pathOf(e, ctx.files) ?? e.reg.name;
+    // (Through the root of its mount's namespace: the file of a task of another one, restore/nested-mounts.ts.)
+    const name = ctx.ghosts.pathOf(e, ctx.files) ?? `${(e.reg.mntId !== undefined ? ctx.rootOf?.(e.reg.mntId) : undefined) ?? ctx.root ?? ''}${e.reg.name}`;
     try {
       this.mapFds.set(key, openat(AT_FDCWD, name, m.mode | O_CLOEXEC));
     } catch (err) {

@@ -137,7 +137,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
     mm: {
       startCode: m.mmStartCode, endCode: m.mmEndCode, startData: m.mmStartData, endData: m.mmEndData,
       startStack: m.mmStartStack, startBrk: m.mmStartBrk, brk: m.mmBrk, argStart: m.mmArgStart, argEnd: m.mmArgEnd,
-      envStart: m.mmEnvStart, envEnd: m.mmEnvEnd, auxv: m.mmSavedAuxv, exePath: regPath(ctx.set, m.exeFileId),
+      envStart: m.mmEnvStart, envEnd: m.mmEnvEnd, auxv: m.mmSavedAuxv, exePath: regPath(ctx.set, m.exeFileId), exeFileId: m.exeFileId,
     },
   });
 

@@ -9,7 +9,7 @@ import { readImageSet, verifyImageSet } from './read-images.js';
 import { SumCheck } from '../image/sum-check.js';
 import { OpenFiles } from './open-files.js';
 import { checkThreadPidfds, threadLeaders } from './thread-pidfds.js';
-import { MappedFiles, remappedMaps } from './mapped-files.js';
+import { MappedFiles, remappedMaps, isFileVma } from './mapped-files.js';
 import { vmaSpecs } from './cow-premap.js';
 import { formatVersionOf } from '../dump/format.js';
 import { type RestoreFileCtx, InheritedFds, readExternalPipes, readPipeData, readUnixSkState, refuseUnorderedPending, TtyRestoreState, kindOfType, GhostRestorer, DeadPids, translateOwners, ttyOwners, unixOwners } from '../files/index.js';
@@ -245,7 +245,10 @@ function restoreChecked(
     taskPid: (pid: number) => created.get(pid)?.pid, ...(nested.ids.length ? { rootOf: (mntId: number) => nested.rootOf(mntId) } : {}), deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),
   };
   // The files mapped that are ghosts (or kept by a link) are opened with the others, while they exist.
-  const maps = remappedMaps(set.tasks.map(vmaSpecs), (id) => fileCtx.ghosts.remapOf(id) !== undefined);
+  // With mount namespaces below the root's, every mapped file and exe too: a task's path may lead elsewhere in its namespace (a pivot_root).
+  const crossNs = new Set(nested.ids.length ? set.tasks.flatMap((t) => [t.mm.exeFileId, ...vmaSpecs(t).filter(isFileVma).map((v) => Number(v.shmid))]) : []);
+  const maps = remappedMaps(set.tasks.map(vmaSpecs), (id) => fileCtx.ghosts.remapOf(id) !== undefined || crossNs.has(id));
+  if (nested.ids.length) maps.push(...[...new Set(set.tasks.map((t) => t.mm.exeFileId))].filter((id) => !maps.some((m) => m.id === id && m.mode === 0)).map((id) => ({ id, mode: 0 })));
   const pairs = new SocketPairs(log);
   let files: OpenFiles;
   try {
