@@ -81,8 +81,9 @@ export function externalPath(p: string): string {
  * `restored`, image id to new id) is not the image's: private where it was, a slave where it
  * was, and of one peer group where the image's were of one (the kernel numbers groups anew);
  * or undefined. A slave of a host group came back private when the host path given is in none.
+ * The mounts of `sameRoot` (those made anew) must show the roots they showed.
  */
-export function propagationDiffers(entries: readonly MntEntry[], restored: ReadonlyMap<number, number>, mountinfo: string): string | undefined {
+export function propagationDiffers(entries: readonly MntEntry[], restored: ReadonlyMap<number, number>, mountinfo: string, sameRoot: ReadonlySet<number> = new Set()): string | undefined {
   const now = new Map(parseMountinfo(mountinfo).map((m) => [m.mountId, m]));
   // (One numbering for shared and master ids: a master is a peer group.)
   const fwd = new Map<number, number>(), back = new Map<number, number>();
@@ -97,6 +98,8 @@ export function propagationDiffers(entries: readonly MntEntry[], restored: Reado
   for (const e of entries) {
     const m = now.get(restored.get(e.mntId) ?? -1);
     if (!m) return `mount ${e.mntId} at ${e.mountpoint} is not among the restored mounts`;
+    // (A filesystem mounted anew shows the root it showed: a cgroup v1 one is mounted at its hierarchy's root from stasis's cgroup namespace.)
+    if (sameRoot.has(e.mntId) && m.root !== e.root) return `mount ${e.mntId} at ${e.mountpoint} came back showing ${m.root} of its filesystem, where it showed ${e.root}`;
     if (!same(e.sharedId ?? 0, m.shared ?? 0) || !same(e.masterId ?? 0, m.master ?? 0)) {
       const hint = e.masterId && !m.master ? ' (the path it is bound from is in no peer group of stasis\'s mounts)' : '';
       return `mount ${e.mntId} at ${e.mountpoint} came back ${show(m.shared ?? 0, m.master ?? 0)}, where it was ${show(e.sharedId ?? 0, e.masterId ?? 0)}${hint}`;

@@ -185,7 +185,8 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       if (plan.how === 'fresh' && plan.contents && e.sbFlags & MS_RDONLY) call(`making the ${fsName(e.fstype)!} at ${where} read-only`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | (e.sbFlags & SB_MASK), e.options);
       ctx.log.debug(`mount ${e.mntId}: ${plan.how} at ${e.mountpoint}`);
     }
-    const differs = propagationDiffers(entries, new Map([...held].map(([mntId, fd]) => [mntId, mountIdOfFd(fd)])), fs.readFileSync(`/proc/${hostPid}/mountinfo`, 'utf8'));
+    const fresh = new Set(entries.filter((e) => planned.plans.get(e.mntId)!.how === 'fresh').map((e) => e.mntId));
+    const differs = propagationDiffers(entries, new Map([...held].map(([mntId, fd]) => [mntId, mountIdOfFd(fd)])), fs.readFileSync(`/proc/${hostPid}/mountinfo`, 'utf8'), fresh);
     if (differs) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: ${differs}`);
     // Flags last, children before parents: a read-only parent takes no more mountpoints.
     for (const e of [...entries].reverse()) {

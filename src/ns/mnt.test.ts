@@ -86,7 +86,11 @@ test('planMounts() names the mount it refuses: the root without --root, cgroup v
   assert.match(refused(planMounts(MOUNTS, EXT, false, () => 'empty')), /mount 91 at \/ \(ext4 \/dev\/vda, \/tmp\/mntns-criu\/bundle\/rootfs\) is the tree's root mount, and no root/);
   // (A cgroup v1 hierarchy straight on /sys.)
   const cpu = { ...MOUNTS.find((m) => m.mountPoint === '/sys/fs/cgroup/cpu')!, parentId: 97 };
-  assert.match(refused(planMounts([...NO_OVER, cpu], new Map(), true, () => 'empty')), /at \/sys\/fs\/cgroup\/cpu \(cgroup cgroup, .*\) is a cgroup v1 hierarchy; give it as an external mount/);
+  assert.match(refused(planMounts([...NO_OVER, cpu], new Map(), true, () => 'empty')), /at \/sys\/fs\/cgroup\/cpu \(cgroup cgroup, .*\) is a cgroup v1 hierarchy shown from one of its cgroups; give it as an external mount/);
+  // (The root of a hierarchy is mounted again: zdtm cgroup_stray's name=zdtmtst.)
+  const named = { ...cpu, root: '/', mountPoint: '/cg', superOptions: ['rw', 'name=zdtmtst'] };
+  const p = planMounts([...NO_OVER, named], new Map(), true, () => 'empty');
+  assert.deepEqual('plans' in p && p.plans.get(named.mountId), { how: 'fresh', fsType: 'cgroup' });
   assert.match(refused(planMounts(NO_OVER, EXT, true, (m) => (m.mountPoint === '/dev' ? 'a Unix socket file (/dev/log)' : 'empty'))), /mount 93 at \/dev \(tmpfs tmpfs\) holds a Unix socket file \(\/dev\/log\), which a tmpfs archive cannot keep/);
   const slave = MOUNTS.map((m) => (m.mountPoint === '/proc' ? { ...m, master: 7 } : m));
   assert.match(refused(planMounts(slave, EXT, true, () => 'empty')), /mount 92 at \/proc \(proc proc\) is a slave of peer group 7/);

@@ -81,7 +81,10 @@ export type MountPlan =
   | { how: 'external'; key: string };
 
 // Filesystems a restore mounts anew with their options (their contents are the kernel's).
-const FRESH = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup2']);
+// (A cgroup v1 mount of its hierarchy's root, mounted again with the same options, is of the
+// same hierarchy: the kernel keeps one per set of controllers or name, the cgroups' own restore
+// puts back its directories and tasks.)
+const FRESH = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup2', 'cgroup']);
 
 /**
  * The plan for each mount, or why one cannot be made again exactly: `hasRoot` says restore is
@@ -132,7 +135,7 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
       plans.set(m.mountId, { how: 'bind', from: from.mountId, ...(pty !== undefined ? { pty: Number(pty) } : {}) });
       continue;
     }
-    if (fsType === 'cgroup') return { refused: `${name(m)} is a cgroup v1 hierarchy; give it as an external mount (--ext-mount-map, RPC ext_mnt), as runc does` };
+    if (fsType === 'cgroup' && m.root !== '/') return { refused: `${name(m)} is a cgroup v1 hierarchy shown from one of its cgroups; give it as an external mount (--ext-mount-map, RPC ext_mnt), as runc does` };
     if (m.root !== '/') return { refused: `${name(m)} shows ${m.root} of a filesystem no other mount of the tree shows; give it as an external mount (--ext-mount-map, RPC ext_mnt)` };
     if (fsType === 'tmpfs') {
       // (Read from a clone of the mount alone: the files mounts on it hide are kept, what those mounts hold is theirs.)
