@@ -210,6 +210,7 @@ export function createTree(
     }
   }
   joinGroups(order, created, pgidOf);
+  checkIds(order, created);
   for (const h of helpers) endHelper(h, created);
   for (const [pid, status] of zombies) makeZombie(created.get(pid)!, pid, status);
   return cow;
@@ -244,6 +245,35 @@ function joinGroups(order: PstreeEntry[], created: Map<number, NewTask>, pgidOf:
       check(inj, `join process group ${e.pgid}`, inj.call('setpgid', 0, e.pgid));
     } finally {
       inj.end();
+    }
+  }
+}
+
+/**
+ * Every task is in the group and session of its image (as its pid namespace numbers them)
+ * before the helpers go: a plan that put one elsewhere fails the restore here rather than
+ * leaving it there. The root's group and session, when it inherited them from outside the
+ * tree, are stasis's now, and so are those of the tasks that share them.
+ */
+function checkIds(order: PstreeEntry[], created: Map<number, NewTask>): void {
+  const root = order[0]!;
+  for (const e of order) {
+    let st: string;
+    try {
+      st = fs.readFileSync(`/proc/${created.get(e.pid)!.pid}/status`, 'utf8');
+    } catch {
+      continue; // gone: its restore fails later, naming it
+    }
+    const inner = (k: string) => {
+      const v = new RegExp(`^${k}:\\s+(.*)$`, 'm').exec(st)?.[1]?.split('\t').at(-1);
+      return v === undefined ? undefined : Number(v);
+    };
+    for (const [what, want, got, inherited] of [
+      ['group', e.pgid, inner('NSpgid'), root.pgid !== root.pid && e.pgid === root.pgid],
+      ['session', e.sid, inner('NSsid'), root.sid !== root.pid && e.sid === root.sid],
+    ] as const) {
+      if (got === undefined || inherited || got === want) continue;
+      throw new StasisError('E_RESTORE_FAILED', `Pid ${e.pid} came back in ${what} ${got}, not ${want}`);
     }
   }
 }

@@ -90,7 +90,7 @@ export function planSessions<T extends Entry>(order: T[]): { plan: { bySibling: 
       continue;
     }
     if (leader.ppid !== parent.pid) {
-      return { refused: `pid ${c.pid} is in session ${c.sid}, led by pid ${leader.pid}, which is not its sibling; stasis can only make it from a session leader with the same parent` };
+      return { refused: `pid ${c.pid} is in session ${c.sid}, led by pid ${leader.pid}, which is not its sibling; stasis can only make it from a session leader with the same parent, or through a helper of the leader when it is an orphan of the init of a pid namespace of the tree's own` };
     }
     bySibling.set(leader.pid, [...(bySibling.get(leader.pid) ?? []), c]);
     creator.set(c.pid, leader.pid);
