@@ -9,7 +9,7 @@ import type { UnixSkEntry } from '../image/gen/stasis/sk-unix_pb.js';
 import {
   accept4, bindUnix, closeFd, connectUnix, listen, shutdown, socket, socketpair, SyscallError,
   AF_UNIX, SHUT_RD, SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SO_RCVBUF, SO_SNDBUF,
-  inDirectory, inRoot,
+  inDirectory, inMountNsCopy, inRoot,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FileKind, RestoreFileCtx } from './kind.js';
@@ -45,6 +45,27 @@ function byName(u: UnixSkEntry, ctx: RestoreFileCtx, op: (name: Buffer) => void)
   inDirectory(u.nameDir, () => op(name));
 }
 
+/**
+ * Runs `fn` with the path stasis reaches `u`'s file by and a way to bind or connect by its
+ * name: where a mount hides its directory (`hidden`), through a clone of the mount at its
+ * name_dir alone (taken in a copy of the tree's mount namespace), in which the relative name
+ * leads to the directory under the mount, as it did when it was bound.
+ */
+function atName<T>(u: UnixSkEntry, ctx: RestoreFileCtx, fn: (path: string, byIt: (op: (name: Buffer) => void) => void) => T): T {
+  if (!u.hidden) return fn(inTree(ctx, fsPath(u)), (op) => byName(u, ctx, op));
+  const pid = /^\/proc\/(\d+)\/root$/.exec(ctx.root ?? '')?.[1];
+  if (pid === undefined || !u.nameDir) {
+    throw new StasisError('E_RESTORE_FAILED', `Cannot bind socket ${u.id} to ${fsPath(u)}: a mount hides its file, which stasis makes again only inside a mount namespace of the tree's own, from the directory the name was bound in`);
+  }
+  const clone = inMountNsCopy(Number(pid), (copy) => copy.cloneAt(u.nameDir!));
+  try {
+    const dir = `/proc/self/fd/${clone}`, name = Buffer.from(u.name);
+    return fn(`${dir}/${name.toString()}`, (op) => inDirectory(dir, () => op(name)));
+  } finally {
+    closeFd(clone);
+  }
+}
+
 /** Flags, options and shutdown state of the image, on a socket whose queue is in place. */
 export function setUp(fd: number, u: UnixSkEntry): void {
   setStatusFlags(fd, u.flags);
@@ -64,9 +85,13 @@ export function setUp(fd: number, u: UnixSkEntry): void {
  * removed again, and kept open for those that connect to it (connectTo()).
  */
 function bindName(fd: number, u: UnixSkEntry, ctx: RestoreFileCtx): void {
-  const path = inTree(ctx, fsPath(u));
+  atName(u, ctx, (path, byIt) => bindAt(fd, u, ctx, path, byIt));
+  ctx.unix.bound.set(u.ino, fd);
+}
+
+function bindAt(fd: number, u: UnixSkEntry, ctx: RestoreFileCtx, path: string, byIt: (op: (name: Buffer) => void) => void): void {
   const bind = () => {
-    byName(u, ctx, (n) => bindUnix(fd, n));
+    byIt((n) => bindUnix(fd, n));
     if (u.filePerms && !isAbstract(u)) {
       fs.chmodSync(path, u.filePerms.mode);
       fs.chownSync(path, u.filePerms.uid, u.filePerms.gid);
@@ -81,7 +106,6 @@ function bindName(fd: number, u: UnixSkEntry, ctx: RestoreFileCtx): void {
     if (st) fs.unlinkSync(path);
     bind();
   }
-  ctx.unix.bound.set(u.ino, fd);
 }
 
 /**
@@ -116,7 +140,7 @@ export function makeBound(u: UnixSkEntry, ctx: RestoreFileCtx): number {
 export function connectTo(fd: number, to: UnixSkEntry, ctx: RestoreFileCtx): void {
   const file = ctx.unix.ghosts.get(to.ino);
   if (file !== undefined) return connectUnix(fd, Buffer.from(`/proc/self/fd/${file}`));
-  byName(to, ctx, (n) => connectUnix(fd, n));
+  atName(to, ctx, (_path, byIt) => byIt((n) => connectUnix(fd, n)));
 }
 
 /** The two ends of `u`'s connection: [u's, its peer's]; undefined while the listener it came from is not open yet. */
@@ -234,12 +258,12 @@ function acceptThroughTemporaryListener(u: UnixSkEntry, accepted: UnixSkEntry, c
   const client = socket(AF_UNIX, u.type | SOCK_CLOEXEC);
   let acc = -1;
   try {
-    closeFd(bindRemoved(inTree(ctx, fsPath(accepted)), () => {
-      byName(accepted, ctx, (n) => bindUnix(l, n));
+    atName(accepted, ctx, (path, byIt) => closeFd(bindRemoved(path, () => {
+      byIt((n) => bindUnix(l, n));
       listen(l, 1);
-      byName(accepted, ctx, (n) => connectUnix(client, n));
+      byIt((n) => connectUnix(client, n));
       acc = accept4(l, SOCK_CLOEXEC);
-    }));
+    })));
     return accepted === u ? [acc, client] : [client, acc];
   } catch (err) {
     closeFd(client);

@@ -23,6 +23,8 @@ export interface BoundFile {
   nameDir?: string;
   /** The file was unlinked from the path bind() made it at. */
   deleted: boolean;
+  /** A mount covers the directory of the file (still at its path in its own mount). */
+  hidden?: true;
   perms: { mode: number; uid: number; gid: number };
 }
 
@@ -51,8 +53,15 @@ export function boundFile(sock: number, name: string, what: () => string, root =
     const path = deleted ? link.slice(0, -DELETED.length) : link;
     const perms = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
     const moved = (at: string) => new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} is bound to ${name}, whose socket file is now at ${at}, not supported yet`);
-    // Restore binds at the path as it resolves now: a mount over the file (or its directory) would take it.
-    if (!deleted && !linked(path)) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} is bound to ${name}, whose socket file ${path} a mount now hides, not supported yet`);
+    // A mount over the file's directory: restore binds a relative name from a clone of the
+    // mount at the directory it was bound in, alone, where the file is if it is that mount's.
+    if (!deleted && !linked(path)) {
+      const dir = name.startsWith('/') || !path.endsWith(`/${name}`) ? undefined : path.slice(0, -name.length - 1) || '/';
+      if (dir === undefined || mntIdOf(file) !== mntIdAt(`${root}${dir}`)) {
+        throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} is bound to ${name}, whose socket file ${path} a mount now hides, not supported yet (only a relative name, on the mount of the directory it was bound from, is)`);
+      }
+      return { nameDir: dir, deleted, hidden: true, perms };
+    }
     if (name.startsWith('/')) {
       if (path !== name) throw moved(path);
       return { deleted, perms };
@@ -61,6 +70,26 @@ export function boundFile(sock: number, name: string, what: () => string, root =
     return { nameDir: path.slice(0, -name.length - 1) || '/', deleted, perms };
   } finally {
     closeFd(file);
+  }
+}
+
+/** The mount id of open file `fd` of stasis (its fdinfo's mnt_id). */
+function mntIdOf(fd: number): number {
+  return Number(/^mnt_id:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? -1);
+}
+
+/** The mount id of the mount `path` leads to (-1 if it leads nowhere). */
+function mntIdAt(path: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, O_PATH);
+  } catch {
+    return -1;
+  }
+  try {
+    return mntIdOf(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -110,7 +110,7 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
       id, ino, type: d.type, state: d.state, flags: p.info.flags, uflags: 0,
       backlog: d.state === TCP_LISTEN ? d.wqueue : 0, peer: iconOf(ctx.unix, ino)?.listener ?? d.peer ?? 0, fown: emptyFown(), opts: dumpOpts(taken),
       name: imageName(d.name), shutdown: d.shutdown & 3, ...(binds ? { filePerms: file.perms } : {}), ...(nameDir ? { nameDir } : {}),
-      ...(binds && file.deleted ? { deleted: true } : {}),
+      ...(binds && file.deleted ? { deleted: true } : {}), ...(file?.hidden ? { hidden: true } : {}),
       ...(cred && cred.pid > 0 ? { peerCred: { pid: cred.pid, uid: cred.uid >>> 0, gid: cred.gid >>> 0 } } : {}),
     });
     ctx.unix.seen.set(ino, { pid: p.pid, fd: p.fd, entry: usk });

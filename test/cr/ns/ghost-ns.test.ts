@@ -11,9 +11,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { tmpDir, waitFor, sleepMs, verifyImages } from '../harness.js';
+import { compileWorkload, tmpDir, waitFor, sleepMs, verifyImages } from '../harness.js';
 import { dump, restore, StasisError } from '../../../src/api/index.js';
 import { spawnTask, waitPid } from '../../../src/sys/index.js';
 import { childOf, killTree, namespacesUnavailable } from './private-proc.js';
@@ -149,5 +150,64 @@ test('a bind of a removed file that held data, inside a tree\'s own mount namesp
     end(box.unshare);
     fs.rmSync(images, { recursive: true, force: true });
     fs.rmSync(box.dir, { recursive: true, force: true });
+  }
+});
+
+// zdtm overmount_sock, checked from outside (with a network namespace of its own, which makes its
+// socket pair's SO_PEERCRED restorable): the name's file is made again under the mount, not on it.
+test('a Unix listener and connection whose name\'s file a mount hides come back with their name, the listener\'s file made again under that mount (not on it), and go on', { skip: why, timeout: 60_000 }, async () => {
+  const dir = tmpDir('hidden-sock');
+  const root = path.join(dir, 'root');
+  for (const d of ['bin', 'srv', 'old', 'dev']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
+  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+  fs.copyFileSync(compileWorkload('hidden-sock', ['-static']), path.join(root, 'bin/hidden-sock'));
+  const script = `set -e; mknod ${root}/dev/null c 1 3; mount --bind ${root} ${root}; cd ${root}; pivot_root . old; exec /bin/busybox sh -c '/bin/busybox umount -l /old; exec /bin/hidden-sock </dev/null >/dev/null 2>&1'`;
+  const unshare = spawnTask(['unshare', '-m', '-p', '-n', '--fork', '--propagation', 'private', 'sh', '-c', script], {
+    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
+  });
+  const count = (pid: number) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/root/srv/count`, 'utf8').split('\n').filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  const images = tmpDir('hidden-sock-img');
+  let restored: number | undefined;
+  try {
+    const pid = waitFor('the workload counting', () => {
+      const c = childOf(unshare);
+      return c !== undefined && count(c).length >= 3 ? c : undefined;
+    });
+    // The listener and its accepted end show the name; the mount's tmpfs hides its file.
+    const names = (p: number) => fs.readFileSync(`/proc/${p}/net/unix`, 'utf8').split('\n').filter((l) => l.endsWith(' dir/sock')).length;
+    assert.equal(names(pid), 2);
+    assert.deepEqual(fs.readdirSync(`/proc/${pid}/root/srv/dir`), []);
+    await dump({ pid, imagesDir: images, root });
+    waitPid(unshare);
+    // The dumped listener's file, left on the host's directory: gone, so that only a restore that binds under the mount makes it.
+    assert.ok(fs.lstatSync(path.join(root, 'srv/dir/sock')).isSocket());
+    fs.unlinkSync(path.join(root, 'srv/dir/sock'));
+    const r = await restore({ imagesDir: images, detach: true, root });
+    restored = r.pid;
+    assert.equal(names(r.pid), 2);
+    assert.deepEqual(fs.readdirSync(`/proc/${r.pid}/root/srv/dir`), []);
+    // The file under the mount is the restored listener's: it answers there (the host sees the directory the mount hides).
+    const hi = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(path.join(root, 'srv/dir/sock'));
+      let got = '';
+      c.on('data', (b) => (got += b.toString())).on('end', () => resolve(got)).on('error', reject);
+    });
+    assert.equal(hi, 'hi');
+    const at = count(r.pid).length;
+    waitFor('the count to go on', () => count(r.pid).length > at + 10);
+    const n = count(r.pid);
+    assert.deepEqual(n, n.map((_, i) => i + 1), `count: ${n.join(' ')}`);
+  } finally {
+    end(restored);
+    end(unshare);
+    fs.rmSync(images, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/sk-unix.proto.
  */
 export const file_stasis_sk_unix: GenFile = /*@__PURE__*/
-  fileDesc("ChRzdGFzaXMvc2stdW5peC5wcm90bxIMc3Rhc2lzLmltYWdlIjgKDkZpbGVQZXJtc0VudHJ5EgwKBG1vZGUYASACKA0SCwoDdWlkGAIgAigNEgsKA2dpZBgDIAIoDSKfAwoLVW5peFNrRW50cnkSCgoCaWQYASACKA0SCwoDaW5vGAIgAigNEgwKBHR5cGUYAyACKA0SDQoFc3RhdGUYBCACKA0SDQoFZmxhZ3MYBSACKA0SDgoGdWZsYWdzGAYgAigNEg8KB2JhY2tsb2cYByACKA0SDAoEcGVlchgIIAIoDRIlCgRmb3duGAkgAigLMhcuc3Rhc2lzLmltYWdlLkZvd25FbnRyeRInCgRvcHRzGAogAigLMhkuc3Rhc2lzLmltYWdlLlNrT3B0c0VudHJ5EgwKBG5hbWUYCyACKAwSKgoIc2h1dGRvd24YDCABKA4yGC5zdGFzaXMuaW1hZ2UuU2tTaHV0ZG93bhIwCgpmaWxlX3Blcm1zGA0gASgLMhwuc3Rhc2lzLmltYWdlLkZpbGVQZXJtc0VudHJ5EhAKCG5hbWVfZGlyGA4gASgJEg8KB2RlbGV0ZWQYDyABKAgSDQoFbnNfaWQYECABKA0SLgoJcGVlcl9jcmVkGOkHIAEoCzIaLnN0YXNpcy5pbWFnZS5Vbml4UGVlckNyZWQiNQoMVW5peFBlZXJDcmVkEgsKA3BpZBgBIAIoDRILCgN1aWQYAiACKA0SCwoDZ2lkGAMgAigN", [file_stasis_fown, file_stasis_sk_opts]);
+  fileDesc("ChRzdGFzaXMvc2stdW5peC5wcm90bxIMc3Rhc2lzLmltYWdlIjgKDkZpbGVQZXJtc0VudHJ5EgwKBG1vZGUYASACKA0SCwoDdWlkGAIgAigNEgsKA2dpZBgDIAIoDSKwAwoLVW5peFNrRW50cnkSCgoCaWQYASACKA0SCwoDaW5vGAIgAigNEgwKBHR5cGUYAyACKA0SDQoFc3RhdGUYBCACKA0SDQoFZmxhZ3MYBSACKA0SDgoGdWZsYWdzGAYgAigNEg8KB2JhY2tsb2cYByACKA0SDAoEcGVlchgIIAIoDRIlCgRmb3duGAkgAigLMhcuc3Rhc2lzLmltYWdlLkZvd25FbnRyeRInCgRvcHRzGAogAigLMhkuc3Rhc2lzLmltYWdlLlNrT3B0c0VudHJ5EgwKBG5hbWUYCyACKAwSKgoIc2h1dGRvd24YDCABKA4yGC5zdGFzaXMuaW1hZ2UuU2tTaHV0ZG93bhIwCgpmaWxlX3Blcm1zGA0gASgLMhwuc3Rhc2lzLmltYWdlLkZpbGVQZXJtc0VudHJ5EhAKCG5hbWVfZGlyGA4gASgJEg8KB2RlbGV0ZWQYDyABKAgSDQoFbnNfaWQYECABKA0SLgoJcGVlcl9jcmVkGOkHIAEoCzIaLnN0YXNpcy5pbWFnZS5Vbml4UGVlckNyZWQSDwoGaGlkZGVuGOoHIAEoCCI1CgxVbml4UGVlckNyZWQSCwoDcGlkGAEgAigNEgsKA3VpZBgCIAIoDRILCgNnaWQYAyACKA0", [file_stasis_fown, file_stasis_sk_opts]);
 
 /**
  * @generated from message stasis.image.FilePermsEntry
@@ -146,6 +146,14 @@ export type UnixSkEntry = Message<"stasis.image.UnixSkEntry"> & {
    * @generated from field: optional stasis.image.UnixPeerCred peer_cred = 1001;
    */
   peerCred?: UnixPeerCred | undefined;
+
+  /**
+   * stasis's own: a mount covers the directory of the socket's file (zdtm overmount_sock): the
+   * name, relative to name_dir, is bound from a clone of the mount at name_dir alone.
+   *
+   * @generated from field: optional bool hidden = 1002;
+   */
+  hidden: boolean;
 };
 
 /**
