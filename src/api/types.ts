@@ -116,6 +116,8 @@ export interface DumpOptions extends RunHooks {
    * (mnt[]:s) and `masters` (mnt[]:m) let shared mounts and slaves of stasis's peer groups be so too.
    */
   extAuto?: { sharing: boolean; masters: boolean } | undefined;
+  /** CRIU's --external dev[MAJOR/MINOR]:KEY at dump: a filesystem on that device (one stasis cannot mount by itself) is kept as dev[KEY], mounted at restore from the device given for KEY. */
+  extDevs?: ReadonlyMap<string, string> | undefined;
 }
 
 export type { CgroupMode } from '../cgroup/dump-cgroups.js';
@@ -190,6 +192,8 @@ export interface RestoreOptions extends RunHooks {
   extMounts?: ReadonlyMap<string, string> | undefined;
   /** CRIU's --ext-mount-map auto at restore: an autodetected external mount that no name maps is bound from where the dump saw it. */
   extAuto?: boolean | undefined;
+  /** CRIU's --external dev[KEY]:DEVICE at restore: the device each filesystem the image keeps as dev[KEY] is mounted from. */
+  extDevs?: ReadonlyMap<string, string> | undefined;
   /** CRIU's --external for network devices at restore, by key (`veth[IN]` -> `OUT[@BRIDGE]`, `macvlan[IN]` -> the host's device). */
   netExternals?: ReadonlyMap<string, string> | undefined;
   /** Skip the checksums of the images (stasis-sums.json), checked by default before anything is created. */

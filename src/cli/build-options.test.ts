@@ -50,5 +50,13 @@ test('--external mnt[KEY]:VAL is --ext-mount-map KEY:VAL, and mnt[] (:s, :m) is 
   assert.deepEqual([...r.extMounts!], [['ZDTM', '/tmp/x:y']]);
   assert.equal(r.extAuto, true);
   for (const bad of ['mnt[/a]', 'mnt[/a]:', 'mnt[]:x']) assert.throws(() => restoreWith('--external', bad), (e: unknown) => e instanceof StasisError && e.code === 'E_BAD_ARGS', bad);
-  assert.throws(() => restoreWith('--external', 'dev[loop]:/dev/loop0'), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && /dev\[\] keys/.test(e.message));
+});
+
+test('--external dev[MAJOR/MINOR]:KEY names a device\'s filesystem at dump, dev[KEY]:DEVICE gives the device at restore, as CRIU takes them', () => {
+  const d = dumpOptions(parseArgs(['dump', '-t', '42', '-D', 'img', '--external', 'dev[7/0]:loop', '--external', 'mnt[/a]:A']), io);
+  assert.deepEqual([...d.extDevs!], [['7/0', 'loop']]);
+  assert.deepEqual([...d.extMounts!], [['/a', 'A']]);
+  assert.deepEqual([...restoreWith('--external', 'dev[loop]:/dev/loop0').extDevs!], [['loop', '/dev/loop0']]);
+  assert.throws(() => dumpOptions(parseArgs(['dump', '-t', '42', '-D', 'img', '--external', 'dev[loop]:x']), io), (e: unknown) => e instanceof StasisError && e.code === 'E_BAD_ARGS' && /dev\[MAJOR\/MINOR\]:KEY/.test(e.message));
+  assert.throws(() => restoreWith('--external', 'dev[loop]'), (e: unknown) => e instanceof StasisError && e.code === 'E_BAD_ARGS');
 });

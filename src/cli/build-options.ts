@@ -56,6 +56,7 @@ export function dumpOptions(a: ParsedArgs, io: RunIo): DumpOptions {
     freezeCgroup: optString(a, 'freeze-cgroup'),
     extMounts: extMounts(a),
     extAuto: extAuto(a),
+    extDevs: extDevs(a, 'dump'),
     onProgress: io.onProgress,
     log: io.log,
     notify: io.notify,
@@ -94,6 +95,7 @@ export function restoreOptions(a: ParsedArgs, io: RunIo & { onRestored?: (pid: n
     root: optString(a, 'root'),
     extMounts: extMounts(a),
     extAuto: extAuto(a) !== undefined,
+    extDevs: extDevs(a, 'restore'),
     netExternals: netExternals(a, 'restore'),
     inheritFds: inheritFds(a),
     onProgress: io.onProgress,
@@ -137,7 +139,19 @@ const values = (a: ParsedArgs, name: string): string[] => {
 // --external keys of mounts (CRIU's external.c and mount.c): mnt[KEY]:VAL is --ext-mount-map
 // KEY:VAL, mnt[] (with :s or :m) is --ext-mount-map auto (with external sharing or masters).
 const MNT_KEY = /^mnt\[(.*)\](?::(.*))?$/s;
-const DEV_KEY = /^dev\[/;
+const DEV_KEY = /^dev\[(.+)\]:(.+)$/s;
+
+/** --external dev[MAJOR/MINOR]:KEY at dump, dev[KEY]:DEVICE at restore (CRIU's). */
+function extDevs(a: ParsedArgs, verb: 'dump' | 'restore'): Map<string, string> | undefined {
+  const pairs: [string, string][] = [];
+  for (const x of values(a, 'external')) {
+    if (!x.startsWith('dev[')) continue;
+    const m = DEV_KEY.exec(x);
+    if (!m || (verb === 'dump' && !/^\d+\/\d+$/.test(m[1]!))) throw new StasisError('E_BAD_ARGS', `Invalid --external ${JSON.stringify(x)}: give dev[MAJOR/MINOR]:KEY at dump, dev[KEY]:DEVICE at restore`);
+    pairs.push([m[1]!, m[2]!]);
+  }
+  return pairs.length ? new Map(pairs) : undefined;
+}
 
 /**
  * --ext-mount-map MOUNTPOINT:NAME and --external mnt[MOUNTPOINT]:NAME at dump, NAME:HOSTPATH
@@ -186,7 +200,7 @@ function netExternals(a: ParsedArgs, verb: 'dump' | 'restore'): Map<string, stri
   const list = a.opts.get('external');
   const v = (Array.isArray(list) ? list : typeof list === 'string' ? [list] : []).filter((x) => {
     if (MNT_KEY.test(x)) return false;
-    if (DEV_KEY.test(x)) throw new StasisError('E_UNSUPPORTED', `Cannot use --external ${JSON.stringify(x)}: stasis does not mount devices given by dev[] keys yet; give the mount as mnt[MOUNTPOINT]:NAME`);
+    if (x.startsWith('dev[')) return false;
     if (!PIPE_KEY.test(x)) return true;
     if (verb === 'restore') throw new StasisError('E_BAD_ARGS', `Cannot use --external ${x} at restore: give the pipe with --inherit-fd fd[N]:${x}`);
     return false;
@@ -194,7 +208,7 @@ function netExternals(a: ParsedArgs, verb: 'dump' | 'restore'): Map<string, stri
   if (!v.length) return undefined;
   return new Map(v.map((x) => {
     const m = /^((?:veth|macvlan)\[[^\]]+\]):(.+)$/.exec(x);
-    if (!m) throw new StasisError('E_UNSUPPORTED', `Cannot use --external ${JSON.stringify(x)}: stasis takes only mnt[...], pipe:[ID], veth[IN]:OUT[@BRIDGE] and macvlan[IN]:DEVICE`);
+    if (!m) throw new StasisError('E_UNSUPPORTED', `Cannot use --external ${JSON.stringify(x)}: stasis takes only mnt[...], dev[...], pipe:[ID], veth[IN]:OUT[@BRIDGE] and macvlan[IN]:DEVICE`);
     return [m[1]!, m[2]!] as [string, string];
   }));
 }

@@ -72,7 +72,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
   // The image's names of external mounts are its keys here: --ext-mount-map NAME:HOSTPATH.
   // A nested namespace's binds of the root namespace's mounts come as external ones (mnt-nested.ts), and its root is made as any mount.
   const extByName = new Map([...entries.filter((e) => e.extKey).map((e) => [e.mountpoint, e.extKey!] as const), ...(ctx.outerBinds ?? [])]);
-  const planned = planMounts(entries.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined);
+  const planned = planMounts(entries.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined, (m) => (m.fsType === 'auto' ? /^dev\[(.+)\]$/s.exec(m.source)?.[1] : undefined));
   if ('refused' in planned) throw new StasisError('E_UNSUPPORTED', `Cannot restore mnt namespace ${id}: ${planned.refused}`);
   if (ctx.rootCode === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the root task's code is not known`);
   const yard = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-mnt-'));
@@ -144,8 +144,11 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
         if (!ctx.makePty) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: ${where} binds pty ${plan.pty}, and no terminal restore makes it`);
         ctx.makePty(plan.pty, `${heldPath(byId.get(plan.from)!)}/ptmx`);
       }
-      if (plan.how !== 'root') makeTarget(to.host, hostSource === undefined ? true : onFs(`looking up ${src()}`, () => isDir(hostSource!)), (p) => onFs(`making the mountpoint ${e.mountpoint}`, p));
-      if (plan.how === 'fresh') {
+      if (plan.how !== 'root') makeTarget(to.host, hostSource === undefined || plan.how === 'device' ? true : onFs(`looking up ${src()}`, () => isDir(hostSource!)), (p) => onFs(`making the mountpoint ${e.mountpoint}`, p));
+      if (plan.how === 'device') {
+        // The device's filesystem mounted anew, as a fresh one; read-only per mount comes with the flags below.
+        call(`mounting ${e.fsname ?? '?'} of ${source} at ${where}`, 'mount', source!, to.task, e.fsname ?? '', (e.flags & ~MS_RDONLY) | (e.sbFlags & SB_MASK), e.options);
+      } else if (plan.how === 'fresh') {
         const fsType = fsName(e.fstype)!;
         // Read-only per mount comes with the flags below; a read-only superblock now.
         // A read-only superblock with files is made read-only once they are in.
@@ -185,7 +188,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       if (plan.how === 'fresh' && plan.contents && e.sbFlags & MS_RDONLY) call(`making the ${fsName(e.fstype)!} at ${where} read-only`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | (e.sbFlags & SB_MASK), e.options);
       ctx.log.debug(`mount ${e.mntId}: ${plan.how} at ${e.mountpoint}`);
     }
-    const fresh = new Set(entries.filter((e) => planned.plans.get(e.mntId)!.how === 'fresh').map((e) => e.mntId));
+    const fresh = new Set(entries.filter((e) => ['fresh', 'device'].includes(planned.plans.get(e.mntId)!.how)).map((e) => e.mntId));
     const differs = propagationDiffers(entries, new Map([...held].map(([mntId, fd]) => [mntId, mountIdOfFd(fd)])), fs.readFileSync(`/proc/${hostPid}/mountinfo`, 'utf8'), fresh);
     if (differs) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: ${differs}`);
     // Flags last, children before parents: a read-only parent takes no more mountpoints.
@@ -224,6 +227,11 @@ function sourceOf(e: MntEntry, plan: MountPlan, ctx: NsRestoreCtx, byId: Map<num
     case 'bind': {
       const from = byId.get(plan.from)!;
       return `${at(from)}${relOf(e, from)}`;
+    }
+    case 'device': {
+      const dev = ctx.extDevs?.get(plan.key);
+      if (dev === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: mount ${e.mntId} at ${e.mountpoint} is the ${e.fsname ?? ''} filesystem of the device dev[${plan.key}], and no --external dev[${plan.key}]:DEVICE says which device it is`);
+      return dev;
     }
     case 'fresh':
       return undefined;

@@ -180,3 +180,16 @@ test('mntEntries() keeps a bind whose root was removed as CRIU does: its root wi
   assert.equal(f!.root, '/test-src');
   assert.ok(!f!.deleted);
 });
+
+test('planMounts() mounts a filesystem stasis cannot mount by itself again from a device --external dev[] names, and binds of it from it', () => {
+  const tree = parseMountinfo([
+    '200 100 254:0 /root / rw - ext4 /dev/vda rw',
+    '201 200 7:0 / /data rw - ext4 /dev/loop0 rw',
+    '202 200 7:0 /sub /bind rw - ext4 /dev/loop0 rw',
+  ].join('\n'));
+  const key = (m: { dev: { major: number; minor: number } }) => (m.dev.major === 7 ? 'loop' : undefined);
+  const p = planMounts(tree, new Map(), true, () => 'empty', false, key);
+  assert.ok('plans' in p, JSON.stringify(p));
+  assert.deepEqual([...p.plans.values()], [{ how: 'root' }, { how: 'device', key: 'loop' }, { how: 'bind', from: 201 }]);
+  assert.ok('refused' in planMounts(tree, new Map(), true, () => 'empty'));
+});

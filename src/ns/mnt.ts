@@ -24,7 +24,7 @@ import type { NsCheckOpts, NsDumpCtx, NsKind } from './ns-kind.js';
 // CRIU's `fstype` enum (mnt.proto); a name not here is 0, restorable only as the root.
 export const FSTYPE: Readonly<Record<string, number>> = {
   proc: 1, sysfs: 2, devtmpfs: 3, binfmt_misc: 4, tmpfs: 5, devpts: 6, simfs: 7, pstore: 8, securityfs: 9,
-  fusectl: 10, debugfs: 11, cgroup: 12, aufs: 13, mqueue: 14, fuse: 15, overlay: 17, autofs: 18, tracefs: 19, cgroup2: 23,
+  fusectl: 10, debugfs: 11, cgroup: 12, aufs: 13, mqueue: 14, fuse: 15, auto: 16, overlay: 17, autofs: 18, tracefs: 19, cgroup2: 23,
 };
 
 // Per-mount MS_* flags as mountinfo prints them (fs/proc_namespace.c show_mnt_opts).
@@ -78,7 +78,9 @@ export type MountPlan =
   | { how: 'root' }
   | { how: 'fresh'; fsType: string; contents?: true }
   | { how: 'bind'; from: number; pty?: number }
-  | { how: 'external'; key: string };
+  | { how: 'external'; key: string }
+  // A filesystem mounted again from the device --external dev[KEY]:DEVICE gives at restore (its image entry: fstype auto, source dev[KEY]).
+  | { how: 'device'; key: string };
 
 // Filesystems a restore mounts anew with their options (their contents are the kernel's).
 // (A cgroup v1 mount of its hierarchy's root, mounted again with the same options, is of the
@@ -92,7 +94,7 @@ const FRESH = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup2', 'cgroup']
  * holds: nothing but the mountpoints of other mounts, files a tar archive keeps (CRIU's
  * tmpfs-dev-N.tar.gz.img: files, directories, symlinks, device nodes, FIFOs), or why not.
  */
-export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsFiles: (m: MountInfo) => TmpfsFiles, rootFresh = false): { plans: Map<number, MountPlan> } | { refused: string } {
+export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsFiles: (m: MountInfo) => TmpfsFiles, rootFresh = false, devKey: (m: MountInfo) => string | undefined = () => undefined): { plans: Map<number, MountPlan> } | { refused: string } {
   const plans = new Map<number, MountPlan>();
   const ids = new Set(mounts.map((m) => m.mountId));
   const name = (m: MountInfo) => `mount ${m.mountId} at ${m.mountPoint} (${m.fsType} ${m.source}${m.root === '/' ? '' : `, ${m.root}`})`;
@@ -133,6 +135,12 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
       const pty = fsType === 'devpts' && m.root !== from.root && m.root !== '/ptmx' ? /^\/(\d+)$/.exec(m.root)?.[1] : undefined;
       if (fsType === 'devpts' && m.root !== from.root && m.root !== '/ptmx' && (pty === undefined || from.root !== '/')) return { refused: `${name(m)} is a bind of ${m.root} of a devpts, which stasis cannot make again` };
       plans.set(m.mountId, { how: 'bind', from: from.mountId, ...(pty !== undefined ? { pty: Number(pty) } : {}) });
+      continue;
+    }
+    // A filesystem of a device named by --external dev[MAJOR/MINOR]:KEY (CRIU's try_resolve_ext_mount), mounted at its root.
+    const dev = m.root === '/' ? devKey(m) : undefined;
+    if (dev !== undefined) {
+      plans.set(m.mountId, { how: 'device', key: dev });
       continue;
     }
     if (fsType === 'cgroup' && m.root !== '/') return { refused: `${name(m)} is a cgroup v1 hierarchy shown from one of its cgroups; give it as an external mount (--ext-mount-map, RPC ext_mnt), as runc does` };
@@ -318,7 +326,9 @@ export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<str
   const auto = opts.extAuto && !nested ? autoExternals(mounts, readMounts(process.pid), opts.extAuto, opts.extMounts, pathReaches) : new Map<number, string>();
   const ext = new Map(nested ?? opts.extMounts);
   for (const m of mounts) if (auto.has(m.mountId)) ext.set(m.mountPoint, AUTO_KEY);
-  const p = planMounts(mounts, ext, nested ? false : opts.hasRoot, tmpfsFilesIn(pid, mounts), nested !== undefined);
+  // (Only a filesystem stasis cannot mount by itself, as CRIU: FSTYPE__UNSUPPORTED.)
+  const devKey = (m: MountInfo) => (FSTYPE[m.fsType.split('.')[0]!] === undefined ? opts.extDevs?.get(`${m.dev.major}/${m.dev.minor}`) : undefined);
+  const p = planMounts(mounts, ext, nested ? false : opts.hasRoot, tmpfsFilesIn(pid, mounts), nested !== undefined, devKey);
   if ('refused' in p) return p;
   for (const m of mounts) {
     const why = m.root.endsWith(DELETED_ROOT) ? deletedRootRefusal(pid, m) : undefined;
@@ -357,6 +367,14 @@ export function dumpMounts(ctx: NsDumpCtx, pid: number, id: number, nested?: Rea
   const entries = mntEntries(p.mounts, nested ? new Map() : p.ext);
   // An autodetected external mount keeps where stasis saw it as its source, as CRIU's image does.
   for (const e of entries) e.source = p.auto.get(e.mntId) ?? e.source;
+  // A device's filesystem as CRIU keeps it: fstype auto, its own type as fsname, the key as source.
+  for (const e of entries) {
+    const plan = p.plans.get(e.mntId);
+    if (plan?.how !== 'device') continue;
+    e.fsname = p.mounts.find((m) => m.mountId === e.mntId)!.fsType;
+    e.fstype = FSTYPE.auto!;
+    e.source = `dev[${plan.key}]`;
+  }
   ctx.note(writeImage(ctx.imagesDir, 'mountpoints', id, entries));
   for (const m of p.mounts) {
     const plan = p.plans.get(m.mountId);

@@ -30,6 +30,8 @@ export interface NsCheckOpts {
   extMounts: ReadonlyMap<string, string>;
   /** CRIU's --ext-mount-map auto: mounts that show what stasis's own show are external (external.ts). */
   extAuto?: { sharing: boolean; masters: boolean } | undefined;
+  /** CRIU's --external dev[MAJOR/MINOR]:KEY at dump: a filesystem on that device is mounted again at restore from the device dev[KEY] names. */
+  extDevs?: ReadonlyMap<string, string> | undefined;
 }
 
 export interface NsRestoreCtx {
@@ -43,6 +45,8 @@ export interface NsRestoreCtx {
   extMounts?: ReadonlyMap<string, string> | undefined;
   /** CRIU's --ext-mount-map auto: an external mount no name maps is bound from the host path its image entry keeps. */
   extAuto?: boolean | undefined;
+  /** CRIU's --external dev[KEY]:DEVICE at restore: the device a filesystem kept as dev[KEY] is mounted from. */
+  extDevs?: ReadonlyMap<string, string> | undefined;
   /** CRIU's --external for network devices: `veth[IN]` -> `OUT[@BRIDGE]`, `macvlan[IN]` -> the host's device. */
   netExternals?: ReadonlyMap<string, string> | undefined;
   /** The `syscall; int3` code of the restored root (create-task.ts), which makes its mounts. */

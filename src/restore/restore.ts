@@ -183,7 +183,7 @@ function restoreChecked(
   if (nested.ids.length && !ownMnt) throw new StasisError('E_UNSUPPORTED', `Cannot restore the tree: its tasks are in mount namespaces ${nested.ids.join(', ')} apart from the root's, and the root shares stasis's`);
   // The mounts are made by the root itself (its code runs their syscalls).
   const fillNamespaces = (hostPid: number, rootCode?: bigint, rootTaskMade?: NewTask) => restoreNamespaces({
-    imagesDir: set.dir, log, ...(users ? { users } : {}), root: opts.root, extMounts: opts.extMounts, extAuto: opts.extAuto, netExternals: opts.netExternals, ...(rootCode !== undefined ? { rootCode } : {}),
+    imagesDir: set.dir, log, ...(users ? { users } : {}), root: opts.root, extMounts: opts.extMounts, extAuto: opts.extAuto, extDevs: opts.extDevs, netExternals: opts.netExternals, ...(rootCode !== undefined ? { rootCode } : {}),
     makePty: (index: number, ptmx: string) => fileCtxTtys.makeEarly(index, ptmx),
     ...(nested.ids.length && rootTaskMade ? { nestedMnt: nested.restoreCtx(rootTaskMade) } : {}),
   }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid);
