@@ -26,6 +26,8 @@ export const fifo = {
   detect: (p) => p.link.startsWith('/') && (p.stat.mode & S_IFMT) === S_IFIFO,
   dump: (p, ctx, id) => {
     const pipeId = pipeIdOf(p.stat.ino);
+    // Reopened through the root's mount namespace at restore: one on a mount of a namespace below it would come back on another mount.
+    if (ctx.ghosts?.mntRoots.has(p.info.mntId)) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: it is the FIFO ${p.link} on mount ${p.info.mntId} of a mount namespace below the tree's root's, which stasis cannot reopen there yet`);
     takePipeEnd({ pid: p.pid, fd: p.fd, flags: p.info.flags, what: `FIFO ${p.link}` }, pipeId, `${p.stat.dev}:${p.stat.ino}`,
       ctx.pipeData, 'fifos');
     const regfId = ctx.ids.fresh();

@@ -63,8 +63,18 @@ export class GhostDumper {
 
   constructor(readonly limit: number = DEFAULT_GHOST_LIMIT, readonly linkRemap = false) {}
 
+  /**
+   * A file removed from a mount of a nested mount namespace: restore makes ghosts and links
+   * through the root's namespace, where the file would come back on another mount (or
+   * another filesystem), and one inode open through two mounts would become one file.
+   */
+  private refuseNested(s: GhostSource, path: string): void {
+    if (this.mntRoots.has(s.mntId)) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed or replaced, and it is on mount ${s.mntId} of a mount namespace below the tree's root's, where stasis cannot restore such files yet`);
+  }
+
   /** Keeps the file behind `s` (once per inode) and remaps file `fileId` to it. */
   add(s: GhostSource, fileId: number, path: string): void {
+    this.refuseNested(s, path);
     const key = `${s.stat.dev}:${s.stat.ino}`;
     let id = this.byInode.get(key);
     if (id === undefined) {
@@ -88,6 +98,7 @@ export class GhostDumper {
    * (once per inode, null after).
    */
   addLinked(s: GhostSource, fileId: number, path: string, freshId: () => number): FileEntry | null {
+    this.refuseNested(s, path);
     if (!this.linkRemap) {
       throw new StasisError('E_UNSUPPORTED',
         `Cannot dump ${s.what} of pid ${s.pid}: ${path} was unlinked or replaced, but its inode has ${s.stat.nlink} other link(s), ` +

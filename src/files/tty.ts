@@ -64,6 +64,8 @@ export const tty = {
   detect: (p) => p.link.startsWith('/') && (p.stat.mode & S_IFMT) === S_IFCHR && isTtyRdev(p.stat.rdev),
   dump: (p, ctx, id) => {
     const role = ttyRole(p.stat.rdev);
+    // Reopened through the root's mount namespace at restore: one on a mount of a namespace below it would come back on another mount.
+    if (ctx.ghosts?.mntRoots.has(p.info.mntId)) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: it is the terminal ${p.link} on mount ${p.info.mntId} of a mount namespace below the tree's root's, which stasis cannot reopen there yet`);
     if (!ctx.ttys) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: it is the terminal ${p.link}`);
     const index = role === 'master' ? ptyIndex(p) : role === 'slave' ? minor(p.stat.rdev) + (major(p.stat.rdev) - 136) * 256 : -1;
     const ttyInfoId = ctx.ttys.file(p, id, role, index, () => ctx.ids.fresh());

@@ -91,6 +91,8 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
     const owner = fcntl(taken, F_GETOWN);
     if (owner !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
     const abstract = d.name.length > 0 && d.name[0] === 0;
+    // Its name is bound again from the root's mount namespace: one of a namespace below it would come back elsewhere.
+    if (d.name.length && !abstract && ctx.ghosts?.mntRoots.size) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()}: it is bound to ${d.name.toString()} in a tree with mount namespaces below its root's, and stasis cannot yet tell which namespace's path that is to bind it again there`);
     const file = d.name.length && !abstract ? boundFile(taken, d.name.toString(), what, ctx.ghosts?.mntRoot ?? '') : undefined;
     const nameDir = file?.nameDir;
     // A listener, a socket bound and never connected, or a datagram socket bound to receive:
