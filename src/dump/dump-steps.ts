@@ -190,7 +190,7 @@ export function dumpMemory(run: DumpRun, live: LiveTask[], kernel: KernelFeature
     const out = createImageFile(file);
     const before = stats.pagesScanned;
     const pages = new PageDumper(l.t.pid, out, kernel.zeroPfn, {
-      ...inc.forTask(l.t.pid, l.task.vmas, run.pids.pid(l.t.pid)), pagemapScan: kernel.pagemapScan, buffer, onScanned: (n) => run.progress('memory', before + n, toScan),
+      ...inc.forTask(l.t.pid, l.task.vmas, run.pids.pid(l.t.pid)), pagemapScan: kernel.pagemapScan, buffer, inject: run.inject, onScanned: (n) => run.progress('memory', before + n, toScan),
       onFlushed: (n) => run.progress('writing memory', (written += n) >> 12, 0),
     });
     try {

@@ -12,7 +12,8 @@ export function makeImagesDir(dir: string): void {
 
 /** Opens `file` for writing from scratch, 0600. */
 export function createImageFile(file: string): number {
-  const fd = fs.openSync(file, 'w', IMAGE_FILE_MODE);
+  // Read-write: a pages file is filled through shared mappings of it (file-window.ts).
+  const fd = fs.openSync(file, 'w+', IMAGE_FILE_MODE);
   fs.fchmodSync(fd, IMAGE_FILE_MODE);
   return fd;
 }

@@ -4,8 +4,8 @@
 // with it. restore() waits for the verdict before any task of the tree runs (issue 15).
 // (restore --lazy-pages leaves the pages files with CRC-32s per chunk to its filler, which
 // checks each chunk before a byte of it goes into a task: lazy-filler.ts.)
-// The worker only reads files; it is eval'd code with Node's built-ins alone, so it needs no
-// path of its own inside the CLI bundle.
+// The workers are eval'd code with Node's built-ins alone (and koffi, to read memory by its
+// address), so they need no path of their own inside the CLI bundle.
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 // node:worker_threads when a thread is started, not at load: loading it costs every command about 3 ms.
@@ -13,6 +13,7 @@ const req = createRequire(import.meta.url);
 const threads = () => req('node:worker_threads') as typeof import('node:worker_threads');
 import { StasisError } from '../errors.js';
 import { SUM_CHUNK, type DeferredSum, type FileSum } from './image-sums.js';
+import { BUFFER_AT_CODE } from '../sys/file-window.js';
 
 const CODE = `
 const { workerData } = require('node:worker_threads');
@@ -115,20 +116,24 @@ export class SumCheck {
   }
 }
 
-const RING_CODE = `
+const ringCode = (byAddress: boolean) => `
 const { workerData } = require('node:worker_threads');
 const zlib = require('node:zlib');
 const { bufs, ctl, port, CHUNK } = workerData;
-// ctl: [0] stop, [1] unused, [2] result ready (posted on port first), then per slot: state (1: full), length.
+${byAddress ? BUFFER_AT_CODE : ''}
+// ctl: [0] stop, [1] unused, [2] result ready (posted on port first), then per slot: state
+// (1: full), length, and (windows by address) the address's low and high 32 bits.
 const c = new Int32Array(ctl);
-const views = bufs.map((b) => Buffer.from(b));
+const SLOT = ${SLOT_INTS};
+const views = ${byAddress ? 'null' : 'bufs.map((b) => Buffer.from(b))'};
+const slots = ${byAddress ? 'workerData.slots' : 'views.length'};
 const hex = (x) => (x >>> 0).toString(16).padStart(8, '0');
 // One CRC-32 per CHUNK bytes, as StreamSum (image-sums.ts) makes them.
 let crc = 0, size = 0;
 const chunks = [];
 (function run() {
-for (let i = 0; ; i = (i + 1) % views.length) {
-  const st = 3 + i * 2;
+for (let i = 0; ; i = (i + 1) % slots) {
+  const st = 3 + i * SLOT;
   while (Atomics.load(c, st) !== 1) {
     if (Atomics.load(c, 0) === 1 && Atomics.load(c, st) !== 1) {
       port.postMessage(chunks.join('') + (size % CHUNK ? hex(crc) : ''));
@@ -138,7 +143,8 @@ for (let i = 0; ; i = (i + 1) % views.length) {
     }
     Atomics.wait(c, st, 0, 50);
   }
-  const b = views[i].subarray(0, Atomics.load(c, st + 1));
+  const len = Atomics.load(c, st + 1);
+  const b = ${byAddress ? 'bufferAt((BigInt(Atomics.load(c, st + 3) >>> 0) << 32n) | BigInt(Atomics.load(c, st + 2) >>> 0), len)' : 'views[i].subarray(0, len)'};
   for (let at = 0; at < b.length; ) {
     const k = Math.min(CHUNK - (size % CHUNK), b.length - at);
     crc = zlib.crc32(b.subarray(at, at + k), crc);
@@ -151,6 +157,7 @@ for (let i = 0; ; i = (i + 1) % views.length) {
 }
 })();
 `;
+const SLOT_INTS = 4;
 
 /** How long the writer waits for the summing thread before it gives up on it. */
 const STALL_MS = 30000;
@@ -167,50 +174,74 @@ function waitWhile(ctl: Int32Array, at: number, value: number): void {
 /**
  * A CRC-32 of bytes written in order, computed on another thread: the writer fills the ring's
  * buffers in turn (acquire, fill, write them out, release) while the thread sums those
- * released before, so summing no longer sits in series with copying (issue 15).
+ * released before, so summing no longer sits in series with copying (issue 15). Made with
+ * `{ windows: N }`, the ring has no buffers: the writer hands over memory of its own by
+ * address (a mapped window of the file, filled in place), which the thread reads where it is;
+ * acquireWindow() says when a slot's window has been summed, and may be unmapped.
  */
 export class RingSum {
   private readonly worker: Worker;
   private readonly ctl: Int32Array;
   private readonly bufs: Buffer[];
+  private readonly slots: number;
   private next = 0;
   private size = 0;
   private result: FileSum | undefined;
   private readonly port: MessagePort;
 
-  constructor(slots: number, slotBytes: number) {
-    const sabs = Array.from({ length: slots }, () => new SharedArrayBuffer(slotBytes));
+  constructor(slots: number | { windows: number }, slotBytes = 0) {
+    const byAddress = typeof slots !== 'number';
+    this.slots = byAddress ? slots.windows : slots;
+    const sabs = byAddress ? [] : Array.from({ length: this.slots }, () => new SharedArrayBuffer(slotBytes));
     this.bufs = sabs.map((s) => Buffer.from(s));
-    this.ctl = new Int32Array(new SharedArrayBuffer(4 * (3 + slots * 2)));
+    this.ctl = new Int32Array(new SharedArrayBuffer(4 * (3 + this.slots * SLOT_INTS)));
     const { port1, port2 } = new (threads().MessageChannel)();
     this.port = port1;
-    this.worker = new (threads().Worker)(RING_CODE, { eval: true, workerData: { bufs: sabs, ctl: this.ctl.buffer, port: port2, CHUNK: SUM_CHUNK }, transferList: [port2] });
+    this.worker = new (threads().Worker)(ringCode(byAddress), {
+      eval: true, workerData: { bufs: sabs, slots: this.slots, from: import.meta.url, ctl: this.ctl.buffer, port: port2, CHUNK: SUM_CHUNK }, transferList: [port2],
+    });
     this.worker.unref();
     this.port.unref();
   }
 
   /** The next buffer to fill, once the thread has summed what it held. */
   acquire(): Buffer {
-    const st = 3 + this.next * 2;
-    waitWhile(this.ctl, st, 1);
+    waitWhile(this.ctl, 3 + this.next * SLOT_INTS, 1);
     return this.bufs[this.next]!;
   }
 
   /** The buffer acquire() gave holds `len` bytes, written to the file: to be summed. */
   release(len: number): void {
-    const st = 3 + this.next * 2;
+    this.hand(len);
+  }
+
+  /** Waits until the next slot's window (if any) is summed: it may be unmapped now. */
+  acquireWindow(): void {
+    waitWhile(this.ctl, 3 + this.next * SLOT_INTS, 1);
+  }
+
+  /** `len` bytes at `addr` of this process's memory, the file's next: to be summed in place. */
+  releaseWindow(addr: bigint, len: number): void {
+    const st = 3 + this.next * SLOT_INTS;
+    this.ctl[st + 2] = Number(addr & 0xffffffffn) | 0;
+    this.ctl[st + 3] = Number(addr >> 32n) | 0;
+    this.hand(len);
+  }
+
+  private hand(len: number): void {
+    const st = 3 + this.next * SLOT_INTS;
     Atomics.store(this.ctl, st + 1, len);
     Atomics.store(this.ctl, st, 1);
     Atomics.notify(this.ctl, st);
     this.size += len;
-    this.next = (this.next + 1) % this.bufs.length;
+    this.next = (this.next + 1) % this.slots;
   }
 
   /** Waits for the thread to sum every released buffer: size and CRC-32s per chunk, as StreamSum gives them. */
   finish(): FileSum {
     if (!this.result) {
       Atomics.store(this.ctl, 0, 1);
-      for (let i = 0; i < this.bufs.length; i++) Atomics.notify(this.ctl, 3 + i * 2);
+      for (let i = 0; i < this.slots; i++) Atomics.notify(this.ctl, 3 + i * SLOT_INTS);
       waitWhile(this.ctl, 2, 0);
       const chunks = threads().receiveMessageOnPort(this.port)?.message;
       if (typeof chunks !== 'string') throw new StasisError('E_INTERNAL', 'The thread summing the pages written gave no sums');

@@ -9,7 +9,8 @@
 // with data now is listed (present here or in the parent), so pages the task dropped since
 // (munmap, MADV_DONTNEED) never come back from the parent.
 import fs from 'node:fs';
-import { vmReadv, ProcMem, pagemapScan, PAGE_IS } from '../sys/index.js';
+import { vmReadv, ProcMem, pagemapScan, PAGE_IS, mapWindow, unmapWindow, seekTo, type InjectorOptions } from '../sys/index.js';
+import { TaskSplicer, isRegularFile } from './page-splice.js';
 import { scanPagemap } from '../proc/pagemap.js';
 import { StasisError } from '../errors.js';
 import { PE } from '../image/pagemap-flags.js';
@@ -28,6 +29,11 @@ const PAGEMAP_CHUNK = 65536; // entries per pagemap read: 512 KiB
 const IOV_MAX = 1024;
 /** From this many bytes to read, the CRC-32 is computed on another thread (its start costs ~20 ms). */
 const RING_SUM_BYTES = 32 << 20;
+/** Spliced pages are summed in windows of the file this big, mapped where they are (file-window.ts). */
+const SUM_WINDOW = 16 << 20;
+const SUM_WINDOWS = 3;
+/** The most bytes one injected vmsplice is given (it can take up to IOV_MAX segments of any size). */
+const SPLICE_MAX = 1 << 30;
 
 export interface PageDumpStats {
   pagesScanned: number;
@@ -72,6 +78,21 @@ export interface PageDumperOptions {
    * frozen: a fresh 4 MiB costs its first use ~10 ms of page faults inside the downtime.
    */
   buffer?: Buffer | undefined;
+  /**
+   * How to inject into the (frozen) task: given, many pages into a regular file go by the
+   * task's own vmsplice and stasis's splice (page-splice.ts), one copy instead of two.
+   */
+  inject?: InjectorOptions | undefined;
+}
+
+/** The splice path's state: the task's pipe, where the next bytes go, the windows being summed. */
+interface Spliced {
+  sp: TaskSplicer;
+  pos: bigint;
+  /** Where the window not yet handed to the summing thread starts. */
+  winStart: bigint;
+  mapped: ({ addr: bigint; len: number } | undefined)[];
+  slot: number;
 }
 
 export class PageDumper {
@@ -82,6 +103,8 @@ export class PageDumper {
   private readonly iov = Buffer.alloc(IOV_MAX * 16);
   private segs: { addr: bigint; len: number }[] = [];
   private used = 0;
+  private cap = BUF_SIZE;
+  private spliced: Spliced | null = null;
   private readonly pagemapFd: number;
   private procMem: ProcMem | null = null;
   private readonly planned: { vaddr: bigint; nrPages: number; read: boolean }[] = [];
@@ -191,7 +214,7 @@ export class PageDumper {
   write(): void {
     // Many pages, each read once and written whole: summed beside the copy, on the other core.
     const toRead = this.planned.reduce((n, p) => (p.read ? n + p.nrPages * PAGE : n), 0);
-    if (toRead >= RING_SUM_BYTES && !this.opts.onPage && !this.byContent && !this.ring) this.ring = new RingSum(3, BUF_SIZE);
+    if (toRead >= RING_SUM_BYTES && !this.opts.onPage && !this.byContent && !this.ring) this.startRing();
     for (const p of this.planned) {
       if (p.read) this.addRun(p.vaddr, p.nrPages);
       else {
@@ -200,6 +223,57 @@ export class PageDumper {
       }
     }
     this.flush();
+    if (this.spliced) this.endSplice(this.spliced);
+  }
+
+  /**
+   * The summing thread; and, for a frozen task whose pages go into a regular file from its
+   * start (the sums count from there), the splice path, summed in mapped windows of the file.
+   */
+  private startRing(): void {
+    const inject = this.opts.inject;
+    if (inject && !this.opts.running && isRegularFile(this.outFd) && fs.fstatSync(this.outFd).size === 0) {
+      let sp: TaskSplicer | undefined;
+      try {
+        sp = new TaskSplicer(this.pid, inject);
+      } catch {
+        sp = undefined; // (no pipe in the task: the pages are read as before)
+      }
+      if (sp) {
+        this.ring = new RingSum({ windows: SUM_WINDOWS });
+        this.spliced = { sp, pos: 0n, winStart: 0n, mapped: new Array<undefined>(SUM_WINDOWS).fill(undefined), slot: 0 };
+        this.cap = SPLICE_MAX;
+        return;
+      }
+    }
+    this.ring = new RingSum(3, BUF_SIZE);
+  }
+
+  /** The last window summed, the task's pipe closed, the file's offset after the pages. */
+  private endSplice(s: Spliced): void {
+    this.handWindow(s, true);
+    this.spliced = null;
+    s.sp.close();
+    seekTo(this.outFd, s.pos);
+    // The windows stay mapped until the thread has summed them (close()).
+    this.lastWindows = s.mapped;
+  }
+
+  private lastWindows: ({ addr: bigint; len: number } | undefined)[] = [];
+
+  /** Hands the bytes spliced since the last window to the summing thread, as a window of the file mapped here. */
+  private handWindow(s: Spliced, last: boolean): void {
+    const len = Number(s.pos - s.winStart);
+    if (len === 0 || (!last && len < SUM_WINDOW)) return;
+    const ring = this.ring!;
+    ring.acquireWindow();
+    const old = s.mapped[s.slot];
+    if (old) unmapWindow(old.addr, old.len);
+    const addr = mapWindow(this.outFd, s.winStart, len, false);
+    s.mapped[s.slot] = { addr, len };
+    ring.releaseWindow(addr, len);
+    s.slot = (s.slot + 1) % s.mapped.length;
+    s.winStart = s.pos;
   }
 
   /** plan() and write() in one go, the task frozen throughout. */
@@ -214,16 +288,16 @@ export class PageDumper {
     else this.entries.push({ vaddr, nrPages, flags });
   }
 
-  private addRun(vaddr: bigint, nrPages: number): void {
+  private addRun(vaddr: bigint, nrPages: number, record = true): void {
     // Decided per page at flush time when comparing by content.
-    if (!this.byContent) {
+    if (!this.byContent && record) {
       this.entry(vaddr, nrPages, PE.PRESENT);
       this.stats.pagesWritten += nrPages;
     }
     let addr = vaddr;
     let left = nrPages * PAGE;
     while (left > 0) {
-      const room = BUF_SIZE - this.used;
+      const room = this.cap - this.used;
       if (room === 0 || this.segs.length === IOV_MAX) {
         this.flush();
         continue;
@@ -242,6 +316,10 @@ export class PageDumper {
       this.iov.writeBigUInt64LE(s.addr, i * 16);
       this.iov.writeBigUInt64LE(BigInt(s.len), i * 16 + 8);
     });
+    if (this.spliced) {
+      this.flushBySplice(this.spliced);
+      return;
+    }
     this.cur = this.ring ? this.ring.acquire() : this.buf;
     const got = vmReadv(this.pid, this.cur, this.used, this.iov, this.segs.length);
     if (got < this.used) this.readRest(got);
@@ -253,6 +331,52 @@ export class PageDumper {
     this.segs = [];
     this.used = 0;
     this.opts.onFlushed?.(end);
+  }
+
+  /**
+   * The gathered segments spliced into the file by the task's vmsplice; where it stops (a
+   * PROT_NONE page: a segment lies in one mapping), the rest of that segment is read as
+   * before and written at its place, and the splicing goes on with the next.
+   */
+  private flushBySplice(s: Spliced): void {
+    let segs = this.segs.map((g) => ({ ...g }));
+    this.segs = [];
+    this.used = 0;
+    const moved = (m: number) => {
+      s.pos += BigInt(m);
+      this.handWindow(s, false);
+      this.opts.onFlushed?.(m);
+    };
+    while (segs.length) {
+      segs.forEach((g, i) => {
+        this.iov.writeBigUInt64LE(g.addr, i * 16);
+        this.iov.writeBigUInt64LE(BigInt(g.len), i * 16 + 8);
+      });
+      let n = s.sp.move(this.iov, segs.length, this.outFd, s.pos, moved);
+      while (segs.length && n >= segs[0]!.len) n -= segs.shift()!.len;
+      if (!segs.length) break;
+      const g = segs.shift()!;
+      this.unspliced(s, { addr: g.addr + BigInt(n), len: g.len - n });
+    }
+  }
+
+  /** One segment read into the buffer and written at the file's offset, as without splicing; summed with its window of the file. */
+  private unspliced(s: Spliced, g: { addr: bigint; len: number }): void {
+    const ring = this.ring;
+    this.spliced = null;
+    this.ring = null;
+    seekTo(this.outFd, s.pos);
+    this.cap = BUF_SIZE;
+    try {
+      this.addRun(g.addr, g.len / PAGE, false);
+      this.flush();
+    } finally {
+      this.spliced = s;
+      this.ring = ring;
+      this.cap = SPLICE_MAX;
+    }
+    s.pos += BigInt(g.len);
+    this.handWindow(s, false);
   }
 
   /** Hashes and compares page by page; packs the pages to write at the buffer's start. */
@@ -320,7 +444,16 @@ export class PageDumper {
 
   close(): void {
     // Sums what it was given (a few ms at most) and ends the thread; `sum` keeps the result.
+    if (this.spliced) {
+      // (A write() that failed: the task's pipe is closed and its registers given back all the same.)
+      const s = this.spliced;
+      this.spliced = null;
+      s.sp.close();
+      this.lastWindows = s.mapped;
+    }
     this.ring?.finish();
+    for (const w of this.lastWindows) if (w) unmapWindow(w.addr, w.len);
+    this.lastWindows = [];
     fs.closeSync(this.pagemapFd);
     this.procMem?.close();
   }

@@ -5,6 +5,7 @@ export * from './ptrace.js';
 export * from './regs.js';
 export * from './inject.js';
 export * from './task-mem.js';
+export * from './file-window.js';
 export * from './process.js';
 export { inDirectory, inRoot } from './thread-cwd.js';
 export * from './spawn.js';

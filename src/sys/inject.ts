@@ -290,6 +290,35 @@ export class Injector {
     return r;
   }
 
+  /**
+   * Runs one syscall that may wait for stasis meanwhile (a vmsplice into a pipe stasis
+   * drains): while the task is in it, `pump` is called again and again until the call ends;
+   * it does a piece of the work, or waits a little for some to come (it returns whether it did
+   * any). Returns rax as call() does.
+   */
+  callPumping(name: SyscallName, args: Arg[], pump: () => boolean): bigint {
+    this.setCall(name, args);
+    this.step(`${name}-regs`);
+    let r: bigint;
+    if (this.way === 'int3') {
+      cont(this.pid);
+      this.waitStop(name, 'int3', pump);
+      r = this.result(name, this.code + 3n);
+    } else {
+      syscallStep(this.pid);
+      this.waitStop(name, 'syscall');
+      this.step(`${name}-entry`);
+      syscallStep(this.pid);
+      this.waitStop(name, 'syscall', pump);
+      this.step(`${name}-exit`);
+      this.atExit = true;
+      r = this.result(name, this.code + 2n);
+    }
+    this.calls++;
+    if (this.log) this.log(`pid ${this.pid}: ${name}(${args.map((x) => `0x${BigInt.asUintN(64, BigInt(x)).toString(16)}`).join(', ')}) = ${fmtResult(r)} (pumped)`);
+    return r;
+  }
+
   /** Runs one syscall and throws SyscallError when it fails. */
   must(name: SyscallName, ...args: Arg[]): bigint {
     const r = this.call(name, ...args);
@@ -297,11 +326,14 @@ export class Injector {
     return r;
   }
 
-  /** Waits for the stop a resumed call ends in: a syscall stop, the int3's SIGTRAP, or an interrupt. */
-  private waitStop(what: string, kind: 'syscall' | 'int3' | 'interrupt'): void {
+  /** Waits for the stop a resumed call ends in: a syscall stop, the int3's SIGTRAP, or an interrupt (with `pump`, polling, pumping meanwhile). */
+  private waitStop(what: string, kind: 'syscall' | 'int3' | 'interrupt', pump?: () => boolean): void {
     for (;;) {
-      const w = waitPid(this.pid);
-      if (!w) continue;
+      const w = waitPid(this.pid, pump !== undefined);
+      if (!w) {
+        pump?.();
+        continue;
+      }
       if (w.kind !== 'stopped') {
         throw new InjectError(this.pid, `Task ${this.pid} ended during injected ${what} (${w.kind})`);
       }

@@ -56,15 +56,27 @@ export function writeRaw(fd: number, buf: Buffer, off: number, len: number): num
 
 export const POLLIN = 0x1, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10;
 
-/** poll(2) of one fd without waiting: the events it reports now (POLLERR on a pipe's write end: no reader is left). */
-export function pollNow(fd: number, events: number): number {
+/** poll(2) of one fd, without waiting or for up to `waitMs`: the events it reports (POLLERR on a pipe's write end: no reader is left). */
+export function pollNow(fd: number, events: number, waitMs = 0): number {
   const p = Buffer.alloc(8);
   p.writeInt32LE(fd, 0);
   p.writeInt16LE(events, 4);
   for (;;) {
-    const r = syscallRaw('poll', addressOf(p), 1, 0);
+    const r = syscallRaw('poll', addressOf(p), 1, waitMs);
     if (r === -BigInt(EINTR)) continue;
     if (r < 0n) throw new SyscallError('poll', Number(-r), `fd ${fd}`);
     return p.readUInt16LE(6);
+  }
+}
+
+/** splice(2) of up to `len` bytes from pipe `fdIn` into file `fdOut` at offset `off`; the bytes moved (0: the pipe is empty). */
+export function spliceToFile(fdIn: number, fdOut: number, off: bigint, len: number): number {
+  const pos = new BigInt64Array([off]);
+  for (;;) {
+    const r = syscallRaw('splice', fdIn, 0, fdOut, addressOf(pos), len, SPLICE_F_NONBLOCK);
+    if (r === -BigInt(EINTR)) continue;
+    if (r === -BigInt(EAGAIN)) return 0;
+    if (r < 0n) throw new SyscallError('splice', Number(-r), `fd ${fdIn} -> fd ${fdOut}`);
+    return Number(r);
   }
 }

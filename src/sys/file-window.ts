@@ -1,0 +1,38 @@
+// Windows of a file mapped shared into stasis, where its bytes are read in place: the pages
+// a dump spliced into a pages file (page-splice.ts) are summed by another thread through such
+// a window of the page cache, with no copy of their own. MAP_POPULATE maps the window's pages
+// in one call rather than one fault per 4 KiB.
+import { syscall } from './libc.js';
+
+const PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_POPULATE = 0x8000;
+const SEEK_SET = 0;
+
+export function seekTo(fd: number, off: bigint): void {
+  syscall('lseek', fd, off, SEEK_SET);
+}
+
+/** Maps `len` bytes of `fd` at `off` (page-aligned) shared and populated, read-write or read-only; returns its address. */
+export function mapWindow(fd: number, off: bigint, len: number, writable = true): bigint {
+  return syscall('mmap', 0, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_POPULATE, fd, off);
+}
+
+export function unmapWindow(addr: bigint, len: number): void {
+  syscall('munmap', addr, len);
+}
+
+/**
+ * For a worker thread's own code (eval'd, CommonJS, with `workerData.from` a module's URL
+ * whose node_modules holds koffi): defines `bufferAt(addr, len)`, a Buffer over `len` bytes
+ * of this process's memory at `addr` (a window mapped by another thread), valid until it is
+ * unmapped.
+ */
+export const BUFFER_AT_CODE = `
+const bufferAt = (() => {
+  const koffi = require('node:module').createRequire(workerData.from)('koffi');
+  return (addr, len) => {
+    const p = Buffer.alloc(8);
+    p.writeBigUInt64LE(addr, 0);
+    return Buffer.from(koffi.view(koffi.decode(p, 'void *'), len));
+  };
+})();
+`;
