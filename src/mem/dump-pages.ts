@@ -342,17 +342,17 @@ export class PageDumper {
     let segs = this.segs.map((g) => ({ ...g }));
     this.segs = [];
     this.used = 0;
+    // (onFlushed, which may cancel the dump by throwing, is told between injected calls, never inside one.)
     const moved = (m: number) => {
       s.pos += BigInt(m);
       this.handWindow(s, false);
-      this.opts.onFlushed?.(m);
     };
     while (segs.length) {
       segs.forEach((g, i) => {
         this.iov.writeBigUInt64LE(g.addr, i * 16);
         this.iov.writeBigUInt64LE(BigInt(g.len), i * 16 + 8);
       });
-      let n = s.sp.move(this.iov, segs.length, this.outFd, s.pos, moved);
+      let n = s.sp.move(this.iov, segs.length, this.outFd, s.pos, moved, (m) => this.opts.onFlushed?.(m));
       while (segs.length && n >= segs[0]!.len) n -= segs.shift()!.len;
       if (!segs.length) break;
       const g = segs.shift()!;

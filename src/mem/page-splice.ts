@@ -57,16 +57,18 @@ export class TaskSplicer {
    * Moves the `count` segments of the iovec array `iov` (the task's own addresses) into `out`
    * from `pos` on. Each injected vmsplice fills one of the task's pipes (up to `capacity`)
    * while stasis splices the other's pages, put there by the call before, into the file: the
-   * copy overlaps the ptrace round trip. `moved` is told the bytes as they land, in order.
-   * Returns the bytes moved: fewer than asked where a segment cannot be read (PROT_NONE stops
+   * copy overlaps the ptrace round trip. `moved` is told the bytes as they land, in order;
+   * `between`, the bytes landed since it was last called, between two injected calls (where
+   * it may throw: a cancelled dump). Returns the bytes moved: fewer than asked where a segment cannot be read (PROT_NONE stops
    * vmsplice): the rest is the caller's.
    */
-  move(iov: Buffer, count: number, out: number, pos: bigint, moved: (n: number) => void): number {
+  move(iov: Buffer, count: number, out: number, pos: bigint, moved: (n: number) => void, between: (n: number) => void): number {
     const segs: { addr: bigint; len: number }[] = [];
     for (let i = 0; i < count; i++) segs.push({ addr: iov.readBigUInt64LE(i * 16), len: Number(iov.readBigUInt64LE(i * 16 + 8)) });
     const total = segs.reduce((n, g) => n + g.len, 0);
     // What each pipe holds for the file, and where: drained in the order the calls filled them.
     const held = [{ at: pos, left: 0 }, { at: pos, left: 0 }];
+    let landed = 0;
     const drain = (k: number): boolean => {
       const h = held[k]!;
       if (h.left === 0) return false;
@@ -77,6 +79,7 @@ export class TaskSplicer {
       }
       h.at += BigInt(m);
       h.left -= m;
+      landed += m;
       moved(m);
       return true;
     };
@@ -101,6 +104,8 @@ export class TaskSplicer {
       const other = 1 - k;
       const r = this.inj.callPumping('vmsplice', [this.taskFds[2 * k + 1]!, at, n, 0], () => drain(other));
       drainAll(other);
+      between(landed);
+      landed = 0;
       const got = r < 0n ? 0 : Number(r); // (EFAULT at the first page: nothing moved)
       if (got === 0) break;
       held[k] = { at: pos + BigInt(sent), left: got };
@@ -116,6 +121,7 @@ export class TaskSplicer {
       k = other;
     }
     drainAll(1 - k);
+    between(landed);
     return sent;
   }
 

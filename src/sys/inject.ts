@@ -294,9 +294,26 @@ export class Injector {
    * Runs one syscall that may wait for stasis meanwhile (a vmsplice into a pipe stasis
    * drains): while the task is in it, `pump` is called again and again until the call ends;
    * it does a piece of the work, or waits a little for some to come (it returns whether it did
-   * any). Returns rax as call() does.
+   * any). Returns rax as call() does. A pump that throws is not called again, and its error
+   * is thrown once the call has ended (the task stopped again, its registers settable).
    */
-  callPumping(name: SyscallName, args: Arg[], pump: () => boolean): bigint {
+  callPumping(name: SyscallName, args: Arg[], work: () => boolean): bigint {
+    let failed: { e: unknown } | undefined;
+    const pump = () => {
+      if (failed) return false;
+      try {
+        return work();
+      } catch (e) {
+        failed = { e };
+        return false;
+      }
+    };
+    const r = this.pumped(name, args, pump);
+    if (failed) throw failed.e;
+    return r;
+  }
+
+  private pumped(name: SyscallName, args: Arg[], pump: () => boolean): bigint {
     this.setCall(name, args);
     this.step(`${name}-regs`);
     let r: bigint;
