@@ -16,7 +16,7 @@ import { GhostFileEntrySchema, GhostChunkEntrySchema } from '../image/gen/stasis
 import { RemapFilePathEntrySchema, RemapType, type RemapFilePathEntry } from '../image/gen/stasis/remap-file-path_pb.js';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import type { GhostFileImage } from '../image/index.js';
-import { linkAt, lseek, readlinkFd, withTaskFd, SyscallError } from '../sys/index.js';
+import { linkAt, lseek, mountIdOf, readlinkFd, withTaskFd, SyscallError } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { emptyFown } from './reg.js';
 
@@ -72,9 +72,26 @@ export class GhostDumper {
     if (this.mntRoots.has(s.mntId)) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed or replaced, and it is on mount ${s.mntId} of a mount namespace below the tree's root's, where stasis cannot restore such files yet`);
   }
 
+  /**
+   * In a mount namespace of the tree's own, restore makes a ghost (and dump a linked remap's
+   * link) at its path through the tree's root: refused where its directory no longer leads to
+   * the file's mount (a mount over it, as in zdtm overmount_file, would get the file instead).
+   */
+  private refuseElsewhere(s: GhostSource, path: string): void {
+    if (!this.mntRoot) return;
+    const mnt = s.mntId > 0 ? s.mntId : mountIdOf(s.proc);
+    if (mnt === undefined) return;
+    const why = `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed or replaced, and`;
+    let dir = path.slice(0, path.lastIndexOf('/')) || '/';
+    while (dir !== '/' && !fs.existsSync(`${this.mntRoot}${dir}`)) dir = dir.slice(0, dir.lastIndexOf('/')) || '/';
+    const at = mountIdOf(`${this.mntRoot}${dir}`);
+    if (at !== undefined && at !== mnt) throw new StasisError('E_UNSUPPORTED', `${why} its directory ${dir} now leads to mount ${at}, not to its mount ${mnt} (a mount over it hides where the file was)`);
+  }
+
   /** Keeps the file behind `s` (once per inode) and remaps file `fileId` to it. */
   add(s: GhostSource, fileId: number, path: string): void {
     this.refuseNested(s, path);
+    this.refuseElsewhere(s, path);
     const key = `${s.stat.dev}:${s.stat.ino}`;
     let id = this.byInode.get(key);
     if (id === undefined) {
@@ -99,6 +116,7 @@ export class GhostDumper {
    */
   addLinked(s: GhostSource, fileId: number, path: string, freshId: () => number): FileEntry | null {
     this.refuseNested(s, path);
+    this.refuseElsewhere(s, path);
     if (!this.linkRemap) {
       throw new StasisError('E_UNSUPPORTED',
         `Cannot dump ${s.what} of pid ${s.pid}: ${path} was unlinked or replaced, but its inode has ${s.stat.nlink} other link(s), ` +

@@ -211,3 +211,22 @@ test('a Unix listener and connection whose name\'s file a mount hides come back 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a file whose directory a mount now covers (the deleted one, the shell\'s output), inside a tree\'s own mount namespace, is refused at dump, naming both mounts (restore would make it on the mount over it); the tree runs on', { skip: why, timeout: 60_000 }, async () => {
+  const box = startBox();
+  const images = tmpDir('ghostns-img');
+  try {
+    // (The bind on /tmp/dst first taken off: the mount over /tmp would hide it too.)
+    const r = spawnSync('nsenter', ['-t', String(box.pid), '-m', '--', '/bin/busybox', 'sh', '-c', '/bin/busybox umount /tmp/dst && /bin/busybox mount -t tmpfs over /tmp'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root }), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' &&
+      /fd \d+ of pid \d+: \/tmp\/(gone|out) was removed or replaced, and its directory \/tmp now leads to mount \d+, not to its mount \d+ \(a mount over it hides where the file was\)/.test(e.message));
+    const n = lines(box.pid).length;
+    sleepMs(200);
+    assert.ok(lines(box.pid).length > n, 'the tree stopped counting after a refused dump');
+  } finally {
+    end(box.unshare);
+    fs.rmSync(images, { recursive: true, force: true });
+    fs.rmSync(box.dir, { recursive: true, force: true });
+  }
+});
