@@ -73,10 +73,19 @@ int main(int argc, char **argv)
 	wl_ready();
 	wl_wait_go();
 
+	/* Field by field: glibc's tcgetattr() leaves struct termios's padding (after c_cc) as the
+	 * stack had it, so a memcmp() of two of them compares garbage. */
 	struct termios after;
-	if (tcgetattr(11, &after) || memcmp(&before, &after, sizeof(after)))
-		wl_fail("the slave's termios changed (lflag %o -> %o, erase %d -> %d, speed %d -> %d); ", before.c_lflag, after.c_lflag,
-			before.c_cc[VERASE], after.c_cc[VERASE], (int)cfgetospeed(&before), (int)cfgetospeed(&after));
+	if (tcgetattr(11, &after))
+		wl_fail("tcgetattr on the slave failed; ");
+	else if (before.c_iflag != after.c_iflag || before.c_oflag != after.c_oflag || before.c_cflag != after.c_cflag ||
+		 before.c_lflag != after.c_lflag || before.c_line != after.c_line || memcmp(before.c_cc, after.c_cc, sizeof(after.c_cc)) ||
+		 cfgetispeed(&before) != cfgetispeed(&after) || cfgetospeed(&before) != cfgetospeed(&after))
+		wl_fail("the slave's termios changed (iflag %o -> %o, oflag %o -> %o, cflag %o -> %o, lflag %o -> %o, line %d -> %d, "
+			"erase %d -> %d, ispeed %d -> %d, ospeed %d -> %d); ", before.c_iflag, after.c_iflag, before.c_oflag, after.c_oflag,
+			before.c_cflag, after.c_cflag, before.c_lflag, after.c_lflag, before.c_line, after.c_line, before.c_cc[VERASE],
+			after.c_cc[VERASE], (int)cfgetispeed(&before), (int)cfgetispeed(&after), (int)cfgetospeed(&before),
+			(int)cfgetospeed(&after));
 	struct winsize now;
 	if (ioctl(11, TIOCGWINSZ, &now) || now.ws_row != 33 || now.ws_col != 77)
 		wl_fail("the window is %dx%d, not 33x77; ", now.ws_row, now.ws_col);
