@@ -4,9 +4,11 @@
 // own (the yard): the root as a bind of --root, fresh filesystems mounted by itself (proc of
 // its own pid namespace, sysfs of its network namespace, mqueue of its IPC namespace), tmpfs
 // files put back from their archive before anything is mounted on it, binds of mounts made
-// already, external mounts bound from the host path --ext-mount-map gives their name, each
-// reached through an fd held on the mount it goes on; then sets each mount's flags (read-only,
-// nosuid, ...), pivots into the yard and drops the old tree. stasis then opens the tree's files
+// already, external mounts cloned from the host path --ext-mount-map gives their name (in
+// stasis's namespace, open_tree, and moved into the task's: a slave of a host peer group stays
+// one), filesystems of devices --external dev[] names, each reached through an fd held on the
+// mount it goes on; checks every mount's propagation and the roots of those made anew against
+// the image; then sets each mount's flags (read-only, nosuid, ...), pivots into the yard and drops the old tree. stasis then opens the tree's files
 // through /proc/ROOT/root, which leads into the new tree.
 import fs from 'node:fs';
 import os from 'node:os';

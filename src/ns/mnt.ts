@@ -105,7 +105,7 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     // Propagation ties the mount to mounts that are not the tree's: nothing restores the peer.
     if ((m.master !== undefined || m.propagateFrom !== undefined) && !extMaster) return { refused: `${name(m)} is a slave of peer group ${m.master ?? m.propagateFrom}; stasis restores private and shared mounts only` };
     // A peer group of the tree's own could be made again, but nothing here proves it yet.
-    if (m.shared !== undefined) return { refused: `${name(m)} is shared (peer group ${m.shared}); stasis restores private mounts only` };
+    if (m.shared !== undefined) return { refused: extMnt.has(m.mountPoint) ? `${name(m)} is an external mount shared in peer group ${m.shared}; stasis does not restore the sharing of external mounts yet` : `${name(m)} is shared (peer group ${m.shared}); stasis restores private mounts only` };
     if (m.unbindable) return { refused: `${name(m)} is unbindable; stasis cannot restore unbindable mounts` };
     const key = extMnt.get(m.mountPoint);
     if (key !== undefined) {
