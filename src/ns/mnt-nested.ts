@@ -78,11 +78,19 @@ export interface NestedMntNs {
 export function checkNestedMnt(rootPid: number, nested: readonly NestedMntNs[], opts: NsCheckOpts): string | undefined {
   const outer = mountsOf(rootPid);
   if ('refused' in outer) return outer.refused;
+  // A filesystem two nested namespaces show and the root's does not (one nested in another) would come back as two.
+  const seen = new Map<string, { link: string; m: MountInfo }>();
   for (const n of nested) {
     const mounts = mountsOf(n.pid);
     if ('refused' in mounts) return `mnt namespace ${n.link} of pid ${n.pid}: ${mounts.refused}`;
     const b = outerBinds(mounts, outer);
     if ('refused' in b) return `mnt namespace ${n.link} of pid ${n.pid}: ${b.refused}`;
+    for (const m of mounts) {
+      if (b.binds.has(m.mountPoint)) continue;
+      const dev = `${m.dev.major}:${m.dev.minor}`, other = seen.get(dev);
+      if (other && other.link !== n.link) return `mnt namespace ${n.link} of pid ${n.pid}: ${name(m)} shows the filesystem of ${name(other.m)} of mnt namespace ${other.link}, which the root's namespace does not show; stasis makes a nested namespace's binds only of the root namespace's mounts`;
+      seen.set(dev, { link: n.link, m });
+    }
     const p = plansOf(n.pid, opts, keys(b.binds));
     if ('refused' in p) return `mnt namespace ${n.link} of pid ${n.pid}: ${p.refused}`;
   }
