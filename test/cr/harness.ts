@@ -254,9 +254,9 @@ export async function checkpointRestore(w: Workload, opts: { shellJob?: boolean;
  * (the dump must have left it exactly as it was); then, once it has exited, restores the same
  * images and lets the restored workload check itself again.
  */
-export async function leaveRunningThenRestore(w: Workload, checkImages: (dir: string) => void = () => {}): Promise<void> {
+export async function leaveRunningThenRestore(w: Workload, checkImages: (dir: string) => void = () => {}, opts: Partial<DumpOptions> = {}): Promise<void> {
   const images = tmpDir(`${w.name}-img`);
-  await dump({ pid: w.pid, imagesDir: images, leaveRunning: true });
+  await dump({ ...opts, pid: w.pid, imagesDir: images, leaveRunning: true });
   verifyImages(images);
   checkImages(images);
   w.go();

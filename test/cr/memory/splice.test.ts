@@ -7,25 +7,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Workload, compileWorkload, tmpDir, verifyImages, assertPassed } from '../harness.js';
+import { Workload, compileWorkload, tmpDir, leaveRunningThenRestore } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { FileLog } from '../../../src/log.js';
 
 test('48 MiB of a task spliced into its pages file: the task ran on unchanged, and its restore holds every word', async () => {
   const w = new Workload('splicemem', compileWorkload('splicemem')).start();
-  const images = tmpDir('splicemem-img');
   const logFile = path.join(tmpDir('splicemem-log'), 'dump.log');
-  await dump({ pid: w.pid, imagesDir: images, leaveRunning: true, log: new FileLog(logFile, 4) });
-  verifyImages(images);
-  // The path was taken: vmsplice calls of a MiB each (a pipe's size), not one read per buffer.
-  const calls = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => /inject pid \d+: vmsplice\(/.test(l));
-  assert.ok(calls.length >= 40, `${calls.length} vmsplice calls in the log:\n${calls.join("\n")}`);
-  w.go();
-  assertPassed(w.finish());
-  fs.rmSync(w.file('result'));
-  const r = await restore({ imagesDir: images, detach: true });
-  assert.equal(r.pid, w.pid);
-  assertPassed(w.finish());
+  await leaveRunningThenRestore(w, () => {
+    // The path was taken: vmsplice calls of a MiB each (a pipe's size), not one read per buffer.
+    const calls = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => /inject pid \d+: vmsplice\(/.test(l));
+    assert.ok(calls.length >= 40, `${calls.length} vmsplice calls in the log:\n${calls.join('\n')}`);
+  }, { log: new FileLog(logFile, 4) });
 });
 
 test('a damaged spliced pages file is refused at restore, by its CRC-32s', async () => {
