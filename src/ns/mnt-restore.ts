@@ -8,8 +8,9 @@
 // stasis's namespace, open_tree, and moved into the task's: a slave of a host peer group stays
 // one), filesystems of devices --external dev[] names, each reached through an fd held on the
 // mount it goes on; checks every mount's propagation and the roots of those made anew against
-// the image; then sets each mount's flags (read-only, nosuid, ...), pivots into the yard and drops the old tree. stasis then opens the tree's files
-// through /proc/ROOT/root, which leads into the new tree.
+// the image; then sets each mount's flags (read-only, nosuid, ...), pivots into the yard and
+// drops the old tree. stasis then opens the tree's files through /proc/ROOT/root, which leads
+// into the new tree.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
