@@ -1,16 +1,17 @@
 // Restoring a mount namespace (CRIU's prepare_mnt_ns, done the mount-v1 way): the restored
 // root, just made with CLONE_NEWNS (a copy of stasis's mounts), makes everything private so
-// nothing propagates back, builds the image's mounts parents first under a directory of its
-// own (the yard): the root as a bind of --root, fresh filesystems mounted by itself (proc of
-// its own pid namespace, sysfs of its network namespace, mqueue of its IPC namespace), tmpfs
-// files put back from their archive before anything is mounted on it, binds of mounts made
-// already, external mounts cloned from the host path --ext-mount-map gives their name (in
-// stasis's namespace, open_tree, and moved into the task's: a slave of a host peer group stays
-// one), filesystems of devices --external dev[] names, each reached through an fd held on the
-// mount it goes on; checks every mount's propagation and the roots of those made anew against
-// the image; then sets each mount's flags (read-only, nosuid, ...), pivots into the yard and
-// drops the old tree. stasis then opens the tree's files through /proc/ROOT/root, which leads
-// into the new tree.
+// nothing propagates back, builds the image's mounts (in mountOrder()'s order: parents first,
+// a mount before a sibling that covers its path) under a directory of its own (the yard): the
+// root as a bind of --root, fresh filesystems mounted by itself (proc of its own pid
+// namespace, sysfs of its network namespace, mqueue of its IPC namespace), tmpfs files put
+// back from their archive before anything is mounted on it, binds of mounts made already,
+// external mounts cloned from the host path --ext-mount-map gives their name (in stasis's
+// namespace, open_tree, and moved into the task's: a slave of a host peer group stays one),
+// filesystems of devices --external dev[] names, each reached through an fd held on the mount
+// it goes on; then sets each mount's flags (read-only, nosuid, ...), pivots into the yard and
+// drops the old tree, sets the propagation of the tree's own peer groups (mnt-sharing.ts), and
+// checks every mount's place, propagation and the roots of those made anew against the image.
+// stasis then opens the tree's files through /proc/ROOT/root, which leads into the new tree.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +25,8 @@ import type { NsRestoreCtx } from './ns-kind.js';
 import { planMounts, FSTYPE, type MountPlan } from './mnt.js';
 import { AUTO_KEY, externalPath, mountIdOfFd, propagationDiffers } from './mnt-external.js';
 import { restoreNestedMnt } from './mnt-nested.js';
+import { MS_PROPAGATION, MS_UNBINDABLE, restoreSharing } from './mnt-sharing.js';
+import { parseMountinfo } from '../proc/mountinfo.js';
 
 const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, OPEN_TREE_CLONE = 1, MOVE_MOUNT_F_EMPTY_PATH = 4;
 const MS_RDONLY = 0x1, MS_REMOUNT = 0x20, MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MS_SLAVE = 0x80000, MNT_DETACH = 2;
@@ -38,45 +41,23 @@ const fsName = (t: number) => (fsNames ??= new Map(Object.entries(FSTYPE).map(([
 export function asMountInfo(e: MntEntry): MountInfo {
   return {
     mountId: e.mntId, parentId: e.parentMntId, dev: { major: e.rootDev >>> 20, minor: e.rootDev & 0xfffff }, root: e.root,
-    mountPoint: e.mountpoint, mountOptions: [], optionalFields: [], unbindable: false, fsType: fsName(e.fstype) ?? `fstype ${e.fstype}`,
+    mountPoint: e.mountpoint, mountOptions: [], optionalFields: [], unbindable: (e.flags & MS_UNBINDABLE) !== 0, fsType: fsName(e.fstype) ?? `fstype ${e.fstype}`,
     source: e.source, superOptions: e.options ? e.options.split(',') : [],
     ...(e.sharedId ? { shared: e.sharedId } : {}), ...(e.masterId ? { master: e.masterId } : {}),
   };
 }
 
-/**
- * The entries parents first, otherwise in mountinfo's order (the reverse of the image's),
- * which is the order they were made in: a mount over a directory above another (zdtm
- * tempfs_overmounted's second /a over /a/b) is made after the mounts it covers, as it was.
- */
-function parentsFirst(entries: MntEntry[]): MntEntry[] {
-  const ids = new Set(entries.map((e) => e.mntId));
-  const done = new Set<number>();
-  const waiting = new Map<number, MntEntry[]>();
-  const out: MntEntry[] = [];
-  const add = (e: MntEntry) => {
-    out.push(e);
-    done.add(e.mntId);
-    for (const c of waiting.get(e.mntId) ?? []) add(c);
-    waiting.delete(e.mntId);
-  };
-  for (const e of [...entries].reverse()) {
-    if (!ids.has(e.parentMntId) || done.has(e.parentMntId)) add(e);
-    else waiting.set(e.parentMntId, [...(waiting.get(e.parentMntId) ?? []), e]);
-  }
-  if (out.length < entries.length) throw new StasisError('E_CORRUPT', `The mounts ${entries.filter((e) => !done.has(e.mntId)).map((e) => e.mntId).join(', ')} of the image hang off each other`);
-  return out;
-}
-
 export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): void {
-  const entries = parentsFirst(readImage(ctx.imagesDir, 'mountpoints', id));
-  const byId = new Map(entries.map((e) => [e.mntId, e]));
+  // (The image keeps them in the reverse of mountinfo's order, the order they were made in.)
+  const image = readImage(ctx.imagesDir, 'mountpoints', id).reverse();
+  const byId = new Map(image.map((e) => [e.mntId, e]));
   const archive = (e: MntEntry) => imagePath(ctx.imagesDir, 'tmpfs-dev', e.rootDev);
   // The image's names of external mounts are its keys here: --ext-mount-map NAME:HOSTPATH.
   // A nested namespace's binds of the root namespace's mounts come as external ones (mnt-nested.ts), and its root is made as any mount.
-  const extByName = new Map([...entries.filter((e) => e.extKey).map((e) => [e.mountpoint, e.extKey!] as const), ...(ctx.outerBinds ?? [])]);
-  const planned = planMounts(entries.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined, (m) => (m.fsType === 'auto' ? /^dev\[(.+)\]$/s.exec(m.source)?.[1] : undefined));
+  const extByName = new Map([...image.filter((e) => e.extKey).map((e) => [e.mountpoint, e.extKey!] as const), ...(ctx.outerBinds ?? [])]);
+  const planned = planMounts(image.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined, (m) => (m.fsType === 'auto' ? /^dev\[(.+)\]$/s.exec(m.source)?.[1] : undefined));
   if ('refused' in planned) throw new StasisError('E_UNSUPPORTED', `Cannot restore mnt namespace ${id}: ${planned.refused}`);
+  const entries = planned.order.map((mid) => byId.get(mid)!);
   if (ctx.rootCode === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the root task's code is not known`);
   const yard = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-mnt-'));
   const inTask = (p: string) => `/proc/${hostPid}/root${p}`;
@@ -94,9 +75,9 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     return { task: at, host: at };
   };
   const inj = new Injector(hostPid, { code: ctx.rootCode, codeInPlace: true });
-  const call = (what: string, name: 'mount' | 'umount2' | 'pivot_root' | 'chdir' | 'open_tree' | 'close' | 'openat' | 'move_mount', ...args: (string | number | null)[]) => {
+  const call = (what: string, name: 'mount' | 'umount2' | 'pivot_root' | 'chdir' | 'open_tree' | 'close' | 'openat' | 'move_mount' | 'mount_setattr', ...args: (string | number | Buffer | null)[]) => {
     inj.resetScratch();
-    const r = inj.call(name, ...args.map((a) => (a === null ? 0 : typeof a === 'string' ? inj.putString(a) : a)));
+    const r = inj.call(name, ...args.map((a) => (a === null ? 0 : typeof a === 'string' ? inj.putString(a) : Buffer.isBuffer(a) ? inj.put(a) : a)));
     if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: ${what} failed with ${failedWith(r)}`);
     return Number(r);
   };
@@ -150,13 +131,13 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       if (plan.how !== 'root') makeTarget(to.host, hostSource === undefined || plan.how === 'device' ? true : onFs(`looking up ${src()}`, () => isDir(hostSource!)), (p) => onFs(`making the mountpoint ${e.mountpoint}`, p));
       if (plan.how === 'device') {
         // The device's filesystem mounted anew, as a fresh one; read-only per mount comes with the flags below.
-        call(`mounting ${e.fsname ?? '?'} of ${source} at ${where}`, 'mount', source!, to.task, e.fsname ?? '', (e.flags & ~MS_RDONLY) | (e.sbFlags & SB_MASK), e.options);
+        call(`mounting ${e.fsname ?? '?'} of ${source} at ${where}`, 'mount', source!, to.task, e.fsname ?? '', (e.flags & ~MS_RDONLY & ~MS_PROPAGATION) | (e.sbFlags & SB_MASK), e.options);
       } else if (plan.how === 'fresh') {
         const fsType = fsName(e.fstype)!;
         // Read-only per mount comes with the flags below; a read-only superblock now.
         // A read-only superblock with files is made read-only once they are in.
         const sb = e.sbFlags & SB_MASK & (plan.contents ? ~MS_RDONLY : ~0);
-        call(`mounting ${fsType} at ${where}`, 'mount', e.source, to.task, fsType, (e.flags & ~MS_RDONLY) | sb, e.options);
+        call(`mounting ${fsType} at ${where}`, 'mount', e.source, to.task, fsType, (e.flags & ~MS_RDONLY & ~MS_PROPAGATION) | sb, e.options);
       } else if (plan.how === 'external' && ctx.outerBinds?.has(e.mountpoint)) {
         // A nested namespace's bind of a mount of the root's: its copy is of the task's namespace (mnt-nested.ts), bound as any of its mounts.
         call(`binding ${source} at ${where}`, 'mount', source!, to.task, null, MS_BIND, null);
@@ -179,7 +160,9 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       }
       // A clone or bind is in its source's peer group (or a slave of its master): the image's
       // propagation now, private or a slave of the host's peer group it was a slave of (checked below).
-      if (plan.how === 'external' || plan.how === 'bind') call(`making ${where} ${e.masterId ? 'a slave' : 'private'}`, 'mount', 'none', to.task, null, e.masterId ? MS_SLAVE : MS_PRIVATE, null);
+      // (A slave of the tree's own peer group is made one with the others' propagation, below.)
+      const hostSlave = e.masterId !== undefined && e.masterId !== 0 && !planned.sharing.groups.some((g) => g.shared === e.masterId);
+      if (plan.how === 'external' || plan.how === 'bind') call(`making ${where} ${hostSlave ? 'a slave' : 'private'}`, 'mount', 'none', to.task, null, hostSlave ? MS_SLAVE : MS_PRIVATE, null);
       if (clone !== undefined) call(`closing the clone of the mount ${e.mntId} binds`, 'close', clone);
       // The path of the lowest of the mounts stacked where it is leads to it, the topmost
       // (a path ending in an fd's link would stop at the fd's own mount).
@@ -191,12 +174,17 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       if (plan.how === 'fresh' && plan.contents && e.sbFlags & MS_RDONLY) call(`making the ${fsName(e.fstype)!} at ${where} read-only`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | (e.sbFlags & SB_MASK), e.options);
       ctx.log.debug(`mount ${e.mntId}: ${plan.how} at ${e.mountpoint}`);
     }
-    const fresh = new Set(entries.filter((e) => ['fresh', 'device'].includes(planned.plans.get(e.mntId)!.how)).map((e) => e.mntId));
-    const differs = propagationDiffers(entries, new Map([...held].map(([mntId, fd]) => [mntId, mountIdOfFd(fd)])), fs.readFileSync(`/proc/${hostPid}/mountinfo`, 'utf8'), fresh);
-    if (differs) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: ${differs}`);
     // Flags last, children before parents: a read-only parent takes no more mountpoints.
     for (const e of [...entries].reverse()) {
-      call(`setting the flags 0x${e.flags.toString(16)} of ${e.mountpoint} (mount ${e.mntId})`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | MS_BIND | e.flags, null);
+      const flags = e.flags & ~MS_PROPAGATION;
+      call(`setting the flags 0x${flags.toString(16)} of ${e.mountpoint} (mount ${e.mntId})`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | MS_BIND | flags, null);
+    }
+    // The task's own fds on the mounts whose propagation is set after the pivot, when
+    // stasis's fds are out of its reach (its /proc is the tree's then).
+    const { groups, unbindable } = planned.sharing;
+    const taskFd = new Map<number, number>();
+    for (const mid of [...groups.flatMap((g) => [g.first, ...g.others]), ...unbindable]) {
+      taskFd.set(mid, call(`holding mount ${mid} at ${byId.get(mid)!.mountpoint} in the task`, 'openat', AT_FDCWD, heldPath(byId.get(mid)!), O_PATH | O_CLOEXEC, 0));
     }
     // The nested namespaces are made from copies of this one while its mounts are still in the yard.
     if (ctx.nestedMnt) restoreNestedMnt(ctx, ctx.nestedMnt, id, yard, inj);
@@ -204,7 +192,15 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     call('pivot_root into the restored mounts', 'pivot_root', '.', '.');
     call('dropping stasis\'s mounts', 'umount2', '.', MNT_DETACH);
     call('entering the restored root', 'chdir', '/');
-    ctx.log.info(`mnt namespace ${id}: ${entries.length} mounts restored`);
+    // Propagation last, on the whole tree: made before, a mount would have propagated to its
+    // peers, and pivot_root takes no shared root (CRIU's restore_mount_sharing_options).
+    restoreSharing(planned.sharing, taskFd, (what, name, ...args) => call(what, name, ...args), (mid) => `${byId.get(mid)!.mountpoint} (mount ${mid})`);
+    for (const fd of taskFd.values()) call('closing the task\'s fd on a mount', 'close', fd);
+    // What was made is what the image holds (a path that led elsewhere would say nothing).
+    const fresh = new Set(entries.filter((e) => ['fresh', 'device'].includes(planned.plans.get(e.mntId)!.how)).map((e) => e.mntId));
+    const why = treeCheck(entries, held, hostPid, fresh);
+    if (why) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the restored mounts are not the image's: ${why}`);
+    ctx.log.info(`mnt namespace ${id}: ${entries.length} mounts restored (${groups.length} sharing groups, ${unbindable.length} unbindable)`);
   } finally {
     for (const fd of held.values()) fs.closeSync(fd);
     inj.end();
@@ -214,6 +210,24 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       /* removed, or still a mountpoint in a failed restore's task (it dies with it) */
     }
   }
+}
+
+/**
+ * Why the restored mounts (read through stasis's fds on them, `held`) are not the image's: a
+ * mount on another parent or at another place, a `fresh` one showing another root of its
+ * filesystem, or propagation that differs; or undefined.
+ */
+function treeCheck(entries: readonly MntEntry[], held: ReadonlyMap<number, number>, hostPid: number, fresh: ReadonlySet<number>): string | undefined {
+  const mountinfo = fs.readFileSync(`/proc/${hostPid}/mountinfo`, 'utf8');
+  const now = new Map(parseMountinfo(mountinfo).map((m) => [m.mountId, m]));
+  const newId = new Map([...held].map(([mntId, fd]) => [mntId, mountIdOfFd(fd)]));
+  for (const e of entries) {
+    const m = now.get(newId.get(e.mntId) ?? -1);
+    if (!m) return `mount ${e.mntId} at ${e.mountpoint} is not among the restored mounts`;
+    const parent = newId.get(e.parentMntId);
+    if (m.mountPoint !== e.mountpoint || (parent !== undefined && m.parentId !== parent)) return `mount ${e.mntId} at ${e.mountpoint} came back at ${m.mountPoint}${parent !== undefined && m.parentId !== parent ? ` on another mount than ${e.parentMntId}` : ''}`;
+  }
+  return propagationDiffers(entries, newId, mountinfo, fresh);
 }
 
 /** What mount `e` is made from: the host path of --root or of an external mount, or a path through the fd of the mount it binds. */

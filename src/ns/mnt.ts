@@ -18,6 +18,7 @@ import { writeImage, imagePath } from '../image/index.js';
 import { StasisError } from '../errors.js';
 import { restoreMounts } from './mnt-restore.js';
 import { AUTO_KEY, autoExternals, pathReaches } from './mnt-external.js';
+import { planSharing, sharedOutside, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, type Sharing } from './mnt-sharing.js';
 import { CLONE_NEWNS, closeFd, inMountNsCopy, SyscallError } from '../sys/index.js';
 import type { NsCheckOpts, NsDumpCtx, NsKind } from './ns-kind.js';
 
@@ -45,6 +46,9 @@ export function mountFlags(options: readonly string[]): number {
 /** What mountinfo appends to the root of a mount whose root was removed. */
 export const DELETED_ROOT = '//deleted';
 
+/** The propagation CRIU keeps in a mount's flags besides its ids (proc_parse.c parse_mnt_opt). */
+const propagationFlags = (m: MountInfo) => (m.shared !== undefined ? MS_SHARED : 0) | (m.master !== undefined ? MS_SLAVE : 0) | (m.unbindable ? MS_UNBINDABLE : 0);
+
 /** The kernel's dev_t encoding of CRIU's (criu).dev fields: major << 20 | minor. */
 const kdev = (d: MountInfo['dev']) => ((d.major << 20) | d.minor) >>> 0;
 
@@ -64,7 +68,7 @@ export function mntEntries(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     const deleted = m.root.endsWith(DELETED_ROOT);
     return create(MntEntrySchema, {
       fstype: FSTYPE[fsType] ?? 0, mntId: m.mountId, rootDev: kdev(m.dev), parentMntId: m.parentId,
-      flags: mountFlags(m.mountOptions), root: deleted ? m.root.slice(0, -DELETED_ROOT.length) || '/' : m.root, mountpoint: m.mountPoint, source: m.source,
+      flags: mountFlags(m.mountOptions) | propagationFlags(m), root: deleted ? m.root.slice(0, -DELETED_ROOT.length) || '/' : m.root, mountpoint: m.mountPoint, source: m.source,
       ...(deleted ? { deleted: true } : {}),
       options: opts.join(','), sharedId: m.shared ?? 0, masterId: m.master ?? 0,
       sbFlags: m.superOptions.reduce((f, o) => f | (SB_FLAG[o] ?? 0), 0),
@@ -94,21 +98,18 @@ const FRESH = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup2', 'cgroup']
  * holds: nothing but the mountpoints of other mounts, files a tar archive keeps (CRIU's
  * tmpfs-dev-N.tar.gz.img: files, directories, symlinks, device nodes, FIFOs), or why not.
  */
-export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsFiles: (m: MountInfo) => TmpfsFiles, rootFresh = false, devKey: (m: MountInfo) => string | undefined = () => undefined): { plans: Map<number, MountPlan> } | { refused: string } {
+export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsFiles: (m: MountInfo) => TmpfsFiles, rootFresh = false, devKey: (m: MountInfo) => string | undefined = () => undefined): { plans: Map<number, MountPlan>; order: number[]; sharing: Exclude<Sharing, { refused: string }> } | { refused: string } {
   const plans = new Map<number, MountPlan>();
   const ids = new Set(mounts.map((m) => m.mountId));
-  const name = (m: MountInfo) => `mount ${m.mountId} at ${m.mountPoint} (${m.fsType} ${m.source}${m.root === '/' ? '' : `, ${m.root}`})`;
   const treeGroups = new Set(mounts.flatMap((m) => (m.shared !== undefined ? [m.shared] : [])));
   for (const m of mounts) {
     // A slave of a peer group no mount of the tree is in (its master is the host's): an external mount, bound again from the host's group.
     const extMaster = m.master !== undefined && m.propagateFrom === undefined && !treeGroups.has(m.master);
-    // Propagation ties the mount to mounts that are not the tree's: nothing restores the peer.
-    if ((m.master !== undefined || m.propagateFrom !== undefined) && !extMaster) return { refused: `${name(m)} is a slave of peer group ${m.master ?? m.propagateFrom}; stasis restores private and shared mounts only` };
-    // A peer group of the tree's own could be made again, but nothing here proves it yet.
-    if (m.shared !== undefined) return { refused: extMnt.has(m.mountPoint) ? `${name(m)} is an external mount shared in peer group ${m.shared}; stasis does not restore the sharing of external mounts yet` : `${name(m)} is shared (peer group ${m.shared}); stasis restores private mounts only` };
-    if (m.unbindable) return { refused: `${name(m)} is unbindable; stasis cannot restore unbindable mounts` };
     const key = extMnt.get(m.mountPoint);
     if (key !== undefined) {
+      // (Propagation of external mounts: the host's peer groups, not the tree's.)
+      if (m.shared !== undefined) return { refused: `${name(m)} is an external mount shared in peer group ${m.shared}; stasis does not restore the sharing of external mounts yet` };
+      if (m.master !== undefined && !extMaster) return { refused: `${name(m)} is an external mount, a slave of peer group ${m.master ?? m.propagateFrom} of the tree's; stasis restores an external mount a slave of the host's peer group, or private` };
       plans.set(m.mountId, { how: 'external', key });
       continue;
     }
@@ -155,8 +156,40 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     if (!FRESH.has(fsType)) return { refused: `${name(m)} is a ${m.fsType} filesystem, which stasis cannot mount again; give it as an external mount (--ext-mount-map, RPC ext_mnt)` };
     plans.set(m.mountId, { how: 'fresh', fsType });
   }
-  return { plans };
+  const order = mountOrder(mounts, plans);
+  if (typeof order === 'string') return { refused: order };
+  const sharing = planSharing(mounts, name);
+  return 'refused' in sharing ? sharing : { plans, order, sharing };
 }
+
+/**
+ * The order a restore makes the mounts in: mountinfo's (the order they were made in), but a
+ * mount after its parent and after the mount it binds, and before a sibling over a directory
+ * above it: that one covers its path (zdtm overmount_with_shared_parent: a/b/c, propagated
+ * on the parent after `a` covered it). What no order fits is refused.
+ */
+function mountOrder(mounts: readonly MountInfo[], plans: ReadonlyMap<number, MountPlan>): number[] | string {
+  const ids = new Set(mounts.map((m) => m.mountId));
+  const waits = new Map<number, number[]>(mounts.map((m) => [m.mountId, []]));
+  for (const m of mounts) {
+    const plan = plans.get(m.mountId);
+    if (ids.has(m.parentId) && m.parentId !== m.mountId) waits.get(m.mountId)!.push(m.parentId);
+    if (plan?.how === 'bind') waits.get(m.mountId)!.push(plan.from);
+    for (const s of mounts) if (s !== m && s.parentId === m.parentId && s.mountPoint !== m.mountPoint && isUnder(m.mountPoint, s.mountPoint)) waits.get(s.mountId)!.push(m.mountId);
+  }
+  const done = new Set<number>(), out: number[] = [];
+  while (out.length < mounts.length) {
+    const next = mounts.find((m) => !done.has(m.mountId) && waits.get(m.mountId)!.every((w) => done.has(w)));
+    if (!next) return `the mounts ${mounts.filter((m) => !done.has(m.mountId)).map(name).join(', ')} cover or bind each other so that no order makes them again`;
+    done.add(next.mountId);
+    out.push(next.mountId);
+  }
+  return out;
+}
+
+/** A mount as refusals name it. */
+export const mountName = (m: MountInfo) => `mount ${m.mountId} at ${m.mountPoint} (${m.fsType} ${m.source}${m.root === '/' ? '' : `, ${m.root}`})`;
+const name = mountName;
 
 const isUnder = (path: string, dir: string) => dir === '/' || path === dir || path.startsWith(`${dir}/`);
 
@@ -334,6 +367,8 @@ export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<str
     const why = m.root.endsWith(DELETED_ROOT) ? deletedRootRefusal(pid, m) : undefined;
     if (why) return { refused: why };
   }
+  const outside = sharedOutside(mounts, fs.readlinkSync(`/proc/${pid}/ns/mnt`), name);
+  if (outside) return { refused: outside };
   return { mounts, plans: p.plans, ext, auto };
 }
 

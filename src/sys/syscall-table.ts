@@ -21,7 +21,7 @@ export const SYS = {
   // scheduling, seccomp
   getpriority: 140, setpriority: 141, sched_getparam: 143, sched_setscheduler: 144, sched_getscheduler: 145,
   sched_setaffinity: 203, sched_getaffinity: 204, seccomp: 317,
-  mlock: 149, setns: 308, mount: 165, umount2: 166, pivot_root: 155, sethostname: 170, setdomainname: 171, uname: 63,
+  mlock: 149, setns: 308, mount: 165, umount2: 166, pivot_root: 155, mount_setattr: 442, sethostname: 170, setdomainname: 171, uname: 63,
   // Credentials.
   getgroups: 115, setgroups: 116, setfsuid: 122, setfsgid: 123, capget: 125, capset: 126,
 } as const;

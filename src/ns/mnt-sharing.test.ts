@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseMountinfo } from '../proc/mountinfo.js';
+import { planSharing } from './mnt-sharing.js';
+import { mountName } from './mnt.js';
+
+// The mounts of test/cr/ns/mount-propagation.test.ts's box, as its mountinfo showed them.
+const BOX = `68 66 254:0 /tmp/box/root / rw,relatime - ext4 /dev/vda rw
+69 68 0:60 / /shared rw,relatime shared:1 - tmpfs box-shared rw,size=1024k,mode=755
+70 68 0:60 /sub /peer rw,relatime shared:1 - tmpfs box-shared rw,size=1024k,mode=755
+71 68 0:60 / /slave rw,relatime shared:2 master:1 - tmpfs box-shared rw,size=1024k,mode=755
+72 68 0:60 / /slave-peer rw,relatime shared:2 master:1 - tmpfs box-shared rw,size=1024k,mode=755
+73 68 0:61 / /unb rw,relatime unbindable - tmpfs box-unb rw,size=1024k
+`;
+
+test('planSharing() makes each group from its widest mount, a slave group after its master\'s, and keeps the unbindable mount', () => {
+  const s = planSharing(parseMountinfo(BOX), mountName);
+  assert.ok('groups' in s, 'refused' in s ? s.refused : '');
+  assert.deepEqual(s.groups, [
+    { shared: 1, master: 0, first: 69, others: [70] },
+    { shared: 2, master: 1, first: 71, others: [72], parent: 0 },
+  ]);
+  assert.deepEqual(s.unbindable, [73]);
+});
+
+test('planSharing() puts a master\'s group first even where mountinfo shows its slave first', () => {
+  const lines = BOX.trim().split('\n');
+  const s = planSharing(parseMountinfo([lines[0], lines[3], lines[1]].join('\n')), mountName);
+  assert.ok('groups' in s);
+  assert.deepEqual(s.groups.map((g) => [g.shared, g.parent]), [[1, undefined], [2, 0]]);
+});
+
+test('planSharing() leaves a slave of a peer group the tree has no mount of (the host\'s) without a master group to join, shared again among its peers', () => {
+  const s = planSharing(parseMountinfo(BOX.replace(/shared:1/g, 'shared:7')), mountName);
+  assert.ok('groups' in s, 'refused' in s ? s.refused : '');
+  assert.deepEqual(s.groups.find((g) => g.shared === 2), { shared: 2, master: 1, first: 71, others: [72] });
+});
+
+test('planSharing() refuses a slave whose dominant peer group is another (propagate_from) and peers no one of whose roots holds the others\'', () => {
+  const from = planSharing(parseMountinfo('69 68 0:60 / /s rw master:4 propagate_from:2 - tmpfs t rw\n'), mountName);
+  assert.ok('refused' in from && /outside the tree/.test(from.refused));
+  const apart = planSharing(parseMountinfo('69 68 0:60 /a /a rw shared:3 - tmpfs t rw\n70 68 0:60 /b /b rw shared:3 - tmpfs t rw\n'), mountName);
+  assert.ok('refused' in apart && /no mount whose root holds the others'/.test(apart.refused), 'refused' in apart ? apart.refused : '');
+});
