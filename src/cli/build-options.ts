@@ -193,7 +193,7 @@ function extAuto(a: ParsedArgs): { sharing: boolean; masters: boolean } | undefi
 }
 
 /**
- * --external KEY:VAL (CRIU's), for network devices only: veth[IN]:OUT[@BRIDGE], macvlan[IN]:DEV
+ * --external KEY:VAL (CRIU's), for network devices only: veth[IN]:OUT[@BRIDGE], netdev[IN]:OUT, macvlan[IN]:DEV
  * at restore (at dump they name nothing stasis needs); other kinds of external resources are refused.
  */
 function netExternals(a: ParsedArgs, verb: 'dump' | 'restore'): Map<string, string> | undefined {
@@ -207,8 +207,8 @@ function netExternals(a: ParsedArgs, verb: 'dump' | 'restore'): Map<string, stri
   });
   if (!v.length) return undefined;
   return new Map(v.map((x) => {
-    const m = /^((?:veth|macvlan)\[[^\]]+\]):(.+)$/.exec(x);
-    if (!m) throw new StasisError('E_UNSUPPORTED', `Cannot use --external ${JSON.stringify(x)}: stasis takes only mnt[...], dev[...], pipe:[ID], veth[IN]:OUT[@BRIDGE] and macvlan[IN]:DEVICE`);
+    const m = /^((?:veth|macvlan|netdev)\[[^\]]+\]):(.+)$/.exec(x);
+    if (!m) throw new StasisError('E_UNSUPPORTED', `Cannot use --external ${JSON.stringify(x)}: stasis takes only mnt[...], dev[...], pipe:[ID], veth[IN]:OUT[@BRIDGE], netdev[IN]:OUT and macvlan[IN]:DEVICE`);
     return [m[1]!, m[2]!] as [string, string];
   }));
 }

@@ -4,7 +4,8 @@
 // ends are inside are made again in the namespace; a veth whose peer is outside gets a new
 // peer outside, named by `--external veth[IN]:OUT[@BRIDGE]` (put in that bridge), and a
 // macvlan is made again on the host's device `--external macvlan[IN]:OUTDEV` names (both made
-// from stasis's namespace with their inside end born in the new one, at their ifindex). Made
+// from stasis's namespace with their inside end born in the new one, at their ifindex); a veth
+// made beforehand, `--external netdev[IN]:OUT`, is moved in from there instead. Made
 // down, given their sysctls and masters, then brought up. Other kinds (tun among them) are
 // refused; what the devices do not come back with (a bridge option, a port's state) is caught
 // by the dump's trial (net.ts), which makes them in scratch namespaces and lists them again.
@@ -84,7 +85,7 @@ export type Externals = ReadonlyMap<string, string>;
 /** Why the devices of `devs` made from outside could not be made with `ext`, or undefined. */
 export function externalsMissing(devs: NetDeviceEntry[], ext: Externals, what: string): string | undefined {
   for (const d of devs) {
-    if (d.type === NdType.VETH && !insidePeer(d, devs) && !ext.get(`veth[${d.name}]`)) return `Cannot restore veth ${d.name} of ${what}: its peer was outside the namespace; name the new one with --external veth[${d.name}]:NAME (CRIU's, with @BRIDGE to put it in a bridge)`;
+    if (d.type === NdType.VETH && !insidePeer(d, devs) && !ext.get(`veth[${d.name}]`) && !ext.get(`netdev[${d.name}]`)) return `Cannot restore veth ${d.name} of ${what}: its peer was outside the namespace; name the new one with --external veth[${d.name}]:NAME (CRIU's, with @BRIDGE to put it in a bridge), or a veth made beforehand to be moved in with --external netdev[${d.name}]:DEVICE`;
     if (d.type === NdType.MACVLAN && !ext.get(`macvlan[${d.name}]`)) return `Cannot restore macvlan ${d.name} of ${what}: name the host's device it is to be on with --external macvlan[${d.name}]:DEVICE`;
   }
   return undefined;
@@ -101,7 +102,7 @@ export function hostScript(devs: NetDeviceEntry[], ext: Externals, target: strin
   const out: string[] = ['sleep 60 & S=$!'];
   const inside = (cmd: string) => `nsenter --net=${target} ${cmd}`;
   for (const d of devs) {
-    if (d.type === NdType.VETH && !insidePeer(d, devs)) {
+    if (d.type === NdType.VETH && !insidePeer(d, devs) && !ext.get(`netdev[${d.name}]`)) {
       const v = ext.get(`veth[${d.name}]`) ?? '';
       const at = v.indexOf('@'), name = at < 0 ? v : v.slice(0, at), bridge = at < 0 ? '' : v.slice(at + 1);
       out.push(`${inside(`ip link add ${attrs(d)} type veth peer name ${sq(name)} netns $S`)} || { kill $S; exit 3; }`);
@@ -113,6 +114,24 @@ export function hostScript(devs: NetDeviceEntry[], ext: Externals, target: strin
   if (out.length === 1) return '';
   out.push('kill $S');
   return out.join('\n');
+}
+
+/**
+ * The veths whose peer was outside that the user made beforehand (`--external netdev[IN]:OUT`,
+ * CRIU's): the host's device OUT is moved into the namespace as IN, at IN's ifindex.
+ */
+export function premadeVeths(devs: NetDeviceEntry[], ext: Externals): { dev: NetDeviceEntry; out: string }[] {
+  return devs.flatMap((d) => {
+    const out = ext.get(`netdev[${d.name}]`);
+    if (out === undefined) return [];
+    if (d.type !== NdType.VETH || insidePeer(d, devs)) throw new StasisError('E_RESTORE_FAILED', `Cannot move ${out} in as ${d.name} (--external netdev[${d.name}]): ${d.name} is not a veth whose peer was outside the namespace; stasis moves in only those`);
+    return [{ dev: d, out }];
+  });
+}
+
+/** The shell commands, run in the namespace, that give a device moved in the image's MAC address and MTU (made down: upScript brings it up). */
+export function premadeScript(moved: { dev: NetDeviceEntry }[]): string {
+  return moved.map(({ dev: d }) => `ip link set dev ${sq(d.name)} down${d.address.length ? ` address ${macText(d.address)}` : ''} mtu ${d.mtu} || exit 3`).join('\n');
 }
 
 /** The shell commands, run in the namespace, that make the devices of its own (bridges, veth pairs inside). */

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { create } from '@bufbuild/protobuf';
-import { inNamespace, CLONE_NEWNET } from '../sys/index.js';
+import { inNamespace, moveLinkToNetns, CLONE_NEWNET } from '../sys/index.js';
 import { writeImage, readImage, imageExists } from '../image/index.js';
 import { NdType, NetDeviceEntrySchema, NetnsEntrySchema, type NetDeviceEntry, type NetnsEntry } from '../image/gen/stasis/netdev_pb.js';
 import { StasisError } from '../errors.js';
@@ -23,7 +23,7 @@ import type { NsKind } from './ns-kind.js';
 import { imageRules, loadRules, readRulesAndOwners, rulesFile, rulesRefusal, type NetfilterRules } from './netfilter.js';
 import { ipListing, listingScript, listingsDiffer, restoreIp, saveIp, trialRestore, writeIpImages, type IpImages } from './net-ip.js';
 import { confDiffers, confScript, parseSysctlState, readConf, readFlatConf, sysctlsRefusal, SYSCTL_STATE } from './net-sysctl.js';
-import { externalsMissing, hostScript, insideScript, readDevices, upScript, IFF_UP, type JsonLink } from './net-dev.js';
+import { externalsMissing, hostScript, insideScript, premadeScript, premadeVeths, readDevices, upScript, IFF_UP, type JsonLink } from './net-dev.js';
 import { conntrackRefusal, readConntrack, readConntrackFile, restoreConntrack, writeConntrack, type ConntrackState } from './net-conntrack.js';
 
 const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
@@ -189,7 +189,27 @@ export const netNs = {
     };
     const target = `/proc/${hostPid}/ns/net`;
     inNamespace(target, 'net', CLONE_NEWNET, () => run(inside, ''));
-    // The veths whose peer was outside, and the macvlans, are made from stasis's namespace.
+    // The veths made beforehand are moved in, the others whose peer was outside and the
+    // macvlans made, from stasis's namespace.
+    const moved = premadeVeths(devs, ctx.netExternals ?? new Map());
+    if (moved.length) {
+      const nsFd = fs.openSync(target, 'r');
+      try {
+        for (const { dev, out } of moved) {
+          const found = (ip(['-d', 'link', 'show']) as JsonLink[]).find((l) => l.ifname === out);
+          if (!found) throw new StasisError('E_RESTORE_FAILED', `Cannot restore veth ${dev.name} of ${what}: the device ${out} to move in (--external netdev[${dev.name}]:${out}) is not in stasis's namespace`);
+          if (found.linkinfo?.info_kind !== 'veth') throw new StasisError('E_RESTORE_FAILED', `Cannot restore veth ${dev.name} of ${what}: the device ${out} to move in is ${found.linkinfo?.info_kind ? `a ${found.linkinfo.info_kind}` : 'a physical device'}, not a veth`);
+          try {
+            moveLinkToNetns(found.ifindex, nsFd, dev.name, dev.ifindex);
+          } catch (e) {
+            throw new StasisError('E_RESTORE_FAILED', `Cannot move ${out} into ${what} as ${dev.name} at index ${dev.ifindex}: ${(e as Error).message}`, { cause: e });
+          }
+        }
+      } finally {
+        fs.closeSync(nsFd);
+      }
+      inNamespace(target, 'net', CLONE_NEWNET, () => run(premadeScript(moved), ''));
+    }
     const host = hostScript(devs, ctx.netExternals ?? new Map(), target);
     if (host) run(host, ' (from the host\'s namespace)');
     inNamespace(target, 'net', CLONE_NEWNET, () => {

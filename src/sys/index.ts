@@ -28,6 +28,7 @@ export * from './netlink-packet.js';
 export { openCgroupFs } from './cgroup-fs.js';
 export { openDetachedFs, cloneMount } from './detached-fs.js';
 export * from './conntrack.js';
+export * from './rtnl-link.js';
 export * from './spawn-sibling.js';
 export { inMountNsCopy, type MountNsCopy } from './mount-ns-copy.js';
 export { mountIdOf } from './mount-id.js';

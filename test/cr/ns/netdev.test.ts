@@ -9,7 +9,8 @@
 // cannot carry (a route of another table than main) is refused at dump, the tree left
 // running; CRIU 4.2 restores stasis's images of such a namespace, and stasis CRIU's. Devices: a veth
 // pair inside, a bridge with one end as port and a veth whose peer is outside come back (from
-// stasis and from CRIU 4.2) with their ifindex, MAC, MTU, master and state; a tun device and a
+// stasis and from CRIU 4.2) with their ifindex, MAC, MTU, master and state, the last also as a
+// veth made beforehand and moved in (--external netdev[IN]:OUT); a tun device and a
 // bridge whose carrier would differ are refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -224,6 +225,40 @@ ip link set br1 up
         /* reaped */
       }
       spawnSync('ip', ['link', 'del', 'hbr0'], { env: SBIN_ENV });
+    }
+  });
+
+  test('a veth whose peer was outside is restored as the veth made beforehand that --external netdev[IN]:OUT names, moved in at its ifindex with its name, MAC, MTU and address; a missing one fails the restore', async () => {
+    const w = start();
+    try {
+      execFileSync('sh', ['-c', `ip link add vext0 type veth peer name hostv0 && ip link set vext0 netns ${w.pid} && nsenter -t ${w.pid} -n sh -c 'ip link set vext0 mtu 1300 address 02:00:00:00:06:01 && ip addr add 10.6.0.1/24 dev vext0'`], { env: SBIN_ENV });
+      const before = listing(w.pid);
+      assert.match(before, /vext0@if\d+: <BROADCAST,MULTICAST.*> mtu 1300 .*\n.* link\/ether 02:00:00:00:06:01 /);
+      const images = tmpDir('netdev-premade-img');
+      await dump({ pid: w.pid, imagesDir: images });
+      waitPid(w.unshare);
+      await assert.rejects(restore({ imagesDir: images, detach: true, netExternals: new Map([['netdev[vext0]', 'nosuch0']]) }), /the device nosuch0 to move in \(--external netdev\[vext0\]:nosuch0\) is not in stasis's namespace/);
+      // Made beforehand with another MTU and MAC, at another ifindex than the image's.
+      execFileSync('sh', ['-c', 'ip link add pre0 mtu 1450 type veth peer name hostp0'], { env: SBIN_ENV });
+      const r = await restore({ imagesDir: images, detach: true, netExternals: new Map([['netdev[vext0]', 'pre0']]) });
+      try {
+        const norm = (t: string) => t.replace(/@if\d+/g, '@if').replace(/link-netnsid \d+/g, 'link-netnsid');
+        assert.equal(norm(listing(r.pid)), norm(before), 'the restored namespace lists other devices, addresses, routes, rules or sysctls');
+        assert.equal(spawnSync('ip', ['link', 'show', 'pre0'], { env: SBIN_ENV }).status, 1, 'pre0 is still in the host');
+        assert.match(execFileSync('ip', ['link', 'show', 'hostp0'], { env: SBIN_ENV, encoding: 'utf8' }), /hostp0@if\d+:/);
+        finish(r.pid, w.dir);
+        assertExitsZero(r.pid);
+      } finally {
+        endTree(r.pid);
+      }
+    } finally {
+      killTree(w.unshare);
+      try {
+        waitPid(w.unshare);
+      } catch {
+        /* reaped */
+      }
+      spawnSync('ip', ['link', 'del', 'hostp0'], { env: SBIN_ENV });
     }
   });
 
