@@ -27,6 +27,7 @@ import { KobjIds } from './kobj-ids.js';
 import type { TreeTask } from './freeze-tree.js';
 import type { Incremental } from './incremental.js';
 import type { Log } from '../log.js';
+import type { TreeMounts } from '../files/kind.js';
 import { createImageFile } from '../image/image-modes.js';
 import { NetworkLock, nftTableName } from '../net/network-lock.js';
 import { TcpDump, type TcpDumpOptions } from '../net/tcp-state.js';
@@ -63,7 +64,7 @@ export interface DumpRun {
   /** The uids and gids images hold, those of the tree's user namespace: stasis's own unless it has one. */
   users: IdView;
   /** A tree with a mount namespace of its own: its mounts' ids. */
-  mnt?: { ids: ReadonlySet<number> } | undefined;
+  mnt?: TreeMounts | undefined;
   /** Sums of files summed as they were written (pages files), for stasis-sums.json. */
   sums: Map<string, FileSum>;
 }
@@ -342,16 +343,14 @@ function refuseZombiePairMakers(live: LiveTask[], zombies: Set<number>): void {
 
 /**
  * In a mount namespace of the tree's own, the files restore would open by path in stasis's
- * mounts rather than the tree's (inotify and fanotify marks) are refused, by fd. Terminals are
- * opened through the tree's root (its devpts, its devices), Unix sockets bound to a path are
- * bound and connected to from it.
+ * mounts rather than the tree's (fanotify marks) are refused, by fd. inotify watches are
+ * opened by their path in their mount's namespace; terminals through the tree's root (its
+ * devpts, its devices); Unix sockets bound to a path are bound and connected to from it.
  */
 function refuseInMntNs(live: LiveTask[]): void {
   for (const l of live) {
-    const byId = new Map(l.fds.files.map((f) => [f.id, f] as const));
     for (const d of l.fds.fdinfos) {
-      const f = byId.get(d.id);
-      const what = d.type === FdTypes.INOTIFY ? 'an inotify instance' : d.type === FdTypes.FANOTIFY ? 'a fanotify group' : undefined;
+      const what = d.type === FdTypes.FANOTIFY ? 'a fanotify group' : undefined;
       if (what) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${d.fd} of pid ${l.t.pid}: it is ${what}, which stasis cannot restore inside a mount namespace of the tree's own yet`);
     }
   }

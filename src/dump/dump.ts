@@ -75,15 +75,18 @@ export function dump(opts: DumpOptions): DumpResult {
     if (ns.own.some((k) => k.name === 'mnt')) {
       // Its fds' links read as the tree sees them: stasis looks at them through its root.
       run.ghosts.mntRoot = `/proc/${pid}/root`;
-      const ids = new Set(readMounts(pid).map((m) => m.mountId));
+      const mine = readMounts(pid);
+      const ids = new Set(mine.map((m) => m.mountId));
+      const list = mine.map((m) => ({ ...m, proc: `/proc/${pid}/root` }));
       // A file on a mount of a nested namespace is seen from a task in it.
       for (const n of ns.mntNested) {
         for (const m of readMounts(n.pid)) {
           ids.add(m.mountId);
+          list.push({ ...m, proc: `/proc/${n.pid}/root` });
           run.ghosts.mntRoots.set(m.mountId, `/proc/${n.pid}/root`);
         }
       }
-      run.mnt = { ids };
+      run.mnt = { ids, list };
     }
     const cgroups = collectCgroups(tree.flatMap((t) => (t.frozen ? [{ pid: t.pid, tids: t.frozen.tids }] : [])), opts.manageCgroups ?? 'soft', ns.own.some((k) => k.name === 'cgroup'), log, opts.cgroupRoots);
     locked = true; // a lock that failed half-way is undone as well

@@ -10,9 +10,9 @@ import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import type { InotifyWdEntry } from '../image/gen/stasis/fsnotify_pb.js';
 import { closeFd, fcntl, inotifyAddWatch, inotifyInit, inotifyQueued, inotifyRmWatch, readRaw, withTaskFd } from '../sys/index.js';
-import { handleEntry, openHandle, MountFds } from './fsnotify-handles.js';
+import { handleEntry, handleEntryInTree, openHandle, openInTree, MountFds } from './fsnotify-handles.js';
 import { StasisError } from '../errors.js';
-import type { FdProbe, FileKind } from './kind.js';
+import type { DumpFileCtx, FdProbe, FileKind, RestoreFileCtx } from './kind.js';
 import { emptyFown } from './reg.js';
 
 const O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
@@ -23,7 +23,7 @@ export const inotify = {
   name: 'inotify',
   type: FdTypes.INOTIFY,
   detect: (p) => p.link === 'anon_inode:inotify',
-  dump: (p, _ctx, id) => {
+  dump: (p, ctx, id) => {
     const queued = withTaskFd(p.pid, p.fd, inotifyQueued);
     if (queued > 0) {
       throw new StasisError('E_UNSUPPORTED', `Cannot dump inotify fd ${p.fd} of pid ${p.pid}: ${queued} bytes of events are queued on it, and stasis cannot queue them again`);
@@ -31,17 +31,17 @@ export const inotify = {
     return create(FileEntrySchema, {
       type: FdTypes.INOTIFY,
       id,
-      ify: { id, flags: p.info.flags, fown: emptyFown(), wd: (p.info.inotify ?? []).map((w) => watchEntry(p, id, w)) },
+      ify: { id, flags: p.info.flags, fown: emptyFown(), wd: (p.info.inotify ?? []).map((w) => watchEntry(p, ctx, id, w)) },
     });
   },
-  open: (e) => {
+  open: (e, ctx) => {
     const f = e.ify;
     if (!f) throw new StasisError('E_CORRUPT', `File ${e.id} is an inotify instance without its entry`);
     const fd = inotifyInit(O_NONBLOCK | O_CLOEXEC);
     try {
       const mounts = new MountFds();
       try {
-        for (const w of [...f.wd].sort((a, b) => a.wd - b.wd)) addWatchAt(fd, w, mounts, e);
+        for (const w of [...f.wd].sort((a, b) => a.wd - b.wd)) addWatchAt(fd, w, mounts, e, ctx);
       } finally {
         mounts.close();
       }
@@ -58,16 +58,22 @@ export const inotify = {
   },
 } satisfies FileKind;
 
-function watchEntry(p: FdProbe, id: number, w: NonNullable<FdProbe['info']['inotify']>[number]) {
+function watchEntry(p: FdProbe, ctx: DumpFileCtx, id: number, w: NonNullable<FdProbe['info']['inotify']>[number]) {
+  const what = `watch ${w.wd} of inotify fd ${p.fd} of pid ${p.pid}`;
   if (!w.fhandle) {
-    throw new StasisError('E_UNSUPPORTED', `Cannot dump watch ${w.wd} of inotify fd ${p.fd} of pid ${p.pid}: the filesystem of inode ${w.ino} gives no file handle`);
+    throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what}: the filesystem of inode ${w.ino} gives no file handle`);
   }
-  return { id, iIno: w.ino, mask: w.mask >>> 0, ignoredMask: w.ignoredMask >>> 0, sDev: w.sdev, wd: w.wd, fHandle: handleEntry(w.fhandle, w.sdev, BigInt(w.ino)) };
+  // In the tree's own mount namespace its inode is found again by path, on its mount.
+  const fHandle = ctx.mnt ? handleEntryInTree(w.fhandle, w.sdev, BigInt(w.ino), ctx.mnt, `${what} (inode ${w.ino})`) : handleEntry(w.fhandle, w.sdev, BigInt(w.ino));
+  return { id, iIno: w.ino, mask: w.mask >>> 0, ignoredMask: w.ignoredMask >>> 0, sDev: w.sdev, wd: w.wd, fHandle };
 }
 
 /** Adds the watch so that it gets its wd, using up the wds below it that are free. */
-function addWatchAt(fd: number, w: InotifyWdEntry, mounts: MountFds, e: FileEntry): void {
-  const inode = openHandle(mounts, w.sDev, w.fHandle, `watch ${w.wd} of inotify instance ${e.id} (inode ${w.iIno})`);
+function addWatchAt(fd: number, w: InotifyWdEntry, mounts: MountFds, e: FileEntry, ctx: RestoreFileCtx): void {
+  const what = `watch ${w.wd} of inotify instance ${e.id} (inode ${w.iIno})`;
+  // Dumped in a mount namespace of the tree's own: by its path in its mount's namespace.
+  const inTree = ctx.root !== undefined && w.fHandle?.mntId !== undefined && w.fHandle.path !== undefined;
+  const inode = inTree ? openInTree(w.fHandle!, ctx.root!, ctx.rootOf, what) : openHandle(mounts, w.sDev, w.fHandle, what);
   try {
     const path = `/proc/self/fd/${inode}`;
     const mask = w.mask & (IN_ALL_EVENTS | IN_EXCL_UNLINK | IN_ONESHOT);

@@ -2,6 +2,7 @@
 import type fs from 'node:fs';
 import type { FileEntry, FdTypes } from '../image/gen/stasis/fdinfo_pb.js';
 import type { Fdinfo } from '../proc/fdinfo.js';
+import type { MountInfo } from '../proc/mountinfo.js';
 import type { FileIds } from './file-ids.js';
 import type { PipeDataSink, PipeRestoreState } from './pipe-data.js';
 import type { GhostDumper } from './ghost.js';
@@ -24,6 +25,12 @@ export interface FdProbe {
   /** stat of the file behind the fd (through /proc/PID/fd/N). */
   stat: fs.BigIntStats;
   info: Fdinfo;
+}
+
+/** The mounts of a tree's own mount namespace and of those below it: each as its namespace shows it, and where stasis reaches that namespace's paths (`proc`: a task's /proc/PID/root). */
+export interface TreeMounts {
+  ids: ReadonlySet<number>;
+  list: readonly (MountInfo & { proc: string })[];
 }
 
 export interface DumpFileCtx {
@@ -52,7 +59,7 @@ export interface DumpFileCtx {
   /** The pid in the images (the tree's pid namespace) of the task or thread of the tree `hostPid` (stasis's view) is. */
   treePid?: (hostPid: number) => number | undefined;
   /** A tree with a mount namespace of its own: the mounts (mnt_id) of that namespace. */
-  mnt?: { ids: ReadonlySet<number> } | undefined;
+  mnt?: TreeMounts | undefined;
   /** Dumps a file stasis holds at `fd` (one in flight, taken from a socket's queue) as a file object; returns its id. */
   dumpInFlight?: (fd: number) => number;
 }
