@@ -73,12 +73,12 @@ export class GhostDumper {
   }
 
   /**
-   * In a mount namespace of the tree's own, restore makes a ghost (and dump a linked remap's
-   * link) at its path through the tree's root: refused where its directory no longer leads to
-   * the file's mount (a mount over it, as in zdtm overmount_file, would get the file instead).
+   * Restore makes a ghost (and dump a linked remap's link) at its path, through the tree's root
+   * in a mount namespace of the tree's own, as it is in stasis's: refused where its directory
+   * no longer leads to the file's mount (a mount over it, as in zdtm overmount_file, would get
+   * the file instead, on another filesystem).
    */
   private refuseElsewhere(s: GhostSource, path: string): void {
-    if (!this.mntRoot) return;
     const mnt = s.mntId > 0 ? s.mntId : mountIdOf(s.proc);
     if (mnt === undefined) return;
     const why = `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed or replaced, and`;

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, verifyImages, assertDumpRefused } from '../harness.js';
+import { spawnSync } from 'node:child_process';
+import { Workload, REPO, compileWorkload, checkpointRestore, assertPassed, tmpDir, verifyImages, assertDumpRefused } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/image/index.js';
 import { StasisError } from '../../../src/errors.js';
@@ -92,4 +93,36 @@ test('an unlinked file still linked elsewhere is refused without linkRemap, and 
   assert.equal(link, path.join(w.dir, `link_remap.${remap.remapId}`));
   w.go();
   assertPassed(w.finish());
+});
+
+// In stasis's own mount namespace (a private copy of it here, so that the mount over the
+// directory goes away with it): a shell (its inherited fds closed) holds fd 5 on sub/gone, removed, then a tmpfs is
+// mounted over sub. Restore would make the ghost on the tmpfs, another mount and filesystem:
+// the dump must refuse it, naming both mounts, and leave the shell counting.
+test('an unlinked file whose directory a mount now covers, the tree in stasis\'s mount namespace, is refused at dump, naming both mounts; the tree runs on', { timeout: 60_000 }, () => {
+  const dir = tmpDir('ghost-over');
+  const script = `
+    D=$1; CLI=$2; NODE=$3
+    mkdir -p $D/sub
+    setsid bash -c 'for f in /proc/$$/fd/*; do n=\${f##*/}; [ $n -gt 2 ] && eval "exec $n>&-"; done; exec 5<>"$1/sub/gone"; echo data >&5; rm "$1/sub/gone"; i=0; while :; do i=$((i+1)); echo $i >>"$1/count"; sleep 0.02; done' _ $D </dev/null >/dev/null 2>&1 &
+    pid=$!
+    trap 'kill -9 $pid 2>/dev/null' EXIT
+    n=0; while [ ! -s $D/count ] && [ $n -lt 500 ]; do sleep 0.01; n=$((n+1)); done
+    mount -t tmpfs over $D/sub || exit 99
+    $NODE $CLI dump -t $pid -D $D/img 2>$D/dump.err; echo "rc=$?"
+    a=$(wc -l <$D/count); sleep 0.3; b=$(wc -l <$D/count)
+    kill -0 $pid 2>/dev/null && [ $b -gt $a ] && echo running
+    exit 0
+  `;
+  try {
+    fs.mkdirSync(path.join(dir, 'img'));
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, '_', dir, path.join(REPO, 'bin/stasis.js'), process.execPath], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const err = fs.readFileSync(path.join(dir, 'dump.err'), 'utf8');
+    assert.match(r.stdout, /rc=[1-9]/, `the dump went through: ${err}`);
+    assert.match(err, /fd 5 of pid \d+: \S+\/sub\/gone was removed or replaced, and its directory \S+\/sub now leads to mount \d+, not to its mount \d+ \(a mount over it hides where the file was\)/);
+    assert.match(r.stdout, /running/, 'the tree stopped counting after a refused dump');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
