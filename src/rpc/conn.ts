@@ -12,13 +12,15 @@ export class RpcConn implements PeerFds {
   readonly peer: PeerCred;
   private readonly opened: number[] = [];
 
-  constructor(readonly fd: number) {
+  /** `first`: a message already received from it (swrk looked at it before loading this). */
+  constructor(readonly fd: number, private first?: { data: Buffer; fds: number[] }) {
     this.peer = peerCred(fd);
   }
 
   /** The next request; null once the client has closed its end. */
   recv(): CriuReq | null {
-    const m = recvMessage(this.fd);
+    const m = this.first ?? recvMessage(this.fd);
+    this.first = undefined;
     if (!m) return null;
     for (const f of m.fds) closeFd(f);
     try {
