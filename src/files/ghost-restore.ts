@@ -14,7 +14,8 @@
 // after, so the tasks hold files of a process gone again.
 // In a mount namespace of the tree's own, the image's paths are the tree's: every name is
 // made, opened and removed through its root (/proc/ROOT/root of the restored root task, in the
-// mounts mnt-restore.ts made), as CRIU does from its mount namespace's root fd.
+// mounts mnt-restore.ts made), as CRIU does from its mount namespace's root fd; a ghost on a
+// mount of a nested namespace through that namespace's helper's root.
 import fs from 'node:fs';
 import path from 'node:path';
 import { readImage, imageExists, type GhostFileImage } from '../image/index.js';
@@ -54,6 +55,9 @@ export class GhostRestorer {
    */
   root = '';
 
+  /** Where the paths of files on mount `mntId` of a nested mount namespace are (its helper's /proc/PID/root). */
+  rootOf?: (mntId: number) => string | undefined;
+
   /** `holdPid` makes a process with a pid (for a file of /proc/PID), returning what ends it. */
   constructor(readonly imagesDir: string, private readonly holdPid?: (pid: number) => () => void, private readonly owners: Owners = SAME_OWNERS) {}
 
@@ -85,7 +89,7 @@ export class GhostRestorer {
     const r = this.remapOf(e.id);
     const orig = e.reg?.name ?? '';
     if (!r) return undefined;
-    if (r.type === RemapType.GHOST) return this.pathFor(r.id, e.id, orig);
+    if (r.type === RemapType.GHOST) return this.pathFor(r.id, e.id, orig, (e.reg?.mntId !== undefined ? this.rootOf?.(e.reg.mntId) : undefined) ?? this.root);
     if (r.type === RemapType.PROCFS) {
       // /proc/PID of a process gone: opened while a helper has the pid, which then ends.
       if (!this.held.has(r.id)) {
@@ -123,9 +127,21 @@ export class GhostRestorer {
   }
 
   /** The path to open file `fileId` (named `orig` in the image) by: its ghost, created on first use. */
-  pathFor(ghostId: number, fileId: number, orig: string): string {
+  pathFor(ghostId: number, fileId: number, orig: string, root = this.root): string {
     const got = this.made.get(ghostId);
-    if (got) return got.path;
+    if (got) {
+      // Through another mount (a nested namespace's) of the directory it was made in: opened there.
+      const at = path.join(path.dirname(`${root}${orig}`), path.basename(got.path));
+      if (at === got.path) return at;
+      let st: fs.BigIntStats | undefined;
+      try {
+        st = fs.statSync(at, { bigint: true });
+      } catch {
+        st = undefined;
+      }
+      if (st?.dev !== got.dev || st.ino !== got.ino) throw new StasisError('E_RESTORE_FAILED', `Cannot reopen the deleted file ${orig} (file ${fileId}): the ghost made at ${got.path} does not show at ${at}`);
+      return at;
+    }
     const img = readImage(this.imagesDir, 'ghost-file', ghostId);
     // Its owner as stasis sets it (the image holds it as the tree's user namespace sees it).
     translateOwners(this.owners, ghostOwners([{ id: ghostId, head: img.head }]), 'E_RESTORE_FAILED');
@@ -133,7 +149,7 @@ export class GhostRestorer {
       new StasisError('E_RESTORE_FAILED', `Cannot recreate the deleted file ${orig} (file ${fileId}): ${(err as Error).message}`, { cause: err });
     let made: Made;
     try {
-      const at = `${this.root}${orig}`;
+      const at = `${root}${orig}`;
       // A directory removed with the file is made for the time of the restore too.
       this.makeParents(path.dirname(at));
       const tmp = path.join(path.dirname(at), `.${path.basename(at)}.stasis-ghost-${ghostId.toString(16)}-${process.pid}`);

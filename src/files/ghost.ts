@@ -41,6 +41,8 @@ export interface GhostSource {
 
 export class GhostDumper {
   private readonly byInode = new Map<string, number>();
+  /** The mount each ghost's inode was first found open through, and its path. */
+  private readonly mntByInode = new Map<string, { mnt: number; path: string }>();
   private nextId = 1;
   readonly remaps: RemapFilePathEntry[] = [];
   readonly ghosts: { id: number; image: GhostFileImage }[] = [];
@@ -64,9 +66,10 @@ export class GhostDumper {
   constructor(readonly limit: number = DEFAULT_GHOST_LIMIT, readonly linkRemap = false) {}
 
   /**
-   * A file removed from a mount of a nested mount namespace: restore makes ghosts and links
-   * through the root's namespace, where the file would come back on another mount (or
-   * another filesystem), and one inode open through two mounts would become one file.
+   * A file removed from a mount of a nested mount namespace and linked elsewhere: restore makes
+   * temporary links through the root's namespace, where the file would come back on another
+   * mount, and one inode open through two mounts would become one file. (Ghosts are made
+   * through their own mount's namespace.)
    */
   private refuseNested(s: GhostSource, path: string): void {
     if (this.mntRoots.has(s.mntId)) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed or replaced, and it is on mount ${s.mntId} of a mount namespace below the tree's root's, where stasis cannot restore such files yet`);
@@ -78,21 +81,44 @@ export class GhostDumper {
    * no longer leads to the file's mount (a mount over it, as in zdtm overmount_file, would get
    * the file instead, on another filesystem).
    */
-  private refuseElsewhere(s: GhostSource, path: string): void {
+  private refuseElsewhere(s: GhostSource, path: string): number | undefined {
     const mnt = s.mntId > 0 ? s.mntId : mountIdOf(s.proc);
-    if (mnt === undefined) return;
+    if (mnt === undefined) return undefined;
+    const root = this.mntRootOf(mnt);
     const why = `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed or replaced, and`;
     let dir = path.slice(0, path.lastIndexOf('/')) || '/';
-    while (dir !== '/' && !fs.existsSync(`${this.mntRoot}${dir}`)) dir = dir.slice(0, dir.lastIndexOf('/')) || '/';
-    const at = mountIdOf(`${this.mntRoot}${dir}`);
+    while (dir !== '/' && !fs.existsSync(`${root}${dir}`)) dir = dir.slice(0, dir.lastIndexOf('/')) || '/';
+    const at = mountIdOf(`${root}${dir}`);
     if (at !== undefined && at !== mnt) throw new StasisError('E_UNSUPPORTED', `${why} its directory ${dir} now leads to mount ${at}, not to its mount ${mnt} (a mount over it hides where the file was)`);
+    return mnt;
+  }
+
+  /** Whether `a` on mount `ma` and `b` on mount `mb` were in one directory (a ghost made in it shows through both mounts). */
+  private sameDir(ma: number, a: string, mb: number, b: string): boolean {
+    const dirOf = (m: number, p: string) => {
+      try {
+        return fs.statSync(`${this.mntRootOf(m)}${p.slice(0, p.lastIndexOf('/')) || '/'}`, { bigint: true });
+      } catch {
+        return undefined;
+      }
+    };
+    const x = dirOf(ma, a), y = dirOf(mb, b);
+    return !!x && !!y && x.dev === y.dev && x.ino === y.ino && a.slice(a.lastIndexOf('/')) === b.slice(b.lastIndexOf('/'));
   }
 
   /** Keeps the file behind `s` (once per inode) and remaps file `fileId` to it. */
   add(s: GhostSource, fileId: number, path: string): void {
-    this.refuseNested(s, path);
-    this.refuseElsewhere(s, path);
+    const mnt = this.refuseElsewhere(s, path);
     const key = `${s.stat.dev}:${s.stat.ino}`;
+    // One ghost is made in one directory: an inode open through two mounts is refused unless
+    // its directory is one through both (it is opened through each, as in zdtm mntns_ghost01);
+    // else (binds of two directories, as in zdtm mntns_link_ghost) it would come back as one
+    // file open through the first mount.
+    const first = this.mntByInode.get(key);
+    if (first && mnt !== undefined && first.mnt !== mnt && !this.sameDir(first.mnt, first.path, mnt, path)) {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed, and its inode is open through two mounts (${first.mnt}, as ${first.path}, and ${mnt}), where stasis would make it again on one`);
+    }
+    if (!first && mnt !== undefined) this.mntByInode.set(key, { mnt, path });
     let id = this.byInode.get(key);
     if (id === undefined) {
       // What the file occupies on disk, as CRIU measures it (st_blocks): holes cost nothing.

@@ -253,6 +253,7 @@ function restoreChecked(
   let files: OpenFiles;
   try {
     if (ownMnt) fileCtx.ttys.root = fileCtx.root = fileCtx.ghosts.root = `/proc/${createRoot(set, created, rootNs).pid}/root`;
+    if (nested.ids.length) fileCtx.ghosts.rootOf = (mntId: number) => nested.rootOf(mntId);
     files = OpenFiles.open(early, fileCtx, undefined, maps);
   } catch (err) {
     shmem.close();

@@ -8,6 +8,9 @@
 // is there for the child only. A restore of a dump that lost the child's mountpoints image
 // fails and leaves nothing. A grandchild in a namespace copied from the child's, sharing its
 // tmpfs, is refused at dump naming both mounts (it would come back as two tmpfs), the tree left running.
+// A file the child removed once open (a ghost on its tmpfs) comes back made on the child's
+// tmpfs (through its namespace's helper), deleted, with its contents and offset, its fd's
+// mount the child's, nothing of it left in either namespace.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -30,17 +33,20 @@ interface Box {
   child: number;
 }
 
-/** With `nested`, the child's child unshares a namespace of its own from the child's (its /mnt the child's tmpfs). */
-function startBox(nested = false): Box {
+/**
+ * With `nested`, the child's child unshares a namespace of its own from the child's (its /mnt
+ * the child's tmpfs); with `ghost`, the child removes /mnt/f once it has it open.
+ */
+function startBox(nested = false, ghost = false): Box {
   const dir = tmpDir('nestns');
   const root = path.join(dir, 'root');
   for (const d of ['bin', 'dev', 'proc', 'mnt', 'old']) fs.mkdirSync(path.join(root, d), { recursive: true });
   fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
   fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
-  for (const l of ['sh', 'sleep', 'umount', 'mount', 'unshare']) fs.symlinkSync('busybox', path.join(root, 'bin', l));
+  for (const l of ['sh', 'sleep', 'umount', 'mount', 'unshare', 'rm']) fs.symlinkSync('busybox', path.join(root, 'bin', l));
   // (Scripts in the box's root: no quoting through three shells.)
   const sleeper = nested ? 'unshare -m sleep 1000 &\n' : '';
-  fs.writeFileSync(path.join(root, 'bin/child'), `mount --make-rprivate /\nmount -t tmpfs -o size=1m,mode=755 child-tmp /mnt\nprintf "line1\\nline2\\n" > /mnt/f\nexec 7</mnt/f\nread l <&7\n${sleeper}exec sleep 1000\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(root, 'bin/child'), `mount --make-rprivate /\nmount -t tmpfs -o size=1m,mode=755 child-tmp /mnt\nprintf "line1\\nline2\\n" > /mnt/f\nexec 7</mnt/f\nread l <&7\n${ghost ? 'rm /mnt/f\n' : ''}${sleeper}exec sleep 1000\n`, { mode: 0o755 });
   fs.writeFileSync(path.join(root, 'bin/init'), 'umount -l /old\nexec </dev/null >/dev/null 2>&1\nunshare -m /bin/sh /bin/child &\nexec sleep 1000\n', { mode: 0o755 });
   const script = `
     set -e
@@ -58,7 +64,7 @@ function startBox(nested = false): Box {
       const p = childOf(unshare);
       const c = p === undefined ? undefined : childOf(p);
       const grand = c === undefined ? undefined : childOf(c);
-      return p !== undefined && c !== undefined && readlink(`/proc/${c}/fd/7`) === '/mnt/f' && /\bsleep\b/.test(comm(c)) && (!nested || (grand !== undefined && /\bsleep\b/.test(comm(grand)))) ? { pid: p, child: c } : undefined;
+      return p !== undefined && c !== undefined && readlink(`/proc/${c}/fd/7`) === (ghost ? '/mnt/f (deleted)' : '/mnt/f') && /\bsleep\b/.test(comm(c)) && (!nested || (grand !== undefined && /\bsleep\b/.test(comm(grand)))) ? { pid: p, child: c } : undefined;
     });
     return { dir, root, unshare, pid, child: c };
   } catch (err) {
@@ -168,6 +174,35 @@ test('a namespace copied from a nested one, sharing a tmpfs the root\'s namespac
     assert.match(fs.readFileSync(`/proc/${box.child}/stat`, 'utf8'), /\) S /);
     assert.ok(childOf(box.child) !== undefined);
   } finally {
+    end(box.unshare);
+    fs.rmSync(images, { recursive: true, force: true });
+    fs.rmSync(box.dir, { recursive: true, force: true });
+  }
+});
+
+test('a file the child removed from its private tmpfs, held open, comes back deleted on the child\'s tmpfs with its contents and offset, nothing left in either namespace', { skip: why, timeout: 60_000 }, async () => {
+  const box = startBox(false, true);
+  const images = tmpDir('nestns-img');
+  let restored: number | undefined;
+  try {
+    const pos = posOf(box.child, 7);
+    await dump({ pid: box.pid, imagesDir: images, root: box.root });
+    waitPid(box.unshare);
+    verifyImages(images);
+    assert.equal(fs.readdirSync(images).filter((f) => f.startsWith('ghost-file-')).length, 1);
+    const r = await restore({ imagesDir: images, detach: true, root: box.root });
+    restored = r.pid;
+    const child = waitFor('the restored child', () => childOf(r.pid));
+    assert.equal(fs.readlinkSync(`/proc/${child}/fd/7`), '/mnt/f (deleted)');
+    assert.equal(posOf(child, 7), pos);
+    const childTmp = parseMountinfo(fs.readFileSync(`/proc/${child}/mountinfo`, 'utf8')).find((m) => m.mountPoint === '/mnt')!;
+    assert.equal(mntIdOf(child, 7), childTmp.mountId);
+    assert.equal(fs.statSync(`/proc/${child}/fd/7`).nlink, 0);
+    assert.equal(fs.readFileSync(`/proc/${child}/fd/7`, 'utf8'), 'line1\nline2\n');
+    assert.deepEqual(fs.readdirSync(`/proc/${child}/root/mnt`), []);
+    assert.deepEqual(fs.readdirSync(`/proc/${r.pid}/root/mnt`), []);
+  } finally {
+    end(restored);
     end(box.unshare);
     fs.rmSync(images, { recursive: true, force: true });
     fs.rmSync(box.dir, { recursive: true, force: true });
