@@ -98,9 +98,10 @@ export class GhostRestorer {
       }
       return `${this.root}${orig}`;
     }
-    const linkName = files.get(r.id)?.reg?.name;
+    const linked = files.get(r.id)?.reg, linkName = linked?.name;
     if (linkName === undefined) throw new StasisError('E_CORRUPT', `File ${e.id} is remapped to file ${r.id}, which is not a regular file of the image`);
-    const link = `${this.root}${linkName}`, at = `${this.root}${orig}`;
+    const rootOf = (mntId: number | undefined) => (mntId !== undefined ? this.rootOf?.(mntId) : undefined) ?? this.root;
+    const link = `${rootOf(linked?.mntId)}${linkName}`, at = `${rootOf(e.reg?.mntId)}${orig}`;
     let st: fs.BigIntStats;
     try {
       st = fs.statSync(link, { bigint: true });

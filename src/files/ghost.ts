@@ -66,16 +66,6 @@ export class GhostDumper {
   constructor(readonly limit: number = DEFAULT_GHOST_LIMIT, readonly linkRemap = false) {}
 
   /**
-   * A file removed from a mount of a nested mount namespace and linked elsewhere: restore makes
-   * temporary links through the root's namespace, where the file would come back on another
-   * mount, and one inode open through two mounts would become one file. (Ghosts are made
-   * through their own mount's namespace.)
-   */
-  private refuseNested(s: GhostSource, path: string): void {
-    if (this.mntRoots.has(s.mntId)) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed or replaced, and it is on mount ${s.mntId} of a mount namespace below the tree's root's, where stasis cannot restore such files yet`);
-  }
-
-  /**
    * Restore makes a ghost (and dump a linked remap's link) at its path, through the tree's root
    * in a mount namespace of the tree's own, as it is in stasis's: refused where its directory
    * no longer leads to the file's mount (a mount over it, as in zdtm overmount_file, would get
@@ -141,21 +131,22 @@ export class GhostDumper {
    * (once per inode, null after).
    */
   addLinked(s: GhostSource, fileId: number, path: string, freshId: () => number): FileEntry | null {
-    this.refuseNested(s, path);
-    this.refuseElsewhere(s, path);
+    const mnt = this.refuseElsewhere(s, path);
     if (!this.linkRemap) {
       throw new StasisError('E_UNSUPPORTED',
         `Cannot dump ${s.what} of pid ${s.pid}: ${path} was unlinked or replaced, but its inode has ${s.stat.nlink} other link(s), ` +
         'which a copy would not share; dump with --link-remap (linkRemap) to keep it by a temporary link beside its old name');
     }
-    const key = `${s.stat.dev}:${s.stat.ino}`;
+    // One link per mount the inode is open through (link() stays within a mount), made and
+    // reopened through that mount's namespace: each fd comes back through its own mount.
+    const key = `${s.stat.dev}:${s.stat.ino}:${mnt ?? ''}`;
     let id = this.linkByInode.get(key);
     let entry: FileEntry | null = null;
     if (id === undefined) {
       id = freshId();
-      const name = this.makeLink(s, path, id);
+      const name = this.makeLink(s, path, id, mnt);
       entry = create(FileEntrySchema, {
-        type: FdTypes.REG, id, reg: { id, flags: 0, pos: 0n, fown: emptyFown(), name, mode: Number(s.stat.mode) },
+        type: FdTypes.REG, id, reg: { id, flags: 0, pos: 0n, fown: emptyFown(), name, mode: Number(s.stat.mode), ...(this.mntRoot && mnt !== undefined ? { mntId: mnt } : {}) },
       });
       this.linkByInode.set(key, id);
     }
@@ -163,16 +154,18 @@ export class GhostDumper {
     return entry;
   }
 
+
   /**
    * `link_remap.<id>` in the file's old directory, or the nearest one of its parents that is
    * left; its name as the tree sees it (made through the tree's root in a mount namespace of its own).
    */
-  private makeLink(s: GhostSource, path: string, id: number): string {
+  private makeLink(s: GhostSource, path: string, id: number, mnt: number | undefined): string {
+    const root = mnt === undefined ? this.mntRoot : this.mntRootOf(mnt);
     for (let dir = path.slice(0, path.lastIndexOf('/')); ; dir = dir.slice(0, dir.lastIndexOf('/'))) {
       const name = `${dir}/link_remap.${id}`;
       try {
-        linkAt(s.proc, `${this.mntRoot}${name}`, AT_SYMLINK_FOLLOW);
-        this.links.push(`${this.mntRoot}${name}`);
+        linkAt(s.proc, `${root}${name}`, AT_SYMLINK_FOLLOW);
+        this.links.push(`${root}${name}`);
         return name;
       } catch (err) {
         if (!(err instanceof SyscallError && err.errno === ENOENT) || dir === '') {

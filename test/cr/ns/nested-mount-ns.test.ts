@@ -10,7 +10,8 @@
 // tmpfs, is refused at dump naming both mounts (it would come back as two tmpfs), the tree left running.
 // A file the child removed once open (a ghost on its tmpfs) comes back made on the child's
 // tmpfs (through its namespace's helper), deleted, with its contents and offset, its fd's
-// mount the child's, nothing of it left in either namespace.
+// mount the child's, nothing of it left in either namespace; one linked elsewhere on it too
+// (--link-remap), as the same inode as its other name, through the child's mount.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -35,9 +36,10 @@ interface Box {
 
 /**
  * With `nested`, the child's child unshares a namespace of its own from the child's (its /mnt
- * the child's tmpfs); with `ghost`, the child removes /mnt/f once it has it open.
+ * the child's tmpfs); with `ghost`, the child removes /mnt/f once it has it open ('linked':
+ * linked as /mnt/g first).
  */
-function startBox(nested = false, ghost = false): Box {
+function startBox(nested = false, ghost: boolean | 'linked' = false): Box {
   const dir = tmpDir('nestns');
   const root = path.join(dir, 'root');
   for (const d of ['bin', 'dev', 'proc', 'mnt', 'old']) fs.mkdirSync(path.join(root, d), { recursive: true });
@@ -46,7 +48,7 @@ function startBox(nested = false, ghost = false): Box {
   for (const l of ['sh', 'sleep', 'umount', 'mount', 'unshare', 'rm']) fs.symlinkSync('busybox', path.join(root, 'bin', l));
   // (Scripts in the box's root: no quoting through three shells.)
   const sleeper = nested ? 'unshare -m sleep 1000 &\n' : '';
-  fs.writeFileSync(path.join(root, 'bin/child'), `mount --make-rprivate /\nmount -t tmpfs -o size=1m,mode=755 child-tmp /mnt\nprintf "line1\\nline2\\n" > /mnt/f\nexec 7</mnt/f\nread l <&7\n${ghost ? 'rm /mnt/f\n' : ''}${sleeper}exec sleep 1000\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(root, 'bin/child'), `mount --make-rprivate /\nmount -t tmpfs -o size=1m,mode=755 child-tmp /mnt\nprintf "line1\\nline2\\n" > /mnt/f\nexec 7</mnt/f\nread l <&7\n${ghost === 'linked' ? 'busybox ln /mnt/f /mnt/g\n' : ''}${ghost ? 'rm /mnt/f\n' : ''}${sleeper}exec sleep 1000\n`, { mode: 0o755 });
   fs.writeFileSync(path.join(root, 'bin/init'), 'umount -l /old\nexec </dev/null >/dev/null 2>&1\nunshare -m /bin/sh /bin/child &\nexec sleep 1000\n', { mode: 0o755 });
   const script = `
     set -e
@@ -200,6 +202,34 @@ test('a file the child removed from its private tmpfs, held open, comes back del
     assert.equal(fs.statSync(`/proc/${child}/fd/7`).nlink, 0);
     assert.equal(fs.readFileSync(`/proc/${child}/fd/7`, 'utf8'), 'line1\nline2\n');
     assert.deepEqual(fs.readdirSync(`/proc/${child}/root/mnt`), []);
+    assert.deepEqual(fs.readdirSync(`/proc/${r.pid}/root/mnt`), []);
+  } finally {
+    end(restored);
+    end(box.unshare);
+    fs.rmSync(images, { recursive: true, force: true });
+    fs.rmSync(box.dir, { recursive: true, force: true });
+  }
+});
+
+test('a file the child removed from its private tmpfs and still linked there comes back, with --link-remap, as the inode of its other name, through the child\'s mount, no temporary link left', { skip: why, timeout: 60_000 }, async () => {
+  const box = startBox(false, 'linked');
+  const images = tmpDir('nestns-img');
+  let restored: number | undefined;
+  try {
+    const pos = posOf(box.child, 7);
+    await dump({ pid: box.pid, imagesDir: images, root: box.root, linkRemap: true });
+    waitPid(box.unshare);
+    verifyImages(images);
+    const r = await restore({ imagesDir: images, detach: true, root: box.root });
+    restored = r.pid;
+    const child = waitFor('the restored child', () => childOf(r.pid));
+    assert.equal(fs.readlinkSync(`/proc/${child}/fd/7`), '/mnt/f (deleted)');
+    assert.equal(posOf(child, 7), pos);
+    const childTmp = parseMountinfo(fs.readFileSync(`/proc/${child}/mountinfo`, 'utf8')).find((m) => m.mountPoint === '/mnt')!;
+    assert.equal(mntIdOf(child, 7), childTmp.mountId);
+    const a = fs.statSync(`/proc/${child}/fd/7`), b = fs.statSync(`/proc/${child}/root/mnt/g`);
+    assert.deepEqual([a.dev, a.ino, a.nlink], [b.dev, b.ino, 1]);
+    assert.deepEqual(fs.readdirSync(`/proc/${child}/root/mnt`), ['g']);
     assert.deepEqual(fs.readdirSync(`/proc/${r.pid}/root/mnt`), []);
   } finally {
     end(restored);
