@@ -11,33 +11,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { tmpDir, waitFor } from '../harness.js';
 import { dump, restore, StasisError } from '../../../src/api/index.js';
-import { spawnTask, waitPid } from '../../../src/sys/index.js';
-import { childOf, killTree, namespacesUnavailable } from './private-proc.js';
+import { waitPid } from '../../../src/sys/index.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
 import { readImage } from '../../../src/image/index.js';
+import { type Box, boxUnavailable, childWhen, cleanUp, makeBoxRoot, spawnBox } from './box-kit.js';
 
-const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
-const why = namespacesUnavailable() || (!busybox && 'busybox is not installed (apt-get install busybox-static)');
-
-interface Box {
-  dir: string;
-  root: string;
-  unshare: number;
-  pid: number;
-}
+const why = boxUnavailable();
 
 /** The box, its /data bound from `data` and its /etc/conf from `conf`. */
 function startBox(dir: string, data: string, conf: string): Box {
-  const root = path.join(dir, 'root');
-  for (const d of ['bin', 'proc', 'data', 'etc', 'old', 'log']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  const root = makeBoxRoot(dir, ['bin', 'proc', 'data', 'etc', 'old', 'log'], ['sh', 'sleep', 'umount', 'cat']);
   fs.writeFileSync(path.join(root, 'etc/conf'), 'the root\'s own\n');
   fs.writeFileSync(path.join(root, 'log/in'), '');
-  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
-  for (const l of ['sh', 'sleep', 'umount', 'cat']) fs.symlinkSync('busybox', path.join(root, 'bin', l));
   const loop = 'umount -l /old; exec </log/in >/log/out 2>&1; while :; do cat /data/file /etc/conf >> /log/seen; sleep 0.02; done';
   const script = `
     set -e
@@ -48,13 +35,7 @@ function startBox(dir: string, data: string, conf: string): Box {
     cd ${root} && pivot_root . old
     exec /bin/sh -c '${loop}'
   `;
-  const unshare = spawnTask(['unshare', '-m', '-p', '--fork', '--propagation', 'private', 'sh', '-c', script], {
-    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
-  });
-  const pid = waitFor('the box reading', () => {
-    const c = childOf(unshare);
-    return c !== undefined && seen(root).length >= 4 ? c : undefined;
-  });
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box reading', childWhen(() => seen(root).length >= 4));
   return { dir, root, unshare, pid };
 }
 
@@ -68,15 +49,8 @@ function seen(root: string): string[] {
 
 const mountAt = (pid: number, at: string) => parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')).find((m) => m.mountPoint === at);
 
-function end(pid: number | undefined): void {
-  if (pid === undefined) return;
-  killTree(pid);
-  try {
-    waitPid(pid);
-  } catch {
-    /* not our child */
-  }
-}
+/** The entries of the dump's mountpoints image. */
+const mountEntries = (images: string) => readImage(images, 'mountpoints', Number(/^mountpoints-(\d+)\.img$/.exec(fs.readdirSync(images).find((f) => f.startsWith('mountpoints-'))!)![1]));
 
 /** Two host directories with a file, and two host files, of different texts. */
 function hostFiles(dir: string) {
@@ -101,7 +75,7 @@ test('external mounts named at dump are bound at restore from the host paths the
     assert.deepEqual(seen(box.root).slice(0, 2), ['old data', 'old conf']);
     await dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/data', 'DATA'], ['/etc/conf', 'CONF']]) });
     waitPid(box.unshare);
-    const entries = readImage(images, 'mountpoints', Number(/^mountpoints-(\d+)\.img$/.exec(fs.readdirSync(images).find((f) => f.startsWith('mountpoints-'))!)![1]));
+    const entries = mountEntries(images);
     assert.deepEqual(entries.filter((e) => e.extKey).map((e) => `${e.mountpoint}=${e.extKey}`).sort(), ['/data=DATA', '/etc/conf=CONF']);
     const atDump = seen(box.root).length;
     const r = await restore({ imagesDir: images, detach: true, root: box.root, extMounts: new Map([['DATA', h.dataB], ['CONF', h.confB]]) });
@@ -124,10 +98,7 @@ test('external mounts named at dump are bound at restore from the host paths the
     assert.equal(fs.readFileSync(path.join(h.dataA, 'file'), 'utf8'), 'old data\n');
     assert.equal(fs.readFileSync(h.confA, 'utf8'), 'old conf\n');
   } finally {
-    end(restored);
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(dir, { recursive: true, force: true });
+    cleanUp(box.unshare, dir, images, restored);
   }
 });
 
@@ -140,7 +111,7 @@ test('with --ext-mount-map auto the same mounts are found without names and boun
   try {
     await dump({ pid: box.pid, imagesDir: images, root: box.root, extAuto: { sharing: false, masters: false } });
     waitPid(box.unshare);
-    const entries = readImage(images, 'mountpoints', Number(/^mountpoints-(\d+)\.img$/.exec(fs.readdirSync(images).find((f) => f.startsWith('mountpoints-'))!)![1]));
+    const entries = mountEntries(images);
     // As CRIU writes them: the autodetected name, and the host path as the source.
     assert.deepEqual(entries.filter((e) => e.extKey).map((e) => `${e.mountpoint}=${e.extKey}@${e.source}`).sort(), [`/data=CRIU:AUTOGENERATED@${h.dataA}`, `/etc/conf=CRIU:AUTOGENERATED@${h.confA}`]);
     await assert.rejects(restore({ imagesDir: images, detach: true, root: box.root }), (e: unknown) => e instanceof StasisError && /mount \d+ at \/(data|etc\/conf) is the external mount CRIU:AUTOGENERATED, and no --ext-mount-map auto/.test(e.message));
@@ -150,9 +121,6 @@ test('with --ext-mount-map auto the same mounts are found without names and boun
     waitFor('the tree to read on', () => seen(box.root).length > atDump + 4);
     assert.deepEqual(seen(box.root).slice(atDump, atDump + 2), ['old data', 'old conf']);
   } finally {
-    end(restored);
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(dir, { recursive: true, force: true });
+    cleanUp(box.unshare, dir, images, restored);
   }
 });

@@ -6,36 +6,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { compileWorkload, tmpDir, waitFor, sleepMs, verifyImages } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
-import { spawnTask, waitPid } from '../../../src/sys/index.js';
-import { childOf, killTree, namespacesUnavailable } from './private-proc.js';
+import { waitPid } from '../../../src/sys/index.js';
+import { childOf } from './private-proc.js';
+import { boxUnavailable, childWhen, cleanUp, makeBoxRoot, spawnBox } from './box-kit.js';
 
-const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
-const why = namespacesUnavailable() || (!busybox && 'busybox is not installed (apt-get install busybox-static)');
-
-function end(pid: number | undefined): void {
-  if (pid === undefined) return;
-  killTree(pid);
-  try {
-    waitPid(pid);
-  } catch {
-    /* not our child */
-  }
-}
+const why = boxUnavailable();
 
 test('an inotify watch on a tmpfs of a nested mount namespace comes back on that tmpfs, made again: it reports what is created there and nothing of the root\'s directory under it', { skip: why, timeout: 60_000 }, async () => {
   const dir = tmpDir('inotify-ns');
-  const root = path.join(dir, 'root');
-  for (const d of ['bin', 'srv', 'mnt', 'old', 'dev', 'proc']) fs.mkdirSync(path.join(root, d), { recursive: true });
-  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+  const root = makeBoxRoot(dir, ['bin', 'srv', 'mnt', 'old', 'dev', 'proc']);
   fs.copyFileSync(compileWorkload('nested-inotify', ['-static']), path.join(root, 'bin/nested-inotify'));
   const script = `set -e; mknod ${root}/dev/null c 1 3; mount --bind ${root} ${root}; mount -t proc -o nosuid proc ${root}/proc; cd ${root}; pivot_root . old; exec /bin/busybox sh -c '/bin/busybox umount -l /old; exec /bin/nested-inotify </dev/null >/dev/null 2>&1'`;
-  const unshare = spawnTask(['unshare', '-m', '-p', '--fork', '--propagation', 'private', 'sh', '-c', script], {
-    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
-  });
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the watch set', childWhen((c) => fs.existsSync(`/proc/${c}/root/srv/ready`)));
   const events = (pid: number) => {
     try {
       return fs.readFileSync(`/proc/${pid}/root/srv/events`, 'utf8').split('\n').filter(Boolean);
@@ -46,10 +30,6 @@ test('an inotify watch on a tmpfs of a nested mount namespace comes back on that
   const images = tmpDir('inotify-ns-img');
   let restored: number | undefined;
   try {
-    const pid = waitFor('the watch set', () => {
-      const c = childOf(unshare);
-      return c !== undefined && fs.existsSync(`/proc/${c}/root/srv/ready`) ? c : undefined;
-    });
     const child = waitFor('the child', () => childOf(pid));
     fs.writeFileSync(`/proc/${child}/root/mnt/before`, '');
     waitFor('the event before the dump', () => events(pid).includes('before') || undefined);
@@ -67,9 +47,6 @@ test('an inotify watch on a tmpfs of a nested mount namespace comes back on that
     sleepMs(100);
     assert.deepEqual(events(r.pid), ['before', 'after']);
   } finally {
-    end(restored);
-    end(unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(dir, { recursive: true, force: true });
+    cleanUp(unshare, dir, images, restored);
   }
 });

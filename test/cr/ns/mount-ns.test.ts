@@ -13,34 +13,25 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { tmpDir, waitFor, sleepMs, verifyImages } from '../harness.js';
+import { tmpDir, waitFor, verifyImages } from '../harness.js';
 import { dump, restore, StasisError } from '../../../src/api/index.js';
-import { spawnTask, waitPid, setChildSubreaper } from '../../../src/sys/index.js';
+import { waitPid, setChildSubreaper } from '../../../src/sys/index.js';
 import { CriuReqType } from '../../../src/image/gen/stasis/rpc_pb.js';
 import { SwrkClient } from '../rpc/client.js';
-import { childOf, killTree, namespacesUnavailable } from './private-proc.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
+import { type Box as KitBox, assertCountGoesOn, assertCountsOn, boxUnavailable, childWhen, cleanUp as cleanUpBox, countOf, makeBoxRoot, refused, spawnBox } from './box-kit.js';
 
-const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
-const why = namespacesUnavailable() || (!busybox && 'busybox is not installed (apt-get install busybox-static)');
+const why = boxUnavailable();
 
-interface Box {
-  dir: string;
-  root: string;
+interface Box extends KitBox {
   data: string;
-  unshare: number;
-  pid: number;
 }
 
 function startBox(): Box {
   const dir = tmpDir('mntns');
-  const root = path.join(dir, 'root'), data = path.join(dir, 'data');
-  for (const d of ['bin', 'proc', 'sys', 'dev/pts', 'dev/mqueue', 'tmp', 'mnt', 'data', 'old']) fs.mkdirSync(path.join(root, d), { recursive: true });
+  const root = makeBoxRoot(dir, ['bin', 'proc', 'sys', 'dev/pts', 'dev/mqueue', 'tmp', 'mnt', 'data', 'old'], ['sh', 'sleep', 'umount']), data = path.join(dir, 'data');
   fs.mkdirSync(data);
   fs.writeFileSync(path.join(data, 'host-file'), 'from the host\n');
-  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
-  for (const l of ['sh', 'sleep', 'umount']) fs.symlinkSync('busybox', path.join(root, 'bin', l));
   const loop = 'umount -l /old; exec </tmp/null >/tmp/out 2>&1; exec 5</tmp/sub/x; i=0; while :; do i=$((i+1)); echo $i >> /tmp/count; sleep 0.02; done';
   const script = `
     set -e
@@ -57,44 +48,17 @@ function startBox(): Box {
     cd ${root} && pivot_root . old
     exec /bin/sh -c '${loop}'
   `;
-  const unshare = spawnTask(['unshare', '-m', '-p', '--fork', '--propagation', 'private', 'sh', '-c', script], {
-    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
-  });
-  const pid = waitFor('the box counting', () => {
-    const c = childOf(unshare);
-    return c !== undefined && lines(c).length >= 3 && fs.readlinkSync(`/proc/${c}/fd/5`) === '/tmp/sub/x' ? c : undefined;
-  });
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box counting', childWhen((c) => lines(c).length >= 3 && fs.readlinkSync(`/proc/${c}/fd/5`) === '/tmp/sub/x'));
   return { dir, root, data, unshare, pid };
 }
 
-function lines(pid: number): number[] {
-  try {
-    return fs.readFileSync(`/proc/${pid}/root/tmp/count`, 'utf8').split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
+const lines = (pid: number) => countOf(pid, '/tmp/count');
 
 /** What a mount is, leaving out what the kernel numbers anew (ids, devices). */
 const mountsOf = (pid: number) => parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')).map((m) => `${m.mountPoint} ${m.root} ${m.fsType} ${m.source} ${m.mountOptions.join(',')} ${m.superOptions.join(',')} ${m.optionalFields.join(' ')}`);
 
-function end(pid: number | undefined): void {
-  if (pid === undefined) return;
-  killTree(pid);
-  try {
-    waitPid(pid);
-  } catch {
-    /* not our child */
-  }
-}
-
 /** Ends the restored tree and the box, and removes their files. */
-function cleanUp(box: { unshare: number; dir: string }, images: string, restored?: number): void {
-  end(restored);
-  end(box.unshare);
-  fs.rmSync(images, { recursive: true, force: true });
-  fs.rmSync(box.dir, { recursive: true, force: true });
-}
+const cleanUp = (box: Box, images: string, restored?: number) => cleanUpBox(box.unshare, box.dir, images, restored);
 
 test('a tree with a mount namespace of its own comes back with its mounts (root, tmpfs with its files, bind, external, proc), their flags, its fds on them, and its count goes on', { skip: why, timeout: 60_000 }, async () => {
   const box = startBox();
@@ -127,9 +91,7 @@ test('a tree with a mount namespace of its own comes back with its mounts (root,
     const tmpMount = parseMountinfo(fs.readFileSync(`/proc/${r.pid}/mountinfo`, 'utf8')).find((m) => m.mountPoint === '/tmp')!;
     assert.match(fs.readFileSync(`/proc/${r.pid}/fdinfo/5`, 'utf8'), new RegExp(`^mnt_id:\\s+${tmpMount.mountId}$`, 'm'));
     // The count goes on from where it was: 1..N, no gap, no repeat.
-    waitFor('the count to go on', () => lines(r.pid).length > atDump + 10);
-    const n = lines(r.pid);
-    assert.deepEqual(n, n.map((_, i) => i + 1), `count: ${n.join(' ')}`);
+    assertCountGoesOn(() => lines(r.pid), atDump);
     // Nothing of the restore's yard is left behind.
     assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-mnt-')), []);
   } finally {
@@ -141,12 +103,9 @@ test('a mount namespace is refused at dump without --root, or with a mount no pl
   const box = startBox();
   const images = tmpDir('mntns-img');
   try {
-    const refused = (re: RegExp) => (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && re.test(e.message);
     await assert.rejects(dump({ pid: box.pid, imagesDir: images, extMounts: new Map([['/data', 'data']]) }), refused(/mount \d+ at \/ .*is the tree's root mount, and no root \(--root, RPC root\) was given/));
     await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root }), refused(/mount \d+ at \/data .*shows .*data of a filesystem no other mount of the tree shows; give it as an external mount/));
-    const n = lines(box.pid).length;
-    sleepMs(200);
-    assert.ok(lines(box.pid).length > n, 'the tree stopped counting after a refused dump');
+    assertCountsOn(() => lines(box.pid));
     await dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/data', 'data']]) });
     waitPid(box.unshare);
     await assert.rejects(restore({ imagesDir: images, detach: true, root: box.root }), (e: unknown) => e instanceof StasisError && /external mount data, and no --ext-mount-map data:PATH/.test(e.message));
@@ -179,9 +138,7 @@ test('over RPC as runc asks (root, ext_mnt), now that its restore\'s rst_sibling
     assert.ok(rr.success, rr.crErrmsg);
     restored = rr.restore!.pid;
     assert.deepEqual(mountsOf(restored), before);
-    waitFor('the count to go on', () => lines(restored!).length > atDump + 10);
-    const n = lines(restored);
-    assert.deepEqual(n, n.map((_, i) => i + 1), `count: ${n.join(' ')}`);
+    assertCountGoesOn(() => lines(restored!), atDump);
   } finally {
     fs.closeSync(imgFd);
     cleanUp(box, images, restored);
@@ -195,11 +152,7 @@ test('over RPC as runc asks (root, ext_mnt), now that its restore\'s rst_sibling
 // before shm covered it). The shell counts into /dev/count and /dev/shm/count.
 function startDevBox(opts: { hiddenSocket?: true } = {}): Box {
   const dir = tmpDir('mntns-dev');
-  const root = path.join(dir, 'root');
-  for (const d of ['bin', 'dev', 'mnt', 'old']) fs.mkdirSync(path.join(root, d), { recursive: true });
-  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
-  for (const l of ['sh', 'sleep', 'umount', 'cat']) fs.symlinkSync('busybox', path.join(root, 'bin', l));
+  const root = makeBoxRoot(dir, ['bin', 'dev', 'mnt', 'old'], ['sh', 'sleep', 'umount', 'cat']);
   const loop = 'umount -l /old; exec </dev/null >/dev/null 2>&1; i=0; while :; do i=$((i+1)); echo $i >> /dev/count; echo $i >> /dev/shm/count; sleep 0.02; done';
   const dev = `${root}/dev`;
   const script = `
@@ -221,20 +174,7 @@ function startDevBox(opts: { hiddenSocket?: true } = {}): Box {
     cd ${root} && pivot_root . old
     exec /bin/sh -c '${loop}'
   `;
-  const unshare = spawnTask(['unshare', '-m', '-p', '--fork', '--propagation', 'private', 'sh', '-c', script], {
-    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
-  });
-  const count = (pid: number) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/root/dev/count`, 'utf8').split('\n').filter(Boolean).length;
-    } catch {
-      return 0;
-    }
-  };
-  const pid = waitFor('the box counting', () => {
-    const c = childOf(unshare);
-    return c !== undefined && count(c) >= 3 && !mountsOf(c).some((m) => m.startsWith('/old')) ? c : undefined;
-  });
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box counting', childWhen((c) => countOf(c, '/dev/count').length >= 3 && !mountsOf(c).some((m) => m.startsWith('/old'))));
   return { dir, root, data: '', unshare, pid };
 }
 
@@ -298,11 +238,8 @@ test('a tmpfs that holds a Unix socket file under a mount on it is refused at du
   const box = startDevBox({ hiddenSocket: true });
   const images = tmpDir('mntns-img');
   try {
-    const count = () => fs.readFileSync(`/proc/${box.pid}/root/dev/count`, 'utf8').split('\n').filter(Boolean).length;
-    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/dev/null', 'null']]) }), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && /mount \d+ at \/dev \(tmpfs box-dev\) holds a Unix socket file \(\/dev\/shm\/sub\/sock\), which a tmpfs archive cannot keep/.test(e.message));
-    const n = count();
-    sleepMs(200);
-    assert.ok(count() > n, 'the tree stopped counting after a refused dump');
+    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/dev/null', 'null']]) }), refused(/mount \d+ at \/dev \(tmpfs box-dev\) holds a Unix socket file \(\/dev\/shm\/sub\/sock\), which a tmpfs archive cannot keep/));
+    assertCountsOn(() => countOf(box.pid, '/dev/count'));
   } finally {
     cleanUp(box, images);
   }
@@ -355,10 +292,8 @@ test('a mount whose mountpoint is not UTF-8 is refused at dump, naming it; the t
   try {
     const r = spawnSync('nsenter', ['-t', String(box.pid), '-m', '--', '/bin/busybox', 'sh', '-c', 'd="$(/bin/busybox printf "/tmp/bad\\377name")"; /bin/busybox mkdir "$d" && /bin/busybox mount -t tmpfs bad "$d"'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/data', 'data']]) }), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && /mount \d+ at "\/tmp\/bad\ufffdname" \(tmpfs bad\) has a path or source that is not UTF-8/.test(e.message));
-    const n = lines(box.pid).length;
-    sleepMs(200);
-    assert.ok(lines(box.pid).length > n, 'the tree stopped counting after a refused dump');
+    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/data', 'data']]) }), refused(/mount \d+ at "\/tmp\/bad\ufffdname" \(tmpfs bad\) has a path or source that is not UTF-8/));
+    assertCountsOn(() => lines(box.pid));
   } finally {
     cleanUp(box, images);
   }

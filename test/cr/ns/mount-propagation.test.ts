@@ -12,43 +12,27 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { tmpDir, waitFor, sleepMs, verifyImages, descendants } from '../harness.js';
-import { dump, restore, StasisError } from '../../../src/api/index.js';
-import { spawnTask, waitPid } from '../../../src/sys/index.js';
-import { killTree, namespacesUnavailable } from './private-proc.js';
+import { tmpDir, verifyImages, descendants } from '../harness.js';
+import { dump, restore } from '../../../src/api/index.js';
+import { waitPid } from '../../../src/sys/index.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
+import { type Box, assertCountGoesOn, assertCountsOn, boxUnavailable, cleanUp, countOf, makeBoxRoot, refused, spawnBox } from './box-kit.js';
 
-const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
-const why = namespacesUnavailable() || (!busybox && 'busybox is not installed (apt-get install busybox-static)');
-
-interface Box {
-  dir: string;
-  root: string;
-  /** The process spawnTask started (unshare, or the outer shell holding another namespace). */
-  top: number;
-  pid: number;
-}
+const why = boxUnavailable();
 
 const LOOP = 'umount -l /old; exec </shared/null >/shared/null 2>&1; i=0; while :; do i=$((i+1)); echo $i >> /shared/count; sleep 0.02; done';
 
-function makeRoot(dir: string): string {
-  const root = path.join(dir, 'root');
-  for (const d of ['bin', 'shared', 'peer', 'slave', 'slave-peer', 'unb', 'tmp', 'old']) fs.mkdirSync(path.join(root, d), { recursive: true });
-  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
-  for (const l of ['sh', 'sleep', 'umount']) fs.symlinkSync('busybox', path.join(root, 'bin', l));
-  return root;
-}
+const makeRoot = (dir: string) => makeBoxRoot(dir, ['bin', 'shared', 'peer', 'slave', 'slave-peer', 'unb', 'tmp', 'old'], ['sh', 'sleep', 'umount']);
 
-/** The box whose shell counts into /shared/count, once it counts. */
-function boxPid(top: number): number {
-  return waitFor('the box counting', () => descendants(top).find((p) => {
+/** The box whose shell counts into /shared/count, once it counts (a ready for spawnBox). */
+function boxPid(top: number): number | undefined {
+  return descendants(top).find((p) => {
     try {
       return fs.readFileSync(`/proc/${p}/comm`, 'utf8') === 'sh\n' && fs.readFileSync(`/proc/${p}/root/shared/count`, 'utf8').split('\n').length > 3 && !fs.readFileSync(`/proc/${p}/mountinfo`, 'utf8').includes(' /old ');
     } catch {
       return false;
     }
-  }));
+  });
 }
 
 function startBox(): Box {
@@ -70,10 +54,8 @@ function startBox(): Box {
     cd ${root} && pivot_root . old
     exec /bin/sh -c '${LOOP}'
   `;
-  const top = spawnTask(['unshare', '-m', '-p', '--fork', '--propagation', 'private', 'sh', '-c', script], {
-    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
-  });
-  return { dir, root, top, pid: boxPid(top) };
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box counting', boxPid);
+  return { dir, root, unshare, pid };
 }
 
 /**
@@ -99,10 +81,9 @@ function startTiedBox(): Box {
     unshare -m -p --fork --propagation unchanged sh -c '${inner.replace(/'/g, `'\\''`)}'
     exit 0
   `;
-  const top = spawnTask(['unshare', '-m', '--propagation', 'private', 'sh', '-c', outer], {
-    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
-  });
-  return { dir, root, top, pid: boxPid(top) };
+  // (Its unshare holds the outer namespace; the box's is its grandchild's.)
+  const { top: unshare, ready: pid } = spawnBox(dir, outer, 'the box counting', boxPid, ['-m']);
+  return { dir, root, unshare, pid };
 }
 
 const mounts = (pid: number) => parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
@@ -119,17 +100,7 @@ function inBox(pid: number, ...cmd: string[]): number | null {
   return spawnSync('nsenter', ['-t', String(pid), '-m', '-r', '--', '/bin/busybox', ...cmd], { encoding: 'utf8' }).status;
 }
 
-const count = (pid: number) => fs.readFileSync(`/proc/${pid}/root/shared/count`, 'utf8').split('\n').filter(Boolean).map(Number);
-
-function end(pid: number | undefined): void {
-  if (pid === undefined) return;
-  killTree(pid);
-  try {
-    waitPid(pid);
-  } catch {
-    /* not our child */
-  }
-}
+const count = (pid: number) => countOf(pid, '/shared/count');
 
 test('a tree\'s peer groups, slaves of them and unbindable mounts come back as they were, and propagate as they did', { skip: why, timeout: 60_000 }, async () => {
   const box = startBox();
@@ -145,7 +116,7 @@ test('a tree\'s peer groups, slaves of them and unbindable mounts come back as t
     assert.match(at('/unb'), / unbindable$/, before.join('\n'));
     const atDump = count(box.pid).length; // (the dump ends the tree: counted before)
     await dump({ pid: box.pid, imagesDir: images, root: box.root });
-    waitPid(box.top);
+    waitPid(box.unshare);
     verifyImages(images);
     const r = await restore({ imagesDir: images, detach: true, root: box.root });
     restored = r.pid;
@@ -160,15 +131,10 @@ test('a tree\'s peer groups, slaves of them and unbindable mounts come back as t
     assert.notEqual(inBox(r.pid, 'mount', '--bind', '/unb', '/tmp'), 0, 'an unbindable mount was bound');
     assert.equal(fs.readFileSync(`/proc/${r.pid}/root/peer/file`, 'utf8'), 'hello\n');
     // The count goes on from where it was: 1..N, no gap, no repeat.
-    waitFor('the count to go on', () => count(r.pid).length > atDump + 10);
-    const n = count(r.pid);
-    assert.deepEqual(n, n.map((_, i) => i + 1), `count: ${n.join(' ')}`);
+    assertCountGoesOn(() => count(r.pid), atDump);
     assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-mnt-')), []);
   } finally {
-    end(restored);
-    end(box.top);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box.unshare, box.dir, images, restored);
   }
 });
 
@@ -176,16 +142,11 @@ test('a mount in a peer group of another mount namespace, or a slave of a peer g
   const box = startTiedBox();
   const images = tmpDir('mntprop-img');
   try {
-    const refused = (re: RegExp) => (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && re.test(e.message);
     await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root }), refused(/mount \d+ at \/shared .*is in peer group \d+, which mount \d+ at .*outer of mount namespace mnt:\[\d+\] \(pid \d+\) is in too/));
     assert.equal(inBox(box.pid, 'mount', '--make-slave', '/shared'), 0);
     await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root }), refused(/mount \d+ at \/shared .*is a slave of peer group \d+, which no mount of the tree is in/));
-    const n = count(box.pid).length;
-    sleepMs(200);
-    assert.ok(count(box.pid).length > n, 'the tree stopped counting after a refused dump');
+    assertCountsOn(() => count(box.pid));
   } finally {
-    end(box.top);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box.unshare, box.dir, images);
   }
 });

@@ -16,21 +16,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { tmpDir, waitFor, verifyImages } from '../harness.js';
-import { dump, restore, StasisError } from '../../../src/api/index.js';
-import { spawnTask, waitPid } from '../../../src/sys/index.js';
-import { childOf, killTree, namespacesUnavailable } from './private-proc.js';
+import { dump, restore } from '../../../src/api/index.js';
+import { waitPid } from '../../../src/sys/index.js';
+import { childOf } from './private-proc.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
+import { type Box as KitBox, boxUnavailable, cleanUp, makeBoxRoot, refused, spawnBox } from './box-kit.js';
 
-const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
-const why = namespacesUnavailable() || (!busybox && 'busybox is not installed (apt-get install busybox-static)');
+const why = boxUnavailable();
 
-interface Box {
-  dir: string;
-  root: string;
-  unshare: number;
-  pid: number;
+interface Box extends KitBox {
   child: number;
 }
 
@@ -41,11 +36,7 @@ interface Box {
  */
 function startBox(nested = false, ghost: boolean | 'linked' = false): Box {
   const dir = tmpDir('nestns');
-  const root = path.join(dir, 'root');
-  for (const d of ['bin', 'dev', 'proc', 'mnt', 'old']) fs.mkdirSync(path.join(root, d), { recursive: true });
-  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
-  for (const l of ['sh', 'sleep', 'umount', 'mount', 'unshare', 'rm']) fs.symlinkSync('busybox', path.join(root, 'bin', l));
+  const root = makeBoxRoot(dir, ['bin', 'dev', 'proc', 'mnt', 'old'], ['sh', 'sleep', 'umount', 'mount', 'unshare', 'rm']);
   // (Scripts in the box's root: no quoting through three shells.)
   const sleeper = nested ? 'unshare -m sleep 1000 &\n' : '';
   fs.writeFileSync(path.join(root, 'bin/child'), `mount --make-rprivate /\nmount -t tmpfs -o size=1m,mode=755 child-tmp /mnt\nprintf "line1\\nline2\\n" > /mnt/f\nexec 7</mnt/f\nread l <&7\n${ghost === 'linked' ? 'busybox ln /mnt/f /mnt/g\n' : ''}${ghost ? 'rm /mnt/f\n' : ''}${sleeper}exec sleep 1000\n`, { mode: 0o755 });
@@ -58,22 +49,13 @@ function startBox(nested = false, ghost: boolean | 'linked' = false): Box {
     cd ${root} && pivot_root . old
     exec /bin/sh /bin/init
   `;
-  const unshare = spawnTask(['unshare', '-m', '-p', '--fork', '--propagation', 'private', 'sh', '-c', script], {
-    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
+  const { top: unshare, ready: { pid, child } } = spawnBox(dir, script, 'the box and its child in a mount namespace of its own', (top) => {
+    const p = childOf(top);
+    const c = p === undefined ? undefined : childOf(p);
+    const grand = c === undefined ? undefined : childOf(c);
+    return p !== undefined && c !== undefined && readlink(`/proc/${c}/fd/7`) === (ghost ? '/mnt/f (deleted)' : '/mnt/f') && /\bsleep\b/.test(comm(c)) && (!nested || (grand !== undefined && /\bsleep\b/.test(comm(grand)))) ? { pid: p, child: c } : undefined;
   });
-  try {
-    const { pid, child: c } = waitFor('the box and its child in a mount namespace of its own', () => {
-      const p = childOf(unshare);
-      const c = p === undefined ? undefined : childOf(p);
-      const grand = c === undefined ? undefined : childOf(c);
-      return p !== undefined && c !== undefined && readlink(`/proc/${c}/fd/7`) === (ghost ? '/mnt/f (deleted)' : '/mnt/f') && /\bsleep\b/.test(comm(c)) && (!nested || (grand !== undefined && /\bsleep\b/.test(comm(grand)))) ? { pid: p, child: c } : undefined;
-    });
-    return { dir, root, unshare, pid, child: c };
-  } catch (err) {
-    end(unshare);
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+  return { dir, root, unshare, pid, child };
 }
 
 const readlink = (p: string) => {
@@ -95,16 +77,6 @@ const comm = (pid: number) => {
 const mountsOf = (pid: number) => parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')).map((m) => `${m.mountPoint} ${m.root} ${m.fsType} ${m.source} ${m.mountOptions.join(',')} ${m.superOptions.join(',')}`);
 const posOf = (pid: number, fd: number) => Number(/^pos:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1]);
 const mntIdOf = (pid: number, fd: number) => Number(/^mnt_id:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1]);
-
-function end(pid: number | undefined): void {
-  if (pid === undefined) return;
-  killTree(pid);
-  try {
-    waitPid(pid);
-  } catch {
-    /* not our child */
-  }
-}
 
 test('a child in a mount namespace of its own, with a private tmpfs and a file open on it, comes back in its own namespace with its mounts, its fd on its mount at its offset', { skip: why, timeout: 60_000 }, async () => {
   const box = startBox();
@@ -140,10 +112,7 @@ test('a child in a mount namespace of its own, with a private tmpfs and a file o
     assert.deepEqual(fs.readFileSync(`/proc/${r.pid}/task/${r.pid}/children`, 'utf8').trim().split(/\s+/).map(Number), [child]);
     assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-mnt-')), []);
   } finally {
-    end(restored);
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box.unshare, box.dir, images, restored);
   }
 });
 
@@ -160,9 +129,7 @@ test('a restore whose images lack the child\'s mount namespace fails naming it a
     const left = fs.readdirSync('/proc').filter((f) => /^\d+$/.test(f) && !before.has(f) && /\bsleep\b/.test(comm(Number(f))));
     assert.deepEqual(left, []);
   } finally {
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box.unshare, box.dir, images);
   }
 });
 
@@ -170,15 +137,13 @@ test('a namespace copied from a nested one, sharing a tmpfs the root\'s namespac
   const box = startBox(true);
   const images = tmpDir('nestns-img');
   try {
-    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root }), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && /mount \d+ at \/mnt \(tmpfs child-tmp\) shows the filesystem of mount \d+ at \/mnt \(tmpfs child-tmp\) of mnt namespace/.test(e.message));
+    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root }), refused(/mount \d+ at \/mnt \(tmpfs child-tmp\) shows the filesystem of mount \d+ at \/mnt \(tmpfs child-tmp\) of mnt namespace/));
     // Left running: the child still holds its file, and its child still sleeps.
     assert.equal(readlink(`/proc/${box.child}/fd/7`), '/mnt/f');
     assert.match(fs.readFileSync(`/proc/${box.child}/stat`, 'utf8'), /\) S /);
     assert.ok(childOf(box.child) !== undefined);
   } finally {
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box.unshare, box.dir, images);
   }
 });
 
@@ -204,10 +169,7 @@ test('a file the child removed from its private tmpfs, held open, comes back del
     assert.deepEqual(fs.readdirSync(`/proc/${child}/root/mnt`), []);
     assert.deepEqual(fs.readdirSync(`/proc/${r.pid}/root/mnt`), []);
   } finally {
-    end(restored);
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box.unshare, box.dir, images, restored);
   }
 });
 
@@ -232,9 +194,6 @@ test('a file the child removed from its private tmpfs and still linked there com
     assert.deepEqual(fs.readdirSync(`/proc/${child}/root/mnt`), ['g']);
     assert.deepEqual(fs.readdirSync(`/proc/${r.pid}/root/mnt`), []);
   } finally {
-    end(restored);
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box.unshare, box.dir, images, restored);
   }
 });

@@ -85,6 +85,12 @@ if (!inPrivateProc(FLAG)) {
     void pid;
   }
 
+  /** finish() for a restored tree, whose root must then exit 0. */
+  function finishRestored(pid: number, dir: string): void {
+    finish(pid, dir);
+    assertExitsZero(pid);
+  }
+
   test('lo\'s addresses, routes of the main table and the routing rules come back, and sockets on the restored addresses work', async () => {
     const w = start();
     const before = listing(w.pid);
@@ -113,8 +119,7 @@ if (!inPrivateProc(FLAG)) {
     const r = await restore({ imagesDir: images, detach: true });
     try {
       assert.equal(listing(r.pid), before, 'the restored namespace lists other links, addresses, routes or rules');
-      finish(r.pid, w.dir);
-      assertExitsZero(r.pid);
+      finishRestored(r.pid, w.dir);
     } finally {
       endTree(r.pid);
     }
@@ -172,8 +177,7 @@ if (!inPrivateProc(FLAG)) {
     const r = await restore({ imagesDir: images, detach: true, shellJob: true, noVerify: true });
     try {
       assert.equal(listing(r.pid), before, 'the namespace stasis restored from CRIU\'s images lists other links, addresses, routes, rules or sysctls');
-      finish(r.pid, w.dir);
-      assertExitsZero(r.pid);
+      finishRestored(r.pid, w.dir);
     } finally {
       endTree(r.pid);
     }
@@ -212,18 +216,12 @@ ip link set br1 up
         const norm = (t: string) => t.replace(/@if\d+/g, '@if');
         assert.equal(norm(listing(r.pid)), norm(before), 'the restored namespace lists other devices, addresses, routes, rules or sysctls');
         assert.match(execFileSync('ip', ['link', 'show', 'hostv1'], { env: SBIN_ENV, encoding: 'utf8' }), /master hbr0/);
-        finish(r.pid, w.dir);
-        assertExitsZero(r.pid);
+        finishRestored(r.pid, w.dir);
       } finally {
         endTree(r.pid);
       }
     } finally {
-      killTree(w.unshare);
-      try {
-        waitPid(w.unshare);
-      } catch {
-        /* reaped */
-      }
+      endTree(w.unshare);
       spawnSync('ip', ['link', 'del', 'hbr0'], { env: SBIN_ENV });
     }
   });
@@ -246,18 +244,12 @@ ip link set br1 up
         assert.equal(norm(listing(r.pid)), norm(before), 'the restored namespace lists other devices, addresses, routes, rules or sysctls');
         assert.equal(spawnSync('ip', ['link', 'show', 'pre0'], { env: SBIN_ENV }).status, 1, 'pre0 is still in the host');
         assert.match(execFileSync('ip', ['link', 'show', 'hostp0'], { env: SBIN_ENV, encoding: 'utf8' }), /hostp0@if\d+:/);
-        finish(r.pid, w.dir);
-        assertExitsZero(r.pid);
+        finishRestored(r.pid, w.dir);
       } finally {
         endTree(r.pid);
       }
     } finally {
-      killTree(w.unshare);
-      try {
-        waitPid(w.unshare);
-      } catch {
-        /* reaped */
-      }
+      endTree(w.unshare);
       spawnSync('ip', ['link', 'del', 'hostp0'], { env: SBIN_ENV });
     }
   });
@@ -314,12 +306,7 @@ ip link set br1 up
         });
       }
     } finally {
-      killTree(w.unshare);
-      try {
-        waitPid(w.unshare);
-      } catch {
-        /* reaped */
-      }
+      endTree(w.unshare);
       spawnSync('ip', ['link', 'del', 'hbr0'], { env: SBIN_ENV });
     }
   });

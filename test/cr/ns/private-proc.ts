@@ -62,8 +62,9 @@ export function assertExitsZero(pid: number): void {
   assert.equal(st.kind === 'exited' && st.code, 0);
 }
 
-/** Kills the restored tree at `pid` and reaps its root if that is still to do. */
-export function endTree(pid: number): void {
+/** Kills the tree at `pid` (none where undefined) and reaps its root if that is still to do. */
+export function endTree(pid: number | undefined): void {
+  if (pid === undefined) return;
   killTree(pid);
   try {
     waitPid(pid);
