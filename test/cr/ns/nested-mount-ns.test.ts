@@ -78,6 +78,14 @@ const mountsOf = (pid: number) => parseMountinfo(fs.readFileSync(`/proc/${pid}/m
 const posOf = (pid: number, fd: number) => Number(/^pos:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1]);
 const mntIdOf = (pid: number, fd: number) => Number(/^mnt_id:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1]);
 
+/** The restored child's fd 7: `link`, at offset `pos`, on the child's own tmpfs mount (not a mount of the root's namespace). */
+function assertChildFd(child: number, link: string, pos: number): void {
+  assert.equal(fs.readlinkSync(`/proc/${child}/fd/7`), link);
+  assert.equal(posOf(child, 7), pos);
+  const childTmp = parseMountinfo(fs.readFileSync(`/proc/${child}/mountinfo`, 'utf8')).find((m) => m.mountPoint === '/mnt')!;
+  assert.equal(mntIdOf(child, 7), childTmp.mountId);
+}
+
 test('a child in a mount namespace of its own, with a private tmpfs and a file open on it, comes back in its own namespace with its mounts, its fd on its mount at its offset', { skip: why, timeout: 60_000 }, async () => {
   const box = startBox();
   const images = tmpDir('nestns-img');
@@ -102,10 +110,7 @@ test('a child in a mount namespace of its own, with a private tmpfs and a file o
     assert.deepEqual(mountsOf(r.pid), rootBefore);
     assert.deepEqual(mountsOf(child), childBefore);
     // The fd: its path, its offset, and its mount the child's tmpfs (not one of the root's namespace).
-    assert.equal(fs.readlinkSync(`/proc/${child}/fd/7`), '/mnt/f');
-    assert.equal(posOf(child, 7), pos);
-    const childTmp = parseMountinfo(fs.readFileSync(`/proc/${child}/mountinfo`, 'utf8')).find((m) => m.mountPoint === '/mnt')!;
-    assert.equal(mntIdOf(child, 7), childTmp.mountId);
+    assertChildFd(child, '/mnt/f', pos);
     assert.equal(fs.readFileSync(`/proc/${child}/fd/7`, 'utf8'), 'line1\nline2\n');
     assert.equal(fs.existsSync(`/proc/${r.pid}/root/mnt/f`), false);
     // No helper is left among the root's children, and nothing of the yards.
@@ -160,10 +165,7 @@ test('a file the child removed from its private tmpfs, held open, comes back del
     const r = await restore({ imagesDir: images, detach: true, root: box.root });
     restored = r.pid;
     const child = waitFor('the restored child', () => childOf(r.pid));
-    assert.equal(fs.readlinkSync(`/proc/${child}/fd/7`), '/mnt/f (deleted)');
-    assert.equal(posOf(child, 7), pos);
-    const childTmp = parseMountinfo(fs.readFileSync(`/proc/${child}/mountinfo`, 'utf8')).find((m) => m.mountPoint === '/mnt')!;
-    assert.equal(mntIdOf(child, 7), childTmp.mountId);
+    assertChildFd(child, '/mnt/f (deleted)', pos);
     assert.equal(fs.statSync(`/proc/${child}/fd/7`).nlink, 0);
     assert.equal(fs.readFileSync(`/proc/${child}/fd/7`, 'utf8'), 'line1\nline2\n');
     assert.deepEqual(fs.readdirSync(`/proc/${child}/root/mnt`), []);
@@ -185,10 +187,7 @@ test('a file the child removed from its private tmpfs and still linked there com
     const r = await restore({ imagesDir: images, detach: true, root: box.root });
     restored = r.pid;
     const child = waitFor('the restored child', () => childOf(r.pid));
-    assert.equal(fs.readlinkSync(`/proc/${child}/fd/7`), '/mnt/f (deleted)');
-    assert.equal(posOf(child, 7), pos);
-    const childTmp = parseMountinfo(fs.readFileSync(`/proc/${child}/mountinfo`, 'utf8')).find((m) => m.mountPoint === '/mnt')!;
-    assert.equal(mntIdOf(child, 7), childTmp.mountId);
+    assertChildFd(child, '/mnt/f (deleted)', pos);
     const a = fs.statSync(`/proc/${child}/fd/7`), b = fs.statSync(`/proc/${child}/root/mnt/g`);
     assert.deepEqual([a.dev, a.ino, a.nlink], [b.dev, b.ino, 1]);
     assert.deepEqual(fs.readdirSync(`/proc/${child}/root/mnt`), ['g']);
