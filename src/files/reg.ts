@@ -91,6 +91,8 @@ export function keepIfGone(p: FdProbe, ctx: DumpFileCtx, id: number): { path: st
   const dead = deadProcPid(p.link, p.stat.dev, ctx.ghosts?.mntRoot ?? '');
   if (dead) {
     if (!ctx.ghosts) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is a file of a process that is gone`);
+    // Reopened at restore through the root's /proc, another mount than a nested namespace's.
+    if (ctx.ghosts.mntRoots.has(p.info.mntId)) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: ${p.link} is a file of a process that is gone, on mount ${p.info.mntId} of a mount namespace below the tree's root's, where stasis cannot reopen such files yet`);
     ctx.ghosts.addDeadPid(id, dead.pid);
     return { path: dead.path, linked: [] };
   }
