@@ -14,22 +14,17 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { compileWorkload, tmpDir, waitFor, sleepMs, verifyImages } from '../harness.js';
-import { dump, restore, StasisError } from '../../../src/api/index.js';
-import { spawnTask, waitPid } from '../../../src/sys/index.js';
-import { childOf, killTree, namespacesUnavailable } from './private-proc.js';
+import { compileWorkload, tmpDir, verifyImages } from '../harness.js';
+import { dump, restore } from '../../../src/api/index.js';
+import { waitPid } from '../../../src/sys/index.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
+import { type Box, assertCountGoesOn, assertCountsOn, boxUnavailable, childWhen, cleanUp, countOf, makeBoxRoot, refused, spawnBox } from './box-kit.js';
 
-const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
-const why = namespacesUnavailable() || (!busybox && 'busybox is not installed (apt-get install busybox-static)');
+const why = boxUnavailable();
 
-function startBox(opts: { boundData?: true } = {}): { dir: string; root: string; unshare: number; pid: number } {
+function startBox(opts: { boundData?: true } = {}): Box {
   const dir = tmpDir('ghostns');
-  const root = path.join(dir, 'root');
-  for (const d of ['bin', 'proc', 'tmp', 'old']) fs.mkdirSync(path.join(root, d), { recursive: true });
-  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
-  for (const l of ['sh', 'sleep', 'umount', 'rm']) fs.symlinkSync('busybox', path.join(root, 'bin', l));
+  const root = makeBoxRoot(dir, ['bin', 'proc', 'tmp', 'old'], ['sh', 'sleep', 'umount', 'rm']);
   // fd 5 is written through (its offset the end, 4 KiB of hole first); fd 6 read 4 bytes into.
   const loop = [
     'umount -l /old', 'exec </dev/null >/tmp/out 2>&1',
@@ -49,23 +44,11 @@ function startBox(opts: { boundData?: true } = {}): { dir: string; root: string;
     cd ${root} && pivot_root . old
     exec /bin/sh -c '${loop}'
   `;
-  const unshare = spawnTask(['unshare', '-m', '-p', '--fork', '--propagation', 'private', 'sh', '-c', script], {
-    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
-  });
-  const pid = waitFor('the box counting', () => {
-    const c = childOf(unshare);
-    return c !== undefined && lines(c).length >= 3 ? c : undefined;
-  });
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box counting', childWhen((c) => lines(c).length >= 3));
   return { dir, root, unshare, pid };
 }
 
-function lines(pid: number): number[] {
-  try {
-    return fs.readFileSync(`/proc/${pid}/root/tmp/count`, 'utf8').split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
+const lines = (pid: number) => countOf(pid, '/tmp/count');
 
 /** What fd `fd` of `pid` is: its link, contents, offset, link count, mode and mount (by mountpoint). */
 function fdState(pid: number, fd: number) {
@@ -81,16 +64,6 @@ function fdState(pid: number, fd: number) {
 
 /** The mounts of `pid`'s namespace by mountpoint, root and filesystem (ids and devices are new after a restore). */
 const mountsOf = (pid: number) => parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')).map((m) => `${m.mountPoint} ${m.root} ${m.fsType}`);
-
-const end = (pid: number | undefined) => {
-  if (pid === undefined) return;
-  killTree(pid);
-  try {
-    waitPid(pid);
-  } catch {
-    /* not our child */
-  }
-};
 
 test('deleted files held open inside a tree\'s own mount namespace (on its tmpfs, on its root mount) come back there with their contents, offsets and link count 0, as "(deleted)"; a dead pid\'s /proc file names the pid of its pid namespace; no ghost name is left', { skip: why, timeout: 60_000 }, async () => {
   const box = startBox();
@@ -126,14 +99,9 @@ test('deleted files held open inside a tree\'s own mount namespace (on its tmpfs
     assert.deepEqual(fs.readdirSync(box.root).sort(), ['bin', 'bind-dst', 'dev', 'old', 'proc', 'tmp']);
     assert.deepEqual(fs.readdirSync(path.join(box.root, 'tmp')), []);
     const atRestore = lines(r.pid).length;
-    waitFor('the count to go on', () => lines(r.pid).length > atRestore + 10);
-    const n = lines(r.pid);
-    assert.deepEqual(n, n.map((_, i) => i + 1), `count: ${n.join(' ')}`);
+    assertCountGoesOn(() => lines(r.pid), atRestore);
   } finally {
-    end(restored);
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box.unshare, box.dir, images, restored);
   }
 });
 
@@ -141,15 +109,11 @@ test('a bind of a removed file that held data, inside a tree\'s own mount namesp
   const box = startBox({ boundData: true });
   const images = tmpDir('ghostns-img');
   try {
-    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root }), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' &&
-      /mount \d+ at \/bind-dst is a bind of \S*\/bind-src, removed since; it is a file with data \(5 bytes\), which stasis would bring back empty/.test(e.message));
-    const n = lines(box.pid).length;
-    sleepMs(200);
-    assert.ok(lines(box.pid).length > n, 'the tree stopped counting after a refused dump');
+    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root }), refused(
+      /mount \d+ at \/bind-dst is a bind of \S*\/bind-src, removed since; it is a file with data \(5 bytes\), which stasis would bring back empty/));
+    assertCountsOn(() => lines(box.pid));
   } finally {
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box.unshare, box.dir, images);
   }
 });
 
@@ -157,29 +121,14 @@ test('a bind of a removed file that held data, inside a tree\'s own mount namesp
 // socket pair's SO_PEERCRED restorable): the name's file is made again under the mount, not on it.
 test('a Unix listener and connection whose name\'s file a mount hides come back with their name, the listener\'s file made again under that mount (not on it), and go on', { skip: why, timeout: 60_000 }, async () => {
   const dir = tmpDir('hidden-sock');
-  const root = path.join(dir, 'root');
-  for (const d of ['bin', 'srv', 'old', 'dev']) fs.mkdirSync(path.join(root, d), { recursive: true });
-  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+  const root = makeBoxRoot(dir, ['bin', 'srv', 'old', 'dev']);
   fs.copyFileSync(compileWorkload('hidden-sock', ['-static']), path.join(root, 'bin/hidden-sock'));
   const script = `set -e; mknod ${root}/dev/null c 1 3; mount --bind ${root} ${root}; cd ${root}; pivot_root . old; exec /bin/busybox sh -c '/bin/busybox umount -l /old; exec /bin/hidden-sock </dev/null >/dev/null 2>&1'`;
-  const unshare = spawnTask(['unshare', '-m', '-p', '-n', '--fork', '--propagation', 'private', 'sh', '-c', script], {
-    stdin: { path: '/dev/null' }, stdout: { path: '/dev/null' }, stderr: { path: path.join(dir, 'stderr.log') },
-  });
-  const count = (pid: number) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/root/srv/count`, 'utf8').split('\n').filter(Boolean).map(Number);
-    } catch {
-      return [];
-    }
-  };
+  const count = (pid: number) => countOf(pid, '/srv/count');
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the workload counting', childWhen((c) => count(c).length >= 3), ['-m', '-p', '-n', '--fork']);
   const images = tmpDir('hidden-sock-img');
   let restored: number | undefined;
   try {
-    const pid = waitFor('the workload counting', () => {
-      const c = childOf(unshare);
-      return c !== undefined && count(c).length >= 3 ? c : undefined;
-    });
     // The listener and its accepted end show the name; the mount's tmpfs hides its file.
     const names = (p: number) => fs.readFileSync(`/proc/${p}/net/unix`, 'utf8').split('\n').filter((l) => l.endsWith(' dir/sock')).length;
     assert.equal(names(pid), 2);
@@ -201,14 +150,9 @@ test('a Unix listener and connection whose name\'s file a mount hides come back 
     });
     assert.equal(hi, 'hi');
     const at = count(r.pid).length;
-    waitFor('the count to go on', () => count(r.pid).length > at + 10);
-    const n = count(r.pid);
-    assert.deepEqual(n, n.map((_, i) => i + 1), `count: ${n.join(' ')}`);
+    assertCountGoesOn(() => count(r.pid), at);
   } finally {
-    end(restored);
-    end(unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(dir, { recursive: true, force: true });
+    cleanUp(unshare, dir, images, restored);
   }
 });
 
@@ -219,14 +163,10 @@ test('a file whose directory a mount now covers (the deleted one, the shell\'s o
     // (The bind on /tmp/dst first taken off: the mount over /tmp would hide it too.)
     const r = spawnSync('nsenter', ['-t', String(box.pid), '-m', '--', '/bin/busybox', 'sh', '-c', '/bin/busybox umount /tmp/dst && /bin/busybox mount -t tmpfs over /tmp'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root }), (e: unknown) => e instanceof StasisError && e.code === 'E_UNSUPPORTED' &&
-      /fd \d+ of pid \d+: \/tmp\/(gone|out) was removed or replaced, and its directory \/tmp now leads to mount \d+, not to its mount \d+ \(a mount over it hides where the file was\)/.test(e.message));
-    const n = lines(box.pid).length;
-    sleepMs(200);
-    assert.ok(lines(box.pid).length > n, 'the tree stopped counting after a refused dump');
+    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root }), refused(
+      /fd \d+ of pid \d+: \/tmp\/(gone|out) was removed or replaced, and its directory \/tmp now leads to mount \d+, not to its mount \d+ \(a mount over it hides where the file was\)/));
+    assertCountsOn(() => lines(box.pid));
   } finally {
-    end(box.unshare);
-    fs.rmSync(images, { recursive: true, force: true });
-    fs.rmSync(box.dir, { recursive: true, force: true });
+    cleanUp(box.unshare, box.dir, images);
   }
 });
