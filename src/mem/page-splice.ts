@@ -8,7 +8,7 @@
 // CAP_SYS_RESOURCE) and a vmsplice returns once its pipe is full: one injected call per MiB,
 // each hidden behind the splice of the MiB before (two pipes in turn, Injector.callPumping).
 import fs from 'node:fs';
-import { Injector, type InjectorOptions, pidfdOpen, pidfdGetfd, fcntl, F_SETPIPE_SZ, F_GETPIPE_SZ, spliceToFile, closeFd, pollNow, POLLIN } from '../sys/index.js';
+import { Injector, type InjectorOptions, pidfdOpen, pidfdGetfd, fcntl, F_SETPIPE_SZ, F_GETPIPE_SZ, spliceToFile, closeFd } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
 const O_CLOEXEC = 0o2000000;
@@ -72,11 +72,9 @@ export class TaskSplicer {
     const drain = (k: number): boolean => {
       const h = held[k]!;
       if (h.left === 0) return false;
+      // (The pipe holds all it will: the call that filled it has ended.)
       const m = spliceToFile(this.readEnds[k]!, out, h.at, h.left);
-      if (m === 0) {
-        pollNow(this.readEnds[k]!, POLLIN, 1);
-        return false;
-      }
+      if (m === 0) return false;
       h.at += BigInt(m);
       h.left -= m;
       landed += m;
@@ -85,7 +83,7 @@ export class TaskSplicer {
     };
     const drainAll = (k: number) => {
       while (held[k]!.left > 0) {
-        if (!drain(k) && pollNow(this.readEnds[k]!, POLLIN) === 0) {
+        if (!drain(k)) {
           throw new StasisError('E_DUMP_FAILED', `The pipe of pid ${this.pid} holds ${held[k]!.left} bytes fewer than its vmsplice put there`);
         }
       }

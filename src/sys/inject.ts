@@ -292,9 +292,9 @@ export class Injector {
 
   /**
    * Runs one syscall that may wait for stasis meanwhile (a vmsplice into a pipe stasis
-   * drains): while the task is in it, `pump` is called again and again until the call ends;
-   * it does a piece of the work, or waits a little for some to come (it returns whether it did
-   * any). Returns rax as call() does. A pump that throws is not called again, and its error
+   * drains): while the task is in it, `pump` is called again and again, each time doing a
+   * piece of the work, until it has none left (it returns false) or the call ends; then the
+   * call is waited for. Returns rax as call() does. A pump that throws is not called again, and its error
    * is thrown once the call has ended (the task stopped again, its registers settable).
    */
   callPumping(name: SyscallName, args: Arg[], work: () => boolean): bigint {
@@ -345,10 +345,12 @@ export class Injector {
 
   /** Waits for the stop a resumed call ends in: a syscall stop, the int3's SIGTRAP, or an interrupt (with `pump`, polling, pumping meanwhile). */
   private waitStop(what: string, kind: 'syscall' | 'int3' | 'interrupt', pump?: () => boolean): void {
+    // While the pump has work it runs between polls; once it has none, the wait blocks.
+    let pumping = pump !== undefined;
     for (;;) {
-      const w = waitPid(this.pid, pump !== undefined);
+      const w = waitPid(this.pid, pumping);
       if (!w) {
-        pump?.();
+        if (!pump?.()) pumping = false;
         continue;
       }
       if (w.kind !== 'stopped') {
