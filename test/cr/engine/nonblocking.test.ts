@@ -61,13 +61,19 @@ async function maxTimerGap<T>(work: () => Promise<T>): Promise<{
 /**
  * The task runs none of its own code: it is in a ptrace stop, or in the vmsplice stasis
  * injected into it (its pages go into the image by its own vmsplice: /proc/PID/syscall names
- * the call it is in). Read a few times: it moves from one to the other meanwhile.
+ * the call it is in). Between the two it passes through its `syscall` instruction, which
+ * /proc shows as running: read again for up to 100 ms, until one of the two is seen. A task
+ * let go (a dump that resumed it, or detached) shows neither, ever: it sleeps in its own
+ * clock_nanosleep, waiting for its go file.
  */
 function frozenOrInjected(pid: number): boolean {
-  for (let i = 0; i < 5; i++) {
+  const until = performance.now() + 100;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  do {
     if (taskState(pid).state === 't') return true;
     if (/^278 /.test(fs.readFileSync(`/proc/${pid}/syscall`, 'utf8'))) return true;
-  }
+    Atomics.wait(nap, 0, 0, 0.2);
+  } while (performance.now() < until);
   return false;
 }
 
