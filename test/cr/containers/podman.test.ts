@@ -34,6 +34,8 @@ test('podman checkpoints and restores a runc container with stasis as its criu: 
   const counter = COUNTER[2]!.replace('echo $i >> /count; ', '');
   try {
     const r = inRuncNs(`
+      # podman's lock (shm_open: /dev/shm/libpod_lock) goes in a /dev/shm of this namespace's own, and with it.
+      mount -t tmpfs -o mode=1777 tmpfs /dev/shm || exit 1
       trap '${P} rm -f -t 0 ctr >/dev/null 2>&1' EXIT
       ${P} import ${dir}/rootfs.tar localhost/stasis-busybox >/dev/null || { echo "import failed"; exit 1; }
       ${P} run -d --name ctr --network none --log-driver k8s-file --cgroup-parent /${parent} --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/stasis-busybox sh -c '${counter}' >/dev/null || { echo "run failed"; exit 1; }
