@@ -12,7 +12,7 @@ export function makeImagesDir(dir: string): void {
 
 /** Opens `file` for writing from scratch, 0600. */
 export function createImageFile(file: string): number {
-  // Read-write: a pages file is filled through shared mappings of it (file-window.ts).
+  // Readable too: the pages spliced into a pages file are summed through read-only mappings of it (file-window.ts).
   const fd = fs.openSync(file, 'w+', IMAGE_FILE_MODE);
   fs.fchmodSync(fd, IMAGE_FILE_MODE);
   return fd;

@@ -269,7 +269,7 @@ export class PageDumper {
     ring.acquireWindow();
     const old = s.mapped[s.slot];
     if (old) unmapWindow(old.addr, old.len);
-    const addr = mapWindow(this.outFd, s.winStart, len, false);
+    const addr = mapWindow(this.outFd, s.winStart, len);
     s.mapped[s.slot] = { addr, len };
     ring.releaseWindow(addr, len);
     s.slot = (s.slot + 1) % s.mapped.length;

@@ -4,16 +4,16 @@
 // in one call rather than one fault per 4 KiB.
 import { syscall } from './libc.js';
 
-const PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_POPULATE = 0x8000;
+const PROT_READ = 1, MAP_SHARED = 1, MAP_POPULATE = 0x8000;
 const SEEK_SET = 0;
 
 export function seekTo(fd: number, off: bigint): void {
   syscall('lseek', fd, off, SEEK_SET);
 }
 
-/** Maps `len` bytes of `fd` at `off` (page-aligned) shared and populated, read-write or read-only; returns its address. */
-export function mapWindow(fd: number, off: bigint, len: number, writable = true): bigint {
-  return syscall('mmap', 0, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_POPULATE, fd, off);
+/** Maps `len` bytes of `fd` at `off` (page-aligned) read-only, shared and populated; returns its address. */
+export function mapWindow(fd: number, off: bigint, len: number): bigint {
+  return syscall('mmap', 0, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, off);
 }
 
 export function unmapWindow(addr: bigint, len: number): void {
