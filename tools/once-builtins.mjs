@@ -9,8 +9,7 @@ import fs from 'node:fs';
 const file = process.argv[2];
 const src = fs.readFileSync(file, 'utf8');
 const at = src.indexOf('var __toESM = ');
-const calls = src.split('__toESM(require(').length - 1;
-if (at < 0 || calls === 0) {
+if (at < 0 || !src.includes('__toESM(require(')) {
   process.stderr.write(`once-builtins: no __toESM(require(...)) in ${file}: left as esbuild wrote it\n`);
 } else {
   const memo = 'var __toESMWraps = new Map();\n'
