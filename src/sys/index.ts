@@ -26,7 +26,7 @@ export * from './sched.js';
 export * from './namespace.js';
 export * from './netlink-packet.js';
 export { openCgroupFs } from './cgroup-fs.js';
-export { openDetachedFs, cloneMount } from './detached-fs.js';
+export { openDetachedFs, cloneMount, makeMountWritable } from './detached-fs.js';
 export * from './conntrack.js';
 export * from './rtnl-link.js';
 export * from './spawn-sibling.js';
