@@ -16,13 +16,17 @@
 // made, opened and removed through its root (/proc/ROOT/root of the restored root task, in the
 // mounts mnt-restore.ts made), as CRIU does from its mount namespace's root fd; a ghost on a
 // mount of a nested namespace through that namespace's helper's root.
+// A ghost on a mount read-only per mount (its filesystem writable: zdtm ghost_on_rofs) is made
+// and removed through a detached clone of that mount made writable (CRIU remounts the mount
+// read-write for the time instead), and opened by its path through the read-only mount, so the
+// task's fd is on that mount; the mount itself is never changed.
 import fs from 'node:fs';
 import path from 'node:path';
 import { readImage, imageExists, type GhostFileImage } from '../image/index.js';
 import { isFieldSet } from '@bufbuild/protobuf';
 import { GhostFileEntrySchema, type GhostFileEntry } from '../image/gen/stasis/ghost-file_pb.js';
 import { SAME_OWNERS, ghostOwners, translateOwners, type Owners } from './owners.js';
-import { mknodAt } from '../sys/index.js';
+import { mknodAt, cloneMount, closeFd, inMountNsCopy, makeMountWritable } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { RemapType } from '../image/gen/stasis/remap-file-path_pb.js';
@@ -34,6 +38,8 @@ interface Made {
   ino: bigint;
   /** Removed with rmdir. */
   dir: boolean;
+  /** The name it is removed by, where not `path` (through a writable clone of a read-only mount). */
+  remove?: string;
 }
 
 const S_IFMT = 0o170000n, S_IFREG = 0o100000n, S_IFDIR = 0o040000n, S_IFLNK = 0o120000n, S_IFIFO = 0o010000n, S_IFCHR = 0o020000n, S_IFBLK = 0o060000n;
@@ -45,6 +51,9 @@ export class GhostRestorer {
   private readonly links = new Map<number, Made[]>();
   /** Directories made for ghosts whose directory was removed too: removed after them. */
   private readonly parents: Made[] = [];
+
+  /** Writable clones of read-only mounts ghosts were made through (fds), closed once the ghosts are removed. */
+  private readonly clones: number[] = [];
 
   /** Helpers holding dead pids for PROCFS remaps, by pid: their release. */
   private readonly held = new Map<number, () => void>();
@@ -150,16 +159,42 @@ export class GhostRestorer {
       new StasisError('E_RESTORE_FAILED', `Cannot recreate the deleted file ${orig} (file ${fileId}): ${(err as Error).message}`, { cause: err });
     let made: Made;
     try {
-      const at = `${root}${orig}`;
+      const at = `${root}${orig}`, dir = path.dirname(at);
+      // Where the names are made: the directory, or its writable view on a read-only mount.
+      const wdir = this.writableDir(dir, root);
       // A directory removed with the file is made for the time of the restore too.
-      this.makeParents(path.dirname(at));
-      const tmp = path.join(path.dirname(at), `.${path.basename(at)}.stasis-ghost-${ghostId.toString(16)}-${process.pid}`);
-      made = (BigInt(img.head.mode) & S_IFMT) === S_IFREG ? makeRegular(img, at, tmp) : makeNode(img.head, at, tmp);
+      this.makeParents(wdir);
+      const tmp = path.join(wdir, `.${path.basename(at)}.stasis-ghost-${ghostId.toString(16)}-${process.pid}`);
+      made = (BigInt(img.head.mode) & S_IFMT) === S_IFREG ? makeRegular(img, path.join(wdir, path.basename(at)), tmp) : makeNode(img.head, path.join(wdir, path.basename(at)), tmp);
+      if (wdir !== dir) made = { ...made, remove: made.path, path: path.join(dir, path.basename(made.path)) };
     } catch (err) {
       throw fail(err);
     }
     this.made.set(ghostId, made);
     return made.path;
+  }
+
+  /**
+   * `dir` (under `root`), or where its mount is read-only per mount, the same directory through
+   * a detached clone of that mount made writable: the path of the directory there. (The clone
+   * is taken in a copy of the tree's mount namespace, whose mounts only its tasks may clone.)
+   */
+  private writableDir(dir: string, root: string): string {
+    let base = dir;
+    while (!fs.existsSync(base)) base = path.dirname(base);
+    try {
+      fs.accessSync(base, fs.constants.W_OK);
+      return dir;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EROFS') return dir;
+    }
+    const pid = /^\/proc\/(\d+)\/root$/.exec(root)?.[1];
+    const inTree = base.slice(root.length) || '/';
+    const fd = root === '' ? cloneMount(base) : pid !== undefined ? inMountNsCopy(Number(pid), (copy) => copy.cloneAt(inTree)) : undefined;
+    if (fd === undefined) throw new StasisError('E_RESTORE_FAILED', `the mount of ${inTree} is read-only, and stasis reaches it through ${root}, not a task's root`);
+    this.clones.push(fd);
+    makeMountWritable(fd);
+    return path.join(`/proc/self/fd/${fd}`, path.relative(base, dir));
   }
 
   /** Makes the missing directories down to `dir`, remembering them for unlinkAll. */
@@ -181,6 +216,7 @@ export class GhostRestorer {
     for (const names of this.links.values()) unlinkOurs(names.slice(1));
     for (const names of this.links.values()) names.splice(1);
     unlinkOurs(this.parents.splice(0).reverse());
+    for (const fd of this.clones.splice(0)) closeFd(fd);
   }
 
   /** The helpers holding dead pids, handed over: they must live until the tasks entered their directories. */
@@ -264,11 +300,12 @@ const secs = (t: { tvSec: bigint; tvUsec: bigint } | undefined) => (t ? Number(t
 
 function unlinkOurs(names: Made[]): void {
   for (const m of names) {
+    const at = m.remove ?? m.path;
     try {
-      const st = fs.lstatSync(m.path, { bigint: true });
+      const st = fs.lstatSync(at, { bigint: true });
       if (st.dev !== m.dev || st.ino !== m.ino) continue;
-      if (m.dir) fs.rmdirSync(m.path);
-      else fs.unlinkSync(m.path);
+      if (m.dir) fs.rmdirSync(at);
+      else fs.unlinkSync(at);
     } catch {
       /* gone already, or not empty */
     }
