@@ -18,6 +18,7 @@ import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fd
 import type { GhostFileImage } from '../image/index.js';
 import { linkAt, lseek, mountIdOf, readlinkFd, withTaskFd, SyscallError } from '../sys/index.js';
 import { StasisError } from '../errors.js';
+import { parseMountinfo } from '../proc/mountinfo.js';
 import { emptyFown } from './reg.js';
 
 /** CRIU's default --ghost-limit: 1 MiB. */
@@ -26,6 +27,7 @@ const SEEK_DATA = 3, SEEK_HOLE = 4;
 const ENXIO = 6, ENOENT = 2, AT_SYMLINK_FOLLOW = 0x400;
 const S_IFMT = 0o170000n, S_IFREG = 0o100000n, S_IFLNK = 0o120000n, S_IFCHR = 0o020000n, S_IFBLK = 0o060000n;
 const CHUNK = 1 << 20;
+const O_ACCMODE = 3;
 
 /** What a ghost is made of: the file as a /proc link leads to it (`/proc/PID/fd/N`, `/proc/PID/cwd`). */
 export interface GhostSource {
@@ -37,6 +39,8 @@ export interface GhostSource {
   fd?: number;
   stat: fs.BigIntStats;
   mntId: number;
+  /** The fd's open flags, where it is one. */
+  flags?: number;
 }
 
 export class GhostDumper {
@@ -96,9 +100,32 @@ export class GhostDumper {
     return !!x && !!y && x.dev === y.dev && x.ino === y.ino && a.slice(a.lastIndexOf('/')) === b.slice(b.lastIndexOf('/'));
   }
 
+  /**
+   * Restore makes a ghost on a mount read-only per mount through a writable clone of it and
+   * opens it through the mount: refused where it could not be made (a read-only filesystem)
+   * or opened so (for writing, on a read-only mount). The kernel refuses the remounts that
+   * would lead there while such files are open; these guard the image, not a known case.
+   */
+  private refuseReadOnly(s: GhostSource, path: string, mnt: number | undefined): void {
+    if (mnt === undefined) return;
+    let m;
+    try {
+      m = parseMountinfo(fs.readFileSync(`/proc/${s.pid}/mountinfo`, 'utf8')).find((x) => x.mountId === mnt);
+    } catch {
+      return; // the task's mounts unreadable: restore says what it cannot make
+    }
+    if (!m) return;
+    const why = `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed, and`;
+    if (m.superOptions.includes('ro')) throw new StasisError('E_UNSUPPORTED', `${why} its filesystem (${m.fsType}, mount ${mnt} at ${m.mountPoint}) is read-only, where stasis cannot make it again`);
+    if (m.mountOptions.includes('ro') && s.flags !== undefined && (s.flags & O_ACCMODE) !== 0) {
+      throw new StasisError('E_UNSUPPORTED', `${why} it is open for writing on mount ${mnt} at ${m.mountPoint}, which is read-only, where stasis cannot open it so again`);
+    }
+  }
+
   /** Keeps the file behind `s` (once per inode) and remaps file `fileId` to it. */
   add(s: GhostSource, fileId: number, path: string): void {
     const mnt = this.refuseElsewhere(s, path);
+    this.refuseReadOnly(s, path, mnt);
     const key = `${s.stat.dev}:${s.stat.ino}`;
     // One ghost is made in one directory: an inode open through two mounts is refused unless
     // its directory is one through both (it is opened through each, as in zdtm mntns_ghost01);

@@ -96,7 +96,7 @@ export function keepIfGone(p: FdProbe, ctx: DumpFileCtx, id: number): { path: st
     ctx.ghosts.addDeadPid(id, dead.pid);
     return { path: dead.path, linked: [] };
   }
-  const src = { pid: p.pid, what: `fd ${p.fd}`, proc: `/proc/${p.pid}/fd/${p.fd}`, fd: p.fd, stat: p.stat, mntId: p.info.mntId };
+  const src = { pid: p.pid, what: `fd ${p.fd}`, proc: `/proc/${p.pid}/fd/${p.fd}`, fd: p.fd, stat: p.stat, mntId: p.info.mntId, flags: p.info.flags };
   return keepGoneFile(src, p.link, ctx.ghosts, () => ctx.ids.fresh(), id);
 }
 
