@@ -170,3 +170,51 @@ test('a file whose directory a mount now covers (the deleted one, the shell\'s o
     cleanUp(box.unshare, box.dir, images);
   }
 });
+
+// zdtm ghost_on_rofs, checked from outside: a deleted file on a tmpfs mounted read-only per mount
+// (its filesystem writable). Restore makes the ghost through a writable clone of the mount, and
+// opens it through the read-only mount itself, which stays read-only.
+test('a deleted file on a mount read-only per mount comes back open through that mount, which stays read-only, with its contents, offset and flags, deleted, and no name left on it', { skip: why, timeout: 60_000 }, async () => {
+  const dir = tmpDir('ghost-rofs');
+  const root = makeBoxRoot(dir, ['bin', 'ro', 'tmp', 'old']);
+  const loop = '/bin/busybox umount -l /old; exec </dev/null >/dev/null 2>&1; i=0; while :; do i=$((i+1)); echo $i >> /tmp/count; /bin/busybox sleep 0.02; done';
+  const script = `
+    set -e
+    mount --bind ${root} ${root}
+    mount -t tmpfs -o size=1m box-tmp ${root}/tmp
+    mount -t tmpfs -o size=1m box-ro ${root}/ro
+    mkdir ${root}/dev; mknod ${root}/dev/null c 1 3
+    printf 'ghost on a read-only mount\\n' >${root}/ro/gone
+    exec 5<${root}/ro/gone
+    dd bs=6 count=1 <&5 >/dev/null 2>&1
+    rm ${root}/ro/gone
+    mount -o remount,bind,ro ${root}/ro
+    cd ${root} && pivot_root . old
+    exec /bin/busybox sh -c '${loop}'
+  `;
+  const count = (pid: number) => countOf(pid, '/tmp/count');
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box counting', childWhen((c) => count(c).length >= 3));
+  const images = tmpDir('ghost-rofs-img');
+  let restored: number | undefined;
+  const roMount = (p: number) => parseMountinfo(fs.readFileSync(`/proc/${p}/mountinfo`, 'utf8')).find((m) => m.mountPoint === '/ro');
+  try {
+    const before = fdState(pid, 5);
+    assert.deepEqual(before, { ...before, link: '/ro/gone (deleted)', pos: 6, flags: '0', nlink: 0, mount: '/ro' });
+    assert.equal(Buffer.from(before.contents, 'hex').toString(), 'ghost on a read-only mount\n');
+    assert.ok(roMount(pid)!.mountOptions.includes('ro') && roMount(pid)!.superOptions.includes('rw'), JSON.stringify(roMount(pid)));
+    await dump({ pid, imagesDir: images, root });
+    waitPid(unshare);
+    const r = await restore({ imagesDir: images, detach: true, root });
+    restored = r.pid;
+    assert.deepEqual(fdState(r.pid, 5), before);
+    const ro = roMount(r.pid)!;
+    assert.ok(ro.mountOptions.includes('ro') && ro.superOptions.includes('rw'), JSON.stringify(ro));
+    // The fd is on that mount (fdState's mount is the mountpoint of its mnt_id), and writing through it is refused.
+    assert.throws(() => fs.openSync(`/proc/${r.pid}/root/ro/x`, 'w'), /EROFS/);
+    assert.deepEqual(fs.readdirSync(`/proc/${r.pid}/root/ro`), []);
+    const at = count(r.pid).length;
+    assertCountGoesOn(() => count(r.pid), at);
+  } finally {
+    cleanUp(unshare, dir, images, restored);
+  }
+});
