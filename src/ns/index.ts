@@ -110,7 +110,8 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheck
       if (part) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${part}`);
       throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${root}: it is in ${k.name} namespace ${theirs}, not stasis's (${link('self', k.name)}); stasis cannot dump ${k.name} namespaces yet`);
     }
-    const why = k.check?.(root, pids, mounts) ?? (k === mntNs && mntNested.length ? checkNestedMnt(root, mntNested, mounts) : undefined);
+    const opts = k === mntNs ? withSpaces(mounts, theirs, root, mntNested) : mounts;
+    const why = k.check?.(root, pids, opts) ?? (k === mntNs && mntNested.length ? checkNestedMnt(root, mntNested, opts) : undefined);
     if (why) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${why}`);
     const cap = k.capture?.(root, pids);
     if (cap?.why) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${cap.why}`);
@@ -123,6 +124,10 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheck
   };
 }
 
+/** The mount options with the tree's mount namespaces: the root's (`link`, of task `root`) and those below it. */
+const withSpaces = (mounts: NsCheckOpts, link: string, root: number, nested: readonly NestedMntNs[]): NsCheckOpts =>
+  nested.length ? { ...mounts, mntSpaces: [{ link, pid: root }, ...nested] } : mounts;
+
 /** Writes the images of every namespace of the tree's own; `nsIdOf` numbers them as ids-<pid>.img does. */
 export function dumpNamespaces(ctx: NsDumpCtx, ns: TreeNamespaces, rootPid: number, nsIdOf: (link: string) => number): void {
   for (const k of ns.own) {
@@ -131,8 +136,9 @@ export function dumpNamespaces(ctx: NsDumpCtx, ns: TreeNamespaces, rootPid: numb
       ctx.log.info(`${k.name} namespace ${id}: not dumped (empty namespace asked for)`);
       continue;
     }
-    k.dump!({ ...ctx, users: ns.users }, rootPid, id, ns.captured.get(k.name));
-    if (k === mntNs && ns.mntNested.length) dumpNestedMnt(ctx, rootPid, ns.mntNested, nsIdOf);
+    const kctx = k === mntNs ? { ...ctx, mounts: withSpaces(ctx.mounts, ns.links.get(k.name)!, rootPid, ns.mntNested) } : ctx;
+    k.dump!({ ...kctx, users: ns.users }, rootPid, id, ns.captured.get(k.name));
+    if (k === mntNs && ns.mntNested.length) dumpNestedMnt(kctx, rootPid, ns.mntNested, nsIdOf);
   }
 }
 

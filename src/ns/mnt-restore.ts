@@ -16,16 +16,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Injector, failedWith, cloneMount, closeFd } from '../sys/index.js';
+import { Injector, failedWith, cloneMount, closeFd, setMountGroup } from '../sys/index.js';
 import { readImage, imagePath } from '../image/index.js';
 import type { MntEntry } from '../image/gen/stasis/mnt_pb.js';
 import type { MountInfo } from '../proc/mountinfo.js';
 import { StasisError } from '../errors.js';
 import type { NsRestoreCtx } from './ns-kind.js';
-import { planMounts, FSTYPE, type MountPlan } from './mnt.js';
+import { planMounts, mountName, FSTYPE, type MountPlan } from './mnt.js';
 import { AUTO_KEY, externalPath, mountIdOfFd, propagationDiffers } from './mnt-external.js';
 import { restoreNestedMnt } from './mnt-nested.js';
-import { MS_PROPAGATION, MS_UNBINDABLE, restoreSharing } from './mnt-sharing.js';
+import { MS_PROPAGATION, MS_SHARED, MS_UNBINDABLE, peersOf, planPeers, restoreSharing, type CrossGroup } from './mnt-sharing.js';
 import { parseMountinfo } from '../proc/mountinfo.js';
 
 const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, OPEN_TREE_CLONE = 1, MOVE_MOUNT_F_EMPTY_PATH = 4;
@@ -55,7 +55,10 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
   // The image's names of external mounts are its keys here: --ext-mount-map NAME:HOSTPATH.
   // A nested namespace's binds of the root namespace's mounts come as external ones (mnt-nested.ts), and its root is made as any mount.
   const extByName = new Map([...image.filter((e) => e.extKey).map((e) => [e.mountpoint, e.extKey!] as const), ...(ctx.outerBinds ?? [])]);
-  const planned = planMounts(image.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined, (m) => (m.fsType === 'auto' ? /^dev\[(.+)\]$/s.exec(m.source)?.[1] : undefined));
+  // The root's restore plans the peer groups that span the tree's namespaces, for all of them.
+  const peers = ctx.peers ?? (ctx.nestedMnt ? { cross: crossOfImages(ctx.imagesDir, [id, ...ctx.nestedMnt.ids]), fds: new Map() } : undefined);
+  const ours = peers ? peersOf(peers.cross, String(id)) : undefined;
+  const planned = planMounts(image.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined, (m) => (m.fsType === 'auto' ? /^dev\[(.+)\]$/s.exec(m.source)?.[1] : undefined), ours);
   if ('refused' in planned) throw new StasisError('E_UNSUPPORTED', `Cannot restore mnt namespace ${id}: ${planned.refused}`);
   const entries = planned.order.map((mid) => byId.get(mid)!);
   if (ctx.rootCode === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the root task's code is not known`);
@@ -187,7 +190,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       taskFd.set(mid, call(`holding mount ${mid} at ${byId.get(mid)!.mountpoint} in the task`, 'openat', AT_FDCWD, heldPath(byId.get(mid)!), O_PATH | O_CLOEXEC, 0));
     }
     // The nested namespaces are made from copies of this one while its mounts are still in the yard.
-    if (ctx.nestedMnt) restoreNestedMnt(ctx, ctx.nestedMnt, id, yard, inj);
+    if (ctx.nestedMnt) restoreNestedMnt({ ...ctx, ...(peers ? { peers } : {}) }, ctx.nestedMnt, id, yard, inj);
     call(`entering ${yard}`, 'chdir', yard);
     call('pivot_root into the restored mounts', 'pivot_root', '.', '.');
     call('dropping stasis\'s mounts', 'umount2', '.', MNT_DETACH);
@@ -198,17 +201,67 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     for (const fd of taskFd.values()) call('closing the task\'s fd on a mount', 'close', fd);
     // What was made is what the image holds (a path that led elsewhere would say nothing).
     const fresh = new Set(entries.filter((e) => ['fresh', 'device'].includes(planned.plans.get(e.mntId)!.how)).map((e) => e.mntId));
-    const why = treeCheck(entries, held, hostPid, fresh);
+    // (The mounts of a group another namespace makes are private until they are joined to it.)
+    const expected = entries.map((e) => (ours?.foreign.has(e.sharedId) ? { ...e, sharedId: 0, flags: e.flags & ~MS_SHARED } : e));
+    const why = treeCheck(expected, held, hostPid, fresh);
     if (why) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the restored mounts are not the image's: ${why}`);
+    if (peers) {
+      for (const g of peers.cross) {
+        for (const mid of [g.ns === String(id) ? g.first : undefined, ...g.joins.filter((j) => j.ns === String(id)).map((j) => j.mntId)]) {
+          if (mid !== undefined) peers.fds.set(mid, { fd: fs.openSync(heldPath(byId.get(mid)!), O_PATH | O_CLOEXEC), pid: hostPid });
+        }
+      }
+      // Every namespace is made: the groups that span them are joined.
+      if (ctx.nestedMnt) {
+        joinPeers(peers.cross, peers.fds, id);
+        ctx.log.info(`mount namespaces ${id}, ${ctx.nestedMnt.ids.join(', ')}: ${peers.cross.flatMap((g) => g.joins).length} mounts joined to ${peers.cross.length} peer groups of other namespaces`);
+      }
+    }
     ctx.log.info(`mnt namespace ${id}: ${entries.length} mounts restored (${groups.length} sharing groups, ${unbindable.length} unbindable)`);
   } finally {
     for (const fd of held.values()) fs.closeSync(fd);
+    if (ctx.nestedMnt && peers) for (const { fd } of peers.fds.values()) fs.closeSync(fd);
     inj.end();
     try {
       fs.rmdirSync(yard);
     } catch {
       /* removed, or still a mountpoint in a failed restore's task (it dies with it) */
     }
+  }
+}
+
+/** The peer groups that span the namespaces `ids` of the images, the root's first. */
+function crossOfImages(imagesDir: string, ids: readonly number[]): CrossGroup[] {
+  const cross = planPeers(ids.map((n) => ({ ns: String(n), mounts: readImage(imagesDir, 'mountpoints', n).map(asMountInfo) })), mountName);
+  if ('refused' in cross) throw new StasisError('E_UNSUPPORTED', `Cannot restore the mount namespaces ${ids.join(', ')}: ${cross.refused}`);
+  return cross;
+}
+
+/**
+ * Joins the mounts of each group that spans namespaces to its first (made shared in its own),
+ * through stasis's fds on them, and checks that each group is one peer group now.
+ */
+function joinPeers(cross: readonly CrossGroup[], fds: ReadonlyMap<number, { fd: number; pid: number }>, rootId: number): void {
+  const fail = (why: string) => new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${rootId}: ${why}`);
+  const groupOf = (mid: number) => {
+    const h = fds.get(mid)!, now = mountIdOfFd(h.fd);
+    return parseMountinfo(fs.readFileSync(`/proc/${h.pid}/mountinfo`, 'utf8')).find((m) => m.mountId === now)?.shared;
+  };
+  for (const g of cross) {
+    const from = fds.get(g.first);
+    if (!from) throw fail(`mount ${g.first} of mount namespace ${g.ns}, the first of peer group ${g.shared}, was not made`);
+    for (const j of g.joins) {
+      const to = fds.get(j.mntId);
+      if (!to) throw fail(`mount ${j.mntId} of mount namespace ${j.ns}, in peer group ${g.shared}, was not made`);
+      try {
+        setMountGroup(from.fd, to.fd);
+      } catch (err) {
+        throw fail(`joining mount ${j.mntId} of mount namespace ${j.ns} to the peer group of mount ${g.first} of mount namespace ${g.ns} failed with ${(err as Error).message}`);
+      }
+    }
+    const want = groupOf(g.first);
+    const off = g.joins.find((j) => want === undefined || groupOf(j.mntId) !== want);
+    if (off) throw fail(`mount ${off.mntId} of mount namespace ${off.ns} is not in the peer group of mount ${g.first} of mount namespace ${g.ns} once joined to it`);
   }
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMountinfo } from '../proc/mountinfo.js';
-import { planSharing } from './mnt-sharing.js';
+import { planPeers, peersOf, planSharing } from './mnt-sharing.js';
 import { mountName } from './mnt.js';
 
 // The mounts of test/cr/ns/mount-propagation.test.ts's box, as its mountinfo showed them.
@@ -41,4 +41,38 @@ test('planSharing() refuses a slave whose dominant peer group is another (propag
   assert.ok('refused' in from && /outside the tree/.test(from.refused));
   const apart = planSharing(parseMountinfo('69 68 0:60 /a /a rw shared:3 - tmpfs t rw\n70 68 0:60 /b /b rw shared:3 - tmpfs t rw\n'), mountName);
   assert.ok('refused' in apart && /no mount whose root holds the others'/.test(apart.refused), 'refused' in apart ? apart.refused : '');
+});
+
+// zdtm mntns_shared_bind's namespaces: the child's unshared from the root's, peers of its mounts.
+const PARENT = `91 68 254:0 /tmp/w/root / rw,relatime shared:1 - ext4 /dev/vda rw
+76 91 254:0 /tmp/w/root/d/test /d/test.bind rw,relatime shared:1 - ext4 /dev/vda rw
+77 91 0:45 / /d/test/sub rw,relatime shared:2 - tmpfs test rw
+92 91 0:42 / /proc rw,relatime - proc proc rw
+`;
+const CHILD = `71 70 254:0 /tmp/w/root / rw,relatime shared:1 - ext4 /dev/vda rw
+75 71 254:0 /tmp/w/root/d/test /d/test.bind rw,relatime shared:1 - ext4 /dev/vda rw
+78 71 0:45 / /d/test/sub rw,relatime shared:2 - tmpfs test rw
+79 75 0:45 / /d/test.bind/sub rw,relatime shared:2 - tmpfs test rw
+`;
+
+test('planPeers() makes a group that spans namespaces in the root\'s, from its widest mount, and joins the other namespace\'s mounts to it', () => {
+  const cross = planPeers([{ ns: 'root', mounts: parseMountinfo(PARENT) }, { ns: 'child', mounts: parseMountinfo(CHILD) }], mountName);
+  assert.ok(Array.isArray(cross), 'refused' in cross ? cross.refused : '');
+  assert.deepEqual(cross, [
+    { shared: 1, ns: 'root', first: 91, joins: [{ ns: 'child', mntId: 71 }, { ns: 'child', mntId: 75 }] },
+    { shared: 2, ns: 'root', first: 77, joins: [{ ns: 'child', mntId: 78 }, { ns: 'child', mntId: 79 }] },
+  ]);
+  assert.deepEqual(peersOf(cross, 'child').foreign, new Set([1, 2]));
+  assert.deepEqual(peersOf(cross, 'root').foreign, new Set());
+  // The child's own planning leaves out what it is joined to.
+  const s = planSharing(parseMountinfo(CHILD), mountName, peersOf(cross, 'child').foreign);
+  assert.ok('groups' in s);
+  assert.deepEqual(s.groups, []);
+});
+
+test('planPeers() refuses a slave of a peer group another namespace makes, and a group across namespaces with a master', () => {
+  const slave = planPeers([{ ns: 'root', mounts: parseMountinfo(PARENT) }, { ns: 'child', mounts: parseMountinfo('71 70 254:0 /tmp/w/root / rw master:1 - ext4 /dev/vda rw\n') }], mountName);
+  assert.ok('refused' in slave && /slave of peer group 1, which mount namespace root makes/.test(slave.refused), 'refused' in slave ? slave.refused : '');
+  const mastered = planPeers([{ ns: 'root', mounts: parseMountinfo(PARENT) }, { ns: 'child', mounts: parseMountinfo(CHILD.replace('shared:2 -', 'shared:2 master:9 -')) }], mountName);
+  assert.ok('refused' in mastered && /without a master/.test(mastered.refused), 'refused' in mastered ? mastered.refused : '');
 });

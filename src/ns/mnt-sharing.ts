@@ -6,7 +6,10 @@
 // move_mount(MOVE_MOUNT_SET_GROUP) only from a mount of the same superblock whose root holds
 // the other's (fs/namespace.c do_set_group), so each group's first is its widest mount; a
 // slave group joins the first of its master's group, then is made a slave of it. What cannot
-// be made so, or what ties the tree to mounts not its own, is refused by name.
+// be made so, or what ties the tree to mounts not its own, is refused by name. A group with
+// mounts in several of the tree's mount namespaces (a child that unshared CLONE_NEWNS keeps
+// peers of its parent's shared mounts) is made in the namespace of its widest mount; its
+// mounts in the others are joined to it once every namespace is made (planPeers()).
 import fs from 'node:fs';
 import type { MountInfo } from '../proc/mountinfo.js';
 import { parseMountinfo } from '../proc/mountinfo.js';
@@ -35,7 +38,8 @@ export type Sharing = { groups: SharingGroup[]; unbindable: number[] } | { refus
 const isUnder = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
 const sameDev = (a: MountInfo, b: MountInfo) => a.dev.major === b.dev.major && a.dev.minor === b.dev.minor;
 
-export function planSharing(mounts: readonly MountInfo[], name: (m: MountInfo) => string): Sharing {
+/** `foreign`: the peer groups whose mounts here are joined to a mount of another of the tree's namespaces (planPeers()), left out. */
+export function planSharing(mounts: readonly MountInfo[], name: (m: MountInfo) => string, foreign: ReadonlySet<number> = new Set()): Sharing {
   const byPair = new Map<string, MountInfo[]>();
   const mastersOf = new Map<number, Set<number>>();
   const unbindable: number[] = [];
@@ -46,7 +50,7 @@ export function planSharing(mounts: readonly MountInfo[], name: (m: MountInfo) =
       if (m.shared !== undefined || m.master !== undefined) return { refused: `${name(m)} is unbindable and in peer group ${m.shared ?? m.master}, which the kernel does not make` };
       unbindable.push(m.mountId);
     }
-    if (m.shared === undefined && m.master === undefined) continue;
+    if ((m.shared === undefined && m.master === undefined) || foreign.has(m.shared ?? 0)) continue;
     const key = `${m.shared ?? 0}:${m.master ?? 0}`;
     byPair.set(key, [...(byPair.get(key) ?? []), m]);
     if (m.shared !== undefined) mastersOf.set(m.shared, (mastersOf.get(m.shared) ?? new Set()).add(m.master ?? 0));
@@ -96,16 +100,71 @@ export function planSharing(mounts: readonly MountInfo[], name: (m: MountInfo) =
   return { groups: ordered, unbindable };
 }
 
+/** The mounts of one of the tree's mount namespaces, `ns` naming it (its link at dump, its image id at restore). */
+export interface NsMounts {
+  ns: string;
+  mounts: readonly MountInfo[];
+}
+
 /**
- * The first peer group of a namespace's mounts that a mount of another namespace is in too
- * (peer groups are global; a nested namespace of the tree's begins with peers of its parent's
- * shared mounts): restored, each namespace's group would be its own, the tie gone. Reads one task's mountinfo for each other mount namespace tasks are in.
+ * A peer group with mounts in several of the tree's mount namespaces (a namespace unshared
+ * from another begins with peers of its shared mounts): made in the namespace `ns` of its
+ * widest mount `first`, as any group there; its mounts of the other namespaces are left
+ * private in theirs and joined to `first` once every namespace is made (MOVE_MOUNT_SET_GROUP
+ * works across namespaces).
  */
-export function sharedOutside(mounts: readonly MountInfo[], treeNs: string, name: (m: MountInfo) => string): string | undefined {
+export interface CrossGroup {
+  shared: number;
+  ns: string;
+  first: number;
+  joins: { ns: string; mntId: number }[];
+}
+
+/** The peer groups of the tree's namespaces that span several, or why they cannot be made again. */
+export function planPeers(spaces: readonly NsMounts[], name: (m: MountInfo) => string): CrossGroup[] | { refused: string } {
+  const members = new Map<number, { ns: string; m: MountInfo }[]>();
+  for (const s of spaces) for (const m of s.mounts) if (m.shared !== undefined) members.set(m.shared, [...(members.get(m.shared) ?? []), { ns: s.ns, m }]);
+  const out: CrossGroup[] = [];
+  for (const [shared, list] of members) {
+    if (new Set(list.map((o) => o.ns)).size < 2) continue;
+    // (The root's namespace comes first: of equal roots, its mount is the group's first.)
+    const first = list.reduce((a, b) => (b.m.root.length < a.m.root.length ? b : a));
+    for (const o of list) {
+      const at = `${name(o.m)} of mount namespace ${o.ns}`;
+      if (o.m.master !== undefined) return { refused: `${at} is in peer group ${shared}, which has mounts in other mount namespaces of the tree, and a slave of peer group ${o.m.master}; stasis restores a peer group across mount namespaces only without a master` };
+      if (!sameDev(o.m, first.m)) return { refused: `peer group ${shared} has mounts of two filesystems (${name(first.m)} of mount namespace ${first.ns}, ${at})` };
+      if (!isUnder(o.m.root, first.m.root)) return { refused: `peer group ${shared} has no mount whose root holds the others' (${name(first.m)} of mount namespace ${first.ns}, ${at}), which stasis cannot make again` };
+    }
+    out.push({ shared, ns: first.ns, first: first.m.mountId, joins: list.filter((o) => o.ns !== first.ns).map((o) => ({ ns: o.ns, mntId: o.m.mountId })) });
+  }
+  // A slave is made in its namespace from its master's group there (restoreSharing): one of another namespace's is not.
+  for (const s of spaces) {
+    for (const m of s.mounts) {
+      const list = m.master === undefined ? undefined : members.get(m.master);
+      if (!list) continue; // (a slave of the host's group: mnt.ts)
+      const c = out.find((g) => g.shared === m.master);
+      const maker = c ? c.ns : list.some((o) => o.ns === s.ns) ? s.ns : list[0]!.ns;
+      if (maker !== s.ns) return { refused: `${name(m)} of mount namespace ${s.ns} is a slave of peer group ${m.master}, which mount namespace ${maker} makes; stasis restores a slave only in the mount namespace that makes its master's group` };
+    }
+  }
+  return out;
+}
+
+/** What planPeers() means for namespace `ns`: every group that spans namespaces, and those of them joined here from another. */
+export function peersOf(cross: readonly CrossGroup[], ns: string): { cross: Set<number>; foreign: Set<number> } {
+  return { cross: new Set(cross.map((g) => g.shared)), foreign: new Set(cross.filter((g) => g.ns !== ns && g.joins.some((j) => j.ns === ns)).map((g) => g.shared)) };
+}
+
+/**
+ * The first peer group of a namespace's mounts that a mount of a namespace other than the
+ * tree's (`treeNs`, their links) is in too: restored, the tie would be gone. Reads one task's
+ * mountinfo for each other mount namespace tasks are in.
+ */
+export function sharedOutside(mounts: readonly MountInfo[], treeNs: ReadonlySet<string>, name: (m: MountInfo) => string): string | undefined {
   const ours = new Map<number, MountInfo>();
   for (const m of mounts) if (m.shared !== undefined && !ours.has(m.shared)) ours.set(m.shared, m);
   if (ours.size === 0) return undefined;
-  const seen = new Set([treeNs]);
+  const seen = new Set(treeNs);
   for (const p of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     let ns: string, theirs: MountInfo[];
@@ -118,7 +177,7 @@ export function sharedOutside(mounts: readonly MountInfo[], treeNs: string, name
     }
     seen.add(ns);
     const hit = theirs.find((o) => o.shared !== undefined && ours.has(o.shared));
-    if (hit) return `${name(ours.get(hit.shared!)!)} is in peer group ${hit.shared}, which mount ${hit.mountId} at ${hit.mountPoint} of mount namespace ${ns} (pid ${p}) is in too; stasis restores peer groups within one mount namespace only`;
+    if (hit) return `${name(ours.get(hit.shared!)!)} is in peer group ${hit.shared}, which mount ${hit.mountId} at ${hit.mountPoint} of mount namespace ${ns} (pid ${p}) is in too; stasis restores the peer groups of the tree's own mount namespaces only`;
   }
   return undefined;
 }

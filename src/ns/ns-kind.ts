@@ -4,6 +4,7 @@
 // refused when the tree has a namespace of its own of that kind.
 import type { Log } from '../log.js';
 import type { NestedMntRestore } from './mnt-nested.js';
+import type { CrossGroup } from './mnt-sharing.js';
 
 export type NsName = 'pid' | 'net' | 'ipc' | 'uts' | 'time' | 'mnt' | 'user' | 'cgroup';
 
@@ -32,6 +33,8 @@ export interface NsCheckOpts {
   extAuto?: { sharing: boolean; masters: boolean } | undefined;
   /** CRIU's --external dev[MAJOR/MINOR]:KEY at dump: a filesystem on that device is mounted again at restore from the device dev[KEY] names. */
   extDevs?: ReadonlyMap<string, string> | undefined;
+  /** The tree's mount namespaces, the root's first, each by a task in it (their peer groups are planned together). */
+  mntSpaces?: readonly { link: string; pid: number }[];
 }
 
 export interface NsRestoreCtx {
@@ -57,6 +60,8 @@ export interface NsRestoreCtx {
   nestedMnt?: NestedMntRestore;
   /** In a nested mount namespace: its binds of the root namespace's mounts, by mountpoint, as the keys of their sources in extMounts. */
   outerBinds?: ReadonlyMap<string, string>;
+  /** The peer groups that span the tree's mount namespaces (by image id), and stasis's fds on their mounts as each namespace is made (the root's restore joins them). */
+  peers?: { cross: readonly CrossGroup[]; fds: Map<number, { fd: number; pid: number }> };
 }
 
 export interface NsKind {

@@ -32,3 +32,4 @@ export * from './rtnl-link.js';
 export * from './spawn-sibling.js';
 export { inMountNsCopy, type MountNsCopy } from './mount-ns-copy.js';
 export { mountIdOf } from './mount-id.js';
+export { setMountGroup } from './mount-group.js';
