@@ -25,7 +25,7 @@ import type { NsRestoreCtx } from './ns-kind.js';
 import { planMounts, mountName, FSTYPE, type MountPlan } from './mnt.js';
 import { AUTO_KEY, externalPath, mountIdOfFd, propagationDiffers } from './mnt-external.js';
 import { restoreNestedMnt } from './mnt-nested.js';
-import { MS_PROPAGATION, MS_SHARED, MS_UNBINDABLE, peersOf, planPeers, restoreSharing, type CrossGroup } from './mnt-sharing.js';
+import { MS_PROPAGATION, MS_SHARED, MS_UNBINDABLE, joinedHere, planPeers, restoreSharing, type CrossGroup } from './mnt-sharing.js';
 import { parseMountinfo } from '../proc/mountinfo.js';
 
 const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, OPEN_TREE_CLONE = 1, MOVE_MOUNT_F_EMPTY_PATH = 4;
@@ -57,8 +57,8 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
   const extByName = new Map([...image.filter((e) => e.extKey).map((e) => [e.mountpoint, e.extKey!] as const), ...(ctx.outerBinds ?? [])]);
   // The root's restore plans the peer groups that span the tree's namespaces, for all of them.
   const peers = ctx.peers ?? (ctx.nestedMnt ? { cross: crossOfImages(ctx.imagesDir, [id, ...ctx.nestedMnt.ids]), fds: new Map() } : undefined);
-  const ours = peers ? peersOf(peers.cross, String(id)) : undefined;
-  const planned = planMounts(image.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined, (m) => (m.fsType === 'auto' ? /^dev\[(.+)\]$/s.exec(m.source)?.[1] : undefined), ours);
+  const joined = peers ? joinedHere(peers.cross, String(id)) : undefined;
+  const planned = planMounts(image.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined, (m) => (m.fsType === 'auto' ? /^dev\[(.+)\]$/s.exec(m.source)?.[1] : undefined), joined);
   if ('refused' in planned) throw new StasisError('E_UNSUPPORTED', `Cannot restore mnt namespace ${id}: ${planned.refused}`);
   const entries = planned.order.map((mid) => byId.get(mid)!);
   if (ctx.rootCode === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the root task's code is not known`);
@@ -202,7 +202,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     // What was made is what the image holds (a path that led elsewhere would say nothing).
     const fresh = new Set(entries.filter((e) => ['fresh', 'device'].includes(planned.plans.get(e.mntId)!.how)).map((e) => e.mntId));
     // (The mounts of a group another namespace makes are private until they are joined to it.)
-    const expected = entries.map((e) => (ours?.foreign.has(e.sharedId) ? { ...e, sharedId: 0, flags: e.flags & ~MS_SHARED } : e));
+    const expected = entries.map((e) => (joined?.has(e.sharedId) ? { ...e, sharedId: 0, flags: e.flags & ~MS_SHARED } : e));
     const why = treeCheck(expected, held, hostPid, fresh);
     if (why) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the restored mounts are not the image's: ${why}`);
     if (peers) {

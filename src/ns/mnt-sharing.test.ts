@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMountinfo } from '../proc/mountinfo.js';
-import { planPeers, peersOf, planSharing } from './mnt-sharing.js';
+import { joinedHere, planPeers, planSharing } from './mnt-sharing.js';
 import { mountName } from './mnt.js';
 
 // The mounts of test/cr/ns/mount-propagation.test.ts's box, as its mountinfo showed them.
@@ -62,10 +62,10 @@ test('planPeers() makes a group that spans namespaces in the root\'s, from its w
     { shared: 1, ns: 'root', first: 91, joins: [{ ns: 'child', mntId: 71 }, { ns: 'child', mntId: 75 }] },
     { shared: 2, ns: 'root', first: 77, joins: [{ ns: 'child', mntId: 78 }, { ns: 'child', mntId: 79 }] },
   ]);
-  assert.deepEqual(peersOf(cross, 'child').foreign, new Set([1, 2]));
-  assert.deepEqual(peersOf(cross, 'root').foreign, new Set());
+  assert.deepEqual(joinedHere(cross, 'child'), new Set([1, 2]));
+  assert.deepEqual(joinedHere(cross, 'root'), new Set());
   // The child's own planning leaves out what it is joined to.
-  const s = planSharing(parseMountinfo(CHILD), mountName, peersOf(cross, 'child').foreign);
+  const s = planSharing(parseMountinfo(CHILD), mountName, joinedHere(cross, 'child'));
   assert.ok('groups' in s);
   assert.deepEqual(s.groups, []);
 });

@@ -38,8 +38,8 @@ export type Sharing = { groups: SharingGroup[]; unbindable: number[] } | { refus
 const isUnder = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
 const sameDev = (a: MountInfo, b: MountInfo) => a.dev.major === b.dev.major && a.dev.minor === b.dev.minor;
 
-/** `foreign`: the peer groups whose mounts here are joined to a mount of another of the tree's namespaces (planPeers()), left out. */
-export function planSharing(mounts: readonly MountInfo[], name: (m: MountInfo) => string, foreign: ReadonlySet<number> = new Set()): Sharing {
+/** `joined`: the peer groups whose mounts here are joined to a mount of another of the tree's namespaces (planPeers()), left out. */
+export function planSharing(mounts: readonly MountInfo[], name: (m: MountInfo) => string, joined: ReadonlySet<number> = new Set()): Sharing {
   const byPair = new Map<string, MountInfo[]>();
   const mastersOf = new Map<number, Set<number>>();
   const unbindable: number[] = [];
@@ -50,7 +50,7 @@ export function planSharing(mounts: readonly MountInfo[], name: (m: MountInfo) =
       if (m.shared !== undefined || m.master !== undefined) return { refused: `${name(m)} is unbindable and in peer group ${m.shared ?? m.master}, which the kernel does not make` };
       unbindable.push(m.mountId);
     }
-    if ((m.shared === undefined && m.master === undefined) || foreign.has(m.shared ?? 0)) continue;
+    if ((m.shared === undefined && m.master === undefined) || joined.has(m.shared ?? 0)) continue;
     const key = `${m.shared ?? 0}:${m.master ?? 0}`;
     byPair.set(key, [...(byPair.get(key) ?? []), m]);
     if (m.shared !== undefined) mastersOf.set(m.shared, (mastersOf.get(m.shared) ?? new Set()).add(m.master ?? 0));
@@ -150,9 +150,9 @@ export function planPeers(spaces: readonly NsMounts[], name: (m: MountInfo) => s
   return out;
 }
 
-/** What planPeers() means for namespace `ns`: every group that spans namespaces, and those of them joined here from another. */
-export function peersOf(cross: readonly CrossGroup[], ns: string): { cross: Set<number>; foreign: Set<number> } {
-  return { cross: new Set(cross.map((g) => g.shared)), foreign: new Set(cross.filter((g) => g.ns !== ns && g.joins.some((j) => j.ns === ns)).map((g) => g.shared)) };
+/** The groups of planPeers() whose mounts in namespace `ns` are joined to another namespace's. */
+export function joinedHere(cross: readonly CrossGroup[], ns: string): Set<number> {
+  return new Set(cross.filter((g) => g.ns !== ns && g.joins.some((j) => j.ns === ns)).map((g) => g.shared));
 }
 
 /**

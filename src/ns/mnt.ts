@@ -18,7 +18,7 @@ import { writeImage, imagePath } from '../image/index.js';
 import { StasisError } from '../errors.js';
 import { restoreMounts } from './mnt-restore.js';
 import { AUTO_KEY, autoExternals, pathReaches } from './mnt-external.js';
-import { planPeers, peersOf, planSharing, sharedOutside, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, type Sharing } from './mnt-sharing.js';
+import { joinedHere, planPeers, planSharing, sharedOutside, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, type Sharing } from './mnt-sharing.js';
 import { CLONE_NEWNS, closeFd, inMountNsCopy, SyscallError } from '../sys/index.js';
 import type { NsCheckOpts, NsDumpCtx, NsKind } from './ns-kind.js';
 
@@ -97,10 +97,9 @@ const FRESH = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup2', 'cgroup']
  * given the tree's root (the RPC's or the command line's `root`), `tmpfsFiles` what a tmpfs
  * holds: nothing but the mountpoints of other mounts, files a tar archive keeps (CRIU's
  * tmpfs-dev-N.tar.gz.img: files, directories, symlinks, device nodes, FIFOs), or why not.
- * `peers` (mnt-sharing.ts peersOf()): the peer groups that span the tree's mount namespaces,
- * and those whose mounts here are joined from another namespace's.
+ * `joined`: the peer groups whose mounts here are joined to another namespace's (mnt-sharing.ts joinedHere()).
  */
-export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsFiles: (m: MountInfo) => TmpfsFiles, rootFresh = false, devKey: (m: MountInfo) => string | undefined = () => undefined, peers?: { cross: ReadonlySet<number>; foreign: ReadonlySet<number> }): { plans: Map<number, MountPlan>; order: number[]; sharing: Exclude<Sharing, { refused: string }> } | { refused: string } {
+export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsFiles: (m: MountInfo) => TmpfsFiles, rootFresh = false, devKey: (m: MountInfo) => string | undefined = () => undefined, joined?: ReadonlySet<number>): { plans: Map<number, MountPlan>; order: number[]; sharing: Exclude<Sharing, { refused: string }> } | { refused: string } {
   const plans = new Map<number, MountPlan>();
   const ids = new Set(mounts.map((m) => m.mountId));
   const treeGroups = new Set(mounts.flatMap((m) => (m.shared !== undefined ? [m.shared] : [])));
@@ -109,9 +108,9 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     const extMaster = m.master !== undefined && m.propagateFrom === undefined && !treeGroups.has(m.master);
     const key = extMnt.get(m.mountPoint);
     if (key !== undefined) {
-      // (Propagation of external mounts: the host's peer groups, not the tree's; a nested
-      // namespace's bind of the root namespace's mount may be in a group of the tree's.)
-      if (m.shared !== undefined && !peers?.cross.has(m.shared)) return { refused: `${name(m)} is an external mount shared in peer group ${m.shared}; stasis does not restore the sharing of external mounts yet` };
+      // (Propagation of external mounts: the host's peer groups, not the tree's. In a nested
+      // namespace (rootFresh) they are binds of the root namespace's mounts, in groups of the tree's.)
+      if (m.shared !== undefined && !rootFresh) return { refused: `${name(m)} is an external mount shared in peer group ${m.shared}; stasis does not restore the sharing of external mounts yet` };
       if (m.master !== undefined && !extMaster) return { refused: `${name(m)} is an external mount, a slave of peer group ${m.master ?? m.propagateFrom} of the tree's; stasis restores an external mount a slave of the host's peer group, or private` };
       plans.set(m.mountId, { how: 'external', key });
       continue;
@@ -161,7 +160,7 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
   }
   const order = mountOrder(mounts, plans);
   if (typeof order === 'string') return { refused: order };
-  const sharing = planSharing(mounts, name, peers?.foreign);
+  const sharing = planSharing(mounts, name, joined);
   return 'refused' in sharing ? sharing : { plans, order, sharing };
 }
 
@@ -362,7 +361,7 @@ export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<str
   const link = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
   // Peer groups that span the tree's namespaces are planned with all of them.
   const spaces = opts.mntSpaces ?? [];
-  let peers: ReturnType<typeof peersOf> | undefined;
+  let joined: Set<number> | undefined;
   if (spaces.length > 1) {
     const all = [];
     for (const s of spaces) {
@@ -372,14 +371,14 @@ export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<str
     }
     const cross = planPeers(all, name);
     if ('refused' in cross) return cross;
-    peers = peersOf(cross, link);
+    joined = joinedHere(cross, link);
   }
   const auto = opts.extAuto && !nested ? autoExternals(mounts, readMounts(process.pid), opts.extAuto, opts.extMounts, pathReaches) : new Map<number, string>();
   const ext = new Map(nested ?? opts.extMounts);
   for (const m of mounts) if (auto.has(m.mountId)) ext.set(m.mountPoint, AUTO_KEY);
   // (Only a filesystem stasis cannot mount by itself, as CRIU: FSTYPE__UNSUPPORTED.)
   const devKey = (m: MountInfo) => (FSTYPE[m.fsType.split('.')[0]!] === undefined ? opts.extDevs?.get(`${m.dev.major}/${m.dev.minor}`) : undefined);
-  const p = planMounts(mounts, ext, nested ? false : opts.hasRoot, tmpfsFilesIn(pid, mounts), nested !== undefined, devKey, peers);
+  const p = planMounts(mounts, ext, nested ? false : opts.hasRoot, tmpfsFilesIn(pid, mounts), nested !== undefined, devKey, joined);
   if ('refused' in p) return p;
   for (const m of mounts) {
     const why = m.root.endsWith(DELETED_ROOT) ? deletedRootRefusal(pid, m) : undefined;
