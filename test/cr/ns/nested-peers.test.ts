@@ -1,0 +1,115 @@
+// Peer groups that span a tree's mount namespaces, as zdtm's mntns_shared_bind makes them: a
+// busybox box (`unshare -m -p --fork`, its root bound over itself) with a shared tmpfs on
+// /shared and a private one on /priv, whose init starts a child that unshares a mount
+// namespace of its own and makes its mounts shared (`unshare -m --propagation shared`; busybox's
+// `unchanged` fails): the child's /shared stays a peer of the root's, its / and its copy of
+// /priv are in groups of the child's own. After
+// dump and restore (--root) the child is again in a namespace of its own, /shared is one peer
+// group in both, and it propagates as it did: a tmpfs mounted on /shared/a in the root's
+// namespace appears in the child's, one mounted on /shared/b in the child's appears in the
+// root's, one mounted on /priv/a in the root's stays there.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { tmpDir, waitFor, verifyImages } from '../harness.js';
+import { dump, restore } from '../../../src/api/index.js';
+import { waitPid } from '../../../src/sys/index.js';
+import { parseMountinfo } from '../../../src/proc/mountinfo.js';
+import { childOf } from './private-proc.js';
+import { type Box as KitBox, boxUnavailable, cleanUp, makeBoxRoot, spawnBox } from './box-kit.js';
+
+const why = boxUnavailable();
+
+interface Box extends KitBox {
+  child: number;
+}
+
+const nsOf = (pid: number) => fs.readlinkSync(`/proc/${pid}/ns/mnt`);
+const comm = (pid: number) => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8');
+  } catch {
+    return '';
+  }
+};
+
+const mounts = (pid: number) => parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
+const at = (pid: number, mp: string) => mounts(pid).find((m) => m.mountPoint === mp);
+const sharedAt = (pid: number, mp: string) => {
+  try {
+    return at(pid, mp)?.shared;
+  } catch {
+    return undefined; // (not yet, or gone)
+  }
+};
+
+function startBox(): Box {
+  const dir = tmpDir('nestpeers');
+  const root = makeBoxRoot(dir, ['bin', 'dev', 'shared', 'priv', 'old'], ['sh', 'sleep', 'umount', 'mount', 'unshare']);
+  fs.writeFileSync(path.join(root, 'bin/init'), 'umount -l /old\nexec </dev/null >/dev/null 2>&1\nunshare -m --propagation shared sleep 1000 &\nexec sleep 1000\n', { mode: 0o755 });
+  const script = `
+    set -e
+    mount --bind ${root} ${root}
+    mount -t tmpfs -o size=1m,mode=755 box-shared ${root}/shared
+    mknod ${root}/dev/null c 1 3
+    mkdir ${root}/shared/a ${root}/shared/b
+    mount --make-shared ${root}/shared
+    mount -t tmpfs -o size=1m,mode=755 box-priv ${root}/priv
+    mkdir ${root}/priv/a
+    cd ${root} && pivot_root . old
+    exec /bin/sh /bin/init
+  `;
+  const { top: unshare, ready: { pid, child } } = spawnBox(dir, script, 'the box and its child in a mount namespace of its own', (top) => {
+    const p = childOf(top);
+    const c = p === undefined ? undefined : childOf(p);
+    // (busybox runs its unshare and sleep in the shell it forked: the child's comm stays sh.)
+    return p !== undefined && c !== undefined && /\bsleep\b/.test(comm(p)) && sharedAt(c, '/priv') !== undefined && nsOf(c) !== nsOf(p) ? { pid: p, child: c } : undefined;
+  });
+  return { dir, root, unshare, pid, child };
+}
+
+const sources = (pid: number) => mounts(pid).map((m) => `${m.mountPoint} ${m.source}`);
+
+/** Runs busybox `cmd` in the mount namespace and root of `pid`; its exit status. */
+function inBox(pid: number, ...cmd: string[]): number | null {
+  return spawnSync('nsenter', ['-t', String(pid), '-m', '-r', '--', '/bin/busybox', ...cmd], { encoding: 'utf8' }).status;
+}
+
+/** /shared of the root (`pid`) and of the child are one peer group; /priv private in the root's, in a group of the child's own in the child's. */
+function assertPeers(pid: number, child: number): void {
+  const shared = at(pid, '/shared'), theirs = at(child, '/shared');
+  assert.ok(shared?.shared !== undefined && theirs?.shared === shared.shared, `/shared: ${shared?.optionalFields.join(' ')} in the root's namespace, ${theirs?.optionalFields.join(' ')} in the child's`);
+  assert.deepEqual(at(pid, '/priv')?.optionalFields, []);
+  const priv = at(child, '/priv')?.shared;
+  assert.ok(priv !== undefined && !mounts(pid).some((m) => m.shared === priv), `the child's /priv: ${at(child, '/priv')?.optionalFields.join(' ')}`);
+}
+
+test('a child in a mount namespace of its own whose /shared is a peer of its parent\'s comes back so: a mount on /shared in either namespace appears in the other, one on the private /priv does not', { skip: why, timeout: 60_000 }, async () => {
+  const box = startBox();
+  const images = tmpDir('nestpeers-img');
+  let restored: number | undefined;
+  try {
+    assertPeers(box.pid, box.child);
+    await dump({ pid: box.pid, imagesDir: images, root: box.root });
+    waitPid(box.unshare);
+    verifyImages(images);
+    const r = await restore({ imagesDir: images, detach: true, root: box.root });
+    restored = r.pid;
+    const child = waitFor('the restored child', () => childOf(r.pid));
+    assert.notEqual(nsOf(child), nsOf(r.pid));
+    assertPeers(r.pid, child);
+    assert.equal(inBox(r.pid, 'mount', '-t', 'tmpfs', 'from-root', '/shared/a'), 0);
+    assert.equal(inBox(child, 'mount', '-t', 'tmpfs', 'from-child', '/shared/b'), 0);
+    assert.equal(inBox(r.pid, 'mount', '-t', 'tmpfs', 'on-priv', '/priv/a'), 0);
+    for (const pid of [r.pid, child]) {
+      assert.ok(sources(pid).includes('/shared/a from-root'), `${pid}: ${sources(pid).join(', ')}`);
+      assert.ok(sources(pid).includes('/shared/b from-child'), `${pid}: ${sources(pid).join(', ')}`);
+    }
+    assert.ok(sources(r.pid).includes('/priv/a on-priv'));
+    assert.ok(!sources(child).includes('/priv/a on-priv'), `a mount on the root's private /priv reached the child: ${sources(child).join(', ')}`);
+  } finally {
+    cleanUp(box.unshare, box.dir, images, restored);
+  }
+});
