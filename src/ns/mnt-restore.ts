@@ -25,11 +25,11 @@ import type { NsRestoreCtx } from './ns-kind.js';
 import { planMounts, mountName, FSTYPE, type MountPlan } from './mnt.js';
 import { AUTO_KEY, externalPath, mountIdOfFd, propagationDiffers } from './mnt-external.js';
 import { restoreNestedMnt } from './mnt-nested.js';
-import { MS_PROPAGATION, MS_SHARED, MS_UNBINDABLE, joinedHere, planPeers, restoreSharing, type CrossGroup } from './mnt-sharing.js';
+import { MS_PROPAGATION, MS_SHARED, MS_UNBINDABLE, joinedHere, mountAttr, planPeers, restoreSharing, slavedHere, type CrossGroup } from './mnt-sharing.js';
 import { parseMountinfo } from '../proc/mountinfo.js';
 
 const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, OPEN_TREE_CLONE = 1, MOVE_MOUNT_F_EMPTY_PATH = 4;
-const MS_RDONLY = 0x1, MS_REMOUNT = 0x20, MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MS_SLAVE = 0x80000, MNT_DETACH = 2;
+const MS_RDONLY = 0x1, MS_REMOUNT = 0x20, MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MS_SLAVE = 0x80000, MNT_DETACH = 2, AT_EMPTY_PATH = 0x1000;
 // The superblock flags an image keeps, passed to a fresh mount (their MS_* values are the SB_* ones).
 const SB_MASK = 0x1 | 0x10 | 0x40 | 0x80 | 0x2000000;
 
@@ -56,8 +56,9 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
   // A nested namespace's binds of the root namespace's mounts come as external ones (mnt-nested.ts), and its root is made as any mount.
   const extByName = new Map([...image.filter((e) => e.extKey).map((e) => [e.mountpoint, e.extKey!] as const), ...(ctx.outerBinds ?? [])]);
   // The root's restore plans the peer groups that span the tree's namespaces, for all of them.
-  const peers = ctx.peers ?? (ctx.nestedMnt ? { cross: crossOfImages(ctx.imagesDir, [id, ...ctx.nestedMnt.ids]), fds: new Map() } : undefined);
+  const peers = ctx.peers ?? (ctx.nestedMnt ? { cross: crossOfImages(ctx.imagesDir, [id, ...ctx.nestedMnt.ids]), fds: new Map(), taskFds: new Map() } : undefined);
   const joined = peers ? joinedHere(peers.cross, String(id)) : undefined;
+  const slaved = peers ? slavedHere(peers.cross, String(id)) : new Set<number>();
   const planned = planMounts(image.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined, (m) => (m.fsType === 'auto' ? /^dev\[(.+)\]$/s.exec(m.source)?.[1] : undefined), joined);
   if ('refused' in planned) throw new StasisError('E_UNSUPPORTED', `Cannot restore mnt namespace ${id}: ${planned.refused}`);
   const entries = planned.order.map((mid) => byId.get(mid)!);
@@ -189,6 +190,8 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     for (const mid of [...groups.flatMap((g) => [g.first, ...g.others]), ...unbindable]) {
       taskFd.set(mid, call(`holding mount ${mid} at ${byId.get(mid)!.mountpoint} in the task`, 'openat', AT_FDCWD, heldPath(byId.get(mid)!), O_PATH | O_CLOEXEC, 0));
     }
+    // (Those made slaves of another namespace's group at the end, by this task.)
+    for (const mid of slaved) peers!.taskFds.set(mid, { fd: call(`holding mount ${mid} at ${byId.get(mid)!.mountpoint} in the task`, 'openat', AT_FDCWD, heldPath(byId.get(mid)!), O_PATH | O_CLOEXEC, 0), pid: hostPid, code: ctx.rootCode });
     // The nested namespaces are made from copies of this one while its mounts are still in the yard.
     if (ctx.nestedMnt) restoreNestedMnt({ ...ctx, ...(peers ? { peers } : {}) }, ctx.nestedMnt, id, yard, inj);
     call(`entering ${yard}`, 'chdir', yard);
@@ -202,19 +205,19 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     // What was made is what the image holds (a path that led elsewhere would say nothing).
     const fresh = new Set(entries.filter((e) => ['fresh', 'device'].includes(planned.plans.get(e.mntId)!.how)).map((e) => e.mntId));
     // (The mounts of a group another namespace makes are private until they are joined to it.)
-    const expected = entries.map((e) => (joined?.has(e.sharedId) ? { ...e, sharedId: 0, flags: e.flags & ~MS_SHARED } : e));
+    const expected = entries.map((e) => (joined?.has(e.sharedId) ? { ...e, sharedId: 0, flags: e.flags & ~MS_SHARED } : slaved.has(e.mntId) ? { ...e, masterId: 0, flags: e.flags & ~MS_SLAVE } : e));
     const why = treeCheck(expected, held, hostPid, fresh);
     if (why) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the restored mounts are not the image's: ${why}`);
     if (peers) {
       for (const g of peers.cross) {
-        for (const mid of [g.ns === String(id) ? g.first : undefined, ...g.joins.filter((j) => j.ns === String(id)).map((j) => j.mntId)]) {
+        for (const mid of [g.ns === String(id) ? g.first : undefined, ...[...g.joins, ...g.slaves].filter((j) => j.ns === String(id)).map((j) => j.mntId)]) {
           if (mid !== undefined) peers.fds.set(mid, { fd: fs.openSync(heldPath(byId.get(mid)!), O_PATH | O_CLOEXEC), pid: hostPid });
         }
       }
       // Every namespace is made: the groups that span them are joined.
       if (ctx.nestedMnt) {
-        joinPeers(peers.cross, peers.fds, id);
-        ctx.log.info(`mount namespaces ${id}, ${ctx.nestedMnt.ids.join(', ')}: ${peers.cross.flatMap((g) => g.joins).length} mounts joined to ${peers.cross.length} peer groups of other namespaces`);
+        joinPeers(peers, id, (pid: number, what: string, name: 'mount_setattr' | 'close', ...args: (number | string | Buffer)[]): number => (pid === hostPid ? call(what, name, ...args) : callInTask(pid, peers.taskFds, id, what, name, ...args)));
+        ctx.log.info(`mount namespaces ${id}, ${ctx.nestedMnt.ids.join(', ')}: ${peers.cross.flatMap((g) => g.joins).length} mounts joined to ${peers.cross.length} peer groups of other namespaces, ${peers.cross.flatMap((g) => g.slaves).length} made their slaves`);
       }
     }
     ctx.log.info(`mnt namespace ${id}: ${entries.length} mounts restored (${groups.length} sharing groups, ${unbindable.length} unbindable)`);
@@ -237,20 +240,38 @@ function crossOfImages(imagesDir: string, ids: readonly number[]): CrossGroup[] 
   return cross;
 }
 
+type TaskCall = (pid: number, what: string, name: 'mount_setattr' | 'close', ...args: (number | string | Buffer)[]) => number;
+
+/** A call by task `pid` (a nested namespace's helper, with its code in `tasks`) through an injector of its own. */
+function callInTask(pid: number, tasks: ReadonlyMap<number, { pid: number; code: bigint }>, rootId: number, what: string, name: 'mount_setattr' | 'close', ...args: (number | string | Buffer)[]): number {
+  const code = [...tasks.values()].find((t) => t.pid === pid)!.code;
+  const inj = new Injector(pid, { code, codeInPlace: true });
+  try {
+    const r = inj.call(name, ...args.map((a) => (typeof a === 'string' ? inj.putString(a) : Buffer.isBuffer(a) ? inj.put(a) : a)));
+    if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${rootId}: ${what} failed with ${failedWith(r)}`);
+    return Number(r);
+  } finally {
+    inj.end();
+  }
+}
+
 /**
  * Joins the mounts of each group that spans namespaces to its first (made shared in its own),
- * through stasis's fds on them, and checks that each group is one peer group now.
+ * through stasis's fds on them, and its slaves in other namespaces too, each then made a slave
+ * by a task of its namespace (a mount's propagation is changed from its own namespace only);
+ * checks that each group is one peer group now, and its slaves its.
  */
-function joinPeers(cross: readonly CrossGroup[], fds: ReadonlyMap<number, { fd: number; pid: number }>, rootId: number): void {
+function joinPeers(peers: NonNullable<NsRestoreCtx['peers']>, rootId: number, call: TaskCall): void {
+  const { cross, fds, taskFds } = peers;
   const fail = (why: string) => new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${rootId}: ${why}`);
-  const groupOf = (mid: number) => {
-    const h = fds.get(mid)!, now = mountIdOfFd(h.fd);
-    return parseMountinfo(fs.readFileSync(`/proc/${h.pid}/mountinfo`, 'utf8')).find((m) => m.mountId === now)?.shared;
+  const now = (mid: number) => {
+    const h = fds.get(mid)!, id = mountIdOfFd(h.fd);
+    return parseMountinfo(fs.readFileSync(`/proc/${h.pid}/mountinfo`, 'utf8')).find((m) => m.mountId === id);
   };
   for (const g of cross) {
     const from = fds.get(g.first);
     if (!from) throw fail(`mount ${g.first} of mount namespace ${g.ns}, the first of peer group ${g.shared}, was not made`);
-    for (const j of g.joins) {
+    const join = (j: { ns: string; mntId: number }) => {
       const to = fds.get(j.mntId);
       if (!to) throw fail(`mount ${j.mntId} of mount namespace ${j.ns}, in peer group ${g.shared}, was not made`);
       try {
@@ -258,10 +279,20 @@ function joinPeers(cross: readonly CrossGroup[], fds: ReadonlyMap<number, { fd: 
       } catch (err) {
         throw fail(`joining mount ${j.mntId} of mount namespace ${j.ns} to the peer group of mount ${g.first} of mount namespace ${g.ns} failed with ${(err as Error).message}`);
       }
+    };
+    for (const j of g.joins) join(j);
+    // A slave joins its master's group, then leaves it as its slave (do_make_slave), as in one namespace.
+    for (const s of g.slaves) {
+      join(s);
+      const t = taskFds.get(s.mntId)!;
+      call(t.pid, `making mount ${s.mntId} of mount namespace ${s.ns} a slave of peer group ${g.shared}`, 'mount_setattr', t.fd, '', AT_EMPTY_PATH, mountAttr(MS_SLAVE), 32);
+      call(t.pid, `closing the task's fd on mount ${s.mntId}`, 'close', t.fd);
     }
-    const want = groupOf(g.first);
-    const off = g.joins.find((j) => want === undefined || groupOf(j.mntId) !== want);
+    const want = now(g.first)?.shared;
+    const off = g.joins.find((j) => want === undefined || now(j.mntId)?.shared !== want);
     if (off) throw fail(`mount ${off.mntId} of mount namespace ${off.ns} is not in the peer group of mount ${g.first} of mount namespace ${g.ns} once joined to it`);
+    const loose = g.slaves.find((s) => { const m = now(s.mntId); return m?.master !== want || m?.shared !== undefined; });
+    if (loose) throw fail(`mount ${loose.mntId} of mount namespace ${loose.ns} is not a slave of the peer group of mount ${g.first} of mount namespace ${g.ns} once made one`);
   }
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMountinfo } from '../proc/mountinfo.js';
-import { joinedHere, planPeers, planSharing } from './mnt-sharing.js';
+import { joinedHere, planPeers, planSharing, slavedHere } from './mnt-sharing.js';
 import { mountName } from './mnt.js';
 
 // The mounts of test/cr/ns/mount-propagation.test.ts's box, as its mountinfo showed them.
@@ -59,8 +59,8 @@ test('planPeers() makes a group that spans namespaces in the root\'s, from its w
   const cross = planPeers([{ ns: 'root', mounts: parseMountinfo(PARENT) }, { ns: 'child', mounts: parseMountinfo(CHILD) }], mountName);
   assert.ok(Array.isArray(cross), 'refused' in cross ? cross.refused : '');
   assert.deepEqual(cross, [
-    { shared: 1, ns: 'root', first: 91, joins: [{ ns: 'child', mntId: 71 }, { ns: 'child', mntId: 75 }] },
-    { shared: 2, ns: 'root', first: 77, joins: [{ ns: 'child', mntId: 78 }, { ns: 'child', mntId: 79 }] },
+    { shared: 1, ns: 'root', first: 91, joins: [{ ns: 'child', mntId: 71 }, { ns: 'child', mntId: 75 }], slaves: [] },
+    { shared: 2, ns: 'root', first: 77, joins: [{ ns: 'child', mntId: 78 }, { ns: 'child', mntId: 79 }], slaves: [] },
   ]);
   assert.deepEqual(joinedHere(cross, 'child'), new Set([1, 2]));
   assert.deepEqual(joinedHere(cross, 'root'), new Set());
@@ -70,9 +70,13 @@ test('planPeers() makes a group that spans namespaces in the root\'s, from its w
   assert.deepEqual(s.groups, []);
 });
 
-test('planPeers() refuses a slave of a peer group another namespace makes, and a group across namespaces with a master', () => {
+test('planPeers() makes a slave of another namespace\'s peer group from that group\'s first, and refuses one that is shared too, and a group across namespaces with a master', () => {
   const slave = planPeers([{ ns: 'root', mounts: parseMountinfo(PARENT) }, { ns: 'child', mounts: parseMountinfo('71 70 254:0 /tmp/w/root / rw master:1 - ext4 /dev/vda rw\n') }], mountName);
-  assert.ok('refused' in slave && /slave of peer group 1, which mount namespace root makes/.test(slave.refused), 'refused' in slave ? slave.refused : '');
+  assert.ok(Array.isArray(slave), 'refused' in slave ? slave.refused : '');
+  assert.deepEqual(slave, [{ shared: 1, ns: 'root', first: 91, joins: [], slaves: [{ ns: 'child', mntId: 71 }] }]);
+  assert.deepEqual(slavedHere(slave, 'child'), new Set([71]));
+  const both = planPeers([{ ns: 'root', mounts: parseMountinfo(PARENT) }, { ns: 'child', mounts: parseMountinfo('71 70 254:0 /tmp/w/root / rw shared:5 master:1 - ext4 /dev/vda rw\n') }], mountName);
+  assert.ok('refused' in both && /slave of peer group 1, which mount namespace root makes, and shared in peer group 5/.test(both.refused), 'refused' in both ? both.refused : '');
   const mastered = planPeers([{ ns: 'root', mounts: parseMountinfo(PARENT) }, { ns: 'child', mounts: parseMountinfo(CHILD.replace('shared:2 -', 'shared:2 master:9 -')) }], mountName);
   assert.ok('refused' in mastered && /without a master/.test(mastered.refused), 'refused' in mastered ? mastered.refused : '');
 });

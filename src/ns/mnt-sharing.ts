@@ -9,7 +9,8 @@
 // be made so, or what ties the tree to mounts not its own, is refused by name. A group with
 // mounts in several of the tree's mount namespaces (a child that unshared CLONE_NEWNS keeps
 // peers of its parent's shared mounts) is made in the namespace of its widest mount; its
-// mounts in the others are joined to it once every namespace is made (planPeers()).
+// mounts in the others are joined to it once every namespace is made, its slaves there joined
+// and then made slaves by a task of their namespace (planPeers()).
 import fs from 'node:fs';
 import type { MountInfo } from '../proc/mountinfo.js';
 import { parseMountinfo } from '../proc/mountinfo.js';
@@ -108,16 +109,18 @@ export interface NsMounts {
 
 /**
  * A peer group with mounts in several of the tree's mount namespaces (a namespace unshared
- * from another begins with peers of its shared mounts): made in the namespace `ns` of its
- * widest mount `first`, as any group there; its mounts of the other namespaces are left
- * private in theirs and joined to `first` once every namespace is made (MOVE_MOUNT_SET_GROUP
- * works across namespaces).
+ * from another begins with peers of its shared mounts), or with slaves in other namespaces
+ * (`unshare --propagation slave`): made in the namespace `ns` of its widest mount `first`, as
+ * any group there; its mounts of the other namespaces are left private in theirs and joined
+ * to `first` once every namespace is made (MOVE_MOUNT_SET_GROUP works across namespaces), its
+ * slaves there joined so too, then made slaves in their namespace.
  */
 export interface CrossGroup {
   shared: number;
   ns: string;
   first: number;
   joins: { ns: string; mntId: number }[];
+  slaves: { ns: string; mntId: number }[];
 }
 
 /** The peer groups of the tree's namespaces that span several, or why they cannot be made again. */
@@ -135,16 +138,24 @@ export function planPeers(spaces: readonly NsMounts[], name: (m: MountInfo) => s
       if (!sameDev(o.m, first.m)) return { refused: `peer group ${shared} has mounts of two filesystems (${name(first.m)} of mount namespace ${first.ns}, ${at})` };
       if (!isUnder(o.m.root, first.m.root)) return { refused: `peer group ${shared} has no mount whose root holds the others' (${name(first.m)} of mount namespace ${first.ns}, ${at}), which stasis cannot make again` };
     }
-    out.push({ shared, ns: first.ns, first: first.m.mountId, joins: list.filter((o) => o.ns !== first.ns).map((o) => ({ ns: o.ns, mntId: o.m.mountId })) });
+    out.push({ shared, ns: first.ns, first: first.m.mountId, joins: list.filter((o) => o.ns !== first.ns).map((o) => ({ ns: o.ns, mntId: o.m.mountId })), slaves: [] });
   }
-  // A slave is made in its namespace from its master's group there (restoreSharing): one of another namespace's is not.
+  // A slave is made in its namespace from its master's group there (restoreSharing); one of
+  // another namespace's group, once every namespace is made.
   for (const s of spaces) {
     for (const m of s.mounts) {
       const list = m.master === undefined ? undefined : members.get(m.master);
       if (!list) continue; // (a slave of the host's group: mnt.ts)
       const c = out.find((g) => g.shared === m.master);
       const maker = c ? c.ns : list.some((o) => o.ns === s.ns) ? s.ns : list[0]!.ns;
-      if (maker !== s.ns) return { refused: `${name(m)} of mount namespace ${s.ns} is a slave of peer group ${m.master}, which mount namespace ${maker} makes; stasis restores a slave only in the mount namespace that makes its master's group` };
+      if (maker === s.ns) continue;
+      const at = `${name(m)} of mount namespace ${s.ns}`;
+      if (m.shared !== undefined) return { refused: `${at} is a slave of peer group ${m.master}, which mount namespace ${maker} makes, and shared in peer group ${m.shared}; stasis restores a slave of another namespace's peer group only where it is in no peer group` };
+      const g = c ?? { shared: m.master!, ns: maker, first: list.reduce((a, b) => (b.m.root.length < a.m.root.length ? b : a)).m.mountId, joins: [], slaves: [] };
+      if (!c) out.push(g);
+      const first = list.find((o) => o.m.mountId === g.first)!.m;
+      if (!sameDev(m, first) || !isUnder(m.root, first.root)) return { refused: `${at} is a slave of peer group ${m.master}, none of whose mounts holds its root (${name(first)} of mount namespace ${maker}), which stasis cannot make again` };
+      g.slaves.push({ ns: s.ns, mntId: m.mountId });
     }
   }
   return out;
@@ -153,6 +164,11 @@ export function planPeers(spaces: readonly NsMounts[], name: (m: MountInfo) => s
 /** The groups of planPeers() whose mounts in namespace `ns` are joined to another namespace's. */
 export function joinedHere(cross: readonly CrossGroup[], ns: string): Set<number> {
   return new Set(cross.filter((g) => g.ns !== ns && g.joins.some((j) => j.ns === ns)).map((g) => g.shared));
+}
+
+/** The mounts of namespace `ns` that planPeers() makes slaves of another namespace's group. */
+export function slavedHere(cross: readonly CrossGroup[], ns: string): Set<number> {
+  return new Set(cross.flatMap((g) => g.slaves.filter((s) => s.ns === ns).map((s) => s.mntId)));
 }
 
 /**
@@ -187,7 +203,7 @@ type Call = (what: string, name: 'move_mount' | 'mount_setattr', ...args: (numbe
 const AT_EMPTY_PATH = 0x1000, MOVE_MOUNT_F_EMPTY_PATH = 0x4, MOVE_MOUNT_T_EMPTY_PATH = 0x40, MOVE_MOUNT_SET_GROUP = 0x100;
 
 /** struct mount_attr (include/uapi/linux/mount.h, MOUNT_ATTR_SIZE_VER0): only its propagation. */
-function mountAttr(propagation: number): Buffer {
+export function mountAttr(propagation: number): Buffer {
   const b = Buffer.alloc(32);
   b.writeBigUInt64LE(BigInt(propagation), 16);
   return b;

@@ -111,7 +111,7 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
       // (Propagation of external mounts: the host's peer groups, not the tree's. In a nested
       // namespace (rootFresh) they are binds of the root namespace's mounts, in groups of the tree's.)
       if (m.shared !== undefined && !rootFresh) return { refused: `${name(m)} is an external mount shared in peer group ${m.shared}; stasis does not restore the sharing of external mounts yet` };
-      if (m.master !== undefined && !extMaster) return { refused: `${name(m)} is an external mount, a slave of peer group ${m.master ?? m.propagateFrom} of the tree's; stasis restores an external mount a slave of the host's peer group, or private` };
+      if (m.master !== undefined && !extMaster && !rootFresh) return { refused: `${name(m)} is an external mount, a slave of peer group ${m.master ?? m.propagateFrom} of the tree's; stasis restores an external mount a slave of the host's peer group, or private` };
       plans.set(m.mountId, { how: 'external', key });
       continue;
     }

@@ -60,8 +60,12 @@ export interface NsRestoreCtx {
   nestedMnt?: NestedMntRestore;
   /** In a nested mount namespace: its binds of the root namespace's mounts, by mountpoint, as the keys of their sources in extMounts. */
   outerBinds?: ReadonlyMap<string, string>;
-  /** The peer groups that span the tree's mount namespaces (by image id), and stasis's fds on their mounts as each namespace is made (the root's restore joins them). */
-  peers?: { cross: readonly CrossGroup[]; fds: Map<number, { fd: number; pid: number }> };
+  /**
+   * The peer groups that span the tree's mount namespaces (by image id), stasis's fds on their
+   * mounts as each namespace is made (the root's restore joins them), and the fds their slaves'
+   * tasks hold on them (the task, by host pid, and its code), made slaves by the task at the end.
+   */
+  peers?: { cross: readonly CrossGroup[]; fds: Map<number, { fd: number; pid: number }>; taskFds: Map<number, { fd: number; pid: number; code: bigint }> };
 }
 
 export interface NsKind {

@@ -7,7 +7,10 @@
 // dump and restore (--root) the child is again in a namespace of its own, /shared is one peer
 // group in both, and it propagates as it did: a tmpfs mounted on /shared/a in the root's
 // namespace appears in the child's, one mounted on /shared/b in the child's appears in the
-// root's, one mounted on /priv/a in the root's stays there.
+// root's, one mounted on /priv/a in the root's stays there. A child that made its mounts
+// slaves (`--propagation slave`) comes back with its /shared a slave of the root's: a mount on
+// /shared/a in the root's namespace appears in the child's, one on /shared/b in the child's
+// does not appear in the root's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -37,18 +40,21 @@ const comm = (pid: number) => {
 
 const mounts = (pid: number) => parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
 const at = (pid: number, mp: string) => mounts(pid).find((m) => m.mountPoint === mp);
-const sharedAt = (pid: number, mp: string) => {
+const fieldAt = (pid: number, mp: string, f: 'shared' | 'master') => {
   try {
-    return at(pid, mp)?.shared;
+    return at(pid, mp)?.[f];
   } catch {
     return undefined; // (not yet, or gone)
   }
 };
+const sharedAt = (pid: number, mp: string) => fieldAt(pid, mp, 'shared');
+const masterAt = (pid: number, mp: string) => fieldAt(pid, mp, 'master');
 
-function startBox(): Box {
+/** The box; its child unshares with `propagation` (shared or slave). */
+function startBox(propagation: 'shared' | 'slave'): Box {
   const dir = tmpDir('nestpeers');
   const root = makeBoxRoot(dir, ['bin', 'dev', 'shared', 'priv', 'old'], ['sh', 'sleep', 'umount', 'mount', 'unshare']);
-  fs.writeFileSync(path.join(root, 'bin/init'), 'umount -l /old\nexec </dev/null >/dev/null 2>&1\nunshare -m --propagation shared sleep 1000 &\nexec sleep 1000\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(root, 'bin/init'), `umount -l /old\nexec </dev/null >/dev/null 2>&1\nunshare -m --propagation ${propagation} sleep 1000 &\nexec sleep 1000\n`, { mode: 0o755 });
   const script = `
     set -e
     mount --bind ${root} ${root}
@@ -65,7 +71,8 @@ function startBox(): Box {
     const p = childOf(top);
     const c = p === undefined ? undefined : childOf(p);
     // (busybox runs its unshare and sleep in the shell it forked: the child's comm stays sh.)
-    return p !== undefined && c !== undefined && /\bsleep\b/.test(comm(p)) && sharedAt(c, '/priv') !== undefined && nsOf(c) !== nsOf(p) ? { pid: p, child: c } : undefined;
+    const made = c !== undefined && (propagation === 'shared' ? sharedAt(c, '/priv') !== undefined : masterAt(c, '/shared') !== undefined);
+    return p !== undefined && c !== undefined && /\bsleep\b/.test(comm(p)) && made && nsOf(c) !== nsOf(p) ? { pid: p, child: c } : undefined;
   });
   return { dir, root, unshare, pid, child };
 }
@@ -87,7 +94,7 @@ function assertPeers(pid: number, child: number): void {
 }
 
 test('a child in a mount namespace of its own whose /shared is a peer of its parent\'s comes back so: a mount on /shared in either namespace appears in the other, one on the private /priv does not', { skip: why, timeout: 60_000 }, async () => {
-  const box = startBox();
+  const box = startBox('shared');
   const images = tmpDir('nestpeers-img');
   let restored: number | undefined;
   try {
@@ -109,6 +116,33 @@ test('a child in a mount namespace of its own whose /shared is a peer of its par
     }
     assert.ok(sources(r.pid).includes('/priv/a on-priv'));
     assert.ok(!sources(child).includes('/priv/a on-priv'), `a mount on the root's private /priv reached the child: ${sources(child).join(', ')}`);
+  } finally {
+    cleanUp(box.unshare, box.dir, images, restored);
+  }
+});
+
+test('a child in a mount namespace of its own whose /shared is a slave of its parent\'s comes back so: a mount on the parent\'s /shared appears in the child\'s, one on the child\'s does not appear in the parent\'s', { skip: why, timeout: 60_000 }, async () => {
+  const box = startBox('slave');
+  const images = tmpDir('nestpeers-img');
+  let restored: number | undefined;
+  try {
+    const slaveOf = (pid: number, child: number) => {
+      const shared = sharedAt(pid, '/shared');
+      assert.ok(shared !== undefined && masterAt(child, '/shared') === shared && sharedAt(child, '/shared') === undefined, `/shared: ${at(pid, '/shared')?.optionalFields.join(' ')} in the root's namespace, ${at(child, '/shared')?.optionalFields.join(' ')} in the child's`);
+    };
+    slaveOf(box.pid, box.child);
+    await dump({ pid: box.pid, imagesDir: images, root: box.root });
+    waitPid(box.unshare);
+    verifyImages(images);
+    const r = await restore({ imagesDir: images, detach: true, root: box.root });
+    restored = r.pid;
+    const child = waitFor('the restored child', () => childOf(r.pid));
+    assert.notEqual(nsOf(child), nsOf(r.pid));
+    slaveOf(r.pid, child);
+    assert.equal(inBox(r.pid, 'mount', '-t', 'tmpfs', 'from-root', '/shared/a'), 0);
+    assert.equal(inBox(child, 'mount', '-t', 'tmpfs', 'from-child', '/shared/b'), 0);
+    assert.ok(sources(child).includes('/shared/a from-root'), sources(child).join(', '));
+    assert.ok(!sources(r.pid).includes('/shared/b from-child'), `a mount on the child's slave /shared reached the root's: ${sources(r.pid).join(', ')}`);
   } finally {
     cleanUp(box.unshare, box.dir, images, restored);
   }
