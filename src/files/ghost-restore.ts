@@ -29,6 +29,8 @@ import { SAME_OWNERS, ghostOwners, translateOwners, type Owners } from './owners
 import { mknodAt, cloneMount, closeFd, inMountNsCopy, makeMountWritable } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
+import type { MntEntry } from '../image/gen/stasis/mnt_pb.js';
+import { fsPathOf, treePathOf } from './mount-paths.js';
 import { RemapType } from '../image/gen/stasis/remap-file-path_pb.js';
 
 interface Made {
@@ -51,6 +53,12 @@ export class GhostRestorer {
   private readonly links = new Map<number, Made[]>();
   /** Directories made for ghosts whose directory was removed too: removed after them. */
   private readonly parents: Made[] = [];
+
+  /** The mount and image path of the file each ghost was made for, by ghost id. */
+  private readonly madeOn = new Map<number, { mntId: number; orig: string }>();
+  /** Other names of ghosts, linked into another directory through a mount showing both (removed with them). */
+  private readonly extra: Made[] = [];
+  private mounts: Map<number, MntEntry> | undefined;
 
   /** Writable clones of read-only mounts ghosts were made through (fds), closed once the ghosts are removed. */
   private readonly clones: number[] = [];
@@ -98,7 +106,7 @@ export class GhostRestorer {
     const r = this.remapOf(e.id);
     const orig = e.reg?.name ?? '';
     if (!r) return undefined;
-    if (r.type === RemapType.GHOST) return this.pathFor(r.id, e.id, orig, (e.reg?.mntId !== undefined ? this.rootOf?.(e.reg.mntId) : undefined) ?? this.root);
+    if (r.type === RemapType.GHOST) return this.pathFor(r.id, e.id, orig, (e.reg?.mntId !== undefined ? this.rootOf?.(e.reg.mntId) : undefined) ?? this.root, e.reg?.mntId);
     if (r.type === RemapType.PROCFS) {
       // /proc/PID of a process gone: opened while a helper has the pid, which then ends.
       if (!this.held.has(r.id)) {
@@ -136,21 +144,18 @@ export class GhostRestorer {
     this.links.clear();
   }
 
-  /** The path to open file `fileId` (named `orig` in the image) by: its ghost, created on first use. */
-  pathFor(ghostId: number, fileId: number, orig: string, root = this.root): string {
+  /** The path to open file `fileId` (named `orig` in the image, on mount `mntId`) by: its ghost, created on first use. */
+  pathFor(ghostId: number, fileId: number, orig: string, root = this.root, mntId?: number): string {
     const got = this.made.get(ghostId);
     if (got) {
       // Through another mount (a nested namespace's) of the directory it was made in: opened there.
       const at = path.join(path.dirname(`${root}${orig}`), path.basename(got.path));
       if (at === got.path) return at;
-      let st: fs.BigIntStats | undefined;
-      try {
-        st = fs.statSync(at, { bigint: true });
-      } catch {
-        st = undefined;
-      }
-      if (st?.dev !== got.dev || st.ino !== got.ino) throw new StasisError('E_RESTORE_FAILED', `Cannot reopen the deleted file ${orig} (file ${fileId}): the ghost made at ${got.path} does not show at ${at}`);
-      return at;
+      if (sameInode(at, got)) return at;
+      // Through a bind of another directory: linked into it through a mount showing both.
+      const linked = this.linkThrough(ghostId, got, orig, root, mntId);
+      if (linked !== undefined) return linked;
+      throw new StasisError('E_RESTORE_FAILED', `Cannot reopen the deleted file ${orig} (file ${fileId}): the ghost made at ${got.path} does not show at ${at}, and no mount of the image shows both directories`);
     }
     const img = readImage(this.imagesDir, 'ghost-file', ghostId);
     // Its owner as stasis sets it (the image holds it as the tree's user namespace sees it).
@@ -171,7 +176,59 @@ export class GhostRestorer {
       throw fail(err);
     }
     this.made.set(ghostId, made);
+    if (mntId !== undefined) this.madeOn.set(ghostId, { mntId, orig });
     return made.path;
+  }
+
+  /**
+   * Links ghost `got` (made for a file on mount `madeOn`) beside `orig` on mount `mntId`, whose
+   * directory is another one of the filesystem: through a mount of the image that shows both
+   * (CRIU's rfi_remap goes through the mount the binds are of); returns the path of the new
+   * name through `mntId` (reached from `root`), or undefined where no mount shows both.
+   */
+  private linkThrough(ghostId: number, got: Made, orig: string, root: string, mntId: number | undefined): string | undefined {
+    const on = this.madeOn.get(ghostId);
+    const mounts = this.imageMounts();
+    const m1 = on && mounts.get(on.mntId), m2 = mntId === undefined ? undefined : mounts.get(mntId);
+    if (!on || !m1 || !m2 || m1.rootDev !== m2.rootDev) return undefined;
+    const ghostFs = fsPathOf(m1, path.posix.join(path.posix.dirname(on.orig), path.basename(got.path)));
+    const wantFs = fsPathOf(m2, orig);
+    if (ghostFs === undefined || wantFs === undefined) return undefined;
+    for (const t of mounts.values()) {
+      if (t.rootDev !== m1.rootDev || t.root.endsWith('//deleted')) continue;
+      const from = treePathOf(t, ghostFs), to = treePathOf(t, wantFs);
+      if (from === undefined || to === undefined) continue;
+      const base = this.rootOf?.(t.mntId) ?? this.root;
+      // The mount's path may lead elsewhere (a mount over it): only our ghost is linked.
+      if (!sameInode(`${base}${from}`, got)) continue;
+      const tmpName = `.${path.posix.basename(to)}.stasis-ghost-${ghostId.toString(16)}-${process.pid}`;
+      for (const name of [path.posix.basename(to), tmpName]) {
+        const link = path.posix.join(path.posix.dirname(`${base}${to}`), name);
+        try {
+          fs.linkSync(`${base}${from}`, link);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+          throw new StasisError('E_RESTORE_FAILED', `Cannot link the deleted file ${orig} from ${from} to ${to} through mount ${t.mntId}: ${(err as Error).message}`, { cause: err });
+        }
+        this.extra.push({ path: link, dev: got.dev, ino: got.ino, dir: false });
+        const at = path.join(path.dirname(`${root}${orig}`), name);
+        if (!sameInode(at, got)) throw new StasisError('E_RESTORE_FAILED', `Cannot reopen the deleted file ${orig}: linked as ${to} through mount ${t.mntId}, it does not show at ${at}`);
+        return at;
+      }
+    }
+    return undefined;
+  }
+
+  /** The image's mounts of every mount namespace, by id (read once). */
+  private imageMounts(): Map<number, MntEntry> {
+    if (!this.mounts) {
+      this.mounts = new Map();
+      for (const f of fs.readdirSync(this.imagesDir)) {
+        const id = /^mountpoints-(\d+)\.img$/.exec(f)?.[1];
+        if (id !== undefined) for (const e of readImage(this.imagesDir, 'mountpoints', Number(id))) this.mounts.set(e.mntId, e);
+      }
+    }
+    return this.mounts;
   }
 
   /**
@@ -210,7 +267,7 @@ export class GhostRestorer {
 
   /** Unlinks every ghost (their files are open by now); only names still leading to our inode. */
   unlinkAll(): void {
-    unlinkOurs([...this.made.values()]);
+    unlinkOurs([...this.made.values(), ...this.extra.splice(0)]);
     this.made.clear();
     // The old names linked remaps took for the opening; their own links stay (the restore failed, or they go in unlinkLinks).
     for (const names of this.links.values()) unlinkOurs(names.slice(1));
@@ -289,6 +346,15 @@ function makeNode(h: GhostFileEntry, orig: string, tmp: string): Made {
     throw err;
   }
   return { path: at, ...ids(at), dir: fmt === S_IFDIR };
+}
+
+function sameInode(at: string, m: Made): boolean {
+  try {
+    const st = fs.statSync(at, { bigint: true });
+    return st.dev === m.dev && st.ino === m.ino;
+  } catch {
+    return false;
+  }
 }
 
 function ids(at: string): { dev: bigint; ino: bigint } {
