@@ -18,7 +18,8 @@ import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fd
 import type { GhostFileImage } from '../image/index.js';
 import { linkAt, lseek, mountIdOf, readlinkFd, withTaskFd, SyscallError } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import { parseMountinfo } from '../proc/mountinfo.js';
+import { parseMountinfo, type MountInfo } from '../proc/mountinfo.js';
+import { fsPathOf, treePathOf } from './mount-paths.js';
 import { emptyFown } from './reg.js';
 
 /** CRIU's default --ghost-limit: 1 MiB. */
@@ -46,7 +47,7 @@ export interface GhostSource {
 export class GhostDumper {
   private readonly byInode = new Map<string, number>();
   /** The mount each ghost's inode was first found open through, and its path. */
-  private readonly mntByInode = new Map<string, { mnt: number; path: string }>();
+  private readonly mntByInode = new Map<string, { mnt: number; path: string; pid: number }>();
   private nextId = 1;
   readonly remaps: RemapFilePathEntry[] = [];
   readonly ghosts: { id: number; image: GhostFileImage }[] = [];
@@ -122,20 +123,43 @@ export class GhostDumper {
     }
   }
 
+  /**
+   * Whether a mount of the tree's namespaces (of the same filesystem) shows the directory of `first.path` on mount `first.mnt` and that of `path` on
+   * mount `mnt`: restore links the ghost made in one into the other through it.
+   */
+  private bothShown(first: { mnt: number; path: string; pid: number }, pid: number, mnt: number, path: string): boolean {
+    let mounts: MountInfo[];
+    try {
+      // (Both fds may be one task's, of a mount of another namespace: every namespace's mounts are looked at.)
+      const nsPids = [this.mntRoot, ...this.mntRoots.values()].map((r) => /^\/proc\/(\d+)\/root$/.exec(r)?.[1]).filter((p) => p !== undefined).map(Number);
+      mounts = [...new Set([first.pid, pid, ...nsPids])].flatMap((p) => parseMountinfo(fs.readFileSync(`/proc/${p}/mountinfo`, 'utf8')));
+    } catch {
+      return false;
+    }
+    const m1 = mounts.find((m) => m.mountId === first.mnt), m2 = mounts.find((m) => m.mountId === mnt);
+    if (!m1 || !m2) return false;
+    const place = (m: MountInfo) => ({ root: m.root, mountpoint: m.mountPoint });
+    const dir = (m: MountInfo, p: string) => fsPathOf(place(m), p.slice(0, p.lastIndexOf('/')) || '/');
+    const d1 = dir(m1, first.path), d2 = dir(m2, path);
+    const sameFs = (m: MountInfo) => m.dev.major === m1.dev.major && m.dev.minor === m1.dev.minor;
+    return d1 !== undefined && d2 !== undefined && sameFs(m2) &&
+      mounts.some((t) => sameFs(t) && !t.root.endsWith('//deleted') && treePathOf(place(t), d1) !== undefined && treePathOf(place(t), d2) !== undefined);
+  }
+
   /** Keeps the file behind `s` (once per inode) and remaps file `fileId` to it. */
   add(s: GhostSource, fileId: number, path: string): void {
     const mnt = this.refuseElsewhere(s, path);
     this.refuseReadOnly(s, path, mnt);
     const key = `${s.stat.dev}:${s.stat.ino}`;
-    // One ghost is made in one directory: an inode open through two mounts is refused unless
-    // its directory is one through both (it is opened through each, as in zdtm mntns_ghost01);
-    // else (binds of two directories, as in zdtm mntns_link_ghost) it would come back as one
-    // file open through the first mount.
+    // One ghost is made in one directory: an inode open through two mounts is opened through
+    // each where its directory is one through both (zdtm mntns_ghost01), or, for binds of two
+    // directories (zdtm mntns_link_ghost), linked into the other directory through a mount that
+    // shows both (CRIU's rfi_remap through the mount the binds are of); else it is refused.
     const first = this.mntByInode.get(key);
-    if (first && mnt !== undefined && first.mnt !== mnt && !this.sameDir(first.mnt, first.path, mnt, path)) {
-      throw new StasisError('E_UNSUPPORTED', `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed, and its inode is open through two mounts (${first.mnt}, as ${first.path}, and ${mnt}), where stasis would make it again on one`);
+    if (first && mnt !== undefined && first.mnt !== mnt && !this.sameDir(first.mnt, first.path, mnt, path) && !this.bothShown(first, s.pid, mnt, path)) {
+      throw new StasisError('E_UNSUPPORTED', `Cannot dump ${s.what} of pid ${s.pid}: ${path} was removed, and its inode is open through two mounts of two directories (${first.mnt}, as ${first.path}, and ${mnt}), and no mount of their namespaces shows both directories, through which stasis would link it from one to the other`);
     }
-    if (!first && mnt !== undefined) this.mntByInode.set(key, { mnt, path });
+    if (!first && mnt !== undefined) this.mntByInode.set(key, { mnt, path, pid: s.pid });
     let id = this.byInode.get(key);
     if (id === undefined) {
       // What the file occupies on disk, as CRIU measures it (st_blocks): holes cost nothing.
