@@ -18,6 +18,7 @@ import { compileWorkload, tmpDir, verifyImages } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { waitPid } from '../../../src/sys/index.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
+import { childOf } from './private-proc.js';
 import { type Box, assertCountGoesOn, assertCountsOn, boxUnavailable, childWhen, cleanUp, countOf, makeBoxRoot, refused, spawnBox } from './box-kit.js';
 
 const why = boxUnavailable();
@@ -214,6 +215,66 @@ test('a deleted file on a mount read-only per mount comes back open through that
     assert.deepEqual(fs.readdirSync(`/proc/${r.pid}/root/ro`), []);
     const at = count(r.pid).length;
     assertCountGoesOn(() => count(r.pid), at);
+  } finally {
+    cleanUp(unshare, dir, images, restored);
+  }
+});
+
+// zdtm mntns_link_ghost, checked from outside: the box's init binds /t/1 of a tmpfs at /b1 and
+// opens /b1/F (fd 5, 6 bytes in), links it as /t/2/F; its child, in a mount namespace of its
+// own, drops /b1 and /t, binds /t/2 at /b2 and opens /b2/F (fd 6), keeping fd 5; init removes
+// both names. One inode, deleted, open through two mounts of two directories: restore makes the
+// ghost in one and links it into the other through /t, the mount that shows both.
+test('a deleted inode open through binds of two directories, in two mount namespaces, comes back as one inode through each bind, deleted, with its contents and offsets, no name left', { skip: why, timeout: 60_000 }, async () => {
+  const dir = tmpDir('ghost-binds');
+  const root = makeBoxRoot(dir, ['bin', 'dev', 't', 'b1', 'b2', 'old'], ['sh', 'sleep', 'umount', 'mount', 'unshare', 'rm', 'ln', 'mkdir', 'dd']);
+  fs.writeFileSync(path.join(root, 'bin/child'), 'mount --make-rprivate /\numount /b1\nmount --bind /t/2 /b2\numount /t\nexec 6</b2/F\n: >/child-ready\nexec sleep 1000\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(root, 'bin/init'), [
+    'umount -l /old', 'exec </dev/null >/dev/null 2>&1', 'mount -t tmpfs -o size=1m box-t /t', 'mkdir /t/1 /t/2', 'mount --bind /t/1 /b1',
+    'printf "ghost through two binds\\n" >/b1/F', 'exec 5<>/b1/F', 'dd bs=6 count=1 <&5 >/dev/null 2>&1', 'ln /t/1/F /t/2/F',
+    'unshare -m /bin/sh /bin/child &', 'exec 5<&-', 'while [ ! -e /child-ready ]; do sleep 0.01; done', 'rm /t/1/F /t/2/F', 'exec sleep 1000', '',
+  ].join('\n'), { mode: 0o755 });
+  const script = `set -e; mknod ${root}/dev/null c 1 3; mount --bind ${root} ${root}; cd ${root}; pivot_root . old; exec /bin/sh /bin/init`;
+  const deleted = (p: number, fd: number) => fs.readlinkSync(`/proc/${p}/fd/${fd}`).endsWith(' (deleted)');
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the child holding the removed file twice', (top) => {
+    const init = childOf(top), c = init === undefined ? undefined : childOf(init);
+    try {
+      return init !== undefined && c !== undefined && deleted(c, 5) && deleted(c, 6) && /\bsleep\b/.test(fs.readFileSync(`/proc/${init}/comm`, 'utf8')) ? init : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  /** fd `fd` of the child of `init`: link, contents, offset, access mode, links, inode, and the mountpoint of its mnt_id in the mounts of `nsOf`'s namespace. */
+  const state = (init: number, fd: number, nsOf: 'init' | 'child') => {
+    const c = childOf(init)!;
+    const info = fs.readFileSync(`/proc/${c}/fdinfo/${fd}`, 'utf8');
+    const field = (k: string) => Number(new RegExp(`^${k}:\\s+(\\S+)$`, 'm').exec(info)?.[1]);
+    const st = fs.statSync(`/proc/${c}/fd/${fd}`, { bigint: true });
+    const mounts = parseMountinfo(fs.readFileSync(`/proc/${nsOf === 'init' ? init : c}/mountinfo`, 'utf8'));
+    return {
+      link: fs.readlinkSync(`/proc/${c}/fd/${fd}`), contents: fs.readFileSync(`/proc/${c}/fd/${fd}`, 'utf8'), pos: field('pos'), flags: (field('flags') & 0o3).toString(8),
+      nlink: Number(st.nlink), ino: st.ino, mount: mounts.find((m) => m.mountId === field('mnt_id'))?.mountPoint,
+    };
+  };
+  const images = tmpDir('ghost-binds-img');
+  let restored: number | undefined;
+  try {
+    const before = [state(pid, 5, 'init'), state(pid, 6, 'child')];
+    assert.deepEqual(before.map(({ ino: _, ...s }) => s), [
+      { link: '/b1/F (deleted)', contents: 'ghost through two binds\n', pos: 6, flags: '2', nlink: 0, mount: '/b1' },
+      { link: '/b2/F (deleted)', contents: 'ghost through two binds\n', pos: 0, flags: '0', nlink: 0, mount: '/b2' },
+    ]);
+    await dump({ pid, imagesDir: images, root });
+    waitPid(unshare);
+    assert.equal(fs.readdirSync(images).filter((f) => /^ghost-file-[0-9a-f]+\.img$/.test(f)).length, 1);
+    const r = await restore({ imagesDir: images, detach: true, root });
+    restored = r.pid;
+    const after = [state(r.pid, 5, 'init'), state(r.pid, 6, 'child')];
+    assert.equal(after[0]!.ino, after[1]!.ino, 'one inode through both binds');
+    assert.deepEqual(after.map(({ ino: _, ...s }) => s), before.map(({ ino: _, ...s }) => s));
+    assert.notEqual(fs.readlinkSync(`/proc/${childOf(r.pid)!}/ns/mnt`), fs.readlinkSync(`/proc/${r.pid}/ns/mnt`));
+    // Neither the ghost nor its link into the other directory is left.
+    assert.deepEqual([fs.readdirSync(`/proc/${r.pid}/root/t/1`), fs.readdirSync(`/proc/${r.pid}/root/t/2`)], [[], []]);
   } finally {
     cleanUp(unshare, dir, images, restored);
   }
