@@ -70,6 +70,8 @@ export function dump(opts: DumpOptions): DumpResult {
     if (netLink && ns.own.some((k) => k.name === 'net') && !(ns.empty & CLONE_NEWNET)) {
       run.tcp.setNetns({ link: netLink, path: `/proc/${pid}/ns/net` });
       run.unix.ownNetns = true;
+      // Its other network namespaces' Unix sockets are read through the first task in each.
+      if (ns.netNested.length) run.unix.nestedNetns = ns.netNested.map((n) => ({ link: n.link, path: `/proc/${n.pid}/ns/net` }));
     }
     run.users = ns.users;
     if (ns.own.some((k) => k.name === 'mnt')) {

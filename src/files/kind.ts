@@ -93,6 +93,8 @@ export interface RestoreFileCtx {
   tcp: TcpRestore;
   /** The pid (in the images) of the process whose thread, not its leader, is `tid`. */
   threadLeader?: (tid: number) => number | undefined;
+  /** A file of the network namespace the images number `nsId` (/proc/PID/ns/net), where it is one of the tree's other than its root's. */
+  netnsOf?: (nsId: number) => string | undefined;
   /** Stasis's pid of the task the images call `pid`, once the tree is made (files opened late). */
   taskPid?: (pid: number) => number | undefined;
   /** Processes standing in for those reaped before the dump, for their pidfds. */

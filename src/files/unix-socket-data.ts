@@ -16,12 +16,12 @@ import { imageExists, readImage, writeImage, type PayloadItem } from '../image/i
 import {
   closeFd as syscallClose, getsockoptInt, recvmsgInto, sendMessage, sendRaw, setsockoptInt, unixSockets, type UnixDiag,
   MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, SO_PEEK_OFF,
-  SO_SNDBUF, SyscallError,
+  SO_SNDBUF, SyscallError, inNamespace, CLONE_NEWNET,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { setBufSize } from './sk-opts.js';
 
-const EAGAIN = 11, MSG_CMSG_CLOEXEC = 0x40000000, TCP_LISTEN = 10;
+const EAGAIN = 11, MSG_CMSG_CLOEXEC = 0x40000000, TCP_LISTEN = 10, TCP_ESTABLISHED = 1;
 /** UnixSkEntry.uflags: a socket outside the tree, which restore does not make (CRIU's USK_EXTERN). */
 export const USK_EXTERN = 1;
 
@@ -40,6 +40,10 @@ export interface UnixSkSink {
   externs: Map<number, Buffer>;
   /** The tree has a network namespace of its own: sock_diag is read in it, abstract names are its. */
   ownNetns?: boolean;
+  /** The tree's network namespaces other than its root's (ns/net-nested.ts): sock_diag is read in each too. */
+  nestedNetns?: { link: string; path: string }[];
+  /** The sockets of those namespaces (by inode): the link of each one's. */
+  nsOf?: Map<number, string>;
   /** Connections not accepted yet: by client inode, the listener's inode and the place in its queue (built on first use). */
   icons?: Map<number, { listener: number; index: number }>;
 }
@@ -56,7 +60,18 @@ export function newUnixSkSink(): UnixSkSink {
 /** sock_diag's view of socket `ino`; `inNetns` runs the query in the tree's own network namespace, where it has one. */
 export function diagOf(sink: UnixSkSink, ino: number, inNetns: (read: () => Map<number, UnixDiag>) => Map<number, UnixDiag> = (read) => read()): UnixDiag | undefined {
   try {
-    sink.diag ??= inNetns(unixSockets);
+    if (!sink.diag) {
+      // Inodes are the kernel's, one count for every namespace: one map holds them all.
+      const all = inNetns(unixSockets);
+      sink.nsOf = new Map();
+      for (const n of sink.nestedNetns ?? []) {
+        for (const [i, d] of inNamespace(n.path, 'net', CLONE_NEWNET, unixSockets)) {
+          all.set(i, d);
+          sink.nsOf.set(i, n.link);
+        }
+      }
+      sink.diag = all;
+    }
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new StasisError('E_UNSUPPORTED', `Cannot read the Unix sockets of the tree through sock_diag (a kernel without CONFIG_UNIX_DIAG?): ${why}`, { cause: err });
@@ -95,8 +110,10 @@ export function checkUnixPeers(sink: UnixSkSink): void {
         throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${s.fd} of pid ${s.pid}: socket:[${ino}] is listening with a connection not accepted yet from socket:[${out}], which no task of the dumped tree holds (a peer outside the tree)`);
       }
     }
-    if (u.peer === 0) continue;
     const why = (m: string) => new StasisError('E_UNSUPPORTED', `Cannot dump fd ${s.fd} of pid ${s.pid}: socket:[${ino}] ${m}`);
+    // Its closed peer's queue comes from a socketpair, made in its maker's namespace.
+    if (u.peer === 0 && u.state === TCP_ESTABLISHED && sink.nsOf?.has(ino)) throw why(`was connected in network namespace ${sink.nsOf.get(ino)}, not the root's; stasis restores only unconnected Unix sockets in the tree's other network namespaces yet`);
+    if (u.peer === 0) continue;
     const p = sink.seen.get(u.peer);
     if (!p && sink.extUnixSk) {
       // CRIU's --ext-unix-sk: a datagram socket connected to a socket outside, which restore connects to by its name.
@@ -110,6 +127,9 @@ export function checkUnixPeers(sink: UnixSkSink): void {
       continue;
     }
     if (!p) throw why(`is connected to socket:[${u.peer}], which no task of the dumped tree holds (a peer outside the tree)`);
+    // A connection is made again in one namespace (a socketpair, or a connect by name in the sender's).
+    const nsA = sink.nsOf?.get(ino), nsB = sink.nsOf?.get(u.peer);
+    if (nsA !== undefined || nsB !== undefined) throw why(`is connected to socket:[${u.peer}] ${nsA === nsB ? `in network namespace ${nsA}` : 'across two network namespaces'}, not the root's; stasis restores only unconnected Unix sockets in the tree's other network namespaces yet`);
     // One way: a datagram socket connected to a bound one, which sends back through sendto()
     // only, or a connection the listener has not accepted yet.
     const oneWay = p.entry.peer !== ino;

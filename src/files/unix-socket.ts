@@ -32,7 +32,7 @@
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { UnixSkEntrySchema, type UnixSkEntry } from '../image/gen/stasis/sk-unix_pb.js';
-import { closeFd, peerCred, fcntl, pidfdGetfd, pidfdOpen, shutdown, socket, socketpair, AF_UNIX, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM } from '../sys/index.js';
+import { closeFd, peerCred, fcntl, inNamespace, pidfdGetfd, pidfdOpen, shutdown, socket, socketpair, AF_UNIX, CLONE_NEWNET, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FdProbe, FileKind, RestoreFileCtx } from './kind.js';
 import { emptyFown } from './reg.js';
@@ -114,6 +114,8 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
       name: imageName(d.name), shutdown: d.shutdown & 3, ...(binds ? { filePerms: file.perms } : {}), ...(nameDir ? { nameDir } : {}),
       ...(binds && file.deleted ? { deleted: true } : {}), ...(file?.hidden ? { hidden: true } : {}),
       ...(cred && cred.pid > 0 ? { peerCred: { pid: cred.pid, uid: cred.uid >>> 0, gid: cred.gid >>> 0 } } : {}),
+      // Of a network namespace other than the root's: CRIU's ns_id names it.
+      ...(ctx.unix.nsOf?.has(ino) && ctx.nsIdOf ? { nsId: ctx.nsIdOf(ctx.unix.nsOf.get(ino)!) } : {}),
     });
     ctx.unix.seen.set(ino, { pid: p.pid, fd: p.fd, entry: usk });
     return create(FileEntrySchema, { type: FdTypes.UNIXSK, id, usk });
@@ -208,8 +210,10 @@ export const unixSocket = {
   open: (e, ctx) => {
     if (!e.usk?.opts) throw new StasisError('E_CORRUPT', `File ${e.id} is a Unix socket without its entry`);
     try {
-      // A socket of the tree's own network namespace is made in the new one, its abstract name bound there.
-      return ctx.tcp.inNetns(() => openSocket(e, ctx));
+      // A socket of the tree's own network namespace is made in the new one, its abstract name bound there;
+      // one of another namespace of the tree in that one.
+      const ns = e.usk.nsId !== undefined ? ctx.netnsOf?.(e.usk.nsId) : undefined;
+      return ns ? inNamespace(ns, 'net', CLONE_NEWNET, () => openSocket(e, ctx)) : ctx.tcp.inNetns(() => openSocket(e, ctx));
     } catch (err) {
       throw failure('E_RESTORE_FAILED', `Cannot make socket ${e.id} (socket:[${e.usk.ino}])`, err);
     }

@@ -1,5 +1,6 @@
 // The namespaces of a tree. At dump, every task must be in the root's namespaces (stasis
-// restores one set; mount namespaces below the root's own are dumped each, mnt-nested.ts), and each namespace of the root's that is not stasis's own must be of a
+// restores one set; mount namespaces below the root's own are dumped each, mnt-nested.ts, and
+// network namespaces other than the root's own too, net-nested.ts), and each namespace of the root's that is not stasis's own must be of a
 // kind that can be dumped (NS_KINDS with a `dump`); the rest are refused by name before
 // anything is written. At restore, the kinds to create are those whose ids in the root's
 // ids-<pid>.img differ from inventory's root_ids (CRIU's root_ns_mask).
@@ -14,6 +15,7 @@ import { netNs } from './net.js';
 import { cgroupNs } from './cgroup.js';
 import { mntNs } from './mnt.js';
 import { checkNestedMnt, dumpNestedMnt, type NestedMntNs } from './mnt-nested.js';
+import { captureNestedNet, dumpNestedNet, vethPairs, type NestedNetNs } from './net-nested.js';
 import { timeNs, timeOffsets } from './time.js';
 import { pidNs, innerPids, SAME_PIDS, type PidView } from './pid.js';
 import { userNs, innerIds, hostIds, readUserns, readUsernsImage, SAME_IDS, type IdView } from './user.js';
@@ -62,6 +64,8 @@ export interface TreeNamespaces {
   captured: Map<NsName, unknown>;
   /** The tree's mount namespaces below its root's (each with the first task in it), dumped with the root's. */
   mntNested: NestedMntNs[];
+  /** The tree's network namespaces other than its root's own (each with the first task in it and what was read of it), dumped with the root's. */
+  netNested: NestedNetNs[];
 }
 
 /** Refuses a tree whose namespaces stasis cannot give back; `pids` is the tree, the root first. */
@@ -71,6 +75,7 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheck
   const links = new Map<NsName, string>();
   const captured = new Map<NsName, unknown>();
   const mntNested: NestedMntNs[] = [];
+  const netNested: NestedNetNs[] = [];
   for (const k of NS_KINDS) {
     const theirs = link(root, k.name);
     if (theirs === undefined) continue;
@@ -80,6 +85,11 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheck
       // Mount namespaces of the tree's own below the root's are dumped each (mnt-nested.ts).
       if (k === mntNs && l !== undefined && l !== theirs && theirs !== link('self', 'mnt') && l !== link('self', 'mnt') && !(emptyNs & k.flag)) {
         if (!mntNested.some((n) => n.link === l)) mntNested.push({ link: l, pid: p });
+        continue;
+      }
+      // So are network namespaces other than the root's own (net-nested.ts), stasis's excepted.
+      if (k === netNs && l !== undefined && l !== theirs && theirs !== link('self', 'net') && l !== link('self', 'net') && !(emptyNs & k.flag)) {
+        if (!netNested.some((n) => n.link === l)) netNested.push({ link: l, pid: p });
         continue;
       }
       if (l !== undefined && l !== theirs) {
@@ -113,14 +123,17 @@ export function checkTreeNamespaces(pids: number[], emptyNs = 0, mounts: NsCheck
     const opts = k === mntNs ? withSpaces(mounts, theirs, root, mntNested) : mounts;
     const why = k.check?.(root, pids, opts) ?? (k === mntNs && mntNested.length ? checkNestedMnt(root, mntNested, opts) : undefined);
     if (why) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${why}`);
-    const cap = k.capture?.(root, pids);
+    // The veths between the tree's network namespaces, found before their trials (net-nested.ts).
+    const pairs = k === netNs && netNested.length ? vethPairs([{ pid: root, link: theirs }, ...netNested]) : undefined;
+    const cap = k.capture?.(root, pids, pairs?.peersUp.get(theirs));
     if (cap?.why) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${k.name} namespace ${theirs} of pid ${root}: ${cap.why}`);
     if (cap) captured.set(k.name, cap.state);
+    if (pairs) captureNestedNet(netNested, pids, pairs, theirs, cap?.state);
     own.push(k);
   }
   return {
     own, links, empty: emptyNs & CLONE_NEWNET, pids: own.includes(pidNs) ? innerPids() : SAME_PIDS,
-    users: own.includes(userNs) ? innerIds(readUserns(root)) : SAME_IDS, captured, mntNested,
+    users: own.includes(userNs) ? innerIds(readUserns(root)) : SAME_IDS, captured, mntNested, netNested,
   };
 }
 
@@ -137,8 +150,9 @@ export function dumpNamespaces(ctx: NsDumpCtx, ns: TreeNamespaces, rootPid: numb
       continue;
     }
     const kctx = k === mntNs ? { ...ctx, mounts: withSpaces(ctx.mounts, ns.links.get(k.name)!, rootPid, ns.mntNested) } : ctx;
-    k.dump!({ ...kctx, users: ns.users }, rootPid, id, ns.captured.get(k.name));
+    k.dump!({ ...kctx, users: ns.users, nsIdOf }, rootPid, id, ns.captured.get(k.name));
     if (k === mntNs && ns.mntNested.length) dumpNestedMnt(kctx, rootPid, ns.mntNested, nsIdOf);
+    if (k === netNs && ns.netNested.length) dumpNestedNet({ ...ctx, users: ns.users, nsIdOf }, ns.netNested, nsIdOf);
   }
 }
 
@@ -171,6 +185,14 @@ export function restoreNamespaces(ctx: NsRestoreCtx, kinds: NsKind[], ids: TaskK
     const id = ids[ID_FIELD[k.name]] as number;
     ctx.log.info(`restoring ${k.name} namespace ${id}`);
     k.restore!(ctx, hostPid, id);
+  }
+}
+
+/** Fills the tree's network namespaces other than its root's, each made by its holder (host pid), once the root's is filled. */
+export function restoreNestedNets(ctx: NsRestoreCtx, holders: { id: number; hostPid: number }[]): void {
+  for (const h of holders) {
+    ctx.log.info(`restoring net namespace ${h.id} (of holder ${h.hostPid})`);
+    netNs.restore(ctx, h.hostPid, h.id);
   }
 }
 

@@ -76,7 +76,7 @@ export function readDevices(links: JsonLink[]): { devs: NetDeviceEntry[]; proble
 }
 
 const sq = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-const attrs = (d: NetDeviceEntry) => `name ${sq(d.name)} index ${d.ifindex}${d.address.length ? ` address ${macText(d.address)}` : ''} mtu ${d.mtu}`;
+export const attrs = (d: NetDeviceEntry) => `name ${sq(d.name)} index ${d.ifindex}${d.address.length ? ` address ${macText(d.address)}` : ''} mtu ${d.mtu}`;
 const insidePeer = (d: NetDeviceEntry, devs: NetDeviceEntry[]) => (d.peerIfindex ? devs.find((p) => p.ifindex === d.peerIfindex && p.type === NdType.VETH) : undefined);
 
 /** How the devices made from outside find their host side: `--external` by CRIU's keys. */

@@ -28,8 +28,9 @@ export const ipImageFile = (k: IpImage, id: number) => `${k}-${id}.img`;
 
 // Everything compared between the dumped namespace and its trial copy, each listing after a marker.
 // A device's peer in another namespace shows as @ifN, N its ifindex there (which a new peer
-// does not keep); a bridge's and a port's timers run.
-const NORMALIZE = "sed -E 's/@if[0-9]+/@if/; s/ (hello|tcn|topology_change|gc|hold|message_age|forward_delay)_timer +[0-9.]+//g'";
+// does not keep), and link-netnsid N, N that namespace's number in this one (the trial puts
+// every outside peer in one stand-in namespace); a bridge's and a port's timers run.
+const NORMALIZE = "sed -E 's/@if[0-9]+/@if/; s/ link-netnsid [0-9]+/ link-netnsid/; s/ (hello|tcn|topology_change|gc|hold|message_age|forward_delay)_timer +[0-9.]+//g'";
 const LISTING = [['devices', 'ip -d link show'], ['addresses', 'ip addr show'], ['routes', 'ip route show table all'], ['IPv6 routes', 'ip -6 route show table all'],
   ['rules', 'ip rule show'], ['IPv6 rules', 'ip -6 rule show']] as const;
 export const listingScript = () => LISTING.map(([k, cmd]) => `echo '@@${k}'; ${cmd} | ${NORMALIZE}`).join('\n');

@@ -24,6 +24,7 @@ import { imageRules, loadRules, readRulesAndOwners, rulesFile, rulesRefusal, typ
 import { ipListing, listingScript, listingsDiffer, restoreIp, saveIp, trialRestore, writeIpImages, type IpImages } from './net-ip.js';
 import { confDiffers, confScript, parseSysctlState, readConf, readFlatConf, sysctlsRefusal, SYSCTL_STATE } from './net-sysctl.js';
 import { externalsMissing, hostScript, insideScript, premadeScript, premadeVeths, readDevices, upScript, IFF_UP, type JsonLink } from './net-dev.js';
+import { crossVeths, crossScript } from './net-nested.js';
 import { conntrackRefusal, readConntrack, readConntrackFile, restoreConntrack, writeConntrack, type ConntrackState } from './net-conntrack.js';
 
 const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
@@ -48,12 +49,14 @@ function describe(): { problems: string[] } {
   return { problems };
 }
 
-interface Captured {
+export interface Captured {
   rules: NetfilterRules;
   ct: ConntrackState;
   ip: IpImages;
   devs: NetDeviceEntry[];
   conf: NetnsEntry;
+  /** Those whose peer is in another network namespace of the tree: by ifindex, the peer's ifindex and its namespace's link. */
+  cross: Map<number, { peerIfindex: number; peerLink: string }>;
 }
 
 /** This thread's namespace's devices (check() refused those stasis cannot make) and settings, as the images hold them. */
@@ -72,12 +75,12 @@ function readConfig(): { devs: NetDeviceEntry[]; conf: NetnsEntry } {
  * devices of its own (`inside`), then those made from outside (net-dev.ts hostScript, run
  * between the two), then each device's sysctls, its master and its state (`after`).
  */
-function setupScripts(devs: NetDeviceEntry[], conf: NetnsEntry, what: string): { inside: string; after: string } {
+function setupScripts(devs: NetDeviceEntry[], conf: NetnsEntry, what: string, local = devs): { inside: string; after: string } {
   const inside = [
     confScript('ipv4', 'all', conf.allConf4, what), confScript('ipv4', 'default', conf.defConf4, what),
     confScript('ipv6', 'all', conf.allConf6, what), confScript('ipv6', 'default', conf.defConf6, what),
     confScript('unix', '', conf.unixConf, what), confScript('ipv4-net', '', conf.ipv4Sysctl, what),
-    insideScript(devs),
+    insideScript(local),
   ];
   const after = [...devs.flatMap((d) => [confScript('ipv4', d.name, d.conf4, what), confScript('ipv6', d.name, d.conf6, what)]), upScript(devs)];
   return { inside: inside.filter(Boolean).join('\n'), after: after.filter(Boolean).join('\n') };
@@ -114,10 +117,12 @@ function configDiffers(devs: NetDeviceEntry[], conf: NetnsEntry, what: string): 
  * scratch namespace, which must then list the same addresses, routes and rules, and have the
  * same value in every net sysctl.
  */
-function trialRefusal(c: Captured, listing: string, sysctls: string): string | undefined {
+function trialRefusal(c: Captured, listing: string, sysctls: string, peersUp: ReadonlySet<number>): string | undefined {
   const { inside, after } = setupScripts(c.devs, c.conf, 'the namespace');
   const h = trialHost(c.devs);
-  const host = hostScript(c.devs, h.ext, '/proc/$T/ns/net');
+  // A stand-in for a peer in another namespace of the tree that is up is brought up: the veth's carrier follows its peer.
+  const up = c.devs.flatMap((d) => (peersUp.has(d.ifindex) && h.ext.has(`veth[${d.name}]`) ? [`ip link set dev ${h.ext.get(`veth[${d.name}]`)} up`] : []));
+  const host = [hostScript(c.devs, h.ext, '/proc/$T/ns/net'), ...up].filter(Boolean).join('\n');
   const hostPart = host ? `export T=$$\nnsenter --net=/proc/$H/ns/net sh -c '${host.replaceAll("'", "'\\''")}' || exit 3` : '';
   const t = trialRestore(c.ip, [h.start, inside, hostPart, after].filter(Boolean).join('\n'), `${listingScript()}\necho '@@sysctls'\n${SYSCTL_STATE}\n${h.end}`);
   if ('why' in t) return t.why;
@@ -146,18 +151,22 @@ export const netNs = {
     const { problems } = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET, describe);
     return problems.length ? [...new Set(problems)].join(', ') : undefined;
   },
-  capture: (pid, tree) => {
+  capture: (pid, tree, peersUp = new Set()) => {
     const [{ rules, iptablesNft }, ct, ipImages, listing, sysctls, config] = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET,
       () => [readRulesAndOwners(), readConntrack(), saveIp(), ipListing(), shell(SYSCTL_STATE), readConfig()] as const);
-    const state: Captured = { rules, ct, ip: ipImages, ...config };
+    const state: Captured = { rules, ct, ip: ipImages, ...config, cross: new Map() };
     const why = (iptablesNft.length ? `its nf_tables table(s) ${iptablesNft.join(', ')} were made by iptables-nft, which would not know them again once nft loads them back (its x_tables matches become nft's own expressions); stasis cannot restore iptables-nft's tables yet` : undefined)
-      ?? rulesRefusal(rules) ?? conntrackRefusal(ct, pid, tree) ?? trialRefusal(state, listing, sysctls);
+      ?? rulesRefusal(rules) ?? conntrackRefusal(ct, pid, tree) ?? trialRefusal(state, listing, sysctls, peersUp);
     return why ? { why } : { state };
   },
   dump: (ctx, pid, id, captured) => {
-    const { rules, ct, ip: ipImages, devs, conf } = captured as Captured;
-    // A veth's peer inside is in this namespace (CRIU's peer_nsid).
+    const { rules, ct, ip: ipImages, devs, conf, cross } = captured as Captured;
+    // A veth's peer inside is in this namespace (CRIU's peer_nsid); one in another namespace of the tree names it.
     for (const d of devs) if (d.peerIfindex) d.peerNsid = id;
+    for (const d of devs) {
+      const c = cross.get(d.ifindex);
+      if (c && ctx.nsIdOf) Object.assign(d, { peerIfindex: c.peerIfindex, peerNsid: ctx.nsIdOf(c.peerLink) });
+    }
     ctx.note(writeImage(ctx.imagesDir, 'netdev', id, devs));
     ctx.note(writeImage(ctx.imagesDir, 'netns', id, [conf]));
     for (const f of writeIpImages(ctx.imagesDir, id, ipImages)) ctx.note(f);
@@ -178,20 +187,24 @@ export const netNs = {
     const devs = readImage(ctx.imagesDir, 'netdev', id), what = `network namespace ${id}`;
     const conf = readImage(ctx.imagesDir, 'netns', id)[0] ?? create(NetnsEntrySchema, {});
     if (conf.defConf.length || conf.allConf.length || devs.some((d) => d.conf.length)) throw new StasisError('E_UNSUPPORTED', `Cannot restore ${what}: its images hold the sysctls in CRIU's old layout (conf, def_conf, all_conf)`);
-    // A peer in another namespace (CRIU writes its ifindex there) is outside.
-    for (const d of devs) if (d.type === NdType.VETH && d.peerNsid !== id) d.peerIfindex = 0;
-    const missing = externalsMissing(devs, ctx.netExternals ?? new Map(), what);
+    // A peer in another namespace of the tree is made with it (net-nested.ts); one elsewhere (CRIU writes its ifindex there) is outside.
+    const cross = crossVeths(devs, id, ctx.nets);
+    for (const d of devs) if (d.type === NdType.VETH && d.peerNsid !== id && !cross.includes(d)) d.peerIfindex = 0;
+    const local = devs.filter((d) => !cross.includes(d));
+    const missing = externalsMissing(local, ctx.netExternals ?? new Map(), what);
     if (missing) throw new StasisError('E_RESTORE_FAILED', missing);
-    const { inside, after } = setupScripts(devs, conf, what);
+    const { inside, after } = setupScripts(devs, conf, what, local);
     const run = (script: string, where: string) => {
       const r = spawnSync('sh', ['-c', script], { env: ENV, encoding: 'utf8' });
       if (r.error || r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot set up the devices and sysctls of ${what}${where}: ${(r.error?.message ?? r.stderr).trim()}`);
     };
     const target = `/proc/${hostPid}/ns/net`;
     inNamespace(target, 'net', CLONE_NEWNET, () => run(inside, ''));
+    const pairs = crossScript(ctx.imagesDir, cross, ctx.nets);
+    if (pairs) inNamespace(target, 'net', CLONE_NEWNET, () => run(pairs, ' (veths with a peer in another of the tree\'s namespaces)'));
     // The veths made beforehand are moved in, the others whose peer was outside and the
     // macvlans made, from stasis's namespace.
-    const moved = premadeVeths(devs, ctx.netExternals ?? new Map());
+    const moved = premadeVeths(local, ctx.netExternals ?? new Map());
     if (moved.length) {
       const nsFd = fs.openSync(target, 'r');
       try {
@@ -210,7 +223,7 @@ export const netNs = {
       }
       inNamespace(target, 'net', CLONE_NEWNET, () => run(premadeScript(moved), ''));
     }
-    const host = hostScript(devs, ctx.netExternals ?? new Map(), target);
+    const host = hostScript(local, ctx.netExternals ?? new Map(), target);
     if (host) run(host, ' (from the host\'s namespace)');
     inNamespace(target, 'net', CLONE_NEWNET, () => {
       run(after, '');
@@ -224,6 +237,7 @@ export const netNs = {
         ctx.log.info(`${what}: ${[rules.ip4 && 'iptables-legacy', rules.ip6 && 'ip6tables-legacy', rules.nft && 'nftables'].filter(Boolean).join(', ') || 'no'} rules restored and listed the same; ${entries.length} connection tracking entries made and read back the same`);
       }
     });
+    ctx.nets?.filled.add(id);
     ctx.log.info(`${what}: ${devs.map((d) => `${d.name}${d.flags & IFF_UP ? ' up' : ''}`).join(', ')}`);
   },
 } satisfies NsKind;

@@ -5,6 +5,7 @@
 import type { Log } from '../log.js';
 import type { NestedMntRestore } from './mnt-nested.js';
 import type { CrossGroup } from './mnt-sharing.js';
+import type { NetsMade } from './net-nested.js';
 
 export type NsName = 'pid' | 'net' | 'ipc' | 'uts' | 'time' | 'mnt' | 'user' | 'cgroup';
 
@@ -23,6 +24,8 @@ export interface NsDumpCtx {
   note: (file: string) => string;
   /** How the tree's mounts will be given back (the mount namespace's external mounts by name). */
   mounts: NsCheckOpts;
+  /** The id of a namespace by its link, as ids-<pid>.img numbers it (a veth's peer in another namespace of the tree names it). */
+  nsIdOf?: (link: string) => number;
 }
 
 /** What the dump is told of how the tree's mounts will be given back (CRIU's --root, --ext-mount-map). */
@@ -58,6 +61,8 @@ export interface NsRestoreCtx {
   makePty?: (index: number, ptmx: string) => void;
   /** The tree's mount namespaces other than its root's, made with the root's (mnt-nested.ts). */
   nestedMnt?: NestedMntRestore;
+  /** The tree's network namespaces as they are made (net-nested.ts): a veth whose peer is in another of them is made with its peer there. */
+  nets?: NetsMade;
   /** In a nested mount namespace: its binds of the root namespace's mounts, by mountpoint, as the keys of their sources in extMounts. */
   outerBinds?: ReadonlyMap<string, string>;
   /**
@@ -77,8 +82,9 @@ export interface NsKind {
   /**
    * What must be read of the namespace before the dump changes anything in it (the network
    * lock adds rules), with the tree frozen: its state for `dump`, or why it cannot be dumped.
+   * (`peersUp`, of a network namespace: its veths whose peer in another of the tree's is up.)
    */
-  capture?: (pid: number, tree: number[]) => { why?: string; state?: unknown };
+  capture?: (pid: number, tree: number[], peersUp?: ReadonlySet<number>) => { why?: string; state?: unknown };
   /** For a tree in stasis's own namespace of this kind: what of it the tree uses that is not the tree's to restore, or undefined. */
   hostCheck?: (tree: number[]) => string | undefined;
   /** Writes the images of the namespace of task `pid`, whose ns id is `id`. */

@@ -26,7 +26,7 @@ import type { IdView } from '../ns/index.js';
 import type { CredsEntry } from '../image/gen/stasis/creds_pb.js';
 
 const SYS_EXIT_GROUP = 231n, SYS_KILL = 62n;
-const CLONE_PARENT = 0x8000, CLONE_FILES = 0x400, CLONE_NEWNS = 0x20000;
+const CLONE_PARENT = 0x8000, CLONE_FILES = 0x400, CLONE_NEWNS = 0x20000, CLONE_NEWNET = 0x40000000;
 
 function check(inj: Injector, what: string, r: bigint): void {
   if (r < 0n) throw new StasisError('E_RESTORE_FAILED', `Cannot ${what} in pid ${inj.pid}: ${failedWith(r)}`);
@@ -50,6 +50,8 @@ export interface RootNamespaces {
   sibling?: boolean;
   /** With mount namespaces below the root's: the task whose namespace task `pid` enters (its pid as the tree sees it, and stasis's). */
   enterMnt?: (pid: number) => { vpid: number; hostPid: number } | undefined;
+  /** With network namespaces other than the root's: the task whose namespace task `pid` enters (nested-nets.ts). */
+  enterNet?: (pid: number) => { vpid: number; hostPid: number } | undefined;
 }
 
 /** Makes the root task in its namespaces and fills them (createTree does it unless it was done before). */
@@ -169,8 +171,9 @@ export function createTree(
     }
     const sessions = new Map<number, Injector>();
     try {
-      // Its mount namespace, before it clones: its children are born in it.
-      if (e !== root) enterMntNs(inj, me, ns.enterMnt?.(e.pid));
+      // Its mount and network namespaces, before it clones: its children are born in them.
+      if (e !== root) enterNs(inj, me, ns.enterMnt?.(e.pid), 'mnt', CLONE_NEWNS);
+      if (e !== root) enterNs(inj, me, ns.enterNet?.(e.pid), 'net', CLONE_NEWNET);
       place(e.pid, me.pid);
       // Before any clone: children (and helpers, whose clones are children too) inherit these.
       cow.premap(inj, e.pid, me.stasisPidfd, me.courier);
@@ -216,14 +219,14 @@ export function createTree(
   return cow;
 }
 
-/** A stub enters the mount namespace `of` is in (setns through a pidfd: the tree's /proc may show neither), where it is not in it already. */
-function enterMntNs(inj: Injector, me: NewTask, of: { vpid: number; hostPid: number } | undefined): void {
-  if (!of || fs.readlinkSync(`/proc/${me.pid}/ns/mnt`) === fs.readlinkSync(`/proc/${of.hostPid}/ns/mnt`)) return;
+/** A stub enters the `kind` namespace `of` is in (setns through a pidfd: the tree's /proc may show neither), where it is not in it already. */
+function enterNs(inj: Injector, me: NewTask, of: { vpid: number; hostPid: number } | undefined, kind: 'mnt' | 'net', flag: number): void {
+  if (!of || fs.readlinkSync(`/proc/${me.pid}/ns/${kind}`) === fs.readlinkSync(`/proc/${of.hostPid}/ns/${kind}`)) return;
   const pidfd = inj.call('pidfd_open', of.vpid, 0);
-  check(inj, `open a pidfd of pid ${of.vpid}, whose mount namespace it enters`, pidfd);
-  const r = inj.call('setns', pidfd, CLONE_NEWNS);
+  check(inj, `open a pidfd of pid ${of.vpid}, whose ${kind} namespace it enters`, pidfd);
+  const r = inj.call('setns', pidfd, flag);
   inj.call('close', pidfd);
-  check(inj, `enter the mount namespace of pid ${of.vpid}: setns`, r);
+  check(inj, `enter the ${kind} namespace of pid ${of.vpid}: setns`, r);
 }
 
 /** The fd table a task has (its files_id); zombies have none. */

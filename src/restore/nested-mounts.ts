@@ -27,8 +27,9 @@ export class NestedMounts {
   }
 
   /** What the root's mount restore needs to make them; `root` is the restored root, still a stub. */
-  restoreCtx(root: NewTask): NestedMntRestore {
-    const used = new Set(this.set.order.flatMap((e) => [e.pid, e.pgid, e.sid, ...e.threads]));
+  restoreCtx(root: NewTask, reserved: ReadonlySet<number> = new Set()): NestedMntRestore {
+    // (`reserved`: pids other helpers took, nested-nets.ts's.)
+    const used = new Set([...this.set.order.flatMap((e) => [e.pid, e.pgid, e.sid, ...e.threads]), ...reserved]);
     let next = Math.max(...used) + 1;
     // In the tree's pid namespace any number it does not use is free; in stasis's, one no process has.
     const free = () => {

@@ -16,6 +16,7 @@ import { type RestoreFileCtx, InheritedFds, readExternalPipes, readPipeData, rea
 import { createTree, createRoot } from './create-tree.js';
 import { FdCourier } from './fd-courier.js';
 import { NestedMounts } from './nested-mounts.js';
+import { NestedNets } from './nested-nets.js';
 import { createRootTask, type NewTask } from './create-task.js';
 import { FdTypes, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { restoreTask } from './restore-task.js';
@@ -23,8 +24,8 @@ import { ShmemObjects } from './shmem-objects.js';
 import { SocketPairs, type Cred } from './socket-pairs.js';
 import { readLocks } from './restore-locks.js';
 import { TcpRestore } from '../net/tcp-state.js';
-import { ownNamespaces, restoreFlags, restoreNamespaces, rootTimeOffsets, restoreUsers, SAME_IDS } from '../ns/index.js';
-import { CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWPID, CLONE_NEWUSER } from '../sys/index.js';
+import { ownNamespaces, restoreFlags, restoreNamespaces, restoreNestedNets, rootTimeOffsets, restoreUsers, SAME_IDS } from '../ns/index.js';
+import { Injector, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWPID, CLONE_NEWUSER } from '../sys/index.js';
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../api/types.js';
 import { CgroupRestore } from '../cgroup/restore-cgroups.js';
 import { LazyFiller, lazyPagesUnavailable, type LazyTask } from '../mem/lazy-pages.js';
@@ -181,27 +182,46 @@ function restoreChecked(
   const ownMnt = nsKinds.some((k) => k.name === 'mnt');
   const nested = new NestedMounts(set);
   if (nested.ids.length && !ownMnt) throw new StasisError('E_UNSUPPORTED', `Cannot restore the tree: its tasks are in mount namespaces ${nested.ids.join(', ')} apart from the root's, and the root shares stasis's`);
+  // Network namespaces other than the root's own: made by holders the root clones, filled after its own.
+  const nets = new NestedNets(set);
+  if (nets.ids.length && (!nsKinds.some((k) => k.flag === CLONE_NEWNET) || (opts.emptyNs ?? 0) & CLONE_NEWNET)) throw new StasisError('E_UNSUPPORTED', `Cannot restore the tree: its tasks are in net namespaces ${nets.ids.join(', ')} apart from the root's, and the root's is not one of its own to restore`);
   // The mounts are made by the root itself (its code runs their syscalls).
   const fillNamespaces = (hostPid: number, rootCode?: bigint, rootTaskMade?: NewTask) => restoreNamespaces({
     imagesDir: set.dir, log, ...(users ? { users } : {}), root: opts.root, extMounts: opts.extMounts, extAuto: opts.extAuto, extDevs: opts.extDevs, netExternals: opts.netExternals, ...(rootCode !== undefined ? { rootCode } : {}),
     makePty: (index: number, ptmx: string) => fileCtxTtys.makeEarly(index, ptmx),
-    ...(nested.ids.length && rootTaskMade ? { nestedMnt: nested.restoreCtx(rootTaskMade) } : {}),
+    ...(nested.ids.length && rootTaskMade ? { nestedMnt: nested.restoreCtx(rootTaskMade, nets.pids) } : {}),
+    ...(nets.ids.length ? { nets: nets.made() } : {}),
   }, nsKinds.filter((k) => !(k.flag & (opts.emptyNs ?? 0))), rootTask!.ids, hostPid);
+  // The holders of the other network namespaces first (a veth between two is made with an end in each), then the root's, then theirs.
+  const onRoot = (t: NewTask) => {
+    if (nets.ids.length) {
+      const inj = new Injector(t.pid, { code: t.code, codeInPlace: true });
+      try {
+        nets.make(t, inj);
+      } finally {
+        inj.end();
+      }
+    }
+    fillNamespaces(t.pid, t.code, t);
+    if (nets.ids.length) restoreNestedNets({ imagesDir: set.dir, log, netExternals: opts.netExternals, nets: nets.made(), ...(users ? { users } : {}) }, nets.each());
+  };
   // Under a user namespace of its own but in stasis's pid namespace, the tree's namespaces are
   // made by a holder in it, and the tasks enter it one by one as they are restored
   // (restore-task.ts). With a pid namespace of its own, the root is born in them all (its init
   // must be), and its tasks get stasis's files through a courier socket (fd-courier.ts).
   let userNsFd: number | undefined;
   const enterLate = (nsFlags & CLONE_NEWUSER) !== 0 && !(nsFlags & CLONE_NEWPID);
+  if (enterLate && nets.ids.length) throw new StasisError('E_UNSUPPORTED', `Cannot restore the tree: its tasks are in net namespaces ${nets.ids.join(', ')} apart from the root's, under a user namespace of its own without a pid namespace, which stasis cannot restore yet`);
   const courier = nsFlags & CLONE_NEWUSER && nsFlags & CLONE_NEWPID ? FdCourier.create() : undefined;
   const rootNs = {
     flags: nsFlags, join: (opts.joinNs ?? []).map((j) => ({ file: j.file, flag: JOIN_FLAGS[j.ns] })),
     timeOffsets: () => rootTimeOffsets({ imagesDir: set.dir, log }, nsKinds, rootTask!.ids),
-    ...(enterLate ? { holder: { flags: nsFlags, fill: (hostPid: number) => fillNamespaces(hostPid), keep: (fd: number) => (userNsFd = fd) } } : { onRoot: (t: NewTask) => fillNamespaces(t.pid, t.code, t) }),
+    ...(enterLate ? { holder: { flags: nsFlags, fill: (hostPid: number) => fillNamespaces(hostPid), keep: (fd: number) => (userNsFd = fd) } } : { onRoot }),
     ...(courier ? { courier } : {}),
     ...(users && users !== SAME_IDS ? { users } : {}),
     ...(opts.sibling ? { sibling: true } : {}),
     ...(nested.ids.length ? { enterMnt: (pid: number) => nested.enterOf(pid, created.get(root)!) } : {}),
+    ...(nets.ids.length ? { enterNet: (pid: number) => nets.enterOf(pid, created.get(root)!) } : {}),
   };
   if (nsKinds.length) log.info(`the root gets namespaces of its own: ${nsKinds.map((k) => k.name).join(', ')}`);
   // Every task's fds, and its cwd and root (entered from stasis's open directories).
@@ -242,7 +262,7 @@ function restoreChecked(
     log, imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
     unix, holdPid: ownHoldPid, ttys: fileCtxTtys, tcp, inherit,
     socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, ownHoldPid, users),
-    taskPid: (pid: number) => created.get(pid)?.pid, ...(nested.ids.length ? { rootOf: (mntId: number) => nested.rootOf(mntId) } : {}), deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),
+    taskPid: (pid: number) => created.get(pid)?.pid, ...(nested.ids.length ? { rootOf: (mntId: number) => nested.rootOf(mntId) } : {}), netnsOf: (id: number) => nets.pathOf(id), deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),
   };
   // The files mapped that are ghosts (or kept by a link) are opened with the others, while they exist.
   // With mount namespaces below the root's, every mapped file and exe too: a task's path may lead elsewhere in its namespace (a pivot_root).
@@ -259,6 +279,7 @@ function restoreChecked(
     shmem.close();
     tcp.abort();
     nested.abort();
+    nets.abort();
     for (const t of created.values()) {
       kill(t.pid, 9);
       waitExit(t.pid);
@@ -290,6 +311,7 @@ function restoreChecked(
     if (ownNetns) pairs.treeTask = (pid) => created.get(pid);
     if (late.length) OpenFiles.open(late, fileCtx, files);
     nested.end(created.get(root)!);
+    nets.end(created.get(root)!);
     inherit.logUnused(log);
     notify('setup-namespaces', created.get(root)!.pid);
     notify('post-setup-namespaces');
@@ -339,6 +361,7 @@ function restoreChecked(
     tcp.abort();
     filler?.abort();
     nested.abort();
+    nets.abort();
     killCreated(created);
     cgroups?.undo();
     // With --lazy-pages, a chunk of a pages file that failed its check made the filler kill the tree: that is the cause.
