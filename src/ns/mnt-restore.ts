@@ -59,6 +59,9 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
   const peers = ctx.peers ?? (ctx.nestedMnt ? { cross: crossOfImages(ctx.imagesDir, [id, ...ctx.nestedMnt.ids]), fds: new Map(), taskFds: new Map() } : undefined);
   const joined = peers ? joinedHere(peers.cross, String(id)) : undefined;
   const slaved = peers ? slavedHere(peers.cross, String(id)) : new Set<number>();
+  // (Left private until the end: the mounts joined to or made from another namespace's group; those of them this task makes slaves.)
+  const later = (e: MntEntry) => joined?.has(e.sharedId) || slaved.has(e.mntId);
+  const slaveFirsts = peers ? peers.cross.flatMap((g) => g.slaves.filter((s) => s.ns === String(id)).map((s) => s.mntId)) : [];
   const planned = planMounts(image.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined, (m) => (m.fsType === 'auto' ? /^dev\[(.+)\]$/s.exec(m.source)?.[1] : undefined), joined);
   if ('refused' in planned) throw new StasisError('E_UNSUPPORTED', `Cannot restore mnt namespace ${id}: ${planned.refused}`);
   const entries = planned.order.map((mid) => byId.get(mid)!);
@@ -165,7 +168,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       // A clone or bind is in its source's peer group (or a slave of its master): the image's
       // propagation now, private or a slave of the host's peer group it was a slave of (checked below).
       // (A slave of the tree's own peer group is made one with the others' propagation, below.)
-      const hostSlave = e.masterId !== undefined && e.masterId !== 0 && !planned.sharing.groups.some((g) => g.shared === e.masterId);
+      const hostSlave = e.masterId !== undefined && e.masterId !== 0 && !planned.sharing.groups.some((g) => g.shared === e.masterId) && !later(e);
       if (plan.how === 'external' || plan.how === 'bind') call(`making ${where} ${hostSlave ? 'a slave' : 'private'}`, 'mount', 'none', to.task, null, hostSlave ? MS_SLAVE : MS_PRIVATE, null);
       if (clone !== undefined) call(`closing the clone of the mount ${e.mntId} binds`, 'close', clone);
       // The path of the lowest of the mounts stacked where it is leads to it, the topmost
@@ -191,7 +194,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
       taskFd.set(mid, call(`holding mount ${mid} at ${byId.get(mid)!.mountpoint} in the task`, 'openat', AT_FDCWD, heldPath(byId.get(mid)!), O_PATH | O_CLOEXEC, 0));
     }
     // (Those made slaves of another namespace's group at the end, by this task.)
-    for (const mid of slaved) peers!.taskFds.set(mid, { fd: call(`holding mount ${mid} at ${byId.get(mid)!.mountpoint} in the task`, 'openat', AT_FDCWD, heldPath(byId.get(mid)!), O_PATH | O_CLOEXEC, 0), pid: hostPid, code: ctx.rootCode });
+    for (const mid of slaveFirsts) peers!.taskFds.set(mid, { fd: call(`holding mount ${mid} at ${byId.get(mid)!.mountpoint} in the task`, 'openat', AT_FDCWD, heldPath(byId.get(mid)!), O_PATH | O_CLOEXEC, 0), pid: hostPid, code: ctx.rootCode });
     // The nested namespaces are made from copies of this one while its mounts are still in the yard.
     if (ctx.nestedMnt) restoreNestedMnt({ ...ctx, ...(peers ? { peers } : {}) }, ctx.nestedMnt, id, yard, inj);
     call(`entering ${yard}`, 'chdir', yard);
@@ -205,12 +208,13 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     // What was made is what the image holds (a path that led elsewhere would say nothing).
     const fresh = new Set(entries.filter((e) => ['fresh', 'device'].includes(planned.plans.get(e.mntId)!.how)).map((e) => e.mntId));
     // (The mounts of a group another namespace makes are private until they are joined to it.)
-    const expected = entries.map((e) => (joined?.has(e.sharedId) ? { ...e, sharedId: 0, flags: e.flags & ~MS_SHARED } : slaved.has(e.mntId) ? { ...e, masterId: 0, flags: e.flags & ~MS_SLAVE } : e));
+    const expected = entries.map((e) => (later(e) ? { ...e, sharedId: 0, masterId: 0, flags: e.flags & ~MS_SHARED & ~MS_SLAVE } : e));
     const why = treeCheck(expected, held, hostPid, fresh);
     if (why) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the restored mounts are not the image's: ${why}`);
     if (peers) {
       for (const g of peers.cross) {
-        for (const mid of [g.ns === String(id) ? g.first : undefined, ...[...g.joins, ...g.slaves].filter((j) => j.ns === String(id)).map((j) => j.mntId)]) {
+        const here = [...g.joins, ...g.slaves].filter((j) => j.ns === String(id));
+        for (const mid of [g.ns === String(id) ? g.first : undefined, ...here.map((j) => j.mntId), ...g.slaves.filter((j) => j.ns === String(id)).flatMap((j) => j.peers ?? [])]) {
           if (mid !== undefined) peers.fds.set(mid, { fd: fs.openSync(heldPath(byId.get(mid)!), O_PATH | O_CLOEXEC), pid: hostPid });
         }
       }
@@ -281,18 +285,30 @@ function joinPeers(peers: NonNullable<NsRestoreCtx['peers']>, rootId: number, ca
       }
     };
     for (const j of g.joins) join(j);
-    // A slave joins its master's group, then leaves it as its slave (do_make_slave), as in one namespace.
+    // A slave joins its master's group, then leaves it as its slave (do_make_slave), as in one
+    // namespace; a shared one is then made shared again, and its peers join its new group.
     for (const s of g.slaves) {
       join(s);
       const t = taskFds.get(s.mntId)!;
       call(t.pid, `making mount ${s.mntId} of mount namespace ${s.ns} a slave of peer group ${g.shared}`, 'mount_setattr', t.fd, '', AT_EMPTY_PATH, mountAttr(MS_SLAVE), 32);
+      if (s.shared !== undefined) call(t.pid, `making mount ${s.mntId} of mount namespace ${s.ns} shared`, 'mount_setattr', t.fd, '', AT_EMPTY_PATH, mountAttr(MS_SHARED), 32);
       call(t.pid, `closing the task's fd on mount ${s.mntId}`, 'close', t.fd);
+      for (const p of s.peers ?? []) {
+        try {
+          setMountGroup(fds.get(s.mntId)!.fd, fds.get(p)!.fd);
+        } catch (err) {
+          throw fail(`copying the peer group of mount ${s.mntId} of mount namespace ${s.ns} to its mount ${p} failed with ${(err as Error).message}`);
+        }
+      }
     }
-    const want = now(g.first)?.shared;
-    const off = g.joins.find((j) => want === undefined || now(j.mntId)?.shared !== want);
+    const top = now(g.first), want = top?.shared;
+    const off = g.joins.find((j) => { const m = now(j.mntId); return want === undefined || m?.shared !== want || m?.master !== top?.master; });
     if (off) throw fail(`mount ${off.mntId} of mount namespace ${off.ns} is not in the peer group of mount ${g.first} of mount namespace ${g.ns} once joined to it`);
-    const loose = g.slaves.find((s) => { const m = now(s.mntId); return m?.master !== want || m?.shared !== undefined; });
-    if (loose) throw fail(`mount ${loose.mntId} of mount namespace ${loose.ns} is not a slave of the peer group of mount ${g.first} of mount namespace ${g.ns} once made one`);
+    for (const s of g.slaves) {
+      const m = now(s.mntId);
+      const ok = m?.master === want && (s.shared === undefined ? m?.shared === undefined : m?.shared !== undefined && (s.peers ?? []).every((p) => { const o = now(p); return o?.shared === m.shared && o?.master === want; }));
+      if (!ok) throw fail(`mount ${s.mntId} of mount namespace ${s.ns}${s.peers?.length ? ` (and its peers ${s.peers.join(', ')})` : ''} is not a slave of the peer group of mount ${g.first} of mount namespace ${g.ns}${s.shared !== undefined ? ', shared,' : ''} once made one`);
+    }
   }
 }
 

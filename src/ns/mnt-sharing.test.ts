@@ -70,13 +70,20 @@ test('planPeers() makes a group that spans namespaces in the root\'s, from its w
   assert.deepEqual(s.groups, []);
 });
 
-test('planPeers() makes a slave of another namespace\'s peer group from that group\'s first, and refuses one that is shared too, and a group across namespaces with a master', () => {
-  const slave = planPeers([{ ns: 'root', mounts: parseMountinfo(PARENT) }, { ns: 'child', mounts: parseMountinfo('71 70 254:0 /tmp/w/root / rw master:1 - ext4 /dev/vda rw\n') }], mountName);
+test('planPeers() makes a slave of another namespace\'s peer group from that group\'s first, a shared one the first of its own group there, and a group across namespaces a slave where its master is made', () => {
+  const parent = parseMountinfo(PARENT);
+  const slave = planPeers([{ ns: 'root', mounts: parent }, { ns: 'child', mounts: parseMountinfo('71 70 254:0 /tmp/w/root / rw master:1 - ext4 /dev/vda rw\n') }], mountName);
   assert.ok(Array.isArray(slave), 'refused' in slave ? slave.refused : '');
   assert.deepEqual(slave, [{ shared: 1, ns: 'root', first: 91, joins: [], slaves: [{ ns: 'child', mntId: 71 }] }]);
   assert.deepEqual(slavedHere(slave, 'child'), new Set([71]));
-  const both = planPeers([{ ns: 'root', mounts: parseMountinfo(PARENT) }, { ns: 'child', mounts: parseMountinfo('71 70 254:0 /tmp/w/root / rw shared:5 master:1 - ext4 /dev/vda rw\n') }], mountName);
-  assert.ok('refused' in both && /slave of peer group 1, which mount namespace root makes, and shared in peer group 5/.test(both.refused), 'refused' in both ? both.refused : '');
-  const mastered = planPeers([{ ns: 'root', mounts: parseMountinfo(PARENT) }, { ns: 'child', mounts: parseMountinfo(CHILD.replace('shared:2 -', 'shared:2 master:9 -')) }], mountName);
-  assert.ok('refused' in mastered && /without a master/.test(mastered.refused), 'refused' in mastered ? mastered.refused : '');
+  const both = planPeers([{ ns: 'root', mounts: parent }, { ns: 'child', mounts: parseMountinfo('71 70 254:0 /tmp/w/root / rw shared:5 master:1 - ext4 /dev/vda rw\n72 71 254:0 /tmp/w/root/d /d rw shared:5 master:1 - ext4 /dev/vda rw\n') }], mountName);
+  assert.ok(Array.isArray(both), 'refused' in both ? both.refused : '');
+  assert.deepEqual(both, [{ shared: 1, ns: 'root', first: 91, joins: [], slaves: [{ ns: 'child', mntId: 71, shared: 5, peers: [72] }] }]);
+  assert.deepEqual(joinedHere(both, 'child'), new Set([5]));
+  // The child's peers of group 2 get its master (1, made in the root's namespace) with the group.
+  const mastered = planPeers([{ ns: 'root', mounts: parseMountinfo(PARENT.replace('shared:2 -', 'shared:2 master:1 -')) }, { ns: 'child', mounts: parseMountinfo(CHILD.replace(/shared:2 -/g, 'shared:2 master:1 -')) }], mountName);
+  assert.ok(Array.isArray(mastered), 'refused' in mastered ? mastered.refused : '');
+  assert.deepEqual(mastered.map((g) => [g.shared, g.joins.length, g.slaves.length]), [[1, 2, 0], [2, 2, 0]]);
+  const apart = planPeers([{ ns: 'root', mounts: parent }, { ns: 'child', mounts: parseMountinfo(CHILD.replace('shared:2 -', 'shared:2 master:9 -')) }], mountName);
+  assert.ok('refused' in apart && /slaves of different peer groups/.test(apart.refused), 'refused' in apart ? apart.refused : '');
 });

@@ -112,63 +112,93 @@ export interface NsMounts {
  * from another begins with peers of its shared mounts), or with slaves in other namespaces
  * (`unshare --propagation slave`): made in the namespace `ns` of its widest mount `first`, as
  * any group there; its mounts of the other namespaces are left private in theirs and joined
- * to `first` once every namespace is made (MOVE_MOUNT_SET_GROUP works across namespaces), its
- * slaves there joined so too, then made slaves in their namespace.
+ * to `first` once every namespace is made (MOVE_MOUNT_SET_GROUP works across namespaces, and
+ * gives the group's master too), its slaves there joined so too, then made slaves in their
+ * namespace; a slave that is shared is the first of its peer group there (`peers` the others,
+ * `shared` its id), made shared again and then given to them.
  */
 export interface CrossGroup {
   shared: number;
   ns: string;
   first: number;
   joins: { ns: string; mntId: number }[];
-  slaves: { ns: string; mntId: number }[];
+  slaves: { ns: string; mntId: number; shared?: number; peers?: number[] }[];
 }
 
 /** The peer groups of the tree's namespaces that span several, or why they cannot be made again. */
 export function planPeers(spaces: readonly NsMounts[], name: (m: MountInfo) => string): CrossGroup[] | { refused: string } {
   const members = new Map<number, { ns: string; m: MountInfo }[]>();
   for (const s of spaces) for (const m of s.mounts) if (m.shared !== undefined) members.set(m.shared, [...(members.get(m.shared) ?? []), { ns: s.ns, m }]);
+  // (The root's namespace comes first: of equal roots, its mount is the group's first.)
+  const widest = <T extends { m: MountInfo }>(list: readonly T[]) => list.reduce((a, b) => (b.m.root.length < a.m.root.length ? b : a));
+  const holds = (what: string, first: { ns: string; m: MountInfo }, o: { ns: string; m: MountInfo }): string | undefined => {
+    const at = `${name(o.m)} of mount namespace ${o.ns}`, top = `${name(first.m)} of mount namespace ${first.ns}`;
+    if (!sameDev(o.m, first.m)) return `${what} has mounts of two filesystems (${top}, ${at})`;
+    if (!isUnder(o.m.root, first.m.root)) return `${what} has no mount whose root holds the others' (${top}, ${at}), which stasis cannot make again`;
+    return undefined;
+  };
   const out: CrossGroup[] = [];
   for (const [shared, list] of members) {
     if (new Set(list.map((o) => o.ns)).size < 2) continue;
-    // (The root's namespace comes first: of equal roots, its mount is the group's first.)
-    const first = list.reduce((a, b) => (b.m.root.length < a.m.root.length ? b : a));
+    const first = widest(list);
     for (const o of list) {
-      const at = `${name(o.m)} of mount namespace ${o.ns}`;
-      if (o.m.master !== undefined) return { refused: `${at} is in peer group ${shared}, which has mounts in other mount namespaces of the tree, and a slave of peer group ${o.m.master}; stasis restores a peer group across mount namespaces only without a master` };
-      if (!sameDev(o.m, first.m)) return { refused: `peer group ${shared} has mounts of two filesystems (${name(first.m)} of mount namespace ${first.ns}, ${at})` };
-      if (!isUnder(o.m.root, first.m.root)) return { refused: `peer group ${shared} has no mount whose root holds the others' (${name(first.m)} of mount namespace ${first.ns}, ${at}), which stasis cannot make again` };
+      const why = holds(`peer group ${shared}`, first, o);
+      if (why) return { refused: why };
     }
     out.push({ shared, ns: first.ns, first: first.m.mountId, joins: list.filter((o) => o.ns !== first.ns).map((o) => ({ ns: o.ns, mntId: o.m.mountId })), slaves: [] });
   }
+  /** The namespace that makes group `g`: its first's, or none for a group of the host's. */
+  const makerOf = (g: number) => out.find((c) => c.shared === g)?.ns ?? members.get(g)?.[0]!.ns;
+  // A group across namespaces that is a slave is made one where it is made: its other mounts get the master with the group.
+  for (const c of out) {
+    const list = members.get(c.shared)!, master = list.find((o) => o.m.mountId === c.first)!.m.master;
+    const off = list.find((o) => o.m.master !== master);
+    if (off) return { refused: `the mounts of peer group ${c.shared} are slaves of different peer groups (${name(off.m)} of mount namespace ${off.ns}), which stasis cannot make again` };
+    const mk = master === undefined ? undefined : makerOf(master);
+    if (mk !== undefined && mk !== c.ns) return { refused: `peer group ${c.shared}, made in mount namespace ${c.ns}, is a slave of peer group ${master}, which mount namespace ${mk} makes; stasis restores a slave group across mount namespaces only in the namespace of its master's` };
+  }
   // A slave is made in its namespace from its master's group there (restoreSharing); one of
   // another namespace's group, once every namespace is made.
+  const placed = new Set<number>();
   for (const s of spaces) {
     for (const m of s.mounts) {
-      const list = m.master === undefined ? undefined : members.get(m.master);
-      if (!list) continue; // (a slave of the host's group: mnt.ts)
-      const c = out.find((g) => g.shared === m.master);
-      const maker = c ? c.ns : list.some((o) => o.ns === s.ns) ? s.ns : list[0]!.ns;
-      if (maker === s.ns) continue;
-      const at = `${name(m)} of mount namespace ${s.ns}`;
-      if (m.shared !== undefined) return { refused: `${at} is a slave of peer group ${m.master}, which mount namespace ${maker} makes, and shared in peer group ${m.shared}; stasis restores a slave of another namespace's peer group only where it is in no peer group` };
-      const g = c ?? { shared: m.master!, ns: maker, first: list.reduce((a, b) => (b.m.root.length < a.m.root.length ? b : a)).m.mountId, joins: [], slaves: [] };
-      if (!c) out.push(g);
-      const first = list.find((o) => o.m.mountId === g.first)!.m;
-      if (!sameDev(m, first) || !isUnder(m.root, first.root)) return { refused: `${at} is a slave of peer group ${m.master}, none of whose mounts holds its root (${name(first)} of mount namespace ${maker}), which stasis cannot make again` };
-      g.slaves.push({ ns: s.ns, mntId: m.mountId });
+      const mk = m.master === undefined ? undefined : makerOf(m.master);
+      if (mk === undefined || mk === s.ns) continue; // (a slave of the host's group: mnt.ts)
+      // (A peer of a group across namespaces gets its master with the group.)
+      if (m.shared !== undefined && (out.some((c) => c.shared === m.shared) || placed.has(m.shared))) continue;
+      let g = out.find((c) => c.shared === m.master);
+      if (!g) out.push((g = { shared: m.master!, ns: mk, first: widest(members.get(m.master!)!).m.mountId, joins: [], slaves: [] }));
+      const top = members.get(m.master!)!.find((o) => o.m.mountId === g.first)!;
+      const peers = m.shared === undefined ? [{ ns: s.ns, m }] : members.get(m.shared)!;
+      const first = widest(peers);
+      const why = holds(`peer group ${m.master}, with slaves in mount namespace ${s.ns},`, top, first) ?? peers.map((o) => holds(`peer group ${m.shared}`, first, o)).find(Boolean);
+      if (why) return { refused: why };
+      if (m.shared === undefined) g.slaves.push({ ns: s.ns, mntId: m.mountId });
+      else {
+        placed.add(m.shared);
+        g.slaves.push({ ns: s.ns, mntId: first.m.mountId, shared: m.shared, peers: peers.filter((o) => o !== first).map((o) => o.m.mountId) });
+      }
     }
+  }
+  // (Such a group is made last: slaves of it would be made before it.)
+  for (const s of spaces) {
+    const m = s.mounts.find((o) => o.master !== undefined && placed.has(o.master));
+    if (m) return { refused: `${name(m)} of mount namespace ${s.ns} is a slave of peer group ${m.master}, itself a slave of another mount namespace's peer group; stasis cannot make that chain again yet` };
   }
   return out;
 }
 
-/** The groups of planPeers() whose mounts in namespace `ns` are joined to another namespace's. */
+/** The groups of planPeers() whose mounts in namespace `ns` are joined to another namespace's or made from its group: left out of the namespace's own. */
 export function joinedHere(cross: readonly CrossGroup[], ns: string): Set<number> {
-  return new Set(cross.filter((g) => g.ns !== ns && g.joins.some((j) => j.ns === ns)).map((g) => g.shared));
+  return new Set([
+    ...cross.filter((g) => g.ns !== ns && g.joins.some((j) => j.ns === ns)).map((g) => g.shared),
+    ...cross.flatMap((g) => g.slaves.filter((s) => s.ns === ns && s.shared !== undefined).map((s) => s.shared!)),
+  ]);
 }
 
 /** The mounts of namespace `ns` that planPeers() makes slaves of another namespace's group. */
 export function slavedHere(cross: readonly CrossGroup[], ns: string): Set<number> {
-  return new Set(cross.flatMap((g) => g.slaves.filter((s) => s.ns === ns).map((s) => s.mntId)));
+  return new Set(cross.flatMap((g) => g.slaves.filter((s) => s.ns === ns).flatMap((s) => [s.mntId, ...(s.peers ?? [])])));
 }
 
 /**
