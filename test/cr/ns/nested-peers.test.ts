@@ -10,7 +10,10 @@
 // root's, one mounted on /priv/a in the root's stays there. A child that made its mounts
 // slaves (`--propagation slave`) comes back with its /shared a slave of the root's: a mount on
 // /shared/a in the root's namespace appears in the child's, one on /shared/b in the child's
-// does not appear in the root's.
+// does not appear in the root's. One that then made its /shared shared again and bound it on
+// /peer (a peer group of its own, a slave of the root's) comes back so: a mount on the root's
+// /shared/a appears on the child's /shared/a and /peer/a, one on the child's /peer/b on its
+// /shared/b and not in the root's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -50,11 +53,11 @@ const fieldAt = (pid: number, mp: string, f: 'shared' | 'master') => {
 const sharedAt = (pid: number, mp: string) => fieldAt(pid, mp, 'shared');
 const masterAt = (pid: number, mp: string) => fieldAt(pid, mp, 'master');
 
-/** The box; its child unshares with `propagation` (shared or slave). */
-function startBox(propagation: 'shared' | 'slave'): Box {
+/** The box; its child unshares with `propagation` (shared or slave; 'shared slave': slave, then /shared made shared and bound on /peer). */
+function startBox(propagation: 'shared' | 'slave' | 'shared slave'): Box {
   const dir = tmpDir('nestpeers');
-  const root = makeBoxRoot(dir, ['bin', 'dev', 'shared', 'priv', 'old'], ['sh', 'sleep', 'umount', 'mount', 'unshare']);
-  fs.writeFileSync(path.join(root, 'bin/init'), `umount -l /old\nexec </dev/null >/dev/null 2>&1\nunshare -m --propagation ${propagation} sleep 1000 &\nexec sleep 1000\n`, { mode: 0o755 });
+  const root = makeBoxRoot(dir, ['bin', 'dev', 'shared', 'priv', 'peer', 'old'], ['sh', 'sleep', 'umount', 'mount', 'unshare']);
+  fs.writeFileSync(path.join(root, 'bin/init'), `umount -l /old\nexec </dev/null >/dev/null 2>&1\n${propagation === 'shared slave' ? "unshare -m --propagation slave sh -c 'mount --make-shared /shared; mount --bind /shared /peer; exec sleep 1000'" : `unshare -m --propagation ${propagation} sleep 1000`} &\nexec sleep 1000\n`, { mode: 0o755 });
   const script = `
     set -e
     mount --bind ${root} ${root}
@@ -71,7 +74,7 @@ function startBox(propagation: 'shared' | 'slave'): Box {
     const p = childOf(top);
     const c = p === undefined ? undefined : childOf(p);
     // (busybox runs its unshare and sleep in the shell it forked: the child's comm stays sh.)
-    const made = c !== undefined && (propagation === 'shared' ? sharedAt(c, '/priv') !== undefined : masterAt(c, '/shared') !== undefined);
+    const made = c !== undefined && (propagation === 'shared' ? sharedAt(c, '/priv') !== undefined : propagation === 'slave' ? masterAt(c, '/shared') !== undefined : sharedAt(c, '/peer') !== undefined);
     return p !== undefined && c !== undefined && /\bsleep\b/.test(comm(p)) && made && nsOf(c) !== nsOf(p) ? { pid: p, child: c } : undefined;
   });
   return { dir, root, unshare, pid, child };
@@ -143,6 +146,34 @@ test('a child in a mount namespace of its own whose /shared is a slave of its pa
     assert.equal(inBox(child, 'mount', '-t', 'tmpfs', 'from-child', '/shared/b'), 0);
     assert.ok(sources(child).includes('/shared/a from-root'), sources(child).join(', '));
     assert.ok(!sources(r.pid).includes('/shared/b from-child'), `a mount on the child's slave /shared reached the root's: ${sources(r.pid).join(', ')}`);
+  } finally {
+    cleanUp(box.unshare, box.dir, images, restored);
+  }
+});
+
+test('a child whose /shared is a slave of its parent\'s, shared again and bound on /peer, comes back so: a mount on the parent\'s /shared reaches both, one on the child\'s /peer its /shared and not the parent\'s', { skip: why, timeout: 60_000 }, async () => {
+  const box = startBox('shared slave');
+  const images = tmpDir('nestpeers-img');
+  let restored: number | undefined;
+  try {
+    const slavePeers = (pid: number, child: number) => {
+      const shared = sharedAt(pid, '/shared'), own = sharedAt(child, '/shared');
+      const ok = shared !== undefined && own !== undefined && own !== shared && masterAt(child, '/shared') === shared && sharedAt(child, '/peer') === own && masterAt(child, '/peer') === shared;
+      assert.ok(ok, `/shared: ${at(pid, '/shared')?.optionalFields.join(' ')} in the root's namespace; /shared ${at(child, '/shared')?.optionalFields.join(' ')}, /peer ${at(child, '/peer')?.optionalFields.join(' ')} in the child's`);
+    };
+    slavePeers(box.pid, box.child);
+    await dump({ pid: box.pid, imagesDir: images, root: box.root });
+    waitPid(box.unshare);
+    verifyImages(images);
+    const r = await restore({ imagesDir: images, detach: true, root: box.root });
+    restored = r.pid;
+    const child = waitFor('the restored child', () => childOf(r.pid));
+    slavePeers(r.pid, child);
+    assert.equal(inBox(r.pid, 'mount', '-t', 'tmpfs', 'from-root', '/shared/a'), 0);
+    assert.equal(inBox(child, 'mount', '-t', 'tmpfs', 'from-child', '/peer/b'), 0);
+    assert.ok(sources(child).includes('/shared/a from-root') && sources(child).includes('/peer/a from-root'), sources(child).join(', '));
+    assert.ok(sources(child).includes('/shared/b from-child'), sources(child).join(', '));
+    assert.ok(!sources(r.pid).some((l) => l.endsWith(' from-child')), `a mount on the child's /peer reached the root's: ${sources(r.pid).join(', ')}`);
   } finally {
     cleanUp(box.unshare, box.dir, images, restored);
   }
