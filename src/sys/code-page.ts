@@ -2,12 +2,15 @@
 // clone made from our own thread can do (cpuid.ts, spawn-sibling.ts): mapped writable, filled
 // through /proc/self/mem, then made read-only and executable, and called through koffi.
 import fs from 'node:fs';
-import { koffi } from './koffi-addon.js';
+import { libc } from './koffi-addon.js';
 import { syscallRaw } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
-const libc = koffi.load('libc.so.6');
-const asPointer = libc.func('void *memmove(uint64 dst, uint64 src, size_t n)') as (d: bigint, s: bigint, n: number) => unknown;
+type AsPointer = (d: bigint, s: bigint, n: number) => unknown;
+let asPointer: AsPointer = (d, s, n) => {
+  asPointer = libc().func('void *memmove(uint64 dst, uint64 src, size_t n)') as AsPointer;
+  return asPointer(d, s, n);
+};
 
 /** Maps `code` into an executable page of its own; the page's address and a pointer koffi can call. */
 export function codePage(code: Buffer, what: string): { addr: bigint; fn: unknown } {

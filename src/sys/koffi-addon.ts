@@ -2,6 +2,8 @@
 // koffi installs it, at the version of the package. koffi's index.js would load the same
 // addon, after `https` and with it tls, net, http and the streams (for its installer): 4-5 ms
 // of every command's start-up. Anywhere else (another layout, musl), koffi's own loader.
+// Loaded on first use, not as the module is evaluated: the command line's start-up snapshot
+// (tools/build-snapshot.cjs) holds every module evaluated, and a native addon cannot be in it.
 import { createRequire } from 'node:module';
 
 type Koffi = typeof import('koffi');
@@ -18,4 +20,22 @@ function load(): Koffi {
   return req('koffi') as Koffi;
 }
 
-export const koffi: Koffi = load();
+let loaded: Koffi | undefined;
+
+/** koffi's addon, loaded by the first call. */
+export function koffi(): Koffi {
+  return (loaded ??= load());
+}
+
+let libcLib: ReturnType<Koffi['load']> | undefined;
+
+/** libc, opened by the first call. */
+export function libc(): ReturnType<Koffi['load']> {
+  return (libcLib ??= koffi().load('libc.so.6'));
+}
+
+/** A function type made by the first call: `koffi().proto(sig)` once. */
+export function protoOnFirstUse(sig: string): () => ReturnType<Koffi['proto']> {
+  let t: ReturnType<Koffi['proto']> | undefined;
+  return () => (t ??= koffi().proto(sig));
+}

@@ -1,51 +1,60 @@
 // libc through koffi (koffi-addon.ts loads it; cpuid.ts alone calls code of its own). Every
 // prototype is fixed (no variadic calls: they cost 60% more per call and lose 64-bit values);
 // 64-bit values travel as BigInt.
-import { koffi } from './koffi-addon.js';
+import { koffi, libc } from './koffi-addon.js';
 import { SYS, type SyscallName } from './syscall-table.js';
 import { SyscallError } from './syscall-error.js';
 
-const libc = koffi.load('libc.so.6');
-
 type Arg = bigint | number;
+type RawSyscall = (nr: number, ...args: Arg[]) => number | bigint;
+type MemmoveAddr = (dst: Buffer | ArrayBufferView, src: Buffer | ArrayBufferView, n: number) => number | bigint;
 
-const rawSyscall = libc.func(
-  'int64 syscall(int64 nr, int64 a1, int64 a2, int64 a3, int64 a4, int64 a5, int64 a6)',
-) as (nr: number, ...args: Arg[]) => number | bigint;
-const memmoveAddr = libc.func('uint64 memmove(void *dst, void *src, size_t n)') as (
-  dst: Buffer | ArrayBufferView,
-  src: Buffer | ArrayBufferView,
-  n: number,
-) => number | bigint;
+// The two functions every syscall goes through are declared by their first call, which puts
+// koffi's own function in their place: no indirection on the hot path once declared.
+let rawSyscall: RawSyscall = (nr, ...args) => {
+  rawSyscall = libc().func('int64 syscall(int64 nr, int64 a1, int64 a2, int64 a3, int64 a4, int64 a5, int64 a6)') as RawSyscall;
+  return rawSyscall(nr, ...args);
+};
+let memmoveAddr: MemmoveAddr = (dst, src, n) => {
+  memmoveAddr = libc().func('uint64 memmove(void *dst, void *src, size_t n)') as MemmoveAddr;
+  return memmoveAddr(dst, src, n);
+};
 
-export const posixSpawnFns = {
-  spawn: libc.func(
+let spawnFns: ReturnType<typeof declareSpawnFns> | undefined;
+
+/** posix_spawn and its attribute and file-action calls, declared by the first call. */
+export function posixSpawnFns(): ReturnType<typeof declareSpawnFns> {
+  return (spawnFns ??= declareSpawnFns());
+}
+
+const declareSpawnFns = () => ({
+  spawn: libc().func(
     'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)',
   ) as (pid: Int32Array, path: string, actions: Buffer, attr: Buffer, argv: (string | null)[], envp: (string | null)[]) => number,
-  actionsInit: libc.func('int posix_spawn_file_actions_init(void *a)') as (a: Buffer) => number,
-  actionsDestroy: libc.func('int posix_spawn_file_actions_destroy(void *a)') as (a: Buffer) => number,
-  addOpen: libc.func(
+  actionsInit: libc().func('int posix_spawn_file_actions_init(void *a)') as (a: Buffer) => number,
+  actionsDestroy: libc().func('int posix_spawn_file_actions_destroy(void *a)') as (a: Buffer) => number,
+  addOpen: libc().func(
     'int posix_spawn_file_actions_addopen(void *a, int fd, const char *path, int flags, uint32 mode)',
   ) as (a: Buffer, fd: number, path: string, flags: number, mode: number) => number,
-  addDup2: libc.func('int posix_spawn_file_actions_adddup2(void *a, int fd, int newfd)') as (
+  addDup2: libc().func('int posix_spawn_file_actions_adddup2(void *a, int fd, int newfd)') as (
     a: Buffer,
     fd: number,
     newfd: number,
   ) => number,
-  addClosefrom: libc.func('int posix_spawn_file_actions_addclosefrom_np(void *a, int from)') as (a: Buffer, from: number) => number,
-  addChdir: libc.func('int posix_spawn_file_actions_addchdir_np(void *a, const char *path)') as (
+  addClosefrom: libc().func('int posix_spawn_file_actions_addclosefrom_np(void *a, int from)') as (a: Buffer, from: number) => number,
+  addChdir: libc().func('int posix_spawn_file_actions_addchdir_np(void *a, const char *path)') as (
     a: Buffer,
     path: string,
   ) => number,
-  attrInit: libc.func('int posix_spawnattr_init(void *a)') as (a: Buffer) => number,
-  attrDestroy: libc.func('int posix_spawnattr_destroy(void *a)') as (a: Buffer) => number,
-  attrSetFlags: libc.func('int posix_spawnattr_setflags(void *a, short flags)') as (a: Buffer, f: number) => number,
-  attrSetSigmask: libc.func('int posix_spawnattr_setsigmask(void *a, void *mask)') as (a: Buffer, m: Buffer) => number,
-  attrSetSigdefault: libc.func('int posix_spawnattr_setsigdefault(void *a, void *mask)') as (
+  attrInit: libc().func('int posix_spawnattr_init(void *a)') as (a: Buffer) => number,
+  attrDestroy: libc().func('int posix_spawnattr_destroy(void *a)') as (a: Buffer) => number,
+  attrSetFlags: libc().func('int posix_spawnattr_setflags(void *a, short flags)') as (a: Buffer, f: number) => number,
+  attrSetSigmask: libc().func('int posix_spawnattr_setsigmask(void *a, void *mask)') as (a: Buffer, m: Buffer) => number,
+  attrSetSigdefault: libc().func('int posix_spawnattr_setsigdefault(void *a, void *mask)') as (
     a: Buffer,
     m: Buffer,
   ) => number,
-};
+});
 
 /**
  * The buffers whose address was taken last, kept reachable: a buffer known to the kernel
@@ -77,7 +86,7 @@ export function keepAlive(...bufs: (Buffer | ArrayBufferView)[]): void {
 }
 
 export function errno(): number {
-  return koffi.errno();
+  return koffi().errno();
 }
 
 /** Calls a system call; returns its result, or throws SyscallError on -1. */
@@ -85,7 +94,7 @@ export function syscall(name: SyscallName, ...args: Arg[]): bigint {
   const full: Arg[] = [0, 0, 0, 0, 0, 0];
   for (let i = 0; i < args.length; i++) full[i] = args[i] as Arg;
   const r = BigInt(rawSyscall(SYS[name], ...full));
-  if (r === -1n) throw new SyscallError(name, koffi.errno());
+  if (r === -1n) throw new SyscallError(name, koffi().errno());
   return r;
 }
 
@@ -94,5 +103,5 @@ export function syscallRaw(name: SyscallName, ...args: Arg[]): bigint {
   const full: Arg[] = [0, 0, 0, 0, 0, 0];
   for (let i = 0; i < args.length; i++) full[i] = args[i] as Arg;
   const r = BigInt(rawSyscall(SYS[name], ...full));
-  return r === -1n ? -BigInt(koffi.errno()) : r;
+  return r === -1n ? -BigInt(koffi().errno()) : r;
 }

@@ -7,7 +7,7 @@
 // execve) and nothing else, and it writes where it failed into the request it shares. With
 // noExec it is a plain fork instead, which sets its fds and waits in pause() for a tracer.
 import fs from 'node:fs';
-import { koffi } from './koffi-addon.js';
+import { koffi, protoOnFirstUse } from './koffi-addon.js';
 import { syscallRaw, addressOf, keepAlive } from './libc.js';
 import { SYS, type SyscallName } from './syscall-table.js';
 import { SyscallError } from './syscall-error.js';
@@ -23,7 +23,7 @@ const CODE = Buffer.from(
   '00000f05ebea',
   'hex',
 );
-const SpawnFn = koffi.proto('int64 stasis_spawn_sibling(uint64 req)');
+const SpawnFn = protoOnFirstUse('int64 stasis_spawn_sibling(uint64 req)');
 
 const CLONE_VM = 0x100, CLONE_VFORK = 0x4000, CLONE_PARENT = 0x8000, CLONE_NEWPID = 0x20000000;
 const SIG_SETMASK = 2, SIGKILL = 9, SIGSTOP = 19, F_DUPFD_CLOEXEC = 1030;
@@ -137,7 +137,7 @@ export function spawnSibling(o: SiblingSpawn): number {
     syscallRaw('rt_sigprocmask', SIG_SETMASK, addressOf(all), addressOf(old), 8);
     let pid: bigint;
     try {
-      pid = BigInt(koffi.call(spawnFn(), SpawnFn, addressOf(req)) as number | bigint);
+      pid = BigInt(koffi().call(spawnFn(), SpawnFn(), addressOf(req)) as number | bigint);
     } finally {
       syscallRaw('rt_sigprocmask', SIG_SETMASK, addressOf(old), 0, 8);
       keepAlive(req, all, old, ...keep);

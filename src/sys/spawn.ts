@@ -3,7 +3,7 @@
 // threaded process, and libuv never waits for pids it did not create.
 import fs from 'node:fs';
 import path from 'node:path';
-import { posixSpawnFns as ps } from './libc.js';
+import { posixSpawnFns } from './libc.js';
 import { SyscallError } from './syscall-error.js';
 
 export type Stdio = 'inherit' | { path: string; flags?: number; mode?: number } | { fd: number };
@@ -45,6 +45,7 @@ export function spawnTask(argv: string[], opts: SpawnOptions = {}): number {
   const exe = opts.exe ?? resolveExecutable(argv[0] ?? '', env);
   const actions = Buffer.alloc(256);
   const attr = Buffer.alloc(512);
+  const ps = posixSpawnFns();
   ps.actionsInit(actions);
   ps.attrInit(attr);
   try {
