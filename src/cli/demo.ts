@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dump, restore, startTask, waitTask, killTask } from '../api/index.js';
 
-const EXAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/counter.c');
+const example = () => path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/counter.c');
 const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 function counts(file: string): number[] {
@@ -21,7 +21,7 @@ function counts(file: string): number[] {
 export async function runDemo(out: (s: string) => void): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-demo-'));
   const bin = path.join(dir, 'counter');
-  execFileSync(process.env.CC ?? 'cc', ['-O2', '-o', bin, EXAMPLE], { stdio: 'inherit' });
+  execFileSync(process.env.CC ?? 'cc', ['-O2', '-o', bin, example()], { stdio: 'inherit' });
   const log = path.join(dir, 'counter.log');
   const images = path.join(dir, 'images');
   const pid = startTask([bin], { stdout: log });

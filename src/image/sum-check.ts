@@ -9,8 +9,8 @@
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 // node:worker_threads when a thread is started, not at load: loading it costs every command about 3 ms.
-const req = createRequire(import.meta.url);
-const threads = () => req('node:worker_threads') as typeof import('node:worker_threads');
+// (Built-ins loaded on first use; the require made then: see koffi-addon.ts on the start-up snapshot.)
+const threads = () => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
 import { StasisError } from '../errors.js';
 import { SUM_CHUNK, type DeferredSum, type FileSum } from './image-sums.js';
 import { BUFFER_AT_CODE } from '../sys/file-window.js';

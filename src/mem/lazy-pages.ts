@@ -21,8 +21,8 @@ import fs from 'node:fs';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 // node:worker_threads when a thread is started, not at load: loading it costs every command about 3 ms.
-const req = createRequire(import.meta.url);
-const threads = () => req('node:worker_threads') as typeof import('node:worker_threads');
+// (Built-ins loaded on first use; the require made then: see koffi-addon.ts on the start-up snapshot.)
+const threads = () => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
 import {
   Injector, pidfdOpen, pidfdGetfd, closeFd, SyscallError, uffdApi, uffdRegisterMissing, userfaultfdOwn,
   UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_EVENT_UNMAP,

@@ -13,8 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { StasisError } from '../errors.js';
+import { toolEnv } from './tool-env.js';
 
-const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
 
 export const IP_IMAGES = ['ifaddr', 'route', 'route6', 'rule'] as const;
 export type IpImage = (typeof IP_IMAGES)[number];
@@ -39,7 +39,7 @@ export const listingScript = () => LISTING.map(([k, cmd]) => `echo '@@${k}'; ${c
 export function saveIp(): IpImages {
   const out = {} as IpImages;
   for (const k of IP_IMAGES) {
-    const r = spawnSync('ip', SAVE[k], { env: ENV, maxBuffer: 64 << 20 });
+    const r = spawnSync('ip', SAVE[k], { env: toolEnv(), maxBuffer: 64 << 20 });
     // CRIU too leaves the rules out where `ip rule save` is not supported.
     if (r.error || (r.status !== 0 && k !== 'rule')) throw new StasisError('E_UNSUPPORTED', `Cannot look into the network namespace: ip ${SAVE[k].join(' ')} failed (${r.error?.message ?? r.stderr.toString().trim()}); stasis needs iproute2 to dump one`);
     out[k] = r.status === 0 ? r.stdout : Buffer.alloc(0);
@@ -49,7 +49,7 @@ export function saveIp(): IpImages {
 
 /** The namespace's addresses, routes and rules as `ip` lists them (a child spawned now is born in it). */
 export function ipListing(): string {
-  const r = spawnSync('sh', ['-c', listingScript()], { env: ENV, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync('sh', ['-c', listingScript()], { env: toolEnv(), encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error || r.status !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot list the network namespace's addresses and routes: ${r.error?.message ?? r.stderr.trim()}`);
   return r.stdout;
 }
@@ -93,7 +93,7 @@ function ruleMessages(b: Buffer): Buffer {
 
 function show(k: Exclude<IpImage, 'rule'>, b: Buffer): string {
   if (!b.length) return '';
-  const r = spawnSync('ip', SHOW[k], { env: ENV, input: b, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync('ip', SHOW[k], { env: toolEnv(), input: b, encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error || r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot read ${k} image: ip ${SHOW[k].join(' ')} failed (${r.error?.message ?? r.stderr.trim()})`);
   return r.stdout;
 }
@@ -142,7 +142,7 @@ export function trialRestore(images: IpImages, setup: string, list: string): { o
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-ip-'));
   try {
     writeIpImages(dir, 0, images);
-    const r = spawnSync('unshare', ['-n', 'sh', '-c', `${setup}\n${restoreScript(dir, 0)}\n${list}`], { env: ENV, encoding: 'utf8', maxBuffer: 64 << 20 });
+    const r = spawnSync('unshare', ['-n', 'sh', '-c', `${setup}\n${restoreScript(dir, 0)}\n${list}`], { env: toolEnv(), encoding: 'utf8', maxBuffer: 64 << 20 });
     if (r.error || r.status !== 0) return { why: `its devices, sysctls, addresses and routes cannot be set up again as they were read (${(r.error?.message ?? r.stderr).trim().split('\n').slice(0, 3).join('; ')})` };
     return { out: r.stdout };
   } finally {
@@ -152,7 +152,7 @@ export function trialRestore(images: IpImages, setup: string, list: string): { o
 
 /** Restores the images of namespace `id` from `dir` into this thread's namespace and reads them back. */
 export function restoreIp(dir: string, id: number, what: string): void {
-  const r = spawnSync('sh', ['-c', restoreScript(dir, id)], { env: ENV, encoding: 'utf8' });
+  const r = spawnSync('sh', ['-c', restoreScript(dir, id)], { env: toolEnv(), encoding: 'utf8' });
   if (r.error || r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot restore the addresses, routes and rules of ${what}: ${(r.error?.message ?? r.stderr).trim()}`);
   const diff = imagesDiffer(readIpImages(dir, id));
   if (diff) throw new StasisError('E_RESTORE_FAILED', `The addresses, routes and rules of ${what} were restored differently: ${diff}`);

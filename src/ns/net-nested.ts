@@ -17,8 +17,8 @@ import { StasisError } from '../errors.js';
 import type { NsDumpCtx } from './ns-kind.js';
 import { attrs, flagsOf, IFF_UP, type JsonLink } from './net-dev.js';
 
-const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
 import { netNs, type Captured } from './net.js';
+import { toolEnv } from './tool-env.js';
 
 /** A veth of a namespace whose peer is in another: its ifindex, its peer's there, and whether it is up. */
 interface VethEnd {
@@ -48,7 +48,7 @@ export interface VethPairs {
  */
 export function vethPairs(all: readonly { pid: number; link: string }[]): VethPairs {
   const ends = all.map((n) => inNamespace(`/proc/${n.pid}/ns/net`, 'net', CLONE_NEWNET, () => {
-    const r = spawnSync('ip', ['-j', '-d', 'link', 'show'], { env: ENV, encoding: 'utf8' });
+    const r = spawnSync('ip', ['-j', '-d', 'link', 'show'], { env: toolEnv(), encoding: 'utf8' });
     if (r.error || r.status !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot look into the network namespace of pid ${n.pid}: ip link show failed (${(r.error?.message ?? r.stderr).trim()})`);
     const links = JSON.parse(r.stdout || '[]') as JsonLink[];
     return links.flatMap((l): VethEnd[] => (l.linkinfo?.info_kind === 'veth' && l.link_netnsid !== undefined && l.link_index !== undefined ? [{ ifindex: l.ifindex, name: l.ifname, peerIfindex: l.link_index, up: (flagsOf(l) & IFF_UP) !== 0 }] : []));

@@ -26,11 +26,11 @@ import { confDiffers, confScript, parseSysctlState, readConf, readFlatConf, sysc
 import { externalsMissing, hostScript, insideScript, premadeScript, premadeVeths, readDevices, upScript, IFF_UP, type JsonLink } from './net-dev.js';
 import { crossVeths, crossScript } from './net-nested.js';
 import { conntrackRefusal, readConntrack, readConntrackFile, restoreConntrack, writeConntrack, type ConntrackState } from './net-conntrack.js';
+import { toolEnv } from './tool-env.js';
 
-const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
 function ip(args: string[]): unknown[] {
   try {
-    return JSON.parse(execFileSync('ip', ['-j', ...args], { env: ENV, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) || '[]') as unknown[];
+    return JSON.parse(execFileSync('ip', ['-j', ...args], { env: toolEnv(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) || '[]') as unknown[];
   } catch (e) {
     throw new StasisError('E_UNSUPPORTED', `Cannot look into the network namespace: ip ${args.join(' ')} failed (${(e as Error).message.split('\n')[0]}); stasis needs iproute2 to dump one`);
   }
@@ -38,14 +38,14 @@ function ip(args: string[]): unknown[] {
 
 /** What a shell script prints in this thread's namespace (a child spawned now is born in it). */
 function shell(script: string): string {
-  const r = spawnSync('sh', ['-c', script], { env: ENV, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync('sh', ['-c', script], { env: toolEnv(), encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error || r.status !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot look into the network namespace: ${(r.error?.message ?? r.stderr).trim()}`);
   return r.stdout;
 }
 
 function describe(): { problems: string[] } {
   const { problems } = readDevices(ip(['-d', 'link', 'show']) as JsonLink[]);
-  if (spawnSync('sh', ['-c', 'command -v sysctl'], { env: ENV }).status !== 0) problems.push('stasis cannot compare its sysctls with a new namespace\'s (sysctl, from procps, is not installed)');
+  if (spawnSync('sh', ['-c', 'command -v sysctl'], { env: toolEnv() }).status !== 0) problems.push('stasis cannot compare its sysctls with a new namespace\'s (sysctl, from procps, is not installed)');
   return { problems };
 }
 
@@ -195,7 +195,7 @@ export const netNs = {
     if (missing) throw new StasisError('E_RESTORE_FAILED', missing);
     const { inside, after } = setupScripts(devs, conf, what, local);
     const run = (script: string, where: string) => {
-      const r = spawnSync('sh', ['-c', script], { env: ENV, encoding: 'utf8' });
+      const r = spawnSync('sh', ['-c', script], { env: toolEnv(), encoding: 'utf8' });
       if (r.error || r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot set up the devices and sysctls of ${what}${where}: ${(r.error?.message ?? r.stderr).trim()}`);
     };
     const target = `/proc/${hostPid}/ns/net`;

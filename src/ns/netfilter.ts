@@ -13,8 +13,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { StasisError } from '../errors.js';
+import { toolEnv } from './tool-env.js';
 
-const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` };
 
 /** The rules as the tools print them; an empty text where a tool has nothing (or is not installed). */
 export interface NetfilterRules {
@@ -26,7 +26,7 @@ export interface NetfilterRules {
 const IMAGES = { ip4: 'iptables', ip6: 'ip6tables', nft: 'nftables' } as const;
 export const rulesFile = (kind: keyof NetfilterRules, id: number) => `${IMAGES[kind]}-${id}.img`;
 
-const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`], { env: ENV }).status === 0;
+const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`], { env: toolEnv() }).status === 0;
 
 // One shell run prints every listing, each after a marker line (in the namespace it runs in).
 const LIST = [
@@ -71,7 +71,7 @@ export function readRules(): NetfilterRules {
  * expressions: iptables-nft would then no longer know the table (its save lists nothing).
  */
 export function readRulesAndOwners(): { rules: NetfilterRules; iptablesNft: string[] } {
-  const r = spawnSync('sh', ['-c', listScript()], { env: ENV, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync('sh', ['-c', listScript()], { env: toolEnv(), encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error || r.status !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot read the netfilter rules of the network namespace: ${r.error?.message ?? r.stderr}`);
   const iptablesNft = [...new Set([...(r.stderr ?? '').matchAll(/Warning: table (\S+ \S+) is managed by iptables-nft/g)].map((m) => m[1]!))];
   return { rules: parseListing(r.stdout), iptablesNft };
@@ -165,7 +165,7 @@ export function rulesRefusal(r: NetfilterRules): string | undefined {
   const tool = missingTool(r);
   if (tool) return `its netfilter rules need ${tool} to be restored`;
   return withTmp((dir) => {
-    const res = spawnSync('unshare', ['-n', 'sh', '-c', `${loadScript(r, dir)}\n${listScript()}`], { env: ENV, encoding: 'utf8', maxBuffer: 64 << 20 });
+    const res = spawnSync('unshare', ['-n', 'sh', '-c', `${loadScript(r, dir)}\n${listScript()}`], { env: toolEnv(), encoding: 'utf8', maxBuffer: 64 << 20 });
     if (res.error || res.status !== 0) return `its netfilter rules cannot be loaded back as the tools print them (${(res.error?.message ?? res.stderr).trim().split('\n').slice(0, 3).join('; ')})`;
     const diff = rulesDiffer(r, parseListing(res.stdout));
     return diff ? `its netfilter rules do not load back the same (${diff})` : undefined;
@@ -178,7 +178,7 @@ export function loadRules(r: NetfilterRules, what: string): void {
   const tool = missingTool(r);
   if (tool) throw new StasisError('E_RESTORE_FAILED', `Cannot restore the netfilter rules of ${what}: this machine lacks ${tool}`);
   withTmp((dir) => {
-    const res = spawnSync('sh', ['-c', loadScript(r, dir)], { env: ENV, encoding: 'utf8' });
+    const res = spawnSync('sh', ['-c', loadScript(r, dir)], { env: toolEnv(), encoding: 'utf8' });
     if (res.error || res.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot restore the netfilter rules of ${what}: ${(res.error?.message ?? res.stderr).trim()}`);
   });
   const diff = rulesDiffer(r, readRules());
