@@ -1,9 +1,17 @@
-#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node
-// (Node 20 reads the whole CA store at start-up when NODE_EXTRA_CA_CERTS is set: 35-60 ms of
-// every command here, more than CRIU's whole dump of a small process. stasis makes no TLS
-// connection and starts no program that would want it, so its launcher runs node without it.)
-// The command line: from the bundles `npm run build` makes (dist/src/bundle), or from the
-// modules where they are not there. The CLI's bundle is one CommonJS file (cli.cjs), compiled
+#!/bin/sh
+':' //; # Run as a program, this file is a shell script first (these lines), then JavaScript.
+':' //; f=$0; case $f in */*) ;; *) f=./$f ;; esac; [ -L "$f" ] && f=$(readlink -f "$f"); b=${f%/*}/../dist/src/bundle/cli.blob
+':' //; unset NODE_EXTRA_CA_CERTS; if [ -z "$STASIS_NO_SNAPSHOT" ] && [ -r "$b" ] && read -r s < "$b.stamp" && n=$(command -v node) && [ "$s" = "$(stat -L -c '%s %Y' "$n" 2>/dev/null)" ]; then exec "$n" --snapshot-blob "$b" -- "$@"; fi; exec node "$f" "$@"
+// The command line, started by the lines above: from the start-up snapshot `npm run build`
+// makes (dist/src/bundle/cli.blob, tools/build-snapshot.cjs) when it is there and was made by
+// the node on PATH (its stamp: that node's size and mtime); else this script, by node.
+// Either way node runs without NODE_EXTRA_CA_CERTS: Node 20 reads the whole CA store at
+// start-up when it is set, 35-60 ms of every command here, more than CRIU's whole dump of a
+// small process; stasis makes no TLS connection and starts no program that would want it.
+// STASIS_NO_SNAPSHOT=1 runs this script even where the snapshot could be used.
+//
+// This script runs the bundles `npm run build` makes (dist/src/bundle), or the modules where
+// they are not there. The CLI's bundle is one CommonJS file (cli.cjs), compiled
 // through vm.Script with V8's code cache: each verb's first run leaves the bytecode of what it
 // ran beside the bundle (cli.cjs.VERB.NODE-VERSION.SIZE-MTIME.v8cache), and later runs of the
 // verb start from it instead of parsing and compiling about 1 MB of JavaScript (about 40 ms).
@@ -31,11 +39,11 @@ function loadCached(file) {
   } catch {
     /* the verb's first run */
   }
-  const source = `(function (exports, require, module, __filename, __dirname, __stasis_url) {${fs.readFileSync(file, 'utf8')}\n})`;
+  const source = `(function (exports, require, module, __filename, __dirname, __stasis) {${fs.readFileSync(file, 'utf8')}\n})`;
   const script = new vm.Script(source, { filename: file, ...(cachedData ? { cachedData } : {}) });
   const module = { exports: {} };
   trace(`bundle compiled (${cachedData ? (script.cachedDataRejected ? 'code cache rejected' : 'from the code cache') : 'no code cache yet'})`);
-  script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file), pathToFileURL(file).href);
+  script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file), { url: pathToFileURL(file).href });
   const save = !cachedData || script.cachedDataRejected ? () => {
     try {
       const tmp = `${cache}.${process.pid}`;

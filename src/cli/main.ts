@@ -109,6 +109,18 @@ function jsonBigint(_k: string, v: unknown): unknown {
   return v;
 }
 
+/**
+ * Evaluates the modules of every verb, as their first use does: what the command line's
+ * start-up snapshot holds (tools/build-snapshot.cjs), so that no verb evaluates them again.
+ */
+export async function loadVerbs(): Promise<void> {
+  await Promise.all([
+    import('../dump/dump.js'), import('../dump/pre-dump.js'), import('../restore/restore.js'), import('../api/inspect.js'),
+    import('../api/index.js'), import('./demo.js'), import('../rpc/swrk.js'), import('../rpc/service.js'),
+    import('../rpc/conn.js'), import('../rpc/server.js'),
+  ]);
+}
+
 export async function main(argv: string[]): Promise<number> {
   // A reader that goes away (`stasis show | head`) ends the output, not the tool with a trace.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {

@@ -6,7 +6,7 @@
 STASIS=${STASIS:-$(cd "$(dirname "$0")/../.." && pwd)}
 pid=$1 dir=$2
 [ -n "$pid" ] && [ -d "$dir" ] || { echo "usage: $0 PID IMGDIR" >&2; exit 2; }
-st() { env -u NODE_EXTRA_CA_CERTS node "$STASIS/bin/stasis.js" "$@"; } # as the launcher runs it
+st() { "$STASIS/bin/stasis.js" "$@"; } # as a user runs it: from its start-up snapshot
 # shellcheck source=cr-tree.sh
 . "$(dirname "$0")/cr-tree.sh"
 remember_tree "$pid"

@@ -28,3 +28,58 @@ test('bin/stasis.js, run by its path or through a link named criu, starts node w
     assert.doesNotMatch(r.stderr, WARNING);
   }
 });
+
+const BUNDLE = path.join(REPO, 'dist/src/bundle');
+const traced = (file: string, args: string[], more: NodeJS.ProcessEnv = {}) =>
+  spawnSync(file, args, { encoding: 'utf8', env: { ...process.env, STASIS_TRACE: '1', ...more } });
+
+test('bin/stasis.js starts from the build\'s start-up snapshot, or runs as a script with STASIS_NO_SNAPSHOT or a snapshot of another node', () => {
+  const snap = traced(CLI, ['-V']);
+  assert.equal(snap.status, 0, snap.stderr);
+  assert.match(snap.stdout, /^Version: /);
+  assert.match(snap.stderr, /node started from the start-up snapshot/);
+  const script = traced(CLI, ['-V'], { STASIS_NO_SNAPSHOT: '1' });
+  assert.equal(script.status, 0, script.stderr);
+  assert.match(script.stderr, /node started \(its bootstrap/);
+  // The same layout, with a stamp that is not the node's: the script runs, as with no snapshot.
+  const root = tmpDir('launcher-stamp');
+  fs.mkdirSync(path.join(root, 'bin'));
+  fs.mkdirSync(path.join(root, 'dist/src/bundle'), { recursive: true });
+  fs.copyFileSync(CLI, path.join(root, 'bin/stasis.js'));
+  for (const f of ['cli.cjs', 'cli.blob']) fs.symlinkSync(path.join(BUNDLE, f), path.join(root, 'dist/src/bundle', f));
+  fs.writeFileSync(path.join(root, 'dist/src/bundle/cli.blob.stamp'), '1 2\nv0.0.0\n');
+  const other = traced(path.join(root, 'bin/stasis.js'), ['-V']);
+  assert.equal(other.status, 0, other.stderr);
+  assert.match(other.stdout, /^Version: /);
+  assert.match(other.stderr, /node started \(its bootstrap/);
+});
+
+test('the snapshot, through a link named criu, dumps and restores: a usage error and a missing pid are reported as by the script', () => {
+  const link = path.join(tmpDir('launcher-criu'), 'criu');
+  fs.symlinkSync(CLI, link);
+  for (const more of [{}, { STASIS_NO_SNAPSHOT: '1' }]) {
+    const bad = traced(link, ['dump', '--no-such-option'], more);
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /no-such-option/);
+    const gone = traced(link, ['dump', '-t', '999999999', '-D', tmpDir('launcher-gone')], more);
+    assert.equal(gone.status, 1, gone.stderr);
+    assert.match(gone.stderr, /E_NO_PROCESS/);
+  }
+});
+
+test('the snapshot\'s build refuses a bundle that reads process.env as it is evaluated (the snapshot would keep the build\'s)', () => {
+  const dir = tmpDir('snapshot-guard');
+  const bundle = path.join(dir, 'cli.cjs');
+  for (const [body, ok] of [['const home = process.env.HOME;', false], ['const home = () => process.env.HOME;', true]] as const) {
+    fs.writeFileSync(bundle, `${body}\nmodule.exports.loadVerbs = async () => {};\nmodule.exports.main = async () => 0;\n`);
+    const r = spawnSync(process.execPath, [path.join(REPO, 'tools/build-snapshot.cjs'), bundle, path.join(dir, 'cli.blob')], { encoding: 'utf8' });
+    if (ok) {
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(fs.statSync(path.join(dir, 'cli.blob')).size > 0);
+    } else {
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /process\.env\.HOME read while the start-up snapshot is built/);
+      assert.ok(!fs.existsSync(path.join(dir, 'cli.blob')));
+    }
+  }
+});

@@ -1,0 +1,99 @@
+// Run by `npm run bundle`: makes dist/src/bundle/cli.blob, a V8 start-up snapshot of the
+// command line. A run started from it (bin/stasis.js does when the blob is there and was made
+// by the node it finds) has every module of every verb evaluated already: the bundle is not
+// read, compiled or run, and the image codecs' descriptors are built (about 40 ms of each
+// command). The blob is made by the node that runs this script, which is the only node that
+// can start from it: cli.blob.stamp holds that node's size and mtime, which the launcher
+// compares with the node on its PATH.
+//
+// This file is both the driver (run by npm) and the snapshot's entry (run by
+// `node --build-snapshot`). While the entry evaluates the modules, reading process.env,
+// process.argv or import.meta.url throws: a module that kept one of them would keep the build's
+// in the snapshot, not the run's; such a module must read them on first use.
+'use strict';
+const v8 = require('node:v8');
+const fs = require('node:fs');
+const path = require('node:path');
+
+if (v8.startupSnapshot.isBuildingSnapshot()) entry();
+else driver();
+
+function driver() {
+  const { spawnSync } = require('node:child_process');
+  // (`node tools/build-snapshot.cjs [BUNDLE BLOB]`: another bundle and blob, for its test.)
+  const dir = path.resolve(__dirname, '../dist/src/bundle');
+  const cli = path.resolve(process.argv[2] ?? path.join(dir, 'cli.cjs'));
+  const blob = path.resolve(process.argv[3] ?? path.join(dir, 'cli.blob'));
+  const stamp = `${blob}.stamp`;
+  fs.rmSync(stamp, { force: true });
+  fs.rmSync(blob, { force: true });
+  const tmp = `${blob}.${process.pid}`;
+  const env = { ...process.env, STASIS_SNAPSHOT_BUNDLE: cli };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const r = spawnSync(process.execPath, ['--snapshot-blob', tmp, '--build-snapshot', __filename], { env, encoding: 'utf8' });
+  // (Node warns that node:module and node:vm are not verified in snapshots: they are used here
+  // at build time only, and the run's own loading is the bundle's, tested as any run.)
+  const noise = /fully verified|--trace-warnings|^It may still work|^To request support|^\s*$/;
+  const said = `${r.stdout}${r.stderr}`.split('\n').filter((l) => !noise.test(l)).join('\n');
+  if (r.status !== 0 || !fs.existsSync(tmp)) {
+    fs.rmSync(tmp, { force: true });
+    process.stderr.write(`build-snapshot: making ${blob} failed (${r.error?.message ?? `exit ${r.status ?? r.signal}`}):\n${said}\n`);
+    process.exit(1);
+  }
+  if (said) process.stderr.write(`${said}\n`);
+  fs.renameSync(tmp, blob);
+  const st = fs.statSync(process.execPath);
+  // What `stat -L -c '%s %Y' NODE` prints for this node (bin/stasis.js compares), and its version.
+  fs.writeFileSync(stamp, `${st.size} ${Math.trunc(st.mtimeMs / 1000)}\n${process.version}\n`);
+}
+
+function entry() {
+  const vm = require('node:vm');
+  const { createRequire } = require('node:module');
+  const { pathToFileURL } = require('node:url');
+  const file = process.env.STASIS_SNAPSHOT_BUNDLE;
+  let url; // the bundle's URL in the run, set as it starts
+  const forbid = (what) => { Error.stackTraceLimit = 20; throw new Error(`${what} read while the start-up snapshot is built: the module that reads it must do so on first use (see tools/build-snapshot.cjs)`); };
+  const meta = { get url() { return url ?? forbid('import.meta.url'); } };
+  const kept = ['env', 'argv', 'execArgv'].map((k) => [k, Object.getOwnPropertyDescriptor(process, k)]);
+  // (@bufbuild/protobuf reads BUF_BIGINT_DISABLE as it is evaluated, for good: that one may be read.)
+  const ALLOWED = new Set(['BUF_BIGINT_DISABLE']);
+  const bundleEnv = new Proxy({}, {
+    get: (_t, key) => (ALLOWED.has(key) ? kept[0][1].value[key] : forbid(`process.env.${String(key)}`)),
+    has: (_t, key) => forbid(`process.env.${String(key)}`),
+    ownKeys: () => forbid('process.env'),
+  });
+  // (Node's own code reads them too, as the bundle's require() runs: only the bundle's reads throw.)
+  const byBundle = () => {
+    // (Node leaves stack traces off while it builds a snapshot: on for this one, off again.)
+    const had = Object.hasOwn(Error, 'stackTraceLimit'), limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 4;
+    const at = (new Error().stack ?? '').split('\n')[3] ?? '';
+    if (had) Error.stackTraceLimit = limit;
+    else delete Error.stackTraceLimit;
+    return at.includes(file);
+  };
+  for (const [k, d] of kept) {
+    const real = () => (d.get ? d.get.call(process) : d.value);
+    Object.defineProperty(process, k, { configurable: true, enumerable: d.enumerable, get: () => (!byBundle() ? real() : k === 'env' ? bundleEnv : forbid(`process.${k}`)) });
+  }
+  const src = fs.readFileSync(file, 'utf8');
+  const mod = { exports: {} };
+  const fn = vm.runInThisContext(`(function (exports, require, module, __filename, __dirname, __stasis) {${src}\n})`, { filename: file });
+  fn(mod.exports, createRequire(file), mod, file, path.dirname(file), meta);
+  mod.exports.loadVerbs().then(() => {
+    for (const [k, d] of kept) Object.defineProperty(process, k, d);
+  }, (e) => {
+    process.stderr.write(`${e.stack ?? e}\n`);
+    process.exit(1);
+  });
+  v8.startupSnapshot.setDeserializeMainFunction(async () => {
+    const t0 = performance.now();
+    const trace = process.env.STASIS_TRACE ? (what) => process.stderr.write(`stasis trace: ${performance.now().toFixed(1).padStart(7)} ms  ${what}\n`) : () => {};
+    trace(`node started from the start-up snapshot (at ${t0.toFixed(1)} ms)`);
+    const at = process.execArgv.indexOf('--snapshot-blob');
+    url = pathToFileURL(path.join(path.dirname(path.resolve(process.execArgv[at + 1])), 'cli.cjs')).href;
+    process.exitCode = await mod.exports.main(process.argv.slice(1));
+    trace('command done');
+  });
+}
