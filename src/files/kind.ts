@@ -124,4 +124,6 @@ export interface FileKind {
   openInherited?(e: FileEntry, fd: number, key: string): number;
   /** Once every object is open (or the opening failed): releases what open() kept for later entries. */
   finish?(ctx: RestoreFileCtx): void;
+  /** Once every file of the set is open: work that needed files opened after this kind's own (a socket queue passing itself). */
+  settle?(ctx: RestoreFileCtx): void;
 }

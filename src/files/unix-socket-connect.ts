@@ -306,7 +306,7 @@ export function passed(id: number, ctx: RestoreFileCtx): Map<number, number[]> |
   return new Map([...byPacket].map(([i, ids]) => [i, ids.map((f) => ctx.fdOf?.(f) ?? -1)]));
 }
 
-/** Whether every file passed in the queues of these sockets is open already (else: retry once they are). */
-export function passedOpen(ctx: RestoreFileCtx, ...ids: number[]): boolean {
-  return ids.every((id) => [...(ctx.unix.rights.get(id)?.values() ?? [])].flat().every((f) => ctx.fdOf?.(f) !== undefined));
+/** Whether every file passed in the queues of sockets `ids` is open already (else: retry once they are), but those of `made` (made by the caller). */
+export function passedOpen(ctx: RestoreFileCtx, made: number[], ...ids: number[]): boolean {
+  return ids.every((id) => [...(ctx.unix.rights.get(id)?.values() ?? [])].flat().every((f) => made.includes(f) || ctx.fdOf?.(f) !== undefined));
 }

@@ -159,7 +159,7 @@ export function checkUnixPeers(sink: UnixSkSink): void {
  */
 export function peekQueue(
   fd: number, type: number, what: () => string, queued = 0, shutRd = false,
-  onRights?: (index: number, fds: number[]) => void,
+  onRights?: (index: number, fds: number[]) => void, peerName?: Buffer,
 ): Buffer[] {
   const stream = type === SOCK_STREAM;
   const eofAtEnd = type === SOCK_SEQPACKET && shutRd;
@@ -179,9 +179,10 @@ export function peekQueue(
       } else if (r.fds.length) onRights!(out.length, r.fds);
       if (r.rights && !keep) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} has file descriptors in flight (SCM_RIGHTS), not supported yet`);
       if (r.creds) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} has messages with credentials in flight (SO_PASSCRED, SCM_CREDENTIALS), not supported yet`);
-      // Restore sends the queue from unbound sockets: a sender's own address would be lost.
+      // Restore sends the queue from the peer, bound again first (a pair's two ends), else from
+      // an unbound socket: only the peer's own name survives as a sender's address.
       // (A stream socket reports its peer's name here, which restore does keep.)
-      if (type === SOCK_DGRAM && r.from.length) {
+      if (type === SOCK_DGRAM && r.from.length && !(peerName && sameName(r.from, peerName))) {
         const from = r.from[0] === 0 ? `@${r.from.subarray(1).toString()}` : r.from.subarray(0, r.from.includes(0) ? r.from.indexOf(0) : r.from.length).toString();
         throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} has a datagram queued from the bound socket ${from}, not supported yet`);
       }
@@ -205,6 +206,12 @@ export function peekQueue(
     setsockoptInt(fd, SOL_SOCKET, SO_PEEK_OFF, old);
   }
   return stream ? (out.length ? [Buffer.concat(out)] : []) : out;
+}
+
+/** Whether a sender's address (a path with the NUL the kernel may count after it) is the bound name `name` (sock_diag's, without one). */
+function sameName(from: Buffer, name: Buffer): boolean {
+  const path = from[0] !== 0 && from.includes(0) ? from.subarray(0, from.indexOf(0)) : from;
+  return path.equals(name);
 }
 
 /**
@@ -265,6 +272,8 @@ export interface UnixRestoreState {
   /** The accepted ends made through a restored listener, and the client ends connected to one and not accepted yet, by inode. */
   acceptedMade: Set<number>;
   pendingMade: Set<number>;
+  /** Queues (with the setup after them) of datagram pairs whose packets pass the pair's own ends: sent once every file is open. */
+  deferred: (() => void)[];
 }
 
 export function readUnixSkState(dir: string, extUnixSk = false): UnixRestoreState {
@@ -283,7 +292,7 @@ export function readUnixSkState(dir: string, extUnixSk = false): UnixRestoreStat
       queues.set(entry.idFor, q);
     }
   }
-  return { extUnixSk, queues, rights, byIno: undefined, made: new Map(), bound: new Map(), ghosts: new Map(), acceptedMade: new Set(), pendingMade: new Set() };
+  return { extUnixSk, queues, rights, byIno: undefined, made: new Map(), bound: new Map(), ghosts: new Map(), acceptedMade: new Set(), pendingMade: new Set(), deferred: [] };
 }
 
 const SCM_RIGHTS = 1;

@@ -105,7 +105,10 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
     if (d.state !== TCP_LISTEN && !neverConnected) {
       const rights = new Map<number, number[]>();
       const onRights = ctx.dumpInFlight && ((i: number, fds: number[]) => rights.set(i, fds.map((f) => ctx.dumpInFlight!(f))));
-      ctx.unix.queues.push(...queueItems(id, peekQueue(taken, d.type, what, d.rqueue, (d.shutdown & 1) !== 0, onRights), rights));
+      // A datagram pair's ends are both bound again before their queues are sent from each other.
+      const pd = d.peer !== undefined && d.peer !== d.ino ? ctx.unix.diag?.get(d.peer) : undefined;
+      const peerName = d.type === SOCK_DGRAM && pd?.peer === d.ino && pd.name.length ? pd.name : undefined;
+      ctx.unix.queues.push(...queueItems(id, peekQueue(taken, d.type, what, d.rqueue, (d.shutdown & 1) !== 0, onRights, peerName), rights));
     }
     const cred = d.state === TCP_ESTABLISHED && !iconOf(ctx.unix, ino) ? peerCred(taken) : undefined;
     const usk = create(UnixSkEntrySchema, {
@@ -133,15 +136,24 @@ function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['ope
   if (u.uflags & USK_EXTERN) throw new StasisError('E_CORRUPT', `Socket ${u.id} (socket:[${u.ino}]) is outside the tree: no task can hold it`);
   // The files a queue passes are sent again with it: open first (a pair's two queues are filled together).
   const peerId = u.peer && st.rights.size ? [...ctx.files.values()].find((f) => f.usk?.ino === u.peer)?.id : undefined;
-  if (!st.made.has(u.ino) && !passedOpen(ctx, u.id, ...(peerId !== undefined ? [peerId] : []))) return { status: 'retry' };
+  const own = peerId !== undefined ? [u.id, peerId] : [u.id];
+  // A datagram pair whose packets pass its own ends (zdtm scm06) is made first, its queues sent once it is open.
+  if (!st.made.has(u.ino) && !passedOpen(ctx, own, ...own)) return { status: 'retry' };
+  const loops = !st.made.has(u.ino) && !passedOpen(ctx, [], ...own);
+  const what = `socket ${u.id} (socket:[${u.ino}])`;
+  const noLoop = () => {
+    if (loops) throw new StasisError('E_UNSUPPORTED', `Cannot restore ${what}: its queue passes the socket itself, which stasis restores only in a datagram pair`);
+  };
   const selfConnected = u.type === SOCK_DGRAM && u.peer === u.ino;
-  if (u.name.length && (u.peer === 0 || selfConnected) && (u.state === TCP_LISTEN || u.state === TCP_CLOSE || u.type === SOCK_DGRAM)) return { status: 'done', fd: makeBound(u, ctx) };
+  if (u.name.length && (u.peer === 0 || selfConnected) && (u.state === TCP_LISTEN || u.state === TCP_CLOSE || u.type === SOCK_DGRAM)) {
+    noLoop();
+    return { status: 'done', fd: makeBound(u, ctx) };
+  }
   const made = st.made.get(u.ino);
   if (made !== undefined) {
     st.made.delete(u.ino);
     return { status: 'done', fd: made };
   }
-  const what = `socket ${u.id} (socket:[${u.ino}])`;
   const queue = st.queues.get(u.id);
   // Unconnected and unbound: nothing can have reached its queue (a datagram socket that
   // noticed its peer's close had its queue purged by the kernel).
@@ -152,6 +164,7 @@ function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['ope
   }
   if (u.peer === 0) {
     // Its peer was closed: a pair whose other end sends the queue and is closed.
+    noLoop();
     const [a, b] = pairOf(u, ctx);
     try {
       fillQueue(b, queue, u.type, what, passed(u.id, ctx));
@@ -188,15 +201,23 @@ function openSocket(e: FileEntry, ctx: RestoreFileCtx): ReturnType<FileKind['ope
   const ends = makeConnection(u, peer, ctx);
   if (!ends) return { status: 'retry' };
   const [a, b] = ends;
-  try {
+  // Each queue is sent from the other end (bound again already: a sender's name the receiver sees).
+  const fill = () => {
     fillQueue(b, queue, u.type, what, passed(u.id, ctx));
     fillQueue(a, st.queues.get(peer.id), u.type, `socket ${peer.id} (socket:[${peer.ino}])`, passed(peer.id, ctx));
     setUp(a, u);
     setUp(b, peer);
-  } catch (err) {
-    closeFd(a);
-    closeFd(b);
-    throw err;
+  };
+  // Both ends are open files by then: a failure closes them with the rest.
+  if (loops) st.deferred.push(fill);
+  else {
+    try {
+      fill();
+    } catch (err) {
+      closeFd(a);
+      closeFd(b);
+      throw err;
+    }
   }
   st.made.set(peer.ino, b);
   return { status: 'done', fd: a };
@@ -218,7 +239,11 @@ export const unixSocket = {
       throw failure('E_RESTORE_FAILED', `Cannot make socket ${e.id} (socket:[${e.usk.ino}])`, err);
     }
   },
+  settle: (ctx) => {
+    for (const fill of ctx.unix.deferred.splice(0)) fill();
+  },
   finish: (ctx) => {
+    ctx.unix.deferred.length = 0;
     for (const fd of ctx.unix.made.values()) closeFd(fd);
     ctx.unix.made.clear();
     ctx.unix.bound.clear();

@@ -55,6 +55,7 @@ export class OpenFiles {
         if (next.length === left.length) throw new StasisError('E_CORRUPT', `Files ${next.map((e) => e.id).join(', ')} wait on each other`);
         left = next;
       }
+      for (const k of FILE_KINDS) k.settle?.(ctx);
       for (const m of mapped) o.openMapped(m, ctx);
       ctx.ghosts.unlinkLinks();
       return o;

@@ -28,3 +28,14 @@ test('an epoll instance in flight comes back in the queue watching the task\'s f
   w.go();
   assertPassed(w.finish());
 });
+
+test('a datagram pair whose queues pass its own ends comes back with them in flight, each message from the other end\'s address (zdtm scm06)', async () => {
+  const w = new Workload('scmloop', compileWorkload('scmloop')).start();
+  const { images } = await checkpointRestore(w);
+  const socks = new Map(readImage(images, 'files', undefined).filter((f) => f.usk).map((f) => [f.id, f.usk!] as const));
+  const queued = readImage(images, 'sk-queues', undefined).map((q) => q.entry);
+  assert.equal(queued.length, 4, 'two messages on each end');
+  for (const q of queued) assert.ok(q.scm.flatMap((c) => c.rights).every((id) => socks.has(id)), 'each passes an end of the pair');
+  w.go();
+  assertPassed(w.finish());
+});
