@@ -90,7 +90,8 @@ export type MountPlan =
 // (A cgroup v1 mount of its hierarchy's root, mounted again with the same options, is of the
 // same hierarchy: the kernel keeps one per set of controllers or name, the cgroups' own restore
 // puts back its directories and tasks.)
-const FRESH = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup2', 'cgroup']);
+// (binfmt_misc only with no entries registered: binfmtRefusal() checks at dump.)
+const FRESH = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup2', 'cgroup', 'binfmt_misc']);
 
 /**
  * The plan for each mount, or why one cannot be made again exactly: `hasRoot` says restore is
@@ -342,6 +343,27 @@ function deletedRootRefusal(pid: number, m: MountInfo): string | undefined {
   return undefined;
 }
 
+/**
+ * Why the binfmt_misc of mount `m` of task `pid` cannot be mounted again as it is, if it
+ * cannot. Its instance is its user namespace's (the host's one before Linux 6.7): a fresh
+ * mount shows the same one again, or a new one, empty and enabled. Only one with no entries
+ * registered and enabled is the same in both; CRIU's binfmt_misc image of entries is not
+ * made yet.
+ */
+function binfmtRefusal(pid: number, m: MountInfo): string | undefined {
+  const dir = `/proc/${pid}/root${m.mountPoint}`;
+  if (!pathReaches(dir, m.mountId)) return `${name(m)} is a binfmt_misc stasis cannot reach to read (a mount covers it)`;
+  try {
+    const entries = fs.readdirSync(dir).filter((e) => e !== 'register' && e !== 'status');
+    if (entries.length > 0) return `${name(m)} is a binfmt_misc with entries registered (${entries.join(', ')}), which stasis does not dump yet`;
+    const status = fs.readFileSync(`${dir}/status`, 'utf8').trim();
+    if (status !== 'enabled') return `${name(m)} is a binfmt_misc that is ${status}, which stasis does not dump yet`;
+  } catch (err) {
+    return `${name(m)} is a binfmt_misc stasis cannot read: ${(err as Error).message}`;
+  }
+  return undefined;
+}
+
 /** The mounts of task `pid`'s namespace as it sees them, or why an image cannot keep them. */
 export function mountsOf(pid: number): MountInfo[] | { refused: string } {
   const raw = fs.readFileSync(`/proc/${pid}/mountinfo`);
@@ -381,7 +403,7 @@ export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<str
   const p = planMounts(mounts, ext, nested ? false : opts.hasRoot, tmpfsFilesIn(pid, mounts), nested !== undefined, devKey, joined);
   if ('refused' in p) return p;
   for (const m of mounts) {
-    const why = m.root.endsWith(DELETED_ROOT) ? deletedRootRefusal(pid, m) : undefined;
+    const why = m.root.endsWith(DELETED_ROOT) ? deletedRootRefusal(pid, m) : p.plans.get(m.mountId)?.how === 'fresh' && m.fsType === 'binfmt_misc' ? binfmtRefusal(pid, m) : undefined;
     if (why) return { refused: why };
   }
   const outside = sharedOutside(mounts, new Set([link, ...spaces.map((s) => s.link)]), name);

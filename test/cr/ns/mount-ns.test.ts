@@ -318,3 +318,34 @@ test('a restore whose external mount\'s path is not there fails with a StasisErr
     cleanUp(box, images);
   }
 });
+
+test('a binfmt_misc with no entries registered comes back mounted, its register and status there (zdtm mountpoints)', { skip: why, timeout: 60_000 }, async () => {
+  const dir = tmpDir('mntns-binfmt');
+  const root = makeBoxRoot(dir, ['bin', 'tmp', 'binfmt', 'old'], ['sh', 'sleep', 'umount']);
+  const script = `
+    set -e
+    mount --bind ${root} ${root}
+    mount -t tmpfs box-tmp ${root}/tmp
+    mknod ${root}/tmp/null c 1 3
+    mount -t binfmt_misc none ${root}/binfmt
+    cd ${root} && pivot_root . old
+    exec /bin/sh -c 'umount -l /old; exec </tmp/null >/tmp/null 2>&1; i=0; while :; do i=$((i+1)); echo $i >> /tmp/count; sleep 0.02; done'
+  `;
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box counting', childWhen((c) => countOf(c, '/tmp/count').length >= 3));
+  const images = tmpDir('mntns-binfmt-img');
+  let restored: number | undefined;
+  try {
+    const before = mountsOf(pid);
+    assert.ok(before.some((l) => l.startsWith('/binfmt / binfmt_misc ')), before.join('\n'));
+    await dump({ pid, imagesDir: images, root });
+    waitPid(unshare);
+    verifyImages(images);
+    const r = await restore({ imagesDir: images, detach: true, root });
+    restored = r.pid;
+    assert.deepEqual(mountsOf(r.pid), before);
+    assert.ok(fs.existsSync(`/proc/${r.pid}/root/binfmt/register`));
+    assert.equal(fs.readFileSync(`/proc/${r.pid}/root/binfmt/status`, 'utf8').trim(), 'enabled');
+  } finally {
+    cleanUpBox(unshare, dir, images, restored);
+  }
+});
