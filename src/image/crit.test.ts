@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -126,8 +126,14 @@ function asOldFiles(shape: Record<string, JsonValue>[]): Record<string, JsonValu
   return shape.map((e) => (e['type'] === 'PIDFD' ? { id: e['id'] ?? 0 } : e));
 }
 
+const made: string[] = [];
+// (A test that fails or skips before its own rmSync leaves its directory: removed here.)
+after(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
 function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-crit-'));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-crit-'));
+  made.push(d);
+  return d;
 }
 
 const samples = sampleImages();

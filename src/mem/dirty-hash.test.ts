@@ -1,9 +1,17 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { hashPage, HashTracker, PageHashes } from './dirty-hash.js';
+
+const made: string[] = [];
+after(() => made.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+const tempDir = () => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-hash-'));
+  made.push(d);
+  return d;
+};
 
 test('hashPage tells pages apart that differ in one bit anywhere', () => {
   const buf = Buffer.alloc(8192);
@@ -18,7 +26,7 @@ test('hashPage tells pages apart that differ in one bit anywhere', () => {
 });
 
 test('the hashes a tracker records are found again by page number and contents', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-hash-'));
+  const dir = tempDir();
   const t = new HashTracker(1, '1', null);
   t.arm();
   const page = Buffer.alloc(4096 * 3);
@@ -38,7 +46,7 @@ test('the hashes a tracker records are found again by page number and contents',
 });
 
 test('PageHashes.read refuses a file that is not a hash file', () => {
-  const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-hash-')), 'x.bin');
+  const f = path.join(tempDir(), 'x.bin');
   fs.writeFileSync(f, Buffer.alloc(20));
   assert.throws(() => PageHashes.read(f), /not a page hash file/);
 });
