@@ -119,6 +119,30 @@ export function cloneWithPid(inj: Injector, pid: number, flags: number, parent?:
   return { pid: child, code: inj.code, ...(inner ? { stasisPidfd: parent.stasisPidfd } : {}), ...(parent?.courier ? { courier: parent.courier } : {}) };
 }
 
+/**
+ * A failed restore's end of helpers cloned with cloneWithPid (holders of namespaces): each is
+ * killed and waited for by stasis, its tracer. Until then it stays a zombie its parent cannot
+ * reap, and a parent that is the init of a pid namespace, killed too, would wait for it forever
+ * (zap_pid_ns_processes), as would stasis for that init.
+ */
+export function killHelpers(pids: readonly number[]): void {
+  for (const pid of pids) {
+    try {
+      kill(pid, 9);
+    } catch {
+      continue; // gone with the root's pid namespace
+    }
+    try {
+      for (;;) {
+        const w = waitPid(pid);
+        if (w && (w.kind === 'exited' || w.kind === 'signaled')) break;
+      }
+    } catch {
+      /* reaped already (ECHILD) */
+    }
+  }
+}
+
 /** The pid in stasis's namespace of the task `caller` just made, `vpid` in the caller's. */
 function hostPidOf(vpid: number, caller: number, flags: number): number {
   const read = (f: string) => {

@@ -8,7 +8,7 @@ import { Injector, kill, waitPid, CLONE_NEWNS } from '../sys/index.js';
 import { readImage } from '../image/index.js';
 import { StasisError } from '../errors.js';
 import { nestedMntIds, type MadeMntNs, type NestedMntRestore } from '../ns/mnt-nested.js';
-import { cloneWithPid, type NewTask } from './create-task.js';
+import { cloneWithPid, killHelpers, type NewTask } from './create-task.js';
 import { drainSignals } from './task-internals.js';
 import type { ImageSet } from './read-images.js';
 
@@ -83,12 +83,6 @@ export class NestedMounts {
 
   /** A failed restore: the helpers die with the tree. */
   abort(): void {
-    for (const h of this.helpers.splice(0)) {
-      try {
-        kill(h.hostPid, 9);
-      } catch {
-        /* gone with the root's pid namespace */
-      }
-    }
+    killHelpers(this.helpers.splice(0).map((h) => h.hostPid));
   }
 }

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { Injector, kill, waitPid, CLONE_NEWNET } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { NetsMade } from '../ns/net-nested.js';
-import { cloneWithPid, type NewTask } from './create-task.js';
+import { cloneWithPid, killHelpers, type NewTask } from './create-task.js';
 import { drainSignals } from './task-internals.js';
 import type { ImageSet } from './read-images.js';
 
@@ -104,12 +104,6 @@ export class NestedNets {
 
   /** A failed restore: the holders die with the tree. */
   abort(): void {
-    for (const h of this.holders.splice(0)) {
-      try {
-        kill(h.hostPid, 9);
-      } catch {
-        /* gone with the root's pid namespace */
-      }
-    }
+    killHelpers(this.holders.splice(0).map((h) => h.hostPid));
   }
 }
