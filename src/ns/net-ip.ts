@@ -29,11 +29,15 @@ export const ipImageFile = (k: IpImage, id: number) => `${k}-${id}.img`;
 // Everything compared between the dumped namespace and its trial copy, each listing after a marker.
 // A device's peer in another namespace shows as @ifN, N its ifindex there (which a new peer
 // does not keep), and link-netnsid N, N that namespace's number in this one (the trial puts
-// every outside peer in one stand-in namespace); a bridge's and a port's timers run.
-const NORMALIZE = "sed -E 's/@if[0-9]+/@if/; s/ link-netnsid [0-9]+/ link-netnsid/; s/ (hello|tcn|topology_change|gc|hold|message_age|forward_delay)_timer +[0-9.]+//g'";
+// every outside peer in one stand-in namespace); a bridge's and a port's timers run; an IPv6
+// address is tentative while its DAD runs, which a restored one goes through again.
+const NORMALIZE = "sed -E 's/@if[0-9]+/@if/; s/ link-netnsid [0-9]+/ link-netnsid/; s/ (hello|tcn|topology_change|gc|hold|message_age|forward_delay)_timer +[0-9.]+//g; s/ tentative//'";
 const LISTING = [['devices', 'ip -d link show'], ['addresses', 'ip addr show'], ['routes', 'ip route show table all'], ['IPv6 routes', 'ip -6 route show table all'],
   ['rules', 'ip rule show'], ['IPv6 rules', 'ip -6 rule show']] as const;
-export const listingScript = () => LISTING.map(([k, cmd]) => `echo '@@${k}'; ${cmd} | ${NORMALIZE}`).join('\n');
+// An IPv6 address's DAD (a second or so after its device comes up) adds its local route when
+// it ends: the listing waits for it, 3 s at most.
+const DAD_WAIT = 'i=0; while [ $i -lt 150 ] && ip addr show | grep -q " tentative"; do sleep 0.02; i=$((i+1)); done';
+export const listingScript = () => [DAD_WAIT, ...LISTING.map(([k, cmd]) => `echo '@@${k}'; ${cmd} | ${NORMALIZE}`)].join('\n');
 
 /** This thread's namespace's images (a child spawned now is born in it). */
 export function saveIp(): IpImages {
@@ -95,7 +99,10 @@ function show(k: Exclude<IpImage, 'rule'>, b: Buffer): string {
   if (!b.length) return '';
   const r = spawnSync('ip', SHOW[k], { env: toolEnv(), input: b, encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.error || r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot read ${k} image: ip ${SHOW[k].join(' ')} failed (${r.error?.message ?? r.stderr.trim()})`);
-  return r.stdout;
+  // A route is linkdown while its device has no carrier, an address tentative while its DAD
+  // runs: states of the moment, not what the images carry (a veth whose peer is in a namespace
+  // of the tree filled later has its carrier once that one is up, restore/nested-nets.ts).
+  return r.stdout.replace(/ (linkdown|tentative)\b/g, '');
 }
 
 /** What of this thread's namespace differs from `images` (read back as they were written), or undefined. */

@@ -124,7 +124,10 @@ function trialRefusal(c: Captured, listing: string, sysctls: string, peersUp: Re
   const up = c.devs.flatMap((d) => (peersUp.has(d.ifindex) && h.ext.has(`veth[${d.name}]`) ? [`ip link set dev ${h.ext.get(`veth[${d.name}]`)} up`] : []));
   const host = [hostScript(c.devs, h.ext, '/proc/$T/ns/net'), ...up].filter(Boolean).join('\n');
   const hostPart = host ? `export T=$$\nnsenter --net=/proc/$H/ns/net sh -c '${host.replaceAll("'", "'\\''")}' || exit 3` : '';
-  const t = trialRestore(c.ip, [h.start, inside, hostPart, after].filter(Boolean).join('\n'), `${listingScript()}\necho '@@sysctls'\n${SYSCTL_STATE}\n${h.end}`);
+  // The carrier follows a peer brought up a moment ago late (the kernel's linkwatch runs on a
+  // delay): where the namespace had none without it, the trial waits for it (2 s at most).
+  const settle = listing.includes('NO-CARRIER') ? '' : 'i=0; while [ $i -lt 100 ] && ip link show | grep -q NO-CARRIER; do sleep 0.02; i=$((i+1)); done\n';
+  const t = trialRestore(c.ip, [h.start, inside, hostPart, after].filter(Boolean).join('\n'), `${settle}${listingScript()}\necho '@@sysctls'\n${SYSCTL_STATE}\n${h.end}`);
   if ('why' in t) return t.why;
   const [ipOut = '', sysOut = ''] = t.out.split('@@sysctls\n');
   const diff = listingsDiffer(listing, ipOut);
