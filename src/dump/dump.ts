@@ -62,7 +62,7 @@ export function dump(opts: DumpOptions): DumpResult {
   try {
     if (opts.freezeCgroup !== undefined) checkFreezeCgroup(opts.freezeCgroup, tree.map((t) => t.pid));
     // Before anything is written or locked: a namespace stasis cannot give back refuses the tree.
-    const mounts = { hasRoot: opts.root !== undefined, extMounts: opts.extMounts ?? new Map<string, string>(), extAuto: opts.extAuto, extDevs: opts.extDevs };
+    const mounts = { hasRoot: opts.root !== undefined, extMounts: opts.extMounts ?? new Map<string, string>(), extAuto: opts.extAuto, extDevs: opts.extDevs, tmpfsSockets: run.unix.tmpfsSockets };
     const ns = checkTreeNamespaces(tree.map((t) => t.pid), opts.emptyNs ?? 0, mounts);
     run.pids = ns.pids;
     // Sockets of the tree's own network namespace are looked at and locked from within it.

@@ -30,8 +30,17 @@ const fsPath = (u: UnixSkEntry) => {
 /** A name in the abstract namespace (its first byte NUL): no file stands for it. */
 const isAbstract = (u: UnixSkEntry) => u.name.length > 0 && u.name[0] === 0;
 
+/**
+ * The root `u`'s name is bound from: a nested mount namespace's (the root of a task in it)
+ * where its file was on a mount of one, else the tree's (in a mount namespace of its own).
+ */
+function rootFor(u: UnixSkEntry, ctx: RestoreFileCtx): string | undefined {
+  // (CRIU writes a mount for every socket: one of the root's namespace is the tree's root.)
+  return (u.mntId >= 0 ? ctx.rootOf?.(u.mntId) : undefined) ?? ctx.root;
+}
+
 /** Where Node's fs finds a path of the tree: through its root in a mount namespace of its own. */
-const inTree = (ctx: RestoreFileCtx, path: string) => (ctx.root ? `${ctx.root}${path}` : path);
+const inTree = (root: string | undefined, path: string) => (root ? `${root}${path}` : path);
 
 /**
  * Binds or connects to `u`'s name as the task did: a relative name from its directory; in a
@@ -39,7 +48,8 @@ const inTree = (ctx: RestoreFileCtx, path: string) => (ctx.root ? `${ctx.root}${
  */
 function byName(u: UnixSkEntry, ctx: RestoreFileCtx, op: (name: Buffer) => void): void {
   const name = Buffer.from(u.name);
-  if (ctx.root && !isAbstract(u)) return inRoot(ctx.root, () => op(name), u.nameDir || '/');
+  const root = isAbstract(u) ? undefined : rootFor(u, ctx);
+  if (root) return inRoot(root, () => op(name), u.nameDir || '/');
   if (!u.nameDir) return op(name);
   // Only a bind() made from that directory gives the socket its relative name back.
   inDirectory(u.nameDir, () => op(name));
@@ -52,8 +62,8 @@ function byName(u: UnixSkEntry, ctx: RestoreFileCtx, op: (name: Buffer) => void)
  * leads to the directory under the mount, as it did when it was bound.
  */
 function atName<T>(u: UnixSkEntry, ctx: RestoreFileCtx, fn: (path: string, byIt: (op: (name: Buffer) => void) => void) => T): T {
-  if (!u.hidden) return fn(inTree(ctx, fsPath(u)), (op) => byName(u, ctx, op));
-  const pid = /^\/proc\/(\d+)\/root$/.exec(ctx.root ?? '')?.[1];
+  if (!u.hidden) return fn(inTree(isAbstract(u) ? undefined : rootFor(u, ctx), fsPath(u)), (op) => byName(u, ctx, op));
+  const pid = /^\/proc\/(\d+)\/root$/.exec(rootFor(u, ctx) ?? '')?.[1];
   if (pid === undefined || !u.nameDir) {
     throw new StasisError('E_RESTORE_FAILED', `Cannot bind socket ${u.id} to ${fsPath(u)}: a mount hides its file, which stasis makes again only inside a mount namespace of the tree's own, from the directory the name was bound in`);
   }

@@ -46,6 +46,10 @@ export interface UnixSkSink {
   nsOf?: Map<number, string>;
   /** Connections not accepted yet: by client inode, the listener's inode and the place in its queue (built on first use). */
   icons?: Map<number, { listener: number; index: number }>;
+  /** Socket files of tmpfs mounts, left out of their archives, by `dev:ino` (ns/mnt.ts): each must be one a socket here binds again. */
+  tmpfsSockets: Map<string, string>;
+  /** The files (`dev:ino`) of the path-bound sockets dumped whose restore binds them again. */
+  boundFiles: Set<string>;
 }
 
 /** Closes the fds in flight the dump took. */
@@ -54,7 +58,7 @@ export function closeInFlight(sink: UnixSkSink): void {
 }
 
 export function newUnixSkSink(): UnixSkSink {
-  return { diag: undefined, seen: new Map(), queues: [], inFlight: [], extUnixSk: false, externs: new Map() };
+  return { diag: undefined, seen: new Map(), queues: [], inFlight: [], extUnixSk: false, externs: new Map(), tmpfsSockets: new Map(), boundFiles: new Set() };
 }
 
 /** sock_diag's view of socket `ino`; `inNetns` runs the query in the tree's own network namespace, where it has one. */
@@ -101,6 +105,9 @@ export function writeSkQueues(dir: string, sink: UnixSkSink): string[] {
  * tree that names it back, and at most one end of a connection may be bound.
  */
 export function checkUnixPeers(sink: UnixSkSink): void {
+  for (const [file, what] of sink.tmpfsSockets) {
+    if (!sink.boundFiles.has(file)) throw new StasisError('E_UNSUPPORTED', `Cannot dump the tree: ${what}, to which no socket of the tree is bound, which a tmpfs archive cannot keep`);
+  }
   for (const [ino, s] of sink.seen) {
     const u = s.entry;
     if (u.state === TCP_LISTEN) {

@@ -26,14 +26,18 @@ export interface BoundFile {
   /** A mount covers the directory of the file (still at its path in its own mount). */
   hidden?: true;
   perms: { mode: number; uid: number; gid: number };
+  /** The mount the file is on (its fdinfo's mnt_id). */
+  mntId: number;
+  /** Its device and inode, as `dev:ino`. */
+  key: string;
 }
 
 /**
  * The file of socket `sock` (in stasis), bound to the path `name` (absolute, or relative to
  * where bind() ran); `root` is where stasis sees the tree's paths (its /proc/PID/root in a
- * mount namespace of its own, whose paths the file's link shows).
+ * mount namespace of its own, whose paths the file's link shows), or where it sees a mount's.
  */
-export function boundFile(sock: number, name: string, what: () => string, root = ''): BoundFile {
+export function boundFile(sock: number, name: string, what: () => string, rootOf: string | ((mntId: number) => string) = ''): BoundFile {
   let file = -1;
   try {
     file = unixSocketFile(sock);
@@ -43,6 +47,8 @@ export function boundFile(sock: number, name: string, what: () => string, root =
   }
   try {
     const st = fs.fstatSync(file);
+    const mntId = mntIdOf(file), key = `${st.dev}:${st.ino}`;
+    const root = typeof rootOf === 'string' ? rootOf : rootOf(mntId);
     const link = fs.readlinkSync(`/proc/self/fd/${file}`);
     // A name that really ends in " (deleted)" is still linked there.
     const linked = (p: string) => {
@@ -60,14 +66,14 @@ export function boundFile(sock: number, name: string, what: () => string, root =
       if (dir === undefined || mntIdOf(file) !== mntIdAt(`${root}${dir}`)) {
         throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} is bound to ${name}, whose socket file ${path} a mount now hides, not supported yet (only a relative name, on the mount of the directory it was bound from, is)`);
       }
-      return { nameDir: dir, deleted, hidden: true, perms };
+      return { nameDir: dir, deleted, hidden: true, perms, mntId, key };
     }
     if (name.startsWith('/')) {
       if (path !== name) throw moved(path);
-      return { deleted, perms };
+      return { deleted, perms, mntId, key };
     }
     if (!path.endsWith(`/${name}`)) throw moved(path);
-    return { nameDir: path.slice(0, -name.length - 1) || '/', deleted, perms };
+    return { nameDir: path.slice(0, -name.length - 1) || '/', deleted, perms, mntId, key };
   } finally {
     closeFd(file);
   }

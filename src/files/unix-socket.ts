@@ -91,15 +91,17 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
     const owner = fcntl(taken, F_GETOWN);
     if (owner !== 0) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()} has an owner for signals (F_SETOWN ${owner}), not supported yet`);
     const abstract = d.name.length > 0 && d.name[0] === 0;
-    // Its name is bound again from the root's mount namespace: one of a namespace below it would come back elsewhere.
-    if (d.name.length && !abstract && ctx.ghosts?.mntRoots.size) throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what()}: it is bound to ${d.name.toString()} in a tree with mount namespaces below its root's, and stasis cannot yet tell which namespace's path that is to bind it again there`);
-    const file = d.name.length && !abstract ? boundFile(taken, d.name.toString(), what, ctx.ghosts?.mntRoot ?? '') : undefined;
+    // Its name is bound again in the mount namespace of its file's mount: a nested one's is seen (and bound) from a task in it.
+    const nested = ctx.ghosts?.mntRoots;
+    const file = d.name.length && !abstract ? boundFile(taken, d.name.toString(), what, (mnt) => nested?.get(mnt) ?? ctx.ghosts?.mntRoot ?? '') : undefined;
+    const mntId = file && nested?.has(file.mntId) ? file.mntId : undefined;
     const nameDir = file?.nameDir;
     // A listener, a socket bound and never connected, or a datagram socket bound to receive:
     // restore binds the path again (an abstract name has no file), and removes it again if
     // the socket's file was removed.
     // (A datagram socket's name is its own: none takes one from its peer.)
     const binds = file && (d.peer === undefined || d.type === SOCK_DGRAM);
+    if (binds && !file.deleted) ctx.unix.boundFiles.add(file.key);
     // A stream or seqpacket socket never connected has no queue (recvmsg refuses it: EINVAL, ENOTCONN).
     const neverConnected = d.type !== SOCK_DGRAM && d.state !== TCP_ESTABLISHED;
     if (d.state !== TCP_LISTEN && !neverConnected) {
@@ -115,7 +117,7 @@ function dumpSocket(p: FdProbe, ctx: Parameters<FileKind['dump']>[1], id: number
       id, ino, type: d.type, state: d.state, flags: p.info.flags, uflags: 0,
       backlog: d.state === TCP_LISTEN ? d.wqueue : 0, peer: iconOf(ctx.unix, ino)?.listener ?? d.peer ?? 0, fown: emptyFown(), opts: dumpOpts(taken),
       name: imageName(d.name), shutdown: d.shutdown & 3, ...(binds ? { filePerms: file.perms } : {}), ...(nameDir ? { nameDir } : {}),
-      ...(binds && file.deleted ? { deleted: true } : {}), ...(file?.hidden ? { hidden: true } : {}),
+      ...(binds && file.deleted ? { deleted: true } : {}), ...(file?.hidden ? { hidden: true } : {}), ...(mntId !== undefined ? { mntId } : {}),
       ...(cred && cred.pid > 0 ? { peerCred: { pid: cred.pid, uid: cred.uid >>> 0, gid: cred.gid >>> 0 } } : {}),
       // Of a network namespace other than the root's: CRIU's ns_id names it.
       ...(ctx.unix.nsOf?.has(ino) && ctx.nsIdOf ? { nsId: ctx.nsIdOf(ctx.unix.nsOf.get(ino)!) } : {}),

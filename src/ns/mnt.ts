@@ -264,7 +264,7 @@ function sameMount(m: MountInfo, mounts: readonly MountInfo[], theirs: readonly 
 }
 
 /** The contents of the tmpfs of mount `m` of task `pid`, hidden files included, without what other mounts hold. */
-function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[]): (m: MountInfo) => TmpfsFiles {
+function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[], sockets?: Map<string, string>): (m: MountInfo) => TmpfsFiles {
   return (m) => {
     // The mountpoints of the mounts on it, relative to its root: as they are, nothing to keep (a restore makes them).
     const prefix = m.mountPoint === '/' ? '' : m.mountPoint;
@@ -277,7 +277,13 @@ function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[]): (m: MountInfo)
         const walk = (dir: Buffer, rel: string): string | undefined => {
           for (const e of fs.readdirSync(dir, { withFileTypes: true, encoding: 'buffer' })) {
             const r = `${rel}/${e.name.toString()}`, p = Buffer.concat([dir, SLASH, e.name]);
-            if (e.isSocket()) return `a Unix socket file (${prefix}${r})`;
+            if (e.isSocket()) {
+              // A bound socket's file comes back when restore binds the socket again (as CRIU: tar leaves sockets out); checked once the fds are dumped.
+              const st = fs.lstatSync(p);
+              if (!sockets) return `a Unix socket file (${prefix}${r})`;
+              sockets.set(`${st.dev}:${st.ino}`, `${mountName(m)} holds a Unix socket file (${prefix}${r})`);
+              continue;
+            }
             if (!Buffer.from(e.name.toString()).equals(e.name) || !under.has(r) || (e.isFile() && fs.lstatSync(p).size > 0) || (!e.isFile() && !e.isDirectory())) seen = true;
             if (e.isDirectory()) {
               const why = walk(p, r);
@@ -400,7 +406,7 @@ export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<str
   for (const m of mounts) if (auto.has(m.mountId)) ext.set(m.mountPoint, AUTO_KEY);
   // (Only a filesystem stasis cannot mount by itself, as CRIU: FSTYPE__UNSUPPORTED.)
   const devKey = (m: MountInfo) => (FSTYPE[m.fsType.split('.')[0]!] === undefined ? opts.extDevs?.get(`${m.dev.major}/${m.dev.minor}`) : undefined);
-  const p = planMounts(mounts, ext, nested ? false : opts.hasRoot, tmpfsFilesIn(pid, mounts), nested !== undefined, devKey, joined);
+  const p = planMounts(mounts, ext, nested ? false : opts.hasRoot, tmpfsFilesIn(pid, mounts, opts.tmpfsSockets), nested !== undefined, devKey, joined);
   if ('refused' in p) return p;
   for (const m of mounts) {
     const why = m.root.endsWith(DELETED_ROOT) ? deletedRootRefusal(pid, m) : p.plans.get(m.mountId)?.how === 'fresh' && m.fsType === 'binfmt_misc' ? binfmtRefusal(pid, m) : undefined;

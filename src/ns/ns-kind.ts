@@ -38,6 +38,11 @@ export interface NsCheckOpts {
   extDevs?: ReadonlyMap<string, string> | undefined;
   /** The tree's mount namespaces, the root's first, each by a task in it (their peer groups are planned together). */
   mntSpaces?: readonly { link: string; pid: number }[];
+  /**
+   * The Unix socket files tmpfs mounts hold, which their archives leave out, by `dev:ino`: what
+   * refuses the dump unless a socket of the tree is bound to it (restore binds it again).
+   */
+  tmpfsSockets?: Map<string, string>;
 }
 
 export interface NsRestoreCtx {

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/sk-unix.proto.
  */
 export const file_stasis_sk_unix: GenFile = /*@__PURE__*/
-  fileDesc("ChRzdGFzaXMvc2stdW5peC5wcm90bxIMc3Rhc2lzLmltYWdlIjgKDkZpbGVQZXJtc0VudHJ5EgwKBG1vZGUYASACKA0SCwoDdWlkGAIgAigNEgsKA2dpZBgDIAIoDSKwAwoLVW5peFNrRW50cnkSCgoCaWQYASACKA0SCwoDaW5vGAIgAigNEgwKBHR5cGUYAyACKA0SDQoFc3RhdGUYBCACKA0SDQoFZmxhZ3MYBSACKA0SDgoGdWZsYWdzGAYgAigNEg8KB2JhY2tsb2cYByACKA0SDAoEcGVlchgIIAIoDRIlCgRmb3duGAkgAigLMhcuc3Rhc2lzLmltYWdlLkZvd25FbnRyeRInCgRvcHRzGAogAigLMhkuc3Rhc2lzLmltYWdlLlNrT3B0c0VudHJ5EgwKBG5hbWUYCyACKAwSKgoIc2h1dGRvd24YDCABKA4yGC5zdGFzaXMuaW1hZ2UuU2tTaHV0ZG93bhIwCgpmaWxlX3Blcm1zGA0gASgLMhwuc3Rhc2lzLmltYWdlLkZpbGVQZXJtc0VudHJ5EhAKCG5hbWVfZGlyGA4gASgJEg8KB2RlbGV0ZWQYDyABKAgSDQoFbnNfaWQYECABKA0SLgoJcGVlcl9jcmVkGOkHIAEoCzIaLnN0YXNpcy5pbWFnZS5Vbml4UGVlckNyZWQSDwoGaGlkZGVuGOoHIAEoCCI1CgxVbml4UGVlckNyZWQSCwoDcGlkGAEgAigNEgsKA3VpZBgCIAIoDRILCgNnaWQYAyACKA0", [file_stasis_fown, file_stasis_sk_opts]);
+  fileDesc("ChRzdGFzaXMvc2stdW5peC5wcm90bxIMc3Rhc2lzLmltYWdlIjgKDkZpbGVQZXJtc0VudHJ5EgwKBG1vZGUYASACKA0SCwoDdWlkGAIgAigNEgsKA2dpZBgDIAIoDSLEAwoLVW5peFNrRW50cnkSCgoCaWQYASACKA0SCwoDaW5vGAIgAigNEgwKBHR5cGUYAyACKA0SDQoFc3RhdGUYBCACKA0SDQoFZmxhZ3MYBSACKA0SDgoGdWZsYWdzGAYgAigNEg8KB2JhY2tsb2cYByACKA0SDAoEcGVlchgIIAIoDRIlCgRmb3duGAkgAigLMhcuc3Rhc2lzLmltYWdlLkZvd25FbnRyeRInCgRvcHRzGAogAigLMhkuc3Rhc2lzLmltYWdlLlNrT3B0c0VudHJ5EgwKBG5hbWUYCyACKAwSKgoIc2h1dGRvd24YDCABKA4yGC5zdGFzaXMuaW1hZ2UuU2tTaHV0ZG93bhIwCgpmaWxlX3Blcm1zGA0gASgLMhwuc3Rhc2lzLmltYWdlLkZpbGVQZXJtc0VudHJ5EhAKCG5hbWVfZGlyGA4gASgJEg8KB2RlbGV0ZWQYDyABKAgSDQoFbnNfaWQYECABKA0SEgoGbW50X2lkGBEgASgROgItMRIuCglwZWVyX2NyZWQY6QcgASgLMhouc3Rhc2lzLmltYWdlLlVuaXhQZWVyQ3JlZBIPCgZoaWRkZW4Y6gcgASgIIjUKDFVuaXhQZWVyQ3JlZBILCgNwaWQYASACKA0SCwoDdWlkGAIgAigNEgsKA2dpZBgDIAIoDQ", [file_stasis_fown, file_stasis_sk_opts]);
 
 /**
  * @generated from message stasis.image.FilePermsEntry
@@ -137,6 +137,14 @@ export type UnixSkEntry = Message<"stasis.image.UnixSkEntry"> & {
    * @generated from field: optional uint32 ns_id = 16;
    */
   nsId: number;
+
+  /**
+   * The mount of the socket's file (CRIU's mnt_id): stasis writes it for a file on a mount of a
+   * mount namespace below the tree's root's, whose socket is bound again in that namespace.
+   *
+   * @generated from field: optional sint32 mnt_id = 17 [default = -1];
+   */
+  mntId: number;
 
   /**
    * stasis's own (numbers far above CRIU's, which its decoders skip): SO_PEERCRED of a
