@@ -4,7 +4,7 @@ import {
   closeFd, getsockoptInt, recvmsgInto, sendRaw, setsockoptInt, shutdown, socketpair,
   MSG_DONTWAIT, SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, SO_PEEK_OFF,
 } from '../sys/index.js';
-import { fillQueue, peekQueue } from './unix-socket-data.js';
+import { checkUnixPeers, fillQueue, newUnixSkSink, peekQueue } from './unix-socket-data.js';
 
 function withPair(type: number, fn: (a: number, b: number) => void): void {
   const [a, b] = socketpair(type | SOCK_CLOEXEC);
@@ -71,4 +71,12 @@ test('peekQueue() stops at the end of a shut seqpacket socket\'s queue, which re
     shutdown(b, SHUT_WR);
     assert.deepEqual(peekQueue(a, SOCK_SEQPACKET, () => 'a test socket', 30, true), sent);
   });
+});
+
+test('checkUnixPeers() refuses a socket file of a tmpfs that no socket of the tree binds again, and takes one that one does', () => {
+  const sink = newUnixSkSink();
+  sink.tmpfsSockets.set('40:7', 'mount 82 at /mnt (tmpfs t) holds a Unix socket file (/mnt/s.sock)');
+  assert.throws(() => checkUnixPeers(sink), /^StasisError: Cannot dump the tree: mount 82 at \/mnt \(tmpfs t\) holds a Unix socket file \(\/mnt\/s\.sock\), to which no socket of the tree is bound, which a tmpfs archive cannot keep$/);
+  sink.boundFiles.add('40:7');
+  checkUnixPeers(sink);
 });
