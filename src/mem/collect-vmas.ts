@@ -153,7 +153,12 @@ function hugetlbVma(e: SmapsEntry, base: VmaSpec, where: string, noReserve: numb
     }
     return { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.FILE_PRIVATE | VMA.MEMFD, flags: MAP.PRIVATE | huge, fdflags: O_RDONLY };
   }
-  if (e.path.startsWith('/SYSV')) throw new StasisError('E_UNSUPPORTED', `Cannot dump hugetlb memory at ${where}: SysV segments made with SHM_HUGETLB are not supported yet`);
+  // A SysV segment made with SHM_HUGETLB: attached again by shmat, its pages and its
+  // hugetlb_flag are the segment's (ns/ipc-sysv.ts); a private one cannot be made by shmat.
+  if (e.path.startsWith('/SYSV') && e.perms.shared) {
+    return { ...base, pgoff: e.offset, shmid: e.inode, status: VMA.REGULAR | VMA.ANON_SHARED | VMA.SYSVIPC, flags: MAP.SHARED | MAP.ANONYMOUS | huge, fdflags: O_RDWR };
+  }
+  if (e.path.startsWith('/SYSV')) throw new StasisError('E_UNSUPPORTED', `Cannot dump hugetlb memory at ${where}: it is a private mapping of a SysV segment made with SHM_HUGETLB, not supported yet`);
   throw new StasisError('E_UNSUPPORTED', `Cannot dump hugetlb memory at ${where}: mappings of files on a hugetlbfs mount are not supported yet`);
 }
 

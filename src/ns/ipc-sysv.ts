@@ -5,7 +5,7 @@
 // its id back through the namespace's *_next_id sysctl, then its owner and mode.
 import fs from 'node:fs';
 import { create, toBinary } from '@bufbuild/protobuf';
-import { addressOf, keepAlive, syscall, syscallRaw, vmRead, ProcMem, SyscallError } from '../sys/index.js';
+import { addressOf, keepAlive, syscall, syscallRaw, vmRead, hugetlbfsPageSize, ProcMem, SyscallError } from '../sys/index.js';
 import { imageExists, readImage, writeImage, type PayloadItem } from '../image/index.js';
 import { ipcMsgAt } from '../image/ipc-msg-payload.js';
 import {
@@ -18,7 +18,11 @@ import type { IdView, NsDumpCtx, NsRestoreCtx } from './ns-kind.js';
 const IPC_CREAT = 0o1000, IPC_EXCL = 0o2000, IPC_NOWAIT = 0o4000, MSG_COPY = 0o40000;
 const IPC_SET = 1, IPC_STAT = 2, GETALL = 13, SETALL = 17, SHM_LOCK = 11;
 const SHM_RDONLY = 0o10000, SHM_DEST = 0o1000, SHM_LOCKED = 0o2000;
-const ENOMSG = 42;
+const ENOMSG = 42, ENOMEM = 12;
+// shmget's SHM_HUGETLB; the page size goes in bits 26-31 as for MAP_HUGETLB (SHM_HUGE_SHIFT).
+const SHM_HUGETLB = 0o4000, SHM_HUGE_SHIFT = 26, SHM_HUGE_MASK = 0x3f << SHM_HUGE_SHIFT;
+/** The huge page size stasis makes segments of (as for MAP_HUGETLB areas: mem/collect-vmas.ts). */
+const HUGE_2MB = 2 << 20;
 // struct ipc64_perm: key, uid, gid, cuid, cgid, then mode (u16); the *id64_ds structures.
 const PERM_UID = 4, PERM_GID = 8, PERM_MODE = 20;
 const SHMID_DS = 112, SEMID_DS = 104, MSQID_DS = 120, MSG_QBYTES = 88;
@@ -60,12 +64,15 @@ export function readSysvObjects(): SysvObjects {
     const size = Number(r.size);
     const addr = syscall('shmat', d.id, 0, SHM_RDONLY);
     const data = Buffer.alloc(round(size, 4));
+    let hugetlbFlag = 0;
     try {
+      hugetlbFlag = hugetlbFlagOf(d.id, addr);
+      // process_vm_readv reads hugetlb memory as any other (a hole reads as zeroes).
       if (size && vmRead(process.pid, addr, data, 0, size) !== size) throw new StasisError('E_DUMP_FAILED', `Cannot read SysV shared memory segment ${d.id}`);
     } finally {
       syscall('shmdt', addr);
     }
-    return { entry: create(IpcShmEntrySchema, { desc: d, size: BigInt(size), inPagemaps: false }), payload: data };
+    return { entry: create(IpcShmEntrySchema, { desc: d, size: BigInt(size), inPagemaps: false, ...(hugetlbFlag ? { hugetlbFlag } : {}) }), payload: data };
   });
   const sem = rows('sem').map((r) => {
     const d = desc(r, 'semid');
@@ -101,6 +108,20 @@ export function readSysvObjects(): SysvObjects {
     return { entry: create(IpcMsgEntrySchema, { desc: d, qbytes: Number(ds.readBigUInt64LE(MSG_QBYTES)), qnum }), payload: Buffer.concat(parts) };
   });
   return { shm, sem, msg };
+}
+
+/**
+ * SHM_HUGETLB | SHM_HUGE_<size> for a segment made with SHM_HUGETLB, 0 for one of small pages
+ * (CRIU's dump_shm_hugetlb_flag): known by the hugetlbfs file behind its mapping at `addr`.
+ */
+function hugetlbFlagOf(id: number, addr: bigint): number {
+  const at = addr.toString(16);
+  const m = new RegExp(`^${at}-([0-9a-f]+) `, 'm').exec(fs.readFileSync('/proc/self/maps', 'utf8'));
+  if (!m) throw new StasisError('E_DUMP_FAILED', `Cannot find SysV shared memory segment ${id} attached at 0x${at} in stasis's maps`);
+  const page = hugetlbfsPageSize(`/proc/self/map_files/${at}-${m[1]}`);
+  if (!page) return 0;
+  if (page !== HUGE_2MB) throw new StasisError('E_UNSUPPORTED', `SysV shared memory segment ${id} is made of ${page >> 10} kB huge pages, and stasis restores only 2048 kB ones`);
+  return (SHM_HUGETLB | (Math.log2(page) << SHM_HUGE_SHIFT)) >>> 0;
 }
 
 /** A copy of `d` with its owners through `v`. */
@@ -187,8 +208,17 @@ export function makeSysvObjects(o: SysvObjects): void {
     const d = entry.desc!;
     const size = Number(entry.size);
     if (entry.inPagemaps) throw new StasisError('E_UNSUPPORTED', `SysV shared memory segment ${d.id} keeps its pages in a pagemap image, which stasis cannot read yet`);
+    const huge = entry.hugetlbFlag ?? 0;
+    if (huge & ~(SHM_HUGETLB | SHM_HUGE_MASK) || (huge && !(huge & SHM_HUGETLB))) {
+      throw new StasisError('E_CORRUPT', `SysV shared memory segment ${d.id} has hugetlb_flag 0x${huge.toString(16)}, not SHM_HUGETLB and a page size`);
+    }
     nextId('shm', d.id);
-    const id = made('shared memory segment', d, asCreator(d, () => syscall('shmget', d.key, size, (d.mode & 0o777) | IPC_CREAT | IPC_EXCL)));
+    const id = made('shared memory segment', d, asCreator(d, () => {
+      const r = syscallRaw('shmget', d.key, size, (d.mode & 0o777) | IPC_CREAT | IPC_EXCL | huge);
+      if (huge && r === -BigInt(ENOMEM)) throw new StasisError('E_RESTORE_FAILED', `Cannot make SysV shared memory segment ${d.id} of ${size} bytes with SHM_HUGETLB: too few free huge pages (see nr_hugepages)`);
+      if (r < 0n) throw new SyscallError('shmget', Number(-r), `SysV shared memory segment ${d.id}`);
+      return r;
+    }));
     const addr = syscall('shmat', id, 0, 0);
     try {
       // Only the pages with data: the others stay holes.

@@ -1,5 +1,5 @@
 // hugetlb memory of 2 MiB pages (CRIU's hugetlb.c): private and shared anonymous areas and a
-// memfd made with MFD_HUGETLB come back with their bytes, as mappings of 2048 kB pages, the
+// memfd made with MFD_HUGETLB, and a SysV segment made with SHM_HUGETLB, come back with their bytes, as mappings of 2048 kB pages, the
 // shared ones one object again; only the huge pages in use are written. What stasis cannot
 // make again is refused at dump, the tree left running. A machine has no huge pages until
 // some are reserved: the file reserves what it needs and gives it back, or skips saying why.
@@ -18,7 +18,7 @@ import type { DirtyBackendName } from '../../../src/mem/dirty.js';
 
 const NR = '/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages';
 const WANT = 24;
-const MAP_HUGETLB = 0x40000, MAP_HUGE_2MB = 21 << 26, MFD_HUGETLB = 4, HP = 2n << 20n;
+const MAP_HUGETLB = 0x40000, MAP_HUGE_2MB = 21 << 26, MFD_HUGETLB = 4, SHM_HUGETLB = 0o4000, HP = 2n << 20n;
 const ANON_SHARED = 1 << 8, ANON_PRIVATE = 1 << 9;
 
 const nr = () => Number(fs.readFileSync(NR, 'utf8'));
@@ -134,6 +134,26 @@ for (const backend of ['uffd', 'hash'] as DirtyBackendName[]) {
     assertPassed(w.finish());
   });
 }
+
+test('a SysV segment made with SHM_HUGETLB comes back of 2 MiB pages with its bytes, at its id, attached where it was', { skip }, async () => {
+  const w = new Workload('sysv-huge', compileWorkload('sysv-huge')).start();
+  const [id, at] = fs.readFileSync(w.file('ids'), 'utf8').trim().split(' ');
+  const addr = BigInt(`0x${at}`);
+  const { images } = await checkpointRestore(w);
+  // CRIU's way: SHM_HUGETLB | SHM_HUGE_2MB in the segment's hugetlb_flag, MAP_HUGETLB in its VMA's flags.
+  const ns = readImage(images, 'ids', w.pid)[0]!.ipcNsId!;
+  const [seg] = readImage(images, 'ipcns-shm', ns);
+  assert.equal(seg!.entry.desc!.id, Number(id));
+  assert.equal(seg!.entry.hugetlbFlag, (SHM_HUGETLB | MAP_HUGE_2MB) >>> 0);
+  assert.equal(Buffer.from(seg!.payload).readUInt8((3 << 20) - 1), 0x5a);
+  const vma = readImage(images, 'mm', w.pid)[0]!.vmas.find((v) => v.start === addr)!;
+  assert.equal(vma.flags & (MAP_HUGETLB | (0x3f << 26)), MAP_HUGETLB | MAP_HUGE_2MB);
+  // Seen from outside: the attachment is of 2048 kB pages again, of a SysV segment.
+  assert.equal(pageKb(w.pid, addr), 2048);
+  assert.match(fs.readFileSync(`/proc/${w.pid}/maps`, 'utf8'), new RegExp(`^${at}-\\S+ rw-s .* /SYSV48554745 \\(deleted\\)$`, 'm'));
+  w.go();
+  assertPassed(w.finish());
+});
 
 // CRIU 4.2 keeps hugetlb memory in the same images: each tool restores what the other dumped.
 const noCriu = skip || criuWorks();

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/ipc-sysv.proto.
  */
 export const file_stasis_ipc_sysv: GenFile = /*@__PURE__*/
-  fileDesc("ChVzdGFzaXMvaXBjLXN5c3YucHJvdG8SDHN0YXNpcy5pbWFnZSJrCgxJcGNEZXNjRW50cnkSCwoDa2V5GAEgAigNEgsKA3VpZBgCIAIoDRILCgNnaWQYAyACKA0SDAoEY3VpZBgEIAIoDRIMCgRjZ2lkGAUgAigNEgwKBG1vZGUYBiACKA0SCgoCaWQYByACKA0iWgoLSXBjU2htRW50cnkSKAoEZGVzYxgBIAIoCzIaLnN0YXNpcy5pbWFnZS5JcGNEZXNjRW50cnkSDAoEc2l6ZRgCIAIoBBITCgtpbl9wYWdlbWFwcxgDIAEoCCJGCgtJcGNTZW1FbnRyeRIoCgRkZXNjGAEgAigLMhouc3Rhc2lzLmltYWdlLklwY0Rlc2NFbnRyeRINCgVuc2VtcxgCIAIoDSImCgZJcGNNc2cSDQoFbXR5cGUYASACKAQSDQoFbXNpemUYAiACKA0iVQoLSXBjTXNnRW50cnkSKAoEZGVzYxgBIAIoCzIaLnN0YXNpcy5pbWFnZS5JcGNEZXNjRW50cnkSDgoGcWJ5dGVzGAIgAigNEgwKBHFudW0YAyACKA0");
+  fileDesc("ChVzdGFzaXMvaXBjLXN5c3YucHJvdG8SDHN0YXNpcy5pbWFnZSJrCgxJcGNEZXNjRW50cnkSCwoDa2V5GAEgAigNEgsKA3VpZBgCIAIoDRILCgNnaWQYAyACKA0SDAoEY3VpZBgEIAIoDRIMCgRjZ2lkGAUgAigNEgwKBG1vZGUYBiACKA0SCgoCaWQYByACKA0icAoLSXBjU2htRW50cnkSKAoEZGVzYxgBIAIoCzIaLnN0YXNpcy5pbWFnZS5JcGNEZXNjRW50cnkSDAoEc2l6ZRgCIAIoBBITCgtpbl9wYWdlbWFwcxgDIAEoCBIUCgxodWdldGxiX2ZsYWcYBCABKA0iRgoLSXBjU2VtRW50cnkSKAoEZGVzYxgBIAIoCzIaLnN0YXNpcy5pbWFnZS5JcGNEZXNjRW50cnkSDQoFbnNlbXMYAiACKA0iJgoGSXBjTXNnEg0KBW10eXBlGAEgAigEEg0KBW1zaXplGAIgAigNIlUKC0lwY01zZ0VudHJ5EigKBGRlc2MYASACKAsyGi5zdGFzaXMuaW1hZ2UuSXBjRGVzY0VudHJ5Eg4KBnFieXRlcxgCIAIoDRIMCgRxbnVtGAMgAigN");
 
 /**
  * A SysV IPC object's key, owner, creator, mode and id (CRIU's ipc_desc_entry).
@@ -83,6 +83,13 @@ export type IpcShmEntry = Message<"stasis.image.IpcShmEntry"> & {
    * @generated from field: optional bool in_pagemaps = 3;
    */
   inPagemaps: boolean;
+
+  /**
+   * A segment made with SHM_HUGETLB: SHM_HUGETLB | SHM_HUGE_<size> (log2 of the page size << 26), as shmget takes it.
+   *
+   * @generated from field: optional uint32 hugetlb_flag = 4;
+   */
+  hugetlbFlag: number;
 };
 
 /**
