@@ -109,10 +109,10 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     const extMaster = m.master !== undefined && m.propagateFrom === undefined && !treeGroups.has(m.master);
     const key = extMnt.get(m.mountPoint);
     if (key !== undefined) {
-      // (Propagation of external mounts: the host's peer groups, not the tree's. In a nested
-      // namespace (rootFresh) they are binds of the root namespace's mounts, in groups of the tree's.)
-      if (m.shared !== undefined && !rootFresh) return { refused: `${name(m)} is an external mount shared in peer group ${m.shared}; stasis does not restore the sharing of external mounts yet` };
-      if (m.master !== undefined && !extMaster && !rootFresh) return { refused: `${name(m)} is an external mount, a slave of peer group ${m.master ?? m.propagateFrom} of the tree's; stasis restores an external mount a slave of the host's peer group, or private` };
+      // (Propagation of external mounts: a peer group or master of the tree's own is made as any
+      // mount's (planSharing(); sharedOutside() refuses a group the host has mounts in), a slave of
+      // the host's group bound again from it. In a nested namespace (rootFresh) they are binds of the
+      // root namespace's mounts, in groups of the tree's.)
       plans.set(m.mountId, { how: 'external', key });
       continue;
     }

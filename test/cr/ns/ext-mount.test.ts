@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { tmpDir, waitFor } from '../harness.js';
 import { dump, restore, StasisError } from '../../../src/api/index.js';
 import { waitPid } from '../../../src/sys/index.js';
@@ -122,5 +123,82 @@ test('with --ext-mount-map auto the same mounts are found without names and boun
     assert.deepEqual(seen(box.root).slice(atDump, atDump + 2), ['old data', 'old conf']);
   } finally {
     cleanUp(box.unshare, dir, images, restored);
+  }
+});
+
+test('an external mount made shared in the tree (a peer group of its own) and bound on /peer comes back so: a mount on /data/sub appears on /peer/sub, and no host mount is in the group (zdtm mnt_ext_sharing)', { skip: why, timeout: 60_000 }, async () => {
+  const dir = tmpDir('extmnt-shared');
+  const images = tmpDir('extmnt-shared-img');
+  const h = hostFiles(dir);
+  fs.mkdirSync(path.join(h.dataA, 'sub'));
+  const root = makeBoxRoot(dir, ['bin', 'data', 'peer', 'old', 'log'], ['sh', 'sleep', 'umount', 'mount']);
+  fs.writeFileSync(path.join(root, 'log/in'), '');
+  const script = `
+    set -e
+    mount --bind ${root} ${root}
+    mount --bind ${h.dataA} ${root}/data
+    mount --make-private ${root}/data
+    mount --make-shared ${root}/data
+    mount --bind ${root}/data ${root}/peer
+    cd ${root} && pivot_root . old
+    exec /bin/sh -c 'umount -l /old; exec </log/in >/log/out 2>&1; while :; do echo x >> /log/seen; sleep 0.02; done'
+  `;
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box running', childWhen(() => seen(root).length >= 3));
+  const inBox = (p: number, ...cmd: string[]) => spawnSync('nsenter', ['-t', String(p), '-m', '-r', '--', '/bin/busybox', ...cmd], { encoding: 'utf8' });
+  const hostGroups = () => new Set(parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')).flatMap((m) => (m.shared !== undefined ? [m.shared] : [])));
+  let restored: number | undefined;
+  try {
+    const group = (p: number) => [mountAt(p, '/data')?.shared, mountAt(p, '/peer')?.shared];
+    const [d, q] = group(pid);
+    assert.ok(d !== undefined && d === q && !hostGroups().has(d), `/data, /peer: ${group(pid).join(', ')}`);
+    await dump({ pid, imagesDir: images, root, extMounts: new Map([['/data', 'DATA']]) });
+    waitPid(unshare);
+    const r = await restore({ imagesDir: images, detach: true, root, extMounts: new Map([['DATA', h.dataA]]) });
+    restored = r.pid;
+    const [d2, q2] = group(r.pid);
+    assert.ok(d2 !== undefined && d2 === q2 && !hostGroups().has(d2), `/data, /peer after restore: ${group(r.pid).join(', ')}`);
+    assert.equal(inBox(r.pid, 'mount', '-t', 'tmpfs', 'from-data', '/data/sub').status, 0);
+    assert.equal(mountAt(r.pid, '/peer/sub')?.source, 'from-data', 'a mount on /data/sub did not reach /peer/sub');
+  } finally {
+    cleanUp(unshare, dir, images, restored);
+  }
+});
+
+test('an external mount that is a slave of a peer group of the tree (a bind of another external mount made shared, then made a slave) comes back its slave: a mount on /data/sub reaches /peer/sub, one on /peer/own does not reach /data (zdtm mnt_ext_auto)', { skip: why, timeout: 60_000 }, async () => {
+  const dir = tmpDir('extmnt-slave');
+  const images = tmpDir('extmnt-slave-img');
+  const h = hostFiles(dir);
+  for (const d of ['sub', 'own']) fs.mkdirSync(path.join(h.dataA, d));
+  const root = makeBoxRoot(dir, ['bin', 'data', 'peer', 'old', 'log'], ['sh', 'sleep', 'umount', 'mount']);
+  fs.writeFileSync(path.join(root, 'log/in'), '');
+  const script = `
+    set -e
+    mount --bind ${root} ${root}
+    mount --bind ${h.dataA} ${root}/data
+    mount --make-private ${root}/data
+    mount --make-shared ${root}/data
+    mount --bind ${root}/data ${root}/peer
+    mount --make-slave ${root}/peer
+    cd ${root} && pivot_root . old
+    exec /bin/sh -c 'umount -l /old; exec </log/in >/log/out 2>&1; while :; do echo x >> /log/seen; sleep 0.02; done'
+  `;
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box running', childWhen(() => seen(root).length >= 3));
+  const inBox = (p: number, ...cmd: string[]) => spawnSync('nsenter', ['-t', String(p), '-m', '-r', '--', '/bin/busybox', ...cmd], { encoding: 'utf8' });
+  let restored: number | undefined;
+  try {
+    const ok = (p: number) => { const d = mountAt(p, '/data'), q = mountAt(p, '/peer'); return d?.shared !== undefined && q?.master === d.shared && q.shared === undefined; };
+    assert.ok(ok(pid), fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
+    await dump({ pid, imagesDir: images, root, extMounts: new Map([['/data', 'DATA'], ['/peer', 'PEER']]) });
+    waitPid(unshare);
+    const r = await restore({ imagesDir: images, detach: true, root, extMounts: new Map([['DATA', h.dataA], ['PEER', h.dataA]]) });
+    restored = r.pid;
+    assert.ok(ok(r.pid), fs.readFileSync(`/proc/${r.pid}/mountinfo`, 'utf8'));
+    assert.equal(inBox(r.pid, 'mount', '-t', 'tmpfs', 'from-data', '/data/sub').status, 0);
+    assert.equal(inBox(r.pid, 'mount', '-t', 'tmpfs', 'from-peer', '/peer/own').status, 0);
+    const mounts = parseMountinfo(fs.readFileSync(`/proc/${r.pid}/mountinfo`, 'utf8'));
+    assert.ok(mounts.some((m) => m.mountPoint === '/peer/sub' && m.source === 'from-data'), 'a mount on /data/sub did not reach /peer/sub');
+    assert.ok(!mounts.some((m) => m.mountPoint === '/data/own'), 'a mount on the slave /peer/own reached /data');
+  } finally {
+    cleanUp(unshare, dir, images, restored);
   }
 });
