@@ -269,6 +269,7 @@ function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[], sockets?: Map<s
     // The mountpoints of the mounts on it, relative to its root: as they are, nothing to keep (a restore makes them).
     const prefix = m.mountPoint === '/' ? '' : m.mountPoint;
     const under = new Set(mounts.filter((o) => o.parentId === m.mountId && o.mountPoint !== m.mountPoint && o.mountPoint.startsWith(`${prefix}/`)).map((o) => o.mountPoint.slice(prefix.length)));
+    const covers = mounts.filter((o) => o.mountId !== m.mountId && o.mountPoint.startsWith(`${prefix}/`));
     try {
       const r = withTmpfsClone(pid, m, mounts, (top) => {
         let seen = false;
@@ -281,6 +282,9 @@ function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[], sockets?: Map<s
               // A bound socket's file comes back when restore binds the socket again (as CRIU: tar leaves sockets out); checked once the fds are dumped.
               const st = fs.lstatSync(p);
               if (!sockets) return `a Unix socket file (${prefix}${r})`;
+              // (Bound again by its path, it would be made on the mount that covers it.)
+              const over = covers.find((o) => `${prefix}${r}`.startsWith(`${o.mountPoint}/`));
+              if (over) return `a Unix socket file (${prefix}${r}), under the mount at ${over.mountPoint} (a restore would bind it on that mount)`;
               sockets.set(`${st.dev}:${st.ino}`, `${mountName(m)} holds a Unix socket file (${prefix}${r})`);
               continue;
             }

@@ -238,7 +238,7 @@ test('a tmpfs that holds a Unix socket file under a mount on it is refused at du
   const box = startDevBox({ hiddenSocket: true });
   const images = tmpDir('mntns-img');
   try {
-    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/dev/null', 'null']]) }), refused(/mount \d+ at \/dev \(tmpfs box-dev\) holds a Unix socket file \(\/dev\/shm\/sub\/sock\), which a tmpfs archive cannot keep/));
+    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/dev/null', 'null']]) }), refused(/mount \d+ at \/dev \(tmpfs box-dev\) holds a Unix socket file \(\/dev\/shm\/sub\/sock\), under the mount at \/dev\/shm \(a restore would bind it on that mount\), which a tmpfs archive cannot keep/));
     assertCountsOn(() => countOf(box.pid, '/dev/count'));
   } finally {
     cleanUp(box, images);
