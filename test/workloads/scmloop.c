@@ -5,6 +5,7 @@
  * path, as before the dump) and the fd it passes is the end it named (getsockname() and kcmp
  * with the task's own fd). */
 #include "sock-wl.h"
+#include "scm-wl.h"
 #include <sys/syscall.h>
 
 static char dir[90];
@@ -14,20 +15,6 @@ static void name_of(struct sockaddr_un *a, const char *f)
 	memset(a, 0, sizeof(*a));
 	a->sun_family = AF_UNIX;
 	snprintf(a->sun_path, sizeof(a->sun_path), "%s/%s", dir, f);
-}
-
-static void send_fd(int via, int fd, char tag)
-{
-	char buf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &tag, 1 };
-	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof(buf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&h);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	if (sendmsg(via, &h, 0) != 1)
-		exit(6);
 }
 
 /* The next message on `via`: its tag must be `tag`, its sender `from`, the fd it passes the task's `same`. */

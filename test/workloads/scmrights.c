@@ -9,6 +9,7 @@
  * after `go` it is received, has no event until a byte is written to fd 11, then that one,
  * knows its target as fd 7 (EPOLL_CTL_MOD), and the task has no fd above 11. */
 #include "wl.h"
+#include "scm-wl.h"
 #include <errno.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -30,20 +31,6 @@ static void move_to(int fd, int to)
 	fd = hi;
 	if (fd < 0 || (fd != to && (dup2(fd, to) != to || close(fd) != 0)))
 		exit(5);
-}
-
-static void send_fd(int via, int fd, char tag)
-{
-	char buf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &tag, 1 };
-	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof(buf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&h);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	if (sendmsg(via, &h, 0) != 1)
-		exit(6);
 }
 
 static int recv_fd(int via, char tag)

@@ -99,3 +99,20 @@ export function cleanUp(top: number, dir: string, images: string, restored?: num
   fs.rmSync(images, { recursive: true, force: true });
   fs.rmSync(dir, { recursive: true, force: true });
 }
+
+/**
+ * The script that makes `root` the box's root (with its /dev/null and /proc) and runs a
+ * /bin/init there, written by this, which runs /bin/child in a mount namespace of its own
+ * (`unshare -m`) and sleeps.
+ */
+export function nestedBox(root: string): string {
+  fs.writeFileSync(path.join(root, 'bin/init'), 'umount -l /old\nexec </dev/null >/dev/null 2>&1\nunshare -m /bin/sh /bin/child &\nexec sleep 1000\n', { mode: 0o755 });
+  return `
+    set -e
+    mknod ${root}/dev/null c 1 3
+    mount --bind ${root} ${root}
+    mount -t proc -o nosuid proc ${root}/proc
+    cd ${root} && pivot_root . old
+    exec /bin/sh /bin/init
+  `;
+}

@@ -21,7 +21,7 @@ import { dump, restore } from '../../../src/api/index.js';
 import { waitPid } from '../../../src/sys/index.js';
 import { childOf } from './private-proc.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
-import { type Box as KitBox, boxUnavailable, cleanUp, makeBoxRoot, refused, spawnBox } from './box-kit.js';
+import { type Box as KitBox, boxUnavailable, cleanUp, makeBoxRoot, nestedBox, refused, spawnBox } from './box-kit.js';
 
 const why = boxUnavailable();
 
@@ -40,15 +40,7 @@ function startBox(nested = false, ghost: boolean | 'linked' | 'dead' = false): B
   // (Scripts in the box's root: no quoting through three shells.)
   const sleeper = nested ? 'unshare -m sleep 1000 &\n' : '';
   fs.writeFileSync(path.join(root, 'bin/child'), `mount --make-rprivate /\nmount -t tmpfs -o size=1m,mode=755 child-tmp /mnt\nprintf "line1\\nline2\\n" > /mnt/f\nexec 7</mnt/f\nread l <&7\n${ghost === 'linked' ? 'busybox ln /mnt/f /mnt/g\n' : ''}${ghost === 'dead' ? 'sleep 1000 & p=$!\nexec 8</proc/$p/status\nkill $p\nwait $p\n' : ghost ? 'rm /mnt/f\n' : ''}${sleeper}exec sleep 1000\n`, { mode: 0o755 });
-  fs.writeFileSync(path.join(root, 'bin/init'), 'umount -l /old\nexec </dev/null >/dev/null 2>&1\nunshare -m /bin/sh /bin/child &\nexec sleep 1000\n', { mode: 0o755 });
-  const script = `
-    set -e
-    mknod ${root}/dev/null c 1 3
-    mount --bind ${root} ${root}
-    mount -t proc -o nosuid proc ${root}/proc
-    cd ${root} && pivot_root . old
-    exec /bin/sh /bin/init
-  `;
+  const script = nestedBox(root);
   const { top: unshare, ready: { pid, child } } = spawnBox(dir, script, 'the box and its child in a mount namespace of its own', (top) => {
     const p = childOf(top);
     const c = p === undefined ? undefined : childOf(p);

@@ -14,7 +14,7 @@ import { dump, restore } from '../../../src/api/index.js';
 import { readImage } from '../../../src/image/index.js';
 import { AF_UNIX, SOCK_DGRAM, closeFd, connectUnix, sendRaw, socket, waitPid } from '../../../src/sys/index.js';
 import { childOf } from './private-proc.js';
-import { boxUnavailable, cleanUp, makeBoxRoot, spawnBox } from './box-kit.js';
+import { boxUnavailable, cleanUp, makeBoxRoot, nestedBox, spawnBox } from './box-kit.js';
 
 const why = boxUnavailable();
 
@@ -23,15 +23,7 @@ test('a Unix socket bound on a nested namespace\'s tmpfs comes back bound there,
   const root = makeBoxRoot(dir, ['bin', 'dev', 'proc', 'mnt', 'old'], ['sh', 'sleep', 'umount', 'mount', 'unshare']);
   fs.copyFileSync(compileWorkload('sockmnt', ['-static']), path.join(root, 'bin/sockmnt'));
   fs.writeFileSync(path.join(root, 'bin/child'), 'mount --make-rprivate /\nmount -t tmpfs -o size=1m,mode=755 child-tmp /mnt\nexec /bin/sockmnt\n', { mode: 0o755 });
-  fs.writeFileSync(path.join(root, 'bin/init'), 'umount -l /old\nexec </dev/null >/dev/null 2>&1\nunshare -m /bin/sh /bin/child &\nexec sleep 1000\n', { mode: 0o755 });
-  const script = `
-    set -e
-    mknod ${root}/dev/null c 1 3
-    mount --bind ${root} ${root}
-    mount -t proc -o nosuid proc ${root}/proc
-    cd ${root} && pivot_root . old
-    exec /bin/sh /bin/init
-  `;
+  const script = nestedBox(root);
   const { top, ready: box } = spawnBox(dir, script, 'the child bound to /mnt/s.sock', (t) => {
     const p = childOf(t);
     const c = p === undefined ? undefined : childOf(p);
