@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { REPO, tmpDir } from '../harness.js';
+import { REPO, Workload, compileWorkload, tmpDir } from '../harness.js';
+import { waitPid } from '../../../src/sys/index.js';
 
 const CLI = path.join(REPO, 'bin/stasis.js');
 // A CA file that is not there: Node warns at start-up that it could not load it.
@@ -54,9 +55,23 @@ test('bin/stasis.js starts from the build\'s start-up snapshot, or runs as a scr
   assert.match(other.stderr, /node started \(its bootstrap/);
 });
 
-test('the snapshot, through a link named criu, dumps and restores: a usage error and a missing pid are reported as by the script', () => {
+test('through a link named criu, the snapshot dumps a task and restores it, which finds its memory as it was; usage errors are reported as by the script', () => {
   const link = path.join(tmpDir('launcher-criu'), 'criu');
   fs.symlinkSync(CLI, link);
+  const w = new Workload('launcher-heap', compileWorkload('bigheap'), ['4']).start();
+  const images = tmpDir('launcher-img');
+  const d = traced(link, ['dump', '-t', String(w.pid), '-D', images]);
+  assert.equal(d.status, 0, d.stderr);
+  assert.match(d.stderr, /node started from the start-up snapshot/);
+  // (Killed by the dump, its pid ours to reap before the restore takes it again.)
+  const killed = waitPid(w.pid);
+  assert.ok(killed?.kind === 'signaled' && killed.signal === 9, JSON.stringify(killed));
+  // Restored and waited for (its exit status is stasis's): it checks its heap word by word.
+  w.go();
+  const r = traced(link, ['restore', '-D', images]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /node started from the start-up snapshot/);
+  assert.match(fs.readFileSync(w.file('result'), 'utf8'), /^PASS/);
   for (const more of [{}, { STASIS_NO_SNAPSHOT: '1' }]) {
     const bad = traced(link, ['dump', '--no-such-option'], more);
     assert.equal(bad.status, 2, bad.stderr);
