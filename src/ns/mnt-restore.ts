@@ -28,7 +28,7 @@ import { restoreNestedMnt } from './mnt-nested.js';
 import { MS_PROPAGATION, MS_SHARED, MS_UNBINDABLE, joinedHere, mountAttr, planPeers, restoreSharing, slavedHere, type CrossGroup } from './mnt-sharing.js';
 import { parseMountinfo } from '../proc/mountinfo.js';
 
-const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, OPEN_TREE_CLONE = 1, MOVE_MOUNT_F_EMPTY_PATH = 4;
+const O_PATH = 0o10000000, O_CLOEXEC = 0o2000000, AT_FDCWD = -100, OPEN_TREE_CLONE = 1, MOVE_MOUNT_F_EMPTY_PATH = 4, MOVE_MOUNT_T_SYMLINKS = 0x10;
 const MS_RDONLY = 0x1, MS_REMOUNT = 0x20, MS_BIND = 0x1000, MS_REC = 0x4000, MS_PRIVATE = 0x40000, MS_SLAVE = 0x80000, MNT_DETACH = 2, AT_EMPTY_PATH = 0x1000;
 // The superblock flags an image keeps, passed to a fresh mount (their MS_* values are the SB_* ones).
 const SB_MASK = 0x1 | 0x10 | 0x40 | 0x80 | 0x2000000;
@@ -153,7 +153,8 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
         const fd = onFs(`cloning ${src()}`, () => cloneMount(source!));
         try {
           const tfd = call(`opening the clone of ${source}`, 'openat', AT_FDCWD, `/proc/${process.pid}/fd/${fd}`, O_PATH | O_CLOEXEC);
-          call(`moving the clone of ${source} to ${where}`, 'move_mount', tfd, '', AT_FDCWD, to.task, MOVE_MOUNT_F_EMPTY_PATH);
+          // (A mount stacked on another goes on the fd of the one below, /proc/PID/fd/N: move_mount(2) follows that link only when told.)
+          call(`moving the clone of ${source} to ${where}`, 'move_mount', tfd, '', AT_FDCWD, to.task, MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS);
           call(`closing the clone of ${source}`, 'close', tfd);
         } finally {
           closeFd(fd);
@@ -165,17 +166,18 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
           removeRemade(remade);
         }
       }
-      // A clone or bind is in its source's peer group (or a slave of its master): the image's
-      // propagation now, private or a slave of the host's peer group it was a slave of (checked below).
-      // (A slave of the tree's own peer group is made one with the others' propagation, below.)
-      const hostSlave = e.masterId !== undefined && e.masterId !== 0 && !planned.sharing.groups.some((g) => g.shared === e.masterId) && !later(e);
-      if (plan.how === 'external' || plan.how === 'bind') call(`making ${where} ${hostSlave ? 'a slave' : 'private'}`, 'mount', 'none', to.task, null, hostSlave ? MS_SLAVE : MS_PRIVATE, null);
       if (clone !== undefined) call(`closing the clone of the mount ${e.mntId} binds`, 'close', clone);
       // The path of the lowest of the mounts stacked where it is leads to it, the topmost
       // (a path ending in an fd's link would stop at the fd's own mount).
       let low = e;
       for (let p = byId.get(low.parentMntId); p && held.has(p.mntId) && p.mountpoint === low.mountpoint; p = byId.get(low.parentMntId)) low = p;
       held.set(e.mntId, onFs('holding it by an fd', () => fs.openSync(target(low).host, O_PATH | O_CLOEXEC)));
+      // A clone or bind is in its source's peer group (or a slave of its master): the image's
+      // propagation now, private or a slave of the host's peer group it was a slave of (checked below).
+      // (A slave of the tree's own peer group is made one with the others' propagation, below.)
+      // (Through its own fd: its target, a stacked mount's the fd of the one below, would change that one.)
+      const hostSlave = e.masterId !== undefined && e.masterId !== 0 && !planned.sharing.groups.some((g) => g.shared === e.masterId) && !later(e);
+      if (plan.how === 'external' || plan.how === 'bind') call(`making ${where} ${hostSlave ? 'a slave' : 'private'}`, 'mount', 'none', heldPath(e), null, hostSlave ? MS_SLAVE : MS_PRIVATE, null);
       // A tmpfs's files go in before anything is mounted on it, those other mounts hide too.
       if (plan.how === 'fresh' && plan.contents) extract(archive(e), heldPath(e), where);
       if (plan.how === 'fresh' && plan.contents && e.sbFlags & MS_RDONLY) call(`making the ${fsName(e.fstype)!} at ${where} read-only`, 'mount', 'none', heldPath(e), null, MS_REMOUNT | (e.sbFlags & SB_MASK), e.options);

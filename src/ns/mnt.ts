@@ -109,6 +109,9 @@ export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
     const extMaster = m.master !== undefined && m.propagateFrom === undefined && !treeGroups.has(m.master);
     const key = extMnt.get(m.mountPoint);
     if (key !== undefined) {
+      // An image names an external mount by its mountpoint: mounts stacked there are all bound from the one path its name is given.
+      const other = mounts.find((o) => o !== m && o.mountPoint === m.mountPoint && !(o.dev.major === m.dev.major && o.dev.minor === m.dev.minor && o.root === m.root && o.fsType === m.fsType));
+      if (other) return { refused: `${name(m)} and ${name(other)} are stacked and show different files, and an external mount is named by its mountpoint (both have the name ${key}), so a restore would bind both from one path` };
       // (Propagation of external mounts: a peer group or master of the tree's own is made as any
       // mount's (planSharing(); sharedOutside() refuses a group the host has mounts in), a slave of
       // the host's group bound again from it. In a nested namespace (rootFresh) they are binds of the

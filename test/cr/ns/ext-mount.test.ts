@@ -17,7 +17,7 @@ import { dump, restore, StasisError } from '../../../src/api/index.js';
 import { waitPid } from '../../../src/sys/index.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
 import { readImage } from '../../../src/image/index.js';
-import { type Box, boxUnavailable, childWhen, cleanUp, makeBoxRoot, spawnBox } from './box-kit.js';
+import { type Box, boxUnavailable, childWhen, cleanUp, makeBoxRoot, refused, spawnBox } from './box-kit.js';
 
 const why = boxUnavailable();
 
@@ -65,6 +65,31 @@ function hostFiles(dir: string) {
   f('data-b/file', 'new data\n');
   return { dataA: path.join(dir, 'data-a'), dataB: path.join(dir, 'data-b'), confA: f('conf-a', 'old conf\n'), confB: f('conf-b', 'new conf\n') };
 }
+
+/**
+ * The box of the peer-group tests: `data` bound on /data, made shared in a peer group of its
+ * own and bound on /peer (then made a slave of it with `slave`); its shell writes a line a tick.
+ */
+function peerBox(dir: string, data: string, slave: boolean): Box {
+  const root = makeBoxRoot(dir, ['bin', 'data', 'peer', 'old', 'log'], ['sh', 'sleep', 'umount', 'mount']);
+  fs.writeFileSync(path.join(root, 'log/in'), '');
+  const script = `
+    set -e
+    mount --bind ${root} ${root}
+    mount --bind ${data} ${root}/data
+    mount --make-private ${root}/data
+    mount --make-shared ${root}/data
+    mount --bind ${root}/data ${root}/peer
+    ${slave ? `mount --make-slave ${root}/peer` : ''}
+    cd ${root} && pivot_root . old
+    exec /bin/sh -c 'umount -l /old; exec </log/in >/log/out 2>&1; while :; do echo x >> /log/seen; sleep 0.02; done'
+  `;
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box running', childWhen(() => seen(root).length >= 3));
+  return { dir, root, unshare, pid };
+}
+
+/** Runs busybox `cmd` in the mount namespace and root of `pid`. */
+const inBox = (pid: number, ...cmd: string[]) => spawnSync('nsenter', ['-t', String(pid), '-m', '-r', '--', '/bin/busybox', ...cmd], { encoding: 'utf8' });
 
 test('external mounts named at dump are bound at restore from the host paths the restore maps them to: the tree reads the new directory and file through them', { skip: why, timeout: 60_000 }, async () => {
   const dir = tmpDir('extmnt');
@@ -131,20 +156,7 @@ test('an external mount made shared in the tree (a peer group of its own) and bo
   const images = tmpDir('extmnt-shared-img');
   const h = hostFiles(dir);
   fs.mkdirSync(path.join(h.dataA, 'sub'));
-  const root = makeBoxRoot(dir, ['bin', 'data', 'peer', 'old', 'log'], ['sh', 'sleep', 'umount', 'mount']);
-  fs.writeFileSync(path.join(root, 'log/in'), '');
-  const script = `
-    set -e
-    mount --bind ${root} ${root}
-    mount --bind ${h.dataA} ${root}/data
-    mount --make-private ${root}/data
-    mount --make-shared ${root}/data
-    mount --bind ${root}/data ${root}/peer
-    cd ${root} && pivot_root . old
-    exec /bin/sh -c 'umount -l /old; exec </log/in >/log/out 2>&1; while :; do echo x >> /log/seen; sleep 0.02; done'
-  `;
-  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box running', childWhen(() => seen(root).length >= 3));
-  const inBox = (p: number, ...cmd: string[]) => spawnSync('nsenter', ['-t', String(p), '-m', '-r', '--', '/bin/busybox', ...cmd], { encoding: 'utf8' });
+  const { root, unshare, pid } = peerBox(dir, h.dataA, false);
   const hostGroups = () => new Set(parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')).flatMap((m) => (m.shared !== undefined ? [m.shared] : [])));
   let restored: number | undefined;
   try {
@@ -169,21 +181,7 @@ test('an external mount that is a slave of a peer group of the tree (a bind of a
   const images = tmpDir('extmnt-slave-img');
   const h = hostFiles(dir);
   for (const d of ['sub', 'own']) fs.mkdirSync(path.join(h.dataA, d));
-  const root = makeBoxRoot(dir, ['bin', 'data', 'peer', 'old', 'log'], ['sh', 'sleep', 'umount', 'mount']);
-  fs.writeFileSync(path.join(root, 'log/in'), '');
-  const script = `
-    set -e
-    mount --bind ${root} ${root}
-    mount --bind ${h.dataA} ${root}/data
-    mount --make-private ${root}/data
-    mount --make-shared ${root}/data
-    mount --bind ${root}/data ${root}/peer
-    mount --make-slave ${root}/peer
-    cd ${root} && pivot_root . old
-    exec /bin/sh -c 'umount -l /old; exec </log/in >/log/out 2>&1; while :; do echo x >> /log/seen; sleep 0.02; done'
-  `;
-  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box running', childWhen(() => seen(root).length >= 3));
-  const inBox = (p: number, ...cmd: string[]) => spawnSync('nsenter', ['-t', String(p), '-m', '-r', '--', '/bin/busybox', ...cmd], { encoding: 'utf8' });
+  const { root, unshare, pid } = peerBox(dir, h.dataA, true);
   let restored: number | undefined;
   try {
     const ok = (p: number) => { const d = mountAt(p, '/data'), q = mountAt(p, '/peer'); return d?.shared !== undefined && q?.master === d.shared && q.shared === undefined; };
@@ -200,5 +198,68 @@ test('an external mount that is a slave of a peer group of the tree (a bind of a
     assert.ok(!mounts.some((m) => m.mountPoint === '/data/own'), 'a mount on the slave /peer/own reached /data');
   } finally {
     cleanUp(unshare, dir, images, restored);
+  }
+});
+
+/** A box whose /data has `lower` bound on it and `upper` bound over that, the upper made shared and bound on /peer; its shell reads /data/file over and over. */
+function stackedBox(dir: string, lower: string, upper: string): Box {
+  const root = makeBoxRoot(dir, ['bin', 'data', 'peer', 'old', 'log'], ['sh', 'sleep', 'umount', 'cat']);
+  fs.writeFileSync(path.join(root, 'log/in'), '');
+  const script = `
+    set -e
+    mount --bind ${root} ${root}
+    mount --bind ${lower} ${root}/data
+    mount --bind ${upper} ${root}/data
+    mount --make-shared ${root}/data
+    mount --bind ${root}/data ${root}/peer
+    cd ${root} && pivot_root . old
+    exec /bin/sh -c 'umount -l /old; exec </log/in >/log/out 2>&1; while :; do cat /data/file >> /log/seen; sleep 0.02; done'
+  `;
+  const { top: unshare, ready: pid } = spawnBox(dir, script, 'the box reading', childWhen(() => seen(root).length >= 3));
+  return { dir, root, unshare, pid };
+}
+
+test('external mounts of one host directory stacked at one mountpoint come back stacked, both bound from the path their name is given, the upper shared with /peer and the lower private', { skip: why, timeout: 60_000 }, async () => {
+  const dir = tmpDir('extmnt-stack');
+  const images = tmpDir('extmnt-stack-img');
+  const h = hostFiles(dir);
+  const box = stackedBox(dir, h.dataA, h.dataA);
+  let restored: number | undefined;
+  try {
+    await dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/data', 'DATA']]) });
+    waitPid(box.unshare);
+    assert.deepEqual(mountEntries(images).filter((e) => e.extKey).map((e) => `${e.mountpoint}=${e.extKey}`), ['/data=DATA', '/data=DATA']);
+    const atDump = seen(box.root).length;
+    const r = await restore({ imagesDir: images, detach: true, root: box.root, extMounts: new Map([['DATA', h.dataB]]) });
+    restored = r.pid;
+    waitFor('the tree to read on', () => seen(box.root).length > atDump + 4);
+    assert.ok(seen(box.root).slice(atDump).every((l) => l === 'new data'), seen(box.root).slice(atDump).join(' | '));
+    const mounts = parseMountinfo(fs.readFileSync(`/proc/${r.pid}/mountinfo`, 'utf8'));
+    const at = mounts.filter((m) => m.mountPoint === '/data'), peer = mountAt(r.pid, '/peer');
+    const info = mounts.map((m) => `${m.mountId} ${m.parentId} ${m.root} ${m.mountPoint} ${m.shared ?? '-'}`).join('\n');
+    assert.equal(at.length, 2, info);
+    const [lower, upper] = at[0]!.parentId === at[1]!.mountId ? [at[1]!, at[0]!] : [at[0]!, at[1]!];
+    assert.equal(upper.parentId, lower.mountId, info);
+    for (const m of at) assert.equal(m.root, path.resolve(h.dataB), info);
+    assert.equal(lower.shared, undefined, info);
+    assert.ok(upper.shared !== undefined && peer?.shared === upper.shared, info);
+  } finally {
+    cleanUp(box.unshare, dir, images, restored);
+  }
+});
+
+test('external mounts of two host directories stacked at one mountpoint, which one name would bind from one path, are refused at dump naming both, and the tree reads on', { skip: why, timeout: 60_000 }, async () => {
+  const dir = tmpDir('extmnt-stack2');
+  const images = tmpDir('extmnt-stack2-img');
+  const h = hostFiles(dir);
+  const box = stackedBox(dir, h.dataA, h.dataB);
+  try {
+    assert.equal(seen(box.root)[0], 'new data');
+    await assert.rejects(dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/data', 'DATA']]) }),
+      refused(new RegExp(`mount \\d+ at /data \\(ext4 \\S+, ${h.dataA}\\) and mount \\d+ at /data \\(ext4 \\S+, ${h.dataB}\\) are stacked and show different files`)));
+    const n = seen(box.root).length;
+    waitFor('the tree to read on after the refused dump', () => seen(box.root).length > n + 2);
+  } finally {
+    cleanUp(box.unshare, dir, images);
   }
 });
