@@ -13,7 +13,9 @@ import {
 } from './image-kinds.js';
 import type { GhostChunkEntry } from './gen/stasis/ghost-file_pb.js';
 import { PagemapEntrySchema } from './gen/stasis/pagemap_pb.js';
-import { decodePagemapEntry } from './pagemap-decode.js';
+import { decodePagemapEntry, decodePagemapRuns, type PagemapRuns } from './pagemap-decode.js';
+import type { PagemapHead } from './gen/stasis/pagemap_pb.js';
+import { normalisePagemapEntry, pagemapCount } from './compat.js';
 
 export interface DecodeOptions {
   /** Names the image in error messages; defaults to the kind's file name pattern. */
@@ -153,6 +155,28 @@ export function decodeImage<K extends ImageKindName>(kind: K, bytes: Uint8Array,
     default:
       throw corrupt(label, `kind ${kind} has no decoder`);
   }
+}
+
+/**
+ * A pagemap image (of a task or a shared memory object) as its head and its entries in
+ * numbers (decodePagemapRuns): what a restore reads of it. The same checks as decodeImage's,
+ * the same normalised values.
+ */
+export function decodePagemapImage(kind: 'pagemap' | 'shmem-pagemap', bytes: Uint8Array, opts: DecodeOptions = {}): { head: PagemapHead; runs: PagemapRuns } {
+  const label = opts.fileName ?? IMAGE_KINDS[kind].pattern;
+  const def = framed(kind, label);
+  const c: Cursor = {
+    bytes, label, off: checkHeader(bytes, label, def.head, def.magic), maxEntrySize: opts.maxEntrySize ?? MAX_ENTRY_SIZE,
+  };
+  if (remaining(c) === 0) throw truncated(label, `head entry at offset ${c.off}`, 4, 0);
+  const head = readMessage(c, need(def.headSchema)) as PagemapHead;
+  const runs = decodePagemapRuns(bytes, c.off, c.maxEntrySize, (at) => {
+    c.off = at;
+    const e = readMessage(c, PagemapEntrySchema);
+    normalisePagemapEntry(e);
+    return { next: c.off, vaddr: e.vaddr, nrPages: pagemapCount(e), flags: e.flags };
+  });
+  return { head, runs };
 }
 
 function readAll(c: Cursor, schema: DescMessage, compat: ((e: Msg) => void) | undefined): Msg[] {

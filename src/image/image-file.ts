@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { StasisError } from '../errors.js';
-import { decodeAnyImage, decodeImage, encodeImage, type AnyImage, type DecodeOptions } from './codec.js';
+import { decodeAnyImage, decodeImage, decodePagemapImage, encodeImage, type AnyImage, type DecodeOptions } from './codec.js';
 import { imageFileName, type ImageContent, type ImageKindName, type NameArg } from './image-kinds.js';
 import { writePrivateFile } from './image-modes.js';
 
@@ -33,6 +33,12 @@ export function readImage<K extends ImageKindName>(
   const file = imagePath(dir, kind, nameArg);
   const bytes = readImageBytes(file, `No ${path.basename(file)} in ${dir}`);
   return decodeImage(kind, bytes, { ...opts, fileName: path.basename(file) });
+}
+
+/** A pagemap image, its entries as numbers (decodePagemapImage). */
+export function readPagemapImage(dir: string, kind: 'pagemap' | 'shmem-pagemap', id: number): ReturnType<typeof decodePagemapImage> {
+  const file = imagePath(dir, kind, id);
+  return decodePagemapImage(kind, readImageBytes(file, `No ${path.basename(file)} in ${dir}`), { fileName: path.basename(file) });
 }
 
 /** Reads an image of any kind, found from its magic words (for `stasis show`). */

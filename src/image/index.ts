@@ -21,6 +21,6 @@ export {
   type Layout,
 } from './image-kinds.js';
 export { encodeImage, decodeImage, decodeAnyImage, type AnyImage, type DecodeOptions, type EncodeOptions } from './codec.js';
-export { writeImage, readImage, readImageFile, imageExists, imagePath } from './image-file.js';
+export { writeImage, readImage, readImageFile, readPagemapImage, imageExists, imagePath } from './image-file.js';
 export { ImageWriter, type HeadArgs } from './image-writer.js';
 export { writePagemapImage, type PagemapItem } from './pagemap-writer.js';

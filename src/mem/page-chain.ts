@@ -6,7 +6,7 @@
 // chain is read and checked before anything is created.
 import fs from 'node:fs';
 import path from 'node:path';
-import { readImage, imageExists, imagePath, PE, pagemapCount } from '../image/index.js';
+import { readPagemapImage, imageExists, imagePath, PE } from '../image/index.js';
 import { StasisError } from '../errors.js';
 import type { PageRun } from './page-runs.js';
 
@@ -59,33 +59,38 @@ function openLevel(dir: string, m: PagemapName, depth: number, seen: Set<string>
   if (!imageExists(dir, m.kind, m.id)) {
     throw new StasisError('E_NO_IMAGE', depth ? `No ${name} in ${dir}, which a child image set refers to` : `No ${name} in ${dir}`);
   }
-  const pagemap = readImage(dir, m.kind, m.id);
-  const pagesPath = imagePath(dir, 'pages', pagemap.head.pagesId);
-  const items: { s: number; e: number; f: number; o: number }[] = [];
-  let bytes = 0;
-  for (const e of pagemap.entries) {
-    if (e.vaddr % BigInt(PAGE) !== 0n) throw new StasisError('E_CORRUPT', `${name} in ${dir} has an entry at unaligned 0x${e.vaddr.toString(16)}`);
-    const s = Number(e.vaddr / BigInt(PAGE));
-    const nrPages = pagemapCount(e);
-    if (e.flags & PE.PRESENT) {
-      items.push({ s, e: s + nrPages, f: PE.PRESENT, o: bytes });
-      bytes += nrPages * PAGE;
-    } else if (e.flags & PE.PARENT) {
-      items.push({ s, e: s + nrPages, f: PE.PARENT, o: -1 });
-    } else if (e.flags & PE.LAZY) {
-      throw new StasisError('E_UNSUPPORTED', `${name} in ${dir} has lazy pages, which stasis does not restore`);
+  const { head, runs } = readPagemapImage(dir, m.kind, m.id);
+  const pagesPath = imagePath(dir, 'pages', head.pagesId);
+  // Indexes of the entries that hold pages, by address (a dump writes them in order: sorted
+  // only where they are not), each with its file offset where PRESENT.
+  const order: number[] = [];
+  const offs = new Array<number>(runs.n).fill(-1);
+  let bytes = 0, sorted = true, last = -1;
+  for (let i = 0; i < runs.n; i++) {
+    const s = runs.page[i]!, f = runs.flags[i]!;
+    if (!Number.isInteger(s)) throw new StasisError('E_CORRUPT', `${name} in ${dir} has an entry at unaligned 0x${(s * PAGE).toString(16)}`);
+    if (f & PE.PRESENT) {
+      offs[i] = bytes;
+      bytes += runs.count[i]! * PAGE;
+    } else if (!(f & PE.PARENT)) {
+      if (f & PE.LAZY) throw new StasisError('E_UNSUPPORTED', `${name} in ${dir} has lazy pages, which stasis does not restore`);
+      continue;
     }
+    if (s < last) sorted = false;
+    last = s;
+    order.push(i);
   }
+  if (!sorted) order.sort((a, b) => runs.page[a]! - runs.page[b]!);
   const size = fs.existsSync(pagesPath) ? fs.statSync(pagesPath).size : -1;
   if (size < 0 && bytes > 0) throw new StasisError('E_NO_IMAGE', `No ${pagesPath}, which ${name} needs`);
   if (size >= 0 && size !== bytes) throw new StasisError('E_TRUNCATED', `${pagesPath} holds ${size} bytes; ${name} lists ${bytes}`);
-  items.sort((a, b) => a.s - b.s);
-  for (let i = 1; i < items.length; i++) {
-    if (items[i]!.s < items[i - 1]!.e) throw new StasisError('E_CORRUPT', `${name} in ${dir} lists page 0x${(items[i]!.s * PAGE).toString(16)} twice`);
+  const starts = order.map((i) => runs.page[i]!), ends = order.map((i) => runs.page[i]! + runs.count[i]!);
+  for (let i = 1; i < starts.length; i++) {
+    if (starts[i]! < ends[i - 1]!) throw new StasisError('E_CORRUPT', `${name} in ${dir} lists page 0x${(starts[i]! * PAGE).toString(16)} twice`);
   }
   return {
     dir, pagesPath, depth, reads: [], parent: undefined,
-    starts: items.map((x) => x.s), ends: items.map((x) => x.e), flags: items.map((x) => x.f), offs: items.map((x) => x.o),
+    starts, ends, flags: order.map((i) => (runs.flags[i]! & PE.PRESENT ? PE.PRESENT : PE.PARENT)), offs: order.map((i) => offs[i]!),
   };
 }
 
@@ -105,7 +110,7 @@ function resolve(lv: Level, m: PagemapName, s: number, e: number, seen: Set<stri
     }
     const stop = Math.min(e, lv.ends[i]!);
     if (lv.flags[i] === PE.PRESENT) {
-      lv.reads.push({ vaddr: BigInt(at) * BigInt(PAGE), nrPages: stop - at, off: lv.offs[i]! + (at - lv.starts[i]!) * PAGE });
+      lv.reads.push({ vaddr: BigInt(at * PAGE), nrPages: stop - at, off: lv.offs[i]! + (at - lv.starts[i]!) * PAGE });
     } else {
       if (lv.parent === undefined) {
         const link = path.join(lv.dir, 'parent');
@@ -127,11 +132,12 @@ export function resolvePages(dir: string, m: PagemapName): TaskPages {
   const seen = new Set<string>();
   const top = openLevel(dir, m, 0, seen);
   const runs: PageRun[] = [];
+  let lastEnd = -1;
   for (let i = 0; i < top.starts.length; i++) {
     const s = top.starts[i]!, e = top.ends[i]!;
-    const last = runs[runs.length - 1];
-    if (last && last.vaddr + BigInt(last.nrPages * PAGE) === BigInt(s) * BigInt(PAGE)) last.nrPages += e - s;
-    else runs.push({ vaddr: BigInt(s) * BigInt(PAGE), nrPages: e - s });
+    if (s === lastEnd) runs[runs.length - 1]!.nrPages += e - s;
+    else runs.push({ vaddr: BigInt(s * PAGE), nrPages: e - s });
+    lastEnd = e;
     resolve(top, m, s, e, seen);
   }
   const sources: PageSource[] = [];
