@@ -1,10 +1,11 @@
 #!/bin/sh
 ':' //; # Run as a program, this file is a shell script first (these lines), then JavaScript.
 ':' //; f=$0; case $f in */*) ;; *) f=./$f ;; esac; [ -L "$f" ] && f=$(readlink -f "$f"); b=${f%/*}/../dist/src/bundle/cli.blob
-':' //; unset NODE_EXTRA_CA_CERTS; if [ -z "$STASIS_NO_SNAPSHOT" ] && [ -r "$b" ] && read -r s < "$b.stamp" && n=$(command -v node) && [ "$s" = "$(stat -L -c '%s %Y' "$n" 2>/dev/null)" ]; then exec "$n" --snapshot-blob "$b" -- "$@"; fi; exec node "$f" "$@"
+':' //; unset NODE_EXTRA_CA_CERTS; if [ -z "$STASIS_NO_SNAPSHOT" ] && [ -r "$b" ] && { read -r s; read -r v; read -r o; } < "$b.stamp" && n=$(command -v node) && [ "$s" = "$(stat -L -c '%s %Y' "$n" 2>/dev/null)" ]; then exec "$n" $o --snapshot-blob "$b" -- "$@"; fi; exec node "$f" "$@"
 // The command line, started by the lines above: from the start-up snapshot `npm run build`
 // makes (dist/src/bundle/cli.blob, tools/build-snapshot.cjs) when it is there and was made by
-// the node on PATH (its stamp: that node's size and mtime); else this script, by node.
+// the node on PATH (its stamp: that node's size and mtime, then its version and the V8 flags
+// the blob was made with, which node is given again); else this script, by node.
 // Either way node runs without NODE_EXTRA_CA_CERTS: Node 20 reads the whole CA store at
 // start-up when it is set, 35-60 ms of every command here, more than CRIU's whole dump of a
 // small process; stasis makes no TLS connection and starts no program that would want it.
