@@ -3,16 +3,18 @@
 // and each task's ids-<pid>.img names its own; mount ids are the kernel's, one count for all
 // namespaces. A nested namespace began as a copy of another: a mount of it whose filesystem
 // (device) a mount of the root's namespace shows is that filesystem still, and is made again
-// as a bind of the root namespace's mount (one whose root is above its own, reachable by path
-// there): a fresh one would be another filesystem. Its other mounts are planned as the root's
+// as a bind of the root namespace's mount (one whose root is above its own, wherever it is):
+// a fresh one would be another filesystem. Its other mounts are planned as the root's
 // (mnt.ts), its own root too (a pivot_root into a tmpfs), with no --root.
 // At restore, each is built by a helper the restored root clones with CLONE_NEWNS while the
-// root's mounts are still in its yard, before its pivot_root (mnt-restore.ts): the helper's
-// copy shows them, so it can bind them (the kernel binds only mounts of the caller's own
-// namespace), and it builds the namespace in a yard of its own as the root does. The tasks
-// enter their namespace as stubs, before they clone (create-tree.ts, setns through a pidfd of
-// the helper); the helpers are killed and reaped by the root once the tree is made.
-import path from 'node:path';
+// root's mounts are still in its yard, before its pivot_root (mnt-restore.ts), in a yard of its
+// own as the root does. Its binds of the root's mounts are made as CRIU's mount-v2 makes them:
+// a detached clone (open_tree(2) OPEN_TREE_CLONE) of the root's mount alone, taken by the root
+// through stasis's fd on it, which reaches it where other mounts cover it (zdtm mntns_remap),
+// and of the directory below its root in that clone (no mount of the root's on the way), moved
+// into place by the helper (move_mount(2)). The tasks enter their namespace as stubs, before
+// they clone (create-tree.ts, setns through a pidfd of the helper); the helpers are killed and
+// reaped by the root once the tree is made.
 import type { Injector } from '../sys/index.js';
 import type { MountInfo } from '../proc/mountinfo.js';
 import { readImage } from '../image/index.js';
@@ -30,43 +32,27 @@ export interface OuterBind {
 const isUnder = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
 const name = (m: MountInfo) => `mount ${m.mountId} at ${m.mountPoint} (${m.fsType} ${m.source}${m.root === '/' ? '' : `, ${m.root}`})`;
 
-/** Where, below the root namespace's root, the bind's source is: the mountpoint of `from` and the path in it. */
-export const outerPath = (b: OuterBind) => `${b.from.mountPoint === '/' ? '' : b.from.mountPoint}${b.rel}` || '/';
-
 /**
  * The mounts of `mounts` (a nested namespace) that bind a filesystem of `outer` (the root's
- * namespace), by mountpoint, or why one cannot be made so: its filesystem is shown there only
- * by mounts other mounts cover, or two mounts share its mountpoint.
+ * namespace), by mount id, or why one cannot be made so: no mount of the root's shows a
+ * directory above the one it shows.
  */
-export function outerBinds(mounts: readonly MountInfo[], outer: readonly MountInfo[]): { binds: Map<string, OuterBind> } | { refused: string } {
-  const byId = new Map(outer.map((o) => [o.mountId, o]));
-  const ancestor = (a: MountInfo, of: MountInfo) => {
-    for (let p = byId.get(of.parentId), n = 0; p && n < outer.length; p = byId.get(p.parentId), n++) if (p === a) return true;
-    return false;
-  };
-  const binds = new Map<string, OuterBind>();
+export function outerBinds(mounts: readonly MountInfo[], outer: readonly MountInfo[]): { binds: Map<number, OuterBind> } | { refused: string } {
+  const binds = new Map<number, OuterBind>();
   for (const m of mounts) {
     const same = outer.filter((o) => o.dev.major === m.dev.major && o.dev.minor === m.dev.minor);
     if (!same.length) continue;
-    const reach = same.flatMap((o) => {
-      if (!isUnder(m.root, o.root)) return [];
-      const rel = o.root === '/' ? (m.root === '/' ? '' : m.root) : m.root.slice(o.root.length);
-      const b = { from: o, rel };
-      const at = outerPath(b);
-      // The path must lead to `o`: no mount stacked on it, nor on the way below it, nor over a directory above it.
-      return outer.some((x) => x !== o && !ancestor(x, o) && isUnder(at, x.mountPoint)) ? [] : [b];
-    });
-    const b = reach[0];
-    if (!b) return { refused: `${name(m)} shows a filesystem that the root's mount namespace shows only at mounts other mounts cover (${same.map((o) => `${o.mountId} at ${o.mountPoint}`).join(', ')})` };
-    if (binds.has(m.mountPoint) || mounts.some((o) => o !== m && o.mountPoint === m.mountPoint)) return { refused: `${name(m)} is one of several mounts at ${m.mountPoint}, and stasis cannot stack binds of the root's mount namespace there` };
-    binds.set(m.mountPoint, b);
+    // (Any of them: the restore clones it alone, where it is and whatever covers it.)
+    const o = same.find((x) => isUnder(m.root, x.root));
+    if (!o) return { refused: `${name(m)} shows a directory of a filesystem whose mounts in the root's mount namespace show only directories below it (${same.map((x) => `${x.mountId} at ${x.mountPoint}, ${x.root}`).join('; ')})` };
+    binds.set(m.mountId, { from: o, rel: o.root === '/' ? (m.root === '/' ? '' : m.root) : m.root.slice(o.root.length) });
   }
   return { binds };
 }
 
 /** The key a nested namespace's bind of the root's mount `b` has among its external mounts. */
 const keyOf = (b: OuterBind) => `mount ${b.from.mountId} of the root's mount namespace${b.rel ? ` (${b.rel})` : ''}`;
-const keys = (binds: ReadonlyMap<string, OuterBind>) => new Map([...binds].map(([at, b]) => [at, keyOf(b)]));
+const keys = (binds: ReadonlyMap<number, OuterBind>) => new Map([...binds].map(([id, b]) => [id, keyOf(b)]));
 
 /** A mount namespace of the tree that is not its root's: its link and the first task in it. */
 export interface NestedMntNs {
@@ -86,7 +72,7 @@ export function checkNestedMnt(rootPid: number, nested: readonly NestedMntNs[], 
     const b = outerBinds(mounts, outer);
     if ('refused' in b) return `mnt namespace ${n.link} of pid ${n.pid}: ${b.refused}`;
     for (const m of mounts) {
-      if (b.binds.has(m.mountPoint)) continue;
+      if (b.binds.has(m.mountId)) continue;
       const dev = `${m.dev.major}:${m.dev.minor}`, other = seen.get(dev);
       if (other && other.link !== n.link) return `mnt namespace ${n.link} of pid ${n.pid}: ${name(m)} shows the filesystem of ${name(other.m)} of mnt namespace ${other.link}, which the root's namespace does not show; stasis makes a nested namespace's binds only of the root namespace's mounts`;
       seen.set(dev, { link: n.link, m });
@@ -126,11 +112,18 @@ export interface NestedMntRestore {
   made: (ns: MadeMntNs) => void;
 }
 
+/** A detached clone the restored root holds: its path (`/proc/PID/fd/N` of the root), and its release. */
+export interface HeldClone {
+  path: string;
+  close: () => void;
+}
+
 /**
- * With the root namespace `rootId` built in `yard` of the root task (not yet pivoted into),
- * makes each nested namespace by a helper of its own cloned through `inj`.
+ * With the root namespace `rootId` built (not yet pivoted into), makes each nested namespace
+ * by a helper of its own cloned through `inj`; `cloneOuter(mntId, rel)` gives a detached
+ * clone of what directory `rel` below the root of the root namespace's mount `mntId` shows.
  */
-export function restoreNestedMnt(ctx: NsRestoreCtx, nested: NestedMntRestore, rootId: number, yard: string, inj: Injector): void {
+export function restoreNestedMnt(ctx: NsRestoreCtx, nested: NestedMntRestore, rootId: number, inj: Injector, cloneOuter: (mntId: number, rel: string) => HeldClone): void {
   const outer = readImage(ctx.imagesDir, 'mountpoints', rootId).map(asMountInfo);
   for (const id of nested.ids) {
     const mounts = readImage(ctx.imagesDir, 'mountpoints', id).map(asMountInfo);
@@ -138,10 +131,21 @@ export function restoreNestedMnt(ctx: NsRestoreCtx, nested: NestedMntRestore, ro
     if ('refused' in b) throw new StasisError('E_UNSUPPORTED', `Cannot restore mnt namespace ${id}: ${b.refused}`);
     const h = nested.clone(inj);
     nested.made({ id, hostPid: h.hostPid, vpid: h.vpid });
-    // The helper's copy shows the root's mounts in its yard, reached through its root (from stasis and from itself: its /proc is still stasis's).
-    const sources = new Map([...b.binds.values()].map((x) => [keyOf(x), path.posix.join(`/proc/${h.hostPid}/root`, yard, outerPath(x))]));
-    const { nestedMnt: _, root: __, ...rest } = ctx;
-    restoreMounts({ ...rest, extMounts: sources, rootCode: h.code, outerBinds: keys(b.binds) }, h.hostPid, id);
+    // One clone for each bind (a move_mount takes it), taken as the helper makes the bind (the
+    // kernel numbers mounts, and lists them, in the order they are made), which reaches it
+    // through the root's /proc/PID/fd (its /proc is still stasis's).
+    const clones: HeldClone[] = [];
+    try {
+      const binds = new Map([...b.binds].map(([mntId, x]) => [mntId, { key: keyOf(x), clone: () => {
+        const c = cloneOuter(x.from.mountId, x.rel);
+        clones.push(c);
+        return c.path;
+      } }]));
+      const { nestedMnt: _, root: __, extMounts: ___, ...rest } = ctx;
+      restoreMounts({ ...rest, rootCode: h.code, outerBinds: binds }, h.hostPid, id);
+    } finally {
+      for (const c of clones) c.close();
+    }
     ctx.log.info(`mnt namespace ${id}: made by helper ${h.hostPid} (${b.binds.size} binds of the root's mounts)`);
   }
 }

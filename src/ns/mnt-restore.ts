@@ -22,9 +22,9 @@ import type { MntEntry } from '../image/gen/stasis/mnt_pb.js';
 import type { MountInfo } from '../proc/mountinfo.js';
 import { StasisError } from '../errors.js';
 import type { NsRestoreCtx } from './ns-kind.js';
-import { planMounts, mountName, FSTYPE, type MountPlan } from './mnt.js';
+import { planMounts, mountName, FSTYPE, type ExtNames, type MountPlan } from './mnt.js';
 import { AUTO_KEY, externalPath, mountIdOfFd, propagationDiffers } from './mnt-external.js';
-import { restoreNestedMnt } from './mnt-nested.js';
+import { restoreNestedMnt, type HeldClone } from './mnt-nested.js';
 import { MS_PROPAGATION, MS_SHARED, MS_UNBINDABLE, joinedHere, mountAttr, planPeers, restoreSharing, slavedHere, type CrossGroup } from './mnt-sharing.js';
 import { parseMountinfo } from '../proc/mountinfo.js';
 
@@ -54,7 +54,8 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
   const archive = (e: MntEntry) => imagePath(ctx.imagesDir, 'tmpfs-dev', e.rootDev);
   // The image's names of external mounts are its keys here: --ext-mount-map NAME:HOSTPATH.
   // A nested namespace's binds of the root namespace's mounts come as external ones (mnt-nested.ts), and its root is made as any mount.
-  const extByName = new Map([...image.filter((e) => e.extKey).map((e) => [e.mountpoint, e.extKey!] as const), ...(ctx.outerBinds ?? [])]);
+  const outer = ctx.outerBinds;
+  const extNames: ExtNames = outer ? (m) => outer.get(m.mountId)?.key : new Map(image.filter((e) => e.extKey).map((e) => [e.mountpoint, e.extKey!] as const));
   // The root's restore plans the peer groups that span the tree's namespaces, for all of them.
   const peers = ctx.peers ?? (ctx.nestedMnt ? { cross: crossOfImages(ctx.imagesDir, [id, ...ctx.nestedMnt.ids]), fds: new Map(), taskFds: new Map() } : undefined);
   const joined = peers ? joinedHere(peers.cross, String(id)) : undefined;
@@ -62,7 +63,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
   // (Left private until the end: the mounts joined to or made from another namespace's group; those of them this task makes slaves.)
   const later = (e: MntEntry) => joined?.has(e.sharedId) || slaved.has(e.mntId);
   const slaveFirsts = peers ? peers.cross.flatMap((g) => g.slaves.filter((s) => s.ns === String(id)).map((s) => s.mntId)) : [];
-  const planned = planMounts(image.map(asMountInfo), extByName, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), ctx.outerBinds !== undefined, (m) => (m.fsType === 'auto' ? /^dev\[(.+)\]$/s.exec(m.source)?.[1] : undefined), joined);
+  const planned = planMounts(image.map(asMountInfo), extNames, ctx.root !== undefined, (m) => (fs.existsSync(archive(byId.get(m.mountId)!)) ? 'files' : 'empty'), outer !== undefined, (m) => (m.fsType === 'auto' ? /^dev\[(.+)\]$/s.exec(m.source)?.[1] : undefined), joined);
   if ('refused' in planned) throw new StasisError('E_UNSUPPORTED', `Cannot restore mnt namespace ${id}: ${planned.refused}`);
   const entries = planned.order.map((mid) => byId.get(mid)!);
   if (ctx.rootCode === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: the root task's code is not known`);
@@ -122,6 +123,7 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
         }
       };
       const src = () => {
+        if (plan.how === 'external' && outer?.has(e.mntId)) return `the clone of ${plan.key}`;
         if (plan.how === 'external') return `${source!}, the path of the external mount ${plan.key},`;
         if (plan.how !== 'bind') return source!;
         const b = byId.get(plan.from)!;
@@ -145,9 +147,11 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
         // A read-only superblock with files is made read-only once they are in.
         const sb = e.sbFlags & SB_MASK & (plan.contents ? ~MS_RDONLY : ~0);
         call(`mounting ${fsType} at ${where}`, 'mount', e.source, to.task, fsType, (e.flags & ~MS_RDONLY & ~MS_PROPAGATION) | sb, e.options);
-      } else if (plan.how === 'external' && ctx.outerBinds?.has(e.mountpoint)) {
-        // A nested namespace's bind of a mount of the root's: its copy is of the task's namespace (mnt-nested.ts), bound as any of its mounts.
-        call(`binding ${source} at ${where}`, 'mount', source!, to.task, null, MS_BIND, null);
+      } else if (plan.how === 'external' && outer?.has(e.mntId)) {
+        // A nested namespace's bind of a mount of the root's: a detached clone the root holds (mnt-nested.ts), moved into place.
+        const tfd = call(`opening ${src()}`, 'openat', AT_FDCWD, source!, O_PATH | O_CLOEXEC);
+        call(`moving ${src()} to ${where}`, 'move_mount', tfd, '', AT_FDCWD, to.task, MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS);
+        call(`closing the clone of ${plan.key}`, 'close', tfd);
       } else if (plan.how === 'external') {
         // Cloned in stasis's namespace, where the path is (the task's copy of it is private), and moved into the task's.
         const fd = onFs(`cloning ${src()}`, () => cloneMount(source!));
@@ -197,8 +201,25 @@ export function restoreMounts(ctx: NsRestoreCtx, hostPid: number, id: number): v
     }
     // (Those made slaves of another namespace's group at the end, by this task.)
     for (const mid of slaveFirsts) peers!.taskFds.set(mid, { fd: call(`holding mount ${mid} at ${byId.get(mid)!.mountpoint} in the task`, 'openat', AT_FDCWD, heldPath(byId.get(mid)!), O_PATH | O_CLOEXEC, 0), pid: hostPid, code: ctx.rootCode });
-    // The nested namespaces are made from copies of this one while its mounts are still in the yard.
-    if (ctx.nestedMnt) restoreNestedMnt({ ...ctx, ...(peers ? { peers } : {}) }, ctx.nestedMnt, id, yard, inj);
+    // The nested namespaces are made (their helpers cloned from this task) while its mounts are
+    // still in the yard, their binds of its mounts from clones of them this task takes through
+    // stasis's fds: a clone of the mount alone (open_tree(2) of the mount the fd is on, where
+    // other mounts cover it), and of the directory below its root in that clone.
+    const cloneOuter = (mid: number, rel: string): HeldClone => {
+      const m = byId.get(mid);
+      if (!m || !held.has(mid)) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: mount ${mid}, which a nested mount namespace binds, was not made`);
+      const whole = call(`cloning mount ${mid} at ${m.mountpoint} for a nested mount namespace`, 'open_tree', AT_FDCWD, heldPath(m), OPEN_TREE_CLONE | O_CLOEXEC);
+      let part = whole;
+      if (rel) {
+        try {
+          part = call(`cloning ${rel} of mount ${mid} at ${m.mountpoint} for a nested mount namespace`, 'open_tree', AT_FDCWD, `/proc/self/fd/${whole}${rel}`, OPEN_TREE_CLONE | O_CLOEXEC);
+        } finally {
+          call('closing a clone', 'close', whole);
+        }
+      }
+      return { path: `/proc/${hostPid}/fd/${part}`, close: () => call('closing a clone', 'close', part) };
+    };
+    if (ctx.nestedMnt) restoreNestedMnt({ ...ctx, ...(peers ? { peers } : {}) }, ctx.nestedMnt, id, inj, cloneOuter);
     call(`entering ${yard}`, 'chdir', yard);
     call('pivot_root into the restored mounts', 'pivot_root', '.', '.');
     call('dropping stasis\'s mounts', 'umount2', '.', MNT_DETACH);
@@ -338,6 +359,8 @@ function sourceOf(e: MntEntry, plan: MountPlan, ctx: NsRestoreCtx, byId: Map<num
     case 'root':
       return ctx.root!;
     case 'external': {
+      const outer = ctx.outerBinds?.get(e.mntId);
+      if (outer) return outer.clone();
       // (As CRIU: with auto, a name no map gives is bound from the source its entry keeps, where the dump saw it.)
       const host = ctx.extMounts?.get(plan.key) ?? (ctx.extAuto ? e.source : undefined);
       if (host === undefined) throw new StasisError('E_RESTORE_FAILED', `Cannot restore mnt namespace ${id}: mount ${e.mntId} at ${e.mountpoint} is the external mount ${plan.key}, and ${plan.key === AUTO_KEY ? 'no --ext-mount-map auto (--external mnt[], RPC auto_ext_mnt) says to bind it from where the dump found it' : `no --ext-mount-map ${plan.key}:PATH (--external mnt[${plan.key}]:PATH, RPC ext_mnt) says where it is`}`);

@@ -77,6 +77,9 @@ export function mntEntries(mounts: readonly MountInfo[], extMnt: ReadonlyMap<str
   });
 }
 
+/** The names of external mounts: by mountpoint (as an image and --ext-mount-map name them), or of each mount (a nested namespace's binds of the root's mounts, mnt-nested.ts). */
+export type ExtNames = ReadonlyMap<string, string> | ((m: MountInfo) => string | undefined);
+
 /** How a restore makes a mount again. */
 export type MountPlan =
   | { how: 'root' }
@@ -100,17 +103,17 @@ const FRESH = new Set(['proc', 'sysfs', 'devpts', 'mqueue', 'cgroup2', 'cgroup',
  * tmpfs-dev-N.tar.gz.img: files, directories, symlinks, device nodes, FIFOs), or why not.
  * `joined`: the peer groups whose mounts here are joined to another namespace's (mnt-sharing.ts joinedHere()).
  */
-export function planMounts(mounts: readonly MountInfo[], extMnt: ReadonlyMap<string, string>, hasRoot: boolean, tmpfsFiles: (m: MountInfo) => TmpfsFiles, rootFresh = false, devKey: (m: MountInfo) => string | undefined = () => undefined, joined?: ReadonlySet<number>): { plans: Map<number, MountPlan>; order: number[]; sharing: Exclude<Sharing, { refused: string }> } | { refused: string } {
+export function planMounts(mounts: readonly MountInfo[], extMnt: ExtNames, hasRoot: boolean, tmpfsFiles: (m: MountInfo) => TmpfsFiles, rootFresh = false, devKey: (m: MountInfo) => string | undefined = () => undefined, joined?: ReadonlySet<number>): { plans: Map<number, MountPlan>; order: number[]; sharing: Exclude<Sharing, { refused: string }> } | { refused: string } {
   const plans = new Map<number, MountPlan>();
   const ids = new Set(mounts.map((m) => m.mountId));
   const treeGroups = new Set(mounts.flatMap((m) => (m.shared !== undefined ? [m.shared] : [])));
   for (const m of mounts) {
     // A slave of a peer group no mount of the tree is in (its master is the host's): an external mount, bound again from the host's group.
     const extMaster = m.master !== undefined && m.propagateFrom === undefined && !treeGroups.has(m.master);
-    const key = extMnt.get(m.mountPoint);
+    const key = typeof extMnt === 'function' ? extMnt(m) : extMnt.get(m.mountPoint);
     if (key !== undefined) {
       // An image names an external mount by its mountpoint: mounts stacked there are all bound from the one path its name is given.
-      const other = mounts.find((o) => o !== m && o.mountPoint === m.mountPoint && !(o.dev.major === m.dev.major && o.dev.minor === m.dev.minor && o.root === m.root && o.fsType === m.fsType));
+      const other = typeof extMnt === 'function' ? undefined : mounts.find((o) => o !== m && o.mountPoint === m.mountPoint && !(o.dev.major === m.dev.major && o.dev.minor === m.dev.minor && o.root === m.root && o.fsType === m.fsType));
       if (other) return { refused: `${name(m)} and ${name(other)} are stacked and show different files, and an external mount is named by its mountpoint (both have the name ${key}), so a restore would bind both from one path` };
       // (Propagation of external mounts: a peer group or master of the tree's own is made as any
       // mount's (planSharing(); sharedOutside() refuses a group the host has mounts in), a slave of
@@ -390,7 +393,7 @@ export function mountsOf(pid: number): MountInfo[] | { refused: string } {
  * whose host paths `auto` has by mount id. A nested namespace (mnt-nested.ts) gives its binds
  * of the root namespace's mounts as its external ones, and has its own root made as any mount.
  */
-export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<string, string>): { mounts: MountInfo[]; plans: Map<number, MountPlan>; ext: Map<string, string>; auto: Map<number, string> } | { refused: string } {
+export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<number, string>): { mounts: MountInfo[]; plans: Map<number, MountPlan>; ext: Map<string, string>; auto: Map<number, string> } | { refused: string } {
   const mounts = mountsOf(pid);
   if ('refused' in mounts) return mounts;
   const link = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
@@ -409,11 +412,11 @@ export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<str
     joined = joinedHere(cross, link);
   }
   const auto = opts.extAuto && !nested ? autoExternals(mounts, readMounts(process.pid), opts.extAuto, opts.extMounts, pathReaches) : new Map<number, string>();
-  const ext = new Map(nested ?? opts.extMounts);
+  const ext = new Map<string, string>(nested ? [] : opts.extMounts);
   for (const m of mounts) if (auto.has(m.mountId)) ext.set(m.mountPoint, AUTO_KEY);
   // (Only a filesystem stasis cannot mount by itself, as CRIU: FSTYPE__UNSUPPORTED.)
   const devKey = (m: MountInfo) => (FSTYPE[m.fsType.split('.')[0]!] === undefined ? opts.extDevs?.get(`${m.dev.major}/${m.dev.minor}`) : undefined);
-  const p = planMounts(mounts, ext, nested ? false : opts.hasRoot, tmpfsFilesIn(pid, mounts, opts.tmpfsSockets), nested !== undefined, devKey, joined);
+  const p = planMounts(mounts, nested ? (m) => nested.get(m.mountId) : ext, nested ? false : opts.hasRoot, tmpfsFilesIn(pid, mounts, opts.tmpfsSockets), nested !== undefined, devKey, joined);
   if ('refused' in p) return p;
   for (const m of mounts) {
     const why = m.root.endsWith(DELETED_ROOT) ? deletedRootRefusal(pid, m) : p.plans.get(m.mountId)?.how === 'fresh' && m.fsType === 'binfmt_misc' ? binfmtRefusal(pid, m) : undefined;
@@ -447,7 +450,7 @@ export const mntNs = {
 } satisfies NsKind;
 
 /** Writes mountpoints-<id>.img of task `pid`'s namespace, and its tmpfs archives. */
-export function dumpMounts(ctx: NsDumpCtx, pid: number, id: number, nested?: ReadonlyMap<string, string>): void {
+export function dumpMounts(ctx: NsDumpCtx, pid: number, id: number, nested?: ReadonlyMap<number, string>): void {
   const p = plansOf(pid, ctx.mounts, nested);
   if ('refused' in p) throw new StasisError('E_UNSUPPORTED', `Cannot dump mnt namespace ${id} of pid ${pid}: ${p.refused}`);
   // (A nested namespace's binds of the root's mounts are plain entries: CRIU finds binds by their device.)

@@ -68,8 +68,8 @@ export interface NsRestoreCtx {
   nestedMnt?: NestedMntRestore;
   /** The tree's network namespaces as they are made (net-nested.ts): a veth whose peer is in another of them is made with its peer there. */
   nets?: NetsMade;
-  /** In a nested mount namespace: its binds of the root namespace's mounts, by mountpoint, as the keys of their sources in extMounts. */
-  outerBinds?: ReadonlyMap<string, string>;
+  /** In a nested mount namespace: its binds of the root namespace's mounts, by mount id: their names, and what takes the detached clone each is moved from (its path). */
+  outerBinds?: ReadonlyMap<number, { key: string; clone: () => string }>;
   /**
    * The peer groups that span the tree's mount namespaces (by image id), stasis's fds on their
    * mounts as each namespace is made (the root's restore joins them), and the fds their slaves'

@@ -11,11 +11,14 @@
 // A file the child removed once open (a ghost on its tmpfs) comes back made on the child's
 // tmpfs (through its namespace's helper), deleted, with its contents and offset, its fd's
 // mount the child's, nothing of it left in either namespace; one linked elsewhere on it too
-// (--link-remap), as the same inode as its other name, through the child's mount.
+// (--link-remap), as the same inode as its other name, through the child's mount. A child
+// whose namespace holds mounts of a filesystem the root's shows only under other mounts (zdtm
+// mntns_remap) comes back with them, of the root's filesystems, showing what they showed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { tmpDir, waitFor, verifyImages } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { waitPid } from '../../../src/sys/index.js';
@@ -198,5 +201,85 @@ test('a /proc file of a process gone, held by the child through its namespace\'s
     assert.equal(fs.readlinkSync(`/proc/${box.child}/fd/7`), '/mnt/f');
   } finally {
     cleanUp(box.unshare, box.dir, images);
+  }
+});
+
+/**
+ * zdtm mntns_remap's mounts in the box's namespace, under /r (a tmpfs, A): /r/1 a bind of
+ * itself (B, A's /1, with f-one), /r/1/a a shared bind of itself (E) bound on /r/2/a (F, its
+ * peer) of the tmpfs on /r/2 (C, with f-two), a tmpfs on /r/1/a/c (G, with f-c: F gets its
+ * peer), then C moved onto /r/1: B, E and G are covered, A's /1 shown only under C. The child
+ * unshares with its mounts made shared (busybox's unshare has no `unchanged`), E's and F's
+ * copies staying their peers.
+ */
+function remapBox(): Box {
+  const dir = tmpDir('nestns-remap');
+  const root = makeBoxRoot(dir, ['bin', 'dev', 'proc', 'old', 'r'], ['sh', 'sleep', 'umount', 'mount', 'unshare']);
+  fs.writeFileSync(path.join(root, 'bin/child'), 'exec sleep 1000\n', { mode: 0o755 });
+  const r = `${root}/r`, tmp = (name: string, at: string) => `mount -t tmpfs -o size=1m,mode=755 ${name} ${at}`;
+  const setup = [
+    tmp('remap-a', r), `mkdir ${r}/1 ${r}/2`, `echo one > ${r}/1/f-one`,
+    `mount --bind ${r}/1 ${r}/1`, `mount --make-private ${r}/1`,
+    tmp('remap-c', `${r}/2`), `echo two > ${r}/2/f-two`,
+    `mkdir -p ${r}/1/a/x ${r}/2/a`, `echo in-a > ${r}/1/a/f-a`,
+    `mount --bind ${r}/1/a ${r}/1/a`, `mount --make-shared ${r}/1/a`, `mount --bind ${r}/1/a ${r}/2/a`,
+    `mkdir ${r}/1/a/c`, tmp('remap-g', `${r}/1/a/c`), `echo in-c > ${r}/1/a/c/f-c`,
+    `mount --move ${r}/2 ${r}/1`,
+  ].join('\n    ');
+  const script = nestedBox(root, { setup, unshare: '--propagation shared' });
+  const { top: unshare, ready: { pid, child } } = spawnBox(dir, script, 'the box and its child in a mount namespace of its own', (top) => {
+    const p = childOf(top);
+    const c = p === undefined ? undefined : childOf(p);
+    return p !== undefined && c !== undefined && /\bsleep\b/.test(comm(c)) && readlink(`/proc/${c}/ns/mnt`) !== readlink(`/proc/${p}/ns/mnt`) ? { pid: p, child: c } : undefined;
+  });
+  return { dir, root, unshare, pid, child };
+}
+
+test('a child\'s namespace with mounts of a filesystem the root\'s namespace shows only under other mounts (zdtm mntns_remap) comes back: its mounts as they were, the same filesystems as the root\'s, what they show at their paths, F\'s copy still a peer of the root\'s F', { skip: why, timeout: 60_000 }, async () => {
+  const box = remapBox();
+  const images = tmpDir('nestns-remap-img');
+  let restored: number | undefined;
+  const read = (pid: number, p: string) => fs.readFileSync(`/proc/${pid}/root${p}`, 'utf8');
+  const devAt = (pid: number, mp: string, root: string) => parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')).filter((m) => m.mountPoint === mp && m.root === root).map((m) => `${m.dev.major}:${m.dev.minor}`);
+  // Each mount with the mounts it is on, down to the root: stacking and parents, in no order (a restore makes them in its own).
+  const treeOf = (pid: number) => {
+    const all = parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')), text = mountsOf(pid);
+    const chain = (i: number, n = 0): string => {
+      const up = all.findIndex((m) => m.mountId === all[i]!.parentId);
+      return up < 0 || n > all.length ? text[i]! : `${chain(up, n + 1)}\n  ${text[i]!}`;
+    };
+    return all.map((_, i) => chain(i)).sort();
+  };
+  try {
+    const rootBefore = treeOf(box.pid), childBefore = treeOf(box.child);
+    // Two mounts on /r/1 in the child's namespace too: A's /1 (covered) and C.
+    assert.deepEqual(mountsOf(box.child).filter((m) => m.startsWith('/r/1 ')).map((m) => m.split(' ').slice(0, 4).join(' ')), ['/r/1 /1 tmpfs remap-a', '/r/1 / tmpfs remap-c']);
+    await dump({ pid: box.pid, imagesDir: images, root: box.root });
+    waitPid(box.unshare);
+    verifyImages(images);
+    const r = await restore({ imagesDir: images, detach: true, root: box.root });
+    restored = r.pid;
+    const child = waitFor('the restored child', () => childOf(r.pid));
+    assert.notEqual(fs.readlinkSync(`/proc/${child}/ns/mnt`), fs.readlinkSync(`/proc/${r.pid}/ns/mnt`));
+    assert.deepEqual(treeOf(r.pid), rootBefore);
+    assert.deepEqual(treeOf(child), childBefore);
+    // What the paths show in the child's namespace: C's file, A's /1/a through F's copy, G's file through its copy; B's f-one is covered.
+    assert.equal(read(child, '/r/1/f-two'), 'two\n');
+    assert.equal(read(child, '/r/1/a/f-a'), 'in-a\n');
+    assert.equal(read(child, '/r/1/a/c/f-c'), 'in-c\n');
+    assert.equal(fs.existsSync(`/proc/${child}/root/r/1/f-one`), false);
+    // The child's covered /r/1 is a mount of the root's /r's filesystem (A), not a copy of it; C's is the root's C.
+    const a = devAt(r.pid, '/r', '/');
+    assert.equal(a.length, 1);
+    assert.deepEqual(devAt(child, '/r/1', '/1'), a);
+    assert.deepEqual(devAt(child, '/r', '/'), a);
+    fs.writeFileSync(`/proc/${r.pid}/root/r/1/from-root`, 'root\n');
+    assert.equal(read(child, '/r/1/from-root'), 'root\n');
+    // F's copy in the child's namespace is a peer of the root's F: a mount on its /r/1/a/x reaches the root's.
+    const inChild = spawnSync('nsenter', ['-t', String(child), '-m', '-r', '--', '/bin/busybox', 'mount', '-t', 'tmpfs', 'late', '/r/1/a/x'], { encoding: 'utf8' });
+    assert.equal(inChild.status, 0, inChild.stderr);
+    assert.ok(mountsOf(r.pid).some((m) => m.startsWith('/r/1/a/x / tmpfs late ')), mountsOf(r.pid).join('\n'));
+  } finally {
+    cleanUp(box.unshare, box.dir, images, restored);
   }
 });
