@@ -54,7 +54,9 @@ const sharedAt = (pid: number, mp: string) => fieldAt(pid, mp, 'shared');
 const masterAt = (pid: number, mp: string) => fieldAt(pid, mp, 'master');
 
 /** The box; its child unshares with `propagation` (shared or slave; 'shared slave': slave, then /shared made shared and bound on /peer). */
-function startBox(propagation: 'shared' | 'slave' | 'shared slave'): Box {
+type Propagation = 'shared' | 'slave' | 'shared slave';
+
+function startBox(propagation: Propagation): Box {
   const dir = tmpDir('nestpeers');
   const root = makeBoxRoot(dir, ['bin', 'dev', 'shared', 'priv', 'peer', 'old'], ['sh', 'sleep', 'umount', 'mount', 'unshare']);
   fs.writeFileSync(path.join(root, 'bin/init'), `umount -l /old\nexec </dev/null >/dev/null 2>&1\n${propagation === 'shared slave' ? "unshare -m --propagation slave sh -c 'mount --make-shared /shared; mount --bind /shared /peer; exec sleep 1000'" : `unshare -m --propagation ${propagation} sleep 1000`} &\nexec sleep 1000\n`, { mode: 0o755 });
@@ -96,12 +98,16 @@ function assertPeers(pid: number, child: number): void {
   assert.ok(priv !== undefined && !mounts(pid).some((m) => m.shared === priv), `the child's /priv: ${at(child, '/priv')?.optionalFields.join(' ')}`);
 }
 
-test('a child in a mount namespace of its own whose /shared is a peer of its parent\'s comes back so: a mount on /shared in either namespace appears in the other, one on the private /priv does not', { skip: why, timeout: 60_000 }, async () => {
-  const box = startBox('shared');
+/**
+ * Starts the box, checks it with `check` (root pid, child), dumps it, restores it (--root) and
+ * checks the restored pair the same way; then `after` (restored root, child); cleans up.
+ */
+async function roundTrip(propagation: Propagation, check: (pid: number, child: number) => void, after: (pid: number, child: number) => void): Promise<void> {
+  const box = startBox(propagation);
   const images = tmpDir('nestpeers-img');
   let restored: number | undefined;
   try {
-    assertPeers(box.pid, box.child);
+    check(box.pid, box.child);
     await dump({ pid: box.pid, imagesDir: images, root: box.root });
     waitPid(box.unshare);
     verifyImages(images);
@@ -109,72 +115,46 @@ test('a child in a mount namespace of its own whose /shared is a peer of its par
     restored = r.pid;
     const child = waitFor('the restored child', () => childOf(r.pid));
     assert.notEqual(nsOf(child), nsOf(r.pid));
-    assertPeers(r.pid, child);
-    assert.equal(inBox(r.pid, 'mount', '-t', 'tmpfs', 'from-root', '/shared/a'), 0);
-    assert.equal(inBox(child, 'mount', '-t', 'tmpfs', 'from-child', '/shared/b'), 0);
-    assert.equal(inBox(r.pid, 'mount', '-t', 'tmpfs', 'on-priv', '/priv/a'), 0);
-    for (const pid of [r.pid, child]) {
-      assert.ok(sources(pid).includes('/shared/a from-root'), `${pid}: ${sources(pid).join(', ')}`);
-      assert.ok(sources(pid).includes('/shared/b from-child'), `${pid}: ${sources(pid).join(', ')}`);
-    }
-    assert.ok(sources(r.pid).includes('/priv/a on-priv'));
-    assert.ok(!sources(child).includes('/priv/a on-priv'), `a mount on the root's private /priv reached the child: ${sources(child).join(', ')}`);
+    check(r.pid, child);
+    after(r.pid, child);
   } finally {
     cleanUp(box.unshare, box.dir, images, restored);
   }
-});
+}
 
-test('a child in a mount namespace of its own whose /shared is a slave of its parent\'s comes back so: a mount on the parent\'s /shared appears in the child\'s, one on the child\'s does not appear in the parent\'s', { skip: why, timeout: 60_000 }, async () => {
-  const box = startBox('slave');
-  const images = tmpDir('nestpeers-img');
-  let restored: number | undefined;
-  try {
-    const slaveOf = (pid: number, child: number) => {
-      const shared = sharedAt(pid, '/shared');
-      assert.ok(shared !== undefined && masterAt(child, '/shared') === shared && sharedAt(child, '/shared') === undefined, `/shared: ${at(pid, '/shared')?.optionalFields.join(' ')} in the root's namespace, ${at(child, '/shared')?.optionalFields.join(' ')} in the child's`);
-    };
-    slaveOf(box.pid, box.child);
-    await dump({ pid: box.pid, imagesDir: images, root: box.root });
-    waitPid(box.unshare);
-    verifyImages(images);
-    const r = await restore({ imagesDir: images, detach: true, root: box.root });
-    restored = r.pid;
-    const child = waitFor('the restored child', () => childOf(r.pid));
-    assert.notEqual(nsOf(child), nsOf(r.pid));
-    slaveOf(r.pid, child);
-    assert.equal(inBox(r.pid, 'mount', '-t', 'tmpfs', 'from-root', '/shared/a'), 0);
+test('a child in a mount namespace of its own whose /shared is a peer of its parent\'s comes back so: a mount on /shared in either namespace appears in the other, one on the private /priv does not', { skip: why, timeout: 60_000 }, () =>
+  roundTrip('shared', assertPeers, (pid, child) => {
+    assert.equal(inBox(pid, 'mount', '-t', 'tmpfs', 'from-root', '/shared/a'), 0);
+    assert.equal(inBox(child, 'mount', '-t', 'tmpfs', 'from-child', '/shared/b'), 0);
+    assert.equal(inBox(pid, 'mount', '-t', 'tmpfs', 'on-priv', '/priv/a'), 0);
+    for (const p of [pid, child]) {
+      assert.ok(sources(p).includes('/shared/a from-root'), `${p}: ${sources(p).join(', ')}`);
+      assert.ok(sources(p).includes('/shared/b from-child'), `${p}: ${sources(p).join(', ')}`);
+    }
+    assert.ok(sources(pid).includes('/priv/a on-priv'));
+    assert.ok(!sources(child).includes('/priv/a on-priv'), `a mount on the root's private /priv reached the child: ${sources(child).join(', ')}`);
+  }));
+
+test('a child in a mount namespace of its own whose /shared is a slave of its parent\'s comes back so: a mount on the parent\'s /shared appears in the child\'s, one on the child\'s does not appear in the parent\'s', { skip: why, timeout: 60_000 }, () =>
+  roundTrip('slave', (pid, child) => {
+    const shared = sharedAt(pid, '/shared');
+    assert.ok(shared !== undefined && masterAt(child, '/shared') === shared && sharedAt(child, '/shared') === undefined, `/shared: ${at(pid, '/shared')?.optionalFields.join(' ')} in the root's namespace, ${at(child, '/shared')?.optionalFields.join(' ')} in the child's`);
+  }, (pid, child) => {
+    assert.equal(inBox(pid, 'mount', '-t', 'tmpfs', 'from-root', '/shared/a'), 0);
     assert.equal(inBox(child, 'mount', '-t', 'tmpfs', 'from-child', '/shared/b'), 0);
     assert.ok(sources(child).includes('/shared/a from-root'), sources(child).join(', '));
-    assert.ok(!sources(r.pid).includes('/shared/b from-child'), `a mount on the child's slave /shared reached the root's: ${sources(r.pid).join(', ')}`);
-  } finally {
-    cleanUp(box.unshare, box.dir, images, restored);
-  }
-});
+    assert.ok(!sources(pid).includes('/shared/b from-child'), `a mount on the child's slave /shared reached the root's: ${sources(pid).join(', ')}`);
+  }));
 
-test('a child whose /shared is a slave of its parent\'s, shared again and bound on /peer, comes back so: a mount on the parent\'s /shared reaches both, one on the child\'s /peer its /shared and not the parent\'s', { skip: why, timeout: 60_000 }, async () => {
-  const box = startBox('shared slave');
-  const images = tmpDir('nestpeers-img');
-  let restored: number | undefined;
-  try {
-    const slavePeers = (pid: number, child: number) => {
-      const shared = sharedAt(pid, '/shared'), own = sharedAt(child, '/shared');
-      const ok = shared !== undefined && own !== undefined && own !== shared && masterAt(child, '/shared') === shared && sharedAt(child, '/peer') === own && masterAt(child, '/peer') === shared;
-      assert.ok(ok, `/shared: ${at(pid, '/shared')?.optionalFields.join(' ')} in the root's namespace; /shared ${at(child, '/shared')?.optionalFields.join(' ')}, /peer ${at(child, '/peer')?.optionalFields.join(' ')} in the child's`);
-    };
-    slavePeers(box.pid, box.child);
-    await dump({ pid: box.pid, imagesDir: images, root: box.root });
-    waitPid(box.unshare);
-    verifyImages(images);
-    const r = await restore({ imagesDir: images, detach: true, root: box.root });
-    restored = r.pid;
-    const child = waitFor('the restored child', () => childOf(r.pid));
-    slavePeers(r.pid, child);
-    assert.equal(inBox(r.pid, 'mount', '-t', 'tmpfs', 'from-root', '/shared/a'), 0);
+test('a child whose /shared is a slave of its parent\'s, shared again and bound on /peer, comes back so: a mount on the parent\'s /shared reaches both, one on the child\'s /peer its /shared and not the parent\'s', { skip: why, timeout: 60_000 }, () =>
+  roundTrip('shared slave', (pid, child) => {
+    const shared = sharedAt(pid, '/shared'), own = sharedAt(child, '/shared');
+    const ok = shared !== undefined && own !== undefined && own !== shared && masterAt(child, '/shared') === shared && sharedAt(child, '/peer') === own && masterAt(child, '/peer') === shared;
+    assert.ok(ok, `/shared: ${at(pid, '/shared')?.optionalFields.join(' ')} in the root's namespace; /shared ${at(child, '/shared')?.optionalFields.join(' ')}, /peer ${at(child, '/peer')?.optionalFields.join(' ')} in the child's`);
+  }, (pid, child) => {
+    assert.equal(inBox(pid, 'mount', '-t', 'tmpfs', 'from-root', '/shared/a'), 0);
     assert.equal(inBox(child, 'mount', '-t', 'tmpfs', 'from-child', '/peer/b'), 0);
     assert.ok(sources(child).includes('/shared/a from-root') && sources(child).includes('/peer/a from-root'), sources(child).join(', '));
     assert.ok(sources(child).includes('/shared/b from-child'), sources(child).join(', '));
-    assert.ok(!sources(r.pid).some((l) => l.endsWith(' from-child')), `a mount on the child's /peer reached the root's: ${sources(r.pid).join(', ')}`);
-  } finally {
-    cleanUp(box.unshare, box.dir, images, restored);
-  }
-});
+    assert.ok(!sources(pid).some((l) => l.endsWith(' from-child')), `a mount on the child's /peer reached the root's: ${sources(pid).join(', ')}`);
+  }));
