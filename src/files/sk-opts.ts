@@ -119,9 +119,29 @@ export function generalOpts(fd: number) {
 }
 
 /** The classic BPF filter attached (SO_GET_FILTER), each instruction as CRIU keeps it: a little-endian u64. */
+/**
+ * A classic BPF instruction (struct sock_filter: u16 code, u8 jt, u8 jf, u32 k) as CRIU keeps
+ * it in so_filter: code << 48 | jt << 40 | jf << 32 | k (CRIU's sockets.c, encode_filter), not the
+ * struct's bytes.
+ */
+export function encodeFilterInsn(b: Buffer): bigint {
+  return (BigInt(b.readUInt16LE(0)) << 48n) | (BigInt(b[2]!) << 40n) | (BigInt(b[3]!) << 32n) | BigInt(b.readUInt32LE(4));
+}
+
+/** The struct sock_filter of an so_filter word. */
+export function decodeFilterInsn(w: bigint): Buffer {
+  const v = BigInt.asUintN(64, w);
+  const b = Buffer.alloc(8);
+  b.writeUInt16LE(Number(v >> 48n), 0);
+  b[2] = Number((v >> 40n) & 0xffn);
+  b[3] = Number((v >> 32n) & 0xffn);
+  b.writeUInt32LE(Number(v & 0xffffffffn), 4);
+  return b;
+}
+
 function filterOf(fd: number): bigint[] {
   try {
-    return getSocketFilter(fd).map((b) => b.readBigUInt64LE(0));
+    return getSocketFilter(fd).map(encodeFilterInsn);
   } catch (err) {
     // An eBPF program (SO_ATTACH_BPF) has no classic form to read back.
     if (err instanceof SyscallError && err.code === 'EACCES') throw new StasisError('E_UNSUPPORTED', 'it has an eBPF socket filter (SO_ATTACH_BPF), which stasis cannot read back');
@@ -146,11 +166,7 @@ export function setGeneralOpts(fd: number, o: SkOptsEntry): void {
   setIfOther(fd, SOL_SOCKET, SO_OOBINLINE, bool('soOobinline'));
   if (o.soBoundDev) setsockoptString(fd, SOL_SOCKET, SO_BINDTODEVICE, o.soBoundDev);
   if (o.soFilter.length) {
-    attachSocketFilter(fd, o.soFilter.map((w) => {
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64LE(BigInt.asUintN(64, w));
-      return b;
-    }));
+    attachSocketFilter(fd, o.soFilter.map(decodeFilterInsn));
   }
 }
 
