@@ -75,6 +75,8 @@ export interface RestoreFileCtx {
   shellJob: boolean;
   /** Every file entry of the image, by id (for kinds that need another object first). */
   files: Map<number, FileEntry>;
+  /** The REG entry that shares id `id` with a kind's own entry (a tun file's path and flags). */
+  regTwin?: (id: number) => FileEntry | undefined;
   /** Per-restore state of pipes and FIFOs: their contents, and the pipes made for them. */
   pipes: PipeRestoreState;
   /** Recreates ghost files (set by OpenFiles.open). */

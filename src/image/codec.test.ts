@@ -85,10 +85,10 @@ test('decodeImage() reads a ghost file kept whole after its head entry', () => {
 });
 
 test('decodeImage() keeps fields it does not know and re-encodes them unchanged', () => {
-  // A tun file entry: its tunf field (11) is not declared by stasis yet.
-  const known = toBinary(FileEntrySchema, create(FileEntrySchema, { type: FdTypes.TUNF, id: 7 }));
-  const tunf = Uint8Array.of(0x5a, 4, 0x08, 7, 0x10, 1); // tag 11, length 4, {1: 7, 2: 1}
-  const body = join(known, tunf);
+  // An external file entry: its ext field (15) is not declared by stasis yet.
+  const known = toBinary(FileEntrySchema, create(FileEntrySchema, { type: FdTypes.EXT, id: 7 }));
+  const ext = Uint8Array.of(0x7a, 4, 0x08, 7, 0x10, 1); // tag 15, length 4, {1: 7, 2: 1}
+  const body = join(known, ext);
   const bytes = join(u32le(IMG_COMMON_MAGIC), u32le(MAGIC.FILES), u32le(body.length), body);
   const [entry] = decodeImage('files', bytes);
   assert.equal(entry?.id, 7);

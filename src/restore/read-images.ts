@@ -12,7 +12,7 @@ import type { SeccompEntry } from '../image/gen/stasis/seccomp_pb.js';
 import { seccompChain } from './seccomp.js';
 import type { MmEntry } from '../image/gen/stasis/mm_pb.js';
 import type { CredsEntry } from '../image/gen/stasis/creds_pb.js';
-import type { FdinfoEntry, FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
+import { FdTypes, type FdinfoEntry, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import type { FsEntry } from '../image/gen/stasis/fs_pb.js';
 import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
 import type { InventoryEntry } from '../image/gen/stasis/inventory_pb.js';
@@ -50,6 +50,8 @@ export interface ImageSet {
   dir: string;
   inventory: InventoryEntry;
   files: Map<number, FileEntry>;
+  /** The REG entries that share their id with a kind's own entry (CRIU's tun files: the path and flags of /dev/net/tun), by id. */
+  regTwins: Map<number, FileEntry>;
   /** Every task in pstree order (parents before children). */
   order: PstreeEntry[];
   tasks: TaskImages[];
@@ -116,10 +118,19 @@ export function readImageSet(dir: string): ImageSet {
     throw new StasisError('E_NO_IMAGE', `Images in ${dir} are a pre-dump (memory only): restore from the dump made after it`);
   }
   const files = new Map<number, FileEntry>();
+  const regTwins = new Map<number, FileEntry>();
   for (const f of readImage(dir, 'files', undefined)) {
-    if (files.has(f.id)) throw new StasisError('E_CORRUPT', `files.img names file ${f.id} twice`);
+    const had = files.get(f.id);
+    // A tun file is a REG entry and a TUNF entry of one id (CRIU's dump_tunfile writes both).
+    if (had && had.type === FdTypes.REG && f.type === FdTypes.TUNF && !regTwins.has(f.id)) {
+      regTwins.set(f.id, had);
+      files.set(f.id, f);
+      continue;
+    }
+    if (had) throw new StasisError('E_CORRUPT', `files.img names file ${f.id} twice`);
     files.set(f.id, f);
   }
+  for (const [id, f] of files) if (f.type === FdTypes.TUNF && !regTwins.has(id)) throw new StasisError('E_CORRUPT', `files.img holds tun file ${id} without a REG entry of its id before it`);
   const tree = readImage(dir, 'pstree', undefined);
   if (tree.length === 0) throw new StasisError('E_CORRUPT', 'pstree.img is empty');
   const tasks: TaskImages[] = [];
@@ -149,7 +160,7 @@ export function readImageSet(dir: string): ImageSet {
       if (c.threadCore?.seccompMode === SeccompMode.filter) seccompChain(seccomp, c.threadCore.seccompFilter ?? -1, t.pstree.pid);
     }
   }
-  return { dir, inventory: inv, files, order: tree, tasks, zombies, shmem, ...(seccomp ? { seccomp } : {}) };
+  return { dir, inventory: inv, files, regTwins, order: tree, tasks, zombies, shmem, ...(seccomp ? { seccomp } : {}) };
 }
 
 function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry>, leaderCore?: CoreEntry): TaskImages {

@@ -38,13 +38,15 @@ import type { NetlinkSkEntry } from "./sk-netlink_pb.js";
 import { file_stasis_sk_netlink } from "./sk-netlink_pb.js";
 import type { PidfdEntry } from "./pidfd_pb.js";
 import { file_stasis_pidfd } from "./pidfd_pb.js";
+import type { TunfileEntry } from "./tun_pb.js";
+import { file_stasis_tun } from "./tun_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file stasis/fdinfo.proto.
  */
 export const file_stasis_fdinfo: GenFile = /*@__PURE__*/
-  fileDesc("ChNzdGFzaXMvZmRpbmZvLnByb3RvEgxzdGFzaXMuaW1hZ2UieQoLRmRpbmZvRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SIwoEdHlwZRgDIAIoDjIVLnN0YXNpcy5pbWFnZS5GZFR5cGVzEgoKAmZkGAQgAigNEh4KFnhhdHRyX3NlY3VyaXR5X3NlbGludXgYBSABKAkijgYKCUZpbGVFbnRyeRIjCgR0eXBlGAEgAigOMhUuc3Rhc2lzLmltYWdlLkZkVHlwZXMSCgoCaWQYAiACKA0SJwoDcmVnGAMgASgLMhouc3Rhc2lzLmltYWdlLlJlZ0ZpbGVFbnRyeRImCgNpc2sYBCABKAsyGS5zdGFzaXMuaW1hZ2UuSW5ldFNrRW50cnkSJgoDbnNmGAUgASgLMhkuc3Rhc2lzLmltYWdlLk5zRmlsZUVudHJ5EioKA3BzaxgGIAEoCzIdLnN0YXNpcy5pbWFnZS5QYWNrZXRTb2NrRW50cnkSKgoEbmxzaxgHIAEoCzIcLnN0YXNpcy5pbWFnZS5OZXRsaW5rU2tFbnRyeRIrCgNlZmQYCCABKAsyHi5zdGFzaXMuaW1hZ2UuRXZlbnRmZEZpbGVFbnRyeRIuCgRlcGZkGAkgASgLMiAuc3Rhc2lzLmltYWdlLkV2ZW50cG9sbEZpbGVFbnRyeRIpCgRzZ2ZkGAogASgLMhsuc3Rhc2lzLmltYWdlLlNpZ25hbGZkRW50cnkSJwoDdGZkGAwgASgLMhouc3Rhc2lzLmltYWdlLlRpbWVyZmRFbnRyeRIrCgNpZnkYDSABKAsyHi5zdGFzaXMuaW1hZ2UuSW5vdGlmeUZpbGVFbnRyeRIsCgNmZnkYDiABKAsyHy5zdGFzaXMuaW1hZ2UuRmFub3RpZnlGaWxlRW50cnkSJgoDdXNrGBAgASgLMhkuc3Rhc2lzLmltYWdlLlVuaXhTa0VudHJ5EiUKBGZpZm8YESABKAsyFy5zdGFzaXMuaW1hZ2UuRmlmb0VudHJ5EiUKBHBpcGUYEiABKAsyFy5zdGFzaXMuaW1hZ2UuUGlwZUVudHJ5EicKA3R0eRgTIAEoCzIaLnN0YXNpcy5pbWFnZS5UdHlGaWxlRW50cnkSKwoFbWVtZmQYFCABKAsyHC5zdGFzaXMuaW1hZ2UuTWVtZmRGaWxlRW50cnkSJwoFcGlkZmQYFiABKAsyGC5zdGFzaXMuaW1hZ2UuUGlkZmRFbnRyeSqeAgoHRmRUeXBlcxIHCgNVTkQQABIHCgNSRUcQARIICgRQSVBFEAISCAoERklGTxADEgoKBklORVRTSxAEEgoKBlVOSVhTSxAFEgsKB0VWRU5URkQQBhINCglFVkVOVFBPTEwQBxILCgdJTk9USUZZEAgSDAoIU0lHTkFMRkQQCRIMCghQQUNLRVRTSxAKEgcKA1RUWRALEgwKCEZBTk9USUZZEAwSDQoJTkVUTElOS1NLEA0SBgoCTlMQDhIICgRUVU5GEA8SBwoDRVhUEBASCwoHVElNRVJGRBAREgkKBU1FTUZEEBISCgoGQlBGTUFQEBMSCQoFUElERkQQFBINCgdDVExfVFRZEP7/AxIRCgtBVVRPRlNfUElQRRD//wM", [file_stasis_regfile, file_stasis_eventfd, file_stasis_eventpoll, file_stasis_signalfd, file_stasis_timerfd, file_stasis_fifo, file_stasis_pipe, file_stasis_tty, file_stasis_memfd, file_stasis_sk_unix, file_stasis_fsnotify, file_stasis_sk_inet, file_stasis_ns, file_stasis_packet_sock, file_stasis_sk_netlink, file_stasis_pidfd]);
+  fileDesc("ChNzdGFzaXMvZmRpbmZvLnByb3RvEgxzdGFzaXMuaW1hZ2UieQoLRmRpbmZvRW50cnkSCgoCaWQYASACKA0SDQoFZmxhZ3MYAiACKA0SIwoEdHlwZRgDIAIoDjIVLnN0YXNpcy5pbWFnZS5GZFR5cGVzEgoKAmZkGAQgAigNEh4KFnhhdHRyX3NlY3VyaXR5X3NlbGludXgYBSABKAkiuAYKCUZpbGVFbnRyeRIjCgR0eXBlGAEgAigOMhUuc3Rhc2lzLmltYWdlLkZkVHlwZXMSCgoCaWQYAiACKA0SJwoDcmVnGAMgASgLMhouc3Rhc2lzLmltYWdlLlJlZ0ZpbGVFbnRyeRImCgNpc2sYBCABKAsyGS5zdGFzaXMuaW1hZ2UuSW5ldFNrRW50cnkSJgoDbnNmGAUgASgLMhkuc3Rhc2lzLmltYWdlLk5zRmlsZUVudHJ5EioKA3BzaxgGIAEoCzIdLnN0YXNpcy5pbWFnZS5QYWNrZXRTb2NrRW50cnkSKgoEbmxzaxgHIAEoCzIcLnN0YXNpcy5pbWFnZS5OZXRsaW5rU2tFbnRyeRIrCgNlZmQYCCABKAsyHi5zdGFzaXMuaW1hZ2UuRXZlbnRmZEZpbGVFbnRyeRIuCgRlcGZkGAkgASgLMiAuc3Rhc2lzLmltYWdlLkV2ZW50cG9sbEZpbGVFbnRyeRIpCgRzZ2ZkGAogASgLMhsuc3Rhc2lzLmltYWdlLlNpZ25hbGZkRW50cnkSKAoEdHVuZhgLIAEoCzIaLnN0YXNpcy5pbWFnZS5UdW5maWxlRW50cnkSJwoDdGZkGAwgASgLMhouc3Rhc2lzLmltYWdlLlRpbWVyZmRFbnRyeRIrCgNpZnkYDSABKAsyHi5zdGFzaXMuaW1hZ2UuSW5vdGlmeUZpbGVFbnRyeRIsCgNmZnkYDiABKAsyHy5zdGFzaXMuaW1hZ2UuRmFub3RpZnlGaWxlRW50cnkSJgoDdXNrGBAgASgLMhkuc3Rhc2lzLmltYWdlLlVuaXhTa0VudHJ5EiUKBGZpZm8YESABKAsyFy5zdGFzaXMuaW1hZ2UuRmlmb0VudHJ5EiUKBHBpcGUYEiABKAsyFy5zdGFzaXMuaW1hZ2UuUGlwZUVudHJ5EicKA3R0eRgTIAEoCzIaLnN0YXNpcy5pbWFnZS5UdHlGaWxlRW50cnkSKwoFbWVtZmQYFCABKAsyHC5zdGFzaXMuaW1hZ2UuTWVtZmRGaWxlRW50cnkSJwoFcGlkZmQYFiABKAsyGC5zdGFzaXMuaW1hZ2UuUGlkZmRFbnRyeSqeAgoHRmRUeXBlcxIHCgNVTkQQABIHCgNSRUcQARIICgRQSVBFEAISCAoERklGTxADEgoKBklORVRTSxAEEgoKBlVOSVhTSxAFEgsKB0VWRU5URkQQBhINCglFVkVOVFBPTEwQBxILCgdJTk9USUZZEAgSDAoIU0lHTkFMRkQQCRIMCghQQUNLRVRTSxAKEgcKA1RUWRALEgwKCEZBTk9USUZZEAwSDQoJTkVUTElOS1NLEA0SBgoCTlMQDhIICgRUVU5GEA8SBwoDRVhUEBASCwoHVElNRVJGRBAREgkKBU1FTUZEEBISCgoGQlBGTUFQEBMSCQoFUElERkQQFBINCgdDVExfVFRZEP7/AxIRCgtBVVRPRlNfUElQRRD//wM", [file_stasis_regfile, file_stasis_eventfd, file_stasis_eventpoll, file_stasis_signalfd, file_stasis_timerfd, file_stasis_fifo, file_stasis_pipe, file_stasis_tty, file_stasis_memfd, file_stasis_sk_unix, file_stasis_fsnotify, file_stasis_sk_inet, file_stasis_ns, file_stasis_packet_sock, file_stasis_sk_netlink, file_stasis_pidfd, file_stasis_tun]);
 
 /**
  * One fd of a task (fdinfo-ID.img): fd number, FD_CLOEXEC, and the id of its file.
@@ -87,8 +89,9 @@ export const FdinfoEntrySchema: GenMessage<FdinfoEntry> = /*@__PURE__*/
 
 /**
  * One open file object (files.img); exactly one of the kind fields is set.
- * Kinds stasis does not handle yet (tun, ext,
- * bpf maps) are left undeclared and kept as unknown fields.
+ * A tun file has a REG entry of its id too
+ * (CRIU's layout). Kinds stasis does not handle yet (ext, bpf maps) are left undeclared and kept
+ * as unknown fields.
  *
  * @generated from message stasis.image.FileEntry
  */
@@ -142,6 +145,11 @@ export type FileEntry = Message<"stasis.image.FileEntry"> & {
    * @generated from field: optional stasis.image.SignalfdEntry sgfd = 10;
    */
   sgfd?: SignalfdEntry | undefined;
+
+  /**
+   * @generated from field: optional stasis.image.TunfileEntry tunf = 11;
+   */
+  tunf?: TunfileEntry | undefined;
 
   /**
    * @generated from field: optional stasis.image.TimerfdEntry tfd = 12;
