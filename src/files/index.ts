@@ -21,11 +21,12 @@ import { ioUring } from './io-uring.js';
 import { netlinkSocket } from './netlink-socket.js';
 import { pidfd } from './pidfd.js';
 import { packetSocket } from './packet-socket.js';
+import { tun } from './tun.js';
 
-// memfds before regular files: a memfd's link looks like a deleted file's. Unix sockets before
+// memfds before regular files: a memfd's link looks like a deleted file's; tun files too, /dev/net/tun is a character device. Unix sockets before
 // inet ones: sock_diag tells a Unix socket at once, inet ones are looked up in /proc/PID/net.
 export const FILE_KINDS: readonly FileKind[] = [
-  tty, memfd, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd, inotify, unixSocket, inetSocket, netlinkSocket, packetSocket, nsFile, fanotify, pidfd, ioUring,
+  tty, memfd, tun, reg, pipe, fifo, eventfd, eventpoll, signalfd, timerfd, inotify, unixSocket, inetSocket, netlinkSocket, packetSocket, nsFile, fanotify, pidfd, ioUring,
 ];
 
 export function kindOfType(type: FdTypes): FileKind | undefined {

@@ -5,9 +5,9 @@
 // peer outside, named by `--external veth[IN]:OUT[@BRIDGE]` (put in that bridge), and a
 // macvlan is made again on the host's device `--external macvlan[IN]:OUTDEV` names (both made
 // from stasis's namespace with their inside end born in the new one, at their ifindex); a veth
-// made beforehand, `--external netdev[IN]:OUT`, is moved in from there instead. Made
-// down, given their sysctls and masters, then brought up. Other kinds (tun among them) are
-// refused; what the devices do not come back with (a bridge option, a port's state) is caught
+// made beforehand, `--external netdev[IN]:OUT`, is moved in from there instead; a tun or tap
+// device is made by stasis's ioctls (net-tun.ts, which reads its TunLinkEntry). Made
+// down, given their sysctls and masters, then brought up. Other kinds are refused; what the devices do not come back with (a bridge option, a port's state) is caught
 // by the dump's trial (net.ts), which makes them in scratch namespaces and lists them again.
 import { create } from '@bufbuild/protobuf';
 import { MacvlanLinkEntrySchema, NdType, NetDeviceEntrySchema, type NetDeviceEntry } from '../image/gen/stasis/netdev_pb.js';
@@ -17,7 +17,7 @@ import { readConf } from './net-sysctl.js';
 /** What `ip -d -j link show` says of a device. */
 export interface JsonLink {
   ifindex: number; ifname: string; flags: string[]; mtu: number; address?: string; link?: string; link_index?: number; link_netnsid?: number; master?: string;
-  linkinfo?: { info_kind?: string; info_data?: { mode?: string; flags?: string[] | number }; info_slave_kind?: string };
+  linkinfo?: { info_kind?: string; info_data?: { mode?: string; flags?: string[] | number; numqueues?: number; numdisabled?: number }; info_slave_kind?: string };
 }
 
 const FLAG_BITS: Record<string, number> = {
@@ -39,9 +39,9 @@ export function readDevices(links: JsonLink[]): { devs: NetDeviceEntry[]; proble
   const byName = new Map(links.map((l) => [l.ifname, l]));
   const devs = links.map((l) => {
     const kind = l.linkinfo?.info_kind;
-    const type = l.ifname === 'lo' && l.flags.includes('LOOPBACK') ? NdType.LOOPBACK : kind === 'bridge' ? NdType.BRIDGE : kind === 'veth' ? NdType.VETH : kind === 'macvlan' ? NdType.MACVLAN : undefined;
+    const type = l.ifname === 'lo' && l.flags.includes('LOOPBACK') ? NdType.LOOPBACK : kind === 'bridge' ? NdType.BRIDGE : kind === 'veth' ? NdType.VETH : kind === 'macvlan' ? NdType.MACVLAN : kind === 'tun' ? NdType.TUN : undefined;
     if (type === undefined) {
-      problems.push(`it has device ${l.ifname}${kind ? ` of kind ${kind}` : ''}, which stasis cannot make again (it makes bridges, veth pairs and macvlans)`);
+      problems.push(`it has device ${l.ifname}${kind ? ` of kind ${kind}` : ''}, which stasis cannot make again (it makes bridges, veth pairs, macvlans and tun and tap devices)`);
       return undefined;
     }
     const e = create(NetDeviceEntrySchema, {
@@ -134,13 +134,15 @@ export function premadeScript(moved: { dev: NetDeviceEntry }[]): string {
   return moved.map(({ dev: d }) => `ip link set dev ${sq(d.name)} down${d.address.length ? ` address ${macText(d.address)}` : ''} mtu ${d.mtu} || exit 3`).join('\n');
 }
 
-/** The shell commands, run in the namespace, that make the devices of its own (bridges, veth pairs inside). */
+/** The shell commands, run in the namespace, that make the devices of its own (bridges, veth pairs inside; tun devices made before are given their address and MTU). */
 export function insideScript(devs: NetDeviceEntry[]): string {
   const out: string[] = [];
   for (const d of devs) {
     // lo first, as CRIU sets it up (its IPv6 mtu sysctl follows the MTU).
     if (d.type === NdType.LOOPBACK) out.push(`ip link set dev lo mtu ${d.mtu}${d.flags & IFF_UP ? ' up' : ''} || exit 3`);
     if (d.type === NdType.BRIDGE) out.push(`ip link add ${attrs(d)} type bridge || exit 3`);
+    // Made already at their ifindex (net-tun.ts makeTunDevices): a tap's MAC address and the MTU.
+    if (d.type === NdType.TUN) out.push(`ip link set dev ${sq(d.name)}${d.address.length ? ` address ${macText(d.address)}` : ''} mtu ${d.mtu} || exit 3`);
     const p = d.type === NdType.VETH ? insidePeer(d, devs) : undefined;
     if (p && d.ifindex < p.ifindex) out.push(`ip link add ${attrs(d)} type veth peer ${attrs(p)} || exit 3`);
   }

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { inNewNetns } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { toolEnv } from './tool-env.js';
 
@@ -143,13 +144,24 @@ export function writeIpImages(dir: string, id: number, images: IpImages): string
 /**
  * What a scratch namespace (`unshare -n`) prints when `setup` (the shell commands that set up
  * its devices and sysctls, as the restore will), then the images, then `list` run in it: the
- * dump's trial of its restore. Or why it failed.
+ * dump's trial of its restore. Or why it failed. `prepare` first makes in it, from this thread,
+ * what the restore makes from stasis (tun devices), and returns what lets go of that.
  */
-export function trialRestore(images: IpImages, setup: string, list: string): { out: string } | { why: string } {
+export function trialRestore(images: IpImages, setup: string, list: string, prepare?: () => () => void): { out: string } | { why: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-ip-'));
   try {
     writeIpImages(dir, 0, images);
-    const r = spawnSync('unshare', ['-n', 'sh', '-c', `${setup}\n${restoreScript(dir, 0)}\n${list}`], { env: toolEnv(), encoding: 'utf8', maxBuffer: 64 << 20 });
+    const script = `${setup}\n${restoreScript(dir, 0)}\n${list}`;
+    const run = () => spawnSync('sh', ['-c', script], { env: toolEnv(), encoding: 'utf8', maxBuffer: 64 << 20 });
+    // What stasis makes itself in the scratch namespace (tun devices and their files) is made from this thread, in it.
+    const r = prepare ? inNewNetns(() => {
+      const release = prepare();
+      try {
+        return run();
+      } finally {
+        release();
+      }
+    }) : spawnSync('unshare', ['-n', 'sh', '-c', script], { env: toolEnv(), encoding: 'utf8', maxBuffer: 64 << 20 });
     if (r.error || r.status !== 0) return { why: `its devices, sysctls, addresses and routes cannot be set up again as they were read (${(r.error?.message ?? r.stderr).trim().split('\n').slice(0, 3).join('; ')})` };
     return { out: r.stdout };
   } finally {

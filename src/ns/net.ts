@@ -1,16 +1,17 @@
 // Network namespaces of the tree's own, as a container engine leaves them or a program makes
 // them (`unshare -n`, then devices, addresses, routes, sysctls and rules of its own). Dumped as
-// CRIU does: netdev-<id>.img with the devices (net-dev.ts: lo, bridges, veths, macvlans, each
-// with its devconf sysctls), netns-<id>.img with the namespace's own sysctls (net-sysctl.ts),
-// the addresses, routes and rules (net-ip.ts: ifaddr-, route-, route6-, rule-<id>.img), the
-// netfilter rules (netfilter.ts) and the connection tracking entries (net-conntrack.ts), all
-// read before the network lock touches the namespace. Before anything is written the images
-// are restored into a scratch namespace, which must then list the same devices, addresses,
-// routes and rules and have the same net sysctls: what would not come back so is refused.
-// Restored in CRIU's order into the new namespace: sysctls of all and default, devices, their
-// sysctls, masters and state, addresses, routes and rules, netfilter rules, conntrack entries,
-// before any socket of the tree is made in it. `ip` and the netfilter tools run inside the
-// namespace (inNamespace: a child spawned meanwhile is born in it).
+// CRIU does: netdev-<id>.img with the devices (net-dev.ts: lo, bridges, veths, macvlans, tun
+// and tap devices (net-tun.ts), each with its devconf sysctls), netns-<id>.img with the
+// namespace's own sysctls (net-sysctl.ts), the addresses, routes and rules (net-ip.ts:
+// ifaddr-, route-, route6-, rule-<id>.img), the netfilter rules (netfilter.ts) and the
+// connection tracking entries (net-conntrack.ts), all read before the network lock touches the
+// namespace. Before anything is written the images are restored into a scratch namespace,
+// which must then list the same devices, addresses, routes and rules and have the same net
+// sysctls: what would not come back so is refused. Restored in CRIU's order into the new
+// namespace: sysctls of all and default, devices (tun devices first, made by stasis itself),
+// their sysctls, masters and state, addresses, routes and rules, netfilter rules, conntrack
+// entries, before any socket or tun file of the tree is made in it. `ip` and the netfilter
+// tools run inside the namespace (inNamespace: a child spawned meanwhile is born in it).
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -25,6 +26,7 @@ import { ipListing, listingScript, listingsDiffer, restoreIp, saveIp, trialResto
 import { confDiffers, confScript, parseSysctlState, readConf, readFlatConf, sysctlsRefusal, SYSCTL_STATE } from './net-sysctl.js';
 import { externalsMissing, hostScript, insideScript, premadeScript, premadeVeths, readDevices, upScript, IFF_UP, type JsonLink } from './net-dev.js';
 import { crossVeths, crossScript } from './net-nested.js';
+import { makeTunDevices, readTunLinks, trialTunFiles, type TunQueues } from './net-tun.js';
 import { conntrackRefusal, readConntrack, readConntrackFile, restoreConntrack, writeConntrack, type ConntrackState } from './net-conntrack.js';
 import { toolEnv } from './tool-env.js';
 
@@ -57,16 +59,24 @@ export interface Captured {
   conf: NetnsEntry;
   /** Those whose peer is in another network namespace of the tree: by ifindex, the peer's ifindex and its namespace's link. */
   cross: Map<number, { peerIfindex: number; peerLink: string }>;
+  /** The queues of its tun devices the tree's files hold (the trial attaches as many). */
+  tunQueues: TunQueues;
 }
 
-/** This thread's namespace's devices (check() refused those stasis cannot make) and settings, as the images hold them. */
-function readConfig(): { devs: NetDeviceEntry[]; conf: NetnsEntry } {
-  const { devs } = readDevices(ip(['-d', 'link', 'show']) as JsonLink[]);
+/**
+ * This thread's namespace's devices (check() refused those stasis cannot make) and settings, as
+ * the images hold them; the tun devices' links are read with the files of `tree` (net-tun.ts),
+ * and `problems` says why one cannot be dumped. `nsIno` is the namespace's inode.
+ */
+function readConfig(tree: number[], nsIno: number): { devs: NetDeviceEntry[]; conf: NetnsEntry; tunQueues: TunQueues; problems: string[] } {
+  const json = ip(['-d', 'link', 'show']) as JsonLink[];
+  const { devs } = readDevices(json);
+  const { problems, queues } = readTunLinks(devs, json, tree, nsIno);
   const conf = create(NetnsEntrySchema, {
     defConf4: readConf('ipv4', 'default'), allConf4: readConf('ipv4', 'all'),
     defConf6: readConf('ipv6', 'default'), allConf6: readConf('ipv6', 'all'), unixConf: readFlatConf('unix'), ipv4Sysctl: readFlatConf('ipv4-net'),
   });
-  return { devs, conf };
+  return { devs, conf, tunQueues: queues, problems };
 }
 
 /**
@@ -127,12 +137,32 @@ function trialRefusal(c: Captured, listing: string, sysctls: string, peersUp: Re
   // The carrier follows a peer brought up a moment ago late (the kernel's linkwatch runs on a
   // delay): where the namespace had none without it, the trial waits for it (2 s at most).
   const settle = listing.includes('NO-CARRIER') ? '' : 'i=0; while [ $i -lt 100 ] && ip link show | grep -q NO-CARRIER; do sleep 0.02; i=$((i+1)); done\n';
-  const t = trialRestore(c.ip, [h.start, inside, hostPart, after].filter(Boolean).join('\n'), `${settle}${listingScript()}\necho '@@sysctls'\n${SYSCTL_STATE}\n${h.end}`);
+  // Tun devices are made by stasis, in the scratch namespace, with the files the tree holds.
+  const tuns = c.devs.some((d) => d.type === NdType.TUN) ? () => trialTunFiles(c.devs, c.tunQueues) : undefined;
+  let t: { out: string } | { why: string };
+  try {
+    t = trialRestore(c.ip, [h.start, inside, hostPart, after].filter(Boolean).join('\n'), `${settle}${listingScript()}\necho '@@sysctls'\n${SYSCTL_STATE}\n${h.end}`, tuns);
+  } catch (err) {
+    if (!(err instanceof StasisError)) throw err;
+    return `its tun devices cannot be made again as they were read (${err.message})`;
+  }
   if ('why' in t) return t.why;
   const [ipOut = '', sysOut = ''] = t.out.split('@@sysctls\n');
-  const diff = listingsDiffer(listing, ipOut);
+  const diff = listingsDiffer(tunOperstate(listing, c.devs), tunOperstate(ipOut, c.devs));
   return (diff ? `its devices, addresses, routes and rules do not come back the same: ${diff}` : undefined)
     ?? sysctlsRefusal(parseSysctlState(sysctls), parseSysctlState(sysOut));
+}
+
+/**
+ * The listing with each tun device that has its carrier and lists operstate UNKNOWN listed UP:
+ * the operstate of a device made with its file attached is never worked out (the kernel's
+ * linkwatch does so, up to a second after its carrier changes), and the restore's device, made
+ * before its files are opened, loses its carrier for the moment (CRIU's does too). The one
+ * difference let through; either side may not have been worked out yet.
+ */
+function tunOperstate(listing: string, devs: readonly NetDeviceEntry[]): string {
+  const tuns = new Set(devs.filter((d) => d.type === NdType.TUN).map((d) => d.name));
+  return listing.replace(/^(\d+: ([^:@]+)(?:@[^:]+)?: <[^>]*LOWER_UP[^>]*>.* state )UNKNOWN /gm, (all, head: string, name: string) => (tuns.has(name) ? `${head}UP ` : all));
 }
 
 /** CRIU's raw rule images of namespace `id` (CRIU writes them empty when there are none). */
@@ -155,10 +185,11 @@ export const netNs = {
     return problems.length ? [...new Set(problems)].join(', ') : undefined;
   },
   capture: (pid, tree, peersUp = new Set()) => {
-    const [{ rules, iptablesNft }, ct, ipImages, listing, sysctls, config] = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET,
-      () => [readRulesAndOwners(), readConntrack(), saveIp(), ipListing(), shell(SYSCTL_STATE), readConfig()] as const);
+    const nsIno = fs.statSync(`/proc/${pid}/ns/net`).ino;
+    const [{ rules, iptablesNft }, ct, ipImages, listing, sysctls, { problems, ...config }] = inNamespace(`/proc/${pid}/ns/net`, 'net', CLONE_NEWNET,
+      () => [readRulesAndOwners(), readConntrack(), saveIp(), ipListing(), shell(SYSCTL_STATE), readConfig(tree, nsIno)] as const);
     const state: Captured = { rules, ct, ip: ipImages, ...config, cross: new Map() };
-    const why = (iptablesNft.length ? `its nf_tables table(s) ${iptablesNft.join(', ')} were made by iptables-nft, which would not know them again once nft loads them back (its x_tables matches become nft's own expressions); stasis cannot restore iptables-nft's tables yet` : undefined)
+    const why = (problems.length ? [...new Set(problems)].join(', ') : undefined) ?? (iptablesNft.length ? `its nf_tables table(s) ${iptablesNft.join(', ')} were made by iptables-nft, which would not know them again once nft loads them back (its x_tables matches become nft's own expressions); stasis cannot restore iptables-nft's tables yet` : undefined)
       ?? rulesRefusal(rules) ?? conntrackRefusal(ct, pid, tree) ?? trialRefusal(state, listing, sysctls, peersUp);
     return why ? { why } : { state };
   },
@@ -202,7 +233,10 @@ export const netNs = {
       if (r.error || r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot set up the devices and sysctls of ${what}${where}: ${(r.error?.message ?? r.stderr).trim()}`);
     };
     const target = `/proc/${hostPid}/ns/net`;
-    inNamespace(target, 'net', CLONE_NEWNET, () => run(inside, ''));
+    inNamespace(target, 'net', CLONE_NEWNET, () => {
+      makeTunDevices(devs, what);
+      run(inside, '');
+    });
     const pairs = crossScript(ctx.imagesDir, cross, ctx.nets);
     if (pairs) inNamespace(target, 'net', CLONE_NEWNET, () => run(pairs, ' (veths with a peer in another of the tree\'s namespaces)'));
     // The veths made beforehand are moved in, the others whose peer was outside and the

@@ -64,8 +64,8 @@ function ensureStopped(pid: number, signo: number, log: Log): void {
   kill(pid, SIGSTOP);
 }
 
-/** The sockets of a network namespace of the tree's own, made in it once its root exists. */
-const NETNS_SOCKETS = new Set([FdTypes.INETSK, FdTypes.UNIXSK, FdTypes.NETLINKSK, FdTypes.PACKETSK]);
+/** The sockets (and tun files) of a network namespace of the tree's own, made in it once its root exists. */
+const NETNS_SOCKETS = new Set([FdTypes.INETSK, FdTypes.UNIXSK, FdTypes.NETLINKSK, FdTypes.PACKETSK, FdTypes.TUNF]);
 
 /**
  * Splits files into those opened before the tree is made, and those opened once it exists:
@@ -259,7 +259,7 @@ function restoreChecked(
   const leaders = threadLeaders(set);
   const ownHoldPid = (pid: number) => holdPid(pid, nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined);
   const fileCtx: RestoreFileCtx & { ghosts: GhostRestorer } = {
-    log, imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, pipes: readPipeData(set.dir), memfds: shmem,
+    log, imagesDir: set.dir, shellJob: opts.shellJob ?? false, files: set.files, regTwin: (id: number) => set.regTwins.get(id), pipes: readPipeData(set.dir), memfds: shmem,
     unix, holdPid: ownHoldPid, ttys: fileCtxTtys, tcp, inherit,
     socketPairAs: (type: number, cred: Cred) => pairs.make(type, cred), ghosts: new GhostRestorer(set.dir, ownHoldPid, users),
     taskPid: (pid: number) => created.get(pid)?.pid, ...(nested.ids.length ? { rootOf: (mntId: number) => nested.rootOf(mntId) } : {}), netnsOf: (id: number) => nets.pathOf(id), deadPids: new DeadPids(() => (nsFlags & CLONE_NEWPID ? created.get(root)?.pid : undefined)), threadLeader: (tid: number) => leaders.get(tid),

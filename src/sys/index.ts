@@ -33,3 +33,4 @@ export * from './spawn-sibling.js';
 export { inMountNsCopy, type MountNsCopy } from './mount-ns-copy.js';
 export { mountIdOf } from './mount-id.js';
 export { setMountGroup } from './mount-group.js';
+export * from './tun.js';

@@ -33,6 +33,22 @@ export function inNamespace<T>(path: string, kind: 'net' | 'ipc' | 'uts' | 'cgro
   }
 }
 
+/** Runs `fn` with this thread in a new network namespace (a child spawned meanwhile is born in it), then back in its own; the new one goes with the last of what `fn` left in it. */
+export function inNewNetns<T>(fn: () => T): T {
+  const mine = fs.openSync('/proc/thread-self/ns/net', O_RDONLY | O_CLOEXEC);
+  try {
+    syscall('unshare', CLONE_NEWNET);
+    try {
+      return fn();
+    } finally {
+      const r = syscallRaw('setns', mine, CLONE_NEWNET);
+      if (r < 0n) throw new SyscallError('setns', Number(-r));
+    }
+  } finally {
+    fs.closeSync(mine);
+  }
+}
+
 /** sethostname(2) and setdomainname(2) for this thread's UTS namespace. */
 export function setUtsNames(nodename: string, domainname: string): void {
   const n = Buffer.from(nodename), d = Buffer.from(domainname);

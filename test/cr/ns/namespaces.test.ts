@@ -208,14 +208,14 @@ if (!inPrivateProc(FLAG)) {
     await roundTrip(['cgroup', 'uts']);
   });
 
-  test('a network namespace with a device stasis cannot make again (tun) is refused; with --empty-ns net it is not looked into, and the restored tree joins the namespace it is given', async () => {
+  test('a network namespace with a device stasis cannot make again (ifb) is refused; with --empty-ns net it is not looked into, and the restored tree joins the namespace it is given', async () => {
     // The workload checks only its names: lo is the test's here.
     const w = startInNamespaces(['net', 'uts'], 'uts');
     const holder = spawnTask(['unshare', '--net', 'sleep', '1000'], { stdin: { path: '/dev/null' } });
     try {
       const ip = (pid: number, ...args: string[]) => execFileSync('nsenter', ['-t', String(pid), '-n', 'ip', ...args], { env: SBIN_ENV, encoding: 'utf8' });
-      ip(w.pid, 'tuntap', 'add', 'stasist0', 'mode', 'tun');
-      await refused(w.pid, /net namespace net:\[\d+\] of pid \d+: it has device stasist0 of kind tun, which stasis cannot make again/);
+      ip(w.pid, 'link', 'add', 'stasist0', 'type', 'ifb');
+      await refused(w.pid, /net namespace net:\[\d+\] of pid \d+: it has device stasist0 of kind ifb, which stasis cannot make again/);
       const images = tmpDir('nsroot-empty-img');
       await dump({ pid: w.pid, imagesDir: images, emptyNs: CLONE_NEWNET });
       waitPid(w.unshare);

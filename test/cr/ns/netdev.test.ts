@@ -10,8 +10,8 @@
 // running; CRIU 4.2 restores stasis's images of such a namespace, and stasis CRIU's. Devices: a veth
 // pair inside, a bridge with one end as port and a veth whose peer is outside come back (from
 // stasis and from CRIU 4.2) with their ifindex, MAC, MTU, master and state, the last also as a
-// veth made beforehand and moved in (--external netdev[IN]:OUT); a tun device and a
-// bridge whose carrier would differ are refused.
+// veth made beforehand and moved in (--external netdev[IN]:OUT); an ifb device and a
+// bridge whose carrier would differ are refused (tun devices: tun.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -254,9 +254,9 @@ ip link set br1 up
     }
   });
 
-  test('a tun device, and a bridge whose MAC came from nowhere (its carrier on with no port, which a bridge given its MAC is not), are refused at dump, and the tree carries on', async () => {
+  test('an ifb device, and a bridge whose MAC came from nowhere (its carrier on with no port, which a bridge given its MAC is not), are refused at dump, and the tree carries on', async () => {
     for (const [extra, pattern] of [
-      ['ip tuntap add tun7 mode tun\n', /it has device tun7 of kind tun, which stasis cannot make again/],
+      ['ip link add ifb7 type ifb\n', /it has device ifb7 of kind ifb, which stasis cannot make again/],
       ['ip link add br7 type bridge\nip link set br7 up\n', /its devices, addresses, routes and rules do not come back the same: its devices list "\d+: br7: <NO-CARRIER/],
     ] as const) {
       const w = start(extra);
