@@ -5,7 +5,7 @@
 // each small step, STASIS_BENCH_BIG_RUNS (default 3) of the 1 GiB ones, STASIS_BENCH_BIG_MIB
 // their size (default 1024). Each restored victim checks its memory (outside the timing).
 // STASIS_BENCH_ONLY=lazy runs only the --lazy-pages rows, STASIS_BENCH_ONLY=small only the
-// start-up and 16 MiB rows. The 16 MiB process is also dumped and restored through
+// start-up and 16 MiB rows, STASIS_BENCH_ONLY=big only the BIG_MIB dump and restore. The 16 MiB process is also dumped and restored through
 // `stasis service` and `criu service` (CRIU's RPC, one connection per request, as libcriu
 // does), each resident and warmed by one untimed cycle, against CRIU's command line.
 import fs from 'node:fs';
@@ -166,16 +166,18 @@ if (!ONLY || ONLY === 'small') {
 }
 
 const skipped: string[] = [];
-if (criu.bin && (!ONLY || ONLY === 'small')) {
+if (criu.bin && (!ONLY || ONLY === 'small' || ONLY === 'big')) {
   const bin = path.join(work, 'bigheap');
   execFileSync('gcc', ['-O2', '-o', bin, path.join(REPO, 'test/workloads/bigheap.c')]);
-  startServices();
   const svc: Tool[] = ['stasis-service', 'criu-service'];
-  for (const tool of svc) cycle(tool, bin, 16, false, -1); // warm-up, untimed
+  if (ONLY !== 'big') {
+    startServices();
+    for (const tool of svc) cycle(tool, bin, 16, false, -1); // warm-up, untimed
+  }
   const cases = [['16 MiB process', '16 MiB process', 16, false, RUNS, svc],
     [`${BIG_MIB} MiB dirty anonymous (-R, to tmpfs)`, `${BIG_MIB} MiB dirty anonymous`, BIG_MIB, true, BIG_RUNS, []]] as const;
   for (const [label, restoreLabel, mib, leave, runs, more] of cases) {
-    if (ONLY === 'small' && mib !== 16) continue;
+    if ((ONLY === 'small' && mib !== 16) || (ONLY === 'big' && mib === 16)) continue;
     const t: Partial<Record<Tool, { dump: number[]; restore: number[] }>> = {};
     const tools: Tool[] = ['stasis', 'criu', ...more];
     for (let i = 0; i < runs; i++) {
