@@ -14,11 +14,12 @@ const threads = () => createRequire(import.meta.url)('node:worker_threads') as t
 import { StasisError } from '../errors.js';
 import { SUM_CHUNK, type DeferredSum, type FileSum } from './image-sums.js';
 import { BUFFER_AT_CODE } from '../sys/file-window.js';
+import { CRC32_AT_CODE, crc32CodeAddress } from '../sys/crc32-code.js';
 
 const CODE = `
 const { workerData } = require('node:worker_threads');
 const fs = require('node:fs');
-const zlib = require('node:zlib');
+${CRC32_AT_CODE}
 const { files, port, done, CHUNK } = workerData;
 const flag = new Int32Array(done);
 const buf = Buffer.allocUnsafe(4 << 20);
@@ -35,7 +36,7 @@ try {
         if (n === 0) break;
         for (let at = 0; at < n; ) {
           const k = f.chunks === undefined ? n - at : Math.min(CHUNK - (size % CHUNK), n - at);
-          crc = zlib.crc32(buf.subarray(at, at + k), crc);
+          crc = crc32(buf.subarray(at, at + k), crc);
           size += k;
           at += k;
           if (f.chunks !== undefined && (size % CHUNK === 0 || size === f.size)) {
@@ -80,7 +81,7 @@ export class SumCheck {
   constructor(private readonly files: DeferredSum[]) {
     const { port1, port2 } = new (threads().MessageChannel)();
     this.port = port1;
-    this.worker = new (threads().Worker)(CODE, { eval: true, workerData: { files, port: port2, done: this.done.buffer, CHUNK: SUM_CHUNK }, transferList: [port2] });
+    this.worker = new (threads().Worker)(CODE, { eval: true, workerData: { files, port: port2, done: this.done.buffer, CHUNK: SUM_CHUNK, from: import.meta.url, crcAt: crc32CodeAddress() }, transferList: [port2] });
     // Never what keeps the process alive: a failed restore that forgot it must still exit.
     this.worker.unref();
     this.port.unref();
@@ -118,7 +119,7 @@ export class SumCheck {
 
 const ringCode = (byAddress: boolean) => `
 const { workerData } = require('node:worker_threads');
-const zlib = require('node:zlib');
+${CRC32_AT_CODE}
 const { bufs, ctl, port, CHUNK } = workerData;
 ${byAddress ? BUFFER_AT_CODE : ''}
 // ctl: [0] stop, [1] unused, [2] result ready (posted on port first), then per slot: state
@@ -147,7 +148,7 @@ for (let i = 0; ; i = (i + 1) % slots) {
   const b = ${byAddress ? 'bufferAt((BigInt(Atomics.load(c, st + 3) >>> 0) << 32n) | BigInt(Atomics.load(c, st + 2) >>> 0), len)' : 'views[i].subarray(0, len)'};
   for (let at = 0; at < b.length; ) {
     const k = Math.min(CHUNK - (size % CHUNK), b.length - at);
-    crc = zlib.crc32(b.subarray(at, at + k), crc);
+    crc = crc32(b.subarray(at, at + k), crc);
     size += k;
     at += k;
     if (size % CHUNK === 0) { chunks.push(hex(crc)); crc = 0; }
@@ -198,7 +199,7 @@ export class RingSum {
     const { port1, port2 } = new (threads().MessageChannel)();
     this.port = port1;
     this.worker = new (threads().Worker)(ringCode(byAddress), {
-      eval: true, workerData: { bufs: sabs, slots: this.slots, from: import.meta.url, ctl: this.ctl.buffer, port: port2, CHUNK: SUM_CHUNK }, transferList: [port2],
+      eval: true, workerData: { bufs: sabs, slots: this.slots, from: import.meta.url, crcAt: crc32CodeAddress(), ctl: this.ctl.buffer, port: port2, CHUNK: SUM_CHUNK }, transferList: [port2],
     });
     this.worker.unref();
     this.port.unref();

@@ -34,3 +34,4 @@ export { inMountNsCopy, type MountNsCopy } from './mount-ns-copy.js';
 export { mountIdOf } from './mount-id.js';
 export { setMountGroup } from './mount-group.js';
 export * from './tun.js';
+export * from './crc32-code.js';
