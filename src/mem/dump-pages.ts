@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import { vmReadv, ProcMem, pagemapScan, PAGE_IS, mapWindow, unmapWindow, seekTo, type InjectorOptions } from '../sys/index.js';
 import { TaskSplicer, isRegularFile } from './page-splice.js';
+import { TaskWriter, canTaskWrite, type PageMover } from './task-write.js';
 import { scanPagemap } from '../proc/pagemap.js';
 import { StasisError } from '../errors.js';
 import { PE } from '../image/pagemap-flags.js';
@@ -79,15 +80,16 @@ export interface PageDumperOptions {
    */
   buffer?: Buffer | undefined;
   /**
-   * How to inject into the (frozen) task: given, many pages into a regular file go by the
-   * task's own vmsplice and stasis's splice (page-splice.ts), one copy instead of two.
+   * How to inject into the (frozen) task: given, many pages into a regular file go with one
+   * copy instead of two, by the task's own pwritev (task-write.ts) or its vmsplice and
+   * stasis's splice (page-splice.ts).
    */
   inject?: InjectorOptions | undefined;
 }
 
-/** The splice path's state: the task's pipe, where the next bytes go, the windows being summed. */
+/** The one-copy path's state: the task's writer (or pipes), where the next bytes go, the windows being summed. */
 interface Spliced {
-  sp: TaskSplicer;
+  sp: PageMover;
   pos: bigint;
   /** Where the window not yet handed to the summing thread starts. */
   winStart: bigint;
@@ -214,7 +216,7 @@ export class PageDumper {
   write(): void {
     // Many pages, each read once and written whole: summed beside the copy, on the other core.
     const toRead = this.planned.reduce((n, p) => (p.read ? n + p.nrPages * PAGE : n), 0);
-    if (toRead >= RING_SUM_BYTES && !this.opts.onPage && !this.byContent && !this.ring) this.startRing();
+    if (toRead >= RING_SUM_BYTES && !this.opts.onPage && !this.byContent && !this.ring) this.startRing(toRead);
     for (const p of this.planned) {
       if (p.read) this.addRun(p.vaddr, p.nrPages);
       else {
@@ -228,14 +230,22 @@ export class PageDumper {
 
   /**
    * The summing thread; and, for a frozen task whose pages go into a regular file from its
-   * start (the sums count from there), the splice path, summed in mapped windows of the file.
+   * start (the sums count from there), the one-copy path, summed in mapped windows of the
+   * file: the task writes them itself where it may (canTaskWrite()), else they are spliced.
    */
-  private startRing(): void {
+  private startRing(bytes: number): void {
     const inject = this.opts.inject;
     if (inject && !this.opts.running && isRegularFile(this.outFd) && fs.fstatSync(this.outFd).size === 0) {
-      let sp: TaskSplicer | undefined;
+      let sp: PageMover | undefined;
+      if (canTaskWrite(this.pid, bytes)) {
+        try {
+          sp = new TaskWriter(this.pid, inject, this.outFd);
+        } catch {
+          sp = undefined; // (the task has no room for the fd, or may not have it: spliced, then)
+        }
+      }
       try {
-        sp = new TaskSplicer(this.pid, inject);
+        sp ??= new TaskSplicer(this.pid, inject);
       } catch {
         sp = undefined; // (no pipe in the task: the pages are read as before)
       }

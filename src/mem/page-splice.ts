@@ -10,11 +10,12 @@
 import fs from 'node:fs';
 import { Injector, type InjectorOptions, pidfdOpen, pidfdGetfd, fcntl, F_SETPIPE_SZ, F_GETPIPE_SZ, spliceToFile, closeFd } from '../sys/index.js';
 import { StasisError } from '../errors.js';
+import type { PageMover } from './task-write.js';
 
 const O_CLOEXEC = 0o2000000;
 const WANT_PIPE = 1 << 20;
 
-export class TaskSplicer {
+export class TaskSplicer implements PageMover {
   private readonly inj: Injector;
   /** The task's two pipes (read, write), and stasis's copies of their read ends. */
   private readonly taskFds: number[] = [];
