@@ -266,6 +266,9 @@ export function sampleImages(): Samples {
       // A pidfd of pid 813 (non-blocking), and one of a process reaped with exit code 7.
       create(FileEntrySchema, { type: FdTypes.PIDFD, id: 30, pidfd: { id: 30, ino: 16727n, flags: 0o4000, nspid: 813, fown: fown() } }),
       create(FileEntrySchema, { type: FdTypes.PIDFD, id: 31, pidfd: { id: 31, ino: 16728n, flags: 0, nspid: -1, fown: fown(), attr: { exitCode: 7 << 8 } } }),
+      // A tun file on a detached queue of tmq0 in network namespace 5: its REG entry, then its own of the same id (CRIU's layout).
+      create(FileEntrySchema, { type: FdTypes.REG, id: 32, reg: create(RegFileEntrySchema, { id: 32, flags: 0o100002, pos: 0n, fown: fown(), name: '/dev/net/tun', mode: 0o20666 }) }),
+      create(FileEntrySchema, { type: FdTypes.TUNF, id: 32, tunf: { id: 32, netdev: 'tmq0', detached: true, nsId: 5 } }),
     ] },
     fdinfo: { arg: 2, content: [0, 1, 2, 3].map((fd) =>
       create(FdinfoEntrySchema, { id: 17 + fd, flags: fd === 3 ? 1 : 0, type: FdTypes.REG, fd })) },
@@ -341,7 +344,11 @@ export function sampleImages(): Samples {
     }] },
     'ipcns-sem': { arg: 4, content: [{ entry: create(IpcSemEntrySchema, { desc: ipcDesc(0, 0o640, 1), nsems: 3 }), payload: new Uint8Array([1, 0, 2, 0, 3, 0, 0, 0]) }] },
     'ipcns-msg': { arg: 4, content: [{ entry: create(IpcMsgEntrySchema, { desc: ipcDesc(0x77, 0o666, 2), qbytes: 16384, qnum: 2 }), payload: ipcMsgs([[1n, 'first'], [7n, 'second message']]) }] },
-    netdev: { arg: 5, content: [create(NetDeviceEntrySchema, { type: NdType.LOOPBACK, ifindex: 1, mtu: 65536, flags: 0x10049, name: 'lo' })] },
+    netdev: { arg: 5, content: [
+      create(NetDeviceEntrySchema, { type: NdType.LOOPBACK, ifindex: 1, mtu: 65536, flags: 0x10049, name: 'lo' }),
+      // A multi-queue tun (IFF_TUN | IFF_MULTI_QUEUE | IFF_NO_PI), not persistent.
+      create(NetDeviceEntrySchema, { type: NdType.TUN, ifindex: 2, mtu: 1500, flags: 0x1090, name: 'tmq0', tun: { flags: 0x1101, owner: -1, group: -1, vnethdr: 10, sndbuf: 0x7fffffff } }),
+    ] },
     timens: { arg: 6, content: [create(TimensEntrySchema, { monotonic: { tvSec: 1000123n, tvNsec: 500n }, boottime: { tvSec: 1000456n, tvNsec: 0n } })] },
     netns: { arg: 5, content: [create(NetnsEntrySchema, {})] },
     sigacts: { arg: 812, content: core().tc?.sigactions.slice(0, 12) ?? [] },

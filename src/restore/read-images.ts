@@ -103,6 +103,28 @@ function refuseUnknownFields(dir: string): void {
   }
 }
 
+/**
+ * The entries of files.img by id, and the REG entries that share their id with a tun file's
+ * TUNF entry after them (CRIU's dump_tunfile writes both); any other id named twice, or a TUNF
+ * entry without its REG twin, is a corrupt image.
+ */
+export function indexFiles(entries: readonly FileEntry[]): { files: Map<number, FileEntry>; regTwins: Map<number, FileEntry> } {
+  const files = new Map<number, FileEntry>();
+  const regTwins = new Map<number, FileEntry>();
+  for (const f of entries) {
+    const had = files.get(f.id);
+    if (had && had.type === FdTypes.REG && f.type === FdTypes.TUNF && !regTwins.has(f.id)) {
+      regTwins.set(f.id, had);
+      files.set(f.id, f);
+      continue;
+    }
+    if (had) throw new StasisError('E_CORRUPT', `files.img names file ${f.id} twice`);
+    files.set(f.id, f);
+  }
+  for (const [id, f] of files) if (f.type === FdTypes.TUNF && !regTwins.has(id)) throw new StasisError('E_CORRUPT', `files.img holds tun file ${id} without a REG entry of its id before it`);
+  return { files, regTwins };
+}
+
 export function readImageSet(dir: string): ImageSet {
   if (!fs.existsSync(dir)) throw new StasisError('E_NO_IMAGE', `No images directory ${dir}`);
   if (!imageExists(dir, 'inventory', undefined)) {
@@ -117,20 +139,7 @@ export function readImageSet(dir: string): ImageSet {
   if (inv.preDumpMode) {
     throw new StasisError('E_NO_IMAGE', `Images in ${dir} are a pre-dump (memory only): restore from the dump made after it`);
   }
-  const files = new Map<number, FileEntry>();
-  const regTwins = new Map<number, FileEntry>();
-  for (const f of readImage(dir, 'files', undefined)) {
-    const had = files.get(f.id);
-    // A tun file is a REG entry and a TUNF entry of one id (CRIU's dump_tunfile writes both).
-    if (had && had.type === FdTypes.REG && f.type === FdTypes.TUNF && !regTwins.has(f.id)) {
-      regTwins.set(f.id, had);
-      files.set(f.id, f);
-      continue;
-    }
-    if (had) throw new StasisError('E_CORRUPT', `files.img names file ${f.id} twice`);
-    files.set(f.id, f);
-  }
-  for (const [id, f] of files) if (f.type === FdTypes.TUNF && !regTwins.has(id)) throw new StasisError('E_CORRUPT', `files.img holds tun file ${id} without a REG entry of its id before it`);
+  const { files, regTwins } = indexFiles(readImage(dir, 'files', undefined));
   const tree = readImage(dir, 'pstree', undefined);
   if (tree.length === 0) throw new StasisError('E_CORRUPT', 'pstree.img is empty');
   const tasks: TaskImages[] = [];
