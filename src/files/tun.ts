@@ -13,7 +13,7 @@ import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fd
 import { TunfileEntrySchema } from '../image/gen/stasis/tun_pb.js';
 import { NdType } from '../image/gen/stasis/netdev_pb.js';
 import { readImage } from '../image/index.js';
-import { closeFd, inNamespace, tunAttach, tunGetIff, tunHasQueued, tunNetnsInode, withTaskFd, CLONE_NEWNET, IFF_DETACH_QUEUE } from '../sys/index.js';
+import { closeFd, inNamespace, pollIn, tunAttach, tunGetIff, tunNetnsInode, withTaskFd, CLONE_NEWNET, IFF_DETACH_QUEUE } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { DumpFileCtx, FdProbe, FileKind, RestoreFileCtx } from './kind.js';
 import { reg } from './reg.js';
@@ -34,7 +34,8 @@ function dumpTun(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry[] {
     const iff = tunGetIff(fd);
     const ns = `net:[${tunNetnsInode(fd, 'file')}]`;
     const devNs = iff ? `net:[${tunNetnsInode(fd, 'device')}]` : undefined;
-    return { iff, ns, devNs, queued: iff ? tunHasQueued(fd) : false };
+    // A tun file is readable (poll) while packets wait in its queue.
+    return { iff, ns, devNs, queued: iff ? pollIn(fd, 0) : false };
   });
   const { iff, ns } = state;
   const on = iff ? `attached to ${iff.name}` : 'attached to no device';

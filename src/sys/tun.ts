@@ -29,8 +29,8 @@ export const TUN_DEFAULT_SNDBUF = 0x7fffffff;
 
 const IFNAMSIZ = 16;
 
-function check(r: bigint, what: string, call = 'ioctl'): bigint {
-  if (r < 0n) throw new SyscallError(call, Number(-r), what);
+function check(r: bigint, what: string): bigint {
+  if (r < 0n) throw new SyscallError('ioctl', Number(-r), what);
   return r;
 }
 
@@ -161,19 +161,6 @@ export function tunSetSndbuf(fd: number, sndbuf: number): void {
 /** TUNSETVNETHDRSZ: the virtio header size of the device of `fd`. */
 export function tunSetVnetHdrSz(fd: number, size: number): void {
   setInt(fd, TUNSETVNETHDRSZ, size, `TUNSETVNETHDRSZ ${size}`);
-}
-
-/** Whether the tun file `fd` has packets queued for its reader (its poll() says POLLIN). */
-export function tunHasQueued(fd: number): boolean {
-  const pfd = Buffer.alloc(8);
-  pfd.writeInt32LE(fd, 0);
-  pfd.writeInt16LE(0x1, 4); // POLLIN
-  try {
-    check(syscallRaw('poll', addressOf(pfd), 1, 0), `fd ${fd}`, 'poll');
-  } finally {
-    keepAlive(pfd);
-  }
-  return (pfd.readInt16LE(6) & 0x1) !== 0;
 }
 
 /**

@@ -6,8 +6,8 @@
 // queues, persistence, MAC and state, every fd is /dev/net/tun at its number again, and the
 // workload checks that each file is attached as it was (a datagram to the tun's peer comes
 // out of its file), that the detached queue still is, and that it carries on. A tun file of
-// stasis's own network namespace, and a device with a queue held outside the tree, are
-// refused at dump, and the tree carries on.
+// stasis's own network namespace, a device with a queue held outside the tree, and a file with
+// a packet queued for its reader are refused at dump, and the tree carries on.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -15,7 +15,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { compileWorkload, tmpDir, waitFor, verifyImages } from '../harness.js';
 import { dump, restore, StasisError } from '../../../src/api/index.js';
-import { inNamespace, setChildSubreaper, spawnTask, tunSetIff, waitPid, CLONE_NEWNET, IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TUN } from '../../../src/sys/index.js';
+import {
+  closeFd, connectInet, inNamespace, sendRaw, setChildSubreaper, socket, spawnTask, tunSetIff, waitPid,
+  AF_INET, CLONE_NEWNET, IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TUN, SOCK_CLOEXEC, SOCK_DGRAM,
+} from '../../../src/sys/index.js';
 import { readImage } from '../../../src/image/index.js';
 import { FdTypes } from '../../../src/image/gen/stasis/fdinfo_pb.js';
 import { NdType } from '../../../src/image/gen/stasis/netdev_pb.js';
@@ -153,6 +156,34 @@ if (!inPrivateProc(FLAG)) {
       });
       assert.deepEqual(fs.readdirSync(images), []);
       fs.closeSync(outside);
+      finish(w.dir);
+    } finally {
+      endTree(w.top);
+    }
+  });
+
+  test('a tun file with a packet queued for its reader is refused at dump, and the tree carries on', async () => {
+    const w = start();
+    // A datagram routed to tsq0 waits in fd 11's queue (the workload reads it later, and passes it over).
+    inNamespace(`/proc/${w.pid}/ns/net`, 'net', CLONE_NEWNET, () => {
+      const s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC);
+      try {
+        connectInet(s, AF_INET, [0x02004d0a], 9); // 10.77.0.2, one word as the kernel keeps it
+        const b = Buffer.from('queued');
+        assert.equal(sendRaw(s, b, 0, b.length, 0), b.length);
+      } finally {
+        closeFd(s);
+      }
+    });
+    try {
+      const images = tmpDir('tun-queued');
+      await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => {
+        assert.ok(e instanceof StasisError, String(e));
+        assert.equal(e.code, 'E_UNSUPPORTED', e.message);
+        assert.match(e.message, /^Cannot dump fd 11 of pid \d+: it is a tun file of tsq0 with packets queued for its reader/);
+        return true;
+      });
+      assert.deepEqual(fs.readdirSync(images), []);
       finish(w.dir);
     } finally {
       endTree(w.top);
