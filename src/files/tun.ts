@@ -8,6 +8,7 @@
 // way). Restore: /dev/net/tun opened again by its REG entry from within the new namespace,
 // attached to its device, made there already, by name (TUNSETIFF), its queue detached if it
 // was (TUNSETQUEUE).
+import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { TunfileEntrySchema } from '../image/gen/stasis/tun_pb.js';
@@ -40,7 +41,8 @@ function dumpTun(p: FdProbe, ctx: DumpFileCtx, id: number): FileEntry[] {
   const { iff, ns } = state;
   const on = iff ? `attached to ${iff.name}` : 'attached to no device';
   if (!dumpedNetns(ctx).includes(ns)) {
-    throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what}: it is a tun file (${on}) of network namespace ${ns}, which is not dumped with the tree${ctx.tcp.netns ? '' : ' (the tree shares stasis\'s)'}; stasis restores tun files only in a network namespace of the tree's own (unshare -n), as CRIU does`);
+    const whose = ns === fs.readlinkSync('/proc/self/ns/net') ? ' (stasis\'s own)' : '';
+    throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what}: it is a tun file (${on}) of network namespace ${ns}${whose}, which is not dumped with the tree; stasis restores tun files only in a network namespace of the tree's own (unshare -n), as CRIU does`);
   }
   if (state.devNs !== undefined && state.devNs !== ns) {
     throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what}: it is a tun file opened in network namespace ${ns}, and its device ${iff!.name} was moved to ${state.devNs}; stasis cannot attach a file to a device of another namespace`);
