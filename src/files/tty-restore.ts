@@ -19,7 +19,7 @@ import { writePtyQueues } from './pty-queue.js';
 
 const O_RDWR = 2, O_NOCTTY = 0o400, O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 
-const termiosOf = (t: TermiosEntry): Termios => ({
+export const termiosOf = (t: TermiosEntry): Termios => ({
   iflag: t.cIflag, oflag: t.cOflag, cflag: t.cCflag, lflag: t.cLflag, line: t.cLine, cc: t.cCc, ispeed: t.cIspeed, ospeed: t.cOspeed,
 });
 

@@ -116,7 +116,15 @@ export class TtySink {
         if ('value' in sid && tasks.some((t) => t.sid === sid.value) && !shellJob) {
           throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${f.fd} of pid ${f.pid}: the terminal ${f.link} controls session ${sid.value} of the tree; stasis can only restore a pty as a controlling terminal`);
         }
-        this.infos.push(create(TtyInfoEntrySchema, base));
+        // Its settings, which the restore gives back (and CRIU 4.2 refuses a console or VT without).
+        const params = withTaskFd(f.pid, f.fd, (fd) => {
+          const w = getWinsize(fd);
+          return {
+            termios: termiosEntry(getTermios(fd)), termiosLocked: termiosEntry(getLockedTermios(fd)),
+            winsize: { wsRow: w.row, wsCol: w.col, wsXpixel: w.xpixel, wsYpixel: w.ypixel },
+          };
+        });
+        this.infos.push(create(TtyInfoEntrySchema, { ...base, ...params }));
       }
     }
   }

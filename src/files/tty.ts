@@ -12,11 +12,11 @@ import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
 import { FdTypes, FileEntrySchema } from '../image/gen/stasis/fdinfo_pb.js';
 import { TtyType, type TtyInfoEntry } from '../image/gen/stasis/tty_pb.js';
-import { openat, ttyGetInt, withTaskFd, TIOC, SyscallError } from '../sys/index.js';
+import { openat, closeFd, ttyGetInt, withTaskFd, setTermios, setLockedTermios, setWinsize, TIOC, SyscallError } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import type { FdProbe, FileKind } from './kind.js';
 import { emptyFown, keepIfGone } from './reg.js';
-import { ptyPair, ctty } from './tty-restore.js';
+import { ptyPair, ctty, termiosOf } from './tty-restore.js';
 
 const S_IFMT = 0o170000n, S_IFCHR = 0o020000n;
 const O_NOCTTY = 0o400, O_CLOEXEC = 0o2000000, O_ACCMODE = 3, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000;
@@ -94,7 +94,18 @@ export const tty = {
       const r = t.regfId !== undefined ? ctx.files.get(t.regfId) : undefined;
       if (!r?.reg) throw new StasisError('E_CORRUPT', `Terminal file ${e.id} names no REG entry of its device`);
       const name = ctx.ghosts?.pathOf(r, ctx.files) ?? `${ctx.root ?? ''}${r.reg.name}`;
-      return { status: 'done', fd: reopen(name, flags, e.id) };
+      const fd = reopen(name, flags, e.id);
+      try {
+        // Its settings as they were: the device's own, which every opener shares (as CRIU restores them).
+        if (info.termiosLocked) setLockedTermios(fd, termiosOf(info.termiosLocked));
+        if (info.termios) setTermios(fd, termiosOf(info.termios));
+        const ws = info.winsize;
+        if (ws) setWinsize(fd, { row: ws.wsRow, col: ws.wsCol, xpixel: ws.wsXpixel, ypixel: ws.wsYpixel });
+      } catch (err) {
+        closeFd(fd);
+        throw new StasisError('E_RESTORE_FAILED', `Cannot give the terminal ${name} (file ${e.id}) its settings back: ${(err as Error).message}`, { cause: err });
+      }
+      return { status: 'done', fd };
     }
     if (info.hungUp) return { status: 'done', fd: ctx.ttys.hungUpSlave(info, flags) };
     // The shell's terminal: not in the tree, re-attached to stasis's own.
