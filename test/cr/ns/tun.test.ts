@@ -86,11 +86,12 @@ if (!inPrivateProc(FLAG)) {
 
   test('tun files come back at their fds, attached to devices made again with their flags, queues, persistence, MAC and state; the detached queue is still detached and the tree carries on', async () => {
     const w = start();
-    const before = listing(w.pid);
-    assert.match(before, /tmq0: .*\n.*\n.*tun type tun pi off vnet_hdr off multi_queue numqueues 1 numdisabled 1 persist off/);
-    assert.match(before, /tper0: .*\n.*\n.*tun type tap pi on vnet_hdr off persist on group 4343/);
     const images = tmpDir('tun-img');
+    let before = '';
     try {
+      before = listing(w.pid);
+      assert.match(before, /tmq0: .*\n.*\n.*tun type tun pi off vnet_hdr off multi_queue numqueues 1 numdisabled 1 persist off/);
+      assert.match(before, /tper0: .*\n.*\n.*tun type tap pi on vnet_hdr off persist on group 4343/);
       await dump({ pid: w.pid, imagesDir: images });
     } catch (err) {
       endTree(w.top);
@@ -140,13 +141,13 @@ if (!inPrivateProc(FLAG)) {
 
   test('a multi-queue tun device whose queue a file outside the tree holds is refused at dump, and the tree carries on', async () => {
     const w = start();
-    // This process's file on tmq0, opened in the tree's namespace: a third queue, not the tree's.
-    const outside = inNamespace(`/proc/${w.pid}/ns/net`, 'net', CLONE_NEWNET, () => {
-      const fd = fs.openSync('/dev/net/tun', 'r+');
-      tunSetIff(fd, 'tmq0', IFF_TUN | IFF_MULTI_QUEUE | IFF_NO_PI);
-      return fd;
-    });
     try {
+      // This process's file on tmq0, opened in the tree's namespace: a third queue, not the tree's.
+      const outside = inNamespace(`/proc/${w.pid}/ns/net`, 'net', CLONE_NEWNET, () => {
+        const fd = fs.openSync('/dev/net/tun', 'r+');
+        tunSetIff(fd, 'tmq0', IFF_TUN | IFF_MULTI_QUEUE | IFF_NO_PI);
+        return fd;
+      });
       const images = tmpDir('tun-outside');
       await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => {
         assert.ok(e instanceof StasisError, String(e));
@@ -164,18 +165,18 @@ if (!inPrivateProc(FLAG)) {
 
   test('a tun file with a packet queued for its reader is refused at dump, and the tree carries on', async () => {
     const w = start();
-    // A datagram routed to tsq0 waits in fd 11's queue (the workload reads it later, and passes it over).
-    inNamespace(`/proc/${w.pid}/ns/net`, 'net', CLONE_NEWNET, () => {
-      const s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC);
-      try {
-        connectInet(s, AF_INET, [0x02004d0a], 9); // 10.77.0.2, one word as the kernel keeps it
-        const b = Buffer.from('queued');
-        assert.equal(sendRaw(s, b, 0, b.length, 0), b.length);
-      } finally {
-        closeFd(s);
-      }
-    });
     try {
+      // A datagram routed to tsq0 waits in fd 11's queue (the workload reads it later, and passes it over).
+      inNamespace(`/proc/${w.pid}/ns/net`, 'net', CLONE_NEWNET, () => {
+        const s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC);
+        try {
+          connectInet(s, AF_INET, [0x02004d0a], 9); // 10.77.0.2, one word as the kernel keeps it
+          const b = Buffer.from('queued');
+          assert.equal(sendRaw(s, b, 0, b.length, 0), b.length);
+        } finally {
+          closeFd(s);
+        }
+      });
       const images = tmpDir('tun-queued');
       await assert.rejects(dump({ pid: w.pid, imagesDir: images }), (e: unknown) => {
         assert.ok(e instanceof StasisError, String(e));
@@ -195,9 +196,15 @@ if (!inPrivateProc(FLAG)) {
     setChildSubreaper();
     // CRIU 4.2 sets a device's socket buffer before its files are attached, which then have the default.
     const w = start(false, true, ['nobuf']);
-    const before = listing(w.pid);
     const images = tmpDir('tun-to-criu');
-    await dump({ pid: w.pid, imagesDir: images, shellJob: true });
+    let before = '';
+    try {
+      before = listing(w.pid);
+      await dump({ pid: w.pid, imagesDir: images, shellJob: true });
+    } catch (err) {
+      endTree(w.top);
+      throw err;
+    }
     waitPid(w.top);
     criu(['restore', '-d', '-j'], images, 'restore.log');
     try {
@@ -218,9 +225,15 @@ if (!inPrivateProc(FLAG)) {
 
   test('stasis restores CRIU 4.2\'s images of the tun files and devices, and the tree carries on', { skip: criuWorks() }, async () => {
     const w = start(false, true);
-    const before = listing(w.pid);
     const images = tmpDir('tun-from-criu');
-    criu(['dump', '-t', String(w.pid), '-j'], images, 'dump.log');
+    let before = '';
+    try {
+      before = listing(w.pid);
+      criu(['dump', '-t', String(w.pid), '-j'], images, 'dump.log');
+    } catch (err) {
+      endTree(w.top);
+      throw err;
+    }
     waitPid(w.top);
     const r = await restore({ imagesDir: images, detach: true, shellJob: true, noVerify: true });
     try {
