@@ -11,6 +11,9 @@
 // stasis's), and its RLIMIT_FSIZE applies (a write past it would leave SIGXFSZ pending):
 // canTaskWrite() takes this path only for a task in stasis's own memory cgroup whose limit
 // allows the file. The copy's CPU time is the task's (its stime), in that same cgroup.
+// stasis killed meanwhile leaves the task running on (the injection's own guarantee) but
+// holding the pages file open, close-on-exec, until it exits, as the splice path leaves it
+// its two pipes: the file's space stays in use that long.
 import fs from 'node:fs';
 import { Injector, type InjectorOptions, pidfdOpen, pidfdGetfd, closeFd, sendMessage, getRlimit, SOCK_DGRAM, SOCK_CLOEXEC } from '../sys/index.js';
 import { parseCgroupFile } from '../proc/index.js';
