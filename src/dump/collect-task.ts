@@ -84,6 +84,19 @@ function regFile(ids: FileIds, path: string, flags: number, proc: string, withMn
   });
 }
 
+/** The id of the task's executable: one entry for every task of the tree that runs the same file (by inode and path). */
+function executable(pid: number, ids: FileIds, withMnt: boolean, files: FileEntry[]): number {
+  const proc = `/proc/${pid}/exe`, path = linkOf(pid, 'exe');
+  const st = fs.statSync(proc, { bigint: true });
+  const key = `exe ${st.dev}:${st.ino} ${withMnt ? mountIdOf(proc) : ''} ${path}`;
+  const known = ids.tasksShared.get(key);
+  if (known !== undefined) return known;
+  const exe = regFile(ids, path, O_RDONLY, proc, withMnt);
+  files.push(exe);
+  ids.tasksShared.set(key, exe.id);
+  return exe.id;
+}
+
 /**
  * The regular file entry of the file a VMA maps (one per inode in a task), known by its
  * map_files link: a file unlinked, or replaced under its path, is kept as a ghost (or by a
@@ -93,17 +106,17 @@ function mappedFile(pid: number, c: CollectedVma, byInode: Map<string, number>, 
   const v = c.vma;
   const proc = `/proc/${pid}/map_files/${v.start.toString(16)}-${v.end.toString(16)}`;
   const stat = fs.statSync(proc, { bigint: true });
-  const key = `${stat.dev}:${stat.ino}`;
+  const link = fs.readlinkSync(proc);
+  // In a mount namespace of the tree's own, its mount says which namespace's path it is (mnt-nested.ts).
+  const mntId = ghosts?.mntRoot ? mountIdOf(proc) : undefined;
+  const key = `map ${stat.dev}:${stat.ino} ${mntId ?? ''} ${link}`;
   const known = byInode.get(key);
   if (known !== undefined) return known;
   const id = ids.fresh();
   const what = `the mapping at 0x${v.start.toString(16)}-0x${v.end.toString(16)}`;
-  const link = fs.readlinkSync(proc);
   if ((stat.mode & S_IFMT) !== S_IFREG && link.endsWith(' (deleted)')) {
     throw new StasisError('E_UNSUPPORTED', `Cannot dump ${what} of pid ${pid}: it maps ${link}, which is not a regular file`);
   }
-  // In a mount namespace of the tree's own, its mount says which namespace's path it is (mnt-nested.ts).
-  const mntId = ghosts?.mntRoot ? mountIdOf(proc) : undefined;
   const { path, linked } = (stat.mode & S_IFMT) === S_IFREG
     ? keepGoneFile({ pid, what, proc, stat, mntId: mntId ?? 0 }, link, ghosts, () => ids.fresh(), id)
     : { path: link, linked: [] };
@@ -216,7 +229,8 @@ export function collectTask(pid: number, tids: number[], ids: FileIds, ghosts?: 
 
   // Memory layout first: an unsupported mapping fails the dump before anything is touched.
   const collected = collectVmas(pid, parseSmaps(fs.readFileSync(`/proc/${pid}/smaps`, 'utf8')));
-  const byInode = new Map<string, number>();
+  // (By inode and path for the whole tree: a child maps the files its parent does.)
+  const byInode = ids.tasksShared;
   for (const c of collected) {
     if (c.path === undefined) continue;
     c.vma.shmid = BigInt(mappedFile(pid, c, byInode, files, ids, ghosts));
@@ -237,10 +251,10 @@ export function collectTask(pid: number, tids: number[], ids: FileIds, ghosts?: 
     inj.end();
   }
 
-  const exe = regFile(ids, linkOf(pid, 'exe'), O_RDONLY, `/proc/${pid}/exe`, !!ghosts?.mntRoot);
+  const exe = executable(pid, ids, !!ghosts?.mntRoot, files);
   const cwd = dumpTaskDir(pid, 'cwd', ids, ghosts);
   const root = dumpTaskDir(pid, 'root', ids, ghosts);
-  files.push(exe, cwd, root);
+  files.push(cwd, root);
 
   // Without its AT_NULL pair, as CRIU keeps it: CRIU's restore refuses more than
   // AT_VECTOR_SIZE (44) words, and the kernel ends the vector itself.
@@ -281,7 +295,7 @@ export function collectTask(pid: number, tids: number[], ids: FileIds, ghosts?: 
   const mm = create(MmEntrySchema, {
     mmStartCode: stat.startCode, mmEndCode: stat.endCode, mmStartData: stat.startData, mmEndData: stat.endData,
     mmStartStack: stat.startStack, mmStartBrk: stat.startBrk, mmBrk: brk, mmArgStart: stat.argStart,
-    mmArgEnd: stat.argEnd, mmEnvStart: stat.envStart, mmEnvEnd: stat.envEnd, exeFileId: exe.id,
+    mmArgEnd: stat.argEnd, mmEnvStart: stat.envStart, mmEnvEnd: stat.envEnd, exeFileId: exe,
     mmSavedAuxv: auxv,
     vmas: [
       ...vmas.map((v) => create(VmaEntrySchema, {

@@ -36,6 +36,14 @@ export class FileIds {
     return (BigInt.asUintN(64, dev) << 128n) | (BigInt.asUintN(64, ino) << 64n) | BigInt.asUintN(64, pos);
   }
 
+  /**
+   * The ids of files that are not fds and are one file for every task that has them: an
+   * executable, a mapped file (by inode and path). Their entry is written once, by the first
+   * task, and the others name it, as CRIU does (its restore shares COW memory only between a
+   * parent and a child whose mm names the same executable).
+   */
+  readonly tasksShared = new Map<string, number>();
+
   /** Allocates an id for an object that is not an fd (a mapped file, cwd, root). */
   fresh(): number {
     return this.nextId++;
