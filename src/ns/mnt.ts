@@ -468,7 +468,8 @@ export function dumpMounts(ctx: NsDumpCtx, pid: number, id: number, nested?: Rea
   ctx.note(writeImage(ctx.imagesDir, 'mountpoints', id, entries));
   for (const m of p.mounts) {
     const plan = p.plans.get(m.mountId);
-    if (plan?.how !== 'fresh' || !plan.contents) continue;
+    // (An empty tmpfs too: CRIU 4.2 refuses to restore a tmpfs without its archive.)
+    if (plan?.how !== 'fresh' || (!plan.contents && plan.fsType !== 'tmpfs')) continue;
     const file = ctx.note(imagePath(ctx.imagesDir, 'tmpfs-dev', kdev(m.dev)));
     archiveTmpfs(pid, m, p.mounts, file);
   }
