@@ -161,7 +161,7 @@ export function readImageSet(dir: string): ImageSet {
     if (!e.threads.length) throw new StasisError('E_CORRUPT', `Pid ${e.pid} has no threads and is not a zombie`);
     tasks.push(readTask(dir, e, files, core));
   }
-  const shmem = readShmem(dir, tasks.map((t) => t.mm), files);
+  const shmem = readShmem(dir, tasks.map((t) => t.mm), files, version === null);
   const seccomp = imageExists(dir, 'seccomp', undefined) ? one(readImage(dir, 'seccomp', undefined), 'seccomp.img') : undefined;
   // Every chain checked now, before a task exists.
   for (const t of tasks) {

@@ -52,7 +52,12 @@ export function shmidOfVma(set: ShmemImages, v: { status: number; shmid: bigint;
   return id;
 }
 
-export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEntry>): ShmemImages {
+/**
+ * `criuImages`: the set is CRIU's, which writes no pagemap-shmem image for an object without
+ * pages (a memfd never written: zdtm memfd01); stasis writes one for every object, so in its
+ * own sets a missing one is damage.
+ */
+export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEntry>, criuImages = false): ShmemImages {
   const inodes = imageExists(dir, 'memfd-inode', undefined) ? readImage(dir, 'memfd-inode', undefined) : [];
   const objects = new Map<bigint, ShmemImage>();
   const memfdFiles = new Map<number, bigint>();
@@ -60,7 +65,7 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
   const object = (shmid: bigint): ShmemImage => {
     let o = objects.get(shmid);
     if (!o) {
-      o = { shmid, size: 0n, hugePage: 0, ...readPages(dir, shmid) };
+      o = { shmid, size: 0n, hugePage: 0, ...readPages(dir, shmid, criuImages) };
       objects.set(shmid, o);
     }
     return o;
@@ -116,6 +121,7 @@ export function sized(o: ShmemImage): boolean {
   return o.memfd !== undefined || o.anon !== undefined;
 }
 
-function readPages(dir: string, shmid: bigint): { runs: PageRun[]; sources: PageSource[] } {
+function readPages(dir: string, shmid: bigint, criuImages: boolean): { runs: PageRun[]; sources: PageSource[] } {
+  if (criuImages && !imageExists(dir, 'shmem-pagemap', Number(shmid))) return { runs: [], sources: [] };
   return resolvePages(dir, { kind: 'shmem-pagemap', id: Number(shmid) });
 }

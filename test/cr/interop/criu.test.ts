@@ -157,6 +157,7 @@ const CASES: Case[] = [
   { name: 'deleted files open (ghosts)', workload: 'ghost' },
   { name: 'deleted and replaced files mapped shared and private (ghosts)', workload: 'unlink-mmap' },
   { name: 'a memfd mapped shared and private, its private copy shared copy-on-write with a child', workload: 'memfd-priv' },
+  { name: 'memfds without pages (empty, and truncated but never written), of which CRIU writes no pagemap', workload: 'memfdempty' },
   { name: 'files shared across a tree', workload: 'files-share' },
   { name: 'files of /proc', workload: 'procfiles' },
   { name: 'general purpose, SSE and AVX registers', workload: 'regs' },
