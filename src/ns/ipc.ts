@@ -100,23 +100,24 @@ function mqueues(pid: number): string[] | undefined {
   }
 }
 
-const NEXT_IDS = [['shmNextId', 'shm'], ['semNextId', 'sem'], ['msgNextId', 'msg']] as const;
+const NEXT_IDS = [['shmNextId', 'legacyShmNextId', 'shm'], ['semNextId', 'legacySemNextId', 'sem'], ['msgNextId', 'legacyMsgNextId', 'msg']] as const;
 
-/** kernel/*_next_id, where one is set (-1: none). */
+/** kernel/*_next_id, where one is set (-1: none, not written, as CRIU does). */
 function readNextIds(): Partial<IpcVarEntry> {
   const out: Partial<Record<(typeof NEXT_IDS)[number][0], number>> = {};
-  for (const [field, kind] of NEXT_IDS) {
+  for (const [field, , kind] of NEXT_IDS) {
     const v = Number(readSysctl(`kernel/${kind}_next_id`) ?? -1);
     if (v >= 0) out[field] = v;
   }
   return out;
 }
 
-/** After the objects are made (each used its own id): the next ids the namespace had. */
+/** After the objects are made (each used its own id): the next ids the namespace had (from stasis's own fields in its images of format 10 and before). */
 function writeNextIds(e: IpcVarEntry): void {
-  for (const [field, kind] of NEXT_IDS) {
+  for (const [field, legacy, kind] of NEXT_IDS) {
+    const v = isFieldSet(e, IpcVarEntrySchema.field[field]) ? e[field] : isFieldSet(e, IpcVarEntrySchema.field[legacy]) ? e[legacy] : -1;
     // (-1, none, cannot be written: the kernel resets it once an object took the id.)
-    if (isFieldSet(e, IpcVarEntrySchema.field[field]) && e[field] >= 0) fs.writeFileSync(`/proc/sys/kernel/${kind}_next_id`, String(e[field]));
+    if (v >= 0 && v <= 0x7fffffff) fs.writeFileSync(`/proc/sys/kernel/${kind}_next_id`, String(v));
   }
 }
 

@@ -16,7 +16,8 @@ import { FdTypes, type FdinfoEntry, type FileEntry } from '../image/gen/stasis/f
 import type { FsEntry } from '../image/gen/stasis/fs_pb.js';
 import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
 import type { InventoryEntry } from '../image/gen/stasis/inventory_pb.js';
-import { formatVersionOf, FORMAT_VERSION, SUMS_SINCE_FORMAT } from '../dump/format.js';
+import { formatVersionOf, FORMAT_VERSION, SUMS_SINCE_FORMAT, OWN_FILTERS_UNTIL_FORMAT } from '../dump/format.js';
+import { encodeFilterInsn } from '../files/sk-opts.js';
 import type { PageRun } from '../mem/page-runs.js';
 import { StasisError } from '../errors.js';
 import { readShmem, type ShmemImages } from './read-shmem.js';
@@ -140,6 +141,13 @@ export function readImageSet(dir: string): ImageSet {
     throw new StasisError('E_NO_IMAGE', `Images in ${dir} are a pre-dump (memory only): restore from the dump made after it`);
   }
   const { files, regTwins } = indexFiles(readImage(dir, 'files', undefined));
+  // Before format 11 stasis kept a socket filter's instructions as the struct's bytes: read as CRIU's layout.
+  if (version !== null && version <= OWN_FILTERS_UNTIL_FORMAT) {
+    for (const f of files.values()) {
+      const o = f.isk?.opts ?? f.usk?.opts ?? f.psk?.opts ?? f.nlsk?.opts;
+      if (o?.soFilter.length) o.soFilter = o.soFilter.map((w) => encodeFilterInsn(structBytes(w)));
+    }
+  }
   const tree = readImage(dir, 'pstree', undefined);
   if (tree.length === 0) throw new StasisError('E_CORRUPT', 'pstree.img is empty');
   const tasks: TaskImages[] = [];
@@ -208,4 +216,11 @@ export function regPath(set: ImageSet, id: number): string {
   const r = set.files.get(id)?.reg;
   if (!r) throw new StasisError('E_CORRUPT', `File ${id} is not a regular file`);
   return r.name;
+}
+
+/** A filter instruction as stasis kept it before format 11: struct sock_filter's 8 bytes, little-endian. */
+function structBytes(w: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt.asUintN(64, w));
+  return b;
 }

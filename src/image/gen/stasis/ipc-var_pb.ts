@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stasis/ipc-var.proto.
  */
 export const file_stasis_ipc_var: GenFile = /*@__PURE__*/
-  fileDesc("ChRzdGFzaXMvaXBjLXZhci5wcm90bxIMc3Rhc2lzLmltYWdlIvsCCgtJcGNWYXJFbnRyeRIQCghzZW1fY3RscxgBIAMoDRISCgptc2dfY3RsbWF4GAIgAigNEhIKCm1zZ19jdGxtbmIYAyACKA0SEgoKbXNnX2N0bG1uaRgEIAIoDRITCgthdXRvX21zZ21uaRgFIAIoDRISCgpzaG1fY3RsbWF4GAYgAigEEhIKCnNobV9jdGxhbGwYByACKAQSEgoKc2htX2N0bG1uaRgIIAIoDRIXCg9zaG1fcm1pZF9mb3JjZWQYCSACKA0SFQoNbXFfcXVldWVzX21heBgKIAIoDRISCgptcV9tc2dfbWF4GAsgAigNEhYKDm1xX21zZ3NpemVfbWF4GAwgAigNEhYKDm1xX21zZ19kZWZhdWx0GA0gASgNEhoKEm1xX21zZ3NpemVfZGVmYXVsdBgOIAEoDRITCgtzaG1fbmV4dF9pZBhlIAEoBRITCgtzZW1fbmV4dF9pZBhmIAEoBRITCgttc2dfbmV4dF9pZBhnIAEoBQ");
+  fileDesc("ChRzdGFzaXMvaXBjLXZhci5wcm90bxIMc3Rhc2lzLmltYWdlIs8DCgtJcGNWYXJFbnRyeRIQCghzZW1fY3RscxgBIAMoDRISCgptc2dfY3RsbWF4GAIgAigNEhIKCm1zZ19jdGxtbmIYAyACKA0SEgoKbXNnX2N0bG1uaRgEIAIoDRITCgthdXRvX21zZ21uaRgFIAIoDRISCgpzaG1fY3RsbWF4GAYgAigEEhIKCnNobV9jdGxhbGwYByACKAQSEgoKc2htX2N0bG1uaRgIIAIoDRIXCg9zaG1fcm1pZF9mb3JjZWQYCSACKA0SFQoNbXFfcXVldWVzX21heBgKIAIoDRISCgptcV9tc2dfbWF4GAsgAigNEhYKDm1xX21zZ3NpemVfbWF4GAwgAigNEhYKDm1xX21zZ19kZWZhdWx0GA0gASgNEhoKEm1xX21zZ3NpemVfZGVmYXVsdBgOIAEoDRITCgttc2dfbmV4dF9pZBgPIAEoDRITCgtzZW1fbmV4dF9pZBgQIAEoDRITCgtzaG1fbmV4dF9pZBgRIAEoDRIaChJsZWdhY3lfc2htX25leHRfaWQYZSABKAUSGgoSbGVnYWN5X3NlbV9uZXh0X2lkGGYgASgFEhoKEmxlZ2FjeV9tc2dfbmV4dF9pZBhnIAEoBQ");
 
 /**
  * ipcns-var-<ns id>.img: an IPC namespace's sysctls (CRIU's ipc-var.proto), in the order of
@@ -93,22 +93,40 @@ export type IpcVarEntry = Message<"stasis.image.IpcVarEntry"> & {
   mqMsgsizeDefault: number;
 
   /**
-   * stasis's own: the id the namespace's next segment, set or queue gets where one was asked
-   * for (kernel/*_next_id; -1 for none), kept once the objects are made again.
+   * The id the namespace's next queue, set or segment gets where one was asked for
+   * (kernel/*_next_id), written only where one was: kept once the objects are made again.
    *
-   * @generated from field: optional int32 shm_next_id = 101;
+   * @generated from field: optional uint32 msg_next_id = 15;
    */
-  shmNextId: number;
+  msgNextId: number;
 
   /**
-   * @generated from field: optional int32 sem_next_id = 102;
+   * @generated from field: optional uint32 sem_next_id = 16;
    */
   semNextId: number;
 
   /**
-   * @generated from field: optional int32 msg_next_id = 103;
+   * @generated from field: optional uint32 shm_next_id = 17;
    */
-  msgNextId: number;
+  shmNextId: number;
+
+  /**
+   * stasis's own before it wrote CRIU's fields above (images of format 10 and before, -1 for
+   * none): read, never written.
+   *
+   * @generated from field: optional int32 legacy_shm_next_id = 101;
+   */
+  legacyShmNextId: number;
+
+  /**
+   * @generated from field: optional int32 legacy_sem_next_id = 102;
+   */
+  legacySemNextId: number;
+
+  /**
+   * @generated from field: optional int32 legacy_msg_next_id = 103;
+   */
+  legacyMsgNextId: number;
 };
 
 /**
