@@ -18,6 +18,7 @@ import type { PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
 import type { InventoryEntry } from '../image/gen/stasis/inventory_pb.js';
 import { formatVersionOf, FORMAT_VERSION, SUMS_SINCE_FORMAT, OWN_FILTERS_UNTIL_FORMAT } from '../dump/format.js';
 import { encodeFilterInsn } from '../files/sk-opts.js';
+import { markHiddenSocketFiles } from './criu-hidden-sockets.js';
 import type { PageRun } from '../mem/page-runs.js';
 import { StasisError } from '../errors.js';
 import { readShmem, type ShmemImages } from './read-shmem.js';
@@ -141,6 +142,7 @@ export function readImageSet(dir: string): ImageSet {
     throw new StasisError('E_NO_IMAGE', `Images in ${dir} are a pre-dump (memory only): restore from the dump made after it`);
   }
   const { files, regTwins } = indexFiles(readImage(dir, 'files', undefined));
+  if (version === null) markHiddenSocketFiles(dir, files);
   // Before format 11 stasis kept a socket filter's instructions as the struct's bytes: read as CRIU's layout.
   if (version !== null && version <= OWN_FILTERS_UNTIL_FORMAT) {
     for (const f of files.values()) {
