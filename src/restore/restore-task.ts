@@ -41,6 +41,8 @@ import { StasisError } from '../errors.js';
 import { armLazy, fillsLazily, piecesOf, type LazyTask } from '../mem/lazy-pages.js';
 import type { FpuFields } from '../sys/fpu-layout.js';
 
+/** The smallest area restore --lazy-pages leaves to the filler (256 KiB). */
+const LAZY_MIN_AREA = 256n << 10n;
 const RSEQ_FLAG_UNREGISTER = 1;
 const SIGKILL = 9, SIGSTOP = 19;
 
@@ -130,7 +132,10 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   const guards = t.mm.vmas.filter((v) => v.status & VMA.GUARD);
   const moved = new Set(premapped.map((p) => p.vma));
   const withPages = areasWithPages(t.runs, vmas);
-  const lazy = ctx.lazy ? vmas.filter((v) => withPages.has(v) && !moved.has(v) && fillsLazily(v, guards)) : [];
+  // (Small areas are filled at once: the TLS, small heaps and libraries' data are what the rest
+  // of the restore (rseq's registration) and the task's first steps touch, and a fault on them
+  // would wait for the filler thread's start; the big ones are what lazy filling is for.)
+  const lazy = ctx.lazy ? vmas.filter((v) => withPages.has(v) && !moved.has(v) && v.end - v.start >= LAZY_MIN_AREA && fillsLazily(v, guards)) : [];
   const { scratch, scratchSize } = rebuildAddressSpace(inj, {
     vmas, guards, lazy, mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: t.pageSources, runs: t.runs, stasisPidfd: child.stasisPidfd, courier: child.courier, premapped,
     ...(ctx.shmem ? { shmemFd: (v: VmaSpec) => ctx.shmem!.fdFor(v) } : {}),
