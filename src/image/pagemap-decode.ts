@@ -8,9 +8,9 @@ import { create } from '@bufbuild/protobuf';
 import { PagemapEntrySchema, type PagemapEntry } from './gen/stasis/pagemap_pb.js';
 import { PE } from './pagemap-flags.js';
 
-/** The entry in `b[at, end)`, or undefined where the generic decoder must decide. */
-export function decodePagemapEntry(b: Uint8Array, at: number, end: number): PagemapEntry | undefined {
-  const init: { vaddr?: bigint; compatNrPages?: number; inParent?: boolean; flags?: number; nrPages?: bigint } = {};
+/** The fields of the entry in `b[at, end)` (-1: absent), or undefined where the generic decoder must decide. */
+function readFields(b: Uint8Array, at: number, end: number): { vaddr: number; compat: number; inParent: number; flags: number; nr: number } | undefined {
+  const f = { vaddr: -1, compat: -1, inParent: -1, flags: -1, nr: -1 };
   let i = at;
   while (i < end) {
     const tag = b[i++]!;
@@ -27,16 +27,25 @@ export function decodePagemapEntry(b: Uint8Array, at: number, end: number): Page
     }
     if (v > Number.MAX_SAFE_INTEGER) return undefined;
     switch (tag >> 3) {
-      case 1: init.vaddr = BigInt(v); break;
-      case 2: if (v > 0xffffffff) return undefined; init.compatNrPages = v; break;
-      case 3: init.inParent = v !== 0; break;
-      case 4: if (v > 0xffffffff) return undefined; init.flags = v; break;
-      case 5: init.nrPages = BigInt(v); break;
+      case 1: f.vaddr = v; break;
+      case 2: if (v > 0xffffffff) return undefined; f.compat = v; break;
+      case 3: f.inParent = v !== 0 ? 1 : 0; break;
+      case 4: if (v > 0xffffffff) return undefined; f.flags = v; break;
+      case 5: f.nr = v; break;
       default: return undefined;
     }
   }
-  if (i !== end || init.vaddr === undefined || init.compatNrPages === undefined) return undefined;
-  return create(PagemapEntrySchema, init);
+  return i === end && f.vaddr >= 0 && f.compat >= 0 ? f : undefined;
+}
+
+/** The entry in `b[at, end)`, or undefined where the generic decoder must decide. */
+export function decodePagemapEntry(b: Uint8Array, at: number, end: number): PagemapEntry | undefined {
+  const f = readFields(b, at, end);
+  if (!f) return undefined;
+  return create(PagemapEntrySchema, {
+    vaddr: BigInt(f.vaddr), compatNrPages: f.compat, ...(f.inParent >= 0 ? { inParent: f.inParent === 1 } : {}),
+    ...(f.flags >= 0 ? { flags: f.flags } : {}), ...(f.nr >= 0 ? { nrPages: BigInt(f.nr) } : {}),
+  });
 }
 
 /**
@@ -90,33 +99,10 @@ function fastEntry(b: Uint8Array, off: number, maxEntrySize: number): [number, n
   const size = (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16)) + b[off + 3]! * 0x1000000;
   const end = off + 4 + size;
   if (size <= 0 || end > b.length || size > maxEntrySize) return undefined;
-  let vaddr = -1, compat = -1, inParent = false, flags = -1, nr = -1;
-  let i = off + 4;
-  while (i < end) {
-    const tag = b[i++]!;
-    if ((tag & 7) !== 0 || tag > 0x7f) return undefined;
-    let v = 0, mul = 1, n = 0;
-    for (;;) {
-      if (i >= end || n === 8) return undefined;
-      const x = b[i++]!;
-      v += (x & 0x7f) * mul;
-      mul *= 128;
-      n++;
-      if (x < 0x80) break;
-    }
-    if (v > Number.MAX_SAFE_INTEGER) return undefined;
-    switch (tag >> 3) {
-      case 1: vaddr = v; break;
-      case 2: if (v > 0xffffffff) return undefined; compat = v; break;
-      case 3: inParent = v !== 0; break;
-      case 4: if (v > 0xffffffff) return undefined; flags = v; break;
-      case 5: nr = v; break;
-      default: return undefined;
-    }
-  }
-  if (vaddr < 0 || compat < 0) return undefined;
-  let f = flags < 0 ? 0 : flags;
-  if (inParent) f |= PE.PARENT;
-  else if (flags < 0) f = PE.PRESENT;
-  return [vaddr, nr < 0 ? compat : nr, f >>> 0, end];
+  const f = readFields(b, off + 4, end);
+  if (!f) return undefined;
+  let flags = f.flags < 0 ? 0 : f.flags;
+  if (f.inParent === 1) flags |= PE.PARENT;
+  else if (f.flags < 0) flags = PE.PRESENT;
+  return [f.vaddr, f.nr < 0 ? f.compat : f.nr, flags >>> 0, end];
 }
