@@ -148,7 +148,7 @@ export function collectTasks(run: DumpRun, tree: TreeTask[], shellJob: boolean):
     const ids = run.pids.pgidSid(l.t.pid);
     return ids ? [[l.task.stat.session, ids.sid], [l.task.stat.pgrp, ids.pgid]] as const : [];
   }));
-  run.ttys.finish(live.map((l) => ({ pid: l.t.pid, sid: l.task.stat.session, pgid: l.task.stat.pgrp })), shellJob, () => run.ids.fresh(), (p) => inner.get(p) ?? p);
+  run.ttys.finish(live.map((l) => ({ pid: l.t.pid, sid: l.task.stat.session, pgid: l.task.stat.pgrp })), shellJob, (p) => inner.get(p) ?? p);
   if (run.unix.ownNetns) refuseZombiePairMakers(live, new Set(tree.filter((t) => !t.frozen).map((t) => t.pid)));
   if (run.pids !== SAME_PIDS) refuseHostPids(live, run, treePid);
   const holders = live.map((l) => ({ pid: run.pids.pid(l.t.pid), tids: l.t.frozen!.tids.map((tid) => run.pids.pid(tid)), fdinfos: l.fds.fdinfos }));

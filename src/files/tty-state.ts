@@ -45,6 +45,9 @@ const termiosEntry = (t: Termios) => ({
   cIflag: t.iflag, cOflag: t.oflag, cCflag: t.cflag, cLflag: t.lflag, cLine: t.line, cIspeed: t.ispeed, cOspeed: t.ospeed, cCc: packTermiosCc(t.cc),
 });
 
+/** CRIU's pty index limit, and its info ids of the console, a VT and /dev/tty (tty.c: MAX_PTY_INDEX, CONSOLE_INDEX, VT_INDEX, CTTY_INDEX, doubled). */
+const MAX_PTY_INDEX = 1000, CONSOLE_ID = 2004, VT_ID = 2008, CTTY_ID = 2012, OTHER_IDS = 2014;
+
 export class TtySink {
   readonly files: TtyFile[] = [];
   readonly infos: TtyInfoEntry[] = [];
@@ -53,8 +56,26 @@ export class TtySink {
   /** Stasis's files on each pair, and the bytes taken from it: put back unless the tree is gone. */
   private readonly pairs: { master: number; slave: number; st: Termios; q: PtyQueues; what: string }[] = [];
 
+  /** The ids of the infos that are not a pty pair's, from CRIU's (below). */
+  private nextOther = OTHER_IDS;
+
+  /**
+   * The id of a tty's info, as CRIU numbers them (tty.c's tty_gen_id): a pty's slave 2 * index,
+   * its master the next (CRIU's restore pairs them by these ids: a slave whose id + 1 is no
+   * master's is refused); the console, the first VT and /dev/tty CRIU's own ids for them; any
+   * other (a further VT, a serial line, a hung-up slave) an even id above those, below CRIU's
+   * limit of 2048 for a tty with termios.
+   */
+  private infoId(role: TtyRole, index: number): number {
+    if ((role === 'master' || role === 'slave') && index >= 0 && index <= MAX_PTY_INDEX) return 2 * index + (role === 'master' ? 1 : 0);
+    const fixed = role === 'console' ? CONSOLE_ID : role === 'vt' ? VT_ID : role === 'ctty' ? CTTY_ID : undefined;
+    if (fixed !== undefined && ![...this.infoIds.values()].includes(fixed)) return fixed;
+    if (this.nextOther > 2046) throw new StasisError('E_UNSUPPORTED', 'The tree holds more terminals than CRIU\'s images can number');
+    return (this.nextOther += 2) - 2;
+  }
+
   /** Records tty fd `p` (file `id`); returns the id of the tty's info entry. */
-  file(p: FdProbe, id: number, role: TtyRole, index: number, fresh: () => number): number {
+  file(p: FdProbe, id: number, role: TtyRole, index: number): number {
     if (role === 'ctty') {
       // /dev/tty leads to the terminal that was the opener's: TIOCGDEV tells which.
       const dev = withTaskFd(p.pid, p.fd, (fd) => ttyGetInt(fd, TIOC.TIOCGDEV));
@@ -66,17 +87,17 @@ export class TtySink {
     if (role === 'slave' && p.link.endsWith(' (deleted)')) role = 'hungup';
     const f = { pid: p.pid, fd: p.fd, id, role, index, link: p.link, rdev: Number(p.stat.rdev & 0xffffffffn) };
     let info = this.infoIds.get(keyOf(f));
-    if (info === undefined) this.infoIds.set(keyOf(f), (info = fresh()));
+    if (info === undefined) this.infoIds.set(keyOf(f), (info = this.infoId(role, index)));
     this.files.push(f);
     return info;
   }
 
   /** Once every task's fds are recorded: checks the pairs, fills the infos, takes the queued bytes. */
-  finish(tasks: TtyTask[], shellJob: boolean, fresh: () => number, toImage: (hostPid: number) => number = (p) => p): void {
+  finish(tasks: TtyTask[], shellJob: boolean, toImage: (hostPid: number) => number = (p) => p): void {
     const masters = new Map<number, TtyFile>();
     for (const f of this.files) if (f.role === 'master' && !masters.has(f.index)) masters.set(f.index, f);
     for (const [index, m] of masters) {
-      const slaveInfo = this.infoIds.get(`slave ${index}`) ?? fresh();
+      const slaveInfo = this.infoIds.get(`slave ${index}`) ?? this.infoId('slave', index);
       this.infoIds.set(`slave ${index}`, slaveInfo);
       this.pair(m, index, this.infoIds.get(`master ${index}`)!, slaveInfo, tasks);
     }

@@ -68,7 +68,7 @@ export const tty = {
     if (ctx.ghosts?.mntRoots.has(p.info.mntId)) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: it is the terminal ${p.link} on mount ${p.info.mntId} of a mount namespace below the tree's root's, which stasis cannot reopen there yet`);
     if (!ctx.ttys) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${p.fd} of pid ${p.pid}: it is the terminal ${p.link}`);
     const index = role === 'master' ? ptyIndex(p) : role === 'slave' ? minor(p.stat.rdev) + (major(p.stat.rdev) - 136) * 256 : -1;
-    const ttyInfoId = ctx.ttys.file(p, id, role, index, () => ctx.ids.fresh());
+    const ttyInfoId = ctx.ttys.file(p, id, role, index);
     // Every terminal names a REG entry of its device, as CRIU's regf_id (CRIU 4.2 refuses a TTY
     // without one as deprecated); a device reopened by its path (the console, a VT) is opened by it.
     const regfId = ctx.ids.fresh();

@@ -19,6 +19,9 @@ test('a pty pair of the tree comes back as the controlling terminal, with its se
   const infos = readImage(images, 'tty-info', undefined);
   const slave = infos.find((i) => i.sid === w.pid);
   assert.ok(slave?.winsize && slave.winsize.wsRow === 33 && slave.locked, JSON.stringify(slave));
+  // Numbered as CRIU numbers them (its restore pairs a slave with the master whose id is one more).
+  const ptys = infos.filter((i) => i.pty).map((i) => [i.id, 2 * i.pty!.index + (i.rdev >> 8 === 136 ? 0 : 1)]);
+  assert.ok(ptys.length >= 2 && ptys.every(([id, want]) => id === want), JSON.stringify(ptys));
   w.go();
   assertPassed(w.finish());
 });
