@@ -59,9 +59,9 @@ async function maxTimerGap<T>(work: () => Promise<T>): Promise<{
 
 /** The state letter of /proc/PID/stat and the TracerPid of /proc/PID/status. */
 /**
- * The task runs none of its own code: it is in a ptrace stop, or in the vmsplice stasis
- * injected into it (its pages go into the image by its own vmsplice: /proc/PID/syscall names
- * the call it is in). Between the two it passes through its `syscall` instruction, which
+ * The task runs none of its own code: it is in a ptrace stop, or in the call stasis injected
+ * into it to copy its pages (its own vmsplice, or its own pwritev into the pages file:
+ * /proc/PID/syscall names the call it is in). Between the two it passes through its `syscall` instruction, which
  * /proc shows as running: read again for up to 100 ms, until one of the two is seen. A task
  * let go (a dump that resumed it, or detached) shows neither, ever: it sleeps in its own
  * clock_nanosleep, waiting for its go file.
@@ -71,7 +71,8 @@ function frozenOrInjected(pid: number): boolean {
   const nap = new Int32Array(new SharedArrayBuffer(4));
   do {
     if (taskState(pid).state === 't') return true;
-    if (/^278 /.test(fs.readFileSync(`/proc/${pid}/syscall`, 'utf8'))) return true;
+    // In the injected call that copies its pages: vmsplice (278), or its own pwritev (296, task-write.ts).
+    if (/^(278|296) /.test(fs.readFileSync(`/proc/${pid}/syscall`, 'utf8'))) return true;
     Atomics.wait(nap, 0, 0, 0.2);
   } while (performance.now() < until);
   return false;
