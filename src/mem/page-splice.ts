@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import { Injector, type InjectorOptions, pidfdOpen, pidfdGetfd, fcntl, F_SETPIPE_SZ, F_GETPIPE_SZ, spliceToFile, closeFd } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import type { PageMover } from './task-write.js';
+import { consumeSegments, iovSegments, type PageMover } from './task-write.js';
 
 const O_CLOEXEC = 0o2000000;
 const WANT_PIPE = 1 << 20;
@@ -64,8 +64,7 @@ export class TaskSplicer implements PageMover {
    * vmsplice): the rest is the caller's.
    */
   move(iov: Buffer, count: number, out: number, pos: bigint, moved: (n: number) => void, between: (n: number) => void): number {
-    const segs: { addr: bigint; len: number }[] = [];
-    for (let i = 0; i < count; i++) segs.push({ addr: iov.readBigUInt64LE(i * 16), len: Number(iov.readBigUInt64LE(i * 16 + 8)) });
+    const segs = iovSegments(iov, count);
     const total = segs.reduce((n, g) => n + g.len, 0);
     // What each pipe holds for the file, and where: drained in the order the calls filled them.
     const held = [{ at: pos, left: 0 }, { at: pos, left: 0 }];
@@ -109,14 +108,7 @@ export class TaskSplicer implements PageMover {
       if (got === 0) break;
       held[k] = { at: pos + BigInt(sent), left: got };
       sent += got;
-      for (let left = got; left > 0; ) {
-        const g = segs[first]!;
-        const take = Math.min(left, g.len);
-        g.addr += BigInt(take);
-        g.len -= take;
-        left -= take;
-        if (g.len === 0) first++;
-      }
+      first = consumeSegments(segs, first, got);
       k = other;
     }
     drainAll(1 - k);

@@ -19,6 +19,29 @@ import { Injector, type InjectorOptions, pidfdOpen, pidfdGetfd, closeFd, sendMes
 import { parseCgroupFile } from '../proc/index.js';
 import { StasisError } from '../errors.js';
 
+/** A segment of the task's memory still to move. */
+export interface Segment { addr: bigint; len: number }
+
+/** The `count` segments of an iovec array (the task's addresses). */
+export function iovSegments(iov: Buffer, count: number): Segment[] {
+  const segs: Segment[] = [];
+  for (let i = 0; i < count; i++) segs.push({ addr: iov.readBigUInt64LE(i * 16), len: Number(iov.readBigUInt64LE(i * 16 + 8)) });
+  return segs;
+}
+
+/** Moves past `n` bytes moved, from segment `first` on; returns the first segment with bytes left. */
+export function consumeSegments(segs: Segment[], first: number, n: number): number {
+  for (let left = n; left > 0; ) {
+    const g = segs[first]!;
+    const take = Math.min(left, g.len);
+    g.addr += BigInt(take);
+    g.len -= take;
+    left -= take;
+    if (g.len === 0) first++;
+  }
+  return first;
+}
+
 const AF_UNIX = 1;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const RLIMIT_FSIZE = 1;
@@ -113,8 +136,7 @@ export class TaskWriter implements PageMover {
    * write there): the rest is the caller's.
    */
   move(iov: Buffer, count: number, _out: number, pos: bigint, moved: (n: number) => void, between: (n: number) => void): number {
-    const segs: { addr: bigint; len: number }[] = [];
-    for (let i = 0; i < count; i++) segs.push({ addr: iov.readBigUInt64LE(i * 16), len: Number(iov.readBigUInt64LE(i * 16 + 8)) });
+    const segs = iovSegments(iov, count);
     let sent = 0, first = 0, pending = 0;
     const piece = Buffer.alloc(Math.min(count, IOV_MAX) * 16);
     const tell = () => {
@@ -142,14 +164,7 @@ export class TaskWriter implements PageMover {
       if (got === 0) break;
       pending = got;
       sent += got;
-      for (let left = got; left > 0; ) {
-        const g = segs[first]!;
-        const take = Math.min(left, g.len);
-        g.addr += BigInt(take);
-        g.len -= take;
-        left -= take;
-        if (g.len === 0) first++;
-      }
+      first = consumeSegments(segs, first, got);
       if (got < bytes) break;
     }
     tell();
