@@ -5,6 +5,7 @@
 // And the checks those tests share: a refusal, a count that goes on, and the tear-down.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { sleepMs, waitFor } from '../harness.js';
@@ -91,6 +92,15 @@ export function assertCountsOn(count: () => number[]): void {
 
 /** For assert.rejects: the dump's refusal, E_UNSUPPORTED with a message that `re` matches. */
 export const refused = (re: RegExp) => (e: unknown): boolean => e instanceof StasisError && e.code === 'E_UNSUPPORTED' && re.test(e.message);
+
+const yards = (): string[] => fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('stasis-mnt-'));
+/** The restore yards already in the temporary directory when this file's tests began (a stasis killed mid-restore elsewhere leaves its own). */
+const yardsBefore = new Set(yards());
+
+/** That no restore of this file's tests left its yard (stasis-mnt-*, where a mount namespace's tree is assembled) in the temporary directory. */
+export function assertNoYardLeft(): void {
+  assert.deepEqual(yards().filter((f) => !yardsBefore.has(f)), []);
+}
 
 /** Ends the restored tree (if any) and the box (`top`), and removes the images and the box's directory. */
 export function cleanUp(top: number, dir: string, images: string, restored?: number): void {

@@ -19,7 +19,7 @@ import { waitPid, setChildSubreaper } from '../../../src/sys/index.js';
 import { CriuReqType } from '../../../src/image/gen/stasis/rpc_pb.js';
 import { SwrkClient } from '../rpc/client.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
-import { type Box as KitBox, assertCountGoesOn, assertCountsOn, boxUnavailable, childWhen, cleanUp as cleanUpBox, countOf, makeBoxRoot, refused, spawnBox } from './box-kit.js';
+import { assertNoYardLeft, type Box as KitBox, assertCountGoesOn, assertCountsOn, boxUnavailable, childWhen, cleanUp as cleanUpBox, countOf, makeBoxRoot, refused, spawnBox } from './box-kit.js';
 
 const why = boxUnavailable();
 
@@ -93,7 +93,7 @@ test('a tree with a mount namespace of its own comes back with its mounts (root,
     // The count goes on from where it was: 1..N, no gap, no repeat.
     assertCountGoesOn(() => lines(r.pid), atDump);
     // Nothing of the restore's yard is left behind.
-    assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-mnt-')), []);
+    assertNoYardLeft();
   } finally {
     cleanUp(box, images, restored);
   }
@@ -109,7 +109,7 @@ test('a mount namespace is refused at dump without --root, or with a mount no pl
     await dump({ pid: box.pid, imagesDir: images, root: box.root, extMounts: new Map([['/data', 'data']]) });
     waitPid(box.unshare);
     await assert.rejects(restore({ imagesDir: images, detach: true, root: box.root }), (e: unknown) => e instanceof StasisError && /external mount data, and no --ext-mount-map data:PATH/.test(e.message));
-    assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-mnt-')), []);
+    assertNoYardLeft();
     // (This box's loop: other tests' shells count too.)
     const left = spawnSync('pgrep', ['-f', 'echo \\$i >> /tmp/count'], { encoding: 'utf8' }).stdout.trim();
     assert.equal(left, '', `a failed restore left ${left}`);
@@ -228,7 +228,7 @@ test('a tmpfs with mounts on it (runc\'s /dev: devpts, shm, a host device bound 
     inBox(r.pid, 'umount', '-l', '/dev/shm');
     assert.equal(inBox(r.pid, 'cat', '/dev/shm/hidden', '/dev/shm/sub/x'), 'under shm\ndeeper\n');
     assert.equal((fs.statSync(`${dev}/shm`).mode & 0o7777).toString(8), '700');
-    assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-mnt-')), []);
+    assertNoYardLeft();
   } finally {
     cleanUp(box, images, restored);
   }
@@ -311,7 +311,7 @@ test('a restore whose external mount\'s path is not there fails with a StasisErr
       assert.match(e.message, /^Cannot restore mnt namespace \d+: \/data \(mount \d+\): looking up .*no-such-data, the path of the external mount data, failed with ENOENT/);
       return true;
     });
-    assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-mnt-')), []);
+    assertNoYardLeft();
     const left = spawnSync('pgrep', ['-f', 'echo \\$i >> /tmp/count'], { encoding: 'utf8' }).stdout.trim();
     assert.equal(left, '', `a failed restore left ${left}`);
   } finally {

@@ -24,7 +24,7 @@ import { dump, restore } from '../../../src/api/index.js';
 import { waitPid } from '../../../src/sys/index.js';
 import { childOf } from './private-proc.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
-import { type Box as KitBox, boxUnavailable, cleanUp, makeBoxRoot, nestedBox, refused, spawnBox } from './box-kit.js';
+import { assertNoYardLeft, type Box as KitBox, boxUnavailable, cleanUp, makeBoxRoot, nestedBox, refused, spawnBox } from './box-kit.js';
 
 const why = boxUnavailable();
 
@@ -110,7 +110,7 @@ test('a child in a mount namespace of its own, with a private tmpfs and a file o
     assert.equal(fs.existsSync(`/proc/${r.pid}/root/mnt/f`), false);
     // No helper is left among the root's children, and nothing of the yards.
     assert.deepEqual(fs.readFileSync(`/proc/${r.pid}/task/${r.pid}/children`, 'utf8').trim().split(/\s+/).map(Number), [child]);
-    assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-mnt-')), []);
+    assertNoYardLeft();
   } finally {
     cleanUp(box.unshare, box.dir, images, restored);
   }
