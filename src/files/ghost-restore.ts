@@ -32,6 +32,7 @@ import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import type { MntEntry } from '../image/gen/stasis/mnt_pb.js';
 import { fsPathOf, treePathOf } from './mount-paths.js';
 import { RemapType } from '../image/gen/stasis/remap-file-path_pb.js';
+import { RegFileEntrySchema, type RegFileEntry } from '../image/gen/stasis/regfile_pb.js';
 
 interface Made {
   /** The name the files are opened by. */
@@ -44,6 +45,7 @@ interface Made {
   remove?: string;
 }
 
+const O_ACCMODE = 0o3, O_WRONLY = 0o1, O_APPEND = 0o2000;
 const S_IFMT = 0o170000n, S_IFREG = 0o100000n, S_IFDIR = 0o040000n, S_IFLNK = 0o120000n, S_IFIFO = 0o010000n, S_IFCHR = 0o020000n, S_IFBLK = 0o060000n;
 
 export class GhostRestorer {
@@ -116,15 +118,30 @@ export class GhostRestorer {
       return `${this.root}${orig}`;
     }
     const linked = files.get(r.id)?.reg, linkName = linked?.name;
-    if (linkName === undefined) throw new StasisError('E_CORRUPT', `File ${e.id} is remapped to file ${r.id}, which is not a regular file of the image`);
+    if (!linked || linkName === undefined) throw new StasisError('E_CORRUPT', `File ${e.id} is remapped to file ${r.id}, which is not a regular file of the image`);
     const rootOf = (mntId: number | undefined) => (mntId !== undefined ? this.rootOf?.(mntId) : undefined) ?? this.root;
-    const link = `${rootOf(linked?.mntId)}${linkName}`, at = `${rootOf(e.reg?.mntId)}${orig}`;
+    // CRIU writes the link's entry with no mnt_id: its name is the tree's as the namespace of the
+    // file's own mount sees it (rfi_remap takes the file's mnt_id for the link's), which for a
+    // file of a nested mount namespace is not the root's.
+    const own = e.reg && mntOf(e.reg), linkMnt = mntOf(linked) ?? own;
+    const link = `${rootOf(linkMnt)}${linkName}`, at = `${rootOf(own)}${orig}`;
+    const where = linkMnt === undefined ? '' : ` (through mount ${linkMnt}${mntOf(linked) === undefined ? ', the file\'s own' : ''})`;
     let st: fs.BigIntStats;
     try {
-      st = fs.statSync(link, { bigint: true });
+      st = fs.lstatSync(link, { bigint: true });
     } catch (err) {
-      throw new StasisError('E_RESTORE_FAILED', `Cannot reopen ${orig} (file ${e.id}): its temporary link ${link} is gone (${(err as NodeJS.ErrnoException).code})`, { cause: err });
+      throw new StasisError('E_RESTORE_FAILED', `Cannot reopen ${orig} (file ${e.id}): its temporary link ${linkName}${where}, at ${link}, is gone (${(err as NodeJS.ErrnoException).code})`, { cause: err });
     }
+    // Another file under the link's name would be restored in its place: its mode and size must
+    // be the file's, as CRIU's open_path checks (but a log's size: O_WRONLY | O_APPEND, should_check_size).
+    const wantMode = e.reg && isFieldSet(e.reg, RegFileEntrySchema.field.mode) ? e.reg.mode : undefined;
+    const appends = e.reg !== undefined && (e.reg.flags & (O_ACCMODE | O_APPEND)) === (O_WRONLY | O_APPEND);
+    const wantSize = e.reg && !appends && isFieldSet(e.reg, RegFileEntrySchema.field.size) ? e.reg.size : undefined;
+    const wrong = [
+      ...(wantMode !== undefined && st.mode !== BigInt(wantMode) ? [`mode 0${st.mode.toString(8)}, not 0${wantMode.toString(8)}`] : []),
+      ...(wantSize !== undefined && st.size !== wantSize ? [`${st.size} bytes, not ${wantSize}`] : []),
+    ];
+    if (wrong.length) throw new StasisError('E_RESTORE_FAILED', `Cannot reopen ${orig} (file ${e.id}): its temporary link ${linkName}${where} is another file: ${wrong.join(', ')}`);
     const names = this.links.get(r.id) ?? [{ path: link, dev: st.dev, ino: st.ino, dir: false }];
     this.links.set(r.id, names);
     const under = names.find((n) => n.path === at);
@@ -347,6 +364,9 @@ function makeNode(h: GhostFileEntry, orig: string, tmp: string): Made {
   }
   return { path: at, ...ids(at), dir: fmt === S_IFDIR };
 }
+
+/** The mount a regular file entry names, if it names one (mnt_id unset reads -1). */
+const mntOf = (r: RegFileEntry): number | undefined => (isFieldSet(r, RegFileEntrySchema.field.mntId) && r.mntId >= 0 ? r.mntId : undefined);
 
 function sameInode(at: string, m: Made): boolean {
   try {
