@@ -114,9 +114,10 @@ export function cleanUp(top: number, dir: string, images: string, restored?: num
  * The script that makes `root` the box's root (with its /dev/null and /proc) and runs a
  * /bin/init there, written by this, which runs /bin/child in a mount namespace of its own
  * (`unshare -m`, with `unshare` its further options) and sleeps. `setup` runs in the box's
- * namespace before the pivot_root (its paths under `root`).
+ * namespace before the pivot_root (its paths under `root`). With `setsid` the init leads a
+ * session of its own (CRIU refuses to dump a tree whose session leader is outside its pid namespace).
  */
-export function nestedBox(root: string, opts: { setup?: string; unshare?: string } = {}): string {
+export function nestedBox(root: string, opts: { setup?: string; unshare?: string; setsid?: boolean } = {}): string {
   fs.writeFileSync(path.join(root, 'bin/init'), `umount -l /old\nexec </dev/null >/dev/null 2>&1\nunshare -m ${opts.unshare ? `${opts.unshare} ` : ''}/bin/sh /bin/child &\nexec sleep 1000\n`, { mode: 0o755 });
   return `
     set -e
@@ -125,6 +126,6 @@ export function nestedBox(root: string, opts: { setup?: string; unshare?: string
     mount -t proc -o nosuid proc ${root}/proc
     ${opts.setup ?? ''}
     cd ${root} && pivot_root . old
-    exec /bin/sh /bin/init
+    exec ${opts.setsid ? '/bin/busybox setsid ' : ''}/bin/sh /bin/init
   `;
 }
