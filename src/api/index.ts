@@ -1,6 +1,6 @@
 // The library surface. The CLI is a thin wrapper over these functions.
 import path from 'node:path';
-import { probeKernel, type KernelFeatures } from '../sys/index.js';
+import { probeKernel, saveKernelFeatures, type KernelFeatures } from '../sys/index.js';
 import { dump as dumpTree } from '../dump/dump.js';
 import { restore as restoreTree } from '../restore/restore.js';
 import { preDump as preDumpTree } from '../dump/pre-dump.js';
@@ -108,9 +108,10 @@ export interface CheckResult extends KernelFeatures {
   trackingUnavailable: Record<string, string>;
 }
 
-/** Probes the kernel features stasis uses. */
+/** Probes the kernel features stasis uses (afresh, and keeps them for the dumps of this boot). */
 export function check(): CheckResult {
   const k = probeKernel();
+  saveKernelFeatures(k);
   const t = trackingReport(k);
   return { ...k, ready: k.kcmp && k.pidfdGetfd && k.clone3SetTid, dirtyTracking: t.backend, trackingUnavailable: t.unavailable };
 }

@@ -3,7 +3,7 @@
 // image set without them is known to be incomplete. Any failure thaws the task and removes what was written.
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
-import { probeKernel, CLONE_NEWNET } from '../sys/index.js';
+import { kernelFeatures, CLONE_NEWNET } from '../sys/index.js';
 import { writeImage } from '../image/index.js';
 import { InventoryEntrySchema, Lsmtype } from '../image/gen/stasis/inventory_pb.js';
 import { StatsEntrySchema } from '../image/gen/stasis/stats_pb.js';
@@ -32,7 +32,7 @@ export function dump(opts: DumpOptions): DumpResult {
   // A task of a frozen cgroup would never stop for ptrace: refused before anything is touched.
   refuseFrozenCgroups(pid);
   makeImagesDir(imagesDir);
-  const kernel = probeKernel();
+  const kernel = kernelFeatures();
   const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
   const log = opts.log ?? NO_LOG;
   const inject = injectOptions(log);

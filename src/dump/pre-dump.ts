@@ -4,7 +4,7 @@
 // pre_dump_mode), pstree, pagemap and pages images, stats, and the tracking record.
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
-import { probeKernel } from '../sys/index.js';
+import { kernelFeatures } from '../sys/index.js';
 import { writeImage, imagePath } from '../image/index.js';
 import { InventoryEntrySchema, Lsmtype } from '../image/gen/stasis/inventory_pb.js';
 import { PstreeEntrySchema, type PstreeEntry } from '../image/gen/stasis/pstree_pb.js';
@@ -50,7 +50,7 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
   if (!fs.existsSync(`/proc/${pid}`)) throw new StasisError('E_NO_PROCESS', `Cannot pre-dump pid ${pid}: no such process`);
   refuseFrozenCgroups(pid); // it would never stop for ptrace
   makeImagesDir(imagesDir);
-  const kernel = probeKernel();
+  const kernel = kernelFeatures();
   const progress = (phase: string, done = 0, total = 0) => opts.onProgress?.({ phase, done, total });
   const log = opts.log ?? NO_LOG;
   log.info(`pre-dumping the tree of pid ${pid} into ${imagesDir}`);
