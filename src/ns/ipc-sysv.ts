@@ -2,7 +2,9 @@
 // images), read and made from within it on this thread (inNamespace): shared memory segments
 // with their contents, semaphore sets with their values, message queues with every message
 // in order with its type (peeked with MSG_COPY, not received). At restore each object gets
-// its id back through the namespace's *_next_id sysctl, then its owner and mode.
+// its id back through the namespace's *_next_id sysctl, then its owner and mode. A segment's
+// bytes follow its entry in ipcns-shm (stasis writes them so), or, where in_pagemaps is set
+// (CRIU 4.2 always sets it), are in pagemap-shmem-<segment id>.img and its pages image.
 import fs from 'node:fs';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { addressOf, keepAlive, syscall, syscallRaw, vmRead, hugetlbfsPageSize, ProcMem, SyscallError } from '../sys/index.js';
@@ -12,6 +14,8 @@ import {
   IpcDescEntrySchema, IpcShmEntrySchema, IpcSemEntrySchema, IpcMsgEntrySchema, IpcMsgSchema,
   type IpcDescEntry, type IpcShmEntry, type IpcSemEntry, type IpcMsgEntry,
 } from '../image/gen/stasis/ipc-sysv_pb.js';
+import { resolvePages, type TaskPages } from '../mem/page-chain.js';
+import { hugePageOf } from '../mem/hugetlb.js';
 import { StasisError } from '../errors.js';
 import type { IdView, NsDumpCtx, NsRestoreCtx } from './ns-kind.js';
 
@@ -28,6 +32,9 @@ const PERM_UID = 4, PERM_GID = 8, PERM_MODE = 20;
 const SHMID_DS = 112, SEMID_DS = 104, MSQID_DS = 120, MSG_QBYTES = 88;
 
 const round = (n: number, to: number) => Math.ceil(n / to) * to;
+const PAGE = 4096;
+/** What stasis reads of a pages image at a time. */
+const CHUNK = 1 << 20;
 
 /** The rows of /proc/sysvipc/KIND (this thread's IPC namespace), by column name. */
 function rows(kind: 'shm' | 'sem' | 'msg'): Record<string, string>[] {
@@ -43,9 +50,12 @@ function desc(r: Record<string, string>, idCol: string): IpcDescEntry {
   });
 }
 
+/** A segment: its entry, its bytes that follow it, or (in_pagemaps) where its pages are. */
+export type ShmItem = PayloadItem<IpcShmEntry> & { pages?: TaskPages };
+
 /** Everything of this thread's IPC namespace's objects that the images keep. */
 export interface SysvObjects {
-  shm: PayloadItem<IpcShmEntry>[];
+  shm: ShmItem[];
   sem: PayloadItem<IpcSemEntry>[];
   msg: PayloadItem<IpcMsgEntry>[];
 }
@@ -154,7 +164,35 @@ export function writeSysvObjects(ctx: NsDumpCtx, id: number, objects: SysvObject
 
 export function readSysvImages(ctx: NsRestoreCtx, id: number): SysvObjects {
   const read = <K extends 'ipcns-shm' | 'ipcns-sem' | 'ipcns-msg'>(k: K) => (imageExists(ctx.imagesDir, k, id) ? readImage(ctx.imagesDir, k, id) : []);
-  return withOwners({ shm: read('ipcns-shm') as SysvObjects['shm'], sem: read('ipcns-sem') as SysvObjects['sem'], msg: read('ipcns-msg') as SysvObjects['msg'] }, ctx.users);
+  // Every pagemap is read and checked here, before anything is made.
+  const shm: ShmItem[] = read('ipcns-shm').map((i) => (i.entry.inPagemaps ? { ...i, pages: segmentPages(ctx.imagesDir, i.entry) } : i));
+  return withOwners({ shm, sem: read('ipcns-sem') as SysvObjects['sem'], msg: read('ipcns-msg') as SysvObjects['msg'] }, ctx.users);
+}
+
+/**
+ * The pages of a segment CRIU keeps in pagemap-shmem-<id>.img (vaddr: the offset in the
+ * segment; pages it never had, holes, are in no entry), through the parent chain. They must
+ * lie within the segment's pages: its size rounded up to its page size, which an attachment
+ * maps whole (CRIU's own restore stops at the first entry past the size, silently).
+ */
+function segmentPages(dir: string, e: IpcShmEntry): TaskPages {
+  const d = e.desc;
+  if (!d) throw new StasisError('E_CORRUPT', 'A SysV shared memory segment of ipcns-shm has no desc');
+  let pages: TaskPages;
+  try {
+    pages = resolvePages(dir, { kind: 'shmem-pagemap', id: d.id });
+  } catch (err) {
+    if (!(err instanceof StasisError)) throw err;
+    throw new StasisError(err.code, `Cannot read the pages of SysV shared memory segment ${d.id} (in_pagemaps): ${err.message}`, { cause: err });
+  }
+  const page = hugePageOf(e.hugetlbFlag ?? 0, SHM_HUGETLB) || PAGE;
+  const end = round(Number(e.size), page);
+  const last = pages.runs.at(-1);
+  const reach = last ? Number(last.vaddr) + last.nrPages * PAGE : 0;
+  if (reach > end) {
+    throw new StasisError('E_CORRUPT', `pagemap-shmem-${d.id}.img has pages up to offset ${reach} of SysV shared memory segment ${d.id}, which has ${end} bytes of pages (size ${e.size})`);
+  }
+  return pages;
 }
 
 /** The next object of its kind this namespace makes gets `id` (the kernel forgets it once used). */
@@ -204,10 +242,10 @@ function asCreator(d: IpcDescEntry, make: () => bigint): bigint {
 
 /** Makes every object in this thread's (new) IPC namespace, at its id, created by its creator. */
 export function makeSysvObjects(o: SysvObjects): void {
-  for (const { entry, payload } of o.shm) {
+  for (const { entry, payload, pages } of o.shm) {
     const d = entry.desc!;
     const size = Number(entry.size);
-    if (entry.inPagemaps) throw new StasisError('E_UNSUPPORTED', `SysV shared memory segment ${d.id} keeps its pages in a pagemap image, which stasis cannot read yet`);
+    if (entry.inPagemaps && !pages) throw new StasisError('E_INTERNAL', `SysV shared memory segment ${d.id} keeps its pages in a pagemap image, which readSysvImages() did not read`);
     const huge = entry.hugetlbFlag ?? 0;
     if (huge & ~(SHM_HUGETLB | SHM_HUGE_MASK) || (huge && !(huge & SHM_HUGETLB))) {
       throw new StasisError('E_CORRUPT', `SysV shared memory segment ${d.id} has hugetlb_flag 0x${huge.toString(16)}, not SHM_HUGETLB and a page size`);
@@ -221,15 +259,10 @@ export function makeSysvObjects(o: SysvObjects): void {
     }));
     const addr = syscall('shmat', id, 0, 0);
     try {
-      // Only the pages with data: the others stay holes.
       const mem = new ProcMem(process.pid, true);
       try {
-        const zero = Buffer.alloc(4096);
-        for (let off = 0; off < size; off += 4096) {
-          const n = Math.min(4096, size - off);
-          if (Buffer.compare(payload.subarray(off, off + n), zero.subarray(0, n)) === 0) continue;
-          mem.write(addr + BigInt(off), Buffer.from(payload.subarray(off, off + n)));
-        }
+        if (pages) writePages(mem, addr, d.id, pages);
+        else writeNonZero(mem, addr, Buffer.from(payload.buffer, payload.byteOffset, Math.min(size, payload.byteLength)));
       } finally {
         mem.close();
       }
@@ -259,6 +292,48 @@ export function makeSysvObjects(o: SysvObjects): void {
       m.text.copy(buf, 8);
       syscall('msgsnd', id, addressOf(buf), m.text.length, IPC_NOWAIT);
       keepAlive(buf);
+    }
+  }
+}
+
+/**
+ * Writes the pages of `buf` that hold data at `addr` (+ their offset in `buf`): the others,
+ * all zeroes, stay holes, using no memory, as they were.
+ */
+function writeNonZero(mem: ProcMem, addr: bigint, buf: Buffer): void {
+  const zero = Buffer.alloc(PAGE);
+  for (let off = 0; off < buf.length; ) {
+    const len = (o: number) => Math.min(PAGE, buf.length - o);
+    const isZero = (o: number) => buf.compare(zero, 0, len(o), o, o + len(o)) === 0;
+    if (isZero(off)) {
+      off += PAGE;
+      continue;
+    }
+    let end = off + PAGE;
+    while (end < buf.length && !isZero(end)) end += PAGE;
+    end = Math.min(end, buf.length);
+    mem.write(addr + BigInt(off), buf, off, end - off);
+    off = end;
+  }
+}
+
+/** Copies a segment's pages from the pages images `pages` names into it, attached at `addr`. */
+function writePages(mem: ProcMem, addr: bigint, id: number, pages: TaskPages): void {
+  const buf = Buffer.alloc(CHUNK);
+  for (const src of pages.sources) {
+    const fd = fs.openSync(src.path, 'r');
+    try {
+      for (const r of src.reads) {
+        for (let done = 0; done < r.nrPages * PAGE; ) {
+          const len = Math.min(CHUNK, r.nrPages * PAGE - done);
+          const got = fs.readSync(fd, buf, 0, len, r.off + done);
+          if (got !== len) throw new StasisError('E_TRUNCATED', `${src.path} ends at ${r.off + done + got}, inside the pages of SysV shared memory segment ${id}`);
+          writeNonZero(mem, addr + r.vaddr + BigInt(done), buf.subarray(0, len));
+          done += len;
+        }
+      }
+    } finally {
+      fs.closeSync(fd);
     }
   }
 }
