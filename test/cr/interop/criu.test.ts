@@ -116,6 +116,7 @@ const CASES: Case[] = [
   },
   { name: 'regular files at their offsets and flags', workload: 'files', criuLoses: { restore: 'CRIU 4.2 reopens a directory without O_DIRECTORY in its flags' } },
   { name: 'shared memory across a tree', workload: 'shmem', args: ['share'] },
+  { name: 'SysV segments (CRIU: pages in pagemap-shmem images), semaphores and messages of an IPC namespace of its own', workload: 'sysv' },
   {
     name: 'a handler and a blocked pending signal',
     workload: 'signals',

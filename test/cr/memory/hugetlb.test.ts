@@ -182,3 +182,23 @@ test("stasis restores the hugetlb memory CRIU 4.2 dumped", { skip: noCriu }, asy
   w.go();
   assertPassed(w.finish());
 });
+
+// CRIU 4.2 keeps a SysV segment's pages in pagemap-shmem-<id>.img (in_pagemaps), a hugetlb
+// one's too, every small page of its huge pages (hugetlbfs has no holes for SEEK_DATA to
+// find); it dumps only segments of whole huge pages ("whole": 4 MiB, two pages).
+test('stasis restores a SHM_HUGETLB SysV segment CRIU 4.2 dumped, its pages from a pagemap-shmem image', { skip: noCriu }, async () => {
+  const w = new Workload('sysv-huge-from-criu', compileWorkload('sysv-huge'), ['whole']).start({ setsid: true });
+  const [id, at] = fs.readFileSync(w.file('ids'), 'utf8').trim().split(' ');
+  const images = tmpDir('sysv-huge-from-criu-img');
+  criu(['dump', '-t', String(w.pid), '-j'], images, 'dump.log');
+  reapDumped(images);
+  const ns = readImage(images, 'ids', w.pid)[0]!.ipcNsId!;
+  const [seg] = readImage(images, 'ipcns-shm', ns);
+  assert.deepEqual([seg!.entry.desc!.id, seg!.entry.inPagemaps, seg!.entry.hugetlbFlag], [Number(id), true, (SHM_HUGETLB | MAP_HUGE_2MB) >>> 0]);
+  assert.equal(readImage(images, 'shmem-pagemap', Number(id)).entries.reduce((n, e) => n + pagemapCount(e), 0), 1024);
+  const r = await restore({ imagesDir: images, detach: true, shellJob: true, noVerify: true });
+  assert.equal(r.pid, w.pid);
+  assert.equal(pageKb(w.pid, BigInt(`0x${at}`)), 2048);
+  w.go();
+  assertPassed(w.finish());
+});
