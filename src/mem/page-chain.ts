@@ -123,22 +123,42 @@ function resolve(lv: Level, m: PagemapName, s: number, e: number, seen: Set<stri
   }
 }
 
-export function resolveTaskPages(dir: string, pid: number): TaskPages {
-  return resolvePages(dir, { kind: 'pagemap', id: pid });
+/** The pages of a task (pagemap-PID.img) along the chain, less those of `drop` (resolvePages). */
+export function resolveTaskPages(dir: string, pid: number, drop: readonly { start: bigint; end: bigint }[] = []): TaskPages {
+  return resolvePages(dir, { kind: 'pagemap', id: pid }, drop);
 }
 
-/** Every page with data in `m` of the set in `dir`, and where each is stored along the chain. */
-export function resolvePages(dir: string, m: PagemapName): TaskPages {
+/**
+ * Every page with data in `m` of the set in `dir`, and where each is stored along the chain,
+ * less the pages of `drop`: CRIU dumps the vDSO's pages (its restore compares them with the
+ * running kernel's vDSO), which stasis never writes back, since the kernel maps the vDSO itself.
+ * One pass in page numbers over the entries, which are sorted, as `drop` is made: a holey area
+ * of 1 GiB has thousands of them, and this runs before a lazy restore's task can.
+ */
+export function resolvePages(dir: string, m: PagemapName, drop: readonly { start: bigint; end: bigint }[] = []): TaskPages {
   const seen = new Set<string>();
   const top = openLevel(dir, m, 0, seen);
+  const cut = [...drop].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))
+    .map((d) => ({ s: Number(d.start / BigInt(PAGE)), e: Number((d.end + BigInt(PAGE - 1)) / BigInt(PAGE)) }));
   const runs: PageRun[] = [];
-  let lastEnd = -1;
-  for (let i = 0; i < top.starts.length; i++) {
-    const s = top.starts[i]!, e = top.ends[i]!;
+  let lastEnd = -1, j = 0;
+  const take = (i: number, s: number, e: number) => {
     if (s === lastEnd) runs[runs.length - 1]!.nrPages += e - s;
     else runs.push({ vaddr: BigInt(s * PAGE), nrPages: e - s });
     lastEnd = e;
-    resolve(top, m, s, e, seen);
+    if (top.flags[i] === PE.PRESENT) top.reads.push({ vaddr: BigInt(s * PAGE), nrPages: e - s, off: top.offs[i]! + (s - top.starts[i]!) * PAGE });
+    else resolve(top, m, s, e, seen);
+  };
+  for (let i = 0; i < top.starts.length; i++) {
+    let s = top.starts[i]!;
+    const e = top.ends[i]!;
+    while (j < cut.length && cut[j]!.e <= s) j++;
+    // The ranges of `drop` that meet [s, e), from the first that ends after s.
+    for (let k = j; k < cut.length && cut[k]!.s < e && s < e; k++) {
+      if (cut[k]!.s > s) take(i, s, cut[k]!.s);
+      s = Math.max(s, cut[k]!.e);
+    }
+    if (s < e) take(i, s, e);
   }
   const sources: PageSource[] = [];
   for (let lv: Level | null | undefined = top; lv; lv = lv.parent) {
@@ -147,7 +167,6 @@ export function resolvePages(dir: string, m: PagemapName): TaskPages {
   return { runs, sources };
 }
 
-/** [vaddr, vaddr + nrPages pages) less every range of `drop`: the pieces left, each with its offset moved along. */
 /** Whether [vaddr, vaddr + nrPages pages) meets a range of `drop` (sorted by start, disjoint): a binary search. */
 export function meets(x: { vaddr: bigint; nrPages: number }, drop: { start: bigint; end: bigint }[]): boolean {
   let lo = 0, hi = drop.length;
@@ -157,46 +176,4 @@ export function meets(x: { vaddr: bigint; nrPages: number }, drop: { start: bigi
     else hi = mid;
   }
   return lo < drop.length && drop[lo]!.start < x.vaddr + BigInt(x.nrPages * PAGE);
-}
-
-function clip<T extends { vaddr: bigint; nrPages: number }>(x: T, drop: { start: bigint; end: bigint }[], at: (x: T, skipPages: number, nrPages: number) => T): T[] {
-  let pieces = [x];
-  for (const d of drop) {
-    pieces = pieces.flatMap((p) => {
-      const end = p.vaddr + BigInt(p.nrPages * PAGE);
-      if (d.end <= p.vaddr || d.start >= end) return [p];
-      const out: T[] = [];
-      if (d.start > p.vaddr) out.push(at(p, 0, Number((d.start - p.vaddr) / BigInt(PAGE))));
-      if (d.end < end) {
-        const skip = Number((d.end - p.vaddr) / BigInt(PAGE));
-        out.push(at(p, skip, p.nrPages - skip));
-      }
-      return out;
-    });
-  }
-  return pieces;
-}
-
-/**
- * The pages of `pages` outside `drop`: CRIU dumps the vDSO's pages (its restore compares
- * them with the running kernel's vDSO), which stasis never writes back, since the kernel
- * maps the vDSO itself.
- */
-export function withoutRanges(pages: TaskPages, drop: { start: bigint; end: bigint }[]): TaskPages {
-  if (drop.length === 0) return pages;
-  drop = [...drop].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  // A plain loop: a pagemap of a big, holey area has thousands of runs, nearly all outside `drop`.
-  const keep = <T extends { vaddr: bigint; nrPages: number }>(list: T[], at: (x: T, skipPages: number, nrPages: number) => T): T[] => {
-    const out: T[] = [];
-    for (const x of list) {
-      if (meets(x, drop)) out.push(...clip(x, drop, at));
-      else out.push(x);
-    }
-    return out;
-  };
-  const runs = keep(pages.runs, (p, skip, n) => ({ vaddr: p.vaddr + BigInt(skip * PAGE), nrPages: n }));
-  const sources = pages.sources
-    .map((s) => ({ path: s.path, reads: keep(s.reads, (p, skip, n) => ({ vaddr: p.vaddr + BigInt(skip * PAGE), nrPages: n, off: p.off + skip * PAGE })) }))
-    .filter((s) => s.reads.length > 0);
-  return { runs, sources };
 }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readImage, imageExists, readImageFile, IMAGE_KINDS, kindsForFileName } from '../image/index.js';
 import { unknownFields } from '../image/unknown-fields.js';
-import { resolveTaskPages, withoutRanges, type PageSource } from '../mem/page-chain.js';
+import { resolveTaskPages, type PageSource } from '../mem/page-chain.js';
 import { VMA, isMappedByRestore } from '../mem/vma.js';
 import { SeccompMode, type CoreEntry, type TaskKobjIdsEntry } from '../image/gen/stasis/core_pb.js';
 import type { SeccompEntry } from '../image/gen/stasis/seccomp_pb.js';
@@ -197,7 +197,7 @@ function readTask(dir: string, pstree: PstreeEntry, files: Map<number, FileEntry
   const fdinfos = readImage(dir, 'fdinfo', ids.filesId);
   // In the chain of parent image sets too (incremental dumps); every level checked now.
   // The vDSO's pages (CRIU writes them) stay unread: the kernel maps the vDSO.
-  const pages = withoutRanges(resolveTaskPages(dir, pid), mm.vmas.filter((v) => !isMappedByRestore(v)));
+  const pages = resolveTaskPages(dir, pid, mm.vmas.filter((v) => !isMappedByRestore(v)));
 
   const need = (id: number, what: string) => {
     const f = files.get(id);
