@@ -16,12 +16,12 @@ export interface Log {
 
 export const NO_LOG: Log = { level: 0, error() {}, warn() {}, info() {}, debug() {} };
 
-/** A log written to a file (appended line by line, so a killed tool leaves what it did). */
+/** A log written to a file, emptied first as CRIU's -o is, then line by line, so a killed tool leaves what it did. */
 export class FileLog implements Log {
   private readonly fd: number;
   private readonly t0 = performance.now();
   constructor(file: string, readonly level: LogLevel) {
-    this.fd = fs.openSync(file, 'a', 0o600);
+    this.fd = fs.openSync(file, 'w', 0o600);
   }
   private line(tag: string, msg: string): void {
     const s = ((performance.now() - this.t0) / 1000).toFixed(6).padStart(9, '0');
