@@ -88,17 +88,24 @@ export function fillsLazily(v: VmaSpec, guards: { start: bigint; end: bigint }[]
 
 /** The reads of `sources` inside the areas, as pieces (files numbered through `fileIndex`). */
 export function piecesOf(sources: PageSource[], areas: VmaSpec[], fileIndex: (path: string) => number): LazyPiece[] {
+  // In numbers, each read's first area by a binary search: thousands of reads, run cold.
   const sorted = [...areas].sort((a, b) => (a.start < b.start ? -1 : 1));
+  const starts = sorted.map((v) => Number(v.start)), ends = sorted.map((v) => Number(v.end));
+  const P = Number(PAGE);
   const out: LazyPiece[] = [];
   for (const src of sources) {
     const file = fileIndex(src.path);
     for (const r of src.reads) {
-      const s = r.vaddr, e = r.vaddr + BigInt(r.nrPages) * PAGE;
-      for (const v of sorted) {
-        if (v.end <= s) continue;
-        if (v.start >= e) break;
-        const a = v.start > s ? v.start : s, b = v.end < e ? v.end : e;
-        out.push({ start: Number(a / PAGE), n: Number((b - a) / PAGE), file, off: r.off + Number(a - s) });
+      const s = Number(r.vaddr), e = s + r.nrPages * P;
+      let lo = 0, hi = sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (ends[mid]! <= s) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let i = lo; i < sorted.length && starts[i]! < e; i++) {
+        const a = Math.max(starts[i]!, s), b = Math.min(ends[i]!, e);
+        out.push({ start: a / P, n: (b - a) / P, file, off: r.off + (a - s) });
       }
     }
   }

@@ -166,14 +166,3 @@ export function resolvePages(dir: string, m: PagemapName, drop: readonly { start
   }
   return { runs, sources };
 }
-
-/** Whether [vaddr, vaddr + nrPages pages) meets a range of `drop` (sorted by start, disjoint): a binary search. */
-export function meets(x: { vaddr: bigint; nrPages: number }, drop: { start: bigint; end: bigint }[]): boolean {
-  let lo = 0, hi = drop.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (drop[mid]!.end <= x.vaddr) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < drop.length && drop[lo]!.start < x.vaddr + BigInt(x.nrPages * PAGE);
-}

@@ -58,17 +58,20 @@ export function isDroppable(v: { flags: number }): boolean {
  * every area for each of the thousands of runs a big, holey area has.
  */
 export function areasWithPages<T extends { start: bigint; end: bigint }>(runs: readonly { vaddr: bigint; nrPages: number }[], vmas: readonly T[]): Set<T> {
+  // In numbers (user addresses are below 2^47): a holey area has thousands of runs, and this
+  // runs cold, before the restored task can.
   const sorted = [...vmas].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const starts = sorted.map((v) => Number(v.start)), ends = sorted.map((v) => Number(v.end));
   const out = new Set<T>();
   for (const r of runs) {
-    const e = r.vaddr + BigInt(r.nrPages) * 4096n;
+    const s = Number(r.vaddr), e = s + r.nrPages * 4096;
     let lo = 0, hi = sorted.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (sorted[mid]!.end <= r.vaddr) lo = mid + 1;
+      if (ends[mid]! <= s) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < sorted.length && sorted[i]!.start < e; i++) out.add(sorted[i]!);
+    for (let i = lo; i < sorted.length && starts[i]! < e; i++) out.add(sorted[i]!);
   }
   return out;
 }

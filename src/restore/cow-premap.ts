@@ -13,7 +13,7 @@ import { ProcMem, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { VMA, MAP, MADV, PROT, isMappedByRestore, type VmaSpec } from '../mem/vma.js';
 import { MAP_HUGETLB } from '../mem/hugetlb.js';
-import { meets, type PageRead, type PageSource } from '../mem/page-chain.js';
+import type { PageRead, PageSource } from '../mem/page-chain.js';
 import type { PageRun } from '../mem/page-runs.js';
 import type { ImageSet, TaskImages } from './read-images.js';
 import { findScratch, fillFrom } from './address-space.js';
@@ -250,28 +250,30 @@ function readMaps(pid: number): Range[] {
 /** The reads of `sources` outside the premapped areas (their pages are in place already). */
 export function readsOutside(sources: PageSource[], moved: Range[]): PageSource[] {
   if (moved.length === 0) return sources;
+  // In numbers: nearly every read is outside them all, or (restore --lazy-pages) inside one,
+  // both found by a binary search, and only the reads that straddle an edge are cut.
   const sorted = [...moved].sort((a, b) => (a.start < b.start ? -1 : 1));
-  // Nearly every read is outside them all, or (restore --lazy-pages) inside one: both found by
-  // a binary search, and only the reads that straddle an edge are cut.
-  const within = (r: PageRead): boolean => {
-    let lo = 0, hi = sorted.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (sorted[mid]!.end <= r.vaddr) lo = mid + 1;
-      else hi = mid;
-    }
-    const m = sorted[lo];
-    return m !== undefined && m.start <= r.vaddr && r.vaddr + BigInt(r.nrPages) * PAGE <= m.end;
-  };
+  const starts = sorted.map((m) => Number(m.start)), ends = sorted.map((m) => Number(m.end));
+  const P = Number(PAGE);
   return sources.map((src) => {
     const reads: PageRead[] = [];
     for (const r of src.reads) {
-      if (!meets(r, sorted)) reads.push(r);
-      else if (!within(r)) {
-        const e = r.vaddr + BigInt(r.nrPages) * PAGE;
-        for (const g of gaps(intersect([{ start: r.vaddr, end: e }], sorted), r.vaddr, e)) {
-          reads.push({ vaddr: g.start, nrPages: Number((g.end - g.start) / PAGE), off: r.off + Number(g.start - r.vaddr) });
+      const s = Number(r.vaddr), e = s + r.nrPages * P;
+      let lo = 0, hi = sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (ends[mid]! <= s) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo === sorted.length || starts[lo]! >= e) reads.push(r);
+      else if (!(starts[lo]! <= s && e <= ends[lo]!)) {
+        // The gaps of [s, e) between the areas it meets.
+        let at = s;
+        for (let i = lo; i < sorted.length && starts[i]! < e; i++) {
+          if (starts[i]! > at) reads.push({ vaddr: BigInt(at), nrPages: (starts[i]! - at) / P, off: r.off + (at - s) });
+          at = Math.max(at, ends[i]!);
         }
+        if (at < e) reads.push({ vaddr: BigInt(at), nrPages: (e - at) / P, off: r.off + (at - s) });
       }
     }
     return { path: src.path, reads };

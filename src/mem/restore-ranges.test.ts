@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { areasWithPages } from './vma.js';
+import { piecesOf } from './lazy-pages.js';
+import { readsOutside } from '../restore/cow-premap.js';
+import type { PageRead, PageSource } from './page-chain.js';
+import type { VmaSpec } from './vma.js';
+
+// The restore's range arithmetic, in numbers, against a page-by-page model.
+const PAGE = 4096, BASE = 0x7f0000000000;
+
+/** Disjoint [start, end) areas in address order, in pages from BASE, from gaps and lengths. */
+const areas = fc.array(fc.record({ gap: fc.integer({ min: 0, max: 4 }), n: fc.integer({ min: 1, max: 6 }) }), { maxLength: 6 });
+function lay(xs: { gap: number; n: number }[], shuffle: number): { start: bigint; end: bigint }[] {
+  let at = 0;
+  const out = xs.map(({ gap, n }) => {
+    const s = at + gap;
+    at = s + n;
+    return { start: BigInt(BASE + s * PAGE), end: BigInt(BASE + (s + n) * PAGE) };
+  });
+  // (callers give them in any order)
+  return shuffle % 2 ? out.reverse() : out;
+}
+const pageOf = (a: bigint | number) => (Number(a) - BASE) / PAGE;
+const inAny = (pg: number, rs: { start: bigint; end: bigint }[]) => rs.some((r) => pg >= pageOf(r.start) && pg < pageOf(r.end));
+
+/** Reads of one source: runs of pages with increasing file offsets. */
+function readsOf(xs: { gap: number; n: number }[]): PageRead[] {
+  let off = 0;
+  return lay(xs, 0).map((r) => {
+    const n = (pageOf(r.end) - pageOf(r.start));
+    const read = { vaddr: r.start, nrPages: n, off };
+    off += n * PAGE + PAGE;
+    return read;
+  });
+}
+/** page -> file offset of every page of `reads`. */
+function pagesOf(reads: PageRead[]): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const r of reads) for (let k = 0; k < r.nrPages; k++) m.set(pageOf(r.vaddr) + k, r.off + k * PAGE);
+  return m;
+}
+
+test('areasWithPages(), piecesOf() and readsOutside() give what a page-by-page model gives', () => {
+  fc.assert(fc.property(areas, areas, fc.nat(), (va, ra, shuffle) => {
+    const vmas = lay(va, shuffle);
+    const reads = readsOf(ra);
+    // areasWithPages: the areas some page of the runs is in.
+    const got = areasWithPages(reads, vmas);
+    const want = vmas.filter((v) => [...pagesOf(reads).keys()].some((pg) => inAny(pg, [v])));
+    assert.deepEqual([...got].sort((a, b) => Number(a.start - b.start)), [...want].sort((a, b) => Number(a.start - b.start)));
+    // piecesOf: each page of the reads inside an area, at its offset, in page order, none split across areas.
+    const src: PageSource = { path: 'pages-1.img', reads };
+    const pieces = piecesOf([src], vmas as unknown as VmaSpec[], () => 3);
+    const fromPieces = new Map<number, number>();
+    for (const p of pieces) {
+      assert.equal(p.file, 3);
+      assert.ok(vmas.some((v) => p.start * PAGE >= Number(v.start) && (p.start + p.n) * PAGE <= Number(v.end)), 'a piece within one area');
+      for (let k = 0; k < p.n; k++) fromPieces.set(p.start - BASE / PAGE + k, p.off + k * PAGE);
+    }
+    for (let i = 1; i < pieces.length; i++) assert.ok(pieces[i]!.start >= pieces[i - 1]!.start + pieces[i - 1]!.n);
+    const inside = new Map([...pagesOf(reads)].filter(([pg]) => inAny(pg, vmas)));
+    assert.deepEqual(fromPieces, inside);
+    // readsOutside: each page of the reads outside every area, at its offset.
+    const [out] = readsOutside([src], vmas);
+    const outside = new Map([...pagesOf(reads)].filter(([pg]) => !inAny(pg, vmas)));
+    assert.deepEqual(pagesOf(out!.reads), outside);
+    for (const r of out!.reads) assert.ok(r.nrPages > 0 && Number.isInteger(r.nrPages));
+  }), { numRuns: 400 });
+});
