@@ -29,15 +29,24 @@ import { injectOptions } from './dump-steps.js';
 import { treePids } from '../ns/index.js';
 import { SyscallError } from '../sys/syscall-error.js';
 
-/** Whether `err` (reading the memory of `pid`) came of the process having exited: ESRCH, and it is gone or a zombie. */
+/**
+ * Whether `err` (reading the memory of `pid`) came of the process having exited: ESRCH, and it
+ * is gone or a zombie. Its memory goes before it is a zombie (exit_mm, then exit_notify): an
+ * ESRCH in between finds it still running its exit, so it is given up to a second to get there.
+ */
 function exitedSince(pid: number, err: unknown): boolean {
   const cause = err instanceof SyscallError ? err : (err as { cause?: unknown } | null)?.cause;
   if (!(cause instanceof SyscallError) || cause.code !== 'ESRCH') return false;
-  try {
-    return parseStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')).state === 'Z';
-  } catch {
-    return true;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 200; i++) {
+    try {
+      if (parseStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')).state === 'Z') return true;
+    } catch {
+      return true;
+    }
+    Atomics.wait(nap, 0, 0, 5);
   }
+  return false;
 }
 
 /** CRIU's PRE_DUMP_READ: pages read with process_vm_readv, not spliced. */
