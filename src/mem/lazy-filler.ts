@@ -403,7 +403,8 @@ const state = new Int32Array(shared, 0, 8);
 // (four threads reading their memory took three quarters of it, and the fill ran at a quarter
 // of its speed): it runs at nice -10 where stasis may (only this thread; the tasks keep theirs).
 syscallRaw('setpriority', PRIO_PROCESS, syscallRaw('gettid'), -10);
-Atomics.store(state, 7, 1); // loaded: the first task armed waits for it
+Atomics.store(state, 7, 1); // loaded: the first task armed waits for it (woken now, not at its next 20 ms)
+Atomics.notify(state, 7);
 {
   let f: Filler | null = null;
   try {
