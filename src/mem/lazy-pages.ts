@@ -28,7 +28,7 @@ import {
   UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_EVENT_UNMAP,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import { VMA, MAP, MADV, PROT, isMappedByRestore, type VmaSpec } from './vma.js';
+import { VMA, MAP, MADV, PROT, firstEndingAfter, isMappedByRestore, type VmaSpec } from './vma.js';
 import type { PageSource } from './page-chain.js';
 
 const PAGE = 4096n;
@@ -97,12 +97,7 @@ export function piecesOf(sources: PageSource[], areas: VmaSpec[], fileIndex: (pa
     const file = fileIndex(src.path);
     for (const r of src.reads) {
       const s = Number(r.vaddr), e = s + r.nrPages * P;
-      let lo = 0, hi = sorted.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (ends[mid]! <= s) lo = mid + 1;
-        else hi = mid;
-      }
+      const lo = firstEndingAfter(ends, s);
       for (let i = lo; i < sorted.length && starts[i]! < e; i++) {
         const a = Math.max(starts[i]!, s), b = Math.min(ends[i]!, e);
         out.push({ start: a / P, n: (b - a) / P, file, off: r.off + (a - s) });

@@ -52,6 +52,17 @@ export function isDroppable(v: { flags: number }): boolean {
   return (v.flags & 0x0f) === MAP.DROPPABLE;
 }
 
+/** The index of the first of `ends` (ascending) above `s`: the first range, sorted and disjoint, that ends after `s`. */
+export function firstEndingAfter(ends: readonly number[], s: number): number {
+  let lo = 0, hi = ends.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ends[mid]! <= s) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /**
  * The areas of `vmas` that hold at least one page of `runs` (a run may cross from one area
  * into the next): a binary search per run over the areas sorted by address, not a scan of
@@ -65,12 +76,7 @@ export function areasWithPages<T extends { start: bigint; end: bigint }>(runs: r
   const out = new Set<T>();
   for (const r of runs) {
     const s = Number(r.vaddr), e = s + r.nrPages * 4096;
-    let lo = 0, hi = sorted.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (ends[mid]! <= s) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = firstEndingAfter(ends, s);
     for (let i = lo; i < sorted.length && starts[i]! < e; i++) out.add(sorted[i]!);
   }
   return out;

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import type { FdCourier } from './fd-courier.js';
 import { ProcMem, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import { VMA, MAP, MADV, PROT, isMappedByRestore, type VmaSpec } from '../mem/vma.js';
+import { VMA, MAP, MADV, PROT, firstEndingAfter, isMappedByRestore, type VmaSpec } from '../mem/vma.js';
 import { MAP_HUGETLB } from '../mem/hugetlb.js';
 import type { PageRead, PageSource } from '../mem/page-chain.js';
 import type { PageRun } from '../mem/page-runs.js';
@@ -259,12 +259,7 @@ export function readsOutside(sources: PageSource[], moved: Range[]): PageSource[
     const reads: PageRead[] = [];
     for (const r of src.reads) {
       const s = Number(r.vaddr), e = s + r.nrPages * P;
-      let lo = 0, hi = sorted.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (ends[mid]! <= s) lo = mid + 1;
-        else hi = mid;
-      }
+      const lo = firstEndingAfter(ends, s);
       if (lo === sorted.length || starts[lo]! >= e) reads.push(r);
       else if (!(starts[lo]! <= s && e <= ends[lo]!)) {
         // The gaps of [s, e) between the areas it meets.

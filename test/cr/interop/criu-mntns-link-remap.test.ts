@@ -19,25 +19,13 @@ import { readImage, writeImage } from '../../../src/image/index.js';
 import { waitPid } from '../../../src/sys/index.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
 import { childOf } from '../ns/private-proc.js';
-import { assertNoYardLeft, boxUnavailable, cleanUp, makeBoxRoot, nestedBox, spawnBox, type Box } from '../ns/box-kit.js';
+import { assertNoYardLeft, boxUnavailable, cleanUp, makeBoxRoot, nestedBox, spawnBox, type Box, commOf, readlinkOr } from '../ns/box-kit.js';
 import { criu, criuWorks } from './criu-tool.js';
 
 const why = criuWorks() || boxUnavailable();
 
-const readlink = (p: string) => {
-  try {
-    return fs.readlinkSync(p);
-  } catch {
-    return undefined;
-  }
-};
-const comm = (pid: number) => {
-  try {
-    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8');
-  } catch {
-    return '';
-  }
-};
+const readlink = readlinkOr;
+const comm = commOf;
 const fdinfo = (pid: number, fd: number, key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)$`, 'm').exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1]);
 
 /** The box, its child's fd 7 on /mnt/f (deleted), the file linked as /mnt/g, dumped by CRIU into `images`; the box's directory and child. */

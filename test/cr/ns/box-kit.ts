@@ -13,6 +13,23 @@ import { StasisError } from '../../../src/api/index.js';
 import { spawnTask } from '../../../src/sys/index.js';
 import { childOf, endTree, namespacesUnavailable } from './private-proc.js';
 
+/** Where the link at `p` points, or undefined where there is none (a task gone, an fd closed). */
+export const readlinkOr = (p: string): string | undefined => {
+  try {
+    return fs.readlinkSync(p);
+  } catch {
+    return undefined;
+  }
+};
+/** A task's comm (with its newline), or '' once it is gone. */
+export const commOf = (pid: number): string => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8');
+  } catch {
+    return '';
+  }
+};
+
 /** The host's busybox, or '' where there is none. */
 export const busybox = spawnSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).stdout.trim();
 

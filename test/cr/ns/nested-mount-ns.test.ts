@@ -24,7 +24,7 @@ import { dump, restore } from '../../../src/api/index.js';
 import { waitPid } from '../../../src/sys/index.js';
 import { childOf } from './private-proc.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
-import { assertNoYardLeft, type Box as KitBox, boxUnavailable, cleanUp, makeBoxRoot, nestedBox, refused, spawnBox } from './box-kit.js';
+import { assertNoYardLeft, type Box as KitBox, boxUnavailable, cleanUp, makeBoxRoot, nestedBox, refused, spawnBox, commOf, readlinkOr } from './box-kit.js';
 
 const why = boxUnavailable();
 
@@ -53,20 +53,8 @@ function startBox(nested = false, ghost: boolean | 'linked' | 'dead' = false): B
   return { dir, root, unshare, pid, child };
 }
 
-const readlink = (p: string) => {
-  try {
-    return fs.readlinkSync(p);
-  } catch {
-    return undefined;
-  }
-};
-const comm = (pid: number) => {
-  try {
-    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8');
-  } catch {
-    return '';
-  }
-};
+const readlink = readlinkOr;
+const comm = commOf;
 
 /** What a mount is, leaving out what the kernel numbers anew (ids, devices). */
 const mountsOf = (pid: number) => parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')).map((m) => `${m.mountPoint} ${m.root} ${m.fsType} ${m.source} ${m.mountOptions.join(',')} ${m.superOptions.join(',')}`);

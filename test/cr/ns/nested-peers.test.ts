@@ -24,7 +24,7 @@ import { dump, restore } from '../../../src/api/index.js';
 import { waitPid } from '../../../src/sys/index.js';
 import { parseMountinfo } from '../../../src/proc/mountinfo.js';
 import { childOf } from './private-proc.js';
-import { type Box as KitBox, boxUnavailable, cleanUp, makeBoxRoot, spawnBox } from './box-kit.js';
+import { type Box as KitBox, boxUnavailable, cleanUp, makeBoxRoot, spawnBox, commOf } from './box-kit.js';
 
 const why = boxUnavailable();
 
@@ -33,13 +33,7 @@ interface Box extends KitBox {
 }
 
 const nsOf = (pid: number) => fs.readlinkSync(`/proc/${pid}/ns/mnt`);
-const comm = (pid: number) => {
-  try {
-    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8');
-  } catch {
-    return '';
-  }
-};
+const comm = commOf;
 
 const mounts = (pid: number) => parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
 const at = (pid: number, mp: string) => mounts(pid).find((m) => m.mountPoint === mp);
