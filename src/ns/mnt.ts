@@ -248,6 +248,64 @@ function withTmpfsClone<T>(pid: number, m: MountInfo, mounts: readonly MountInfo
   }
 }
 
+/**
+ * Detached clones of the tmpfs mounts of task `pid`'s namespace, made on first use in one
+ * private copy of the namespace for them all: each copy's teardown waits for the kernel
+ * (about 10-20 ms here), and a container's /dev, /dev/shm, /run and the like took a copy each,
+ * once to plan and once to archive. A mount something covers in the copy (a mount stacked on
+ * it, or over a directory above it) is cloned alone as before (withTmpfsClone, which detaches
+ * what covers it). The clones see the tmpfs as it is when they are read. close() when done.
+ */
+export class TmpfsClones {
+  private fds: Map<number, number> | undefined;
+  private mounts: readonly MountInfo[] = [];
+  constructor(private readonly pid: number) {}
+
+  /** The namespace's mounts, as read (mountsOf) by the first that plans with these clones. */
+  using(mounts: readonly MountInfo[]): this {
+    if (this.fds === undefined) this.mounts = mounts;
+    return this;
+  }
+
+  /** `fn` on the clone of mount `m` (one of the namespace's), or why no path leads to it. */
+  run<T>(m: MountInfo, fn: (dir: string) => T): T | { unreachable: string } {
+    this.fds ??= this.open();
+    const fd = this.fds.get(m.mountId);
+    return fd === undefined ? withTmpfsClone(this.pid, m, this.mounts, fn) : fn(`/proc/${process.pid}/fd/${fd}`);
+  }
+
+  close(): void {
+    for (const fd of this.fds?.values() ?? []) closeFd(fd);
+    this.fds = new Map();
+  }
+
+  private open(): Map<number, number> {
+    const tmpfs = this.mounts.filter((m) => m.fsType === 'tmpfs');
+    if (tmpfs.length < 2) return new Map();
+    return inMountNsCopy(this.pid, (copy) => {
+      const theirs = parseMountinfo(copy.mountinfo());
+      const out = new Map<number, number>();
+      try {
+        for (const m of tmpfs) {
+          const want = sameMount(m, this.mounts, theirs);
+          if (typeof want === 'string') continue;
+          let at: number;
+          try {
+            at = copy.mountIdAt(m.mountPoint);
+          } catch {
+            continue; // (withTmpfsClone says why)
+          }
+          if (at === want.mountId) out.set(m.mountId, copy.cloneAt(m.mountPoint));
+        }
+      } catch (err) {
+        for (const fd of out.values()) closeFd(fd);
+        throw err;
+      }
+      return out;
+    });
+  }
+}
+
 /** Mount `m` of `mounts` among `theirs` (a copy of the same tree with other ids): by its chain of mountpoints, roots and devices up to the root. */
 function sameMount(m: MountInfo, mounts: readonly MountInfo[], theirs: readonly MountInfo[]): MountInfo | string {
   const keyOf = (list: readonly MountInfo[]) => {
@@ -270,14 +328,14 @@ function sameMount(m: MountInfo, mounts: readonly MountInfo[], theirs: readonly 
 }
 
 /** The contents of the tmpfs of mount `m` of task `pid`, hidden files included, without what other mounts hold. */
-function tmpfsFilesIn(pid: number, mounts: readonly MountInfo[], sockets?: Map<string, string>): (m: MountInfo) => TmpfsFiles {
+function tmpfsFilesIn(clones: TmpfsClones, mounts: readonly MountInfo[], sockets?: Map<string, string>): (m: MountInfo) => TmpfsFiles {
   return (m) => {
     // The mountpoints of the mounts on it, relative to its root: as they are, nothing to keep (a restore makes them).
     const prefix = m.mountPoint === '/' ? '' : m.mountPoint;
     const under = new Set(mounts.filter((o) => o.parentId === m.mountId && o.mountPoint !== m.mountPoint && o.mountPoint.startsWith(`${prefix}/`)).map((o) => o.mountPoint.slice(prefix.length)));
     const covers = mounts.filter((o) => o.mountId !== m.mountId && o.mountPoint.startsWith(`${prefix}/`));
     try {
-      const r = withTmpfsClone(pid, m, mounts, (top) => {
+      const r = clones.run(m, (top) => {
         let seen = false;
         // Names as the bytes they are (tar keeps any name; a name that is not UTF-8 read as a
         // string would lead nowhere): a path is bytes, `rel` its name, lossy only in messages.
@@ -393,7 +451,7 @@ export function mountsOf(pid: number): MountInfo[] | { refused: string } {
  * whose host paths `auto` has by mount id. A nested namespace (mnt-nested.ts) gives its binds
  * of the root namespace's mounts as its external ones, and has its own root made as any mount.
  */
-export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<number, string>): { mounts: MountInfo[]; plans: Map<number, MountPlan>; ext: Map<string, string>; auto: Map<number, string> } | { refused: string } {
+export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<number, string>, clones?: TmpfsClones): { mounts: MountInfo[]; plans: Map<number, MountPlan>; ext: Map<string, string>; auto: Map<number, string> } | { refused: string } {
   const mounts = mountsOf(pid);
   if ('refused' in mounts) return mounts;
   const link = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
@@ -416,7 +474,14 @@ export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<num
   for (const m of mounts) if (auto.has(m.mountId)) ext.set(m.mountPoint, AUTO_KEY);
   // (Only a filesystem stasis cannot mount by itself, as CRIU: FSTYPE__UNSUPPORTED.)
   const devKey = (m: MountInfo) => (FSTYPE[m.fsType.split('.')[0]!] === undefined ? opts.extDevs?.get(`${m.dev.major}/${m.dev.minor}`) : undefined);
-  const p = planMounts(mounts, nested ? (m) => nested.get(m.mountId) : ext, nested ? false : opts.hasRoot, tmpfsFilesIn(pid, mounts, opts.tmpfsSockets), nested !== undefined, devKey, joined);
+  // (The caller's clones are its to close; else this call's are closed before it returns.)
+  const own = clones ? undefined : new TmpfsClones(pid);
+  let p: ReturnType<typeof planMounts>;
+  try {
+    p = planMounts(mounts, nested ? (m) => nested.get(m.mountId) : ext, nested ? false : opts.hasRoot, tmpfsFilesIn((clones ?? own!).using(mounts), mounts, opts.tmpfsSockets), nested !== undefined, devKey, joined);
+  } finally {
+    own?.close();
+  }
   if ('refused' in p) return p;
   for (const m of mounts) {
     const why = m.root.endsWith(DELETED_ROOT) ? deletedRootRefusal(pid, m) : p.plans.get(m.mountId)?.how === 'fresh' && m.fsType === 'binfmt_misc' ? binfmtRefusal(pid, m) : undefined;
@@ -428,10 +493,10 @@ export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<num
 }
 
 /** Archives the files of the tmpfs of mount `m` of task `pid` into `file`, those other mounts hide included, without what they hold. */
-function archiveTmpfs(pid: number, m: MountInfo, mounts: readonly MountInfo[], file: string): void {
+function archiveTmpfs(pid: number, m: MountInfo, clones: TmpfsClones, file: string): void {
   fs.writeFileSync(file, '', { mode: 0o600 }); // every image is 0600
   const fail = (why: string) => new StasisError('E_DUMP_FAILED', `Cannot archive the tmpfs at ${m.mountPoint} of pid ${pid}: ${why}`);
-  const r = withTmpfsClone(pid, m, mounts, (dir) => spawnSync('tar', ['--create', '--gzip', '--one-file-system', '--numeric-owner', '--preserve-permissions', '--sparse', '--directory', dir, '--file', file, '.'], { encoding: 'utf8' }));
+  const r = clones.run(m, (dir) => spawnSync('tar', ['--create', '--gzip', '--one-file-system', '--numeric-owner', '--preserve-permissions', '--sparse', '--directory', dir, '--file', file, '.'], { encoding: 'utf8' }));
   if ('unreachable' in r) throw fail(r.unreachable);
   if (r.status !== 0) throw fail(`tar ${r.error ? r.error.message : `exited with ${r.status}: ${r.stderr.trim()}`}`);
 }
@@ -451,7 +516,17 @@ export const mntNs = {
 
 /** Writes mountpoints-<id>.img of task `pid`'s namespace, and its tmpfs archives. */
 export function dumpMounts(ctx: NsDumpCtx, pid: number, id: number, nested?: ReadonlyMap<number, string>): void {
-  const p = plansOf(pid, ctx.mounts, nested);
+  // One copy of the namespace for the plan's look at its tmpfs mounts and their archives.
+  const clones = new TmpfsClones(pid);
+  try {
+    dumpPlanned(ctx, pid, id, clones, nested);
+  } finally {
+    clones.close();
+  }
+}
+
+function dumpPlanned(ctx: NsDumpCtx, pid: number, id: number, clones: TmpfsClones, nested?: ReadonlyMap<number, string>): void {
+  const p = plansOf(pid, ctx.mounts, nested, clones);
   if ('refused' in p) throw new StasisError('E_UNSUPPORTED', `Cannot dump mnt namespace ${id} of pid ${pid}: ${p.refused}`);
   // (A nested namespace's binds of the root's mounts are plain entries: CRIU finds binds by their device.)
   const entries = mntEntries(p.mounts, nested ? new Map() : p.ext);
@@ -471,7 +546,7 @@ export function dumpMounts(ctx: NsDumpCtx, pid: number, id: number, nested?: Rea
     // (An empty tmpfs too: CRIU 4.2 refuses to restore a tmpfs without its archive.)
     if (plan?.how !== 'fresh' || (!plan.contents && plan.fsType !== 'tmpfs')) continue;
     const file = ctx.note(imagePath(ctx.imagesDir, 'tmpfs-dev', kdev(m.dev)));
-    archiveTmpfs(pid, m, p.mounts, file);
+    archiveTmpfs(pid, m, clones, file);
   }
   const count = (how: MountPlan['how']) => [...p.plans.values()].filter((x) => x.how === how).length;
   ctx.log.info(`mnt namespace ${id}: ${p.mounts.length} mounts (root ${count('root')}, new ${count('fresh')}, bind ${count('bind')}, ${nested ? 'of the root\'s namespace' : 'external'} ${count('external')})`);
