@@ -4,6 +4,8 @@
 // of every command's start-up. Anywhere else (another layout, musl), koffi's own loader.
 // Loaded on first use, not as the module is evaluated: the command line's start-up snapshot
 // (tools/build-snapshot.cjs) holds every module evaluated, and a native addon cannot be in it.
+import fs from 'node:fs';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 
 type Koffi = typeof import('koffi');
@@ -11,9 +13,13 @@ type Koffi = typeof import('koffi');
 function load(): Koffi {
   const req = createRequire(import.meta.url);
   try {
-    const { version } = req('koffi/package.json') as { version: string };
-    const addon = req(`koffi/build/koffi/${process.platform}_${process.arch}/koffi.node`) as Koffi & { version?: string };
-    if (addon.version === version) return addon;
+    // One lookup of the package, then the addon by its path, opened as require() opens one:
+    // each bare require() walks node_modules again (about 2 ms of a small dump, cold).
+    const pkg = req.resolve('koffi/package.json');
+    const { version } = JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string };
+    const addon = { exports: {} as Koffi & { version?: string } };
+    process.dlopen(addon, path.join(path.dirname(pkg), 'build', 'koffi', `${process.platform}_${process.arch}`, 'koffi.node'));
+    if (addon.exports.version === version) return addon.exports;
   } catch {
     /* not laid out as expected: koffi finds it */
   }
