@@ -3,7 +3,7 @@
 import { sessionRefusal } from '../restore/session-plan.js';
 import fs from 'node:fs';
 import { create } from '@bufbuild/protobuf';
-import { GadgetCache, type KernelFeatures, type InjectorOptions } from '../sys/index.js';
+import { GadgetCache, GADGETS_FILE, type KernelFeatures, type InjectorOptions } from '../sys/index.js';
 import { sharedFdTables } from './fd-tables.js';
 import { writeImage, imagePath } from '../image/index.js';
 import { PstreeEntrySchema } from '../image/gen/stasis/pstree_pb.js';
@@ -69,10 +69,10 @@ export interface DumpRun {
   sums: Map<string, FileSum>;
 }
 
-/** Injector options that log each injected syscall at debug level (-v4) and share the gadgets found. */
+/** Injector options that log each injected syscall at debug level (-v4) and share the gadgets found, with later runs too. */
 export function injectOptions(log: Log): InjectorOptions {
   return {
-    gadgets: new GadgetCache(),
+    gadgets: new GadgetCache(GADGETS_FILE),
     ...(log.level >= 4 ? { log: (m: string) => log.debug(`inject ${m}`) } : {}),
     warn: (m: string) => log.warn(m),
   };

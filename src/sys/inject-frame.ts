@@ -6,6 +6,7 @@
 // below the red zone (memory the ABI leaves free: the kernel puts signal frames there); the
 // rest run in a page of stasis's own, mapped by the first and unmapped by the last.
 import fs from 'node:fs';
+import path from 'node:path';
 import { ProcMem } from './task-mem.js';
 import type { Regs } from './regs.js';
 import { xstateComponent } from './cpuid.js';
@@ -132,33 +133,100 @@ const RESTORERS = [Buffer.from([0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 
 const SYSCALL = Buffer.from([0x0f, 0x05]);
 const CHUNK = 256 << 10;
 
+/** Where a dump keeps the gadgets it found, for the next dumps of this boot (each is checked before use). */
+export const GADGETS_FILE = '/run/stasis/gadgets.json';
+const GADGETS_VERSION = 1;
+/** The most places kept per gadget (one per library or static program seen lately). */
+const GADGETS_KEPT = 8;
+const GADGET_KINDS = ['syscallRet', 'restorer', 'syscall'] as const;
+
+interface KnownGadget {
+  path: string;
+  offset: string;
+  rel: bigint;
+  bytes: Buffer;
+}
+
 /**
  * Where the gadgets were found before, by file and offset in it (a run injects into many
  * tasks and threads of the same libc): each is checked in the task's memory before use, so
- * a file replaced since is searched again. Kept in a run's context, not globally.
+ * a file replaced since is searched again. Kept in a run's context, not globally; with
+ * `file`, also in that file from one run to the next (the search reads most of libc's text,
+ * about 1 ms of a small dump): what it holds is checked as the run's own finds are, so a
+ * stale or damaged file costs a search, never a wrong address.
  */
 export class GadgetCache {
-  private readonly at = new Map<keyof Gadgets, { path: string; offset: string; rel: bigint; bytes: Buffer }>();
+  private readonly at = new Map<keyof Gadgets, KnownGadget[]>();
+
+  constructor(private readonly file?: string) {
+    if (file) this.load(file);
+  }
 
   find(mem: ProcMem, maps: Mapping[]): Gadgets {
     const g: Gadgets = { syscallRet: null, restorer: null, syscall: null };
     const probe = Buffer.alloc(16);
-    for (const [k, c] of this.at) {
-      const m = maps.find((x) => x.path === c.path && x.offset === c.offset && x.perms[2] === 'x');
-      if (!m || m.start + c.rel + BigInt(c.bytes.length) > m.end) continue;
-      if (mem.read(m.start + c.rel, probe, 0, c.bytes.length) === c.bytes.length && probe.subarray(0, c.bytes.length).equals(c.bytes)) g[k] = m.start + c.rel;
+    for (const [k, list] of this.at) {
+      for (const c of list) {
+        const m = maps.find((x) => x.path === c.path && x.offset === c.offset && x.perms[2] === 'x');
+        if (!m || m.start + c.rel + BigInt(c.bytes.length) > m.end) continue;
+        if (mem.read(m.start + c.rel, probe, 0, c.bytes.length) === c.bytes.length && probe.subarray(0, c.bytes.length).equals(c.bytes)) {
+          g[k] = m.start + c.rel;
+          break;
+        }
+      }
     }
     if (g.syscallRet !== null && g.restorer !== null && g.syscall !== null) return g;
     const found = findGadgets(mem, maps);
-    for (const k of ['syscallRet', 'restorer', 'syscall'] as const) {
+    let learnt = false;
+    for (const k of GADGET_KINDS) {
       const a = found[k];
       const m = a === null ? undefined : maps.find((x) => x.start <= a && a < x.end);
       if (a === null || !m) continue;
       const len = k === 'syscallRet' ? 3 : k === 'syscall' ? 2 : 9;
       const bytes = Buffer.alloc(len);
-      if (mem.read(a, bytes) === len) this.at.set(k, { path: m.path, offset: m.offset, rel: a - m.start, bytes });
+      if (mem.read(a, bytes) !== len) continue;
+      const list = (this.at.get(k) ?? []).filter((c) => c.path !== m.path || c.offset !== m.offset);
+      this.at.set(k, [{ path: m.path, offset: m.offset, rel: a - m.start, bytes }, ...list].slice(0, GADGETS_KEPT));
+      learnt = true;
     }
+    if (learnt && this.file) this.save(this.file);
     return found;
+  }
+
+  /** What an earlier run kept; anything unreadable or unexpected is left out (searched again). */
+  private load(file: string): void {
+    let j: unknown;
+    try {
+      j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch {
+      return;
+    }
+    const o = j as { version?: unknown; gadgets?: Record<string, unknown> };
+    if (typeof o !== 'object' || o === null || o.version !== GADGETS_VERSION || typeof o.gadgets !== 'object' || o.gadgets === null) return;
+    for (const k of GADGET_KINDS) {
+      const list = o.gadgets[k];
+      if (!Array.isArray(list)) continue;
+      const ok: KnownGadget[] = [];
+      for (const e of list.slice(0, GADGETS_KEPT) as { path?: unknown; offset?: unknown; rel?: unknown; bytes?: unknown }[]) {
+        if (typeof e !== 'object' || e === null || typeof e.path !== 'string' || typeof e.offset !== 'string') continue;
+        if (typeof e.rel !== 'string' || !/^[0-9a-f]{1,16}$/.test(e.rel) || typeof e.bytes !== 'string' || !/^([0-9a-f]{2}){2,16}$/.test(e.bytes)) continue;
+        ok.push({ path: e.path, offset: e.offset, rel: BigInt(`0x${e.rel}`), bytes: Buffer.from(e.bytes, 'hex') });
+      }
+      if (ok.length) this.at.set(k, ok);
+    }
+  }
+
+  /** Keeps the gadgets for the next run, where it may (root's /run); a run that cannot goes without. */
+  private save(file: string): void {
+    const gadgets = Object.fromEntries([...this.at].map(([k, list]) => [k, list.map((c) => ({ path: c.path, offset: c.offset, rel: c.rel.toString(16), bytes: c.bytes.toString('hex') }))]));
+    const tmp = `${file}.${process.pid}`;
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(tmp, `${JSON.stringify({ version: GADGETS_VERSION, gadgets })}\n`, { mode: 0o600 });
+      fs.renameSync(tmp, file);
+    } catch {
+      fs.rmSync(tmp, { force: true });
+    }
   }
 }
 

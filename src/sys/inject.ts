@@ -25,7 +25,7 @@ import { SyscallError, errnoName } from './syscall-error.js';
 import { StasisError } from '../errors.js';
 import { SigFrame, GadgetCache, findGadgets, readMaps, stackSlot, TRAMPOLINE, TRAMPOLINE_SIZE } from './inject-frame.js';
 
-export { GadgetCache } from './inject-frame.js';
+export { GadgetCache, GADGETS_FILE } from './inject-frame.js';
 export const SYSCALL_INT3 = Buffer.from([0x0f, 0x05, 0xcc]);
 /**
  * callMany()'s loop, in a code page of stasis's own: rbx walks a table of r12 entries of eight
