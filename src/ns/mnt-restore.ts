@@ -15,6 +15,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { untarTree } from './tar-lite.js';
 import { spawnSync } from 'node:child_process';
 import { Injector, failedWith, cloneMount, closeFd, setMountGroup } from '../sys/index.js';
 import { readImage, imagePath } from '../image/index.js';
@@ -424,6 +425,12 @@ function makeTarget(p: string, dir: boolean, guard: (make: () => void) => void):
 }
 
 function extract(archive: string, dir: string, where: string): void {
+  // A plain archive is put back here (ns/tar-lite.ts), as tar would; anything else by tar.
+  try {
+    if (untarTree(fs.readFileSync(archive), dir)) return;
+  } catch {
+    // (What failed here fails in tar too, which says so; what was made, tar makes again.)
+  }
   const r = spawnSync('tar', ['--extract', '--gzip', '--numeric-owner', '--preserve-permissions', '--directory', dir, '--file', archive], { encoding: 'utf8' });
   if (r.status !== 0) throw new StasisError('E_RESTORE_FAILED', `Cannot put back the files of the tmpfs at ${where}: tar ${r.error ? r.error.message : `exited with ${r.status}: ${r.stderr.trim()}`}`);
 }

@@ -10,6 +10,7 @@
 // at dump by name; the restore is mnt-restore.ts.
 import fs from 'node:fs';
 import path from 'node:path';
+import { tarTree } from './tar-lite.js';
 import { spawnSync } from 'node:child_process';
 import { create } from '@bufbuild/protobuf';
 import { parseMountinfo, type MountInfo } from '../proc/mountinfo.js';
@@ -496,7 +497,20 @@ export function plansOf(pid: number, opts: NsCheckOpts, nested?: ReadonlyMap<num
 function archiveTmpfs(pid: number, m: MountInfo, clones: TmpfsClones, file: string): void {
   fs.writeFileSync(file, '', { mode: 0o600 }); // every image is 0600
   const fail = (why: string) => new StasisError('E_DUMP_FAILED', `Cannot archive the tmpfs at ${m.mountPoint} of pid ${pid}: ${why}`);
-  const r = clones.run(m, (dir) => spawnSync('tar', ['--create', '--gzip', '--one-file-system', '--numeric-owner', '--preserve-permissions', '--sparse', '--directory', dir, '--file', file, '.'], { encoding: 'utf8' }));
+  const r = clones.run(m, (dir) => {
+    // A plain tree is written here (ns/tar-lite.ts), the same archive tar would make of it; else tar.
+    let gz: Buffer | undefined;
+    try {
+      gz = tarTree(dir);
+    } catch {
+      gz = undefined;
+    }
+    if (gz) {
+      fs.writeFileSync(file, gz);
+      return { status: 0, stderr: '', error: undefined };
+    }
+    return spawnSync('tar', ['--create', '--gzip', '--one-file-system', '--numeric-owner', '--preserve-permissions', '--sparse', '--directory', dir, '--file', file, '.'], { encoding: 'utf8' });
+  });
   if ('unreachable' in r) throw fail(r.unreachable);
   if (r.status !== 0) throw fail(`tar ${r.error ? r.error.message : `exited with ${r.status}: ${r.stderr.trim()}`}`);
 }
