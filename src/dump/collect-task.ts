@@ -147,8 +147,14 @@ function linkOf(pid: number, what: string): string {
 
 const PR_GET_PDEATHSIG = 2, PR_GET_SECUREBITS = 27, PR_GET_TID_ADDRESS = 40;
 
-/** What each thread has of its own: registers, FPU, mask, signals, rseq, TLS-related addresses. */
-function collectThread(pid: number, tid: number, inject: InjectorOptions, rseqCs?: RseqCsAtFreeze): { threadInfo: CoreEntry['threadInfo']; threadCore: CoreEntry['threadCore']; seccomp: ThreadSeccomp } {
+/**
+ * What each thread has of its own: registers, FPU, mask, signals, rseq, TLS-related addresses.
+ * `keep` is told the thread's injector, still open, and ends it (the main thread's: the task's
+ * own calls follow in it, not in a second injection of the same thread).
+ */
+function collectThread(
+  pid: number, tid: number, inject: InjectorOptions, rseqCs?: RseqCsAtFreeze, keep?: (inj: Injector) => void,
+): { threadInfo: CoreEntry['threadInfo']; threadCore: CoreEntry['threadCore']; seccomp: ThreadSeccomp } {
   const { regs, rseqCsPointer } = fixupRseq(tid, getRegs(tid), rseqCs);
   const fpregs = fpuEntry(tid);
   const sigmask = getSigmask(tid);
@@ -163,6 +169,7 @@ function collectThread(pid: number, tid: number, inject: InjectorOptions, rseqCs
   const seccomp = readSeccomp(pid, tid);
   const inj = new Injector(tid, inject);
   let m: Buffer, secbits: number;
+  let kept = false;
   try {
     inj.resetScratch();
     const a = inj.put(Buffer.alloc(96));
@@ -172,8 +179,12 @@ function collectThread(pid: number, tid: number, inject: InjectorOptions, rseqCs
     inj.must('prctl', PR_GET_PDEATHSIG, a + 56n, 0, 0, 0);
     secbits = Number(inj.must('prctl', PR_GET_SECUREBITS, 0, 0, 0, 0));
     m = inj.mem.readExact(a, 64);
+    if (keep) {
+      keep(inj);
+      kept = true;
+    }
   } finally {
-    inj.end();
+    if (!kept) inj.end();
   }
   const comm = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').replace(/\n$/, '');
   return {
@@ -239,16 +250,19 @@ export function collectTask(pid: number, tids: number[], ids: FileIds, ghosts?: 
   const guards = readGuards(pid, vmas);
 
   const shared = peekSiginfo(pid, true);
-  const threads = tids.map((tid) => ({ tid, ...collectThread(pid, tid, inject, frozen.rseqCs?.get(tid)) }));
-  const inj = new Injector(pid, inject);
-  let internals, brk, posixTimers, rlimits;
+  // The main thread's injector stays open for the task's own calls (a second one would write
+  // its frame, map its scratch and put it all back again: about 1 ms and four stops).
+  let inj: Injector | undefined;
+  let threads, internals, brk, posixTimers, rlimits;
   try {
+    threads = tids.map((tid) => ({ tid, ...collectThread(pid, tid, inject, frozen.rseqCs?.get(tid), tid === pid ? (i) => (inj = i) : undefined) }));
+    inj ??= new Injector(pid, inject);
     internals = readTaskInternals(inj);
     rlimits = readRlimits(inj);
     posixTimers = readPosixTimers(inj, pid);
     brk = BigInt.asUintN(64, inj.must('brk', 0));
   } finally {
-    inj.end();
+    inj?.end();
   }
 
   const exe = executable(pid, ids, !!ghosts?.mntRoot, files);
