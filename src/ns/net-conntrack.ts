@@ -11,10 +11,14 @@
 // synproxy, counters (nf_conntrack_acct) or timestamps; no expectations. Anything else is refused
 // at dump, and in CRIU's images at restore (before the tree runs). The images are CRIU's:
 // netns-ct-<id>.img, the entries' ctnetlink messages end to end as the kernel sent them, and
-// netns-exp-<id>.img for the expectations (always empty).
+// netns-exp-<id>.img for the expectations, which stasis writes empty. CRIU 4.2 asks for the
+// expectations with the conntrack subsystem's number ((NFNL_SUBSYS_CTNETLINK << 8) |
+// IPCTNL_MSG_EXP_GET is IPCTNL_MSG_CT_GET, criu/net.c dump_nf_ct), so its netns-exp holds the
+// entries a second time, which its restore sends again as updates of the same entries. Such a
+// copy is taken only if it is the same table as netns-ct; real expectations are refused.
 import fs from 'node:fs';
 import path from 'node:path';
-import { conntrackCreate, conntrackEntries, conntrackExpectations, parseConntrackMessages, SyscallError, CTA, type CtEntry, type CtTuple } from '../sys/index.js';
+import { conntrackCreate, conntrackEntries, conntrackExpectations, holdsExpectations, parseConntrackMessages, SyscallError, CTA, type CtEntry, type CtTuple } from '../sys/index.js';
 import { parseNetSockets } from '../proc/net-sockets.js';
 import { StasisError } from '../errors.js';
 
@@ -138,6 +142,33 @@ export function writeConntrack(dir: string, id: number, ct: ConntrackState): str
   return files;
 }
 
+/** How entry `n` differs from `e` in what stasis restores (`e` one it restores), or undefined; `n`'s timeout may have run down by 30 s. */
+function entryDiff(e: CtEntry, n: CtEntry): string | undefined {
+  const t = e.tcp, u = n.tcp;
+  return !inverse(n.orig, n.reply) || key(n.reply) !== key(e.reply) ? `its reply is ${describeTuple(n.reply)}`
+    : n.status !== e.status ? `its status is 0x${n.status.toString(16)}, was 0x${e.status.toString(16)}`
+    : n.mark !== e.mark ? `its mark is ${n.mark}, was ${e.mark}`
+    : !t || !u || u.state !== t.state || u.wscaleOrig !== t.wscaleOrig || u.wscaleReply !== t.wscaleReply || u.flagsOrig !== t.flagsOrig || u.flagsReply !== t.flagsReply
+      ? `its TCP state is ${JSON.stringify(u)}, was ${JSON.stringify(t)}`
+    : n.timeout > e.timeout || n.timeout < e.timeout - 30 ? `its timeout is ${n.timeout} s, was ${e.timeout} s`
+    : undefined;
+}
+
+/** Why `copy` (CRIU 4.2's netns-exp: the table dumped again just after) is not the table of `entries`, or undefined. */
+function copyDiffers(entries: CtEntry[], copy: CtEntry[]): string | undefined {
+  const left = new Map(copy.map((c) => [key(c.orig), c]));
+  if (left.size !== copy.length) return 'it holds an entry twice';
+  for (const e of entries) {
+    const c = left.get(key(e.orig));
+    if (!c) return `it lacks entry ${describeTuple(e.orig)}`;
+    left.delete(key(e.orig));
+    const why = entryRefusal(c) ?? (c.family !== e.family || c.zone !== e.zone || c.attrs.join() !== e.attrs.join() ? 'it has other attributes' : entryDiff(e, c));
+    if (why) return `its entry ${describeTuple(e.orig)} differs: ${why}`;
+  }
+  const [extra] = left.values();
+  return extra && `it has entry ${describeTuple(extra.orig)}, which the first lacks`;
+}
+
 /** The entries of namespace `id`'s images (none without them: older images); what cannot be made again exactly is refused. */
 export function readConntrackFile(dir: string, id: number): CtEntry[] {
   const read = (f: string) => {
@@ -147,16 +178,24 @@ export function readConntrackFile(dir: string, id: number): CtEntry[] {
       return Buffer.alloc(0);
     }
   };
-  if (read(expectFile(id)).length) throw new StasisError('E_UNSUPPORTED', `Cannot restore network namespace ${id}: ${expectFile(id)} holds conntrack expectations, which stasis cannot restore`);
-  let entries: CtEntry[];
-  try {
-    entries = parseConntrackMessages(read(conntrackFile(id)));
-  } catch (err) {
-    throw new StasisError('E_CORRUPT', `${conntrackFile(id)} cannot be read: ${(err as Error).message}`);
-  }
+  // netns-ct holds entries only (a message of another kind is damage); netns-exp may hold expectations.
+  const parse = (f: string, expectations: boolean) => {
+    const b = read(f);
+    try {
+      return expectations && holdsExpectations(b) ? { expectations, entries: [] } : { expectations: false, entries: parseConntrackMessages(b) };
+    } catch (err) {
+      throw new StasisError('E_CORRUPT', `${f} cannot be read: ${(err as Error).message}`);
+    }
+  };
+  const { entries } = parse(conntrackFile(id), false), exp = parse(expectFile(id), true);
   for (const e of entries) {
     const why = entryRefusal(e);
     if (why) throw new StasisError('E_UNSUPPORTED', `Cannot restore connection tracking entry ${describeTuple(e.orig)} of network namespace ${id}: ${why}`);
+  }
+  if (exp.expectations) throw new StasisError('E_UNSUPPORTED', `Cannot restore network namespace ${id}: ${expectFile(id)} holds conntrack expectations, which stasis cannot restore`);
+  const why = copyDiffers(entries, exp.entries);
+  if (exp.entries.length && why) {
+    throw new StasisError('E_UNSUPPORTED', `Cannot restore network namespace ${id}: ${expectFile(id)} holds connection tracking entries (as CRIU 4.2 writes it) that are not the table of ${conntrackFile(id)}: ${why}`);
   }
   return entries;
 }
@@ -174,15 +213,8 @@ export function restoreConntrack(entries: CtEntry[], what: string): void {
   const now = new Map(conntrackEntries().map((e) => [key(e.orig), e]));
   for (const e of entries) {
     const n = now.get(key(e.orig));
-    const t = e.tcp, u = n?.tcp;
-    const diff = !n ? 'it is missing'
-      : !inverse(n.orig, n.reply) || key(n.reply) !== key(e.reply) ? `its reply is ${describeTuple(n.reply)}`
-      : (n.status & KEPT_STATUS) !== (e.status & KEPT_STATUS) || n.status & ~KEPT_STATUS ? `its status is 0x${n.status.toString(16)}, was 0x${e.status.toString(16)}`
-      : n.mark !== e.mark ? `its mark is ${n.mark}, was ${e.mark}`
-      : !t || !u || u.state !== t.state || u.wscaleOrig !== t.wscaleOrig || u.wscaleReply !== t.wscaleReply || u.flagsOrig !== t.flagsOrig || u.flagsReply !== t.flagsReply
-        ? `its TCP state is ${JSON.stringify(u)}, was ${JSON.stringify(t)}`
-      : n.timeout > e.timeout || n.timeout < e.timeout - 30 ? `its timeout is ${n.timeout} s, was ${e.timeout} s`
-      : undefined;
+    // An entry that was restored has only status bits of KEPT_STATUS (entryRefusal): the same status is those bits.
+    const diff = n ? entryDiff(e, n) : 'it is missing';
     if (diff) throw new StasisError('E_RESTORE_FAILED', `Connection tracking entry ${describeTuple(e.orig)} of ${what} was restored differently: ${diff}`);
   }
 }

@@ -175,6 +175,22 @@ export function parseConntrackMessages(b: Buffer): CtEntry[] {
   return out;
 }
 
+/**
+ * Whether netlink messages laid end to end (as a dump sent them) hold an expectation
+ * (nfnetlink subsystem CTNETLINK_EXP): CRIU 4.2's netns-exp-<id>.img asks for them with the
+ * conntrack subsystem's number and gets the entries again (criu/net.c dump_nf_ct), but an image
+ * may hold real ones. Throws on a truncated message.
+ */
+export function holdsExpectations(b: Buffer): boolean {
+  for (let at = 0; at < b.length;) {
+    const len = at + 16 <= b.length ? b.readUInt32LE(at) : 0;
+    if (len < 16 || at + len > b.length) throw new SyscallError('read', 5, `a netlink message of ${len} bytes at byte ${at}`);
+    if (b.readUInt16LE(at + 4) >> 8 === NFNL_SUBSYS_CTNETLINK_EXP) return true;
+    at += (len + 3) & ~3;
+  }
+  return false;
+}
+
 /** How many expectations this thread's namespace's conntrack table holds. */
 export function conntrackExpectations(): number {
   let n = 0;
