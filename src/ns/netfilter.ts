@@ -93,16 +93,23 @@ export function imageRules(r: NetfilterRules, what: string): NetfilterRules {
   return out;
 }
 
+// CRIU's lock of a namespace with nftables (criu/net.c nftables_lock_network_internal): a table
+// `inet CRIU-<run id>` whose input and output chains drop all but packets marked 0xc114.
+const CRIU_NFT_LOCK = /^table inet CRIU-[0-9a-f-]+ \{\n(\tchain (input|output) \{\n\t\ttype filter hook \2 priority filter; policy drop;\n\t\tmeta mark 0x0000c114 accept\n\t\}\n\n?){2}\}\n/gm;
+
 /**
  * CRIU's own images hold its network lock: it locks a network namespace with iptables (here
  * iptables-nft: a chain CRIU that drops all but packets marked 0xc114, jumped to first from
- * INPUT and OUTPUT) before it lists the rules, and takes it off after its restore (`-D INPUT
- * -j CRIU`, `-D OUTPUT -j CRIU`, `-X CRIU`). Loaded as listed, the tree's packets would all be
- * dropped: the ruleset is taken as CRIU's unlock leaves it, its INPUT and OUTPUT chains left.
+ * INPUT and OUTPUT) or nftables (CRIU_NFT_LOCK) before it lists the rules, and takes it off
+ * after its restore (`-D INPUT -j CRIU`, `-D OUTPUT -j CRIU`, `-X CRIU`; `delete table`).
+ * Loaded as listed, the tree's packets would all be dropped: the ruleset is taken as CRIU's
+ * unlock leaves it, iptables's INPUT and OUTPUT chains left (the restore locks the tree's
+ * connections itself until they are restored).
  */
-function withoutCriuLock(nft: string): string {
-  if (!/^\tchain CRIU \{\n\t\tmeta mark 0x0000c114 counter packets \d+ bytes \d+ accept\n\t\tcounter packets \d+ bytes \d+ drop\n\t\}\n/m.test(nft)) return nft;
-  return nft.replace(/^\tchain CRIU \{\n\t\tmeta mark 0x0000c114 counter packets \d+ bytes \d+ accept\n\t\tcounter packets \d+ bytes \d+ drop\n\t\}\n\n?/gm, '')
+export function withoutCriuLock(nft: string): string {
+  const out = nft.replace(CRIU_NFT_LOCK, '');
+  if (!/^\tchain CRIU \{\n\t\tmeta mark 0x0000c114 counter packets \d+ bytes \d+ accept\n\t\tcounter packets \d+ bytes \d+ drop\n\t\}\n/m.test(out)) return out;
+  return out.replace(/^\tchain CRIU \{\n\t\tmeta mark 0x0000c114 counter packets \d+ bytes \d+ accept\n\t\tcounter packets \d+ bytes \d+ drop\n\t\}\n\n?/gm, '')
     .replace(/^\t\tcounter packets \d+ bytes \d+ jump CRIU\n/gm, '');
 }
 
