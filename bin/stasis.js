@@ -1,6 +1,7 @@
 #!/bin/sh
 ':' //; # Run as a program, this file is a shell script first (these lines), then JavaScript.
 ':' //; f=$0; case $f in */*) ;; *) f=./$f ;; esac; [ -L "$f" ] && f=$(readlink -f "$f"); b=${f%/*}/../dist/src/bundle/cli.blob
+':' //; if [ "$1" = swrk ] && [ -z "$STASIS_SWRK_NO_PERL" ] && case $2 in ''|*[!0-9]*) false ;; esac && command -v perl >/dev/null 2>&1; then perl -e 'open(my $s, "+<&=", $ARGV[0]) or exit 3; defined(recv($s, my $m, 4096, 2)) or exit 3; $m eq "\x08\x0a" or exit 3; recv($s, $m, 4096, 0); send($s, pack("H*", "080a1001520c080410023206737461736973"), 0) or exit 1; print STDERR "stasis trace: VERSION answered by the launcher\n" if $ENV{STASIS_TRACE}; exit 0' "$2"; r=$?; [ $r = 3 ] || exit $r; fi
 ':' //; unset NODE_EXTRA_CA_CERTS; if [ -z "$STASIS_NO_SNAPSHOT" ] && [ -r "$b" ] && { read -r s; read -r v; read -r o; } < "$b.stamp" && n=$(command -v node) && [ "$s" = "$(stat -L -c '%s %Y' "$n" 2>/dev/null)" ]; then exec "$n" $o --snapshot-blob "$b" -- "$@"; fi; exec node "$f" "$@"
 // The command line, started by the lines above: from the start-up snapshot `npm run build`
 // makes (dist/src/bundle/cli.blob, tools/build-snapshot.cjs) when it is there and was made by
@@ -10,6 +11,13 @@
 // start-up when it is set, 35-60 ms of every command here, more than CRIU's whole dump of a
 // small process; stasis makes no TLS connection and starts no program that would want it.
 // STASIS_NO_SNAPSHOT=1 runs this script even where the snapshot could be used.
+// `swrk FD` whose first request is VERSION alone (runc asks it so, in a swrk of its own, before
+// each checkpoint and restore) is answered by the line above in perl (perl-base: Debian's
+// Essential set), 2-3 ms, where node's start took 45-60: it peeks at the request (MSG_PEEK, 2),
+// takes and answers it if it is CriuReq { type: VERSION } (08 0a), with the bytes swrk.ts
+// answers (CRIU_VERSION_BYTES; rpc.test.ts holds them equal), and ends as swrk ends after an
+// answer; anything else stays queued, its fds too, for node's swrk (exit 3). Without perl, or
+// with STASIS_SWRK_NO_PERL=1, node answers it.
 //
 // This script runs the bundles `npm run build` makes (dist/src/bundle), or the modules where
 // they are not there. The CLI's bundle is one CommonJS file (cli.cjs), compiled

@@ -15,13 +15,20 @@ export class SwrkClient {
   readonly notified: string[] = [];
 
   /** `stdout`: swrk's fd 1, as runc gives it a restored container's new stdout (for inherit_fd fd 1). */
-  constructor(env: Record<string, string | undefined> = process.env, stdio: { stdout?: Stdio } = {}) {
+  /** `launcher`: bin/stasis.js run as runc runs it, a program (its shell lines first), not by node. */
+  constructor(env: Record<string, string | undefined> = process.env, stdio: { stdout?: Stdio; stderr?: Stdio } = {}, launcher = false) {
     const [mine, theirs] = socketpair(SOCK_SEQPACKET);
     this.fd = mine;
-    this.pid = spawnTask([process.execPath, path.join(REPO, 'bin/stasis.js'), 'swrk', '3'], {
-      passFds: [theirs], env, stdin: { path: '/dev/null' }, stdout: stdio.stdout ?? { path: '/dev/null' }, stderr: { path: '/dev/null' },
+    const bin = path.join(REPO, 'bin/stasis.js');
+    this.pid = spawnTask([...(launcher ? [] : [process.execPath]), bin, 'swrk', '3'], {
+      passFds: [theirs], env, stdin: { path: '/dev/null' }, stdout: stdio.stdout ?? { path: '/dev/null' }, stderr: stdio.stderr ?? { path: '/dev/null' },
     });
     closeFd(theirs);
+  }
+
+  /** Sends the bytes of a request as they are (no encoding), with `fds` passed along. */
+  send(data: Uint8Array, fds: number[] = []): void {
+    sendMessage(this.fd, data, fds);
   }
 
   /** Sends a request and returns its response; NOTIFY messages on the way are acked with `ack(script)` (default true). */

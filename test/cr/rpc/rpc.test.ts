@@ -2,6 +2,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { CriuReqType } from '../../../src/image/gen/stasis/rpc_pb.js';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
@@ -11,6 +12,7 @@ import {
 } from '../../../src/sys/index.js';
 import { Workload, compileWorkload, assertPassed, tmpDir, verifyImages, waitFor, REPO } from '../harness.js';
 import { SwrkClient } from './client.js';
+import { CRIU_VERSION_BYTES } from '../../../src/rpc/version-wire.js';
 import { newPipe, assertCounts, finalCount } from '../pipes/pipe-reader.js';
 
 const PR_SET_CHILD_SUBREAPER = 36;
@@ -41,6 +43,54 @@ test('VERSION answers as CRIU 4.2 does (runc checks the number), CHECK succeeds,
   assert.equal(none.success, false);
   assert.match(none.crErrmsg, /PAGE_SERVER/);
   assert.deepEqual(c.close(), { kind: 'exited', pid: c.pid, code: 0 });
+});
+
+const perl = spawnSync('sh', ['-c', 'command -v perl'], { encoding: 'utf8' }).stdout.trim();
+
+test('run as runc runs it, the launcher answers a VERSION alone itself with the bytes swrk answers, and leaves any other first request, and what follows, to swrk', { skip: !perl && 'no perl here: node answers VERSION' }, () => {
+  // The launcher's answer is swrk's, byte for byte.
+  const hex = /pack\("H\*", "([0-9a-f]+)"\)/.exec(fs.readFileSync(path.join(REPO, 'bin/stasis.js'), 'utf8'))?.[1];
+  assert.equal(hex, CRIU_VERSION_BYTES.toString('hex'));
+  const dir = tmpDir('swrk-launcher');
+  const run = (name: string, talk: (c: SwrkClient) => void): string => {
+    const err = path.join(dir, `${name}.err`);
+    const c = new SwrkClient({ ...process.env, STASIS_TRACE: '1' }, { stderr: { path: err, flags: fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC, mode: 0o600 } }, true);
+    talk(c);
+    assert.deepEqual(c.close(), { kind: 'exited', pid: c.pid, code: 0 }, name);
+    return fs.readFileSync(err, 'utf8');
+  };
+  try {
+    // VERSION alone, as runc asks it: answered before node starts, and the session ends.
+    let said = run('version', (c) => {
+      c.send(toBinary(CriuReqSchema, create(CriuReqSchema, { type: CriuReqType.VERSION })));
+      const m = recvMessage(c.fd);
+      assert.equal(Buffer.from(m!.data).toString('hex'), CRIU_VERSION_BYTES.toString('hex'));
+      assert.equal(recvMessage(c.fd), null, 'the session ends with the answer');
+    });
+    assert.match(said, /VERSION answered by the launcher/);
+    assert.doesNotMatch(said, /node started/);
+    // CHECK first, with an fd along: swrk gets it whole.
+    said = run('check', (c) => {
+      const fd = fs.openSync('/dev/null', 'r');
+      c.send(toBinary(CriuReqSchema, create(CriuReqSchema, { type: CriuReqType.CHECK })), [fd]);
+      fs.closeSync(fd);
+      const r = fromBinary(CriuRespSchema, recvMessage(c.fd)!.data);
+      assert.equal(r.type, CriuReqType.CHECK);
+      assert.ok(r.success, r.crErrmsg);
+    });
+    assert.match(said, /node started/);
+    assert.doesNotMatch(said, /answered by the launcher/);
+    // VERSION with keep_open is not VERSION alone: swrk answers it, then what comes next.
+    said = run('keep-open', (c) => {
+      assert.equal(c.call({ type: CriuReqType.VERSION, keepOpen: true }).version?.majorNumber, 4);
+      assert.ok(c.call({ type: CriuReqType.CHECK }).success);
+    });
+    assert.match(said, /node started/);
+    // A client that goes away at once.
+    run('eof', () => {});
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('DUMP and RESTORE over RPC bring a workload back as it was, every notify acked in CRIU\'s order', () => {
