@@ -60,9 +60,10 @@ if (!inPrivateProc(FLAG)) {
   });
 } else {
   /** Starts the workload under `unshare -n --fork` after the rules (and `extra`) are set; its pid once ready. */
-  function start(mode: 'v4' | 'v6' | 'udp', extra = ''): { unshare: number; pid: number; dir: string } {
+  /** `setsid`: the tree leads a session of its own (CRIU refuses a tree whose session leader is outside its pid namespace, as under CI's). */
+  function start(mode: 'v4' | 'v6' | 'udp', extra = '', setsid = false): { unshare: number; pid: number; dir: string } {
     const dir = tmpDir('nfconn');
-    const unshare = spawnTask(['unshare', '-n', '--fork', 'sh', '-c', `${SETUP}${extra}\nexec "$@" >/dev/null 2>&1`, 'sh', compileWorkload('nfconn'), dir, mode], {
+    const unshare = spawnTask(['unshare', '-n', '--fork', ...(setsid ? ['setsid'] : []), 'sh', '-c', `${SETUP}${extra}\nexec "$@" >/dev/null 2>&1`, 'sh', compileWorkload('nfconn'), dir, mode], {
       cwd: dir, stdin: { path: '/dev/null' }, stdout: { path: `${dir}/stdout.log` }, stderr: { path: `${dir}/stderr.log` }, env: SBIN_ENV,
     });
     const ready = waitFor('nfconn ready', () => fs.existsSync(`${dir}/ready`) || waitPid(unshare, true));
@@ -194,7 +195,7 @@ if (!inPrivateProc(FLAG)) {
   for (const lock of ['iptables', 'nftables'] as const) {
     test(`stasis restores CRIU 4.2's images of the namespace (${lock} lock): the same rules and conntrack entry, and the connection carries on through them`, { skip: criuWorks() }, async () => {
       setChildSubreaper();
-      const w = start('v4');
+      const w = start('v4', '', true);
       sleepMs(200);
       const before = listing(w.pid);
       const images = tmpDir('nfconn-from-criu');
