@@ -113,6 +113,17 @@ function threadsOf(pid: number): number[] {
   }
 }
 
+/** Whether thread `tid` of `pid` is gone or a zombie (Z) or dead (X). */
+function threadExited(pid: number, tid: number): boolean {
+  try {
+    const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return true;
+  }
+}
+
 /** Seizes and stops one thread; null if it exited meanwhile, else its job-control stop. */
 function freezeThread(pid: number, tid: number): { stopSigno: number; pending: boolean } | null {
   try {
@@ -125,6 +136,9 @@ function freezeThread(pid: number, tid: number): { stopSigno: number; pending: b
       if (tid === pid) throw new StasisError('E_NO_PROCESS', `Cannot dump pid ${pid}: no such process`);
       return null;
     }
+    // A thread that is exiting (a zombie until its group reaps it, or dead) refuses PTRACE_SEIZE
+    // with EPERM: it is gone as one that exited is (zdtm thread-bomb, whose threads come and go).
+    if (e instanceof SyscallError && e.code === 'EPERM' && tid !== pid && threadExited(pid, tid)) return null;
     const tracer = e instanceof SyscallError && e.code === 'EPERM' ? tracerOf(pid, tid) : 0;
     if (tracer) {
       throw new StasisError('E_UNSUPPORTED', `Cannot dump pid ${pid}${tid !== pid ? ` (thread ${tid})` : ''}: it is traced by pid ${tracer}; stasis cannot checkpoint a ptrace relation`, { cause: e });
