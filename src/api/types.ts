@@ -104,7 +104,7 @@ export interface DumpOptions extends RunHooks {
   manageCgroups?: CgroupMode | undefined;
   /** CRIU's --cgroup-root at dump: the hierarchy (or every one) is dumped from this cgroup down, empty ones too. */
   cgroupRoots?: CgroupRoot[] | undefined;
-  /** CRIU's --freeze-cgroup: this cgroup directory must hold the tree's processes and no other. */
+  /** CRIU's --freeze-cgroup: the tree is frozen through this cgroup directory (v2, or the v1 freezer's), which must hold its processes and no other. */
   freezeCgroup?: string | undefined;
   /** CRIU's --root: the tree's root mount will be given at restore (a container's root). */
   root?: string | undefined;
@@ -133,7 +133,7 @@ export interface PreDumpOptions extends RunHooks {
   /** The previous pre-dump, relative to `imagesDir` unless absolute (chains of pre-dumps). */
   prevImagesDir?: string | undefined;
   trackBackend?: TrackBackend | undefined;
-  /** CRIU's --freeze-cgroup: this cgroup directory must hold the tree's processes and no other. */
+  /** CRIU's --freeze-cgroup: the tree is frozen through this cgroup directory (v2, or the v1 freezer's), which must hold its processes and no other. */
   freezeCgroup?: string | undefined;
 }
 

@@ -85,7 +85,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { long: 'cgroup-props-file', kind: 'value', verbs: DUMP_RESTORE, unsupported: later('--cgroup-props-file') },
   { long: 'cgroup-dump-controller', kind: 'value', many: true, verbs: DUMP_RESTORE, unsupported: later('--cgroup-dump-controller') },
   { long: 'cgroup-yard', kind: 'value', verbs: DUMP_RESTORE, unsupported: later('--cgroup-yard') },
-  { long: 'freeze-cgroup', kind: 'value', arg: 'DIR', verbs: DUMPS, help: 'the cgroup directory that must hold the tree\'s processes and no other (frozen with ptrace all the same)' },
+  { long: 'freeze-cgroup', kind: 'value', arg: 'DIR', verbs: DUMPS, help: 'freeze the tree through this cgroup (v2, or the v1 freezer\'s), which must hold its processes and no other' },
   // At dump they say how the mount namespace will be restored (its root, its external mounts); at restore they give them.
   { long: 'root', short: 'r', kind: 'value', arg: 'PATH', verbs: DUMP_RESTORE, help: 'dump: the tree\'s root mount is given at restore (a container\'s root); restore: the directory it is a bind of' },
   { long: 'external', kind: 'value', many: true, verbs: DUMP_RESTORE, arg: 'KEY:VAL', help: 'dump mnt[MOUNTPOINT]:NAME, restore mnt[NAME]:PATH: as --ext-mount-map; mnt[] (mnt[]:s, mnt[]:m): as --ext-mount-map auto (with --enable-external-sharing, --enable-external-masters); dump pipe:[ID]: the pipe\'s other end is outside the tree, and is given back at restore with --inherit-fd; restore veth[IN]:OUT[@BRIDGE]: a veth whose peer was outside gets the new peer OUT; restore netdev[IN]:OUT: the host\'s veth OUT (made beforehand) is moved in as IN; macvlan[IN]:DEV: a macvlan is made on DEV (other kinds of external resources are refused)' },

@@ -21,7 +21,6 @@ import { writeSums } from '../image/image-sums.js';
 import { closeInFlight } from '../files/index.js';
 import { checkTreeNamespaces, dumpNamespaces, SAME_IDS } from '../ns/index.js';
 import { readMounts } from '../ns/mnt.js';
-import { checkFreezeCgroup } from './freeze-cgroup.js';
 import { collectCgroups, refuseFrozenCgroups, OWN_CG_SET } from '../cgroup/dump-cgroups.js';
 
 export function dump(opts: DumpOptions): DumpResult {
@@ -55,12 +54,11 @@ export function dump(opts: DumpOptions): DumpResult {
   const notify = opts.notify ?? (() => {});
   notify('pre-dump');
   const tFreeze = performance.now();
-  const tree = freezeTracked(pid, inc);
+  const tree = freezeTracked(pid, inc, opts.freezeCgroup !== undefined ? { dir: opts.freezeCgroup, log } : undefined);
   let locked = false;
   const tFrozen = performance.now();
   log.info(`froze ${tree.length} task(s) in ${(tFrozen - tFreeze).toFixed(1)} ms: ${tree.map((t) => t.frozen ? t.pid : `${t.pid} (zombie)`).join(', ')}`);
   try {
-    if (opts.freezeCgroup !== undefined) checkFreezeCgroup(opts.freezeCgroup, tree.map((t) => t.pid));
     // Before anything is written or locked: a namespace stasis cannot give back refuses the tree.
     const mounts = { hasRoot: opts.root !== undefined, extMounts: opts.extMounts ?? new Map<string, string>(), extAuto: opts.extAuto, extDevs: opts.extDevs, tmpfsSockets: run.unix.tmpfsSockets };
     const ns = checkTreeNamespaces(tree.map((t) => t.pid), opts.emptyNs ?? 0, mounts);

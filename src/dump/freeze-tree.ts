@@ -52,12 +52,15 @@ function refuseVforkParent(pid: number): void {
   }
 }
 
-/** The tree in breadth-first order (parents before their children). */
-export function freezeTree(root: number): TreeTask[] {
+/**
+ * The tree in breadth-first order (parents before their children). Threads in `seized` were
+ * seized and interrupted already (seizeCgroup()); the others are seized here.
+ */
+export function freezeTree(root: number, seized?: ReadonlySet<number>): TreeTask[] {
   const tasks: TreeTask[] = [];
   try {
     refuseVforkParent(root);
-    const rootFrozen = freeze(root);
+    const rootFrozen = freeze(root, seized);
     // The root has no parent in the tree: pstree.img gives it ppid 0, as CRIU does (its restore looks every other ppid up in the tree).
     tasks.push({ pid: root, ppid: 0, frozen: rootFrozen });
     for (let i = 0; i < tasks.length; i++) {
@@ -71,7 +74,7 @@ export function freezeTree(root: number): TreeTask[] {
         }
         refuseVforkParent(c);
         try {
-          tasks.push({ pid: c, ppid: t.pid, frozen: freeze(c) });
+          tasks.push({ pid: c, ppid: t.pid, frozen: freeze(c, seized) });
         } catch (e) {
           // It exited while we seized it: its parent is frozen, so it stays a zombie. A task
           // still exiting refuses PTRACE_SEIZE with EPERM (PF_EXITING) and is a zombie a moment later.

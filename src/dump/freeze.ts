@@ -124,8 +124,12 @@ function threadExited(pid: number, tid: number): boolean {
   }
 }
 
-/** Seizes and stops one thread; null if it exited meanwhile, else its job-control stop. */
-function freezeThread(pid: number, tid: number): { stopSigno: number; pending: boolean } | null {
+/**
+ * Seizes and stops one thread; null if it exited meanwhile, else its job-control stop. One in
+ * `seized` was seized and interrupted already (seizeCgroup()): only its stop is waited for.
+ */
+function freezeThread(pid: number, tid: number, seized?: ReadonlySet<number>): { stopSigno: number; pending: boolean } | null {
+  if (seized?.has(tid)) return stopSeized(pid, tid);
   try {
     // TRACESYSGOOD: a task at a syscall stop whose tracer dies is sent the stop's signal
     // (ptrace_report_syscall): SIGTRAP, which kills it, without the option; with it, the
@@ -149,33 +153,52 @@ function freezeThread(pid: number, tid: number): { stopSigno: number; pending: b
     throw e;
   }
   interrupt(tid);
+  return stopSeized(pid, tid);
+}
+
+/** The stop of a thread seized and interrupted (here or by seizeCgroup()); null if it exited. */
+function stopSeized(pid: number, tid: number): { stopSigno: number; pending: boolean } | null {
+  const w = awaitInterruptStop(tid);
+  if (!w) {
+    if (tid === pid) throw new StasisError('E_NO_PROCESS', `Pid ${pid} exited while being frozen`);
+    return null;
+  }
+  // A thread under seccomp would run stasis's injected syscalls through its filters (or,
+  // in strict mode, be killed by them): they are suspended while stasis traces it.
+  if (parseStatus(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')).seccomp) setOptions(tid, PTRACE_O.TRACESYSGOOD | PTRACE_O.SUSPEND_SECCOMP);
+  return settleStop(tid, w);
+}
+
+/**
+ * Waits for the interrupt stop of a thread stasis seized and interrupted. A signal-delivery
+ * stop that comes first is given back as the kernel would have delivered it (PTRACE_CONT with
+ * it); the interrupt stays pending. Null when the thread exited, or gave no stop in `timeoutMs`.
+ */
+export function awaitInterruptStop(tid: number, timeoutMs = Infinity): (WaitResult & { kind: 'stopped' }) | null {
+  const bounded = timeoutMs !== Infinity;
+  const until = Date.now() + timeoutMs;
   for (;;) {
-    const w = waitPid(tid);
-    if (!w) continue;
-    if (w.kind !== 'stopped') {
-      if (tid === pid) throw new StasisError('E_NO_PROCESS', `Pid ${pid} exited while being frozen`);
-      return null;
+    const w = waitPid(tid, bounded);
+    if (!w) {
+      if (bounded && Date.now() > until) return null;
+      if (bounded) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      continue;
     }
-    if (w.event === PTRACE_EVENT.STOP) {
-      // A thread under seccomp would run stasis's injected syscalls through its filters (or,
-      // in strict mode, be killed by them): they are suspended while stasis traces it.
-      if (parseStatus(fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')).seccomp) setOptions(tid, PTRACE_O.TRACESYSGOOD | PTRACE_O.SUSPEND_SECCOMP);
-      return settleStop(tid, w);
-    }
-    // A signal-delivery stop came before our interrupt stop: deliver the signal as the
-    // kernel would have (PTRACE_CONT with it) and wait on; the interrupt stays pending.
+    if (w.kind !== 'stopped') return null;
+    if (w.event === PTRACE_EVENT.STOP) return w;
     cont(tid, w.event === 0 ? w.signal : 0);
   }
 }
 
-export function freeze(pid: number): Frozen {
+/** Freezes process `pid`, every thread; those in `seized` were seized and interrupted already. */
+export function freeze(pid: number, seized?: ReadonlySet<number>): Frozen {
   const f: Frozen = { pid, tids: [], rseqCs: new Map() };
   try {
     for (;;) {
       const fresh = threadsOf(pid).filter((t) => !f.tids.includes(t));
       if (fresh.length === 0) break;
       for (const tid of fresh) {
-        const t = freezeThread(pid, tid);
+        const t = freezeThread(pid, tid, seized);
         if (!t) continue;
         f.tids.push(tid);
         // Before anything is injected: an injected syscall's return to user space may clear it.

@@ -22,6 +22,8 @@ import { backendProblems, chooseBackend, openTracker } from '../mem/dirty-open.j
 import { hashFileName } from '../mem/dirty-hash.js';
 import { StasisError } from '../errors.js';
 import { freezeTree, type TreeTask } from './freeze-tree.js';
+import { freezeTreeInCgroup } from './freeze-cgroup.js';
+import type { Log } from '../log.js';
 
 const PARENT_LINK = 'parent';
 const CLK_TCK = 100; // USER_HZ: /proc/PID/stat starttime unit on every Linux ABI
@@ -181,10 +183,13 @@ export function trackingReport(k: KernelFeatures): { backend: string; unavailabl
   return { backend: chooseBackend(k, 'auto', null), unavailable };
 }
 
-/** Freezes the tree; a freeze that fails gives back what `inc` prepared (the parent link). */
-export function freezeTracked(pid: number, inc: Incremental): TreeTask[] {
+/**
+ * Freezes the tree, through cgroup `freezeCgroup` when one is named (freeze-cgroup.ts); a
+ * freeze that fails gives back what `inc` prepared (the parent link).
+ */
+export function freezeTracked(pid: number, inc: Incremental, freezeCgroup?: { dir: string; log: Log }): TreeTask[] {
   try {
-    return freezeTree(pid);
+    return freezeCgroup ? freezeTreeInCgroup(pid, freezeCgroup.dir, freezeCgroup.log) : freezeTree(pid);
   } catch (e) {
     inc.abort();
     throw e;

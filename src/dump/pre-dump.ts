@@ -18,7 +18,6 @@ import type { VmaSpec } from '../mem/vma.js';
 import { StasisError } from '../errors.js';
 import { thawTree } from './freeze-tree.js';
 import { Incremental, freezeTracked } from './incremental.js';
-import { checkFreezeCgroup } from './freeze-cgroup.js';
 import { refuseFrozenCgroups } from '../cgroup/dump-cgroups.js';
 import { FORMAT_TAG } from './format.js';
 import type { PreDumpOptions, PreDumpResult } from '../api/types.js';
@@ -87,12 +86,11 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
 
   opts.notify?.('pre-dump');
   const tFreeze = performance.now();
-  const tree = freezeTracked(pid, inc);
+  const tree = freezeTracked(pid, inc, opts.freezeCgroup !== undefined ? { dir: opts.freezeCgroup, log } : undefined);
   log.info(`froze ${tree.length} task(s): ${tree.map((t) => t.frozen ? t.pid : `${t.pid} (zombie)`).join(', ')}`);
   let downtimeMs = 0;
   try {
     try {
-      if (opts.freezeCgroup !== undefined) checkFreezeCgroup(opts.freezeCgroup, tree.map((t) => t.pid));
       progress('collecting');
       // Named as the final dump names them: by the pids of the tree's pid namespace.
       const v = treePids(pid);

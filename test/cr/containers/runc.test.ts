@@ -1,7 +1,7 @@
 // runc with stasis as its criu (`runc --criu WRAPPER checkpoint`, then `restore -d`), on a
 // busybox container whose shell counts into a file of its rootfs and prints to its stdout, a
 // pipe to a `cat` of the test's. runc speaks CRIU's RPC to stasis (swrk): VERSION, then DUMP
-// with its root, ext_mnt, freeze_cgroup and orphan_pts_master, then RESTORE with rst_sibling
+// with its root, ext_mnt, freeze_cgroup (the container is frozen through it) and orphan_pts_master, then RESTORE with rst_sibling
 // (the container's init comes back as runc's child) and inherit_fd (its stdout, a new pipe).
 // After the restore the count goes on with no gap and no repeat, in the file and on the new
 // stdout pipe; the same through a pre-dump and a final checkpoint on top of it
@@ -52,6 +52,8 @@ function assertCarriedOn(dir: string, t: { stdout: string; logs: string; count: 
   assert.equal(m[3], '0', `the container still runs after its checkpoint: ${t.stdout}`);
   assert.match(t.stdout, /restored=1/, `${t.stdout}\n${t.logs}`);
   assert.equal(t.logs.match(/stasis (dump|restore) requested over RPC/g)?.length, 2, t.logs);
+  // runc names the container's cgroup (freeze_cgroup): the dump froze the container through it.
+  assert.match(t.logs, /froze cgroup \S+ \((v2|v1 freezer)\) in [\d.]+ ms, seized its [1-9]\d* thread/, t.logs);
   const counted = fs.readFileSync(t.count, 'utf8').split('\n');
   assert.ok(counted.length > Number(m[1]) + 5, `the count did not go on after the restore: ${counted.length} lines, ${m[1]} at the dump`);
   assert.deepEqual(gapsIn(counted), [], 'the count in the file skips or repeats');
