@@ -34,7 +34,6 @@ import { TcpDump, type TcpDumpOptions } from '../net/tcp-state.js';
 import { SAME_PIDS, SAME_IDS, type PidView, type IdView } from '../ns/index.js';
 import type { CredsEntry } from '../image/gen/stasis/creds_pb.js';
 import { StasisError } from '../errors.js';
-import { FdTypes } from '../image/gen/stasis/fdinfo_pb.js';
 import type { FileSum } from '../image/image-sums.js';
 
 /** What every step of one dump shares: where images go, and the objects named across tasks. */
@@ -139,7 +138,6 @@ export function collectTasks(run: DumpRun, tree: TreeTask[], shellJob: boolean):
     filesIds.set(t.pid, kobj.filesId);
     return { t, task, fds, n: i + 1, kobj };
   });
-  if (run.mnt) refuseInMntNs(live);
   // Only once every task is collected: a socket's peer may be in a later task, a pty's master too.
   checkUnixPeers(run.unix);
   checkPipePeers(run.pipeData, run.log);
@@ -341,17 +339,3 @@ function refuseZombiePairMakers(live: LiveTask[], zombies: Set<number>): void {
   }
 }
 
-/**
- * In a mount namespace of the tree's own, the files restore would open by path in stasis's
- * mounts rather than the tree's (fanotify marks) are refused, by fd. inotify watches are
- * opened by their path in their mount's namespace; terminals through the tree's root (its
- * devpts, its devices); Unix sockets bound to a path are bound and connected to from it.
- */
-function refuseInMntNs(live: LiveTask[]): void {
-  for (const l of live) {
-    for (const d of l.fds.fdinfos) {
-      const what = d.type === FdTypes.FANOTIFY ? 'a fanotify group' : undefined;
-      if (what) throw new StasisError('E_UNSUPPORTED', `Cannot dump fd ${d.fd} of pid ${l.t.pid}: it is ${what}, which stasis cannot restore inside a mount namespace of the tree's own yet`);
-    }
-  }
-}

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import { closeFd, mountIdOf, openat, openByHandleAt, SyscallError } from '../sys/index.js';
 import { kernelDev, parseMountinfo, type FileHandle } from '../proc/index.js';
 import type { FhEntry } from '../image/gen/stasis/fh_pb.js';
+import { readImage } from '../image/index.js';
 import { StasisError } from '../errors.js';
 import type { TreeMounts } from './kind.js';
 
@@ -111,6 +112,17 @@ export function openInTree(fh: FhEntry, root: string, rootOf: ((mntId: number) =
     const why = err instanceof SyscallError ? err.code : String(err);
     throw new StasisError('E_RESTORE_FAILED', `Cannot restore ${what}: ${fh.path} of mount ${fh.mntId} cannot be opened (${why})`, { cause: err });
   }
+}
+
+/** The mounts of the mountpoints images in `dir`, by mnt_id: each one's mount point and namespace id. */
+export function imageMountPoints(dir: string): Map<number, { mountPoint: string; ns: number }> {
+  const got = new Map<number, { mountPoint: string; ns: number }>();
+  for (const f of fs.readdirSync(dir)) {
+    const ns = /^mountpoints-(\d+)\.img$/.exec(f)?.[1];
+    if (ns === undefined) continue;
+    for (const e of readImage(dir, 'mountpoints', Number(ns))) got.set(e.mntId, { mountPoint: e.mountpoint, ns: Number(ns) });
+  }
+  return got;
 }
 
 /** Opens (O_PATH) the inode of a handle on device `sdev`; `what` names it in errors. */

@@ -3,9 +3,8 @@
 // would put it on the covering mount (zdtm overmount_sock dumped by CRIU: the tmpfs over the
 // socket's directory could not be unmounted after the restore, the socket holding it). It is
 // told here from the mounts of the socket's namespace, as the dump tells it.
-import fs from 'node:fs';
 import path from 'node:path';
-import { readImage } from '../image/index.js';
+import { imageMountPoints } from '../files/fsnotify-handles.js';
 import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { StasisError } from '../errors.js';
 
@@ -14,12 +13,7 @@ const under = (dir: string, p: string) => p === dir || p.startsWith(dir === '/' 
 
 /** Marks `hidden` the path-bound sockets of `files` (a CRIU image set in `dir`) whose file a mount below their own covers. */
 export function markHiddenSocketFiles(dir: string, files: Map<number, FileEntry>): void {
-  const mounts = new Map<number, { mp: string; ns: number }>();
-  for (const f of fs.readdirSync(dir)) {
-    const ns = /^mountpoints-(\d+)\.img$/.exec(f)?.[1];
-    if (ns === undefined) continue;
-    for (const e of readImage(dir, 'mountpoints', Number(ns))) mounts.set(e.mntId, { mp: e.mountpoint, ns: Number(ns) });
-  }
+  const mounts = new Map([...imageMountPoints(dir)].map(([id, m]) => [id, { mp: m.mountPoint, ns: m.ns }]));
   if (!mounts.size) return;
   for (const f of files.values()) {
     const u = f.usk;
