@@ -149,8 +149,20 @@ function trialRefusal(c: Captured, listing: string, sysctls: string, peersUp: Re
   if ('why' in t) return t.why;
   const [ipOut = '', sysOut = ''] = t.out.split('@@sysctls\n');
   const diff = listingsDiffer(tunOperstate(listing, c.devs), tunOperstate(ipOut, c.devs));
-  return (diff ? `its devices, addresses, routes and rules do not come back the same: ${diff}` : undefined)
+  return (diff ? `its devices, addresses, routes and rules do not come back the same: ${diff}${emptyBridgeHint(c.devs, ipOut)}` : undefined)
     ?? sysctlsRefusal(parseSysctlState(sysctls), parseSysctlState(sysOut));
+}
+
+/**
+ * Why a bridge with no port came back without its carrier: the kernel drops an empty bridge's
+ * carrier as soon as it is given its MAC address (its STP port selection finds no port
+ * forwarding), and nothing turns it on again but a port. One that had its carrier cannot be
+ * made again with both; CRIU 4.2 restores it with the MAC and without the carrier.
+ */
+function emptyBridgeHint(devs: readonly NetDeviceEntry[], restored: string): string {
+  const lost = devs.filter((d) => d.type === NdType.BRIDGE && !devs.some((p) => p.master === d.ifindex))
+    .filter((b) => restored.split('\n').some((l) => l.includes(`: ${b.name}: <NO-CARRIER`)));
+  return lost.length ? ` (${lost.map((b) => b.name).join(', ')}: a bridge with no port loses its carrier when it is given its MAC address, so one that had its carrier cannot come back with both)` : '';
 }
 
 /**
