@@ -2,7 +2,9 @@
 // a dump spliced into a pages file (page-splice.ts) are summed by another thread through such
 // a window of the page cache, with no copy of their own. MAP_POPULATE maps the window's pages
 // in one call rather than one fault per 4 KiB.
+import fs from 'node:fs';
 import { syscall } from './libc.js';
+import { koffi } from './koffi-addon.js';
 
 const PROT_READ = 1, MAP_SHARED = 1, MAP_POPULATE = 0x8000;
 const SEEK_SET = 0;
@@ -19,6 +21,33 @@ export function mapWindow(fd: number, off: bigint, len: number): bigint {
 export function unmapWindow(addr: bigint, len: number): void {
   syscall('munmap', addr, len);
 }
+
+/** A Buffer over `len` bytes of stasis's memory at `addr` (a window mapped here), valid until it is unmapped. */
+function bufferAt(addr: bigint, len: number): Buffer {
+  const p = Buffer.alloc(8);
+  p.writeBigUInt64LE(addr, 0);
+  return Buffer.from(koffi().view(koffi().decode(p, 'void *'), len));
+}
+
+/**
+ * Calls `each` with the bytes of the file open at `fd` (`size` of them, from its start) in
+ * order, a mapped window of at most `window` bytes at a time, read in place from the page
+ * cache: no copy into a buffer of stasis's first. Each Buffer is valid only during its call.
+ */
+export function eachWindow(fd: number, size: number, each: (b: Buffer) => void, window = 8 << 20): void {
+  for (let off = 0; off < size; off += window) {
+    const len = Math.min(window, size - off);
+    const addr = mapWindow(fd, BigInt(off), len);
+    try {
+      each(bufferAt(addr, len));
+    } finally {
+      unmapWindow(addr, len);
+    }
+  }
+}
+
+/** The size of the file open at `fd`. */
+export const fdSize = (fd: number): number => fs.fstatSync(fd).size;
 
 /**
  * For a worker thread's own code (eval'd, CommonJS, with `workerData.from` a module's URL

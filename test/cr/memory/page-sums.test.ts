@@ -37,3 +37,27 @@ test('a big pages file summed at dump beside the copy has its true CRC-32; a fli
   w.go();
   assertPassed(w.finish());
 });
+
+test('a pages file below that size is summed through mapped windows of the page cache before the tree is made: a flipped bit in its last window, or a byte cut off its end, fails the restore before any task exists; the intact set restores exactly', async () => {
+  // 20 MiB: three 8 MiB windows, checked on restore's own thread.
+  const w = new Workload('bigheap', compileWorkload('bigheap'), ['20']).start();
+  const images = tmpDir('page-sums-mapped-img');
+  await dump({ pid: w.pid, imagesDir: images });
+  const size = fs.statSync(path.join(images, 'pages-1.img')).size, MiB = 1 << 20;
+  assert.ok(size > 16 * MiB && size < 32 * MiB, `pages-1.img holds ${size} bytes`);
+  const { dir: bad, at } = copyWithLastPageByteFlipped(images, 'page-sums-mapped-bad');
+  const r = spawnSync(process.execPath, [CLI, 'restore', '-D', bad, '-d', '-v3', '-o', 'restore.log'], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`pages-1\\.img is damaged: its CRC-32 of bytes ${Math.floor(at / MiB) * MiB}-${at + 1} differs from the one written with it \\[E_CORRUPT\\]`));
+  const log = fs.readFileSync(path.join(bad, 'restore.log'), 'utf8');
+  assert.doesNotMatch(log, /being checked meanwhile|restoring pid/);
+  fs.truncateSync(path.join(bad, 'pages-1.img'), size - 1);
+  const t = spawnSync(process.execPath, [CLI, 'restore', '-D', bad, '-d'], { encoding: 'utf8' });
+  assert.equal(t.status, 1, t.stderr);
+  assert.match(t.stderr, /pages-1\.img (is damaged|holds)/);
+  assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a process was left behind');
+  const ok = await restore({ imagesDir: images, detach: true });
+  assert.equal(ok.pid, w.pid);
+  w.go();
+  assertPassed(w.finish());
+});
