@@ -69,40 +69,60 @@ export function decodePagemapRuns(
   generic: (at: number) => { next: number; vaddr: bigint; nrPages: number; flags: number },
 ): PagemapRuns {
   const out: PagemapRuns = { n: 0, page: [], count: [], flags: [] };
+  const { page, count, flags } = out;
+  // One loop, no object per entry (it runs cold, before a lazily restored tree can run): the
+  // entry's fields straight into locals; anything the fast path does not take, `generic`.
   while (off < b.length) {
-    const got = off + 4 <= b.length ? fastEntry(b, off, maxEntrySize) : undefined;
-    let vaddr: number, count: number, flags: number;
-    if (got) {
-      [vaddr, count, flags] = got;
-      off = got[3];
+    let next = -1, vaddr = -1, compat = -1, inParent = -1, fl = -1, nr = -1;
+    if (off + 4 <= b.length) {
+      const size = (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16)) + b[off + 3]! * 0x1000000;
+      const end = off + 4 + size;
+      let i = off + 4, ok = size > 0 && end <= b.length && size <= maxEntrySize;
+      while (ok && i < end) {
+        const tag = b[i++]!;
+        if ((tag & 7) !== 0 || tag > 0x7f) { ok = false; break; } // varints only, field numbers 1-15
+        // A varint of up to 8 bytes (56 bits) read exactly into a double; longer ones go the generic way.
+        let v = 0, mul = 1, k = 0;
+        for (;;) {
+          if (i >= end || k === 8) { ok = false; break; }
+          const x = b[i++]!;
+          v += (x & 0x7f) * mul;
+          mul *= 128;
+          k++;
+          if (x < 0x80) break;
+        }
+        if (!ok || v > Number.MAX_SAFE_INTEGER) { ok = false; break; }
+        const field = tag >> 3;
+        if (field === 1) vaddr = v;
+        else if (field === 2 && v <= 0xffffffff) compat = v;
+        else if (field === 3) inParent = v !== 0 ? 1 : 0;
+        else if (field === 4 && v <= 0xffffffff) fl = v;
+        else if (field === 5) nr = v;
+        else { ok = false; break; }
+      }
+      if (ok && i === end && vaddr >= 0 && compat >= 0) next = end;
+    }
+    let f: number, c: number;
+    if (next >= 0) {
+      f = fl < 0 ? 0 : fl;
+      if (inParent === 1) f |= PE.PARENT;
+      else if (fl < 0) f = PE.PRESENT;
+      f >>>= 0;
+      c = nr < 0 ? compat : nr;
+      off = next;
     } else {
-      const e = generic(off);
-      if (e.vaddr > BigInt(Number.MAX_SAFE_INTEGER)) {
-        // Past 2^53: no user address is; kept exact for the caller's own checks to refuse.
-        vaddr = Number.MAX_SAFE_INTEGER;
-      } else vaddr = Number(e.vaddr);
-      count = e.nrPages;
-      flags = e.flags;
-      off = e.next;
+      const g = generic(off);
+      // Past 2^53: no user address is; kept exact for the caller's own checks to refuse.
+      vaddr = g.vaddr > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(g.vaddr);
+      c = g.nrPages;
+      f = g.flags;
+      off = g.next;
     }
     // An unaligned address is kept as a fraction, for the caller to refuse.
-    out.page.push(vaddr / 4096);
-    out.count.push(count);
-    out.flags.push(flags);
+    page.push(vaddr / 4096);
+    count.push(c);
+    flags.push(f);
     out.n++;
   }
   return out;
-}
-
-/** [vaddr, count, flags, next offset] of the entry at `off`, or undefined. */
-function fastEntry(b: Uint8Array, off: number, maxEntrySize: number): [number, number, number, number] | undefined {
-  const size = (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16)) + b[off + 3]! * 0x1000000;
-  const end = off + 4 + size;
-  if (size <= 0 || end > b.length || size > maxEntrySize) return undefined;
-  const f = readFields(b, off + 4, end);
-  if (!f) return undefined;
-  let flags = f.flags < 0 ? 0 : f.flags;
-  if (f.inParent === 1) flags |= PE.PARENT;
-  else if (f.flags < 0) flags = PE.PRESENT;
-  return [f.vaddr, f.nr < 0 ? f.compat : f.nr, flags >>> 0, end];
 }

@@ -61,37 +61,41 @@ function openLevel(dir: string, m: PagemapName, depth: number, seen: Set<string>
   }
   const { head, runs } = readPagemapImage(dir, m.kind, m.id);
   const pagesPath = imagePath(dir, 'pages', head.pagesId);
-  // Indexes of the entries that hold pages, by address (a dump writes them in order: sorted
-  // only where they are not), each with its file offset where PRESENT.
-  const order: number[] = [];
-  const offs = new Array<number>(runs.n).fill(-1);
+  // The entries that hold pages, by address (a dump writes them in order: sorted only where
+  // they are not), each with its file offset where PRESENT. One pass, into the arrays
+  // themselves: it runs cold, before a lazily restored tree can run.
+  let starts: number[] = [], ends: number[] = [], flags: number[] = [], offs: number[] = [];
   let bytes = 0, sorted = true, last = -1;
   for (let i = 0; i < runs.n; i++) {
-    const s = runs.page[i]!, f = runs.flags[i]!;
+    const s = runs.page[i]!, f = runs.flags[i]!, c = runs.count[i]!;
     if (!Number.isInteger(s)) throw new StasisError('E_CORRUPT', `${name} in ${dir} has an entry at unaligned 0x${(s * PAGE).toString(16)}`);
     if (f & PE.PRESENT) {
-      offs[i] = bytes;
-      bytes += runs.count[i]! * PAGE;
-    } else if (!(f & PE.PARENT)) {
+      offs.push(bytes);
+      flags.push(PE.PRESENT);
+      bytes += c * PAGE;
+    } else if (f & PE.PARENT) {
+      offs.push(-1);
+      flags.push(PE.PARENT);
+    } else {
       if (f & PE.LAZY) throw new StasisError('E_UNSUPPORTED', `${name} in ${dir} has lazy pages, which stasis does not restore`);
       continue;
     }
     if (s < last) sorted = false;
     last = s;
-    order.push(i);
+    starts.push(s);
+    ends.push(s + c);
   }
-  if (!sorted) order.sort((a, b) => runs.page[a]! - runs.page[b]!);
+  if (!sorted) {
+    const order = starts.map((_, k) => k).sort((a, b) => starts[a]! - starts[b]!);
+    [starts, ends, flags, offs] = [starts, ends, flags, offs].map((a) => order.map((k) => a[k]!)) as [number[], number[], number[], number[]];
+  }
   const size = fs.existsSync(pagesPath) ? fs.statSync(pagesPath).size : -1;
   if (size < 0 && bytes > 0) throw new StasisError('E_NO_IMAGE', `No ${pagesPath}, which ${name} needs`);
   if (size >= 0 && size !== bytes) throw new StasisError('E_TRUNCATED', `${pagesPath} holds ${size} bytes; ${name} lists ${bytes}`);
-  const starts = order.map((i) => runs.page[i]!), ends = order.map((i) => runs.page[i]! + runs.count[i]!);
   for (let i = 1; i < starts.length; i++) {
     if (starts[i]! < ends[i - 1]!) throw new StasisError('E_CORRUPT', `${name} in ${dir} lists page 0x${(starts[i]! * PAGE).toString(16)} twice`);
   }
-  return {
-    dir, pagesPath, depth, reads: [], parent: undefined,
-    starts, ends, flags: order.map((i) => (runs.flags[i]! & PE.PRESENT ? PE.PRESENT : PE.PARENT)), offs: order.map((i) => offs[i]!),
-  };
+  return { dir, pagesPath, depth, reads: [], parent: undefined, starts, ends, flags, offs };
 }
 
 /** Resolves [s, e) in `lv` into reads; `seen` guards against link loops. */
@@ -143,10 +147,11 @@ export function resolvePages(dir: string, m: PagemapName, drop: readonly { start
   const runs: PageRun[] = [];
   let lastEnd = -1, j = 0;
   const take = (i: number, s: number, e: number) => {
+    const vaddr = BigInt(s * PAGE);
     if (s === lastEnd) runs[runs.length - 1]!.nrPages += e - s;
-    else runs.push({ vaddr: BigInt(s * PAGE), nrPages: e - s });
+    else runs.push({ vaddr, nrPages: e - s });
     lastEnd = e;
-    if (top.flags[i] === PE.PRESENT) top.reads.push({ vaddr: BigInt(s * PAGE), nrPages: e - s, off: top.offs[i]! + (s - top.starts[i]!) * PAGE });
+    if (top.flags[i] === PE.PRESENT) top.reads.push({ vaddr, nrPages: e - s, off: top.offs[i]! + (s - top.starts[i]!) * PAGE });
     else resolve(top, m, s, e, seen);
   };
   for (let i = 0; i < top.starts.length; i++) {
