@@ -5,19 +5,6 @@
  * still fork into its cgroup; the root collects the children's results. */
 #include "wl.h"
 #include <sys/wait.h>
-#include <errno.h>
-
-static void move_self(const char *dir)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	int fd = open(path, O_WRONLY);
-	if (fd < 0 || write(fd, "0", 1) != 1) {
-		fprintf(stderr, "cannot move into %s: %s\n", dir, strerror(errno));
-		exit(3);
-	}
-	close(fd);
-}
 
 /* 0 if this task's v2 line of /proc/self/cgroup is 0::PATH. */
 static int in_cgroup(const char *want)
@@ -54,7 +41,7 @@ static pid_t child(const char *dir, const char *want, int grandchild)
 	if (c != 0)
 		return c;
 	if (dir)
-		move_self(dir);
+		wl_move_to_cgroup(dir);
 	pid_t g = grandchild ? fork() : -1;
 	if (g == 0) {
 		wl_wait_go();
@@ -75,7 +62,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s DIR CGDIR_A CGDIR_B PATH_A PATH_B\n", argv[0]);
 		return 2;
 	}
-	move_self(argv[2]);
+	wl_move_to_cgroup(argv[2]);
 	pid_t a = child(NULL, argv[4], 0), b = child(argv[3], argv[5], 1);
 	while (access("a-ready", F_OK) != 0 || access("b-ready", F_OK) != 0)
 		wl_sleep_ms(1);

@@ -6,7 +6,6 @@
  * processes, the keeper exits with 0 once told to. */
 #include "wl.h"
 #include <pthread.h>
-#include <errno.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -19,18 +18,6 @@ struct counts {
 };
 static struct counts *c;
 static unsigned char *pattern;
-
-static void move_self(const char *dir)
-{
-	char path[4096];
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	int fd = open(path, O_WRONLY);
-	if (fd < 0 || write(fd, "0", 1) != 1) {
-		fprintf(stderr, "cannot move into %s: %s\n", dir, strerror(errno));
-		exit(3);
-	}
-	close(fd);
-}
 
 static int pattern_ok(void)
 {
@@ -78,7 +65,7 @@ int main(int argc, char **argv)
 	wl_enter(argc, argv);
 	if (argc < 3)
 		return 2;
-	move_self(argv[2]);
+	wl_move_to_cgroup(argv[2]);
 	c = mmap(NULL, sizeof(*c), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	pattern = malloc(PATTERN_BYTES);
 	if (c == MAP_FAILED || !pattern)

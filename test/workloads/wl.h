@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <time.h>
+#include <errno.h>
 
 static inline void wl_write(const char *name, const char *text)
 {
@@ -75,4 +76,17 @@ static inline int wl_enter(int argc, char **argv)
 		exit(2);
 	}
 	return 0;
+}
+
+/* Moves the calling task into the cgroup v2 directory DIR, or exits 3. */
+static inline void wl_move_to_cgroup(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	int fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, "0", 1) != 1) {
+		fprintf(stderr, "cannot move into %s: %s\n", dir, strerror(errno));
+		exit(3);
+	}
+	close(fd);
 }
