@@ -13,7 +13,6 @@ import { createRequire } from 'node:module';
 const threads = () => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
 import { StasisError } from '../errors.js';
 import { SUM_CHUNK, type DeferredSum, type FileSum } from './image-sums.js';
-import { BUFFER_AT_CODE } from '../sys/file-window.js';
 import { CRC32_AT_CODE, crc32CodeAddress } from '../sys/crc32-code.js';
 
 const CODE = `
@@ -117,21 +116,31 @@ export class SumCheck {
   }
 }
 
-const ringCode = (byAddress: boolean) => `
+const ringCode = (ranges: boolean) => `
 const { workerData } = require('node:worker_threads');
+${ranges ? "const fs = require('node:fs');" : ''}
 ${CRC32_AT_CODE}
 const { bufs, ctl, port, CHUNK } = workerData;
-${byAddress ? BUFFER_AT_CODE : ''}
 // ctl: [0] stop, [1] unused, [2] result ready (posted on port first), then per slot: state
-// (1: full), length, and (windows by address) the address's low and high 32 bits.
+// (1: full), length, and (ranges of a file) the range's offset's low and high 32 bits.
 const c = new Int32Array(ctl);
 const SLOT = ${SLOT_INTS};
-const views = ${byAddress ? 'null' : 'bufs.map((b) => Buffer.from(b))'};
-const slots = ${byAddress ? 'workerData.slots' : 'views.length'};
+const views = ${ranges ? 'null' : 'bufs.map((b) => Buffer.from(b))'};
+const slots = ${ranges ? 'workerData.slots' : 'views.length'};
+${ranges ? 'const fd = workerData.fd, piece = Buffer.allocUnsafe(workerData.piece);' : ''}
 const hex = (x) => (x >>> 0).toString(16).padStart(8, '0');
 // One CRC-32 per CHUNK bytes, as StreamSum (image-sums.ts) makes them.
 let crc = 0, size = 0;
 const chunks = [];
+function sum(b) {
+  for (let at = 0; at < b.length; ) {
+    const k = Math.min(CHUNK - (size % CHUNK), b.length - at);
+    crc = crc32(b.subarray(at, at + k), crc);
+    size += k;
+    at += k;
+    if (size % CHUNK === 0) { chunks.push(hex(crc)); crc = 0; }
+  }
+}
 (function run() {
 for (let i = 0; ; i = (i + 1) % slots) {
   const st = 3 + i * SLOT;
@@ -145,20 +154,22 @@ for (let i = 0; ; i = (i + 1) % slots) {
     Atomics.wait(c, st, 0, 50);
   }
   const len = Atomics.load(c, st + 1);
-  const b = ${byAddress ? 'bufferAt((BigInt(Atomics.load(c, st + 3) >>> 0) << 32n) | BigInt(Atomics.load(c, st + 2) >>> 0), len)' : 'views[i].subarray(0, len)'};
-  for (let at = 0; at < b.length; ) {
-    const k = Math.min(CHUNK - (size % CHUNK), b.length - at);
-    crc = crc32(b.subarray(at, at + k), crc);
-    size += k;
-    at += k;
-    if (size % CHUNK === 0) { chunks.push(hex(crc)); crc = 0; }
-  }
+  ${ranges ? `// Read back in pieces the caches hold, each summed while it is there.
+  const from = Number((BigInt(Atomics.load(c, st + 3) >>> 0) << 32n) | BigInt(Atomics.load(c, st + 2) >>> 0));
+  for (let got = 0; got < len; ) {
+    const n = fs.readSync(fd, piece, 0, Math.min(piece.length, len - got), from + got);
+    if (n <= 0) throw new Error('the pages file ended at ' + (from + got) + ', before the ' + len + ' bytes written from ' + from);
+    sum(piece.subarray(0, n));
+    got += n;
+  }` : 'sum(views[i].subarray(0, len));'}
   Atomics.store(c, st, 0);
   Atomics.notify(c, st);
 }
 })();
 `;
 const SLOT_INTS = 4;
+/** How much of a range the summing thread reads back at a time: what its caches hold. */
+const RANGE_PIECE = 1 << 20;
 
 /** How long the writer waits for the summing thread before it gives up on it. */
 const STALL_MS = 30000;
@@ -176,9 +187,12 @@ function waitWhile(ctl: Int32Array, at: number, value: number): void {
  * A CRC-32 of bytes written in order, computed on another thread: the writer fills the ring's
  * buffers in turn (acquire, fill, write them out, release) while the thread sums those
  * released before, so summing no longer sits in series with copying (issue 15). Made with
- * `{ windows: N }`, the ring has no buffers: the writer hands over memory of its own by
- * address (a mapped window of the file, filled in place), which the thread reads where it is;
- * acquireWindow() says when a slot's window has been summed, and may be unmapped.
+ * `{ fd, ranges: N }`, the ring has no buffers: the writer hands over ranges of the file `fd`
+ * that something else wrote (the task's own pwritev), which the thread reads back (pread, a
+ * MiB at a time) and sums. It read them through windows of the file this thread mapped
+ * (MAP_POPULATE) before: setting up and tearing down the page tables of each page cost this
+ * thread about 150 ms per GiB, on the core the summing thread shares with it while the task
+ * copies on the other, and slowed the task's own writes (the page cache's LRU lock).
  */
 export class RingSum {
   private readonly worker: Worker;
@@ -190,16 +204,18 @@ export class RingSum {
   private result: FileSum | undefined;
   private readonly port: MessagePort;
 
-  constructor(slots: number | { windows: number }, slotBytes = 0) {
-    const byAddress = typeof slots !== 'number';
-    this.slots = byAddress ? slots.windows : slots;
-    const sabs = byAddress ? [] : Array.from({ length: this.slots }, () => new SharedArrayBuffer(slotBytes));
+  constructor(slots: number | { fd: number; ranges: number }, slotBytes = 0) {
+    const ranges = typeof slots !== 'number';
+    this.slots = ranges ? slots.ranges : slots;
+    const sabs = ranges ? [] : Array.from({ length: this.slots }, () => new SharedArrayBuffer(slotBytes));
     this.bufs = sabs.map((s) => Buffer.from(s));
     this.ctl = new Int32Array(new SharedArrayBuffer(4 * (3 + this.slots * SLOT_INTS)));
     const { port1, port2 } = new (threads().MessageChannel)();
     this.port = port1;
-    this.worker = new (threads().Worker)(ringCode(byAddress), {
-      eval: true, workerData: { bufs: sabs, slots: this.slots, from: import.meta.url, crcAt: crc32CodeAddress(), ctl: this.ctl.buffer, port: port2, CHUNK: SUM_CHUNK }, transferList: [port2],
+    this.worker = new (threads().Worker)(ringCode(ranges), {
+      eval: true,
+      workerData: { bufs: sabs, slots: this.slots, fd: ranges ? slots.fd : -1, piece: RANGE_PIECE, from: import.meta.url, crcAt: crc32CodeAddress(), ctl: this.ctl.buffer, port: port2, CHUNK: SUM_CHUNK },
+      transferList: [port2],
     });
     this.worker.unref();
     this.port.unref();
@@ -216,16 +232,12 @@ export class RingSum {
     this.hand(len);
   }
 
-  /** Waits until the next slot's window (if any) is summed: it may be unmapped now. */
-  acquireWindow(): void {
-    waitWhile(this.ctl, 3 + this.next * SLOT_INTS, 1);
-  }
-
-  /** `len` bytes at `addr` of this process's memory, the file's next: to be summed in place. */
-  releaseWindow(addr: bigint, len: number): void {
+  /** The file's next `len` bytes, at `pos`, written: to be read back and summed (once a slot is free). */
+  releaseRange(pos: bigint, len: number): void {
     const st = 3 + this.next * SLOT_INTS;
-    this.ctl[st + 2] = Number(addr & 0xffffffffn) | 0;
-    this.ctl[st + 3] = Number(addr >> 32n) | 0;
+    waitWhile(this.ctl, st, 1);
+    this.ctl[st + 2] = Number(pos & 0xffffffffn) | 0;
+    this.ctl[st + 3] = Number(pos >> 32n) | 0;
     this.hand(len);
   }
 

@@ -9,7 +9,7 @@
 // with data now is listed (present here or in the parent), so pages the task dropped since
 // (munmap, MADV_DONTNEED) never come back from the parent.
 import fs from 'node:fs';
-import { vmReadv, ProcMem, pagemapScan, PAGE_IS, mapWindow, unmapWindow, seekTo, type InjectorOptions } from '../sys/index.js';
+import { vmReadv, ProcMem, pagemapScan, PAGE_IS, seekTo, type InjectorOptions } from '../sys/index.js';
 import { TaskSplicer, isRegularFile } from './page-splice.js';
 import { TaskWriter, canTaskWrite, type PageMover } from './task-write.js';
 import { scanPagemap } from '../proc/pagemap.js';
@@ -30,9 +30,9 @@ const PAGEMAP_CHUNK = 65536; // entries per pagemap read: 512 KiB
 const IOV_MAX = 1024;
 /** From this many bytes to read, the CRC-32 is computed on another thread (its start costs ~20 ms). */
 const RING_SUM_BYTES = 32 << 20;
-/** Spliced pages are summed in windows of the file this big, mapped where they are (file-window.ts). */
-const SUM_WINDOW = 16 << 20;
-const SUM_WINDOWS = 3;
+/** Spliced pages are handed to the summing thread in ranges of the file this big, which it reads back. */
+const SUM_RANGE = 16 << 20;
+const SUM_RANGES = 4;
 /** The most bytes one injected vmsplice is given (it can take up to IOV_MAX segments of any size). */
 const SPLICE_MAX = 1 << 30;
 
@@ -87,14 +87,12 @@ export interface PageDumperOptions {
   inject?: InjectorOptions | undefined;
 }
 
-/** The one-copy path's state: the task's writer (or pipes), where the next bytes go, the windows being summed. */
+/** The one-copy path's state: the task's writer (or pipes), where the next bytes go, what is summed. */
 interface Spliced {
   sp: PageMover;
   pos: bigint;
-  /** Where the window not yet handed to the summing thread starts. */
+  /** Where the range not yet handed to the summing thread starts. */
   winStart: bigint;
-  mapped: ({ addr: bigint; len: number } | undefined)[];
-  slot: number;
 }
 
 export class PageDumper {
@@ -230,7 +228,7 @@ export class PageDumper {
 
   /**
    * The summing thread; and, for a frozen task whose pages go into a regular file from its
-   * start (the sums count from there), the one-copy path, summed in mapped windows of the
+   * start (the sums count from there), the one-copy path, summed by reading the
    * file: the task writes them itself where it may (canTaskWrite()), else they are spliced.
    */
   private startRing(bytes: number): void {
@@ -250,8 +248,8 @@ export class PageDumper {
         sp = undefined; // (no pipe in the task: the pages are read as before)
       }
       if (sp) {
-        this.ring = new RingSum({ windows: SUM_WINDOWS });
-        this.spliced = { sp, pos: 0n, winStart: 0n, mapped: new Array<undefined>(SUM_WINDOWS).fill(undefined), slot: 0 };
+        this.ring = new RingSum({ fd: this.outFd, ranges: SUM_RANGES });
+        this.spliced = { sp, pos: 0n, winStart: 0n };
         this.cap = SPLICE_MAX;
         return;
       }
@@ -259,30 +257,19 @@ export class PageDumper {
     this.ring = new RingSum(3, BUF_SIZE);
   }
 
-  /** The last window summed, the task's pipe closed, the file's offset after the pages. */
+  /** The last range handed to be summed, the task's pipe closed, the file's offset after the pages. */
   private endSplice(s: Spliced): void {
     this.handWindow(s, true);
     this.spliced = null;
     s.sp.close();
     seekTo(this.outFd, s.pos);
-    // The windows stay mapped until the thread has summed them (close()).
-    this.lastWindows = s.mapped;
   }
 
-  private lastWindows: ({ addr: bigint; len: number } | undefined)[] = [];
-
-  /** Hands the bytes spliced since the last window to the summing thread, as a window of the file mapped here. */
+  /** Hands the bytes spliced since the last range to the summing thread, which reads them back from the file. */
   private handWindow(s: Spliced, last: boolean): void {
     const len = Number(s.pos - s.winStart);
-    if (len === 0 || (!last && len < SUM_WINDOW)) return;
-    const ring = this.ring!;
-    ring.acquireWindow();
-    const old = s.mapped[s.slot];
-    if (old) unmapWindow(old.addr, old.len);
-    const addr = mapWindow(this.outFd, s.winStart, len);
-    s.mapped[s.slot] = { addr, len };
-    ring.releaseWindow(addr, len);
-    s.slot = (s.slot + 1) % s.mapped.length;
+    if (len === 0 || (!last && len < SUM_RANGE)) return;
+    this.ring!.releaseRange(s.winStart, len);
     s.winStart = s.pos;
   }
 
@@ -370,7 +357,7 @@ export class PageDumper {
     }
   }
 
-  /** One segment read into the buffer and written at the file's offset, as without splicing; summed with its window of the file. */
+  /** One segment read into the buffer and written at the file's offset, as without splicing; summed with its range of the file. */
   private unspliced(s: Spliced, g: { addr: bigint; len: number }): void {
     const ring = this.ring;
     this.spliced = null;
@@ -459,11 +446,8 @@ export class PageDumper {
       const s = this.spliced;
       this.spliced = null;
       s.sp.close();
-      this.lastWindows = s.mapped;
     }
     this.ring?.finish();
-    for (const w of this.lastWindows) if (w) unmapWindow(w.addr, w.len);
-    this.lastWindows = [];
     fs.closeSync(this.pagemapFd);
     this.procMem?.close();
   }

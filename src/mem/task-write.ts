@@ -4,7 +4,7 @@
 // injected call per CALL_BYTES instead of one per pipe (1 MiB here: pipe-max-size without
 // CAP_SYS_RESOURCE): 1 GiB took 1025 calls, each a ptrace round trip of the task that the
 // other core's summing thread and the machine's other load delay (issue 15: ~0.5 ms a call,
-// as much as the copy). stasis maps and hands the landed windows to the summing thread
+// as much as the copy). stasis hands the landed ranges to the summing thread, which reads them back,
 // while the task writes the next.
 //
 // The task's memory cgroup is charged for the page cache it writes (the splice path charges
@@ -46,7 +46,7 @@ const AF_UNIX = 1;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const RLIMIT_FSIZE = 1;
 const RLIM_INFINITY = 0xffffffffffffffffn;
-/** The most bytes one injected pwritev is given: the windows summed behind it are this big. */
+/** The most bytes one injected pwritev is given: the ranges summed behind it are this big. */
 const CALL_BYTES = 16 << 20;
 const IOV_MAX = 1024;
 

@@ -1,7 +1,7 @@
-// Windows of a file mapped shared into stasis, where its bytes are read in place: the pages
-// a dump spliced into a pages file (page-splice.ts) are summed by another thread through such
-// a window of the page cache, with no copy of their own. MAP_POPULATE maps the window's pages
-// in one call rather than one fault per 4 KiB.
+// Windows of a file mapped shared into stasis, where its bytes are read in place: a restore's
+// check sums big image files through such windows of the page cache (image-sums.ts), with no
+// copy of their own. MAP_POPULATE maps the window's pages in one call rather than one fault
+// per 4 KiB.
 import fs from 'node:fs';
 import { syscall } from './libc.js';
 import { koffi } from './koffi-addon.js';
@@ -48,20 +48,3 @@ export function eachWindow(fd: number, size: number, each: (b: Buffer) => void, 
 
 /** The size of the file open at `fd`. */
 export const fdSize = (fd: number): number => fs.fstatSync(fd).size;
-
-/**
- * For a worker thread's own code (eval'd, CommonJS, with `workerData.from` a module's URL
- * whose node_modules holds koffi): defines `bufferAt(addr, len)`, a Buffer over `len` bytes
- * of this process's memory at `addr` (a window mapped by another thread), valid until it is
- * unmapped.
- */
-export const BUFFER_AT_CODE = `
-const bufferAt = (() => {
-  const koffi = require('node:module').createRequire(workerData.from)('koffi');
-  return (addr, len) => {
-    const p = Buffer.alloc(8);
-    p.writeBigUInt64LE(addr, 0);
-    return Buffer.from(koffi.view(koffi.decode(p, 'void *'), len));
-  };
-})();
-`;
