@@ -70,9 +70,13 @@ function frozenOrInjected(pid: number): boolean {
   const until = performance.now() + 100;
   const nap = new Int32Array(new SharedArrayBuffer(4));
   do {
-    if (taskState(pid).state === 't') return true;
-    // In the injected call that copies its pages: vmsplice (278), or its own pwritev (296, task-write.ts).
-    if (/^(278|296) /.test(fs.readFileSync(`/proc/${pid}/syscall`, 'utf8'))) return true;
+    const st = taskState(pid);
+    if (st.state === 't') return true;
+    // In the injected call that copies its pages: vmsplice (278), or its own pwritev (296,
+    // task-write.ts); that copy runs on its CPU (R), where /proc says "running", not the call,
+    // and between two calls it is stopped for µs only: traced and running is that call.
+    const sc = fs.readFileSync(`/proc/${pid}/syscall`, 'utf8');
+    if (/^(278|296) /.test(sc) || (st.tracer !== 0 && st.state === 'R' && sc.startsWith('running'))) return true;
     Atomics.wait(nap, 0, 0, 0.2);
   } while (performance.now() < until);
   return false;
