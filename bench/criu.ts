@@ -123,15 +123,33 @@ function restoreArgs(tool: 'stasis' | 'criu', images: string): [string, string[]
     : [criu.bin ?? '', ['restore', '-D', images, '-d', '-o', 'restore.log']];
 }
 
+/**
+ * This machine gives freed memory back to its host (free page reporting), and memory that
+ * comes back costs several times more to touch the first time (KERNEL-NOTES: 0.36-0.43 GB/s
+ * against 2.2-2.4). Which of the two tools met such memory decided a large row more than the
+ * tools did (the same 1 GiB dump 0.96x in one run and 0.81x in the next, the restore 3.52x,
+ * then 0.65x). Before each timed step of a large row, both tools get the same: MIB MiB written
+ * to tmpfs and freed again at once, so that the step finds that much memory warm.
+ */
+function warm(mib: number): void {
+  if (mib < WARM_FROM_MIB) return;
+  const f = path.join(work, 'warm');
+  execFileSync('dd', ['if=/dev/zero', `of=${f}`, 'bs=1M', `count=${2 * mib}`], { stdio: 'ignore' });
+  fs.rmSync(f);
+}
+const WARM_FROM_MIB = 256;
+
 /** One dump and restore of a fresh victim by TOOL; the restored victim checks its memory. */
 function cycle(tool: Tool, bin: string, mib: number, leave: boolean, n: number): { dump: number; restore: number } {
   const dir = path.join(work, `${tool}-${mib}-${n}`);
   const images = path.join(dir, 'images');
   fs.mkdirSync(images, { recursive: true });
   const pid = victim(bin, mib, dir);
+  warm(mib);
   const dump = timedRun(tool, 'dump', images, pid, leave);
   if (leave) process.kill(pid, 'SIGKILL');
   gone(pid);
+  warm(mib);
   const restore = timedRun(tool, 'restore', images, pid, leave);
   fs.writeFileSync(path.join(dir, 'go'), '');
   waitFile(path.join(dir, 'result'));
@@ -221,6 +239,7 @@ function lazyCycle(kind: 'criu' | 'stasis' | 'lazy', bin: string, mib: number, n
   timed(...dumpArgs(tool, pid, images, false));
   gone(pid);
   fs.writeFileSync(path.join(dir, 'go'), '');
+  warm(mib);
   const [file, args] = restoreArgs(tool, images);
   const t0 = performance.timeOrigin + performance.now();
   const command = timed(file, kind === 'lazy' ? [...args, '--lazy-pages'] : args);
@@ -262,4 +281,5 @@ say(`| work | baseline | baseline ms | stasis ms | stasis / baseline |`);
 say(`|---|---|---:|---:|---:|`);
 for (const [what, base, b, st] of rows) say(`| ${what} | ${base} | ${b.toFixed(0)} | ${st.toFixed(0)} | ${(st / b).toFixed(2)}x |`);
 for (const s of skipped) say(`  ${s}`);
+if (!ONLY || ONLY !== 'small') say(`  (steps of ${WARM_FROM_MIB} MiB and more start, for either tool, with twice their size in memory just written and freed: warm())`);
 fs.rmSync(work, { recursive: true, force: true });
