@@ -71,3 +71,21 @@ export function vmReadv(pid: number, buf: Buffer, len: number, remote: Buffer, c
   }
   return Number(r);
 }
+
+/**
+ * process_vm_writev of `len` bytes of `buf` into the `count` segments of the iovec array
+ * `remote` (the task's addresses); returns the bytes written, which stop short where a
+ * segment is not writable (0 where the first is not, as for EFAULT).
+ */
+export function vmWritev(pid: number, buf: Buffer, len: number, remote: Buffer, count: number): number {
+  const local = Buffer.alloc(16);
+  local.writeBigUInt64LE(addressOf(buf), 0);
+  local.writeBigUInt64LE(BigInt(len), 8);
+  const r = syscallRaw('process_vm_writev', pid, addressOf(local), 1, addressOf(remote), count, 0);
+  keepAlive(local, remote, buf);
+  if (r < 0n) {
+    if (r === -14n) return 0;
+    throw new SyscallError('process_vm_writev', Number(-r), `pid ${pid}`);
+  }
+  return Number(r);
+}
