@@ -92,7 +92,7 @@ interface Spliced {
   sp: PageMover;
   pos: bigint;
   /** Where the range not yet handed to the summing thread starts. */
-  winStart: bigint;
+  rangeStart: bigint;
 }
 
 export class PageDumper {
@@ -249,7 +249,7 @@ export class PageDumper {
       }
       if (sp) {
         this.ring = new RingSum({ fd: this.outFd, ranges: SUM_RANGES });
-        this.spliced = { sp, pos: 0n, winStart: 0n };
+        this.spliced = { sp, pos: 0n, rangeStart: 0n };
         this.cap = SPLICE_MAX;
         return;
       }
@@ -259,18 +259,18 @@ export class PageDumper {
 
   /** The last range handed to be summed, the task's pipe closed, the file's offset after the pages. */
   private endSplice(s: Spliced): void {
-    this.handWindow(s, true);
+    this.handRange(s, true);
     this.spliced = null;
     s.sp.close();
     seekTo(this.outFd, s.pos);
   }
 
   /** Hands the bytes spliced since the last range to the summing thread, which reads them back from the file. */
-  private handWindow(s: Spliced, last: boolean): void {
-    const len = Number(s.pos - s.winStart);
+  private handRange(s: Spliced, last: boolean): void {
+    const len = Number(s.pos - s.rangeStart);
     if (len === 0 || (!last && len < SUM_RANGE)) return;
-    this.ring!.releaseRange(s.winStart, len);
-    s.winStart = s.pos;
+    this.ring!.releaseRange(s.rangeStart, len);
+    s.rangeStart = s.pos;
   }
 
   /** plan() and write() in one go, the task frozen throughout. */
@@ -342,7 +342,7 @@ export class PageDumper {
     // (onFlushed, which may cancel the dump by throwing, is told between injected calls, never inside one.)
     const moved = (m: number) => {
       s.pos += BigInt(m);
-      this.handWindow(s, false);
+      this.handRange(s, false);
     };
     while (segs.length) {
       segs.forEach((g, i) => {
@@ -373,7 +373,7 @@ export class PageDumper {
       this.cap = SPLICE_MAX;
     }
     s.pos += BigInt(g.len);
-    this.handWindow(s, false);
+    this.handRange(s, false);
   }
 
   /** Hashes and compares page by page; packs the pages to write at the buffer's start. */
