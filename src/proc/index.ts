@@ -44,4 +44,5 @@ export { readProcText, readProcTextOrNull, readProcBuffer, readPagemap, procPath
 export { parseNetSockets, type NetSocket } from './net-sockets.js';
 export { parseCgroupFile, type CgroupMember } from './cgroup.js';
 export { parseLimits } from './limits.js';
+export { parseSchedstat, type ProcSchedstat } from './schedstat.js';
 export { parseIgmp, parseIgmp6, type DeviceGroup } from './igmp.js';
