@@ -2,7 +2,7 @@
 // of stub tasks with their pids, turn each into its task, let them all go. A failure at any
 // point kills what was created, so a failed restore leaves no process behind.
 import fs from 'node:fs';
-import { detach, kill, waitPid, probeTimerRestoreIds } from '../sys/index.js';
+import { kill, waitPid, probeTimerRestoreIds } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { NO_LOG, type Log } from '../log.js';
 import { readImageSet, verifyImageSet } from './read-images.js';
@@ -20,6 +20,7 @@ import { NestedNets } from './nested-nets.js';
 import { createRootTask, type NewTask } from './create-task.js';
 import { FdTypes, type FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import { restoreTask } from './restore-task.js';
+import { releaseTasks } from './release-tasks.js';
 import { ShmemObjects } from './shmem-objects.js';
 import { SocketPairs, type Cred } from './socket-pairs.js';
 import { readLocks } from './restore-locks.js';
@@ -350,7 +351,7 @@ function restoreChecked(
     for (const t of stopped) kill(realPid(t), t.core.tc!.stopSigno || SIGSTOP);
     // The filler has served the tasks' faults since each was armed; now it fills the rest.
     filler?.run();
-    for (const tid of tids) detach(tid);
+    releaseTasks(tids, log);
     runningMs = performance.now() - t0;
     for (const t of stopped) ensureStopped(realPid(t), t.core.tc!.stopSigno || SIGSTOP, log);
     log.info(`tree restored and running: ${tids.join(', ')}${stopped.length ? ` (stopped: ${stopped.map(realPid).join(', ')})` : ''}`);

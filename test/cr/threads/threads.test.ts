@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Workload, compileWorkload, checkpointRestore, assertPassed, REPO } from '../harness.js';
+import { Workload, compileWorkload, checkpointRestore, assertPassed, tmpDir, REPO } from '../harness.js';
+import { kill, getAffinity, setAffinity } from '../../../src/sys/index.js';
+import { dumpSync, restoreSync } from '../../../src/api/index.js';
 
 const tidsOf = (pid: number) => fs.readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
 const namesOf = (pid: number) => tidsOf(pid).map((t) => fs.readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8'));
@@ -51,4 +53,29 @@ test('node with two worker_threads, dumped mid-run with its epoll, eventfds and 
   const r = w.finish(60000);
   assertPassed(r);
   assert.match(fs.readFileSync(w.file('stdout.log'), 'utf8'), /^299916187742$/m);
+});
+
+// PTRACE_DETACH leaves each thread with TIF_SIGPENDING until it runs, and wants_signal() passes
+// such a thread over. Here the leader, at SCHED_IDLE, shares CPU 0 with the thread that
+// restores it and kills it (restoreSync(), pinned), and runs only once that thread lets the CPU
+// go; its other thread has CPU 1 and runs at once. A restore that returned as soon as it had
+// detached them had the SIGTERM taken by the other thread in 23 rounds of 40.
+const cpus01 = (getAffinity(0)[0]! & 3n) === 3n;
+test('a SIGTERM sent to the process as soon as the restore returns is taken by its leader, as by the dumped process', { skip: cpus01 ? false : 'needs CPUs 0 and 1' }, () => {
+  const bin = compileWorkload('sigleader', ['-pthread']);
+  const mask = getAffinity(0);
+  setAffinity(0, [1n]);
+  try {
+    for (let i = 0; i < 20; i++) {
+      const w = new Workload('sigleader', bin, ['behind']).start();
+      const images = tmpDir('sigleader-img');
+      dumpSync({ pid: w.pid, imagesDir: images });
+      const r = restoreSync({ imagesDir: images, detach: true });
+      kill(r.pid, 15);
+      assertPassed(w.finish());
+      fs.rmSync(images, { recursive: true });
+    }
+  } finally {
+    setAffinity(0, mask);
+  }
 });
