@@ -141,7 +141,7 @@ export function dump(opts: DumpOptions): DumpResult {
       run.ttys.putBack();
       // Connections leave repair mode, unlocked, before the tree runs again.
       run.tcp.release();
-      thawTree(tree);
+      thawTree(tree, log);
       downtimeMs = performance.now() - tFreeze;
       locked = false;
       unlockQuietly(notify, log);
@@ -175,7 +175,7 @@ export function dump(opts: DumpOptions): DumpResult {
     }
     run.tcp.release();
     closeInFlight(run.unix);
-    thawTree(tree);
+    thawTree(tree, log);
     if (locked) unlockQuietly(notify, log);
     for (const f of run.written) fs.rmSync(f, { force: true });
     run.ghosts.removeLinks();

@@ -170,7 +170,7 @@ export function freezeTreeInCgroup(root: number, dir: string, log: Log): TreeTas
   try {
     checkFreezeCgroup(dir, tree.map((t) => t.pid));
   } catch (e) {
-    thawTree(tree);
+    thawTree(tree, log);
     throw e;
   }
   return tree;

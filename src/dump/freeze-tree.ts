@@ -2,7 +2,8 @@
 // frozen task has a child left unfrozen (a frozen task cannot fork, so this ends). Zombies
 // cannot be seized; they are recorded with their exit status.
 import fs from 'node:fs';
-import { parseStat } from '../proc/index.js';
+import { parseStat, timesliceCounts, waitUntilRan } from '../proc/index.js';
+import type { Log } from '../log.js';
 import { freeze, thaw, killFrozen, type Frozen } from './freeze.js';
 import { StasisError } from '../errors.js';
 import { Injector, kcmpTasks, SyscallError, type InjectorOptions } from '../sys/index.js';
@@ -113,8 +114,11 @@ function zombieStatus(pid: number): number | null {
   }
 }
 
-export function thawTree(tasks: TreeTask[]): void {
+/** Lets the tree go; returns once each of its threads has run since (restore/release-tasks.ts says why). */
+export function thawTree(tasks: TreeTask[], log?: Log): void {
+  const before = timesliceCounts(tasks.flatMap((t) => (t.frozen ? t.frozen.tids : [])));
   for (const t of tasks) if (t.frozen) thaw(t.frozen);
+  waitUntilRan(before, log);
 }
 
 /**

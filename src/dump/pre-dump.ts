@@ -112,7 +112,7 @@ export function preDump(opts: PreDumpOptions): PreDumpResult {
         log.info(`pid ${t.pid}: ${vmas.length} memory areas, ${pages.stats.pagesScanned} pages scanned`);
       });
     } finally {
-      thawTree(tree);
+      thawTree(tree, log);
       downtimeMs = performance.now() - tFreeze;
       log.info(`tree thawed after ${downtimeMs.toFixed(1)} ms, tracked by ${inc.backend ?? 'nothing'}`);
     }

@@ -45,4 +45,5 @@ export { parseNetSockets, type NetSocket } from './net-sockets.js';
 export { parseCgroupFile, type CgroupMember } from './cgroup.js';
 export { parseLimits } from './limits.js';
 export { parseSchedstat, type ProcSchedstat } from './schedstat.js';
+export { timesliceCounts, waitUntilRan } from './ran-since.js';
 export { parseIgmp, parseIgmp6, type DeviceGroup } from './igmp.js';
