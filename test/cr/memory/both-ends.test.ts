@@ -8,13 +8,33 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Workload, compileWorkload, assertPassed, tmpDir } from '../harness.js';
 import { dump, restoreSync } from '../../../src/api/index.js';
+import { StasisError } from '../../../src/errors.js';
 
-test('memory filled from both ends comes back page for page: many runs, read-only and PROT_NONE areas, holes and dropped pages as zeroes; the task read only part of it itself', async () => {
+test('memory filled from both ends comes back page for page: many runs, read-only and PROT_NONE areas, holes and dropped pages as zeroes; the task read only part of it itself; a damaged byte at either end fails the restore', async () => {
   const w = new Workload('bothends', compileWorkload('bothends')).start();
   const images = tmpDir('both-ends-img');
   await dump({ pid: w.pid, imagesDir: images });
   const pages = fs.statSync(path.join(images, 'pages-1.img')).size;
   assert.ok(pages > 64 << 20, `pages-1.img holds ${pages} bytes, not enough to be filled from both ends`);
+  // A flipped byte is found wherever it is, in the pieces stasis writes from the back as in
+  // what the task reads from the front: the restore fails before the tree runs (the checking
+  // thread's verdict comes first), and leaves no process behind.
+  const MiB = 1 << 20;
+  for (const at of [pages - 1, pages - 3 * MiB - 5, 7]) {
+    const bad = tmpDir('both-ends-bad');
+    for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(bad, f));
+    const fd = fs.openSync(path.join(bad, 'pages-1.img'), 'r+');
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, at);
+    b[0]! ^= 0x20;
+    fs.writeSync(fd, b, 0, 1, at);
+    fs.closeSync(fd);
+    const chunk = Math.floor(at / MiB) * MiB;
+    assert.throws(() => restoreSync({ imagesDir: bad, detach: true }), (e: unknown) => e instanceof StasisError && e.code === 'E_CORRUPT' &&
+      e.message.includes(`pages-1.img is damaged: its CRC-32 of bytes ${chunk}-${Math.min(chunk + MiB, pages)} differs`), `byte ${at}`);
+    assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a process was left behind');
+    fs.rmSync(bad, { recursive: true });
+  }
   const lines: string[] = [];
   const keep = (m: string) => void lines.push(m);
   const r = restoreSync({ imagesDir: images, detach: true, log: { level: 4, error: keep, warn: keep, info: keep, debug: keep } });
