@@ -60,32 +60,27 @@ export class ProcMem {
  * bytes read, which is short when a segment faults (then read the rest through ProcMem).
  */
 export function vmReadv(pid: number, buf: Buffer, len: number, remote: Buffer, count: number): number {
-  const local = Buffer.alloc(16);
-  local.writeBigUInt64LE(addressOf(buf), 0);
-  local.writeBigUInt64LE(BigInt(len), 8);
-  const r = syscallRaw('process_vm_readv', pid, addressOf(local), 1, addressOf(remote), count, 0);
-  keepAlive(local, remote, buf);
-  if (r < 0n) {
-    if (r === -14n) return 0;
-    throw new SyscallError('process_vm_readv', Number(-r), `pid ${pid}`);
-  }
-  return Number(r);
+  return vmCopy('process_vm_readv', pid, buf, len, remote, count);
 }
 
 /**
- * process_vm_writev of `len` bytes of `buf` into the `count` segments of the iovec array
- * `remote` (the task's addresses); returns the bytes written, which stop short where a
- * segment is not writable (0 where the first is not, as for EFAULT).
+ * Writes buf[0..len) into the `count` segments of the iovec array `remote` (the task's
+ * addresses); returns the bytes written, short where a segment is not writable.
  */
 export function vmWritev(pid: number, buf: Buffer, len: number, remote: Buffer, count: number): number {
+  return vmCopy('process_vm_writev', pid, buf, len, remote, count);
+}
+
+/** process_vm_readv or _writev between buf[0..len) and the remote segments; EFAULT at the first byte is 0 bytes. */
+function vmCopy(call: 'process_vm_readv' | 'process_vm_writev', pid: number, buf: Buffer, len: number, remote: Buffer, count: number): number {
   const local = Buffer.alloc(16);
   local.writeBigUInt64LE(addressOf(buf), 0);
   local.writeBigUInt64LE(BigInt(len), 8);
-  const r = syscallRaw('process_vm_writev', pid, addressOf(local), 1, addressOf(remote), count, 0);
+  const r = syscallRaw(call, pid, addressOf(local), 1, addressOf(remote), count, 0);
   keepAlive(local, remote, buf);
   if (r < 0n) {
     if (r === -14n) return 0;
-    throw new SyscallError('process_vm_writev', Number(-r), `pid ${pid}`);
+    throw new SyscallError(call, Number(-r), `pid ${pid}`);
   }
   return Number(r);
 }
