@@ -256,19 +256,51 @@ function fillPages(inj: Injector, plan: AddressSpacePlan, moved: VmaSpec[]): voi
 }
 
 /**
- * The pages of `src` into the task. A small source: one preadv per stretch of the file read
- * without a gap (up to 1024 runs each). From BOTH_ENDS bytes on, the task reads from the front
- * in calls of TASK_CALL bytes while stasis, meanwhile, fills from the back a PIECE at a time
- * (pread into a buffer of its own, process_vm_writev into the task): the kernel's copy into
- * fresh pages, the bulk of a large restore, runs on both cores.
+ * The pages of `src` into the task: the task's own preadv, one per stretch of the file read
+ * without a gap (up to 1024 runs). From BOTH_ENDS bytes on, each of its calls is at most
+ * TASK_CALL bytes, and while it runs stasis fills from the back a PIECE at a time (pread into
+ * a buffer of its own, process_vm_writev into the task): the kernel's copy into fresh pages,
+ * the bulk of a large restore, runs on both cores. What is left is segs[front, back): a call
+ * takes its bytes off the front before it runs and stasis's pieces come off the back while it
+ * runs, so the two never meet on a page. A piece stasis cannot write (short) stops its side:
+ * the task does the rest.
  */
 export function fillFrom(inj: Injector, src: PageSource): void {
   if (src.reads.length === 0) return;
   const fd = openImageInTask(inj, src.path);
   try {
-    const total = src.reads.reduce((n, r) => n + r.nrPages * PAGE_BYTES, 0);
-    if (total >= BOTH_ENDS) fillBothEnds(inj, fd, src);
-    else fillFront(inj, fd, src);
+    const segs: Stretch[] = src.reads.map((r) => ({ vaddr: r.vaddr, len: r.nrPages * PAGE_BYTES, off: r.off }));
+    const both = segs.reduce((n, g) => n + g.len, 0) >= BOTH_ENDS;
+    const ends = { front: 0, back: segs.length };
+    const pump = both ? fromTheBack(inj, src.path, segs, ends) : null;
+    try {
+      while (ends.front < ends.back) {
+        // The task's call: off the front, up to TASK_CALL bytes (filled from both ends) of the file read without a gap.
+        const iov = Buffer.alloc(Math.min(IOV_MAX, ends.back - ends.front) * 16);
+        const fileOff = segs[ends.front]!.off;
+        const most = both ? TASK_CALL : Infinity;
+        let n = 0, bytes = 0;
+        while (ends.front < ends.back && n < IOV_MAX && bytes < most) {
+          const g = segs[ends.front]!;
+          if (g.off !== fileOff + bytes) break;
+          const take = Math.min(g.len, most - bytes);
+          iov.writeBigUInt64LE(g.vaddr, n * 16);
+          iov.writeBigUInt64LE(BigInt(take), n * 16 + 8);
+          n++;
+          bytes += take;
+          g.vaddr += BigInt(take);
+          g.off += take;
+          g.len -= take;
+          if (g.len === 0) ends.front++;
+        }
+        inj.resetScratch();
+        const args = [fd, inj.put(iov.subarray(0, n * 16)), n, fileOff] as const;
+        const r = pump ? inj.callPumping('preadv', [...args], pump.step) : inj.call('preadv', ...args);
+        if (r !== BigInt(bytes)) throw shortRead(src.path, r, bytes, fileOff);
+      }
+    } finally {
+      pump?.close();
+    }
   } finally {
     inj.call('close', fd);
   }
@@ -279,50 +311,24 @@ const BOTH_ENDS = 64 << 20;
 const TASK_CALL = 32 << 20;
 const PIECE = 2 << 20;
 
-function fillFront(inj: Injector, fd: number, src: PageSource): void {
-  for (let i = 0; i < src.reads.length; ) {
-    const fileOff = src.reads[i]!.off;
-    let end = fileOff;
-    let j = i;
-    while (j < src.reads.length && j - i < IOV_MAX && src.reads[j]!.off === end) end += src.reads[j++]!.nrPages * PAGE_BYTES;
-    const batch = src.reads.slice(i, j);
-    const iov = Buffer.alloc(batch.length * 16);
-    batch.forEach((r, k) => {
-      iov.writeBigUInt64LE(r.vaddr, k * 16);
-      iov.writeBigUInt64LE(BigInt(r.nrPages) * PAGE, k * 16 + 8);
-    });
-    inj.resetScratch();
-    const n = inj.call('preadv', fd, inj.put(iov), batch.length, fileOff);
-    if (n !== BigInt(end - fileOff)) throw shortRead(src.path, n, end - fileOff, fileOff);
-    i = j;
-  }
-}
-
 const shortRead = (file: string, n: bigint, want: number, off: number) =>
   new StasisError('E_TRUNCATED', `Pages image ${file} is short: read ${n} of ${want} bytes at offset ${off}`);
 
 /** A stretch of pages still to fill: `len` bytes at `vaddr` in the task, from `off` in the file. */
 interface Stretch { vaddr: bigint; len: number; off: number }
 
-/**
- * The two-ended fill. What is left is segs[front, back): the task's next call takes its bytes
- * off the front before it runs, and stasis's pieces come off the back while it runs, so the
- * two never meet on a page. A piece stasis cannot write (short) stops its side: the task does
- * the rest.
- */
-function fillBothEnds(inj: Injector, fd: number, src: PageSource): void {
-  const segs: Stretch[] = src.reads.map((r) => ({ vaddr: r.vaddr, len: r.nrPages * PAGE_BYTES, off: r.off }));
-  let front = 0, back = segs.length;
-  const mine = fs.openSync(src.path, 'r');
+/** stasis's side of a two-ended fill: `step` writes one piece off the back of segs[front, back) (false: none left, or its side stopped). */
+function fromTheBack(inj: Injector, file: string, segs: Stretch[], ends: { front: number; back: number }): { step: () => boolean; close: () => void } {
+  const mine = fs.openSync(file, 'r');
   const buf = Buffer.allocUnsafe(PIECE);
   const remote = Buffer.alloc(IOV_MAX * 16);
-  let stasisSide = true;
-  // One piece from the back: up to PIECE bytes of the file read without a gap.
-  const pump = (): boolean => {
-    if (!stasisSide || front >= back) return false;
+  let stopped = false;
+  // One piece: up to PIECE bytes of the file read without a gap.
+  const step = (): boolean => {
+    if (stopped || ends.front >= ends.back) return false;
     const parts: Stretch[] = [];
-    let bytes = 0, k = back - 1;
-    for (; k >= front && parts.length < IOV_MAX && bytes < PIECE; k--) {
+    let bytes = 0;
+    for (let k = ends.back - 1; k >= ends.front && parts.length < IOV_MAX && bytes < PIECE; k--) {
       const g = segs[k]!;
       if (parts.length && g.off + g.len !== parts[parts.length - 1]!.off) break;
       const take = Math.min(g.len, PIECE - bytes);
@@ -333,51 +339,26 @@ function fillBothEnds(inj: Injector, fd: number, src: PageSource): void {
     parts.reverse();
     const off = parts[0]!.off;
     const got = fs.readSync(mine, buf, 0, bytes, off);
-    if (got !== bytes) throw shortRead(src.path, BigInt(got), bytes, off);
+    if (got !== bytes) throw shortRead(file, BigInt(got), bytes, off);
     parts.forEach((p, i) => {
       remote.writeBigUInt64LE(p.vaddr, i * 16);
       remote.writeBigUInt64LE(BigInt(p.len), i * 16 + 8);
     });
     if (vmWritev(inj.pid, buf, bytes, remote, parts.length) !== bytes) {
-      stasisSide = false; // (written in part: the task writes the same bytes again)
+      stopped = true; // (written in part: the task writes the same bytes again)
       return false;
     }
     // Off the back: whole stretches, and the last one's tail.
     for (let left = bytes; left > 0; ) {
-      const g = segs[back - 1]!;
+      const g = segs[ends.back - 1]!;
       const take = Math.min(g.len, left);
       g.len -= take;
       left -= take;
-      if (g.len === 0) back--;
+      if (g.len === 0) ends.back--;
     }
     return true;
   };
-  try {
-    while (front < back) {
-      // The task's call: off the front, up to TASK_CALL bytes of the file read without a gap.
-      const iov = Buffer.alloc(Math.min(IOV_MAX, back - front) * 16);
-      const fileOff = segs[front]!.off;
-      let n = 0, bytes = 0;
-      while (front < back && n < IOV_MAX && bytes < TASK_CALL) {
-        const g = segs[front]!;
-        if (g.off !== fileOff + bytes) break;
-        const take = Math.min(g.len, TASK_CALL - bytes);
-        iov.writeBigUInt64LE(g.vaddr, n * 16);
-        iov.writeBigUInt64LE(BigInt(take), n * 16 + 8);
-        n++;
-        bytes += take;
-        g.vaddr += BigInt(take);
-        g.off += take;
-        g.len -= take;
-        if (g.len === 0) front++;
-      }
-      inj.resetScratch();
-      const r = inj.callPumping('preadv', [fd, inj.put(iov.subarray(0, n * 16)), n, fileOff], pump);
-      if (r !== BigInt(bytes)) throw shortRead(src.path, r, bytes, fileOff);
-    }
-  } finally {
-    fs.closeSync(mine);
-  }
+  return { step, close: () => fs.closeSync(mine) };
 }
 
 /** The madvise calls that give an area its advice again (their results are not checked, as before). */
