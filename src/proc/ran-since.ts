@@ -31,6 +31,7 @@ export function timesliceCounts(tids: readonly number[]): Map<number, number> {
 /** Waits until each thread of `before` has been on a CPU since it was counted, or is gone (RUN_WAIT_MS at most, then a warning). */
 export function waitUntilRan(before: Map<number, number>, log: Log | undefined): void {
   const until = Date.now() + RUN_WAIT_MS;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
   let waiting = [...before.keys()];
   for (;;) {
     waiting = waiting.filter((tid) => (timeslices(tid) ?? Infinity) <= before.get(tid)!);
@@ -39,6 +40,6 @@ export function waitUntilRan(before: Map<number, number>, log: Log | undefined):
       log?.warn(`threads ${waiting.join(', ')} did not get a CPU within ${RUN_WAIT_MS} ms of their release: a signal sent to their process now may be taken by another of its threads`);
       return;
     }
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 0.1);
+    Atomics.wait(nap, 0, 0, 0.1);
   }
 }

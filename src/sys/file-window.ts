@@ -14,11 +14,11 @@ export function seekTo(fd: number, off: bigint): void {
 }
 
 /** Maps `len` bytes of `fd` at `off` (page-aligned) read-only, shared and populated; returns its address. */
-export function mapWindow(fd: number, off: bigint, len: number): bigint {
+function mapWindow(fd: number, off: bigint, len: number): bigint {
   return syscall('mmap', 0, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, off);
 }
 
-export function unmapWindow(addr: bigint, len: number): void {
+function unmapWindow(addr: bigint, len: number): void {
   syscall('munmap', addr, len);
 }
 
