@@ -86,6 +86,7 @@ const services: ChildProcess[] = [];
 
 /** `stasis service` and `criu service` on sockets of their own, resident for the small rows. */
 function startServices(): void {
+  if (services.length) return;
   for (const [tool, cmd] of [['stasis-service', [process.execPath, STASIS]], ['criu-service', [criu.bin ?? '']]] as const) {
     const sock = path.join(work, `${tool}.sock`);
     const child = spawn(cmd[0], [...cmd.slice(1), 'service', '--address', sock], { stdio: 'ignore', cwd: work });
@@ -98,6 +99,11 @@ function startServices(): void {
     }
     address[tool] = sock;
   }
+}
+
+function stopServices(): void {
+  for (const c of services.splice(0)) c.kill('SIGTERM');
+  for (const k of Object.keys(address) as Tool[]) delete address[k];
 }
 
 /** One dump (or restore) by TOOL, timed: a command, or a request to a resident service. */
@@ -218,7 +224,7 @@ if (criu.bin && (!ONLY || ONLY === 'small' || ONLY === 'big')) {
       rows.push([`restore of ${restoreLabel} through \`stasis service\``, '`criu service`', m('criu-service', 'restore'), m('stasis-service', 'restore')]);
     }
   }
-  for (const c of services) c.kill('SIGTERM');
+  stopServices();
 } else if (!criu.bin) {
   skipped.push(`dump and restore against CRIU skipped: ${criu.why ?? ''}`);
 }
@@ -230,7 +236,8 @@ if (criu.bin && (!ONLY || ONLY === 'small' || ONLY === 'big')) {
  * to go before the restore, so it stamps the time it first runs and the time its first full
  * pass over its memory is done (CLOCK_REALTIME); both are taken from the restore's start.
  */
-function lazyCycle(kind: 'criu' | 'stasis' | 'lazy', bin: string, mib: number, n: number): { command: number; running: number; pass: number } {
+type LazyKind = 'criu' | 'stasis' | 'lazy' | 'lazy-service';
+function lazyCycle(kind: LazyKind, bin: string, mib: number, n: number): { command: number; running: number; pass: number } {
   const dir = path.join(work, `lazy-${kind}-${n}`);
   const images = path.join(dir, 'images');
   fs.mkdirSync(images, { recursive: true });
@@ -242,7 +249,14 @@ function lazyCycle(kind: 'criu' | 'stasis' | 'lazy', bin: string, mib: number, n
   warm(mib);
   const [file, args] = restoreArgs(tool, images);
   const t0 = performance.timeOrigin + performance.now();
-  const command = timed(file, kind === 'lazy' ? [...args, '--lazy-pages'] : args);
+  let command: number;
+  if (kind === 'lazy-service') {
+    const t = performance.now();
+    rpcRun(address['stasis-service']!, 'restore', images, 0, true);
+    command = performance.now() - t;
+  } else {
+    command = timed(file, kind === 'lazy' ? [...args, '--lazy-pages'] : args);
+  }
   waitFile(path.join(dir, 'result'));
   const stamp = (f: string) => Number(BigInt(fs.readFileSync(path.join(dir, f), 'utf8').trim()) / 1000n) / 1000 - t0;
   const result = fs.readFileSync(path.join(dir, 'result'), 'utf8').trim().split('\n')[0];
@@ -257,19 +271,22 @@ if (criu.bin && (!ONLY || ONLY === 'lazy')) {
   const bin = path.join(work, 'lazymem');
   execFileSync('gcc', ['-O2', '-o', bin, path.join(REPO, 'test/workloads/lazymem.c'), '-lpthread']);
   type Times = { command: number; running: number; pass: number };
-  const t: Record<'criu' | 'stasis' | 'lazy', Times[]> = { criu: [], stasis: [], lazy: [] };
+  const t: Record<LazyKind, Times[]> = { criu: [], stasis: [], lazy: [], 'lazy-service': [] };
+  startServices();
   for (let i = 0; i < BIG_RUNS; i++) {
-    const order = (['criu', 'stasis', 'lazy'] as const).map((_, k, a) => a[(k + i) % 3]!);
+    const order = (['criu', 'stasis', 'lazy', 'lazy-service'] as const).map((_, k, a) => a[(k + i) % a.length]!);
     for (const kind of order) t[kind].push(lazyCycle(kind, bin, BIG_MIB, i));
   }
   const m = (k: keyof typeof t, f: 'command' | 'running' | 'pass') => median(t[k].map((x) => x[f]));
   rows.push([`restore of ${BIG_MIB} MiB to running, plain`, 'CRIU 4.2 to running', m('criu', 'running'), m('stasis', 'running')]);
   rows.push([`restore --lazy-pages of ${BIG_MIB} MiB to running (target <= 0.10x)`, 'CRIU 4.2 restore', m('criu', 'command'), m('lazy', 'running')]);
+  rows.push([`restore --lazy-pages of ${BIG_MIB} MiB to running, through \`stasis service\``, 'CRIU 4.2 restore', m('criu', 'command'), m('lazy-service', 'running')]);
   // The victim's own pass takes time of its own: compared with its pass after CRIU's restore,
   // and with CRIU's restore alone (which no pass can beat unless the pass is free).
   rows.push([`restore --lazy-pages: first full pass over memory done (target <= 1.00x)`, 'CRIU 4.2 restore, then the pass', m('criu', 'pass'), m('lazy', 'pass')]);
   rows.push([`restore --lazy-pages: first full pass over memory done`, 'CRIU 4.2 restore alone', m('criu', 'command'), m('lazy', 'pass')]);
   rows.push([`restore --lazy-pages: the command (-d, returns when all is in)`, 'CRIU 4.2 restore', m('criu', 'command'), m('lazy', 'command')]);
+  stopServices();
   rows.push([`restore of ${BIG_MIB} MiB, first full pass over memory done, plain`, 'CRIU 4.2 restore, then the pass', m('criu', 'pass'), m('stasis', 'pass')]);
 } else if (!criu.bin) {
   skipped.push(`restore --lazy-pages against CRIU skipped: ${criu.why ?? ''}`);

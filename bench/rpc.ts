@@ -6,13 +6,13 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { CriuReqSchema, CriuRespSchema, CriuReqType } from '../src/image/gen/stasis/rpc_pb.js';
 import { socket, connectUnix, sendMessage, recvMessage, closeFd, AF_UNIX, SOCK_SEQPACKET } from '../src/sys/index.js';
 
-/** A DUMP (of PID, killed after) or RESTORE (detached) of IMAGES through the service at ADDRESS; throws on failure. */
-export function rpcRun(address: string, what: 'dump' | 'restore', images: string, pid = 0): void {
+/** A DUMP (of PID, killed after) or RESTORE (detached; `lazyPages`: CRIU's lazy_pages) of IMAGES through the service at ADDRESS; throws on failure. */
+export function rpcRun(address: string, what: 'dump' | 'restore', images: string, pid = 0, lazyPages = false): void {
   const dir = fs.openSync(images, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   const fd = socket(AF_UNIX, SOCK_SEQPACKET);
   try {
     connectUnix(fd, Buffer.from(address));
-    const opts = { imagesDirFd: dir, logFile: `${what}.log`, logLevel: 2, ...(what === 'dump' ? { pid } : {}) };
+    const opts = { imagesDirFd: dir, logFile: `${what}.log`, logLevel: 2, ...(what === 'dump' ? { pid } : {}), ...(lazyPages ? { lazyPages } : {}) };
     const type = what === 'dump' ? CriuReqType.DUMP : CriuReqType.RESTORE;
     sendMessage(fd, toBinary(CriuReqSchema, create(CriuReqSchema, { type, opts })));
     const m = recvMessage(fd);
