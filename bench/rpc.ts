@@ -12,7 +12,7 @@ export function rpcRun(address: string, what: 'dump' | 'restore', images: string
   const fd = socket(AF_UNIX, SOCK_SEQPACKET);
   try {
     connectUnix(fd, Buffer.from(address));
-    const opts = { imagesDirFd: dir, logFile: `${what}.log`, logLevel: 2, ...(what === 'dump' ? { pid } : {}), ...(lazyPages ? { lazyPages } : {}) };
+    const opts = { imagesDirFd: dir, logFile: `${what}.log`, logLevel: Number(process.env.RPC_LOG_LEVEL ?? 2), ...(what === 'dump' ? { pid } : {}), ...(lazyPages ? { lazyPages } : {}) };
     const type = what === 'dump' ? CriuReqType.DUMP : CriuReqType.RESTORE;
     sendMessage(fd, toBinary(CriuReqSchema, create(CriuReqSchema, { type, opts })));
     const m = recvMessage(fd);
