@@ -1,7 +1,7 @@
 // What only the task itself can tell: its signal handlers, clear_child_tid, alternate
 // signal stack, interval timers and a few prctl values, asked through injected syscalls
-// (one scratch buffer, read back at once).
-import { failedWith, type Injector } from '../sys/index.js';
+// (one scratch buffer, read back at once; all in one batch, callMany(), where the injector can).
+import { failedWith, type Injector, type SyscallName } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 
 export const NSIG = 64;
@@ -47,6 +47,9 @@ function readMembarrierMask(inj: Injector): number {
   return mask;
 }
 
+/** What a call asks (for its error), and the call. */
+type Query = [what: string, name: SyscallName, args: (bigint | number)[]];
+
 export function readTaskInternals(inj: Injector): TaskInternals {
   inj.resetScratch();
   const sa = inj.put(Buffer.alloc(NSIG * 32));
@@ -55,19 +58,21 @@ export function readTaskInternals(inj: Injector): TaskInternals {
   const fail = (what: string, r: bigint) => {
     if (r < 0n) throw new StasisError('E_DUMP_FAILED', `Cannot read ${what} of pid ${inj.pid}: ${failedWith(r)}`);
   };
-  for (let sig = 1; sig <= NSIG; sig++) {
-    if (sig === SIGKILL || sig === SIGSTOP) continue;
-    fail(`sigaction ${sig}`, inj.call('rt_sigaction', sig, 0, sa + BigInt((sig - 1) * 32), 8));
-  }
-  fail('clear_child_tid', inj.call('prctl', PR_GET_TID_ADDRESS, misc, 0, 0, 0));
-  fail('sigaltstack', inj.call('sigaltstack', 0, misc + 8n));
-  for (let w = 0; w < 3; w++) fail('itimer', inj.call('getitimer', w, misc + 32n + BigInt(w * 32)));
-  fail('pdeath signal', inj.call('prctl', PR_GET_PDEATHSIG, misc + 128n, 0, 0, 0));
-  fail('child subreaper', inj.call('prctl', PR_GET_CHILD_SUBREAPER, misc + 136n, 0, 0, 0));
-  const dumpable = inj.call('prctl', PR_GET_DUMPABLE, 0, 0, 0, 0);
-  fail('dumpable', dumpable);
-  const thp = inj.call('prctl', PR_GET_THP_DISABLE, 0, 0, 0, 0);
-  fail('THP-disable flag', thp);
+  // One stop for them all where the injector can (callMany(): its loop in a page of its own).
+  const sigs = Array.from({ length: NSIG }, (_, i) => i + 1).filter((sig) => sig !== SIGKILL && sig !== SIGSTOP);
+  const calls: Query[] = [
+    ...sigs.map((sig): Query => [`sigaction ${sig}`, 'rt_sigaction', [sig, 0, sa + BigInt((sig - 1) * 32), 8]]),
+    ['clear_child_tid', 'prctl', [PR_GET_TID_ADDRESS, misc, 0, 0, 0]],
+    ['sigaltstack', 'sigaltstack', [0, misc + 8n]],
+    ...[0, 1, 2].map((w): Query => ['itimer', 'getitimer', [w, misc + 32n + BigInt(w * 32)]]),
+    ['pdeath signal', 'prctl', [PR_GET_PDEATHSIG, misc + 128n, 0, 0, 0]],
+    ['child subreaper', 'prctl', [PR_GET_CHILD_SUBREAPER, misc + 136n, 0, 0, 0]],
+    ['dumpable', 'prctl', [PR_GET_DUMPABLE, 0, 0, 0, 0]],
+    ['THP-disable flag', 'prctl', [PR_GET_THP_DISABLE, 0, 0, 0, 0]],
+  ];
+  const results = inj.callMany(calls.map(([, name, args]) => [name, args] as const));
+  calls.forEach(([what], i) => fail(what, results[i]!));
+  const dumpable = results[calls.length - 2]!, thp = results[calls.length - 1]!;
 
   const sab = inj.mem.readExact(sa, NSIG * 32);
   const m = inj.mem.readExact(misc, 144);

@@ -13,6 +13,10 @@
 // - int3 (`code` given: a restore's stubs, which die with stasis through PTRACE_O_EXITKILL):
 //   `syscall; int3` at that address, one stop per call.
 //
+// Many calls at once (callMany()) run in one resume: in a restore's stub, a loop in its own
+// code page ending in int3; in the frame way, the same loop in a page mapped for it that
+// ends parked in a ppoll with a timeout, then `ret` into the frame (FRAME_BATCH_LOOP).
+//
 // All signals are blocked meanwhile, so no handler runs and no signal stop interleaves. A
 // syscall the task was in when it was stopped must restart: the kernel restarts it only on
 // its way out of the signal code, so at the end the task is stopped there once more (an
@@ -38,7 +42,26 @@ export const SYSCALL_INT3 = Buffer.from([0x0f, 0x05, 0xcc]);
 const BATCH_LOOP = Buffer.from('4d85e4742a488b03488b7b08488b7310488b53184c8b53204c8b43284c8b4b300f05488943384883c34049ffccebd1cc', 'hex');
 const BATCH_AT = 16n;
 const BATCH_ENTRY = 64;
+/**
+ * The same loop for the frame way (a task of someone else's), in a page of its own mapped
+ * in the task: it ends with `ret` where the int3 was, into the frame's restorer, as the
+ * `syscall; ret` gadget would (let go at any point, the task finishes the loop and
+ * rt_sigreturn gives it back its registers and mask). The table's last entry is a park, a
+ * ppoll of no fds with a timeout (FRAME_BATCH_PARK_S): stasis sees the last real result
+ * written, stops the task there with PTRACE_INTERRUPT, and the task never reaches the `ret`;
+ * a stasis that died meanwhile costs the task that long a wait. Not a futex or nanosleep:
+ * those, interrupted, keep their restart in the task's restart_block, where the syscall the
+ * task was stopped in (its own nanosleep, say) keeps its own, to be restarted at the end.
+ */
+const FRAME_BATCH_LOOP = Buffer.concat([BATCH_LOOP.subarray(0, BATCH_LOOP.length - 1), Buffer.from([0xc3])]);
+const FRAME_BATCH_PARK_S = 2n;
+/** callMany() in the frame way from this many calls (fewer: one by one, two stops each). */
+const FRAME_BATCH_FROM = 8;
+/** What a result slot holds until its call has run: no syscall returns it. */
+const NOT_RUN = 0x5eadbeefcafef00dn;
 const ALL_SIGNALS = BigInt.asUintN(64, -1n);
+/** What awaitSlot() naps on (made on first use: not in the start-up snapshot). */
+let nap: Int32Array | undefined;
 const NO_SYSCALL = BigInt.asUintN(64, -1n);
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
 const ERESTART = new Set([-512n, -513n, -514n, -516n]);
@@ -94,6 +117,10 @@ export class Injector {
   /** `code` starts a page of stasis's own (relocateCode(addr, true)): callMany() may write its loop there. */
   private ownPage = false;
   private batchWritten = false;
+  /** The frame way's batch page (callMany()), mapped in the task on first use. */
+  private framePage = 0n;
+  /** The task ran on past the injection (a batch's park timed out): its registers are its own again, never to be set. */
+  private escaped = false;
   private scratchAddr = 0n;
   private scratchSize = 0;
   private scratchUsed = 0;
@@ -237,6 +264,10 @@ export class Injector {
    * sigactions are one); elsewhere one by one. Every call runs, whatever an earlier one returned.
    */
   callMany(calls: readonly (readonly [SyscallName, readonly Arg[]])[]): bigint[] {
+    if (this.way === 'frame' && calls.length >= FRAME_BATCH_FROM) {
+      const r = this.callManyInFrame(calls);
+      if (r) return r;
+    }
     if (!this.ownPage || calls.length < 2) return calls.map(([name, args]) => this.call(name, ...args));
     if (!this.batchWritten) {
       this.mem.write(this.code + BATCH_AT, BATCH_LOOP);
@@ -271,6 +302,83 @@ export class Injector {
       calls.forEach(([name, args], i) => this.log?.(`pid ${this.pid}: ${name}(${args.map((x) => `0x${BigInt.asUintN(64, BigInt(x)).toString(16)}`).join(', ')}) = ${fmtResult(results[i]!)} (batched)`));
     }
     return results;
+  }
+
+  /**
+   * callMany() in the frame way: the loop in a page of stasis's code mapped in the task
+   * (FRAME_BATCH_LOOP), run with PTRACE_CONT, the task stopped at its park once the last
+   * result is in. Null where the page cannot be mapped (the calls go one by one then).
+   */
+  private callManyInFrame(calls: readonly (readonly [SyscallName, readonly Arg[]])[]): bigint[] | null {
+    if (this.framePage === 0n) {
+      const r = this.call('mmap', 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (r < 0n && r > -4096n) return null;
+      this.framePage = BigInt.asUintN(64, r);
+      this.mem.write(this.framePage, FRAME_BATCH_LOOP);
+    }
+    const n = calls.length + 1;
+    const table = Buffer.alloc(n * BATCH_ENTRY + 16);
+    calls.forEach(([name, args], i) => {
+      table.writeBigUInt64LE(BigInt(SYS[name]), i * BATCH_ENTRY);
+      for (let k = 0; k < 6; k++) table.writeBigUInt64LE(BigInt.asUintN(64, BigInt(args[k] ?? 0)), i * BATCH_ENTRY + 8 + 8 * k);
+      table.writeBigUInt64LE(NOT_RUN, i * BATCH_ENTRY + 56);
+    });
+    const at = this.put(table);
+    // The park: ppoll(NULL, 0, timeout, NULL, 8), its relative timeout after the table.
+    const timeout = at + BigInt(n * BATCH_ENTRY);
+    const park = calls.length * BATCH_ENTRY;
+    table.writeBigUInt64LE(BigInt(SYS.ppoll), park);
+    table.writeBigUInt64LE(timeout, park + 24);
+    table.writeBigUInt64LE(8n, park + 40);
+    table.writeBigUInt64LE(FRAME_BATCH_PARK_S, n * BATCH_ENTRY);
+    this.mem.write(at, table);
+    const b = this.callRegs.buf;
+    b.writeBigUInt64LE(this.framePage, OFF.rip);
+    b.writeBigUInt64LE(at, OFF.rbx);
+    b.writeBigUInt64LE(BigInt(n), OFF.r12);
+    this.callRegs.set();
+    b.writeBigUInt64LE(this.saved.rbx, OFF.rbx);
+    b.writeBigUInt64LE(this.saved.r12, OFF.r12);
+    const what = `${calls.length} calls (${calls[0]![0]}...)`;
+    this.step('batch-regs');
+    cont(this.pid);
+    this.step('batch-running');
+    this.awaitSlot(at + BigInt((calls.length - 1) * BATCH_ENTRY + 56), what);
+    interrupt(this.pid);
+    this.waitStop(what, 'interrupt');
+    this.atExit = false; // an interrupt stop, as in the signal code: what end() restarts is restarted
+    const rip = this.outRegs.get().readBigUInt64LE(OFF.rip);
+    if (rip < this.framePage || rip > this.framePage + BigInt(FRAME_BATCH_LOOP.length)) {
+      this.escaped = true;
+      throw new InjectError(this.pid, `Injected ${what} in pid ${this.pid}: the task ran on past its park (stopped at 0x${rip.toString(16)}), its tracer too slow to stop it within ${FRAME_BATCH_PARK_S} s`);
+    }
+    this.step('batch-stopped');
+    const done = this.mem.readExact(at, calls.length * BATCH_ENTRY);
+    const results = calls.map((_, i) => done.readBigInt64LE(i * BATCH_ENTRY + 56));
+    this.calls += calls.length;
+    if (this.log) {
+      calls.forEach(([name, args], i) => this.log?.(`pid ${this.pid}: ${name}(${args.map((x) => `0x${BigInt.asUintN(64, BigInt(x)).toString(16)}`).join(', ')}) = ${fmtResult(results[i]!)} (batched)`));
+    }
+    return results;
+  }
+
+  /** Waits (polling the task's memory) until the result slot at `slot` is written; the task's own stops meanwhile are dealt with as waitStop() does. */
+  private awaitSlot(slot: bigint, what: string): void {
+    const word = Buffer.alloc(8);
+    const start = performance.now();
+    for (let polls = 0; ; polls++) {
+      if (this.mem.read(slot, word) === 8 && word.readBigUInt64LE(0) !== NOT_RUN) return;
+      const w = waitPid(this.pid, true);
+      if (w) {
+        if (w.kind !== 'stopped') throw new InjectError(this.pid, `Task ${this.pid} ended during injected ${what} (${w.kind})`);
+        if (w.event === 0) throw new InjectError(this.pid, `Task ${this.pid} got signal ${w.signal} during injected ${what}`);
+        cont(this.pid); // a group stop (a SIGSTOP sent by someone): on
+      }
+      const ms = performance.now() - start;
+      if (ms > 1000) throw new InjectError(this.pid, `Injected ${what} in pid ${this.pid} did not finish within a second`);
+      // Spinning first (the calls take tens of µs), then napping: the task may share this CPU.
+      if (polls > 20) Atomics.wait((nap ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, ms < 5 ? 0.02 : 1);
+    }
   }
 
   /** Runs one syscall; returns rax as a signed value (negative errno on failure). */
@@ -402,6 +510,13 @@ export class Injector {
 
   /** Puts the task back as it was: code bytes, scratch mapping, registers and signal mask. */
   end(regs: Regs = this.saved): void {
+    if (this.escaped) {
+      // Its own registers and mask are back (rt_sigreturn): nothing is set, the mappings made for it stay.
+      this.mem.close();
+      return;
+    }
+    if (this.framePage) this.must('munmap', this.framePage, 4096);
+    this.framePage = 0n;
     if (this.scratchSize) this.must('munmap', this.scratchAddr, this.scratchSize);
     this.scratchSize = 0;
     if (this.way === 'int3') {

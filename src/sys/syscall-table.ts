@@ -9,7 +9,7 @@ export const SYS = {
   chdir: 80, fchdir: 81, umask: 95, ptrace: 101, setpgid: 109, getppid: 110, setsid: 112,
   setresuid: 117, setresgid: 119, getpgid: 121, getsid: 124, rt_sigtimedwait: 128, rt_sigqueueinfo: 129, sigaltstack: 131, personality: 135,
   prctl: 157, arch_prctl: 158, chroot: 161, gettid: 186, futex: 202, clock_gettime: 228, set_tid_address: 218, exit_group: 231,
-  epoll_ctl: 233, tgkill: 234, openat: 257, unshare: 272, set_robust_list: 273, get_robust_list: 274, splice: 275, tee: 276,
+  epoll_ctl: 233, ppoll: 271, tgkill: 234, openat: 257, unshare: 272, set_robust_list: 273, get_robust_list: 274, splice: 275, tee: 276,
   vmsplice: 278, timerfd_create: 283, fallocate: 285, timerfd_settime: 286, timerfd_gettime: 287, accept4: 288, signalfd4: 289,
   eventfd2: 290, epoll_create1: 291, dup3: 292, pipe2: 293,
   preadv: 295, pwritev: 296, rt_tgsigqueueinfo: 297, prlimit64: 302, process_vm_readv: 310,

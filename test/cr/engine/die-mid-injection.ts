@@ -11,6 +11,7 @@ if (pid && at) {
     if (s === at) process.kill(process.pid, 'SIGKILL');
   } });
   inj.must('getpid');
+  inj.callMany(Array.from({ length: 10 }, () => ['getppid', []] as const));
   inj.put(Buffer.alloc(100_000, 1));
   inj.must('getppid');
   inj.end();
