@@ -54,7 +54,7 @@ const BATCH_ENTRY = 64;
  * task was stopped in (its own nanosleep, say) keeps its own, to be restarted at the end.
  */
 const FRAME_BATCH_LOOP = Buffer.concat([BATCH_LOOP.subarray(0, BATCH_LOOP.length - 1), Buffer.from([0xc3])]);
-const FRAME_BATCH_PARK_S = 2n;
+const FRAME_BATCH_PARK_S = 2;
 /** callMany() in the frame way from this many calls (fewer: one by one, two stops each). */
 const FRAME_BATCH_FROM = 8;
 /** What a result slot holds until its call has run: no syscall returns it. */
@@ -94,6 +94,8 @@ export interface InjectorOptions {
   warn?: ((msg: string) => void) | undefined;
   /** Tests: called at each point where the task may be let go; throwing there stops the injection as it is. */
   onStep?: ((step: string) => void) | undefined;
+  /** Tests: how long a frame-way batch parks (FRAME_BATCH_PARK_S); 0 lets the task run on past it at once. */
+  parkSeconds?: number | undefined;
 }
 
 export class Injector {
@@ -121,6 +123,7 @@ export class Injector {
   private framePage = 0n;
   /** The task ran on past the injection (a batch's park timed out): its registers are its own again, never to be set. */
   private escaped = false;
+  private readonly parkSeconds: bigint;
   private scratchAddr = 0n;
   private scratchSize = 0;
   private scratchUsed = 0;
@@ -129,6 +132,7 @@ export class Injector {
     this.pid = pid;
     this.log = opts.log;
     this.step = opts.onStep ?? (() => {});
+    this.parkSeconds = BigInt(opts.parkSeconds ?? FRAME_BATCH_PARK_S);
     this.saved = getRegs(pid);
     this.savedMask = getSigmask(pid);
     this.mem = new ProcMem(pid, true);
@@ -330,7 +334,7 @@ export class Injector {
     table.writeBigUInt64LE(BigInt(SYS.ppoll), park);
     table.writeBigUInt64LE(timeout, park + 24);
     table.writeBigUInt64LE(8n, park + 40);
-    table.writeBigUInt64LE(FRAME_BATCH_PARK_S, n * BATCH_ENTRY);
+    table.writeBigUInt64LE(this.parkSeconds, n * BATCH_ENTRY);
     this.mem.write(at, table);
     const b = this.callRegs.buf;
     b.writeBigUInt64LE(this.framePage, OFF.rip);
@@ -343,14 +347,19 @@ export class Injector {
     this.step('batch-regs');
     cont(this.pid);
     this.step('batch-running');
-    this.awaitSlot(at + BigInt((calls.length - 1) * BATCH_ENTRY + 56), what);
+    const slot = at + BigInt((calls.length - 1) * BATCH_ENTRY + 56);
+    const finished = this.awaitSlot(slot, what);
+    // Stopped where it is (parked, or still in the loop after a second): its registers are settable again either way.
     interrupt(this.pid);
     this.waitStop(what, 'interrupt');
     this.atExit = false; // an interrupt stop, as in the signal code: what end() restarts is restarted
     const rip = this.outRegs.get().readBigUInt64LE(OFF.rip);
     if (rip < this.framePage || rip > this.framePage + BigInt(FRAME_BATCH_LOOP.length)) {
       this.escaped = true;
-      throw new InjectError(this.pid, `Injected ${what} in pid ${this.pid}: the task ran on past its park (stopped at 0x${rip.toString(16)}), its tracer too slow to stop it within ${FRAME_BATCH_PARK_S} s`);
+      throw new InjectError(this.pid, `Injected ${what} in pid ${this.pid}: the task ran on past its park (stopped at 0x${rip.toString(16)}), its tracer too slow to stop it within ${this.parkSeconds} s`);
+    }
+    if (!finished && this.mem.readExact(slot, 8).readBigUInt64LE(0) === NOT_RUN) {
+      throw new InjectError(this.pid, `Injected ${what} in pid ${this.pid} did not finish within a second`);
     }
     this.step('batch-stopped');
     const done = this.mem.readExact(at, calls.length * BATCH_ENTRY);
@@ -362,12 +371,12 @@ export class Injector {
     return results;
   }
 
-  /** Waits (polling the task's memory) until the result slot at `slot` is written; the task's own stops meanwhile are dealt with as waitStop() does. */
-  private awaitSlot(slot: bigint, what: string): void {
+  /** Waits (polling the task's memory) until the result slot at `slot` is written, a second at most (false then); the task's own stops meanwhile are dealt with as waitStop() does. */
+  private awaitSlot(slot: bigint, what: string): boolean {
     const word = Buffer.alloc(8);
     const start = performance.now();
     for (let polls = 0; ; polls++) {
-      if (this.mem.read(slot, word) === 8 && word.readBigUInt64LE(0) !== NOT_RUN) return;
+      if (this.mem.read(slot, word) === 8 && word.readBigUInt64LE(0) !== NOT_RUN) return true;
       const w = waitPid(this.pid, true);
       if (w) {
         if (w.kind !== 'stopped') throw new InjectError(this.pid, `Task ${this.pid} ended during injected ${what} (${w.kind})`);
@@ -375,7 +384,7 @@ export class Injector {
         cont(this.pid); // a group stop (a SIGSTOP sent by someone): on
       }
       const ms = performance.now() - start;
-      if (ms > 1000) throw new InjectError(this.pid, `Injected ${what} in pid ${this.pid} did not finish within a second`);
+      if (ms > 1000) return false;
       // Spinning first (the calls take tens of µs), then napping: the task may share this CPU.
       if (polls > 20) Atomics.wait((nap ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, ms < 5 ? 0.02 : 1);
     }

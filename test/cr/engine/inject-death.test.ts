@@ -105,6 +105,23 @@ test('a task let go at any step of an injection carries on exactly as it was', (
   assertPassed(w.finish());
 });
 
+test('a batch whose task ran on past its park (its tracer too slow) fails, and leaves the task as it was', () => {
+  const w = new Workload('survivor', compileWorkload('survivor', ['-lpthread']), ['1']).start();
+  for (let round = 0; round < 5; round++) {
+    stopThread(w.pid);
+    // A park of no time, and stasis late to look: the task is back in its own code (rt_sigreturn) before stasis stops it.
+    const inj = new Injector(w.pid, { parkSeconds: 0, onStep: (s) => {
+      if (s === 'batch-running') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    } });
+    assert.throws(() => inj.callMany(Array.from({ length: 10 }, () => ['getpid', []] as const)), /ran on past its park/);
+    inj.end(); // its registers are its own again: nothing is set
+    detach(w.pid);
+    carriesOn(w, `round ${round}: after a batch it ran on from`);
+  }
+  w.go();
+  assertPassed(w.finish());
+});
+
 test('a tracer killed at a syscall stop of an injection (SIGKILL, no detach) leaves the task carrying on', () => {
   // A task at a syscall stop whose tracer dies is sent the stop's signal unless the tracer
   // asked for TRACESYSGOOD: SIGTRAP, and the task died of it once the injection gave its
