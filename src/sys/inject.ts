@@ -277,29 +277,34 @@ export class Injector {
       this.mem.write(this.code + BATCH_AT, BATCH_LOOP);
       this.batchWritten = true;
     }
-    const table = Buffer.alloc(calls.length * BATCH_ENTRY);
-    calls.forEach(([name, args], i) => {
-      table.writeBigUInt64LE(BigInt(SYS[name]), i * BATCH_ENTRY);
-      for (let k = 0; k < 6; k++) table.writeBigUInt64LE(BigInt.asUintN(64, BigInt(args[k] ?? 0)), i * BATCH_ENTRY + 8 + 8 * k);
-    });
-    const at = this.put(table);
-    const b = this.callRegs.buf;
-    b.writeBigUInt64LE(this.code + BATCH_AT, OFF.rip);
-    b.writeBigUInt64LE(at, OFF.rbx);
-    b.writeBigUInt64LE(BigInt(calls.length), OFF.r12);
-    this.callRegs.set();
-    // The template keeps the saved rbx and r12 for the single calls that follow.
-    b.writeBigUInt64LE(this.saved.rbx, OFF.rbx);
-    b.writeBigUInt64LE(this.saved.r12, OFF.r12);
-    const what = `${calls.length} calls (${calls[0]![0]}...)`;
-    this.step('batch-regs');
-    cont(this.pid);
+    const at = this.put(batchTable(calls));
+    const what = batchName(calls);
+    this.startBatch(this.code + BATCH_AT, at, calls.length);
     this.waitStop(what, 'int3');
     const rip = this.outRegs.get().readBigUInt64LE(OFF.rip);
     if (rip !== this.code + BATCH_AT + BigInt(BATCH_LOOP.length)) {
       throw new InjectError(this.pid, `Injected ${what} in pid ${this.pid} stopped at 0x${rip.toString(16)}, not after the injected code`);
     }
-    const done = this.mem.readExact(at, table.length);
+    return this.batchResults(at, calls);
+  }
+
+  /** Points the task at a batch loop at `rip` over the `n` entries of the table at `at` (rbx, r12) and lets it go. */
+  private startBatch(rip: bigint, at: bigint, n: number): void {
+    const b = this.callRegs.buf;
+    b.writeBigUInt64LE(rip, OFF.rip);
+    b.writeBigUInt64LE(at, OFF.rbx);
+    b.writeBigUInt64LE(BigInt(n), OFF.r12);
+    this.callRegs.set();
+    // The template keeps the saved rbx and r12 for the single calls that follow.
+    b.writeBigUInt64LE(this.saved.rbx, OFF.rbx);
+    b.writeBigUInt64LE(this.saved.r12, OFF.r12);
+    this.step('batch-regs');
+    cont(this.pid);
+  }
+
+  /** The results of the first calls.length entries of the table at `at`, counted and logged. */
+  private batchResults(at: bigint, calls: readonly (readonly [SyscallName, readonly Arg[]])[]): bigint[] {
+    const done = this.mem.readExact(at, calls.length * BATCH_ENTRY);
     const results = calls.map((_, i) => done.readBigInt64LE(i * BATCH_ENTRY + 56));
     this.calls += calls.length;
     if (this.log) {
@@ -320,32 +325,13 @@ export class Injector {
       this.framePage = BigInt.asUintN(64, r);
       this.mem.write(this.framePage, FRAME_BATCH_LOOP);
     }
-    const n = calls.length + 1;
-    const table = Buffer.alloc(n * BATCH_ENTRY + 16);
-    calls.forEach(([name, args], i) => {
-      table.writeBigUInt64LE(BigInt(SYS[name]), i * BATCH_ENTRY);
-      for (let k = 0; k < 6; k++) table.writeBigUInt64LE(BigInt.asUintN(64, BigInt(args[k] ?? 0)), i * BATCH_ENTRY + 8 + 8 * k);
-      table.writeBigUInt64LE(NOT_RUN, i * BATCH_ENTRY + 56);
-    });
-    const at = this.put(table);
-    // The park: ppoll(NULL, 0, timeout, NULL, 8), its relative timeout after the table.
-    const timeout = at + BigInt(n * BATCH_ENTRY);
-    const park = calls.length * BATCH_ENTRY;
-    table.writeBigUInt64LE(BigInt(SYS.ppoll), park);
-    table.writeBigUInt64LE(timeout, park + 24);
-    table.writeBigUInt64LE(8n, park + 40);
-    table.writeBigUInt64LE(this.parkSeconds, n * BATCH_ENTRY);
-    this.mem.write(at, table);
-    const b = this.callRegs.buf;
-    b.writeBigUInt64LE(this.framePage, OFF.rip);
-    b.writeBigUInt64LE(at, OFF.rbx);
-    b.writeBigUInt64LE(BigInt(n), OFF.r12);
-    this.callRegs.set();
-    b.writeBigUInt64LE(this.saved.rbx, OFF.rbx);
-    b.writeBigUInt64LE(this.saved.r12, OFF.r12);
-    const what = `${calls.length} calls (${calls[0]![0]}...)`;
-    this.step('batch-regs');
-    cont(this.pid);
+    // The park: ppoll(NULL, 0, timeout, NULL, 8) with a relative timeout, after the calls.
+    const timeout = Buffer.alloc(16);
+    timeout.writeBigUInt64LE(this.parkSeconds, 0);
+    const park = ['ppoll', [0, 0, this.put(timeout), 0, 8]] as const;
+    const at = this.put(batchTable([...calls, park]));
+    const what = batchName(calls);
+    this.startBatch(this.framePage, at, calls.length + 1);
     this.step('batch-running');
     const slot = at + BigInt((calls.length - 1) * BATCH_ENTRY + 56);
     const finished = this.awaitSlot(slot, what);
@@ -362,13 +348,7 @@ export class Injector {
       throw new InjectError(this.pid, `Injected ${what} in pid ${this.pid} did not finish within a second`);
     }
     this.step('batch-stopped');
-    const done = this.mem.readExact(at, calls.length * BATCH_ENTRY);
-    const results = calls.map((_, i) => done.readBigInt64LE(i * BATCH_ENTRY + 56));
-    this.calls += calls.length;
-    if (this.log) {
-      calls.forEach(([name, args], i) => this.log?.(`pid ${this.pid}: ${name}(${args.map((x) => `0x${BigInt.asUintN(64, BigInt(x)).toString(16)}`).join(', ')}) = ${fmtResult(results[i]!)} (batched)`));
-    }
-    return results;
+    return this.batchResults(at, calls);
   }
 
   /** Waits (polling the task's memory) until the result slot at `slot` is written, a second at most (false then); the task's own stops meanwhile are dealt with as waitStop() does. */
@@ -568,6 +548,22 @@ export class Injector {
     this.mem.close();
     return r;
   }
+}
+
+/** callMany()'s table: per call its number, six arguments and a result slot (NOT_RUN until it has run). */
+function batchTable(calls: readonly (readonly [SyscallName, readonly Arg[]])[]): Buffer {
+  const table = Buffer.alloc(calls.length * BATCH_ENTRY);
+  calls.forEach(([name, args], i) => {
+    table.writeBigUInt64LE(BigInt(SYS[name]), i * BATCH_ENTRY);
+    for (let k = 0; k < 6; k++) table.writeBigUInt64LE(BigInt.asUintN(64, BigInt(args[k] ?? 0)), i * BATCH_ENTRY + 8 + 8 * k);
+    table.writeBigUInt64LE(NOT_RUN, i * BATCH_ENTRY + 56);
+  });
+  return table;
+}
+
+/** A batch as errors and the log name it. */
+function batchName(calls: readonly (readonly [SyscallName, readonly Arg[]])[]): string {
+  return `${calls.length} calls (${calls[0]![0]}...)`;
 }
 
 function fmtResult(r: bigint): string {
