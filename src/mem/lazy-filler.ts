@@ -19,6 +19,10 @@ const PAGE = 4096;
 const FAULT_PAGES = 128; // 512 KiB from a fault on (the faulting thread is woken once they are in)
 const AHEAD_PAGES = 1024; // up to 4 MiB after faults one after another in an area (read-ahead)
 const CHUNK_PAGES = 512; // 2 MiB per background step
+// A sequential reader's read-ahead also zero-fills the holes it meets (pages in no piece, the
+// image has none) up to this long: it would fault on each of them, one round trip a page.
+const MAX_GAP = 64;
+const STREAMS = 64; // read-ahead streams followed per task
 // The pages file is read through windows mapped 8 MiB at a time, a few at once (the background
 // pass and threads faulting in several areas each have theirs): no copy into a buffer first,
 // and at most WINDOWS * WINDOW of it mapped, whatever its size.
@@ -32,9 +36,6 @@ interface Piece extends LazyPiece {
   done: Uint8Array;
   /** Pages done, for the background pass to skip a full piece. */
   left: number;
-  /** Where the last fault's copy in this piece ended, and how long it was: a fault there is a sequential reader's, and gets twice as much. */
-  streamEnd?: number;
-  streamLen?: number;
   /** The background pass: every page before this one is done (a fault may have done later ones). */
   next: number;
 }
@@ -42,9 +43,12 @@ interface Piece extends LazyPiece {
 class TaskFill {
   cursor = 0; // the background pass: index of the piece it is at
   gone = false;
+  /** Where a fault's read-ahead ended, and how many pages it took: a fault there is a sequential reader's, and gets twice as much. */
+  readonly streams = new Map<number, number>();
   constructor(readonly uffd: number, readonly pid: number, public pieces: Piece[]) {}
 
-  find(page: number): Piece | undefined {
+  /** The index of the first piece that ends after `page`. */
+  indexAfter(page: number): number {
     let lo = 0, hi = this.pieces.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
@@ -52,8 +56,18 @@ class TaskFill {
       if (p.start + p.n <= page) lo = mid + 1;
       else hi = mid;
     }
-    const p = this.pieces[lo];
-    return p && p.start <= page ? p : undefined;
+    return lo;
+  }
+
+  /** Whether `page` is one of the image's and is in. */
+  filled(page: number): boolean {
+    const p = this.pieces[this.indexAfter(page)];
+    return !!p && p.start <= page && p.done[page - p.start] === 1;
+  }
+
+  stream(end: number, len: number): void {
+    if (this.streams.size >= STREAMS) this.streams.delete(this.streams.keys().next().value!);
+    this.streams.set(end, len);
   }
 
   /** Pages [s, e) will not be filled: removed or unmapped by the task. */
@@ -84,6 +98,7 @@ class TaskFill {
     }
     this.pieces = out.sort((x, y) => x.start - y.start);
     this.cursor = 0;
+    this.streams.clear();
   }
 
   clone(uffd: number): TaskFill {
@@ -106,20 +121,35 @@ interface FileChunks {
   size: number;
   chunks: string;
   ok: Uint8Array;
+  /** Chunks the filler will want next (HINTS slots, -1 for none): the checker takes those first. */
+  hints: Int32Array;
+  hint: number;
 }
 
 const CHUNK_OK = 1;
+const HINTS = 8, HINT_AHEAD = 4;
 // The checker thread (checkAhead): Node's built-ins only, so that it needs no path in the bundle.
 const CHECKER = `
 const { workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const zlib = require('node:zlib');
-const { file, chunks, size, ok, chunk } = workerData;
+const { file, chunks, size, ok, hints, chunk } = workerData;
 const flags = new Uint8Array(ok.buffer);
+const want = new Int32Array(hints.buffer);
 const buf = Buffer.allocUnsafe(chunk);
 const fd = fs.openSync(file, 'r');
-for (let k = 0; k * chunk < size; k++) {
-  if (Atomics.load(flags, k)) continue;
+const last = Math.ceil(size / chunk);
+for (let cursor = 0; ; ) {
+  let k = -1;
+  for (let s = 0; s < want.length && k < 0; s++) {
+    const h = Atomics.load(want, s);
+    for (let j = h; h >= 0 && j < h + ${HINT_AHEAD} && j < last; j++) if (!Atomics.load(flags, j)) { k = j; break; }
+  }
+  if (k < 0) {
+    while (cursor < last && Atomics.load(flags, cursor)) cursor++;
+    k = cursor;
+  }
+  if (k >= last) break;
   const n = Math.min(chunk, size - k * chunk);
   if (fs.readSync(fd, buf, 0, n, k * chunk) !== n) break;
   const crc = (zlib.crc32(buf.subarray(0, n)) >>> 0).toString(16).padStart(8, '0');
@@ -183,8 +213,9 @@ class Filler {
       this.fds.push(fs.openSync(files[i]!, 'r'));
       const c = this.toCheck.get(fs.realpathSync(files[i]!));
       const ok = c ? new Uint8Array(new SharedArrayBuffer(Math.ceil(c.size / SUM_CHUNK))) : null;
-      this.checks.push(c && ok ? { path: files[i]!, ...c, ok } : null);
-      if (c && ok) this.checkAhead(files[i]!, c.chunks, c.size, ok);
+      const hints = new Int32Array(new SharedArrayBuffer(4 * HINTS)).fill(-1);
+      this.checks.push(c && ok ? { path: files[i]!, ...c, ok, hints, hint: 0 } : null);
+      if (c && ok) this.checkAhead(files[i]!, c.chunks, c.size, ok, hints);
     }
     this.tasks.push(new TaskFill(t.uffd, t.pid, t.pieces.map((p) => ({ ...p, done: new Uint8Array(p.n), left: p.n, next: 0 }))));
   }
@@ -241,39 +272,108 @@ class Filler {
     }
   }
 
-  /** A fault at `page`: its page from the image (and the next ones to come), or the zero page. */
+  /**
+   * A fault at `page`: its page from the image, or the zero page where the image has none
+   * (this wakes the faulting thread), then read-ahead. A fault where the last read-ahead
+   * ended, or right after a page in, is a sequential reader's: it gets twice as much as the
+   * last (up to AHEAD_PAGES), across pieces and the short holes between them, which are
+   * zero-filled too (each would cost the reader a fault).
+   */
   private fault(t: TaskFill, page: number): void {
-    const p = t.find(page);
-    const i = p ? page - p.start : 0;
-    if (!p || p.done[i]) {
-      const r = this.fill.zero(t.uffd, BigInt(page) * 4096n, PAGE);
-      if (r === -EAGAIN) this.retry.push({ t, page });
-      else if (r === -EEXIST) uffdWake(t.uffd, BigInt(page) * 4096n, 4096n);
-      else if (r < 0) this.lost(t, r, page);
-      else this.stats.zero++;
-      return;
+    const len = t.streams.get(page);
+    if (len !== undefined) t.streams.delete(page);
+    const seq = len !== undefined || t.filled(page - 1);
+    const end = page + (len !== undefined ? Math.min(AHEAD_PAGES, 2 * len) : FAULT_PAGES);
+    let at = page;
+    for (let k = t.indexAfter(page); at < end; ) {
+      const p = t.pieces[k];
+      const first = at === page;
+      if (p && p.start <= at) {
+        const i = at - p.start, lim = Math.min(p.n, end - p.start);
+        let j = i + 1;
+        if (p.done[i]) {
+          // In already (the thread is woken), or dropped by the task (zero now).
+          if (first && !this.zeroFirst(t, page)) return;
+          while (j < lim && p.done[j]) j++;
+        } else {
+          while (j < lim && !p.done[j] && (!first || j - i < FAULT_PAGES)) j++;
+          this.check(p.file, p.off + i * PAGE, (j - i) * PAGE);
+          if (!this.copy(t, p, i, j - i, this.mapped(p.file, p.off + i * PAGE, (j - i) * PAGE))) {
+            if (first && !t.gone) this.retry.push({ t, page });
+            return;
+          }
+        }
+        at = p.start + j;
+        if (j === p.n) k++;
+      } else {
+        const gap = (p ? p.start : Infinity) - at;
+        if (first && !(seq && gap <= MAX_GAP)) {
+          if (!this.zeroFirst(t, page)) return;
+          at++;
+        } else if (seq && gap <= MAX_GAP) {
+          const n = Math.min(gap, end - at);
+          const r = this.zeroRun(t, at, n);
+          if (r < 0 && first) {
+            // Not all in one area (ENOENT), or the mm is changing: the faulting page alone.
+            if (!this.zeroFirst(t, page)) return;
+            at++;
+            break;
+          }
+          if (r < 0) break;
+          at += n;
+        } else {
+          break;
+        }
+      }
     }
-    const most = p.streamEnd === page ? Math.min(AHEAD_PAGES, 2 * (p.streamLen ?? FAULT_PAGES)) : FAULT_PAGES;
-    let n = 1;
-    while (n < most && i + n < p.n && !p.done[i + n]) n++;
-    p.streamEnd = page + n;
-    p.streamLen = n;
-    // The faulting thread is woken by the first copy; the rest is read-ahead.
-    const first = Math.min(n, FAULT_PAGES);
-    let again = false;
-    this.check(p.file, p.off + i * PAGE, first * PAGE);
-    this.copy(t, p, i, first, this.mapped(p.file, p.off + i * PAGE, first * PAGE), () => {
-      again = true;
-      this.retry.push({ t, page });
-    });
-    if (!again && n > first) {
-      this.check(p.file, p.off + (i + first) * PAGE, (n - first) * PAGE);
-      this.copy(t, p, i + first, n - first, this.mapped(p.file, p.off + (i + first) * PAGE, (n - first) * PAGE), () => {});
-    }
+    t.stream(at, at - page);
+    this.hint(t, at);
   }
 
-  /** UFFDIO_COPY of pages [i, i+n) of `p` from `src`, page by page past those already in. */
-  private copy(t: TaskFill, p: Piece, i: number, n: number, src: bigint, onAgain: () => void): void {
+  /** Tells the checker of the pages file behind `page` (or the next page to come) that the filler will want it soon. */
+  private hint(t: TaskFill, page: number): void {
+    const p = t.pieces[t.indexAfter(page)];
+    const c = p && this.checks[p.file];
+    if (!c) return;
+    const k = Math.floor((p.off + Math.max(0, page - p.start) * PAGE) / SUM_CHUNK);
+    for (let s = 0; s < HINTS; s++) if (c.hints[s] === k) return;
+    Atomics.store(c.hints, c.hint, k);
+    c.hint = (c.hint + 1) % HINTS;
+  }
+
+  /** The faulting page where it has nothing to come: the zero page, or woken if it is in already; false if it must be tried again. */
+  private zeroFirst(t: TaskFill, page: number): boolean {
+    const r = this.fill.zero(t.uffd, BigInt(page) * 4096n, PAGE);
+    if (r === -EAGAIN) {
+      this.retry.push({ t, page });
+      return false;
+    }
+    // In already (a copy raced the fault), or unmapped meanwhile (its UNMAP event is on its
+    // way): the thread is woken, to find the page there or fault as the kernel has it now.
+    if (r === -EEXIST || r === -ENOENT) uffdWake(t.uffd, BigInt(page) * 4096n, 4096n);
+    else if (r < 0) this.lost(t, r, page);
+    else this.stats.zero++;
+    return !t.gone;
+  }
+
+  /** Zero pages at the `n` pages from `at` that have none (read-ahead over holes): 0, or -errno where it stopped. */
+  private zeroRun(t: TaskFill, at: number, n: number): number {
+    while (n > 0) {
+      const r = this.fill.zero(t.uffd, BigInt(at) * 4096n, n * PAGE);
+      const pages = r > 0 ? r / PAGE : r === -EEXIST ? 1 : 0;
+      if (r > 0) this.stats.zero += pages;
+      if (pages === 0) {
+        if (r === -ESRCH) this.lost(t, r, at);
+        return r;
+      }
+      at += pages;
+      n -= pages;
+    }
+    return 0;
+  }
+
+  /** UFFDIO_COPY of pages [i, i+n) of `p` from `src`, page by page past those already in; false if it must be tried again (EAGAIN). */
+  private copy(t: TaskFill, p: Piece, i: number, n: number, src: bigint): boolean {
     let k = 0;
     while (k < n) {
       const r = this.fill.copy(t.uffd, BigInt(p.start + i + k) * 4096n, src + BigInt(k * PAGE), (n - k) * PAGE);
@@ -286,16 +386,18 @@ class Filler {
         markDone(p, i + k, 1); // in already (a fault raced the background pass)
         k++;
       } else if (r === -EAGAIN) {
-        onAgain();
-        return;
+        return false;
       } else if (r === -ENOENT) {
-        markDone(p, i + k, 1); // unmapped meanwhile (its UNMAP event is on its way)
+        // Unmapped meanwhile (its UNMAP event is on its way): a thread waiting there is woken.
+        markDone(p, i + k, 1);
+        uffdWake(t.uffd, BigInt(p.start + i + k) * 4096n, 4096n);
         k++;
       } else {
         this.lost(t, r, p.start + i + k);
-        return;
+        return !t.gone;
       }
     }
+    return true;
   }
 
   /** The task's mm is gone (it exited): nothing more to fill. Anything else is a failure. */
@@ -322,7 +424,8 @@ class Filler {
       while (n < CHUNK_PAGES && i + n < p.n && !p.done[i + n]) n++;
       this.check(p.file, p.off + i * PAGE, n * PAGE);
       const src = this.mapped(p.file, p.off + i * PAGE, n * PAGE);
-      this.copy(t, p, i, n, src, () => {});
+      this.copy(t, p, i, n, src);
+      this.hint(t, p.start + i + n);
       return true;
     }
     return false;
@@ -356,8 +459,8 @@ class Filler {
    * it read and summed each MiB itself before (a third of its work). The checker only reads
    * the file; a chunk it finds damaged is left unmarked, for check() to fail on.
    */
-  private checkAhead(file: string, chunks: string, size: number, ok: Uint8Array): void {
-    const w = new Worker(CHECKER, { eval: true, workerData: { file, chunks, size, ok, chunk: SUM_CHUNK } });
+  private checkAhead(file: string, chunks: string, size: number, ok: Uint8Array, hints: Int32Array): void {
+    const w = new Worker(CHECKER, { eval: true, workerData: { file, chunks, size, ok, hints, chunk: SUM_CHUNK } });
     w.unref();
     w.on('error', () => {}); // the filler checks for itself what the checker did not
     this.checkers.push(w);
