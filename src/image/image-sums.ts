@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { crc32 } from '../sys/crc32-code.js';
-import { eachWindow, fdSize } from '../sys/file-window.js';
+import { eachWindow, fdSize, withWindow } from '../sys/file-window.js';
 import { StasisError } from '../errors.js';
 import { writeFileAtomic } from './image-file.js';
 import { SUM_CHUNK, sumMismatch } from './sum-compare.js';
@@ -220,6 +220,70 @@ export function verifySums(dir: string, defer?: (name: string, size: number) => 
     n++;
   }
   return n;
+}
+
+/**
+ * Deferred sums checked a window at a time, by restore's own thread while a task's injected
+ * call runs (its preadv of its pages: the kernel's copy on the task's core, restore's thread
+ * idle meanwhile, issue 15). step() sums the next window and throws E_CORRUPT at the end of a
+ * file whose CRC-32s differ; finish() does what is left, before the tree may run.
+ */
+export class SumsAlongside {
+  private fd = -1;
+  private at = 0;
+  private crc = 0;
+  private chunked: StreamSum | null = null;
+  private readonly left: DeferredSum[];
+  constructor(files: DeferredSum[], private readonly window = 2 << 20) {
+    this.left = [...files];
+  }
+  get pending(): number {
+    return this.left.length;
+  }
+  /** Sums one window; false once every file is checked. */
+  step(): boolean {
+    const f = this.left[0];
+    if (!f) return false;
+    if (this.fd < 0) {
+      this.fd = fs.openSync(f.file, 'r');
+      // (Mapped past its end a window would fault stasis: a file cut since its size was checked is refused.)
+      const size = fdSize(this.fd);
+      if (size !== f.size) {
+        this.close();
+        this.left.length = 0;
+        throw new StasisError(size < f.size ? 'E_TRUNCATED' : 'E_CORRUPT', `${f.file} is damaged: it holds ${size} bytes, ${f.size} were written`);
+      }
+      this.at = 0;
+      this.crc = 0;
+      this.chunked = f.chunks !== undefined ? new StreamSum() : null;
+    }
+    const len = Math.min(this.window, f.size - this.at);
+    if (len > 0) {
+      withWindow(this.fd, this.at, len, (b) => {
+        if (this.chunked) this.chunked.add(b);
+        else this.crc = crc32(b, this.crc);
+      });
+      this.at += len;
+    }
+    if (this.at < f.size) return true;
+    this.close();
+    this.left.shift();
+    const got = this.chunked ? this.chunked.sum : { size: f.size, crc32: hex8(this.crc) };
+    const bad = sumMismatch({ size: f.size, ...(f.chunks !== undefined ? { chunks: f.chunks } : { crc32: f.crc32! }) }, got);
+    if (bad) {
+      this.left.length = 0;
+      throw new StasisError('E_CORRUPT', `${f.file} is damaged: ${bad}`);
+    }
+    return this.left.length > 0;
+  }
+  finish(): void {
+    while (this.step());
+  }
+  /** Stops (a restore that failed for another reason). */
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
 }
 
 /**

@@ -58,6 +58,8 @@ export interface AddressSpacePlan {
   guards?: { start: bigint; end: bigint }[];
   /** Areas whose pages are not written here: restore --lazy-pages fills them once the task runs (mem/lazy-pages.ts). */
   lazy?: VmaSpec[];
+  /** Work of stasis's own done while the task's preadv of its pages runs (fillFrom); false once there is none. */
+  meanwhile?: () => boolean;
 }
 
 /** A free range of `size` bytes in both layouts, between 4 GiB and the top of user space. */
@@ -252,7 +254,7 @@ function pullShmem(inj: Injector, plan: AddressSpacePlan, v: VmaSpec, fds: Map<s
 }
 
 function fillPages(inj: Injector, plan: AddressSpacePlan, moved: VmaSpec[]): void {
-  for (const src of readsOutside(plan.pageSources, moved)) fillFrom(inj, src);
+  for (const src of readsOutside(plan.pageSources, moved)) fillFrom(inj, src, plan.meanwhile);
 }
 
 /**
@@ -263,16 +265,19 @@ function fillPages(inj: Injector, plan: AddressSpacePlan, moved: VmaSpec[]): voi
  * the bulk of a large restore, runs on both cores. What is left is segs[front, back): a call
  * takes its bytes off the front before it runs and stasis's pieces come off the back while it
  * runs, so the two never meet on a page. A piece stasis cannot write (short) stops its side:
- * the task does the rest.
+ * the task does the rest. `meanwhile`: other work of stasis's, a step at a time, while a call
+ * runs (after its pieces, if any); what it throws fails the fill once the call is done.
  */
-export function fillFrom(inj: Injector, src: PageSource): void {
+export function fillFrom(inj: Injector, src: PageSource, meanwhile?: () => boolean): void {
   if (src.reads.length === 0) return;
   const fd = openImageInTask(inj, src.path);
   try {
     const segs: Stretch[] = src.reads.map((r) => ({ vaddr: r.vaddr, len: r.nrPages * PAGE_BYTES, off: r.off }));
     const both = segs.reduce((n, g) => n + g.len, 0) >= BOTH_ENDS;
     const ends = { front: 0, back: segs.length };
-    const pump = both ? fromTheBack(inj, src.path, segs, ends) : null;
+    const back = both ? fromTheBack(inj, src.path, segs, ends) : null;
+    // Stasis's side of each call: pieces from the back, then (or else) its other work.
+    const pump = back && meanwhile ? { step: () => back.step() || meanwhile(), close: () => back.close() } : back ?? (meanwhile ? { step: meanwhile, close: () => {} } : null);
     try {
       while (ends.front < ends.back) {
         // The task's call: off the front, up to TASK_CALL bytes (filled from both ends) of the file read without a gap.

@@ -112,6 +112,8 @@ export interface RestoreTaskCtx {
   userNsFd?: number;
   /** restore --lazy-pages: each task's lazily filled areas are armed here, and listed for the filler. */
   lazy?: { fileIndex: (path: string) => number; add: (task: LazyTask) => void };
+  /** Work of restore's own (a window of a pages file's sums) done while a task reads its pages; false once there is none. */
+  meanwhile?: () => boolean;
 }
 
 export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask): number[] {
@@ -138,6 +140,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   const lazy = ctx.lazy ? vmas.filter((v) => withPages.has(v) && !moved.has(v) && v.end - v.start >= LAZY_MIN_AREA && fillsLazily(v, guards)) : [];
   const { scratch, scratchSize } = rebuildAddressSpace(inj, {
     vmas, guards, lazy, mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: t.pageSources, runs: t.runs, stasisPidfd: child.stasisPidfd, courier: child.courier, premapped,
+    ...(ctx.meanwhile ? { meanwhile: ctx.meanwhile } : {}),
     ...(ctx.shmem ? { shmemFd: (v: VmaSpec) => ctx.shmem!.fdFor(v) } : {}),
     mm: {
       startCode: m.mmStartCode, endCode: m.mmEndCode, startData: m.mmStartData, endData: m.mmEndData,

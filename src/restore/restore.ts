@@ -7,6 +7,7 @@ import { StasisError } from '../errors.js';
 import { NO_LOG, type Log } from '../log.js';
 import { readImageSet, verifyImageSet } from './read-images.js';
 import { SumCheck } from '../image/sum-check.js';
+import { SumsAlongside } from '../image/image-sums.js';
 import { OpenFiles } from './open-files.js';
 import { checkThreadPidfds, threadLeaders } from './thread-pidfds.js';
 import { MappedFiles, remappedMaps, isFileVma } from './mapped-files.js';
@@ -130,6 +131,7 @@ function restoreWith(opts: RestoreOptions, filler: LazyFiller | null, t0: number
   log.info(`restoring from ${opts.imagesDir}`);
   if (opts.noVerify) log.warn('checksums not verified (--no-verify)');
   let pageSums: SumCheck | undefined;
+  let alongside: SumsAlongside | undefined;
   if (!opts.noVerify) {
     progress('verifying images');
     // Big pages files are summed on another thread while the tree is built (their bytes are
@@ -137,17 +139,21 @@ function restoreWith(opts: RestoreOptions, filler: LazyFiller | null, t0: number
     // With --lazy-pages, the filler checks each MiB of a pages file with sums per chunk
     // (version 3) before it puts a byte of it in a task: the tree runs at once, and runs on
     // nothing unchecked. Other pages files are checked before it runs.
-    const v = verifyImageSet(opts.imagesDir, (name, size) => PAGES_FILE.test(name) && (filler !== null || size >= DEFER_SUM_BYTES));
+    // The smaller ones are summed by restore's own thread while the tasks read their pages (SumsAlongside).
+    const v = verifyImageSet(opts.imagesDir, (name) => PAGES_FILE.test(name));
     const byFiller = filler ? v.deferred.filter((d) => d.chunks !== undefined) : [];
-    const meanwhile = v.deferred.filter((d) => !byFiller.includes(d));
+    const meanwhile = v.deferred.filter((d) => !byFiller.includes(d) && d.size >= DEFER_SUM_BYTES);
+    const along = v.deferred.filter((d) => !byFiller.includes(d) && !meanwhile.includes(d));
     if (byFiller.length) filler!.checkChunks(byFiller.map((d) => ({ file: d.file, size: d.size, chunks: d.chunks! })));
     if (meanwhile.length) pageSums = new SumCheck(meanwhile);
-    log.info(`checksums verified: ${v.files - v.deferred.length} file(s) in ${v.dirs} image set(s)${meanwhile.length ? `, ${meanwhile.length} pages file(s) being checked meanwhile` : ''}${byFiller.length ? `, ${byFiller.length} checked by the lazy filler as it reads them` : ''}`);
+    if (along.length) alongside = new SumsAlongside(along);
+    log.info(`checksums verified: ${v.files - v.deferred.length} file(s) in ${v.dirs} image set(s)${meanwhile.length ? `, ${meanwhile.length} pages file(s) being checked meanwhile` : ''}${along.length ? `, ${along.length} checked while the tasks read their pages` : ''}${byFiller.length ? `, ${byFiller.length} checked by the lazy filler as it reads them` : ''}`);
   }
   try {
-    return restoreChecked(opts, filler, t0, progress, log, notify, pageSums);
+    return restoreChecked(opts, filler, t0, progress, log, notify, pageSums, alongside);
   } finally {
     pageSums?.cancel();
+    alongside?.close();
   }
 }
 
@@ -157,7 +163,7 @@ const DEFER_SUM_BYTES = 32 << 20;
 
 function restoreChecked(
   opts: RestoreOptions, filler: LazyFiller | null, t0: number, progress: (phase: string, done?: number, total?: number) => void, log: Log,
-  notify: NonNullable<RestoreOptions['notify']>, pageSums: SumCheck | undefined,
+  notify: NonNullable<RestoreOptions['notify']>, pageSums: SumCheck | undefined, alongside: SumsAlongside | undefined,
 ): RestoreResult {
   progress('reading images');
   // Before anything exists: an fd that is not open fails the restore (CRIU's inherit_fd_add).
@@ -322,6 +328,7 @@ function restoreChecked(
     // Epoll instances in flight (SCM_RIGHTS), by the socket whose queue holds them: the task holding it adds their targets.
     const epollsInFlight = new Map([...unix.rights].map(([sk, byPacket]) => [sk, [...byPacket.values()].flat().filter((f) => set.files.get(f)?.epfd)] as const).filter(([, e]) => e.length));
     const ctx = { set, files, shmem, locks, ...(users ? { users } : {}), ...(userNsFd !== undefined ? { userNsFd } : {}), epollsFilled: new Set<number>(), epollsInFlight, fdTablesDone: new Set<number>(), timerRestoreIds, ttys: fileCtx.ttys, inject, warn: (m: string) => log.warn(m), premapped: cow.premapped, mapped,
+      ...(alongside ? { meanwhile: () => alongside.step() } : {}),
       ...(filler ? { lazy: { add: (t: LazyTask) => filler.add(t, lazyFiles), fileIndex: (p: string) => (lazyFiles.includes(p) ? lazyFiles.indexOf(p) : lazyFiles.push(p) - 1) } } : {}) };
     set.tasks.forEach((t, i) => {
       progress('restoring tasks', i, set.tasks.length);
@@ -332,6 +339,11 @@ function restoreChecked(
     if (userNsFd !== undefined) fs.closeSync(userNsFd);
     userNsFd = undefined;
     courier?.close();
+    if (alongside) {
+      const left = alongside.pending, tw = performance.now();
+      alongside.finish();
+      log.info(`pages files' checksums verified alongside the reads (${left} file(s) left to sum after them, ${(performance.now() - tw).toFixed(1)} ms)`);
+    }
     if (pageSums) {
       const tw = performance.now();
       pageSums.wait();

@@ -35,14 +35,16 @@ function bufferAt(addr: bigint, len: number): Buffer {
  * cache: no copy into a buffer of stasis's first. Each Buffer is valid only during its call.
  */
 export function eachWindow(fd: number, size: number, each: (b: Buffer) => void, window = 8 << 20): void {
-  for (let off = 0; off < size; off += window) {
-    const len = Math.min(window, size - off);
-    const addr = mapWindow(fd, BigInt(off), len);
-    try {
-      each(bufferAt(addr, len));
-    } finally {
-      unmapWindow(addr, len);
-    }
+  for (let off = 0; off < size; off += window) withWindow(fd, off, Math.min(window, size - off), each);
+}
+
+/** Calls `fn` with `len` bytes of the file open at `fd` from `off` (page-aligned), mapped in place as eachWindow() maps them. */
+export function withWindow(fd: number, off: number, len: number, fn: (b: Buffer) => void): void {
+  const addr = mapWindow(fd, BigInt(off), len);
+  try {
+    fn(bufferAt(addr, len));
+  } finally {
+    unmapWindow(addr, len);
   }
 }
 

@@ -1,5 +1,6 @@
-// The CRC-32s of big pages files are checked on another thread while restore builds the tree
-// (sum-check.ts): a damaged byte must still stop the restore before the tree runs, with
+// The CRC-32s of pages files are checked while restore builds the tree: big ones on another
+// thread (sum-check.ts), smaller ones by restore's own thread while the tasks read their pages
+// (SumsAlongside): a damaged byte must still stop the restore before the tree runs, with
 // nothing left behind, and an undamaged set must restore exactly.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -38,8 +39,8 @@ test('a big pages file summed at dump beside the copy has its true CRC-32; a fli
   assertPassed(w.finish());
 });
 
-test('a pages file below that size is summed through mapped windows of the page cache before the tree is made: a flipped bit in its last window, or a byte cut off its end, fails the restore before any task exists; the intact set restores exactly', async () => {
-  // 20 MiB: three 8 MiB windows, checked on restore's own thread.
+test('a pages file below that size is summed through mapped windows of the page cache by restore\'s own thread while the task reads it: a flipped bit in its last window fails the restore before the tree runs, and a byte cut off its end before any task exists; the intact set restores exactly', async () => {
+  // 20 MiB: ten 2 MiB windows, summed on restore's own thread while the task's preadv runs.
   const w = new Workload('bigheap', compileWorkload('bigheap'), ['20']).start();
   const images = tmpDir('page-sums-mapped-img');
   await dump({ pid: w.pid, imagesDir: images });
@@ -50,11 +51,14 @@ test('a pages file below that size is summed through mapped windows of the page 
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, new RegExp(`pages-1\\.img is damaged: its CRC-32 of bytes ${Math.floor(at / MiB) * MiB}-${at + 1} differs from the one written with it \\[E_CORRUPT\\]`));
   const log = fs.readFileSync(path.join(bad, 'restore.log'), 'utf8');
-  assert.doesNotMatch(log, /being checked meanwhile|restoring pid/);
+  assert.match(log, /1 checked while the tasks read their pages/);
+  assert.doesNotMatch(log, /being checked meanwhile|tree restored and running/);
+  assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a process was left behind');
   fs.truncateSync(path.join(bad, 'pages-1.img'), size - 1);
-  const t = spawnSync(process.execPath, [CLI, 'restore', '-D', bad, '-d'], { encoding: 'utf8' });
+  const t = spawnSync(process.execPath, [CLI, 'restore', '-D', bad, '-d', '-v3', '-o', 'restore2.log'], { encoding: 'utf8' });
   assert.equal(t.status, 1, t.stderr);
-  assert.match(t.stderr, /pages-1\.img (is damaged|holds)/);
+  assert.match(t.stderr, /pages-1\.img is damaged: it holds \d+ bytes, \d+ were written \[E_TRUNCATED\]/);
+  assert.doesNotMatch(fs.readFileSync(path.join(bad, 'restore2.log'), 'utf8'), /restoring pid/);
   assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a process was left behind');
   const ok = await restore({ imagesDir: images, detach: true });
   assert.equal(ok.pid, w.pid);
