@@ -509,6 +509,8 @@ const state = new Int32Array(shared, 0, 8);
 syscallRaw('setpriority', PRIO_PROCESS, syscallRaw('gettid'), -10);
 Atomics.store(state, 7, 1); // loaded: the first task armed waits for it (woken now, not at its next 20 ms)
 Atomics.notify(state, 7);
+// A spare filler (LazyFiller.take()) waits here, idle, until it is first told something.
+Atomics.wait(new Int32Array(shared, 32, 1), 0, 0);
 {
   let f: Filler | null = null;
   try {

@@ -142,6 +142,24 @@ export function armLazy(inj: Injector, areas: VmaSpec[]): number {
   return uffd;
 }
 
+let spare: LazyFiller | null = null;
+let keepSpare = false;
+
+/**
+ * For a resident stasis (`stasis service`): a filler thread is started now and after each lazy
+ * restore, so that the next one finds it loaded. It waits idle (a futex) until then.
+ */
+export function keepFillerReady(): void {
+  keepSpare = true;
+  LazyFiller.ended();
+}
+
+/** The filler's script: the CommonJS bundle beside the CLI's where there is one (a thread loads it in 35-40 ms here, the ES module in 45-50), else the module. */
+function fillerScript(): URL {
+  const cjs = new URL('./lazy-filler.cjs', import.meta.url);
+  return fs.existsSync(cjs) ? cjs : new URL('./lazy-filler.js', import.meta.url);
+}
+
 /**
  * The filler thread, started before the tree is made (its start-up is not paid by the first
  * fault). Each task is handed to it as soon as it is armed: the rest of its restore (rseq's
@@ -153,18 +171,57 @@ export class LazyFiller {
   /** [0]: 1 once the filler is done; [1]: 1 if it failed; [2..5]: faults, zero pages, pages copied, events; [6]: length of the error at byte 64; [7]: 1 once it is loaded. */
   private readonly shared = new SharedArrayBuffer(1024);
   private readonly state = new Int32Array(this.shared, 0, 8);
+  /** 0 until this filler is first told something: the thread waits on it once loaded (a spare filler stays idle). */
+  private readonly wake = new Int32Array(this.shared, 32, 1);
   private failure: string | null = null;
+  private exited = false;
   private tasks = 0;
   private ended = false;
 
   constructor() {
     const { port1, port2 } = new (threads().MessageChannel)();
     this.port = port1;
-    this.worker = new (threads().Worker)(new URL('./lazy-filler.js', import.meta.url), { workerData: { state: this.shared, port: port2 }, transferList: [port2] });
+    this.worker = new (threads().Worker)(fillerScript(), { workerData: { state: this.shared, port: port2 }, transferList: [port2] });
     this.worker.unref();
     this.worker.on('error', (e) => {
       this.failure = e.message;
     });
+    this.worker.on('exit', () => {
+      this.exited = true;
+    });
+  }
+
+  /** Whether its thread has loaded (a spare taken has, unless it was taken at once). */
+  get loaded(): boolean {
+    return Atomics.load(this.state, 7) === 1;
+  }
+
+  /** A spare that may still be used: not told anything yet, and its thread alive. */
+  private get fresh(): boolean {
+    return Atomics.load(this.wake, 0) === 0 && this.failure === null && !this.exited;
+  }
+
+  private post(m: FillerMessage): void {
+    this.port.postMessage(m);
+    if (Atomics.exchange(this.wake, 0, 1) === 0) Atomics.notify(this.wake, 0);
+  }
+
+  /**
+   * The filler for a lazy restore: in a resident stasis (keepFillerReady()), the one started
+   * after the last restore, loaded by now (its start-up, 40-60 ms of a thread's bootstrap here,
+   * was what the first armed task waited for); else a new one.
+   */
+  static take(): LazyFiller {
+    const f = spare;
+    spare = null;
+    if (f?.fresh) return f;
+    f?.abort();
+    return new LazyFiller();
+  }
+
+  /** A lazy restore ended: a resident stasis starts the next one's filler (it loads and waits). */
+  static ended(): void {
+    if (keepSpare && !spare) spare = new LazyFiller();
   }
 
   /** A task armed (its uffd now belongs to the filler), with the pages files named so far. */
@@ -178,7 +235,7 @@ export class LazyFiller {
         throw new StasisError('E_RESTORE_FAILED', `The lazy page filler thread did not start${this.failure ? `: ${this.failure}` : ''}`);
       }
     }
-    this.port.postMessage({ kind: 'task', task, files } satisfies FillerMessage);
+    this.post({ kind: 'task', task, files });
   }
 
   /** Whether any task waits on the filler. */
@@ -191,12 +248,12 @@ export class LazyFiller {
    * a byte of it goes into a task; before the first task. The tree can run at once on them.
    */
   checkChunks(sums: { file: string; size: number; chunks: string }[]): void {
-    this.port.postMessage({ kind: 'chunks', sums: sums.map((s) => ({ ...s, file: fs.realpathSync(s.file) })) } satisfies FillerMessage);
+    this.post({ kind: 'chunks', sums: sums.map((s) => ({ ...s, file: fs.realpathSync(s.file) })) });
   }
 
   /** The tree runs: fill the rest. */
   run(): void {
-    this.port.postMessage({ kind: 'run' } satisfies FillerMessage);
+    this.post({ kind: 'run' });
   }
 
   /** What the filler did: faults served, zero pages, pages copied, events read. */
@@ -232,7 +289,7 @@ export class LazyFiller {
 
   /** The restore failed (its tasks are killed): the filler closes the uffds and ends. */
   abort(): void {
-    this.port.postMessage({ kind: 'abort' } satisfies FillerMessage);
+    this.post({ kind: 'abort' });
     this.port.close();
     if (this.tasks === 0) void this.worker.terminate();
   }

@@ -114,12 +114,14 @@ export function restore(opts: RestoreOptions): RestoreResult {
     if (why) throw new StasisError('E_UNSUPPORTED', `Cannot restore with --lazy-pages on this kernel: ${why}`);
   }
   // Started first: its start-up (loading its modules) goes on while the images are checked and read.
-  const filler = opts.lazyPages ? new LazyFiller() : null;
+  const filler = opts.lazyPages ? LazyFiller.take() : null;
   try {
     return restoreWith(opts, filler, t0);
   } catch (err) {
     filler?.abort();
     throw err;
+  } finally {
+    if (filler) LazyFiller.ended();
   }
 }
 
@@ -130,6 +132,7 @@ function restoreWith(opts: RestoreOptions, filler: LazyFiller | null, t0: number
   notify('pre-restore');
   log.info(`restoring from ${opts.imagesDir}`);
   if (opts.noVerify) log.warn('checksums not verified (--no-verify)');
+  if (filler) log.info(`lazy page filler thread ${filler.loaded ? 'loaded already (started ahead)' : 'loading'}`);
   let pageSums: SumCheck | undefined;
   let alongside: SumsAlongside | undefined;
   if (!opts.noVerify) {

@@ -14,6 +14,10 @@ import { Workload, compileWorkload, assertPassed, tmpDir, verifyImages, waitFor,
 import { SwrkClient } from './client.js';
 import { CRIU_VERSION_BYTES } from '../../../src/rpc/version-wire.js';
 import { newPipe, assertCounts, finalCount } from '../pipes/pipe-reader.js';
+import { lazyPagesUnavailable } from '../../../src/mem/lazy-pages.js';
+
+const lazyWhy = lazyPagesUnavailable();
+const lazySkip = lazyWhy ? `this kernel cannot restore lazily: ${lazyWhy}` : false;
 
 const PR_SET_CHILD_SUBREAPER = 36;
 
@@ -291,6 +295,58 @@ test('stasis service dumps and restores one request after another, and reaps the
     waitFor('the restored root reaped by the service', () => !fs.existsSync(`/proc/${w.pid}`));
     assert.match(fs.readFileSync(w.file('result'), 'utf8'), /^PASS/);
     assert.equal(serviceCall(address, { type: CriuReqType.VERSION }).success, true, 'the service goes on serving');
+  } finally {
+    fs.closeSync(imgFd);
+    kill(pid, 15);
+    waitPid(pid);
+    try {
+      kill(w.pid, 9);
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+/** Voluntary and involuntary context switches of every thread of `pid` so far. */
+function switches(pid: number): number {
+  let n = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    const st = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    for (const m of st.matchAll(/ctxt_switches:\s+(\d+)/g)) n += Number(m[1]);
+  }
+  return n;
+}
+
+test('stasis service restores lazily (RESTORE with lazy_pages) one request after another, each with a filler thread started ahead and asleep until then; each restored process checks every byte of its memory', { skip: lazySkip }, () => {
+  const dir = tmpDir('rpc-service-lazy');
+  const address = path.join(dir, 'criu.sock');
+  const pid = spawnTask([process.execPath, path.join(REPO, 'bin/stasis.js'), 'service', '--address', address], {
+    stdin: { path: '/dev/null' }, stdout: { path: path.join(dir, 'out') }, stderr: { path: path.join(dir, 'err') },
+  });
+  const w = new Workload('rpc-service-lazy', compileWorkload('lazymem', ['-lpthread']), ['64']).start();
+  const images = tmpDir('rpc-service-lazy-img');
+  const imgFd = fs.openSync(images, 'r');
+  try {
+    waitFor('the service socket', () => fs.statSync(address, { throwIfNoEntry: false })?.isSocket());
+    const d = serviceCall(address, { type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid, logFile: 'dump.log', logLevel: 4 } });
+    assert.ok(d.success, d.crErrmsg);
+    waitPid(w.pid);
+    w.go(); // it checks itself the moment it runs
+    for (let i = 0; i < 2; i++) {
+      fs.rmSync(w.file('result'), { force: true });
+      // The spare filler waits on a futex: the service is as still as before it had one.
+      const before = switches(pid);
+      spawnSync('sleep', ['0.5']);
+      const idle = switches(pid) - before;
+      assert.ok(idle < 100, `the idle service switched ${idle} times in 0.5 s`);
+      const r = serviceCall(address, { type: CriuReqType.RESTORE, opts: { imagesDirFd: imgFd, logFile: `restore-${i}.log`, logLevel: 4, lazyPages: true } });
+      assert.ok(r.success, r.crErrmsg);
+      assert.equal(r.restore?.pid, w.pid);
+      assert.match(fs.readFileSync(path.join(images, `restore-${i}.log`), 'utf8'), /lazy page filler thread loaded already \(started ahead\)/);
+      waitFor('the restored workload\'s result', () => fs.existsSync(w.file('result')), 60000);
+      assert.match(fs.readFileSync(w.file('result'), 'utf8'), /^PASS/);
+      waitFor('the restored root reaped by the service', () => !fs.existsSync(`/proc/${w.pid}`));
+    }
   } finally {
     fs.closeSync(imgFd);
     kill(pid, 15);
