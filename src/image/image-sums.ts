@@ -181,6 +181,11 @@ function readSums(dir: string): SumsFile {
   return s as SumsFile;
 }
 
+/** A file whose size is not the one written with it: E_TRUNCATED when shorter, else E_CORRUPT. */
+export function sizeDamaged(file: string, size: number, written: number): StasisError {
+  return new StasisError(size < written ? 'E_TRUNCATED' : 'E_CORRUPT', `${file} is damaged: it holds ${size} bytes, ${written} were written`);
+}
+
 /** A CRC-32 (or one per chunk) left to be checked later, on another thread (sum-check.ts) or by restore --lazy-pages's filler. */
 export interface DeferredSum {
   file: string;
@@ -203,9 +208,7 @@ export function verifySums(dir: string, defer?: (name: string, size: number) => 
     const file = path.join(dir, name);
     const st = fs.statSync(file, { throwIfNoEntry: false });
     if (!st?.isFile()) throw new StasisError('E_NO_IMAGE', `${file} is missing: ${SUMS_FILE} lists it`);
-    if (st.size !== want.size) {
-      throw new StasisError(st.size < want.size ? 'E_TRUNCATED' : 'E_CORRUPT', `${file} is damaged: it holds ${st.size} bytes, ${want.size} were written`);
-    }
+    if (st.size !== want.size) throw sizeDamaged(file, st.size, want.size);
     if (!sha && defer?.(name, st.size)) {
       deferred.push({ file, size: want.size, ...(want.chunks !== undefined ? { chunks: want.chunks } : { crc32: want.crc32! }) });
       n++;
@@ -251,7 +254,7 @@ export class SumsAlongside {
       if (size !== f.size) {
         this.close();
         this.left.length = 0;
-        throw new StasisError(size < f.size ? 'E_TRUNCATED' : 'E_CORRUPT', `${f.file} is damaged: it holds ${size} bytes, ${f.size} were written`);
+        throw sizeDamaged(f.file, size, f.size);
       }
       this.at = 0;
       this.crc = 0;
@@ -269,7 +272,7 @@ export class SumsAlongside {
     this.close();
     this.left.shift();
     const got = this.chunked ? this.chunked.sum : { size: f.size, crc32: hex8(this.crc) };
-    const bad = sumMismatch({ size: f.size, ...(f.chunks !== undefined ? { chunks: f.chunks } : { crc32: f.crc32! }) }, got);
+    const bad = sumMismatch(f, got);
     if (bad) {
       this.left.length = 0;
       throw new StasisError('E_CORRUPT', `${f.file} is damaged: ${bad}`);

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 // (Built-ins loaded on first use; the require made then: see koffi-addon.ts on the start-up snapshot.)
 const threads = () => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
 import { StasisError } from '../errors.js';
-import { SUM_CHUNK, type DeferredSum, type FileSum } from './image-sums.js';
+import { SUM_CHUNK, sizeDamaged, type DeferredSum, type FileSum } from './image-sums.js';
 import { CRC32_AT_CODE, crc32CodeAddress } from '../sys/crc32-code.js';
 
 const CODE = `
@@ -101,9 +101,7 @@ export class SumCheck {
       const at = v.chunk! * SUM_CHUNK;
       throw new StasisError('E_CORRUPT', `${v.file} is damaged: its CRC-32 of bytes ${at}-${Math.min(at + SUM_CHUNK, want.size)} differs from the one written with it`);
     }
-    if (v.size !== want.size) {
-      throw new StasisError((v.size ?? 0) < want.size ? 'E_TRUNCATED' : 'E_CORRUPT', `${v.file} is damaged: it holds ${v.size} bytes, ${want.size} were written`);
-    }
+    if (v.size !== want.size) throw sizeDamaged(v.file!, v.size ?? 0, want.size);
     throw new StasisError('E_CORRUPT', `${v.file} is damaged: its CRC-32 differs from the one written with it`);
   }
 

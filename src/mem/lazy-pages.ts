@@ -151,7 +151,7 @@ let keepSpare = false;
  */
 export function keepFillerReady(): void {
   keepSpare = true;
-  LazyFiller.ended();
+  LazyFiller.prepareNext();
 }
 
 /** The filler's script: the CommonJS bundle beside the CLI's where there is one (a thread loads it in 35-40 ms here, the ES module in 45-50), else the module. */
@@ -220,7 +220,7 @@ export class LazyFiller {
   }
 
   /** A lazy restore ended: a resident stasis starts the next one's filler (it loads and waits). */
-  static ended(): void {
+  static prepareNext(): void {
     if (keepSpare && !spare) spare = new LazyFiller();
   }
 
@@ -229,8 +229,8 @@ export class LazyFiller {
     if (this.tasks++ === 0) {
       // Nothing would answer the faults of a filler that did not load: found before the tree runs.
       const until = Date.now() + 10000;
-      while (Atomics.load(this.state, 7) === 0 && Date.now() < until) Atomics.wait(this.state, 7, 0, 20);
-      if (Atomics.load(this.state, 7) === 0) {
+      while (!this.loaded && Date.now() < until) Atomics.wait(this.state, 7, 0, 20);
+      if (!this.loaded) {
         closeFd(task.uffd);
         throw new StasisError('E_RESTORE_FAILED', `The lazy page filler thread did not start${this.failure ? `: ${this.failure}` : ''}`);
       }

@@ -276,8 +276,8 @@ export function fillFrom(inj: Injector, src: PageSource, meanwhile?: () => boole
     const both = segs.reduce((n, g) => n + g.len, 0) >= BOTH_ENDS;
     const ends = { front: 0, back: segs.length };
     const back = both ? fromTheBack(inj, src.path, segs, ends) : null;
-    // Stasis's side of each call: pieces from the back, then (or else) its other work.
-    const pump = back && meanwhile ? { step: () => back.step() || meanwhile(), close: () => back.close() } : back ?? (meanwhile ? { step: meanwhile, close: () => {} } : null);
+    // Stasis's side of each call: pieces from the back, then its other work.
+    const pump = back || meanwhile ? { step: () => !!back?.step() || !!meanwhile?.(), close: () => back?.close() } : null;
     try {
       while (ends.front < ends.back) {
         // The task's call: off the front, up to TASK_CALL bytes (filled from both ends) of the file read without a gap.

@@ -121,7 +121,7 @@ export function restore(opts: RestoreOptions): RestoreResult {
     filler?.abort();
     throw err;
   } finally {
-    if (filler) LazyFiller.ended();
+    if (filler) LazyFiller.prepareNext();
   }
 }
 
