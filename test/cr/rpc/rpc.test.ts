@@ -231,14 +231,30 @@ test('runc\'s way with a container\'s stdout pipe: DUMP takes the root\'s stdio 
   }
 });
 
-test('stasis service answers on its socket, one connection after another', () => {
-  const dir = tmpDir('rpc-service');
+/** `stasis service` on a socket in `dir`, listening once this returns: its pid and the socket's path. */
+function startService(dir: string): { pid: number; address: string } {
   const address = path.join(dir, 'criu.sock');
   const pid = spawnTask([process.execPath, path.join(REPO, 'bin/stasis.js'), 'service', '--address', address], {
     stdin: { path: '/dev/null' }, stdout: { path: path.join(dir, 'out') }, stderr: { path: path.join(dir, 'err') },
   });
   try {
     waitFor('the service socket', () => fs.statSync(address, { throwIfNoEntry: false })?.isSocket());
+  } catch (e) {
+    stopService(pid);
+    throw e;
+  }
+  return { pid, address };
+}
+
+function stopService(pid: number): void {
+  kill(pid, 15);
+  waitPid(pid);
+}
+
+test('stasis service answers on its socket, one connection after another', () => {
+  const dir = tmpDir('rpc-service');
+  const { pid, address } = startService(dir);
+  try {
     for (let i = 0; i < 2; i++) {
       const fd = socket(AF_UNIX, SOCK_SEQPACKET);
       connectUnix(fd, Buffer.from(address));
@@ -250,8 +266,7 @@ test('stasis service answers on its socket, one connection after another', () =>
       closeFd(fd);
     }
   } finally {
-    kill(pid, 15);
-    waitPid(pid);
+    stopService(pid);
   }
 });
 
@@ -269,15 +284,11 @@ function serviceCall(address: string, req: Parameters<typeof create<typeof CriuR
 
 test('stasis service dumps and restores one request after another, and reaps the root it restored once it exits: no zombie is left', () => {
   const dir = tmpDir('rpc-service-cr');
-  const address = path.join(dir, 'criu.sock');
-  const pid = spawnTask([process.execPath, path.join(REPO, 'bin/stasis.js'), 'service', '--address', address], {
-    stdin: { path: '/dev/null' }, stdout: { path: path.join(dir, 'out') }, stderr: { path: path.join(dir, 'err') },
-  });
+  const { pid, address } = startService(dir);
   const w = new Workload('rpc-service-cr', compileWorkload('files')).start();
   const images = tmpDir('rpc-service-img');
   const imgFd = fs.openSync(images, 'r');
   try {
-    waitFor('the service socket', () => fs.statSync(address, { throwIfNoEntry: false })?.isSocket());
     const d = serviceCall(address, { type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid, logFile: 'dump.log', logLevel: 4 } });
     assert.ok(d.success, d.crErrmsg);
     waitPid(w.pid); // the dumped workload was our child
@@ -297,8 +308,7 @@ test('stasis service dumps and restores one request after another, and reaps the
     assert.equal(serviceCall(address, { type: CriuReqType.VERSION }).success, true, 'the service goes on serving');
   } finally {
     fs.closeSync(imgFd);
-    kill(pid, 15);
-    waitPid(pid);
+    stopService(pid);
     try {
       kill(w.pid, 9);
     } catch {
@@ -319,15 +329,11 @@ function switches(pid: number): number {
 
 test('stasis service restores lazily (RESTORE with lazy_pages) one request after another, each with a filler thread started ahead and asleep until then; each restored process checks every byte of its memory', { skip: lazySkip }, () => {
   const dir = tmpDir('rpc-service-lazy');
-  const address = path.join(dir, 'criu.sock');
-  const pid = spawnTask([process.execPath, path.join(REPO, 'bin/stasis.js'), 'service', '--address', address], {
-    stdin: { path: '/dev/null' }, stdout: { path: path.join(dir, 'out') }, stderr: { path: path.join(dir, 'err') },
-  });
+  const { pid, address } = startService(dir);
   const w = new Workload('rpc-service-lazy', compileWorkload('lazymem', ['-lpthread']), ['64']).start();
   const images = tmpDir('rpc-service-lazy-img');
   const imgFd = fs.openSync(images, 'r');
   try {
-    waitFor('the service socket', () => fs.statSync(address, { throwIfNoEntry: false })?.isSocket());
     const d = serviceCall(address, { type: CriuReqType.DUMP, opts: { imagesDirFd: imgFd, pid: w.pid, logFile: 'dump.log', logLevel: 4 } });
     assert.ok(d.success, d.crErrmsg);
     waitPid(w.pid);
@@ -349,8 +355,7 @@ test('stasis service restores lazily (RESTORE with lazy_pages) one request after
     }
   } finally {
     fs.closeSync(imgFd);
-    kill(pid, 15);
-    waitPid(pid);
+    stopService(pid);
     try {
       kill(w.pid, 9);
     } catch {
