@@ -109,6 +109,11 @@ function jsonBigint(_k: string, v: unknown): unknown {
   return v;
 }
 
+/** The build's training run (train.ts): a dump and a restore through main(). */
+export async function train(): Promise<void> {
+  await (await import('./train.js')).train(main);
+}
+
 /**
  * Evaluates the modules of every verb, as their first use does: what the command line's
  * start-up snapshot holds (tools/build-snapshot.cjs), so that no verb evaluates them again.

@@ -98,3 +98,40 @@ test('the snapshot\'s build refuses a bundle that reads process.env as it is eva
     }
   }
 });
+
+test('the snapshot is built with the bytecode of what a dump and a restore ran (the build\'s training run), or, when that run fails, of the whole bundle', () => {
+  const dir = tmpDir('snapshot-train');
+  const tool = path.join(REPO, 'tools/build-snapshot.cjs');
+  const flags = fs.readFileSync(path.join(BUNDLE, 'cli.blob.stamp'), 'utf8').split('\n')[2]!.split(' ');
+  // The training run's code cache holds the functions its dump and restore ran: much more than
+  // the cache of the same bundle with its modules evaluated alone.
+  const cache = (dry: boolean) => {
+    const out = path.join(dir, dry ? 'dry.cache' : 'trained.cache');
+    const r = spawnSync(process.execPath, [...flags, tool, '--train', path.join(BUNDLE, 'cli.cjs'), out, ...(dry ? ['--dry'] : [])], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return fs.statSync(out).size;
+  };
+  const dry = cache(true), trained = cache(false);
+  assert.ok(trained > dry + (256 << 10), `trained ${trained} bytes, dry ${dry}`);
+  assert.deepEqual(fs.readdirSync('/tmp').filter((f) => f.startsWith('stasis-train-')), []);
+  // The build with that run: nothing said, a blob larger than one with nothing compiled ahead
+  // (STASIS_SNAPSHOT_TRAIN=0). Without sleep on PATH the run fails, which is said, and the whole
+  // bundle is compiled instead: a larger blob still. Each runs a command.
+  const blob = (name: string, more: NodeJS.ProcessEnv) => {
+    const file = path.join(dir, name);
+    const r = spawnSync(process.execPath, [tool, path.join(BUNDLE, 'cli.cjs'), file], { encoding: 'utf8', env: { ...process.env, ...more } });
+    assert.equal(r.status, 0, r.stderr);
+    const v = spawnSync(process.execPath, [...flags, '--snapshot-blob', file, '--', '-V'], { encoding: 'utf8' });
+    assert.equal(v.status, 0, v.stderr);
+    assert.match(v.stdout, /^Version: /);
+    return { size: fs.statSync(file).size, said: r.stderr };
+  };
+  const good = blob('trained.blob', {});
+  assert.doesNotMatch(good.said, /training run|rejected/);
+  const without = blob('all.blob', { PATH: '/nonexistent' });
+  assert.match(without.said, /the training run \(a dump and a restore of sleep\) failed .*every function of the bundle is compiled into the snapshot instead\n.*posix_spawn \(sleep\) failed with ENOENT/s);
+  assert.ok(without.size > good.size + (512 << 10), `all ${without.size} bytes, trained ${good.size}`);
+  const lazy = blob('lazy.blob', { STASIS_SNAPSHOT_TRAIN: '0' });
+  assert.equal(lazy.said, '');
+  assert.ok(good.size > lazy.size + (256 << 10), `trained ${good.size} bytes, lazy ${lazy.size}`);
+});
