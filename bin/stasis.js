@@ -2,11 +2,13 @@
 ':' //; # Run as a program, this file is a shell script first (these lines), then JavaScript.
 ':' //; f=$0; case $f in */*) ;; *) f=./$f ;; esac; [ -L "$f" ] && f=$(readlink -f "$f"); b=${f%/*}/../dist/src/bundle/cli.blob
 ':' //; if [ "$1" = swrk ] && [ -z "$STASIS_SWRK_NO_PERL" ] && case $2 in ''|*[!0-9]*) false ;; esac && command -v perl >/dev/null 2>&1; then perl -e 'open(my $s, "+<&=", $ARGV[0]) or exit 3; defined(recv($s, my $m, 4096, 2)) or exit 3; $m eq "\x08\x0a" or exit 3; recv($s, $m, 4096, 0); send($s, pack("H*", "080a1001520c080410023206737461736973"), 0) or exit 1; print STDERR "stasis trace: VERSION answered by the launcher\n" if $ENV{STASIS_TRACE}; exit 0' "$2"; r=$?; [ $r = 3 ] || exit $r; fi
-':' //; unset NODE_EXTRA_CA_CERTS; if [ -z "$STASIS_NO_SNAPSHOT" ] && [ -r "$b" ] && { read -r s; read -r v; read -r o; } < "$b.stamp" && n=$(command -v node) && [ "$s" = "$(stat -L -c '%s %Y' "$n" 2>/dev/null)" ]; then exec "$n" $o --snapshot-blob "$b" -- "$@"; fi; exec node "$f" "$@"
+':' //; unset NODE_EXTRA_CA_CERTS; if [ -z "$STASIS_NO_SNAPSHOT" ] && [ -r "$b" ] && { read -r s; read -r v; read -r o; } < "$b.stamp" && n=$(command -v node) && { { [ "$n" -nt "$b.older" ] && [ "$n" -ot "$b.newer" ]; } || [ "$s" = "$(stat -L -c '%s %Y' "$n" 2>/dev/null)" ]; }; then exec "$n" $o --snapshot-blob "$b" -- "$@"; fi; exec node "$f" "$@"
 // The command line, started by the lines above: from the start-up snapshot `npm run build`
 // makes (dist/src/bundle/cli.blob, tools/build-snapshot.cjs) when it is there and was made by
-// the node on PATH (its stamp: that node's size and mtime, then its version and the V8 flags
-// the blob was made with, which node is given again); else this script, by node.
+// the node on PATH (its mtime between those of cli.blob.older and cli.blob.newer, as the
+// shell's test tells without a program to run; else its stamp: that node's size and mtime by
+// stat; the stamp's next lines are its version and the V8 flags the blob was made with, which
+// node is given again); else this script, by node.
 // Either way node runs without NODE_EXTRA_CA_CERTS: Node 20 reads the whole CA store at
 // start-up when it is set, 35-60 ms of every command here, more than CRIU's whole dump of a
 // small process; stasis makes no TLS connection and starts no program that would want it.

@@ -55,6 +55,31 @@ test('bin/stasis.js starts from the build\'s start-up snapshot, or runs as a scr
   assert.match(other.stderr, /node started \(its bootstrap/);
 });
 
+test('the launcher tells the build\'s node by the mtimes of cli.blob.older and cli.blob.newer, with no program run, and by the stamp where they do not tell', () => {
+  // Node alone on PATH: no stat to run, and the snapshot starts all the same.
+  const only = tmpDir('launcher-path');
+  fs.symlinkSync(process.execPath, path.join(only, 'node'));
+  const alone = traced(CLI, ['-V'], { PATH: only });
+  assert.equal(alone.status, 0, alone.stderr);
+  assert.match(alone.stderr, /node started from the start-up snapshot/);
+  // The same build copied without the mtimes of the two (made now): the stamp tells, by stat.
+  const root = tmpDir('launcher-copied');
+  fs.mkdirSync(path.join(root, 'bin'));
+  fs.mkdirSync(path.join(root, 'dist/src/bundle'), { recursive: true });
+  fs.copyFileSync(CLI, path.join(root, 'bin/stasis.js'));
+  for (const f of ['cli.cjs', 'cli.blob']) fs.symlinkSync(path.join(BUNDLE, f), path.join(root, 'dist/src/bundle', f));
+  for (const f of ['cli.blob.stamp', 'cli.blob.older', 'cli.blob.newer']) fs.copyFileSync(path.join(BUNDLE, f), path.join(root, 'dist/src/bundle', f));
+  const copied = path.join(root, 'bin/stasis.js');
+  const byStamp = traced(copied, ['-V']);
+  assert.equal(byStamp.status, 0, byStamp.stderr);
+  assert.match(byStamp.stderr, /node started from the start-up snapshot/);
+  // Neither tells (no stat on PATH): the script runs.
+  const neither = traced(copied, ['-V'], { PATH: only });
+  assert.equal(neither.status, 0, neither.stderr);
+  assert.match(neither.stdout, /^Version: /);
+  assert.match(neither.stderr, /node started \(its bootstrap/);
+});
+
 test('through a link named criu, the snapshot dumps a task and restores it, which finds its memory as it was; usage errors are reported as by the script', () => {
   const link = path.join(tmpDir('launcher-criu'), 'criu');
   fs.symlinkSync(CLI, link);
