@@ -11,6 +11,8 @@ import { PstreeEntrySchema } from './gen/stasis/pstree_pb.js';
 import { PagemapEntrySchema, PagemapHeadSchema } from './gen/stasis/pagemap_pb.js';
 import { FdTypes, FileEntrySchema } from './gen/stasis/fdinfo_pb.js';
 import { PipeDataEntrySchema } from './gen/stasis/pipe-data_pb.js';
+import { MmEntrySchema } from './gen/stasis/mm_pb.js';
+import { VmaEntrySchema } from './gen/stasis/vma_pb.js';
 
 const FRAMED = (Object.keys(IMAGE_KINDS) as (keyof typeof IMAGE_KINDS)[])
   .filter((k): k is FramedKindName => IMAGE_KINDS[k].layout !== 'raw');
@@ -188,6 +190,20 @@ test('encodeImage() refuses a message that lacks a required field', () => {
   const entry = create(PstreeEntrySchema, { pid: 1, ppid: 0, pgid: 1 });
   assert.throws(() => encodeImage('pstree', [entry]),
     (err) => err instanceof StasisError && err.code === 'E_CORRUPT' && /entry 0 \(PstreeEntry\) lacks required field sid/.test(err.message));
+});
+
+test('encodeImage() names the first required field left unset inside nested and repeated messages, and takes a whole entry', () => {
+  const vma = (fd?: bigint) => create(VmaEntrySchema, { start: 0x1000n, end: 0x2000n, pgoff: 0n, shmid: 0n, prot: 3, flags: 0x22, status: 1, ...(fd === undefined ? {} : { fd }) });
+  const mm = (vmas: ReturnType<typeof vma>[]) => create(MmEntrySchema, {
+    mmStartCode: 1n, mmEndCode: 2n, mmStartData: 3n, mmEndData: 4n, mmStartStack: 5n, mmStartBrk: 6n, mmBrk: 7n,
+    mmArgStart: 8n, mmArgEnd: 9n, mmEnvStart: 10n, mmEnvEnd: 11n, exeFileId: 12, vmas,
+  });
+  assert.throws(() => encodeImage('mm', [mm([vma(-1n), vma(-1n), vma()])]),
+    (err) => err instanceof StasisError && err.code === 'E_CORRUPT' && /entry 0 \(MmEntry\) lacks required field vmas\[2\]\.fd$/.test(err.message));
+  const whole = mm([vma(-1n), vma(-1n), vma(-1n)]);
+  assert.deepEqual(decodeImage('mm', encodeImage('mm', [whole])), [whole]);
+  // An optional message left out is not looked into: the image's aios and a VMA list that is empty.
+  assert.deepEqual(decodeImage('mm', encodeImage('mm', [mm([])])), [mm([])]);
 });
 
 test('encodeImage() refuses pipe data whose entry announces another length', () => {
