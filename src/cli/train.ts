@@ -1,9 +1,10 @@
-// The training run of `npm run build` (tools/build-snapshot.cjs): one dump and one restore of a
+// The training run of `npm run build` (tools/build-snapshot.cjs): a dump and a restore of a
 // sleeping program, through the command line's own code, in a process that then hands V8's
 // code cache of the bundle to the start-up snapshot. The snapshot so holds the bytecode of
-// every function a dump and a restore (plain, then --lazy-pages) ran: a command compiles none of them again (each
-// function's first call otherwise parses and compiles it, about 20 ms of a small dump and 15
-// of its restore here), and the functions nothing ran stay uncompiled, out of the snapshot.
+// every function they ran (the dump, the restore, then a restore --lazy-pages, a pre-dump and
+// an incremental dump): a command compiles none of them again (each function's first call
+// otherwise parses and compiles it, about 20 ms of a small dump and 15 of its restore here),
+// and the functions nothing ran stay uncompiled, out of the snapshot.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,9 +40,10 @@ function end(pid: number): void {
 
 /**
  * Dumps a `sleep` started here into a directory of its own, restores it (-d), kills what it
- * restored, restores it again with --lazy-pages: what the command line runs for
- * `dump -t PID -D DIR` and `restore -D DIR -d [--lazy-pages]`.
- * Throws when either fails; leaves no process and no directory behind either way.
+ * restored, restores it again with --lazy-pages, pre-dumps that and dumps it incrementally:
+ * what the command line runs for `dump -t PID -D DIR`, `restore -D DIR -d [--lazy-pages]`,
+ * `pre-dump` and `dump --prev-images-dir`. Throws when the first dump or restore fails (the
+ * others may be out of this kernel's reach); leaves no process and no directory behind.
  */
 export async function train(main: (argv: string[]) => Promise<number>): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-train-'));
@@ -60,7 +62,12 @@ export async function train(main: (argv: string[]) => Promise<number>): Promise<
     end(pid);
     // Then restore --lazy-pages, where the kernel has what it needs (userfaultfd): a machine
     // without it trains the plain restore alone.
-    await main(['restore', '-D', images, '-d', '--lazy-pages', '-o', 'lazy.log', '-v4']);
+    if (await main(['restore', '-D', images, '-d', '--lazy-pages', '-o', 'lazy.log', '-v4']) !== 0 || !asleepIn(pid, exe)) return;
+    // And a migration's steps on what it restored, where the kernel tracks writes: a pre-dump,
+    // then a dump of what changed since (written into a directory beside the first).
+    const pre = path.join(dir, 'pre'), last = path.join(dir, 'last');
+    if (await main(['pre-dump', '-t', String(pid), '-D', pre, '-o', 'pre.log', '-v4']) !== 0) return;
+    await main(['dump', '-t', String(pid), '-D', last, '--prev-images-dir', '../pre', '--track-mem', '-o', 'dump.log', '-v4']);
   } finally {
     end(pid);
     fs.rmSync(dir, { recursive: true, force: true });
