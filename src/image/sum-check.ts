@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 const threads = () => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
 import { StasisError } from '../errors.js';
 import { SUM_CHUNK, sizeDamaged, type DeferredSum, type FileSum } from './image-sums.js';
-import { CRC32_AT_CODE, crc32CodeAddress } from '../sys/crc32-code.js';
+import { CRC32_AT_CODE, crcWorkerData } from '../sys/crc32-code.js';
 
 const CODE = `
 const { workerData } = require('node:worker_threads');
@@ -80,7 +80,7 @@ export class SumCheck {
   constructor(private readonly files: DeferredSum[]) {
     const { port1, port2 } = new (threads().MessageChannel)();
     this.port = port1;
-    this.worker = new (threads().Worker)(CODE, { eval: true, workerData: { files, port: port2, done: this.done.buffer, CHUNK: SUM_CHUNK, from: import.meta.url, crcAt: crc32CodeAddress() }, transferList: [port2] });
+    this.worker = new (threads().Worker)(CODE, { eval: true, workerData: { files, port: port2, done: this.done.buffer, CHUNK: SUM_CHUNK, ...crcWorkerData() }, transferList: [port2] });
     // Never what keeps the process alive: a failed restore that forgot it must still exit.
     this.worker.unref();
     this.port.unref();
@@ -212,7 +212,7 @@ export class RingSum {
     this.port = port1;
     this.worker = new (threads().Worker)(ringCode(ranges), {
       eval: true,
-      workerData: { bufs: sabs, slots: this.slots, fd: ranges ? slots.fd : -1, piece: RANGE_PIECE, from: import.meta.url, crcAt: crc32CodeAddress(), ctl: this.ctl.buffer, port: port2, CHUNK: SUM_CHUNK },
+      workerData: { bufs: sabs, slots: this.slots, fd: ranges ? slots.fd : -1, piece: RANGE_PIECE, ...crcWorkerData(), ctl: this.ctl.buffer, port: port2, CHUNK: SUM_CHUNK },
       transferList: [port2],
     });
     this.worker.unref();

@@ -13,7 +13,7 @@ import { closeFd, kill } from '../sys/process.js';
 import { UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE } from '../sys/uffd.js';
 import type { LazyPiece, LazyTask, FillerMessage } from './lazy-pages.js';
 import { SUM_CHUNK, sumMismatch } from '../image/sum-compare.js';
-import { crc32, crc32CodeAddress, CRC32_AT_CODE } from '../sys/crc32-code.js';
+import { crc32, crcWorkerData, CRC32_AT_CODE } from '../sys/crc32-code.js';
 
 const PAGE = 4096;
 const FAULT_PAGES = 128; // 512 KiB from a fault on (the faulting thread is woken once they are in)
@@ -461,7 +461,7 @@ class Filler {
    * the file; a chunk it finds damaged is left unmarked, for check() to fail on.
    */
   private checkAhead(file: string, chunks: string, size: number, ok: Uint8Array, hints: Int32Array): void {
-    const w = new Worker(CHECKER, { eval: true, workerData: { file, chunks, size, ok, hints, chunk: SUM_CHUNK, from: import.meta.url, crcAt: crc32CodeAddress() } });
+    const w = new Worker(CHECKER, { eval: true, workerData: { file, chunks, size, ok, hints, chunk: SUM_CHUNK, ...crcWorkerData() } });
     w.unref();
     w.on('error', () => {}); // the filler checks for itself what the checker did not
     this.checkers.push(w);

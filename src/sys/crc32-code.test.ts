@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { Worker } from 'node:worker_threads';
-import { crc32, crc32CodeAddress, CRC32_AT_CODE } from './crc32-code.js';
+import { crc32, crc32CodeAddress, crcWorkerData, CRC32_AT_CODE } from './crc32-code.js';
 
 const data = Buffer.alloc(3 << 20);
 for (let i = 0, x = 0x12345678; i < data.length; i++) {
@@ -38,11 +38,16 @@ test('crc32() tells damage: one bit flipped anywhere changes it', () => {
   }
 });
 
-test('CRC32_AT_CODE gives a worker thread the same CRC-32 as zlib', async () => {
-  const w = new Worker(`const { workerData, parentPort } = require('node:worker_threads');${CRC32_AT_CODE}
+test('CRC32_AT_CODE gives a worker thread the same CRC-32 as zlib, with koffi\'s addon opened by its path or found by require()', async () => {
+  // In stasis's own layout the addon is opened by its path, in the workers too.
+  assert.ok(crcWorkerData().koffiAt?.endsWith('/koffi.node'), String(crcWorkerData().koffiAt));
+  assert.equal(crcWorkerData().crcAt, crc32CodeAddress());
+  for (const koffiAt of [crcWorkerData().koffiAt, undefined]) {
+    const w = new Worker(`const { workerData, parentPort } = require('node:worker_threads');${CRC32_AT_CODE}
 parentPort.postMessage([crc32(Buffer.from(workerData.b), 0), crc32(Buffer.from(workerData.b).subarray(0, 100), 7)]);`,
-  { eval: true, workerData: { from: import.meta.url, crcAt: crc32CodeAddress(), b: data.subarray(0, 1 << 20) } });
-  const got = await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
-  assert.deepEqual(got, [zlib.crc32(data.subarray(0, 1 << 20)), zlib.crc32(data.subarray(0, 100), 7)]);
-  await w.terminate();
+    { eval: true, workerData: { ...crcWorkerData(), koffiAt, b: data.subarray(0, 1 << 20) } });
+    const got = await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    assert.deepEqual(got, [zlib.crc32(data.subarray(0, 1 << 20)), zlib.crc32(data.subarray(0, 100), 7)], String(koffiAt));
+    await w.terminate();
+  }
 });

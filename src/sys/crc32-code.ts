@@ -3,7 +3,7 @@
 // (0.25-0.3 s per GiB, issue 15). The bytes are tools/crc32-pclmul.c as tools/crc32-pclmul.sh
 // builds it, run from a code page of stasis's own (code-page.ts); without PCLMULQDQ, zlib's.
 import zlib from 'node:zlib';
-import { koffi, protoOnFirstUse } from './koffi-addon.js';
+import { koffi, koffiAddonFile, protoOnFirstUse, WORKER_KOFFI } from './koffi-addon.js';
 import { codePage } from './code-page.js';
 import { cpuid } from './cpuid.js';
 
@@ -32,16 +32,20 @@ export function crc32CodeAddress(): bigint {
   return crcCode().addr;
 }
 
+/** What a worker thread's CRC32_AT_CODE needs in its workerData. */
+export function crcWorkerData(): { from: string; crcAt: bigint; koffiAt: string | undefined } {
+  return { from: import.meta.url, crcAt: crc32CodeAddress(), koffiAt: koffiAddonFile() };
+}
+
 /**
- * For a worker thread's own code (eval'd, CommonJS, with `workerData.from` a module's URL
- * whose node_modules holds koffi, and `workerData.crcAt` crc32CodeAddress()): defines
- * `crc32(buf, crc)`, zlib's CRC-32 through the code page this process mapped.
+ * For a worker thread's own code (eval'd, CommonJS, with crcWorkerData() in its workerData):
+ * defines `crc32(buf, crc)`, zlib's CRC-32 through the code page this process mapped.
  */
 export const CRC32_AT_CODE = `
 const crc32 = (() => {
   const zlib = require('node:zlib');
   if (!workerData.crcAt) return (b, c) => zlib.crc32(b, c);
-  const koffi = require('node:module').createRequire(workerData.from)('koffi');
+  ${WORKER_KOFFI}
   // A pointer koffi can call, as code-page.ts makes it (one decoded from bytes crashes koffi.call).
   const fn = koffi.load('libc.so.6').func('void *memmove(uint64 d, uint64 s, size_t n)')(workerData.crcAt, workerData.crcAt, 0);
   const proto = koffi.proto('uint32 stasis_crc32_w(uint32 crc, const uint8_t *buf, size_t len)');

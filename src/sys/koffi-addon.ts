@@ -29,8 +29,12 @@ function load(): Koffi {
     const pkg = koffiPackage(req);
     const { version } = JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string };
     const addon = { exports: {} as Koffi & { version?: string } };
-    process.dlopen(addon, path.join(path.dirname(pkg), 'build', 'koffi', `${process.platform}_${process.arch}`, 'koffi.node'));
-    if (addon.exports.version === version) return addon.exports;
+    const file = path.join(path.dirname(pkg), 'build', 'koffi', `${process.platform}_${process.arch}`, 'koffi.node');
+    process.dlopen(addon, file);
+    if (addon.exports.version === version) {
+      addonFile = file;
+      return addon.exports;
+    }
   } catch {
     /* not laid out as expected: koffi finds it */
   }
@@ -38,6 +42,32 @@ function load(): Koffi {
 }
 
 let loaded: Koffi | undefined;
+let addonFile: string | undefined;
+
+/**
+ * The addon's file where koffi() opened it by its path (else undefined: koffi's own loader
+ * found it): a worker thread opens it the same way (WORKER_KOFFI), 1 ms where require('koffi')
+ * takes 7-10 (its index.js loads https, tls, net and http first).
+ */
+export function koffiAddonFile(): string | undefined {
+  koffi();
+  return addonFile;
+}
+
+/**
+ * For a worker thread's eval'd code (CommonJS), with `workerData.koffiAt` koffiAddonFile() and
+ * `workerData.from` a module's URL whose node_modules holds koffi: defines `koffi`.
+ */
+export const WORKER_KOFFI = `
+const koffi = (() => {
+  if (workerData.koffiAt) {
+    const m = { exports: {} };
+    process.dlopen(m, workerData.koffiAt);
+    return m.exports;
+  }
+  return require('node:module').createRequire(workerData.from)('koffi');
+})();
+`;
 
 /** koffi's addon, loaded by the first call. */
 export function koffi(): Koffi {
