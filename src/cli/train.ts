@@ -8,7 +8,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnTask, resolveExecutable, waitPid, kill, pidExists } from '../sys/index.js';
+import { spawnTask, resolveExecutable, kill, pidExists } from '../sys/index.js';
+import { parseStat } from '../proc/index.js';
+import { waitTask } from '../api/tasks.js';
 
 const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
@@ -16,8 +18,7 @@ const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(
 function asleepIn(pid: number, exe: string): boolean {
   try {
     if (fs.readlinkSync(`/proc/${pid}/exe`) !== fs.realpathSync(exe)) return false;
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'S';
+    return parseStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')).state === 'S';
   } catch {
     return false;
   }
@@ -32,7 +33,7 @@ function end(pid: number): void {
     /* gone */
   }
   try {
-    for (let w = waitPid(pid); w && w.kind !== 'exited' && w.kind !== 'signaled'; w = waitPid(pid));
+    waitTask(pid);
   } catch {
     /* not a child of this process (reaped already) */
   }
