@@ -247,7 +247,7 @@ export interface RestoreResult {
   exit?: ExitStatus;
   totalMs: number;
   /** With `lazyPages`: when the tree ran and when its memory was full (ms from the start), and what the filler did. */
-  lazy?: { runningMs: number; fillMs: number; faults: number; zero: number; copied: number; events: number };
+  lazy?: { runningMs: number; fillMs: number; faults: number; zero: number; copied: number; events: number; early: number };
 }
 
 /** What `restore()` resolves with: the tree runs. */

@@ -6,14 +6,14 @@
 // piece keeps which of its pages are done. When no page is left to come, the uffds are
 // closed (which unregisters the areas) and the thread ends.
 import fs from 'node:fs';
-import { Worker, workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 // Not through sys/index.js: this thread loads only the syscalls it makes (start-up, issue 15).
 import { addressOf, syscallRaw } from '../sys/libc.js';
 import { closeFd, kill } from '../sys/process.js';
 import { UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE } from '../sys/uffd.js';
-import type { LazyPiece, LazyTask, FillerMessage } from './lazy-pages.js';
+import type { ChunkSums, LazyPiece, LazyTask, FillerMessage } from './lazy-pages.js';
 import { SUM_CHUNK, sumMismatch } from '../image/sum-compare.js';
-import { crc32, crcWorkerData, CRC32_AT_CODE } from '../sys/crc32-code.js';
+import { crc32 } from '../sys/crc32-code.js';
 
 const PAGE = 4096;
 const FAULT_PAGES = 128; // 512 KiB from a fault on (the faulting thread is woken once they are in)
@@ -115,55 +115,18 @@ function markDone(p: Piece, i: number, n: number): void {
   }
 }
 
-/** A pages file's CRC-32s per chunk (stasis-sums.json, version 3), and which chunks were read and found right. */
-interface FileChunks {
+/** A pages file's chunks to check (lazy-pages.ts's ChunkSums, shared with the restore's thread, which checks them ahead), and the slot of `hints` the next hint goes in. */
+interface FileChunks extends ChunkSums {
   path: string;
-  size: number;
-  chunks: string;
-  ok: Uint8Array;
-  /** Chunks the filler will want next (HINTS slots, -1 for none): the checker takes those first. */
-  hints: Int32Array;
   hint: number;
 }
 
 const CHUNK_OK = 1;
-const HINTS = 8, HINT_AHEAD = 4;
-// The checker thread (checkAhead): eval'd, so that it needs no path in the bundle; its CRC-32
-// is the PCLMULQDQ code this process mapped (crc32-code.ts), 12 GB/s where zlib's is 4.6.
-const CHECKER = `
-const { workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-${CRC32_AT_CODE}
-const { file, chunks, size, ok, hints, chunk } = workerData;
-const flags = new Uint8Array(ok.buffer);
-const want = new Int32Array(hints.buffer);
-const buf = Buffer.allocUnsafe(chunk);
-const fd = fs.openSync(file, 'r');
-const last = Math.ceil(size / chunk);
-for (let cursor = 0; ; ) {
-  let k = -1;
-  for (let s = 0; s < want.length && k < 0; s++) {
-    const h = Atomics.load(want, s);
-    for (let j = h; h >= 0 && j < h + ${HINT_AHEAD} && j < last; j++) if (!Atomics.load(flags, j)) { k = j; break; }
-  }
-  if (k < 0) {
-    while (cursor < last && Atomics.load(flags, cursor)) cursor++;
-    k = cursor;
-  }
-  if (k >= last) break;
-  const n = Math.min(chunk, size - k * chunk);
-  if (fs.readSync(fd, buf, 0, n, k * chunk) !== n) break;
-  const crc = (crc32(buf.subarray(0, n), 0) >>> 0).toString(16).padStart(8, '0');
-  if (crc !== chunks.slice(k * 8, k * 8 + 8)) break;
-  Atomics.store(flags, k, ${CHUNK_OK});
-}
-fs.closeSync(fd);
-`;
 
 class Filler {
   private readonly fill = new UffdFill();
   /** The pages files restore left to the filler to check, chunk by chunk before a page of the chunk goes in (by real path). */
-  private readonly toCheck = new Map<string, { size: number; chunks: string }>();
+  private readonly toCheck = new Map<string, ChunkSums>();
   /** Per pages file (as fds): its chunks to check, or null (checked before the tree ran, or no sums). */
   private readonly checks: (FileChunks | null)[] = [];
   private readonly chunkBuf = Buffer.alloc(SUM_CHUNK);
@@ -177,7 +140,6 @@ class Filler {
   /** Faults that could not be served yet (the mm was changing): tried again after the events. */
   private retry: { t: TaskFill; page: number }[] = [];
   stats = { faults: 0, zero: 0, copied: 0, events: 0 };
-  private readonly checkers: Worker[] = [];
 
   constructor(private readonly port: MessagePort) {}
 
@@ -189,13 +151,22 @@ class Filler {
   run(): void {
     let running = false;
     try {
-      for (;;) {
+      for (let mine = false; ; ) {
+        // Before the messages: what the restore's thread read before it handed the uffds over is among them (lazy-interim.ts).
+        mine ||= Atomics.compareExchange(owner, 0, OWNER_NONE, OWNER_FILLER) !== OWNER_RESTORE;
         for (let m; (m = receiveMessageOnPort(this.port)); ) {
           const msg = m.message as FillerMessage;
           if (msg.kind === 'task') this.add(msg.task, msg.files);
-          else if (msg.kind === 'chunks') for (const c of msg.sums) this.toCheck.set(c.file, { size: c.size, chunks: c.chunks });
+          else if (msg.kind === 'chunks') for (const c of msg.sums) this.toCheck.set(c.file, c);
           else if (msg.kind === 'run') running = true;
+          else if (msg.kind === 'events') this.forwarded(msg.list);
           else return; // abort: the restore failed, its tasks are killed
+        }
+        if (!mine) {
+          // The restore's thread serves the faults: nothing here touches the tasks (a copy
+          // racing an event it read would land where the area was).
+          Atomics.wait(owner, 0, OWNER_RESTORE, 1);
+          continue;
         }
         this.events();
         if (!running) this.idle();
@@ -203,7 +174,6 @@ class Filler {
       }
     } finally {
       this.unmapWindows();
-      for (const w of this.checkers) void w.terminate();
       for (const t of this.tasks) closeFd(t.uffd);
       for (const fd of this.fds) fs.closeSync(fd);
     }
@@ -213,12 +183,19 @@ class Filler {
     for (let i = this.fds.length; i < files.length; i++) {
       this.fds.push(fs.openSync(files[i]!, 'r'));
       const c = this.toCheck.get(fs.realpathSync(files[i]!));
-      const ok = c ? new Uint8Array(new SharedArrayBuffer(Math.ceil(c.size / SUM_CHUNK))) : null;
-      const hints = new Int32Array(new SharedArrayBuffer(4 * HINTS)).fill(-1);
-      this.checks.push(c && ok ? { path: files[i]!, ...c, ok, hints, hint: 0 } : null);
-      if (c && ok) this.checkAhead(files[i]!, c.chunks, c.size, ok, hints);
+      this.checks.push(c ? { ...c, path: files[i]!, hint: 0 } : null);
     }
     this.tasks.push(new TaskFill(t.uffd, t.pid, t.pieces.map((p) => ({ ...p, done: new Uint8Array(p.n), left: p.n, next: 0 }))));
+  }
+
+  /** Messages the restore's thread read from the uffds and left to the filler, handled in order. */
+  private forwarded(list: { uffd: number; msg: Uint8Array }[]): void {
+    for (const f of list) {
+      const t = this.tasks.find((x) => x.uffd === f.uffd && !x.gone);
+      if (!t) continue;
+      this.msgs.set(f.msg, 0);
+      this.event(t, 0);
+    }
   }
 
   /** Waits up to 1 ms for an event on any uffd. */
@@ -331,15 +308,15 @@ class Filler {
     this.hint(t, at);
   }
 
-  /** Tells the checker of the pages file behind `page` (or the next page to come) that the filler will want it soon. */
+  /** Tells the restore's thread, which checks the pages file ahead (LazyFiller.checkAhead), behind `page` (or the next page to come) that the filler will want it soon. */
   private hint(t: TaskFill, page: number): void {
     const p = t.pieces[t.indexAfter(page)];
     const c = p && this.checks[p.file];
     if (!c) return;
     const k = Math.floor((p.off + Math.max(0, page - p.start) * PAGE) / SUM_CHUNK);
-    for (let s = 0; s < HINTS; s++) if (c.hints[s] === k) return;
+    for (let s = 0; s < c.hints.length; s++) if (c.hints[s] === k) return;
     Atomics.store(c.hints, c.hint, k);
-    c.hint = (c.hint + 1) % HINTS;
+    c.hint = (c.hint + 1) % c.hints.length;
   }
 
   /** The faulting page where it has nothing to come: the zero page, or woken if it is in already; false if it must be tried again. */
@@ -443,7 +420,7 @@ class Filler {
     for (let k = Math.floor(off / SUM_CHUNK); k * SUM_CHUNK < off + len; k++) {
       const v = Atomics.load(c.ok, k);
       if (v === CHUNK_OK) continue;
-      // Found damaged by the checker thread: checked again here, which fails naming the bytes.
+      // Not checked yet, or found damaged by the restore's thread: checked again here, which fails naming the bytes.
       const at = k * SUM_CHUNK, n = Math.min(SUM_CHUNK, c.size - at);
       const got = n > 0 ? fs.readSync(this.fds[file]!, this.chunkBuf, 0, n, at) : 0;
       const want = { size: n, chunks: c.chunks.slice(k * 8, k * 8 + 8) };
@@ -452,19 +429,6 @@ class Filler {
       }
       Atomics.store(c.ok, k, CHUNK_OK);
     }
-  }
-
-  /**
-   * A second thread (the machine's other core) checks the file's chunks in order ahead of
-   * the filler, which then only looks at their flags: the filler does the copies alone, where
-   * it read and summed each MiB itself before (a third of its work). The checker only reads
-   * the file; a chunk it finds damaged is left unmarked, for check() to fail on.
-   */
-  private checkAhead(file: string, chunks: string, size: number, ok: Uint8Array, hints: Int32Array): void {
-    const w = new Worker(CHECKER, { eval: true, workerData: { file, chunks, size, ok, hints, chunk: SUM_CHUNK, ...crcWorkerData() } });
-    w.unref();
-    w.on('error', () => {}); // the filler checks for itself what the checker did not
-    this.checkers.push(w);
   }
 
   /** The address in stasis of [off, off+len) of a pages file, through a window mapped read-only. */
@@ -503,10 +467,16 @@ class Filler {
 // The restore's thread may be blocked (Atomics.wait): the outcome goes through shared memory.
 const { state: shared, port } = workerData as { state: SharedArrayBuffer; port: MessagePort };
 const state = new Int32Array(shared, 0, 8);
+/** Which thread reads the uffds: lazy-interim.ts. */
+const owner = new Int32Array(shared, 36, 1);
+const OWNER_NONE = 0, OWNER_RESTORE = 1, OWNER_FILLER = 2;
 // The restored tasks wait on this thread, and compete with it for the CPU the moment they run
 // (four threads reading their memory took three quarters of it, and the fill ran at a quarter
 // of its speed): it runs at nice -10 where stasis may (only this thread; the tasks keep theirs).
 syscallRaw('setpriority', PRIO_PROCESS, syscallRaw('gettid'), -10);
+// For tests: a thread that loads this much later (the restore's thread serves the faults meanwhile: lazy-interim.ts).
+const delay = Number(process.env.STASIS_FILLER_DELAY_MS ?? 0);
+if (delay > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, delay);
 Atomics.store(state, 7, 1); // loaded: the first task armed waits for it (woken now, not at its next 20 ms)
 Atomics.notify(state, 7);
 // A spare filler (LazyFiller.take()) waits here, idle, until it is first told something.

@@ -24,12 +24,14 @@ import { createRequire } from 'node:module';
 // (Built-ins loaded on first use; the require made then: see koffi-addon.ts on the start-up snapshot.)
 const threads = () => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
 import {
-  Injector, pidfdOpen, pidfdGetfd, closeFd, SyscallError, uffdApi, uffdRegisterMissing, userfaultfdOwn,
+  Injector, setOwnNice, crc32, pidfdOpen, pidfdGetfd, closeFd, SyscallError, uffdApi, uffdRegisterMissing, userfaultfdOwn,
   UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_EVENT_UNMAP,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { VMA, MAP, MADV, PROT, firstEndingAfter, isMappedByRestore, type VmaSpec } from './vma.js';
 import type { PageSource } from './page-chain.js';
+import { SUM_CHUNK } from '../image/sum-compare.js';
+import { InterimServer, OWNER_NONE, OWNER_RESTORE, OWNER_FILLER, type Forwarded } from './lazy-interim.js';
 
 const PAGE = 4096n;
 const O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
@@ -50,11 +52,28 @@ export interface LazyTask {
   pieces: LazyPiece[];
 }
 
+/**
+ * A pages file's CRC-32s per chunk (sums version 3, by real path), with which chunks were
+ * read and found right (`ok`, 1 each) and the chunks the filler will want next (`hints`,
+ * HINTS slots, -1 for none): shared by the filler and the restore's thread, which checks
+ * them ahead of it once the tree runs (LazyFiller.checkAhead).
+ */
+export interface ChunkSums {
+  file: string;
+  size: number;
+  chunks: string;
+  ok: Uint8Array;
+  hints: Int32Array;
+}
+
+export const HINTS = 8, HINT_AHEAD = 4;
+
 /** To the filler: the pages files it checks chunk by chunk (by real path), a task armed (with every pages file named so far), the tree runs, or the restore failed. */
 export type FillerMessage =
-  | { kind: 'chunks'; sums: { file: string; size: number; chunks: string }[] }
+  | { kind: 'chunks'; sums: ChunkSums[] }
   | { kind: 'task'; task: LazyTask; files: string[] }
   | { kind: 'run' }
+  | { kind: 'events'; list: Forwarded[] }
   | { kind: 'abort' };
 
 /** Why this kernel cannot restore lazily, or null where it can (a uffd of stasis's own, asked for the features). */
@@ -174,6 +193,15 @@ export class LazyFiller {
   /** 0 until this filler is first told something: the thread waits on it once loaded (a spare filler stays idle). */
   private readonly wake = new Int32Array(this.shared, 32, 1);
   private failure: string | null = null;
+  private readonly sums: ChunkSums[] = [];
+  /** From the tree's start, how long the filler thread took to load (while the restore's thread served the faults). */
+  waitedMs = 0;
+  /** Faults served by the restore's thread meanwhile. */
+  private served = 0;
+  /** Which thread reads the uffds (lazy-interim.ts): OWNER_NONE until one does. */
+  private readonly owner = new Int32Array(this.shared, 36, 1);
+  private readonly armedTasks: LazyTask[] = [];
+  private files: string[] = [];
   private exited = false;
   private tasks = 0;
   private ended = false;
@@ -224,18 +252,42 @@ export class LazyFiller {
     if (keepSpare && !spare) spare = new LazyFiller();
   }
 
-  /** A task armed (its uffd now belongs to the filler), with the pages files named so far. */
+  /**
+   * A task armed (its uffd now belongs to the filler), with the pages files named so far. Not
+   * waited for: a fault before the filler has loaded waits for it, and once the tree runs the
+   * restore's thread serves them until it has (serveUntilLoaded()).
+   */
   add(task: LazyTask, files: string[]): void {
-    if (this.tasks++ === 0) {
-      // Nothing would answer the faults of a filler that did not load: found before the tree runs.
-      const until = Date.now() + 10000;
-      while (!this.loaded && Date.now() < until) Atomics.wait(this.state, 7, 0, 20);
-      if (!this.loaded) {
-        closeFd(task.uffd);
-        throw new StasisError('E_RESTORE_FAILED', `The lazy page filler thread did not start${this.failure ? `: ${this.failure}` : ''}`);
+    this.tasks++;
+    this.armedTasks.push(task);
+    this.files = files;
+    this.post({ kind: 'task', task, files });
+  }
+
+  /**
+   * The tree runs: until the filler thread has loaded, the restore's thread answers the
+   * tasks' faults (lazy-interim.ts), then hands the uffds over, with what it read and left.
+   * A filler that does not load within 10 s fails the restore (its caller kills the tree).
+   */
+  serveUntilLoaded(): void {
+    if (this.tasks === 0) return;
+    const t = performance.now(), until = Date.now() + 10000;
+    if (Atomics.compareExchange(this.owner, 0, OWNER_NONE, OWNER_RESTORE) === OWNER_NONE) {
+      const byPath = new Map(this.sums.map((c) => [c.file, c]));
+      const server = new InterimServer(this.armedTasks, this.files, (f) => byPath.get(fs.realpathSync(f)));
+      try {
+        server.serve(() => this.loaded, until);
+      } finally {
+        if (server.forwarded.length) this.post({ kind: 'events', list: server.forwarded });
+        this.served = server.served;
+        // After the post: the filler reads the uffds only once it sees this, and so sees those first.
+        Atomics.store(this.owner, 0, OWNER_FILLER);
+        Atomics.notify(this.owner, 0);
       }
     }
-    this.post({ kind: 'task', task, files });
+    while (!this.loaded && Date.now() < until) Atomics.wait(this.state, 7, 0, 20);
+    this.waitedMs = performance.now() - t;
+    if (!this.loaded) throw new StasisError('E_RESTORE_FAILED', `The lazy page filler thread did not start${this.failure ? `: ${this.failure}` : ''}`);
   }
 
   /** Whether any task waits on the filler. */
@@ -248,7 +300,54 @@ export class LazyFiller {
    * a byte of it goes into a task; before the first task. The tree can run at once on them.
    */
   checkChunks(sums: { file: string; size: number; chunks: string }[]): void {
-    this.post({ kind: 'chunks', sums: sums.map((s) => ({ ...s, file: fs.realpathSync(s.file) })) });
+    for (const s of sums) {
+      const ok = new Uint8Array(new SharedArrayBuffer(Math.ceil(s.size / SUM_CHUNK)));
+      this.sums.push({ ...s, file: fs.realpathSync(s.file), ok, hints: new Int32Array(new SharedArrayBuffer(4 * HINTS)).fill(-1) });
+    }
+    this.post({ kind: 'chunks', sums: this.sums });
+  }
+
+  /**
+   * Once the tree runs, the restore's thread has nothing to do but wait for the filler: it
+   * checks the pages files' chunks ahead of it meanwhile (those the filler hinted it will
+   * want next first, else in order), so that the filler only reads their flags. At nice -10,
+   * as the filler, where stasis may: the restored tasks would take the CPU from it otherwise.
+   * Returns once every chunk is checked, one failed (left for the filler, which fails on it
+   * naming its bytes), or the filler is done. A thread of its own was started for this
+   * before: its start-up took the CPU from the restore while the tree was being made.
+   */
+  checkAhead(): void {
+    if (this.sums.length === 0 || this.tasks === 0) return;
+    const nice = setOwnNice(-10);
+    const buf = Buffer.allocUnsafe(SUM_CHUNK);
+    try {
+      for (const c of this.sums) {
+        const last = Math.ceil(c.size / SUM_CHUNK);
+        const fd = fs.openSync(c.file, 'r');
+        try {
+          for (let cursor = 0; Atomics.load(this.state, 0) === 0; ) {
+            let k = -1;
+            for (let s = 0; s < HINTS && k < 0; s++) {
+              const h = Atomics.load(c.hints, s);
+              for (let j = h; h >= 0 && j < h + HINT_AHEAD && j < last; j++) if (!Atomics.load(c.ok, j)) { k = j; break; }
+            }
+            if (k < 0) {
+              while (cursor < last && Atomics.load(c.ok, cursor)) cursor++;
+              k = cursor;
+            }
+            if (k >= last) break;
+            const n = Math.min(SUM_CHUNK, c.size - k * SUM_CHUNK);
+            if (fs.readSync(fd, buf, 0, n, k * SUM_CHUNK) !== n) break;
+            if ((crc32(buf.subarray(0, n)) >>> 0).toString(16).padStart(8, '0') !== c.chunks.slice(k * 8, k * 8 + 8)) break;
+            Atomics.store(c.ok, k, 1);
+          }
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+    } finally {
+      setOwnNice(nice);
+    }
   }
 
   /** The tree runs: fill the rest. */
@@ -256,10 +355,10 @@ export class LazyFiller {
     this.post({ kind: 'run' });
   }
 
-  /** What the filler did: faults served, zero pages, pages copied, events read. */
-  stats(): { faults: number; zero: number; copied: number; events: number } {
+  /** What the filler did: faults served (`early`: by the restore's thread, before the filler had loaded), zero pages, pages copied (by the filler), events read. */
+  stats(): { faults: number; zero: number; copied: number; events: number; early: number } {
     const s = this.state;
-    return { faults: s[2]!, zero: s[3]!, copied: s[4]!, events: s[5]! };
+    return { faults: s[2]! + this.served, zero: s[3]!, copied: s[4]!, events: s[5]! + this.served, early: this.served };
   }
 
   /** Blocks until every page is in (or the tasks are gone); the filler's error, if it had one. */

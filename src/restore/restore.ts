@@ -368,6 +368,7 @@ function restoreChecked(
     filler?.run();
     releaseTasks(tids, log);
     runningMs = performance.now() - t0;
+    filler?.serveUntilLoaded();
     for (const t of stopped) ensureStopped(realPid(t), t.core.tc!.stopSigno || SIGSTOP, log);
     log.info(`tree restored and running: ${tids.join(', ')}${stopped.length ? ` (stopped: ${stopped.map(realPid).join(', ')})` : ''}`);
   } catch (err) {
@@ -409,6 +410,7 @@ function restoreChecked(
   // --lazy-pages: the tree runs; this returns once its memory is all in (with -d), as
   // CRIU's restore returns only once its lazy-pages daemon has every page (a detached filler
   // would die with stasis and leave the tasks waiting on a page forever).
+  filler.checkAhead();
   const exit = noWait ? undefined : waitExit(hostRoot);
   const failed = filler.waitDone();
   const fillMs = performance.now() - t0;
@@ -424,7 +426,7 @@ function restoreChecked(
     if (exit) log.error(`the lazy page filler failed: ${failed}`);
     else throw new StasisError('E_RESTORE_FAILED', `Cannot fill the memory of the restored tree of pid ${root} (its tasks were killed): ${failed}`);
   }
-  log.info(`lazy pages: running after ${runningMs.toFixed(1)} ms, memory full after ${fillMs.toFixed(1)} ms (${s.copied} pages copied, ${s.faults} faults, ${s.zero} zero pages, ${s.events} events)`);
+  log.info(`lazy pages: running after ${runningMs.toFixed(1)} ms, memory full after ${fillMs.toFixed(1)} ms (${s.copied} pages copied, ${s.faults} faults, ${s.zero} zero pages, ${s.events} events; the filler thread loaded ${filler.waitedMs.toFixed(1)} ms after the tree ran, ${s.early} faults served before)`);
   const lazyStats = { runningMs, fillMs, ...s };
   return exit ? { pid: hostRoot, pids, exit, totalMs: restoredMs, lazy: lazyStats } : { pid: hostRoot, pids, totalMs: restoredMs, lazy: lazyStats };
 }

@@ -64,3 +64,11 @@ export function setAffinity(tid: number, words: bigint[]): bigint[] {
   keepAlive(b);
   return getAffinity(tid);
 }
+
+/** The calling thread's nice set to `nice` where stasis may (no error where it may not); the nice it had. */
+export function setOwnNice(nice: number): number {
+  const tid = Number(syscallRaw('gettid'));
+  const r = syscallRaw('getpriority', PRIO_PROCESS, tid);
+  syscallRaw('setpriority', PRIO_PROCESS, tid, nice);
+  return r < 0n ? 0 : 20 - Number(r);
+}

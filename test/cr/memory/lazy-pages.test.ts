@@ -46,6 +46,31 @@ test('a lazily restored process with 256 MiB in four areas and four threads chec
   assertPassed(w.finish(60000));
 });
 
+for (const mode of ['plain', 'changes'] as const) {
+  const what = mode === 'plain'
+    ? 'the restore\'s thread serves the faults of four threads reading their areas until it has, and every byte is right'
+    : 'the mremap the restore\'s thread reads first is handed over to the filler with what follows, and every byte is right after the move, the drop and the fork';
+  test(`a lazy restore whose filler thread loads 400 ms late: ${what}`, { skip }, async () => {
+    const w = new Workload('lazymem', lazymem(), mode === 'plain' ? ['64', 'plain'] : ['64']).start();
+    const images = tmpDir('lazymem-img');
+    await dump({ pid: w.pid, imagesDir: images });
+    w.go();
+    process.env.STASIS_FILLER_DELAY_MS = '400';
+    let r;
+    try {
+      r = await restore({ imagesDir: images, detach: true, lazyPages: true });
+    } finally {
+      delete process.env.STASIS_FILLER_DELAY_MS;
+    }
+    assert.equal(r.pid, w.pid);
+    assert.ok(r.lazy!.fillMs > 400, `filled in ${r.lazy!.fillMs} ms by a filler that loaded after 400`);
+    if (mode === 'plain') assert.ok(r.lazy!.early >= 4, `the restore's thread served ${r.lazy!.early} faults`);
+    else assert.ok(r.lazy!.events >= r.lazy!.faults + 3, `only ${r.lazy!.events - r.lazy!.faults} non-fault events`);
+    if (fs.existsSync(`/proc/${w.pid}/fd`)) noUffdIn(w.pid);
+    assertPassed(w.finish(60000));
+  });
+}
+
 test('a process dumped right after a lazy restore has all its memory, and restores from that dump', { skip }, async () => {
   const w = new Workload('lazymem', lazymem(), ['256']).start();
   const first = tmpDir('lazymem-img');
