@@ -31,6 +31,7 @@ import { StasisError } from '../errors.js';
 import { VMA, MAP, MADV, PROT, firstEndingAfter, isMappedByRestore, type VmaSpec } from './vma.js';
 import type { PageSource } from './page-chain.js';
 import { SUM_CHUNK } from '../image/sum-compare.js';
+import { QUIET } from '../image/sum-check.js';
 import { InterimServer, OWNER_NONE, OWNER_RESTORE, OWNER_FILLER, type Forwarded } from './lazy-interim.js';
 
 const PAGE = 4096n;
@@ -209,7 +210,7 @@ export class LazyFiller {
   constructor() {
     const { port1, port2 } = new (threads().MessageChannel)();
     this.port = port1;
-    this.worker = new (threads().Worker)(fillerScript(), { workerData: { state: this.shared, port: port2 }, transferList: [port2] });
+    this.worker = new (threads().Worker)(fillerScript(), { workerData: { state: this.shared, port: port2 }, transferList: [port2], ...QUIET });
     this.worker.unref();
     this.worker.on('error', (e) => {
       this.failure = e.message;
