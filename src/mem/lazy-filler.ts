@@ -11,7 +11,7 @@ import { workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_
 import { addressOf, syscallRaw } from '../sys/libc.js';
 import { closeFd, kill } from '../sys/process.js';
 import { UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE } from '../sys/uffd.js';
-import type { ChunkSums, LazyPiece, LazyTask, FillerMessage } from './lazy-pages.js';
+import type { ChunkSums, LazyPiece, PackedTask, FillerMessage } from './lazy-pages.js';
 import { SUM_CHUNK, sumMismatch } from '../image/sum-compare.js';
 import { crc32 } from '../sys/crc32-code.js';
 
@@ -179,13 +179,18 @@ class Filler {
     }
   }
 
-  private add(t: LazyTask, files: string[]): void {
+  private add(t: PackedTask, files: string[]): void {
     for (let i = this.fds.length; i < files.length; i++) {
       this.fds.push(fs.openSync(files[i]!, 'r'));
       const c = this.toCheck.get(fs.realpathSync(files[i]!));
       this.checks.push(c ? { ...c, path: files[i]!, hint: 0 } : null);
     }
-    this.tasks.push(new TaskFill(t.uffd, t.pid, t.pieces.map((p) => ({ ...p, done: new Uint8Array(p.n), left: p.n, next: 0 }))));
+    const pieces: Piece[] = [];
+    for (let i = 0; i + 4 <= t.pieces.length; i += 4) {
+      const n = t.pieces[i + 1]!;
+      pieces.push({ start: t.pieces[i]!, n, file: t.pieces[i + 2]!, off: t.pieces[i + 3]!, done: new Uint8Array(n), left: n, next: 0 });
+    }
+    this.tasks.push(new TaskFill(t.uffd, t.pid, pieces));
   }
 
   /** Messages the restore's thread read from the uffds and left to the filler, handled in order. */
