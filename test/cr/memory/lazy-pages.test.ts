@@ -71,6 +71,33 @@ for (const mode of ['plain', 'changes'] as const) {
   });
 }
 
+test('a damaged MiB met while the restore\'s thread serves the faults (a filler loading 400 ms late) fails the restore with E_CORRUPT naming it, and leaves no process', { skip }, async () => {
+  const w = new Workload('lazymem', lazymem(), ['64', 'plain']).start();
+  const images = tmpDir('lazymem-img');
+  await dump({ pid: w.pid, imagesDir: images });
+  const bad = tmpDir('lazymem-bad');
+  for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(bad, f));
+  const MiB = 1 << 20, at = 2 * MiB + 100;
+  const fd = fs.openSync(path.join(bad, 'pages-1.img'), 'r+');
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, at);
+  b[0]! ^= 0x10;
+  fs.writeSync(fd, b, 0, 1, at);
+  fs.closeSync(fd);
+  w.go();
+  process.env.STASIS_FILLER_DELAY_MS = '400';
+  try {
+    await assert.rejects(restore({ imagesDir: bad, detach: true, lazyPages: true }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'E_CORRUPT');
+      assert.match(e.message, new RegExp(`pages-1\\.img is damaged: its CRC-32 of bytes ${2 * MiB}-${3 * MiB} differs`));
+      return true;
+    });
+  } finally {
+    delete process.env.STASIS_FILLER_DELAY_MS;
+  }
+  assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a process was left behind');
+});
+
 test('a process dumped right after a lazy restore has all its memory, and restores from that dump', { skip }, async () => {
   const w = new Workload('lazymem', lazymem(), ['256']).start();
   const first = tmpDir('lazymem-img');
