@@ -49,16 +49,21 @@ function removeTmpDirs(): void {
 
 /** A copy of image set `images` whose pages-1.img has a bit of its last byte flipped: the copy and that byte's offset. */
 export function copyWithLastPageByteFlipped(images: string, prefix: string): { dir: string; at: number } {
+  return copyWithPagesByteFlipped(images, prefix);
+}
+
+/** A copy of the image set `images` whose pages-1.img has one bit of byte `at` (default: its last) flipped (`mask`). */
+export function copyWithPagesByteFlipped(images: string, prefix: string, at?: number, mask = 0x10): { dir: string; at: number } {
   const dir = tmpDir(prefix);
   for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(dir, f));
   const fd = fs.openSync(path.join(dir, 'pages-1.img'), 'r+');
   try {
     const b = Buffer.alloc(1);
-    const at = fs.fstatSync(fd).size - 1;
-    fs.readSync(fd, b, 0, 1, at);
-    b[0]! ^= 0x10;
-    fs.writeSync(fd, b, 0, 1, at);
-    return { dir, at };
+    const where = at ?? fs.fstatSync(fd).size - 1;
+    fs.readSync(fd, b, 0, 1, where);
+    b[0]! ^= mask;
+    fs.writeSync(fd, b, 0, 1, where);
+    return { dir, at: where };
   } finally {
     fs.closeSync(fd);
   }

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Workload, compileWorkload, assertPassed, tmpDir } from '../harness.js';
+import { Workload, compileWorkload, assertPassed, tmpDir, copyWithPagesByteFlipped } from '../harness.js';
 import { dump, restoreSync } from '../../../src/api/index.js';
 import { StasisError } from '../../../src/errors.js';
 
@@ -21,14 +21,7 @@ test('memory filled from both ends comes back page for page: many runs, read-onl
   // thread's verdict comes first), and leaves no process behind.
   const MiB = 1 << 20;
   for (const at of [pages - 1, pages - 3 * MiB - 5, 7]) {
-    const bad = tmpDir('both-ends-bad');
-    for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(bad, f));
-    const fd = fs.openSync(path.join(bad, 'pages-1.img'), 'r+');
-    const b = Buffer.alloc(1);
-    fs.readSync(fd, b, 0, 1, at);
-    b[0]! ^= 0x20;
-    fs.writeSync(fd, b, 0, 1, at);
-    fs.closeSync(fd);
+    const { dir: bad } = copyWithPagesByteFlipped(images, 'both-ends-bad', at, 0x20);
     const chunk = Math.floor(at / MiB) * MiB;
     assert.throws(() => restoreSync({ imagesDir: bad, detach: true }), (e: unknown) => e instanceof StasisError && e.code === 'E_CORRUPT' &&
       e.message.includes(`pages-1.img is damaged: its CRC-32 of bytes ${chunk}-${Math.min(chunk + MiB, pages)} differs`), `byte ${at}`);

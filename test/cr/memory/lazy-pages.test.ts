@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { Workload, compileWorkload, assertPassed, tmpDir, verifyImages, REPO, copyWithLastPageByteFlipped } from '../harness.js';
+import { Workload, compileWorkload, assertPassed, tmpDir, verifyImages, REPO, copyWithLastPageByteFlipped, copyWithPagesByteFlipped } from '../harness.js';
 import { dump, restore } from '../../../src/api/index.js';
 import { lazyPagesUnavailable } from '../../../src/mem/lazy-pages.js';
 
@@ -75,15 +75,8 @@ test('a damaged MiB met while the restore\'s thread serves the faults (a filler 
   const w = new Workload('lazymem', lazymem(), ['64', 'plain']).start();
   const images = tmpDir('lazymem-img');
   await dump({ pid: w.pid, imagesDir: images });
-  const bad = tmpDir('lazymem-bad');
-  for (const f of fs.readdirSync(images)) fs.copyFileSync(path.join(images, f), path.join(bad, f));
-  const MiB = 1 << 20, at = 2 * MiB + 100;
-  const fd = fs.openSync(path.join(bad, 'pages-1.img'), 'r+');
-  const b = Buffer.alloc(1);
-  fs.readSync(fd, b, 0, 1, at);
-  b[0]! ^= 0x10;
-  fs.writeSync(fd, b, 0, 1, at);
-  fs.closeSync(fd);
+  const MiB = 1 << 20;
+  const { dir: bad } = copyWithPagesByteFlipped(images, 'lazymem-bad', 2 * MiB + 100);
   w.go();
   process.env.STASIS_FILLER_DELAY_MS = '400';
   try {
