@@ -119,7 +119,7 @@ export class InterimServer {
       if (Atomics.load(c.ok, k)) continue;
       const at = k * SUM_CHUNK, n = Math.min(SUM_CHUNK, c.size - at);
       if (n <= 0 || fs.readSync(this.fd(file), this.chunk, 0, n, at) !== n) return false;
-      if ((crc32(this.chunk.subarray(0, n)) >>> 0).toString(16).padStart(8, '0') !== c.chunks.slice(k * 8, k * 8 + 8)) return false;
+      if (!chunkSumMatches(c, k, this.chunk.subarray(0, n))) return false;
       Atomics.store(c.ok, k, 1);
     }
     return true;
@@ -130,6 +130,11 @@ export class InterimServer {
     if (fd === undefined) this.fds.set(file, (fd = fs.openSync(this.files[file]!, 'r')));
     return fd;
   }
+}
+
+/** Whether `bytes`, chunk `k` of the pages file of `c`, have the CRC-32 written with it. */
+export function chunkSumMatches(c: ChunkSums, k: number, bytes: Uint8Array): boolean {
+  return (crc32(bytes) >>> 0).toString(16).padStart(8, '0') === c.chunks.slice(k * 8, k * 8 + 8);
 }
 
 /** The piece of `t` that holds `page` (pieces are sorted and do not overlap). */

@@ -24,7 +24,7 @@ import { createRequire } from 'node:module';
 // (Built-ins loaded on first use; the require made then: see koffi-addon.ts on the start-up snapshot.)
 const threads = () => createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
 import {
-  Injector, setOwnNice, crc32, pidfdOpen, pidfdGetfd, closeFd, SyscallError, uffdApi, uffdRegisterMissing, userfaultfdOwn,
+  Injector, setOwnNice, pidfdOpen, pidfdGetfd, closeFd, SyscallError, uffdApi, uffdRegisterMissing, userfaultfdOwn,
   UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_EVENT_UNMAP,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
@@ -32,7 +32,7 @@ import { VMA, MAP, MADV, PROT, firstEndingAfter, isMappedByRestore, type VmaSpec
 import type { PageSource } from './page-chain.js';
 import { SUM_CHUNK } from '../image/sum-compare.js';
 import { QUIET } from '../image/sum-check.js';
-import { InterimServer, OWNER_NONE, OWNER_RESTORE, OWNER_FILLER, type Forwarded } from './lazy-interim.js';
+import { InterimServer, chunkSumMatches, OWNER_NONE, OWNER_RESTORE, OWNER_FILLER, type Forwarded } from './lazy-interim.js';
 
 const PAGE = 4096n;
 const O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
@@ -354,7 +354,7 @@ export class LazyFiller {
             if (k >= last) break;
             const n = Math.min(SUM_CHUNK, c.size - k * SUM_CHUNK);
             if (fs.readSync(fd, buf, 0, n, k * SUM_CHUNK) !== n) break;
-            if ((crc32(buf.subarray(0, n)) >>> 0).toString(16).padStart(8, '0') !== c.chunks.slice(k * 8, k * 8 + 8)) break;
+            if (!chunkSumMatches(c, k, buf.subarray(0, n))) break;
             Atomics.store(c.ok, k, 1);
           }
         } finally {
