@@ -12,8 +12,9 @@ import { addressOf, syscallRaw } from '../sys/libc.js';
 import { closeFd, kill } from '../sys/process.js';
 import { UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE } from '../sys/uffd.js';
 import type { ChunkSums, LazyPiece, PackedTask, FillerMessage } from './lazy-pages.js';
-import { SUM_CHUNK, sumMismatch } from '../image/sum-compare.js';
-import { crc32 } from '../sys/crc32-code.js';
+import { SUM_CHUNK } from '../image/sum-compare.js';
+import { setOwnNice } from '../sys/sched.js';
+import { chunkSumMatches, pieceIndexAfter, OWNER_NONE, OWNER_RESTORE, OWNER_FILLER } from './lazy-interim.js';
 
 const PAGE = 4096;
 const FAULT_PAGES = 128; // 512 KiB from a fault on (the faulting thread is woken once they are in)
@@ -28,7 +29,6 @@ const STREAMS = 64; // read-ahead streams followed per task
 // and at most WINDOWS * WINDOW of it mapped, whatever its size.
 const WINDOW = 8 << 20;
 const WINDOWS = 8;
-const PRIO_PROCESS = 0;
 const EAGAIN = 11, EEXIST = 17, ENOENT = 2, ESRCH = 3;
 const PROT_READ = 1, MAP_PRIVATE = 2, MAP_POPULATE = 0x8000;
 
@@ -49,14 +49,7 @@ class TaskFill {
 
   /** The index of the first piece that ends after `page`. */
   indexAfter(page: number): number {
-    let lo = 0, hi = this.pieces.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      const p = this.pieces[mid]!;
-      if (p.start + p.n <= page) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return pieceIndexAfter(this.pieces, page);
   }
 
   /** Whether `page` is one of the image's and is in. */
@@ -428,8 +421,7 @@ class Filler {
       // Not checked yet, or found damaged by the restore's thread: checked again here, which fails naming the bytes.
       const at = k * SUM_CHUNK, n = Math.min(SUM_CHUNK, c.size - at);
       const got = n > 0 ? fs.readSync(this.fds[file]!, this.chunkBuf, 0, n, at) : 0;
-      const want = { size: n, chunks: c.chunks.slice(k * 8, k * 8 + 8) };
-      if (got !== n || sumMismatch(want, { size: n, chunks: (crc32(this.chunkBuf.subarray(0, n)) >>> 0).toString(16).padStart(8, '0') })) {
+      if (got !== n || !chunkSumMatches(c, k, this.chunkBuf.subarray(0, n))) {
         throw new Error(`${c.path} is damaged: its CRC-32 of bytes ${at}-${at + n} differs from the one written with it`);
       }
       Atomics.store(c.ok, k, CHUNK_OK);
@@ -474,11 +466,10 @@ const { state: shared, port } = workerData as { state: SharedArrayBuffer; port: 
 const state = new Int32Array(shared, 0, 8);
 /** Which thread reads the uffds: lazy-interim.ts. */
 const owner = new Int32Array(shared, 36, 1);
-const OWNER_NONE = 0, OWNER_RESTORE = 1, OWNER_FILLER = 2;
 // The restored tasks wait on this thread, and compete with it for the CPU the moment they run
 // (four threads reading their memory took three quarters of it, and the fill ran at a quarter
 // of its speed): it runs at nice -10 where stasis may (only this thread; the tasks keep theirs).
-syscallRaw('setpriority', PRIO_PROCESS, syscallRaw('gettid'), -10);
+setOwnNice(-10);
 // For tests: a thread that loads this much later (the restore's thread serves the faults meanwhile: lazy-interim.ts).
 const delay = Number(process.env.STASIS_FILLER_DELAY_MS ?? 0);
 if (delay > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, delay);

@@ -11,7 +11,10 @@
 // then 1 (the restore's thread) or 2 (the filler, for good). A filler loaded before the tree
 // runs (a resident stasis's, or a slow restore) owns them from its first look.
 import fs from 'node:fs';
-import { addressOf, syscallRaw, UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE, crc32 } from '../sys/index.js';
+// Not through sys/index.js: the filler thread imports this module too, and loads only the syscalls it makes.
+import { addressOf, syscallRaw } from '../sys/libc.js';
+import { UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE } from '../sys/uffd.js';
+import { crc32 } from '../sys/crc32-code.js';
 import { SUM_CHUNK } from '../image/sum-compare.js';
 import type { ChunkSums, LazyTask } from './lazy-pages.js';
 
@@ -137,15 +140,20 @@ export function chunkSumMatches(c: ChunkSums, k: number, bytes: Uint8Array): boo
   return (crc32(bytes) >>> 0).toString(16).padStart(8, '0') === c.chunks.slice(k * 8, k * 8 + 8);
 }
 
-/** The piece of `t` that holds `page` (pieces are sorted and do not overlap). */
-function pieceAt(t: LazyTask, page: number): LazyTask['pieces'][number] | undefined {
-  let lo = 0, hi = t.pieces.length;
+/** The index of the first of `pieces` (sorted, not overlapping) that ends after `page`. */
+export function pieceIndexAfter(pieces: readonly { start: number; n: number }[], page: number): number {
+  let lo = 0, hi = pieces.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    const p = t.pieces[mid]!;
+    const p = pieces[mid]!;
     if (p.start + p.n <= page) lo = mid + 1;
     else hi = mid;
   }
-  const p = t.pieces[lo];
+  return lo;
+}
+
+/** The piece of `t` that holds `page`. */
+function pieceAt(t: LazyTask, page: number): LazyTask['pieces'][number] | undefined {
+  const p = t.pieces[pieceIndexAfter(t.pieces, page)];
   return p && p.start <= page ? p : undefined;
 }
