@@ -11,7 +11,7 @@ import { workerData, receiveMessageOnPort, type MessagePort } from 'node:worker_
 import { addressOf, syscallRaw } from '../sys/libc.js';
 import { closeFd, kill } from '../sys/process.js';
 import { UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE } from '../sys/uffd.js';
-import type { ChunkSums, LazyPiece, PackedTask, FillerMessage } from './lazy-pages.js';
+import type { ChunkSums, LazyPiece, LazyTask, FillerMessage } from './lazy-pages.js';
 import { SUM_CHUNK } from '../image/sum-compare.js';
 import { setOwnNice } from '../sys/sched.js';
 import { chunkSumMatches, pieceIndexAfter, OWNER_NONE, OWNER_RESTORE, OWNER_FILLER } from './lazy-interim.js';
@@ -49,7 +49,7 @@ class TaskFill {
 
   /** The index of the first piece that ends after `page`. */
   indexAfter(page: number): number {
-    return pieceIndexAfter(this.pieces, page);
+    return pieceIndexAfter(this.pieces.length, (i) => this.pieces[i]!.start + this.pieces[i]!.n, page);
   }
 
   /** Whether `page` is one of the image's and is in. */
@@ -172,7 +172,7 @@ class Filler {
     }
   }
 
-  private add(t: PackedTask, files: string[]): void {
+  private add(t: LazyTask, files: string[]): void {
     for (let i = this.fds.length; i < files.length; i++) {
       this.fds.push(fs.openSync(files[i]!, 'r'));
       const c = this.toCheck.get(fs.realpathSync(files[i]!));

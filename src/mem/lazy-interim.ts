@@ -16,7 +16,7 @@ import { addressOf, syscallRaw } from '../sys/libc.js';
 import { UffdFill, uffdWake, UFFD_EVENT, UFFD_MSG_SIZE } from '../sys/uffd.js';
 import { crc32 } from '../sys/crc32-code.js';
 import { SUM_CHUNK } from '../image/sum-compare.js';
-import type { ChunkSums, LazyTask } from './lazy-pages.js';
+import type { ChunkSums, LazyPiece, LazyTask } from './lazy-pages.js';
 
 const PAGE = 4096;
 const FAULT_PAGES = 128;
@@ -140,20 +140,20 @@ export function chunkSumMatches(c: ChunkSums, k: number, bytes: Uint8Array): boo
   return (crc32(bytes) >>> 0).toString(16).padStart(8, '0') === c.chunks.slice(k * 8, k * 8 + 8);
 }
 
-/** The index of the first of `pieces` (sorted, not overlapping) that ends after `page`. */
-export function pieceIndexAfter(pieces: readonly { start: number; n: number }[], page: number): number {
-  let lo = 0, hi = pieces.length;
+/** The index of the first of `n` pieces (sorted, not overlapping; piece i ends before page `end(i)`) that ends after `page`. */
+export function pieceIndexAfter(n: number, end: (i: number) => number, page: number): number {
+  let lo = 0, hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    const p = pieces[mid]!;
-    if (p.start + p.n <= page) lo = mid + 1;
+    if (end(mid) <= page) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
 /** The piece of `t` that holds `page`. */
-function pieceAt(t: LazyTask, page: number): LazyTask['pieces'][number] | undefined {
-  const p = t.pieces[pieceIndexAfter(t.pieces, page)];
-  return p && p.start <= page ? p : undefined;
+function pieceAt(t: LazyTask, page: number): LazyPiece | undefined {
+  const p = t.pieces;
+  const k = 4 * pieceIndexAfter(p.length / 4, (i) => p[4 * i]! + p[4 * i + 1]!, page);
+  return k < p.length && p[k]! <= page ? { start: p[k]!, n: p[k + 1]!, file: p[k + 2]!, off: p[k + 3]! } : undefined;
 }

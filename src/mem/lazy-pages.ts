@@ -46,18 +46,15 @@ export interface LazyPiece {
   off: number;
 }
 
-/** A LazyTask as the filler is sent it: its pieces as start, n, file, off, four numbers each (thousands of them; a copy of the objects took 2-4 ms of the restore's thread). */
-export interface PackedTask {
-  pid: number;
-  uffd: number;
-  pieces: Float64Array;
-}
-
-/** A task whose areas wait on a uffd (stasis's fd `uffd`). */
+/**
+ * A task whose areas wait on a uffd (stasis's fd `uffd`), and its pieces: start, n, file,
+ * off (LazyPiece's fields), four numbers each, by address (thousands of them: as objects,
+ * made and copied to the filler, they took 4-6 ms of the restore's thread).
+ */
 export interface LazyTask {
   pid: number;
   uffd: number;
-  pieces: LazyPiece[];
+  pieces: Float64Array;
 }
 
 /**
@@ -79,7 +76,7 @@ export const HINTS = 8, HINT_AHEAD = 4;
 /** To the filler: the pages files it checks chunk by chunk (by real path), a task armed (with every pages file named so far), the tree runs, or the restore failed. */
 export type FillerMessage =
   | { kind: 'chunks'; sums: ChunkSums[] }
-  | { kind: 'task'; task: PackedTask; files: string[] }
+  | { kind: 'task'; task: LazyTask; files: string[] }
   | { kind: 'run' }
   | { kind: 'events'; list: Forwarded[] }
   | { kind: 'abort' };
@@ -113,25 +110,45 @@ export function fillsLazily(v: VmaSpec, guards: { start: bigint; end: bigint }[]
   return !guards.some((g) => g.start < v.end && v.start < g.end);
 }
 
-/** The reads of `sources` inside the areas, as pieces (files numbered through `fileIndex`). */
-export function piecesOf(sources: PageSource[], areas: VmaSpec[], fileIndex: (path: string) => number): LazyPiece[] {
-  // In numbers, each read's first area by a binary search: thousands of reads, run cold.
+/**
+ * The reads of `sources` inside the areas, as pieces (files numbered through `fileIndex`):
+ * start, n, file, off, four numbers each, by address.
+ */
+export function piecesOf(sources: PageSource[], areas: VmaSpec[], fileIndex: (path: string) => number): Float64Array {
+  // In page numbers, each read's first area by a binary search: thousands of reads, run cold.
   const sorted = [...areas].sort((a, b) => (a.start < b.start ? -1 : 1));
-  const starts = sorted.map((v) => Number(v.start)), ends = sorted.map((v) => Number(v.end));
   const P = Number(PAGE);
-  const out: LazyPiece[] = [];
+  const starts = sorted.map((v) => Number(v.start) / P), ends = sorted.map((v) => Number(v.end) / P);
+  let out: Float64Array = new Float64Array(4 * sources.reduce((n, s) => n + s.reads.n + sorted.length, 0)), k = 0, inOrder = true;
   for (const src of sources) {
     const file = fileIndex(src.path);
-    for (const r of src.reads) {
-      const s = Number(r.vaddr), e = s + r.nrPages * P;
-      const lo = firstEndingAfter(ends, s);
-      for (let i = lo; i < sorted.length && starts[i]! < e; i++) {
+    const { n, page, count, off } = src.reads;
+    for (let r = 0; r < n; r++) {
+      const s = page[r]!, e = s + count[r]!;
+      for (let i = firstEndingAfter(ends, s); i < sorted.length && starts[i]! < e; i++) {
         const a = Math.max(starts[i]!, s), b = Math.min(ends[i]!, e);
-        out.push({ start: a / P, n: (b - a) / P, file, off: r.off + (a - s) });
+        if (k === out.length) out = grown(out);
+        if (k && a < out[k - 4]!) inOrder = false;
+        out[k] = a;
+        out[k + 1] = b - a;
+        out[k + 2] = file;
+        out[k + 3] = off[r]! + (a - s) * P;
+        k += 4;
       }
     }
   }
-  return out.sort((x, y) => x.start - y.start);
+  out = out.subarray(0, k);
+  if (inOrder) return out;
+  const order = Array.from({ length: k / 4 }, (_, i) => i * 4).sort((x, y) => out[x]! - out[y]!);
+  const by = new Float64Array(k);
+  order.forEach((x, i) => by.set(out.subarray(x, x + 4), i * 4));
+  return by;
+}
+
+function grown(a: Float64Array): Float64Array {
+  const b = new Float64Array(a.length * 2 + 64);
+  b.set(a);
+  return b;
 }
 
 /**
@@ -269,15 +286,8 @@ export class LazyFiller {
     this.tasks++;
     this.armedTasks.push(task);
     this.files = files;
-    const packed = new Float64Array(task.pieces.length * 4);
-    for (let i = 0, k = 0; i < task.pieces.length; i++, k += 4) {
-      const p = task.pieces[i]!;
-      packed[k] = p.start;
-      packed[k + 1] = p.n;
-      packed[k + 2] = p.file;
-      packed[k + 3] = p.off;
-    }
-    this.post({ kind: 'task', task: { pid: task.pid, uffd: task.uffd, pieces: packed }, files }, [packed.buffer]);
+    // Copied (the restore's thread serves from them until the filler has loaded): 32 bytes a piece.
+    this.post({ kind: 'task', task, files });
   }
 
   /**

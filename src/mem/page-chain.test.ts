@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { imagePath, PE } from '../image/index.js';
 import { writePagemapImage, type PagemapItem } from '../image/pagemap-writer.js';
 import { resolveTaskPages } from './page-chain.js';
+import { readObjects, runObjects } from './page-list.js';
 
 const PAGE = 4096, PID = 7;
 
@@ -65,7 +66,7 @@ test('resolveTaskPages() finds each page with data where the chain stores it, pa
       const got = resolveTaskPages(dir, PID, drop);
       const runsPages = new Set<number>();
       let last = -1;
-      for (const r of got.runs) {
+      for (const r of runObjects(got.runs)) {
         const s = Number(r.vaddr) / PAGE;
         assert.ok(s > last, 'runs in address order, apart');
         for (let pg = s; pg < s + r.nrPages; pg++) runsPages.add(pg);
@@ -74,8 +75,9 @@ test('resolveTaskPages() finds each page with data where the chain stores it, pa
       assert.deepEqual([...runsPages].sort((a, b) => a - b), [...want.keys()].sort((a, b) => a - b));
       const seen = new Map<number, string>();
       for (const src of got.sources) {
-        for (let i = 1; i < src.reads.length; i++) assert.ok(src.reads[i]!.off > src.reads[i - 1]!.off, 'reads sorted by offset');
-        for (const r of src.reads) {
+        const reads = readObjects(src.reads);
+        for (let i = 1; i < reads.length; i++) assert.ok(reads[i]!.off > reads[i - 1]!.off, 'reads sorted by offset');
+        for (const r of reads) {
           for (let k = 0; k < r.nrPages; k++) {
             const pg = Number(r.vaddr) / PAGE + k;
             assert.ok(!seen.has(pg), `page ${pg} read twice`);

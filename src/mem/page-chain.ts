@@ -8,27 +8,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readPagemapImage, imageExists, imagePath, PE } from '../image/index.js';
 import { StasisError } from '../errors.js';
-import type { PageRun } from './page-runs.js';
+import { PageList, sortedBy, type PageReads, type PageRuns } from './page-list.js';
 
 const PAGE = 4096;
 const MAX_DEPTH = 256;
 
-/** Pages to read at `off` (bytes) of a pages image into [vaddr, vaddr + nrPages pages). */
-export interface PageRead {
-  vaddr: bigint;
-  nrPages: number;
-  off: number;
-}
+export type { PageRead } from './page-list.js';
 
 export interface PageSource {
   path: string;
   /** Sorted by file offset. */
-  reads: PageRead[];
+  reads: PageReads;
 }
 
 export interface TaskPages {
   /** Every page with data, in address order. */
-  runs: PageRun[];
+  runs: PageRuns;
   sources: PageSource[];
 }
 
@@ -47,7 +42,7 @@ interface Level {
   offs: number[];
   parent: Level | null | undefined; // undefined: not opened yet
   depth: number;
-  reads: PageRead[];
+  reads: PageList;
 }
 
 function openLevel(dir: string, m: PagemapName, depth: number, seen: Set<string>): Level {
@@ -95,7 +90,7 @@ function openLevel(dir: string, m: PagemapName, depth: number, seen: Set<string>
   for (let i = 1; i < starts.length; i++) {
     if (starts[i]! < ends[i - 1]!) throw new StasisError('E_CORRUPT', `${name} in ${dir} lists page 0x${(starts[i]! * PAGE).toString(16)} twice`);
   }
-  return { dir, pagesPath, depth, reads: [], parent: undefined, starts, ends, flags, offs };
+  return { dir, pagesPath, depth, reads: new PageList(starts.length), parent: undefined, starts, ends, flags, offs };
 }
 
 /** Resolves [s, e) in `lv` into reads; `seen` guards against link loops. */
@@ -114,7 +109,7 @@ function resolve(lv: Level, m: PagemapName, s: number, e: number, seen: Set<stri
     }
     const stop = Math.min(e, lv.ends[i]!);
     if (lv.flags[i] === PE.PRESENT) {
-      lv.reads.push({ vaddr: BigInt(at * PAGE), nrPages: stop - at, off: lv.offs[i]! + (at - lv.starts[i]!) * PAGE });
+      lv.reads.push(at, stop - at, lv.offs[i]! + (at - lv.starts[i]!) * PAGE);
     } else {
       if (lv.parent === undefined) {
         const link = path.join(lv.dir, 'parent');
@@ -144,14 +139,13 @@ export function resolvePages(dir: string, m: PagemapName, drop: readonly { start
   const top = openLevel(dir, m, 0, seen);
   const cut = [...drop].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))
     .map((d) => ({ s: Number(d.start / BigInt(PAGE)), e: Number((d.end + BigInt(PAGE - 1)) / BigInt(PAGE)) }));
-  const runs: PageRun[] = [];
+  const runs = new PageList(top.starts.length);
   let lastEnd = -1, j = 0;
   const take = (i: number, s: number, e: number) => {
-    const vaddr = BigInt(s * PAGE);
-    if (s === lastEnd) runs[runs.length - 1]!.nrPages += e - s;
-    else runs.push({ vaddr, nrPages: e - s });
+    if (s === lastEnd) runs.count[runs.n - 1]! += e - s;
+    else runs.push(s, e - s);
     lastEnd = e;
-    if (top.flags[i] === PE.PRESENT) top.reads.push({ vaddr, nrPages: e - s, off: top.offs[i]! + (s - top.starts[i]!) * PAGE });
+    if (top.flags[i] === PE.PRESENT) top.reads.push(s, e - s, top.offs[i]! + (s - top.starts[i]!) * PAGE);
     else resolve(top, m, s, e, seen);
   };
   for (let i = 0; i < top.starts.length; i++) {
@@ -167,7 +161,8 @@ export function resolvePages(dir: string, m: PagemapName, drop: readonly { start
   }
   const sources: PageSource[] = [];
   for (let lv: Level | null | undefined = top; lv; lv = lv.parent) {
-    if (lv.reads.length) sources.push({ path: lv.pagesPath, reads: lv.reads.sort((a, b) => a.off - b.off) });
+    if (lv.reads.n) sources.push({ path: lv.pagesPath, reads: sortedBy(lv.reads.done(), 'off') });
   }
-  return { runs, sources };
+  const r = runs.done();
+  return { runs: { n: r.n, page: r.page, count: r.count }, sources };
 }

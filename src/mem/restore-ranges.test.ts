@@ -5,6 +5,7 @@ import { areasWithPages } from './vma.js';
 import { piecesOf } from './lazy-pages.js';
 import { readsOutside } from '../restore/cow-premap.js';
 import type { PageRead, PageSource } from './page-chain.js';
+import { readObjects, readsFrom } from './page-list.js';
 import type { VmaSpec } from './vma.js';
 
 // The restore's range arithmetic, in numbers, against a page-by-page model.
@@ -46,26 +47,31 @@ test('areasWithPages(), piecesOf() and readsOutside() give what a page-by-page m
   fc.assert(fc.property(areas, areas, fc.nat(), (va, ra, shuffle) => {
     const vmas = lay(va, shuffle);
     const reads = readsOf(ra);
-    // areasWithPages: the areas some page of the runs is in.
-    const got = areasWithPages(reads, vmas);
+    // areasWithPages: the areas some page of the runs is in (runs in address order, or not).
+    const got = areasWithPages(readsFrom(shuffle % 3 ? reads : [...reads].reverse()), vmas);
     const want = vmas.filter((v) => [...pagesOf(reads).keys()].some((pg) => inAny(pg, [v])));
     assert.deepEqual([...got].sort((a, b) => Number(a.start - b.start)), [...want].sort((a, b) => Number(a.start - b.start)));
-    // piecesOf: each page of the reads inside an area, at its offset, in page order, none split across areas.
-    const src: PageSource = { path: 'pages-1.img', reads };
-    const pieces = piecesOf([src], vmas as unknown as VmaSpec[], () => 3);
+    // piecesOf: each page of the reads inside an area, at its offset, in page order, none split
+    // across areas; from one source, or from two whose reads alternate (an incremental chain).
+    const src: PageSource = { path: 'pages-1.img', reads: readsFrom(reads) };
+    const two = shuffle % 4 === 1;
+    const sources = two ? [0, 1].map((h) => ({ path: `pages-${h + 1}.img`, reads: readsFrom(reads.filter((_, i) => i % 2 === h)) })) : [src];
+    const packed = piecesOf(sources, vmas as unknown as VmaSpec[], (f) => (f === 'pages-2.img' ? 4 : 3));
+    const pieces = Array.from({ length: packed.length / 4 }, (_, i) => ({ start: packed[4 * i]!, n: packed[4 * i + 1]!, file: packed[4 * i + 2]!, off: packed[4 * i + 3]! }));
     const fromPieces = new Map<number, number>();
     for (const p of pieces) {
-      assert.equal(p.file, 3);
+      if (!two) assert.equal(p.file, 3);
       assert.ok(vmas.some((v) => p.start * PAGE >= Number(v.start) && (p.start + p.n) * PAGE <= Number(v.end)), 'a piece within one area');
-      for (let k = 0; k < p.n; k++) fromPieces.set(p.start - BASE / PAGE + k, p.off + k * PAGE);
+      for (let k = 0; k < p.n; k++) fromPieces.set(p.start - BASE / PAGE + k, p.off + k * PAGE + (p.file === 4 ? 1e9 : 0));
     }
     for (let i = 1; i < pieces.length; i++) assert.ok(pieces[i]!.start >= pieces[i - 1]!.start + pieces[i - 1]!.n);
-    const inside = new Map([...pagesOf(reads)].filter(([pg]) => inAny(pg, vmas)));
+    const fileOf = (pg: number) => (two && reads.findIndex((r) => pg >= pageOf(r.vaddr) && pg < pageOf(r.vaddr) + r.nrPages) % 2 === 1 ? 1e9 : 0);
+    const inside = new Map([...pagesOf(reads)].filter(([pg]) => inAny(pg, vmas)).map(([pg, off]) => [pg, off + fileOf(pg)] as const));
     assert.deepEqual(fromPieces, inside);
     // readsOutside: each page of the reads outside every area, at its offset.
     const [out] = readsOutside([src], vmas);
     const outside = new Map([...pagesOf(reads)].filter(([pg]) => !inAny(pg, vmas)));
-    assert.deepEqual(pagesOf(out!.reads), outside);
-    for (const r of out!.reads) assert.ok(r.nrPages > 0 && Number.isInteger(r.nrPages));
+    assert.deepEqual(pagesOf(readObjects(out!.reads)), outside);
+    for (const r of readObjects(out!.reads)) assert.ok(r.nrPages > 0 && Number.isInteger(r.nrPages));
   }), { numRuns: 400 });
 });

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { PE } from '../image/index.js';
 import { resolvePages } from './page-chain.js';
 import type { PageRun } from './page-runs.js';
+import { readObjects } from './page-list.js';
 
 const PAGE = 4096;
 
@@ -44,7 +45,7 @@ export class ParentPages {
     for (const src of pages.sources) {
       const fd = fs.openSync(src.path, 'r');
       fds.push(fd);
-      for (const r of src.reads) {
+      for (const r of readObjects(src.reads)) {
         const start = Number(r.vaddr) / PAGE;
         segs.push({ start, end: start + r.nrPages, fd, off: r.off });
       }

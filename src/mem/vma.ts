@@ -1,6 +1,8 @@
 // VMA descriptions as the image keeps them (CRIU's VmaEntry: status bits, MAP_* flags,
 // PROT_* bits and a bitmap of MADV_* advice). Changing these values changes the format.
 
+import type { PageRuns } from './page-list.js';
+
 export const VMA = {
   REGULAR: 1 << 0, STACK: 1 << 1, VSYSCALL: 1 << 2, VDSO: 1 << 3, HEAP: 1 << 5,
   FILE_PRIVATE: 1 << 6, FILE_SHARED: 1 << 7, ANON_SHARED: 1 << 8, ANON_PRIVATE: 1 << 9,
@@ -68,16 +70,17 @@ export function firstEndingAfter(ends: readonly number[], s: number): number {
  * into the next): a binary search per run over the areas sorted by address, not a scan of
  * every area for each of the thousands of runs a big, holey area has.
  */
-export function areasWithPages<T extends { start: bigint; end: bigint }>(runs: readonly { vaddr: bigint; nrPages: number }[], vmas: readonly T[]): Set<T> {
-  // In numbers (user addresses are below 2^47): a holey area has thousands of runs, and this
-  // runs cold, before the restored task can.
+export function areasWithPages<T extends { start: bigint; end: bigint }>(runs: PageRuns, vmas: readonly T[]): Set<T> {
+  // In page numbers (user addresses are below 2^47): this runs cold, before the restored task can.
   const sorted = [...vmas].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  const starts = sorted.map((v) => Number(v.start)), ends = sorted.map((v) => Number(v.end));
+  const starts = sorted.map((v) => Number(v.start) / 4096), ends = sorted.map((v) => Number(v.end) / 4096);
   const out = new Set<T>();
-  for (const r of runs) {
-    const s = Number(r.vaddr), e = s + r.nrPages * 4096;
-    const lo = firstEndingAfter(ends, s);
-    for (let i = lo; i < sorted.length && starts[i]! < e; i++) out.add(sorted[i]!);
+  const { n, page, count } = runs;
+  for (let r = 0, i = 0; r < n; r++) {
+    const s = page[r]!, e = s + count[r]!;
+    // Runs come in address order: the search starts from the area the last one met, where that is still the first that ends after s.
+    if (i >= sorted.length || ends[i]! <= s || (i > 0 && ends[i - 1]! > s)) i = firstEndingAfter(ends, s);
+    for (let k = i; k < sorted.length && starts[k]! < e; k++) out.add(sorted[k]!);
   }
   return out;
 }

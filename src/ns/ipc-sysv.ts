@@ -15,6 +15,7 @@ import {
   type IpcDescEntry, type IpcShmEntry, type IpcSemEntry, type IpcMsgEntry,
 } from '../image/gen/stasis/ipc-sysv_pb.js';
 import { resolvePages, type TaskPages } from '../mem/page-chain.js';
+import { readObjects, runsEnd } from '../mem/page-list.js';
 import { hugePageOf } from '../mem/hugetlb.js';
 import { StasisError } from '../errors.js';
 import type { IdView, NsDumpCtx, NsRestoreCtx } from './ns-kind.js';
@@ -187,8 +188,7 @@ function segmentPages(dir: string, e: IpcShmEntry): TaskPages {
   }
   const page = hugePageOf(e.hugetlbFlag ?? 0, SHM_HUGETLB) || PAGE;
   const end = round(Number(e.size), page);
-  const last = pages.runs.at(-1);
-  const reach = last ? Number(last.vaddr) + last.nrPages * PAGE : 0;
+  const reach = runsEnd(pages.runs);
   if (reach > end) {
     throw new StasisError('E_CORRUPT', `pagemap-shmem-${d.id}.img has pages up to offset ${reach} of SysV shared memory segment ${d.id}, which has ${end} bytes of pages (size ${e.size})`);
   }
@@ -323,7 +323,7 @@ function writePages(mem: ProcMem, addr: bigint, id: number, pages: TaskPages): v
   for (const src of pages.sources) {
     const fd = fs.openSync(src.path, 'r');
     try {
-      for (const r of src.reads) {
+      for (const r of readObjects(src.reads)) {
         for (let done = 0; done < r.nrPages * PAGE; ) {
           const len = Math.min(CHUNK, r.nrPages * PAGE - done);
           const got = fs.readSync(fd, buf, 0, len, r.off + done);

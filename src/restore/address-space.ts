@@ -10,8 +10,8 @@ import { pidfdOfStasis } from './install-fds.js';
 import type { FdCourier } from './fd-courier.js';
 import { VMA, MAP, PROT, areasWithPages, isMappedByRestore, isShmemVma, type VmaSpec } from '../mem/vma.js';
 import { STASIS_PIDFD } from './create-task.js';
-import type { PageRun } from '../mem/page-runs.js';
 import type { PageSource } from '../mem/page-chain.js';
+import type { PageRuns } from '../mem/page-list.js';
 import { MAP_HUGETLB, HUGE_SIZE_MASK } from '../mem/hugetlb.js';
 import { readsOutside, type Premap } from './cow-premap.js';
 import type { MappedFiles } from './mapped-files.js';
@@ -46,7 +46,7 @@ export interface AddressSpacePlan {
   /** Opens the file a VMA maps in the task. */
   mapped: MappedFiles;
   /** Every page with data (to know which VMAs get pages). */
-  runs: PageRun[];
+  runs: PageRuns;
   /** Where the pages are: this image set's pages image and, for incremental dumps, its parents'. */
   pageSources: PageSource[];
   mm: MmFields;
@@ -269,10 +269,11 @@ function fillPages(inj: Injector, plan: AddressSpacePlan, moved: VmaSpec[]): voi
  * runs (after its pieces, if any); what it throws fails the fill once the call is done.
  */
 export function fillFrom(inj: Injector, src: PageSource, meanwhile?: () => boolean): void {
-  if (src.reads.length === 0) return;
+  if (src.reads.n === 0) return;
   const fd = openImageInTask(inj, src.path);
   try {
-    const segs: Stretch[] = src.reads.map((r) => ({ vaddr: r.vaddr, len: r.nrPages * PAGE_BYTES, off: r.off }));
+    const r = src.reads;
+    const segs: Stretch[] = Array.from({ length: r.n }, (_, i) => ({ vaddr: BigInt(r.page[i]! * PAGE_BYTES), len: r.count[i]! * PAGE_BYTES, off: r.off[i]! }));
     const both = segs.reduce((n, g) => n + g.len, 0) >= BOTH_ENDS;
     const ends = { front: 0, back: segs.length };
     const back = both ? fromTheBack(inj, src.path, segs, ends) : null;

@@ -14,7 +14,7 @@ import { StasisError } from '../errors.js';
 import { VMA, MAP, MADV, PROT, firstEndingAfter, isMappedByRestore, type VmaSpec } from '../mem/vma.js';
 import { MAP_HUGETLB } from '../mem/hugetlb.js';
 import type { PageRead, PageSource } from '../mem/page-chain.js';
-import type { PageRun } from '../mem/page-runs.js';
+import { PageList, readObjects, readsFrom, runObjects, type PageRuns } from '../mem/page-list.js';
 import type { ImageSet, TaskImages } from './read-images.js';
 import { findScratch, fillFrom } from './address-space.js';
 import { MappedFiles } from './mapped-files.js';
@@ -63,9 +63,9 @@ export function vmaSpecs(t: TaskImages): VmaSpec[] {
 }
 
 /** The parts of `runs` (sorted) inside [start, end). */
-function runsIn(runs: PageRun[], start: bigint, end: bigint): Range[] {
+function runsIn(runs: PageRuns, start: bigint, end: bigint): Range[] {
   const out: Range[] = [];
-  for (const r of runs) {
+  for (const r of runObjects(runs)) {
     const s = r.vaddr, e = r.vaddr + BigInt(r.nrPages) * PAGE;
     if (e <= start || s >= end) continue;
     out.push({ start: s > start ? s : start, end: e < end ? e : end });
@@ -100,13 +100,13 @@ function intersect(a: Range[], b: Range[]): Range[] {
 function readsIn(sources: PageSource[], start: bigint, end: bigint, shift: bigint): PageSource[] {
   return sources.map((src) => ({
     path: src.path,
-    reads: src.reads.flatMap((r): PageRead[] => {
+    reads: readsFrom(readObjects(src.reads).flatMap((r): PageRead[] => {
       const s = r.vaddr, e = r.vaddr + BigInt(r.nrPages) * PAGE;
       const cs = s > start ? s : start, ce = e < end ? e : end;
       if (cs >= ce) return [];
       return [{ vaddr: cs + shift, nrPages: Number((ce - cs) / PAGE), off: r.off + Number(cs - s) }];
-    }),
-  })).filter((s) => s.reads.length > 0);
+    })),
+  })).filter((s) => s.reads.n > 0);
 }
 
 export class CowPremap {
@@ -213,7 +213,7 @@ export class CowPremap {
     const fd = fs.openSync(src.path, 'r');
     const differ: PageRead[] = [];
     try {
-      for (const r of src.reads) {
+      for (const r of readObjects(src.reads)) {
         for (let done = 0; done < r.nrPages; ) {
           const n = Math.min(r.nrPages - done, CHUNK / 4096);
           const bytes = n * 4096;
@@ -236,7 +236,7 @@ export class CowPremap {
     } finally {
       fs.closeSync(fd);
     }
-    fillFrom(inj, { path: src.path, reads: differ });
+    fillFrom(inj, { path: src.path, reads: readsFrom(differ) });
   }
 }
 
@@ -250,28 +250,29 @@ function readMaps(pid: number): Range[] {
 /** The reads of `sources` outside the premapped areas (their pages are in place already). */
 export function readsOutside(sources: PageSource[], moved: Range[]): PageSource[] {
   if (moved.length === 0) return sources;
-  // In numbers: nearly every read is outside them all, or (restore --lazy-pages) inside one,
-  // both found by a binary search, and only the reads that straddle an edge are cut.
+  // In page numbers: nearly every read is outside them all, or (restore --lazy-pages) inside
+  // one, both found by a binary search, and only the reads that straddle an edge are cut.
   const sorted = [...moved].sort((a, b) => (a.start < b.start ? -1 : 1));
-  const starts = sorted.map((m) => Number(m.start)), ends = sorted.map((m) => Number(m.end));
   const P = Number(PAGE);
+  const starts = sorted.map((m) => Number(m.start) / P), ends = sorted.map((m) => Number(m.end) / P);
   return sources.map((src) => {
-    const reads: PageRead[] = [];
-    for (const r of src.reads) {
-      const s = Number(r.vaddr), e = s + r.nrPages * P;
+    const out = new PageList();
+    const { n, page, count, off } = src.reads;
+    for (let r = 0; r < n; r++) {
+      const s = page[r]!, e = s + count[r]!;
       const lo = firstEndingAfter(ends, s);
-      if (lo === sorted.length || starts[lo]! >= e) reads.push(r);
+      if (lo === sorted.length || starts[lo]! >= e) out.push(s, count[r]!, off[r]!);
       else if (!(starts[lo]! <= s && e <= ends[lo]!)) {
         // The gaps of [s, e) between the areas it meets.
         let at = s;
         for (let i = lo; i < sorted.length && starts[i]! < e; i++) {
-          if (starts[i]! > at) reads.push({ vaddr: BigInt(at), nrPages: (starts[i]! - at) / P, off: r.off + (at - s) });
+          if (starts[i]! > at) out.push(at, starts[i]! - at, off[r]! + (at - s) * P);
           at = Math.max(at, ends[i]!);
         }
-        if (at < e) reads.push({ vaddr: BigInt(at), nrPages: (e - at) / P, off: r.off + (at - s) });
+        if (at < e) out.push(at, e - at, off[r]! + (at - s) * P);
       }
     }
-    return { path: src.path, reads };
+    return { path: src.path, reads: out.done() };
   });
 }
 

@@ -19,7 +19,7 @@ import type { InventoryEntry } from '../image/gen/stasis/inventory_pb.js';
 import { formatVersionOf, FORMAT_VERSION, SUMS_SINCE_FORMAT, OWN_FILTERS_UNTIL_FORMAT } from '../dump/format.js';
 import { encodeFilterInsn } from '../files/sk-opts.js';
 import { markHiddenSocketFiles } from './criu-hidden-sockets.js';
-import type { PageRun } from '../mem/page-runs.js';
+import type { PageRuns } from '../mem/page-list.js';
 import { StasisError } from '../errors.js';
 import { readShmem, type ShmemImages } from './read-shmem.js';
 import { verifyImageChain } from '../image/image-sums.js';
@@ -35,7 +35,7 @@ export interface TaskImages {
   fs: FsEntry;
   fdinfos: FdinfoEntry[];
   /** Every page with data, in address order. */
-  runs: PageRun[];
+  runs: PageRuns;
   /** Where those pages are: this set's pages image and its parents'. */
   pageSources: PageSource[];
 }

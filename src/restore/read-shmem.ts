@@ -11,7 +11,7 @@ import type { FileEntry } from '../image/gen/stasis/fdinfo_pb.js';
 import type { MmEntry } from '../image/gen/stasis/mm_pb.js';
 import { VMA, isShmemVma } from '../mem/vma.js';
 import { MFD_HUGETLB, hugePageOf } from '../mem/hugetlb.js';
-import type { PageRun } from '../mem/page-runs.js';
+import { noReads, runsEnd, type PageRuns } from '../mem/page-list.js';
 import { StasisError } from '../errors.js';
 import { ANON_SHMEM_NAME } from '../mem/shmem-dump.js';
 
@@ -22,7 +22,7 @@ export interface ShmemImage {
   /** Bytes: the memfd's size, or the furthest any VMA (or page) reaches into the object. */
   size: bigint;
   /** Offsets in the object that hold data. */
-  runs: PageRun[];
+  runs: PageRuns;
   /** Where those pages are stored: this set's pages image, or its parents' (incremental dumps). */
   sources: PageSource[];
   memfd?: { name: string; uid: number; gid: number; seals: number; mode?: number | undefined };
@@ -103,8 +103,7 @@ export function readShmem(dir: string, mms: MmEntry[], files: Map<number, FileEn
     }
   }
   for (const o of objects.values()) {
-    const last = o.runs.at(-1);
-    const end = last ? last.vaddr + BigInt(last.nrPages) * PAGE : 0n;
+    const end = BigInt(runsEnd(o.runs));
     // Pages of anonymous memory past every VMA (its tail was unmapped) are kept with it.
     // A memfd's last page is dumped whole, also where the file ends inside it.
     if (sized(o) && end > o.size && end <= ((o.size + PAGE - 1n) / PAGE) * PAGE) continue;
@@ -121,7 +120,7 @@ export function sized(o: ShmemImage): boolean {
   return o.memfd !== undefined || o.anon !== undefined;
 }
 
-function readPages(dir: string, shmid: bigint, criuImages: boolean): { runs: PageRun[]; sources: PageSource[] } {
-  if (criuImages && !imageExists(dir, 'shmem-pagemap', Number(shmid))) return { runs: [], sources: [] };
+function readPages(dir: string, shmid: bigint, criuImages: boolean): { runs: PageRuns; sources: PageSource[] } {
+  if (criuImages && !imageExists(dir, 'shmem-pagemap', Number(shmid))) return { runs: noReads(), sources: [] };
   return resolvePages(dir, { kind: 'shmem-pagemap', id: Number(shmid) });
 }

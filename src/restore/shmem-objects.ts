@@ -10,6 +10,7 @@ import {
   MFD_CLOEXEC, MFD_ALLOW_SEALING, F_ADD_SEALS,
 } from '../sys/index.js';
 import { MAP_HUGETLB, MFD_HUGETLB, hugeSizeFlag, roundUp } from '../mem/hugetlb.js';
+import { readObjects } from '../mem/page-list.js';
 import { StasisError } from '../errors.js';
 import { shmidOfVma, sized, type ShmemImage, type ShmemImages } from './read-shmem.js';
 
@@ -113,7 +114,7 @@ function forEachPiece(o: ShmemImage, buf: Buffer, put: (n: number, to: number) =
   for (const src of o.sources) {
     const from = fs.openSync(src.path, 'r');
     try {
-      for (const r of src.reads) {
+      for (const r of readObjects(src.reads)) {
         let off = r.off;
         let to = Number(r.vaddr);
         let left = r.nrPages * 4096;
@@ -152,7 +153,7 @@ function fill(fd: number, o: ShmemImage, buf: Buffer): void {
  * /proc/self/mem at their place in the mapping (each huge page is allocated by its first write).
  */
 function fillHuge(fd: number, o: ShmemImage, buf: Buffer): void {
-  if (o.sources.every((s) => s.reads.length === 0)) return;
+  if (o.sources.every((s) => s.reads.n === 0)) return;
   const len = Number(roundUp(o.size, o.hugePage));
   const addr = mmapFdSelf(fd, len, PROT_RW);
   const mem = new ProcMem(process.pid, true);

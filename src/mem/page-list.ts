@@ -1,0 +1,107 @@
+// A task's page runs and reads in numbers, in typed arrays: a holey area of 1 GiB has
+// thousands of them (8,202 in the benchmark's), and a restore walks them before its task can
+// run, in code that runs once and cold. As objects with BigInt addresses they cost 25-35 ms of a
+// lazy restore of that area before its tree ran (issue 15); as arrays, a few. Addresses are
+// kept as page numbers (address / 4096): user addresses are below 2^47, exact in a double.
+import type { PageRun } from './page-runs.js';
+
+const PAGE = 4096;
+
+/** Pages to read at `off` (bytes) of a pages image into [vaddr, vaddr + nrPages pages). */
+export interface PageRead {
+  vaddr: bigint;
+  nrPages: number;
+  off: number;
+}
+
+/** Runs of pages: run k is count[k] pages from page number page[k]. */
+export interface PageRuns {
+  n: number;
+  page: Float64Array;
+  count: Float64Array;
+}
+
+/** Reads of a pages image: read k is count[k] pages at page number page[k], from byte off[k] of the image. */
+export interface PageReads extends PageRuns {
+  off: Float64Array;
+}
+
+/** A PageReads (or, without offsets, a PageRuns) built a push at a time; done() gives it. */
+export class PageList {
+  n = 0;
+  page: Float64Array;
+  count: Float64Array;
+  off: Float64Array;
+
+  constructor(capacity = 16) {
+    this.page = new Float64Array(capacity);
+    this.count = new Float64Array(capacity);
+    this.off = new Float64Array(capacity);
+  }
+
+  push(page: number, count: number, off = 0): void {
+    if (this.n === this.page.length) this.grow();
+    this.page[this.n] = page;
+    this.count[this.n] = count;
+    this.off[this.n] = off;
+    this.n++;
+  }
+
+  /** Adds `count` pages at `page` to the last entry where they continue it (on the page and, for reads, in the file), else pushes them. */
+  append(page: number, count: number, off = 0): void {
+    const k = this.n - 1;
+    if (k >= 0 && this.page[k]! + this.count[k]! === page && this.off[k]! + this.count[k]! * PAGE === off) this.count[k]! += count;
+    else this.push(page, count, off);
+  }
+
+  done(): PageReads {
+    return { n: this.n, page: this.page.subarray(0, this.n), count: this.count.subarray(0, this.n), off: this.off.subarray(0, this.n) };
+  }
+
+  private grow(): void {
+    const more = (a: Float64Array) => {
+      const b = new Float64Array(Math.max(16, a.length * 2));
+      b.set(a);
+      return b;
+    };
+    this.page = more(this.page);
+    this.count = more(this.count);
+    this.off = more(this.off);
+  }
+}
+
+export const noReads = (): PageReads => new PageList(0).done();
+
+/** `r` in the order of `key` (its offsets or its pages), as it is where it already was: a dump writes them in order. */
+export function sortedBy(r: PageReads, key: 'off' | 'page'): PageReads {
+  const k = r[key];
+  let sorted = true;
+  for (let i = 1; i < r.n && sorted; i++) sorted = k[i - 1]! <= k[i]!;
+  if (sorted) return r;
+  const order = Array.from({ length: r.n }, (_, i) => i).sort((a, b) => k[a]! - k[b]!);
+  const out = new PageList(r.n);
+  for (const i of order) out.push(r.page[i]!, r.count[i]!, r.off[i]!);
+  return out.done();
+}
+
+/** Reads as objects, for the code that takes a few of them at a time. */
+export function readObjects(r: PageReads): PageRead[] {
+  return Array.from({ length: r.n }, (_, i) => ({ vaddr: BigInt(r.page[i]! * PAGE), nrPages: r.count[i]!, off: r.off[i]! }));
+}
+
+/** Reads from objects (`vaddr` page-aligned). */
+export function readsFrom(list: readonly PageRead[]): PageReads {
+  const out = new PageList(list.length);
+  for (const r of list) out.push(Number(r.vaddr) / PAGE, r.nrPages, r.off);
+  return out.done();
+}
+
+/** Runs as objects. */
+export function runObjects(r: PageRuns): PageRun[] {
+  return Array.from({ length: r.n }, (_, i) => ({ vaddr: BigInt(r.page[i]! * PAGE), nrPages: r.count[i]! }));
+}
+
+/** The byte just past the last run (0 without any): runs are in address order. */
+export function runsEnd(r: PageRuns): number {
+  return r.n ? (r.page[r.n - 1]! + r.count[r.n - 1]!) * PAGE : 0;
+}
