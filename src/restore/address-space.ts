@@ -8,10 +8,9 @@ import { failedWith, SyscallError, vmWritev, type Injector } from '../sys/index.
 import { StasisError } from '../errors.js';
 import { pidfdOfStasis } from './install-fds.js';
 import type { FdCourier } from './fd-courier.js';
-import { VMA, MAP, PROT, areasWithPages, isMappedByRestore, isShmemVma, type VmaSpec } from '../mem/vma.js';
+import { VMA, MAP, PROT, isMappedByRestore, isShmemVma, type VmaSpec } from '../mem/vma.js';
 import { STASIS_PIDFD } from './create-task.js';
 import type { PageSource } from '../mem/page-chain.js';
-import type { PageRuns } from '../mem/page-list.js';
 import { MAP_HUGETLB, HUGE_SIZE_MASK } from '../mem/hugetlb.js';
 import { readsOutside, type Premap } from './cow-premap.js';
 import type { MappedFiles } from './mapped-files.js';
@@ -45,8 +44,8 @@ export interface AddressSpacePlan {
   courier?: FdCourier | undefined;
   /** Opens the file a VMA maps in the task. */
   mapped: MappedFiles;
-  /** Every page with data (to know which VMAs get pages). */
-  runs: PageRuns;
+  /** The VMAs that hold a page with data (areasWithPages() of the task's runs). */
+  withPages: ReadonlySet<VmaSpec>;
   /** Where the pages are: this image set's pages image and, for incremental dumps, its parents'. */
   pageSources: PageSource[];
   mm: MmFields;
@@ -111,7 +110,7 @@ export function rebuildAddressSpace(inj: Injector, plan: AddressSpacePlan): { sc
   }
 
   // A run may cross from one VMA into the next (adjacent areas with other protections).
-  const filled = areasWithPages(plan.runs, plan.vmas.filter((v) => !moved.has(v)));
+  const filled = new Set([...plan.withPages].filter((v) => !moved.has(v)));
   mapVmas(inj, plan, filled, moved);
   fillPages(inj, plan, [...moved, ...(plan.lazy ?? [])]);
   const protect = [...[...filled].filter((v) => !(v.prot & PROT.WRITE)), ...[...moved].filter((v) => v.prot !== (PROT.READ | PROT.WRITE))];

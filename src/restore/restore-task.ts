@@ -139,7 +139,7 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   // would wait for the filler thread's start; the big ones are what lazy filling is for.)
   const lazy = ctx.lazy ? vmas.filter((v) => withPages.has(v) && !moved.has(v) && v.end - v.start >= LAZY_MIN_AREA && fillsLazily(v, guards)) : [];
   const { scratch, scratchSize } = rebuildAddressSpace(inj, {
-    vmas, guards, lazy, mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: t.pageSources, runs: t.runs, stasisPidfd: child.stasisPidfd, courier: child.courier, premapped,
+    vmas, guards, lazy, mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: t.pageSources, withPages, stasisPidfd: child.stasisPidfd, courier: child.courier, premapped,
     ...(ctx.meanwhile ? { meanwhile: ctx.meanwhile } : {}),
     ...(ctx.shmem ? { shmemFd: (v: VmaSpec) => ctx.shmem!.fdFor(v) } : {}),
     mm: {
