@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readPagemapImage, imageExists, imagePath, PE } from '../image/index.js';
 import { StasisError } from '../errors.js';
-import { PageList, sortedBy, type PageReads, type PageRuns } from './page-list.js';
+import { PageList, sortedByOffset, type PageReads, type PageRuns } from './page-list.js';
 
 const PAGE = 4096;
 const MAX_DEPTH = 256;
@@ -161,7 +161,7 @@ export function resolvePages(dir: string, m: PagemapName, drop: readonly { start
   }
   const sources: PageSource[] = [];
   for (let lv: Level | null | undefined = top; lv; lv = lv.parent) {
-    if (lv.reads.n) sources.push({ path: lv.pagesPath, reads: sortedBy(lv.reads.done(), 'off') });
+    if (lv.reads.n) sources.push({ path: lv.pagesPath, reads: sortedByOffset(lv.reads.done()) });
   }
   const r = runs.done();
   return { runs: { n: r.n, page: r.page, count: r.count }, sources };

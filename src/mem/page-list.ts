@@ -47,13 +47,6 @@ export class PageList {
     this.n++;
   }
 
-  /** Adds `count` pages at `page` to the last entry where they continue it (on the page and, for reads, in the file), else pushes them. */
-  append(page: number, count: number, off = 0): void {
-    const k = this.n - 1;
-    if (k >= 0 && this.page[k]! + this.count[k]! === page && this.off[k]! + this.count[k]! * PAGE === off) this.count[k]! += count;
-    else this.push(page, count, off);
-  }
-
   done(): PageReads {
     return { n: this.n, page: this.page.subarray(0, this.n), count: this.count.subarray(0, this.n), off: this.off.subarray(0, this.n) };
   }
@@ -72,9 +65,9 @@ export class PageList {
 
 export const noReads = (): PageReads => new PageList(0).done();
 
-/** `r` in the order of `key` (its offsets or its pages), as it is where it already was: a dump writes them in order. */
-export function sortedBy(r: PageReads, key: 'off' | 'page'): PageReads {
-  const k = r[key];
+/** `r` in the order of its file offsets: itself where it already is (a dump writes them so). */
+export function sortedByOffset(r: PageReads): PageReads {
+  const k = r.off;
   let sorted = true;
   for (let i = 1; i < r.n && sorted; i++) sorted = k[i - 1]! <= k[i]!;
   if (sorted) return r;
