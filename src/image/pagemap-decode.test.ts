@@ -65,7 +65,7 @@ test('decodePagemapImage() gives the numbers decodeImage() gives, normalised, fo
     assert.equal(fast.runs.count[i], pagemapCount(e), `entry ${i} count`);
     assert.equal(fast.runs.flags[i], e.flags, `entry ${i} flags`);
   });
-  assert.deepEqual(fast.runs.flags.slice(0, 3), [4, 1, 4]); // PE_PRESENT, PE_PARENT, PE_PRESENT
+  assert.deepEqual([...fast.runs.flags.slice(0, 3)], [4, 1, 4]); // PE_PRESENT, PE_PARENT, PE_PRESENT
   for (const cut of [all.length - 1, bytes.length - 2, 30]) {
     const code = (f: () => unknown) => { try { f(); return 'none'; } catch (e) { return (e as { code?: string }).code; } };
     assert.equal(code(() => decodePagemapImage('pagemap', all.subarray(0, cut))), code(() => decodeImage('pagemap', all.subarray(0, cut))), `cut at ${cut}`);

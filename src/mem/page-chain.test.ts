@@ -37,10 +37,11 @@ test('resolveTaskPages() finds each page with data where the chain stores it, pa
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'stasis-chain-'));
   let n = 0;
   try {
-    fc.assert(fc.property(level, drops, (topRuns, dropRuns) => {
+    fc.assert(fc.property(level, drops, fc.boolean(), (topRuns, dropRuns, backwards) => {
       const dir = path.join(base, String(n++)), parentDir = path.join(dir, 'p');
       // The parent holds every page (present); the top's entries in the parent point there.
-      const top = layout(topRuns);
+      // Entries out of address order too (the offsets follow the file's order, as the model's).
+      const top = backwards ? layout(topRuns).reverse() : layout(topRuns);
       const parent: [number, number, boolean][] = top.filter(([, , p]) => p).map(([s, c]) => [s, c, false]);
       writeLevel(parentDir, parent);
       writeLevel(dir, top);

@@ -36,10 +36,10 @@ interface Level {
   dir: string;
   pagesPath: string;
   /** Entries sorted by address: [first page, end page), flags, file offset of PRESENT ones. */
-  starts: number[];
-  ends: number[];
-  flags: number[];
-  offs: number[];
+  starts: Float64Array;
+  ends: Float64Array;
+  flags: Float64Array;
+  offs: Float64Array;
   parent: Level | null | undefined; // undefined: not opened yet
   depth: number;
   reads: PageList;
@@ -59,30 +59,32 @@ function openLevel(dir: string, m: PagemapName, depth: number, seen: Set<string>
   // The entries that hold pages, by address (a dump writes them in order: sorted only where
   // they are not), each with its file offset where PRESENT. One pass, into the arrays
   // themselves: it runs cold, before a lazily restored tree can run.
-  let starts: number[] = [], ends: number[] = [], flags: number[] = [], offs: number[] = [];
-  let bytes = 0, sorted = true, last = -1;
+  let starts: Float64Array = new Float64Array(runs.n), ends: Float64Array = new Float64Array(runs.n), flags: Float64Array = new Float64Array(runs.n), offs: Float64Array = new Float64Array(runs.n);
+  let k = 0, bytes = 0, sorted = true, last = -1;
   for (let i = 0; i < runs.n; i++) {
     const s = runs.page[i]!, f = runs.flags[i]!, c = runs.count[i]!;
     if (!Number.isInteger(s)) throw new StasisError('E_CORRUPT', `${name} in ${dir} has an entry at unaligned 0x${(s * PAGE).toString(16)}`);
     if (f & PE.PRESENT) {
-      offs.push(bytes);
-      flags.push(PE.PRESENT);
+      offs[k] = bytes;
+      flags[k] = PE.PRESENT;
       bytes += c * PAGE;
     } else if (f & PE.PARENT) {
-      offs.push(-1);
-      flags.push(PE.PARENT);
+      offs[k] = -1;
+      flags[k] = PE.PARENT;
     } else {
       if (f & PE.LAZY) throw new StasisError('E_UNSUPPORTED', `${name} in ${dir} has lazy pages, which stasis does not restore`);
       continue;
     }
     if (s < last) sorted = false;
     last = s;
-    starts.push(s);
-    ends.push(s + c);
+    starts[k] = s;
+    ends[k] = s + c;
+    k++;
   }
+  [starts, ends, flags, offs] = [starts.subarray(0, k), ends.subarray(0, k), flags.subarray(0, k), offs.subarray(0, k)];
   if (!sorted) {
-    const order = starts.map((_, k) => k).sort((a, b) => starts[a]! - starts[b]!);
-    [starts, ends, flags, offs] = [starts, ends, flags, offs].map((a) => order.map((k) => a[k]!)) as [number[], number[], number[], number[]];
+    const order = Array.from({ length: k }, (_, i) => i).sort((a, b) => starts[a]! - starts[b]!);
+    [starts, ends, flags, offs] = [starts, ends, flags, offs].map((a) => Float64Array.from(order, (i) => a[i]!)) as [Float64Array, Float64Array, Float64Array, Float64Array];
   }
   const size = fs.existsSync(pagesPath) ? fs.statSync(pagesPath).size : -1;
   if (size < 0 && bytes > 0) throw new StasisError('E_NO_IMAGE', `No ${pagesPath}, which ${name} needs`);
