@@ -412,10 +412,20 @@ export class LazyFiller {
     return this.failure ?? (Buffer.from(new Uint8Array(this.shared, 64, Atomics.load(this.state, 6))).toString() || null);
   }
 
-  /** The restore failed (its tasks are killed): the filler closes the uffds and ends. */
+  /**
+   * The restore failed (its tasks are killed): the filler closes the uffds and ends. One that
+   * has not loaded (it never read them) is ended instead, and they are closed here once its
+   * thread is gone: a resident stasis would keep them open otherwise. Where it loaded
+   * meanwhile, they are its to close (its fd numbers may be taken again by then).
+   */
   abort(): void {
     this.post({ kind: 'abort' });
     this.port.close();
     if (this.tasks === 0) void this.worker.terminate();
+    else if (!this.loaded) {
+      void this.worker.terminate().then(() => {
+        if (!this.loaded) for (const t of this.armedTasks) closeFd(t.uffd);
+      });
+    }
   }
 }

@@ -91,6 +91,42 @@ test('a damaged MiB met while the restore\'s thread serves the faults (a filler 
   assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a process was left behind');
 });
 
+/** The userfaultfds open in this process (stasis, as a resident service is). */
+function ownUffds(): number {
+  let n = 0;
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:[userfaultfd]') n++;
+    } catch {
+      /* the directory's own fd */
+    }
+  }
+  return n;
+}
+
+test('a filler thread that does not load within 10 s fails the restore with E_RESTORE_FAILED, leaves no process, and closes the armed uffd (in a resident stasis too)', { skip }, async () => {
+  const w = new Workload('lazymem', lazymem(), ['64', 'plain']).start();
+  const images = tmpDir('lazymem-img');
+  await dump({ pid: w.pid, imagesDir: images });
+  w.go();
+  const before = ownUffds();
+  // It would load after 13 s, and close the uffd then: what is checked is that stasis does not wait for it.
+  process.env.STASIS_FILLER_DELAY_MS = '13000';
+  try {
+    await assert.rejects(restore({ imagesDir: images, detach: true, lazyPages: true }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'E_RESTORE_FAILED');
+      assert.match(e.message, /lazy page filler thread did not start/);
+      return true;
+    });
+  } finally {
+    delete process.env.STASIS_FILLER_DELAY_MS;
+  }
+  assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a process was left behind');
+  const until = Date.now() + 1500;
+  while (ownUffds() > before && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(ownUffds(), before, 'the armed uffd is still open in stasis');
+});
+
 test('a process dumped right after a lazy restore has all its memory, and restores from that dump', { skip }, async () => {
   const w = new Workload('lazymem', lazymem(), ['256']).start();
   const first = tmpDir('lazymem-img');
