@@ -6,9 +6,9 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dump, restore, startTask, waitTask, killTask } from '../api/index.js';
+import { sleepSync } from '../sys/sleep.js';
 
 const example = () => path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../examples/counter.c');
-const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 function counts(file: string): number[] {
   return fs
@@ -26,17 +26,17 @@ export async function runDemo(out: (s: string) => void): Promise<number> {
   const images = path.join(dir, 'images');
   const pid = startTask([bin], { stdout: log });
   out(`Started the counter as pid ${pid}; it prints a line every 50 ms to ${log}`);
-  sleep(1000);
+  sleepSync(1000);
 
   const d = await dump({ pid, imagesDir: images });
   const before = counts(log);
   out(`Checkpointed and killed it at count ${before.at(-1)} (${d.pagesWritten} pages, frozen ${d.frozenMs.toFixed(1)} ms) into ${images}`);
-  sleep(500);
+  sleepSync(500);
   out(`Half a second later the log still ends at ${counts(log).at(-1)}: nothing is running.`);
 
   const r = await restore({ imagesDir: images, detach: true });
   out(`Restored pid ${r.pid} in ${r.totalMs.toFixed(1)} ms`);
-  sleep(1000);
+  sleepSync(1000);
   killTask(r.pid);
   waitTask(r.pid);
   const after = counts(log);

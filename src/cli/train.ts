@@ -11,8 +11,8 @@ import path from 'node:path';
 import { spawnTask, resolveExecutable, kill, pidExists } from '../sys/index.js';
 import { parseStat } from '../proc/index.js';
 import { waitTask } from '../api/tasks.js';
+import { sleepSync } from '../sys/sleep.js';
 
-const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 /** Whether `pid` runs `exe` and sleeps (its exec done, in its nanosleep). */
 function asleepIn(pid: number, exe: string): boolean {
@@ -54,7 +54,7 @@ export async function train(main: (argv: string[]) => Promise<number>): Promise<
     const exe = resolveExecutable('sleep');
     const quiet = { path: '/dev/null' };
     pid = spawnTask([exe, '60'], { setsid: true, stdin: quiet, stdout: quiet, stderr: quiet });
-    for (let i = 0; i < 400 && !asleepIn(pid, exe); i++) sleep(5);
+    for (let i = 0; i < 400 && !asleepIn(pid, exe); i++) sleepSync(5);
     if (!asleepIn(pid, exe)) throw new Error(`the sample ${exe} (pid ${pid}) did not start`);
     if (await main(['dump', '-t', String(pid), '-D', images, '-o', 'dump.log', '-v4']) !== 0) throw new Error(`its dump failed (see ${images}/dump.log)`);
     end(pid); // (killed by the dump: reaped, so that its pid is free for the restore)

@@ -11,6 +11,7 @@ import {
 import { parseStatus } from '../proc/index.js';
 import { StasisError } from '../errors.js';
 import { readRseqCs, writeBackRseqCs, type RseqCsAtFreeze } from './rseq-cs.js';
+import { sleepSync } from '../sys/sleep.js';
 
 export interface Frozen {
   pid: number;
@@ -48,7 +49,7 @@ function nextStop(tid: number): WaitResult {
       interrupt(tid);
       return waitPid(tid)!;
     }
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    sleepSync(1);
   }
 }
 
@@ -181,7 +182,7 @@ export function awaitInterruptStop(tid: number, timeoutMs = Infinity): (WaitResu
     const w = waitPid(tid, bounded);
     if (!w) {
       if (bounded && Date.now() > until) return null;
-      if (bounded) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      if (bounded) sleepSync(1);
       continue;
     }
     if (w.kind !== 'stopped') return null;

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import { StasisError } from '../errors.js';
 import { closeFd, decodeStatus, kill, pidfdExitStatus, pidfdOpen, pipe2, spawnTask, waitPid } from '../sys/index.js';
+import { sleepSync } from '../sys/sleep.js';
 
 const O_CLOEXEC = 0o2000000, SIGKILL = 9;
 
@@ -114,6 +115,6 @@ function childOf(pid: number): number {
     const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
     if (kids) return Number(kids.split(' ')[0]);
     if (Date.now() > until) throw new StasisError('E_RESTORE_FAILED', `nsenter (pid ${pid}) made no stand-in for a dead process in the tree's pid namespace`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    sleepSync(1);
   }
 }

@@ -37,6 +37,7 @@ import { StasisError } from '../errors.js';
 import { PageRanges } from './page-ranges.js';
 import { hasDumpablePages } from './vma.js';
 import { taskStart, type DirtyInfo, type DirtyTracker, type TaskTrack, type TrackedTask } from './dirty.js';
+import { sleepSync } from '../sys/sleep.js';
 
 const O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 const TRACKER_NAME = 'stasis-dirty-tracker';
@@ -248,7 +249,7 @@ function stopStaleTrackers(pid: number, keep: number | null): boolean {
   }
   // Its files (the uffd) are closed once it is dead, a zombie or reaped.
   const until = Date.now() + 2000;
-  while (stale.some((t) => isAlive(t)) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+  while (stale.some((t) => isAlive(t)) && Date.now() < until) sleepSync(2);
   return stale.length > 0;
 }
 

@@ -15,6 +15,7 @@ import type { ChunkSums, LazyPiece, LazyTask, FillerMessage } from './lazy-pages
 import { SUM_CHUNK } from '../image/sum-compare.js';
 import { setOwnNice } from '../sys/sched.js';
 import { chunkSumMatches, pieceIndexAfter, OWNER_NONE, OWNER_RESTORE, OWNER_FILLER } from './lazy-interim.js';
+import { sleepSync } from '../sys/sleep.js';
 
 const PAGE = 4096;
 const FAULT_PAGES = 128; // 512 KiB from a fault on (the faulting thread is woken once they are in)
@@ -472,7 +473,7 @@ const owner = new Int32Array(shared, 36, 1);
 setOwnNice(-10);
 // For tests: a thread that loads this much later (the restore's thread serves the faults meanwhile: lazy-interim.ts).
 const delay = Number(process.env.STASIS_FILLER_DELAY_MS ?? 0);
-if (delay > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, delay);
+if (delay > 0) sleepSync(delay);
 Atomics.store(state, 7, 1); // loaded: the first task armed waits for it (woken now, not at its next 20 ms)
 Atomics.notify(state, 7);
 // A spare filler (LazyFiller.take()) waits here, idle, until it is first told something.

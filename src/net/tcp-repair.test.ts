@@ -8,6 +8,7 @@ import {
   tcpInfo, SyscallError, AF_INET, AF_INET6, SHUT_WR, SOCK_CLOEXEC, SOCK_STREAM, SO_RCVTIMEO,
 } from '../sys/index.js';
 import { repairOff, repairOn, restoreConnection, saveConnection, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_WAIT2 } from './tcp-repair.js';
+import { sleepSync } from '../sys/sleep.js';
 
 /** A connected pair on the loopback address of `family`: [client, accepted]. */
 function pair(family: number): [number, number] {
@@ -89,7 +90,7 @@ test('a connection the peer closed (CLOSE_WAIT) and one we closed (FIN_WAIT2) co
       assert.equal(sendRaw(c, Buffer.from('last words'), 0, 10, 0), 10);
       shutdown(who === 'peer' ? c : a, SHUT_WR);
       const deadline = Date.now() + 2000;
-      while (tcpInfo(a).state !== want && Date.now() < deadline) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      while (tcpInfo(a).state !== want && Date.now() < deadline) sleepSync(5);
       const peerName = getsocknameInet(c), me = getsocknameInet(a);
       repairOn(a);
       const saved = saveConnection(a);

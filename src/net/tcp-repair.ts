@@ -22,6 +22,7 @@ import {
 } from '../sys/index.js';
 import { buildSegment, TH_ACK, TH_FIN } from './segment.js';
 import { SOCCR_MARK, type Conn } from './network-lock.js';
+import { sleepSync } from '../sys/sleep.js';
 
 export const TCP_ESTABLISHED = 1, TCP_SYN_SENT = 2, TCP_FIN_WAIT1 = 4, TCP_FIN_WAIT2 = 5, TCP_CLOSE = 7;
 export const TCP_CLOSE_WAIT = 8, TCP_LAST_ACK = 9, TCP_LISTEN = 10, TCP_CLOSING = 11;
@@ -108,7 +109,7 @@ function awaitState(fd: number, state: number, after: string): void {
     if (now === state) return;
     // The segment did not arrive: with the nftables lock, a rule of the namespace's own that drops it still does.
     if (performance.now() > end) throw new SyscallError('tcp repair', 5, `state ${now}, not ${state}, after ${after}: the segment did not reach the socket (a netfilter rule may drop it)`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+    sleepSync(2);
   }
 }
 

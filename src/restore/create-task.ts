@@ -9,6 +9,7 @@ import {
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
 import { COURIER_FD, type FdCourier } from './fd-courier.js';
+import { sleepSync } from '../sys/sleep.js';
 
 const CLONE_PARENT = 0x8000, CLONE_THREAD = 0x10000, SIGCHLD = 17, CLONE_NEWPID = 0x20000000, CLONE_NEWTIME = 0x80;
 const CLONE_NEWUSER = 0x10000000, CLONE_NEWNET = 0x40000000, CLONE_NEWIPC = 0x08000000, CLONE_NEWUTS = 0x04000000, CLONE_NEWCGROUP = 0x02000000;
@@ -80,7 +81,7 @@ export function pidIsFree(pid: number): boolean {
     }
     if (state !== 'Z' && state !== 'X') return false;
     if (Date.now() > until) return false;
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    sleepSync(10);
   }
 }
 
@@ -106,7 +107,7 @@ export function cloneWithPid(inj: Injector, pid: number, flags: number, parent?:
   const until = Date.now() + 3000;
   let r = inj.call('clone3', inj.put(args), CLONE_ARGS_SIZE);
   while (r === -17n && !inner && Date.now() < until && pidIsFree(pid)) {
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    sleepSync(10);
     r = inj.call('clone3', inj.put(args), CLONE_ARGS_SIZE);
   }
   if (r === -17n) throw new StasisError('E_PID_TAKEN', `Cannot restore pid ${pid}: another process has it`);

@@ -24,6 +24,7 @@ import { restoreCreds } from './creds.js';
 import { planSessions } from './session-plan.js';
 import type { IdView } from '../ns/index.js';
 import type { CredsEntry } from '../image/gen/stasis/creds_pb.js';
+import { sleepSync } from '../sys/sleep.js';
 
 const SYS_EXIT_GROUP = 231n, SYS_KILL = 62n;
 const CLONE_PARENT = 0x8000, CLONE_FILES = 0x400, CLONE_NEWNS = 0x20000, CLONE_NEWNET = 0x40000000;
@@ -334,7 +335,7 @@ function waitZombie(pid: number): void {
   const until = Date.now() + 5000;
   while (!/\) Z /.test(readStat(pid))) {
     if (Date.now() > until) throw new StasisError('E_RESTORE_FAILED', `Zombie ${pid} did not exit`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    sleepSync(1);
   }
 }
 

@@ -31,6 +31,7 @@ import { Injector, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWPID, CLONE
 import type { ExitStatus, RestoreOptions, RestoreResult } from '../api/types.js';
 import { CgroupRestore } from '../cgroup/restore-cgroups.js';
 import { LazyFiller, lazyPagesUnavailable, type LazyTask } from '../mem/lazy-pages.js';
+import { sleepSync } from '../sys/sleep.js';
 
 export function waitExit(pid: number): ExitStatus {
   for (;;) {
@@ -60,7 +61,7 @@ function ensureStopped(pid: number, signo: number, log: Log): void {
     }
     if (state === 'T') return;
     if (Date.now() > until) break;
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    sleepSync(1);
   }
   log.warn(`pid ${pid} was not stopped by signal ${signo} (its process group is orphaned now): stopped with SIGSTOP`);
   kill(pid, SIGSTOP);

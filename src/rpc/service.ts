@@ -14,6 +14,7 @@ import { RpcConn } from './conn.js';
 import { serveConnection } from './server.js';
 import { DEFAULT_SERVICE_ADDRESS } from './address.js';
 import { keepFillerReady, lazyPagesUnavailable } from '../mem/lazy-pages.js';
+import { sleepSync } from '../sys/sleep.js';
 
 export { DEFAULT_SERVICE_ADDRESS };
 
@@ -71,6 +72,6 @@ function daemonize(o: ServiceOptions): void {
   const until = Date.now() + 10000;
   while (!fs.statSync(o.address, { throwIfNoEntry: false })?.isSocket() || (o.pidfile && !fs.existsSync(o.pidfile))) {
     if (Date.now() > until) throw new StasisError('E_BAD_ARGS', `The service did not start listening on ${o.address}`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    sleepSync(10);
   }
 }

@@ -23,6 +23,7 @@ export * from './seqpacket.js';
 export * from './tty.js';
 export * from './tcp-repair.js';
 export * from './sched.js';
+export { sleepSync } from './sleep.js';
 export * from './namespace.js';
 export * from './netlink-packet.js';
 export { openCgroupFs } from './cgroup-fs.js';

@@ -12,6 +12,7 @@ import { syscallRaw, addressOf, keepAlive } from './libc.js';
 import { SYS, type SyscallName } from './syscall-table.js';
 import { SyscallError } from './syscall-error.js';
 import { codePage } from './code-page.js';
+import { sleepSync } from './sleep.js';
 
 // rdi = request {clone_args, size, ops, n ops, out: failed op, out: its result}.
 // push rbx; mov rbx, rdi; clone3([rbx], [rbx+8]); parent: pop rbx; ret (rax = pid or -errno).
@@ -171,6 +172,6 @@ function waitPaused(pid: number): number {
     if (sys.startsWith(`${SYS.pause} `)) return pid;
     if (state === 'Z' || state === 'X') throw new SyscallError('clone3', 3, `its copy ${pid} (no exec) died before it was ready`);
     if (Date.now() > until) throw new SyscallError('clone3', 110, `its copy ${pid} (no exec) did not get ready`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    sleepSync(1);
   }
 }
