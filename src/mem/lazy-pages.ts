@@ -30,6 +30,7 @@ import {
 import { StasisError } from '../errors.js';
 import { VMA, MAP, MADV, PROT, firstEndingAfter, isMappedByRestore, type VmaSpec } from './vma.js';
 import type { PageSource } from './page-chain.js';
+import { PageList } from './page-list.js';
 import { SUM_CHUNK } from '../image/sum-compare.js';
 import { QUIET } from '../image/sum-check.js';
 import { InterimServer, chunkSumMatches, OWNER_NONE, OWNER_RESTORE, OWNER_FILLER, type Forwarded } from './lazy-interim.js';
@@ -111,38 +112,49 @@ export function fillsLazily(v: VmaSpec, guards: { start: bigint; end: bigint }[]
 }
 
 /**
- * The reads of `sources` inside the areas, as pieces (files numbered through `fileIndex`):
- * start, n, file, off, four numbers each, by address.
+ * The reads of `sources` split at the lazy areas, in one pass: those outside them all (the
+ * restore writes them at once), and those inside as the filler's pieces (files numbered
+ * through `fileIndex`): start, n, file, off, four numbers each, by address.
  */
-export function piecesOf(sources: PageSource[], areas: VmaSpec[], fileIndex: (path: string) => number): Float64Array {
+export function splitLazy(sources: PageSource[], areas: VmaSpec[], fileIndex: (path: string) => number): { outside: PageSource[]; pieces: Float64Array } {
   // In page numbers, each read's first area by a binary search: thousands of reads, run cold.
   const sorted = [...areas].sort((a, b) => (a.start < b.start ? -1 : 1));
   const P = Number(PAGE);
   const starts = sorted.map((v) => Number(v.start) / P), ends = sorted.map((v) => Number(v.end) / P);
   let out: Float64Array = new Float64Array(4 * sources.reduce((n, s) => n + s.reads.n + sorted.length, 0)), k = 0, inOrder = true;
-  for (const src of sources) {
+  const piece = (a: number, b: number, file: number, off: number) => {
+    if (k === out.length) out = grown(out);
+    if (k && a < out[k - 4]!) inOrder = false;
+    out[k] = a;
+    out[k + 1] = b - a;
+    out[k + 2] = file;
+    out[k + 3] = off;
+    k += 4;
+  };
+  const outside = sources.map((src) => {
     const file = fileIndex(src.path);
+    const rest = new PageList();
     const { n, page, count, off } = src.reads;
     for (let r = 0; r < n; r++) {
       const s = page[r]!, e = s + count[r]!;
-      for (let i = firstEndingAfter(ends, s); i < sorted.length && starts[i]! < e; i++) {
+      let i = firstEndingAfter(ends, s), at = s;
+      // The parts of [s, e) in the areas it meets are pieces, the gaps between them reads.
+      for (; i < sorted.length && starts[i]! < e; i++) {
         const a = Math.max(starts[i]!, s), b = Math.min(ends[i]!, e);
-        if (k === out.length) out = grown(out);
-        if (k && a < out[k - 4]!) inOrder = false;
-        out[k] = a;
-        out[k + 1] = b - a;
-        out[k + 2] = file;
-        out[k + 3] = off[r]! + (a - s) * P;
-        k += 4;
+        if (a > at) rest.push(at, a - at, off[r]! + (at - s) * P);
+        piece(a, b, file, off[r]! + (a - s) * P);
+        at = b;
       }
+      if (at < e) rest.push(at, e - at, off[r]! + (at - s) * P);
     }
-  }
+    return { path: src.path, reads: rest.done() };
+  });
   out = out.subarray(0, k);
-  if (inOrder) return out;
+  if (inOrder) return { outside, pieces: out };
   const order = Array.from({ length: k / 4 }, (_, i) => i * 4).sort((x, y) => out[x]! - out[y]!);
   const by = new Float64Array(k);
   order.forEach((x, i) => by.set(out.subarray(x, x + 4), i * 4));
-  return by;
+  return { outside, pieces: by };
 }
 
 function grown(a: Float64Array): Float64Array {

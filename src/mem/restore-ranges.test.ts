@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { areasWithPages } from './vma.js';
-import { piecesOf } from './lazy-pages.js';
+import { splitLazy } from './lazy-pages.js';
 import { readsOutside } from '../restore/cow-premap.js';
 import type { PageRead, PageSource } from './page-chain.js';
 import { readObjects, readsFrom } from './page-list.js';
@@ -43,7 +43,7 @@ function pagesOf(reads: PageRead[]): Map<number, number> {
   return m;
 }
 
-test('areasWithPages(), piecesOf() and readsOutside() give what a page-by-page model gives', () => {
+test('areasWithPages(), splitLazy() and readsOutside() give what a page-by-page model gives', () => {
   fc.assert(fc.property(areas, areas, fc.nat(), (va, ra, shuffle) => {
     const vmas = lay(va, shuffle);
     const reads = readsOf(ra);
@@ -51,12 +51,14 @@ test('areasWithPages(), piecesOf() and readsOutside() give what a page-by-page m
     const got = areasWithPages(readsFrom(shuffle % 3 ? reads : [...reads].reverse()), vmas);
     const want = vmas.filter((v) => [...pagesOf(reads).keys()].some((pg) => inAny(pg, [v])));
     assert.deepEqual([...got].sort((a, b) => Number(a.start - b.start)), [...want].sort((a, b) => Number(a.start - b.start)));
-    // piecesOf: each page of the reads inside an area, at its offset, in page order, none split
-    // across areas; from one source, or from two whose reads alternate (an incremental chain).
+    // splitLazy: each page of the reads inside an area in a piece, at its offset, in page order,
+    // none split across areas; from one source, or from two whose reads alternate (an
+    // incremental chain); each page outside them all in a read of its own source.
     const src: PageSource = { path: 'pages-1.img', reads: readsFrom(reads) };
     const two = shuffle % 4 === 1;
     const sources = two ? [0, 1].map((h) => ({ path: `pages-${h + 1}.img`, reads: readsFrom(reads.filter((_, i) => i % 2 === h)) })) : [src];
-    const packed = piecesOf(sources, vmas as unknown as VmaSpec[], (f) => (f === 'pages-2.img' ? 4 : 3));
+    const split = splitLazy(sources, vmas as unknown as VmaSpec[], (f: string) => (f === 'pages-2.img' ? 4 : 3));
+    const packed = split.pieces;
     const pieces = Array.from({ length: packed.length / 4 }, (_, i) => ({ start: packed[4 * i]!, n: packed[4 * i + 1]!, file: packed[4 * i + 2]!, off: packed[4 * i + 3]! }));
     const fromPieces = new Map<number, number>();
     for (const p of pieces) {
@@ -68,10 +70,13 @@ test('areasWithPages(), piecesOf() and readsOutside() give what a page-by-page m
     const fileOf = (pg: number) => (two && reads.findIndex((r) => pg >= pageOf(r.vaddr) && pg < pageOf(r.vaddr) + r.nrPages) % 2 === 1 ? 1e9 : 0);
     const inside = new Map([...pagesOf(reads)].filter(([pg]) => inAny(pg, vmas)).map(([pg, off]) => [pg, off + fileOf(pg)] as const));
     assert.deepEqual(fromPieces, inside);
-    // readsOutside: each page of the reads outside every area, at its offset.
+    // readsOutside, and splitLazy's reads: each page of the reads outside every area, at its offset.
     const [out] = readsOutside([src], vmas);
     const outside = new Map([...pagesOf(reads)].filter(([pg]) => !inAny(pg, vmas)));
     assert.deepEqual(pagesOf(readObjects(out!.reads)), outside);
     for (const r of readObjects(out!.reads)) assert.ok(r.nrPages > 0 && Number.isInteger(r.nrPages));
+    const rest = new Map(split.outside.flatMap((o, h) => [...pagesOf(readObjects(o.reads))].map(([pg, off]) => [pg, off + (h === 1 ? 1e9 : 0)] as const)));
+    assert.deepEqual(rest, new Map([...outside].map(([pg, off]) => [pg, off + fileOf(pg)] as const)));
+    for (const o of split.outside) for (const r of readObjects(o.reads)) assert.ok(r.nrPages > 0 && Number.isInteger(r.nrPages));
   }), { numRuns: 400 });
 });

@@ -46,7 +46,7 @@ export interface AddressSpacePlan {
   mapped: MappedFiles;
   /** The VMAs that hold a page with data (areasWithPages() of the task's runs). */
   withPages: ReadonlySet<VmaSpec>;
-  /** Where the pages are: this image set's pages image and, for incremental dumps, its parents'. */
+  /** Where the pages are: this image set's pages image and, for incremental dumps, its parents' (less the lazy areas' of restore --lazy-pages: mem/lazy-pages.ts fills those once the task runs). */
   pageSources: PageSource[];
   mm: MmFields;
   /** The fd in stasis of the shared memory object a shared anonymous or memfd VMA maps. */
@@ -55,8 +55,6 @@ export interface AddressSpacePlan {
   premapped?: Premap[];
   /** Guard regions (MADV_GUARD_INSTALL) inside the VMAs. */
   guards?: { start: bigint; end: bigint }[];
-  /** Areas whose pages are not written here: restore --lazy-pages fills them once the task runs (mem/lazy-pages.ts). */
-  lazy?: VmaSpec[];
   /** Work of stasis's own done while the task's preadv of its pages runs (fillFrom); false once there is none. */
   meanwhile?: () => boolean;
 }
@@ -112,7 +110,7 @@ export function rebuildAddressSpace(inj: Injector, plan: AddressSpacePlan): { sc
   // A run may cross from one VMA into the next (adjacent areas with other protections).
   const filled = new Set([...plan.withPages].filter((v) => !moved.has(v)));
   mapVmas(inj, plan, filled, moved);
-  fillPages(inj, plan, [...moved, ...(plan.lazy ?? [])]);
+  fillPages(inj, plan, [...moved]);
   const protect = [...[...filled].filter((v) => !(v.prot & PROT.WRITE)), ...[...moved].filter((v) => v.prot !== (PROT.READ | PROT.WRITE))];
   inj.resetScratch();
   inj.callMany(protect.map((v) => ['mprotect', [v.start, v.end - v.start, v.prot]] as const))  .forEach((r) => {

@@ -38,7 +38,7 @@ import { VMA, areasWithPages, type VmaSpec } from '../mem/vma.js';
 import { vmaSpecs, type Premap } from './cow-premap.js';
 import { MappedFiles } from './mapped-files.js';
 import { StasisError } from '../errors.js';
-import { armLazy, fillsLazily, piecesOf, type LazyTask } from '../mem/lazy-pages.js';
+import { armLazy, fillsLazily, splitLazy, type LazyTask } from '../mem/lazy-pages.js';
 import type { FpuFields } from '../sys/fpu-layout.js';
 
 /** The smallest area restore --lazy-pages leaves to the filler (256 KiB). */
@@ -138,8 +138,10 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   // of the restore (rseq's registration) and the task's first steps touch, and a fault on them
   // would wait for the filler thread's start; the big ones are what lazy filling is for.)
   const lazy = ctx.lazy ? vmas.filter((v) => withPages.has(v) && !moved.has(v) && v.end - v.start >= LAZY_MIN_AREA && fillsLazily(v, guards)) : [];
+  // The lazy areas' reads become the filler's pieces; the rest are written now.
+  const split = ctx.lazy && lazy.length ? splitLazy(t.pageSources, lazy, ctx.lazy.fileIndex) : null;
   const { scratch, scratchSize } = rebuildAddressSpace(inj, {
-    vmas, guards, lazy, mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: t.pageSources, withPages, stasisPidfd: child.stasisPidfd, courier: child.courier, premapped,
+    vmas, guards, mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: split?.outside ?? t.pageSources, withPages, stasisPidfd: child.stasisPidfd, courier: child.courier, premapped,
     ...(ctx.meanwhile ? { meanwhile: ctx.meanwhile } : {}),
     ...(ctx.shmem ? { shmemFd: (v: VmaSpec) => ctx.shmem!.fdFor(v) } : {}),
     mm: {
@@ -150,9 +152,9 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   });
 
   // While the task still has stasis's privileges (a uffd that serves the kernel's own faults needs them).
-  if (ctx.lazy && lazy.length) {
+  if (ctx.lazy && split) {
     const uffd = armLazy(inj, lazy);
-    ctx.lazy.add({ pid, uffd, pieces: piecesOf(t.pageSources, lazy, ctx.lazy.fileIndex) });
+    ctx.lazy.add({ pid, uffd, pieces: split.pieces });
   }
 
   const tc = t.core.tc!, th = t.core.threadCore!;
