@@ -116,7 +116,7 @@ export function fillsLazily(v: VmaSpec, guards: { start: bigint; end: bigint }[]
  * restore writes them at once), and those inside as the filler's pieces (files numbered
  * through `fileIndex`): start, n, file, off, four numbers each, by address.
  */
-export function splitLazy(sources: PageSource[], areas: VmaSpec[], fileIndex: (path: string) => number): { outside: PageSource[]; pieces: Float64Array } {
+export function splitLazy(sources: PageSource[], areas: readonly { start: bigint; end: bigint }[], fileIndex: (path: string) => number): { outside: PageSource[]; pieces: Float64Array } {
   // In page numbers, each read's first area by a binary search: thousands of reads, run cold.
   const sorted = [...areas].sort((a, b) => (a.start < b.start ? -1 : 1));
   const P = Number(PAGE);
@@ -155,6 +155,22 @@ export function splitLazy(sources: PageSource[], areas: VmaSpec[], fileIndex: (p
   const by = new Float64Array(k);
   order.forEach((x, i) => by.set(out.subarray(x, x + 4), i * 4));
   return { outside, pieces: by };
+}
+
+/** `areas` (not overlapping) less `out`: what is left of each, in address order. */
+export function rangesLess(areas: readonly { start: bigint; end: bigint }[], out: readonly { start: bigint; end: bigint }[]): { start: bigint; end: bigint }[] {
+  const cut = [...out].sort((a, b) => (a.start < b.start ? -1 : 1));
+  const left: { start: bigint; end: bigint }[] = [];
+  for (const a of [...areas].sort((x, y) => (x.start < y.start ? -1 : 1))) {
+    let at = a.start;
+    for (const c of cut) {
+      if (c.end <= at || c.start >= a.end) continue;
+      if (c.start > at) left.push({ start: at, end: c.start });
+      at = c.end > at ? c.end : at;
+    }
+    if (at < a.end) left.push({ start: at, end: a.end });
+  }
+  return left;
 }
 
 function grown(a: Float64Array): Float64Array {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { areasWithPages } from './vma.js';
-import { splitLazy } from './lazy-pages.js';
+import { rangesLess, splitLazy } from './lazy-pages.js';
 import { readsOutside } from '../restore/cow-premap.js';
 import type { PageRead, PageSource } from './page-chain.js';
 import { readObjects, readsFrom } from './page-list.js';
@@ -79,4 +79,18 @@ test('areasWithPages(), splitLazy() and readsOutside() give what a page-by-page 
     assert.deepEqual(rest, new Map([...outside].map(([pg, off]) => [pg, off + fileOf(pg)] as const)));
     for (const o of split.outside) for (const r of readObjects(o.reads)) assert.ok(r.nrPages > 0 && Number.isInteger(r.nrPages));
   }), { numRuns: 400 });
+});
+
+test('rangesLess() leaves what a page-by-page model leaves', () => {
+  fc.assert(fc.property(areas, areas, fc.nat(), (va, ca, shuffle) => {
+    const keep = lay(va, shuffle), out = lay(ca, shuffle + 1);
+    const left = rangesLess(keep, out);
+    const pages = (rs: { start: bigint; end: bigint }[]) => new Set(rs.flatMap((r) => Array.from({ length: pageOf(r.end) - pageOf(r.start) }, (_, k) => pageOf(r.start) + k)));
+    const want = [...pages(keep)].filter((pg) => !inAny(pg, out)).sort((a, b) => a - b);
+    assert.deepEqual([...pages(left)].sort((a, b) => a - b), want);
+    for (let i = 0; i < left.length; i++) {
+      assert.ok(left[i]!.start < left[i]!.end, 'no empty range');
+      if (i) assert.ok(left[i]!.start >= left[i - 1]!.end, 'in address order, apart');
+    }
+  }), { numRuns: 300 });
 });

@@ -38,11 +38,12 @@ import { VMA, areasWithPages, type VmaSpec } from '../mem/vma.js';
 import { vmaSpecs, type Premap } from './cow-premap.js';
 import { MappedFiles } from './mapped-files.js';
 import { StasisError } from '../errors.js';
-import { armLazy, fillsLazily, splitLazy, type LazyTask } from '../mem/lazy-pages.js';
+import { armLazy, fillsLazily, rangesLess, splitLazy, type LazyTask } from '../mem/lazy-pages.js';
 import type { FpuFields } from '../sys/fpu-layout.js';
 
 /** The smallest area restore --lazy-pages leaves to the filler (256 KiB). */
 const LAZY_MIN_AREA = 256n << 10n;
+const PAGE = 4096n;
 const RSEQ_FLAG_UNREGISTER = 1;
 const SIGKILL = 9, SIGSTOP = 19;
 
@@ -138,8 +139,15 @@ export function restoreTask(ctx: RestoreTaskCtx, t: TaskImages, child: NewTask):
   // of the restore (rseq's registration) and the task's first steps touch, and a fault on them
   // would wait for the filler thread's start; the big ones are what lazy filling is for.)
   const lazy = ctx.lazy ? vmas.filter((v) => withPages.has(v) && !moved.has(v) && v.end - v.start >= LAZY_MIN_AREA && fillsLazily(v, guards)) : [];
-  // The lazy areas' reads become the filler's pieces; the rest are written now.
-  const split = ctx.lazy && lazy.length ? splitLazy(t.pageSources, lazy, ctx.lazy.fileIndex) : null;
+  // The lazy areas' reads become the filler's pieces; the rest are written now. So are the
+  // pages of each thread's rseq area, which the restore itself writes before the tree runs
+  // (rseq's registration, and every return from an injected call): a thread's TLS is in its
+  // stack's mapping, a lazy area, and a fault there would wait for the filler thread's start.
+  const rseqPages = [t.core, ...t.threads.map((x) => x.core)].flatMap((c) => {
+    const r = c.threadCore?.rseqEntry;
+    return r?.rseqAbiPointer ? [{ start: r.rseqAbiPointer & ~(PAGE - 1n), end: (r.rseqAbiPointer + BigInt(Math.max(r.rseqAbiSize, 32)) + PAGE - 1n) & ~(PAGE - 1n) }] : [];
+  });
+  const split = ctx.lazy && lazy.length ? splitLazy(t.pageSources, rangesLess(lazy, rseqPages), ctx.lazy.fileIndex) : null;
   const { scratch, scratchSize } = rebuildAddressSpace(inj, {
     vmas, guards, mapped: ctx.mapped ?? new MappedFiles(ctx.set), pageSources: split?.outside ?? t.pageSources, withPages, stasisPidfd: child.stasisPidfd, courier: child.courier, premapped,
     ...(ctx.meanwhile ? { meanwhile: ctx.meanwhile } : {}),
