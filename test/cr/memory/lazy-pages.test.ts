@@ -46,6 +46,16 @@ test('a lazily restored process with 256 MiB in four areas and four threads chec
   assertPassed(w.finish(60000));
 });
 
+/** restore --lazy-pages of `imagesDir`, its filler thread loading `ms` late (STASIS_FILLER_DELAY_MS, which the thread reads as it starts). */
+async function restoreFillerLate(imagesDir: string, ms: number): ReturnType<typeof restore> {
+  process.env.STASIS_FILLER_DELAY_MS = String(ms);
+  try {
+    return await restore({ imagesDir, detach: true, lazyPages: true });
+  } finally {
+    delete process.env.STASIS_FILLER_DELAY_MS;
+  }
+}
+
 for (const mode of ['plain', 'changes'] as const) {
   const what = mode === 'plain'
     ? 'the restore\'s thread serves the faults of four threads reading their areas until it has, and every byte is right'
@@ -55,13 +65,7 @@ for (const mode of ['plain', 'changes'] as const) {
     const images = tmpDir('lazymem-img');
     await dump({ pid: w.pid, imagesDir: images });
     w.go();
-    process.env.STASIS_FILLER_DELAY_MS = '400';
-    let r;
-    try {
-      r = await restore({ imagesDir: images, detach: true, lazyPages: true });
-    } finally {
-      delete process.env.STASIS_FILLER_DELAY_MS;
-    }
+    const r = await restoreFillerLate(images, 400);
     assert.equal(r.pid, w.pid);
     assert.ok(r.lazy!.fillMs > 400, `filled in ${r.lazy!.fillMs} ms by a filler that loaded after 400`);
     if (mode === 'plain') assert.ok(r.lazy!.early >= 4, `the restore's thread served ${r.lazy!.early} faults`);
@@ -78,16 +82,11 @@ test('a damaged MiB met while the restore\'s thread serves the faults (a filler 
   const MiB = 1 << 20;
   const { dir: bad } = copyWithPagesByteFlipped(images, 'lazymem-bad', 2 * MiB + 100);
   w.go();
-  process.env.STASIS_FILLER_DELAY_MS = '400';
-  try {
-    await assert.rejects(restore({ imagesDir: bad, detach: true, lazyPages: true }), (e: Error & { code?: string }) => {
-      assert.equal(e.code, 'E_CORRUPT');
-      assert.match(e.message, new RegExp(`pages-1\\.img is damaged: its CRC-32 of bytes ${2 * MiB}-${3 * MiB} differs`));
-      return true;
-    });
-  } finally {
-    delete process.env.STASIS_FILLER_DELAY_MS;
-  }
+  await assert.rejects(restoreFillerLate(bad, 400), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'E_CORRUPT');
+    assert.match(e.message, new RegExp(`pages-1\\.img is damaged: its CRC-32 of bytes ${2 * MiB}-${3 * MiB} differs`));
+    return true;
+  });
   assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a process was left behind');
 });
 
@@ -95,13 +94,7 @@ test('a lazy restore of six threads runs them before a filler thread 1 s late ha
   const w = new Workload('threads', compileWorkload('threads', ['-pthread'])).start();
   const images = tmpDir('threads-img');
   await dump({ pid: w.pid, imagesDir: images });
-  process.env.STASIS_FILLER_DELAY_MS = '1000';
-  let r;
-  try {
-    r = await restore({ imagesDir: images, detach: true, lazyPages: true });
-  } finally {
-    delete process.env.STASIS_FILLER_DELAY_MS;
-  }
+  const r = await restoreFillerLate(images, 1000);
   // A fault the restore itself met before the tree ran would have waited for the filler.
   assert.ok(r.lazy!.runningMs < 1000, `the tree ran after ${r.lazy!.runningMs.toFixed(0)} ms`);
   assert.ok(r.lazy!.fillMs > 1000, `filled in ${r.lazy!.fillMs} ms by a filler that loaded after 1000`);
@@ -129,16 +122,11 @@ test('a filler thread that does not load within 10 s fails the restore with E_RE
   w.go();
   const before = ownUffds();
   // It would load after 13 s, and close the uffd then: what is checked is that stasis does not wait for it.
-  process.env.STASIS_FILLER_DELAY_MS = '13000';
-  try {
-    await assert.rejects(restore({ imagesDir: images, detach: true, lazyPages: true }), (e: Error & { code?: string }) => {
-      assert.equal(e.code, 'E_RESTORE_FAILED');
-      assert.match(e.message, /lazy page filler thread did not start/);
-      return true;
-    });
-  } finally {
-    delete process.env.STASIS_FILLER_DELAY_MS;
-  }
+  await assert.rejects(restoreFillerLate(images, 13000), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'E_RESTORE_FAILED');
+    assert.match(e.message, /lazy page filler thread did not start/);
+    return true;
+  });
   assert.equal(fs.existsSync(`/proc/${w.pid}`), false, 'a process was left behind');
   const until = Date.now() + 1500;
   while (ownUffds() > before && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
