@@ -7,6 +7,7 @@
 import { create } from '@bufbuild/protobuf';
 import { PagemapEntrySchema, type PagemapEntry } from './gen/stasis/pagemap_pb.js';
 import { PE } from './pagemap-flags.js';
+import { doubled } from '../float-arrays.js';
 
 /** The fields of the entry in `b[at, end)` (-1: absent), or undefined where the generic decoder must decide. */
 function readFields(b: Uint8Array, at: number, end: number): { vaddr: number; compat: number; inParent: number; flags: number; nr: number } | undefined {
@@ -73,7 +74,7 @@ export function decodePagemapRuns(
   // a fifth more); anything the fast path does not take, `generic`. An entry takes 8 bytes at
   // least (its size, and its two required fields), so that many slots do, unless generic()
   // takes a smaller one.
-  let cap = Math.max(16, Math.ceil((b.length - off) / 8));
+  const cap = Math.max(16, Math.ceil((b.length - off) / 8));
   let page = new Float64Array(cap), count = new Float64Array(cap), flags = new Float64Array(cap);
   let n = 0;
   while (off < b.length) {
@@ -122,15 +123,7 @@ export function decodePagemapRuns(
       f = g.flags;
       off = g.next;
     }
-    if (n === cap) {
-      cap *= 2;
-      const more = (a: Float64Array) => {
-        const x = new Float64Array(cap);
-        x.set(a);
-        return x;
-      };
-      [page, count, flags] = [more(page), more(count), more(flags)];
-    }
+    if (n === page.length) [page, count, flags] = [doubled(page), doubled(count), doubled(flags)];
     // An unaligned address is kept as a fraction, for the caller to refuse.
     page[n] = vaddr / 4096;
     count[n] = c;

@@ -31,6 +31,7 @@ import { StasisError } from '../errors.js';
 import { VMA, MAP, MADV, PROT, firstEndingAfter, isMappedByRestore, type VmaSpec } from './vma.js';
 import type { PageSource } from './page-chain.js';
 import { PageList } from './page-list.js';
+import { doubled } from '../float-arrays.js';
 import { SUM_CHUNK } from '../image/sum-compare.js';
 import { QUIET } from '../image/sum-check.js';
 import { InterimServer, chunkSumMatches, OWNER_NONE, OWNER_RESTORE, OWNER_FILLER, type Forwarded } from './lazy-interim.js';
@@ -123,7 +124,7 @@ export function splitLazy(sources: PageSource[], areas: readonly { start: bigint
   const starts = sorted.map((v) => Number(v.start) / P), ends = sorted.map((v) => Number(v.end) / P);
   let out: Float64Array = new Float64Array(4 * sources.reduce((n, s) => n + s.reads.n + sorted.length, 0)), k = 0, inOrder = true;
   const piece = (a: number, b: number, file: number, off: number) => {
-    if (k === out.length) out = grown(out);
+    if (k === out.length) out = doubled(out);
     if (k && a < out[k - 4]!) inOrder = false;
     out[k] = a;
     out[k + 1] = b - a;
@@ -171,12 +172,6 @@ export function rangesLess(areas: readonly { start: bigint; end: bigint }[], out
     if (at < a.end) left.push({ start: at, end: a.end });
   }
   return left;
-}
-
-function grown(a: Float64Array): Float64Array {
-  const b = new Float64Array(a.length * 2 + 64);
-  b.set(a);
-  return b;
 }
 
 /**

@@ -4,6 +4,7 @@
 // lazy restore of that area before its tree ran (issue 15); as arrays, a few. Addresses are
 // kept as page numbers (address / 4096): user addresses are below 2^47, exact in a double.
 import type { PageRun } from './page-runs.js';
+import { doubled } from '../float-arrays.js';
 
 const PAGE = 4096;
 
@@ -52,14 +53,9 @@ export class PageList {
   }
 
   private grow(): void {
-    const more = (a: Float64Array) => {
-      const b = new Float64Array(Math.max(16, a.length * 2));
-      b.set(a);
-      return b;
-    };
-    this.page = more(this.page);
-    this.count = more(this.count);
-    this.off = more(this.off);
+    this.page = doubled(this.page);
+    this.count = doubled(this.count);
+    this.off = doubled(this.off);
   }
 }
 
