@@ -28,15 +28,14 @@ import {
   UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_EVENT_UNMAP,
 } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import { VMA, MAP, MADV, PROT, firstEndingAfter, isMappedByRestore, type VmaSpec } from './vma.js';
+import { VMA, MAP, MADV, PROT, isMappedByRestore, type VmaSpec } from './vma.js';
 import type { PageSource } from './page-chain.js';
-import { PageList } from './page-list.js';
+import { PageList, cutReads, pageCuts } from './page-list.js';
 import { doubled } from '../float-arrays.js';
 import { SUM_CHUNK } from '../image/sum-compare.js';
 import { QUIET } from '../image/sum-check.js';
 import { InterimServer, chunkSumMatches, OWNER_NONE, OWNER_RESTORE, OWNER_FILLER, type Forwarded } from './lazy-interim.js';
 
-const PAGE = 4096n;
 const O_NONBLOCK = 0o4000, O_CLOEXEC = 0o2000000;
 export const LAZY_FEATURES = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP;
 
@@ -118,12 +117,9 @@ export function fillsLazily(v: VmaSpec, guards: { start: bigint; end: bigint }[]
  * through `fileIndex`): start, n, file, off, four numbers each, by address.
  */
 export function splitLazy(sources: PageSource[], areas: readonly { start: bigint; end: bigint }[], fileIndex: (path: string) => number): { outside: PageSource[]; pieces: Float64Array } {
-  // In page numbers, each read's first area by a binary search: thousands of reads, run cold.
-  const sorted = [...areas].sort((a, b) => (a.start < b.start ? -1 : 1));
-  const P = Number(PAGE);
-  const starts = sorted.map((v) => Number(v.start) / P), ends = sorted.map((v) => Number(v.end) / P);
-  let out: Float64Array = new Float64Array(4 * sources.reduce((n, s) => n + s.reads.n + sorted.length, 0)), k = 0, inOrder = true;
-  const piece = (a: number, b: number, file: number, off: number) => {
+  const cuts = pageCuts(areas);
+  let out: Float64Array = new Float64Array(4 * sources.reduce((n, s) => n + s.reads.n + cuts.starts.length, 0)), k = 0, inOrder = true, file = 0;
+  const piece = (a: number, b: number, off: number) => {
     if (k === out.length) out = doubled(out);
     if (k && a < out[k - 4]!) inOrder = false;
     out[k] = a;
@@ -133,21 +129,9 @@ export function splitLazy(sources: PageSource[], areas: readonly { start: bigint
     k += 4;
   };
   const outside = sources.map((src) => {
-    const file = fileIndex(src.path);
+    file = fileIndex(src.path);
     const rest = new PageList();
-    const { n, page, count, off } = src.reads;
-    for (let r = 0; r < n; r++) {
-      const s = page[r]!, e = s + count[r]!;
-      let i = firstEndingAfter(ends, s), at = s;
-      // The parts of [s, e) in the areas it meets are pieces, the gaps between them reads.
-      for (; i < sorted.length && starts[i]! < e; i++) {
-        const a = Math.max(starts[i]!, s), b = Math.min(ends[i]!, e);
-        if (a > at) rest.push(at, a - at, off[r]! + (at - s) * P);
-        piece(a, b, file, off[r]! + (a - s) * P);
-        at = b;
-      }
-      if (at < e) rest.push(at, e - at, off[r]! + (at - s) * P);
-    }
+    cutReads(src.reads, cuts, rest, piece);
     return { path: src.path, reads: rest.done() };
   });
   out = out.subarray(0, k);

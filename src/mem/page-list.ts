@@ -5,6 +5,7 @@
 // kept as page numbers (address / 4096): user addresses are below 2^47, exact in a double.
 import type { PageRun } from './page-runs.js';
 import { doubled } from '../float-arrays.js';
+import { firstEndingAfter } from './vma.js';
 
 const PAGE = 4096;
 
@@ -71,6 +72,40 @@ export function sortedByOffset(r: PageReads): PageReads {
   const out = new PageList(r.n);
   for (const i of order) out.push(r.page[i]!, r.count[i]!, r.off[i]!);
   return out.done();
+}
+
+/** Ranges (not overlapping) in page numbers, by address: what cutReads() cuts at. */
+export interface PageCuts {
+  starts: number[];
+  ends: number[];
+}
+
+export function pageCuts(ranges: readonly { start: bigint; end: bigint }[]): PageCuts {
+  const sorted = [...ranges].sort((a, b) => (a.start < b.start ? -1 : 1));
+  return { starts: sorted.map((v) => Number(v.start) / PAGE), ends: sorted.map((v) => Number(v.end) / PAGE) };
+}
+
+/**
+ * Cuts `reads` at `cuts`: the parts outside them all are pushed onto `outside`, and each part
+ * inside one ([from, to) in page numbers, at byte `off` of the image) goes to `inside` where
+ * it is given. Each read's first range by a binary search: thousands of reads, run cold.
+ */
+export function cutReads(reads: PageReads, cuts: PageCuts, outside: PageList, inside?: (from: number, to: number, off: number) => void): void {
+  const { starts, ends } = cuts;
+  const { n, page, count, off } = reads;
+  for (let r = 0; r < n; r++) {
+    const s = page[r]!, e = s + count[r]!;
+    let at = s;
+    for (let i = firstEndingAfter(ends, s); i < starts.length && starts[i]! < e; i++) {
+      if (starts[i]! > at) outside.push(at, starts[i]! - at, off[r]! + (at - s) * PAGE);
+      if (inside) {
+        const a = Math.max(starts[i]!, s);
+        inside(a, Math.min(ends[i]!, e), off[r]! + (a - s) * PAGE);
+      }
+      at = Math.max(at, ends[i]!);
+    }
+    if (at < e) outside.push(at, e - at, off[r]! + (at - s) * PAGE);
+  }
 }
 
 /** Reads as objects, for the code that takes a few of them at a time. */

@@ -11,10 +11,10 @@ import fs from 'node:fs';
 import type { FdCourier } from './fd-courier.js';
 import { ProcMem, type Injector } from '../sys/index.js';
 import { StasisError } from '../errors.js';
-import { VMA, MAP, MADV, PROT, firstEndingAfter, isMappedByRestore, type VmaSpec } from '../mem/vma.js';
+import { VMA, MAP, MADV, PROT, isMappedByRestore, type VmaSpec } from '../mem/vma.js';
 import { MAP_HUGETLB } from '../mem/hugetlb.js';
 import type { PageRead, PageSource } from '../mem/page-chain.js';
-import { PageList, readObjects, readsFrom, runObjects, type PageRuns } from '../mem/page-list.js';
+import { PageList, cutReads, pageCuts, readObjects, readsFrom, runObjects, type PageRuns } from '../mem/page-list.js';
 import type { ImageSet, TaskImages } from './read-images.js';
 import { findScratch, fillFrom } from './address-space.js';
 import { MappedFiles } from './mapped-files.js';
@@ -250,29 +250,10 @@ function readMaps(pid: number): Range[] {
 /** The reads of `sources` outside the premapped areas (their pages are in place already). */
 export function readsOutside(sources: PageSource[], moved: Range[]): PageSource[] {
   if (moved.length === 0) return sources;
-  // In page numbers: nearly every read is outside them all, or (restore --lazy-pages) inside
-  // one, both found by a binary search, and only the reads that straddle an edge are cut.
-  const sorted = [...moved].sort((a, b) => (a.start < b.start ? -1 : 1));
-  const P = Number(PAGE);
-  const starts = sorted.map((m) => Number(m.start) / P), ends = sorted.map((m) => Number(m.end) / P);
+  const cuts = pageCuts(moved);
   return sources.map((src) => {
     const out = new PageList();
-    const { n, page, count, off } = src.reads;
-    for (let r = 0; r < n; r++) {
-      const s = page[r]!, e = s + count[r]!;
-      const lo = firstEndingAfter(ends, s);
-      if (lo === sorted.length || starts[lo]! >= e) out.push(s, count[r]!, off[r]!);
-      else if (!(starts[lo]! <= s && e <= ends[lo]!)) {
-        // The gaps of [s, e) between the areas it meets.
-        let at = s;
-        for (let i = lo; i < sorted.length && starts[i]! < e; i++) {
-          if (starts[i]! > at) out.push(at, starts[i]! - at, off[r]! + (at - s) * P);
-          at = Math.max(at, ends[i]!);
-        }
-        if (at < e) out.push(at, e - at, off[r]! + (at - s) * P);
-      }
-    }
+    cutReads(src.reads, cuts, out);
     return { path: src.path, reads: out.done() };
   });
 }
-
