@@ -31,7 +31,7 @@ import { StasisError } from '../errors.js';
 import { VMA, MAP, MADV, PROT, isMappedByRestore, type VmaSpec } from './vma.js';
 import type { PageSource } from './page-chain.js';
 import { PageList, cutReads, pageCuts } from './page-list.js';
-import { doubled } from '../float-arrays.js';
+import { doubled, orderBy, permuted } from '../float-arrays.js';
 import { SUM_CHUNK } from '../image/sum-compare.js';
 import { QUIET } from '../image/sum-check.js';
 import { InterimServer, chunkSumMatches, OWNER_NONE, OWNER_RESTORE, OWNER_FILLER, type Forwarded } from './lazy-interim.js';
@@ -135,11 +135,7 @@ export function splitLazy(sources: PageSource[], areas: readonly { start: bigint
     return { path: src.path, reads: rest.done() };
   });
   out = out.subarray(0, k);
-  if (inOrder) return { outside, pieces: out };
-  const order = Array.from({ length: k / 4 }, (_, i) => i * 4).sort((x, y) => out[x]! - out[y]!);
-  const by = new Float64Array(k);
-  order.forEach((x, i) => by.set(out.subarray(x, x + 4), i * 4));
-  return { outside, pieces: by };
+  return { outside, pieces: inOrder ? out : permuted(out, orderBy(out, k / 4, 4), 4) };
 }
 
 /** `areas` (not overlapping) less `out`: what is left of each, in address order. */

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readPagemapImage, imageExists, imagePath, PE } from '../image/index.js';
 import { StasisError } from '../errors.js';
+import { orderBy, permuted } from '../float-arrays.js';
 import { PageList, sortedByOffset, type PageReads, type PageRuns } from './page-list.js';
 
 const PAGE = 4096;
@@ -83,8 +84,8 @@ function openLevel(dir: string, m: PagemapName, depth: number, seen: Set<string>
   }
   [starts, ends, flags, offs] = [starts.subarray(0, k), ends.subarray(0, k), flags.subarray(0, k), offs.subarray(0, k)];
   if (!sorted) {
-    const order = Array.from({ length: k }, (_, i) => i).sort((a, b) => starts[a]! - starts[b]!);
-    [starts, ends, flags, offs] = [starts, ends, flags, offs].map((a) => Float64Array.from(order, (i) => a[i]!)) as [Float64Array, Float64Array, Float64Array, Float64Array];
+    const order = orderBy(starts, k);
+    [starts, ends, flags, offs] = [permuted(starts, order), permuted(ends, order), permuted(flags, order), permuted(offs, order)];
   }
   const size = fs.existsSync(pagesPath) ? fs.statSync(pagesPath).size : -1;
   if (size < 0 && bytes > 0) throw new StasisError('E_NO_IMAGE', `No ${pagesPath}, which ${name} needs`);

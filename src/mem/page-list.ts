@@ -4,7 +4,7 @@
 // lazy restore of that area before its tree ran (issue 15); as arrays, a few. Addresses are
 // kept as page numbers (address / 4096): user addresses are below 2^47, exact in a double.
 import type { PageRun } from './page-runs.js';
-import { doubled } from '../float-arrays.js';
+import { doubled, orderBy, permuted } from '../float-arrays.js';
 import { firstEndingAfter } from './vma.js';
 
 const PAGE = 4096;
@@ -68,10 +68,8 @@ export function sortedByOffset(r: PageReads): PageReads {
   let sorted = true;
   for (let i = 1; i < r.n && sorted; i++) sorted = k[i - 1]! <= k[i]!;
   if (sorted) return r;
-  const order = Array.from({ length: r.n }, (_, i) => i).sort((a, b) => k[a]! - k[b]!);
-  const out = new PageList(r.n);
-  for (const i of order) out.push(r.page[i]!, r.count[i]!, r.off[i]!);
-  return out.done();
+  const order = orderBy(k, r.n);
+  return { n: r.n, page: permuted(r.page, order), count: permuted(r.count, order), off: permuted(k, order) };
 }
 
 /** Ranges (not overlapping) in page numbers, by address: what cutReads() cuts at. */
