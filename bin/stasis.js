@@ -64,13 +64,14 @@ function loadCached(file) {
       /* a read-only install: no cache */
     }
   } : () => {};
-  return { main: module.exports.main, save };
+  return { main: module.exports.main, endWhenIdle: module.exports.endWhenIdle, save };
 }
 
-const { main, save } = fs.existsSync(cli) ? loadCached(cli)
+const { main, endWhenIdle, save } = fs.existsSync(cli) ? loadCached(cli)
   : { ...(await import(fs.existsSync(bundle) ? bundle.href : '../dist/src/cli/main.js')), save: () => {} };
 trace('bundle loaded');
 process.exitCode = await main(argv);
 trace('command done');
 save();
 trace('exit');
+endWhenIdle();

@@ -178,5 +178,6 @@ function entry() {
     url = pathToFileURL(path.join(path.dirname(path.resolve(process.execArgv[at + 1])), 'cli.cjs')).href;
     process.exitCode = await mod.exports.main(process.argv.slice(1));
     trace('command done');
+    mod.exports.endWhenIdle();
   });
 }

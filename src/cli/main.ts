@@ -8,6 +8,7 @@ import { parseArgs, optString, flag, verbHelp, type ParsedArgs } from './args.js
 import { dumpOptions, preDumpOptions, restoreOptions, openLog } from './build-options.js';
 import type { Verb } from './options.js';
 import { progressReporter, traced } from './progress.js';
+import { exitNow } from '../sys/exit.js';
 
 const VERSION = '0.1.0';
 
@@ -124,6 +125,19 @@ export async function loadVerbs(): Promise<void> {
     import('../api/index.js'), import('./demo.js'), import('../rpc/swrk.js'), import('../rpc/service.js'),
     import('../rpc/conn.js'), import('../rpc/server.js'),
   ]);
+}
+
+/**
+ * For the command line's two entries (bin/stasis.js, and the start-up snapshot's main in
+ * tools/build-snapshot.cjs), once main() has returned: the process ends as soon as its event
+ * loop is empty, by exitNow(). Not for main()'s other callers (the tests, the build's training
+ * run): the process is theirs.
+ */
+export function endWhenIdle(): void {
+  const trace = process.env.STASIS_TRACE
+    ? (how: string) => process.stderr.write(`stasis trace: ${performance.now().toFixed(1).padStart(7)} ms  event loop empty: ${how}\n`)
+    : undefined;
+  process.once('beforeExit', () => exitNow(typeof process.exitCode === 'number' ? process.exitCode : 0, trace));
 }
 
 export async function main(argv: string[]): Promise<number> {

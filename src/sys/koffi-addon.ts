@@ -69,6 +69,11 @@ const koffi = (() => {
 })();
 `;
 
+/** Whether koffi's addon is loaded (by an earlier call of koffi()). */
+export function koffiLoaded(): boolean {
+  return loaded !== undefined;
+}
+
 /** koffi's addon, loaded by the first call. */
 export function koffi(): Koffi {
   return (loaded ??= load());

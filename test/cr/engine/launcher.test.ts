@@ -107,6 +107,32 @@ test('through a link named criu, the snapshot dumps a task and restores it, whic
   }
 });
 
+test('a command that loaded koffi ends by exit_group once its event loop is empty, with its exit status, its whole output through a pipe and its whole log; one that did not, by process.exit()', () => {
+  const w = new Workload('launcher-exit', compileWorkload('bigheap'), ['4']).start();
+  const images = tmpDir('launcher-exit-img');
+  const d = traced(CLI, ['dump', '-t', String(w.pid), '-D', images, '-v4', '-o', 'dump.log']);
+  assert.equal(d.status, 0, d.stderr);
+  assert.match(d.stderr, /command done\n.* event loop empty: exit_group\n$/);
+  assert.match(d.stdout, /^Dumped 1 task\(s\) \(\d+\): \d+ pages written of \d+ scanned, .*\n$/);
+  const log = fs.readFileSync(path.join(images, 'dump.log'), 'utf8');
+  // (Its last lines: the sums, the dump's last file, and the end.)
+  assert.match(log, /wrote \S+\/stasis-sums\.json\n\S+ dump done: tree killed, [\d.]+ ms frozen\n$/, JSON.stringify(log.slice(-300)));
+  const killed = waitPid(w.pid);
+  assert.ok(killed?.kind === 'signaled' && killed.signal === 9, JSON.stringify(killed));
+  w.go();
+  const r = traced(CLI, ['restore', '-D', images, '-v4', '-o', 'restore.log']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, / event loop empty: exit_group\n$/);
+  assert.match(fs.readFileSync(w.file('result'), 'utf8'), /^PASS/);
+  const gone = traced(CLI, ['dump', '-t', '999999999', '-D', tmpDir('launcher-exit-gone')]);
+  assert.equal(gone.status, 1, gone.stderr);
+  assert.match(gone.stderr, /E_NO_PROCESS[^]* event loop empty: (exit_group|process\.exit\(\))\n$/);
+  const v = traced(CLI, ['-V']);
+  assert.equal(v.status, 0, v.stderr);
+  assert.match(v.stdout, /^Version: /);
+  assert.match(v.stderr, / event loop empty: process\.exit\(\)\n$/);
+});
+
 test('the snapshot\'s build refuses a bundle that reads process.env as it is evaluated (the snapshot would keep the build\'s)', () => {
   const dir = tmpDir('snapshot-guard');
   const bundle = path.join(dir, 'cli.cjs');
