@@ -55,7 +55,7 @@ else driver();
 
 /**
  * The training run: the bundle run as the command line runs it, then its code cache written to
- * `out`. (`--dry`: its modules evaluated alone, the dump and the restore left out: for its test.)
+ * `out`, and the steps it ran said on stdout. (`--dry`: its modules evaluated alone, the dump and the restore left out: for its test.)
  */
 function train(file, out, dry) {
   const vm = require('node:vm');
@@ -64,7 +64,8 @@ function train(file, out, dry) {
   const script = new vm.Script(wrap(fs.readFileSync(file, 'utf8')), { filename: file });
   const mod = { exports: {} };
   script.runInThisContext()(mod.exports, createRequire(file), mod, file, path.dirname(file), { url: pathToFileURL(file).href });
-  mod.exports.loadVerbs().then(() => (dry ? undefined : mod.exports.train())).then(() => {
+  mod.exports.loadVerbs().then(() => (dry ? [] : mod.exports.train())).then((steps) => {
+    process.stdout.write(`trained: ${steps.join(', ') || 'nothing'}\n`);
     fs.writeFileSync(out, script.createCachedData());
     process.exit(0);
   }, (e) => {

@@ -110,9 +110,9 @@ function jsonBigint(_k: string, v: unknown): unknown {
   return v;
 }
 
-/** The build's training run (train.ts): a dump and a restore through main(). */
-export async function train(): Promise<void> {
-  await (await import('./train.js')).train(main);
+/** The build's training run (train.ts): a dump and a restore through main(), and more; the steps that ran. */
+export async function train(): Promise<string[]> {
+  return (await import('./train.js')).train(main);
 }
 
 /**
