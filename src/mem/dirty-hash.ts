@@ -68,13 +68,14 @@ export class PageHashes {
   }
 }
 
-/** Collects the hash of every page a dump reads, in address order. */
+/** Collects the hash of every page a dump reads (hashed once, by the page dumper), in address order. */
 class HashRecorder {
   private pages = new Float64Array(1 << 14);
   private hashes = new Uint32Array(2 << 14);
   count = 0;
 
-  add(pageNo: number, buf: Buffer, off: number): void {
+  /** Page `pageNo`, whose hash is hash[at] and hash[at + 1]. */
+  add(pageNo: number, hash: Uint32Array, at: number): void {
     if (this.count === this.pages.length) {
       const p = new Float64Array(this.pages.length * 2), h = new Uint32Array(this.hashes.length * 2);
       p.set(this.pages);
@@ -83,7 +84,8 @@ class HashRecorder {
       this.hashes = h;
     }
     this.pages[this.count] = pageNo;
-    hashPage(buf, off, this.hashes, 2 * this.count);
+    this.hashes[2 * this.count] = hash[at]!;
+    this.hashes[2 * this.count + 1] = hash[at + 1]!;
     this.count++;
   }
 
@@ -104,7 +106,7 @@ class HashRecorder {
 export class HashTracker implements DirtyTracker {
   readonly backend = 'hash' as const;
   private recorder: HashRecorder | null = null;
-  onPage: ((pageNo: number, page: Buffer, off: number) => void) | undefined;
+  onPage: ((pageNo: number, hash: Uint32Array, at: number) => void) | undefined;
 
   /** `parentFile`: the parent's hash file, when there is one. */
   constructor(private readonly pid: number, private readonly start: string, private readonly parentFile: string | null) {}

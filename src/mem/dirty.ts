@@ -66,8 +66,8 @@ export interface DirtyTracker {
   changes(task: TrackedTask, rearm: boolean): DirtyInfo;
   /** While frozen: track every page from now on (new mappings included). */
   arm(task: TrackedTask): void;
-  /** Sees every page the dump reads (the hash backend records them). */
-  onPage?: ((pageNo: number, page: Buffer, off: number) => void) | undefined;
+  /** Sees the hash (hashPage()'s two halves at hash[at] and hash[at + 1]) of every page the dump reads (the hash backend records them). */
+  onPage?: ((pageNo: number, hash: Uint32Array, at: number) => void) | undefined;
   /** After the images are written: saves what the next run needs in `dir`, returns the record. */
   commit(dir: string): TaskTrack;
   /** Ends tracking for good: no process, fd or write-protection is left behind. */

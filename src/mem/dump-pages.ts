@@ -60,8 +60,12 @@ export interface IncrementalPages {
 
 export interface PageDumperOptions {
   incremental?: IncrementalPages | undefined;
-  /** Sees every page read, with its page number (the hash backend records them). */
-  onPage?: ((pageNo: number, buf: Buffer, off: number) => void) | undefined;
+  /**
+   * Sees the hash of every page read (hashPage()'s halves at hash[at] and hash[at + 1]), with its
+   * page number (the hash backend records them): the same hash the comparison with a parent's
+   * hashes takes, computed once per page.
+   */
+  onPage?: ((pageNo: number, hash: Uint32Array, at: number) => void) | undefined;
   /** The task runs while its pages are read (pre-dump): a page gone meanwhile is written as zeros. */
   running?: boolean;
   /** Called after each scanned chunk with the pages scanned so far. */
@@ -386,12 +390,11 @@ export class PageDumper {
       const firstPage = Number(s.addr / BigInt(PAGE));
       for (let i = 0; i < s.len / PAGE; i++, pos += PAGE) {
         const pageNo = firstPage + i;
-        onPage?.(pageNo, this.buf, pos);
         let same = false;
-        if (hashes && pc?.covers(pageNo, pageNo + 1)) {
-          hashPage(this.buf, pos, this.hashTmp, 0);
-          same = hashes.same(pageNo, this.hashTmp, 0);
-        }
+        const compared = hashes !== undefined && pc !== null && pc.covers(pageNo, pageNo + 1);
+        if (onPage || compared) hashPage(this.buf, pos, this.hashTmp, 0);
+        onPage?.(pageNo, this.hashTmp, 0);
+        if (compared) same = hashes.same(pageNo, this.hashTmp, 0);
         const vaddr = BigInt(pageNo) * BigInt(PAGE);
         if (same) {
           this.entry(vaddr, 1, PE.PARENT);
