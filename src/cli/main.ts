@@ -7,7 +7,7 @@ import { DEFAULT_SERVICE_ADDRESS } from '../rpc/address.js';
 import { parseArgs, optString, flag, verbHelp, type ParsedArgs } from './args.js';
 import { dumpOptions, preDumpOptions, restoreOptions, openLog } from './build-options.js';
 import type { Verb } from './options.js';
-import { progressReporter, traced } from './progress.js';
+import { progressReporter, traced, traceLine } from './progress.js';
 import { exitNow } from '../sys/exit.js';
 
 const VERSION = '0.1.0';
@@ -134,9 +134,7 @@ export async function loadVerbs(): Promise<void> {
  * run): the process is theirs.
  */
 export function endWhenIdle(): void {
-  const trace = process.env.STASIS_TRACE
-    ? (how: string) => process.stderr.write(`stasis trace: ${performance.now().toFixed(1).padStart(7)} ms  event loop empty: ${how}\n`)
-    : undefined;
+  const trace = process.env.STASIS_TRACE ? (how: string) => traceLine(`event loop empty: ${how}`) : undefined;
   process.once('beforeExit', () => exitNow(typeof process.exitCode === 'number' ? process.exitCode : 0, trace));
 }
 

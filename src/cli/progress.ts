@@ -17,6 +17,11 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr): (
   };
 }
 
+/** One STASIS_TRACE line: `what`, in ms since the process started, as bin/stasis.js prints its own. */
+export function traceLine(what: string, stream: NodeJS.WriteStream = process.stderr): void {
+  stream.write(`stasis trace: ${performance.now().toFixed(1).padStart(7)} ms  ${what}\n`);
+}
+
 /**
  * With STASIS_TRACE set: each phase of the run on stderr as it starts, in ms since the process
  * started (bin/stasis.js prints the start-up before it), then `report`'s own handling.
@@ -24,7 +29,7 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr): (
 export function traced(report: ((p: Progress) => void) | undefined, stream: NodeJS.WriteStream = process.stderr): ((p: Progress) => void) | undefined {
   if (!process.env.STASIS_TRACE) return report;
   let phase = '';
-  const line = (what: string) => stream.write(`stasis trace: ${performance.now().toFixed(1).padStart(7)} ms  ${what}\n`);
+  const line = (what: string) => traceLine(what, stream);
   line('run started');
   return (p: Progress) => {
     if (p.phase !== phase) line((phase = p.phase));
